@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Sizes both the dataplane and the agent are built with. Changing one changes the map layout
+ * and the heartbeat wire format, so each is a protocol constant, not a tunable. */
+#ifndef NLB_LIMITS_H
+#define NLB_LIMITS_H
+
+/* Hosts per cluster; host priorities are 1..NLB_MAX_HOSTS, 0 means "no host". */
+#define NLB_MAX_HOSTS 64
+/* Port rules per cluster (identical on every host). */
+#define NLB_MAX_RULES 32
+/* Rule slot that holds the default host's all-buckets map for traffic no rule covers
+ * (uncovered ports, ICMP echo). It sits after the configured rules. */
+#define NLB_RULE_DEFAULT NLB_MAX_RULES
+/* Number of rule slots in the rule map: configured rules plus the default-host slot. */
+#define NLB_RULE_SLOTS (NLB_MAX_RULES + 1)
+/* Buckets per rule; a power of two so that "hash mod B" is a mask. NLB used 60. */
+#define NLB_BUCKETS 4096
+#define NLB_BUCKET_MASK (NLB_BUCKETS - 1)
+
+/* Virtual IPs (IPv4 or IPv6), including the cluster IP. */
+#define NLB_MAX_VIPS 32
+/* Direct-mapped VIP table: the agent picks a hash seed under which every VIP has a slot of
+ * its own, so a lookup is one array access and one compare, never a probe sequence. */
+#define NLB_VIP_SLOTS 256
+#define NLB_VIP_SLOT_MASK (NLB_VIP_SLOTS - 1)
+
+/* Port table: per (VIP, protocol) 65536 one-byte rule indices, stored as chunks of
+ * NLB_PORT_CHUNK so that an array element carries no padding. */
+#define NLB_PORT_CHUNK 64
+#define NLB_PORT_CHUNK_SHIFT 6
+#define NLB_PORT_CHUNKS_PER_PROTO (65536 / NLB_PORT_CHUNK)
+#define NLB_PORT_TABLE_ENTRIES (NLB_MAX_VIPS * 2 * NLB_PORT_CHUNKS_PER_PROTO)
+
+/* Tracked TCP connections per host (LRU: the oldest are forgotten first). */
+#define NLB_CONN_TABLE_ENTRIES 262144
+/* After a FIN or RST a tracked connection lives this long, so the last ACKs still reach the
+ * host that owns the connection, then it no longer keeps its bucket dirty. */
+#define NLB_CONN_CLOSE_GRACE_NS (10ULL * 1000 * 1000 * 1000)
+
+/* Heartbeat EtherType (the one NLB used). */
+#define NLB_ETH_P_HEARTBEAT 0x886F
+
+#endif

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Keys and values of every BPF map the dataplane reads and the agent writes. Compiled by clang
+ * for BPF and by g++ for the agent: fixed-width types only, explicit padding. */
+#ifndef NLB_MAPS_H
+#define NLB_MAPS_H
+
+#include <linux/types.h>
+
+#include "limits.h"
+
+/* nlb_config[0]: per-host settings the agent rewrites at run time. */
+struct nlb_config {
+	/* Past this CLOCK_MONOTONIC time (ns) no load-balanced traffic is accepted. The agent
+	 * moves it forward every heartbeat period; 0 (a freshly loaded map) accepts nothing. */
+	__u64 watchdog_deadline_ns;
+	__u8 own_mac[6];     /* destination written into accepted frames */
+	__u8 cluster_mac[6]; /* ARP / ND answers advertise this one */
+	__u8 arp_src_mac[6]; /* Ethernet source of those answers: 02-h-a-b-c-d, never learnt */
+	__u8 host_priority;
+	__u8 flags; /* NLB_CFG_* */
+	__u32 vip_seed; /* seed of the VIP slot hash, chosen so that VIPs never share a slot */
+	__u32 pad;
+};
+
+/* Answer ARP requests and neighbour solicitations for VIPs. */
+#define NLB_CFG_ANSWER_NEIGH 0x01
+
+enum nlb_family {
+	NLB_FAMILY_NONE = 0,
+	NLB_FAMILY_V4 = 4,
+	NLB_FAMILY_V6 = 6,
+};
+
+enum nlb_proto_index {
+	NLB_PROTO_TCP = 0,
+	NLB_PROTO_UDP = 1,
+};
+
+/* nlb_vips[slot]: slot = nlb_vip_slot(address, seed). */
+struct nlb_vip {
+	__u32 addr[4]; /* network byte order; IPv4 in addr[0], the rest zero */
+	__u8 family;   /* enum nlb_family; NONE marks an empty slot */
+	__u8 index;    /* 0..NLB_MAX_VIPS-1: selects this VIP's port table */
+	/* Rule that fragments of each protocol follow: later fragments carry no port, so every
+	 * fragment of a datagram is decided by this rule and its addresses alone. */
+	__u8 frag_rule[2];
+	__u32 pad;
+};
+
+/* nlb_ports[nlb_port_chunk(vip index, protocol, port)]: rule index per port; the entry for
+ * an uncovered port is NLB_RULE_DEFAULT. VIP-specific rules take precedence over "all" rules
+ * when the agent fills the table, so the dataplane does one lookup whatever the overlap. */
+struct nlb_port_chunk {
+	__u8 rule[NLB_PORT_CHUNK];
+};
+
+enum nlb_rule_mode {
+	NLB_MODE_MULTIPLE = 0,
+	NLB_MODE_SINGLE = 1,
+	NLB_MODE_DISABLED = 2,
+};
+
+enum nlb_affinity {
+	NLB_AFFINITY_NONE = 0,    /* source address + source port */
+	NLB_AFFINITY_SINGLE = 1,  /* source address */
+	NLB_AFFINITY_NETWORK = 2, /* source IPv4 /24, IPv6 /64 */
+};
+
+/* Bucket entry: the owner's priority in the low byte, this host's view in the flags. The
+ * flags let the common paths decide from this one array read: only a bucket in transition
+ * sends a packet to the connection table. */
+#define NLB_BKT_OWNER_MASK 0x00ff
+/* This host owns the bucket. */
+#define NLB_BKT_MINE 0x0100
+/* Owned here, but another host still serves tracked connections in it: mid-stream packets
+ * this host does not track are theirs. */
+#define NLB_BKT_DIRTY_OTHER 0x0200
+/* Not owned here, but this host may track connections in it: look them up. */
+#define NLB_BKT_TRACKED_HERE 0x0400
+/* Owned here and newly taken (or just attached): track mid-stream connections that were
+ * opened before this host saw their SYN, so they survive the bucket's next move. */
+#define NLB_BKT_ADOPT 0x0800
+
+/* nlb_rules[rule slot]. */
+struct nlb_rule {
+	__u8 mode;     /* enum nlb_rule_mode */
+	__u8 affinity; /* enum nlb_affinity */
+	__u8 pad[6];
+	__u16 bucket[NLB_BUCKETS];
+};
+
+/* nlb_conns: TCP connections this host accepted. Addresses and ports as on the wire. */
+struct nlb_conn_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct nlb_conn {
+	__u64 closed_ns; /* CLOCK_MONOTONIC of the first FIN/RST seen; 0 while open */
+	__u16 bucket;
+	__u8 rule;
+	__u8 pad[5];
+};
+
+/* nlb_stats (per CPU)[rule slot, or NLB_STATS_GLOBAL for what belongs to no rule]. */
+#define NLB_STATS_GLOBAL NLB_RULE_SLOTS
+#define NLB_STATS_SLOTS (NLB_RULE_SLOTS + 1)
+
+struct nlb_stats {
+	__u64 accepted;
+	__u64 dropped_not_owner;
+	__u64 dropped_dirty;
+	__u64 dropped_disabled;
+	__u64 dropped_watchdog;
+	__u64 malformed;
+	__u64 arp_replied;
+	__u64 nd_replied;
+	__u64 tracked; /* connection-table entries created */
+	__u64 passed_other; /* other protocols to a VIP, passed to every host */
+};
+
+#endif
