@@ -23,33 +23,20 @@
 
 /* Seed of the bucket hash. Fixed: every host of every version must agree on it. */
 #define NLB_FLOW_SEED 0x6e6c6231u /* "nlb1" */
+#define NLB_GOLDEN 0x9e3779b1u
 
-NLB_INLINE __u32 nlb_rotl32(__u32 x, int r)
+/* The packet hash has to cost a few cycles: it sits on the path of every packet every host
+ * receives, and its multiplies form one dependency chain. A 32-bit "lowbias" mixer (two
+ * multiplies, xor-shifts; avalanche close to MurmurHash3's finaliser) applied once to the
+ * key folded into 32 bits: extra words enter through independent multiplies that overlap. */
+NLB_INLINE __u32 nlb_mix32(__u32 x)
 {
-	return (x << r) | (x >> (32 - r));
-}
-
-/* MurmurHash3 (x86_32) block step and finaliser: a handful of multiplies, well mixed in
- * the low bits that select the bucket, and no table that would cost a memory access. */
-NLB_INLINE __u32 nlb_hash_step(__u32 h, __u32 k)
-{
-	k *= 0xcc9e2d51u;
-	k = nlb_rotl32(k, 15);
-	k *= 0x1b873593u;
-	h ^= k;
-	h = nlb_rotl32(h, 13);
-	return h * 5 + 0xe6546b64u;
-}
-
-NLB_INLINE __u32 nlb_hash_final(__u32 h, __u32 len)
-{
-	h ^= len;
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	x ^= x >> 16;
+	x *= 0x7feb352du;
+	x ^= x >> 15;
+	x *= 0x846ca68bu;
+	x ^= x >> 16;
+	return x;
 }
 
 /* Bucket of a packet from (saddr, sport) under a rule's affinity. Addresses and the port are
@@ -58,45 +45,31 @@ NLB_INLINE __u32 nlb_hash_final(__u32 h, __u32 len)
 NLB_INLINE __u16 nlb_flow_bucket(__u8 family, const __u32 *saddr, __u16 sport, __u8 affinity,
 				 int fragment)
 {
-	__u32 h = NLB_FLOW_SEED;
-	__u32 words;
+	__u32 x;
 
 	if (family == NLB_FAMILY_V4) {
-		__u32 a = saddr[0];
-
+		x = saddr[0];
 		if (affinity == NLB_AFFINITY_NETWORK)
-			a &= nlb_htonl(0xffffff00u);
-		h = nlb_hash_step(h, a);
-		words = 1;
+			x &= nlb_htonl(0xffffff00u);
 	} else {
-		h = nlb_hash_step(h, saddr[0]);
-		h = nlb_hash_step(h, saddr[1]);
-		words = 2;
-		if (affinity != NLB_AFFINITY_NETWORK) {
-			h = nlb_hash_step(h, saddr[2]);
-			h = nlb_hash_step(h, saddr[3]);
-			words = 4;
-		}
+		x = saddr[0] ^ (saddr[1] * NLB_GOLDEN);
+		if (affinity != NLB_AFFINITY_NETWORK)
+			x ^= (saddr[2] * 0x85ebca6bu) ^ (saddr[3] * 0xc2b2ae35u);
 	}
-	if (affinity == NLB_AFFINITY_NONE && !fragment) {
-		h = nlb_hash_step(h, sport);
-		words++;
-	}
-	return (__u16)(nlb_hash_final(h, words * 4) & NLB_BUCKET_MASK);
+	if (affinity == NLB_AFFINITY_NONE && !fragment)
+		x ^= (sport | ((__u32)sport << 16)) * NLB_GOLDEN;
+	return (__u16)(nlb_mix32(x ^ NLB_FLOW_SEED) & NLB_BUCKET_MASK);
 }
 
-/* Slot of a VIP in the direct-mapped VIP table. */
+/* Slot of a VIP in the direct-mapped VIP table: one multiply (the top bits of the product),
+ * the agent choosing an odd seed under which no two VIPs share a slot. */
 NLB_INLINE __u32 nlb_vip_slot(__u8 family, const __u32 *addr, __u32 seed)
 {
-	__u32 h = seed;
+	__u32 x = addr[0];
 
-	h = nlb_hash_step(h, addr[0]);
-	if (family == NLB_FAMILY_V6) {
-		h = nlb_hash_step(h, addr[1]);
-		h = nlb_hash_step(h, addr[2]);
-		h = nlb_hash_step(h, addr[3]);
-	}
-	return nlb_hash_final(h, family) & NLB_VIP_SLOT_MASK;
+	if (family == NLB_FAMILY_V6)
+		x ^= addr[1] ^ addr[2] ^ addr[3];
+	return ((x * (seed | 1)) >> 24) & NLB_VIP_SLOT_MASK;
 }
 
 /* Key of the port-table chunk that holds `port` (host byte order) for a VIP and protocol. */

@@ -8,17 +8,21 @@
 
 #include "limits.h"
 
-/* nlb_config[0]: per-host settings the agent rewrites at run time. */
+/* nlb_state.config: per-host settings the agent rewrites at run time. */
 struct nlb_config {
-	/* Past this CLOCK_MONOTONIC time (ns) no load-balanced traffic is accepted. The agent
-	 * moves it forward every heartbeat period; 0 (a freshly loaded map) accepts nothing. */
-	__u64 watchdog_deadline_ns;
+	/* Watchdog: each time the agent runs nlb_watchdog_arm (once per heartbeat period) a BPF
+	 * timer is set to fire watchdog_timeout_ns later and `alive` is set; if the timer fires,
+	 * `alive` drops to 0 and no load-balanced traffic is accepted until the next arm. The
+	 * per-packet path reads one word instead of a clock. */
+	__u64 watchdog_timeout_ns;
+	__u64 watchdog_deadline_ns; /* CLOCK_MONOTONIC of the pending expiry (written by arm) */
+	__u32 alive;
+	__u32 vip_seed; /* seed of the VIP slot hash, chosen so that VIPs never share a slot */
 	__u8 own_mac[6];     /* destination written into accepted frames */
 	__u8 cluster_mac[6]; /* ARP / ND answers advertise this one */
 	__u8 arp_src_mac[6]; /* Ethernet source of those answers: 02-h-a-b-c-d, never learnt */
 	__u8 host_priority;
 	__u8 flags; /* NLB_CFG_* */
-	__u32 vip_seed; /* seed of the VIP slot hash, chosen so that VIPs never share a slot */
 	__u32 pad;
 };
 
@@ -36,7 +40,7 @@ enum nlb_proto_index {
 	NLB_PROTO_UDP = 1,
 };
 
-/* nlb_vips[slot]: slot = nlb_vip_slot(address, seed). */
+/* nlb_state.vips[slot]: slot = nlb_vip_slot(address, seed). */
 struct nlb_vip {
 	__u32 addr[4]; /* network byte order; IPv4 in addr[0], the rest zero */
 	__u8 family;   /* enum nlb_family; NONE marks an empty slot */
@@ -44,8 +48,13 @@ struct nlb_vip {
 	/* Rule that fragments of each protocol follow: later fragments carry no port, so every
 	 * fragment of a datagram is decided by this rule and its addresses alone. */
 	__u8 frag_rule[2];
-	__u32 pad;
+	/* Rule of every port of each protocol when one rule covers them all (the usual case),
+	 * which spares the port-table lookup; NLB_PORT_RULE_VARIES otherwise. */
+	__u8 port_rule[2];
+	__u8 pad[2];
 };
+
+#define NLB_PORT_RULE_VARIES 0xff
 
 /* nlb_ports[nlb_port_chunk(vip index, protocol, port)]: rule index per port; the entry for
  * an uncovered port is NLB_RULE_DEFAULT. VIP-specific rules take precedence over "all" rules
@@ -81,7 +90,7 @@ enum nlb_affinity {
  * opened before this host saw their SYN, so they survive the bucket's next move. */
 #define NLB_BKT_ADOPT 0x0800
 
-/* nlb_rules[rule slot]. */
+/* nlb_state.rules[rule slot]. */
 struct nlb_rule {
 	__u8 mode;     /* enum nlb_rule_mode */
 	__u8 affinity; /* enum nlb_affinity */
@@ -89,14 +98,20 @@ struct nlb_rule {
 	__u16 bucket[NLB_BUCKETS];
 };
 
-/* nlb_conns: TCP connections this host accepted. Addresses and ports as on the wire. */
-struct nlb_conn_key {
+/* nlb_conns4 / nlb_conns6: TCP connections this host accepted, one table per family so that
+ * the IPv4 key (hashed on every lookup) stays 12 bytes. Addresses and ports as on the wire. */
+struct nlb_conn_key4 {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+};
+
+struct nlb_conn_key6 {
 	__u32 saddr[4];
 	__u32 daddr[4];
 	__u16 sport;
 	__u16 dport;
-	__u8 family;
-	__u8 pad[3];
 };
 
 struct nlb_conn {
@@ -104,6 +119,16 @@ struct nlb_conn {
 	__u16 bucket;
 	__u8 rule;
 	__u8 pad[5];
+};
+
+/* Everything the per-packet path reads in steady state, as the program's one global
+ * (its .bss map): the verifier turns a global's address into a constant, so reading a VIP slot
+ * or a bucket costs an address computation, not a map lookup with its key on the stack. The
+ * agent maps it (mmap) and writes the fields in place. */
+struct nlb_state {
+	struct nlb_config config;
+	struct nlb_vip vips[NLB_VIP_SLOTS]; /* slot = nlb_vip_slot(address, config.vip_seed) */
+	struct nlb_rule rules[NLB_RULE_SLOTS];
 };
 
 /* nlb_stats (per CPU)[rule slot, or NLB_STATS_GLOBAL for what belongs to no rule]. */

@@ -1,0 +1,116 @@
+#include "dataplane_maps.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+#include <nlb/flow.h>
+
+namespace nlb {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+    throw std::system_error(err < 0 ? -err : err, std::generic_category(), what);
+}
+
+void update(int fd, const char* map, std::uint32_t key, const void* value) {
+    if (int err = bpf_map_update_elem(fd, &key, value, BPF_ANY))
+        fail(std::string("update ") + map + "[" + std::to_string(key) + "]", err);
+}
+
+void lookup(int fd, const char* map, std::uint32_t key, void* value) {
+    if (int err = bpf_map_lookup_elem(fd, &key, value))
+        fail(std::string("lookup ") + map + "[" + std::to_string(key) + "]", err);
+}
+
+int cpus() {
+    int n = libbpf_num_possible_cpus();
+    if (n <= 0)
+        fail("count possible CPUs", n);
+    return n;
+}
+
+} // namespace
+
+DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(fds_.state, &info, &len))
+        fail("inspect the state map", err);
+    if (info.value_size != sizeof(nlb_state))
+        throw std::system_error(EINVAL, std::generic_category(),
+                                "state map: value size " + std::to_string(info.value_size) +
+                                    ", expected " + std::to_string(sizeof(nlb_state)));
+    void* mem = mmap(nullptr, sizeof(nlb_state), PROT_READ | PROT_WRITE, MAP_SHARED,
+                     fds_.state, 0);
+    if (mem == MAP_FAILED)
+        fail("mmap the state map", errno);
+    state_ = static_cast<nlb_state*>(mem);
+}
+
+DataplaneMaps::~DataplaneMaps() { munmap(state_, sizeof(nlb_state)); }
+
+void DataplaneMaps::write_config(const nlb_config& cfg) {
+    nlb_config& live = state_->config;
+    live.watchdog_timeout_ns = cfg.watchdog_timeout_ns;
+    live.vip_seed = cfg.vip_seed;
+    std::memcpy(live.own_mac, cfg.own_mac, sizeof(live.own_mac));
+    std::memcpy(live.cluster_mac, cfg.cluster_mac, sizeof(live.cluster_mac));
+    std::memcpy(live.arp_src_mac, cfg.arp_src_mac, sizeof(live.arp_src_mac));
+    live.host_priority = cfg.host_priority;
+    live.flags = cfg.flags;
+}
+
+void DataplaneMaps::write_tables(const DataplaneTables& tables) {
+    const auto& chunks = tables.port_chunks();
+    for (std::uint32_t v = 0; v < tables.vips().size(); ++v)
+        for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
+            std::uint32_t first = nlb_port_chunk_key(v, proto, 0);
+            for (std::uint32_t k = first; k < first + NLB_PORT_CHUNKS_PER_PROTO; ++k)
+                update(fds_.ports, "nlb_ports", k, &chunks[k]);
+        }
+    // VIP slots last: a VIP becomes visible only once its port table is in place.
+    state_->config.vip_seed = tables.vip_seed();
+    std::memcpy(state_->vips, tables.vip_slots().data(), sizeof(state_->vips));
+}
+
+void DataplaneMaps::write_rule(std::uint32_t slot, const nlb_rule& rule) {
+    if (slot >= NLB_RULE_SLOTS)
+        throw std::system_error(EINVAL, std::generic_category(),
+                                "write rule slot " + std::to_string(slot));
+    std::memcpy(&state_->rules[slot], &rule, sizeof(rule));
+}
+
+nlb_stats DataplaneMaps::read_stats(std::uint32_t slot) const {
+    std::vector<nlb_stats> per_cpu(static_cast<std::size_t>(cpus()));
+    lookup(fds_.stats, "nlb_stats", slot, per_cpu.data());
+    nlb_stats sum{};
+    for (const auto& s : per_cpu) {
+        sum.accepted += s.accepted;
+        sum.dropped_not_owner += s.dropped_not_owner;
+        sum.dropped_dirty += s.dropped_dirty;
+        sum.dropped_disabled += s.dropped_disabled;
+        sum.dropped_watchdog += s.dropped_watchdog;
+        sum.malformed += s.malformed;
+        sum.arp_replied += s.arp_replied;
+        sum.nd_replied += s.nd_replied;
+        sum.tracked += s.tracked;
+        sum.passed_other += s.passed_other;
+    }
+    return sum;
+}
+
+void DataplaneMaps::clear_stats() {
+    std::vector<nlb_stats> zero(static_cast<std::size_t>(cpus()));
+    for (std::uint32_t slot = 0; slot < NLB_STATS_SLOTS; ++slot)
+        update(fds_.stats, "nlb_stats", slot, zero.data());
+}
+
+} // namespace nlb

@@ -1,0 +1,51 @@
+// Writes the dataplane's tables into its BPF maps and reads its counters back. Works on map
+// file descriptors (from the skeleton or from pinned maps), so the agent and the tests share
+// one writer. The state map (the program's .bss) is mapped into memory and written in place.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <nlb/maps.h>
+
+#include "dataplane_tables.hpp"
+
+namespace nlb {
+
+struct DataplaneMapFds {
+    int state = -1; // the program's .bss: struct nlb_state
+    int ports = -1;
+    int conns4 = -1;
+    int conns6 = -1;
+    int stats = -1;
+};
+
+// Every method throws std::system_error whose message names the map and the operation.
+class DataplaneMaps {
+  public:
+    explicit DataplaneMaps(DataplaneMapFds fds);
+    ~DataplaneMaps();
+    DataplaneMaps(const DataplaneMaps&) = delete;
+    DataplaneMaps& operator=(const DataplaneMaps&) = delete;
+
+    // The live state the XDP program reads; writes take effect at once.
+    nlb_state& state() { return *state_; }
+    const nlb_state& state() const { return *state_; }
+
+    // Everything but what the program itself maintains (alive, watchdog_deadline_ns).
+    void write_config(const nlb_config& cfg);
+    // Port chunks of every VIP in `tables`, then the VIP slots.
+    void write_tables(const DataplaneTables& tables);
+    void write_rule(std::uint32_t slot, const nlb_rule& rule);
+    // Counters of one stats slot, summed over CPUs.
+    nlb_stats read_stats(std::uint32_t slot) const;
+    void clear_stats();
+
+    const DataplaneMapFds& fds() const { return fds_; }
+
+  private:
+    DataplaneMapFds fds_;
+    nlb_state* state_ = nullptr;
+};
+
+} // namespace nlb

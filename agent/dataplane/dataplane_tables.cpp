@@ -1,0 +1,191 @@
+#include "dataplane_tables.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include <nlb/flow.h>
+
+namespace nlb {
+
+std::optional<IpAddress> IpAddress::parse(const std::string& text) {
+    IpAddress a;
+    if (inet_pton(AF_INET, text.c_str(), a.words.data()) == 1) {
+        a.family = NLB_FAMILY_V4;
+        return a;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), a.words.data()) == 1) {
+        a.family = NLB_FAMILY_V6;
+        return a;
+    }
+    return std::nullopt;
+}
+
+std::string IpAddress::to_string() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(family == NLB_FAMILY_V4 ? AF_INET : AF_INET6, words.data(), buf, sizeof(buf));
+    return buf;
+}
+
+namespace {
+
+bool covers(const RuleMatch& r, std::uint32_t proto, std::uint16_t port) {
+    bool proto_ok = r.protocol == Protocol::both ||
+                    (r.protocol == Protocol::tcp && proto == NLB_PROTO_TCP) ||
+                    (r.protocol == Protocol::udp && proto == NLB_PROTO_UDP);
+    return proto_ok && port >= r.first_port && port <= r.last_port;
+}
+
+bool overlap(const RuleMatch& a, const RuleMatch& b) {
+    bool protos = a.protocol == Protocol::both || b.protocol == Protocol::both ||
+                  a.protocol == b.protocol;
+    return a.vip == b.vip && protos && a.first_port <= b.last_port &&
+           b.first_port <= a.last_port;
+}
+
+// The first seed of a fixed pseudo-random sequence under which every VIP has a slot of its
+// own. With at most NLB_MAX_VIPS in NLB_VIP_SLOTS slots a few seeds suffice on average; the
+// bound only guards the impossible.
+std::uint32_t find_vip_seed(const std::vector<IpAddress>& vips) {
+    for (std::uint32_t i = 1; i < 1'000'000; ++i) {
+        std::uint32_t seed = nlb_mix32(i) | 1;
+        std::array<bool, NLB_VIP_SLOTS> used{};
+        bool clash = false;
+        for (const auto& v : vips) {
+            std::uint32_t slot = nlb_vip_slot(v.family, v.words.data(), seed);
+            if (used[slot]) {
+                clash = true;
+                break;
+            }
+            used[slot] = true;
+        }
+        if (!clash)
+            return seed;
+    }
+    throw std::invalid_argument("vips: no collision-free VIP table seed");
+}
+
+} // namespace
+
+DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules)
+    : vips_(std::move(vips)), rules_(std::move(rules)),
+      port_chunks_(NLB_PORT_TABLE_ENTRIES) {
+    if (vips_.empty())
+        throw std::invalid_argument("vips: at least the cluster IP is needed");
+    if (vips_.size() > NLB_MAX_VIPS)
+        throw std::invalid_argument("vips: more than " + std::to_string(NLB_MAX_VIPS));
+    if (rules_.size() > NLB_MAX_RULES)
+        throw std::invalid_argument("port_rules: more than " + std::to_string(NLB_MAX_RULES));
+    for (std::size_t i = 0; i < vips_.size(); ++i) {
+        if (vips_[i].family != NLB_FAMILY_V4 && vips_[i].family != NLB_FAMILY_V6)
+            throw std::invalid_argument("vips[" + std::to_string(i) + "]: not an address");
+        for (std::size_t j = 0; j < i; ++j)
+            if (vips_[i] == vips_[j])
+                throw std::invalid_argument("vips[" + std::to_string(i) + "]: duplicate of " +
+                                            vips_[j].to_string());
+    }
+    for (std::size_t i = 0; i < rules_.size(); ++i) {
+        const auto& r = rules_[i];
+        std::string name = "port_rules[" + std::to_string(i) + "]";
+        if (r.vip && *r.vip >= vips_.size())
+            throw std::invalid_argument(name + ".vip: unknown VIP");
+        if (r.first_port > r.last_port)
+            throw std::invalid_argument(name + ".ports: first port above last port");
+        for (std::size_t j = 0; j < i; ++j)
+            if (overlap(r, rules_[j]))
+                throw std::invalid_argument(name + ": overlaps port_rules[" +
+                                            std::to_string(j) + "]");
+    }
+
+    vip_seed_ = find_vip_seed(vips_);
+    for (std::size_t i = 0; i < vips_.size(); ++i) {
+        nlb_vip& slot = vip_slots_[nlb_vip_slot(vips_[i].family, vips_[i].words.data(), vip_seed_)];
+        std::memcpy(slot.addr, vips_[i].words.data(), sizeof(slot.addr));
+        slot.family = vips_[i].family;
+        slot.index = static_cast<std::uint8_t>(i);
+    }
+
+    for (auto& chunk : port_chunks_)
+        std::memset(chunk.rule, NLB_RULE_DEFAULT, sizeof(chunk.rule));
+    for (std::size_t v = 0; v < vips_.size(); ++v) {
+        for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
+            std::uint32_t frag_rule = NLB_RULE_DEFAULT;
+            std::uint32_t first_rule = rule_for(v, proto, 0);
+            bool uniform = true;
+            for (std::uint32_t port = 0; port <= 65535; ++port) {
+                std::uint32_t chosen = rule_for(v, proto, static_cast<std::uint16_t>(port));
+                uniform = uniform && chosen == first_rule;
+                std::uint32_t key = nlb_port_chunk_key(static_cast<std::uint32_t>(v), proto,
+                                                       static_cast<std::uint16_t>(port));
+                port_chunks_[key].rule[port & (NLB_PORT_CHUNK - 1)] =
+                    static_cast<std::uint8_t>(chosen);
+                if (frag_rule == NLB_RULE_DEFAULT)
+                    frag_rule = chosen;
+            }
+            // Fragments follow the rule of the lowest covered port: for the usual single
+            // all-ports rule that is the rule itself, so a client's fragmented and whole
+            // datagrams meet on one host under single affinity.
+            nlb_vip& slot =
+                vip_slots_[nlb_vip_slot(vips_[v].family, vips_[v].words.data(), vip_seed_)];
+            slot.frag_rule[proto] = static_cast<std::uint8_t>(frag_rule);
+            slot.port_rule[proto] =
+                uniform ? static_cast<std::uint8_t>(first_rule) : NLB_PORT_RULE_VARIES;
+        }
+    }
+}
+
+std::uint32_t DataplaneTables::rule_for(std::size_t vip, std::uint32_t proto,
+                                        std::uint16_t port) const {
+    std::uint32_t chosen = NLB_RULE_DEFAULT;
+    // A rule for this VIP beats a rule for all VIPs.
+    for (std::size_t r = 0; r < rules_.size(); ++r) {
+        if (!covers(rules_[r], proto, port))
+            continue;
+        if (rules_[r].vip == vip)
+            return static_cast<std::uint32_t>(r);
+        if (!rules_[r].vip && chosen == NLB_RULE_DEFAULT)
+            chosen = static_cast<std::uint32_t>(r);
+    }
+    return chosen;
+}
+
+std::uint32_t DataplaneTables::rule_of(std::size_t vip, std::uint32_t proto,
+                                       std::uint16_t port) const {
+    std::uint32_t key = nlb_port_chunk_key(static_cast<std::uint32_t>(vip), proto, port);
+    return port_chunks_.at(key).rule[port & (NLB_PORT_CHUNK - 1)];
+}
+
+std::uint8_t DataplaneTables::affinity_of(std::uint32_t rule) const {
+    if (rule < rules_.size())
+        return rules_[rule].affinity;
+    return NLB_AFFINITY_SINGLE;
+}
+
+std::optional<std::size_t>
+DataplaneTables::vip_index(std::uint8_t family, const std::array<std::uint32_t, 4>& addr) const {
+    const nlb_vip& slot = vip_slots_[nlb_vip_slot(family, addr.data(), vip_seed_)];
+    if (slot.family != family || std::memcmp(slot.addr, addr.data(), sizeof(slot.addr)) != 0)
+        return std::nullopt;
+    return slot.index;
+}
+
+std::optional<Placement> DataplaneTables::place(const Tuple& t) const {
+    auto vip = vip_index(t.family, t.daddr);
+    if (!vip)
+        return std::nullopt;
+    std::uint32_t proto = t.proto == 17 ? NLB_PROTO_UDP : NLB_PROTO_TCP;
+    Placement p;
+    if (t.fragment) {
+        const nlb_vip& slot =
+            vip_slots_[nlb_vip_slot(t.family, t.daddr.data(), vip_seed_)];
+        p.rule = slot.frag_rule[proto];
+    } else {
+        p.rule = rule_of(*vip, proto, ntohs(t.dport));
+    }
+    p.bucket = nlb_flow_bucket(t.family, t.saddr.data(), t.sport, affinity_of(p.rule),
+                               t.fragment ? 1 : 0);
+    return p;
+}
+
+} // namespace nlb

@@ -1,0 +1,90 @@
+// The dataplane's lookup tables (VIP slots, port table, rule slots) computed from the VIPs and
+// port rules, and the dataplane's own decision of which rule and bucket a packet falls in.
+// Pure: no BPF calls. The loader copies these tables into the maps; tests use place() to know
+// what the XDP program must do with any packet.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlb/limits.h>
+#include <nlb/maps.h>
+
+namespace nlb {
+
+// An IPv4 or IPv6 address as the dataplane sees it: 32-bit words in network byte order.
+struct IpAddress {
+    std::uint8_t family = NLB_FAMILY_NONE;
+    std::array<std::uint32_t, 4> words{};
+
+    static std::optional<IpAddress> parse(const std::string& text);
+    std::string to_string() const;
+    bool operator==(const IpAddress&) const = default;
+};
+
+enum class Protocol : std::uint8_t { tcp, udp, both };
+
+// What the dataplane needs of a port rule. `vip` indexes the VIP list; nullopt means "all".
+struct RuleMatch {
+    std::optional<std::size_t> vip;
+    std::uint16_t first_port = 0;
+    std::uint16_t last_port = 65535;
+    Protocol protocol = Protocol::both;
+    std::uint8_t mode = NLB_MODE_MULTIPLE;
+    std::uint8_t affinity = NLB_AFFINITY_SINGLE;
+};
+
+// A packet's identity as the dataplane reads it. Ports in network byte order.
+struct Tuple {
+    std::uint8_t family = NLB_FAMILY_V4;
+    std::uint8_t proto = 6; // IPPROTO_TCP
+    std::array<std::uint32_t, 4> saddr{};
+    std::array<std::uint32_t, 4> daddr{};
+    std::uint16_t sport = 0;
+    std::uint16_t dport = 0;
+    bool fragment = false;
+};
+
+// Where a packet to a VIP lands: rule slot (NLB_RULE_DEFAULT for uncovered) and bucket.
+struct Placement {
+    std::uint32_t rule = NLB_RULE_DEFAULT;
+    std::uint16_t bucket = 0;
+};
+
+class DataplaneTables {
+  public:
+    // Throws std::invalid_argument naming the offending VIP or rule.
+    DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules);
+
+    std::uint32_t vip_seed() const { return vip_seed_; }
+    const std::array<nlb_vip, NLB_VIP_SLOTS>& vip_slots() const { return vip_slots_; }
+    // NLB_PORT_TABLE_ENTRIES chunks; those of unused VIP indices are all NLB_RULE_DEFAULT.
+    const std::vector<nlb_port_chunk>& port_chunks() const { return port_chunks_; }
+    const std::vector<IpAddress>& vips() const { return vips_; }
+    const std::vector<RuleMatch>& rules() const { return rules_; }
+
+    // Rule slot for (VIP index, protocol index NLB_PROTO_*, port in host byte order).
+    std::uint32_t rule_of(std::size_t vip, std::uint32_t proto, std::uint16_t port) const;
+    // Affinity the bucket hash uses for a rule slot (the default slot hashes on the source).
+    std::uint8_t affinity_of(std::uint32_t rule) const;
+    // The rule slot and bucket the XDP program computes for a TCP/UDP tuple, or nullopt when
+    // the destination is no VIP.
+    std::optional<Placement> place(const Tuple& t) const;
+
+  private:
+    // The rule that covers a port: first rule for this VIP, else first rule for all VIPs.
+    std::uint32_t rule_for(std::size_t vip, std::uint32_t proto, std::uint16_t port) const;
+    std::optional<std::size_t> vip_index(std::uint8_t family,
+                                         const std::array<std::uint32_t, 4>& addr) const;
+
+    std::vector<IpAddress> vips_;
+    std::vector<RuleMatch> rules_;
+    std::uint32_t vip_seed_ = 0;
+    std::array<nlb_vip, NLB_VIP_SLOTS> vip_slots_{};
+    std::vector<nlb_port_chunk> port_chunks_;
+};
+
+} // namespace nlb

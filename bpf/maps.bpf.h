@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The dataplane's maps. Layout in include/nlb/maps.h; the agent writes nlb_state and
+ * nlb_ports, the program writes nlb_conns4/6 and nlb_stats. In steady state the per-packet path
+ * reads only nlb_state (a global), nlb_stats and, where one VIP has several port rules,
+ * nlb_ports: arrays all. */
+#ifndef NLB_MAPS_BPF_H
+#define NLB_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include <nlb/maps.h>
+
+/* Config, VIP slots and bucket maps (struct nlb_state): the .bss map. */
+struct nlb_state nlb_state;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NLB_PORT_TABLE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct nlb_port_chunk);
+} nlb_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NLB_CONN_TABLE_ENTRIES);
+	__type(key, struct nlb_conn_key4);
+	__type(value, struct nlb_conn);
+} nlb_conns4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NLB_CONN_TABLE_ENTRIES);
+	__type(key, struct nlb_conn_key6);
+	__type(value, struct nlb_conn);
+} nlb_conns6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NLB_STATS_SLOTS);
+	__type(key, __u32);
+	__type(value, struct nlb_stats);
+} nlb_stats SEC(".maps");
+
+/* The watchdog's timer (see struct nlb_config). */
+struct nlb_watchdog {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nlb_watchdog);
+} nlb_watchdog SEC(".maps");
+
+#endif

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* nlb's dataplane, one XDP program on the cluster interface of every host. It reads as the
+ * packet's path: parse → is the destination a VIP? → port rule → bucket of the affinity key →
+ * does this host own it (or track the connection)? → accept (rewrite the destination MAC to
+ * our own so the stack takes the frame) or drop. ARP and neighbour solicitations for VIPs are
+ * answered here; heartbeats, dedicated-IP and all other traffic pass untouched.
+ *
+ * Kernel floor: 5.15. Helpers used: map lookup/update/delete, ktime_get_coarse_ns (5.11),
+ * xdp_adjust_tail (growth: 5.8), bpf_timer (5.15). No bpf_loop, no kfuncs; every loop has a
+ * constant bound. */
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include <nlb/flow.h>
+#include <nlb/limits.h>
+#include <nlb/maps.h>
+
+#include "conntrack.h"
+#include "maps.bpf.h"
+#include "neigh.h"
+#include "parse.h"
+#include "verdict.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ICMP types (linux/icmp.h drags in libc's socket headers, which a BPF build cannot use). */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_REDIRECT 5
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define NLB_ICMP6_ECHO_REQUEST 128
+#define NLB_ICMP6_ECHO_REPLY 129
+
+static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_config *cfg,
+				      const struct nlb_packet *p, __u32 rule_idx, int mode)
+{
+	const struct nlb_rule *rule;
+	struct nlb_stats *st;
+	__u32 bucket;
+	__u16 b;
+
+	if (rule_idx >= NLB_RULE_SLOTS)
+		return nlb_malformed();
+	rule = &nlb_state.rules[rule_idx];
+	st = nlb_stats_slot(rule_idx);
+	if (!st)
+		return XDP_DROP;
+	if (rule->mode == NLB_MODE_DISABLED) {
+		st->dropped_disabled++;
+		return XDP_DROP;
+	}
+	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity, p->fragment);
+	b = rule->bucket[bucket & NLB_BUCKET_MASK];
+	if (p->proto == IPPROTO_TCP && !p->fragment) {
+		int verdict = nlb_tcp_steady(eth, cfg, st, b, p->tcp_flags);
+
+		if (verdict != NLB_SLOW_PATH)
+			return verdict;
+		if (p->family == NLB_FAMILY_V4) {
+			struct nlb_conn_key4 k4 = {
+				.saddr = p->saddr[0],
+				.daddr = p->daddr[0],
+				.sport = p->sport,
+				.dport = p->dport,
+			};
+
+			return nlb_tcp_tracked(&nlb_conns4, &k4, eth, cfg, st, rule_idx, bucket, b,
+					       p->tcp_flags, mode);
+		} else {
+			struct nlb_conn_key6 k6 = {.sport = p->sport, .dport = p->dport};
+
+			__builtin_memcpy(k6.saddr, p->saddr, 16);
+			__builtin_memcpy(k6.daddr, p->daddr, 16);
+			return nlb_tcp_tracked(&nlb_conns6, &k6, eth, cfg, st, rule_idx, bucket, b,
+					       p->tcp_flags, mode);
+		}
+	}
+	/* UDP, ICMP and fragments follow ownership alone: they move with their bucket at once. */
+	if (b & NLB_BKT_MINE)
+		return nlb_accept(eth, cfg, st);
+	return nlb_drop(st);
+}
+
+/* Rule slot for a destination port (host byte order) of a VIP. */
+static __always_inline __u32 nlb_port_rule(const struct nlb_vip *vip, __u32 proto, __u16 port)
+{
+	__u32 key = nlb_port_chunk_key(vip->index % NLB_MAX_VIPS, proto, port);
+	const struct nlb_port_chunk *chunk;
+
+	if (vip->port_rule[proto & 1] != NLB_PORT_RULE_VARIES)
+		return vip->port_rule[proto & 1];
+	chunk = bpf_map_lookup_elem(&nlb_ports, &key);
+	if (!chunk)
+		return NLB_RULE_DEFAULT;
+	return chunk->rule[port & (NLB_PORT_CHUNK - 1)];
+}
+
+/* Rule slot of a TCP or UDP packet to `vip`, from its destination port (or, for fragments,
+ * from the VIP's fragment rule, since later fragments carry no port). */
+static __always_inline __u32 nlb_rule_of(const struct nlb_vip *vip, const struct nlb_packet *p)
+{
+	__u32 proto = p->proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP;
+
+	if (p->fragment)
+		return vip->frag_rule[proto];
+	return nlb_port_rule(vip, proto, bpf_ntohs(p->dport));
+}
+
+/* An ICMP error quotes the header of a packet a cluster host sent (VIP → client): it belongs
+ * to the host that accepts that client's packets, so decide it as one of them. */
+static __always_inline int nlb_decide_quoted(struct ethhdr *eth, const struct nlb_config *cfg,
+					     struct nlb_packet *q, __be16 *ports, void *data_end)
+{
+	const struct nlb_vip *vip;
+
+	if ((void *)(ports + 2) > data_end)
+		return nlb_malformed();
+	if (q->proto != IPPROTO_TCP && q->proto != IPPROTO_UDP)
+		return nlb_decide(eth, cfg, q, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+	q->sport = ports[1];
+	q->dport = ports[0];
+	q->tcp_flags = NLB_TCP_ACK;
+	vip = nlb_find_vip(cfg, q->family, q->daddr);
+	if (!vip)
+		return nlb_decide(eth, cfg, q, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+	return nlb_decide(eth, cfg, q, nlb_rule_of(vip, q), NLB_TRACK_QUOTED);
+}
+
+static __always_inline int nlb_icmp4(struct ethhdr *eth, const struct nlb_config *cfg,
+				     struct nlb_packet *p, void *data_end)
+{
+	__u8 *icmp = p->l4;
+	struct iphdr *in;
+	struct nlb_packet q = {};
+	__u8 type;
+
+	if (!icmp)
+		return nlb_decide(eth, cfg, p, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+	if ((void *)(icmp + 8) > data_end || (void *)(icmp + 8) > p->ip_end)
+		return nlb_malformed();
+	type = icmp[0];
+	if (type != ICMP_DEST_UNREACH && type != ICMP_SOURCE_QUENCH && type != ICMP_REDIRECT &&
+	    type != ICMP_TIME_EXCEEDED && type != ICMP_PARAMETERPROB)
+		return nlb_decide(eth, cfg, p, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+
+	in = (struct iphdr *)(icmp + 8);
+	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5)
+		return nlb_malformed();
+	q.family = NLB_FAMILY_V4;
+	q.proto = in->protocol;
+	q.saddr[0] = in->daddr;
+	q.daddr[0] = in->saddr;
+	if (in->frag_off & bpf_htons(NLB_IP_OFFSET))
+		return nlb_decide(eth, cfg, &q, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+	return nlb_decide_quoted(eth, cfg, &q, (void *)in + in->ihl * 4, data_end);
+}
+
+static __always_inline int nlb_icmp6(struct ethhdr *eth, const struct nlb_config *cfg,
+				     struct nlb_packet *p, void *data_end)
+{
+	__u8 *icmp = p->l4;
+	struct ipv6hdr *in;
+	struct nlb_packet q = {};
+	__u8 type;
+
+	if (!icmp)
+		return nlb_decide(eth, cfg, p, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+	if ((void *)(icmp + 8) > data_end || (void *)(icmp + 8) > p->ip_end)
+		return nlb_malformed();
+	type = icmp[0];
+	if (type == NLB_ICMP6_ECHO_REQUEST || type == NLB_ICMP6_ECHO_REPLY)
+		return nlb_decide(eth, cfg, p, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+	if (type >= 128) {
+		/* Neighbour discovery and the rest of ICMPv6's own traffic: every host. */
+		__builtin_memcpy(eth->h_dest, cfg->own_mac, ETH_ALEN);
+		return XDP_PASS;
+	}
+
+	in = (struct ipv6hdr *)(icmp + 8);
+	if ((void *)(in + 1) > data_end)
+		return nlb_malformed();
+	q.family = NLB_FAMILY_V6;
+	q.proto = in->nexthdr;
+	__builtin_memcpy(q.saddr, &in->daddr, 16);
+	__builtin_memcpy(q.daddr, &in->saddr, 16);
+	return nlb_decide_quoted(eth, cfg, &q, (__be16 *)(in + 1), data_end);
+}
+
+static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
+				  const struct nlb_config *cfg, struct nlb_packet *p,
+				  void *data_end)
+{
+	const struct nlb_vip *vip = nlb_find_vip(cfg, p->family, p->daddr);
+
+	if (!vip)
+		return XDP_PASS; /* dedicated IP or not cluster traffic */
+	if (nlb_parse_l4(p, data_end))
+		return nlb_malformed();
+
+	switch (p->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
+	case IPPROTO_ICMP:
+		if (p->family == NLB_FAMILY_V4)
+			return nlb_icmp4(eth, cfg, p, data_end);
+		break;
+	case IPPROTO_ICMPV6:
+		if (p->family == NLB_FAMILY_V6)
+			return nlb_icmp6(eth, cfg, p, data_end);
+		break;
+	}
+	/* Other protocols to a VIP go to every host, as in NLB. */
+	{
+		struct nlb_stats *st = nlb_stats_slot(NLB_STATS_GLOBAL);
+
+		if (st)
+			st->passed_other++;
+	}
+	__builtin_memcpy(eth->h_dest, cfg->own_mac, ETH_ALEN);
+	return XDP_PASS;
+}
+
+/* The common case on its own path, values kept in registers: untagged IPv4 without options,
+ * not a fragment, TCP or UDP. It decides exactly as the general path does (the tests run
+ * both); anything unusual falls through to the general path. */
+static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
+					 const struct nlb_config *cfg, void *data_end)
+{
+	__u8 proto = ip->protocol;
+	__u32 l4_min = proto == IPPROTO_TCP ? 20 : 8;
+	__u16 tot_len = bpf_ntohs(ip->tot_len);
+	const struct nlb_vip *vip = nlb_find_vip(cfg, NLB_FAMILY_V4, &ip->daddr);
+	const struct nlb_rule *rule;
+	struct nlb_stats *st;
+	__u8 *l4 = (__u8 *)(ip + 1);
+	__u32 rule_idx, bucket;
+	struct nlb_conn_key4 key;
+	__be16 sport;
+	__u16 b;
+	int verdict;
+
+	if (!vip)
+		return XDP_PASS;
+	if ((void *)ip + tot_len > data_end || tot_len < sizeof(*ip) + l4_min)
+		return nlb_malformed();
+	if ((void *)(l4 + 20) > data_end)
+		return NLB_SLOW_PATH; /* a datagram this short: the general path checks it */
+	if (proto == IPPROTO_TCP) {
+		if ((l4[12] >> 4) < 5 || sizeof(*ip) + (l4[12] >> 4) * 4 > tot_len)
+			return nlb_malformed();
+	} else if (bpf_ntohs(*(__be16 *)(l4 + 4)) < 8) {
+		return nlb_malformed();
+	}
+	sport = *(__be16 *)l4;
+	rule_idx = nlb_port_rule(vip, proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP,
+				 bpf_ntohs(*(__be16 *)(l4 + 2)));
+	if (rule_idx >= NLB_RULE_SLOTS)
+		return nlb_malformed();
+	rule = &nlb_state.rules[rule_idx];
+	st = nlb_stats_slot(rule_idx);
+	if (!st)
+		return XDP_DROP;
+	if (rule->mode == NLB_MODE_DISABLED) {
+		st->dropped_disabled++;
+		return XDP_DROP;
+	}
+	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity, 0);
+	b = rule->bucket[bucket & NLB_BUCKET_MASK];
+	if (proto == IPPROTO_UDP) {
+		if (b & NLB_BKT_MINE)
+			return nlb_accept(eth, cfg, st);
+		return nlb_drop(st);
+	}
+	verdict = nlb_tcp_steady(eth, cfg, st, b, l4[13]);
+	if (verdict != NLB_SLOW_PATH)
+		return verdict;
+	key.saddr = ip->saddr;
+	key.daddr = ip->daddr;
+	key.sport = sport;
+	key.dport = *(__be16 *)(l4 + 2);
+	return nlb_tcp_tracked(&nlb_conns4, &key, eth, cfg, st, rule_idx, bucket, b, l4[13],
+			       NLB_TRACK_FULL);
+}
+
+/* Everything but the common case: VLAN tags, IPv4 options and fragments, IPv6, ICMP, ARP
+ * and neighbour solicitations, connections opening, closing or in moving buckets. A
+ * subprogram of its own, so that the common case's code stays small and straight. */
+static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	const struct nlb_config *cfg;
+	struct nlb_packet p = {};
+	__u32 l3_off = sizeof(*eth);
+	__be16 proto;
+	int malformed = 0, verdict;
+
+	if ((void *)(eth + 1) > data_end)
+		return nlb_malformed();
+	proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct nlb_vlan_hdr *vh = (void *)(eth + 1);
+
+		if ((void *)(vh + 1) > data_end)
+			return nlb_malformed();
+		proto = vh->encapsulated_proto;
+		l3_off += sizeof(*vh);
+	}
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6) &&
+	    proto != bpf_htons(ETH_P_ARP))
+		return XDP_PASS; /* heartbeats (0x886F) and everything that is not IP */
+
+	cfg = &nlb_state.config;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		if (nlb_parse_ipv4(&p, data + l3_off, data_end))
+			return nlb_malformed();
+		return nlb_ip(ctx, eth, cfg, &p, data_end);
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		if (nlb_parse_ipv6(&p, data + l3_off, data_end))
+			return nlb_malformed();
+		/* A solicitation for a VIP goes to a solicited-node multicast address, not to the
+		 * VIP, so it is recognised before the VIP lookup. ND never has extension headers. */
+		if (p.proto == IPPROTO_ICMPV6 && p.l4 == data + l3_off + sizeof(struct ipv6hdr) &&
+		    (cfg->flags & NLB_CFG_ANSWER_NEIGH)) {
+			__u8 *icmp = p.l4;
+
+			if ((void *)(icmp + 1) > data_end)
+				return nlb_malformed();
+			if (icmp[0] == NLB_ICMP6_NS) {
+				verdict = nlb_answer_ns(ctx, cfg, l3_off, &malformed);
+				if (malformed)
+					return nlb_malformed();
+				if (verdict != XDP_PASS)
+					return verdict;
+			}
+		}
+		return nlb_ip(ctx, eth, cfg, &p, data_end);
+	}
+	if (!(cfg->flags & NLB_CFG_ANSWER_NEIGH))
+		return XDP_PASS;
+	verdict = nlb_answer_arp(cfg, eth, data + l3_off, data_end, &malformed);
+	return malformed ? nlb_malformed() : verdict;
+}
+
+SEC("xdp")
+int nlb_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+
+	if ((void *)(ip + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP) &&
+	    *(__u8 *)ip == 0x45 && !(ip->frag_off & bpf_htons(NLB_IP_MF | NLB_IP_OFFSET)) &&
+	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)) {
+		int verdict = nlb_ipv4_fast(eth, ip, &nlb_state.config, data_end);
+
+		if (verdict != NLB_SLOW_PATH)
+			return verdict;
+	}
+	return nlb_general(ctx);
+}
+
+/* The watchdog fired: the agent missed its refresh. */
+static int nlb_watchdog_expired(void *map, __u32 *key, struct nlb_watchdog *w)
+{
+	nlb_state.config.alive = 0;
+	return 0;
+}
+
+/* Run by the agent with BPF_PROG_TEST_RUN once per heartbeat period: (re)starts the watchdog
+ * timer for watchdog_timeout_ns and marks the dataplane alive. Returns XDP_PASS on success,
+ * XDP_ABORTED when the timer cannot be armed (the dataplane then stays or goes dead). */
+SEC("xdp")
+int nlb_watchdog_arm(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct nlb_config *cfg = &nlb_state.config;
+	struct nlb_watchdog *w = bpf_map_lookup_elem(&nlb_watchdog, &zero);
+	int err;
+
+	if (!w || !cfg->watchdog_timeout_ns)
+		return XDP_ABORTED;
+	err = bpf_timer_init(&w->timer, &nlb_watchdog, 1 /* CLOCK_MONOTONIC */);
+	if (err && err != -16 /* -EBUSY: initialised by an earlier arm */)
+		return XDP_ABORTED;
+	if (bpf_timer_set_callback(&w->timer, nlb_watchdog_expired) ||
+	    bpf_timer_start(&w->timer, cfg->watchdog_timeout_ns, 0))
+		return XDP_ABORTED;
+	cfg->watchdog_deadline_ns = bpf_ktime_get_ns() + cfg->watchdog_timeout_ns;
+	cfg->alive = 1;
+	return XDP_PASS;
+}

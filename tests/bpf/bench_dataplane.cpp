@@ -1,0 +1,151 @@
+// Dataplane cost per packet under BPF_PROG_TEST_RUN, next to the bare XDP program in the same
+// run. Rounds interleave the cases so that drift of this shared machine hits all of them
+// alike; each figure is the median over the rounds of the kernel's mean over `repeat` runs.
+// Prints one JSON object on its last line.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlb/flow.h>
+
+#include "bare.skel.h"
+#include "dataplane_fixture.hpp"
+#include "replay.skel.h"
+
+using namespace nlb;
+using namespace nlb::test;
+
+namespace {
+
+double timed(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<__u32>(frame.size()),
+                .repeat = static_cast<int>(repeat));
+    if (int err = bpf_prog_test_run_opts(prog_fd, &opts))
+        throw std::runtime_error("BPF_PROG_TEST_RUN: " + std::string(strerror(-err)));
+    return opts.duration;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+// A source address whose bucket (single affinity) satisfies `want`.
+IpAddress source_where(const std::function<bool(std::uint16_t)>& want) {
+    for (std::uint32_t i = 1;; ++i) {
+        IpAddress a = ip("198.51.100.1");
+        a.words[0] = htonl(ntohl(a.words[0]) + i);
+        if (want(nlb_flow_bucket(NLB_FAMILY_V4, a.words.data(), 0, NLB_AFFINITY_SINGLE, 0)))
+            return a;
+    }
+}
+
+void expect(int got, int want, const char* what) {
+    if (got != want) {
+        std::fprintf(stderr, "bench: %s: verdict %d, expected %d\n", what, got, want);
+        std::exit(1);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::uint32_t repeat = argc > 1 ? static_cast<std::uint32_t>(std::atoi(argv[1])) : 1000000;
+    int rounds = argc > 2 ? std::atoi(argv[2]) : 9;
+
+    IpAddress vip = ip("10.0.0.100");
+    DataplaneTables tables({vip}, {RuleMatch{}});
+    DataplaneFixture dp;
+    const std::uint8_t me = 1;
+    dp.configure(tables, me);
+    // 1 of 4 hosts: this host owns every fourth bucket.
+    auto owner = [](std::uint16_t b) { return static_cast<std::uint8_t>(1 + b % 4); };
+    auto steady = [&](std::uint16_t b) {
+        return static_cast<std::uint16_t>(owner(b) | (owner(b) == me ? NLB_BKT_MINE : 0));
+    };
+    dp.set_buckets(0, steady);
+    dp.own_all(NLB_RULE_DEFAULT, me);
+
+    PacketSpec spec;
+    spec.dst = vip;
+    spec.src = source_where([&](std::uint16_t b) { return owner(b) != me; });
+    Bytes foreign = build(spec);
+    spec.src = source_where([&](std::uint16_t b) { return owner(b) == me; });
+    Bytes owned = build(spec);
+
+    // Tracked: a connection accepted at its SYN while the bucket was ours, then the bucket
+    // moved to another host and this host kept serving it.
+    spec.src = source_where([&](std::uint16_t b) { return owner(b) == me && b % 8 == 0; });
+    std::uint16_t moved =
+        nlb_flow_bucket(NLB_FAMILY_V4, spec.src.words.data(), 0, NLB_AFFINITY_SINGLE, 0);
+    spec.tcp_flags = kSyn;
+    expect(dp.run(build(spec)).action, XDP_PASS, "SYN in an owned bucket");
+    dp.set_buckets(0, [&](std::uint16_t b) {
+        return b == moved ? static_cast<std::uint16_t>(2 | NLB_BKT_TRACKED_HERE) : steady(b);
+    });
+    spec.tcp_flags = kAck;
+    Bytes tracked = build(spec);
+
+    Bytes arp = build_arp_request(Mac{0x02, 0, 0, 0, 0, 0xc1}, ip("10.0.0.7"), vip);
+    arp.resize(128, 0);
+
+    expect(dp.run(foreign).action, XDP_DROP, "drop-foreign");
+    expect(dp.run(owned).action, XDP_PASS, "accept-owned");
+    expect(dp.run(tracked).action, XDP_PASS, "accept-tracked");
+    expect(dp.run(arp).action, XDP_TX, "ARP request for the VIP");
+
+    bare_bpf* bare = bare_bpf__open_and_load();
+    replay_bpf* replay = replay_bpf__open_and_load();
+    if (!bare || !replay) {
+        std::fprintf(stderr, "bench: load bare/replay programs: %s\n", strerror(errno));
+        return 1;
+    }
+    std::memcpy(replay->bss->template_frame, arp.data(), sizeof(replay->bss->template_frame));
+    int bare_fd = bpf_program__fd(bare->progs.xdp_bare_pass);
+    int replay_fd = bpf_program__fd(replay->progs.xdp_replay);
+    int target_fd = bpf_map__fd(replay->maps.replay_target);
+    auto replay_into = [&](int prog_fd) {
+        __u32 key = 0;
+        if (bpf_map_update_elem(target_fd, &key, &prog_fd, BPF_ANY))
+            throw std::runtime_error("replay: set tail-call target");
+        return timed(replay_fd, arp, repeat);
+    };
+    {
+        __u32 key = 0;
+        int fd = dp.prog_fd();
+        bpf_map_update_elem(target_fd, &key, &fd, BPF_ANY);
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = arp.data(),
+                    .data_size_in = static_cast<__u32>(arp.size()), .repeat = 3);
+        bpf_prog_test_run_opts(replay_fd, &opts);
+        expect(static_cast<int>(opts.retval), XDP_TX, "replayed ARP request");
+    }
+
+    std::map<std::string, std::vector<double>> t;
+    for (int r = 0; r < rounds; ++r) {
+        t["bare"].push_back(timed(bare_fd, owned, repeat));
+        t["drop"].push_back(timed(dp.prog_fd(), foreign, repeat));
+        t["accept"].push_back(timed(dp.prog_fd(), owned, repeat));
+        t["tracked"].push_back(timed(dp.prog_fd(), tracked, repeat));
+        t["replay_arp"].push_back(replay_into(dp.prog_fd()));
+        t["replay_bare"].push_back(replay_into(bare_fd));
+    }
+    double bare_ns = median(t["bare"]);
+    double arp_ns = bare_ns + median(t["replay_arp"]) - median(t["replay_bare"]);
+    std::printf("{\"bare_ns\": %.1f, \"drop_foreign_ns\": %.1f, \"accept_owned_ns\": %.1f, "
+                "\"accept_tracked_ns\": %.1f, \"arp_ns\": %.1f}\n",
+                bare_ns, median(t["drop"]), median(t["accept"]), median(t["tracked"]), arp_ns);
+    replay_bpf__destroy(replay);
+    bare_bpf__destroy(bare);
+    return 0;
+}

@@ -1,0 +1,64 @@
+// Loads the real compiled XDP object (through its skeleton) and drives it with
+// BPF_PROG_TEST_RUN. Maps are filled through the agent's own DataplaneMaps writer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "cluster_mac.hpp"
+#include "dataplane_maps.hpp"
+#include "dataplane_tables.hpp"
+#include "packet_builder.hpp"
+
+struct nlb_bpf;
+
+namespace nlb::test {
+
+struct RunResult {
+    int action = -1; // XDP_* verdict
+    Bytes out;       // the frame as the program left it
+};
+
+class DataplaneFixture {
+  public:
+    DataplaneFixture(); // throws std::runtime_error when the object does not load
+    ~DataplaneFixture();
+    DataplaneFixture(const DataplaneFixture&) = delete;
+    DataplaneFixture& operator=(const DataplaneFixture&) = delete;
+
+    DataplaneMaps& maps() { return *maps_; }
+    int prog_fd() const;
+
+    static Mac own_mac(std::uint8_t priority) { return {0x02, 0, 0, 0, 0, priority}; }
+
+    // Config (own MAC 02:00:00:00:00:<priority>, unicast cluster MAC of the first VIP,
+    // watchdog alive), VIP and port tables, and every rule slot with no owner.
+    void configure(const DataplaneTables& tables, std::uint8_t priority);
+    // Rewrites one rule slot's buckets: entry(bucket) gives owner | NLB_BKT_* flags.
+    void set_buckets(std::uint32_t slot, const std::function<std::uint16_t(std::uint16_t)>& entry);
+    // Every bucket of `slot` owned by `owner`; flagged NLB_BKT_MINE when that is this host.
+    void own_all(std::uint32_t slot, std::uint8_t owner);
+    // Runs nlb_watchdog_arm as the agent does: alive for `timeout_ns` from now. Returns the
+    // program's verdict (XDP_PASS when armed).
+    int arm_watchdog(std::uint64_t timeout_ns);
+    void set_alive(bool alive);
+
+    RunResult run(const Bytes& frame);
+    // Mean ns per run of `repeat` runs of the frame, as the kernel timed them.
+    double time_ns(const Bytes& frame, std::uint32_t repeat);
+
+    std::uint8_t priority() const { return priority_; }
+    const DataplaneTables* tables() const { return tables_; }
+
+  private:
+    nlb_bpf* skel_ = nullptr;
+    std::unique_ptr<DataplaneMaps> maps_;
+    std::uint8_t priority_ = 1;
+    const DataplaneTables* tables_ = nullptr;
+};
+
+// Runs `frame` through the bare XDP program (the benchmark floor).
+double bare_time_ns(const Bytes& frame, std::uint32_t repeat);
+
+} // namespace nlb::test
