@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Dataplane cost per packet under BPF_PROG_TEST_RUN (kernel-timed, repeat ≥ 1,000,000, median
+# of interleaved rounds) for drop-foreign, accept-owned, accept-tracked and ARP, next to a bare
+# XDP program in the same run. Last line: one JSON object.
+#   usage: scripts/bench/dataplane.sh [REPEAT] [ROUNDS]   (as root; BUILD=build by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${BUILD:-build}
+[ "$(id -u)" -eq 0 ] || { echo "dataplane bench: run as root" >&2; exit 1; }
+[ -x "$build/tests/bpf/nlb-bench-dataplane" ] || {
+  scripts/install-deps.sh
+  cmake -S . -B "$build" -G Ninja >/dev/null
+  ninja -C "$build" nlb-bench-dataplane >/dev/null
+}
+exec "$build/tests/bpf/nlb-bench-dataplane" "${1:-1000000}" "${2:-9}"

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Whole-path CPU per packet of 1-of-4 cluster filtering on a real veth pair, for traffic this
+# host does not own (every packet dropped: what dominates on an N-host cluster). Receivers,
+# each run ROUNDS times (interleaved) with the median kept:
+#   floor    a bare XDP_DROP program
+#   xdp      nlb's XDP program
+#   nft      jhash ip saddr mod 4 in a netdev ingress chain (behind an XDP_PASS program)
+#   xt       iptables -m cluster (4 nodes) in mangle PREROUTING (behind an XDP_PASS program)
+# All four hash on the source address and drop; the sender is nlb-bench-veth's live-frame
+# generator (UDP, 4096 sources, varying ports). Last line: one JSON object.
+#   usage: scripts/bench/veth-path.sh [PACKETS] [ROUNDS]   (as root; BUILD=build by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+packets=${1:-3000000}
+rounds=${2:-5}
+build=${BUILD:-build}
+[ "$(id -u)" -eq 0 ] || { echo "veth-path: run as root" >&2; exit 1; }
+[ -x "$build/tests/tools/nlb-bench-veth" ] || {
+  scripts/install-deps.sh
+  cmake -S . -B "$build" -G Ninja >/dev/null
+  ninja -C "$build" nlb-bench-veth >/dev/null
+}
+tool="$build/tests/tools/nlb-bench-veth"
+
+tx=nlbvp-tx-$$
+rx=nlbvp-rx-$$
+cleanup() {
+  ip netns del "$tx" 2>/dev/null || true
+  ip netns del "$rx" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+ip netns add "$tx"
+ip netns add "$rx"
+ip link add nlbvp-tx type veth peer name nlbvp-rx
+ip link set nlbvp-tx netns "$tx"
+ip link set nlbvp-rx netns "$rx"
+ip -n "$tx" addr add 10.99.0.1/24 dev nlbvp-tx
+ip -n "$rx" addr add 10.99.0.2/24 dev nlbvp-rx
+ip -n "$tx" link set nlbvp-tx up
+ip -n "$rx" link set nlbvp-rx up
+
+nft_on() {
+  ip netns exec "$rx" nft -f - <<NFT
+table netdev nlb_bench {
+  chain ingress {
+    type filter hook ingress device "nlbvp-rx" priority 0; policy accept;
+    ip daddr 10.99.0.100 jhash ip saddr mod 4 seed 0x5eed != 0 drop
+    ip daddr 10.99.0.100 drop
+  }
+}
+NFT
+}
+nft_off() { ip netns exec "$rx" nft delete table netdev nlb_bench; }
+xt_on() {
+  ip netns exec "$rx" iptables -t mangle -A PREROUTING -i nlbvp-rx -d 10.99.0.100 \
+    -m cluster --cluster-total-nodes 4 --cluster-local-node 1 --cluster-hash-seed 0x5eed -j DROP
+  ip netns exec "$rx" iptables -t mangle -A PREROUTING -i nlbvp-rx -d 10.99.0.100 -j DROP
+}
+xt_off() { ip netns exec "$rx" iptables -t mangle -F PREROUTING; }
+
+run() { # variant receiver-mode -> ns per packet
+  local out
+  out=$("$tool" "$tx" nlbvp-tx "$rx" nlbvp-rx "$2" "$packets")
+  echo "$1 $out" >&2
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["received"] >= 0.9*r["sent"], "receiver saw too few frames"; print(r["ns_per_packet"])' "$out"
+}
+
+declare -A results
+for ((i = 0; i < rounds; i++)); do
+  results[floor]+="$(run floor floor) "
+  results[xdp]+="$(run xdp nlb) "
+  nft_on; results[nft]+="$(run nft pass) "; nft_off
+  xt_on; results[xt]+="$(run xt pass) "; xt_off
+done
+
+median() { printf '%s\n' $1 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+printf '{"floor_ns": %s, "xdp_ns": %s, "nft_jhash_ns": %s, "xt_cluster_ns": %s}\n' \
+  "$(median "${results[floor]}")" "$(median "${results[xdp]}")" \
+  "$(median "${results[nft]}")" "$(median "${results[xt]}")"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds with g++ (and everything again
+# with clang, which also builds the fuzzers), and runs every test. Run as root: the BPF and
+# network tests load programs and create namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: run as root (BPF programs and network namespaces need it)" >&2
+  exit 1
+fi
+scripts/install-deps.sh
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j "$jobs"
+
+CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DNLB_FUZZ=ON >/dev/null
+ninja -C build-clang -j "$jobs"
+
+# Tests that time things or build network namespaces must not share the machine.
+ctest --test-dir build --output-on-failure
+ctest --test-dir build-clang --output-on-failure -L fuzz
