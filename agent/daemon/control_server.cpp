@@ -1,0 +1,109 @@
+#include "control_server.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
+namespace nlb {
+
+namespace {
+
+using boost::asio::local::stream_protocol;
+
+class Session : public std::enable_shared_from_this<Session> {
+  public:
+    Session(stream_protocol::socket socket, const ControlServer::Handler& handler)
+        : socket_(std::move(socket)), handler_(handler), in_(kMaxControlLine) {}
+
+    void read() {
+        boost::asio::async_read_until(
+            socket_, in_, '\n',
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                if (ec)
+                    return; // closed, or a line over the limit: drop the connection
+                std::string line(boost::asio::buffers_begin(self->in_.data()),
+                                 boost::asio::buffers_begin(self->in_.data()) +
+                                     static_cast<std::ptrdiff_t>(n));
+                self->in_.consume(n);
+                self->answer(line);
+            });
+    }
+
+  private:
+    void answer(const std::string& line) {
+        nlohmann::json response;
+        try {
+            response = handler_(nlohmann::json::parse(line));
+        } catch (const nlohmann::json::exception&) {
+            response = {{"ok", false}, {"error", "request is not a JSON object"}};
+        } catch (const std::exception& e) {
+            response = {{"ok", false}, {"error", e.what()}};
+        }
+        out_ = response.dump() + "\n";
+        boost::asio::async_write(socket_, boost::asio::buffer(out_),
+                                 [self = shared_from_this()](const boost::system::error_code& ec,
+                                                             std::size_t) {
+                                     if (!ec)
+                                         self->read();
+                                 });
+    }
+
+    stream_protocol::socket socket_;
+    const ControlServer::Handler& handler_;
+    boost::asio::streambuf in_;
+    std::string out_;
+};
+
+bool someone_listens(boost::asio::io_context& io, const std::string& path) {
+    stream_protocol::socket probe(io);
+    boost::system::error_code ec;
+    probe.connect(stream_protocol::endpoint(path), ec);
+    return !ec;
+}
+
+} // namespace
+
+ControlServer::ControlServer(boost::asio::io_context& io, std::string path, Handler handler)
+    : path_(std::move(path)), acceptor_(io), handler_(std::move(handler)) {
+    std::string what = "control socket " + path_ + ": ";
+    if (someone_listens(io, path_))
+        throw std::runtime_error(what + "another nlb-agent is listening there");
+    ::unlink(path_.c_str());
+    boost::system::error_code ec;
+    acceptor_.open(stream_protocol(), ec);
+    // Only root may control the agent: the socket is created 0600.
+    mode_t old = ::umask(0177);
+    if (!ec)
+        acceptor_.bind(stream_protocol::endpoint(path_), ec);
+    ::umask(old);
+    if (!ec)
+        acceptor_.listen(16, ec);
+    if (ec)
+        throw std::runtime_error(what + ec.message());
+    accept();
+}
+
+ControlServer::~ControlServer() {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    ::unlink(path_.c_str());
+}
+
+void ControlServer::accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec,
+                                  stream_protocol::socket socket) {
+        if (ec == boost::asio::error::operation_aborted)
+            return;
+        if (!ec)
+            std::make_shared<Session>(std::move(socket), handler_)->read();
+        accept();
+    });
+}
+
+} // namespace nlb

@@ -1,0 +1,45 @@
+// Heartbeat transport: an AF_PACKET socket for EtherType 0x886F on the cluster interface,
+// driven by the agent's io_context. It moves bytes only; the convergence engine decodes,
+// authenticates and judges them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include <boost/asio/generic/datagram_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "cluster_mac.hpp"
+
+namespace nlb {
+
+class HeartbeatSocket {
+  public:
+    using Handler = std::function<void(std::span<const std::uint8_t> payload)>;
+
+    // Throws std::runtime_error "heartbeats on eth0: <reason>".
+    HeartbeatSocket(boost::asio::io_context& io, int ifindex, const MacAddress& destination);
+
+    // Hands every frame received (Ethernet payload, at most one MTU) to `handler`.
+    void start(Handler handler);
+    // Sends one frame to the destination; errors are counted, not thrown (a lost heartbeat is
+    // what the protocol tolerates).
+    void send(std::span<const std::uint8_t> payload);
+    void close();
+
+    std::uint64_t send_errors() const { return send_errors_; }
+
+  private:
+    void receive();
+
+    boost::asio::generic::datagram_protocol::socket socket_;
+    int ifindex_;
+    MacAddress destination_;
+    std::array<std::uint8_t, 2048> buffer_{};
+    Handler handler_;
+    std::uint64_t send_errors_ = 0;
+};
+
+} // namespace nlb

@@ -1,0 +1,192 @@
+#include "dataplane_loader.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "nlb.skel.h"
+
+namespace nlb {
+
+namespace {
+
+const char* const kLinkPin = "link";
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+[[noreturn]] void fail(const std::string& what, const std::string& why) {
+    throw std::runtime_error(what + ": " + why);
+}
+
+// Pin name of each map: what an operator sees under the pin directory.
+struct MapPin {
+    bpf_map* map;
+    const char* name;
+};
+
+std::vector<MapPin> map_pins(nlb_bpf* skel) {
+    return {{skel->maps.bss, "nlb_state"},        {skel->maps.nlb_ports, "nlb_ports"},
+            {skel->maps.nlb_conns4, "nlb_conns4"}, {skel->maps.nlb_conns6, "nlb_conns6"},
+            {skel->maps.nlb_stats, "nlb_stats"},   {skel->maps.nlb_watchdog, "nlb_watchdog"}};
+}
+
+void ensure_bpffs_dir(const std::string& dir, const std::string& what) {
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        fail(what, "create pin directory " + dir + ": " + errstr(errno));
+    struct statfs fs {};
+    if (statfs(dir.c_str(), &fs) != 0)
+        fail(what, "pin directory " + dir + ": " + errstr(errno));
+    if (fs.f_type != BPF_FS_MAGIC)
+        fail(what, "pin directory " + dir + " is not on a BPF filesystem (mount -t bpf bpf " +
+                       dir + ")");
+}
+
+int link_ifindex(int link_fd) {
+    bpf_link_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0 || info.type != BPF_LINK_TYPE_XDP)
+        return 0;
+    return static_cast<int>(info.xdp.ifindex);
+}
+
+} // namespace
+
+std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std::string& what) {
+    ensure_bpffs_dir(pin_dir, what);
+    std::unique_ptr<Dataplane> dp(new Dataplane);
+    dp->pin_dir_ = pin_dir;
+    dp->skel_ = nlb_bpf__open();
+    if (!dp->skel_)
+        fail(what, "open the XDP object: " + errstr(errno));
+    for (const auto& p : map_pins(dp->skel_)) {
+        std::string path = pin_dir + "/" + p.name;
+        if (int err = bpf_map__set_pin_path(p.map, path.c_str()))
+            fail(what, "pin path " + path + ": " + errstr(err));
+    }
+    if (int err = nlb_bpf__load(dp->skel_)) {
+        if (err == -EPERM || err == -EACCES)
+            fail(what, "load the XDP program: " + errstr(err) + " (run as root, with CAP_BPF "
+                                                                 "and CAP_NET_ADMIN)");
+        fail(what, "load the XDP program: " + errstr(err) +
+                       (err == -EINVAL ? " (maps pinned in " + pin_dir +
+                                             " from another version? detach first)"
+                                       : ""));
+    }
+    dp->maps_ = std::make_unique<DataplaneMaps>(DataplaneMapFds{
+        bpf_map__fd(dp->skel_->maps.bss), bpf_map__fd(dp->skel_->maps.nlb_ports),
+        bpf_map__fd(dp->skel_->maps.nlb_conns4), bpf_map__fd(dp->skel_->maps.nlb_conns6),
+        bpf_map__fd(dp->skel_->maps.nlb_stats)});
+    return dp;
+}
+
+std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
+    std::string link_path = pin_dir + "/" + kLinkPin;
+    int link_fd = bpf_obj_get(link_path.c_str());
+    if (link_fd < 0)
+        return nullptr;
+    int ifindex = link_ifindex(link_fd);
+    char name[IF_NAMESIZE] = {};
+    if (!ifindex || !if_indextoname(static_cast<unsigned>(ifindex), name)) {
+        close(link_fd);
+        fail("adopt " + link_path, "not an XDP link on an existing interface");
+    }
+    std::string what = std::string("adopt ") + name;
+    std::unique_ptr<Dataplane> dp;
+    try {
+        dp = load(pin_dir, what);
+    } catch (...) {
+        close(link_fd);
+        throw;
+    }
+    dp->ifname_ = name;
+    dp->ifindex_ = ifindex;
+    dp->link_fd_ = link_fd;
+    dp->adopted_ = true;
+    if (int err = bpf_link_update(link_fd, bpf_program__fd(dp->skel_->progs.nlb_xdp), nullptr))
+        fail(what, "replace the attached program: " + errstr(err));
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q) == 0)
+        dp->generic_ = q.attach_mode == XDP_ATTACHED_SKB;
+    return dp;
+}
+
+std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
+                                             const std::string& pin_dir) {
+    std::string what = "attach " + ifname;
+    int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+    if (!ifindex)
+        fail(what, "no such interface");
+    if (auto dp = adopt(pin_dir)) {
+        if (dp->ifindex_ != ifindex)
+            fail(what, "pin directory " + pin_dir + " holds the dataplane of " + dp->ifname_ +
+                           " (detach it first)");
+        return dp;
+    }
+    std::unique_ptr<Dataplane> dp = load(pin_dir, what);
+    dp->ifname_ = ifname;
+    dp->ifindex_ = ifindex;
+    int prog_fd = bpf_program__fd(dp->skel_->progs.nlb_xdp);
+    LIBBPF_OPTS(bpf_link_create_opts, native, .flags = XDP_FLAGS_DRV_MODE);
+    int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &native);
+    if (fd == -EBUSY || fd == -EEXIST) {
+        __u32 id = 0;
+        bpf_xdp_query_id(ifindex, 0, &id);
+        fail(what, "another XDP program (id " + std::to_string(id) + ") is attached");
+    }
+    if (fd < 0) {
+        int native_err = fd;
+        LIBBPF_OPTS(bpf_link_create_opts, generic, .flags = XDP_FLAGS_SKB_MODE);
+        fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &generic);
+        if (fd < 0)
+            fail(what, "XDP native mode: " + errstr(native_err) + "; generic mode: " +
+                           errstr(fd));
+        dp->generic_ = true;
+    }
+    dp->link_fd_ = fd;
+    std::string link_path = pin_dir + "/" + kLinkPin;
+    if (int err = bpf_obj_pin(fd, link_path.c_str()))
+        fail(what, "pin the link at " + link_path + ": " + errstr(err));
+    return dp;
+}
+
+void Dataplane::detach() {
+    std::string link_path = pin_dir_ + "/" + kLinkPin;
+    unlink(link_path.c_str());
+    if (link_fd_ >= 0) {
+        bpf_link_detach(link_fd_);
+        close(link_fd_);
+        link_fd_ = -1;
+    }
+    for (const auto& p : map_pins(skel_))
+        bpf_map__unpin(p.map, nullptr);
+    rmdir(pin_dir_.c_str());
+}
+
+void Dataplane::arm_watchdog(std::uint64_t timeout_ns) {
+    maps_->state().config.watchdog_timeout_ns = timeout_ns;
+    std::uint8_t frame[64] = {};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame));
+    int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.nlb_watchdog_arm), &opts);
+    if (err || opts.retval != XDP_PASS)
+        throw std::runtime_error("arm the watchdog: " +
+                                 (err ? errstr(err) : std::string("timer refused")));
+}
+
+Dataplane::~Dataplane() {
+    maps_.reset(); // unmap before the skeleton closes the map
+    if (link_fd_ >= 0)
+        close(link_fd_);
+    nlb_bpf__destroy(skel_);
+}
+
+} // namespace nlb

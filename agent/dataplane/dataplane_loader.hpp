@@ -1,0 +1,56 @@
+// Loads the XDP program, pins its maps and its link under a pin directory, attaches it to an
+// interface, and finds it again after an agent restart. The pins keep the dataplane (and its
+// connection table) alive while no agent runs; the watchdog keeps such a dataplane from
+// serving buckets the cluster has moved on from.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dataplane_maps.hpp"
+
+struct nlb_bpf;
+
+namespace nlb {
+
+class Dataplane {
+  public:
+    // Attaches to `ifname` (native XDP, generic when the driver has none), or adopts the
+    // attachment pinned in `pin_dir` by an earlier agent: the new program replaces the old
+    // one atomically and the maps (tables, tracked connections, counters) carry over.
+    // Throws std::runtime_error: "attach eth0: <reason>".
+    static std::unique_ptr<Dataplane> attach(const std::string& ifname, const std::string& pin_dir);
+    // The attachment pinned in `pin_dir`, or nullptr when there is none.
+    static std::unique_ptr<Dataplane> adopt(const std::string& pin_dir);
+
+    ~Dataplane(); // closes this process's handles; the pinned dataplane stays
+    Dataplane(const Dataplane&) = delete;
+    Dataplane& operator=(const Dataplane&) = delete;
+
+    // Detaches the program and removes every pin (the connection table goes with them).
+    void detach();
+
+    DataplaneMaps& maps() { return *maps_; }
+    const std::string& interface() const { return ifname_; }
+    int ifindex() const { return ifindex_; }
+    bool generic() const { return generic_; } // generic (skb) XDP instead of native
+    bool adopted() const { return adopted_; } // found pinned, not freshly attached
+
+    // Keeps the dataplane accepting for `timeout_ns` more (see struct nlb_config).
+    void arm_watchdog(std::uint64_t timeout_ns);
+
+  private:
+    Dataplane() = default;
+    static std::unique_ptr<Dataplane> load(const std::string& pin_dir, const std::string& what);
+
+    nlb_bpf* skel_ = nullptr;
+    std::unique_ptr<DataplaneMaps> maps_;
+    std::string pin_dir_;
+    std::string ifname_;
+    int ifindex_ = 0;
+    int link_fd_ = -1;
+    bool generic_ = false;
+    bool adopted_ = false;
+};
+
+} // namespace nlb

@@ -1,0 +1,195 @@
+#include "host_interface.hpp"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+#include "netlink.hpp"
+
+namespace nlb {
+
+namespace {
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+std::string arp_announce_path(const std::string& ifname) {
+    return "/proc/sys/net/ipv4/conf/" + ifname + "/arp_announce";
+}
+
+// SIOCADDMULTI/SIOCDELMULTI act on the device's global multicast list: adding twice is one
+// entry, so a restarted agent adding it again changes nothing.
+int multicast_filter(unsigned long request, const std::string& ifname, const MacAddress& mac) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    ifreq req{};
+    std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    req.ifr_hwaddr.sa_family = AF_UNSPEC;
+    std::memcpy(req.ifr_hwaddr.sa_data, mac.data(), mac.size());
+    int rc = ioctl(fd, request, &req) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+std::uint16_t checksum(const std::vector<std::uint8_t>& b, std::uint32_t sum) {
+    for (std::size_t i = 0; i + 1 < b.size(); i += 2)
+        sum += static_cast<std::uint32_t>(b[i] << 8 | b[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(~sum);
+}
+
+void append(std::vector<std::uint8_t>& b, const void* p, std::size_t n) {
+    auto* c = static_cast<const std::uint8_t*>(p);
+    b.insert(b.end(), c, c + n);
+}
+
+std::vector<std::uint8_t> gratuitous_arp(const MacAddress& src, const MacAddress& cmac,
+                                         const IpAddress& vip) {
+    std::vector<std::uint8_t> f(6, 0xff);
+    append(f, src.data(), 6);
+    f.insert(f.end(), {0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02});
+    append(f, cmac.data(), 6);
+    append(f, vip.words.data(), 4);
+    f.insert(f.end(), 6, 0xff);
+    append(f, vip.words.data(), 4);
+    f.resize(60, 0);
+    return f;
+}
+
+std::vector<std::uint8_t> unsolicited_na(const MacAddress& src, const MacAddress& cmac,
+                                         const IpAddress& vip) {
+    const std::uint8_t all_nodes[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    std::vector<std::uint8_t> icmp{136, 0, 0, 0, 0x20 /* override */, 0, 0, 0};
+    append(icmp, vip.words.data(), 16);
+    icmp.insert(icmp.end(), {2, 1});
+    append(icmp, cmac.data(), 6);
+    std::vector<std::uint8_t> pseudo;
+    append(pseudo, vip.words.data(), 16);
+    append(pseudo, all_nodes, 16);
+    pseudo.insert(pseudo.end(), {0, 0, 0, static_cast<std::uint8_t>(icmp.size()), 0, 0, 0, 58});
+    append(pseudo, icmp.data(), icmp.size());
+    std::uint16_t c = checksum(pseudo, 0);
+    icmp[2] = static_cast<std::uint8_t>(c >> 8);
+    icmp[3] = static_cast<std::uint8_t>(c);
+
+    std::vector<std::uint8_t> f{0x33, 0x33, 0, 0, 0, 1};
+    append(f, src.data(), 6);
+    f.insert(f.end(), {0x86, 0xdd, 0x60, 0, 0, 0, 0, static_cast<std::uint8_t>(icmp.size()), 58,
+                       255});
+    append(f, vip.words.data(), 16);
+    append(f, all_nodes, 16);
+    append(f, icmp.data(), icmp.size());
+    return f;
+}
+
+} // namespace
+
+HostInterface::HostInterface(InterfacePlan plan) : plan_(std::move(plan)) {
+    ifindex_ = static_cast<int>(if_nametoindex(plan_.ifname.c_str()));
+    if (!ifindex_)
+        throw std::runtime_error("attach " + plan_.ifname + ": no such interface");
+    try {
+        apply();
+    } catch (...) {
+        undo();
+        throw;
+    }
+}
+
+HostInterface::~HostInterface() {
+    if (igmp_fd_ >= 0)
+        close(igmp_fd_);
+}
+
+void HostInterface::apply() {
+    std::string what = "attach " + plan_.ifname + ": ";
+    MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
+
+    std::ifstream in(arp_announce_path(plan_.ifname));
+    std::getline(in, saved_arp_announce_);
+    std::ofstream(arp_announce_path(plan_.ifname)) << "2\n";
+
+    int rc = 0;
+    switch (plan_.mode) {
+    case ClusterMode::unicast:
+        rc = netlink::add_unicast_filter(ifindex_, cmac);
+        break;
+    case ClusterMode::multicast:
+        rc = multicast_filter(SIOCADDMULTI, plan_.ifname, cmac);
+        break;
+    case ClusterMode::igmp: {
+        igmp_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ip_mreqn req{};
+        req.imr_multiaddr.s_addr = igmp_group(plan_.cluster_ip);
+        req.imr_ifindex = ifindex_;
+        if (igmp_fd_ < 0 ||
+            setsockopt(igmp_fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &req, sizeof(req)) != 0)
+            rc = -errno;
+        break;
+    }
+    }
+    if (rc && rc != -EEXIST)
+        throw std::runtime_error(what + "add cluster MAC " + to_string(cmac) + " (" +
+                                 to_string(plan_.mode) + "): " + errstr(rc));
+
+    for (const auto& vip : plan_.vips) {
+        rc = netlink::add_address(ifindex_, vip);
+        if (rc && rc != -EEXIST)
+            throw std::runtime_error(what + "add VIP " + vip.to_string() + ": " + errstr(rc));
+    }
+}
+
+void HostInterface::announce() const {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        throw std::runtime_error("announce VIPs on " + plan_.ifname + ": " + errstr(errno));
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = ifindex_;
+    to.sll_halen = 6;
+    MacAddress src = masked_source_mac(plan_.cluster_ip, plan_.host_priority);
+    MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
+    for (const auto& vip : plan_.vips) {
+        auto frame = vip.family == NLB_FAMILY_V4 ? gratuitous_arp(src, cmac, vip)
+                                                 : unsolicited_na(src, cmac, vip);
+        std::memcpy(to.sll_addr, frame.data(), 6);
+        if (sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                   sizeof(to)) < 0) {
+            int err = errno;
+            close(fd);
+            throw std::runtime_error("announce " + vip.to_string() + " on " + plan_.ifname +
+                                     ": " + errstr(err));
+        }
+    }
+    close(fd);
+}
+
+void HostInterface::undo() {
+    for (const auto& vip : plan_.vips)
+        netlink::delete_address(ifindex_, vip);
+    MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
+    if (plan_.mode == ClusterMode::unicast)
+        netlink::delete_unicast_filter(ifindex_, cmac);
+    else if (plan_.mode == ClusterMode::multicast)
+        multicast_filter(SIOCDELMULTI, plan_.ifname, cmac);
+    if (igmp_fd_ >= 0) {
+        close(igmp_fd_);
+        igmp_fd_ = -1;
+    }
+    if (!saved_arp_announce_.empty())
+        std::ofstream(arp_announce_path(plan_.ifname)) << saved_arp_announce_ << "\n";
+}
+
+} // namespace nlb

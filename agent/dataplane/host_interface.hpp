@@ -1,0 +1,52 @@
+// What attaching changes on the host besides the XDP program (DESIGN.md §4): the cluster MAC
+// in the NIC's filter (unicast: the unicast filter, promiscuous where the driver has none;
+// multicast: the multicast filter; igmp: the group joined), the VIPs on the interface (so the
+// stack accepts their traffic; /32 and /128, so outgoing connections keep the dedicated IP as
+// source), arp_announce=2 (ARP requests never claim a VIP), and the announcements that tell
+// the segment where the VIPs are. undo() takes all of it away again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cluster_mac.hpp"
+#include "dataplane_tables.hpp"
+
+namespace nlb {
+
+struct InterfacePlan {
+    std::string ifname;
+    ClusterMode mode = ClusterMode::unicast;
+    std::uint32_t cluster_ip = 0; // network byte order
+    std::vector<IpAddress> vips;  // cluster IP included
+    std::uint8_t host_priority = 1;
+};
+
+class HostInterface {
+  public:
+    // Throws std::runtime_error "attach eth0: <step>: <reason>"; on failure the steps already
+    // done are undone.
+    explicit HostInterface(InterfacePlan plan);
+    ~HostInterface(); // closes the IGMP socket (leaving the group); does not undo the rest
+    HostInterface(const HostInterface&) = delete;
+    HostInterface& operator=(const HostInterface&) = delete;
+
+    // Gratuitous ARP for each IPv4 VIP, unsolicited neighbour advertisement for each IPv6 VIP,
+    // both advertising the cluster MAC from the masked source MAC.
+    void announce() const;
+    // Removes VIPs and the MAC filter entry, leaves the group, restores arp_announce.
+    void undo();
+
+    const InterfacePlan& plan() const { return plan_; }
+
+  private:
+    void apply();
+
+    InterfacePlan plan_;
+    int ifindex_ = 0;
+    int igmp_fd_ = -1;
+    std::string saved_arp_announce_;
+};
+
+} // namespace nlb
