@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# A cluster segment on one machine (DESIGN.md §7): a bridge in its own namespace, one
+# namespace per host with one veth (nlb's XDP goes on the host side, a pass-through XDP on
+# the bridge side so that XDP_TX answers reach the bridge), a client namespace with many
+# source addresses and a bystander namespace. Source this file, then:
+#   topo_init NAME            namespaces NAME-*, state in $TOPO_DIR, cleanup on exit
+#   topo_add_host I [V6]      namespace NAME-hI, eth0 10.10.0.(10+I)/16 (+ fd00::(10+I)/64)
+#   topo_add_client COUNT     namespace NAME-client, sources 10.10.1.1 .. (+ fd00::1:1 ..)
+#   topo_add_bystander        namespace NAME-bystander, 10.10.0.250/16
+#   topo_host_config I JSON   writes $TOPO_DIR/hI.json
+#   topo_start_agent I [ARGS] starts nlb-agent in NAME-hI (socket, pin dir in $TOPO_DIR)
+#   nlbadm_h I ARGS           nlbadm against host I's agent
+# Everything is removed by topo_cleanup (registered on EXIT), even when a test fails.
+
+NLB_ROOT=${NLB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${BUILD:-$NLB_ROOT/build}
+NLB_AGENT=${NLB_AGENT:-$BUILD/agent/daemon/nlb-agent}
+NLBADM=${NLBADM:-$BUILD/cli/nlbadm}
+CLUSTER_IP=10.10.0.100
+
+topo_init() {
+  TOPO=$1
+  TOPO_DIR=$(mktemp -d "/tmp/$TOPO.XXXXXX")
+  TOPO_HOSTS=()
+  TOPO_PIDS=()
+  trap topo_cleanup EXIT
+  trap 'exit 130' INT TERM
+  mkdir "$TOPO_DIR/bpffs"
+  mount -t bpf bpf "$TOPO_DIR/bpffs"
+  ip netns add "$TOPO-br"
+  ip -n "$TOPO-br" link add br0 type bridge
+  ip -n "$TOPO-br" link set br0 up
+}
+
+topo_cleanup() {
+  local pid ns
+  for pid in "${TOPO_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${TOPO_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TOPO-" || true); do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  if [ -n "${TOPO_DIR:-}" ] && [ -d "$TOPO_DIR" ]; then
+    umount "$TOPO_DIR/bpffs" 2>/dev/null || true
+    rm -rf "$TOPO_DIR"
+  fi
+}
+
+# veth NAME-NS/eth0 <-> NAME-br/PORT, bridge side on br0 with a pass-through XDP program.
+topo_link() {
+  local ns=$1 port=$2
+  ip link add eth0 netns "$ns" type veth peer name "$port" netns "$TOPO-br"
+  ip -n "$TOPO-br" link set "$port" master br0
+  ip -n "$TOPO-br" link set "$port" xdpdrv obj "$BUILD/bpf/bare.bpf.o" sec xdp
+  ip -n "$TOPO-br" link set "$port" up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link set eth0 up
+}
+
+topo_add_host() {
+  local i=$1 v6=${2:-}
+  local ns=$TOPO-h$i
+  ip netns add "$ns"
+  topo_link "$ns" "h$i"
+  ip -n "$ns" addr add "10.10.0.$((10 + i))/16" dev eth0
+  [ -z "$v6" ] || ip -n "$ns" addr add "fd00::$((10 + i))/64" dev eth0 nodad
+  TOPO_HOSTS+=("$i")
+}
+
+topo_add_client() {
+  local count=$1 k
+  local ns=$TOPO-client
+  ip netns add "$ns"
+  topo_link "$ns" client
+  for ((k = 1; k <= count; k++)); do
+    ip -n "$ns" addr add "10.10.$((1 + (k - 1) / 250)).$((1 + (k - 1) % 250))/16" dev eth0
+  done
+  for ((k = 1; k <= 16; k++)); do
+    ip -n "$ns" addr add "fd00::1:$k/64" dev eth0 nodad
+  done
+}
+
+topo_add_bystander() {
+  ip netns add "$TOPO-bystander"
+  topo_link "$TOPO-bystander" bystander
+  ip -n "$TOPO-bystander" addr add 10.10.0.250/16 dev eth0
+}
+
+topo_host_config() {
+  printf '%s\n' "$2" >"$TOPO_DIR/h$1.json"
+}
+
+topo_start_agent() {
+  local i=$1
+  shift
+  ip netns exec "$TOPO-h$i" "$NLB_AGENT" --config "$TOPO_DIR/h$i.json" \
+    --socket "$TOPO_DIR/h$i.sock" --pin-dir "$TOPO_DIR/bpffs/h$i" "$@" \
+    >>"$TOPO_DIR/h$i.log" 2>&1 &
+  TOPO_PIDS+=($!)
+  eval "AGENT_PID_$i=$!"
+}
+
+topo_start_server() {
+  local i=$1
+  shift
+  ip netns exec "$TOPO-h$i" python3 "$NLB_ROOT/tests/tools/nlb_testserver.py" --priority "$i" \
+    "$@" >>"$TOPO_DIR/server$i.log" 2>&1 &
+  TOPO_PIDS+=($!)
+}
+
+nlbadm_h() {
+  local i=$1
+  shift
+  "$NLBADM" --socket "$TOPO_DIR/h$i.sock" "$@"
+}
+
+client() {
+  ip netns exec "$TOPO-client" python3 "$NLB_ROOT/tests/tools/nlb_testclient.py" "$@"
+}
+
+# Waits until `nlbadm query --json` of every listed host says converged with N members.
+wait_converged() {
+  local members=$1 timeout=${2:-15}
+  shift 2
+  local deadline=$((SECONDS + timeout)) i ok
+  while ((SECONDS < deadline)); do
+    ok=1
+    for i in "$@"; do
+      nlbadm_h "$i" --json query 2>/dev/null | python3 -c '
+import json, sys
+q = json.load(sys.stdin)
+sys.exit(0 if q["host"]["state"] == "converged" and len(q["cluster"]["members"]) == int(sys.argv[1]) else 1)' "$members" || ok=0
+    done
+    ((ok)) && return 0
+    sleep 0.2
+  done
+  echo "not converged with $members members within ${timeout}s" >&2
+  return 1
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Test client for end-to-end tests and the demo. Every mode prints one JSON object.
+
+burst  N requests per source address (TCP: connect, send a line, read the answer; UDP: one
+       datagram, then a short wait to catch a second answer), sources in parallel batches.
+       {"answers": {prio: n}, "per_source": {src: [prio, ...]}, "failures": [...],
+        "duplicates": n}
+hold   one long-lived TCP connection per source (repeats allowed), each sending a line every
+       --interval s for --duration s and expecting an answer each time; stops early when
+       --stop-file appears.  {"connections": n, "hosts": {prio: n}, "failures": [...]}
+probe  UDP requests from every source in turn for --duration s; reports for each source the
+       failed periods. With --mark-file (its content: a CLOCK_REALTIME time), "recovery_s" is
+       how long after that time it took until every source was answered again.
+"""
+import argparse
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import time
+
+
+def sources(spec):
+    """'10.10.1.1+200' → 200 consecutive addresses; 'a,b,c' → the list."""
+    if "+" in spec:
+        first, count = spec.split("+")
+        start = ipaddress.ip_address(first)
+        return [str(start + i) for i in range(int(count))]
+    return spec.split(",")
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+async def tcp_request(src, vip, port, timeout):
+    sock = socket.socket(family(vip), socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.bind((src, 0))
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, (vip, port)), timeout)
+        await loop.sock_sendall(sock, b"hello\n")
+        data = await asyncio.wait_for(loop.sock_recv(sock, 64), timeout)
+        if not data:
+            raise ConnectionError("closed without an answer")
+        return int(data.split()[0])
+    finally:
+        sock.close()
+
+
+async def udp_request(src, vip, port, timeout, dup_wait):
+    sock = socket.socket(family(vip), socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind((src, 0))
+    sock.connect((vip, port))
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_sendall(sock, b"hello\n")
+        data = await asyncio.wait_for(loop.sock_recv(sock, 64), timeout)
+        extra = 0
+        if dup_wait:
+            try:
+                await asyncio.wait_for(loop.sock_recv(sock, 64), dup_wait)
+                extra = 1
+            except asyncio.TimeoutError:
+                pass
+        return int(data.split()[0]), extra
+    finally:
+        sock.close()
+
+
+async def burst(args):
+    out = {"answers": {}, "per_source": {}, "failures": [], "duplicates": 0}
+    jobs = [(s, i) for i in range(args.per_source) for s in sources(args.sources)]
+    sem = asyncio.Semaphore(args.parallel)
+
+    async def one(src, i):
+        async with sem:
+            try:
+                if args.proto == "tcp":
+                    prio, dup = await tcp_request(src, args.vip, args.port, args.timeout), 0
+                else:
+                    prio, dup = await udp_request(src, args.vip, args.port, args.timeout,
+                                                  args.dup_wait)
+            except (OSError, asyncio.TimeoutError, ValueError) as e:
+                out["failures"].append({"source": src, "error": type(e).__name__ + ": " + str(e)})
+                return
+            out["answers"][str(prio)] = out["answers"].get(str(prio), 0) + 1
+            out["per_source"].setdefault(src, []).append(prio)
+            out["duplicates"] += dup
+
+    await asyncio.gather(*(one(s, i) for s, i in jobs))
+    return out
+
+
+async def hold(args):
+    out = {"connections": 0, "hosts": {}, "failures": []}
+    deadline = time.monotonic() + args.duration
+    loop = asyncio.get_running_loop()
+
+    async def one(src):
+        sock = socket.socket(family(args.vip), socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.bind((src, 0))
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (args.vip, args.port)), args.timeout)
+            prio = None
+            while time.monotonic() < deadline and not os.path.exists(args.stop_file or "/-"):
+                await loop.sock_sendall(sock, b"ping\n")
+                data = await asyncio.wait_for(loop.sock_recv(sock, 64), args.timeout)
+                if not data:
+                    raise ConnectionError("closed by the server")
+                got = int(data.split()[0])
+                if prio is not None and got != prio:
+                    raise ConnectionError(f"answered by {got}, then by {prio}")
+                prio = got
+                await asyncio.sleep(args.interval)
+            out["connections"] += 1
+            out["hosts"][str(prio)] = out["hosts"].get(str(prio), 0) + 1
+        except (OSError, asyncio.TimeoutError, ValueError) as e:
+            out["failures"].append({"source": src, "error": type(e).__name__ + ": " + str(e)})
+        finally:
+            sock.close()
+
+    srcs = sources(args.sources)
+    await asyncio.gather(*(one(srcs[i % len(srcs)]) for i in range(args.count)))
+    return out
+
+
+async def probe(args):
+    srcs = sources(args.sources)
+    fails = {s: [] for s in srcs}  # per source: times of failed requests
+    last_ok = {s: 0.0 for s in srcs}
+    first_ok_after = {s: None for s in srcs}
+    end = time.time() + args.duration
+    mark = None
+    while time.time() < end:
+        if mark is None and args.mark_file and os.path.exists(args.mark_file):
+            with open(args.mark_file) as f:
+                mark = float(f.read().strip())
+        if args.stop_file and os.path.exists(args.stop_file):
+            break
+        for src in srcs:
+            t = time.time()
+            try:
+                await udp_request(src, args.vip, args.port, args.timeout, 0)
+                last_ok[src] = t
+                if mark is not None and first_ok_after[src] is None and fails[src] and \
+                        fails[src][-1] >= mark:
+                    first_ok_after[src] = t
+            except (OSError, asyncio.TimeoutError, ValueError):
+                fails[src].append(t)
+        await asyncio.sleep(args.interval)
+    out = {"sources": len(srcs), "failed_requests": sum(len(v) for v in fails.values())}
+    if mark is not None:
+        affected = [s for s in srcs if any(t >= mark for t in fails[s])]
+        unrecovered = [s for s in affected if first_ok_after[s] is None]
+        out["affected_sources"] = len(affected)
+        out["unrecovered_sources"] = len(unrecovered)
+        out["recovery_s"] = (max(first_ok_after[s] for s in affected) - mark
+                             if affected and not unrecovered else (0.0 if not affected else None))
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["burst", "hold", "probe"])
+    p.add_argument("--vip", required=True)
+    p.add_argument("--port", type=int, default=7000)
+    p.add_argument("--sources", required=True, help="a.b.c.d+COUNT or a comma list")
+    p.add_argument("--proto", choices=["tcp", "udp"], default="tcp")
+    p.add_argument("--per-source", type=int, default=1)
+    p.add_argument("--parallel", type=int, default=64)
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--dup-wait", type=float, default=0.05)
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--interval", type=float, default=0.2)
+    p.add_argument("--stop-file")
+    p.add_argument("--mark-file")
+    args = p.parse_args()
+    result = asyncio.run({"burst": burst, "hold": hold, "probe": probe}[args.mode](args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Test server for end-to-end tests and the demo: answers with its host priority.
+
+TCP: every line received is answered with "<priority>\\n"; a first line starting with "GET "
+gets a minimal HTTP/1.0 response whose body is "host <priority>\\n" (so curl works too).
+UDP: every datagram is answered with "<priority>\\n", from the address it was sent to (one
+socket per --vip, bound with IP_FREEBIND so the server may start before the agent adds the
+VIP). Runs until killed.
+"""
+import argparse
+import asyncio
+import socket
+
+IP_FREEBIND = 15
+
+
+class Udp(asyncio.DatagramProtocol):
+    def __init__(self, answer):
+        self.answer = answer
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(self.answer, addr)
+
+
+async def serve(args):
+    answer = f"{args.priority}\n".encode()
+    body = f"host {args.priority}\n".encode()
+
+    async def tcp(reader, writer):
+        try:
+            while line := await reader.readline():
+                if line.startswith(b"GET "):
+                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                        pass
+                    writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                 % (len(body), body))
+                    await writer.drain()
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    loop = asyncio.get_running_loop()
+    servers = []
+    for port in args.ports:
+        servers.append(await asyncio.start_server(tcp, host=None, port=port, backlog=1024))
+        for vip in args.vip:
+            family = socket.AF_INET6 if ":" in vip else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)  # IPv6 sockets honour it too
+            sock.bind((vip, port))
+            await loop.create_datagram_endpoint(lambda: Udp(answer), sock=sock)
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--priority", type=int, required=True)
+    p.add_argument("--vip", action="append", default=[], help="answer UDP sent to this VIP")
+    p.add_argument("ports", type=int, nargs="+")
+    asyncio.run(serve(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
