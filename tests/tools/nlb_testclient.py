@@ -34,10 +34,10 @@ def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-async def tcp_request(src, vip, port, timeout):
+async def tcp_request(src, vip, port, timeout, sport=0):
     sock = socket.socket(family(vip), socket.SOCK_STREAM)
     sock.setblocking(False)
-    sock.bind((src, 0))
+    sock.bind((src, sport))
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.sock_connect(sock, (vip, port)), timeout)
@@ -50,10 +50,10 @@ async def tcp_request(src, vip, port, timeout):
         sock.close()
 
 
-async def udp_request(src, vip, port, timeout, dup_wait):
+async def udp_request(src, vip, port, timeout, dup_wait, sport=0):
     sock = socket.socket(family(vip), socket.SOCK_DGRAM)
     sock.setblocking(False)
-    sock.bind((src, 0))
+    sock.bind((src, sport))
     sock.connect((vip, port))
     loop = asyncio.get_running_loop()
     try:
@@ -77,13 +77,16 @@ async def burst(args):
     sem = asyncio.Semaphore(args.parallel)
 
     async def one(src, i):
+        # --first-port: source ports first-port + i, so that a run is reproducible
+        sport = args.first_port + i if args.first_port else 0
         async with sem:
             try:
                 if args.proto == "tcp":
-                    prio, dup = await tcp_request(src, args.vip, args.port, args.timeout), 0
+                    prio, dup = await tcp_request(src, args.vip, args.port, args.timeout,
+                                                  sport), 0
                 else:
                     prio, dup = await udp_request(src, args.vip, args.port, args.timeout,
-                                                  args.dup_wait)
+                                                  args.dup_wait, sport)
             except (OSError, asyncio.TimeoutError, ValueError) as e:
                 out["failures"].append({"source": src, "error": type(e).__name__ + ": " + str(e)})
                 return
@@ -173,6 +176,7 @@ def main():
     p.add_argument("--sources", required=True, help="a.b.c.d+COUNT or a comma list")
     p.add_argument("--proto", choices=["tcp", "udp"], default="tcp")
     p.add_argument("--per-source", type=int, default=1)
+    p.add_argument("--first-port", type=int, default=0)
     p.add_argument("--parallel", type=int, default=64)
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--dup-wait", type=float, default=0.05)

@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# Shared by the end-to-end tests: topology, configs, assertions. Source it from a test.
+set -euo pipefail
+# shellcheck source=topology.sh
+source "$(dirname "${BASH_SOURCE[0]}")/topology.sh"
+
+E2E_FAILED=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  E2E_FAILED=1
+}
+
+check() { # check "description" command...
+  local what=$1
+  shift
+  if "$@"; then echo "ok: $what"; else fail "$what"; fi
+}
+
+# json EXPR < document: evaluates a Python expression over the parsed JSON `d`.
+json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# The JSON config of host I: cluster IP + optional VIPs, rules, mode, extra host keys.
+host_config() {
+  local i=$1 rules=${2:-} mode=${3:-unicast} vips=${4:-[]} extra=${5:-}
+  local r=""
+  [ -z "$rules" ] || r=", \"port_rules\": $rules"
+  topo_host_config "$i" "{
+  \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"vips\": $vips, \"mode\": \"$mode\",
+                \"heartbeat_ms\": ${HEARTBEAT_MS:-100}, \"heartbeat_tolerance\": 5,
+                \"cleanup_delay_s\": ${CLEANUP_DELAY_S:-30}},
+  \"host\": {\"priority\": $i, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"$extra}$r
+}"
+}
+
+# Per-host share of a burst result: every host within ±PCT % of an equal share.
+balanced() {
+  local result=$1 hosts=$2 pct=$3
+  python3 - "$result" "$hosts" "$pct" <<'PY'
+import json, sys
+r, hosts, pct = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+total = sum(r["answers"].values())
+share = total / hosts
+dev = {h: (n - share) / share * 100 for h, n in r["answers"].items()}
+print("shares:", r["answers"], "deviation %:", {h: round(v, 1) for h, v in dev.items()})
+sys.exit(0 if len(r["answers"]) == hosts and all(abs(v) <= pct for v in dev.values()) else 1)
+PY
+}
+
+e2e_finish() {
+  if ((E2E_FAILED)); then
+    echo "--- agent logs ---" >&2
+    tail -n 40 "$TOPO_DIR"/h*.log >&2 || true
+    exit 1
+  fi
+  echo "PASS"
+}
