@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# E2E 9: the agent of a host is killed with SIGKILL while it serves connections, and started
+# again: the pinned dataplane kept serving, the new agent adopts it, the connections survive.
+source "$(dirname "$0")/common.sh"
+topo_init "nlbe9-$$"
+for i in 1 2 3; do topo_add_host "$i"; done
+topo_add_client 100
+HEARTBEAT_MS=200
+rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
+for i in 1 2 3; do
+  host_config "$i" "$rules"
+  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
+  topo_start_agent "$i"
+done
+wait_converged 3 20 1 2 3
+client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 60 --duration 60 \
+  --interval 0.1 --timeout 2 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold.json" &
+hold=$!
+sleep 1
+kill -9 "$AGENT_PID_1"
+sleep 0.3
+topo_start_agent 1
+wait_converged 3 20 1 2 3
+grep -q "adopt" "$TOPO_DIR/h1.log" && echo "ok: the new agent adopted the pinned dataplane" ||
+  fail "the new agent did not adopt the pinned dataplane"
+sleep 2
+touch "$TOPO_DIR/stop"
+wait "$hold"
+check "connections open across the restart completed" test "$(json 'd["connections"]' <"$TOPO_DIR/hold.json")" = 60
+check "no connection failed across the restart" test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold.json")" = 0
+check "host 1 served some of them" test "$(json 'd["hosts"].get("1", 0) > 0' <"$TOPO_DIR/hold.json")" = True
+e2e_finish
