@@ -1,0 +1,774 @@
+#include "convergence_engine.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "digest.hpp"
+#include "heartbeat_codec.hpp"
+
+namespace nlb {
+namespace {
+
+bool in_view_state(HostState s) {
+    return s == HostState::converging || s == HostState::converged;
+}
+
+bool serving_state(HostState s) {
+    return s == HostState::converged || s == HostState::draining;
+}
+
+std::uint8_t lowest(std::uint64_t bits) {
+    return bits ? static_cast<std::uint8_t>(__builtin_ctzll(bits) + 1) : 0;
+}
+
+std::string host_list(std::uint64_t bits) {
+    std::string s;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (bits & host_bit(p))
+            s += (s.empty() ? "" : ",") + std::to_string(p);
+    return "[" + s + "]";
+}
+
+} // namespace
+
+const char* to_string(EventKind kind) {
+    switch (kind) {
+    case EventKind::state_changed:
+        return "state_changed";
+    case EventKind::host_joined:
+        return "host_joined";
+    case EventKind::host_left:
+        return "host_left";
+    case EventKind::host_changed:
+        return "host_changed";
+    case EventKind::convergence_started:
+        return "convergence_started";
+    case EventKind::converged:
+        return "converged";
+    case EventKind::host_refused:
+        return "host_refused";
+    case EventKind::refused:
+        return "refused";
+    case EventKind::partition_detected:
+        return "partition_detected";
+    case EventKind::partition_yield:
+        return "partition_yield";
+    case EventKind::unauthenticated:
+        return "unauthenticated";
+    case EventKind::duplicate_priority:
+        return "duplicate_priority";
+    case EventKind::drain_complete:
+        return "drain_complete";
+    case EventKind::command_rejected:
+        return "command_rejected";
+    }
+    return "unknown";
+}
+
+ConvergenceEngine::ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now)
+    : config_(std::move(config)), me_(config_.host.priority),
+      fingerprint_(rules_fingerprint(config_.rules)), auth_(config_.cluster.key),
+      nonce_(boot_nonce), released_at_(std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS, -1) {
+    if (auto error = validate(config_); !error.empty())
+        throw std::invalid_argument("convergence engine: " + error);
+    for (const auto& r : config_.rules)
+        modes_.push_back(r.mode);
+    config_.host.rules.resize(config_.rules.size());
+    next_send_ = now.count();
+    started_at_ = now.count();
+    if (!auth_.keyed()) {
+        warned_unauthenticated_ = true;
+        event(now.count(), EventKind::unauthenticated, me_,
+              "no cluster key: heartbeats are neither authenticated nor checked");
+    }
+}
+
+// ---- small helpers ---------------------------------------------------------------------
+
+bool ConvergenceEngine::participating() const {
+    return state_ == HostState::converging || state_ == HostState::converged ||
+           state_ == HostState::draining;
+}
+
+bool ConvergenceEngine::serving_member() const {
+    return in_view_state(state_);
+}
+
+std::uint64_t ConvergenceEngine::claim() const {
+    for (const auto& o : owned_)
+        if (o.any())
+            return epoch_;
+    return 0;
+}
+
+std::uint64_t ConvergenceEngine::group_score() const {
+    std::uint64_t score = accepted_total_ - accepted_base_;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p != me_ && peer.alive && epoch_ != 0 && peer.heartbeat.claim == epoch_)
+            score += peer.heartbeat.connections;
+    }
+    return score;
+}
+
+std::uint8_t ConvergenceEngine::default_host() const {
+    return epoch_ ? lowest(epoch_members_) : 0;
+}
+
+MemberParams ConvergenceEngine::my_params() const {
+    MemberParams m;
+    m.priority = me_;
+    for (std::size_t r = 0; r < config_.rules.size(); ++r) {
+        m.rules[r] = config_.host.rules[r];
+        m.control[r] = control_[r];
+    }
+    return m;
+}
+
+MemberParams ConvergenceEngine::params_of(const Heartbeat& hb) const {
+    MemberParams m;
+    m.priority = hb.priority;
+    for (std::size_t r = 0; r < hb.rule_count && r < NLB_MAX_RULES; ++r) {
+        m.rules[r] = hb.rules[r];
+        m.control[r] = hb.control[r];
+    }
+    return m;
+}
+
+void ConvergenceEngine::event(std::int64_t now, EventKind kind, std::uint8_t host,
+                              std::string text) {
+    out_.events.push_back({Millis{now}, kind, host, std::move(text)});
+}
+
+void ConvergenceEngine::set_state(std::int64_t now, HostState next, const std::string& why) {
+    if (next == state_)
+        return;
+    event(now, EventKind::state_changed, me_,
+          std::string(to_string(state_)) + " -> " + to_string(next) +
+              (why.empty() ? "" : ": " + why));
+    state_ = next;
+    ++params_generation_; // our own view membership changes with it
+    views_dirty_ = true;
+    send_soon(now);
+}
+
+void ConvergenceEngine::begin_convergence(std::int64_t now, const std::string& why) {
+    if (!agreeing_ && state_ != HostState::draining)
+        event(now, EventKind::convergence_started, me_, why);
+    agreeing_ = true;
+    stable_ = 0;
+    if (state_ == HostState::converged)
+        set_state(now, HostState::converging, why);
+    send_soon(now);
+}
+
+void ConvergenceEngine::send_soon(std::int64_t now) {
+    // At most four frames per period, however many changes come in.
+    const std::int64_t soon = std::max(now, last_send_ + period() / 4);
+    next_send_ = std::min(next_send_, soon);
+}
+
+// ---- inputs ----------------------------------------------------------------------------
+
+void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms) {
+    const std::int64_t now = now_ms.count();
+    ++counters_.received;
+    const auto decoded = decode_heartbeat(frame);
+    if (!decoded.heartbeat) {
+        if (decoded.error == DecodeError::bad_version)
+            ++counters_.bad_version;
+        else
+            ++counters_.malformed;
+        return;
+    }
+    const Heartbeat& hb = *decoded.heartbeat;
+    if (hb.cluster_ip != config_.cluster.ip) {
+        ++counters_.other_cluster;
+        return;
+    }
+    if (auth_.keyed()) {
+        if (!(hb.flags & Heartbeat::kFlagAuthenticated)) {
+            ++counters_.unauthenticated;
+            return;
+        }
+        if (!auth_.verify(frame, decoded.length)) {
+            ++counters_.bad_mac;
+            return;
+        }
+    }
+    if (hb.priority == me_ && hb.nonce == nonce_) {
+        ++counters_.own;
+        return;
+    }
+    if (replay_.check(hb.priority, hb.nonce, hb.sequence) == ReplayGuard::Verdict::replay) {
+        ++counters_.replayed;
+        return;
+    }
+    replay_.accept(hb.priority, hb.nonce, hb.sequence);
+    ++counters_.accepted;
+    if (hb.priority == me_) {
+        ++counters_.duplicate_priority;
+        handle_priority_clash(hb, now);
+        evaluate(now);
+        return;
+    }
+    const auto change = peers_.accept(hb, now);
+    if (change.result == Membership::Accept::duplicate) {
+        ++counters_.duplicate_priority;
+        event(now, EventKind::duplicate_priority, hb.priority,
+              "a second host uses priority " + std::to_string(hb.priority) + ": ignored");
+        return;
+    }
+    if (change.result == Membership::Accept::new_host) {
+        refused_logged_ &= ~host_bit(hb.priority);
+        event(now, EventKind::host_joined, hb.priority,
+              "host " + std::to_string(hb.priority) + " heard (" + to_string(hb.state) + ")");
+    } else if (change.state_changed) {
+        event(now, EventKind::host_changed, hb.priority,
+              "host " + std::to_string(hb.priority) + " is " + to_string(hb.state));
+    }
+    if (change.params_changed)
+        ++params_generation_;
+    if (change.dirty_changed)
+        update_others_dirty();
+    evaluate(now);
+}
+
+void ConvergenceEngine::on_tick(Millis now_ms) {
+    const std::int64_t now = now_ms.count();
+    for (auto p : peers_.expire(now, tolerance_ms())) {
+        event(now, EventKind::host_left, p,
+              "host " + std::to_string(p) + " missed " +
+                  std::to_string(config_.cluster.heartbeat_tolerance) + " heartbeats");
+        ++params_generation_;
+        update_others_dirty();
+    }
+    if (state_ == HostState::refused && now - last_conflict_ > tolerance_ms()) {
+        reason_ = RefuseReason::none;
+        started_at_ = now;
+        set_state(now, HostState::converging, "no conflicting host left");
+        begin_convergence(now, "rejoining after refusal");
+    }
+    if (adopt_until_ && now >= adopt_until_) {
+        for (auto& a : adopt_)
+            a.reset();
+        adopt_until_ = 0;
+        views_dirty_ = true;
+    }
+    update_held(now);
+    evaluate(now);
+    if (now >= next_send_)
+        send(now);
+    if (views_dirty_)
+        rebuild_views(now);
+}
+
+bool ConvergenceEngine::on_command(const Command& command, Millis now_ms) {
+    const std::int64_t now = now_ms.count();
+    auto reject = [&](const std::string& why) {
+        event(now, EventKind::command_rejected, me_, why);
+        return false;
+    };
+    if (state_ == HostState::suspended && command.kind != CommandKind::resume)
+        return reject("suspended: only resume is accepted");
+    switch (command.kind) {
+    case CommandKind::start:
+        if (state_ == HostState::converging || state_ == HostState::converged)
+            return true;
+        reason_ = RefuseReason::none;
+        started_at_ = now;
+        set_state(now, HostState::converging, "start");
+        begin_convergence(now, "start");
+        break;
+    case CommandKind::stop:
+        release_all(now, false);
+        agreeing_ = false;
+        set_state(now, HostState::stopped, "stop");
+        break;
+    case CommandKind::drainstop:
+        if (state_ != HostState::converging && state_ != HostState::converged)
+            return reject(std::string("drainstop: host is ") + to_string(state_));
+        set_state(now, HostState::draining, "drainstop");
+        begin_convergence(now, "drainstop");
+        break;
+    case CommandKind::suspend:
+        release_all(now, false);
+        agreeing_ = false;
+        set_state(now, HostState::suspended, "suspend");
+        break;
+    case CommandKind::resume:
+        if (state_ != HostState::suspended)
+            return reject("resume: host is not suspended");
+        set_state(now, HostState::stopped, "resume");
+        break;
+    case CommandKind::rule_enable:
+    case CommandKind::rule_disable:
+    case CommandKind::rule_drain: {
+        if (command.rule >= static_cast<int>(config_.rules.size()) || command.rule < -1)
+            return reject("no port rule " + std::to_string(command.rule));
+        const auto control = command.kind == CommandKind::rule_enable    ? RuleControl::enabled
+                             : command.kind == CommandKind::rule_disable ? RuleControl::disabled
+                                                                         : RuleControl::draining;
+        for (std::size_t r = 0; r < config_.rules.size(); ++r) {
+            if (command.rule != -1 && static_cast<int>(r) != command.rule)
+                continue;
+            control_[r] = control;
+            if (control == RuleControl::disabled)
+                release_slot(now, r);
+        }
+        ++params_generation_;
+        break;
+    }
+    }
+    update_held(now);
+    evaluate(now);
+    return true;
+}
+
+void ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total,
+                                           Millis now_ms) {
+    const std::int64_t now = now_ms.count();
+    live_ = live;
+    accepted_total_ = std::max(accepted_total_, accepted_total);
+    update_held(now);
+    evaluate(now);
+}
+
+Decision ConvergenceEngine::take_decision() {
+    if (views_dirty_)
+        rebuild_views(last_send_ > 0 ? last_send_ : 0);
+    Decision d = std::move(out_);
+    out_ = Decision{};
+    d.state = state_;
+    d.next_tick = Millis{std::min(next_send_, peers_.next_expiry(tolerance_ms()))};
+    return d;
+}
+
+// ---- the state machine -----------------------------------------------------------------
+
+void ConvergenceEngine::evaluate(std::int64_t now) {
+    check_rules_conflicts(now);
+    check_partition(now);
+    recompute_view(now);
+    if (state_ == HostState::converged) {
+        // An inconsistent heartbeat from a member (it sees another membership or other
+        // parameters) starts a convergence.
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+            if (p == me_ || !(view_ & host_bit(p)))
+                continue;
+            const auto& hb = peers_.peer(p).heartbeat;
+            if (hb.view_digest != view_digest_) {
+                begin_convergence(now, "host " + std::to_string(p) + " sees another cluster");
+                break;
+            }
+        }
+    }
+    try_take(now);
+    if (state_ == HostState::draining && !agreeing_ && claim() == 0) {
+        bool holding = false;
+        for (const auto& h : held_)
+            holding = holding || h.any();
+        if (!holding) {
+            event(now, EventKind::drain_complete, me_, "drainstop: no connection left");
+            set_state(now, HostState::stopped, "drained");
+        }
+    }
+}
+
+void ConvergenceEngine::check_rules_conflicts(std::int64_t now) {
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive || peer.heartbeat.fingerprint == fingerprint_)
+            continue;
+        const auto& hb = peer.heartbeat;
+        if (state_ == HostState::refused && serving_state(hb.state))
+            last_conflict_ = now;
+        // A host that serves nothing yet defers to a serving one with other rules.
+        if (serving_state(hb.state) && state_ == HostState::converging && claim() == 0) {
+            refuse(now, RefuseReason::rules_differ, p);
+            return;
+        }
+        if (hb.state != HostState::refused && participating() && !(refused_logged_ & host_bit(p))) {
+            refused_logged_ |= host_bit(p);
+            event(now, EventKind::host_refused, p,
+                  "host " + std::to_string(p) + " refused: its port rules differ");
+        }
+    }
+}
+
+void ConvergenceEngine::handle_priority_clash(const Heartbeat& hb, std::int64_t now) {
+    last_conflict_ = now;
+    if (!participating() || hb.state == HostState::refused || hb.state == HostState::stopped ||
+        hb.state == HostState::suspended)
+        return;
+    const bool they_serve = serving_state(hb.state);
+    const bool i_serve = serving_state(state_) && claim() != 0;
+    bool i_lose;
+    if (they_serve != i_serve)
+        i_lose = they_serve;
+    else
+        i_lose = nonce_ > hb.nonce; // both or neither serve: the same answer on both sides
+    if (i_lose)
+        refuse(now, RefuseReason::priority_taken, me_);
+    else if (!(refused_logged_ & host_bit(me_))) {
+        refused_logged_ |= host_bit(me_);
+        event(now, EventKind::host_refused, me_,
+              "another host with priority " + std::to_string(me_) + " refused");
+    }
+}
+
+void ConvergenceEngine::refuse(std::int64_t now, RefuseReason reason, std::uint8_t because_of) {
+    release_all(now, false);
+    agreeing_ = false;
+    reason_ = reason;
+    last_conflict_ = now;
+    event(now, EventKind::refused, me_,
+          std::string(to_string(reason)) + " (host " + std::to_string(because_of) + ")");
+    set_state(now, HostState::refused, to_string(reason));
+}
+
+void ConvergenceEngine::check_partition(std::int64_t now) {
+    if (claim() == 0) {
+        frozen_ = false;
+        return;
+    }
+    // Conflicting groups: live hosts owning buckets under an epoch neither side took part in.
+    std::vector<std::uint64_t> foreign;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        const auto& hb = peer.heartbeat;
+        if (hb.claim == 0 || hb.claim == epoch_ || (epoch_members_ & host_bit(p)) ||
+            (hb.claim_members & host_bit(me_)))
+            continue;
+        if (std::find(foreign.begin(), foreign.end(), hb.claim) == foreign.end())
+            foreign.push_back(hb.claim);
+    }
+    if (foreign.empty())
+        return;
+    if (!frozen_) {
+        frozen_ = true;
+        frozen_score_ = group_score();
+        event(now, EventKind::partition_detected, me_,
+              "another converged group met ours: " + std::to_string(foreign.size()) +
+                  " group(s); our score " + std::to_string(frozen_score_));
+        send_soon(now);
+    }
+    // Each group's score is the frozen one its lowest live host reports, so every host of
+    // both groups compares the same two numbers and exactly one group yields.
+    auto leader_score = [&](std::uint64_t epoch, bool& known) -> std::uint64_t {
+        std::uint8_t leader = 0;
+        if (epoch == epoch_)
+            leader = me_;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+            const auto& peer = peers_.peer(p);
+            if (p != me_ && peer.alive && peer.heartbeat.claim == epoch && (!leader || p < leader))
+                leader = p;
+        }
+        if (leader == me_) {
+            known = true;
+            return frozen_score_;
+        }
+        const auto& hb = peers_.peer(leader).heartbeat;
+        known = leader != 0 && (hb.flags & Heartbeat::kFlagScoreFrozen);
+        return hb.score;
+    };
+    bool mine_known = false;
+    const auto mine = leader_score(epoch_, mine_known);
+    if (!mine_known)
+        return;
+    for (auto other : foreign) {
+        bool known = false;
+        const auto theirs = leader_score(other, known);
+        if (!known)
+            continue;
+        if (theirs > mine || (theirs == mine && other > epoch_)) {
+            event(now, EventKind::partition_yield, me_,
+                  "partition heal: our group accepted " + std::to_string(mine) +
+                      " connections, the other " + std::to_string(theirs) +
+                      ": letting go of our buckets");
+            release_all(now, true);
+            frozen_ = false;
+            pending_take_ = false;
+            if (state_ == HostState::converged)
+                set_state(now, HostState::converging, "partition heal");
+            begin_convergence(now, "partition heal");
+            return;
+        }
+    }
+}
+
+void ConvergenceEngine::recompute_view(std::int64_t now) {
+    std::uint64_t bits = 0;
+    if (serving_member())
+        bits |= host_bit(me_);
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p != me_ && peer.alive && peer.heartbeat.fingerprint == fingerprint_ &&
+            in_view_state(peer.heartbeat.state))
+            bits |= host_bit(p);
+    }
+    if (bits == view_key_members_ && params_generation_ == view_key_generation_)
+        return;
+    view_key_members_ = bits;
+    view_key_generation_ = params_generation_;
+    DigestBuilder d;
+    d.u32(0x6e6c6276).u64(fingerprint_).u64(bits);
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (!(bits & host_bit(p)))
+            continue;
+        const MemberParams m = p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat);
+        d.u8(p);
+        for (std::size_t r = 0; r < config_.rules.size(); ++r)
+            d.u8(m.rules[r].load_weight)
+                .u8(m.rules[r].handling_priority)
+                .u8(static_cast<std::uint8_t>(m.control[r]));
+    }
+    const auto digest = d.finish();
+    if (digest == view_digest_ && bits == view_)
+        return;
+    const auto before = view_;
+    view_ = bits;
+    view_digest_ = digest;
+    if (participating()) {
+        std::string why = "membership " + host_list(before) + " -> " + host_list(bits);
+        if (before == bits)
+            why = "host parameters changed";
+        begin_convergence(now, why);
+    }
+}
+
+bool ConvergenceEngine::agreement(std::int64_t now) const {
+    if (view_ == host_bit(me_) && now - started_at_ < tolerance_ms())
+        return false; // alone: first give everyone a chance to be heard
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (p == me_ || !(view_ & host_bit(p)))
+            continue;
+        const auto& hb = peers_.peer(p).heartbeat;
+        if (hb.view != view_ || hb.view_digest != view_digest_)
+            return false;
+    }
+    return true;
+}
+
+void ConvergenceEngine::install(std::int64_t now) {
+    agreeing_ = false;
+    stable_ = 0;
+    if (view_digest_ != epoch_ || !target_) {
+        std::vector<MemberParams> members;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+            if (view_ & host_bit(p))
+                members.push_back(p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat));
+        std::shared_ptr<const ClusterMap> map = allocate(modes_, members);
+        prev_ = target_;
+        prev_epoch_ = epoch_;
+        target_ = std::move(map);
+        epoch_ = view_digest_;
+        epoch_members_ = view_;
+        target_digest_ = target_->digest();
+    }
+    // Release at once what the new share lacks.
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (owned_[s].none())
+            continue;
+        const auto& slot = target_->slots[s];
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (owned_[s][b] && slot[b] != me_) {
+                owned_[s].reset(b);
+                released_at_[s * NLB_BUCKETS + b] = now;
+            }
+    }
+    to_take_.clear();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        const auto& slot = target_->slots[s];
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (slot[b] == me_ && !owned_[s][b])
+                to_take_.push_back(static_cast<std::uint32_t>(s * NLB_BUCKETS + b));
+    }
+    accepted_base_ = accepted_total_;
+    frozen_ = false;
+    pending_take_ = !to_take_.empty();
+    views_dirty_ = true;
+    if (state_ == HostState::converging) {
+        set_state(now, HostState::converged, "");
+        event(now, EventKind::converged, me_,
+              "members " + host_list(epoch_members_) + ", default host " +
+                  std::to_string(default_host()));
+    }
+    update_held(now);
+    try_take(now);
+    send_soon(now);
+}
+
+void ConvergenceEngine::try_take(std::int64_t now) {
+    if (!pending_take_ || !target_ || !serving_member())
+        return;
+    // Who may still own buckets we are to take: hosts claiming our previous epoch own only
+    // their share of it; a host claiming anything else (not 0, not ours) blocks everything.
+    std::uint64_t blockers = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        const auto c = peer.heartbeat.claim;
+        if (c == 0 || c == epoch_)
+            continue;
+        if (prev_ && c == prev_epoch_)
+            blockers |= host_bit(p);
+        else
+            return;
+    }
+    bool took = false;
+    std::size_t keep = 0;
+    for (const auto entry : to_take_) {
+        const std::size_t s = entry / NLB_BUCKETS;
+        const std::uint32_t b = entry % NLB_BUCKETS;
+        const bool disabled = s < config_.rules.size() && control_[s] == RuleControl::disabled;
+        const std::uint8_t before = prev_ ? prev_->slots[s][b] : 0;
+        if (disabled || owned_[s][b] ||
+            (before != 0 && before != me_ && (blockers & host_bit(before)))) {
+            if (!owned_[s][b])
+                to_take_[keep++] = entry;
+            continue;
+        }
+        owned_[s].set(b);
+        adopt_[s].set(b);
+        released_at_[entry] = -1;
+        took = true;
+    }
+    to_take_.resize(keep);
+    if (took) {
+        adopt_until_ = now + tolerance_ms();
+        views_dirty_ = true;
+        update_held(now);
+        send_soon(now);
+    }
+    pending_take_ = !to_take_.empty();
+}
+
+void ConvergenceEngine::release_slot(std::int64_t now, std::size_t s) {
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if (owned_[s][b])
+            released_at_[s * NLB_BUCKETS + b] = now;
+    owned_[s].reset();
+    adopt_[s].reset();
+    views_dirty_ = true;
+}
+
+void ConvergenceEngine::release_all(std::int64_t now, bool keep_connections) {
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        release_slot(now, s);
+    if (!keep_connections)
+        live_ = LiveBuckets{};
+    pending_take_ = false;
+    update_held(now);
+}
+
+void ConvergenceEngine::update_held(std::int64_t now) {
+    const bool keeps = participating();
+    const std::int64_t cleanup = std::int64_t{config_.cluster.cleanup_delay_s} * 1000;
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        BucketBits held;
+        const bool disabled = s < config_.rules.size() && control_[s] == RuleControl::disabled;
+        if (keeps && !disabled && live_.slots[s].any()) {
+            const BucketBits candidates = live_.slots[s] & ~owned_[s];
+            for (std::uint32_t b = 0; b < NLB_BUCKETS && candidates.any(); ++b) {
+                if (!candidates[b])
+                    continue;
+                auto& since = released_at_[s * NLB_BUCKETS + b];
+                if (since < 0)
+                    since = now;
+                if (now - since < cleanup)
+                    held.set(b);
+            }
+        }
+        if (held != held_[s]) {
+            held_[s] = held;
+            views_dirty_ = true;
+        }
+    }
+}
+
+void ConvergenceEngine::update_others_dirty() {
+    std::array<BucketBits, NLB_RULE_SLOTS> dirty{};
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        for (const auto& d : peer.heartbeat.dirty)
+            dirty[d.slot] |= d.buckets;
+    }
+    if (dirty != others_dirty_) {
+        others_dirty_ = dirty;
+        views_dirty_ = true;
+    }
+}
+
+void ConvergenceEngine::rebuild_views(std::int64_t) {
+    views_dirty_ = false;
+    auto views = std::make_shared<SlotViews>();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        auto& v = (*views)[s];
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+            std::uint8_t owner = 0;
+            if (owned_[s][b])
+                owner = me_;
+            else if (target_ && target_->slots[s][b] != me_)
+                owner = target_->slots[s][b];
+            else if (prev_ && prev_->slots[s][b] != me_)
+                owner = prev_->slots[s][b];
+            v.owners[b] = owner;
+        }
+        v.dirty_elsewhere = owned_[s] & others_dirty_[s];
+        v.tracked_here = held_[s];
+        v.adopt = adopt_[s] & ~others_dirty_[s];
+    }
+    if (!views_ || *views_ != *views) {
+        views_ = views;
+        out_.maps = views_;
+    }
+}
+
+void ConvergenceEngine::send(std::int64_t now) {
+    if (agreeing_ && participating()) {
+        stable_ = agreement(now) ? stable_ + 1 : 0;
+        if (stable_ >= kStablePeriods)
+            install(now);
+    }
+    Heartbeat hb;
+    hb.flags = auth_.keyed() ? Heartbeat::kFlagAuthenticated : 0;
+    if (frozen_)
+        hb.flags |= Heartbeat::kFlagScoreFrozen;
+    hb.cluster_ip = config_.cluster.ip;
+    hb.priority = me_;
+    hb.state = state_;
+    hb.reason = reason_;
+    hb.rule_count = static_cast<std::uint8_t>(config_.rules.size());
+    hb.nonce = nonce_;
+    hb.sequence = ++sequence_;
+    hb.fingerprint = fingerprint_;
+    hb.view = view_;
+    hb.view_digest = view_digest_;
+    hb.claim = claim();
+    hb.claim_members = hb.claim ? epoch_members_ : 0;
+    hb.map_digest = target_digest_;
+    hb.connections = accepted_total_ - accepted_base_;
+    hb.score = frozen_ ? frozen_score_ : group_score();
+    const auto params = my_params();
+    hb.rules = params.rules;
+    hb.control = params.control;
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        if (held_[s].any())
+            hb.dirty.push_back({static_cast<std::uint8_t>(s), held_[s]});
+    auto frame = encode_heartbeat(hb);
+    auth_.sign(frame);
+    out_.frames.push_back(std::move(frame));
+    ++counters_.sent;
+    last_send_ = now;
+    const bool fast = agreeing_ || pending_take_ || frozen_;
+    next_send_ = now + (fast ? period() / 2 : period());
+}
+
+} // namespace nlb

@@ -1,0 +1,247 @@
+// The convergence engine: heartbeats, membership, agreement and bucket hand-over as a pure
+// state machine (etcd raft's shape). No sockets, no clock, no threads: the agent feeds it
+// events with the time they happened and acts on the Decision it takes out.
+//
+//   on_heartbeat(frame, now)    a received 0x886F payload
+//   on_tick(now)                at or after Decision::next_tick (earlier is harmless)
+//   on_command(cmd, now)        nlbadm start / stop / drainstop / suspend / resume / per rule
+//   on_connection_scan(...)     each period: (rule slot, bucket) pairs with live connections
+//                               and the running count of connections accepted
+//   take_decision()             frames to send, maps to install (when changed), events
+//
+// Hand-over protocol (docs/convergence.md): a converged epoch is the digest of the agreed
+// membership and parameters. Each heartbeat carries the host's claim: the epoch whose share
+// bounds what it owns (0 = owns nothing). On installing a new epoch a host at once releases
+// what its new share lacks, and takes a bucket only when no live host can still own it: every
+// live host claims 0 or the new epoch, or claims the previous epoch and did not own the
+// bucket in it. So no bucket has two owners during joins, leaves and drains.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlb/limits.h>
+
+#include "allocation.hpp"
+#include "heartbeat.hpp"
+#include "heartbeat_auth.hpp"
+#include "membership.hpp"
+#include "rules.hpp"
+
+namespace nlb {
+
+using Millis = std::chrono::milliseconds;
+
+enum class CommandKind {
+    start,
+    stop,
+    drainstop,
+    suspend,
+    resume,
+    rule_enable,  // per rule (Command::rule, or all)
+    rule_disable, // stop at once: connections in it are dropped
+    rule_drain,   // stop new connections, finish existing ones
+};
+
+struct Command {
+    CommandKind kind = CommandKind::start;
+    int rule = -1; // port rule index for rule_*; -1 = every rule
+};
+
+enum class EventKind {
+    state_changed,
+    host_joined,
+    host_left,
+    host_changed,
+    convergence_started,
+    converged,
+    host_refused,       // another host refused by this one (rules differ, priority taken)
+    refused,            // this host refused
+    partition_detected, // a converged group with another epoch met this one's
+    partition_yield,    // this host's group had fewer connections: it let go of its buckets
+    unauthenticated,    // no cluster key: heartbeats are not authenticated (once)
+    duplicate_priority,
+    drain_complete,
+    command_rejected,
+};
+
+const char* to_string(EventKind kind);
+
+struct Event {
+    Millis at{0};
+    EventKind kind = EventKind::state_changed;
+    std::uint8_t host = 0; // the host it concerns (this one or a peer)
+    std::string text;
+};
+
+// One rule slot as this host must install it: owners give the NLB_BKT_OWNER byte and
+// (== this host's priority) NLB_BKT_MINE; the sets give the other NLB_BKT_* flags.
+struct SlotView {
+    OwnerMap owners{};
+    BucketBits dirty_elsewhere; // owned here; another host still serves connections in it
+    BucketBits tracked_here;    // not owned here; this host still serves connections in it
+    BucketBits adopt;           // owned here, taken recently: record mid-stream connections
+    bool operator==(const SlotView&) const = default;
+};
+using SlotViews = std::array<SlotView, NLB_RULE_SLOTS>;
+
+// (rule slot, bucket) pairs where this host's connection table holds live connections.
+struct LiveBuckets {
+    std::array<BucketBits, NLB_RULE_SLOTS> slots{};
+
+    template <class Range> static LiveBuckets from(const Range& pairs) {
+        LiveBuckets live;
+        for (const auto& [slot, bucket] : pairs)
+            if (slot < NLB_RULE_SLOTS && bucket < NLB_BUCKETS)
+                live.slots[slot].set(bucket);
+        return live;
+    }
+};
+
+struct EngineCounters {
+    std::uint64_t received = 0;
+    std::uint64_t accepted = 0;
+    std::uint64_t malformed = 0;
+    std::uint64_t bad_version = 0;
+    std::uint64_t other_cluster = 0;
+    std::uint64_t unauthenticated = 0; // no HMAC while this host has a key
+    std::uint64_t bad_mac = 0;
+    std::uint64_t replayed = 0;
+    std::uint64_t duplicate_priority = 0;
+    std::uint64_t own = 0; // this host's own frames looped back
+    std::uint64_t sent = 0;
+};
+
+struct Decision {
+    std::vector<std::vector<std::uint8_t>> frames; // Ethernet payloads, EtherType 0x886F
+    std::vector<Event> events;
+    std::shared_ptr<const SlotViews> maps; // null: unchanged since the last decision
+    HostState state = HostState::stopped;
+    Millis next_tick{0};
+};
+
+class ConvergenceEngine {
+  public:
+    // Starts `stopped` (the agent sends `start` or `suspend` per initial_state). `boot_nonce`:
+    // 64 random bits per process start. Throws std::invalid_argument on a bad config.
+    ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now);
+
+    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now);
+    void on_tick(Millis now);
+    // False (and an event saying why) when the command does not apply in this state.
+    bool on_command(const Command& command, Millis now);
+    void on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total, Millis now);
+    Decision take_decision();
+
+    // Status (nlbadm query).
+    HostState state() const { return state_; }
+    RefuseReason refuse_reason() const { return reason_; }
+    std::uint8_t priority() const { return me_; }
+    bool converged() const { return state_ == HostState::converged; }
+    std::uint64_t members() const { return epoch_ ? epoch_members_ : 0; } // bit p-1
+    std::uint64_t view() const { return view_; }
+    std::uint8_t default_host() const;
+    std::uint64_t epoch() const { return epoch_; }
+    std::uint64_t map_digest() const { return target_digest_; }
+    const EngineCounters& counters() const { return counters_; }
+    std::shared_ptr<const SlotViews> maps() const { return views_; }
+    std::size_t buckets_owned(std::size_t slot) const { return owned_[slot].count(); }
+    const EngineConfig& config() const { return config_; }
+
+    // Heartbeats must agree for this many consecutive (half-)periods to end a convergence.
+    static constexpr int kStablePeriods = 3;
+
+  private:
+    bool participating() const;
+    bool serving_member() const;
+    std::int64_t period() const { return config_.cluster.heartbeat_ms; }
+    std::int64_t tolerance_ms() const { return period() * config_.cluster.heartbeat_tolerance; }
+    std::uint64_t claim() const;
+    std::uint64_t group_score() const;
+
+    void event(std::int64_t now, EventKind kind, std::uint8_t host, std::string text);
+    void set_state(std::int64_t now, HostState next, const std::string& why);
+    void begin_convergence(std::int64_t now, const std::string& why);
+    void send_soon(std::int64_t now);
+    void send(std::int64_t now);
+    void evaluate(std::int64_t now);
+    void check_rules_conflicts(std::int64_t now);
+    void check_partition(std::int64_t now);
+    void recompute_view(std::int64_t now);
+    bool agreement(std::int64_t now) const;
+    void install(std::int64_t now);
+    void try_take(std::int64_t now);
+    void release_all(std::int64_t now, bool keep_connections);
+    void release_slot(std::int64_t now, std::size_t slot);
+    void refuse(std::int64_t now, RefuseReason reason, std::uint8_t because_of);
+    void handle_priority_clash(const Heartbeat& hb, std::int64_t now);
+    void update_held(std::int64_t now);
+    void update_others_dirty();
+    void rebuild_views(std::int64_t now);
+    MemberParams my_params() const;
+    MemberParams params_of(const Heartbeat& hb) const;
+
+    EngineConfig config_;
+    std::uint8_t me_;
+    std::uint64_t fingerprint_;
+    std::vector<RuleMode> modes_;
+    HeartbeatAuth auth_;
+    ReplayGuard replay_;
+    Membership peers_;
+    std::uint64_t nonce_;
+    std::uint64_t sequence_ = 0;
+    EngineCounters counters_;
+
+    HostState state_ = HostState::stopped;
+    RefuseReason reason_ = RefuseReason::none;
+    std::array<RuleControl, NLB_MAX_RULES> control_{};
+    std::int64_t started_at_ = 0;
+    std::int64_t last_conflict_ = 0;
+    bool warned_unauthenticated_ = false;
+    std::uint64_t refused_logged_ = 0; // peers already reported as refused
+
+    // Agreement.
+    bool agreeing_ = false;
+    int stable_ = 0;
+    std::uint64_t view_ = 0;
+    std::uint64_t view_digest_ = 0;
+    std::uint64_t view_key_members_ = ~std::uint64_t{0}; // cache key of view_digest_
+    std::uint64_t params_generation_ = 1, view_key_generation_ = 0;
+
+    // Epochs and ownership.
+    std::uint64_t epoch_ = 0, epoch_members_ = 0, target_digest_ = 0;
+    std::shared_ptr<const ClusterMap> target_;
+    std::uint64_t prev_epoch_ = 0;
+    std::shared_ptr<const ClusterMap> prev_;
+    std::array<BucketBits, NLB_RULE_SLOTS> owned_{};
+    std::array<BucketBits, NLB_RULE_SLOTS> adopt_{};
+    std::int64_t adopt_until_ = 0;
+    bool pending_take_ = false;
+    std::vector<std::uint32_t> to_take_; // slot * NLB_BUCKETS + bucket, ours, not yet taken
+
+    // Dirty buckets.
+    LiveBuckets live_;
+    std::vector<std::int64_t> released_at_; // [slot * NLB_BUCKETS + bucket], -1 = unknown
+    std::array<BucketBits, NLB_RULE_SLOTS> held_{};
+    std::array<BucketBits, NLB_RULE_SLOTS> others_dirty_{};
+
+    // Partition heuristic.
+    std::uint64_t accepted_total_ = 0, accepted_base_ = 0;
+    bool frozen_ = false;
+    std::uint64_t frozen_score_ = 0;
+
+    // Sending.
+    std::int64_t next_send_ = 0, last_send_ = -1000000000;
+
+    // Output.
+    Decision out_;
+    bool views_dirty_ = true;
+    std::shared_ptr<const SlotViews> views_;
+};
+
+} // namespace nlb

@@ -1,0 +1,56 @@
+// Heartbeat authentication: HMAC-SHA256 (libcrypto) over the whole frame with the cluster
+// key, and the replay guard (per sender: boot nonce + strictly increasing sequence).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <nlb/limits.h>
+
+namespace nlb {
+
+class HeartbeatAuth {
+  public:
+    explicit HeartbeatAuth(std::vector<std::uint8_t> key) : key_(std::move(key)) {}
+
+    bool keyed() const { return !key_.empty(); }
+    // `frame` was encoded with Heartbeat::kFlagAuthenticated: its last 32 bytes receive the
+    // HMAC of everything before them.
+    void sign(std::vector<std::uint8_t>& frame) const;
+    // True when the last 32 of the first `length` bytes are the HMAC of the bytes before.
+    bool verify(std::span<const std::uint8_t> frame, std::size_t length) const;
+
+  private:
+    std::vector<std::uint8_t> key_;
+};
+
+// Remembers, per sender priority, the last few boot nonces and the highest sequence number
+// seen in each. A frame is fresh if its nonce is known and its sequence higher than any seen,
+// or if its nonce is new (a reboot). A nonce pushed out of the history by newer ones is
+// forgotten: replaying a frame from that many reboots ago is possible (documented limit).
+class ReplayGuard {
+  public:
+    enum class Verdict { fresh, new_nonce, replay };
+    static constexpr std::size_t kNonceHistory = 8;
+
+    Verdict check(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence) const;
+    // Records an accepted frame.
+    void accept(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence);
+
+  private:
+    struct Stream {
+        std::uint64_t nonce = 0;
+        std::uint64_t max_sequence = 0;
+        bool used = false;
+    };
+    struct Sender {
+        std::array<Stream, kNonceHistory> streams{};
+        std::size_t next = 0; // ring position of the next new nonce
+    };
+    std::array<Sender, NLB_MAX_HOSTS + 1> senders_{};
+};
+
+} // namespace nlb

@@ -1,0 +1,426 @@
+#include "heartbeat_codec.hpp"
+
+#include <algorithm>
+
+namespace nlb {
+namespace {
+
+constexpr std::uint8_t kMaxShift = 12; // 2^12 = NLB_BUCKETS: one group, the whole slot
+constexpr std::uint8_t kFormatList = 0;
+constexpr std::uint8_t kFormatBitmap = 1;
+constexpr std::size_t kDirtyEntryHeader = 6;
+constexpr std::size_t kSectionHeader = 4;
+constexpr std::size_t kRuleEntry = 3;
+
+class Writer {
+  public:
+    explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
+    void u8(std::uint8_t v) { out_.push_back(v); }
+    void u16(std::uint16_t v) {
+        u8(static_cast<std::uint8_t>(v >> 8));
+        u8(static_cast<std::uint8_t>(v));
+    }
+    void u32(std::uint32_t v) {
+        u16(static_cast<std::uint16_t>(v >> 16));
+        u16(static_cast<std::uint16_t>(v));
+    }
+    void u64(std::uint64_t v) {
+        u32(static_cast<std::uint32_t>(v >> 32));
+        u32(static_cast<std::uint32_t>(v));
+    }
+
+  private:
+    std::vector<std::uint8_t>& out_;
+};
+
+// Bounds-checked big-endian reader over a span; a read past the end fails and poisons it.
+class Reader {
+  public:
+    explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+    bool ok() const { return ok_; }
+    std::size_t left() const { return ok_ ? in_.size() - pos_ : 0; }
+    std::uint8_t u8() { return static_cast<std::uint8_t>(take(1)); }
+    std::uint16_t u16() { return static_cast<std::uint16_t>(take(2)); }
+    std::uint32_t u32() { return static_cast<std::uint32_t>(take(4)); }
+    std::uint64_t u64() { return take(8); }
+    std::span<const std::uint8_t> bytes(std::size_t n) {
+        if (!ok_ || n > in_.size() - pos_) {
+            ok_ = false;
+            return {};
+        }
+        auto s = in_.subspan(pos_, n);
+        pos_ += n;
+        return s;
+    }
+
+  private:
+    std::uint64_t take(std::size_t n) {
+        if (!ok_ || n > in_.size() - pos_) {
+            ok_ = false;
+            return 0;
+        }
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            v = (v << 8) | in_[pos_ + i];
+        pos_ += n;
+        return v;
+    }
+
+    std::span<const std::uint8_t> in_;
+    std::size_t pos_ = 0;
+    bool ok_ = true;
+};
+
+std::uint32_t groups_at(std::uint8_t shift) {
+    return NLB_BUCKETS >> shift;
+}
+std::size_t bitmap_bytes(std::uint8_t shift) {
+    return (groups_at(shift) + 7) / 8;
+}
+
+BucketBits coarsen(const BucketBits& buckets, std::uint8_t shift) {
+    BucketBits groups;
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if (buckets[b])
+            groups.set(b >> shift);
+    return groups;
+}
+
+struct DirtyPlan {
+    const DirtySlot* slot = nullptr;
+    std::uint8_t shift = 0;
+    BucketBits groups;
+    std::size_t group_count = 0;
+
+    void set_shift(std::uint8_t s) {
+        shift = s;
+        groups = coarsen(slot->buckets, s);
+        group_count = groups.count();
+    }
+    bool use_list() const { return 2 * group_count <= bitmap_bytes(shift); }
+    std::size_t size() const {
+        return kDirtyEntryHeader + (use_list() ? 2 * group_count : bitmap_bytes(shift));
+    }
+};
+
+} // namespace
+
+const char* to_string(HostState state) {
+    switch (state) {
+    case HostState::stopped:
+        return "stopped";
+    case HostState::converging:
+        return "converging";
+    case HostState::converged:
+        return "converged";
+    case HostState::draining:
+        return "draining";
+    case HostState::suspended:
+        return "suspended";
+    case HostState::refused:
+        return "refused";
+    }
+    return "unknown";
+}
+
+const char* to_string(RefuseReason reason) {
+    switch (reason) {
+    case RefuseReason::none:
+        return "none";
+    case RefuseReason::rules_differ:
+        return "port rules differ from the cluster's";
+    case RefuseReason::priority_taken:
+        return "host priority already taken";
+    }
+    return "unknown";
+}
+
+const char* to_string(DecodeError error) {
+    switch (error) {
+    case DecodeError::none:
+        return "none";
+    case DecodeError::truncated:
+        return "truncated";
+    case DecodeError::bad_magic:
+        return "not a heartbeat";
+    case DecodeError::bad_version:
+        return "unsupported version";
+    case DecodeError::bad_length:
+        return "bad length";
+    case DecodeError::bad_field:
+        return "bad field";
+    }
+    return "unknown";
+}
+
+std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::size_t budget) {
+    std::vector<DirtyPlan> plan;
+    for (const auto& d : dirty) {
+        if (d.buckets.none() || d.slot >= NLB_RULE_SLOTS)
+            continue;
+        DirtyPlan p;
+        p.slot = &d;
+        p.set_shift(0);
+        plan.push_back(p);
+    }
+    auto total = [&] {
+        std::size_t t = 0;
+        for (const auto& p : plan)
+            t += p.size();
+        return t;
+    };
+    // Widen the largest entry one step at a time: bounded by kMaxShift steps per entry, and
+    // NLB_RULE_SLOTS entries at full width (7 bytes each) fit any budget we use.
+    while (total() > budget) {
+        DirtyPlan* widest = nullptr;
+        for (auto& p : plan)
+            if (p.shift < kMaxShift && (!widest || p.size() > widest->size()))
+                widest = &p;
+        if (!widest)
+            break;
+        widest->set_shift(static_cast<std::uint8_t>(widest->shift + 1));
+    }
+    std::vector<std::uint8_t> out;
+    Writer w(out);
+    for (const auto& p : plan) {
+        w.u8(p.slot->slot);
+        w.u8(p.shift);
+        if (p.use_list()) {
+            w.u8(kFormatList);
+            w.u8(0);
+            w.u16(static_cast<std::uint16_t>(p.group_count));
+            for (std::uint32_t g = 0; g < groups_at(p.shift); ++g)
+                if (p.groups[g])
+                    w.u16(static_cast<std::uint16_t>(g));
+        } else {
+            w.u8(kFormatBitmap);
+            w.u8(0);
+            w.u16(static_cast<std::uint16_t>(bitmap_bytes(p.shift)));
+            for (std::size_t i = 0; i < bitmap_bytes(p.shift); ++i) {
+                std::uint8_t byte = 0;
+                for (std::uint32_t bit = 0; bit < 8; ++bit) {
+                    const auto g = static_cast<std::uint32_t>(i * 8 + bit);
+                    if (g < groups_at(p.shift) && p.groups[g])
+                        byte = static_cast<std::uint8_t>(byte | (0x80u >> bit));
+                }
+                w.u8(byte);
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
+    std::vector<std::uint8_t> out;
+    out.reserve(512);
+    Writer w(out);
+    const std::uint8_t rule_count = std::min<std::uint8_t>(hb.rule_count, NLB_MAX_RULES);
+    w.u32(kHeartbeatMagic);
+    w.u8(kHeartbeatMajor);
+    w.u8(kHeartbeatMinor);
+    w.u16(static_cast<std::uint16_t>(kHeartbeatHeaderSize));
+    w.u16(0); // total length, patched below
+    w.u16(hb.flags);
+    w.u32(hb.cluster_ip);
+    w.u8(hb.priority);
+    w.u8(static_cast<std::uint8_t>(hb.state));
+    w.u8(static_cast<std::uint8_t>(hb.reason));
+    w.u8(rule_count);
+    w.u32(0);
+    w.u64(hb.nonce);
+    w.u64(hb.sequence);
+    w.u64(hb.fingerprint);
+    w.u64(hb.view);
+    w.u64(hb.view_digest);
+    w.u64(hb.claim);
+    w.u64(hb.claim_members);
+    w.u64(hb.map_digest);
+    w.u64(hb.connections);
+    w.u64(hb.score);
+
+    w.u8(kSectionRules);
+    w.u8(0);
+    w.u16(static_cast<std::uint16_t>(rule_count * kRuleEntry));
+    for (std::size_t r = 0; r < rule_count; ++r) {
+        w.u8(hb.rules[r].load_weight);
+        w.u8(hb.rules[r].handling_priority);
+        w.u8(static_cast<std::uint8_t>(hb.control[r]));
+    }
+
+    const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
+    const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
+    if (!dirty.empty()) {
+        w.u8(kSectionDirty);
+        w.u8(0);
+        w.u16(static_cast<std::uint16_t>(dirty.size()));
+        out.insert(out.end(), dirty.begin(), dirty.end());
+    }
+    if (hb.flags & Heartbeat::kFlagAuthenticated)
+        out.resize(out.size() + kHeartbeatMacSize, 0);
+    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
+    out[9] = static_cast<std::uint8_t>(out.size());
+    return out;
+}
+
+namespace {
+
+DecodeError decode_rules(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    if (body.size() != std::size_t{hb.rule_count} * kRuleEntry)
+        return DecodeError::bad_length;
+    Reader r(body);
+    for (std::size_t i = 0; i < hb.rule_count; ++i) {
+        const auto weight = r.u8();
+        const auto handling = r.u8();
+        const auto control = r.u8();
+        if ((weight > 100 && weight != kEqualWeight) || control > 2)
+            return DecodeError::bad_field;
+        hb.rules[i] = {weight, handling};
+        hb.control[i] = static_cast<RuleControl>(control);
+    }
+    return DecodeError::none;
+}
+
+DecodeError decode_dirty(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    Reader r(body);
+    std::bitset<NLB_RULE_SLOTS> seen;
+    while (r.left() > 0) {
+        const auto slot = r.u8();
+        const auto shift = r.u8();
+        const auto format = r.u8();
+        r.u8();
+        const auto count = r.u16();
+        if (!r.ok())
+            return DecodeError::truncated;
+        if (slot >= NLB_RULE_SLOTS || shift > kMaxShift || seen[slot])
+            return DecodeError::bad_field;
+        seen.set(slot);
+        const std::uint32_t groups = groups_at(shift);
+        BucketBits group_bits;
+        if (format == kFormatList) {
+            if (count > groups)
+                return DecodeError::bad_length;
+            const auto data = r.bytes(std::size_t{count} * 2);
+            if (!r.ok())
+                return DecodeError::truncated;
+            for (std::size_t i = 0; i < count; ++i) {
+                const std::uint32_t g = (std::uint32_t{data[2 * i]} << 8) | data[2 * i + 1];
+                if (g >= groups)
+                    return DecodeError::bad_field;
+                group_bits.set(g);
+            }
+        } else if (format == kFormatBitmap) {
+            if (count != bitmap_bytes(shift))
+                return DecodeError::bad_length;
+            const auto data = r.bytes(count);
+            if (!r.ok())
+                return DecodeError::truncated;
+            for (std::uint32_t g = 0; g < groups; ++g)
+                if (data[g / 8] & (0x80u >> (g % 8)))
+                    group_bits.set(g);
+        } else {
+            return DecodeError::bad_field;
+        }
+        DirtySlot d{slot, {}};
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (group_bits[b >> shift])
+                d.buckets.set(b);
+        if (d.buckets.any())
+            hb.dirty.push_back(d);
+    }
+    return DecodeError::none;
+}
+
+} // namespace
+
+DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
+    DecodeResult result;
+    auto fail = [&](DecodeError e) {
+        result.error = e;
+        result.heartbeat.reset();
+        return result;
+    };
+    Reader r(frame);
+    const auto magic = r.u32();
+    const auto major = r.u8();
+    const auto minor = r.u8();
+    const auto header_len = r.u16();
+    const auto total_len = r.u16();
+    if (!r.ok())
+        return fail(DecodeError::truncated);
+    if (magic != kHeartbeatMagic)
+        return fail(DecodeError::bad_magic);
+    if (major != kHeartbeatMajor)
+        return fail(DecodeError::bad_version);
+    if (total_len > frame.size())
+        return fail(DecodeError::truncated);
+    if (total_len > kHeartbeatMaxSize || header_len < kHeartbeatHeaderSize ||
+        header_len > total_len)
+        return fail(DecodeError::bad_length);
+
+    Heartbeat hb;
+    hb.version_major = major;
+    hb.version_minor = minor;
+    Reader h(frame.subspan(10, kHeartbeatHeaderSize - 10));
+    hb.flags = h.u16();
+    hb.cluster_ip = h.u32();
+    hb.priority = h.u8();
+    const auto state = h.u8();
+    const auto reason = h.u8();
+    hb.rule_count = h.u8();
+    h.u32();
+    hb.nonce = h.u64();
+    hb.sequence = h.u64();
+    hb.fingerprint = h.u64();
+    hb.view = h.u64();
+    hb.view_digest = h.u64();
+    hb.claim = h.u64();
+    hb.claim_members = h.u64();
+    hb.map_digest = h.u64();
+    hb.connections = h.u64();
+    hb.score = h.u64();
+    if (!h.ok())
+        return fail(DecodeError::truncated);
+    if (hb.priority < 1 || hb.priority > NLB_MAX_HOSTS || state > 5 || reason > 2 ||
+        hb.rule_count > NLB_MAX_RULES)
+        return fail(DecodeError::bad_field);
+    hb.state = static_cast<HostState>(state);
+    hb.reason = static_cast<RefuseReason>(reason);
+
+    std::size_t end = total_len;
+    if (hb.flags & Heartbeat::kFlagAuthenticated) {
+        if (end < header_len + kHeartbeatMacSize)
+            return fail(DecodeError::bad_length);
+        end -= kHeartbeatMacSize;
+    }
+    Reader sections(frame.subspan(header_len, end - header_len));
+    bool have_rules = false, have_dirty = false;
+    while (sections.left() > 0) {
+        const auto type = sections.u8();
+        sections.u8();
+        const auto length = sections.u16();
+        const auto body = sections.bytes(length);
+        if (!sections.ok())
+            return fail(DecodeError::truncated);
+        DecodeError e = DecodeError::none;
+        if (type == kSectionRules) {
+            if (have_rules)
+                return fail(DecodeError::bad_field);
+            have_rules = true;
+            e = decode_rules(body, hb);
+        } else if (type == kSectionDirty) {
+            if (have_dirty)
+                return fail(DecodeError::bad_field);
+            have_dirty = true;
+            e = decode_dirty(body, hb);
+        } // other types: a later minor version's; skipped
+        if (e != DecodeError::none)
+            return fail(e);
+    }
+    if (!have_rules && hb.rule_count > 0)
+        return fail(DecodeError::bad_field);
+    result.heartbeat = std::move(hb);
+    result.length = total_len;
+    return result;
+}
+
+} // namespace nlb

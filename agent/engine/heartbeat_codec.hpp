@@ -1,0 +1,58 @@
+// The heartbeat wire format (docs/convergence.md has the byte table): encoder and the strict
+// decoder every received frame goes through. Big-endian; a fixed header, then type-length
+// sections (unknown types skipped, so a later minor version can add some), then, when the
+// cluster has a key, an HMAC-SHA256 trailer (heartbeat_auth).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "heartbeat.hpp"
+
+namespace nlb {
+
+inline constexpr std::uint32_t kHeartbeatMagic = 0x4e4c4248; // "NLBH"
+inline constexpr std::uint8_t kHeartbeatMajor = 1;
+inline constexpr std::uint8_t kHeartbeatMinor = 0;
+inline constexpr std::size_t kHeartbeatHeaderSize = 104;
+inline constexpr std::size_t kHeartbeatMacSize = 32;
+// Ethernet payload budget: one standard frame, whatever the rules and dirty buckets.
+inline constexpr std::size_t kHeartbeatMaxSize = 1500;
+
+inline constexpr std::uint8_t kSectionRules = 1;
+inline constexpr std::uint8_t kSectionDirty = 2;
+
+enum class DecodeError {
+    none,
+    truncated,   // shorter than its header or its own length
+    bad_magic,   // not a heartbeat
+    bad_version, // a major version this agent cannot read
+    bad_length,  // a length field out of bounds
+    bad_field,   // a value out of range (priority, state, rule count, bucket index...)
+};
+
+const char* to_string(DecodeError error);
+
+struct DecodeResult {
+    std::optional<Heartbeat> heartbeat;
+    DecodeError error = DecodeError::none;
+    std::size_t length = 0; // the frame's own length (the MAC covers [0, length - 32))
+};
+
+// Encodes `hb` (flags as given; when kFlagAuthenticated is set the last 32 bytes are left
+// zero for heartbeat_auth to fill). Dirty buckets are coarsened, never dropped, until the
+// frame fits kHeartbeatMaxSize.
+std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb);
+
+// Strict: every length is checked against the bytes present and against its own bound before
+// it is used; nothing is allocated from a length field beyond those bounds.
+DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame);
+
+// Dirty-bucket encoding alone (exposed for the tests): per slot a list of bucket groups or a
+// bitmap of them, with groups of 2^shift buckets; shifts grow until the whole fits `budget`.
+std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::size_t budget);
+
+} // namespace nlb

@@ -1,0 +1,61 @@
+#include "membership.hpp"
+
+#include <limits>
+
+namespace nlb {
+namespace {
+
+bool serving(HostState s) {
+    return s == HostState::converging || s == HostState::converged || s == HostState::draining;
+}
+
+} // namespace
+
+Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms) {
+    Change change;
+    auto& p = peers_[hb.priority];
+    if (p.alive && p.heartbeat.nonce != hb.nonce) {
+        // Two hosts claim one priority. The live one keeps it unless it has stepped aside
+        // (refused, stopped) and the newcomer has not.
+        if (serving(p.heartbeat.state) || !serving(hb.state)) {
+            change.result = Accept::duplicate;
+            return change;
+        }
+    }
+    const bool fresh = !p.alive || p.heartbeat.nonce != hb.nonce;
+    change.result = fresh ? Accept::new_host : Accept::updated;
+    change.params_changed = fresh || p.heartbeat.rules != hb.rules ||
+                            p.heartbeat.control != hb.control ||
+                            p.heartbeat.rule_count != hb.rule_count;
+    change.state_changed = fresh || p.heartbeat.state != hb.state;
+    change.dirty_changed = fresh ? !hb.dirty.empty() : p.heartbeat.dirty != hb.dirty;
+    p.known = true;
+    p.alive = true;
+    p.last_heard_ms = now_ms;
+    p.heartbeat = hb;
+    alive_ |= host_bit(hb.priority);
+    return change;
+}
+
+std::vector<std::uint8_t> Membership::expire(std::int64_t now_ms, std::int64_t timeout_ms) {
+    std::vector<std::uint8_t> dead;
+    for (std::uint8_t prio = 1; prio <= NLB_MAX_HOSTS; ++prio) {
+        auto& p = peers_[prio];
+        if (p.alive && now_ms - p.last_heard_ms > timeout_ms) {
+            p.alive = false;
+            alive_ &= ~host_bit(prio);
+            dead.push_back(prio);
+        }
+    }
+    return dead;
+}
+
+std::int64_t Membership::next_expiry(std::int64_t timeout_ms) const {
+    std::int64_t t = std::numeric_limits<std::int64_t>::max();
+    for (std::uint8_t prio = 1; prio <= NLB_MAX_HOSTS; ++prio)
+        if (peers_[prio].alive && peers_[prio].last_heard_ms + timeout_ms + 1 < t)
+            t = peers_[prio].last_heard_ms + timeout_ms + 1;
+    return t;
+}
+
+} // namespace nlb

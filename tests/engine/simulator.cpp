@@ -1,0 +1,231 @@
+#include "simulator.hpp"
+
+#include <algorithm>
+
+namespace nlb::sim {
+
+EngineConfig default_config(std::uint8_t priority, std::size_t rules) {
+    EngineConfig c;
+    c.cluster.ip = 0xc0000264; // 192.0.2.100
+    c.cluster.heartbeat_ms = 1000;
+    c.cluster.heartbeat_tolerance = 5;
+    c.cluster.cleanup_delay_s = 300;
+    c.host.priority = priority;
+    for (std::size_t r = 0; r < rules; ++r) {
+        PortRule rule;
+        rule.first_port = static_cast<std::uint16_t>(r * 100);
+        rule.last_port = static_cast<std::uint16_t>(r * 100 + 99);
+        c.rules.push_back(rule);
+        c.host.rules.push_back({});
+    }
+    return c;
+}
+
+Simulator::Simulator(std::uint64_t seed, NetworkParams net)
+    : rng_(seed), net_(net), owner_count_(std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS, 0) {}
+
+std::size_t Simulator::add_host(EngineConfig config, bool start) {
+    const std::size_t i = hosts_.size();
+    hosts_.emplace_back();
+    hosts_[i].engine = std::make_unique<ConvergenceEngine>(std::move(config), rng_(), Millis{now_});
+    if (start)
+        hosts_[i].engine->on_command({CommandKind::start}, Millis{now_});
+    collect(i);
+    // Connection scans once a period, at a per-host phase.
+    push(now_ + static_cast<std::int64_t>(rng_() % 1000), Kind::scan, i);
+    return i;
+}
+
+void Simulator::kill(std::size_t i) {
+    auto& h = hosts_[i];
+    if (!h.alive)
+        return;
+    if (h.installed)
+        count_owner(i, *h.installed, -1);
+    h.alive = false;
+}
+
+void Simulator::command(std::size_t i, Command c) {
+    hosts_[i].engine->on_command(c, Millis{now_});
+    collect(i);
+}
+
+void Simulator::inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms) {
+    push(now_ + delay_ms, Kind::deliver, i,
+         std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)));
+}
+
+std::int64_t Simulator::delay() {
+    const auto span = static_cast<std::uint64_t>(net_.delay_max_ms - net_.delay_min_ms + 1);
+    return net_.delay_min_ms + static_cast<std::int64_t>(rng_() % span);
+}
+
+void Simulator::push(std::int64_t at, Kind kind, std::size_t host,
+                     std::shared_ptr<const std::vector<std::uint8_t>> frame) {
+    queue_.push({at, order_++, kind, host, std::move(frame)});
+}
+
+void Simulator::collect(std::size_t i) {
+    auto& h = hosts_[i];
+    auto d = h.engine->take_decision();
+    for (auto& e : d.events)
+        h.events.push_back(std::move(e));
+    if (d.maps)
+        install(i, d.maps);
+    for (auto& f : d.frames) {
+        ++h.frames_sent;
+        h.bytes_sent += f.size();
+        auto frame = std::make_shared<const std::vector<std::uint8_t>>(std::move(f));
+        if (capture)
+            captured_.push_back(*frame);
+        for (std::size_t j = 0; j < hosts_.size(); ++j) {
+            if (j == i || !hosts_[j].alive || hosts_[j].group != h.group)
+                continue;
+            const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+            if (u < net_.loss)
+                continue;
+            push(now_ + delay(), Kind::deliver, j, frame);
+        }
+    }
+    const auto next = std::max(d.next_tick.count(), now_);
+    if (h.tick_at < now_ || next < h.tick_at) {
+        h.tick_at = next;
+        push(next, Kind::tick, i);
+    }
+}
+
+void Simulator::count_owner(std::size_t i, const SlotViews& views, int delta) {
+    const auto me = hosts_[i].engine->priority();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+            if (views[s].owners[b] != me)
+                continue;
+            auto& c = owner_count_[s * NLB_BUCKETS + b];
+            if (delta > 0) {
+                if (++c == 2)
+                    ++multi_;
+            } else {
+                if (c-- == 2)
+                    --multi_;
+            }
+        }
+}
+
+void Simulator::install(std::size_t i, std::shared_ptr<const SlotViews> views) {
+    auto& h = hosts_[i];
+    if (h.alive && h.installed)
+        count_owner(i, *h.installed, -1);
+    h.installed = std::move(views);
+    if (h.alive)
+        count_owner(i, *h.installed, +1);
+}
+
+void Simulator::step(const Item& item) {
+    auto& h = hosts_[item.host];
+    if (!h.alive)
+        return;
+    switch (item.kind) {
+    case Kind::deliver:
+        h.engine->on_heartbeat(*item.frame, Millis{now_});
+        break;
+    case Kind::tick:
+        if (item.at != h.tick_at)
+            return; // superseded
+        h.tick_at = -1;
+        h.engine->on_tick(Millis{now_});
+        break;
+    case Kind::scan: {
+        std::uint64_t mine = 0;
+        if (h.installed)
+            for (auto o : (*h.installed)[0].owners)
+                mine += o == h.engine->priority();
+        h.accepted += mine * connections_per_bucket_period;
+        h.engine->on_connection_scan(h.live, h.accepted, Millis{now_});
+        push(now_ + 1000, Kind::scan, item.host);
+        break;
+    }
+    }
+    collect(item.host);
+}
+
+void Simulator::run_until(std::int64_t t) {
+    run_until([] { return false; }, t);
+}
+
+bool Simulator::run_until(const std::function<bool()>& pred, std::int64_t deadline) {
+    while (!queue_.empty() && queue_.top().at <= deadline) {
+        const Item item = queue_.top();
+        queue_.pop();
+        now_ = item.at;
+        step(item);
+        // Double-ownership bookkeeping at every instant the maps can change.
+        if (multi_ > 0 && double_since_ < 0)
+            double_since_ = now_;
+        if (multi_ == 0 && double_since_ >= 0) {
+            max_double_ms_ = std::max(max_double_ms_, now_ - double_since_);
+            double_since_ = -1;
+        }
+        if (pred())
+            return true;
+    }
+    now_ = std::max(now_, deadline);
+    return pred();
+}
+
+std::int64_t Simulator::max_double_ms() const {
+    return double_since_ >= 0 ? std::max(max_double_ms_, now_ - double_since_) : max_double_ms_;
+}
+
+int Simulator::owners(std::size_t slot, std::uint32_t bucket) const {
+    return owner_count_[slot * NLB_BUCKETS + bucket];
+}
+
+std::size_t Simulator::unowned(std::size_t slot) const {
+    std::size_t n = 0;
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        n += owner_count_[slot * NLB_BUCKETS + b] == 0;
+    return n;
+}
+
+bool Simulator::settled() const {
+    const SimHost* first = nullptr;
+    for (const auto& h : hosts_) {
+        if (!h.alive)
+            continue;
+        const auto s = h.engine->state();
+        if (s == HostState::stopped || s == HostState::suspended || s == HostState::refused)
+            continue;
+        if (s != HostState::converged || !h.installed)
+            return false;
+        if (!first) {
+            first = &h;
+        } else {
+            if (h.engine->epoch() != first->engine->epoch() ||
+                h.engine->map_digest() != first->engine->map_digest())
+                return false;
+            for (std::size_t s2 = 0; s2 < NLB_RULE_SLOTS; ++s2)
+                if ((*h.installed)[s2].owners != (*first->installed)[s2].owners)
+                    return false;
+        }
+    }
+    if (!first)
+        return false;
+    // Every bucket of a configured slot owned exactly once, by the named owner.
+    const auto rules = first->engine->config().rules.size();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (s >= rules && s != NLB_RULE_DEFAULT)
+            continue;
+        if (s < rules && first->engine->config().rules[s].mode == RuleMode::disabled)
+            continue;
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+            const auto named = (*first->installed)[s].owners[b];
+            if (named == 0)
+                continue; // e.g. every weight 0
+            if (owner_count_[s * NLB_BUCKETS + b] != 1)
+                return false;
+        }
+    }
+    return true;
+}
+
+} // namespace nlb::sim

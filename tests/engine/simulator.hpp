@@ -1,0 +1,107 @@
+// A deterministic discrete-event simulator of N hosts running the convergence engine on a
+// lossy, delaying, partitionable broadcast network (seeded: one seed, one history). It
+// installs each host's maps the instant the engine decides them and measures, across the
+// live hosts, how long any bucket had two owners.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <random>
+#include <vector>
+
+#include "convergence_engine.hpp"
+
+namespace nlb::sim {
+
+struct NetworkParams {
+    double loss = 0.0; // probability that one receiver misses one frame
+    std::int64_t delay_min_ms = 1;
+    std::int64_t delay_max_ms = 5;
+};
+
+struct SimHost {
+    std::unique_ptr<ConvergenceEngine> engine;
+    bool alive = true;
+    int group = 0; // partition: frames reach only hosts of the same group
+    std::shared_ptr<const SlotViews> installed;
+    std::int64_t tick_at = -1;
+    LiveBuckets live;           // connections the test says this host still serves
+    std::uint64_t accepted = 0; // connections accepted (grows with the buckets owned)
+    std::vector<Event> events;
+    std::uint64_t frames_sent = 0, bytes_sent = 0;
+};
+
+// Default cluster config for host `priority` (one all-ports rule, equal weights).
+EngineConfig default_config(std::uint8_t priority, std::size_t rules = 1);
+
+class Simulator {
+  public:
+    Simulator(std::uint64_t seed, NetworkParams net);
+
+    std::int64_t now() const { return now_; }
+    std::size_t add_host(EngineConfig config, bool start = true);
+    SimHost& host(std::size_t i) { return hosts_[i]; }
+    std::size_t size() const { return hosts_.size(); }
+    void kill(std::size_t i);
+    void command(std::size_t i, Command c);
+    void set_group(std::size_t i, int group) { hosts_[i].group = group; }
+    // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
+    void inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms = 1);
+
+    void run_until(std::int64_t t);
+    // Runs until pred() holds (checked after every event) or `deadline`; true if it held.
+    bool run_until(const std::function<bool()>& pred, std::int64_t deadline);
+
+    // Every live, started host converged, on one epoch, every bucket of every slot owned by
+    // exactly the owner that epoch's map names, and these maps identical on every host.
+    bool settled() const;
+    // Live hosts that believe they own (slot, bucket).
+    int owners(std::size_t slot, std::uint32_t bucket) const;
+    // Buckets of `slot` no live host owns.
+    std::size_t unowned(std::size_t slot) const;
+
+    // Double ownership: the longest stretch (ms) during which some bucket had two or more
+    // owners among live hosts, and the current one (-1 if none now).
+    std::int64_t max_double_ms() const;
+    std::int64_t double_since() const { return double_since_; }
+    void reset_double_stats() { max_double_ms_ = 0; }
+
+    std::vector<std::vector<std::uint8_t>>& captured() { return captured_; }
+    bool capture = false;
+    std::uint64_t connections_per_bucket_period = 1; // accepted model
+
+  private:
+    enum class Kind { deliver, tick, scan };
+    struct Item {
+        std::int64_t at;
+        std::uint64_t order;
+        Kind kind;
+        std::size_t host;
+        std::shared_ptr<const std::vector<std::uint8_t>> frame;
+        bool operator>(const Item& o) const { return at != o.at ? at > o.at : order > o.order; }
+    };
+
+    void push(std::int64_t at, Kind kind, std::size_t host,
+              std::shared_ptr<const std::vector<std::uint8_t>> frame = {});
+    void step(const Item& item);
+    void collect(std::size_t i);
+    void install(std::size_t i, std::shared_ptr<const SlotViews> views);
+    void count_owner(std::size_t i, const SlotViews& views, int delta);
+    std::int64_t delay();
+
+    std::mt19937_64 rng_;
+    NetworkParams net_;
+    std::int64_t now_ = 0;
+    std::uint64_t order_ = 0;
+    std::priority_queue<Item, std::vector<Item>, std::greater<>> queue_;
+    std::vector<SimHost> hosts_;
+    std::vector<std::uint8_t> owner_count_; // [slot * NLB_BUCKETS + bucket]
+    std::size_t multi_ = 0;                 // entries of owner_count_ >= 2
+    std::int64_t double_since_ = -1;
+    std::int64_t max_double_ms_ = 0;
+    std::vector<std::vector<std::uint8_t>> captured_;
+};
+
+} // namespace nlb::sim
