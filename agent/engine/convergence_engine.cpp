@@ -454,7 +454,7 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
         event(now, EventKind::partition_detected, me_,
               "another converged group met ours: " + std::to_string(foreign.size()) +
                   " group(s); our score " + std::to_string(frozen_score_));
-        send_soon(now);
+        next_send_ = now; // the other group decides on this frame: no rate limit
     }
     // Each group's score is the frozen one its lowest live host reports, so every host of
     // both groups compares the same two numbers and exactly one group yields.

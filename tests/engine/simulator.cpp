@@ -139,7 +139,7 @@ void Simulator::step(const Item& item) {
         if (h.installed)
             for (auto o : (*h.installed)[0].owners)
                 mine += o == h.engine->priority();
-        h.accepted += mine * connections_per_bucket_period;
+        h.accepted += mine * h.accept_rate;
         h.engine->on_connection_scan(h.live, h.accepted, Millis{now_});
         push(now_ + 1000, Kind::scan, item.host);
         break;

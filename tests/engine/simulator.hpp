@@ -27,8 +27,9 @@ struct SimHost {
     int group = 0; // partition: frames reach only hosts of the same group
     std::shared_ptr<const SlotViews> installed;
     std::int64_t tick_at = -1;
-    LiveBuckets live;           // connections the test says this host still serves
-    std::uint64_t accepted = 0; // connections accepted (grows with the buckets owned)
+    LiveBuckets live;              // connections the test says this host still serves
+    std::uint64_t accepted = 0;    // connections accepted (grows with the buckets owned)
+    std::uint64_t accept_rate = 1; // connections per owned bucket (slot 0) per period
     std::vector<Event> events;
     std::uint64_t frames_sent = 0, bytes_sent = 0;
 };
@@ -70,7 +71,6 @@ class Simulator {
 
     std::vector<std::vector<std::uint8_t>>& captured() { return captured_; }
     bool capture = false;
-    std::uint64_t connections_per_bucket_period = 1; // accepted model
 
   private:
     enum class Kind { deliver, tick, scan };

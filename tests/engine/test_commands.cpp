@@ -1,0 +1,307 @@
+// Refusal, drainstop and dirty buckets, operator commands, replayed and forged frames.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "heartbeat_codec.hpp"
+#include "simulator.hpp"
+
+using namespace nlb;
+using namespace nlb::sim;
+
+namespace {
+
+constexpr std::int64_t kPeriod = 1000;
+
+Simulator cluster(std::uint64_t seed, std::size_t n, std::vector<std::uint8_t> key = {}) {
+    Simulator sim(seed, {});
+    for (std::size_t i = 0; i < n; ++i) {
+        auto c = default_config(static_cast<std::uint8_t>(i + 1));
+        c.cluster.key = key;
+        sim.add_host(c);
+    }
+    return sim;
+}
+
+bool has_event(const SimHost& h, EventKind kind) {
+    return std::any_of(h.events.begin(), h.events.end(),
+                       [&](const Event& e) { return e.kind == kind; });
+}
+
+std::size_t count_events(const SimHost& h, EventKind kind) {
+    return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
+                                                  [&](const Event& e) { return e.kind == kind; }));
+}
+
+// Buckets of slot 0 host i owns in its installed map.
+std::vector<std::uint32_t> owned_buckets(SimHost& h) {
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if ((*h.installed)[0].owners[b] == h.engine->priority())
+            out.push_back(b);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a host with different port rules is refused; the cluster keeps serving") {
+    for (std::uint64_t seed = 0; seed < 3; ++seed) {
+        auto sim = cluster(seed + 10, 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        const auto epoch = sim.host(0).engine->epoch();
+        auto c = default_config(4);
+        c.rules[0].last_port = 80; // differs
+        const auto j = sim.add_host(c);
+        sim.run_until(sim.now() + 15 * kPeriod);
+        CHECK(sim.host(j).engine->state() == HostState::refused);
+        CHECK(sim.host(j).engine->refuse_reason() == RefuseReason::rules_differ);
+        CHECK(sim.host(j).engine->buckets_owned(0) == 0);
+        CHECK(sim.host(0).engine->epoch() == epoch);
+        CHECK(sim.settled());
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(has_event(sim.host(0), EventKind::host_refused));
+    }
+}
+
+TEST_CASE("a host whose priority is taken is refused, and joins once the priority is free") {
+    auto sim = cluster(20, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    const auto epoch = sim.host(0).engine->epoch();
+    const auto dup = sim.add_host(default_config(2));
+    sim.run_until(sim.now() + 15 * kPeriod);
+    CHECK(sim.host(dup).engine->state() == HostState::refused);
+    CHECK(sim.host(dup).engine->refuse_reason() == RefuseReason::priority_taken);
+    CHECK(sim.host(1).engine->state() == HostState::converged);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.settled());
+    CHECK(sim.max_double_ms() == 0);
+    // The original host 2 dies: the refused one takes its place.
+    sim.kill(1);
+    REQUIRE(sim.run_until(
+        [&] { return sim.settled() && sim.host(dup).engine->state() == HostState::converged; },
+        sim.now() + 40 * kPeriod));
+    CHECK(sim.host(0).engine->members() == 0x7);
+}
+
+TEST_CASE("drainstop hands the buckets over and reports the ones with connections dirty") {
+    auto sim = cluster(30, 4);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto& drained = sim.host(1);
+    const auto mine = owned_buckets(drained);
+    REQUIRE(mine.size() == 1024);
+    std::vector<std::uint32_t> busy(mine.begin(), mine.begin() + 40);
+    for (auto b : busy)
+        drained.live.slots[0].set(b);
+    sim.run_until(sim.now() + 2 * kPeriod); // a scan sees them
+    sim.command(1, {CommandKind::drainstop});
+    CHECK(drained.engine->state() == HostState::draining);
+    // The others take every bucket; the busy ones are dirty at their new owners.
+    REQUIRE(sim.run_until(
+        [&] {
+            return drained.engine->buckets_owned(0) == 0 && sim.unowned(0) == 0 &&
+                   sim.unowned(NLB_RULE_DEFAULT) == 0;
+        },
+        sim.now() + 10 * kPeriod));
+    sim.run_until(sim.now() + 2 * kPeriod);
+    CHECK(sim.max_double_ms() == 0);
+    CHECK(drained.engine->state() == HostState::draining);
+    for (auto b : busy) {
+        CHECK((*drained.installed)[0].tracked_here[b]);
+        const auto owner = (*sim.host(0).installed)[0].owners[b];
+        REQUIRE(owner != 0);
+        REQUIRE(owner != 2);
+        CHECK((*sim.host(owner - 1).installed)[0].dirty_elsewhere[b]);
+    }
+    // Not-busy buckets are clean at their new owners.
+    const auto quiet = mine.back();
+    const auto quiet_owner = (*sim.host(0).installed)[0].owners[quiet];
+    CHECK(!(*sim.host(quiet_owner - 1).installed)[0].dirty_elsewhere[quiet]);
+    // The connections end: the host stops, and the buckets are clean.
+    drained.live = LiveBuckets{};
+    REQUIRE(sim.run_until([&] { return drained.engine->state() == HostState::stopped; },
+                          sim.now() + 3 * kPeriod));
+    CHECK(has_event(drained, EventKind::drain_complete));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 20 * kPeriod));
+    sim.run_until(sim.now() + kPeriod); // its last heartbeat, with no dirty bucket, arrives
+    for (std::size_t i : {0, 2, 3})
+        CHECK((*sim.host(i).installed)[0].dirty_elsewhere.none());
+}
+
+TEST_CASE("dirty buckets expire after cleanup_delay_s") {
+    Simulator sim(31, {});
+    for (std::uint8_t p = 1; p <= 3; ++p) {
+        auto c = default_config(p);
+        c.cluster.cleanup_delay_s = 10;
+        sim.add_host(c);
+    }
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto& h = sim.host(2);
+    const auto b = owned_buckets(h).front();
+    h.live.slots[0].set(b);
+    sim.run_until(sim.now() + 2 * kPeriod);
+    sim.add_host(default_config(4)); // the join moves some of host 3's buckets
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+    if ((*h.installed)[0].owners[b] != 3) {
+        CHECK((*h.installed)[0].tracked_here[b]);
+        sim.run_until(sim.now() + 12 * kPeriod);
+        CHECK(!(*h.installed)[0].tracked_here[b]);
+    }
+    // Whatever moved, nothing stays dirty past the delay.
+    sim.run_until(sim.now() + 12 * kPeriod);
+    CHECK((*h.installed)[0].tracked_here.none());
+}
+
+TEST_CASE("stop, start, suspend and resume") {
+    auto sim = cluster(40, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.command(2, {CommandKind::stop});
+    CHECK(sim.host(2).engine->state() == HostState::stopped);
+    CHECK(sim.host(2).engine->buckets_owned(0) == 0);
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.host(0).engine->members() == 0x3; },
+                          sim.now() + 10 * kPeriod));
+    CHECK(sim.max_double_ms() == 0);
+    sim.command(2, {CommandKind::suspend});
+    CHECK(sim.host(2).engine->state() == HostState::suspended);
+    CHECK(!sim.host(2).engine->on_command({CommandKind::start}, Millis{sim.now()}));
+    CHECK(sim.host(2).engine->state() == HostState::suspended);
+    sim.command(2, {CommandKind::resume});
+    CHECK(sim.host(2).engine->state() == HostState::stopped);
+    sim.command(2, {CommandKind::start});
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.host(0).engine->members() == 0x7; },
+                          sim.now() + 20 * kPeriod));
+    CHECK(sim.max_double_ms() == 0);
+    CHECK(sim.host(2).engine->buckets_owned(0) >= 1365);
+}
+
+TEST_CASE("per-rule disable and drain move only that rule") {
+    Simulator sim(50, {});
+    for (std::uint8_t p = 1; p <= 3; ++p)
+        sim.add_host(default_config(p, 2));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.command(0, {CommandKind::rule_disable, 1});
+    CHECK(sim.host(0).engine->buckets_owned(1) == 0); // at once
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.unowned(1) == 0; },
+                          sim.now() + 10 * kPeriod));
+    CHECK(sim.host(0).engine->buckets_owned(1) == 0);
+    CHECK(sim.host(0).engine->buckets_owned(0) >= 1365);
+    CHECK(sim.host(1).engine->buckets_owned(1) == 2048);
+    sim.command(1, {CommandKind::rule_drain, 0});
+    REQUIRE(
+        sim.run_until([&] { return sim.settled() && sim.host(1).engine->buckets_owned(0) == 0; },
+                      sim.now() + 10 * kPeriod));
+    CHECK(sim.max_double_ms() == 0);
+    sim.command(0, {CommandKind::rule_enable, -1});
+    REQUIRE(
+        sim.run_until([&] { return sim.settled() && sim.host(0).engine->buckets_owned(1) >= 1365; },
+                      sim.now() + 10 * kPeriod));
+    CHECK(sim.max_double_ms() == 0);
+}
+
+TEST_CASE("weights and single-host rules in a running cluster") {
+    Simulator sim(60, {});
+    for (std::uint8_t p = 1; p <= 4; ++p) {
+        auto c = default_config(p, 2);
+        c.rules[1].mode = RuleMode::single;
+        c.host.rules[0].load_weight = p == 4 ? 0 : static_cast<std::uint8_t>(p * 10);
+        c.host.rules[1].handling_priority = static_cast<std::uint8_t>(10 - p); // host 4 best
+        sim.add_host(c);
+    }
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    CHECK(sim.host(3).engine->buckets_owned(0) == 0);
+    CHECK(sim.host(0).engine->buckets_owned(0) == 683); // 4096 * 10/60 = 682.7
+    CHECK(sim.host(2).engine->buckets_owned(0) == 2048);
+    CHECK(sim.host(3).engine->buckets_owned(1) == NLB_BUCKETS);
+    sim.kill(3);
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.unowned(1) == 0; },
+                          sim.now() + 10 * kPeriod));
+    CHECK(sim.host(2).engine->buckets_owned(1) == NLB_BUCKETS);
+}
+
+TEST_CASE("replayed and forged frames have no effect") {
+    const std::vector<std::uint8_t> key(32, 0x5a);
+    auto sim = cluster(70, 3, key);
+    sim.capture = true;
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto old_frames = sim.captured();
+    sim.capture = false;
+    const auto epoch = sim.host(0).engine->epoch();
+    const auto digest = sim.host(0).engine->map_digest();
+
+    // Replays of everything seen so far, to every host.
+    for (const auto& f : old_frames)
+        for (std::size_t i = 0; i < 3; ++i)
+            sim.inject(i, f);
+    sim.run_until(sim.now() + 3 * kPeriod);
+    CHECK(sim.host(0).engine->counters().replayed > 0);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.settled());
+
+    // Forgeries: a flipped bit, a frame signed with another key, a frame without MAC.
+    auto forged = old_frames.back();
+    forged[20] ^= 1;
+    Heartbeat fake;
+    fake.cluster_ip = 0xc0000264;
+    fake.priority = 9;
+    fake.state = HostState::converged;
+    fake.nonce = 1;
+    fake.sequence = 1;
+    fake.rule_count = 1;
+    fake.flags = Heartbeat::kFlagAuthenticated;
+    auto wrong_key = encode_heartbeat(fake);
+    HeartbeatAuth(std::vector<std::uint8_t>(32, 0x11)).sign(wrong_key);
+    fake.flags = 0;
+    auto unsigned_frame = encode_heartbeat(fake);
+    for (std::size_t i = 0; i < 3; ++i) {
+        sim.inject(i, forged);
+        sim.inject(i, wrong_key);
+        sim.inject(i, unsigned_frame);
+        sim.inject(i, {0x4e, 0x4c, 0x42});
+    }
+    sim.run_until(sim.now() + 3 * kPeriod);
+    CHECK(sim.host(0).engine->counters().bad_mac >= 2);
+    CHECK(sim.host(0).engine->counters().unauthenticated >= 1);
+    CHECK(sim.host(0).engine->counters().malformed >= 1);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.host(0).engine->map_digest() == digest);
+    CHECK(sim.settled());
+
+    // A dead host's old frames do not bring it back.
+    sim.kill(2);
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.host(0).engine->members() == 0x3; },
+                          sim.now() + 15 * kPeriod));
+    const auto after = sim.host(0).engine->epoch();
+    for (const auto& f : old_frames)
+        sim.inject(0, f);
+    sim.run_until(sim.now() + 3 * kPeriod);
+    CHECK(sim.host(0).engine->epoch() == after);
+    CHECK(sim.host(0).engine->members() == 0x3);
+    CHECK(!has_event(sim.host(0), EventKind::unauthenticated));
+}
+
+TEST_CASE("without a key frames are accepted and the host warns once") {
+    auto sim = cluster(80, 2);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    CHECK(count_events(sim.host(0), EventKind::unauthenticated) == 1);
+    CHECK(sim.host(0).engine->counters().accepted > 0);
+}
+
+TEST_CASE("frames of other clusters and unknown versions are skipped") {
+    auto sim = cluster(90, 2);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    const auto epoch = sim.host(0).engine->epoch();
+    Heartbeat other;
+    other.cluster_ip = 0x0a000001;
+    other.priority = 7;
+    other.state = HostState::converged;
+    other.nonce = 5;
+    other.sequence = 1;
+    sim.inject(0, encode_heartbeat(other));
+    other.cluster_ip = 0xc0000264;
+    auto v2 = encode_heartbeat(other);
+    v2[4] = 2; // major version 2
+    sim.inject(0, v2);
+    sim.run_until(sim.now() + 3 * kPeriod);
+    CHECK(sim.host(0).engine->counters().other_cluster == 1);
+    CHECK(sim.host(0).engine->counters().bad_version == 1);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+}
