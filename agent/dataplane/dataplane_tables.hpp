@@ -13,6 +13,8 @@
 #include <nlb/limits.h>
 #include <nlb/maps.h>
 
+#include "rules.hpp" // Protocol: one definition for the engine, the config and the tables
+
 namespace nlb {
 
 // An IPv4 or IPv6 address as the dataplane sees it: 32-bit words in network byte order.
@@ -24,8 +26,6 @@ struct IpAddress {
     std::string to_string() const;
     bool operator==(const IpAddress&) const = default;
 };
-
-enum class Protocol : std::uint8_t { tcp, udp, both };
 
 // What the dataplane needs of a port rule. `vip` indexes the VIP list; nullopt means "all".
 struct RuleMatch {

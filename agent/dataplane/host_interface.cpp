@@ -96,6 +96,22 @@ std::vector<std::uint8_t> unsolicited_na(const MacAddress& src, const MacAddress
 
 } // namespace
 
+MacAddress interface_mac(const std::string& ifname) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq req{};
+    std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    if (fd < 0 || ioctl(fd, SIOCGIFHWADDR, &req) != 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        throw std::runtime_error("attach " + ifname + ": read its MAC: " + errstr(err));
+    }
+    close(fd);
+    MacAddress mac;
+    std::memcpy(mac.data(), req.ifr_hwaddr.sa_data, 6);
+    return mac;
+}
+
 HostInterface::HostInterface(InterfacePlan plan) : plan_(std::move(plan)) {
     ifindex_ = static_cast<int>(if_nametoindex(plan_.ifname.c_str()));
     if (!ifindex_)

@@ -23,6 +23,10 @@ struct InterfacePlan {
     std::uint8_t host_priority = 1;
 };
 
+// The interface's own MAC (what accepted frames get as destination). Throws
+// std::runtime_error naming the interface.
+MacAddress interface_mac(const std::string& ifname);
+
 class HostInterface {
   public:
     // Throws std::runtime_error "attach eth0: <step>: <reason>"; on failure the steps already

@@ -4,7 +4,7 @@
 
 namespace nlb {
 
-std::array<std::uint16_t, NLB_BUCKETS> bucket_entries(const BucketView& view, std::uint8_t me) {
+std::array<std::uint16_t, NLB_BUCKETS> bucket_entries(const SlotView& view, std::uint8_t me) {
     std::array<std::uint16_t, NLB_BUCKETS> out{};
     for (std::size_t b = 0; b < NLB_BUCKETS; ++b) {
         std::uint16_t e = view.owners[b];

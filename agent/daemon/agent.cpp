@@ -1,0 +1,506 @@
+#include "agent.hpp"
+
+#include <openssl/rand.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include <nlb/maps.h>
+
+#include "bucket_entries.hpp"
+#include "conn_scanner.hpp"
+#include "engine_config.hpp"
+
+namespace nlb {
+
+using std::chrono::milliseconds;
+using json = nlohmann::json;
+
+std::chrono::milliseconds monotonic_now() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return milliseconds(std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000);
+}
+
+namespace {
+
+std::uint64_t boot_nonce() {
+    std::uint64_t n = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&n), sizeof(n)) != 1)
+        throw std::runtime_error("boot nonce: no randomness from OpenSSL");
+    return n;
+}
+
+json ok(json result = json::object()) { return {{"ok", true}, {"result", std::move(result)}}; }
+
+json error(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+std::vector<int> members_of(std::uint64_t bits) {
+    std::vector<int> out;
+    for (int p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (bits & (std::uint64_t{1} << (p - 1)))
+            out.push_back(p);
+    return out;
+}
+
+} // namespace
+
+Agent::Agent(boost::asio::io_context& io, Config config, AgentOptions options, EventLog& log)
+    : io_(io), config_(std::move(config)), options_(std::move(options)), log_(log),
+      tables_(tables_of(config_)), timer_(io) {}
+
+Agent::~Agent() = default;
+
+void Agent::start() {
+    control_ = std::make_unique<ControlServer>(io_, options_.socket_path,
+                                               [this](const json& r) { return handle(r); });
+    if (auto dp = Dataplane::adopt(options_.pin_dir)) {
+        log_.event("adopted", {{"interface", dp->interface()}, {"pin_dir", options_.pin_dir}});
+        bring_up(std::move(dp));
+    } else if (config_.host.interface) {
+        bring_up(Dataplane::attach(*config_.host.interface, options_.pin_dir));
+    } else {
+        log_.event("waiting", {{"message", "no host.interface: waiting for nlbadm attach"}});
+    }
+}
+
+// Everything attach does once the XDP program is in place; undone by tear_down.
+void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
+    milliseconds now = monotonic_now();
+    const std::string ifname = dp->interface();
+    try {
+        DataplaneMaps& maps = dp->maps();
+        nlb_config cfg{};
+        MacAddress own = interface_mac(ifname);
+        std::memcpy(cfg.own_mac, own.data(), 6);
+        MacAddress cmac = cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode);
+        MacAddress src = masked_source_mac(config_.cluster.ip.words[0], config_.host.priority);
+        std::memcpy(cfg.cluster_mac, cmac.data(), 6);
+        std::memcpy(cfg.arp_src_mac, src.data(), 6);
+        cfg.host_priority = config_.host.priority;
+        cfg.flags = NLB_CFG_ANSWER_NEIGH;
+        maps.write_config(cfg);
+        maps.write_tables(tables_);
+        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+            nlb_rule& rule = maps.state().rules[slot];
+            rule.mode = slot < tables_.rules().size() ? tables_.rules()[slot].mode
+                                                      : static_cast<std::uint8_t>(NLB_MODE_MULTIPLE);
+            rule.affinity = tables_.affinity_of(slot);
+            if (!dp->adopted())
+                std::memset(rule.bucket, 0, sizeof(rule.bucket)); // nothing owned until converged
+        }
+
+        InterfacePlan plan;
+        plan.ifname = ifname;
+        plan.mode = config_.cluster.mode;
+        plan.cluster_ip = config_.cluster.ip.words[0];
+        plan.vips = tables_.vips();
+        plan.host_priority = config_.host.priority;
+        iface_ = std::make_unique<HostInterface>(plan);
+
+        hb_ = std::make_unique<HeartbeatSocket>(
+            io_, dp->ifindex(),
+            config_.cluster.mode == ClusterMode::unicast
+                ? MacAddress{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+                : cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
+        engine_ = std::make_unique<ConvergenceEngine>(engine_config_of(config_), boot_nonce(), now);
+        dp_ = std::move(dp);
+        hb_->start([this](std::span<const std::uint8_t> frame) { heartbeat(frame); });
+    } catch (...) {
+        hb_.reset();
+        if (iface_)
+            iface_->undo();
+        iface_.reset();
+        engine_.reset();
+        if (dp && !dp->adopted())
+            dp->detach();
+        throw;
+    }
+    log_.event("attached", {{"interface", ifname},
+                            {"xdp_mode", dp_->generic() ? "generic" : "native"},
+                            {"adopted", dp_->adopted()}});
+    announced_ = false;
+    // A restarted agent first learns which connections the dataplane still holds, so that its
+    // first maps keep serving them.
+    scan_connections_now(now);
+    switch (config_.host.initial_state) {
+    case InitialState::started:
+        engine_->on_command({CommandKind::start, -1}, now);
+        break;
+    case InitialState::suspended:
+        engine_->on_command({CommandKind::suspend, -1}, now);
+        break;
+    case InitialState::stopped:
+        break;
+    }
+    next_periodic_ = now;
+    apply(engine_->take_decision());
+    tick();
+}
+
+void Agent::tear_down(bool keep_dataplane) {
+    timer_.cancel();
+    if (engine_ && hb_) {
+        // Leaving: the others see state stopped and converge at once, without waiting for
+        // this host's heartbeats to time out.
+        milliseconds now = monotonic_now();
+        engine_->on_command({CommandKind::stop, -1}, now);
+        Decision d = engine_->take_decision();
+        for (const auto& f : d.frames)
+            hb_->send(f);
+        if (d.maps && dp_)
+            install(*d.maps);
+    }
+    if (hb_)
+        hb_->close();
+    hb_.reset();
+    engine_.reset();
+    installed_.reset();
+    if (iface_ && !keep_dataplane)
+        iface_->undo();
+    iface_.reset();
+    if (dp_ && !keep_dataplane) {
+        std::string ifname = dp_->interface();
+        dp_->detach();
+        log_.event("detached", {{"interface", ifname}});
+    }
+    dp_.reset();
+}
+
+void Agent::shutdown() {
+    tear_down(options_.keep_dataplane);
+    control_.reset();
+}
+
+void Agent::schedule(milliseconds at) {
+    milliseconds now = monotonic_now();
+    milliseconds wait = at > now ? at - now : milliseconds(0);
+    // Never sleep past the next periodic duty (watchdog, connection scan).
+    if (next_periodic_ > now && next_periodic_ - now < wait)
+        wait = next_periodic_ - now;
+    timer_.expires_after(wait);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec)
+            tick();
+    });
+}
+
+void Agent::tick() {
+    if (!engine_)
+        return;
+    milliseconds now = monotonic_now();
+    if (now >= next_periodic_)
+        periodic(now);
+    engine_->on_tick(now);
+    Decision d = engine_->take_decision();
+    milliseconds next = d.next_tick;
+    apply(std::move(d));
+    schedule(next);
+}
+
+// Once per heartbeat period: keep the watchdog from firing, report connections.
+void Agent::periodic(milliseconds now) {
+    const auto period = milliseconds(config_.cluster.heartbeat_ms);
+    next_periodic_ = now + period;
+    try {
+        // The dataplane stops accepting if this is not repeated within tolerance − 1 periods.
+        std::uint64_t timeout_ns =
+            static_cast<std::uint64_t>(config_.cluster.heartbeat_tolerance - 1) *
+            config_.cluster.heartbeat_ms * 1000000ULL;
+        dp_->arm_watchdog(timeout_ns);
+    } catch (const std::exception& e) {
+        log_.error(e.what());
+    }
+    scan_connections_now(now);
+}
+
+void Agent::scan_connections_now(milliseconds now) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    std::uint64_t now_ns = std::uint64_t(ts.tv_sec) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
+    ConnScan scan = scan_connections(dp_->maps(), now_ns);
+    engine_->on_connection_scan(LiveBuckets::from(scan.live_buckets), accepted_total(), now);
+}
+
+std::uint64_t Agent::accepted_total() const {
+    std::uint64_t total = 0;
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
+        total += dp_->maps().read_stats(slot).accepted;
+    return total;
+}
+
+void Agent::heartbeat(std::span<const std::uint8_t> frame) {
+    if (!engine_)
+        return;
+    engine_->on_heartbeat(frame, monotonic_now());
+    apply(engine_->take_decision());
+}
+
+void Agent::apply(Decision d) {
+    if (!engine_)
+        return;
+    if (d.maps && installed_) {
+        // Buckets this host gives up: look at the connection table again right now, so that
+        // connections opened since the last scan are kept (tracked here, reported dirty).
+        bool releases = false;
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS && !releases; ++s)
+            for (std::size_t b = 0; b < NLB_BUCKETS && !releases; ++b)
+                releases = (*installed_)[s].owners[b] == config_.host.priority &&
+                           (*d.maps)[s].owners[b] != config_.host.priority;
+        if (releases) {
+            scan_connections_now(monotonic_now());
+            Decision again = engine_->take_decision();
+            for (auto& e : again.events)
+                d.events.push_back(std::move(e));
+            if (again.maps)
+                d.maps = again.maps;
+            d.frames = std::move(again.frames); // earlier frames had the stale dirty list
+        }
+    }
+    for (const auto& e : d.events) {
+        json fields = {{"host", e.host}};
+        if (!e.text.empty())
+            fields["detail"] = e.text;
+        if (e.kind == EventKind::command_rejected || e.kind == EventKind::refused)
+            log_.warn(std::string(to_string(e.kind)) + ": " + e.text);
+        else
+            log_.event(to_string(e.kind), fields);
+    }
+    if (d.maps)
+        install(*d.maps);
+    for (const auto& f : d.frames)
+        hb_->send(f);
+    if (!announced_ && engine_->state() == HostState::converged) {
+        // Tell switches and routers where the VIPs are, once this host serves.
+        announced_ = true;
+        try {
+            iface_->announce();
+        } catch (const std::exception& e) {
+            log_.warn(e.what());
+        }
+    }
+}
+
+void Agent::install(const SlotViews& views) {
+    nlb_state& state = dp_->maps().state();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (installed_ && (*installed_)[s] == views[s])
+            continue;
+        auto entries = bucket_entries(views[s], config_.host.priority);
+        std::memcpy(state.rules[s].bucket, entries.data(), sizeof(state.rules[s].bucket));
+    }
+    installed_ = std::make_shared<SlotViews>(views);
+}
+
+json Agent::attach(const std::string& ifname) {
+    if (dp_) {
+        if (dp_->interface() == ifname)
+            return ok({{"interface", ifname}, {"changed", false}});
+        return error("attach " + ifname + ": already attached to " + dp_->interface() +
+                     " (detach it first)");
+    }
+    bring_up(Dataplane::attach(ifname, options_.pin_dir));
+    return ok({{"interface", ifname}, {"changed", true},
+               {"xdp_mode", dp_->generic() ? "generic" : "native"}});
+}
+
+json Agent::detach() {
+    if (!dp_)
+        return error("detach: not attached");
+    std::string ifname = dp_->interface();
+    tear_down(false);
+    return ok({{"interface", ifname}});
+}
+
+json Agent::command(CommandKind kind, int rule) {
+    if (!engine_)
+        return error("not attached (nlbadm attach IFACE first)");
+    milliseconds now = monotonic_now();
+    bool accepted = engine_->on_command({kind, rule}, now);
+    Decision d = engine_->take_decision();
+    std::string why;
+    for (const auto& e : d.events)
+        if (e.kind == EventKind::command_rejected)
+            why = e.text;
+    apply(std::move(d));
+    if (!accepted)
+        return error(why.empty() ? "command rejected" : why);
+    return ok({{"state", to_string(engine_->state())}});
+}
+
+// enable / disable / drain PORT|all [--vip VIP]: the rule that covers the port on that VIP
+// (or on the cluster IP), or every rule.
+json Agent::rule_command(const json& request, CommandKind kind) {
+    const char* verb = kind == CommandKind::rule_enable    ? "enable"
+                       : kind == CommandKind::rule_disable ? "disable"
+                                                           : "drain";
+    if (!request.contains("port"))
+        return error(std::string(verb) + ": port missing");
+    const json& port = request["port"];
+    if (port.is_string() && port.get<std::string>() == "all")
+        return command(kind, -1);
+    if (!port.is_number_integer() || port.get<long>() < 0 || port.get<long>() > 65535)
+        return error(std::string(verb) + ": bad port " + port.dump() + " (0-65535 or all)");
+    std::size_t vip = 0;
+    if (request.contains("vip")) {
+        auto addr = request["vip"].is_string()
+                        ? IpAddress::parse(request["vip"].get<std::string>())
+                        : std::nullopt;
+        const auto& vips = tables_.vips();
+        auto it = addr ? std::find(vips.begin(), vips.end(), *addr) : vips.end();
+        if (it == vips.end())
+            return error(std::string(verb) + ": " + request["vip"].dump() +
+                         " is not a VIP of this cluster");
+        vip = static_cast<std::size_t>(it - vips.begin());
+    }
+    auto p = static_cast<std::uint16_t>(port.get<long>());
+    for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
+        std::uint32_t r = tables_.rule_of(vip, proto, p);
+        if (r < tables_.rules().size())
+            return command(kind, static_cast<int>(r));
+    }
+    return error(std::string(verb) + ": no port rule covers port " + std::to_string(p));
+}
+
+json Agent::handle(const json& request) {
+    if (!request.is_object() || !request.contains("command") || !request["command"].is_string())
+        return error("request needs a \"command\" string");
+    const std::string cmd = request["command"].get<std::string>();
+    auto iface_arg = [&]() -> std::string {
+        if (!request.contains("interface") || !request["interface"].is_string())
+            throw std::runtime_error(cmd + ": interface missing");
+        return request["interface"].get<std::string>();
+    };
+    if (cmd == "query" || cmd == "status")
+        return ok(query());
+    if (cmd == "attach")
+        return attach(iface_arg());
+    if (cmd == "detach") {
+        std::string ifname = iface_arg();
+        if (dp_ && dp_->interface() != ifname)
+            return error("detach " + ifname + ": attached to " + dp_->interface());
+        return detach();
+    }
+    if (cmd == "params")
+        return ok(to_json(config_));
+    if (cmd == "map")
+        return ok(map());
+    if (cmd == "stats")
+        return ok(stats());
+    if (cmd == "start")
+        return command(CommandKind::start);
+    if (cmd == "stop")
+        return command(CommandKind::stop);
+    if (cmd == "drainstop")
+        return command(CommandKind::drainstop);
+    if (cmd == "suspend")
+        return command(CommandKind::suspend);
+    if (cmd == "resume")
+        return command(CommandKind::resume);
+    if (cmd == "enable")
+        return rule_command(request, CommandKind::rule_enable);
+    if (cmd == "disable")
+        return rule_command(request, CommandKind::rule_disable);
+    if (cmd == "drain")
+        return rule_command(request, CommandKind::rule_drain);
+    return error("unknown command \"" + cmd + "\"");
+}
+
+json Agent::query() const {
+    json host = {{"priority", config_.host.priority},
+                 {"state", engine_ ? to_string(engine_->state()) : "stopped"},
+                 {"interface", dp_ ? json(dp_->interface()) : json(nullptr)},
+                 {"dedicated_ip", config_.host.dedicated_ip.to_string()},
+                 {"attached", dp_ != nullptr}};
+    if (dp_)
+        host["xdp_mode"] = dp_->generic() ? "generic" : "native";
+    if (engine_ && engine_->state() == HostState::refused)
+        host["reason"] = to_string(engine_->refuse_reason());
+    std::uint32_t cip = config_.cluster.ip.words[0];
+    json cluster = {{"ip", config_.cluster.ip.to_string()},
+                    {"mode", to_string(config_.cluster.mode)},
+                    {"mac", to_string(cluster_mac(cip, config_.cluster.mode))},
+                    {"converged", engine_ && engine_->converged()},
+                    {"members", members_of(engine_ ? engine_->members() : 0)},
+                    {"view", members_of(engine_ ? engine_->view() : 0)},
+                    {"default_host", engine_ ? engine_->default_host() : 0}};
+    json rules = json::array();
+    const json effective = to_json(config_);
+    for (std::size_t i = 0; i < tables_.rules().size(); ++i) {
+        json rule = effective["port_rules"][i];
+        rule["buckets_owned"] = engine_ ? engine_->buckets_owned(i) : 0;
+        rule["buckets_total"] = NLB_BUCKETS;
+        rules.push_back(rule);
+    }
+    return {{"host", host}, {"cluster", cluster}, {"rules", rules}};
+}
+
+json Agent::map() const {
+    json slots = json::array();
+    if (!installed_)
+        return {{"rules", slots}};
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (s >= tables_.rules().size() && s != NLB_RULE_DEFAULT)
+            continue;
+        const auto& v = (*installed_)[s];
+        json owners = json::object();
+        for (std::size_t b = 0; b < NLB_BUCKETS; ++b) {
+            std::string key = std::to_string(v.owners[b]);
+            owners[key] = owners.value(key, 0) + 1;
+        }
+        slots.push_back({{"slot", s},
+                         {"rule", s == NLB_RULE_DEFAULT ? json("default") : json(s)},
+                         {"buckets_per_owner", owners},
+                         {"dirty_elsewhere", v.dirty_elsewhere.count()},
+                         {"tracked_here", v.tracked_here.count()},
+                         {"owners", v.owners}});
+    }
+    return {{"rules", slots}};
+}
+
+json Agent::stats() const {
+    json out = json::object();
+    if (!dp_)
+        return out;
+    auto counters = [](const nlb_stats& st) {
+        return json{{"accepted", st.accepted},
+                    {"dropped_not_owner", st.dropped_not_owner},
+                    {"dropped_dirty", st.dropped_dirty},
+                    {"dropped_disabled", st.dropped_disabled},
+                    {"dropped_watchdog", st.dropped_watchdog},
+                    {"tracked", st.tracked}};
+    };
+    json rules = json::array();
+    for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (s >= tables_.rules().size() && s != NLB_RULE_DEFAULT)
+            continue;
+        json r = counters(dp_->maps().read_stats(s));
+        r["rule"] = s == NLB_RULE_DEFAULT ? json("default") : json(s);
+        rules.push_back(r);
+    }
+    nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
+    out["rules"] = rules;
+    out["dataplane"] = {{"malformed", g.malformed},
+                        {"arp_replied", g.arp_replied},
+                        {"nd_replied", g.nd_replied},
+                        {"passed_other", g.passed_other},
+                        {"watchdog_alive", dp_->maps().state().config.alive != 0}};
+    if (engine_) {
+        const auto& c = engine_->counters();
+        out["heartbeats"] = {{"sent", c.sent},
+                             {"received", c.received},
+                             {"accepted", c.accepted},
+                             {"malformed", c.malformed},
+                             {"bad_version", c.bad_version},
+                             {"other_cluster", c.other_cluster},
+                             {"unauthenticated", c.unauthenticated},
+                             {"bad_mac", c.bad_mac},
+                             {"replayed", c.replayed},
+                             {"send_errors", hb_ ? hb_->send_errors() : 0}};
+    }
+    return out;
+}
+
+} // namespace nlb

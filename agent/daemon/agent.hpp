@@ -1,0 +1,88 @@
+// nlb-agent's core: owns the dataplane, the host-side interface setup, the heartbeat socket,
+// the convergence engine and the control socket, and moves events between them on one
+// io_context. Every decision is the engine's; this class only carries it out.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+#include "control_server.hpp"
+#include "convergence_engine.hpp"
+#include "dataplane_loader.hpp"
+#include "dataplane_tables.hpp"
+#include "event_log.hpp"
+#include "heartbeat_socket.hpp"
+#include "host_interface.hpp"
+
+namespace nlb {
+
+struct AgentOptions {
+    std::string socket_path = "/run/nlb/nlb.sock";
+    std::string pin_dir = "/sys/fs/bpf/nlb";
+    // On SIGTERM leave the dataplane pinned (the watchdog stops it unless a new agent adopts
+    // it in time) instead of detaching: for restarts that keep tracked connections.
+    bool keep_dataplane = false;
+};
+
+class Agent {
+  public:
+    // Throws std::runtime_error on anything that keeps the agent from running; nothing on
+    // the host is left changed then.
+    Agent(boost::asio::io_context& io, Config config, AgentOptions options, EventLog& log);
+    ~Agent();
+
+    // Control socket up; adopts a pinned dataplane or attaches host.interface if set.
+    void start();
+    // SIGTERM: tell the cluster this host leaves, then detach (or keep, see AgentOptions).
+    void shutdown();
+
+  private:
+    nlohmann::json handle(const nlohmann::json& request);
+    nlohmann::json attach(const std::string& ifname);
+    nlohmann::json detach();
+    void bring_up(std::unique_ptr<Dataplane> dp);
+    void tear_down(bool keep_dataplane);
+
+    void schedule(std::chrono::milliseconds at);
+    void tick();
+    void periodic(std::chrono::milliseconds now);
+    void heartbeat(std::span<const std::uint8_t> frame);
+    void apply(Decision decision);
+    void install(const SlotViews& views);
+    void scan_connections_now(std::chrono::milliseconds now);
+    std::uint64_t accepted_total() const;
+    nlohmann::json command(CommandKind kind, int rule = -1);
+    nlohmann::json rule_command(const nlohmann::json& request, CommandKind kind);
+
+    nlohmann::json query() const;
+    nlohmann::json map() const;
+    nlohmann::json stats() const;
+
+    boost::asio::io_context& io_;
+    Config config_;
+    AgentOptions options_;
+    EventLog& log_;
+    DataplaneTables tables_;
+
+    std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<Dataplane> dp_;
+    std::unique_ptr<HostInterface> iface_;
+    std::unique_ptr<HeartbeatSocket> hb_;
+    std::unique_ptr<ConvergenceEngine> engine_;
+    boost::asio::steady_timer timer_;
+    std::chrono::milliseconds next_periodic_{0};
+    std::shared_ptr<const SlotViews> installed_;
+    bool announced_ = false;
+};
+
+// Milliseconds of CLOCK_MONOTONIC: the engine's clock.
+std::chrono::milliseconds monotonic_now();
+
+} // namespace nlb

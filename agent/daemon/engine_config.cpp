@@ -1,0 +1,61 @@
+#include "engine_config.hpp"
+
+#include <arpa/inet.h>
+
+#include <cctype>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace nlb {
+
+std::vector<std::uint8_t> read_key_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        throw ConfigError("cluster.key_file: " + path + ": " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string hex;
+    for (char c : text.str())
+        if (!std::isspace(static_cast<unsigned char>(c)))
+            hex.push_back(c);
+    if (hex.size() < 64 || hex.size() > 128 || hex.size() % 2 ||
+        hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        throw ConfigError("cluster.key_file: " + path +
+                          ": expected 64 to 128 hex digits (nlbadm keygen > " + path + ")");
+    std::vector<std::uint8_t> key;
+    for (std::size_t i = 0; i < hex.size(); i += 2)
+        key.push_back(static_cast<std::uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+    return key;
+}
+
+EngineConfig engine_config_of(const Config& config) {
+    EngineConfig e;
+    e.cluster.ip = ntohl(config.cluster.ip.words[0]);
+    e.cluster.heartbeat_ms = config.cluster.heartbeat_ms;
+    e.cluster.heartbeat_tolerance = config.cluster.heartbeat_tolerance;
+    e.cluster.cleanup_delay_s = config.cluster.cleanup_delay_s;
+    if (config.cluster.key_file)
+        e.cluster.key = read_key_file(*config.cluster.key_file);
+    e.host.priority = config.host.priority;
+    for (const auto& r : config.port_rules) {
+        PortRule rule;
+        if (r.vip) {
+            rule.vip.family = r.vip->family;
+            std::memcpy(rule.vip.address.data(), r.vip->words.data(), 16);
+        }
+        rule.first_port = r.first_port;
+        rule.last_port = r.last_port;
+        rule.protocol = r.protocol;
+        rule.mode = static_cast<RuleMode>(r.mode);
+        rule.affinity = static_cast<Affinity>(r.affinity);
+        e.rules.push_back(rule);
+        HostRuleParams params;
+        params.load_weight = r.load_weight ? *r.load_weight : kEqualWeight;
+        params.handling_priority = r.handling_priority;
+        e.host.rules.push_back(params);
+    }
+    return e;
+}
+
+} // namespace nlb

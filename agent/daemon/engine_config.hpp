@@ -1,0 +1,16 @@
+// The convergence engine's view of the agent's configuration.
+#pragma once
+
+#include "config.hpp"
+#include "convergence_engine.hpp"
+
+namespace nlb {
+
+// Reads the cluster key (cluster.key_file: 64 hex digits, as `nlbadm keygen` prints them).
+// Throws ConfigError naming the key and the problem.
+EngineConfig engine_config_of(const Config& config);
+
+// The key in a key file: 32..64 bytes written as hex, surrounding whitespace ignored.
+std::vector<std::uint8_t> read_key_file(const std::string& path);
+
+} // namespace nlb

@@ -1,0 +1,131 @@
+// nlb-agent: one per host. Reads the config, attaches (or adopts a pinned dataplane), joins
+// the cluster and serves the control socket until SIGTERM.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "agent.hpp"
+#include "config.hpp"
+#include "event_log.hpp"
+
+namespace {
+
+const char* const kUsage =
+    R"(usage: nlb-agent [--config FILE] [--socket PATH] [--pin-dir DIR] [--log-format text|json]
+                 [--keep-dataplane]
+       nlb-agent --version | --help
+
+Network Load Balancing agent: runs in the foreground, logs events to stderr.
+
+  --config FILE        configuration (default /etc/nlb/nlb.json)
+  --socket PATH        control socket for nlbadm (default /run/nlb/nlb.sock)
+  --pin-dir DIR        where the dataplane is pinned, on a BPF filesystem
+                       (default /sys/fs/bpf/nlb)
+  --log-format FORMAT  text (default) or json, one event per line
+  --keep-dataplane     on SIGTERM leave the cluster but keep the dataplane pinned, so that a
+                       restarted agent adopts it with its tracked connections (the watchdog
+                       stops it if no agent comes back)
+
+Exit status: 0 after SIGTERM/SIGINT, 1 when the agent cannot run (privileges, interface,
+BPF), 2 for a bad command line or configuration.
+)";
+
+int usage_error(const std::string& message) {
+    std::fprintf(stderr, "nlb-agent: %s (see nlb-agent --help)\n", message.c_str());
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path = "/etc/nlb/nlb.json";
+    nlb::AgentOptions options;
+    nlb::LogFormat format = nlb::LogFormat::text;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
+        if (arg == "--version") {
+            std::printf("nlb-agent %s\n", NLB_VERSION);
+            return 0;
+        }
+        if (arg == "--keep-dataplane") {
+            options.keep_dataplane = true;
+            continue;
+        }
+        const char* v = nullptr;
+        if (arg != "--config" && arg != "--socket" && arg != "--pin-dir" && arg != "--log-format")
+            return usage_error("unknown option " + arg);
+        if (!(v = value()))
+            return usage_error(arg + " needs a value");
+        if (arg == "--config")
+            config_path = v;
+        else if (arg == "--socket")
+            options.socket_path = v;
+        else if (arg == "--pin-dir")
+            options.pin_dir = v;
+        else if (std::string(v) == "text")
+            format = nlb::LogFormat::text;
+        else if (std::string(v) == "json")
+            format = nlb::LogFormat::json;
+        else
+            return usage_error("--log-format: " + std::string(v) + " (text or json)");
+    }
+
+    nlb::Config config;
+    try {
+        config = nlb::load_config(config_path);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlb-agent: %s\n", e.what());
+        return 2;
+    }
+    if (geteuid() != 0) {
+        std::fprintf(stderr, "nlb-agent: must run as root (it loads XDP programs and changes "
+                             "interfaces)\n");
+        return 1;
+    }
+
+    nlb::EventLog log(format);
+    try {
+        std::filesystem::path dir = std::filesystem::path(options.socket_path).parent_path();
+        if (!dir.empty())
+            std::filesystem::create_directories(dir);
+        boost::asio::io_context io;
+        nlb::Agent agent(io, std::move(config), options, log);
+        agent.start();
+        boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+        std::function<void(const boost::system::error_code&, int)> on_signal =
+            [&](const boost::system::error_code& ec, int sig) {
+                if (ec)
+                    return;
+                if (sig == SIGHUP) {
+                    log.warn("SIGHUP: reloading the configuration is not supported yet");
+                    signals.async_wait(on_signal);
+                    return;
+                }
+                log.event("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+                agent.shutdown();
+                io.stop();
+            };
+        signals.async_wait(on_signal);
+        log.event("started", {{"config", config_path},
+                              {"socket", options.socket_path},
+                              {"pin_dir", options.pin_dir}});
+        io.run();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlb-agent: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
