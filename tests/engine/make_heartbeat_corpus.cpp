@@ -1,3 +1,62 @@
-int main() {
+// Writes the fuzzer's seed corpus: valid heartbeats of every shape (states, rule counts,
+// dirty encodings, signed and not), one file each, into the directory given.
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "heartbeat_auth.hpp"
+#include "heartbeat_codec.hpp"
+
+using namespace nlb;
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    const std::string dir = argv[1];
+    std::mt19937_64 rng(1);
+    const HeartbeatAuth auth(std::vector<std::uint8_t>(32, 0x5a));
+    int n = 0;
+    for (int i = 0; i < 24; ++i) {
+        Heartbeat hb;
+        hb.cluster_ip = i % 6 == 5 ? 0x0a000001 : 0xc0000264;
+        hb.priority = static_cast<std::uint8_t>(1 + rng() % 64);
+        hb.state = static_cast<HostState>(i % 6);
+        hb.reason = static_cast<RefuseReason>(i % 3);
+        hb.rule_count = static_cast<std::uint8_t>(i % 33);
+        hb.nonce = rng();
+        hb.sequence = 1 + rng() % 1000;
+        hb.fingerprint = rng();
+        hb.view = rng();
+        hb.view_digest = rng();
+        hb.claim = i % 2 ? rng() : 0;
+        hb.claim_members = hb.view;
+        hb.map_digest = rng();
+        hb.connections = rng() % 100000;
+        hb.score = rng() % 1000000;
+        hb.flags = i % 2 ? Heartbeat::kFlagAuthenticated : 0;
+        for (std::size_t r = 0; r < hb.rule_count; ++r) {
+            hb.rules[r] = {static_cast<std::uint8_t>(rng() % 2 ? 0xff : rng() % 101),
+                           static_cast<std::uint8_t>(rng())};
+            hb.control[r] = static_cast<RuleControl>(rng() % 3);
+        }
+        const int dirty_slots = i % 4 == 0 ? 0 : i % 4 == 3 ? 33 : 1 + i % 3;
+        for (int s = 0; s < dirty_slots; ++s) {
+            DirtySlot d{static_cast<std::uint8_t>(s), {}};
+            const auto density = 1 + rng() % (i % 4 == 3 ? 3 : 200);
+            for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+                if (rng() % density == 0)
+                    d.buckets.set(b);
+            hb.dirty.push_back(d);
+        }
+        auto frame = encode_heartbeat(hb);
+        auth.sign(frame);
+        std::ofstream(dir + "/hb-" + std::to_string(n++), std::ios::binary)
+            .write(reinterpret_cast<const char*>(frame.data()),
+                   static_cast<std::streamsize>(frame.size()));
+    }
+    std::printf("%d frames written to %s\n", n, dir.c_str());
     return 0;
 }
