@@ -1,3 +1,212 @@
+// Convergence benchmark (scripts/bench/convergence.sh): allocation time, heartbeat size and
+// bandwidth, movement on joins and leaves, balance, simulated failover and join times.
+// Human-readable lines first, one JSON object on the last line.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "heartbeat_codec.hpp"
+#include "simulator.hpp"
+
+using namespace nlb;
+using namespace nlb::sim;
+
+namespace {
+
+constexpr std::int64_t kPeriod = 1000;
+
+std::vector<MemberParams> random_members(std::mt19937_64& rng, std::size_t n, bool weighted,
+                                         std::size_t rules) {
+    std::vector<std::uint8_t> prios(NLB_MAX_HOSTS);
+    std::iota(prios.begin(), prios.end(), 1);
+    std::shuffle(prios.begin(), prios.end(), rng);
+    std::vector<MemberParams> m(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        m[i].priority = prios[i];
+        for (std::size_t r = 0; r < rules; ++r)
+            m[i].rules[r].load_weight =
+                weighted ? static_cast<std::uint8_t>(1 + rng() % 100) : kEqualWeight;
+    }
+    return m;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+std::uint32_t moved(const OwnerMap& a, const OwnerMap& b) {
+    std::uint32_t m = 0;
+    for (std::size_t i = 0; i < NLB_BUCKETS; ++i)
+        m += a[i] != b[i];
+    return m;
+}
+
+std::uint32_t minimum(const OwnerMap& a, const OwnerMap& b) {
+    std::map<std::uint8_t, std::int64_t> before, after;
+    for (auto o : a)
+        ++before[o];
+    for (auto o : b)
+        ++after[o];
+    std::uint32_t m = 0;
+    for (auto [h, n] : before)
+        m += static_cast<std::uint32_t>(std::max<std::int64_t>(0, n - after[h]));
+    return m;
+}
+
+EngineConfig keyed(std::uint8_t p) {
+    auto c = default_config(p);
+    c.cluster.key.assign(32, 0x5a);
+    return c;
+}
+
+} // namespace
+
 int main() {
+    std::mt19937_64 rng(2024);
+
+    // Allocation: 64 hosts, 32 rules, every rule with its own weights (nothing shared), and
+    // the common case of rules with the same weights.
+    const std::vector<RuleMode> modes(NLB_MAX_RULES, RuleMode::multiple);
+    std::vector<double> distinct, same;
+    for (int i = 0; i < 5; ++i) {
+        auto m = random_members(rng, 64, true, NLB_MAX_RULES);
+        auto t0 = std::chrono::steady_clock::now();
+        auto map = allocate(modes, m);
+        distinct.push_back(ms_since(t0));
+        auto e = random_members(rng, 64, false, NLB_MAX_RULES);
+        t0 = std::chrono::steady_clock::now();
+        map = allocate(modes, e);
+        same.push_back(ms_since(t0));
+    }
+    const double alloc_ms = median(distinct), alloc_same_ms = median(same);
+    std::printf("allocation 64 hosts x 32 rules: %.2f ms (distinct weights), %.2f ms (same)\n",
+                alloc_ms, alloc_same_ms);
+
+    // Largest heartbeat: 32 rules, HMAC, every slot's buckets dirty in a scattered pattern.
+    Heartbeat hb;
+    hb.priority = 64;
+    hb.rule_count = NLB_MAX_RULES;
+    hb.flags = Heartbeat::kFlagAuthenticated;
+    for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        DirtySlot d{s, {}};
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; b += 3)
+            d.buckets.set(b);
+        hb.dirty.push_back(d);
+    }
+    const auto largest = encode_heartbeat(hb).size();
+    hb.dirty.clear();
+    const auto typical = encode_heartbeat(hb).size();
+    std::printf("heartbeat: %zu bytes with 32 rules and HMAC, %zu at most (every slot dirty)\n",
+                typical, largest);
+
+    // Movement and balance over random clusters: one join or one leave, equal or random
+    // weights.
+    double ratio_sum = 0, ratio_worst = 0, max_dev = 0;
+    int trials = 0;
+    std::map<std::size_t, std::pair<double, int>> by_size;
+    for (int t = 0; t < 400; ++t) {
+        const std::size_t n = 2 + rng() % 63;
+        const bool weighted = t % 2;
+        auto m = random_members(rng, n, weighted, 1);
+        const std::vector<RuleMode> one{RuleMode::multiple};
+        auto big = allocate(one, m);
+        auto small = allocate(one, std::span(m).first(n - 1));
+        const auto mv = moved(small->slots[0], big->slots[0]);
+        const auto mn = minimum(small->slots[0], big->slots[0]);
+        const double r = double(mv) / double(std::max<std::uint32_t>(mn, 1));
+        ratio_sum += r;
+        ratio_worst = std::max(ratio_worst, r);
+        ++trials;
+        auto& bucket = by_size[n <= 4 ? 4 : n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64];
+        bucket.first += r;
+        ++bucket.second;
+        double total = 0;
+        for (const auto& x : m)
+            total += effective_weight(x.rules[0].load_weight, RuleControl::enabled);
+        std::map<std::uint8_t, int> count;
+        for (auto o : big->slots[0])
+            ++count[o];
+        for (const auto& x : m) {
+            const double share = NLB_BUCKETS *
+                                 effective_weight(x.rules[0].load_weight, RuleControl::enabled) /
+                                 total;
+            max_dev = std::max(max_dev, std::abs(count[x.priority] - share));
+        }
+    }
+    std::printf("movement on one join/leave: mean %.3f, worst %.3f x the minimum\n",
+                ratio_sum / trials, ratio_worst);
+    for (auto [size, v] : by_size)
+        std::printf("  clusters up to %2zu hosts: mean %.3f\n", size, v.first / v.second);
+    std::printf("balance: worst deviation from the weighted share %.3f buckets\n", max_dev);
+
+    // Heartbeat bandwidth: 16 keyed hosts at 1 s, two minutes after convergence (Ethernet
+    // header included).
+    double bandwidth = 0;
+    {
+        Simulator sim(5, {});
+        for (std::uint8_t p = 1; p <= 16; ++p)
+            sim.add_host(keyed(p));
+        sim.run_until([&] { return sim.settled(); }, 60 * kPeriod);
+        std::uint64_t bytes0 = 0, frames0 = 0;
+        for (std::size_t i = 0; i < sim.size(); ++i) {
+            bytes0 += sim.host(i).bytes_sent;
+            frames0 += sim.host(i).frames_sent;
+        }
+        const auto t0 = sim.now();
+        sim.run_until(t0 + 120 * kPeriod);
+        std::uint64_t bytes = 0, frames = 0;
+        for (std::size_t i = 0; i < sim.size(); ++i) {
+            bytes += sim.host(i).bytes_sent;
+            frames += sim.host(i).frames_sent;
+        }
+        bandwidth = double(bytes - bytes0 + 14 * (frames - frames0)) / 120.0;
+        std::printf("heartbeat bandwidth, 16 hosts at 1 s: %.0f B/s (NLB: 24 KB/s)\n", bandwidth);
+    }
+
+    // Failover and join in the simulator, in heartbeat periods (tolerance 5).
+    double failover_worst = 0, failover_sum = 0, join_worst = 0, join_sum = 0;
+    int runs = 0;
+    for (std::uint64_t seed = 0; seed < 10; ++seed) {
+        const std::size_t n = 4 + seed % 13;
+        Simulator sim(100 + seed, {});
+        for (std::size_t i = 0; i < n; ++i)
+            sim.add_host(default_config(static_cast<std::uint8_t>(i + 1)));
+        sim.run_until([&] { return sim.settled(); }, 60 * kPeriod);
+        sim.run_until(sim.now() + 1000 + static_cast<std::int64_t>(rng() % 1000));
+        auto t0 = sim.now();
+        sim.kill(n / 2);
+        sim.run_until([&] { return sim.unowned(0) == 0 && sim.unowned(NLB_RULE_DEFAULT) == 0; },
+                      t0 + 60 * kPeriod);
+        const double failover = double(sim.now() - t0) / kPeriod;
+        sim.run_until([&] { return sim.settled(); }, sim.now() + 60 * kPeriod);
+        sim.run_until(sim.now() + 1000 + static_cast<std::int64_t>(rng() % 1000));
+        t0 = sim.now();
+        sim.add_host(default_config(static_cast<std::uint8_t>(n + 1)));
+        sim.run_until([&] { return sim.settled(); }, t0 + 60 * kPeriod);
+        const double join = double(sim.now() - t0) / kPeriod;
+        failover_worst = std::max(failover_worst, failover);
+        failover_sum += failover;
+        join_worst = std::max(join_worst, join);
+        join_sum += join;
+        ++runs;
+    }
+    std::printf("simulated failover: mean %.2f, worst %.2f periods; join: mean %.2f, worst %.2f\n",
+                failover_sum / runs, failover_worst, join_sum / runs, join_worst);
+
+    std::printf("{\"alloc_ms_64h_32r\": %.3f, \"alloc_ms_64h_32r_same_weights\": %.3f, "
+                "\"heartbeat_bytes_64h_32r\": %zu, \"hb_bandwidth_Bps_16h\": %.0f, "
+                "\"move_ratio_mean\": %.3f, \"move_ratio_worst\": %.3f, "
+                "\"balance_max_dev_buckets\": %.3f, \"sim_failover_periods\": %.2f, "
+                "\"sim_join_periods\": %.2f}\n",
+                alloc_ms, alloc_same_ms, largest, bandwidth, ratio_sum / trials, ratio_worst,
+                max_dev, failover_worst, join_worst);
     return 0;
 }
