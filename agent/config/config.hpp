@@ -1,0 +1,109 @@
+// The agent's configuration (/etc/nlb/nlb.json, DESIGN.md §5; every key in docs/config.md):
+// parsed strictly, so that a typo never silently becomes a default. Every error is one line
+// that names the key path and the problem: `port_rules[1].ports: first port 90 above last
+// port 80`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cluster_mac.hpp"
+#include "dataplane_tables.hpp"
+#include "rules.hpp"
+
+namespace nlb {
+
+// One line, naming the key path ("cluster.heartbeat_ms: 50 below the minimum 100") or, for a
+// file that is no JSON, the place ("nlb.json: line 3, column 5: syntax error ...").
+class ConfigError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// Bounds (docs/config.md). A period under 100 ms floods the segment with heartbeats for no
+// gain; over 10 s failover takes minutes. Tolerance 1 would call a host dead on one lost frame.
+inline constexpr std::uint32_t kMinHeartbeatMs = 100;
+inline constexpr std::uint32_t kMaxHeartbeatMs = 10000;
+inline constexpr std::uint32_t kMinHeartbeatTolerance = 2;
+inline constexpr std::uint32_t kMaxHeartbeatTolerance = 100;
+inline constexpr std::uint32_t kMaxCleanupDelayS = 86400;
+inline constexpr std::uint8_t kMaxLoadWeight = 100;
+
+struct ClusterConfig {
+    IpAddress ip;                // the cluster IP: IPv4, the cluster MAC derives from it
+    std::vector<IpAddress> vips; // additional VIPs (IPv4 or IPv6), cluster IP not repeated
+    ClusterMode mode = ClusterMode::unicast;
+    std::uint32_t heartbeat_ms = 1000;
+    std::uint32_t heartbeat_tolerance = 5;
+    std::optional<std::string> key_file; // none: heartbeats are not authenticated
+    bool remote_control = false;
+    std::uint32_t cleanup_delay_s = 300;
+    bool operator==(const ClusterConfig&) const = default;
+};
+
+enum class InitialState { started, stopped, suspended };
+
+struct HostConfig {
+    std::uint8_t priority = 1; // 1..NLB_MAX_HOSTS
+    IpAddress dedicated_ip;    // never a VIP
+    InitialState initial_state = InitialState::started;
+    std::optional<std::string> interface; // set: attach at start; none: wait for nlbadm attach
+    bool operator==(const HostConfig&) const = default;
+};
+
+// Protocol, RuleMode and Affinity are the engine's (rules.hpp, via dataplane_tables.hpp): one
+// definition for the config, the engine and the tables.
+struct PortRuleConfig {
+    std::optional<IpAddress> vip; // none: "all" VIPs; else the cluster IP or one of vips
+    std::uint16_t first_port = 0;
+    std::uint16_t last_port = 65535;
+    Protocol protocol = Protocol::both;
+    RuleMode mode = RuleMode::multiple;
+    Affinity affinity = Affinity::single;    // meaningful for `multiple` only
+    std::optional<std::uint8_t> load_weight; // `multiple` only; none: "equal"
+    std::uint8_t handling_priority = 1;      // `single` only; defaults to host.priority
+    bool operator==(const PortRuleConfig&) const = default;
+};
+
+// `"metrics": {"listen": "127.0.0.1:9650"}`: where the agent serves its metrics.
+struct MetricsConfig {
+    IpAddress address;
+    std::uint16_t port = 9650;
+    std::string listen() const; // "127.0.0.1:9650", "[::1]:9650"
+    bool operator==(const MetricsConfig&) const = default;
+};
+
+struct Config {
+    ClusterConfig cluster;
+    HostConfig host;
+    std::vector<PortRuleConfig> port_rules; // at most NLB_MAX_RULES, none overlapping
+    std::optional<MetricsConfig> metrics;
+    bool operator==(const Config&) const = default;
+};
+
+// Throws ConfigError. `source` names the text in JSON syntax errors (the file name).
+Config parse_config(std::string_view json_text, std::string_view source = "config");
+// Reads and parses a file; throws ConfigError ("/etc/nlb/nlb.json: No such file or directory").
+Config load_config(const std::string& path);
+
+// The effective configuration, every default filled in; parse_config(to_json(c).dump()) == c.
+nlohmann::json to_json(const Config& config);
+
+// The dataplane's VIP list (cluster IP first, then vips in order) and rule list (in order).
+DataplaneTables tables_of(const Config& config);
+
+const char* to_string(InitialState state);
+const char* to_string(RuleMode mode);
+const char* to_string(Affinity affinity);
+const char* to_string(Protocol protocol);
+
+// Linux's rule for interface names: 1..15 bytes, not "." or "..", no '/', ':' or whitespace.
+bool is_valid_interface_name(std::string_view name);
+
+} // namespace nlb

@@ -1,0 +1,269 @@
+// parse_config / load_config: JSON → Config, every rule of docs/config.md checked here.
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config.hpp"
+#include "json_reader.hpp"
+
+namespace nlb {
+
+namespace {
+
+// "unicast, multicast or igmp" style choice among fixed words.
+template <class Enum, std::size_t N>
+Enum choice(const JsonField& field, const std::pair<const char*, Enum> (&options)[N]) {
+    std::string text = field.string();
+    std::string list;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (text == options[i].first)
+            return options[i].second;
+        list += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(options[i].first);
+    }
+    field.fail("\"" + text + "\" is not " + list);
+}
+
+IpAddress address(const JsonField& field, bool ipv4_only) {
+    std::string text = field.string();
+    auto parsed = IpAddress::parse(text);
+    if (!parsed || (ipv4_only && parsed->family != NLB_FAMILY_V4))
+        field.fail("\"" + text + "\" is not an " +
+                   std::string(ipv4_only ? "IPv4" : "IPv4 or IPv6") + " address");
+    return *parsed;
+}
+
+ClusterConfig parse_cluster(const JsonField& field) {
+    ObjectReader object(field);
+    ClusterConfig c;
+    c.ip = address(object.required("ip"), true);
+    if (auto vips = object.optional("vips")) {
+        std::size_t n = vips->array_size();
+        if (n > NLB_MAX_VIPS - 1)
+            vips->fail(std::to_string(n) + " VIPs, at most " + std::to_string(NLB_MAX_VIPS - 1) +
+                       " besides the cluster IP");
+        for (std::size_t i = 0; i < n; ++i) {
+            JsonField element = vips->element(i);
+            IpAddress vip = address(element, false);
+            if (vip == c.ip)
+                element.fail(vip.to_string() + " is the cluster IP, a VIP already");
+            for (const auto& other : c.vips)
+                if (other == vip)
+                    element.fail(vip.to_string() + " listed twice");
+            c.vips.push_back(vip);
+        }
+    }
+    if (auto mode = object.optional("mode"))
+        c.mode = choice(*mode, {std::pair{"unicast", ClusterMode::unicast},
+                                {"multicast", ClusterMode::multicast},
+                                {"igmp", ClusterMode::igmp}});
+    if (auto ms = object.optional("heartbeat_ms"))
+        c.heartbeat_ms = static_cast<std::uint32_t>(ms->integer(kMinHeartbeatMs, kMaxHeartbeatMs));
+    if (auto tolerance = object.optional("heartbeat_tolerance"))
+        c.heartbeat_tolerance = static_cast<std::uint32_t>(
+            tolerance->integer(kMinHeartbeatTolerance, kMaxHeartbeatTolerance));
+    if (auto key_file = object.optional("key_file")) {
+        c.key_file = key_file->string();
+        if (c.key_file->empty())
+            key_file->fail("empty path (leave the key out for an unauthenticated cluster)");
+    }
+    if (auto remote = object.optional("remote_control"))
+        c.remote_control = remote->boolean();
+    if (auto delay = object.optional("cleanup_delay_s"))
+        c.cleanup_delay_s = static_cast<std::uint32_t>(delay->integer(0, kMaxCleanupDelayS));
+    object.finish();
+    return c;
+}
+
+HostConfig parse_host(const JsonField& field) {
+    ObjectReader object(field);
+    HostConfig h;
+    h.priority = static_cast<std::uint8_t>(object.required("priority").integer(1, NLB_MAX_HOSTS));
+    h.dedicated_ip = address(object.required("dedicated_ip"), false);
+    if (auto state = object.optional("initial_state"))
+        h.initial_state = choice(*state, {std::pair{"started", InitialState::started},
+                                          {"stopped", InitialState::stopped},
+                                          {"suspended", InitialState::suspended}});
+    if (auto interface = object.optional("interface")) {
+        h.interface = interface->string();
+        if (!is_valid_interface_name(*h.interface))
+            interface->fail("\"" + *h.interface + "\" is not an interface name");
+    }
+    object.finish();
+    return h;
+}
+
+std::uint16_t port(const JsonField& field) {
+    return static_cast<std::uint16_t>(field.integer(0, 65535));
+}
+
+PortRuleConfig parse_rule(const JsonField& field, const ClusterConfig& cluster,
+                          const HostConfig& host) {
+    ObjectReader object(field);
+    PortRuleConfig r;
+    if (auto vip = object.optional("vip"); vip && vip->value() != "all") {
+        r.vip = address(*vip, false);
+        bool known = *r.vip == cluster.ip;
+        for (const auto& v : cluster.vips)
+            known = known || *r.vip == v;
+        if (!known)
+            vip->fail(r.vip->to_string() + " is neither the cluster IP nor in cluster.vips");
+    }
+    if (auto ports = object.optional("ports")) {
+        if (ports->array_size() != 2)
+            ports->fail("expected [first, last], got " + std::to_string(ports->value().size()) +
+                        " elements");
+        r.first_port = port(ports->element(0));
+        r.last_port = port(ports->element(1));
+        if (r.first_port > r.last_port)
+            ports->fail("first port " + std::to_string(r.first_port) + " above last port " +
+                        std::to_string(r.last_port));
+    }
+    if (auto protocol = object.optional("protocol"))
+        r.protocol = choice(
+            *protocol,
+            {std::pair{"tcp", Protocol::tcp}, {"udp", Protocol::udp}, {"both", Protocol::both}});
+    if (auto mode = object.optional("mode"))
+        r.mode = choice(*mode, {std::pair{"multiple", RuleMode::multiple},
+                                {"single", RuleMode::single},
+                                {"disabled", RuleMode::disabled}});
+    std::string mode_name = to_string(r.mode);
+    // A parameter of another mode is a mistake the operator should hear about: it would be
+    // ignored, and the rule would not do what they think.
+    auto only_for = [&](const JsonField& f, RuleMode wanted) {
+        if (r.mode != wanted)
+            f.fail(std::string("only for mode ") + to_string(wanted) + ", this rule is " +
+                   mode_name);
+    };
+    if (auto affinity = object.optional("affinity")) {
+        only_for(*affinity, RuleMode::multiple);
+        r.affinity = choice(*affinity, {std::pair{"none", Affinity::none},
+                                        {"single", Affinity::single},
+                                        {"network", Affinity::network}});
+    }
+    if (auto weight = object.optional("load_weight")) {
+        only_for(*weight, RuleMode::multiple);
+        if (weight->value() != "equal") {
+            if (weight->value().is_string())
+                weight->fail("\"" + weight->string() + "\" is neither 0..100 nor \"equal\"");
+            r.load_weight = static_cast<std::uint8_t>(weight->integer(0, kMaxLoadWeight));
+        }
+    }
+    r.handling_priority = host.priority;
+    if (auto handling = object.optional("handling_priority")) {
+        only_for(*handling, RuleMode::single);
+        r.handling_priority = static_cast<std::uint8_t>(handling->integer(1, NLB_MAX_HOSTS));
+    }
+    object.finish();
+    return r;
+}
+
+std::string describe(const PortRuleConfig& r) {
+    return std::string("vip ") + (r.vip ? r.vip->to_string() : "all") + ", ports " +
+           std::to_string(r.first_port) + "-" + std::to_string(r.last_port) + ", " +
+           to_string(r.protocol);
+}
+
+// Rules overlap when they name the same VIP (or both "all"), share a port and a protocol. A
+// VIP's own rule beside an "all" rule is no overlap: the VIP's rule wins for that VIP.
+bool overlap(const PortRuleConfig& a, const PortRuleConfig& b) {
+    bool protocols =
+        a.protocol == Protocol::both || b.protocol == Protocol::both || a.protocol == b.protocol;
+    return a.vip == b.vip && protocols && a.first_port <= b.last_port &&
+           b.first_port <= a.last_port;
+}
+
+std::vector<PortRuleConfig> parse_rules(const JsonField& field, const ClusterConfig& cluster,
+                                        const HostConfig& host) {
+    std::size_t n = field.array_size();
+    if (n > NLB_MAX_RULES)
+        field.fail(std::to_string(n) + " rules, at most " + std::to_string(NLB_MAX_RULES));
+    std::vector<PortRuleConfig> rules;
+    for (std::size_t i = 0; i < n; ++i) {
+        JsonField element = field.element(i);
+        PortRuleConfig rule = parse_rule(element, cluster, host);
+        for (std::size_t j = 0; j < rules.size(); ++j)
+            if (overlap(rule, rules[j]))
+                element.fail("overlaps port_rules[" + std::to_string(j) + "] (" +
+                             describe(rules[j]) + ")");
+        rules.push_back(rule);
+    }
+    return rules;
+}
+
+MetricsConfig parse_metrics(const JsonField& field) {
+    ObjectReader object(field);
+    MetricsConfig m;
+    m.address = *IpAddress::parse("127.0.0.1");
+    if (auto listen = object.optional("listen")) {
+        std::string text = listen->string();
+        // "ADDRESS:PORT", IPv6 in brackets: "[::1]:9650".
+        auto colon = text.rfind(':');
+        std::string host = colon == std::string::npos ? text : text.substr(0, colon);
+        std::string port_text = colon == std::string::npos ? "" : text.substr(colon + 1);
+        bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']';
+        auto addr = IpAddress::parse(v6 ? host.substr(1, host.size() - 2) : host);
+        bool port_ok = !port_text.empty() && port_text.size() <= 5 &&
+                       port_text.find_first_not_of("0123456789") == std::string::npos &&
+                       std::stoul(port_text) >= 1 && std::stoul(port_text) <= 65535;
+        if (!addr || (addr->family == NLB_FAMILY_V6) != v6 || !port_ok)
+            listen->fail("\"" + text +
+                         "\" is not ADDRESS:PORT (\"127.0.0.1:9650\", \"[::1]:9650\")");
+        m.address = *addr;
+        m.port = static_cast<std::uint16_t>(std::stoul(port_text));
+    }
+    object.finish();
+    return m;
+}
+
+// NLB's default when no port_rules key is given: all ports, both protocols, load-balanced
+// over every host with single affinity and equal load.
+PortRuleConfig default_rule(const HostConfig& host) {
+    PortRuleConfig r;
+    r.handling_priority = host.priority;
+    return r;
+}
+
+} // namespace
+
+Config parse_config(std::string_view json_text, std::string_view source) {
+    nlohmann::json document = parse_json_strict(json_text, source);
+    JsonField root(document, "");
+    ObjectReader object(root);
+    Config config;
+    // Cluster and host first: rules refer to the VIPs and default to the host's priority.
+    config.cluster = parse_cluster(object.required("cluster"));
+    config.host = parse_host(object.required("host"));
+    if (auto rules = object.optional("port_rules"))
+        config.port_rules = parse_rules(*rules, config.cluster, config.host);
+    else
+        config.port_rules = {default_rule(config.host)};
+    if (auto metrics = object.optional("metrics"))
+        config.metrics = parse_metrics(*metrics);
+    object.finish();
+
+    const IpAddress& dip = config.host.dedicated_ip;
+    bool dip_is_vip = dip == config.cluster.ip;
+    for (const auto& v : config.cluster.vips)
+        dip_is_vip = dip_is_vip || dip == v;
+    if (dip_is_vip)
+        throw ConfigError("host.dedicated_ip: " + dip.to_string() +
+                          " is a VIP; the dedicated IP is the host's own address");
+    return config;
+}
+
+Config load_config(const std::string& path) {
+    if (std::filesystem::is_directory(path))
+        throw ConfigError(path + ": is a directory");
+    std::ifstream file(path);
+    if (!file)
+        throw ConfigError(path + ": " + std::strerror(errno));
+    std::ostringstream text;
+    text << file.rdbuf();
+    if (file.bad())
+        throw ConfigError(path + ": " + std::strerror(errno));
+    return parse_config(text.str(), path);
+}
+
+} // namespace nlb
