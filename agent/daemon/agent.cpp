@@ -60,7 +60,7 @@ void Agent::start() {
         log_.event("adopted", {{"interface", dp->interface()}, {"pin_dir", options_.pin_dir}});
         bring_up(std::move(dp));
     } else if (config_.host.interface) {
-        bring_up(Dataplane::attach(*config_.host.interface, options_.pin_dir));
+        bring_up(Dataplane::attach(*config_.host.interface, options_.pin_dir, options_.xdp_mode));
     } else {
         log_.event("waiting", {{"message", "no host.interface: waiting for nlbadm attach"}});
     }
@@ -301,7 +301,7 @@ json Agent::attach(const std::string& ifname) {
         return error("attach " + ifname + ": already attached to " + dp_->interface() +
                      " (detach it first)");
     }
-    bring_up(Dataplane::attach(ifname, options_.pin_dir));
+    bring_up(Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode));
     return ok({{"interface", ifname}, {"changed", true},
                {"xdp_mode", dp_->generic() ? "generic" : "native"}});
 }

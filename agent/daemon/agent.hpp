@@ -29,6 +29,7 @@ struct AgentOptions {
     // On SIGTERM leave the dataplane pinned (the watchdog stops it unless a new agent adopts
     // it in time) instead of detaching: for restarts that keep tracked connections.
     bool keep_dataplane = false;
+    XdpMode xdp_mode = XdpMode::automatic;
 };
 
 class Agent {

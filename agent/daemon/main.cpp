@@ -20,7 +20,7 @@ namespace {
 
 const char* const kUsage =
     R"(usage: nlb-agent [--config FILE] [--socket PATH] [--pin-dir DIR] [--log-format text|json]
-                 [--keep-dataplane]
+                 [--xdp-mode auto|native|generic] [--keep-dataplane]
        nlb-agent --version | --help
 
 Network Load Balancing agent: runs in the foreground, logs events to stderr.
@@ -30,6 +30,8 @@ Network Load Balancing agent: runs in the foreground, logs events to stderr.
   --pin-dir DIR        where the dataplane is pinned, on a BPF filesystem
                        (default /sys/fs/bpf/nlb)
   --log-format FORMAT  text (default) or json, one event per line
+  --xdp-mode MODE      auto (default: native, generic where the driver has none), native
+                       or generic; on a veth only generic hands accepted frames to the stack
   --keep-dataplane     on SIGTERM leave the cluster but keep the dataplane pinned, so that a
                        restarted agent adopts it with its tracked connections (the watchdog
                        stops it if no agent comes back)
@@ -65,7 +67,8 @@ int main(int argc, char** argv) {
             continue;
         }
         const char* v = nullptr;
-        if (arg != "--config" && arg != "--socket" && arg != "--pin-dir" && arg != "--log-format")
+        if (arg != "--config" && arg != "--socket" && arg != "--pin-dir" &&
+            arg != "--log-format" && arg != "--xdp-mode")
             return usage_error("unknown option " + arg);
         if (!(v = value()))
             return usage_error(arg + " needs a value");
@@ -75,6 +78,17 @@ int main(int argc, char** argv) {
             options.socket_path = v;
         else if (arg == "--pin-dir")
             options.pin_dir = v;
+        else if (arg == "--xdp-mode") {
+            std::string m = v;
+            if (m == "auto")
+                options.xdp_mode = nlb::XdpMode::automatic;
+            else if (m == "native")
+                options.xdp_mode = nlb::XdpMode::native;
+            else if (m == "generic")
+                options.xdp_mode = nlb::XdpMode::generic;
+            else
+                return usage_error("--xdp-mode: " + m + " (auto, native or generic)");
+        }
         else if (std::string(v) == "text")
             format = nlb::LogFormat::text;
         else if (std::string(v) == "json")

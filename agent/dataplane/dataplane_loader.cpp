@@ -121,7 +121,7 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
 }
 
 std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
-                                             const std::string& pin_dir) {
+                                             const std::string& pin_dir, XdpMode mode) {
     std::string what = "attach " + ifname;
     int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     if (!ifindex)
@@ -136,20 +136,30 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
     dp->ifname_ = ifname;
     dp->ifindex_ = ifindex;
     int prog_fd = bpf_program__fd(dp->skel_->progs.nlb_xdp);
-    LIBBPF_OPTS(bpf_link_create_opts, native, .flags = XDP_FLAGS_DRV_MODE);
-    int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &native);
-    if (fd == -EBUSY || fd == -EEXIST) {
-        __u32 id = 0;
-        bpf_xdp_query_id(ifindex, 0, &id);
-        fail(what, "another XDP program (id " + std::to_string(id) + ") is attached");
+    auto busy = [&](int fd) {
+        if (fd == -EBUSY || fd == -EEXIST) {
+            __u32 id = 0;
+            bpf_xdp_query_id(ifindex, 0, &id);
+            fail(what, "another XDP program (id " + std::to_string(id) + ") is attached");
+        }
+    };
+    int fd = -EOPNOTSUPP;
+    if (mode != XdpMode::generic) {
+        LIBBPF_OPTS(bpf_link_create_opts, native, .flags = XDP_FLAGS_DRV_MODE);
+        fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &native);
+        busy(fd);
+        if (fd < 0 && mode == XdpMode::native)
+            fail(what, "XDP native mode: " + errstr(fd));
     }
     if (fd < 0) {
         int native_err = fd;
         LIBBPF_OPTS(bpf_link_create_opts, generic, .flags = XDP_FLAGS_SKB_MODE);
         fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &generic);
+        busy(fd);
         if (fd < 0)
-            fail(what, "XDP native mode: " + errstr(native_err) + "; generic mode: " +
-                           errstr(fd));
+            fail(what, (mode == XdpMode::generic ? "" : "XDP native mode: " + errstr(native_err) +
+                                                          "; ") +
+                           "XDP generic mode: " + errstr(fd));
         dp->generic_ = true;
     }
     dp->link_fd_ = fd;

@@ -13,13 +13,20 @@ struct nlb_bpf;
 
 namespace nlb {
 
+// Which XDP hook to use. Native runs in the driver, before any socket buffer exists; generic
+// runs on the socket buffer (slower, but on a veth the only mode in which a rewritten
+// destination MAC makes the stack take the frame as its own: a veth classifies frames before
+// its native XDP hook runs).
+enum class XdpMode { automatic, native, generic };
+
 class Dataplane {
   public:
     // Attaches to `ifname` (native XDP, generic when the driver has none), or adopts the
     // attachment pinned in `pin_dir` by an earlier agent: the new program replaces the old
     // one atomically and the maps (tables, tracked connections, counters) carry over.
     // Throws std::runtime_error: "attach eth0: <reason>".
-    static std::unique_ptr<Dataplane> attach(const std::string& ifname, const std::string& pin_dir);
+    static std::unique_ptr<Dataplane> attach(const std::string& ifname, const std::string& pin_dir,
+                                             XdpMode mode = XdpMode::automatic);
     // The attachment pinned in `pin_dir`, or nullptr when there is none.
     static std::unique_ptr<Dataplane> adopt(const std::string& pin_dir);
 

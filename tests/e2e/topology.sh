@@ -94,7 +94,7 @@ topo_start_agent() {
   local i=$1
   shift
   ip netns exec "$TOPO-h$i" "$NLB_AGENT" --config "$TOPO_DIR/h$i.json" \
-    --socket "$TOPO_DIR/h$i.sock" --pin-dir "$TOPO_DIR/bpffs/h$i" "$@" \
+    --socket "$TOPO_DIR/h$i.sock" --pin-dir "$TOPO_DIR/bpffs/h$i" --xdp-mode generic "$@" \
     >>"$TOPO_DIR/h$i.log" 2>&1 &
   TOPO_PIDS+=($!)
   eval "AGENT_PID_$i=$!"
