@@ -1,0 +1,287 @@
+#include "command_line.hpp"
+
+#include <sys/un.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "config.hpp"
+
+namespace nlb::cli {
+
+namespace {
+
+// What a command takes after its name.
+enum class Takes { nothing, interface, port, ip2mac, keygen };
+
+struct CommandSpec {
+    const char* name;
+    Takes takes;
+    const char* args;    // as in the usage line
+    const char* summary; // one line of the general help
+    const char* details; // the rest of `nlbadm COMMAND --help`
+};
+
+// clang-format off
+constexpr CommandSpec kCommands[] = {
+    {"attach", Takes::interface, "IFACE", "attach the dataplane to IFACE and join the cluster",
+     "Attaches the XDP dataplane to IFACE, adds the VIPs and the cluster MAC, and joins the\n"
+     "cluster in the configured initial_state. Attaching the interface already attached\n"
+     "succeeds and changes nothing.\n"},
+    {"detach", Takes::interface, "IFACE", "leave the cluster, remove everything attach added",
+     "Leaves the cluster at once and removes the dataplane, the VIPs and the cluster MAC\n"
+     "from IFACE.\n"},
+    {"query", Takes::nothing, "", "this host's state and its view of the cluster (alias: status)",
+     "Shows this host's state (stopped, converging, converged, draining, suspended,\n"
+     "refused), the cluster's membership and default host, and per port rule the buckets\n"
+     "this host owns. `status` is the same command.\n"},
+    {"start", Takes::nothing, "", "join the cluster at once",
+     "Joins the cluster: after convergence this host takes its share of every rule.\n"},
+    {"stop", Takes::nothing, "", "leave the cluster at once (its connections are dropped)",
+     "Leaves the cluster at once; connections this host serves are dropped. See drainstop\n"
+     "for a graceful stop.\n"},
+    {"drainstop", Takes::nothing, "", "take no new connections, finish existing ones, stop",
+     "Takes no new connections, keeps serving the established ones, then stops.\n"},
+    {"suspend", Takes::nothing, "", "stop and ignore every command but resume",
+     "Stops like `stop` and ignores every command but `resume`.\n"},
+    {"resume", Takes::nothing, "", "undo suspend (the host stays stopped)",
+     "Undoes `suspend`; the host is stopped until `start`.\n"},
+    {"enable", Takes::port, "PORT|all [--vip VIP]", "handle the port rule covering PORT",
+     "Handles again, on this host, the port rule that covers PORT (every rule: all).\n"
+     "--vip VIP picks the rule of that VIP rather than the rule for all VIPs.\n"},
+    {"disable", Takes::port, "PORT|all [--vip VIP]", "stop handling that rule at once",
+     "Stops handling, on this host, the port rule that covers PORT (every rule: all) at\n"
+     "once; its connections on this host are dropped. --vip VIP as for enable.\n"},
+    {"drain", Takes::port, "PORT|all [--vip VIP]", "stop new connections on that rule",
+     "Stops taking new connections, on this host, for the port rule that covers PORT\n"
+     "(every rule: all) and keeps serving the established ones. --vip VIP as for enable.\n"},
+    {"params", Takes::nothing, "", "the agent's effective configuration",
+     "Shows the configuration the agent runs with, every default filled in.\n"},
+    {"map", Takes::nothing, "", "bucket ownership per port rule",
+     "Shows, per port rule, how many buckets each host owns.\n"},
+    {"stats", Takes::nothing, "", "dataplane and agent counters",
+     "Shows the dataplane counters (accepted, dropped by reason, per rule) and the\n"
+     "agent's heartbeat counters.\n"},
+    {"ip2mac", Takes::ip2mac, "IP [--mode unicast|multicast|igmp]",
+     "the cluster MAC of a cluster IP (no agent needed)",
+     "Prints the cluster MAC that cluster IP IP gives in the mode (default unicast):\n"
+     "unicast 02:bf:a:b:c:d, multicast 03:bf:a:b:c:d, igmp 01:00:5e:7f:c:d (and the IGMP\n"
+     "group 239.255.c.d). Needs no agent.\n"},
+    {"keygen", Takes::keygen, "", "print a new random cluster key (no agent needed)",
+     "Prints 32 random bytes from the kernel's random source as 64 hex digits: the\n"
+     "content of cluster.key_file, the same on every host. Needs no agent.\n"},
+};
+// clang-format on
+
+const CommandSpec* find_command(std::string_view name) {
+    if (name == "status")
+        name = "query";
+    for (const auto& c : kCommands)
+        if (name == c.name)
+            return &c;
+    return nullptr;
+}
+
+std::string in_quotes(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
+
+// "--name=value" or "--name value"; advances i past a separate value.
+std::string option_value(const std::vector<std::string>& args, std::size_t& i,
+                         const std::string& name, const std::optional<std::string>& inline_value,
+                         const std::string& context) {
+    if (inline_value)
+        return *inline_value;
+    if (i + 1 >= args.size())
+        throw UsageError(context + name + " needs a value");
+    return args[++i];
+}
+
+std::uint16_t parse_port(const std::string& text, const std::string& command) {
+    bool digits =
+        !text.empty() && text.size() <= 5 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stoul(text) > 65535)
+        throw UsageError(command + ": bad port " + in_quotes(text) + " (0-65535 or all)");
+    return static_cast<std::uint16_t>(std::stoul(text));
+}
+
+bool looks_negative_number(const std::string& arg) {
+    return arg.size() > 1 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9';
+}
+
+} // namespace
+
+Invocation parse_command_line(const std::vector<std::string>& args) {
+    Invocation inv;
+    const CommandSpec* spec = nullptr;
+    bool help = false;
+    bool version = false;
+    std::vector<std::string> positional;
+    std::optional<std::string> vip;
+    std::optional<std::string> mode;
+
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        std::string context = spec ? std::string(spec->name) + ": " : "";
+        if (arg.size() > 1 && arg[0] == '-' && !looks_negative_number(arg)) {
+            std::string name = arg;
+            std::optional<std::string> inline_value;
+            if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+                name = arg.substr(0, eq);
+                inline_value = arg.substr(eq + 1);
+            }
+            bool takes_value = name == "--socket" || name == "--vip" || name == "--mode";
+            if (inline_value && !takes_value)
+                throw UsageError(context + name + " takes no value");
+            if (name == "--help" || name == "-h") {
+                help = true;
+            } else if (name == "--version" || name == "-V") {
+                version = true;
+            } else if (name == "--json" || name == "-j") {
+                inv.json = true;
+            } else if (name == "--socket") {
+                inv.socket = option_value(args, i, name, inline_value, context);
+                if (inv.socket.empty())
+                    throw UsageError("--socket: empty path");
+                if (inv.socket.size() >= sizeof(sockaddr_un::sun_path))
+                    throw UsageError("--socket: path longer than " +
+                                     std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+            } else if (name == "--vip" && spec && spec->takes == Takes::port) {
+                if (vip)
+                    throw UsageError(context + "--vip given twice");
+                vip = option_value(args, i, name, inline_value, context);
+            } else if (name == "--mode" && spec && spec->takes == Takes::ip2mac) {
+                if (mode)
+                    throw UsageError(context + "--mode given twice");
+                mode = option_value(args, i, name, inline_value, context);
+            } else if (name == "--cluster" || name == "--key-file") {
+                throw UsageError(name + ": remote control is not available in this nlbadm yet");
+            } else {
+                throw UsageError(context + "unknown option " + in_quotes(name) + " (see nlbadm " +
+                                 (spec ? std::string(spec->name) + " " : "") + "--help)");
+            }
+        } else if (!spec) {
+            spec = find_command(arg);
+            if (!spec)
+                throw UsageError("unknown command " + in_quotes(arg) + " (see nlbadm --help)");
+        } else {
+            positional.push_back(arg);
+        }
+    }
+
+    if (help) {
+        inv.action = Action::help;
+        inv.command = spec ? spec->name : "";
+        return inv;
+    }
+    if (version) {
+        inv.action = Action::version;
+        return inv;
+    }
+    if (!spec)
+        throw UsageError("no command given (see nlbadm --help)");
+    inv.command = spec->name;
+    std::string command = spec->name;
+
+    std::size_t wanted = spec->takes == Takes::nothing || spec->takes == Takes::keygen ? 0 : 1;
+    if (positional.size() < wanted)
+        throw UsageError(command + ": missing " +
+                         std::string(spec->args).substr(0, std::string(spec->args).find(' ')) +
+                         " (nlbadm " + command + " " + spec->args + ")");
+    if (positional.size() > wanted)
+        throw UsageError(command + ": unexpected argument " + in_quotes(positional[wanted]));
+
+    inv.action = Action::agent;
+    inv.request = {{"command", command}};
+    switch (spec->takes) {
+    case Takes::nothing:
+        break;
+    case Takes::interface:
+        if (!is_valid_interface_name(positional[0]))
+            throw UsageError(command + ": bad interface name " + in_quotes(positional[0]));
+        inv.request["interface"] = positional[0];
+        break;
+    case Takes::port:
+        if (positional[0] == "all")
+            inv.request["port"] = "all";
+        else
+            inv.request["port"] = parse_port(positional[0], command);
+        if (vip) {
+            auto address = IpAddress::parse(*vip);
+            if (!address)
+                throw UsageError(command + ": bad address " + in_quotes(*vip) +
+                                 " for --vip (an IPv4 or IPv6 address)");
+            inv.request["vip"] = address->to_string();
+        }
+        break;
+    case Takes::ip2mac: {
+        auto address = IpAddress::parse(positional[0]);
+        if (!address || address->family != NLB_FAMILY_V4)
+            throw UsageError(command + ": bad cluster IP " + in_quotes(positional[0]) +
+                             " (an IPv4 address)");
+        inv.cluster_ip = *address;
+        if (mode) {
+            auto parsed = parse_cluster_mode(*mode);
+            if (!parsed)
+                throw UsageError(command + ": bad mode " + in_quotes(*mode) +
+                                 " (unicast, multicast or igmp)");
+            inv.mode = *parsed;
+        }
+        inv.action = Action::ip2mac;
+        inv.request = nullptr;
+        break;
+    }
+    case Takes::keygen:
+        inv.action = Action::keygen;
+        inv.request = nullptr;
+        break;
+    }
+    return inv;
+}
+
+std::string help_text(std::string_view topic) {
+    if (!topic.empty()) {
+        const CommandSpec* spec = find_command(topic);
+        if (!spec)
+            return help_text();
+        std::string args = *spec->args ? std::string(" ") + spec->args : "";
+        std::string usage = spec->takes == Takes::ip2mac || spec->takes == Takes::keygen
+                                ? "Usage: nlbadm [--json] "
+                                : "Usage: nlbadm [--socket PATH] [--json] ";
+        return usage + spec->name + args + "\n\n" + spec->details;
+    }
+    std::string text = "Usage: nlbadm [--socket PATH] [--json] COMMAND [ARGS]\n"
+                       "       nlbadm COMMAND --help | --help | --version\n"
+                       "\n"
+                       "Controls the local nlb-agent over its Unix socket.\n"
+                       "\n"
+                       "Commands:\n";
+    for (const auto& c : kCommands) {
+        std::string left = std::string(c.name) + (*c.args ? std::string(" ") + c.args : "");
+        if (left.size() > 30) {
+            text += "  " + left + "\n" + std::string(34, ' ') + c.summary + "\n";
+        } else {
+            left.resize(32, ' ');
+            text += "  " + left + c.summary + "\n";
+        }
+    }
+    text += "\n"
+            "Options:\n"
+            "  --socket PATH   the agent's control socket (default " +
+            std::string(kDefaultSocket) +
+            ")\n"
+            "  --json          print the result as one JSON document, for scripts\n"
+            "  --help          this help; COMMAND --help: that command's help\n"
+            "  --version       print nlbadm's version\n"
+            "\n"
+            "Exit codes:\n"
+            "  0  success\n"
+            "  1  the agent refused or failed the command (its error is printed)\n"
+            "  2  usage error: unknown command, bad argument (bad port, bad address)\n"
+            "  3  the agent is not reachable (not running, wrong --socket, permission\n"
+            "     denied) or did not answer\n";
+    return text;
+}
+
+} // namespace nlb::cli

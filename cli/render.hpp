@@ -1,0 +1,30 @@
+// Human-readable output of agent results: aligned key/value sections and tables, in the
+// spirit of `xdp-loader status`. Pure functions of the result JSON, unit-tested. With --json
+// nlbadm prints the result itself instead.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace nlb::cli {
+
+// The output of `command` (canonical name) for the agent's `result`. Ends with a newline.
+std::string render(const std::string& command, const nlohmann::json& result);
+
+// query / status: host, cluster, and the rules with the buckets this host owns.
+std::string render_query(const nlohmann::json& result);
+// map: per rule, the buckets each owner holds. Accepts per rule either "owners" as the
+// bucket→owner array (0: no owner) or an {"owner": count} object ("owners" or
+// "buckets_per_owner").
+std::string render_map(const nlohmann::json& result);
+// params, stats and anything else: objects as indented key/value sections, arrays of objects
+// as tables, known keys first in a fixed order, the rest alphabetically.
+std::string render_generic(const nlohmann::json& result);
+
+// Left-aligned columns, two spaces apart, each line prefixed by `indent` spaces.
+std::string render_table(const std::vector<std::string>& headers,
+                         const std::vector<std::vector<std::string>>& rows, int indent = 0);
+
+} // namespace nlb::cli

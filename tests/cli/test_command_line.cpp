@@ -1,0 +1,189 @@
+// Every command's request (docs/control.md), every usage error, help and version.
+#include <catch2/catch.hpp>
+
+#include "command_line.hpp"
+
+using namespace nlb;
+using namespace nlb::cli;
+using nlohmann::json;
+
+namespace {
+
+Invocation parse(std::vector<std::string> args) {
+    return parse_command_line(args);
+}
+
+json request(std::vector<std::string> args) {
+    Invocation inv = parse(std::move(args));
+    REQUIRE(inv.action == Action::agent);
+    return inv.request;
+}
+
+std::string usage_error(std::vector<std::string> args) {
+    try {
+        parse(std::move(args));
+    } catch (const UsageError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST_CASE("every agent command's request") {
+    CHECK(request({"attach", "eth0"}) == json{{"command", "attach"}, {"interface", "eth0"}});
+    CHECK(request({"detach", "eth0"}) == json{{"command", "detach"}, {"interface", "eth0"}});
+    CHECK(request({"query"}) == json{{"command", "query"}});
+    CHECK(request({"status"}) == json{{"command", "query"}});
+    for (const char* c :
+         {"start", "stop", "drainstop", "suspend", "resume", "params", "map", "stats"})
+        CHECK(request({c}) == json{{"command", c}});
+    CHECK(request({"enable", "80"}) == json{{"command", "enable"}, {"port", 80}});
+    CHECK(request({"disable", "all"}) == json{{"command", "disable"}, {"port", "all"}});
+    CHECK(request({"drain", "0"}) == json{{"command", "drain"}, {"port", 0}});
+    CHECK(request({"drain", "65535"}) == json{{"command", "drain"}, {"port", 65535}});
+    CHECK(request({"enable", "80", "--vip", "192.0.2.101"}) ==
+          json{{"command", "enable"}, {"port", 80}, {"vip", "192.0.2.101"}});
+    CHECK(request({"enable", "--vip=2001:DB8::1", "all"}) ==
+          json{{"command", "enable"}, {"port", "all"}, {"vip", "2001:db8::1"}});
+}
+
+TEST_CASE("global options: socket and json, before or after the command") {
+    Invocation a = parse({"query"});
+    CHECK(a.socket == "/run/nlb/nlb.sock");
+    CHECK_FALSE(a.json);
+    Invocation b = parse({"--socket", "/tmp/h1.sock", "--json", "query"});
+    CHECK(b.socket == "/tmp/h1.sock");
+    CHECK(b.json);
+    Invocation c = parse({"query", "--json", "--socket=/tmp/h2.sock"});
+    CHECK(c.socket == "/tmp/h2.sock");
+    CHECK(c.json);
+    CHECK(c.command == "query");
+}
+
+TEST_CASE("local commands") {
+    Invocation a = parse({"ip2mac", "192.0.2.100"});
+    CHECK(a.action == Action::ip2mac);
+    CHECK(a.cluster_ip == *IpAddress::parse("192.0.2.100"));
+    CHECK(a.mode == ClusterMode::unicast);
+    CHECK(parse({"ip2mac", "192.0.2.100", "--mode", "multicast"}).mode == ClusterMode::multicast);
+    CHECK(parse({"ip2mac", "--mode=igmp", "192.0.2.100"}).mode == ClusterMode::igmp);
+    CHECK(parse({"keygen"}).action == Action::keygen);
+    CHECK(parse({"--json", "keygen"}).json);
+}
+
+TEST_CASE("help and version") {
+    Invocation general = parse({"--help"});
+    CHECK(general.action == Action::help);
+    CHECK(general.command == "");
+    CHECK(parse({"-h"}).action == Action::help);
+    Invocation topic = parse({"enable", "--help"});
+    CHECK(topic.action == Action::help);
+    CHECK(topic.command == "enable");
+    CHECK(parse({"status", "--help"}).command == "query");
+    // --help wins over a bad argument: the operator is asking how to write it.
+    CHECK(parse({"enable", "70000", "--help"}).action == Action::help);
+    CHECK(parse({"--version"}).action == Action::version);
+    CHECK(parse({"-V"}).action == Action::version);
+
+    std::string text = help_text();
+    for (const char* c : {"attach IFACE",
+                          "detach IFACE",
+                          "query",
+                          "status",
+                          "start",
+                          "stop",
+                          "drainstop",
+                          "suspend",
+                          "resume",
+                          "enable PORT|all [--vip VIP]",
+                          "disable PORT|all",
+                          "drain PORT|all",
+                          "params",
+                          "map",
+                          "stats",
+                          "ip2mac IP [--mode unicast|multicast|igmp]",
+                          "keygen",
+                          "--socket PATH",
+                          "--json",
+                          "--version",
+                          "/run/nlb/nlb.sock"})
+        CHECK_THAT(text, Catch::Contains(c));
+    CHECK_THAT(text, Catch::Contains("Exit codes:\n  0  success\n  1  the agent refused"));
+    CHECK_THAT(text, Catch::Contains("\n  2  usage error"));
+    CHECK_THAT(text, Catch::Contains("\n  3  the agent is not reachable"));
+    for (const char* c :
+         {"attach", "detach", "query", "start", "stop", "drainstop", "suspend", "resume", "enable",
+          "disable", "drain", "params", "map", "stats", "ip2mac", "keygen"}) {
+        INFO(c);
+        std::string h = help_text(c);
+        CHECK_THAT(h, Catch::StartsWith("Usage: nlbadm "));
+        CHECK_THAT(h, Catch::Contains(std::string(" ") + c));
+        CHECK(h.back() == '\n');
+    }
+    CHECK(help_text("status") == help_text("query"));
+}
+
+TEST_CASE("every usage error is one line naming what is wrong") {
+    struct Case {
+        std::vector<std::string> args;
+        std::string message;
+    };
+    std::vector<Case> cases = {
+        {{}, "no command given (see nlbadm --help)"},
+        {{"--json"}, "no command given (see nlbadm --help)"},
+        {{"frobnicate"}, "unknown command \"frobnicate\" (see nlbadm --help)"},
+        {{"--frob", "query"}, "unknown option \"--frob\" (see nlbadm --help)"},
+        {{"query", "--frob"}, "query: unknown option \"--frob\" (see nlbadm query --help)"},
+        {{"query", "--vip", "1.2.3.4"},
+         "query: unknown option \"--vip\" (see nlbadm query --help)"},
+        {{"--vip", "1.2.3.4", "enable", "80"}, "unknown option \"--vip\" (see nlbadm --help)"},
+        {{"enable", "80", "--mode", "igmp"},
+         "enable: unknown option \"--mode\" (see nlbadm enable --help)"},
+        {{"query", "extra"}, "query: unexpected argument \"extra\""},
+        {{"status", "extra"}, "query: unexpected argument \"extra\""},
+        {{"keygen", "32"}, "keygen: unexpected argument \"32\""},
+        {{"attach"}, "attach: missing IFACE (nlbadm attach IFACE)"},
+        {{"detach"}, "detach: missing IFACE (nlbadm detach IFACE)"},
+        {{"attach", "eth0", "eth1"}, "attach: unexpected argument \"eth1\""},
+        {{"attach", "a-very-long-interface-name"},
+         "attach: bad interface name \"a-very-long-interface-name\""},
+        {{"detach", "eth/0"}, "detach: bad interface name \"eth/0\""},
+        {{"enable"}, "enable: missing PORT|all (nlbadm enable PORT|all [--vip VIP])"},
+        {{"enable", "70000"}, "enable: bad port \"70000\" (0-65535 or all)"},
+        {{"disable", "-1"}, "disable: bad port \"-1\" (0-65535 or all)"},
+        {{"drain", "http"}, "drain: bad port \"http\" (0-65535 or all)"},
+        {{"drain", "8o"}, "drain: bad port \"8o\" (0-65535 or all)"},
+        {{"enable", ""}, "enable: bad port \"\" (0-65535 or all)"},
+        {{"enable", "000080"}, "enable: bad port \"000080\" (0-65535 or all)"},
+        {{"enable", "ALL"}, "enable: bad port \"ALL\" (0-65535 or all)"},
+        {{"enable", "80", "81"}, "enable: unexpected argument \"81\""},
+        {{"enable", "80", "--vip"}, "enable: --vip needs a value"},
+        {{"enable", "80", "--vip", "x"},
+         "enable: bad address \"x\" for --vip (an IPv4 or IPv6 address)"},
+        {{"enable", "80", "--vip", "1.2.3.4", "--vip", "1.2.3.5"}, "enable: --vip given twice"},
+        {{"ip2mac"}, "ip2mac: missing IP (nlbadm ip2mac IP [--mode unicast|multicast|igmp])"},
+        {{"ip2mac", "2001:db8::1"}, "ip2mac: bad cluster IP \"2001:db8::1\" (an IPv4 address)"},
+        {{"ip2mac", "1.2.3"}, "ip2mac: bad cluster IP \"1.2.3\" (an IPv4 address)"},
+        {{"ip2mac", "1.2.3.4", "--mode", "broadcast"},
+         "ip2mac: bad mode \"broadcast\" (unicast, multicast or igmp)"},
+        {{"ip2mac", "1.2.3.4", "--mode"}, "ip2mac: --mode needs a value"},
+        {{"--socket"}, "--socket needs a value"},
+        {{"--socket", "", "query"}, "--socket: empty path"},
+        {{"--socket", std::string(108, 'x'), "query"}, "--socket: path longer than 107 bytes"},
+        {{"--json=yes", "query"}, "--json takes no value"},
+        {{"--cluster", "192.0.2.100", "query"},
+         "--cluster: remote control is not available in this nlbadm yet"},
+        {{"query", "--key-file", "/etc/nlb/cluster.key"},
+         "--key-file: remote control is not available in this nlbadm yet"},
+    };
+    for (const auto& c : cases) {
+        std::string joined;
+        for (const auto& a : c.args)
+            joined += a + " ";
+        INFO("nlbadm " << joined);
+        std::string message = usage_error(c.args);
+        CHECK(message == c.message);
+        CHECK(message.find('\n') == std::string::npos);
+    }
+}

@@ -1,0 +1,158 @@
+// Rendering of agent results for humans: the DESIGN.md §5 query sample, params, map, stats.
+#include <catch2/catch.hpp>
+
+#include "config.hpp"
+#include "render.hpp"
+
+using namespace nlb::cli;
+using nlohmann::json;
+
+namespace {
+
+// DESIGN.md §5's `query --json` sample.
+const json kQuery = json::parse(R"(
+{ "host":    { "priority": 1, "state": "converged", "interface": "eth0", "dedicated_ip": "192.0.2.11" },
+  "cluster": { "ip": "192.0.2.100", "mode": "unicast", "mac": "02:bf:c0:00:02:64",
+               "converged": true, "members": [1, 2, 3], "default_host": 1 },
+  "rules":   [ { "vip": "all", "ports": [0, 65535], "protocol": "both", "mode": "multiple",
+                 "affinity": "single", "buckets_owned": 1366, "buckets_total": 4096 } ] })");
+
+} // namespace
+
+TEST_CASE("query: the DESIGN.md sample") {
+    CHECK(render("query", kQuery) == R"(host
+  priority      1
+  state         converged
+  interface     eth0
+  dedicated_ip  192.0.2.11
+
+cluster
+  ip            192.0.2.100
+  mode          unicast
+  mac           02:bf:c0:00:02:64
+  converged     yes
+  members       1, 2, 3
+  default_host  1
+
+rules
+  VIP  PORTS    PROTOCOL  MODE      AFFINITY  BUCKETS
+  all  0-65535  both      multiple  single    1366/4096 (33.3%)
+)");
+}
+
+TEST_CASE("query: a refused host shows why, extra fields are not lost") {
+    json q = kQuery;
+    q["host"]["state"] = "refused";
+    q["host"]["reason"] = "port rules differ from host 1";
+    q["host"]["epoch"] = 7;
+    q["cluster"]["members"] = json::array();
+    std::string text = render("query", q);
+    CHECK_THAT(text, Catch::Contains("  state         refused\n"
+                                     "  reason        port rules differ from host 1\n"));
+    CHECK_THAT(text, Catch::Contains("  epoch         7\n"));
+    CHECK_THAT(text, Catch::Contains("  members       -\n"));
+}
+
+TEST_CASE("params: the effective configuration") {
+    nlb::Config config = nlb::parse_config(R"({
+      "cluster": {"ip": "192.0.2.100", "vips": ["192.0.2.101"], "key_file": "/etc/nlb/cluster.key"},
+      "host": {"priority": 1, "dedicated_ip": "192.0.2.11", "interface": "eth0"},
+      "port_rules": [{"ports": [80, 80], "protocol": "tcp", "affinity": "none"},
+                     {"vip": "192.0.2.101", "ports": [443, 443], "mode": "single"}]})");
+    CHECK(render("params", nlb::to_json(config)) == R"(host
+  priority       1
+  interface      eth0
+  dedicated_ip   192.0.2.11
+  initial_state  started
+
+cluster
+  ip                   192.0.2.100
+  vips                 192.0.2.101
+  mode                 unicast
+  heartbeat_ms         1000
+  heartbeat_tolerance  5
+  key_file             /etc/nlb/cluster.key
+  remote_control       no
+  cleanup_delay_s      300
+
+port_rules
+  VIP          PORTS    PROTOCOL  MODE      AFFINITY  LOAD WEIGHT  HANDLING PRIORITY
+  all          80-80    tcp       multiple  none      equal        -
+  192.0.2.101  443-443  both      single    -         -            1
+)");
+}
+
+TEST_CASE("map: buckets per owner, from a bucket→owner array or a count object") {
+    json owners = json::array();
+    for (int b = 0; b < 4096; ++b)
+        owners.push_back(b < 2048 ? 1 : b < 4000 ? 2 : 0);
+    json result = {{"rules",
+                    {{{"vip", "all"},
+                      {"ports", {0, 65535}},
+                      {"protocol", "both"},
+                      {"mode", "multiple"},
+                      {"owners", owners},
+                      {"dirty", {5, 6}}},
+                     {{"vip", "192.0.2.101"},
+                      {"ports", {443, 443}},
+                      {"protocol", "tcp"},
+                      {"mode", "single"},
+                      {"buckets_per_owner", {{"3", 4096}}}}}},
+                   {"default_host", 1}};
+    CHECK(render("map", result) == R"(rule 0: all, 0-65535, both, multiple
+  OWNER  BUCKETS  SHARE
+  none   96       2.3%
+  1      2048     50.0%
+  2      1952     47.7%
+  dirty buckets: 2
+
+rule 1: 192.0.2.101, 443-443, tcp, single
+  OWNER  BUCKETS  SHARE
+  3      4096     100.0%
+
+default_host  1
+)");
+}
+
+TEST_CASE("map: a rule without readable ownership is shown as it is") {
+    json result = json::array({{{"vip", "all"}, {"owners", "unknown"}}});
+    CHECK(render("map", result) == "rule 0: all\n  owners  unknown\n");
+}
+
+TEST_CASE("stats: nested counters as sections, per-rule counters as a table") {
+    json stats = json::parse(R"({
+      "dataplane": {"accepted": 10, "dropped": {"not_owner": 20, "disabled": 1}},
+      "heartbeats": {"sent": 5, "received": 9, "bad_mac": 0},
+      "rules": [{"index": 0, "accepted": 10, "dropped": 20}],
+      "uptime_s": 42})");
+    CHECK(render("stats", stats) == R"(uptime_s  42
+
+rules
+  INDEX  ACCEPTED  DROPPED
+  0      10        20
+
+dataplane
+  accepted  10
+  dropped
+    disabled   1
+    not_owner  20
+
+heartbeats
+  bad_mac   0
+  received  9
+  sent      5
+)");
+}
+
+TEST_CASE("actions: empty result says ok, anything else is shown") {
+    CHECK(render("start", json::object()) == "start: ok\n");
+    CHECK(render("drainstop", nullptr) == "drainstop: ok\n");
+    CHECK(render("drainstop", {{"state", "draining"}}) == "state  draining\n");
+}
+
+TEST_CASE("render_table aligns columns, the last one unpadded") {
+    CHECK(render_table({"A", "LONG HEADER", "C"}, {{"wide cell", "x", "last"}, {"1", "2", "3"}},
+                       2) == "  A          LONG HEADER  C\n"
+                             "  wide cell  x            last\n"
+                             "  1          2            3\n");
+}
