@@ -21,9 +21,12 @@ const std::vector<std::string> kSectionOrder = {
     // cluster parameters
     "heartbeat_ms", "heartbeat_tolerance", "key_file", "remote_control", "cleanup_delay_s"};
 const std::vector<std::string> kColumnOrder = {
-    "index",   "vip",           "ports",        "protocol",
-    "mode",    "affinity",      "load_weight",  "handling_priority",
-    "control", "buckets_owned", "buckets_total"};
+    "rule",     "slot",          "index",        "vip",         "ports",
+    "protocol", "mode",          "affinity",     "load_weight", "handling_priority",
+    "control",  "buckets_owned", "buckets_total"};
+
+// What identifies a port rule, in the order of a rule's title.
+constexpr const char* kRuleKeys[] = {"vip", "ports", "protocol", "mode", "affinity"};
 
 std::vector<std::string> ordered_keys(const std::vector<std::string>& keys,
                                       const std::vector<std::string>& order) {
@@ -146,10 +149,18 @@ std::string sections(const json& result) {
     return out;
 }
 
-std::string rule_title(const json& rule, std::size_t index) {
-    std::string title = "rule " + std::to_string(index);
+// "rule 0: all, 0-65535, both, multiple"; the agent's "rule" key (a number, or "default" for
+// the default host's slot) names the rule when present.
+std::string rule_title(const json& rule, std::size_t position) {
+    std::string title = "rule " + std::to_string(position);
+    if (rule.contains("rule") && rule["rule"].is_string())
+        title = rule["rule"].get<std::string>() + " rule";
+    else if (rule.contains("rule") && rule["rule"].is_number())
+        title = "rule " + rule["rule"].dump();
+    else if (rule.contains("index") && rule["index"].is_number())
+        title = "rule " + rule["index"].dump();
     std::string what;
-    for (const char* key : {"vip", "ports", "protocol", "mode", "affinity"})
+    for (const char* key : kRuleKeys)
         if (rule.contains(key))
             what += (what.empty() ? "" : ", ") + text(key, rule[key]);
     return what.empty() ? title : title + ": " + what;
@@ -158,8 +169,9 @@ std::string rule_title(const json& rule, std::size_t index) {
 // owner priority → buckets; nullopt when the rule carries no ownership we can read.
 std::optional<std::map<int, std::size_t>> owner_counts(const json& rule) {
     std::map<int, std::size_t> counts;
-    for (const char* key : {"owners", "buckets_per_owner"}) {
-        if (!rule.contains(key))
+    // The count object when there is one: an empty or absent bucket array says nothing.
+    for (const char* key : {"buckets_per_owner", "owners"}) {
+        if (!rule.contains(key) || rule[key].empty())
             continue;
         const json& owners = rule[key];
         if (owners.is_array() && std::all_of(owners.begin(), owners.end(),
@@ -180,15 +192,21 @@ std::optional<std::map<int, std::size_t>> owner_counts(const json& rule) {
     return std::nullopt;
 }
 
-std::string map_rule(const json& rule, std::size_t index) {
-    std::string out = rule_title(rule, index) + "\n";
+std::string map_rule(const json& rule, std::size_t position) {
+    std::string out = rule_title(rule, position) + "\n";
+    // Whatever else the agent tells about the rule (dirty bucket counts, ...) follows.
+    json rest = rule;
+    for (const char* key : kRuleKeys)
+        rest.erase(key);
+    for (const char* key : {"rule", "index", "slot"})
+        rest.erase(key);
     auto counts = owner_counts(rule);
-    if (!counts) {
-        json rest = rule;
-        for (const char* key : {"vip", "ports", "protocol", "mode", "affinity"})
-            rest.erase(key);
+    if (!counts)
         return out + section(rest, 2);
-    }
+    rest.erase("owners");
+    rest.erase("buckets_per_owner");
+    if (rest.contains("dirty") && rest["dirty"].is_array())
+        rest["dirty"] = rest["dirty"].size();
     std::size_t total = 0;
     for (const auto& [owner, n] : *counts)
         total += n;
@@ -196,13 +214,7 @@ std::string map_rule(const json& rule, std::size_t index) {
     for (const auto& [owner, n] : *counts)
         rows.push_back({owner == 0 ? "none" : std::to_string(owner), std::to_string(n),
                         percent(static_cast<double>(n), static_cast<double>(total))});
-    out += render_table({"OWNER", "BUCKETS", "SHARE"}, rows, 2);
-    if (rule.contains("dirty")) {
-        const json& dirty = rule["dirty"];
-        out += "  dirty buckets: " +
-               (dirty.is_array() ? std::to_string(dirty.size()) : text("dirty", dirty)) + "\n";
-    }
-    return out;
+    return out + render_table({"OWNER", "BUCKETS", "SHARE"}, rows, 2) + section(rest, 2);
 }
 
 } // namespace
@@ -263,10 +275,7 @@ std::string render_map(const json& result) {
     std::string out;
     for (std::size_t i = 0; i < rules->size(); ++i) {
         const json& rule = (*rules)[i];
-        std::size_t index = rule.contains("index") && rule["index"].is_number_unsigned()
-                                ? rule["index"].get<std::size_t>()
-                                : i;
-        out += (out.empty() ? "" : "\n") + map_rule(rule, index);
+        out += (out.empty() ? "" : "\n") + map_rule(rule, i);
     }
     if (result.is_object()) {
         json rest = result;

@@ -15,9 +15,8 @@ std::string render(const std::string& command, const nlohmann::json& result);
 
 // query / status: host, cluster, and the rules with the buckets this host owns.
 std::string render_query(const nlohmann::json& result);
-// map: per rule, the buckets each owner holds. Accepts per rule either "owners" as the
-// bucket→owner array (0: no owner) or an {"owner": count} object ("owners" or
-// "buckets_per_owner").
+// map: per rule, the buckets each owner holds. Accepts per rule an {"owner": count} object
+// ("buckets_per_owner" or "owners") or "owners" as the bucket→owner array (0: no owner).
 std::string render_map(const nlohmann::json& result);
 // params, stats and anything else: objects as indented key/value sections, arrays of objects
 // as tables, known keys first in a fixed order, the rest alphabetically.

@@ -104,13 +104,46 @@ TEST_CASE("map: buckets per owner, from a bucket→owner array or a count object
   none   96       2.3%
   1      2048     50.0%
   2      1952     47.7%
-  dirty buckets: 2
+  dirty  2
 
 rule 1: 192.0.2.101, 443-443, tcp, single
   OWNER  BUCKETS  SHARE
   3      4096     100.0%
 
 default_host  1
+)");
+}
+
+TEST_CASE("map: the agent's per-slot shape, the default host's slot included") {
+    json owners = json::array();
+    for (int b = 0; b < 4096; ++b)
+        owners.push_back(b % 3 + 1);
+    json result = {{"rules",
+                    {{{"slot", 0},
+                      {"rule", 0},
+                      {"buckets_per_owner", {{"1", 1366}, {"2", 1365}, {"3", 1365}}},
+                      {"dirty_elsewhere", 3},
+                      {"tracked_here", 0},
+                      {"owners", owners}},
+                     {{"slot", 32},
+                      {"rule", "default"},
+                      {"buckets_per_owner", {{"1", 4096}}},
+                      {"dirty_elsewhere", 0},
+                      {"tracked_here", 0},
+                      {"owners", json::array()}}}}};
+    CHECK(render("map", result) == R"(rule 0
+  OWNER  BUCKETS  SHARE
+  1      1366     33.3%
+  2      1365     33.3%
+  3      1365     33.3%
+  dirty_elsewhere  3
+  tracked_here     0
+
+default rule
+  OWNER  BUCKETS  SHARE
+  1      4096     100.0%
+  dirty_elsewhere  0
+  tracked_here     0
 )");
 }
 
@@ -123,13 +156,14 @@ TEST_CASE("stats: nested counters as sections, per-rule counters as a table") {
     json stats = json::parse(R"({
       "dataplane": {"accepted": 10, "dropped": {"not_owner": 20, "disabled": 1}},
       "heartbeats": {"sent": 5, "received": 9, "bad_mac": 0},
-      "rules": [{"index": 0, "accepted": 10, "dropped": 20}],
+      "rules": [{"accepted": 10, "dropped": 20, "rule": 0}, {"accepted": 1, "dropped": 2, "rule": "default"}],
       "uptime_s": 42})");
     CHECK(render("stats", stats) == R"(uptime_s  42
 
 rules
-  INDEX  ACCEPTED  DROPPED
-  0      10        20
+  RULE     ACCEPTED  DROPPED
+  0        10        20
+  default  1         2
 
 dataplane
   accepted  10
