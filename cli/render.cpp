@@ -270,6 +270,9 @@ std::string render_map(const json& result) {
         rules = &result;
     else if (result.is_object() && result.contains("rules") && is_table(result["rules"]))
         rules = &result["rules"];
+    if (result.is_object() && result.contains("rules") && result["rules"].is_array() &&
+        result["rules"].empty())
+        return "map: no bucket map installed (not attached, or no convergence yet)\n";
     if (!rules)
         return sections(result);
     std::string out;
@@ -295,8 +298,11 @@ std::string render(const std::string& command, const json& result) {
         return render_query(result);
     if (command == "map")
         return render_map(result);
-    if (command == "params" || command == "stats")
+    if (command == "params" || command == "stats") {
+        if (result.is_null() || (result.is_object() && result.empty()))
+            return command + ": nothing to show (not attached?)\n";
         return render_generic(result);
+    }
     // Actions (start, attach, ...) answer little or nothing: say it worked.
     if (result.is_null() || (result.is_object() && result.empty()))
         return command + ": ok\n";

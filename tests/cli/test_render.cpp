@@ -147,6 +147,12 @@ default rule
 )");
 }
 
+TEST_CASE("map and stats of an agent with nothing installed say so") {
+    CHECK(render("map", {{"rules", json::array()}}) ==
+          "map: no bucket map installed (not attached, or no convergence yet)\n");
+    CHECK(render("stats", json::object()) == "stats: nothing to show (not attached?)\n");
+}
+
 TEST_CASE("map: a rule without readable ownership is shown as it is") {
     json result = json::array({{{"vip", "all"}, {"owners", "unknown"}}});
     CHECK(render("map", result) == "rule 0: all\n  owners  unknown\n");
