@@ -55,7 +55,7 @@ client probe --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --duration 
   --interval 0.02 --timeout 0.2 --mark-file "$mark" >"$TOPO_DIR/probe.json" &
 probe=$!
 sleep 1
-date +%s.%N >"$mark"
+date +%s.%N >"$mark.new" && mv "$mark.new" "$mark"
 kill -9 "$AGENT_PID_3"
 ip -n "$TOPO-h3" link set eth0 down
 wait "$probe"

@@ -233,6 +233,10 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     if (change.dirty_changed)
         update_others_dirty();
     evaluate(now);
+    // The frame that completes agreement starts the count of stable periods now rather than
+    // at the next half-period send: failover must fit in tolerance + 2 periods.
+    if (agreeing_ && participating() && stable_ == 0 && agreement(now))
+        send_soon(now);
 }
 
 void ConvergenceEngine::on_tick(Millis now_ms) {

@@ -154,7 +154,7 @@ class ConvergenceEngine {
     const EngineConfig& config() const { return config_; }
 
     // Heartbeats must agree for this many consecutive (half-)periods to end a convergence.
-    static constexpr int kStablePeriods = 3;
+    static constexpr int kStablePeriods = 2;
 
   private:
     bool participating() const;

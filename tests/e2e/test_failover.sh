@@ -28,10 +28,10 @@ failover() { # name, action...: runs the action under a probe, prints the recove
   shift
   rm -f "$TOPO_DIR/mark"
   client probe --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --duration 5 \
-    --interval 0.01 --timeout 0.1 --mark-file "$TOPO_DIR/mark" >"$TOPO_DIR/probe-$name.json" &
+    --interval 0.01 --timeout 0.03 --mark-file "$TOPO_DIR/mark" >"$TOPO_DIR/probe-$name.json" &
   local probe=$!
   sleep 1
-  date +%s.%N >"$TOPO_DIR/mark"
+  date +%s.%N >"$TOPO_DIR/mark.new" && mv "$TOPO_DIR/mark.new" "$TOPO_DIR/mark"
   "$@"
   wait "$probe"
   local rec

@@ -129,7 +129,7 @@ wait_converged() {
       nlbadm_h "$i" --json query 2>/dev/null | python3 -c '
 import json, sys
 q = json.load(sys.stdin)
-sys.exit(0 if q["host"]["state"] == "converged" and len(q["cluster"]["members"]) == int(sys.argv[1]) else 1)' "$members" || ok=0
+sys.exit(0 if q["host"]["state"] == "converged" and len(q["cluster"]["members"]) == int(sys.argv[1]) else 1)' "$members" 2>/dev/null || ok=0
     done
     ((ok)) && return 0
     sleep 0.2

@@ -133,30 +133,38 @@ async def hold(args):
 
 
 async def probe(args):
+    """Every source probes on its own (one UDP request at a time, every --interval s), so the
+    time resolution is --interval + --timeout whatever the number of sources."""
     srcs = sources(args.sources)
-    fails = {s: [] for s in srcs}  # per source: times of failed requests
-    last_ok = {s: 0.0 for s in srcs}
+    fails = {s: [] for s in srcs}  # per source: send times of failed requests
     first_ok_after = {s: None for s in srcs}
     end = time.time() + args.duration
-    mark = None
-    while time.time() < end:
-        if mark is None and args.mark_file and os.path.exists(args.mark_file):
+    state = {"mark": None}
+
+    def stopped():
+        if state["mark"] is None and args.mark_file and os.path.exists(args.mark_file):
             with open(args.mark_file) as f:
-                mark = float(f.read().strip())
-        if args.stop_file and os.path.exists(args.stop_file):
-            break
-        for src in srcs:
+                text = f.read().strip()
+            if text:  # empty while the writer is still at it
+                state["mark"] = float(text)
+        return time.time() >= end or (args.stop_file and os.path.exists(args.stop_file))
+
+    async def one(src):
+        while not stopped():
             t = time.time()
             try:
                 await udp_request(src, args.vip, args.port, args.timeout, 0)
-                last_ok[src] = t
+                mark = state["mark"]
                 if mark is not None and first_ok_after[src] is None and fails[src] and \
                         fails[src][-1] >= mark:
                     first_ok_after[src] = t
             except (OSError, asyncio.TimeoutError, ValueError):
                 fails[src].append(t)
-        await asyncio.sleep(args.interval)
+            await asyncio.sleep(args.interval)
+
+    await asyncio.gather(*(one(s) for s in srcs))
     out = {"sources": len(srcs), "failed_requests": sum(len(v) for v in fails.values())}
+    mark = state["mark"]
     if mark is not None:
         affected = [s for s in srcs if any(t >= mark for t in fails[s])]
         unrecovered = [s for s in affected if first_ok_after[s] is None]
