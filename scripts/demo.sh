@@ -56,7 +56,7 @@ client probe --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --duration 
 probe=$!
 sleep 1
 date +%s.%N >"$mark.new" && mv "$mark.new" "$mark"
-kill -9 "$AGENT_PID_3"
+{ kill -9 "$AGENT_PID_3" && wait "$AGENT_PID_3"; } 2>/dev/null || true
 ip -n "$TOPO-h3" link set eth0 down
 wait "$probe"
 python3 - "$TOPO_DIR/probe.json" "$HEARTBEAT_MS" <<'PY'

@@ -43,7 +43,7 @@ failover() { # name, action...: runs the action under a probe, prints the recove
 }
 
 kill_host4() {
-  kill -9 "$AGENT_PID_4"
+  { kill -9 "$AGENT_PID_4" && wait "$AGENT_PID_4"; } 2>/dev/null || true
   ip -n "$TOPO-h4" link set eth0 down
 }
 failover kill9 kill_host4

@@ -17,7 +17,7 @@ client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 60 -
   --interval 0.1 --timeout 2 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold.json" &
 hold=$!
 sleep 1
-kill -9 "$AGENT_PID_1"
+{ kill -9 "$AGENT_PID_1" && wait "$AGENT_PID_1"; } 2>/dev/null || true
 sleep 0.3
 topo_start_agent 1
 wait_converged 3 20 1 2 3
