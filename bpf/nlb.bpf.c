@@ -401,3 +401,6 @@ int nlb_watchdog_arm(struct xdp_md *ctx)
 	cfg->alive = 1;
 	return XDP_PASS;
 }
+
+/* TC egress program for the host's own neighbour discovery from IPv6 VIPs. */
+#include "nd_egress.h"

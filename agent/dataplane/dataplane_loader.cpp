@@ -21,6 +21,9 @@ namespace nlb {
 namespace {
 
 const char* const kLinkPin = "link";
+// Our filter on the interface's clsact egress hook (handle "NL", first priority).
+constexpr __u32 kTcHandle = 0x4e4c;
+constexpr __u32 kTcPriority = 1;
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
@@ -57,6 +60,24 @@ int link_ifindex(int link_fd) {
     if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0 || info.type != BPF_LINK_TYPE_XDP)
         return 0;
     return static_cast<int>(info.xdp.ifindex);
+}
+
+// The TC egress program (bpf/nd_egress.h); replaces the one an earlier agent attached.
+void attach_egress(nlb_bpf* skel, int ifindex, const std::string& what) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+    int err = bpf_tc_hook_create(&hook);
+    if (err && err != -EEXIST)
+        fail(what, "create the clsact qdisc: " + errstr(err));
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(skel->progs.nlb_nd_egress),
+                .flags = BPF_TC_F_REPLACE, .handle = kTcHandle, .priority = kTcPriority);
+    if ((err = bpf_tc_attach(&hook, &opts)))
+        fail(what, "attach the TC egress program: " + errstr(err));
+}
+
+void detach_egress(int ifindex) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    bpf_tc_detach(&hook, &opts);
 }
 
 } // namespace
@@ -114,6 +135,7 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
     dp->adopted_ = true;
     if (int err = bpf_link_update(link_fd, bpf_program__fd(dp->skel_->progs.nlb_xdp), nullptr))
         fail(what, "replace the attached program: " + errstr(err));
+    attach_egress(dp->skel_, ifindex, what);
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(ifindex, 0, &q) == 0)
         dp->generic_ = q.attach_mode == XDP_ATTACHED_SKB;
@@ -163,6 +185,13 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
         dp->generic_ = true;
     }
     dp->link_fd_ = fd;
+    try {
+        attach_egress(dp->skel_, ifindex, what);
+    } catch (...) {
+        close(fd);
+        dp->link_fd_ = -1;
+        throw;
+    }
     std::string link_path = pin_dir + "/" + kLinkPin;
     if (int err = bpf_obj_pin(fd, link_path.c_str()))
         fail(what, "pin the link at " + link_path + ": " + errstr(err));
@@ -170,6 +199,7 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
 }
 
 void Dataplane::detach() {
+    detach_egress(ifindex_);
     std::string link_path = pin_dir_ + "/" + kLinkPin;
     unlink(link_path.c_str());
     if (link_fd_ >= 0) {
