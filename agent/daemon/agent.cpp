@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include <nlb/maps.h>
 
@@ -137,17 +138,26 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     }
     next_periodic_ = now;
     apply(engine_->take_decision());
-    tick();
 }
 
 void Agent::tear_down(bool keep_dataplane) {
     timer_.cancel();
     if (engine_ && hb_) {
         // Leaving: the others see state stopped and converge at once, without waiting for
-        // this host's heartbeats to time out.
-        milliseconds now = monotonic_now();
-        engine_->on_command({CommandKind::stop, -1}, now);
+        // this host's heartbeats to time out. The engine paces its frames (at most four a
+        // period), so wait for the one that says so: a quarter period at most.
+        engine_->on_command({CommandKind::stop, -1}, monotonic_now());
         Decision d = engine_->take_decision();
+        const milliseconds limit = monotonic_now() + milliseconds(config_.cluster.heartbeat_ms);
+        while (d.frames.empty() && monotonic_now() < limit) {
+            std::this_thread::sleep_for(std::min(d.next_tick - monotonic_now(), limit - monotonic_now()));
+            engine_->on_tick(monotonic_now());
+            Decision next = engine_->take_decision();
+            if (next.maps)
+                d.maps = next.maps;
+            d.frames = std::move(next.frames);
+            d.next_tick = next.next_tick;
+        }
         for (const auto& f : d.frames)
             hb_->send(f);
         if (d.maps && dp_)
@@ -194,10 +204,7 @@ void Agent::tick() {
     if (now >= next_periodic_)
         periodic(now);
     engine_->on_tick(now);
-    Decision d = engine_->take_decision();
-    milliseconds next = d.next_tick;
-    apply(std::move(d));
-    schedule(next);
+    apply(engine_->take_decision());
 }
 
 // Once per heartbeat period: keep the watchdog from firing, report connections.
@@ -272,6 +279,8 @@ void Agent::apply(Decision d) {
         install(*d.maps);
     for (const auto& f : d.frames)
         hb_->send(f);
+    // Every input may bring the engine's next deadline forward (a command, a heartbeat).
+    schedule(d.next_tick);
     if (!announced_ && engine_->state() == HostState::converged) {
         // Tell switches and routers where the VIPs are, once this host serves.
         announced_ = true;

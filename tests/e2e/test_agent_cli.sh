@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# E2E 10 and the agent's edges: a bad config, a missing interface or missing privileges give
+# one clear line and a non-zero exit with the interface untouched; nlbadm attach / detach add
+# and remove everything (XDP, TC filter, VIPs, pins) and attach twice changes nothing;
+# suspend / resume / stop / start show in `query --json`; SIGTERM makes the others converge
+# at once; nlbadm without an agent exits 3.
+source "$(dirname "$0")/common.sh"
+topo_init "nlbe10-$$"
+for i in 1 2 3; do topo_add_host "$i"; done
+topo_add_client 20
+HEARTBEAT_MS=200
+
+# Bad config: exit 2, one line naming the key, nothing changed on the interface.
+topo_host_config 1 '{"cluster": {"ip": "10.10.0.100", "heartbeat_ms": 5},
+  "host": {"priority": 1, "dedicated_ip": "10.10.0.11", "interface": "eth0"}}'
+set +e
+out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/x" 2>&1)
+rc=$?
+set -e
+check "bad config: exit 2" test "$rc" = 2
+check "bad config: one line naming the key ($out)" python3 -c 'import sys; s=sys.argv[1]; sys.exit(0 if s.count("\n") == 0 and "cluster.heartbeat_ms" in s else 1)' "$out"
+check "bad config: interface untouched" test -z "$(ip -n "$TOPO-h1" link show eth0 | grep xdp || true)"
+
+# Missing interface: exit 1, says which.
+host_config 1 "" unicast "[]"
+sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
+set +e
+out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/x" 2>&1 | grep -v '^info')
+rc=${PIPESTATUS[0]}
+set -e
+check "no such interface: exit 1" test "$rc" = 1
+check "no such interface: says so ($out)" python3 -c 'import sys; sys.exit(0 if "attach eth9: no such interface" in sys.argv[1] else 1)' "$out"
+
+# Not root: exit 1, says why.
+set +e
+public=$(mktemp /tmp/nlb-public-config.XXXXXX)
+cp "$TOPO_DIR/h1.json" "$public" && chmod 0644 "$public"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$NLB_AGENT" --config "$public" 2>&1)
+rc=$?
+set -e
+rm -f "$public"
+check "not root: exit 1" test "$rc" = 1
+check "not root: says why ($out)" python3 -c 'import sys; sys.exit(0 if "root" in sys.argv[1] else 1)' "$out"
+
+# nlbadm without an agent.
+set +e
+"$NLBADM" --socket "$TOPO_DIR/none.sock" query >/dev/null 2>&1
+rc=$?
+set -e
+check "nlbadm without an agent: exit 3" test "$rc" = 3
+
+# Attach and detach through nlbadm: everything in, everything out.
+rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "single"}]'
+for i in 1 2 3; do host_config "$i" "$rules"; done
+python3 - "$TOPO_DIR/h1.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); del c["host"]["interface"]; json.dump(c, open(sys.argv[1], "w"))
+PY
+for i in 1 2 3; do topo_start_server "$i" 7000 --vip "$CLUSTER_IP"; done
+topo_start_agent 1
+topo_start_agent 2 --log-format json # its event times measure the SIGTERM case below
+topo_start_agent 3
+wait_converged 2 20 2 3
+sleep 0.5
+check "nlbadm attach eth0" nlbadm_h 1 attach eth0
+check "attach again changes nothing" nlbadm_h 1 attach eth0
+wait_converged 3 20 1 2 3
+check "attached: XDP on eth0" test -n "$(ip -n "$TOPO-h1" link show eth0 | grep -o 'prog/xdp')"
+check "attached: VIP on eth0" test -n "$(ip -n "$TOPO-h1" addr show eth0 | grep "$CLUSTER_IP/32")"
+check "attached: TC egress filter" test -n "$(ip netns exec "$TOPO-h1" tc filter show dev eth0 egress)"
+check "attached: pins" test -e "$TOPO_DIR/bpffs/h1/link"
+r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+20 --per-source 3)
+check "served by three hosts" test "$(json 'len(d["answers"])' <<<"$r")" = 3
+check "nlbadm detach eth0" nlbadm_h 1 detach eth0
+check "detached: no XDP" test -z "$(ip -n "$TOPO-h1" link show eth0 | grep -o 'prog/xdp' || true)"
+check "detached: no VIP" test -z "$(ip -n "$TOPO-h1" addr show eth0 | grep "$CLUSTER_IP" || true)"
+check "detached: no TC filter" test -z "$(ip netns exec "$TOPO-h1" tc filter show dev eth0 egress)"
+check "detached: no pins" test ! -e "$TOPO_DIR/bpffs/h1"
+check "detached: query says so" test "$(nlbadm_h 1 --json query | json 'd["host"]["attached"]')" = False
+wait_converged 2 20 2 3
+
+# Commands and states.
+check "suspend" nlbadm_h 3 suspend
+check "suspended" test "$(nlbadm_h 3 --json query | json 'd["host"]["state"]')" = suspended
+set +e
+nlbadm_h 3 start >/dev/null 2>&1
+rc=$?
+set -e
+check "a suspended host refuses start (exit 1)" test "$rc" = 1
+check "resume" nlbadm_h 3 resume
+check "resumed hosts are stopped" test "$(nlbadm_h 3 --json query | json 'd["host"]["state"]')" = stopped
+check "start" nlbadm_h 3 start
+wait_converged 2 20 2 3
+
+# SIGTERM: the others converge at once, well before the tolerance would expire.
+start=$(date +%s.%N)
+kill -TERM "$AGENT_PID_3"
+wait_converged 1 10 2
+wait "$AGENT_PID_3" || true
+took=$(python3 - "$TOPO_DIR/h2.log" "$start" <<'PY'
+import json, sys
+start = float(sys.argv[2])
+times = [e["ts"] for e in map(json.loads, open(sys.argv[1])) if e["event"] == "converged" and e["ts"] > start]
+print(round(min(times) - start, 3))
+PY
+)
+check "SIGTERM: host 2 converged alone ${took}s after host 3 left (tolerance: 1.0 s)" python3 -c "import sys; sys.exit(0 if $took < 0.6 else 1)"
+check "SIGTERM: host 3 detached" test -z "$(ip -n "$TOPO-h3" link show eth0 | grep -o 'prog/xdp' || true)"
+e2e_finish
