@@ -123,9 +123,6 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                             {"xdp_mode", dp_->generic() ? "generic" : "native"},
                             {"adopted", dp_->adopted()}});
     announced_ = false;
-    // A restarted agent first learns which connections the dataplane still holds, so that its
-    // first maps keep serving them.
-    scan_connections_now(now);
     switch (config_.host.initial_state) {
     case InitialState::started:
         engine_->on_command({CommandKind::start, -1}, now);
@@ -136,6 +133,9 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     case InitialState::stopped:
         break;
     }
+    // A restarted agent learns at once which connections the dataplane still serves (once
+    // participating, so the engine keeps them), so that its first maps keep serving them.
+    scan_connections_now(now);
     next_periodic_ = now;
     apply(engine_->take_decision());
 }

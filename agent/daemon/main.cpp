@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include <bpf/libbpf.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
@@ -111,6 +113,10 @@ int main(int argc, char** argv) {
     }
 
     nlb::EventLog log(format);
+    // Every libbpf failure reaches us as an error code and is reported with its context; its
+    // own messages (some for conditions we expect, such as an existing clsact qdisc) would
+    // only be noise.
+    libbpf_set_print(nullptr);
     try {
         std::filesystem::path dir = std::filesystem::path(options.socket_path).parent_path();
         if (!dir.empty())

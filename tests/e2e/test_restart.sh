@@ -29,4 +29,5 @@ wait "$hold"
 check "connections open across the restart completed" test "$(json 'd["connections"]' <"$TOPO_DIR/hold.json")" = 60
 check "no connection failed across the restart" test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold.json")" = 0
 check "host 1 served some of them" test "$(json 'd["hosts"].get("1", 0) > 0' <"$TOPO_DIR/hold.json")" = True
+((E2E_FAILED == 0)) || cat "$TOPO_DIR/hold.json" >&2
 e2e_finish
