@@ -71,8 +71,10 @@ static __always_inline int nlb_tcp_tracked(void *conns, const void *key, struct 
 	struct nlb_conn *c;
 
 	if ((b & NLB_BKT_MINE) && syn && mode == NLB_TRACK_FULL) {
-		/* A new connection is the owner's, whoever served that tuple before. */
-		if (bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
+		/* A new connection is the owner's, whoever served that tuple before. A dataplane
+		 * the watchdog stopped drops it, so it must not record it: the entry would make
+		 * this host claim the connection once the bucket has moved (TRACKED_HERE). */
+		if (cfg->alive && bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
 			st->tracked++;
 		return nlb_accept(eth, cfg, st);
 	}
@@ -90,7 +92,7 @@ static __always_inline int nlb_tcp_tracked(void *conns, const void *key, struct 
 		st->dropped_dirty++;
 		return XDP_DROP;
 	}
-	if ((b & NLB_BKT_ADOPT) && !closing && mode == NLB_TRACK_FULL &&
+	if ((b & NLB_BKT_ADOPT) && !closing && mode == NLB_TRACK_FULL && cfg->alive &&
 	    bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
 		st->tracked++;
 	return nlb_accept(eth, cfg, st);
