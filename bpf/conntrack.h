@@ -79,8 +79,13 @@ static __always_inline int nlb_tcp_tracked(void *conns, const void *key, struct 
 		return nlb_accept(eth, cfg, st);
 	}
 	c = nlb_conn_live(bpf_map_lookup_elem(conns, key));
-	/* A SYN in a bucket that moved away is a new connection: the new owner's. */
-	if (c && !(syn && !(b & NLB_BKT_MINE))) {
+	if (c && syn && !(b & NLB_BKT_MINE)) {
+		/* A SYN in a bucket that moved away opens a new connection on this tuple: the new
+		 * owner's. Forget the old one, or this host would take the new one's packets too. */
+		bpf_map_delete_elem(conns, key);
+		return nlb_drop(st);
+	}
+	if (c) {
 		if (closing && !c->closed_ns && mode == NLB_TRACK_FULL)
 			c->closed_ns = bpf_ktime_get_coarse_ns();
 		return nlb_accept(eth, cfg, st);
