@@ -1,0 +1,262 @@
+// TCP connection tracking across a bucket move, played by two hosts with the same tables:
+// the old owner keeps its connections, the new owner takes new ones at once and the old ones
+// once the bucket is clean; FIN/RST close entries; ADOPT records connections opened before
+// this host owned the bucket; UDP moves at once.
+#include <time.h>
+
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "bpf_test_util.hpp"
+
+using namespace nlb;
+using namespace nlb::test;
+
+namespace {
+
+const IpAddress kVip4 = ip("10.0.0.100");
+const IpAddress kVip6 = ip("2001:db8::100");
+
+// The dataplane stamps closed_ns with the coarse monotonic clock.
+std::uint64_t monotonic_ns(clockid_t clock = CLOCK_MONOTONIC_COARSE) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Host 1 owns every bucket until `moved` goes to host 2.
+struct Move {
+    DataplaneTables tables{{kVip4, kVip6}, {RuleMatch{}}}; // all ports, single affinity
+    DataplaneFixture h1, h2;
+    std::uint16_t bucket = 0;
+
+    Move() {
+        h1.configure(tables, 1);
+        h2.configure(tables, 2);
+        h1.own_all(0, 1);
+        h2.own_all(0, 1);
+    }
+    // host 1 entry / host 2 entry for the moving bucket; every other bucket stays host 1's
+    void set(std::uint16_t e1, std::uint16_t e2) {
+        h1.set_buckets(0, [&](std::uint16_t b) {
+            return b == bucket ? e1 : static_cast<std::uint16_t>(1 | NLB_BKT_MINE);
+        });
+        h2.set_buckets(0, [&](std::uint16_t b) { return b == bucket ? e2 : std::uint16_t{1}; });
+    }
+    void moved_dirty() { set(2 | NLB_BKT_TRACKED_HERE, 2 | NLB_BKT_MINE | NLB_BKT_DIRTY_OTHER); }
+    void clean() { set(2, 2 | NLB_BKT_MINE); }
+};
+
+PacketSpec tcp(const IpAddress& client, std::uint16_t port, std::uint8_t flags) {
+    PacketSpec s;
+    s.src = client;
+    s.dst = client.family == NLB_FAMILY_V4 ? kVip4 : kVip6;
+    s.sport = port;
+    s.dport = 443;
+    s.tcp_flags = flags;
+    s.payload = 20;
+    return s;
+}
+
+PacketSpec with_flags(PacketSpec s, std::uint8_t flags) {
+    s.tcp_flags = flags;
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("TCP connections survive a bucket move") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    Move m;
+    std::mt19937 rng(family);
+    IpAddress client = random_address(rng, family);
+    m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    m.set(1 | NLB_BKT_MINE, 1);
+
+    // the old owner accepts and records the connection
+    PacketSpec old_conn = tcp(client, 1111, kSyn);
+    CHECK(verdict(m.h1, build(old_conn)) == Verdict::accepted);
+    CHECK(verdict(m.h2, build(old_conn)) == Verdict::dropped);
+    CHECK(stats(m.h1, 0).tracked == 1);
+    CHECK(stats(m.h2, 0).tracked == 0);
+    auto entry = conn_of(m.h1, old_conn);
+    REQUIRE(entry);
+    CHECK(entry->bucket == m.bucket);
+    CHECK(entry->rule == 0);
+    CHECK(entry->closed_ns == 0);
+    CHECK_FALSE(conn_of(m.h2, old_conn));
+    old_conn.tcp_flags = kAck;
+    CHECK(verdict(m.h1, build(old_conn)) == Verdict::accepted);
+    CHECK(verdict(m.h2, build(old_conn)) == Verdict::dropped);
+
+    m.moved_dirty();
+    m.h1.maps().clear_stats();
+    m.h2.maps().clear_stats();
+
+    SECTION("old owner keeps its connection, new owner takes new ones, then the rest") {
+        // mid-stream packets of the old connection: the old owner's
+        for (std::uint8_t flags : {kAck, std::uint8_t(kAck | 0x08)}) {
+            CHECK(verdict(m.h1, build(with_flags(old_conn, flags))) == Verdict::accepted);
+            CHECK(verdict(m.h2, build(with_flags(old_conn, flags))) == Verdict::dropped);
+        }
+        CHECK(stats(m.h2, 0).dropped_dirty == 2);
+        CHECK(stats(m.h2, 0).accepted == 0);
+
+        // a new connection in the same bucket: the new owner's, tracked there
+        PacketSpec new_conn = tcp(client, 2222, kSyn);
+        CHECK(verdict(m.h1, build(new_conn)) == Verdict::dropped);
+        CHECK(verdict(m.h2, build(new_conn)) == Verdict::accepted);
+        CHECK(stats(m.h2, 0).tracked == 1);
+        CHECK(conn_of(m.h2, new_conn));
+        CHECK_FALSE(conn_of(m.h1, new_conn));
+        new_conn.tcp_flags = kAck;
+        CHECK(verdict(m.h1, build(new_conn)) == Verdict::dropped);
+        CHECK(verdict(m.h2, build(new_conn)) == Verdict::accepted);
+
+        // mid-stream, tracked by nobody: while dirty, nobody takes it
+        PacketSpec stray = tcp(client, 3333, kAck);
+        CHECK(verdict(m.h1, build(stray)) == Verdict::dropped);
+        CHECK(verdict(m.h2, build(stray)) == Verdict::dropped);
+        CHECK(stats(m.h2, 0).dropped_dirty == 3);
+
+        // an ICMP error quoting the old connection follows it to the old owner
+        PacketSpec quoted = tcp(client, 1111, kAck);
+        std::swap(quoted.src, quoted.dst);
+        std::swap(quoted.sport, quoted.dport);
+        PacketSpec outer;
+        outer.src = family == NLB_FAMILY_V4 ? ip("192.0.2.1") : ip("2001:db8:ffff::1");
+        outer.dst = old_conn.dst;
+        Bytes err = build_icmp_error(outer, build(quoted), family == NLB_FAMILY_V4 ? 3 : 2);
+        CHECK(verdict(m.h1, err) == Verdict::accepted);
+        CHECK(verdict(m.h2, err) == Verdict::dropped);
+
+        // clean: the new owner takes everything in the bucket
+        m.clean();
+        CHECK(verdict(m.h2, build(old_conn)) == Verdict::accepted);
+        CHECK(verdict(m.h2, build(stray)) == Verdict::accepted);
+        CHECK(verdict(m.h2, build(new_conn)) == Verdict::accepted);
+        CHECK(verdict(m.h2, err) == Verdict::accepted);
+        CHECK(verdict(m.h1, build(old_conn)) == Verdict::dropped);
+        CHECK(verdict(m.h1, build(stray)) == Verdict::dropped);
+        CHECK(stats(m.h2, 0).dropped_dirty == 4);
+        CHECK(stats(m.h2, 0).tracked == 1); // a clean owned bucket records nothing new
+    }
+    SECTION("a SYN in a bucket that moved away is the new owner's, even for a tracked tuple") {
+        PacketSpec reuse = with_flags(old_conn, kSyn);
+        CHECK(verdict(m.h1, build(reuse)) == Verdict::dropped);
+        CHECK(verdict(m.h2, build(reuse)) == Verdict::accepted);
+        CHECK(conn_of(m.h2, reuse));
+        // from then on the tuple is the new owner's connection alone
+        CHECK(verdict(m.h2, build(old_conn)) == Verdict::accepted);
+        CHECK(verdict(m.h1, build(old_conn)) == Verdict::dropped);
+        CHECK_FALSE(conn_of(m.h1, old_conn));
+    }
+    SECTION("an entry closed longer than the grace period no longer holds the connection") {
+        nlb_conn c = *conn_of(m.h1, old_conn);
+        c.closed_ns = 1; // closed at boot
+        put_conn(m.h1, old_conn, c);
+        CHECK(verdict(m.h1, build(old_conn)) == Verdict::dropped);
+        // closed just now: still within grace
+        c.closed_ns = monotonic_ns();
+        put_conn(m.h1, old_conn, c);
+        CHECK(verdict(m.h1, build(old_conn)) == Verdict::accepted);
+    }
+    SECTION("UDP moves at once") {
+        PacketSpec udp = tcp(client, 1111, 0);
+        udp.proto = kUdp;
+        CHECK(verdict(m.h1, build(udp)) == Verdict::dropped);
+        CHECK(verdict(m.h2, build(udp)) == Verdict::accepted);
+        m.set(1 | NLB_BKT_MINE, 1);
+        CHECK(verdict(m.h1, build(udp)) == Verdict::accepted);
+        CHECK(verdict(m.h2, build(udp)) == Verdict::dropped);
+        CHECK(stats(m.h1, 0).tracked == 0);
+        CHECK(stats(m.h2, 0).tracked == 0);
+        CHECK(conn_count(m.h2.maps().fds().conns4, sizeof(nlb_conn_key4)) == 0);
+        CHECK(conn_count(m.h2.maps().fds().conns6, sizeof(nlb_conn_key6)) == 0);
+    }
+}
+
+TEST_CASE("FIN and RST mark a tracked connection closed") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    Move m;
+    std::mt19937 rng(50 + family);
+    IpAddress client = random_address(rng, family);
+    m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    m.set(1 | NLB_BKT_MINE, 1);
+
+    for (std::uint8_t closing : {std::uint8_t(kFin | kAck), kRst, std::uint8_t(kRst | kAck)}) {
+        CAPTURE(int(closing));
+        PacketSpec c = tcp(client, static_cast<std::uint16_t>(5000 + closing), kSyn);
+        REQUIRE(verdict(m.h1, build(c)) == Verdict::accepted);
+        CHECK(verdict(m.h1, build(with_flags(c, kAck))) == Verdict::accepted);
+        CHECK(conn_of(m.h1, c)->closed_ns == 0);
+        std::uint64_t before = monotonic_ns();
+        CHECK(verdict(m.h1, build(with_flags(c, closing))) == Verdict::accepted);
+        std::uint64_t closed = conn_of(m.h1, c)->closed_ns;
+        CHECK(closed != 0);
+        // the coarse clock lags by at most a tick
+        CHECK(closed >= before);
+        CHECK(closed <= monotonic_ns());
+        // a second FIN does not restart the grace period; the last ACKs are still accepted
+        CHECK(verdict(m.h1, build(with_flags(c, kFin | kAck))) == Verdict::accepted);
+        CHECK(conn_of(m.h1, c)->closed_ns == closed);
+        CHECK(verdict(m.h1, build(with_flags(c, kAck))) == Verdict::accepted);
+    }
+    // a FIN of a connection nobody tracked creates nothing
+    PacketSpec untracked = tcp(client, 6000, kFin | kAck);
+    CHECK(verdict(m.h1, build(untracked)) == Verdict::accepted);
+    CHECK_FALSE(conn_of(m.h1, untracked));
+    CHECK(stats(m.h1, 0).tracked == 3);
+
+    // after the move, a connection closed within the grace period still reaches its host
+    PacketSpec closed_conn = tcp(client, 5000 + kRst, kAck);
+    m.moved_dirty();
+    CHECK(verdict(m.h1, build(closed_conn)) == Verdict::accepted);
+    CHECK(verdict(m.h2, build(closed_conn)) == Verdict::dropped);
+}
+
+TEST_CASE("ADOPT records mid-stream connections opened before this host owned the bucket") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    Move m;
+    std::mt19937 rng(70 + family);
+    IpAddress client = random_address(rng, family);
+    m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+
+    // without ADOPT, an owned bucket records nothing mid-stream
+    m.set(1 | NLB_BKT_MINE, 1);
+    PacketSpec plain = tcp(client, 7000, kAck);
+    CHECK(verdict(m.h1, build(plain)) == Verdict::accepted);
+    CHECK_FALSE(conn_of(m.h1, plain));
+
+    m.set(1 | NLB_BKT_MINE | NLB_BKT_ADOPT, 1);
+    PacketSpec adopted = tcp(client, 7001, kAck);
+    CHECK(verdict(m.h1, build(adopted)) == Verdict::accepted);
+    auto e = conn_of(m.h1, adopted);
+    REQUIRE(e);
+    CHECK(e->bucket == m.bucket);
+    CHECK(e->closed_ns == 0);
+    CHECK(stats(m.h1, 0).tracked == 1);
+    CHECK(verdict(m.h1, build(adopted)) == Verdict::accepted);
+    CHECK(stats(m.h1, 0).tracked == 1); // recorded once
+    // a closing packet is not adopted
+    PacketSpec closing = tcp(client, 7002, kFin | kAck);
+    CHECK(verdict(m.h1, build(closing)) == Verdict::accepted);
+    CHECK_FALSE(conn_of(m.h1, closing));
+    // the watchdog: a stopped dataplane adopts nothing
+    m.h1.set_alive(false);
+    PacketSpec dead = tcp(client, 7003, kAck);
+    CHECK(verdict(m.h1, build(dead)) == Verdict::dropped);
+    CHECK_FALSE(conn_of(m.h1, dead));
+    m.h1.set_alive(true);
+
+    // the bucket moves on: the adopted connection stays with this host
+    m.moved_dirty();
+    CHECK(verdict(m.h1, build(adopted)) == Verdict::accepted);
+    CHECK(verdict(m.h2, build(adopted)) == Verdict::dropped);
+    CHECK(verdict(m.h1, build(plain)) == Verdict::dropped);
+}
