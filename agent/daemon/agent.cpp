@@ -168,6 +168,7 @@ void Agent::tear_down(bool keep_dataplane) {
     hb_.reset();
     engine_.reset();
     installed_.reset();
+    armed_ = false;
     if (iface_ && !keep_dataplane)
         iface_->undo();
     iface_.reset();
@@ -211,12 +212,16 @@ void Agent::tick() {
 void Agent::periodic(milliseconds now) {
     const auto period = milliseconds(config_.cluster.heartbeat_ms);
     next_periodic_ = now + period;
+    if (armed_ && dp_->maps().state().config.alive == 0)
+        log_.event("watchdog_expired", {{"message", "the dataplane stopped accepting: this agent "
+                                                    "missed its refresh (stalled?)"}});
     try {
         // The dataplane stops accepting if this is not repeated within tolerance − 1 periods.
         std::uint64_t timeout_ns =
             static_cast<std::uint64_t>(config_.cluster.heartbeat_tolerance - 1) *
             config_.cluster.heartbeat_ms * 1000000ULL;
         dp_->arm_watchdog(timeout_ns);
+        armed_ = true;
     } catch (const std::exception& e) {
         log_.error(e.what());
     }

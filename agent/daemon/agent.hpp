@@ -81,6 +81,7 @@ class Agent {
     std::chrono::milliseconds next_periodic_{0};
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
+    bool armed_ = false; // the watchdog was armed by this agent since attach
 };
 
 // Milliseconds of CLOCK_MONOTONIC: the engine's clock.
