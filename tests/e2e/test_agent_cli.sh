@@ -94,6 +94,16 @@ check "resumed hosts are stopped" test "$(nlbadm_h 3 --json query | json 'd["hos
 check "start" nlbadm_h 3 start
 wait_converged 2 20 2 3
 
+# A stalled agent: its dataplane stops accepting once tolerance − 1 periods pass unrefreshed.
+kill -STOP "$AGENT_PID_2"
+sleep 1.2
+alive=$(bpftool map dump pinned "$TOPO_DIR/bpffs/h2/nlb_state" 2>/dev/null | grep -o '"alive": [0-9]*' | head -1)
+kill -CONT "$AGENT_PID_2"
+check "stalled agent: the watchdog stopped its dataplane ($alive)" test "$alive" = '"alive": 0'
+sleep 0.5
+check "stalled agent: says so when it wakes up" grep -q watchdog_expired "$TOPO_DIR/h2.log"
+wait_converged 2 20 2 3
+
 # SIGTERM: the others converge at once, well before the tolerance would expire.
 start=$(date +%s.%N)
 kill -TERM "$AGENT_PID_3"
