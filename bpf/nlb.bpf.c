@@ -116,11 +116,13 @@ static __always_inline __u32 nlb_rule_of(const struct nlb_vip *vip, const struct
 /* An ICMP error quotes the header of a packet a cluster host sent (VIP → client): it belongs
  * to the host that accepts that client's packets, so decide it as one of them. */
 static __always_inline int nlb_decide_quoted(struct ethhdr *eth, const struct nlb_config *cfg,
-					     struct nlb_packet *q, __be16 *ports, void *data_end)
+					     struct nlb_packet *q, __be16 *ports, void *data_end,
+					     void *ip_end)
 {
 	const struct nlb_vip *vip;
 
-	if ((void *)(ports + 2) > data_end)
+	/* the quote ends with the error's datagram, not with the frame (which may be padded) */
+	if ((void *)(ports + 2) > data_end || (void *)(ports + 2) > ip_end)
 		return nlb_malformed();
 	if (q->proto != IPPROTO_TCP && q->proto != IPPROTO_UDP)
 		return nlb_decide(eth, cfg, q, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
@@ -151,7 +153,8 @@ static __always_inline int nlb_icmp4(struct ethhdr *eth, const struct nlb_config
 		return nlb_decide(eth, cfg, p, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
 
 	in = (struct iphdr *)(icmp + 8);
-	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5)
+	if ((void *)(in + 1) > data_end || (void *)(in + 1) > p->ip_end || in->version != 4 ||
+	    in->ihl < 5)
 		return nlb_malformed();
 	q.family = NLB_FAMILY_V4;
 	q.proto = in->protocol;
@@ -159,7 +162,7 @@ static __always_inline int nlb_icmp4(struct ethhdr *eth, const struct nlb_config
 	q.daddr[0] = in->saddr;
 	if (in->frag_off & bpf_htons(NLB_IP_OFFSET))
 		return nlb_decide(eth, cfg, &q, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
-	return nlb_decide_quoted(eth, cfg, &q, (void *)in + in->ihl * 4, data_end);
+	return nlb_decide_quoted(eth, cfg, &q, (void *)in + in->ihl * 4, data_end, p->ip_end);
 }
 
 static __always_inline int nlb_icmp6(struct ethhdr *eth, const struct nlb_config *cfg,
@@ -184,13 +187,13 @@ static __always_inline int nlb_icmp6(struct ethhdr *eth, const struct nlb_config
 	}
 
 	in = (struct ipv6hdr *)(icmp + 8);
-	if ((void *)(in + 1) > data_end)
+	if ((void *)(in + 1) > data_end || (void *)(in + 1) > p->ip_end)
 		return nlb_malformed();
 	q.family = NLB_FAMILY_V6;
 	q.proto = in->nexthdr;
 	__builtin_memcpy(q.saddr, &in->daddr, 16);
 	__builtin_memcpy(q.daddr, &in->saddr, 16);
-	return nlb_decide_quoted(eth, cfg, &q, (__be16 *)(in + 1), data_end);
+	return nlb_decide_quoted(eth, cfg, &q, (__be16 *)(in + 1), data_end, p->ip_end);
 }
 
 static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
