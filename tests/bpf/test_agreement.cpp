@@ -1,0 +1,173 @@
+// The agent's model of the dataplane (DataplaneTables::place() and the bucket owner maps)
+// against the dataplane itself: 100,000 random packets through four hosts sharing one set of
+// tables; each host accepts a packet iff place() puts it in a bucket that host owns, so
+// exactly one host takes every packet of an enabled rule. The counters per rule slot show that
+// the rule was chosen as place() chose it, not only the owner.
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "bpf_test_util.hpp"
+
+using namespace nlb;
+using namespace nlb::test;
+
+namespace {
+
+RuleMatch make_rule(std::optional<std::size_t> vip, std::uint16_t first, std::uint16_t last,
+                    Protocol proto, std::uint8_t mode, std::uint8_t affinity) {
+    RuleMatch r;
+    r.vip = vip;
+    r.first_port = first;
+    r.last_port = last;
+    r.protocol = proto;
+    r.mode = mode;
+    r.affinity = affinity;
+    return r;
+}
+
+std::uint16_t random_port(std::mt19937& rng) {
+    // half uniform, half next to the rules' edges
+    static const std::uint16_t edges[] = {0,     1,     80,    443,   1023,  1024,
+                                          8000,  8999,  9000,  9999,  40000, 40001,
+                                          49151, 49152, 50000, 59999, 60000, 65535};
+    if (rng() % 2)
+        return static_cast<std::uint16_t>(rng());
+    int e = edges[rng() % (sizeof(edges) / sizeof(edges[0]))] + static_cast<int>(rng() % 3) - 1;
+    return static_cast<std::uint16_t>(std::clamp(e, 0, 65535));
+}
+
+} // namespace
+
+TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random packets") {
+    constexpr int kHosts = 4;
+    constexpr int kPackets = 100'000;
+    std::mt19937 rng(4242);
+    std::vector<IpAddress> vips = {ip("10.0.0.100"), ip("10.0.0.101"), ip("2001:db8::100"),
+                                   ip("2001:db8::101")};
+    auto aff = [&] { return static_cast<std::uint8_t>(rng() % 3); };
+    std::vector<RuleMatch> rules = {
+        make_rule(std::nullopt, 0, 1023, Protocol::both, NLB_MODE_MULTIPLE, aff()),
+        make_rule(std::nullopt, 1024, 49151, Protocol::tcp, NLB_MODE_MULTIPLE, aff()),
+        make_rule(std::nullopt, 1024, 40000, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
+        make_rule(0, 8000, 8999, Protocol::both, NLB_MODE_MULTIPLE, aff()), // inside rule 1/2
+        make_rule(2, 443, 443, Protocol::tcp, NLB_MODE_MULTIPLE, aff()),    // inside rule 0
+        make_rule(std::nullopt, 50000, 59999, Protocol::both, NLB_MODE_SINGLE, aff()),
+        make_rule(3, 9000, 9999, Protocol::both, NLB_MODE_DISABLED, aff()), // inside rule 1/2
+        make_rule(1, 60000, 65535, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
+    };
+    DataplaneTables tables(vips, rules);
+
+    // owners per slot and bucket, among hosts 1..4; the single-host rule on one host
+    std::vector<std::vector<std::uint8_t>> owner(NLB_RULE_SLOTS,
+                                                 std::vector<std::uint8_t>(NLB_BUCKETS));
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
+        for (auto& o : owner[slot])
+            o = static_cast<std::uint8_t>(1 + rng() % kHosts);
+    std::fill(owner[5].begin(), owner[5].end(), std::uint8_t{3});
+    std::fill(owner[NLB_RULE_DEFAULT].begin(), owner[NLB_RULE_DEFAULT].end(), std::uint8_t{2});
+
+    std::vector<std::unique_ptr<DataplaneFixture>> hosts;
+    for (int h = 1; h <= kHosts; ++h) {
+        hosts.push_back(std::make_unique<DataplaneFixture>());
+        hosts.back()->configure(tables, static_cast<std::uint8_t>(h));
+        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
+            set_owners(*hosts.back(), slot, [&](std::uint16_t b) { return owner[slot][b]; });
+    }
+
+    struct Expect {
+        std::uint64_t accepted = 0, not_owner = 0, disabled = 0;
+    };
+    // [host][slot]
+    std::vector<std::vector<Expect>> expect(kHosts, std::vector<Expect>(NLB_RULE_SLOTS));
+    std::vector<std::uint64_t> slot_hits(NLB_RULE_SLOTS);
+    int mismatches = 0, accepted_once = 0, fragments = 0;
+    std::ostringstream first_mismatches;
+    const std::uint8_t flag_choices[] = {kAck, kAck, kAck | 0x08, kSyn, kFin | kAck, kRst};
+
+    for (int i = 0; i < kPackets; ++i) {
+        bool v6 = rng() % 2;
+        PacketSpec s;
+        s.src = random_address(rng, v6 ? NLB_FAMILY_V6 : NLB_FAMILY_V4);
+        if (!v6)
+            s.src.words[0] = static_cast<std::uint32_t>(rng()); // any IPv4 source
+        s.dst = vips[(v6 ? 2 : 0) + rng() % 2];
+        s.proto = rng() % 2 ? kTcp : kUdp;
+        s.sport = static_cast<std::uint16_t>(rng());
+        s.dport = random_port(rng);
+        s.tcp_flags = flag_choices[rng() % 6];
+        s.payload = rng() % 3 ? 0 : 40;
+        unsigned shape = rng() % 20;
+        if (shape == 0)
+            s.vlan = 100;
+        else if (shape == 1 && !v6)
+            s.ipv4_options = 4;
+        else if (shape == 1)
+            s.ipv6_ext = {60};
+        else if (shape == 2 || shape == 3) {
+            s.fragment = true;
+            s.more_fragments = shape == 2;
+            s.frag_offset = shape == 2 ? 0 : 7; // first (with ports) or a later one
+            s.payload = 48;
+        }
+
+        Tuple t;
+        t.family = s.src.family;
+        t.proto = s.proto;
+        t.saddr = s.src.words;
+        t.daddr = s.dst.words;
+        t.sport = htons(s.sport);
+        t.dport = htons(s.dport);
+        t.fragment = s.fragment;
+        auto placed = tables.place(t);
+        REQUIRE(placed);
+        fragments += s.fragment;
+        std::uint32_t slot = placed->rule;
+        ++slot_hits[slot];
+        bool disabled = slot < rules.size() && rules[slot].mode == NLB_MODE_DISABLED;
+        std::uint8_t o = owner[slot][placed->bucket];
+
+        Bytes f = build(s);
+        int accepted_by = 0;
+        for (int h = 0; h < kHosts; ++h) {
+            Verdict got = verdict(*hosts[h], f);
+            bool mine = o == h + 1 && !disabled;
+            Verdict want = mine ? Verdict::accepted : Verdict::dropped;
+            Expect& e = expect[h][slot];
+            (disabled ? e.disabled : mine ? e.accepted : e.not_owner)++;
+            accepted_by += got == Verdict::accepted;
+            if (got != want && ++mismatches <= 10)
+                first_mismatches << "packet " << i << " host " << h + 1 << ": " << s.src.to_string()
+                                 << ":" << s.sport << " -> " << s.dst.to_string() << ":" << s.dport
+                                 << " proto " << int(s.proto) << " frag " << s.fragment << " slot "
+                                 << slot << " bucket " << placed->bucket << " owner " << int(o)
+                                 << ": got " << got << ", want " << want << "\n";
+        }
+        accepted_once += accepted_by == (disabled ? 0 : 1);
+    }
+    INFO(first_mismatches.str());
+    CHECK(mismatches == 0);
+    CHECK(accepted_once == kPackets);
+    // every slot of the table was exercised, fragments included
+    for (std::uint32_t slot = 0; slot < rules.size(); ++slot) {
+        CAPTURE(slot);
+        CHECK(slot_hits[slot] > 100);
+    }
+    CHECK(slot_hits[NLB_RULE_DEFAULT] > 100);
+    CHECK(fragments > 5000);
+    for (int h = 0; h < kHosts; ++h)
+        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+            CAPTURE(h + 1, slot);
+            nlb_stats got = stats(*hosts[h], slot);
+            CHECK(got.accepted == expect[h][slot].accepted);
+            CHECK(got.dropped_not_owner == expect[h][slot].not_owner);
+            CHECK(got.dropped_disabled == expect[h][slot].disabled);
+            CHECK(got.dropped_watchdog == 0);
+            CHECK(got.dropped_dirty == 0);
+        }
+    CHECK(total_stats(*hosts[0]).malformed == 0);
+}
