@@ -337,9 +337,9 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 		    (cfg->flags & NLB_CFG_ANSWER_NEIGH)) {
 			__u8 *icmp = p.l4;
 
-			if ((void *)(icmp + 1) > data_end)
-				return nlb_malformed();
-			if (icmp[0] == NLB_ICMP6_NS) {
+			/* An empty ICMPv6 message is the VIP lookup's business (malformed if it
+			 * is addressed to a VIP, passed otherwise), not a solicitation. */
+			if ((void *)(icmp + 1) <= data_end && icmp[0] == NLB_ICMP6_NS) {
 				verdict = nlb_answer_ns(ctx, cfg, l3_off, &malformed);
 				if (malformed)
 					return nlb_malformed();
