@@ -39,15 +39,6 @@ std::uint32_t tie_key(std::uint8_t priority) {
     return static_cast<std::uint32_t>(splitmix64(0x7175u ^ priority));
 }
 
-struct Choice {
-    std::uint64_t score; // lower is preferred
-    std::uint32_t host;  // candidate index
-};
-
-bool better(const Choice& a, const Choice& b) {
-    return a.score != b.score ? a.score < b.score : a.host < b.host;
-}
-
 } // namespace
 
 std::vector<std::uint32_t> bucket_quotas(std::span<const std::uint32_t> weights,
@@ -81,56 +72,84 @@ std::vector<std::uint32_t> bucket_quotas(std::span<const std::uint32_t> weights,
 
 namespace {
 
-// -log2 of every member's HRW draw for every bucket, [bucket][member]: the part of the
-// scores that does not depend on a rule's weights, computed once per allocation.
+// -log2 of every possible host's HRW draw for every bucket, Q16: a constant, computed once per
+// process and shared by every allocation and rule. Two layouts: by column ([priority - 1]
+// [bucket]) for the first choices, by row ([bucket][priority - 1]) for the later ones.
 struct DrawTable {
-    std::uint32_t hosts = 0;
-    std::vector<std::uint32_t> neg_log2; // Q16
-
-    explicit DrawTable(std::span<const std::uint8_t> priorities)
-        : hosts(static_cast<std::uint32_t>(priorities.size())),
-          neg_log2(std::size_t{NLB_BUCKETS} * priorities.size()) {
+    std::vector<std::uint32_t> columns, rows;
+    DrawTable()
+        : columns(std::size_t{NLB_BUCKETS} * NLB_MAX_HOSTS),
+          rows(std::size_t{NLB_BUCKETS} * NLB_MAX_HOSTS) {
         for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
-            for (std::uint32_t h = 0; h < hosts; ++h)
-                neg_log2[std::size_t{b} * hosts + h] = neg_log2_q16(draw(priorities[h], b));
+            for (std::uint32_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+                const auto v = neg_log2_q16(draw(static_cast<std::uint8_t>(p), b));
+                columns[std::size_t{p - 1} * NLB_BUCKETS + b] = v;
+                rows[std::size_t{b} * NLB_MAX_HOSTS + p - 1] = v;
+            }
     }
 };
 
-OwnerMap assign_with(const DrawTable& table, std::span<const std::uint8_t> priorities,
+const DrawTable& draw_table() {
+    static const DrawTable table;
+    return table;
+}
+
+// best[b] = min(best[b], key of candidate `position` for bucket b), keys as in assign_with.
+// Integer only, so every clone computes the same.
+__attribute__((target_clones("avx2", "default"))) void first_choices(const std::uint32_t* column,
+                                                                     std::uint32_t reciprocal,
+                                                                     std::uint32_t position,
+                                                                     std::uint64_t* best) {
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        best[b] = std::min(best[b], ((std::uint64_t{column[b]} * reciprocal) << 6) | position);
+}
+
+OwnerMap assign_with(std::span<const std::uint8_t> priorities,
                      std::span<const std::uint32_t> weights) {
     OwnerMap owners{};
-    const auto quota = bucket_quotas(weights, priorities);
-    const std::uint32_t n = table.hosts;
-    // Score = -log2(u) * 2^20 / w; a host with quota 0 is never proposed to.
-    std::vector<std::uint64_t> reciprocal(n, 0);
-    bool any = false;
+    const auto n = static_cast<std::uint32_t>(priorities.size());
+    // A priority outside 1..NLB_MAX_HOSTS (never admitted by the engine) owns nothing.
+    std::vector<std::uint32_t> weight(weights.begin(), weights.end());
+    for (std::uint32_t h = 0; h < n; ++h)
+        if (priorities[h] == 0 || priorities[h] > NLB_MAX_HOSTS)
+            weight[h] = 0;
+    const auto quota = bucket_quotas(weight, priorities);
+    // Candidates: the members with a quota. Score = -log2(u) * 2^20 / w, lower is preferred.
+    std::vector<std::uint32_t> active, column;
+    std::vector<std::uint64_t> reciprocal;
     for (std::uint32_t h = 0; h < n; ++h)
         if (quota[h] > 0) {
-            reciprocal[h] = (std::uint64_t{1} << 20) / weights[h];
-            any = true;
+            active.push_back(h);
+            column.push_back(priorities[h] - 1u);
+            reciprocal.push_back((std::uint64_t{1} << 20) / weight[h]);
         }
-    if (!any)
+    if (active.empty())
         return owners;
-    auto score = [&](std::uint32_t h, std::uint32_t b) {
-        return std::uint64_t{table.neg_log2[std::size_t{b} * n + h]} * reciprocal[h];
+    const DrawTable& table = draw_table();
+    const auto k = static_cast<std::uint32_t>(active.size());
+    // A candidate's key for a bucket: its score shifted left 6 bits, or'ed with its position
+    // among the candidates (score < 2^42, so this is exact): the order of keys is the order of
+    // (score, position).
+    auto key = [&](std::uint32_t i, std::uint32_t b) {
+        return ((std::uint64_t{table.rows[std::size_t{b} * NLB_MAX_HOSTS + column[i]]} *
+                 reciprocal[i])
+                << 6) |
+               i;
     };
-    // The bucket's next choice: the best candidate strictly worse than the last one it tried
-    // (lexicographic on score, then candidate index); recomputed on demand, since most
-    // buckets are kept by their first choice.
-    auto next_choice = [&](std::uint32_t b, const Choice* last) {
-        Choice best{~std::uint64_t{0}, n};
-        for (std::uint32_t h = 0; h < n; ++h) {
-            if (quota[h] == 0)
-                continue;
-            const Choice c{score(h, b), h};
-            if ((!last || better(*last, c)) && better(c, best))
-                best = c;
+    // The bucket's best candidate with a key above `last`.
+    auto next_choice = [&](std::uint32_t b, std::uint64_t last) {
+        std::uint64_t best = ~std::uint64_t{0};
+        for (std::uint32_t i = 0; i < k; ++i) {
+            const std::uint64_t c = key(i, b);
+            best = std::min(best, c > last ? c : ~std::uint64_t{0}); // branch-free
         }
         return best;
     };
 
-    // Deferred acceptance. A host keeps its best `quota` proposals (lowest score, then lowest
-    // bucket) in a heap whose top is the worst kept one.
+    // Deferred acceptance. A candidate keeps its best `quota` proposals (lowest score, then
+    // lowest bucket) in a heap whose top is the worst kept one. The result, the bucket-optimal
+    // stable matching, does not depend on the order of proposals, so the first round is done
+    // in bulk: every bucket proposes to its first choice, every candidate keeps its best.
     struct Held {
         std::uint64_t score;
         std::uint32_t bucket;
@@ -138,26 +157,37 @@ OwnerMap assign_with(const DrawTable& table, std::span<const std::uint8_t> prior
             return score != o.score ? score < o.score : bucket < o.bucket;
         }
     };
-    std::vector<std::vector<Held>> held(n);
-    for (std::uint32_t h = 0; h < n; ++h)
-        held[h].reserve(quota[h]);
-    std::vector<Choice> last(NLB_BUCKETS);
-    std::vector<bool> started(NLB_BUCKETS, false);
-    std::vector<std::uint32_t> free_buckets(NLB_BUCKETS);
+    std::vector<std::vector<Held>> held(k);
+    std::vector<std::uint32_t> free_buckets;
+    // First choices, the bulk of the work: one candidate (one column of the table) at a time,
+    // a loop the compiler vectorizes.
+    std::vector<std::uint64_t> last(NLB_BUCKETS, ~std::uint64_t{0});
+    for (std::uint32_t i = 0; i < k; ++i)
+        first_choices(table.columns.data() + std::size_t{column[i]} * NLB_BUCKETS,
+                      static_cast<std::uint32_t>(reciprocal[i]), i, last.data());
     for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
-        free_buckets[b] = NLB_BUCKETS - 1 - b;
+        held[last[b] & 63u].push_back({last[b] >> 6, b});
+    for (std::uint32_t i = 0; i < k; ++i) {
+        auto& heap = held[i];
+        const std::uint32_t q = quota[active[i]];
+        if (heap.size() > q) {
+            std::nth_element(heap.begin(), heap.begin() + q, heap.end());
+            for (auto it = heap.begin() + q; it != heap.end(); ++it)
+                free_buckets.push_back(it->bucket);
+            heap.resize(q);
+        }
+        heap.reserve(q);
+        std::make_heap(heap.begin(), heap.end());
+    }
     while (!free_buckets.empty()) {
         const std::uint32_t b = free_buckets.back();
         free_buckets.pop_back();
-        // Each bucket proposes to each host at most once, so this ends after at most
-        // NLB_BUCKETS * n proposals; a rejected bucket always finds a host with room because
-        // the quotas add up to NLB_BUCKETS.
-        const Choice c = next_choice(b, started[b] ? &last[b] : nullptr);
-        started[b] = true;
-        last[b] = c;
-        auto& heap = held[c.host];
-        const Held offer{c.score, b};
-        if (heap.size() < quota[c.host]) {
+        // Each bucket proposes to each candidate at most once, so this ends; a rejected
+        // bucket always finds a candidate with room because the quotas add up to NLB_BUCKETS.
+        last[b] = next_choice(b, last[b]);
+        auto& heap = held[last[b] & 63u];
+        const Held offer{last[b] >> 6, b};
+        if (heap.size() < quota[active[last[b] & 63u]]) {
             heap.push_back(offer);
             std::push_heap(heap.begin(), heap.end());
         } else if (offer < heap.front()) {
@@ -169,9 +199,9 @@ OwnerMap assign_with(const DrawTable& table, std::span<const std::uint8_t> prior
             free_buckets.push_back(b);
         }
     }
-    for (std::uint32_t h = 0; h < n; ++h)
-        for (const auto& kept : held[h])
-            owners[kept.bucket] = priorities[h];
+    for (std::uint32_t i = 0; i < k; ++i)
+        for (const auto& kept : held[i])
+            owners[kept.bucket] = priorities[active[i]];
     return owners;
 }
 
@@ -179,8 +209,7 @@ OwnerMap assign_with(const DrawTable& table, std::span<const std::uint8_t> prior
 
 OwnerMap assign_buckets(std::span<const std::uint8_t> priorities,
                         std::span<const std::uint32_t> weights) {
-    const DrawTable table(priorities);
-    return assign_with(table, priorities, weights);
+    return assign_with(priorities, weights);
 }
 
 std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
@@ -195,7 +224,6 @@ std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
 
     // Rules with the same weight vector share one computation.
     std::map<std::vector<std::uint32_t>, OwnerMap> done;
-    std::unique_ptr<DrawTable> table;
     const auto rule_count = std::min<std::size_t>(modes.size(), NLB_MAX_RULES);
     for (std::size_t r = 0; r < rule_count; ++r) {
         auto& slot = map->slots[r];
@@ -218,11 +246,8 @@ std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
             for (const auto& m : members)
                 weights.push_back(effective_weight(m.rules[r].load_weight, m.control[r]));
             auto it = done.find(weights);
-            if (it == done.end()) {
-                if (!table)
-                    table = std::make_unique<DrawTable>(priorities);
-                it = done.emplace(weights, assign_with(*table, priorities, weights)).first;
-            }
+            if (it == done.end())
+                it = done.emplace(weights, assign_with(priorities, weights)).first;
             slot = it->second;
             break;
         }
