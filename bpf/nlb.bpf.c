@@ -371,6 +371,15 @@ int nlb_xdp(struct xdp_md *ctx)
 		if (verdict != NLB_SLOW_PATH)
 			return verdict;
 	}
+	/* Untagged ARP is answered here too: routers ask for VIPs all the time. */
+	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP) &&
+	    (nlb_state.config.flags & NLB_CFG_ANSWER_NEIGH)) {
+		int malformed = 0;
+		int verdict = nlb_answer_arp(&nlb_state.config, eth, (void *)(eth + 1), data_end,
+					     &malformed);
+
+		return malformed ? nlb_malformed() : verdict;
+	}
 	return nlb_general(ctx);
 }
 
