@@ -1,22 +1,29 @@
 // Bucket allocation: (membership, per-host weights and handling priorities) -> per rule slot a
 // bucket -> owner map. A pure, deterministic function: every host computes it from the
-// converged membership and gets the same maps (the map digest in the heartbeat proves it).
+// converged membership and gets the same maps (the map digest in the heartbeat proves it), so
+// the maps are part of the protocol (tests pin them to v1.0's).
 //
-// Choice (measured in docs/convergence.md):
+// Choice (measured in docs/convergence.md, "Allocation"):
 //  - Maglev fills a lookup table from per-backend permutations; it balances within a few
 //    entries but its movement on a join or leave is only "small", not bounded, and it needs
 //    a table much larger than the number of buckets to get there.
 //  - Rendezvous (HRW) hashing moves the minimum (only the buckets of the joining or leaving
 //    host) but balances only statistically: with 4096 buckets and 64 hosts a host's share
-//    varies by about +-8 buckets, and weighted HRW has the same spread.
+//    varies by about +-8 buckets, and weighted HRW has the same spread. Moving only the
+//    minimum on every join and leave in fact forces a fixed per-bucket order of hosts, i.e.
+//    rendezvous, so no +-1 allocation can do it.
 //  - NLB itself recomputed a 60-bucket map with its own deterministic hand-over rules.
 // We keep HRW's preferences and add capacities: each host gets a quota, its weighted share
 // rounded by largest remainder (so it is within +-1 bucket of the share), and buckets are
 // matched to hosts by deferred acceptance (bucket-proposing Gale-Shapley) on weighted HRW
 // scores (-log2(u)/w, integer arithmetic only so every CPU and compiler agrees). The result is
-// the unique bucket-optimal stable matching, so it does not depend on processing order, and
-// because it is stable a join or leave changes only what the quota changes force, plus short
-// displacement chains: measured 1.0x-1.1x the minimum movement.
+// the unique stable matching, so it does not depend on processing order. A join or leave
+// moves what the quota changes force plus displacement chains: 1.01-1.06x the minimum up to 8
+// hosts, 1.4x on average over 2..64 hosts, 1.7x at ~64 hosts. That misses DESIGN.md's 1.15x
+// beyond ~16 hosts; the alternatives measured (keep-top-quota with orphan placement, margin
+// preferences, min-cost transport, structured orders) are no better, and any scheme where the
+// newcomer takes its rendezvous wins is bounded below by ~1.22x on average (1.32x at 64 hosts)
+// - docs/convergence.md has the figures and the ways forward.
 #pragma once
 
 #include <array>
@@ -52,7 +59,8 @@ struct ClusterMap {
 };
 
 // `modes[i]` for port rule i (at most NLB_MAX_RULES); `members` in any order, priorities
-// unique. Slots beyond modes.size() are owned by nobody.
+// unique, 1..NLB_MAX_HOSTS (another priority owns nothing). Slots beyond modes.size() are
+// owned by nobody.
 std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
                                      std::span<const MemberParams> members);
 

@@ -152,6 +152,8 @@ namespace {
 struct MovementSample {
     std::size_t hosts; // the larger of the two memberships
     bool join;
+    int weights; // 0 equal, 1 random 1..100, 2 random 0..100
+    std::uint32_t moved, minimum;
     double ratio;
 };
 
@@ -178,7 +180,9 @@ std::vector<MovementSample> movement_sweep() {
                 const auto& from = join ? small->slots[0] : big->slots[0];
                 const auto& to = join ? big->slots[0] : small->slots[0];
                 const auto min = minimum_moves(from, to);
-                out.push_back({n, join, double(moves(from, to)) / std::max<std::uint32_t>(min, 1)});
+                const auto moved = moves(from, to);
+                out.push_back(
+                    {n, join, trial, moved, min, double(moved) / std::max<std::uint32_t>(min, 1)});
             }
         }
     return out;
@@ -230,4 +234,15 @@ TEST_CASE("movement sweep figures", "[.figures]") {
     for (const auto& [hosts, r] : by)
         std::printf("up to %zu hosts: mean %.3f worst %.3f\n", hosts, r.sum / r.count, r.worst);
     std::printf("mean %.3f over %zu events\n", sum / double(samples.size()), samples.size());
+    auto sorted = samples;
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.ratio > b.ratio; });
+    for (std::size_t i = 0; i < 8 && i < sorted.size(); ++i)
+        std::printf("  %2zu hosts %s, weights %d: %u moved, minimum %u\n", sorted[i].hosts,
+                    sorted[i].join ? "join " : "leave", sorted[i].weights, sorted[i].moved,
+                    sorted[i].minimum);
+    std::uint32_t extra = 0;
+    for (const auto& x : samples)
+        extra = std::max(extra, x.moved - x.minimum);
+    std::printf("largest excess over the minimum: %u buckets\n", extra);
 }
