@@ -27,15 +27,6 @@ using namespace nlb::test;
 
 namespace {
 
-double timed(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_size_in = static_cast<__u32>(frame.size()),
-                .repeat = static_cast<int>(repeat));
-    if (int err = bpf_prog_test_run_opts(prog_fd, &opts))
-        throw std::runtime_error("BPF_PROG_TEST_RUN: " + std::string(strerror(-err)));
-    return opts.duration;
-}
-
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
@@ -119,7 +110,7 @@ int main(int argc, char** argv) {
         __u32 key = 0;
         if (bpf_map_update_elem(target_fd, &key, &prog_fd, BPF_ANY))
             throw std::runtime_error("replay: set tail-call target");
-        return timed(replay_fd, arp, repeat);
+        return test_run_ns(replay_fd, arp, repeat);
     };
     {
         __u32 key = 0;
@@ -133,10 +124,10 @@ int main(int argc, char** argv) {
 
     std::map<std::string, std::vector<double>> t;
     for (int r = 0; r < rounds; ++r) {
-        t["bare"].push_back(timed(bare_fd, owned, repeat));
-        t["drop"].push_back(timed(dp.prog_fd(), foreign, repeat));
-        t["accept"].push_back(timed(dp.prog_fd(), owned, repeat));
-        t["tracked"].push_back(timed(dp.prog_fd(), tracked, repeat));
+        t["bare"].push_back(test_run_ns(bare_fd, owned, repeat));
+        t["drop"].push_back(test_run_ns(dp.prog_fd(), foreign, repeat));
+        t["accept"].push_back(test_run_ns(dp.prog_fd(), owned, repeat));
+        t["tracked"].push_back(test_run_ns(dp.prog_fd(), tracked, repeat));
         t["replay_arp"].push_back(replay_into(dp.prog_fd()));
         t["replay_bare"].push_back(replay_into(bare_fd));
     }

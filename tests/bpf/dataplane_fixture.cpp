@@ -28,9 +28,9 @@ RunResult test_run(int prog_fd, const Bytes& frame) {
     return r;
 }
 
-// The kernel's own timing: the mean ns per run over `repeat` runs, time spent rescheduled
-// excluded (a wall clock around the call picks up every preemption of this busy VM).
-double timed_run(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
+} // namespace
+
+double test_run_ns(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                 .data_size_in = static_cast<__u32>(frame.size()),
                 .repeat = static_cast<int>(repeat));
@@ -38,8 +38,6 @@ double timed_run(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
         throw std::runtime_error("BPF_PROG_TEST_RUN: " + std::string(strerror(-err)));
     return opts.duration;
 }
-
-} // namespace
 
 DataplaneFixture::DataplaneFixture() {
     skel_ = nlb_bpf__open_and_load();
@@ -108,14 +106,14 @@ void DataplaneFixture::set_alive(bool alive) { maps_->state().config.alive = ali
 RunResult DataplaneFixture::run(const Bytes& frame) { return test_run(prog_fd(), frame); }
 
 double DataplaneFixture::time_ns(const Bytes& frame, std::uint32_t repeat) {
-    return timed_run(prog_fd(), frame, repeat);
+    return test_run_ns(prog_fd(), frame, repeat);
 }
 
 double bare_time_ns(const Bytes& frame, std::uint32_t repeat) {
     bare_bpf* skel = bare_bpf__open_and_load();
     if (!skel)
         throw std::runtime_error("load bare.bpf.o: " + std::string(strerror(errno)));
-    double ns = timed_run(bpf_program__fd(skel->progs.xdp_bare_pass), frame, repeat);
+    double ns = test_run_ns(bpf_program__fd(skel->progs.xdp_bare_pass), frame, repeat);
     bare_bpf__destroy(skel);
     return ns;
 }

@@ -58,6 +58,11 @@ class DataplaneFixture {
     const DataplaneTables* tables_ = nullptr;
 };
 
+// The kernel's own timing of `repeat` runs of `frame` through a program: the mean ns per run,
+// time spent rescheduled excluded (a wall clock around the call picks up every preemption of
+// a busy machine).
+double test_run_ns(int prog_fd, const Bytes& frame, std::uint32_t repeat);
+
 // Runs `frame` through the bare XDP program (the benchmark floor).
 double bare_time_ns(const Bytes& frame, std::uint32_t repeat);
 
