@@ -6,7 +6,7 @@ source "$(dirname "$0")/common.sh"
 topo_init "nlbe3-$$"
 for i in 1 2 3 4; do topo_add_host "$i"; done
 topo_add_client 100
-HEARTBEAT_MS=100
+HEARTBEAT_MS=200 # the bound scales with the period; the probe's resolution (~40 ms) does not
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "single"}]'
 for i in 1 2 3 4; do
   host_config "$i" "$rules"
