@@ -39,6 +39,19 @@ int cpus() {
 
 } // namespace
 
+void add_stats(nlb_stats& into, const nlb_stats& from) {
+    into.accepted += from.accepted;
+    into.dropped_not_owner += from.dropped_not_owner;
+    into.dropped_dirty += from.dropped_dirty;
+    into.dropped_disabled += from.dropped_disabled;
+    into.dropped_watchdog += from.dropped_watchdog;
+    into.malformed += from.malformed;
+    into.arp_replied += from.arp_replied;
+    into.nd_replied += from.nd_replied;
+    into.tracked += from.tracked;
+    into.passed_other += from.passed_other;
+}
+
 DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {
     bpf_map_info info{};
     __u32 len = sizeof(info);
@@ -92,18 +105,8 @@ nlb_stats DataplaneMaps::read_stats(std::uint32_t slot) const {
     std::vector<nlb_stats> per_cpu(static_cast<std::size_t>(cpus()));
     lookup(fds_.stats, "nlb_stats", slot, per_cpu.data());
     nlb_stats sum{};
-    for (const auto& s : per_cpu) {
-        sum.accepted += s.accepted;
-        sum.dropped_not_owner += s.dropped_not_owner;
-        sum.dropped_dirty += s.dropped_dirty;
-        sum.dropped_disabled += s.dropped_disabled;
-        sum.dropped_watchdog += s.dropped_watchdog;
-        sum.malformed += s.malformed;
-        sum.arp_replied += s.arp_replied;
-        sum.nd_replied += s.nd_replied;
-        sum.tracked += s.tracked;
-        sum.passed_other += s.passed_other;
-    }
+    for (const auto& s : per_cpu)
+        add_stats(sum, s);
     return sum;
 }
 

@@ -20,6 +20,9 @@ struct DataplaneMapFds {
     int stats = -1;
 };
 
+// Adds every counter of `from` into `into` (per-CPU values, slots).
+void add_stats(nlb_stats& into, const nlb_stats& from);
+
 // Every method throws std::system_error whose message names the map and the operation.
 class DataplaneMaps {
   public:

@@ -96,19 +96,8 @@ inline nlb_stats stats(DataplaneFixture& dp, std::uint32_t slot) {
 // Every slot summed.
 inline nlb_stats total_stats(DataplaneFixture& dp) {
     nlb_stats sum{};
-    for (std::uint32_t slot = 0; slot < NLB_STATS_SLOTS; ++slot) {
-        nlb_stats s = dp.maps().read_stats(slot);
-        sum.accepted += s.accepted;
-        sum.dropped_not_owner += s.dropped_not_owner;
-        sum.dropped_dirty += s.dropped_dirty;
-        sum.dropped_disabled += s.dropped_disabled;
-        sum.dropped_watchdog += s.dropped_watchdog;
-        sum.malformed += s.malformed;
-        sum.arp_replied += s.arp_replied;
-        sum.nd_replied += s.nd_replied;
-        sum.tracked += s.tracked;
-        sum.passed_other += s.passed_other;
-    }
+    for (std::uint32_t slot = 0; slot < NLB_STATS_SLOTS; ++slot)
+        add_stats(sum, dp.maps().read_stats(slot));
     return sum;
 }
 
