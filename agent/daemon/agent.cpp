@@ -189,8 +189,7 @@ void Agent::schedule(milliseconds at) {
     milliseconds now = monotonic_now();
     milliseconds wait = at > now ? at - now : milliseconds(0);
     // Never sleep past the next periodic duty (watchdog, connection scan).
-    if (next_periodic_ > now && next_periodic_ - now < wait)
-        wait = next_periodic_ - now;
+    wait = std::min(wait, next_periodic_ > now ? next_periodic_ - now : milliseconds(0));
     timer_.expires_after(wait);
     timer_.async_wait([this](const boost::system::error_code& ec) {
         if (!ec)
