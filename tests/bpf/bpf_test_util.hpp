@@ -101,46 +101,52 @@ inline nlb_stats total_stats(DataplaneFixture& dp) {
     return sum;
 }
 
-// The connection-table entry of a TCP packet spec (client → VIP), if any.
-inline std::optional<nlb_conn> conn_of(DataplaneFixture& dp, const PacketSpec& s) {
-    nlb_conn c{};
-    int err;
+// Calls fn(map fd, key pointer) with the connection-table map and key of a TCP packet spec
+// (client → VIP), so that readers and writers of the table build the key one way.
+template <typename Fn> auto with_conn_key(DataplaneFixture& dp, const PacketSpec& s, Fn fn) {
     if (s.src.family == NLB_FAMILY_V4) {
         nlb_conn_key4 k{};
         k.saddr = s.src.words[0];
         k.daddr = s.dst.words[0];
         k.sport = htons(s.sport);
         k.dport = htons(s.dport);
-        err = bpf_map_lookup_elem(dp.maps().fds().conns4, &k, &c);
-    } else {
-        nlb_conn_key6 k{};
-        std::memcpy(k.saddr, s.src.words.data(), 16);
-        std::memcpy(k.daddr, s.dst.words.data(), 16);
-        k.sport = htons(s.sport);
-        k.dport = htons(s.dport);
-        err = bpf_map_lookup_elem(dp.maps().fds().conns6, &k, &c);
+        return fn(dp.maps().fds().conns4, static_cast<const void*>(&k));
     }
+    nlb_conn_key6 k{};
+    std::memcpy(k.saddr, s.src.words.data(), 16);
+    std::memcpy(k.daddr, s.dst.words.data(), 16);
+    k.sport = htons(s.sport);
+    k.dport = htons(s.dport);
+    return fn(dp.maps().fds().conns6, static_cast<const void*>(&k));
+}
+
+// The connection-table entry of a TCP packet spec, if any.
+inline std::optional<nlb_conn> conn_of(DataplaneFixture& dp, const PacketSpec& s) {
+    nlb_conn c{};
+    int err =
+        with_conn_key(dp, s, [&](int fd, const void* k) { return bpf_map_lookup_elem(fd, k, &c); });
     if (err)
         return std::nullopt;
     return c;
 }
 
 inline void put_conn(DataplaneFixture& dp, const PacketSpec& s, const nlb_conn& c) {
-    if (s.src.family == NLB_FAMILY_V4) {
-        nlb_conn_key4 k{};
-        k.saddr = s.src.words[0];
-        k.daddr = s.dst.words[0];
-        k.sport = htons(s.sport);
-        k.dport = htons(s.dport);
-        bpf_map_update_elem(dp.maps().fds().conns4, &k, &c, BPF_ANY);
-    } else {
-        nlb_conn_key6 k{};
-        std::memcpy(k.saddr, s.src.words.data(), 16);
-        std::memcpy(k.daddr, s.dst.words.data(), 16);
-        k.sport = htons(s.sport);
-        k.dport = htons(s.dport);
-        bpf_map_update_elem(dp.maps().fds().conns6, &k, &c, BPF_ANY);
-    }
+    with_conn_key(dp, s,
+                  [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_ANY); });
+}
+
+// A port rule as the dataplane sees it.
+inline RuleMatch rule_ports(std::optional<std::size_t> vip, std::uint16_t first, std::uint16_t last,
+                            Protocol proto, std::uint8_t mode = NLB_MODE_MULTIPLE,
+                            std::uint8_t affinity = NLB_AFFINITY_SINGLE) {
+    RuleMatch r;
+    r.vip = vip;
+    r.first_port = first;
+    r.last_port = last;
+    r.protocol = proto;
+    r.mode = mode;
+    r.affinity = affinity;
+    return r;
 }
 
 // Entries in a connection table.

@@ -18,18 +18,6 @@ using namespace nlb::test;
 
 namespace {
 
-RuleMatch make_rule(std::optional<std::size_t> vip, std::uint16_t first, std::uint16_t last,
-                    Protocol proto, std::uint8_t mode, std::uint8_t affinity) {
-    RuleMatch r;
-    r.vip = vip;
-    r.first_port = first;
-    r.last_port = last;
-    r.protocol = proto;
-    r.mode = mode;
-    r.affinity = affinity;
-    return r;
-}
-
 std::uint16_t random_port(std::mt19937& rng) {
     // half uniform, half next to the rules' edges
     static const std::uint16_t edges[] = {0,     1,     80,    443,   1023,  1024,
@@ -51,14 +39,14 @@ TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random
                                    ip("2001:db8::101")};
     auto aff = [&] { return static_cast<std::uint8_t>(rng() % 3); };
     std::vector<RuleMatch> rules = {
-        make_rule(std::nullopt, 0, 1023, Protocol::both, NLB_MODE_MULTIPLE, aff()),
-        make_rule(std::nullopt, 1024, 49151, Protocol::tcp, NLB_MODE_MULTIPLE, aff()),
-        make_rule(std::nullopt, 1024, 40000, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
-        make_rule(0, 8000, 8999, Protocol::both, NLB_MODE_MULTIPLE, aff()), // inside rule 1/2
-        make_rule(2, 443, 443, Protocol::tcp, NLB_MODE_MULTIPLE, aff()),    // inside rule 0
-        make_rule(std::nullopt, 50000, 59999, Protocol::both, NLB_MODE_SINGLE, aff()),
-        make_rule(3, 9000, 9999, Protocol::both, NLB_MODE_DISABLED, aff()), // inside rule 1/2
-        make_rule(1, 60000, 65535, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
+        rule_ports(std::nullopt, 0, 1023, Protocol::both, NLB_MODE_MULTIPLE, aff()),
+        rule_ports(std::nullopt, 1024, 49151, Protocol::tcp, NLB_MODE_MULTIPLE, aff()),
+        rule_ports(std::nullopt, 1024, 40000, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
+        rule_ports(0, 8000, 8999, Protocol::both, NLB_MODE_MULTIPLE, aff()), // inside rule 1/2
+        rule_ports(2, 443, 443, Protocol::tcp, NLB_MODE_MULTIPLE, aff()),    // inside rule 0
+        rule_ports(std::nullopt, 50000, 59999, Protocol::both, NLB_MODE_SINGLE, aff()),
+        rule_ports(3, 9000, 9999, Protocol::both, NLB_MODE_DISABLED, aff()), // inside rule 1/2
+        rule_ports(1, 60000, 65535, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
     };
     DataplaneTables tables(vips, rules);
 

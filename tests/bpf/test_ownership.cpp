@@ -29,19 +29,6 @@ RuleMatch rule_all(std::uint8_t affinity = NLB_AFFINITY_SINGLE) {
     return r;
 }
 
-RuleMatch rule_ports(std::optional<std::size_t> vip, std::uint16_t first, std::uint16_t last,
-                     Protocol proto, std::uint8_t mode = NLB_MODE_MULTIPLE,
-                     std::uint8_t affinity = NLB_AFFINITY_SINGLE) {
-    RuleMatch r;
-    r.vip = vip;
-    r.first_port = first;
-    r.last_port = last;
-    r.protocol = proto;
-    r.mode = mode;
-    r.affinity = affinity;
-    return r;
-}
-
 // Two hosts (priorities 1 and 2) with the same tables, every rule slot split by half().
 struct TwoHosts {
     DataplaneTables tables;
