@@ -68,6 +68,9 @@ struct PortRuleConfig {
     Affinity affinity = Affinity::single;    // meaningful for `multiple` only
     std::optional<std::uint8_t> load_weight; // `multiple` only; none: "equal"
     std::uint8_t handling_priority = 1;      // `single` only; defaults to host.priority
+    // Host-local, like load_weight: false = this host takes no new connections of the rule
+    // and finishes the ones it has (nlbadm drain, at attach and on reload).
+    bool enabled = true;
     bool operator==(const PortRuleConfig&) const = default;
 };
 

@@ -86,6 +86,8 @@ nlohmann::json rule_json(const PortRuleConfig& r) {
     } else if (r.mode == RuleMode::single) {
         j["handling_priority"] = r.handling_priority;
     }
+    if (r.mode != RuleMode::disabled)
+        j["enabled"] = r.enabled;
     return j;
 }
 

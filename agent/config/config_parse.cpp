@@ -155,6 +155,11 @@ PortRuleConfig parse_rule(const JsonField& field, const ClusterConfig& cluster,
         only_for(*handling, RuleMode::single);
         r.handling_priority = static_cast<std::uint8_t>(handling->integer(1, NLB_MAX_HOSTS));
     }
+    if (auto enabled = object.optional("enabled")) {
+        if (r.mode == RuleMode::disabled)
+            enabled->fail("a rule of mode disabled is off on every host");
+        r.enabled = enabled->boolean();
+    }
     object.finish();
     return r;
 }

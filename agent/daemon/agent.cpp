@@ -123,6 +123,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                             {"xdp_mode", dp_->generic() ? "generic" : "native"},
                             {"adopted", dp_->adopted()}});
     announced_ = false;
+    disable_rules_off_here(now);
     switch (config_.host.initial_state) {
     case InitialState::started:
         engine_->on_command({CommandKind::start, -1}, now);

@@ -43,6 +43,9 @@ class Agent {
     void start();
     // SIGTERM: tell the cluster this host leaves, then detach (or keep, see AgentOptions).
     void shutdown();
+    // SIGHUP: re-read `path`; apply the port rules' load_weight, handling_priority and
+    // enabled live, or log why not and change nothing (config_reload.hpp). True if applied.
+    bool reload(const std::string& path);
 
   private:
     nlohmann::json handle(const nlohmann::json& request);
@@ -50,6 +53,7 @@ class Agent {
     nlohmann::json detach();
     void bring_up(std::unique_ptr<Dataplane> dp);
     void tear_down(bool keep_dataplane);
+    void disable_rules_off_here(std::chrono::milliseconds now);
 
     void schedule(std::chrono::milliseconds at);
     void tick();

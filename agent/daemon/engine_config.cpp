@@ -50,12 +50,20 @@ EngineConfig engine_config_of(const Config& config) {
         rule.mode = static_cast<RuleMode>(r.mode);
         rule.affinity = static_cast<Affinity>(r.affinity);
         e.rules.push_back(rule);
+    }
+    e.host.rules = host_rule_params(config);
+    return e;
+}
+
+std::vector<HostRuleParams> host_rule_params(const Config& config) {
+    std::vector<HostRuleParams> out;
+    for (const auto& r : config.port_rules) {
         HostRuleParams params;
         params.load_weight = r.load_weight ? *r.load_weight : kEqualWeight;
         params.handling_priority = r.handling_priority;
-        e.host.rules.push_back(params);
+        out.push_back(params);
     }
-    return e;
+    return out;
 }
 
 } // namespace nlb

@@ -10,6 +10,10 @@ namespace nlb {
 // Throws ConfigError naming the key and the problem.
 EngineConfig engine_config_of(const Config& config);
 
+// This host's parameters of each port rule (load weight, handling priority): the part of the
+// engine's configuration a reload may change.
+std::vector<HostRuleParams> host_rule_params(const Config& config);
+
 // The key in a key file: 32..64 bytes written as hex, surrounding whitespace ignored.
 std::vector<std::uint8_t> read_key_file(const std::string& path);
 

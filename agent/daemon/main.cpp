@@ -10,6 +10,7 @@
 #include <string>
 
 #include <bpf/libbpf.h>
+#include <systemd/sd-daemon.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -25,7 +26,10 @@ const char* const kUsage =
                  [--xdp-mode auto|native|generic] [--keep-dataplane]
        nlb-agent --version | --help
 
-Network Load Balancing agent: runs in the foreground, logs events to stderr.
+Network Load Balancing agent: runs in the foreground, logs events to stderr. Under systemd
+(Type=notify) it reports ready once the configuration is loaded and host.interface, if set, is
+attached. SIGHUP re-reads the configuration and applies the port rules' load_weight,
+handling_priority and enabled; other changes are refused with a log line (restart to apply).
 
   --config FILE        configuration (default /etc/nlb/nlb.json)
   --socket PATH        control socket for nlbadm (default /run/nlb/nlb.sock)
@@ -69,8 +73,8 @@ int main(int argc, char** argv) {
             continue;
         }
         const char* v = nullptr;
-        if (arg != "--config" && arg != "--socket" && arg != "--pin-dir" &&
-            arg != "--log-format" && arg != "--xdp-mode")
+        if (arg != "--config" && arg != "--socket" && arg != "--pin-dir" && arg != "--log-format" &&
+            arg != "--xdp-mode")
             return usage_error("unknown option " + arg);
         if (!(v = value()))
             return usage_error(arg + " needs a value");
@@ -90,8 +94,7 @@ int main(int argc, char** argv) {
                 options.xdp_mode = nlb::XdpMode::generic;
             else
                 return usage_error("--xdp-mode: " + m + " (auto, native or generic)");
-        }
-        else if (std::string(v) == "text")
+        } else if (std::string(v) == "text")
             format = nlb::LogFormat::text;
         else if (std::string(v) == "json")
             format = nlb::LogFormat::json;
@@ -130,10 +133,18 @@ int main(int argc, char** argv) {
                 if (ec)
                     return;
                 if (sig == SIGHUP) {
-                    log.warn("SIGHUP: reloading the configuration is not supported yet");
+                    // systemd (Type=notify) holds `systemctl reload` until READY=1 again.
+                    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                               static_cast<unsigned long long>(nlb::monotonic_now().count()) *
+                                   1000ULL);
+                    bool applied = agent.reload(config_path);
+                    sd_notifyf(0, "READY=1\nSTATUS=%s",
+                               applied ? "running; configuration reloaded"
+                                       : "running; reload refused, see log");
                     signals.async_wait(on_signal);
                     return;
                 }
+                sd_notify(0, "STOPPING=1\nSTATUS=leaving the cluster");
                 log.event("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
                 agent.shutdown();
                 io.stop();
@@ -142,6 +153,9 @@ int main(int argc, char** argv) {
         log.event("started", {{"config", config_path},
                               {"socket", options.socket_path},
                               {"pin_dir", options.pin_dir}});
+        // Ready: the configuration is loaded and, when host.interface is set, attached (start()
+        // throws otherwise). A no-op outside systemd (NOTIFY_SOCKET unset).
+        sd_notify(0, "READY=1\nSTATUS=running");
         io.run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "nlb-agent: %s\n", e.what());

@@ -330,6 +330,21 @@ bool ConvergenceEngine::on_command(const Command& command, Millis now_ms) {
     return true;
 }
 
+bool ConvergenceEngine::set_host_rules(const std::vector<HostRuleParams>& rules, Millis now_ms) {
+    EngineConfig next = config_;
+    next.host.rules = rules;
+    if (rules.size() != config_.rules.size() || !validate(next).empty())
+        return false;
+    if (rules == config_.host.rules)
+        return true;
+    const std::int64_t now = now_ms.count();
+    config_.host.rules = rules;
+    ++params_generation_;
+    update_held(now);
+    evaluate(now);
+    return true;
+}
+
 void ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total,
                                            Millis now_ms) {
     const std::int64_t now = now_ms.count();

@@ -136,6 +136,10 @@ class ConvergenceEngine {
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
     void on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total, Millis now);
+    // Reload: this host's per-rule load weights and handling priorities (one entry per port
+    // rule). A change reconverges the cluster like a joining host's would, with the same
+    // hand-over of buckets; false (and nothing changed) when `rules` does not fit the rules.
+    bool set_host_rules(const std::vector<HostRuleParams>& rules, Millis now);
     Decision take_decision();
 
     // Status (nlbadm query).

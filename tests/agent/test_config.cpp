@@ -106,7 +106,8 @@ TEST_CASE("every accepted value form") {
         {"vip": "10.0.0.1", "ports": [80, 80], "protocol": "udp", "mode": "multiple",
          "affinity": "network", "load_weight": 0},
         {"vip": "all", "ports": [1, 65535], "mode": "disabled"},
-        {"vip": "10.0.0.2", "ports": [0, 0], "affinity": "none", "load_weight": 100}
+        {"vip": "10.0.0.2", "ports": [0, 0], "affinity": "none", "load_weight": 100,
+         "enabled": false}
       ],
       "metrics": {"listen": "[::1]:9100"}
     })");
@@ -126,6 +127,8 @@ TEST_CASE("every accepted value form") {
     CHECK(c.port_rules[2].mode == RuleMode::disabled);
     CHECK(c.port_rules[3].affinity == Affinity::none);
     CHECK(c.port_rules[3].load_weight == 100);
+    CHECK_FALSE(c.port_rules[3].enabled);
+    CHECK(c.port_rules[1].enabled);
     REQUIRE(c.metrics);
     CHECK(c.metrics->listen() == "[::1]:9100");
 }
@@ -182,7 +185,8 @@ TEST_CASE("to_json gives the effective configuration and parses back to the same
     CHECK_FALSE(j["cluster"].contains("key_file"));
     CHECK(j["host"]["initial_state"] == "started");
     CHECK(j["port_rules"][0] == nlohmann::json::parse(R"({"vip": "all", "ports": [0, 65535],
-        "protocol": "both", "mode": "multiple", "affinity": "single", "load_weight": "equal"})"));
+        "protocol": "both", "mode": "multiple", "affinity": "single", "load_weight": "equal",
+        "enabled": true})"));
 
     Config mixed = parse_config(R"({"cluster": {"ip": "10.0.0.1", "vips": ["2001:db8::1"]},
         "host": {"priority": 2, "dedicated_ip": "10.0.0.12", "interface": "eth1"},

@@ -197,6 +197,9 @@ TEST_CASE("port rules: parameters of another mode") {
          "port_rules[0].affinity: only for mode multiple, this rule is single"},
         {rules(R"([{"handling_priority": 2}])"),
          "port_rules[0].handling_priority: only for mode single, this rule is multiple"},
+        {rules(R"([{"mode": "disabled", "enabled": true}])"),
+         "port_rules[0].enabled: a rule of mode disabled is off on every host"},
+        {rules(R"([{"enabled": "no"}])"), "port_rules[0].enabled: expected true or false, got a string"},
         {rules(R"([{"mode": "disabled", "handling_priority": 2}])"),
          "port_rules[0].handling_priority: only for mode single, this rule is disabled"},
     });

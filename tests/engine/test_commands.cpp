@@ -217,6 +217,54 @@ TEST_CASE("weights and single-host rules in a running cluster") {
     CHECK(sim.host(2).engine->buckets_owned(1) == NLB_BUCKETS);
 }
 
+TEST_CASE("a weight change at run time moves buckets without double owners or lost connections") {
+    auto sim = cluster(70, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto& changed = sim.host(0);
+    const auto before = owned_buckets(changed);
+    REQUIRE(before.size() >= 1365);
+    std::vector<std::uint32_t> busy(before.begin(), before.begin() + 30);
+    for (auto b : busy)
+        changed.live.slots[0].set(b);
+    sim.run_until(sim.now() + 2 * kPeriod); // a scan sees them
+    const auto epoch = changed.engine->epoch();
+
+    // Weight 0 on rule 0: host 1 gives every bucket of that rule away, keeps its connections.
+    std::vector<HostRuleParams> params(1);
+    params[0].load_weight = 0;
+    REQUIRE(changed.engine->set_host_rules(params, Millis(sim.now())));
+    REQUIRE(sim.run_until([&] { return sim.settled() && changed.engine->buckets_owned(0) == 0; },
+                          sim.now() + 10 * kPeriod));
+    CHECK(changed.engine->epoch() != epoch);
+    CHECK(sim.unowned(0) == 0);
+    CHECK(sim.host(1).engine->buckets_owned(0) == 2048);
+    CHECK(sim.max_double_ms() == 0);
+    for (auto b : busy) {
+        CHECK((*changed.installed)[0].tracked_here[b]);
+        const auto owner = (*sim.host(1).installed)[0].owners[b];
+        CHECK((*sim.host(owner - 1).installed)[0].dirty_elsewhere[b]);
+    }
+
+    // Back to twice the others' weight: 2048 / 1024 / 1024.
+    params[0].load_weight = 100;
+    for (std::size_t i = 1; i < 3; ++i) {
+        std::vector<HostRuleParams> other(1);
+        other[0].load_weight = 50;
+        REQUIRE(sim.host(i).engine->set_host_rules(other, Millis(sim.now())));
+    }
+    REQUIRE(changed.engine->set_host_rules(params, Millis(sim.now())));
+    REQUIRE(sim.run_until([&] { return sim.settled() && changed.engine->buckets_owned(0) == 2048; },
+                          sim.now() + 10 * kPeriod));
+    CHECK(sim.host(2).engine->buckets_owned(0) == 1024);
+    CHECK(sim.max_double_ms() == 0);
+
+    // Parameters that do not fit the rules change nothing.
+    CHECK_FALSE(changed.engine->set_host_rules({}, Millis(sim.now())));
+    params[0].load_weight = 101;
+    CHECK_FALSE(changed.engine->set_host_rules(params, Millis(sim.now())));
+    CHECK(changed.engine->config().host.rules[0].load_weight == 100);
+}
+
 TEST_CASE("replayed and forged frames have no effect") {
     const std::vector<std::uint8_t> key(32, 0x5a);
     auto sim = cluster(70, 3, key);

@@ -1,0 +1,44 @@
+#include "config_reload.hpp"
+
+namespace nlb {
+
+ReloadPlan plan_reload(const Config& running, const Config& next) {
+    ReloadPlan plan;
+    auto fixed = [&](bool same, const std::string& key) {
+        if (!same && !plan.fixed)
+            plan.fixed = key;
+    };
+    const ClusterConfig &a = running.cluster, &b = next.cluster;
+    fixed(a.ip == b.ip, "cluster.ip");
+    fixed(a.vips == b.vips, "cluster.vips");
+    fixed(a.mode == b.mode, "cluster.mode");
+    fixed(a.heartbeat_ms == b.heartbeat_ms, "cluster.heartbeat_ms");
+    fixed(a.heartbeat_tolerance == b.heartbeat_tolerance, "cluster.heartbeat_tolerance");
+    fixed(a.key_file == b.key_file, "cluster.key_file");
+    fixed(a.remote_control == b.remote_control, "cluster.remote_control");
+    fixed(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
+    fixed(running.host.priority == next.host.priority, "host.priority");
+    fixed(running.host.dedicated_ip == next.host.dedicated_ip, "host.dedicated_ip");
+    fixed(running.host.initial_state == next.host.initial_state, "host.initial_state");
+    fixed(running.host.interface == next.host.interface, "host.interface");
+    fixed(running.metrics == next.metrics, "metrics");
+    fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
+    for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {
+        const PortRuleConfig &r = running.port_rules[i], &n = next.port_rules[i];
+        const std::string key = "port_rules[" + std::to_string(i) + "].";
+        fixed(r.vip == n.vip, key + "vip");
+        fixed(r.first_port == n.first_port && r.last_port == n.last_port, key + "ports");
+        fixed(r.protocol == n.protocol, key + "protocol");
+        fixed(r.mode == n.mode, key + "mode");
+        fixed(r.affinity == n.affinity, key + "affinity");
+        if (r.load_weight != n.load_weight)
+            plan.live.push_back(key + "load_weight");
+        if (r.handling_priority != n.handling_priority)
+            plan.live.push_back(key + "handling_priority");
+        if (r.enabled != n.enabled)
+            plan.live.push_back(key + "enabled");
+    }
+    return plan;
+}
+
+} // namespace nlb

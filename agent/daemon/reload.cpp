@@ -1,0 +1,54 @@
+// Agent::reload (SIGHUP, `systemctl reload nlb-agent`) and the per-rule `enabled` key it and
+// attach apply.
+#include <exception>
+
+#include "agent.hpp"
+#include "config_reload.hpp"
+#include "engine_config.hpp"
+
+namespace nlb {
+
+void Agent::disable_rules_off_here(std::chrono::milliseconds now) {
+    for (std::size_t i = 0; i < config_.port_rules.size(); ++i)
+        if (!config_.port_rules[i].enabled)
+            engine_->on_command({CommandKind::rule_drain, static_cast<int>(i)}, now);
+}
+
+bool Agent::reload(const std::string& path) {
+    Config next;
+    try {
+        next = load_config(path);
+    } catch (const std::exception& e) {
+        log_.error(std::string("reload: ") + e.what() + " (nothing changed)");
+        return false;
+    }
+    const ReloadPlan plan = plan_reload(config_, next);
+    if (plan.fixed) {
+        log_.error("reload: " + *plan.fixed +
+                   " changed: restart nlb-agent to apply it (nothing "
+                   "changed)");
+        return false;
+    }
+    const Config before = std::move(config_);
+    config_ = std::move(next);
+    if (engine_ && !plan.live.empty()) {
+        const auto now = monotonic_now();
+        // Validated by parse_config already; a refusal here would be a bug between the two.
+        if (!engine_->set_host_rules(host_rule_params(config_), now))
+            log_.error("reload: the engine refused the new rule parameters");
+        for (std::size_t i = 0; i < config_.port_rules.size(); ++i) {
+            if (before.port_rules[i].enabled == config_.port_rules[i].enabled)
+                continue; // an `nlbadm disable` since start stays as the operator left it
+            // Off is a drain: a reload never resets the connections a host serves.
+            engine_->on_command(
+                {config_.port_rules[i].enabled ? CommandKind::rule_enable : CommandKind::rule_drain,
+                 static_cast<int>(i)},
+                now);
+        }
+        apply(engine_->take_decision());
+    }
+    log_.event("reloaded", {{"config", path}, {"changed", plan.live}});
+    return true;
+}
+
+} // namespace nlb

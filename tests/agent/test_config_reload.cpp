@@ -1,0 +1,64 @@
+// What a reload may change: host-local rule parameters live, everything else refused by name.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "config_reload.hpp"
+
+using namespace nlb;
+
+namespace {
+
+Config config(const std::string& cluster_extra, const std::string& rules) {
+    return parse_config(R"({"cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.2"])" + cluster_extra +
+                        R"(}, "host": {"priority": 2, "dedicated_ip": "10.0.0.12"},
+                            "port_rules": )" +
+                        rules + "}");
+}
+
+const std::string kRules = R"([{"ports": [80, 80], "load_weight": 50},
+                                {"ports": [443, 443], "mode": "single"}])";
+
+} // namespace
+
+TEST_CASE("an unchanged config plans nothing") {
+    ReloadPlan plan = plan_reload(config("", kRules), config("", kRules));
+    CHECK(plan.live.empty());
+    CHECK_FALSE(plan.fixed);
+}
+
+TEST_CASE("weights, handling priorities and enabled change live") {
+    Config next = config("", R"([{"ports": [80, 80], "load_weight": 20, "enabled": false},
+                                 {"ports": [443, 443], "mode": "single", "handling_priority": 9}])");
+    ReloadPlan plan = plan_reload(config("", kRules), next);
+    CHECK_FALSE(plan.fixed);
+    CHECK(plan.live == std::vector<std::string>{"port_rules[0].load_weight",
+                                                "port_rules[0].enabled",
+                                                "port_rules[1].handling_priority"});
+}
+
+TEST_CASE("anything else is refused, naming the first key that changed") {
+    const Config running = config("", kRules);
+    CHECK(plan_reload(running, config(R"(, "mode": "multicast")", kRules)).fixed == "cluster.mode");
+    CHECK(plan_reload(running, config(R"(, "heartbeat_ms": 500)", kRules)).fixed ==
+          "cluster.heartbeat_ms");
+    CHECK(plan_reload(running, config(R"(, "remote_control": true, "key_file": "/k")", kRules))
+              .fixed == "cluster.key_file");
+    CHECK(plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 50},
+                                              {"ports": [443, 443], "mode": "single"}])"))
+              .fixed == "port_rules[0].ports");
+    CHECK(plan_reload(running, config("", R"([{"ports": [80, 80], "load_weight": 50}])")).fixed ==
+          "port_rules");
+    CHECK(plan_reload(running, config("", R"([{"ports": [80, 80], "affinity": "none"},
+                                              {"ports": [443, 443], "mode": "single"}])"))
+              .fixed == "port_rules[0].affinity");
+    Config moved = running;
+    moved.host.interface = "eth1";
+    CHECK(plan_reload(running, moved).fixed == "host.interface");
+    // A refused change still lists the live ones beside it; the caller applies none of them.
+    Config both = config(R"(, "cleanup_delay_s": 5)", R"([{"ports": [80, 80], "load_weight": 1},
+                                                          {"ports": [443, 443], "mode": "single"}])");
+    ReloadPlan plan = plan_reload(running, both);
+    CHECK(plan.fixed == "cluster.cleanup_delay_s");
+    CHECK(plan.live == std::vector<std::string>{"port_rules[0].load_weight"});
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# What systemd relies on: READY=1 only once the configured interface is attached (never when
+# attach fails), RELOADING=1 / READY=1 around a reload, STOPPING=1 on SIGTERM; a reload applies
+# load_weight and enabled live without resetting established connections, and refuses (one
+# log line, nothing changed) a change that needs a restart or a file that does not parse.
+source "$(dirname "$0")/common.sh"
+topo_init "nlbsvc-$$"
+for i in 1 2; do topo_add_host "$i"; done
+topo_add_client 100
+HEARTBEAT_MS=100
+
+rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple",
+         "affinity": "none", "load_weight": 50}]'
+for i in 1 2; do
+  host_config "$i" "$rules"
+  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
+done
+notify=$TOPO_DIR/notify.sock
+python3 "$NLB_ROOT/tests/tools/nlb_notify_listener.py" "$notify" "$TOPO_DIR/notify.log" \
+  --duration 120 &
+TOPO_PIDS+=($!)
+for _ in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
+
+# An interface that does not exist: the agent exits 1 and never says READY.
+cp "$TOPO_DIR/h1.json" "$TOPO_DIR/good1.json"
+sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
+set +e
+NOTIFY_SOCKET=$notify ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" \
+  --socket "$TOPO_DIR/x.sock" --pin-dir "$TOPO_DIR/bpffs/x" --xdp-mode generic >/dev/null 2>&1
+rc=$?
+set -e
+sleep 0.2
+check "attach fails: exit 1" test "$rc" = 1
+check "attach fails: no READY=1" test -z "$(grep READY=1 "$TOPO_DIR/notify.log" || true)"
+cp "$TOPO_DIR/good1.json" "$TOPO_DIR/h1.json"
+
+NOTIFY_SOCKET=$notify topo_start_agent 1
+topo_start_agent 2
+for _ in $(seq 50); do grep -q READY=1 "$TOPO_DIR/notify.log" 2>/dev/null && break; sleep 0.1; done
+check "READY=1 sent" grep -q '^READY=1' "$TOPO_DIR/notify.log"
+check "READY=1 after the interface was attached" \
+  test "$(nlbadm_h 1 --json query | json 'd["host"]["attached"]')" = True
+check "the agent logged attached before READY" grep -q 'attached' "$TOPO_DIR/h1.log"
+wait_converged 2 20 1 2
+owned() { nlbadm_h "$1" --json query | json 'd["rules"][0]["buckets_owned"]'; }
+check "equal weights: 2048 buckets each" test "$(owned 1)" = 2048
+
+# Long-lived connections across every live change below.
+client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+60 --count 60 --duration 60 \
+  --interval 0.1 --timeout 2 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold.json" &
+hold=$!
+sleep 1
+
+reload() { # reload I: SIGHUP host I's agent and wait for its answer in the log
+  local before
+  before=$(grep -c 'reload' "$TOPO_DIR/h$1.log" || true)
+  eval "kill -HUP \$AGENT_PID_$1"
+  for _ in $(seq 50); do
+    [ "$(grep -c 'reload' "$TOPO_DIR/h$1.log" || true)" -gt "$before" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+set_rule() { # set_rule I KEY VALUE: port_rules[0].KEY = VALUE (JSON) in host I's config
+  python3 - "$TOPO_DIR/h$1.json" "$2" "$3" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["port_rules"][0][sys.argv[2]] = json.loads(sys.argv[3])
+json.dump(c, open(sys.argv[1], "w"))
+PY
+}
+wait_owned() { # wait_owned I N: host I owns N buckets of rule 0 within 10 s
+  for _ in $(seq 100); do [ "$(owned "$1")" = "$2" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+set_rule 1 load_weight 100
+check "reload of load_weight applied" reload 1
+check "reload: RELOADING=1 then READY=1" python3 - "$TOPO_DIR/notify.log" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+i = next(k for k, l in enumerate(lines) if l.startswith("RELOADING=1"))
+sys.exit(0 if "MONOTONIC_USEC=" in lines[i] and any(l.startswith("READY=1") for l in lines[i + 1:]) else 1)
+PY
+check "weight 100 vs 50: host 1 owns 2731 buckets" wait_owned 1 2731
+check "and host 2 the rest" wait_owned 2 1365
+check "the reload is logged with what changed" grep -q 'port_rules\[0\].load_weight' "$TOPO_DIR/h1.log"
+
+set_rule 1 enabled false
+check "reload of enabled applied" reload 1
+check "enabled false: host 1 owns nothing" wait_owned 1 0
+check "enabled false: host 2 owns everything" wait_owned 2 4096
+set_rule 1 enabled true
+reload 1
+check "enabled true again: back to 2731" wait_owned 1 2731
+
+# Changes that need a restart: refused by name, nothing applied.
+python3 - "$TOPO_DIR/h1.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["cluster"]["mode"] = "multicast"; c["port_rules"][0]["load_weight"] = 10
+json.dump(c, open(sys.argv[1], "w"))
+PY
+reload 1
+check "a mode change is refused by name" grep -q 'reload: cluster.mode changed: restart nlb-agent' "$TOPO_DIR/h1.log"
+check "nothing of it applied: still unicast" test "$(nlbadm_h 1 --json params | json 'd["cluster"]["mode"]')" = unicast
+check "nothing of it applied: weight unchanged" test "$(nlbadm_h 1 --json params | json 'd["port_rules"][0]["load_weight"]')" = 100
+echo '{"cluster": ' >"$TOPO_DIR/h1.json"
+reload 1
+check "a file that does not parse is refused" grep -q 'reload: .*h1.json: .*(nothing changed)' "$TOPO_DIR/h1.log"
+check "the agent still serves" test "$(owned 1)" = 2731
+
+touch "$TOPO_DIR/stop"
+wait "$hold"
+check "60 connections held across the weight changes" test "$(json 'd["connections"]' <"$TOPO_DIR/hold.json")" = 60
+check "no connection reset by a reload" test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold.json")" = 0
+
+# systemctl stop = SIGTERM: STOPPING=1, the other host converges alone at once.
+kill -TERM "$AGENT_PID_1"
+wait "$AGENT_PID_1" || true
+check "STOPPING=1 sent" grep -q '^STOPPING=1' "$TOPO_DIR/notify.log"
+check "the other host converges alone at once" wait_converged 1 2 2
+e2e_finish
