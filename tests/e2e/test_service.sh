@@ -34,10 +34,26 @@ check "attach fails: exit 1" test "$rc" = 1
 check "attach fails: no READY=1" test -z "$(grep READY=1 "$TOPO_DIR/notify.log" || true)"
 cp "$TOPO_DIR/good1.json" "$TOPO_DIR/h1.json"
 
-NOTIFY_SOCKET=$notify topo_start_agent 1
+# Host 1 runs with exactly the capabilities deploy/nlb-agent.service leaves it, and no new
+# privileges: proof that the unit's CapabilityBoundingSet is enough.
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$NLB_ROOT/deploy/nlb-agent.service" | tr 'A-Z' 'a-z' |
+  sed 's/cap_/+/g; s/ /,/g')
+check "the unit names its capabilities ($caps)" test -n "$caps"
+NOTIFY_SOCKET=$notify ip netns exec "$TOPO-h1" setpriv --no-new-privs --bounding-set="-all,$caps" \
+  -- "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/h1.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/h1" --xdp-mode generic >>"$TOPO_DIR/h1.log" 2>&1 &
+TOPO_PIDS+=($!)
+AGENT_PID_1=$!
 topo_start_agent 2
 for _ in $(seq 50); do grep -q READY=1 "$TOPO_DIR/notify.log" 2>/dev/null && break; sleep 0.1; done
 check "READY=1 sent" grep -q '^READY=1' "$TOPO_DIR/notify.log"
+check "host 1 runs with the unit's bounding set only" python3 - "$AGENT_PID_1" <<'PY'
+import sys
+# AGENT_PID_1 is `ip netns exec`, which execs setpriv, which execs the agent: one process.
+status = dict(l.split(":\t", 1) for l in open(f"/proc/{sys.argv[1]}/status").read().splitlines() if ":\t" in l)
+want = (1 << 39) | (1 << 38) | (1 << 12) | (1 << 13)  # bpf, perfmon, net_admin, net_raw
+sys.exit(0 if int(status["CapBnd"], 16) == want and int(status["CapEff"], 16) == want else 1)
+PY
 check "READY=1 after the interface was attached" \
   test "$(nlbadm_h 1 --json query | json 'd["host"]["attached"]')" = True
 check "the agent logged attached before READY" grep -q 'attached' "$TOPO_DIR/h1.log"
