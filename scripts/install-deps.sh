@@ -11,7 +11,7 @@ packages=(
   libclang-rt-14-dev scdoc
   # tests, benchmarks and the demo
   iproute2 iputils-ping arping tcpdump ethtool nftables iptables kmod python3 curl procps
-  util-linux socat
+  util-linux socat man-db groff-base
 )
 
 missing=()
