@@ -6,9 +6,9 @@ set(CPACK_PACKAGE_NAME nlb)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "nlb developers <nlb@example.org>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Network Load Balancing for Linux (XDP)")
+# CPack puts the summary on the Description line itself: this is only the extended text.
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "Network Load Balancing for Linux (XDP)\n\
-A cluster of up to 64 hosts shares virtual IP addresses on one L2 segment\n\
+    "A cluster of up to 64 hosts shares virtual IP addresses on one L2 segment\n\
 with no dispatcher: every host receives every packet, an XDP program keeps\n\
 the packets whose bucket the host owns, and nlb-agent exchanges heartbeats,\n\
 converges on membership and rewrites bucket ownership after every change.\n\

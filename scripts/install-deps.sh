@@ -12,6 +12,8 @@ packages=(
   # tests, benchmarks and the demo
   iproute2 iputils-ping arping tcpdump ethtool nftables iptables kmod python3 curl procps
   util-linux socat man-db groff-base
+  # the package and its checks
+  lintian debootstrap
 )
 
 missing=()

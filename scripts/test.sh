@@ -23,3 +23,6 @@ ninja -C build-clang -j "$jobs"
 # Tests that time things or build network namespaces must not share the machine.
 ctest --test-dir build --output-on-failure
 ctest --test-dir build-clang --output-on-failure -L fuzz
+
+# Last: the Debian package, built, installed, removed and installed into a fresh Debian 12.
+tests/package/test_package.sh
