@@ -270,13 +270,15 @@ std::string render_stats(const json& result) {
         // Counters this nlbadm does not know yet (a newer agent) go with the packets.
         if (others)
             for (const auto& rule : result["rules"])
-                for (const auto& [key, value] : rule.items())
+                for (const auto& item : rule.items()) {
+                    const std::string& key = item.key();
                     if (std::find(keys.begin(), keys.end(), key) == keys.end() &&
                         std::none_of(buckets.begin(), buckets.end(),
                                      [&](const auto& b) { return b.first == key; })) {
                         keys.push_back(key);
                         headers.push_back(header(key));
                     }
+                }
         std::vector<std::vector<std::string>> rows;
         for (const auto& rule : result["rules"]) {
             std::vector<std::string> line;
