@@ -164,7 +164,8 @@ std::string metrics_text(const json& stats) {
     page.family("nlb_packets_dropped_total", "counter",
                 "Packets to a VIP this host dropped, per port rule and reason: not_owner "
                 "(another host's bucket), dirty (mid-stream in a bucket another host still "
-                "serves), disabled (rule disabled), watchdog (dataplane stopped by the watchdog).");
+                "serves), disabled (a rule of mode disabled), watchdog (dataplane stopped by the "
+                "watchdog).");
     if (rules.is_array())
         for (const auto& rule : rules)
             for (const auto& [key, reason] : kDropReasons)
