@@ -291,11 +291,33 @@ std::string render_stats(const json& result) {
     out += (out.empty() ? "" : "\n") + std::string("packets\n") + table(packets, true);
     out += "\nbuckets\n" + table(buckets, false);
     rest.erase("rules");
-    for (const char* group : {"dataplane", "heartbeats", "remote_control"})
-        if (rest.contains(group) && rest[group].is_object()) {
-            out += std::string("\n") + group + "\n" + section(rest[group], 2);
-            rest.erase(group);
+    // Counter groups, each with its main figures first, then the rest (reasons) by name.
+    const std::vector<std::pair<std::string, std::vector<std::string>>> groups = {
+        {"dataplane", {"watchdog_alive"}},
+        {"heartbeats", {"sent", "received", "accepted"}},
+        {"remote_control", {"answered"}}};
+    for (const auto& [group, first] : groups) {
+        if (!rest.contains(group) || !rest[group].is_object())
+            continue;
+        const json& counters = rest[group];
+        std::vector<std::string> keys;
+        for (const auto& key : first)
+            if (counters.contains(key))
+                keys.push_back(key);
+        for (const auto& item : counters.items())
+            if (std::find(keys.begin(), keys.end(), item.key()) == keys.end())
+                keys.push_back(item.key());
+        std::size_t w = 0;
+        for (const auto& key : keys)
+            w = std::max(w, key.size());
+        out += "\n" + group + "\n";
+        for (const auto& key : keys) {
+            std::string label = key;
+            label.resize(w, ' ');
+            out += "  " + label + "  " + text(key, counters[key]) + "\n";
         }
+        rest.erase(group);
+    }
     if (!rest.empty())
         out += "\n" + sections(rest);
     return out;

@@ -170,7 +170,7 @@ TEST_CASE("stats: the host's figures, packets and buckets per rule, then counter
                  "buckets_owned": 4096, "dirty_buckets": 0, "dirty_elsewhere": 0}],
       "dataplane": {"malformed": 0, "arp_replied": 5, "watchdog_alive": true},
       "heartbeats": {"sent": 5, "received": 9, "bad_mac": 0},
-      "remote_control": {"answered": 2}})");
+      "remote_control": {"dropped_bad_mac": 1, "answered": 2}})");
     CHECK(render("stats", stats) == R"(version              0.1.0
 state                converged
 members              2
@@ -189,17 +189,18 @@ buckets
   default  4096   0           0
 
 dataplane
+  watchdog_alive  yes
   arp_replied     5
   malformed       0
-  watchdog_alive  yes
 
 heartbeats
-  bad_mac   0
-  received  9
   sent      5
+  received  9
+  bad_mac   0
 
 remote_control
-  answered  2
+  answered         2
+  dropped_bad_mac  1
 )");
 }
 
