@@ -217,6 +217,112 @@ std::string map_rule(const json& rule, std::size_t position) {
     return out + render_table({"OWNER", "BUCKETS", "SHARE"}, rows, 2) + section(rest, 2);
 }
 
+// stats: the host's figures first, then per rule the packet counters and the buckets as two
+// tables (one would be too wide to read), then the other counter groups as sections.
+std::string render_stats(const json& result) {
+    if (!result.is_object() || !result.contains("rules") || !is_table(result["rules"]))
+        return sections(result);
+    const std::vector<std::string> head = {
+        "version", "state", "members", "convergences", "last_convergence_s", "tracked_connections"};
+    // Per-rule keys: (key, header) for the packets table, then the buckets table.
+    const std::vector<std::pair<std::string, std::string>> packets = {
+        {"rule", "RULE"},
+        {"accepted", "ACCEPTED"},
+        {"dropped_not_owner", "DROP NOT OWNER"},
+        {"dropped_dirty", "DROP DIRTY"},
+        {"dropped_disabled", "DROP DISABLED"},
+        {"dropped_watchdog", "DROP WATCHDOG"},
+        {"tracked", "TRACKED"}};
+    const std::vector<std::pair<std::string, std::string>> buckets = {
+        {"rule", "RULE"},
+        {"buckets_owned", "OWNED"},
+        {"dirty_buckets", "DIRTY HERE"},
+        {"dirty_elsewhere", "DIRTY ELSEWHERE"}};
+
+    json rest = result;
+    std::size_t width = 0;
+    std::vector<std::string> order;
+    for (const auto& key : head)
+        if (rest.contains(key) && !rest[key].is_structured())
+            order.push_back(key);
+    for (const auto& [key, value] : result.items())
+        if (!value.is_structured() && std::find(head.begin(), head.end(), key) == head.end())
+            order.push_back(key);
+    for (const auto& key : order)
+        width = std::max(width, key.size());
+    std::string out;
+    for (const auto& key : order) {
+        std::string label = key;
+        label.resize(width, ' ');
+        std::string value = text(key, rest[key]);
+        if (key == "last_convergence_s" && rest[key].is_number())
+            value += " s";
+        out += label + "  " + value + "\n";
+        rest.erase(key);
+    }
+
+    auto table = [&](const std::vector<std::pair<std::string, std::string>>& columns, bool others) {
+        std::vector<std::string> keys, headers;
+        for (const auto& [key, title] : columns) {
+            keys.push_back(key);
+            headers.push_back(title);
+        }
+        // Counters this nlbadm does not know yet (a newer agent) go with the packets.
+        if (others)
+            for (const auto& rule : result["rules"])
+                for (const auto& item : rule.items()) {
+                    const std::string& key = item.key();
+                    if (std::find(keys.begin(), keys.end(), key) == keys.end() &&
+                        std::none_of(buckets.begin(), buckets.end(),
+                                     [&](const auto& b) { return b.first == key; })) {
+                        keys.push_back(key);
+                        headers.push_back(header(key));
+                    }
+                }
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& rule : result["rules"]) {
+            std::vector<std::string> line;
+            for (const auto& key : keys)
+                line.push_back(rule.contains(key) ? text(key, rule[key]) : "-");
+            rows.push_back(line);
+        }
+        return render_table(headers, rows, 2);
+    };
+    out += (out.empty() ? "" : "\n") + std::string("packets\n") + table(packets, true);
+    out += "\nbuckets\n" + table(buckets, false);
+    rest.erase("rules");
+    // Counter groups, each with its main figures first, then the rest (reasons) by name.
+    const std::vector<std::pair<std::string, std::vector<std::string>>> groups = {
+        {"dataplane", {"watchdog_alive"}},
+        {"heartbeats", {"sent", "received", "accepted"}},
+        {"remote_control", {"answered"}}};
+    for (const auto& [group, first] : groups) {
+        if (!rest.contains(group) || !rest[group].is_object())
+            continue;
+        const json& counters = rest[group];
+        std::vector<std::string> keys;
+        for (const auto& key : first)
+            if (counters.contains(key))
+                keys.push_back(key);
+        for (const auto& item : counters.items())
+            if (std::find(keys.begin(), keys.end(), item.key()) == keys.end())
+                keys.push_back(item.key());
+        std::size_t w = 0;
+        for (const auto& key : keys)
+            w = std::max(w, key.size());
+        out += "\n" + group + "\n";
+        for (const auto& key : keys) {
+            std::string label = key;
+            label.resize(w, ' ');
+            out += "  " + label + "  " + text(key, counters[key]) + "\n";
+        }
+        rest.erase(group);
+    }
+    if (!rest.empty())
+        out += "\n" + sections(rest);
+    return out;
+}
+
 } // namespace
 
 std::string render_table(const std::vector<std::string>& headers,
@@ -301,7 +407,7 @@ std::string render(const std::string& command, const json& result) {
     if (command == "params" || command == "stats") {
         if (result.is_null() || (result.is_object() && result.empty()))
             return command + ": nothing to show (not attached?)\n";
-        return render_generic(result);
+        return command == "stats" ? render_stats(result) : render_generic(result);
     }
     // Actions (start, attach, ...) answer little or nothing: say it worked.
     if (result.is_null() || (result.is_object() && result.empty()))

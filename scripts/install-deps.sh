@@ -12,6 +12,7 @@ packages=(
   # tests, benchmarks and the demo
   iproute2 iputils-ping arping tcpdump ethtool nftables iptables kmod python3 curl procps
   util-linux socat man-db groff-base
+  prometheus # for promtool (tests/e2e/test_metrics.sh); on a systemd host it starts a service
   # the package and its checks
   lintian debootstrap
 )

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "bucket_entries.hpp"
 #include "conn_scanner.hpp"
 #include "engine_config.hpp"
+#include "metrics_text.hpp"
 
 namespace nlb {
 
@@ -57,6 +59,14 @@ Agent::~Agent() = default;
 void Agent::start() {
     control_ = std::make_unique<ControlServer>(io_, options_.socket_path,
                                                [this](const json& r) { return handle(r); });
+    if (config_.metrics) {
+        // Before attaching: a port already taken stops the agent with the host untouched.
+        boost::asio::ip::tcp::endpoint at(
+            boost::asio::ip::make_address(config_.metrics->address.to_string()),
+            config_.metrics->port);
+        metrics_ =
+            std::make_unique<MetricsServer>(io_, at, [this] { return metrics_text(stats()); });
+    }
     if (auto dp = Dataplane::adopt(options_.pin_dir)) {
         log_.event("adopted", {{"interface", dp->interface()}, {"pin_dir", options_.pin_dir}});
         bring_up(std::move(dp));
@@ -233,6 +243,7 @@ void Agent::scan_connections_now(milliseconds now) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     std::uint64_t now_ns = std::uint64_t(ts.tv_sec) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
     ConnScan scan = scan_connections(dp_->maps(), now_ns);
+    tracked_connections_ = scan.live;
     engine_->on_connection_scan(LiveBuckets::from(scan.live_buckets), accepted_total(), now);
 }
 
@@ -272,6 +283,16 @@ void Agent::apply(Decision d) {
         }
     }
     for (const auto& e : d.events) {
+        // Convergence time as the engine saw it: its events carry the monotonic time of the
+        // input that caused them.
+        if (e.kind == EventKind::convergence_started) {
+            convergence_started_ = e.at;
+        } else if (e.kind == EventKind::converged) {
+            ++convergences_;
+            if (convergence_started_)
+                last_convergence_ = e.at - *convergence_started_;
+            convergence_started_.reset();
+        }
         json fields = {{"host", e.host}};
         if (!e.text.empty())
             fields["detail"] = e.text;
@@ -475,9 +496,15 @@ json Agent::map() const {
 }
 
 json Agent::stats() const {
+    // Every key is present attached or not (zeros then), so that a scrape before attach
+    // still finds every metric.
     json out = json::object();
-    if (!dp_)
-        return out;
+    out["version"] = NLB_VERSION;
+    out["state"] = engine_ ? to_string(engine_->state()) : "stopped";
+    out["members"] = engine_ ? std::popcount(engine_->members()) : 0;
+    out["convergences"] = convergences_;
+    out["last_convergence_s"] = static_cast<double>(last_convergence_.count()) / 1000.0;
+    out["tracked_connections"] = dp_ ? tracked_connections_ : 0;
     auto counters = [](const nlb_stats& st) {
         return json{{"accepted", st.accepted},
                     {"dropped_not_owner", st.dropped_not_owner},
@@ -490,30 +517,34 @@ json Agent::stats() const {
     for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s) {
         if (s >= tables_.rules().size() && s != NLB_RULE_DEFAULT)
             continue;
-        json r = counters(dp_->maps().read_stats(s));
+        json r = counters(dp_ ? dp_->maps().read_stats(s) : nlb_stats{});
         r["rule"] = s == NLB_RULE_DEFAULT ? json("default") : json(s);
+        r["buckets_owned"] = engine_ ? engine_->buckets_owned(s) : 0;
+        // Dirty here: given up, still serving connections in it. Elsewhere: owned here, the
+        // previous owner still serves connections in it.
+        r["dirty_buckets"] = installed_ ? (*installed_)[s].tracked_here.count() : 0;
+        r["dirty_elsewhere"] = installed_ ? (*installed_)[s].dirty_elsewhere.count() : 0;
         rules.push_back(r);
     }
-    nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
+    nlb_stats g = dp_ ? dp_->maps().read_stats(NLB_STATS_GLOBAL) : nlb_stats{};
     out["rules"] = rules;
     out["dataplane"] = {{"malformed", g.malformed},
                         {"arp_replied", g.arp_replied},
                         {"nd_replied", g.nd_replied},
                         {"passed_other", g.passed_other},
-                        {"watchdog_alive", dp_->maps().state().config.alive != 0}};
-    if (engine_) {
-        const auto& c = engine_->counters();
-        out["heartbeats"] = {{"sent", c.sent},
-                             {"received", c.received},
-                             {"accepted", c.accepted},
-                             {"malformed", c.malformed},
-                             {"bad_version", c.bad_version},
-                             {"other_cluster", c.other_cluster},
-                             {"unauthenticated", c.unauthenticated},
-                             {"bad_mac", c.bad_mac},
-                             {"replayed", c.replayed},
-                             {"send_errors", hb_ ? hb_->send_errors() : 0}};
-    }
+                        {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};
+    const EngineCounters c = engine_ ? engine_->counters() : EngineCounters{};
+    out["heartbeats"] = {{"sent", c.sent},
+                         {"received", c.received},
+                         {"accepted", c.accepted},
+                         {"malformed", c.malformed},
+                         {"bad_version", c.bad_version},
+                         {"other_cluster", c.other_cluster},
+                         {"unauthenticated", c.unauthenticated},
+                         {"bad_mac", c.bad_mac},
+                         {"replayed", c.replayed},
+                         {"duplicate_priority", c.duplicate_priority},
+                         {"send_errors", hb_ ? hb_->send_errors() : 0}};
     return out;
 }
 

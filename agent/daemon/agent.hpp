@@ -20,6 +20,7 @@
 #include "event_log.hpp"
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
+#include "metrics_server.hpp"
 
 namespace nlb {
 
@@ -77,6 +78,7 @@ class Agent {
     DataplaneTables tables_;
 
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<MetricsServer> metrics_; // config metrics set: serves metrics_text(stats())
     std::unique_ptr<Dataplane> dp_;
     std::unique_ptr<HostInterface> iface_;
     std::unique_ptr<HeartbeatSocket> hb_;
@@ -86,6 +88,13 @@ class Agent {
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
     bool armed_ = false; // the watchdog was armed by this agent since attach
+
+    // For stats(): what a scrape must not recompute (a connection scan per scrape would let
+    // anyone who reaches the metrics port make the agent walk its tables).
+    std::uint64_t tracked_connections_ = 0; // live entries found by the last connection scan
+    std::uint64_t convergences_ = 0;        // completed since the agent started
+    std::optional<std::chrono::milliseconds> convergence_started_;
+    std::chrono::milliseconds last_convergence_{0};
 };
 
 // Milliseconds of CLOCK_MONOTONIC: the engine's clock.

@@ -158,30 +158,70 @@ TEST_CASE("map: a rule without readable ownership is shown as it is") {
     CHECK(render("map", result) == "rule 0: all\n  owners  unknown\n");
 }
 
-TEST_CASE("stats: nested counters as sections, per-rule counters as a table") {
+TEST_CASE("stats: the host's figures, packets and buckets per rule, then counter groups") {
     json stats = json::parse(R"({
-      "dataplane": {"accepted": 10, "dropped": {"not_owner": 20, "disabled": 1}},
+      "version": "0.1.0", "state": "converged", "members": 2, "convergences": 3,
+      "last_convergence_s": 0.25, "tracked_connections": 12,
+      "rules": [{"rule": 0, "accepted": 10, "dropped_not_owner": 20, "dropped_dirty": 1,
+                 "dropped_disabled": 0, "dropped_watchdog": 0, "tracked": 4,
+                 "buckets_owned": 2048, "dirty_buckets": 3, "dirty_elsewhere": 0},
+                {"rule": "default", "accepted": 1, "dropped_not_owner": 2, "dropped_dirty": 0,
+                 "dropped_disabled": 0, "dropped_watchdog": 0, "tracked": 0,
+                 "buckets_owned": 4096, "dirty_buckets": 0, "dirty_elsewhere": 0}],
+      "dataplane": {"malformed": 0, "arp_replied": 5, "watchdog_alive": true},
       "heartbeats": {"sent": 5, "received": 9, "bad_mac": 0},
-      "rules": [{"accepted": 10, "dropped": 20, "rule": 0}, {"accepted": 1, "dropped": 2, "rule": "default"}],
-      "uptime_s": 42})");
-    CHECK(render("stats", stats) == R"(uptime_s  42
+      "remote_control": {"dropped_bad_mac": 1, "answered": 2}})");
+    CHECK(render("stats", stats) == R"(version              0.1.0
+state                converged
+members              2
+convergences         3
+last_convergence_s   0.25 s
+tracked_connections  12
 
-rules
-  RULE     ACCEPTED  DROPPED
-  0        10        20
-  default  1         2
+packets
+  RULE     ACCEPTED  DROP NOT OWNER  DROP DIRTY  DROP DISABLED  DROP WATCHDOG  TRACKED
+  0        10        20              1           0              0              4
+  default  1         2               0           0              0              0
+
+buckets
+  RULE     OWNED  DIRTY HERE  DIRTY ELSEWHERE
+  0        2048   3           0
+  default  4096   0           0
 
 dataplane
-  accepted  10
-  dropped
-    disabled   1
-    not_owner  20
+  watchdog_alive  yes
+  arp_replied     5
+  malformed       0
 
 heartbeats
-  bad_mac   0
-  received  9
   sent      5
+  received  9
+  bad_mac   0
+
+remote_control
+  answered         2
+  dropped_bad_mac  1
 )");
+}
+
+TEST_CASE("stats: counters this nlbadm does not know are still shown") {
+    json stats = json::parse(R"({
+      "uptime_s": 42,
+      "rules": [{"accepted": 10, "dropped": 20, "rule": 0}, {"accepted": 1, "rule": "default"}]})");
+    CHECK(render("stats", stats) == R"(uptime_s  42
+
+packets
+  RULE     ACCEPTED  DROP NOT OWNER  DROP DIRTY  DROP DISABLED  DROP WATCHDOG  TRACKED  DROPPED
+  0        10        -               -           -              -              -        20
+  default  1         -               -           -              -              -        -
+
+buckets
+  RULE     OWNED  DIRTY HERE  DIRTY ELSEWHERE
+  0        -      -           -
+  default  -      -           -
+)");
+    // Without per-rule counters: sections, as for any result.
+    CHECK(render("stats", {{"dataplane", {{"malformed", 1}}}}) == "dataplane\n  malformed  1\n");
 }
 
 TEST_CASE("actions: empty result says ok, anything else is shown") {
