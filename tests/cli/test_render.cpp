@@ -76,9 +76,9 @@ cluster
   cleanup_delay_s      300
 
 port_rules
-  VIP          PORTS    PROTOCOL  MODE      AFFINITY  LOAD WEIGHT  HANDLING PRIORITY
-  all          80-80    tcp       multiple  none      equal        -
-  192.0.2.101  443-443  both      single    -         -            1
+  VIP          PORTS    PROTOCOL  MODE      AFFINITY  LOAD WEIGHT  HANDLING PRIORITY  ENABLED
+  all          80-80    tcp       multiple  none      equal        -                  yes
+  192.0.2.101  443-443  both      single    -         -            1                  yes
 )");
 }
 
