@@ -20,6 +20,7 @@
 #include "event_log.hpp"
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
+#include "remote_server.hpp"
 
 namespace nlb {
 
@@ -48,6 +49,7 @@ class Agent {
     nlohmann::json handle(const nlohmann::json& request);
     nlohmann::json attach(const std::string& ifname);
     nlohmann::json detach();
+    nlohmann::json remote_control_stats() const;
     void bring_up(std::unique_ptr<Dataplane> dp);
     void tear_down(bool keep_dataplane);
 
@@ -82,6 +84,9 @@ class Agent {
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
     bool armed_ = false; // the watchdog was armed by this agent since attach
+    // Last member: destroyed first, it calls into the rest. Exists while attached with
+    // cluster.remote_control on.
+    std::unique_ptr<RemoteServer> remote_;
 };
 
 // Milliseconds of CLOCK_MONOTONIC: the engine's clock.

@@ -63,6 +63,8 @@ enum class Drop {
     bad_payload,   // authenticated, but no request object (bad JSON, nesting, no command)
 };
 
+inline constexpr std::size_t kDropReasons = static_cast<std::size_t>(Drop::bad_payload) + 1;
+
 const char* to_string(Drop drop);
 
 struct Received {
