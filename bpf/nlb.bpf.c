@@ -3,7 +3,8 @@
  * packet's path: parse → is the destination a VIP? → port rule → bucket of the affinity key →
  * does this host own it (or track the connection)? → accept (rewrite the destination MAC to
  * our own so the stack takes the frame) or drop. ARP and neighbour solicitations for VIPs are
- * answered here; heartbeats, dedicated-IP and all other traffic pass untouched.
+ * answered here; heartbeats, dedicated-IP and all other traffic pass untouched. Remote
+ * control (UDP 2504 to the cluster IP) goes to every host's stack, or to none when it is off.
  *
  * Kernel floor: 5.15. Helpers used: map lookup/update/delete, ktime_get_coarse_ns (5.11),
  * xdp_adjust_tail (growth: 5.8), bpf_timer (5.15). No bpf_loop, no kfuncs; every loop has a
@@ -208,8 +209,14 @@ static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
 		return nlb_malformed();
 
 	switch (p->proto) {
-	case IPPROTO_TCP:
 	case IPPROTO_UDP:
+		/* VIP index 0 is the cluster IP. A fragmented datagram is never one of remote
+		 * control's (they fit one frame): its fragments follow the rules. */
+		if (p->dport == bpf_htons(NLB_REMOTE_CONTROL_PORT) && vip->index == 0 &&
+		    !p->fragment)
+			return nlb_remote_control(eth, cfg);
+		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
+	case IPPROTO_TCP:
 		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
 	case IPPROTO_ICMP:
 		if (p->family == NLB_FAMILY_V4)
@@ -261,6 +268,8 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 			return nlb_malformed();
 	} else if (bpf_ntohs(*(__be16 *)(l4 + 4)) < 8) {
 		return nlb_malformed();
+	} else if (*(__be16 *)(l4 + 2) == bpf_htons(NLB_REMOTE_CONTROL_PORT) && vip->index == 0) {
+		return nlb_remote_control(eth, cfg); /* UDP to the cluster IP (VIP index 0) */
 	}
 	sport = *(__be16 *)l4;
 	rule_idx = nlb_port_rule(vip, proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP,

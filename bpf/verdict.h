@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* The ends of the packet path: accept (rewrite the destination MAC, count), drop (count),
- * malformed (count, drop). */
+ * malformed (count, drop), remote control (every host's stack, or nobody's). */
 #ifndef NLB_VERDICT_H
 #define NLB_VERDICT_H
 
@@ -45,6 +45,23 @@ static __always_inline int nlb_drop(struct nlb_stats *st)
 {
 	st->dropped_not_owner++;
 	return XDP_DROP;
+}
+
+/* A remote-control datagram is for every host's agent, not a load-balanced packet: no rule,
+ * no bucket and no watchdog decide it. With remote control off it never reaches the stack. */
+static __always_inline int nlb_remote_control(struct ethhdr *eth, const struct nlb_config *cfg)
+{
+	struct nlb_stats *st = nlb_stats_slot(NLB_STATS_GLOBAL);
+
+	if (!(cfg->flags & NLB_CFG_REMOTE_CONTROL)) {
+		if (st)
+			st->remote_dropped++;
+		return XDP_DROP;
+	}
+	if (st)
+		st->remote_passed++;
+	__builtin_memcpy(eth->h_dest, cfg->own_mac, ETH_ALEN);
+	return XDP_PASS;
 }
 
 #endif

@@ -110,6 +110,67 @@ bool looks_negative_number(const std::string& arg) {
     return arg.size() > 1 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9';
 }
 
+// A decimal number of at most 5 digits within [min, max], or none.
+std::optional<long> bounded_number(const std::string& text, long min, long max) {
+    bool digits =
+        !text.empty() && text.size() <= 5 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stol(text) < min || std::stol(text) > max)
+        return std::nullopt;
+    return std::stol(text);
+}
+
+// The remote-control options as given (each at most once).
+struct RemoteArgs {
+    std::optional<std::string> cluster, key_file, host, timeout;
+    bool any() const { return cluster || key_file || host || timeout; }
+};
+
+RemoteOptions parse_remote(const RemoteArgs& given, const CommandSpec& spec, bool socket_given) {
+    const std::string command = spec.name;
+    if (!given.cluster)
+        throw UsageError(std::string(given.key_file ? "--key-file"
+                                     : given.host   ? "--host"
+                                                    : "--timeout") +
+                         " needs --cluster IP");
+    if (spec.takes == Takes::ip2mac || spec.takes == Takes::keygen)
+        throw UsageError(command + ": needs no agent, so no --cluster");
+    if (spec.takes == Takes::interface)
+        throw UsageError(command + ": local only (run nlbadm " + command +
+                         " on the host, without --cluster)");
+    if (socket_given)
+        throw UsageError(
+            "--socket and --cluster: the local agent or the cluster's hosts, not both");
+    RemoteOptions remote;
+    auto address = IpAddress::parse(*given.cluster);
+    if (!address || address->family != NLB_FAMILY_V4)
+        throw UsageError("--cluster: bad cluster IP " + in_quotes(*given.cluster) +
+                         " (an IPv4 address)");
+    remote.cluster = *address;
+    if (!given.key_file)
+        throw UsageError("--cluster needs --key-file FILE (the cluster key)");
+    if (given.key_file->empty())
+        throw UsageError("--key-file: empty path");
+    remote.key_file = *given.key_file;
+    if (given.host) {
+        auto priority = bounded_number(*given.host, 1, NLB_MAX_HOSTS);
+        if (!priority)
+            throw UsageError("--host: bad priority " + in_quotes(*given.host) + " (1-" +
+                             std::to_string(NLB_MAX_HOSTS) + ")");
+        remote.host = static_cast<std::uint8_t>(*priority);
+    }
+    if (given.timeout) {
+        auto ms =
+            bounded_number(*given.timeout, kMinRemoteTimeout.count(), kMaxRemoteTimeout.count());
+        if (!ms)
+            throw UsageError("--timeout: bad value " + in_quotes(*given.timeout) + " (" +
+                             std::to_string(kMinRemoteTimeout.count()) + "-" +
+                             std::to_string(kMaxRemoteTimeout.count()) + " ms)");
+        remote.timeout = std::chrono::milliseconds(*ms);
+    }
+    return remote;
+}
+
 } // namespace
 
 Invocation parse_command_line(const std::vector<std::string>& args) {
@@ -120,6 +181,8 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     std::vector<std::string> positional;
     std::optional<std::string> vip;
     std::optional<std::string> mode;
+    RemoteArgs remote;
+    bool socket_given = false;
 
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& arg = args[i];
@@ -131,7 +194,13 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
                 name = arg.substr(0, eq);
                 inline_value = arg.substr(eq + 1);
             }
-            bool takes_value = name == "--socket" || name == "--vip" || name == "--mode";
+            auto remote_arg = name == "--cluster"    ? &remote.cluster
+                              : name == "--key-file" ? &remote.key_file
+                              : name == "--host"     ? &remote.host
+                              : name == "--timeout"  ? &remote.timeout
+                                                     : nullptr;
+            bool takes_value =
+                name == "--socket" || name == "--vip" || name == "--mode" || remote_arg;
             if (inline_value && !takes_value)
                 throw UsageError(context + name + " takes no value");
             if (name == "--help" || name == "-h") {
@@ -141,6 +210,7 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
             } else if (name == "--json" || name == "-j") {
                 inv.json = true;
             } else if (name == "--socket") {
+                socket_given = true;
                 inv.socket = option_value(args, i, name, inline_value, context);
                 if (inv.socket.empty())
                     throw UsageError("--socket: empty path");
@@ -155,8 +225,10 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
                 if (mode)
                     throw UsageError(context + "--mode given twice");
                 mode = option_value(args, i, name, inline_value, context);
-            } else if (name == "--cluster" || name == "--key-file") {
-                throw UsageError(name + ": remote control is not available in this nlbadm yet");
+            } else if (remote_arg) {
+                if (*remote_arg)
+                    throw UsageError(name + " given twice");
+                *remote_arg = option_value(args, i, name, inline_value, context);
             } else {
                 throw UsageError(context + "unknown option " + in_quotes(name) + " (see nlbadm " +
                                  (spec ? std::string(spec->name) + " " : "") + "--help)");
@@ -183,6 +255,8 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
         throw UsageError("no command given (see nlbadm --help)");
     inv.command = spec->name;
     std::string command = spec->name;
+    if (remote.any())
+        inv.remote = parse_remote(remote, *spec, socket_given);
 
     std::size_t wanted = spec->takes == Takes::nothing || spec->takes == Takes::keygen ? 0 : 1;
     if (positional.size() < wanted)
@@ -249,14 +323,24 @@ std::string help_text(std::string_view topic) {
         std::string usage = spec->takes == Takes::ip2mac || spec->takes == Takes::keygen
                                 ? "Usage: nlbadm [--json] "
                                 : "Usage: nlbadm [--socket PATH] [--json] ";
-        return usage + spec->name + args + "\n\n" + spec->details;
+        std::string text = usage + spec->name + args + "\n";
+        if (spec->takes == Takes::nothing || spec->takes == Takes::port)
+            text += "       nlbadm --cluster IP --key-file FILE [--host PRIORITY] [--timeout MS]\n"
+                    "              [--json] " +
+                    std::string(spec->name) + args + "\n";
+        return text + "\n" + spec->details;
     }
-    std::string text = "Usage: nlbadm [--socket PATH] [--json] COMMAND [ARGS]\n"
-                       "       nlbadm COMMAND --help | --help | --version\n"
-                       "\n"
-                       "Controls the local nlb-agent over its Unix socket.\n"
-                       "\n"
-                       "Commands:\n";
+    std::string text =
+        "Usage: nlbadm [--socket PATH] [--json] COMMAND [ARGS]\n"
+        "       nlbadm --cluster IP --key-file FILE [--host PRIORITY] [--timeout MS] [--json]\n"
+        "              COMMAND [ARGS]\n"
+        "       nlbadm COMMAND --help | --help | --version\n"
+        "\n"
+        "Controls the local nlb-agent over its Unix socket or, with --cluster, the agents of\n"
+        "every host of a cluster over authenticated UDP (port 2504 of the cluster IP; the\n"
+        "hosts need cluster.remote_control). attach and detach are local only.\n"
+        "\n"
+        "Commands:\n";
     for (const auto& c : kCommands) {
         std::string left = std::string(c.name) + (*c.args ? std::string(" ") + c.args : "");
         if (left.size() > 30) {
@@ -275,12 +359,21 @@ std::string help_text(std::string_view topic) {
             "  --help          this help; COMMAND --help: that command's help\n"
             "  --version       print nlbadm's version\n"
             "\n"
+            "Remote control:\n"
+            "  --cluster IP       send the command to every host of the cluster with this\n"
+            "                     cluster IP; each answer is shown under its host\n"
+            "  --key-file FILE    the cluster key (the hosts' cluster.key_file)\n"
+            "  --host PRIORITY    only the host with this priority (1-64)\n"
+            "  --timeout MS       how long to wait for the answers (default 1000, 100-30000)\n"
+            "\n"
             "Exit codes:\n"
             "  0  success\n"
             "  1  the agent refused or failed the command (its error is printed)\n"
             "  2  usage error: unknown command, bad argument (bad port, bad address)\n"
             "  3  the agent is not reachable (not running, wrong --socket, permission\n"
-            "     denied) or did not answer\n";
+            "     denied) or did not answer\n"
+            "  With --cluster: 0 every host answered and none refused, 1 a host refused,\n"
+            "  3 a host did not answer (or none did).\n";
     return text;
 }
 

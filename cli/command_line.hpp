@@ -3,6 +3,9 @@
 // unit-tested.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -20,9 +23,24 @@ inline constexpr const char* kDefaultSocket = "/run/nlb/nlb.sock";
 // Exit codes of docs/control.md.
 enum ExitCode : int {
     kExitOk = 0,
-    kExitRefused = 1,     // the agent refused or failed the command
+    kExitRefused = 1,     // the agent (with --cluster: a host) refused or failed the command
     kExitUsage = 2,       // unknown command, bad argument
-    kExitUnreachable = 3, // no agent at the socket, or it did not answer
+    kExitUnreachable = 3, // no agent at the socket, or it did not answer (--cluster: some host)
+};
+
+// --timeout bounds (ms): long enough for a datagram across a segment, short enough that a
+// script notices a dead cluster.
+inline constexpr std::chrono::milliseconds kDefaultRemoteTimeout{1000};
+inline constexpr std::chrono::milliseconds kMinRemoteTimeout{100};
+inline constexpr std::chrono::milliseconds kMaxRemoteTimeout{30000};
+
+// --cluster IP --key-file FILE [--host PRIORITY] [--timeout MS]: the command goes over UDP to
+// the agents of the cluster (docs/remote.md) instead of the local socket.
+struct RemoteOptions {
+    IpAddress cluster; // IPv4
+    std::string key_file;
+    std::uint8_t host = 0; // one host by priority; 0: every host
+    std::chrono::milliseconds timeout = kDefaultRemoteTimeout;
 };
 
 // A bad command line; what() is the message after "nlbadm: ", one line.
@@ -45,7 +63,8 @@ struct Invocation {
     bool json = false;
     std::string command;    // canonical name: "query" for "status"; "" for general help
     nlohmann::json request; // Action::agent
-    IpAddress cluster_ip;   // Action::ip2mac
+    std::optional<RemoteOptions> remote; // Action::agent with --cluster
+    IpAddress cluster_ip;                // Action::ip2mac
     ClusterMode mode = ClusterMode::unicast;
 };
 

@@ -5,6 +5,8 @@
 #include "command_line.hpp"
 #include "control_client.hpp"
 #include "local_commands.hpp"
+#include "remote_client.hpp"
+#include "remote_report.hpp"
 #include "render.hpp"
 
 #ifndef NLB_VERSION
@@ -29,6 +31,28 @@ void print(std::ostream& out, const Invocation& inv, const nlohmann::json& resul
         out << result.dump(2) << "\n";
     else
         out << human;
+}
+
+// --cluster: the command to every host (or --host), each answer printed under its host.
+int run_remote(const Invocation& inv, std::ostream& out, std::ostream& err) {
+    const RemoteOptions& o = *inv.remote;
+    RemoteTarget target;
+    target.cluster = o.cluster;
+    target.host = o.host;
+    target.timeout = o.timeout;
+    try {
+        target.key = remote::read_key_file(o.key_file);
+    } catch (const std::exception& e) {
+        err << "nlbadm: --key-file: " << one_line(e.what()) << "\n";
+        return kExitUsage;
+    }
+    ClusterAnswers answers = call_cluster(target, inv.request);
+    if (inv.json)
+        out << remote_json(answers).dump(2) << "\n";
+    else
+        out << remote_text(inv.command, answers);
+    err << remote_errors(answers, target);
+    return remote_exit_code(answers);
 }
 
 } // namespace
@@ -63,6 +87,8 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
         case Action::agent:
             break;
         }
+        if (inv.remote)
+            return run_remote(inv, out, err);
 
         nlohmann::json response = call_agent(inv.socket, inv.request);
         if (!response["ok"].get<bool>()) {
@@ -77,6 +103,9 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
         print(out, inv, result, render(inv.command, result));
         return kExitOk;
     } catch (const AgentUnreachable& e) {
+        err << "nlbadm: " << e.what() << "\n";
+        return kExitUnreachable;
+    } catch (const RemoteUnreachable& e) {
         err << "nlbadm: " << e.what() << "\n";
         return kExitUnreachable;
     } catch (const std::exception& e) {

@@ -68,8 +68,14 @@ ClusterConfig parse_cluster(const JsonField& field) {
         if (c.key_file->empty())
             key_file->fail("empty path (leave the key out for an unauthenticated cluster)");
     }
-    if (auto remote = object.optional("remote_control"))
+    if (auto remote = object.optional("remote_control")) {
         c.remote_control = remote->boolean();
+        // Remote commands are authenticated with the cluster key: without one, anyone on
+        // the segment could drain the cluster.
+        if (c.remote_control && !c.key_file)
+            remote->fail("true needs cluster.key_file (remote control is authenticated with "
+                         "the cluster key)");
+    }
     if (auto delay = object.optional("cleanup_delay_s"))
         c.cleanup_delay_s = static_cast<std::uint32_t>(delay->integer(0, kMaxCleanupDelayS));
     object.finish();

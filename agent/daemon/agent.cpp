@@ -92,6 +92,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         std::memcpy(cfg.arp_src_mac, src.data(), 6);
         cfg.host_priority = config_.host.priority;
         cfg.flags = NLB_CFG_ANSWER_NEIGH;
+        if (config_.cluster.remote_control)
+            cfg.flags |= NLB_CFG_REMOTE_CONTROL;
         maps.write_config(cfg);
         maps.write_tables(tables_);
         for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
@@ -117,9 +119,19 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                 ? MacAddress{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
                 : cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
         engine_ = std::make_unique<ConvergenceEngine>(engine_config_of(config_), boot_nonce(), now);
+        if (config_.cluster.remote_control) // the config guarantees a key file then
+            remote_ = std::make_unique<RemoteServer>(
+                io_,
+                RemoteServer::Identity{config_.cluster.ip.words[0], config_.host.priority,
+                                       config_.host.dedicated_ip.to_string()},
+                read_key_file(*config_.cluster.key_file),
+                [this](const json& request) { return handle(request); },
+                [this] { return members_of(engine_ ? engine_->members() | engine_->view() : 0); },
+                log_);
         dp_ = std::move(dp);
         hb_->start([this](std::span<const std::uint8_t> frame) { heartbeat(frame); });
     } catch (...) {
+        remote_.reset();
         hb_.reset();
         if (iface_)
             iface_->undo();
@@ -153,6 +165,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
 
 void Agent::tear_down(bool keep_dataplane) {
     timer_.cancel();
+    remote_.reset();
     if (engine_ && hb_) {
         // Leaving: the others see state stopped and converge at once, without waiting for
         // this host's heartbeats to time out. The engine paces its frames (at most four a
@@ -347,6 +360,19 @@ json Agent::detach() {
     std::string ifname = dp_->interface();
     tear_down(false);
     return ok({{"interface", ifname}});
+}
+
+// The server's counters and the dataplane's, which count remote control's datagrams whether
+// it is on (passed to the stack) or off (dropped before it).
+json Agent::remote_control_stats() const {
+    json out = remote_ ? remote_->counters() : json::object();
+    out["enabled"] = remote_ != nullptr;
+    if (dp_) {
+        nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
+        out["dataplane_passed"] = g.remote_passed;
+        out["dataplane_dropped"] = g.remote_dropped;
+    }
+    return out;
 }
 
 json Agent::command(CommandKind kind, int rule) {
@@ -545,6 +571,7 @@ json Agent::stats() const {
                          {"replayed", c.replayed},
                          {"duplicate_priority", c.duplicate_priority},
                          {"send_errors", hb_ ? hb_->send_errors() : 0}};
+    out["remote_control"] = remote_control_stats();
     return out;
 }
 

@@ -21,6 +21,7 @@
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
 #include "metrics_server.hpp"
+#include "remote_server.hpp"
 
 namespace nlb {
 
@@ -52,6 +53,7 @@ class Agent {
     nlohmann::json handle(const nlohmann::json& request);
     nlohmann::json attach(const std::string& ifname);
     nlohmann::json detach();
+    nlohmann::json remote_control_stats() const;
     void bring_up(std::unique_ptr<Dataplane> dp);
     void tear_down(bool keep_dataplane);
     void disable_rules_off_here(std::chrono::milliseconds now);
@@ -95,6 +97,9 @@ class Agent {
     std::uint64_t convergences_ = 0;        // completed since the agent started
     std::optional<std::chrono::milliseconds> convergence_started_;
     std::chrono::milliseconds last_convergence_{0};
+    // Last member: destroyed first, it calls into the rest. Exists while attached with
+    // cluster.remote_control on.
+    std::unique_ptr<RemoteServer> remote_;
 };
 
 // Milliseconds of CLOCK_MONOTONIC: the engine's clock.

@@ -50,6 +50,8 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.nd_replied += from.nd_replied;
     into.tracked += from.tracked;
     into.passed_other += from.passed_other;
+    into.remote_passed += from.remote_passed;
+    into.remote_dropped += from.remote_dropped;
 }
 
 DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {

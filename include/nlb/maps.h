@@ -28,6 +28,13 @@ struct nlb_config {
 
 /* Answer ARP requests and neighbour solicitations for VIPs. */
 #define NLB_CFG_ANSWER_NEIGH 0x01
+/* Remote control is on: UDP to the cluster IP, port NLB_REMOTE_CONTROL_PORT, goes to the
+ * stack of every host, whatever the port rules say. Off: it is dropped here (counted), so
+ * the host's stack never sees it. */
+#define NLB_CFG_REMOTE_CONTROL 0x02
+
+/* nlbadm --cluster talks to every host's agent on this UDP port of the cluster IP. */
+#define NLB_REMOTE_CONTROL_PORT 2504
 
 enum nlb_family {
 	NLB_FAMILY_NONE = 0,
@@ -146,6 +153,8 @@ struct nlb_stats {
 	__u64 nd_replied;
 	__u64 tracked; /* connection-table entries created */
 	__u64 passed_other; /* other protocols to a VIP, passed to every host */
+	__u64 remote_passed;  /* remote-control datagrams passed to the stack */
+	__u64 remote_dropped; /* remote-control datagrams dropped: remote control is off */
 };
 
 #endif

@@ -98,7 +98,7 @@ TEST_CASE("every accepted value form") {
     Config c = parse_config(R"({
       "cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.2", "2001:db8::1"], "mode": "igmp",
                   "heartbeat_ms": 100, "heartbeat_tolerance": 2, "remote_control": true,
-                  "cleanup_delay_s": 0},
+                  "key_file": "/etc/nlb/cluster.key", "cleanup_delay_s": 0},
       "host": {"priority": 64, "dedicated_ip": "2001:db8::64", "initial_state": "suspended"},
       "port_rules": [
         {"vip": "2001:DB8:0::1", "ports": [80, 80], "protocol": "tcp", "mode": "single",

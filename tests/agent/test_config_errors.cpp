@@ -119,6 +119,9 @@ TEST_CASE("cluster section") {
          "cluster.key_file: empty path (leave the key out for an unauthenticated cluster)"},
         {with(R"({"ip": "10.0.0.1", "key_file": null})"),
          "cluster.key_file: expected a string, got null"},
+        {with(R"({"ip": "10.0.0.1", "remote_control": true})"),
+         "cluster.remote_control: true needs cluster.key_file (remote control is authenticated "
+         "with the cluster key)"},
     });
 }
 

@@ -61,6 +61,33 @@ TEST_CASE("global options: socket and json, before or after the command") {
     CHECK(c.command == "query");
 }
 
+TEST_CASE("remote control: --cluster, --key-file, --host, --timeout, anywhere") {
+    Invocation a =
+        parse({"--cluster", "10.10.0.100", "--key-file", "/etc/nlb/cluster.key", "drainstop"});
+    CHECK(a.action == Action::agent);
+    CHECK(a.request == json{{"command", "drainstop"}});
+    REQUIRE(a.remote);
+    CHECK(a.remote->cluster == *IpAddress::parse("10.10.0.100"));
+    CHECK(a.remote->key_file == "/etc/nlb/cluster.key");
+    CHECK(a.remote->host == 0);
+    CHECK(a.remote->timeout == std::chrono::milliseconds(1000));
+
+    Invocation b = parse({"enable", "80", "--vip", "10.10.0.101", "--host=64", "--timeout", "30000",
+                          "--key-file=k", "--json", "--cluster=10.10.0.100"});
+    REQUIRE(b.remote);
+    CHECK(b.request == json{{"command", "enable"}, {"port", 80}, {"vip", "10.10.0.101"}});
+    CHECK(b.remote->host == 64);
+    CHECK(b.remote->timeout == std::chrono::milliseconds(30000));
+    CHECK(b.json);
+    CHECK(parse({"--cluster", "1.2.3.4", "--key-file", "k", "--timeout", "100", "status"})
+              .remote->timeout == std::chrono::milliseconds(100));
+    CHECK(parse({"--cluster", "1.2.3.4", "--key-file", "k", "--host", "1", "map"}).remote->host ==
+          1);
+    CHECK_FALSE(parse({"query"}).remote);
+    // Help needs no complete remote options.
+    CHECK(parse({"--cluster", "1.2.3.4", "query", "--help"}).action == Action::help);
+}
+
 TEST_CASE("local commands") {
     Invocation a = parse({"ip2mac", "192.0.2.100"});
     CHECK(a.action == Action::ip2mac);
@@ -105,6 +132,10 @@ TEST_CASE("help and version") {
                           "ip2mac IP [--mode unicast|multicast|igmp]",
                           "keygen",
                           "--socket PATH",
+                          "--cluster IP",
+                          "--key-file FILE",
+                          "--host PRIORITY",
+                          "--timeout MS",
                           "--json",
                           "--version",
                           "/run/nlb/nlb.sock"})
@@ -173,9 +204,41 @@ TEST_CASE("every usage error is one line naming what is wrong") {
         {{"--socket", std::string(108, 'x'), "query"}, "--socket: path longer than 107 bytes"},
         {{"--json=yes", "query"}, "--json takes no value"},
         {{"--cluster", "192.0.2.100", "query"},
-         "--cluster: remote control is not available in this nlbadm yet"},
-        {{"query", "--key-file", "/etc/nlb/cluster.key"},
-         "--key-file: remote control is not available in this nlbadm yet"},
+         "--cluster needs --key-file FILE (the cluster key)"},
+        {{"query", "--key-file", "/etc/nlb/cluster.key"}, "--key-file needs --cluster IP"},
+        {{"query", "--host", "2"}, "--host needs --cluster IP"},
+        {{"--timeout", "500", "query"}, "--timeout needs --cluster IP"},
+        {{"--cluster", "2001:db8::1", "--key-file", "k", "query"},
+         "--cluster: bad cluster IP \"2001:db8::1\" (an IPv4 address)"},
+        {{"--cluster", "x", "--key-file", "k", "query"},
+         "--cluster: bad cluster IP \"x\" (an IPv4 address)"},
+        {{"--cluster"}, "--cluster needs a value"},
+        {{"--cluster", "1.2.3.4", "--cluster", "1.2.3.5", "query"}, "--cluster given twice"},
+        {{"--cluster", "1.2.3.4", "--key-file", "", "query"}, "--key-file: empty path"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "--host", "0", "query"},
+         "--host: bad priority \"0\" (1-64)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "--host", "65", "query"},
+         "--host: bad priority \"65\" (1-64)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "--host=two", "query"},
+         "--host: bad priority \"two\" (1-64)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "--timeout", "99", "query"},
+         "--timeout: bad value \"99\" (100-30000 ms)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "--timeout", "30001", "query"},
+         "--timeout: bad value \"30001\" (100-30000 ms)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "--timeout", "1s", "query"},
+         "--timeout: bad value \"1s\" (100-30000 ms)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "attach", "eth0"},
+         "attach: local only (run nlbadm attach on the host, without --cluster)"},
+        {{"detach", "eth0", "--cluster", "1.2.3.4", "--key-file", "k"},
+         "detach: local only (run nlbadm detach on the host, without --cluster)"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "keygen"},
+         "keygen: needs no agent, so no --cluster"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "ip2mac", "1.2.3.4"},
+         "ip2mac: needs no agent, so no --cluster"},
+        {{"--socket", "/tmp/s", "--cluster", "1.2.3.4", "--key-file", "k", "query"},
+         "--socket and --cluster: the local agent or the cluster's hosts, not both"},
+        {{"--cluster", "1.2.3.4", "--key-file", "k", "enable", "70000"},
+         "enable: bad port \"70000\" (0-65535 or all)"},
     };
     for (const auto& c : cases) {
         std::string joined;

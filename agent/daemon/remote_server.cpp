@@ -1,0 +1,175 @@
+#include "remote_server.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include <boost/asio/post.hpp>
+
+namespace nlb {
+
+namespace {
+
+using boost::asio::ip::udp;
+
+std::int64_t realtime_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Commands that only read: not worth a log line each (monitoring polls them).
+bool read_only(const std::string& command) {
+    return command == "query" || command == "status" || command == "params" || command == "map" ||
+           command == "stats";
+}
+
+} // namespace
+
+RemoteServer::RemoteServer(boost::asio::io_context& io, Identity identity,
+                           std::span<const std::uint8_t> cluster_key, Handler handler,
+                           Members members, EventLog& log)
+    : io_(io), identity_(std::move(identity)), key_(cluster_key), handler_(std::move(handler)),
+      members_(std::move(members)), log_(log), socket_(io),
+      // One byte over the limit, so that a larger datagram is seen to be one.
+      buffer_(remote::kMaxRequestSize + 1) {
+    boost::asio::ip::address_v4 ip(ntohl(identity_.cluster_ip));
+    const std::string what =
+        "remote control: bind " + ip.to_string() + ":" + std::to_string(remote::kPort) + ": ";
+    boost::system::error_code ec;
+    socket_.open(udp::v4(), ec);
+    if (!ec)
+        socket_.non_blocking(true, ec);
+    if (!ec) {
+        // Bounded: a flood fills this and the kernel drops the rest, counted (SO_RXQ_OVFL).
+        int size = kReceiveBuffer, one = 1;
+        ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+        socket_.bind(udp::endpoint(ip, remote::kPort), ec);
+    }
+    if (ec)
+        throw std::runtime_error(what + ec.message());
+    wait();
+}
+
+RemoteServer::~RemoteServer() {
+    *closed_ = true;
+    boost::system::error_code ec;
+    socket_.close(ec);
+}
+
+void RemoteServer::wait() {
+    socket_.async_wait(udp::socket::wait_read,
+                       [this, closed = closed_](const boost::system::error_code& ec) {
+                           if (*closed || ec == boost::asio::error::operation_aborted)
+                               return;
+                           read_batch();
+                       });
+}
+
+void RemoteServer::read_batch() {
+    for (std::size_t i = 0; i < kBatch; ++i) {
+        sockaddr_in from{};
+        iovec iov{buffer_.data(), buffer_.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint32_t))];
+        msghdr msg{};
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof(from);
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        // MSG_TRUNC: the datagram's real length, however much of it fits the buffer.
+        ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                wait(); // drained: the next datagram wakes us
+                return;
+            }
+            continue; // a pending socket error, consumed by this call
+        }
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+                std::uint32_t dropped = 0;
+                std::memcpy(&dropped, CMSG_DATA(c), sizeof(dropped));
+                counters_.dropped_queue_full = dropped;
+            }
+        counters_.received++;
+        udp::endpoint sender(boost::asio::ip::address_v4(ntohl(from.sin_addr.s_addr)),
+                             ntohs(from.sin_port));
+        serve(std::span<const std::uint8_t>(buffer_.data(),
+                                            std::min(static_cast<std::size_t>(n), buffer_.size())),
+              sender);
+    }
+    // A full batch: more may be queued. Go behind every handler that is ready now
+    // (heartbeats, timers, the control socket), then read on.
+    boost::asio::post(io_, [this, closed = closed_] {
+        if (!*closed)
+            read_batch();
+    });
+}
+
+void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endpoint& from) {
+    const std::int64_t now = realtime_ms();
+    remote::Received r = remote::check_request(datagram, identity_.cluster_ip, identity_.priority,
+                                               key_, now, guard_);
+    if (r.drop != remote::Drop::none) {
+        counters_.dropped[static_cast<std::size_t>(r.drop)]++;
+        return;
+    }
+    const std::string command = r.payload["command"].get<std::string>();
+    nlohmann::json response;
+    if (command == "attach" || command == "detach") {
+        response = {{"ok", false},
+                    {"error", command + ": local only (run nlbadm " + command + " on the host)"}};
+    } else {
+        try {
+            response = handler_(r.payload);
+        } catch (const std::exception& e) {
+            response = {{"ok", false}, {"error", e.what()}};
+        }
+    }
+    if (!read_only(command))
+        log_.event("remote_command", {{"command", command},
+                                      {"from", from.address().to_string()},
+                                      {"ok", response.value("ok", false)}});
+
+    remote::Header h;
+    h.type = remote::Type::answer;
+    h.priority = identity_.priority;
+    h.cluster_ip = identity_.cluster_ip;
+    h.timestamp_ms = now;
+    h.nonce = r.header.nonce;
+    const std::string payload = remote::answer_payload(
+        command, std::move(response),
+        remote::Responder{identity_.priority, identity_.address, members_()});
+    const auto answer = remote::encode(h, payload, key_);
+    boost::system::error_code ec;
+    socket_.send_to(boost::asio::buffer(answer), from, 0, ec);
+    if (ec)
+        counters_.send_errors++;
+    else
+        counters_.answered++;
+}
+
+nlohmann::json RemoteServer::counters() const {
+    nlohmann::json out = {{"received", counters_.received},
+                          {"answered", counters_.answered},
+                          {"send_errors", counters_.send_errors},
+                          {"dropped_queue_full", counters_.dropped_queue_full}};
+    for (std::size_t d = 1; d < remote::kDropReasons; ++d) {
+        const auto reason = static_cast<remote::Drop>(d);
+        const std::string name = reason == remote::Drop::other_host
+                                     ? "ignored_other_host"
+                                     : std::string("dropped_") + remote::to_string(reason);
+        out[name] = counters_.dropped[d];
+    }
+    return out;
+}
+
+} // namespace nlb

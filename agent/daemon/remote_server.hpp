@@ -1,0 +1,83 @@
+// Remote control's server side (docs/remote.md): a UDP socket on the cluster IP, port 2504,
+// on the agent's io_context. Each datagram goes through remote_protocol's checks; a valid
+// request goes to the same handler as the control socket and its response is sent back,
+// signed. Everything else is dropped and counted, never answered.
+//
+// A flood must not delay heartbeats or local commands: datagrams are read in batches of at
+// most kBatch, then the server queues itself behind every other ready handler before reading
+// on, and the socket's receive buffer is bounded (the kernel drops what does not fit, and the
+// server counts those drops too).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <nlohmann/json.hpp>
+
+#include "event_log.hpp"
+#include "remote_protocol.hpp"
+
+namespace nlb {
+
+class RemoteServer {
+  public:
+    // The control socket's handler (request → {"ok": ...}); may throw std::exception.
+    using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+    // The hosts this one sees in the cluster, for the answers' member lists.
+    using Members = std::function<std::vector<int>()>;
+
+    struct Identity {
+        std::uint32_t cluster_ip = 0; // network byte order
+        std::uint8_t priority = 0;
+        std::string address; // dedicated IP, shown by nlbadm
+    };
+
+    static constexpr std::size_t kBatch = 32;
+    static constexpr int kReceiveBuffer = 256 * 1024;
+
+    // Throws std::runtime_error "remote control: bind 10.0.0.1:2504: Address already in use".
+    // Commands that change something are logged to `log` with the sender's address.
+    RemoteServer(boost::asio::io_context& io, Identity identity,
+                 std::span<const std::uint8_t> cluster_key, Handler handler, Members members,
+                 EventLog& log);
+    ~RemoteServer();
+    RemoteServer(const RemoteServer&) = delete;
+    RemoteServer& operator=(const RemoteServer&) = delete;
+
+    // {"answered": n, "dropped_bad_mac": n, ...}: every outcome, docs/remote.md.
+    nlohmann::json counters() const;
+
+  private:
+    void wait();
+    void read_batch();
+    void serve(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
+
+    boost::asio::io_context& io_;
+    Identity identity_;
+    remote::ClusterKey key_;
+    remote::ReplayGuard guard_{remote::kWindowMs};
+    Handler handler_;
+    Members members_;
+    EventLog& log_;
+    boost::asio::ip::udp::socket socket_;
+    std::vector<std::uint8_t> buffer_;
+    // Set by the destructor: a batch already queued on the io_context does nothing.
+    std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
+
+    struct Counters {
+        std::uint64_t received = 0;
+        std::uint64_t answered = 0;
+        std::array<std::uint64_t, remote::kDropReasons> dropped{}; // by remote::Drop
+        std::uint64_t dropped_queue_full = 0; // by the kernel: the receive buffer was full
+        std::uint64_t send_errors = 0;
+    } counters_;
+};
+
+} // namespace nlb
