@@ -8,27 +8,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fd.hpp"
+
 namespace nlb::cli {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Closes the socket on every path out.
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
 
 std::string hint(int error) {
     if (error == EACCES || error == EPERM)

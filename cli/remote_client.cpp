@@ -13,28 +13,14 @@
 
 #include <nlb/limits.h>
 
+#include "fd.hpp"
+
 namespace nlb::cli {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-// Closes the socket on every path out.
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
 
 // Room for the answers of a whole cluster arriving at once (64 hosts, tens of KiB each).
 constexpr int kReceiveBuffer = 4 * 1024 * 1024;

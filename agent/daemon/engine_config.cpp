@@ -2,31 +2,19 @@
 
 #include <arpa/inet.h>
 
-#include <cctype>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <stdexcept>
+
+#include "cluster_key.hpp"
 
 namespace nlb {
 
 std::vector<std::uint8_t> read_key_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in)
-        throw ConfigError("cluster.key_file: " + path + ": " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string hex;
-    for (char c : text.str())
-        if (!std::isspace(static_cast<unsigned char>(c)))
-            hex.push_back(c);
-    if (hex.size() < 64 || hex.size() > 128 || hex.size() % 2 ||
-        hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-        throw ConfigError("cluster.key_file: " + path +
-                          ": expected 64 to 128 hex digits (nlbadm keygen > " + path + ")");
-    std::vector<std::uint8_t> key;
-    for (std::size_t i = 0; i < hex.size(); i += 2)
-        key.push_back(static_cast<std::uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
-    return key;
+    try {
+        return remote::read_key_file(path);
+    } catch (const std::runtime_error& e) {
+        throw ConfigError(std::string("cluster.key_file: ") + e.what());
+    }
 }
 
 EngineConfig engine_config_of(const Config& config) {

@@ -14,7 +14,8 @@ EngineConfig engine_config_of(const Config& config);
 // engine's configuration a reload may change.
 std::vector<HostRuleParams> host_rule_params(const Config& config);
 
-// The key in a key file: 32..64 bytes written as hex, surrounding whitespace ignored.
+// The key in a key file (remote::read_key_file's format: 32..64 bytes as hex, whitespace
+// ignored), or ConfigError naming cluster.key_file.
 std::vector<std::uint8_t> read_key_file(const std::string& path);
 
 } // namespace nlb
