@@ -107,8 +107,8 @@ int main() {
     std::printf("heartbeat: %zu bytes with 32 rules and HMAC, %zu at most (every slot dirty)\n",
                 typical, largest);
 
-    // Movement and balance over random clusters: one join or one leave, equal or random
-    // weights.
+    // Movement and balance over random clusters: one join or one leave under g (the map is a
+    // function of the previous one), equal or random weights.
     double ratio_sum = 0, ratio_worst = 0, max_dev = 0;
     int trials = 0;
     std::map<std::size_t, std::pair<double, int>> by_size;
@@ -117,10 +117,17 @@ int main() {
         const bool weighted = t % 2;
         auto m = random_members(rng, n, weighted, 1);
         const std::vector<RuleMode> one{RuleMode::multiple};
-        auto big = allocate(one, m);
-        auto small = allocate(one, std::span(m).first(n - 1));
-        const auto mv = moved(small->slots[0], big->slots[0]);
-        const auto mn = minimum(small->slots[0], big->slots[0]);
+        // g (reallocate) on one join (t % 4 < 2) or one leave of host n, from a map with the
+        // other membership that g itself produced after a cold start.
+        const bool join = t % 4 < 2;
+        std::vector<MemberParams> from(m.begin(), m.end() - (join ? 1 : 0));
+        std::vector<MemberParams> to(m.begin(), m.end() - (join ? 0 : 1));
+        auto cold = allocate(one, std::vector<MemberParams>(m.begin(), m.end() - 1));
+        auto before = reallocate(cold.get(), one, from);
+        auto big = reallocate(before.get(), one, to);
+        const auto mv = moved(before->slots[0], big->slots[0]);
+        const auto mn = minimum(before->slots[0], big->slots[0]);
+        m = to; // balance is checked on the new map
         const double r = double(mv) / double(std::max<std::uint32_t>(mn, 1));
         ratio_sum += r;
         ratio_worst = std::max(ratio_worst, r);
