@@ -252,6 +252,10 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // at the next half-period send: failover must fit in tolerance + 2 periods.
     if (agreeing_ && participating() && stable_ == 0 && agreement(now))
         send_soon(now);
+    // A member waiting for our base gets its chunks with our next frame, not a period later.
+    if (chosen_ != 0 && base_digest_ == chosen_ && (view_ & host_bit(hb.priority)) &&
+        member_lacks_base(peers_.peer(hb.priority).heartbeat))
+        send_soon(now);
 }
 
 void ConvergenceEngine::on_tick(Millis now_ms) {
@@ -387,6 +391,7 @@ void ConvergenceEngine::evaluate(std::int64_t now) {
     check_rules_conflicts(now);
     check_partition(now);
     recompute_view(now);
+    recompute_view(now); // a convergence it started may have moved our base to our map
     follow_base(now);
     recompute_view(now); // with the base it may have switched to
     if (state_ == HostState::converged) {
@@ -979,11 +984,10 @@ void ConvergenceEngine::on_map_chunk(std::span<const std::uint8_t> frame, std::i
         ++counters_.own;
         return;
     }
-    if (chunk_replay_.check(c.priority, c.nonce, c.sequence) == ReplayGuard::Verdict::replay) {
+    if (!chunk_replay_.accept(c.priority, c.nonce, c.sequence)) {
         ++counters_.replayed;
         return;
     }
-    chunk_replay_.accept(c.priority, c.nonce, c.sequence);
     const auto& peer = peers_.peer(c.priority);
     if (c.priority == me_ || !peer.alive || peer.heartbeat.nonce != c.nonce) {
         ++counters_.map_chunks_ignored;
@@ -1018,6 +1022,13 @@ void ConvergenceEngine::on_map_chunk(std::span<const std::uint8_t> frame, std::i
     evaluate(now);
 }
 
+bool ConvergenceEngine::member_lacks_base(const Heartbeat& hb) const {
+    // A member lacks the base once it agrees that it is the cluster's (same view digest), or
+    // when it has none at all (it just joined or restarted); otherwise its report may just be
+    // older than the change.
+    return hb.base_digest != chosen_ && (hb.view_digest == view_digest_ || hb.base_digest == 0);
+}
+
 void ConvergenceEngine::send_chunks() {
     if (chosen_ == 0 || base_digest_ != chosen_ || base_encoded_.empty() || !participating())
         return;
@@ -1029,9 +1040,7 @@ void ConvergenceEngine::send_chunks() {
         const auto& hb = peers_.peer(p).heartbeat;
         if (hb.base_digest == chosen_ && p < me_)
             return;
-        // A member lacks the base once it agrees that it is the cluster's (same view digest);
-        // before that its report may just be older than the change.
-        lacking = lacking || (hb.base_digest != chosen_ && hb.view_digest == view_digest_);
+        lacking = lacking || member_lacks_base(hb);
     }
     if (!lacking)
         return;

@@ -220,6 +220,7 @@ class ConvergenceEngine {
     std::shared_ptr<const ClusterMap> held_map(std::uint64_t digest) const;
     void on_map_chunk(std::span<const std::uint8_t> frame, std::int64_t now);
     void send_chunks();
+    bool member_lacks_base(const Heartbeat& hb) const;
     std::int64_t give_up_ms() const { return 2 * tolerance_ms(); }
 
     EngineConfig config_;
@@ -228,9 +229,10 @@ class ConvergenceEngine {
     std::vector<RuleMode> modes_;
     HeartbeatAuth auth_;
     ReplayGuard replay_;
-    // Map chunks have their own sequence space: sent in a burst after a heartbeat and
-    // reordered on the way, they must not make that heartbeat look like a replay.
-    ReplayGuard chunk_replay_;
+    // Map chunks have their own sequence space and a window: sent in a burst after a
+    // heartbeat and reordered on the way, they must neither make that heartbeat look like a
+    // replay nor each other.
+    ReplayWindow chunk_replay_;
     std::uint64_t chunk_sequence_ = 0;
     Membership peers_;
     std::uint64_t nonce_;

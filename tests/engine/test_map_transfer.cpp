@@ -126,6 +126,9 @@ TEST_CASE("a join learns the map by transfer; a join or leave moves at most 1.15
             auto after = sim.host(0).engine->cluster_map();
             CHECK(after->digest() == sim.host(j).engine->cluster_map()->digest());
             auto members = live_members(sim);
+            const std::vector<RuleMode> modes{RuleMode::multiple};
+            // The engine's map is g(previous map, members), on every host.
+            CHECK(*after == *reallocate(before.get(), modes, members));
             auto min = minimum_moves(before->slots[0], members);
             auto moved = changed(before->slots[0], after->slots[0]);
             INFO("join: moved " << moved << ", minimum " << min);
@@ -147,6 +150,7 @@ TEST_CASE("a join learns the map by transfer; a join or leave moves at most 1.15
                     sim.now() + 30 * kPeriod));
                 after = sim.host(0).engine->cluster_map();
                 members = live_members(sim);
+                CHECK(*after == *reallocate(before.get(), modes, members));
                 min = minimum_moves(before->slots[0], members);
                 moved = changed(before->slots[0], after->slots[0]);
                 INFO("leave: moved " << moved << ", minimum " << min);
