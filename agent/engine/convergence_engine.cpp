@@ -1024,9 +1024,10 @@ void ConvergenceEngine::on_map_chunk(std::span<const std::uint8_t> frame, std::i
 
 bool ConvergenceEngine::member_lacks_base(const Heartbeat& hb) const {
     // A member lacks the base once it agrees that it is the cluster's (same view digest), or
-    // when it has none at all (it just joined or restarted); otherwise its report may just be
-    // older than the change.
-    return hb.base_digest != chosen_ && (hb.view_digest == view_digest_ || hb.base_digest == 0);
+    // when it has none and was not in our epoch (it just joined or restarted); otherwise its
+    // report may just be older than the change (it has not taken its map as base yet).
+    const bool newcomer = hb.base_digest == 0 && !(epoch_members_ & host_bit(hb.priority));
+    return hb.base_digest != chosen_ && (hb.view_digest == view_digest_ || newcomer);
 }
 
 void ConvergenceEngine::send_chunks() {
@@ -1038,7 +1039,8 @@ void ConvergenceEngine::send_chunks() {
         if (p == me_ || !(view_ & host_bit(p)))
             continue;
         const auto& hb = peers_.peer(p).heartbeat;
-        if (hb.base_digest == chosen_ && p < me_)
+        // A holder: it reports the base, or holds it as its current map (it will report it).
+        if ((hb.base_digest == chosen_ || hb.map_digest == chosen_) && p < me_)
             return;
         lacking = lacking || member_lacks_base(hb);
     }
