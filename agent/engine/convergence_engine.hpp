@@ -9,7 +9,7 @@
 //                               and the running count of connections accepted
 //   take_decision()             frames to send, maps to install (when changed), events
 //
-// Maps (docs/convergence.md, "Movement" and "Map transfer"): a new epoch's map is
+// Maps (docs/convergence.md section 4, "Movement"): a new epoch's map is
 // g(base, members) (allocation.hpp) where the base is the previous agreed map. Each heartbeat
 // reports the host's base; the cluster's base is the one of the highest generation (then the
 // most holders, then the lowest holder); a member lacking it receives it from the lowest

@@ -1,5 +1,5 @@
 // The map transfer's payload: a ClusterMap in a compact encoding (a host that joins learns
-// the cluster's base map this way, docs/convergence.md "Map transfer"), and the one bounded
+// the cluster's base map this way, docs/convergence.md section 4), and the one bounded
 // buffer a receiver reassembles chunks in.
 #pragma once
 
