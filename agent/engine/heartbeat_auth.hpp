@@ -57,7 +57,9 @@ class ReplayGuard {
 // sender the current boot nonce, the highest sequence and which of the 64 below it were seen.
 // A sequence seen before or older than that window is a replay; a new nonce starts afresh
 // (an old boot's frames then pass here, and the engine ignores them: their nonce is not the
-// sender's live one).
+// sender's live one). Limit: such a frame resets the window, so the current boot's last 64
+// chunks can then be replayed once each; harmless, as a chunk is idempotent and the map it
+// belongs to is used only when its digest checks.
 class ReplayWindow {
   public:
     static constexpr std::uint64_t kWindow = 64;

@@ -320,3 +320,21 @@ TEST_CASE("reassembly: any order and duplicates work, a corrupted map is refused
     a.add(chunk_of(encoded, m.digest() + 1, 1));
     CHECK(a.digest() == m.digest() + 1);
 }
+
+TEST_CASE("replay window: any order once, nothing twice, nothing older than the window") {
+    ReplayWindow w;
+    CHECK(w.accept(3, 100, 10));
+    CHECK(w.accept(3, 100, 13)); // 11 and 12 overtaken
+    CHECK(w.accept(3, 100, 12));
+    CHECK(w.accept(3, 100, 11));
+    CHECK(!w.accept(3, 100, 12));
+    CHECK(!w.accept(3, 100, 13));
+    CHECK(w.accept(3, 100, 13 + ReplayWindow::kWindow));
+    CHECK(!w.accept(3, 100, 13)); // fell out of the window
+    CHECK(!w.accept(3, 100, 5));  // older than the window, never seen: refused too
+    CHECK(w.accept(3, 100, 14));  // inside the window, never seen
+    CHECK(w.accept(4, 100, 1));   // senders are independent
+    CHECK(w.accept(3, 200, 1));   // a reboot
+    CHECK(!w.accept(3, 200, 1));
+    CHECK(!w.accept(65, 1, 1)); // no such priority
+}
