@@ -621,7 +621,7 @@ void ConvergenceEngine::install(std::int64_t now) {
         epoch_ = view_digest_;
         epoch_members_ = view_;
         target_digest_ = target_->digest();
-        target_gen_ = chosen_gen_ + 1;
+        target_gen_ = next_gen_;
     }
     target_valid_ = true;
     // Release at once what the new share lacks.
@@ -835,61 +835,59 @@ void ConvergenceEngine::send(std::int64_t now) {
 void ConvergenceEngine::choose_base(std::uint64_t members) {
     // Highest generation (the newest map), then most holders, then the lowest holder: every
     // member that sees the same heartbeats picks the same, and the digest enters the epoch.
-    std::uint64_t best = 0;
-    std::uint32_t best_gen = 0, max_gen = 0;
-    int best_count = 0;
-    bool give_up = false;
-    // A 1.0 member knows no base and computes allocate(): the whole cluster does, until every
-    // member runs 1.1 (a rolling upgrade converges at each step).
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
-        if (p != me_ && (members & host_bit(p)) && peers_.peer(p).heartbeat.version_minor == 0) {
-            chosen_ = 0;
-            chosen_gen_ = 0;
-            return;
-        }
-    auto report = [&](std::uint8_t p, std::uint64_t& digest, std::uint32_t& gen) {
+    // Holders count by digest (one map, one digest), with the highest generation reported.
+    struct Candidate {
+        std::uint64_t digest;
+        std::uint32_t gen;
+        int count;
+    };
+    std::vector<Candidate> seen; // in order of their lowest holder
+    std::uint32_t max_gen = 0;
+    bool give_up = false, legacy = false;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (!(members & host_bit(p)))
+            continue;
+        std::uint64_t digest = base_digest_;
+        std::uint32_t gen = base_digest_ ? base_gen_ : 0;
         if (p == me_) {
-            digest = base_digest_;
-            gen = base_digest_ ? base_gen_ : 0;
             give_up = give_up || give_up_;
         } else {
             const auto& hb = peers_.peer(p).heartbeat;
             digest = hb.base_digest;
             gen = hb.base_generation;
             give_up = give_up || (hb.base_flags & Heartbeat::kBaseGiveUp);
+            legacy = legacy || hb.version_minor == 0;
         }
-    };
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        if (!(members & host_bit(p)))
-            continue;
-        std::uint64_t digest = 0;
-        std::uint32_t gen = 0;
-        report(p, digest, gen);
         max_gen = std::max(max_gen, gen);
-        if (digest == 0 || digest == best)
+        if (digest == 0)
             continue;
-        int count = 0;
-        for (std::uint8_t q = p; q <= NLB_MAX_HOSTS; ++q) {
-            if (!(members & host_bit(q)))
-                continue;
-            std::uint64_t d2 = 0;
-            std::uint32_t g2 = 0;
-            report(q, d2, g2);
-            count += d2 == digest && g2 == gen;
-        }
-        // p is the lowest holder of `digest` when first seen: ties keep the earlier one.
-        if (gen > best_gen || (gen == best_gen && count > best_count)) {
-            best = digest;
-            best_gen = gen;
-            best_count = count;
+        auto it = std::find_if(seen.begin(), seen.end(),
+                               [&](const Candidate& c) { return c.digest == digest; });
+        if (it == seen.end())
+            seen.push_back({digest, gen, 1});
+        else {
+            it->gen = std::max(it->gen, gen);
+            ++it->count;
         }
     }
-    if (give_up || best == 0) {
+    const Candidate* best = nullptr;
+    for (const auto& c : seen) // ties keep the earlier, i.e. the lower holder
+        if (!best || c.gen > best->gen || (c.gen == best->gen && c.count > best->count))
+            best = &c;
+    // The next map's generation is above every one reported, whichever base it comes from.
+    next_gen_ = max_gen + 1;
+    if (legacy) {
+        // A 1.0 member knows no base and computes allocate() with 1.0's view digest: the
+        // whole cluster does, until every member runs 1.1 (a rolling upgrade converges at
+        // each step).
+        chosen_ = 0;
+        chosen_gen_ = 0;
+    } else if (give_up || !best) {
         chosen_ = 0;
         chosen_gen_ = max_gen;
     } else {
-        chosen_ = best;
-        chosen_gen_ = best_gen;
+        chosen_ = best->digest;
+        chosen_gen_ = best->gen;
     }
 }
 

@@ -274,6 +274,7 @@ class ConvergenceEngine {
     bool give_up_ = false;
     std::uint64_t chosen_ = 0; // the cluster's base as this host sees it (0: allocate())
     std::uint32_t chosen_gen_ = 0;
+    std::uint32_t next_gen_ = 1; // generation of the map the next install computes
     std::int64_t lacking_since_ = -1;
     std::vector<std::uint8_t> base_encoded_;
     std::size_t chunk_cursor_ = 0;

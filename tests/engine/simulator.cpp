@@ -90,7 +90,11 @@ void Simulator::collect(std::size_t i) {
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
             if (u < net_.loss || (drop && drop(i, j, *frame)))
                 continue;
-            push(now_ + delay(), Kind::deliver, j, frame);
+            if (rewrite)
+                push(now_ + delay(), Kind::deliver, j,
+                     std::make_shared<const std::vector<std::uint8_t>>(rewrite(i, j, *frame)));
+            else
+                push(now_ + delay(), Kind::deliver, j, frame);
         }
     }
     const auto next = std::max(d.next_tick.count(), now_);

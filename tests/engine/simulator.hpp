@@ -74,6 +74,10 @@ class Simulator {
     bool capture = false;
     // When set and true for (sender, receiver, frame), that receiver misses that frame.
     std::function<bool(std::size_t, std::size_t, const std::vector<std::uint8_t>&)> drop;
+    // When set, (sender, receiver, frame) -> the bytes that receiver gets instead.
+    std::function<std::vector<std::uint8_t>(std::size_t, std::size_t,
+                                            const std::vector<std::uint8_t>&)>
+        rewrite;
 
   private:
     enum class Kind { deliver, tick, scan };

@@ -303,3 +303,53 @@ TEST_CASE("forged, replayed and truncated map chunks are rejected and counted") 
     CHECK(sim.host(j).engine->epoch() == epoch);
     CHECK(sim.settled());
 }
+
+namespace {
+
+// The frame a 1.0 agent would have sent: minor 0, no base section (unkeyed clusters only).
+std::vector<std::uint8_t> as_v10(const std::vector<std::uint8_t>& frame) {
+    if (is_map_chunk(frame) || !decode_heartbeat(frame).heartbeat)
+        return frame;
+    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
+    std::vector<std::uint8_t> out(frame.begin(), frame.begin() + static_cast<long>(header));
+    for (std::size_t pos = header; pos + 4 <= frame.size();) {
+        const std::size_t len = (std::size_t{frame[pos + 2]} << 8) | frame[pos + 3];
+        if (frame[pos] != kSectionBase)
+            out.insert(out.end(), frame.begin() + static_cast<long>(pos),
+                       frame.begin() + static_cast<long>(pos + 4 + len));
+        pos += 4 + len;
+    }
+    out[5] = 0;
+    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
+    out[9] = static_cast<std::uint8_t>(out.size());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("rolling upgrade: while a 1.0 member is in the cluster every map is allocate()'s") {
+    Simulator sim(9000, {});
+    for (std::size_t i = 0; i < 5; ++i)
+        sim.add_host(config(static_cast<std::uint8_t>(i + 1), kEqualWeight, {}));
+    // Host 5 plays a 1.0 agent: what it sends is 1.0's frame, and it sees every other host as
+    // 1.0 (a 1.0 agent ignores the base section and knows nothing of chunks).
+    const std::size_t old = 4;
+    sim.rewrite = [&](std::size_t from, std::size_t to, const std::vector<std::uint8_t>& f) {
+        return from == old || to == old ? as_v10(f) : f;
+    };
+    const std::vector<RuleMode> modes{RuleMode::multiple};
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    CHECK(*sim.host(0).engine->cluster_map() == *allocate(modes, live_members(sim)));
+    sim.kill(1);
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.host(0).engine->members() == 0x1d; },
+                          sim.now() + 30 * kPeriod));
+    CHECK(*sim.host(0).engine->cluster_map() == *allocate(modes, live_members(sim)));
+    CHECK(total(sim, &EngineCounters::map_chunks_sent) == 0);
+    // The 1.0 host leaves: from then on the maps follow g.
+    auto before = sim.host(0).engine->cluster_map();
+    sim.kill(old);
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.host(0).engine->members() == 0x0d; },
+                          sim.now() + 30 * kPeriod));
+    CHECK(*sim.host(0).engine->cluster_map() ==
+          *reallocate(before.get(), modes, live_members(sim)));
+}
