@@ -205,6 +205,107 @@ OwnerMap assign_with(std::span<const std::uint8_t> priorities,
     return owners;
 }
 
+// g() for one `multiple` rule: see allocation.hpp. Integer arithmetic only.
+OwnerMap reassign_with(const OwnerMap& base, std::span<const std::uint8_t> priorities,
+                       std::span<const std::uint32_t> weights) {
+    OwnerMap owners{};
+    const auto n = static_cast<std::uint32_t>(priorities.size());
+    std::vector<std::uint64_t> weight(weights.begin(), weights.end());
+    std::array<int, NLB_MAX_HOSTS + 1> index{}; // priority -> position + 1, 0 = not a candidate
+    std::uint64_t total = 0;
+    for (std::uint32_t h = 0; h < n; ++h) {
+        if (priorities[h] == 0 || priorities[h] > NLB_MAX_HOSTS)
+            weight[h] = 0;
+        total += weight[h];
+        if (weight[h] > 0)
+            index[priorities[h]] = static_cast<int>(h) + 1;
+    }
+    if (total == 0)
+        return owners;
+    // Band of each host: floor and ceiling of its weighted share.
+    std::vector<std::uint32_t> lo(n), hi(n), count(n, 0), target(n);
+    std::vector<std::uint64_t> remainder(n);
+    for (std::uint32_t h = 0; h < n; ++h) {
+        lo[h] = static_cast<std::uint32_t>(std::uint64_t{NLB_BUCKETS} * weight[h] / total);
+        remainder[h] = std::uint64_t{NLB_BUCKETS} * weight[h] % total;
+        hi[h] = lo[h] + (remainder[h] != 0);
+    }
+    for (const auto o : base)
+        if (index[o])
+            ++count[index[o] - 1];
+    // Keep each host's count when it is within its band: only then is movement minimal.
+    std::int64_t sum = 0;
+    for (std::uint32_t h = 0; h < n; ++h) {
+        target[h] = std::clamp(count[h], lo[h], hi[h]);
+        sum += target[h];
+    }
+    if (sum != NLB_BUCKETS) {
+        // Every step costs (or saves) the same one bucket, so only the choice of hosts is
+        // left: the largest remainders round up, as in bucket_quotas.
+        const bool raise = sum < NLB_BUCKETS;
+        std::vector<std::uint32_t> order;
+        for (std::uint32_t h = 0; h < n; ++h)
+            if (raise ? target[h] < hi[h] : target[h] > lo[h])
+                order.push_back(h);
+        std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+            if (remainder[a] != remainder[b])
+                return raise ? remainder[a] > remainder[b] : remainder[a] < remainder[b];
+            const auto ka = tie_key(priorities[a]), kb = tie_key(priorities[b]);
+            return ka != kb ? ka < kb : priorities[a] < priorities[b];
+        });
+        // sum(lo) <= NLB_BUCKETS <= sum(hi) and hi - lo <= 1: `order` is long enough.
+        for (std::size_t k = 0; sum != NLB_BUCKETS && k < order.size(); ++k) {
+            target[order[k]] += raise ? 1 : -1;
+            sum += raise ? 1 : -1;
+        }
+    }
+    const DrawTable& table = draw_table();
+    std::vector<std::uint64_t> reciprocal(n, 0);
+    for (std::uint32_t h = 0; h < n; ++h)
+        if (weight[h] > 0)
+            reciprocal[h] = (std::uint64_t{1} << 20) / weight[h];
+    auto key = [&](std::uint32_t h, std::uint32_t b) {
+        return ((std::uint64_t{table.rows[std::size_t{b} * NLB_MAX_HOSTS + priorities[h] - 1]} *
+                 reciprocal[h])
+                << 6) |
+               h;
+    };
+    // Over-quota hosts keep their best buckets (HRW order); the rest is freed with the
+    // buckets of departed, weight-0 or unknown owners.
+    std::vector<std::vector<std::uint32_t>> mine(n);
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if (index[base[b]])
+            mine[index[base[b]] - 1].push_back(b);
+    std::vector<std::uint32_t> room(n);
+    for (std::uint32_t h = 0; h < n; ++h) {
+        auto& list = mine[h];
+        if (list.size() > target[h]) {
+            std::nth_element(
+                list.begin(), list.begin() + target[h], list.end(),
+                [&](std::uint32_t a, std::uint32_t b) { return key(h, a) < key(h, b); });
+            list.resize(target[h]);
+        }
+        for (const auto b : list)
+            owners[b] = priorities[h];
+        room[h] = target[h] - static_cast<std::uint32_t>(list.size());
+    }
+    // Freed buckets, in bucket order, to the best-scoring host that still has room.
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+        if (owners[b])
+            continue;
+        std::uint64_t best = ~std::uint64_t{0};
+        for (std::uint32_t h = 0; h < n; ++h)
+            if (room[h] > 0)
+                best = std::min(best, key(h, b));
+        if (best == ~std::uint64_t{0})
+            break; // cannot happen: the targets add up to NLB_BUCKETS
+        const auto h = static_cast<std::uint32_t>(best & 63u);
+        owners[b] = priorities[h];
+        --room[h];
+    }
+    return owners;
+}
+
 } // namespace
 
 OwnerMap assign_buckets(std::span<const std::uint8_t> priorities,
@@ -212,8 +313,18 @@ OwnerMap assign_buckets(std::span<const std::uint8_t> priorities,
     return assign_with(priorities, weights);
 }
 
+OwnerMap reassign_buckets(const OwnerMap& base, std::span<const std::uint8_t> priorities,
+                          std::span<const std::uint32_t> weights) {
+    return reassign_with(base, priorities, weights);
+}
+
 std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
                                      std::span<const MemberParams> members_in) {
+    return reallocate(nullptr, modes, members_in);
+}
+
+std::unique_ptr<ClusterMap> reallocate(const ClusterMap* base, std::span<const RuleMode> modes,
+                                       std::span<const MemberParams> members_in) {
     auto map = std::make_unique<ClusterMap>();
     std::vector<MemberParams> members(members_in.begin(), members_in.end());
     std::sort(members.begin(), members.end(),
@@ -224,6 +335,11 @@ std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
 
     // Rules with the same weight vector share one computation.
     std::map<std::vector<std::uint32_t>, OwnerMap> done;
+    struct Redone {
+        std::vector<std::uint32_t> weights;
+        std::size_t rule;
+    };
+    std::vector<Redone> redone;
     const auto rule_count = std::min<std::size_t>(modes.size(), NLB_MAX_RULES);
     for (std::size_t r = 0; r < rule_count; ++r) {
         auto& slot = map->slots[r];
@@ -245,10 +361,23 @@ std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
             std::vector<std::uint32_t> weights;
             for (const auto& m : members)
                 weights.push_back(effective_weight(m.rules[r].load_weight, m.control[r]));
-            auto it = done.find(weights);
-            if (it == done.end())
-                it = done.emplace(weights, assign_with(priorities, weights)).first;
-            slot = it->second;
+            if (!base) {
+                auto it = done.find(weights);
+                if (it == done.end())
+                    it = done.emplace(weights, assign_with(priorities, weights)).first;
+                slot = it->second;
+                break;
+            }
+            // Same weights and same previous map: same result.
+            const auto same = std::find_if(redone.begin(), redone.end(), [&](const auto& d) {
+                return d.weights == weights && base->slots[d.rule] == base->slots[r];
+            });
+            if (same != redone.end()) {
+                slot = map->slots[same->rule];
+                break;
+            }
+            slot = reassign_with(base->slots[r], priorities, weights);
+            redone.push_back({std::move(weights), r});
             break;
         }
         }

@@ -1,29 +1,24 @@
-// Bucket allocation: (membership, per-host weights and handling priorities) -> per rule slot a
-// bucket -> owner map. A pure, deterministic function: every host computes it from the
-// converged membership and gets the same maps (the map digest in the heartbeat proves it), so
-// the maps are part of the protocol (tests pin them to v1.0's).
+// Bucket allocation: per rule slot a bucket -> owner map, computed by every host from the same
+// inputs (the map digest in the heartbeat proves they got the same), so the maps are part of
+// the protocol. Two functions (measured in docs/convergence.md, "Allocation" and "Movement"):
 //
-// Choice (measured in docs/convergence.md, "Allocation"):
-//  - Maglev fills a lookup table from per-backend permutations; it balances within a few
-//    entries but its movement on a join or leave is only "small", not bounded, and it needs
-//    a table much larger than the number of buckets to get there.
-//  - Rendezvous (HRW) hashing moves the minimum (only the buckets of the joining or leaving
-//    host) but balances only statistically: with 4096 buckets and 64 hosts a host's share
-//    varies by about +-8 buckets, and weighted HRW has the same spread. Moving only the
-//    minimum on every join and leave in fact forces a fixed per-bucket order of hosts, i.e.
-//    rendezvous, so no +-1 allocation can do it.
-//  - NLB itself recomputed a 60-bucket map with its own deterministic hand-over rules.
-// We keep HRW's preferences and add capacities: each host gets a quota, its weighted share
-// rounded by largest remainder (so it is within +-1 bucket of the share), and buckets are
-// matched to hosts by deferred acceptance (bucket-proposing Gale-Shapley) on weighted HRW
-// scores (-log2(u)/w, integer arithmetic only so every CPU and compiler agrees). The result is
-// the unique stable matching, so it does not depend on processing order. A join or leave
-// moves what the quota changes force plus displacement chains: 1.01-1.06x the minimum up to 8
-// hosts, 1.4x on average over 2..64 hosts, 1.7x at ~64 hosts. That misses DESIGN.md's 1.15x
-// beyond ~16 hosts; the alternatives measured (keep-top-quota with orphan placement, margin
-// preferences, min-cost transport, structured orders) are no better, and any scheme where the
-// newcomer takes its rendezvous wins is bounded below by ~1.22x on average (1.32x at 64 hosts)
-// - docs/convergence.md has the figures and the ways forward.
+//  - allocate(members): stateless, for a cold start (no host of the cluster holds a map).
+//    Weighted rendezvous (HRW) preferences (-log2(u)/w, integer arithmetic only so every CPU
+//    and compiler agrees), per-host quotas by largest remainder (within +-1 bucket of the
+//    weighted share), buckets matched to hosts by deferred acceptance: the unique stable
+//    matching. Pinned to v1.0's maps by the tests.
+//  - reallocate(base, members) = g(M, members): the map after a join, leave or parameter
+//    change, from the previous agreed map M. No stateless function can move only ~the
+//    minimum with +-1 balance (a newcomer's rendezvous wins are Poisson-distributed per host,
+//    +-1 balance needs exactly 1-2 from each; docs/convergence.md), so the new map depends on
+//    the old one: per rule each host's target count is its current count clamped to its band
+//    [floor, ceil] of the weighted share (the remaining +-1 steps to a total of NLB_BUCKETS
+//    go by largest remainder); a host keeps its best (HRW) buckets up to its target; the
+//    buckets of departed, weight-0 and disabled hosts and the excess of the others go, in
+//    bucket order, to the best-scoring (HRW) host with room. Movement is exactly the freed
+//    set, which is the minimum any +-1-balanced map must move.
+// The engine keeps M in agreement on every member (a map transfer for a host that lacks it,
+// convergence_engine.hpp) and falls back to allocate() when that is not possible.
 #pragma once
 
 #include <array>
@@ -64,6 +59,12 @@ struct ClusterMap {
 std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
                                      std::span<const MemberParams> members);
 
+// g(M, members): the same maps for disabled and single rules and the default slot; for
+// `multiple` rules the owners of `base` kept as far as +-1 balance allows (see above). A null
+// `base` is allocate().
+std::unique_ptr<ClusterMap> reallocate(const ClusterMap* base, std::span<const RuleMode> modes,
+                                       std::span<const MemberParams> members);
+
 // Building blocks, exposed for the tests.
 
 // Buckets per host: floor of the weighted share, plus one for the hosts with the largest
@@ -75,5 +76,9 @@ std::vector<std::uint32_t> bucket_quotas(std::span<const std::uint32_t> weights,
 // owns nothing).
 OwnerMap assign_buckets(std::span<const std::uint8_t> priorities,
                         std::span<const std::uint32_t> weights);
+
+// One `multiple` rule under g: owners of `base` kept within the +-1 bands.
+OwnerMap reassign_buckets(const OwnerMap& base, std::span<const std::uint8_t> priorities,
+                          std::span<const std::uint32_t> weights);
 
 } // namespace nlb

@@ -9,6 +9,13 @@
 //                               and the running count of connections accepted
 //   take_decision()             frames to send, maps to install (when changed), events
 //
+// Maps (docs/convergence.md section 4, "Movement"): a new epoch's map is
+// g(base, members) (allocation.hpp) where the base is the previous agreed map. Each heartbeat
+// reports the host's base; the cluster's base is the one of the highest generation (then the
+// most holders, then the lowest holder); a member lacking it receives it from the lowest
+// holder in map-chunk frames, and agreement waits until every member reports it. With no base
+// anywhere (cold start), or once a member gave up waiting, the map is allocate(members).
+//
 // Hand-over protocol (docs/convergence.md): a converged epoch is the digest of the agreed
 // membership and parameters. Each heartbeat carries the host's claim: the epoch whose share
 // bounds what it owns (0 = owns nothing). On installing a new epoch a host at once releases
@@ -30,6 +37,7 @@
 #include "allocation.hpp"
 #include "heartbeat.hpp"
 #include "heartbeat_auth.hpp"
+#include "map_transfer.hpp"
 #include "membership.hpp"
 #include "rules.hpp"
 
@@ -68,6 +76,8 @@ enum class EventKind {
     duplicate_priority,
     drain_complete,
     command_rejected,
+    map_received, // this host got the cluster's base map by transfer
+    map_fallback, // it gave up waiting for it: the cluster falls back to allocate()
 };
 
 const char* to_string(EventKind kind);
@@ -115,6 +125,13 @@ struct EngineCounters {
     std::uint64_t duplicate_priority = 0;
     std::uint64_t own = 0; // this host's own frames looped back
     std::uint64_t sent = 0;
+    // Map transfer (frames counted in `received` and the rejection reasons above too).
+    std::uint64_t map_chunks_sent = 0;
+    std::uint64_t map_chunks_received = 0; // authenticated, fresh, from a live member
+    std::uint64_t map_chunks_ignored = 0;  // not the map this host waits for
+    std::uint64_t map_rejected = 0;        // inconsistent chunk or a map whose digest fails
+    std::uint64_t map_transfers = 0;       // maps received whole and verified
+    std::uint64_t map_fallbacks = 0;       // gave up waiting (stateless allocation)
 };
 
 struct Decision {
@@ -152,6 +169,10 @@ class ConvergenceEngine {
     std::uint8_t default_host() const;
     std::uint64_t epoch() const { return epoch_; }
     std::uint64_t map_digest() const { return target_digest_; }
+    std::uint64_t base_digest() const { return base_digest_; }
+    std::shared_ptr<const ClusterMap> cluster_map() const { return target_; } // this epoch's
+    std::uint32_t map_generation() const { return target_gen_; }
+    bool gave_up_base() const { return give_up_; }
     const EngineCounters& counters() const { return counters_; }
     std::shared_ptr<const SlotViews> maps() const { return views_; }
     std::size_t buckets_owned(std::size_t slot) const { return owned_[slot].count(); }
@@ -159,6 +180,8 @@ class ConvergenceEngine {
 
     // Heartbeats must agree for this many consecutive (half-)periods to end a convergence.
     static constexpr int kStablePeriods = 2;
+    // Map chunks a holder adds to each heartbeat it sends while a member lacks the base.
+    static constexpr std::size_t kChunksPerSend = 8;
 
   private:
     bool participating() const;
@@ -189,6 +212,16 @@ class ConvergenceEngine {
     void rebuild_views(std::int64_t now);
     MemberParams my_params() const;
     MemberParams params_of(const Heartbeat& hb) const;
+    void choose_base(std::uint64_t members);
+    void follow_base(std::int64_t now);
+    void set_base(std::int64_t now, std::shared_ptr<const ClusterMap> map, std::uint64_t digest,
+                  std::uint32_t generation);
+    void forget_maps(std::int64_t now);
+    std::shared_ptr<const ClusterMap> held_map(std::uint64_t digest) const;
+    void on_map_chunk(std::span<const std::uint8_t> frame, std::int64_t now);
+    void send_chunks();
+    bool member_lacks_base(const Heartbeat& hb) const;
+    std::int64_t give_up_ms() const { return 2 * tolerance_ms(); }
 
     EngineConfig config_;
     std::uint8_t me_;
@@ -196,6 +229,11 @@ class ConvergenceEngine {
     std::vector<RuleMode> modes_;
     HeartbeatAuth auth_;
     ReplayGuard replay_;
+    // Map chunks have their own sequence space and a window: sent in a burst after a
+    // heartbeat and reordered on the way, they must neither make that heartbeat look like a
+    // replay nor each other.
+    ReplayWindow chunk_replay_;
+    std::uint64_t chunk_sequence_ = 0;
     Membership peers_;
     std::uint64_t nonce_;
     std::uint64_t sequence_ = 0;
@@ -227,6 +265,20 @@ class ConvergenceEngine {
     std::int64_t adopt_until_ = 0;
     bool pending_take_ = false;
     std::vector<std::uint32_t> to_take_; // slot * NLB_BUCKETS + bucket, ours, not yet taken
+
+    // Base map: what the next epoch's map is computed from.
+    std::shared_ptr<const ClusterMap> base_;
+    std::uint64_t base_digest_ = 0, prev_digest_ = 0;
+    std::uint32_t base_gen_ = 0, target_gen_ = 0;
+    bool target_valid_ = false; // target_ is the map this host last served under
+    bool give_up_ = false;
+    std::uint64_t chosen_ = 0; // the cluster's base as this host sees it (0: allocate())
+    std::uint32_t chosen_gen_ = 0;
+    std::uint32_t next_gen_ = 1; // generation of the map the next install computes
+    std::int64_t lacking_since_ = -1;
+    std::vector<std::uint8_t> base_encoded_;
+    std::size_t chunk_cursor_ = 0;
+    MapAssembly assembly_;
 
     // Dirty buckets.
     LiveBuckets live_;

@@ -41,7 +41,7 @@ struct Heartbeat {
     static constexpr std::uint16_t kFlagScoreFrozen = 0x0002;   // partition score is frozen
 
     std::uint8_t version_major = 1;
-    std::uint8_t version_minor = 0;
+    std::uint8_t version_minor = 1;
     std::uint16_t flags = 0;
     std::uint32_t cluster_ip = 0;
     std::uint8_t priority = 0;
@@ -61,8 +61,31 @@ struct Heartbeat {
     std::array<HostRuleParams, NLB_MAX_RULES> rules{};
     std::array<RuleControl, NLB_MAX_RULES> control{};
     std::vector<DirtySlot> dirty; // at most NLB_RULE_SLOTS entries, distinct slots
+    // The map this host would compute the next one from (docs/convergence.md, "Movement"):
+    // its digest (0 = none), how many installs led to it, and kBaseGiveUp when the host gave
+    // up waiting for the cluster's map (everyone then falls back to the stateless allocation).
+    static constexpr std::uint8_t kBaseGiveUp = 0x01;
+    std::uint64_t base_digest = 0;
+    std::uint32_t base_generation = 0;
+    std::uint8_t base_flags = 0;
 
     bool operator==(const Heartbeat&) const = default;
+};
+
+// One piece of a host's base map, sent to hosts that lack it (a "map transfer": frames of
+// their own, same EtherType, authentication and replay guard as heartbeats).
+struct MapChunk {
+    std::uint16_t flags = 0; // Heartbeat::kFlagAuthenticated
+    std::uint32_t cluster_ip = 0;
+    std::uint8_t priority = 0;
+    std::uint64_t nonce = 0;
+    std::uint64_t sequence = 0; // the sender's heartbeat sequence space
+    std::uint64_t map_digest = 0;
+    std::uint32_t generation = 0;
+    std::uint32_t map_size = 0; // bytes of the whole encoded map
+    std::uint16_t index = 0, count = 0;
+    std::vector<std::uint8_t> data;
+    bool operator==(const MapChunk&) const = default;
 };
 
 } // namespace nlb

@@ -61,4 +61,26 @@ void ReplayGuard::accept(std::uint8_t priority, std::uint64_t nonce, std::uint64
     sender.next = (sender.next + 1) % kNonceHistory;
 }
 
+bool ReplayWindow::accept(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence) {
+    if (priority > NLB_MAX_HOSTS)
+        return false;
+    auto& s = senders_[priority];
+    if (!s.used || s.nonce != nonce) {
+        s = {nonce, sequence, 1, true};
+        return true;
+    }
+    if (sequence > s.max_sequence) {
+        const std::uint64_t shift = sequence - s.max_sequence;
+        s.seen = shift >= kWindow ? 0 : s.seen << shift;
+        s.seen |= 1;
+        s.max_sequence = sequence;
+        return true;
+    }
+    const std::uint64_t age = s.max_sequence - sequence;
+    if (age >= kWindow || (s.seen >> age) & 1)
+        return false;
+    s.seen |= std::uint64_t{1} << age;
+    return true;
+}
+
 } // namespace nlb

@@ -53,4 +53,27 @@ class ReplayGuard {
     std::array<Sender, NLB_MAX_HOSTS + 1> senders_{};
 };
 
+// Replay protection for frames sent in bursts that the network may reorder (map chunks): per
+// sender the current boot nonce, the highest sequence and which of the 64 below it were seen.
+// A sequence seen before or older than that window is a replay; a new nonce starts afresh
+// (an old boot's frames then pass here, and the engine ignores them: their nonce is not the
+// sender's live one). Limit: such a frame resets the window, so the current boot's last 64
+// chunks can then be replayed once each; harmless, as a chunk is idempotent and the map it
+// belongs to is used only when its digest checks.
+class ReplayWindow {
+  public:
+    static constexpr std::uint64_t kWindow = 64;
+    // True (and recorded) when fresh.
+    bool accept(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence);
+
+  private:
+    struct Stream {
+        std::uint64_t nonce = 0;
+        std::uint64_t max_sequence = 0;
+        std::uint64_t seen = 0; // bit k: max_sequence - k was seen
+        bool used = false;
+    };
+    std::array<Stream, NLB_MAX_HOSTS + 1> senders_{};
+};
+
 } // namespace nlb

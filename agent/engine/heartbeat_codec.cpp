@@ -11,6 +11,7 @@ constexpr std::uint8_t kFormatBitmap = 1;
 constexpr std::size_t kDirtyEntryHeader = 6;
 constexpr std::size_t kSectionHeader = 4;
 constexpr std::size_t kRuleEntry = 3;
+constexpr std::size_t kBaseSection = 13;
 
 class Writer {
   public:
@@ -247,6 +248,13 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.u8(static_cast<std::uint8_t>(hb.control[r]));
     }
 
+    w.u8(kSectionBase);
+    w.u8(0);
+    w.u16(static_cast<std::uint16_t>(kBaseSection));
+    w.u64(hb.base_digest);
+    w.u32(hb.base_generation);
+    w.u8(hb.base_flags);
+
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
     if (!dirty.empty()) {
@@ -330,7 +338,116 @@ DecodeError decode_dirty(std::span<const std::uint8_t> body, Heartbeat& hb) {
     return DecodeError::none;
 }
 
+DecodeError decode_base(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    if (body.size() != kBaseSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.base_digest = r.u64();
+    hb.base_generation = r.u32();
+    hb.base_flags = r.u8();
+    if ((hb.base_flags & ~Heartbeat::kBaseGiveUp) != 0 ||
+        (hb.base_digest == 0) != (hb.base_generation == 0))
+        return DecodeError::bad_field;
+    return DecodeError::none;
+}
+
 } // namespace
+
+bool is_map_chunk(std::span<const std::uint8_t> frame) {
+    return frame.size() >= 4 && ((std::uint32_t{frame[0]} << 24) | (std::uint32_t{frame[1]} << 16) |
+                                 (std::uint32_t{frame[2]} << 8) | frame[3]) == kMapChunkMagic;
+}
+
+std::vector<std::uint8_t> encode_map_chunk(const MapChunk& c) {
+    std::vector<std::uint8_t> out;
+    out.reserve(kMapChunkHeaderSize + c.data.size() + kHeartbeatMacSize);
+    Writer w(out);
+    w.u32(kMapChunkMagic);
+    w.u8(kHeartbeatMajor);
+    w.u8(kHeartbeatMinor);
+    w.u16(static_cast<std::uint16_t>(kMapChunkHeaderSize));
+    w.u16(0); // total length, patched below
+    w.u16(c.flags);
+    w.u32(c.cluster_ip);
+    w.u8(c.priority);
+    w.u8(0);
+    w.u16(c.index);
+    w.u16(c.count);
+    w.u16(0);
+    w.u64(c.nonce);
+    w.u64(c.sequence);
+    w.u64(c.map_digest);
+    w.u32(c.generation);
+    w.u32(c.map_size);
+    out.insert(out.end(), c.data.begin(), c.data.end());
+    if (c.flags & Heartbeat::kFlagAuthenticated)
+        out.resize(out.size() + kHeartbeatMacSize, 0);
+    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
+    out[9] = static_cast<std::uint8_t>(out.size());
+    return out;
+}
+
+ChunkDecodeResult decode_map_chunk(std::span<const std::uint8_t> frame) {
+    ChunkDecodeResult result;
+    auto fail = [&](DecodeError e) {
+        result.error = e;
+        result.chunk.reset();
+        return result;
+    };
+    Reader r(frame);
+    const auto magic = r.u32();
+    const auto major = r.u8();
+    r.u8();
+    const auto header_len = r.u16();
+    const auto total_len = r.u16();
+    if (!r.ok())
+        return fail(DecodeError::truncated);
+    if (magic != kMapChunkMagic)
+        return fail(DecodeError::bad_magic);
+    if (major != kHeartbeatMajor)
+        return fail(DecodeError::bad_version);
+    if (total_len > frame.size())
+        return fail(DecodeError::truncated);
+    if (total_len > kHeartbeatMaxSize || header_len < kMapChunkHeaderSize || header_len > total_len)
+        return fail(DecodeError::bad_length);
+    MapChunk c;
+    Reader h(frame.subspan(10, kMapChunkHeaderSize - 10));
+    c.flags = h.u16();
+    c.cluster_ip = h.u32();
+    c.priority = h.u8();
+    h.u8();
+    c.index = h.u16();
+    c.count = h.u16();
+    h.u16();
+    c.nonce = h.u64();
+    c.sequence = h.u64();
+    c.map_digest = h.u64();
+    c.generation = h.u32();
+    c.map_size = h.u32();
+    if (!h.ok())
+        return fail(DecodeError::truncated);
+    if (c.priority < 1 || c.priority > NLB_MAX_HOSTS || c.map_digest == 0 || c.generation == 0)
+        return fail(DecodeError::bad_field);
+    if (c.map_size == 0 || c.map_size > kMapMaxEncoded ||
+        c.count != (c.map_size + kMapChunkData - 1) / kMapChunkData || c.index >= c.count)
+        return fail(DecodeError::bad_length);
+    std::size_t end = total_len;
+    if (c.flags & Heartbeat::kFlagAuthenticated) {
+        if (end < header_len + kHeartbeatMacSize)
+            return fail(DecodeError::bad_length);
+        end -= kHeartbeatMacSize;
+    }
+    const std::size_t expected = c.index + 1u < c.count
+                                     ? kMapChunkData
+                                     : c.map_size - std::size_t{c.count - 1u} * kMapChunkData;
+    if (end - header_len != expected)
+        return fail(DecodeError::bad_length);
+    const auto data = frame.subspan(header_len, expected);
+    c.data.assign(data.begin(), data.end());
+    result.chunk = std::move(c);
+    result.length = total_len;
+    return result;
+}
 
 DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
     DecodeResult result;
@@ -393,7 +510,7 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
         end -= kHeartbeatMacSize;
     }
     Reader sections(frame.subspan(header_len, end - header_len));
-    bool have_rules = false, have_dirty = false;
+    bool have_rules = false, have_dirty = false, have_base = false;
     while (sections.left() > 0) {
         const auto type = sections.u8();
         sections.u8();
@@ -412,6 +529,11 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
                 return fail(DecodeError::bad_field);
             have_dirty = true;
             e = decode_dirty(body, hb);
+        } else if (type == kSectionBase) {
+            if (have_base)
+                return fail(DecodeError::bad_field);
+            have_base = true;
+            e = decode_base(body, hb);
         } // other types: a later minor version's; skipped
         if (e != DecodeError::none)
             return fail(e);

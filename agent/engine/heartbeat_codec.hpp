@@ -10,13 +10,15 @@
 #include <span>
 #include <vector>
 
+#include <nlb/limits.h>
+
 #include "heartbeat.hpp"
 
 namespace nlb {
 
 inline constexpr std::uint32_t kHeartbeatMagic = 0x4e4c4248; // "NLBH"
 inline constexpr std::uint8_t kHeartbeatMajor = 1;
-inline constexpr std::uint8_t kHeartbeatMinor = 0;
+inline constexpr std::uint8_t kHeartbeatMinor = 1; // 1: base-map section, map chunks
 inline constexpr std::size_t kHeartbeatHeaderSize = 104;
 inline constexpr std::size_t kHeartbeatMacSize = 32;
 // Ethernet payload budget: one standard frame, whatever the rules and dirty buckets.
@@ -24,6 +26,15 @@ inline constexpr std::size_t kHeartbeatMaxSize = 1500;
 
 inline constexpr std::uint8_t kSectionRules = 1;
 inline constexpr std::uint8_t kSectionDirty = 2;
+inline constexpr std::uint8_t kSectionBase = 3; // minor 1
+
+// Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
+inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"
+inline constexpr std::size_t kMapChunkHeaderSize = 56;
+inline constexpr std::size_t kMapChunkData = 1200; // every chunk but the last carries this
+// An encoded map: per slot one kind byte and at most one byte per bucket.
+inline constexpr std::size_t kMapMaxEncoded = std::size_t{NLB_RULE_SLOTS} * (1 + NLB_BUCKETS);
+inline constexpr std::size_t kMapMaxChunks = (kMapMaxEncoded + kMapChunkData - 1) / kMapChunkData;
 
 enum class DecodeError {
     none,
@@ -50,6 +61,20 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb);
 // Strict: every length is checked against the bytes present and against its own bound before
 // it is used; nothing is allocated from a length field beyond those bounds.
 DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame);
+
+// True when `frame` starts with the map-chunk magic (the agent hands both kinds to the engine).
+bool is_map_chunk(std::span<const std::uint8_t> frame);
+
+// Map chunks: the encoder leaves the MAC zero like encode_heartbeat; the decoder checks every
+// length and index against the bounds above (count matches map_size, data length matches
+// the chunk's place) before anything is used.
+std::vector<std::uint8_t> encode_map_chunk(const MapChunk& chunk);
+struct ChunkDecodeResult {
+    std::optional<MapChunk> chunk;
+    DecodeError error = DecodeError::none;
+    std::size_t length = 0;
+};
+ChunkDecodeResult decode_map_chunk(std::span<const std::uint8_t> frame);
 
 // Dirty-bucket encoding alone (exposed for the tests): per slot a list of bucket groups or a
 // bitmap of them, with groups of 2^shift buckets; shifts grow until the whole fits `budget`.

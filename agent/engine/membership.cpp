@@ -24,9 +24,11 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms) 
     }
     const bool fresh = !p.alive || p.heartbeat.nonce != hb.nonce;
     change.result = fresh ? Accept::new_host : Accept::updated;
-    change.params_changed = fresh || p.heartbeat.rules != hb.rules ||
-                            p.heartbeat.control != hb.control ||
-                            p.heartbeat.rule_count != hb.rule_count;
+    change.params_changed =
+        fresh || p.heartbeat.rules != hb.rules || p.heartbeat.control != hb.control ||
+        p.heartbeat.rule_count != hb.rule_count || p.heartbeat.base_digest != hb.base_digest ||
+        p.heartbeat.base_generation != hb.base_generation ||
+        p.heartbeat.base_flags != hb.base_flags;
     change.state_changed = fresh || p.heartbeat.state != hb.state;
     change.dirty_changed = fresh ? !hb.dirty.empty() : p.heartbeat.dirty != hb.dirty;
     p.known = true;

@@ -29,7 +29,7 @@ class Membership {
     };
     struct Change {
         Accept result = Accept::updated;
-        bool params_changed = false; // weights, handling priorities or rule controls
+        bool params_changed = false; // weights, handling priorities, rule controls, base map
         bool state_changed = false;
         bool dirty_changed = false;
     };

@@ -87,6 +87,19 @@ int main() {
         same.push_back(ms_since(t0));
     }
     const double alloc_ms = median(distinct), alloc_same_ms = median(same);
+    // g (reallocate) on one leave, 64 -> 63 hosts, 32 rules with distinct weights.
+    std::vector<double> regs;
+    for (int i = 0; i < 5; ++i) {
+        auto m = random_members(rng, 64, true, NLB_MAX_RULES);
+        const auto base = allocate(modes, m);
+        m.erase(m.begin() + static_cast<long>(rng() % m.size()));
+        auto t0 = std::chrono::steady_clock::now();
+        const auto next = reallocate(base.get(), modes, m);
+        regs.push_back(ms_since(t0));
+        (void)next;
+    }
+    const double realloc_ms = median(regs);
+    std::printf("g (reallocate) on one leave, 64 hosts x 32 rules: %.2f ms\n", realloc_ms);
     std::printf("allocation 64 hosts x 32 rules: %.2f ms (distinct weights), %.2f ms (same)\n",
                 alloc_ms, alloc_same_ms);
 
@@ -107,8 +120,8 @@ int main() {
     std::printf("heartbeat: %zu bytes with 32 rules and HMAC, %zu at most (every slot dirty)\n",
                 typical, largest);
 
-    // Movement and balance over random clusters: one join or one leave, equal or random
-    // weights.
+    // Movement and balance over random clusters: one join or one leave under g (the map is a
+    // function of the previous one), equal or random weights.
     double ratio_sum = 0, ratio_worst = 0, max_dev = 0;
     int trials = 0;
     std::map<std::size_t, std::pair<double, int>> by_size;
@@ -117,10 +130,17 @@ int main() {
         const bool weighted = t % 2;
         auto m = random_members(rng, n, weighted, 1);
         const std::vector<RuleMode> one{RuleMode::multiple};
-        auto big = allocate(one, m);
-        auto small = allocate(one, std::span(m).first(n - 1));
-        const auto mv = moved(small->slots[0], big->slots[0]);
-        const auto mn = minimum(small->slots[0], big->slots[0]);
+        // g (reallocate) on one join (t % 4 < 2) or one leave of host n, from a map with the
+        // other membership that g itself produced after a cold start.
+        const bool join = t % 4 < 2;
+        std::vector<MemberParams> from(m.begin(), m.end() - (join ? 1 : 0));
+        std::vector<MemberParams> to(m.begin(), m.end() - (join ? 0 : 1));
+        auto cold = allocate(one, std::vector<MemberParams>(m.begin(), m.end() - 1));
+        auto before = reallocate(cold.get(), one, from);
+        auto big = reallocate(before.get(), one, to);
+        const auto mv = moved(before->slots[0], big->slots[0]);
+        const auto mn = minimum(before->slots[0], big->slots[0]);
+        m = to; // balance is checked on the new map
         const double r = double(mv) / double(std::max<std::uint32_t>(mn, 1));
         ratio_sum += r;
         ratio_worst = std::max(ratio_worst, r);
@@ -150,6 +170,7 @@ int main() {
     // Heartbeat bandwidth: 16 keyed hosts at 1 s, two minutes after convergence (Ethernet
     // header included).
     double bandwidth = 0;
+    std::uint64_t join_chunk_bytes = 0;
     {
         Simulator sim(5, {});
         for (std::uint8_t p = 1; p <= 16; ++p)
@@ -169,6 +190,17 @@ int main() {
         }
         bandwidth = double(bytes - bytes0 + 14 * (frames - frames0)) / 120.0;
         std::printf("heartbeat bandwidth, 16 hosts at 1 s: %.0f B/s (NLB: 24 KB/s)\n", bandwidth);
+        // A 17th host joins: the map chunks it takes (they flow only then).
+        std::uint64_t chunk0 = 0, chunk1 = 0;
+        for (std::size_t i = 0; i < sim.size(); ++i)
+            chunk0 += sim.host(i).chunk_bytes_sent + 14 * sim.host(i).chunk_frames_sent;
+        sim.add_host(keyed(17));
+        sim.run_until([&] { return sim.settled(); }, sim.now() + 60 * kPeriod);
+        for (std::size_t i = 0; i < sim.size(); ++i)
+            chunk1 += sim.host(i).chunk_bytes_sent + 14 * sim.host(i).chunk_frames_sent;
+        join_chunk_bytes = chunk1 - chunk0;
+        std::printf("map transfer for a join (16 -> 17 hosts, one rule): %llu bytes\n",
+                    static_cast<unsigned long long>(join_chunk_bytes));
     }
 
     // Failover and join in the simulator, in heartbeat periods (tolerance 5).
@@ -205,8 +237,10 @@ int main() {
                 "\"heartbeat_bytes_64h_32r\": %zu, \"hb_bandwidth_Bps_16h\": %.0f, "
                 "\"move_ratio_mean\": %.3f, \"move_ratio_worst\": %.3f, "
                 "\"balance_max_dev_buckets\": %.3f, \"sim_failover_periods\": %.2f, "
-                "\"sim_join_periods\": %.2f}\n",
+                "\"sim_join_periods\": %.2f, \"realloc_ms_64h_32r\": %.3f, "
+                "\"map_transfer_bytes_join\": %llu}\n",
                 alloc_ms, alloc_same_ms, largest, bandwidth, ratio_sum / trials, ratio_worst,
-                max_dev, failover_worst, join_worst);
+                max_dev, failover_worst, join_worst, realloc_ms,
+                static_cast<unsigned long long>(join_chunk_bytes));
     return 0;
 }

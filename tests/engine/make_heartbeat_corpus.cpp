@@ -1,5 +1,6 @@
 // Writes the fuzzer's seed corpus: valid heartbeats of every shape (states, rule counts,
-// dirty encodings, signed and not), one file each, into the directory given.
+// dirty encodings, base maps, signed and not), map chunks and encoded maps, one file each,
+// into the directory given.
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -7,6 +8,7 @@
 
 #include "heartbeat_auth.hpp"
 #include "heartbeat_codec.hpp"
+#include "map_transfer.hpp"
 
 using namespace nlb;
 
@@ -37,6 +39,11 @@ int main(int argc, char** argv) {
         hb.connections = rng() % 100000;
         hb.score = rng() % 1000000;
         hb.flags = i % 2 ? Heartbeat::kFlagAuthenticated : 0;
+        if (i % 3 != 0) {
+            hb.base_digest = rng() | 1;
+            hb.base_generation = 1 + static_cast<std::uint32_t>(rng() % 100);
+            hb.base_flags = i % 3 == 2 ? Heartbeat::kBaseGiveUp : 0;
+        }
         for (std::size_t r = 0; r < hb.rule_count; ++r) {
             hb.rules[r] = {static_cast<std::uint8_t>(rng() % 2 ? 0xff : rng() % 101),
                            static_cast<std::uint8_t>(rng())};
@@ -56,6 +63,42 @@ int main(int argc, char** argv) {
         std::ofstream(dir + "/hb-" + std::to_string(n++), std::ios::binary)
             .write(reinterpret_cast<const char*>(frame.data()),
                    static_cast<std::streamsize>(frame.size()));
+    }
+    auto write = [&](const std::string& name, const std::vector<std::uint8_t>& bytes) {
+        std::ofstream(dir + "/" + name, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()),
+                   static_cast<std::streamsize>(bytes.size()));
+    };
+    // Maps of every slot kind, and their chunks (signed and not).
+    for (int i = 0; i < 4; ++i) {
+        ClusterMap m;
+        for (std::size_t s = 0; s < static_cast<std::size_t>(1 + i); ++s)
+            for (auto& o : m.slots[s])
+                o = static_cast<std::uint8_t>(i == 3 ? rng() % 65 : 1 + rng() % 64);
+        m.slots[4] = m.slots[0];
+        m.slots[NLB_RULE_DEFAULT].fill(static_cast<std::uint8_t>(1 + i));
+        const auto encoded = encode_map(m);
+        write("map-" + std::to_string(i), encoded);
+        ++n;
+        for (std::size_t k = 0; k < chunk_count(encoded.size()); ++k) {
+            MapChunk c;
+            c.flags = k % 2 ? Heartbeat::kFlagAuthenticated : 0;
+            c.cluster_ip = 0xc0000264;
+            c.priority = static_cast<std::uint8_t>(1 + rng() % 64);
+            c.nonce = rng();
+            c.sequence = 1 + k;
+            c.map_digest = m.digest();
+            c.generation = static_cast<std::uint32_t>(1 + i);
+            c.map_size = static_cast<std::uint32_t>(encoded.size());
+            c.index = static_cast<std::uint16_t>(k);
+            c.count = static_cast<std::uint16_t>(chunk_count(encoded.size()));
+            const auto d = chunk_data(encoded, k);
+            c.data.assign(d.begin(), d.end());
+            auto frame = encode_map_chunk(c);
+            auth.sign(frame);
+            write("chunk-" + std::to_string(i) + "-" + std::to_string(k), frame);
+            ++n;
+        }
     }
     std::printf("%d frames written to %s\n", n, dir.c_str());
     return 0;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "heartbeat_codec.hpp"
+
 namespace nlb::sim {
 
 EngineConfig default_config(std::uint8_t priority, std::size_t rules) {
@@ -75,6 +77,10 @@ void Simulator::collect(std::size_t i) {
     for (auto& f : d.frames) {
         ++h.frames_sent;
         h.bytes_sent += f.size();
+        if (is_map_chunk(f)) {
+            ++h.chunk_frames_sent;
+            h.chunk_bytes_sent += f.size();
+        }
         auto frame = std::make_shared<const std::vector<std::uint8_t>>(std::move(f));
         if (capture)
             captured_.push_back(*frame);
@@ -82,9 +88,13 @@ void Simulator::collect(std::size_t i) {
             if (j == i || !hosts_[j].alive || hosts_[j].group != h.group)
                 continue;
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-            if (u < net_.loss)
+            if (u < net_.loss || (drop && drop(i, j, *frame)))
                 continue;
-            push(now_ + delay(), Kind::deliver, j, frame);
+            if (rewrite)
+                push(now_ + delay(), Kind::deliver, j,
+                     std::make_shared<const std::vector<std::uint8_t>>(rewrite(i, j, *frame)));
+            else
+                push(now_ + delay(), Kind::deliver, j, frame);
         }
     }
     const auto next = std::max(d.next_tick.count(), now_);

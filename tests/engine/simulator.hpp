@@ -32,6 +32,7 @@ struct SimHost {
     std::uint64_t accept_rate = 1; // connections per owned bucket (slot 0) per period
     std::vector<Event> events;
     std::uint64_t frames_sent = 0, bytes_sent = 0;
+    std::uint64_t chunk_frames_sent = 0, chunk_bytes_sent = 0; // map transfer (included above)
 };
 
 // Default cluster config for host `priority` (one all-ports rule, equal weights).
@@ -71,6 +72,12 @@ class Simulator {
 
     std::vector<std::vector<std::uint8_t>>& captured() { return captured_; }
     bool capture = false;
+    // When set and true for (sender, receiver, frame), that receiver misses that frame.
+    std::function<bool(std::size_t, std::size_t, const std::vector<std::uint8_t>&)> drop;
+    // When set, (sender, receiver, frame) -> the bytes that receiver gets instead.
+    std::function<std::vector<std::uint8_t>(std::size_t, std::size_t,
+                                            const std::vector<std::uint8_t>&)>
+        rewrite;
 
   private:
     enum class Kind { deliver, tick, scan };

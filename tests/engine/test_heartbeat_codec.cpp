@@ -5,6 +5,7 @@
 
 #include "heartbeat_auth.hpp"
 #include "heartbeat_codec.hpp"
+#include "map_transfer.hpp"
 
 using namespace nlb;
 
@@ -163,4 +164,177 @@ TEST_CASE("replay guard: old sequences and old nonces are replays, new nonces ar
     g.accept(3, 200, 1);
     CHECK(g.check(3, 100, 5) == ReplayGuard::Verdict::replay); // the old boot
     CHECK(g.check(4, 100, 1) == ReplayGuard::Verdict::new_nonce);
+}
+
+// ---- base-map section and map transfer ----------------------------------------------------
+
+namespace {
+
+ClusterMap sample_map(std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    ClusterMap m;
+    for (auto& o : m.slots[0])
+        o = static_cast<std::uint8_t>(1 + rng() % 64); // packed
+    m.slots[1] = m.slots[0];                           // same as slot 0
+    m.slots[2].fill(7);                                // uniform
+    for (auto& o : m.slots[3])
+        o = static_cast<std::uint8_t>(rng() % 65); // with 0s: raw
+    m.slots[NLB_RULE_DEFAULT].fill(1);
+    return m;
+}
+
+MapChunk chunk_of(const std::vector<std::uint8_t>& encoded, std::uint64_t digest,
+                  std::size_t index) {
+    MapChunk c;
+    c.cluster_ip = 0xc0000264;
+    c.priority = 3;
+    c.nonce = 77;
+    c.sequence = 1 + index;
+    c.map_digest = digest;
+    c.generation = 4;
+    c.map_size = static_cast<std::uint32_t>(encoded.size());
+    c.index = static_cast<std::uint16_t>(index);
+    c.count = static_cast<std::uint16_t>(chunk_count(encoded.size()));
+    const auto d = chunk_data(encoded, index);
+    c.data.assign(d.begin(), d.end());
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("the base-map section round-trips and is checked") {
+    auto hb = sample(2);
+    hb.base_digest = 0x1234;
+    hb.base_generation = 9;
+    hb.base_flags = Heartbeat::kBaseGiveUp;
+    auto frame = encode_heartbeat(hb);
+    auto r = decode_heartbeat(frame);
+    REQUIRE(r.heartbeat);
+    CHECK(*r.heartbeat == hb);
+    // The section is the last one here (no dirty buckets): flags, then generation.
+    frame[frame.size() - 1] = 0x80; // unknown flag
+    CHECK(decode_heartbeat(frame).error == DecodeError::bad_field);
+    hb.base_flags = 0;
+    hb.base_generation = 0; // a digest without a generation
+    CHECK(decode_heartbeat(encode_heartbeat(hb)).error == DecodeError::bad_field);
+}
+
+TEST_CASE("maps encode compactly and decode exactly") {
+    for (std::uint64_t seed = 0; seed < 5; ++seed) {
+        const auto m = sample_map(seed);
+        const auto bytes = encode_map(m);
+        // packed 3072 + raw 4096 + kind bytes and the small slots.
+        CHECK(bytes.size() < 3072 + 4096 + 2 * NLB_RULE_SLOTS + 2);
+        auto back = decode_map(bytes);
+        REQUIRE(back);
+        CHECK(*back == m);
+    }
+    ClusterMap empty;
+    CHECK(encode_map(empty).size() == 2 * NLB_RULE_SLOTS);
+    CHECK(*decode_map(encode_map(empty)) == empty);
+}
+
+TEST_CASE("the map decoder rejects truncations, trailing bytes and bad references") {
+    const auto bytes = encode_map(sample_map(1));
+    for (std::size_t n = 0; n < bytes.size(); n += n < 64 ? 1 : 97)
+        CHECK(!decode_map(std::span(bytes).first(n)));
+    auto longer = bytes;
+    longer.push_back(0);
+    CHECK(!decode_map(longer));
+    auto bad = bytes;
+    bad[0] = 9; // unknown kind
+    CHECK(!decode_map(bad));
+    std::vector<std::uint8_t> self{1, 0}; // slot 0 "same as slot 0"
+    CHECK(!decode_map(self));
+    std::vector<std::uint8_t> owner{0, 65}; // uniform owner beyond NLB_MAX_HOSTS
+    CHECK(!decode_map(owner));
+}
+
+TEST_CASE("map chunks round-trip, fit a frame and are strictly decoded") {
+    const auto m = sample_map(2);
+    const auto encoded = encode_map(m);
+    const auto count = chunk_count(encoded.size());
+    REQUIRE(count >= 2);
+    for (std::size_t i = 0; i < count; ++i) {
+        auto c = chunk_of(encoded, m.digest(), i);
+        c.flags = Heartbeat::kFlagAuthenticated;
+        const auto frame = encode_map_chunk(c);
+        CHECK(frame.size() <= kHeartbeatMaxSize);
+        CHECK(is_map_chunk(frame));
+        CHECK(!is_map_chunk(encode_heartbeat(sample(1))));
+        auto r = decode_map_chunk(frame);
+        REQUIRE(r.chunk);
+        CHECK(*r.chunk == c);
+        CHECK(r.length == frame.size());
+        for (std::size_t n = 0; n < frame.size(); n += n < kMapChunkHeaderSize ? 1 : 61)
+            CHECK(!decode_map_chunk(std::span(frame).first(n)).chunk);
+    }
+    // The largest possible map still fits in frames of at most 1500 bytes.
+    MapChunk last = chunk_of(std::vector<std::uint8_t>(kMapMaxEncoded, 0), 1, kMapMaxChunks - 1);
+    last.flags = Heartbeat::kFlagAuthenticated;
+    CHECK(decode_map_chunk(encode_map_chunk(last)).chunk);
+    const auto frame = encode_map_chunk(chunk_of(encoded, m.digest(), 0));
+    auto bad = frame;
+    bad[20] = 0xff; // count no longer matches the size
+    CHECK(decode_map_chunk(bad).error == DecodeError::bad_length);
+    bad = frame;
+    bad[18] = 0xff; // index beyond the count
+    CHECK(decode_map_chunk(bad).error == DecodeError::bad_length);
+    bad = frame;
+    bad[52] = 0xff; // map size beyond kMapMaxEncoded
+    CHECK(decode_map_chunk(bad).error == DecodeError::bad_length);
+    bad = frame;
+    bad[16] = 0; // priority
+    CHECK(decode_map_chunk(bad).error == DecodeError::bad_field);
+    bad = frame;
+    bad.push_back(0); // one more data byte than the chunk's place allows
+    bad[9] = static_cast<std::uint8_t>(bad.size());
+    bad[8] = static_cast<std::uint8_t>(bad.size() >> 8);
+    CHECK(decode_map_chunk(bad).error == DecodeError::bad_length);
+}
+
+TEST_CASE("reassembly: any order and duplicates work, a corrupted map is refused") {
+    const auto m = sample_map(3);
+    const auto encoded = encode_map(m);
+    const auto count = chunk_count(encoded.size());
+    MapAssembly a;
+    for (std::size_t k = count; k-- > 0;) {
+        CHECK(a.add(chunk_of(encoded, m.digest(), k)) ==
+              (k == 0 ? MapAssembly::Result::complete : MapAssembly::Result::stored));
+        if (k == count - 1)
+            CHECK(a.add(chunk_of(encoded, m.digest(), k)) == MapAssembly::Result::duplicate);
+    }
+    auto got = a.take();
+    REQUIRE(got);
+    CHECK(*got == m);
+    // One flipped byte: the pieces fit together but the digest does not.
+    for (std::size_t k = 0; k < count; ++k) {
+        auto c = chunk_of(encoded, m.digest(), k);
+        if (k == 1)
+            c.data[5] ^= 1;
+        a.add(c);
+    }
+    CHECK(!a.take());
+    // A chunk of another map restarts the buffer.
+    a.add(chunk_of(encoded, m.digest(), 0));
+    a.add(chunk_of(encoded, m.digest() + 1, 1));
+    CHECK(a.digest() == m.digest() + 1);
+}
+
+TEST_CASE("replay window: any order once, nothing twice, nothing older than the window") {
+    ReplayWindow w;
+    CHECK(w.accept(3, 100, 10));
+    CHECK(w.accept(3, 100, 13)); // 11 and 12 overtaken
+    CHECK(w.accept(3, 100, 12));
+    CHECK(w.accept(3, 100, 11));
+    CHECK(!w.accept(3, 100, 12));
+    CHECK(!w.accept(3, 100, 13));
+    CHECK(w.accept(3, 100, 13 + ReplayWindow::kWindow));
+    CHECK(!w.accept(3, 100, 13)); // fell out of the window
+    CHECK(!w.accept(3, 100, 5));  // older than the window, never seen: refused too
+    CHECK(w.accept(3, 100, 14));  // inside the window, never seen
+    CHECK(w.accept(4, 100, 1));   // senders are independent
+    CHECK(w.accept(3, 200, 1));   // a reboot
+    CHECK(!w.accept(3, 200, 1));
+    CHECK(!w.accept(65, 1, 1)); // no such priority
 }

@@ -1,6 +1,6 @@
-// libFuzzer target: the heartbeat decoder, and a keyed and an unkeyed engine fed the input as
-// a received frame. Nothing may crash, hang or grow without bound; anything decoded must
-// re-encode and decode to the same heartbeat.
+// libFuzzer target: the heartbeat and map-chunk decoders, the map decoder and reassembly, and
+// a keyed and an unkeyed engine fed the input as a received frame. Nothing may crash, hang or
+// grow without bound; anything decoded must re-encode and decode to the same thing.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +8,7 @@
 
 #include "convergence_engine.hpp"
 #include "heartbeat_codec.hpp"
+#include "map_transfer.hpp"
 
 namespace {
 
@@ -32,6 +33,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto again = nlb::decode_heartbeat(nlb::encode_heartbeat(hb));
         if (!again.heartbeat || again.heartbeat->nonce != hb.nonce ||
             again.heartbeat->rules != hb.rules || again.heartbeat->dirty.size() != hb.dirty.size())
+            std::abort();
+    }
+    const auto c = nlb::decode_map_chunk(frame);
+    if (c.chunk) {
+        auto chunk = *c.chunk;
+        chunk.flags &= nlb::Heartbeat::kFlagAuthenticated;
+        const auto again = nlb::decode_map_chunk(nlb::encode_map_chunk(chunk));
+        if (!again.chunk || !(*again.chunk == chunk))
+            std::abort();
+        // Reassembly: one buffer, bounded, whatever the chunks say.
+        static nlb::MapAssembly assembly;
+        if (assembly.add(chunk) == nlb::MapAssembly::Result::complete)
+            (void)assembly.take();
+    }
+    // The input as an encoded map: what decodes must re-encode to a map that decodes equal.
+    if (const auto map = nlb::decode_map(frame)) {
+        const auto again = nlb::decode_map(nlb::encode_map(*map));
+        if (!again || !(*again == *map))
             std::abort();
     }
     static nlb::ConvergenceEngine open(config(false), 1, nlb::Millis{0});
