@@ -571,6 +571,13 @@ json Agent::stats() const {
                          {"replayed", c.replayed},
                          {"duplicate_priority", c.duplicate_priority},
                          {"send_errors", hb_ ? hb_->send_errors() : 0}};
+    // The bucket map a joining host receives from the cluster (docs/convergence.md).
+    out["map_transfer"] = {{"chunks_sent", c.map_chunks_sent},
+                           {"chunks_received", c.map_chunks_received},
+                           {"chunks_ignored", c.map_chunks_ignored},
+                           {"rejected", c.map_rejected},
+                           {"maps_received", c.map_transfers},
+                           {"fallbacks", c.map_fallbacks}};
     out["remote_control"] = remote_control_stats();
     return out;
 }

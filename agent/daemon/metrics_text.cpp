@@ -205,6 +205,15 @@ std::string metrics_text(const json& stats) {
     page.single("nlb_heartbeat_send_errors_total", "counter",
                 "Heartbeats the socket failed to send.", member(hb, "send_errors"));
 
+    page.family("nlb_map_transfer_total", "counter",
+                "The bucket map's transfer to joining hosts, by event (chunks sent, received, "
+                "ignored, rejected; maps received whole; fallbacks to the stateless map).");
+    const json& transfer = member(stats, "map_transfer");
+    if (transfer.is_object())
+        for (const auto& [event, count] : transfer.items())
+            if (count.is_number())
+                page.sample("nlb_map_transfer_total", {{"event", event}}, number(count));
+
     page.family("nlb_remote_requests_total", "counter",
                 "Remote-control requests, by result (answered, or why dropped).");
     const json& remote = member(stats, "remote_control");
