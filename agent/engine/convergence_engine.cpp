@@ -182,6 +182,37 @@ void ConvergenceEngine::send_soon(std::int64_t now) {
 
 // ---- inputs ----------------------------------------------------------------------------
 
+void ConvergenceEngine::count_undecodable(DecodeError error) {
+    if (error == DecodeError::bad_version)
+        ++counters_.bad_version;
+    else
+        ++counters_.malformed;
+}
+
+bool ConvergenceEngine::admit(std::span<const std::uint8_t> frame, std::size_t signed_length,
+                              std::uint16_t flags, std::uint32_t cluster_ip, std::uint8_t priority,
+                              std::uint64_t nonce) {
+    if (cluster_ip != config_.cluster.ip) {
+        ++counters_.other_cluster;
+        return false;
+    }
+    if (auth_.keyed()) {
+        if (!(flags & Heartbeat::kFlagAuthenticated)) {
+            ++counters_.unauthenticated;
+            return false;
+        }
+        if (!auth_.verify(frame, signed_length)) {
+            ++counters_.bad_mac;
+            return false;
+        }
+    }
+    if (priority == me_ && nonce == nonce_) {
+        ++counters_.own;
+        return false;
+    }
+    return true;
+}
+
 void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms) {
     const std::int64_t now = now_ms.count();
     ++counters_.received;
@@ -191,31 +222,12 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const auto decoded = decode_heartbeat(frame);
     if (!decoded.heartbeat) {
-        if (decoded.error == DecodeError::bad_version)
-            ++counters_.bad_version;
-        else
-            ++counters_.malformed;
+        count_undecodable(decoded.error);
         return;
     }
     const Heartbeat& hb = *decoded.heartbeat;
-    if (hb.cluster_ip != config_.cluster.ip) {
-        ++counters_.other_cluster;
+    if (!admit(frame, decoded.length, hb.flags, hb.cluster_ip, hb.priority, hb.nonce))
         return;
-    }
-    if (auth_.keyed()) {
-        if (!(hb.flags & Heartbeat::kFlagAuthenticated)) {
-            ++counters_.unauthenticated;
-            return;
-        }
-        if (!auth_.verify(frame, decoded.length)) {
-            ++counters_.bad_mac;
-            return;
-        }
-    }
-    if (hb.priority == me_ && hb.nonce == nonce_) {
-        ++counters_.own;
-        return;
-    }
     if (replay_.check(hb.priority, hb.nonce, hb.sequence) == ReplayGuard::Verdict::replay) {
         ++counters_.replayed;
         return;
@@ -957,31 +969,12 @@ void ConvergenceEngine::follow_base(std::int64_t now) {
 void ConvergenceEngine::on_map_chunk(std::span<const std::uint8_t> frame, std::int64_t now) {
     const auto decoded = decode_map_chunk(frame);
     if (!decoded.chunk) {
-        if (decoded.error == DecodeError::bad_version)
-            ++counters_.bad_version;
-        else
-            ++counters_.malformed;
+        count_undecodable(decoded.error);
         return;
     }
     const MapChunk& c = *decoded.chunk;
-    if (c.cluster_ip != config_.cluster.ip) {
-        ++counters_.other_cluster;
+    if (!admit(frame, decoded.length, c.flags, c.cluster_ip, c.priority, c.nonce))
         return;
-    }
-    if (auth_.keyed()) {
-        if (!(c.flags & Heartbeat::kFlagAuthenticated)) {
-            ++counters_.unauthenticated;
-            return;
-        }
-        if (!auth_.verify(frame, decoded.length)) {
-            ++counters_.bad_mac;
-            return;
-        }
-    }
-    if (c.priority == me_ && c.nonce == nonce_) {
-        ++counters_.own;
-        return;
-    }
     if (!chunk_replay_.accept(c.priority, c.nonce, c.sequence)) {
         ++counters_.replayed;
         return;

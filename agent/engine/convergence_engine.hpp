@@ -37,6 +37,7 @@
 #include "allocation.hpp"
 #include "heartbeat.hpp"
 #include "heartbeat_auth.hpp"
+#include "heartbeat_codec.hpp"
 #include "map_transfer.hpp"
 #include "membership.hpp"
 #include "rules.hpp"
@@ -191,6 +192,12 @@ class ConvergenceEngine {
     std::uint64_t claim() const;
     std::uint64_t group_score() const;
 
+    // What every 0x886F frame, heartbeat or map chunk, passes before its contents count: of
+    // this cluster, signed when this host has a key, not this host's own echo. A failure is
+    // counted under its reason.
+    void count_undecodable(DecodeError error);
+    bool admit(std::span<const std::uint8_t> frame, std::size_t signed_length, std::uint16_t flags,
+               std::uint32_t cluster_ip, std::uint8_t priority, std::uint64_t nonce);
     void event(std::int64_t now, EventKind kind, std::uint8_t host, std::string text);
     void set_state(std::int64_t now, HostState next, const std::string& why);
     void begin_convergence(std::int64_t now, const std::string& why);
