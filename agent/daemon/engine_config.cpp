@@ -6,6 +6,9 @@
 #include <stdexcept>
 
 #include "cluster_key.hpp"
+#include "digest.hpp"
+
+#include <nlb/maps.h>
 
 namespace nlb {
 
@@ -23,9 +26,26 @@ EngineConfig engine_config_of(const Config& config) {
     e.cluster.heartbeat_ms = config.cluster.heartbeat_ms;
     e.cluster.heartbeat_tolerance = config.cluster.heartbeat_tolerance;
     e.cluster.cleanup_delay_s = config.cluster.cleanup_delay_s;
+    e.cluster.mode = static_cast<std::uint8_t>(config.cluster.mode);
+    {
+        // The VIP list as the dataplane numbers it (rules refer to VIPs by index).
+        DigestBuilder d;
+        d.u32(0x6e6c6269); // "nlbi"
+        const auto vips = tables_of(config).vips();
+        d.u8(static_cast<std::uint8_t>(vips.size()));
+        for (const auto& v : vips) {
+            d.u8(v.family);
+            for (auto w : v.words)
+                d.u32(w);
+        }
+        e.cluster.vips_digest = d.finish();
+    }
     if (config.cluster.key_file)
         e.cluster.key = read_key_file(*config.cluster.key_file);
     e.host.priority = config.host.priority;
+    e.host.contact.family = config.host.dedicated_ip.family;
+    std::memcpy(e.host.contact.address.data(), config.host.dedicated_ip.words.data(), 16);
+    e.host.contact.port = NLB_CONTACT_PORT;
     for (const auto& r : config.port_rules) {
         PortRule rule;
         if (r.vip) {

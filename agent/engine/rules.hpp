@@ -59,9 +59,19 @@ struct HostRuleParams {
 // Local per-rule control (nlbadm enable / disable / drain): also per host.
 enum class RuleControl : std::uint8_t { enabled = 0, disabled = 1, draining = 2 };
 
+// Where this host's agent answers on the second path (docs/convergence.md, "Contact"):
+// unicast UDP to its dedicated IP. family 0: no second path.
+struct ContactAddress {
+    std::uint8_t family = 0; // 0, 4, 6
+    std::array<std::uint8_t, 16> address{}; // network byte order, IPv4 in the first four
+    std::uint16_t port = 0;
+    bool operator==(const ContactAddress&) const = default;
+};
+
 struct HostParams {
     std::uint8_t priority = 1;         // 1..NLB_MAX_HOSTS, unique in the cluster
     std::vector<HostRuleParams> rules; // one per port rule (missing entries: defaults)
+    ContactAddress contact;            // the second path's address (dedicated IP)
 };
 
 struct ClusterParams {
@@ -69,7 +79,11 @@ struct ClusterParams {
     std::uint32_t heartbeat_ms = 1000;
     std::uint32_t heartbeat_tolerance = 5;
     std::uint32_t cleanup_delay_s = 300;
+    std::uint8_t mode = 0;         // ClusterMode (unicast, multicast, igmp): must match
+    std::uint64_t vips_digest = 0; // the cluster's VIP list (cluster IP first): must match
     std::vector<std::uint8_t> key; // empty: unauthenticated cluster
+    // A second key accepted (never used to sign) while the cluster's key is rotated.
+    std::vector<std::uint8_t> rotation_key;
 };
 
 struct EngineConfig {

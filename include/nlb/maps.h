@@ -35,6 +35,10 @@ struct nlb_config {
 
 /* nlbadm --cluster talks to every host's agent on this UDP port of the cluster IP. */
 #define NLB_REMOTE_CONTROL_PORT 2504
+/* The agents' second path (docs/convergence.md, "Contact"): signed heartbeats by unicast
+ * UDP between dedicated IPs. Not a VIP port: the dataplane passes it like any dedicated-IP
+ * traffic. */
+#define NLB_CONTACT_PORT 2505
 
 enum nlb_family {
 	NLB_FAMILY_NONE = 0,
