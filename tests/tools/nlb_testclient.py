@@ -11,12 +11,22 @@ hold   one long-lived TCP connection per source (repeats allowed), each sending 
 probe  UDP requests from every source in turn for --duration s; reports for each source the
        failed periods. With --mark-file (its content: a CLOCK_REALTIME time), "recovery_s" is
        how long after that time it took until every source was answered again.
+stream UDP requests "id <N>\\n" with ids 0, 1, 2 ... at --rate per second in total, the sources
+       taking turns (each source one socket, so a second answer is seen), for at most
+       --duration s or --count requests, stopping early when --stop-file appears (and
+       creating --ready-file once the first request is out); then
+       answers are awaited --drain s. With --log FILE, every request [id, source, send time]
+       and every answer [id, priority, receive time] (CLOCK_REALTIME) go to FILE as one JSON
+       document, for nlb_faultreport.py.  {"sent": n, "answered": n, "duplicates": n,
+        "send_errors": n, "max_send_lag_s": s}
 """
 import argparse
 import asyncio
 import ipaddress
 import json
+import errno
 import os
+import selectors
 import socket
 import time
 
@@ -128,7 +138,8 @@ async def hold(args):
             sock.close()
 
     srcs = sources(args.sources)
-    await asyncio.gather(*(one(srcs[i % len(srcs)]) for i in range(args.count)))
+    count = 100 if args.count is None else args.count
+    await asyncio.gather(*(one(srcs[i % len(srcs)]) for i in range(count)))
     return out
 
 
@@ -175,10 +186,92 @@ async def probe(args):
     return out
 
 
+def stream(args):
+    """Not asyncio: one loop, sends paced by the clock (the lag behind the planned send time
+    is measured and reported), answers read whenever a socket is readable."""
+    srcs = sources(args.sources)
+    sel = selectors.DefaultSelector()
+    socks = []
+    for k, src in enumerate(srcs):
+        sock = socket.socket(family(args.vip), socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind((src, 0))
+        sock.connect((args.vip, args.port))
+        sel.register(sock, selectors.EVENT_READ, k)
+        socks.append(sock)
+    limit = int(args.rate * args.duration)
+    if args.count is not None:
+        limit = min(limit, args.count)
+    interval = 1.0 / args.rate
+    requests, answers = [], []
+    out = {"sent": 0, "answered": 0, "duplicates": 0, "send_errors": 0, "max_send_lag_s": 0.0}
+    start = time.time()
+    next_stop_check = start
+
+    def read(timeout):
+        for key, _ in sel.select(max(timeout, 0)):
+            while True:
+                try:
+                    data = key.fileobj.recv(64)
+                except BlockingIOError:
+                    break
+                except OSError:  # e.g. ECONNREFUSED from an ICMP error: no answer
+                    continue
+                t = time.time()
+                parts = data.split()
+                if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                    answers.append([int(parts[1]), int(parts[0]), round(t, 6)])
+
+    n = 0
+    while n < limit:
+        now = time.time()
+        if now >= next_stop_check:
+            if args.stop_file and os.path.exists(args.stop_file):
+                break
+            next_stop_check = now + 0.05
+        planned = start + n * interval
+        if planned > now:
+            read(min(planned - now, 0.05))
+            continue
+        k = n % len(srcs)
+        try:
+            socks[k].send(b"id %d\n" % n)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED):
+                raise
+            out["send_errors"] += 1
+        t = time.time()
+        out["max_send_lag_s"] = max(out["max_send_lag_s"], t - planned)
+        requests.append([n, k, round(t, 6)])
+        n += 1
+        if n == 1 and args.ready_file:
+            open(args.ready_file, "w").close()
+        if n % 16 == 0:  # do not let answers queue up behind a burst of sends
+            read(0)
+    drain_end = time.time() + args.drain
+    while time.time() < drain_end:
+        read(drain_end - time.time())
+    for sock in socks:
+        sock.close()
+    out["sent"] = n
+    per_id = {}
+    for rid, _, _ in answers:
+        per_id[rid] = per_id.get(rid, 0) + 1
+    out["answered"] = len(per_id)
+    out["duplicates"] = sum(1 for v in per_id.values() if v > 1)
+    out["max_send_lag_s"] = round(out["max_send_lag_s"], 6)
+    if args.log:
+        with open(args.log + ".tmp", "w") as f:
+            json.dump({"vip": args.vip, "port": args.port, "rate": args.rate, "start": start,
+                       "sources": srcs, "requests": requests, "answers": answers}, f)
+        os.replace(args.log + ".tmp", args.log)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["burst", "hold", "probe"])
+    p.add_argument("mode", choices=["burst", "hold", "probe", "stream"])
     p.add_argument("--vip", required=True)
     p.add_argument("--port", type=int, default=7000)
     p.add_argument("--sources", required=True, help="a.b.c.d+COUNT or a comma list")
@@ -188,12 +281,20 @@ def main():
     p.add_argument("--parallel", type=int, default=64)
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--dup-wait", type=float, default=0.05)
-    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--count", type=int, default=None, help="hold: connections (100); "
+                   "stream: at most this many requests")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--interval", type=float, default=0.2)
     p.add_argument("--stop-file")
     p.add_argument("--mark-file")
+    p.add_argument("--rate", type=float, default=1000.0, help="stream: requests per second")
+    p.add_argument("--drain", type=float, default=1.0, help="stream: wait for answers after")
+    p.add_argument("--log", help="stream: every request and answer, as JSON")
+    p.add_argument("--ready-file", help="stream: created once the first request is sent")
     args = p.parse_args()
+    if args.mode == "stream":
+        print(json.dumps(stream(args)))
+        return
     result = asyncio.run({"burst": burst, "hold": hold, "probe": probe}[args.mode](args))
     print(json.dumps(result))
 

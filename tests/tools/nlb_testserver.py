@@ -5,23 +5,35 @@ TCP: every line received is answered with "<priority>\\n"; a first line starting
 gets a minimal HTTP/1.0 response whose body is "host <priority>\\n" (so curl works too).
 UDP: every datagram is answered with "<priority>\\n", from the address it was sent to (one
 socket per --vip, bound with IP_FREEBIND so the server may start before the agent adds the
-VIP). Runs until killed.
+VIP). A datagram "id <ID>\\n" (nlb_testclient.py stream) is answered "<priority> <ID>\\n" and,
+with --log FILE, logged there as one line "<ID> <priority> <receive time, CLOCK_REALTIME>"
+(line-buffered, so the file is complete at any time). Runs until killed.
 """
 import argparse
 import asyncio
 import socket
+import time
 
 IP_FREEBIND = 15
 
 
 class Udp(asyncio.DatagramProtocol):
-    def __init__(self, answer):
+    def __init__(self, answer, log=None):
         self.answer = answer
+        self.log = log
 
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
+        if data.startswith(b"id "):
+            rid = data[3:].split(b"\n", 1)[0].strip()
+            if rid.isdigit():
+                if self.log:
+                    self.log.write(f"{rid.decode()} {self.answer.decode().strip()} "
+                                   f"{time.time():.6f}\n")
+                self.transport.sendto(self.answer.rstrip(b"\n") + b" " + rid + b"\n", addr)
+                return
         self.transport.sendto(self.answer, addr)
 
 
@@ -48,6 +60,7 @@ async def serve(args):
             writer.close()
 
     loop = asyncio.get_running_loop()
+    log = open(args.log, "a", buffering=1) if args.log else None
     servers = []
     for port in args.ports:
         servers.append(await asyncio.start_server(tcp, host=None, port=port, backlog=1024))
@@ -56,7 +69,7 @@ async def serve(args):
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)  # IPv6 sockets honour it too
             sock.bind((vip, port))
-            await loop.create_datagram_endpoint(lambda: Udp(answer), sock=sock)
+            await loop.create_datagram_endpoint(lambda: Udp(answer, log), sock=sock)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
@@ -64,6 +77,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--priority", type=int, required=True)
     p.add_argument("--vip", action="append", default=[], help="answer UDP sent to this VIP")
+    p.add_argument("--log", help="log every \"id N\" UDP request: N, priority, time")
     p.add_argument("ports", type=int, nargs="+")
     asyncio.run(serve(p.parse_args()))
 

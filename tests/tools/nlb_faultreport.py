@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Judges one fault run of tests/faults/: prints one JSON line and exits 1 if it failed.
+
+Inputs: the request log of `nlb_testclient.py stream --log` (every request id, source, send
+time; every answer id, priority, receive time) and the servers' `--log` files (id, priority,
+receive time per request a server got), all CLOCK_REALTIME on one machine; and the events of
+the run (--event NAME=TIME, in order: the fault, its removal, ...). An event may be a span,
+NAME=START,END (e.g. from launching agents until they answer): requests lost during it are
+reported, and its bound counts from END.
+
+  answered_twice  request ids that more than one server logged (or one server twice): the
+                  dataplanes of two hosts accepted the same datagram. Must be 0.
+  lost            requests the client got no answer for.
+  recover_s       per event: how long after it (after its END) the last lost request was sent
+                  (0 if none or earlier), up to the next event. Must be <= bound + slack: every request sent later than
+                  that after the event was answered. Losses inside that window are reported,
+                  not failed, unless the event is strict (--strict-event, --must-not-lose):
+                  then any loss until the next event fails. Before the first event no request
+                  may be lost.
+
+--check FILE adds the harness's own checks (lines "ok<TAB>what" / "FAIL<TAB>what"), --extra
+FILE adds fields (lines "key<TAB>JSON value"). The line goes to stdout and, appended, to
+--out (default: the file named by $FAULTS_JSON, if set).
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def parse_event(text, strict):
+    name, _, at = text.partition("=")
+    first, _, until = at.partition(",")
+    return {"name": name, "at": float(first), "until": float(until or first), "strict": strict}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fault", required=True)
+    p.add_argument("--client", required=True, help="nlb_testclient.py stream --log file")
+    p.add_argument("--server-log", action="append", default=[])
+    p.add_argument("--event", action="append", default=[], help="NAME=TIME")
+    p.add_argument("--strict-event", action="append", default=[],
+                   help="NAME=TIME, no request may be lost from it to the next event")
+    p.add_argument("--must-not-lose", action="store_true", help="every event is strict")
+    p.add_argument("--bound", type=float, required=True, help="(tolerance + 2) x period, s")
+    p.add_argument("--slack", type=float, required=True)
+    p.add_argument("--check", help="lines ok|FAIL <TAB> description")
+    p.add_argument("--extra", help="lines key <TAB> JSON value")
+    p.add_argument("--out", default=os.environ.get("FAULTS_JSON"))
+    args = p.parse_args()
+
+    with open(args.client) as f:
+        c = json.load(f)
+    sent = {rid: t for rid, _, t in c["requests"]}
+    answered = {}
+    for rid, prio, _ in c["answers"]:
+        answered.setdefault(rid, []).append(prio)
+
+    logged = {}
+    served = {}
+    for path in args.server_log:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) != 3:
+                continue  # a line being written when the server was killed
+            rid, prio, t = int(parts[0]), parts[1], float(parts[2])
+            logged.setdefault(rid, []).append((prio, t))
+            served[prio] = served.get(prio, 0) + 1
+
+    events = [parse_event(e, False) for e in args.event]
+    events += [parse_event(e, True) for e in args.strict_event]
+    events.sort(key=lambda e: e["at"])
+    if args.must_not_lose:
+        for e in events:
+            e["strict"] = True
+    window = args.bound + args.slack
+    failures = []
+
+    twice = {rid: v for rid, v in logged.items() if len(v) > 1}
+    pairs = {}
+    for v in twice.values():
+        key = "+".join(sorted({prio for prio, _ in v}, key=int)) if len({p for p, _ in v}) > 1 \
+            else v[0][0] + " twice"
+        pairs[key] = pairs.get(key, 0) + 1
+    if twice:
+        failures.append(f"{len(twice)} requests answered twice {pairs}")
+
+    lost = sorted((t, rid) for rid, t in sent.items() if rid not in answered)
+    start = min(sent.values()) if sent else 0.0
+    end = max(sent.values()) if sent else 0.0
+    before = [t for t, _ in lost if not events or t < events[0]["at"]]
+    if before:
+        failures.append(f"{len(before)} requests lost before the first event "
+                        f"(first at +{before[0] - start:.3f}s of the stream)")
+    report_events = []
+    for k, e in enumerate(events):
+        nxt = events[k + 1]["at"] if k + 1 < len(events) else float("inf")
+        mine = [t for t, _ in lost if e["at"] <= t < nxt]
+        rec = round(max(0.0, max(mine) - e["until"]), 3) if mine else 0.0
+        late = [t for t in mine if t - e["until"] > window]
+        checked_s = round(min(nxt, end) - (e["until"] + window), 3)  # time after the window
+        report_events.append({"event": e["name"], "at_s": round(e["at"] - start, 3),
+                              "lost": len(mine), "recover_s": rec, "strict": e["strict"],
+                              "checked_after_window_s": checked_s})
+        if e["until"] > e["at"]:
+            report_events[-1]["span_s"] = round(e["until"] - e["at"], 3)
+        if e["strict"] and mine:
+            failures.append(f"{e['name']}: {len(mine)} requests lost, none may be")
+        elif late:
+            failures.append(f"{e['name']}: {len(late)} requests sent more than {window:.2f}s "
+                            f"after it were lost (last lost +{rec:.3f}s)")
+        if k + 1 == len(events) and checked_s < 1.0:
+            failures.append(f"{e['name']}: under 1 s of requests after its window (harness)")
+
+    unlogged = sum(1 for rid in answered if rid not in logged)
+    out = {"fault": args.fault, "requests": len(sent), "answered_twice": len(twice),
+           "lost": len(lost),
+           "recover_s": max((e["recover_s"] for e in report_events), default=0.0),
+           "bound_s": round(args.bound, 3), "slack_s": round(args.slack, 3),
+           "twice_hosts": pairs, "served": dict(sorted(served.items(), key=lambda i: int(i[0]))),
+           "client_duplicates": sum(1 for v in answered.values() if len(v) > 1),
+           "unlogged_answers": unlogged, "events": report_events,
+           "sources": len(c.get("sources", [])), "duration_s": round(end - start, 3)}
+    if twice:
+        first = min(sent[rid] for rid in twice if rid in sent)
+        last = max(sent[rid] for rid in twice if rid in sent)
+        ref = events[0]["at"] if events else start
+        out["twice_sent_from_s"] = round(first - ref, 3)
+        out["twice_sent_to_s"] = round(last - ref, 3)
+    if args.extra and os.path.exists(args.extra):
+        with open(args.extra) as f:
+            for line in f:
+                if "\t" in line:
+                    key, _, value = line.rstrip("\n").partition("\t")
+                    try:
+                        out[key] = json.loads(value)
+                    except ValueError:
+                        out[key] = value
+    checks = []
+    if args.check and os.path.exists(args.check):
+        with open(args.check) as f:
+            for line in f:
+                verdict, _, what = line.rstrip("\n").partition("\t")
+                checks.append(what)
+                if verdict != "ok":
+                    failures.append(what)
+    out["checks"] = len(checks)
+    out["pass"] = not failures
+    out["failures"] = failures
+    line = json.dumps(out)
+    print(line)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
+    sys.exit(0 if out["pass"] else 1)
+
+
+if __name__ == "__main__":
+    main()
