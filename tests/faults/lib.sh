@@ -1,0 +1,287 @@
+# shellcheck shell=bash
+# Shared by the fault tests (issue 10, "Safety under faults"). A test sources this file, builds
+# a cluster with faults_setup, starts the request stream, injects ONE fault the way a real
+# segment does it (the bridge namespace is the switch: nftables bridge family), marks the
+# events with fault_do / fault_event / fault_span, and ends with faults_report, which prints one JSON line
+#   {"fault": NAME, "requests": N, "answered_twice": X, "lost": Y, "recover_s": S, ...}
+# (appended to $FAULTS_JSON when set) and fails the test unless: no request id was answered
+# by two hosts over the run; no request was lost before the first event; and after every
+# event, every request sent later than (tolerance + 2) x period + FAULT_SLACK_S was answered
+# (losses before that are reported; a strict event allows none at all).
+#
+# Everything (namespaces, links, nft tables, pinned objects, processes) is removed on exit by
+# topology.sh's topo_cleanup plus fault_cleanup below, whatever the outcome.
+#
+# The slack: FAULT_SLACK_S = 0.3 s on top of the design's bound (1.4 s at 200 ms). Time
+# stamps are taken right after the action returned (the fault is in force by then) and every
+# request's send time right after its send() (a veth delivers within a millisecond), so what
+# the slack absorbs is how late this machine runs the agents' timers: two cores shared by 4
+# agents, 4 servers, the 1,000 requests/s client, and whatever else runs. The client measures
+# the same jitter on itself (max_send_lag_s, how late its sends run behind their schedule:
+# 0.03-0.06 s in steady runs, up to 0.18 s while 3 agents load their BPF programs at once);
+# a run whose lag exceeds the slack fails as a harness failure. 0.3 s is 1.5 periods at 200 ms,
+# not a second tolerance. Where the fault is the start of agents, the event is a span from the
+# launch until their control sockets answer (BPF loading took up to 2.8 s on a busy machine),
+# and the bound counts from its end.
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/common.sh"
+FAULTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Debian's python3 when there is one: a version manager's shim in front of it (pyenv) costs
+# a second per start on a busy machine, which would distort every timed step.
+[ ! -x /usr/bin/python3 ] || PATH=/usr/bin:$PATH
+
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; } # calc EXPR: floating-point arithmetic
+HEARTBEAT_MS=${HEARTBEAT_MS:-200}
+TOLERANCE=5
+FAULT_SLACK_S=${FAULT_SLACK_S:-0.3}
+FAULT_RATE=${FAULT_RATE:-1000}  # requests per second, all 200 sources together
+FAULT_SOURCES=200
+FAULT_PORT=7000
+FAULT_RULES='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "single"}]'
+FAULT_BOUND_S=$(calc "($TOLERANCE + 2) * $HEARTBEAT_MS / 1000")
+FAULT_EVENTS=()
+FAULT_NFT=0
+TOOLS=$NLB_ROOT/tests/tools
+NLB_FLOOD=${NLB_FLOOD:-$BUILD/tests/tools/nlb-flood}
+
+now() { date +%s.%N; }
+
+# faults_init NAME: the topology (namespaces nlbf-NAME-PID-*), cleanup registered.
+faults_init() {
+  FAULT_NAME=$1
+  FAULT_T0=$SECONDS
+  FAULT_REPORTED=0
+  FAULT_ERR=""
+  topo_init "nlbf$$"
+  set -E
+  trap 'FAULT_ERR="line $LINENO: $BASH_COMMAND"' ERR
+  trap 'fault_cleanup; topo_cleanup' EXIT
+  : >"$TOPO_DIR/checks"
+  : >"$TOPO_DIR/extra"
+  echo "fault $FAULT_NAME: heartbeat ${HEARTBEAT_MS} ms, tolerance $TOLERANCE, bound ${FAULT_BOUND_S}s + slack ${FAULT_SLACK_S}s"
+}
+
+fault_cleanup() {
+  local rc=$?
+  if ((!FAULT_REPORTED)); then # aborted before its report: still one (failing) JSON line
+    local line
+    line=$(python3 -c 'import json, sys; print(json.dumps({"fault": sys.argv[1], "requests": 0,
+      "answered_twice": None, "lost": None, "recover_s": None, "pass": False,
+      "failures": ["harness aborted (exit %s): %s" % (sys.argv[2], sys.argv[3])]}))' \
+      "$FAULT_NAME" "$rc" "${FAULT_ERR:-no report}")
+    echo "$line"
+    [ -z "${FAULTS_JSON:-}" ] || echo "$line" >>"$FAULTS_JSON"
+    echo "FAIL: $FAULT_NAME (harness aborted: ${FAULT_ERR:-exit $rc})" >&2
+  fi
+  # Whatever the outcome: the request stream, the bridge's fault table (the namespaces go
+  # with topo_cleanup anyway, this keeps a kept-alive bridge clean too), paused agents.
+  [ -z "${STREAM_PID:-}" ] || kill "$STREAM_PID" 2>/dev/null || true
+  local pid
+  for pid in "${TOPO_PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
+  if ((FAULT_NFT)); then
+    ip netns exec "$TOPO-br" nft delete table bridge nlbfault 2>/dev/null || true
+  fi
+}
+
+# fcheck WHAT COMMAND...: a check that goes into the JSON line (and fails the test).
+fcheck() {
+  local what=$1
+  shift
+  if "$@"; then
+    echo "ok: $what"
+    printf 'ok\t%s\n' "$what" >>"$TOPO_DIR/checks"
+  else
+    echo "FAIL: $what" >&2
+    printf 'FAIL\t%s\n' "$what" >>"$TOPO_DIR/checks"
+  fi
+}
+
+# fextra KEY JSON: a field of the JSON line.
+fextra() { printf '%s\t%s\n' "$1" "$2" >>"$TOPO_DIR/extra"; }
+
+# fault_config I [KEY_FILE] [HEARTBEAT_MS] [RULES]: host I's config (priority I, 10.10.0.(10+I)).
+fault_config() {
+  local i=$1 key=${2:-} hb=${3:-$HEARTBEAT_MS} rules=${4:-$FAULT_RULES}
+  local k=""
+  [ -z "$key" ] || k=", \"key_file\": \"$key\""
+  topo_host_config "$i" "{
+  \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"mode\": \"unicast\", \"heartbeat_ms\": $hb,
+                \"heartbeat_tolerance\": $TOLERANCE, \"cleanup_delay_s\": 30$k},
+  \"host\": {\"priority\": $i, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"},
+  \"port_rules\": $rules
+}"
+}
+
+# faults_setup HOSTS...: host namespaces, the client (200 sources), the bystander, and a
+# logging test server per host (the servers start before the agents: IP_FREEBIND).
+faults_setup() {
+  local i
+  for i in "$@"; do topo_add_host "$i"; done
+  # topology.sh's client namespace, its addresses added in one `ip -batch` (200 separate ip
+  # commands take seconds on a busy machine).
+  ip netns add "$TOPO-client"
+  topo_link "$TOPO-client" client
+  local k
+  for ((k = 1; k <= FAULT_SOURCES; k++)); do
+    echo "addr add 10.10.$((1 + (k - 1) / 250)).$((1 + (k - 1) % 250))/16 dev eth0"
+  done | ip -n "$TOPO-client" -batch -
+  topo_add_bystander
+  for i in "$@"; do
+    topo_start_server "$i" "$FAULT_PORT" --vip "$CLUSTER_IP" --log "$TOPO_DIR/served$i.log"
+  done
+}
+
+fault_key() { # fault_key NAME: a fresh cluster key file, its path on stdout
+  "$NLBADM" keygen >"$TOPO_DIR/$1.key"
+  chmod 600 "$TOPO_DIR/$1.key"
+  echo "$TOPO_DIR/$1.key"
+}
+
+start_agent() { topo_start_agent "$1" --log-format json; }
+
+# wait_answering I [TIMEOUT]: until host I's agent answers on its control socket.
+wait_answering() {
+  local i=$1 deadline=$((SECONDS + ${2:-10}))
+  while ((SECONDS < deadline)); do
+    nlbadm_h "$i" --json query >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "host $i's agent does not answer" >&2
+  return 1
+}
+
+# Queries and bounded polls, one python process each (tests/faults/nlbq.py).
+nlbq() { NLBADM=$NLBADM TOPO_DIR=$TOPO_DIR python3 "$FAULTS_DIR/nlbq.py" "$@"; }
+query_field() { nlbq q "$1" "$2" "${3:-query}"; } # I EXPR [COMMAND]: "none" if no answer
+state_of() { nlbq q "$1" 'd["host"]["state"]'; }
+members_of() { nlbq q "$1" 'sorted(d["cluster"]["members"])'; }
+wait_answering() { nlbq wait-answering "$1" "${2:-10}" || { echo "host $1's agent does not answer" >&2; return 1; }; }
+wait_state() { nlbq wait-state "$@"; }                   # I STATE TIMEOUT
+wait_converged_as() { nlbq wait-converged "$@"; }        # MEMBERS(1,2,3) TIMEOUT HOSTS...
+converged_as() { nlbq wait-converged "$1" 0 "${@:2}"; } # MEMBERS HOSTS...: now
+convergences() { nlbq convergences "$@"; }               # HOSTS...: their counters
+
+# count_events I NAME [SINCE]: host I's logged events NAME (json log) at or after time SINCE.
+# count_log I REGEX [SINCE]: host I's log lines matching REGEX, at or after SINCE.
+count_events() { count_log "$1" "\"event\":\"$2\"" "${3:-0}"; }
+count_log() {
+  python3 - "$TOPO_DIR/h$1.log" "$2" "${3:-0}" <<'PY'
+import json, re, sys
+n = 0
+for line in open(sys.argv[1]):
+    try:
+        ts = json.loads(line).get("ts", 0)
+    except ValueError:
+        continue
+    if ts >= float(sys.argv[3]) and re.search(sys.argv[2], line):
+        n += 1
+print(n)
+PY
+}
+
+# stream_start: 200 sources, FAULT_RATE requests/s, until stream_stop (bounded: 120 s);
+# returns once the first request went out (bounded: 10 s).
+stream_start() {
+  ip netns exec "$TOPO-client" python3 "$TOOLS/nlb_testclient.py" stream --vip "$CLUSTER_IP" \
+    --port "$FAULT_PORT" --sources "10.10.1.1+$FAULT_SOURCES" --rate "$FAULT_RATE" \
+    --duration 120 --drain 1.0 --stop-file "$TOPO_DIR/stream.stop" \
+    --ready-file "$TOPO_DIR/stream.ready" \
+    --log "$TOPO_DIR/stream.json" >"$TOPO_DIR/stream.out" 2>"$TOPO_DIR/stream.err" &
+  STREAM_PID=$!
+  local k
+  for ((k = 0; k < 200; k++)); do
+    [ ! -e "$TOPO_DIR/stream.ready" ] || return 0
+    kill -0 "$STREAM_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "FAIL: the request stream did not start: $(cat "$TOPO_DIR/stream.err")" >&2
+  exit 1
+}
+
+stream_stop() {
+  touch "$TOPO_DIR/stream.stop"
+  wait "$STREAM_PID" || echo "request stream failed: $(cat "$TOPO_DIR/stream.err")" >&2
+  STREAM_PID=
+  cat "$TOPO_DIR/stream.out"
+}
+
+# fault_event NAME [strict]: marks an event now (after the action that caused it returned).
+# fault_span NAME START [strict]: an event from START until now (e.g. agents launched at
+# START answer now): losses during it are reported, its bound counts from now.
+fault_event() {
+  local t
+  t=$(now)
+  if [ "${2:-}" = strict ]; then FAULT_EVENTS+=(--strict-event "$1=$t"); else FAULT_EVENTS+=(--event "$1=$t"); fi
+  echo "event $1 at $t"
+}
+fault_span() {
+  local t
+  t=$(now)
+  if [ "${3:-}" = strict ]; then FAULT_EVENTS+=(--strict-event "$1=$2,$t"); else FAULT_EVENTS+=(--event "$1=$2,$t"); fi
+  echo "event $1 from $2 to $t ($(calc "$t - $2") s)"
+}
+# fault_do NAME [strict] -- COMMAND...: runs the action as the event NAME, a span from just
+# before it until it returned (an nft commit bites before nft exits; on a busy machine the two
+# can be 0.1 s apart, and a loss in between is the fault's, not "before the fault").
+fault_do() {
+  local name=$1 strict="" t
+  shift
+  [ "$1" != strict ] || { strict=strict; shift; }
+  [ "$1" != -- ] || shift
+  t=$(now)
+  "$@"
+  fault_span "$name" "$t" $strict
+}
+
+# sleep_periods N: N heartbeat periods.
+sleep_periods() { sleep "$(calc "$1 * $HEARTBEAT_MS / 1000")"; }
+# sleep_until T: until CLOCK_REALTIME T (now if past).
+sleep_until() { sleep "$(awk -v t="$1" -v n="$(now)" 'BEGIN { d = t - n; printf "%.6f", (d > 0 ? d : 0) }')"; }
+# deltas BEFORE AFTER: AFTER - BEFORE per host ("a,b,c"; space-separated lists from
+# `convergences`), -1 where an agent did not answer; deltas_within DELTAS MAX: all in 0..MAX.
+deltas() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x); split(b, y); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), (x[i] < 0 || y[i] < 0 ? -1 : y[i] - x[i]) }'; }
+deltas_within() { awk -v d="$1" -v m="$2" 'BEGIN { n = split(d, x, ","); for (i = 1; i <= n; i++) if (x[i] < 0 || x[i] > m) exit 1 }'; }
+
+# The fault table on the bridge ("the switch"): `nft_fault MATCH...` adds a rule MATCH counter
+# drop to a chain on the bridge family's forward hook (per output port, so oifname works for
+# flooded frames too).
+nft_fault() {
+  if ((!FAULT_NFT)); then
+    ip netns exec "$TOPO-br" nft -f - <<EOF
+table bridge nlbfault {
+  chain forwarding { type filter hook forward priority 0; policy accept; }
+}
+EOF
+    FAULT_NFT=1
+  fi
+  ip netns exec "$TOPO-br" nft add rule bridge nlbfault forwarding "$@" counter drop
+}
+nft_clear() { ip netns exec "$TOPO-br" nft flush chain bridge nlbfault forwarding; }
+# nft_dropped: packets the fault rules dropped so far (rules carry a counter).
+nft_dropped() {
+  ip netns exec "$TOPO-br" nft list chain bridge nlbfault forwarding |
+    awk '{ for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'
+}
+
+# faults_report [--must-not-lose]: the JSON line; the test's exit status.
+faults_report() {
+  local servers=() f lag
+  for f in "$TOPO_DIR"/served*.log; do servers+=(--server-log "$f"); done
+  lag=$(json 'd["max_send_lag_s"]' <"$TOPO_DIR/stream.out" 2>/dev/null || echo 99)
+  fextra max_send_lag_s "$lag"
+  fextra run_s "$((SECONDS - FAULT_T0))"
+  fcheck "client send lag ${lag}s within the slack (harness)" \
+    awk "BEGIN { exit !($lag <= $FAULT_SLACK_S) }"
+  local rc=0
+  FAULT_REPORTED=1
+  python3 "$TOOLS/nlb_faultreport.py" --fault "$FAULT_NAME" --client "$TOPO_DIR/stream.json" \
+    "${servers[@]}" "${FAULT_EVENTS[@]}" --bound "$FAULT_BOUND_S" --slack "$FAULT_SLACK_S" \
+    --check "$TOPO_DIR/checks" --extra "$TOPO_DIR/extra" "$@" || rc=1
+  if ((rc)); then
+    echo "--- agent logs (last lines) ---" >&2
+    tail -n 15 "$TOPO_DIR"/h*.log >&2 || true
+    echo "FAIL: $FAULT_NAME" >&2
+  else
+    echo "PASS: $FAULT_NAME"
+  fi
+  return $rc
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every fault test one after the other (or those named: run_all.sh deaf pause), prints
+# each one's JSON line and a summary; exit status 1 if any failed. As root, after a build:
+#   BUILD=build tests/faults/run_all.sh            FAULTS_JSON=out.jsonl keeps the lines
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export BUILD=${BUILD:-$here/../../build}
+faults=("$@")
+((${#faults[@]})) || faults=(deaf blind other_key pause misconfigured_first replay slow_timing forged_flood)
+out=${FAULTS_JSON:-$(mktemp /tmp/nlb-faults.XXXXXX.jsonl)}
+export FAULTS_JSON=$out
+start=$SECONDS
+failed=()
+for f in "${faults[@]}"; do
+  t=$SECONDS
+  if bash "$here/test_$f.sh" >"/tmp/nlb-fault-$f.log" 2>&1; then r=PASS; else r=FAIL; failed+=("$f"); fi
+  grep '^{"fault"' "/tmp/nlb-fault-$f.log" || echo "{\"fault\": \"$f\", \"pass\": false, \"error\": \"no report, see /tmp/nlb-fault-$f.log\"}"
+  echo "== $f: $r ($((SECONDS - t)) s, log /tmp/nlb-fault-$f.log)"
+done
+echo "== summary ($((SECONDS - start)) s; lines in $out)"
+python3 - "$out" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    print(f'{d["fault"]:<20} {"pass" if d["pass"] else "FAIL":<5} requests {d["requests"]:>6}  '
+          f'twice {d["answered_twice"]:>5}  lost {d["lost"]:>5}  recover_s {d["recover_s"]:>6}'
+          + ("" if d["pass"] else "  " + "; ".join(d["failures"])))
+PY
+if ((${#failed[@]})); then echo "failed: ${failed[*]}"; exit 1; fi

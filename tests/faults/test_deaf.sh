@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fault "deaf": the bridge stops delivering 0x886F frames to host 4's port while host 4 still
+# sends (nft bridge family, forward hook). Then the segment heals, and then it turns lossy:
+# 30 % of the 0x886F frames to every port are dropped (numgen random) for 5 s.
+#   zero requests answered twice over the run; after each event every request sent later than
+#   (tolerance + 2) periods + slack is answered; the lossy segment loses no request (strict),
+#   no host completes a convergence while it lasts, and all 4 stay converged members.
+source "$(dirname "$0")/lib.sh"
+faults_init deaf
+faults_setup 1 2 3 4
+for i in 1 2 3 4; do fault_config "$i"; start_agent "$i"; done
+wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+stream_start
+sleep 1.5
+
+fault_do deaf -- nft_fault oifname '"h4"' ether type 0x886f
+sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 2.5")"
+fextra deaf_dropped "$(nft_dropped)"
+fextra deaf_states "{\"1\": \"$(state_of 1) $(members_of 1)\", \"4\": \"$(state_of 4) $(members_of 4)\"}"
+
+fault_do heal -- nft_clear
+fcheck "healed: 4 converged members again within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4
+sleep 2
+
+before=$(convergences 1 2 3 4)
+left0=$(now)
+fault_do lossy strict -- nft_fault ether type 0x886f numgen random mod 10 '<' 3
+sleep 5
+fextra lossy_dropped "$(nft_dropped)"
+nft_clear
+d=$(deltas "$before" "$(convergences 1 2 3 4)")
+lefts=0
+for i in 1 2 3 4; do lefts=$((lefts + $(count_events "$i" host_left "$left0"))); done
+fextra lossy_convergences "[$d]"
+fextra lossy_host_left "$lefts"
+fcheck "lossy: no convergence completed on any host ($d)" deltas_within "$d" 0
+fcheck "lossy: no host_left event ($lefts)" test "$lefts" = 0
+fcheck "lossy: all 4 converged members after it" converged_as 1,2,3,4 1 2 3 4
+sleep 1
+stream_stop
+faults_report
