@@ -22,8 +22,9 @@ python3 - "$out" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     d = json.loads(line)
-    print(f'{d["fault"]:<20} {"pass" if d["pass"] else "FAIL":<5} requests {d["requests"]:>6}  '
-          f'twice {d["answered_twice"]:>5}  lost {d["lost"]:>5}  recover_s {d["recover_s"]:>6}'
+    v = {k: str(d.get(k)) for k in ("requests", "answered_twice", "lost", "recover_s")}
+    print(f'{d["fault"]:<20} {"pass" if d["pass"] else "FAIL":<5} requests {v["requests"]:>6}  '
+          f'twice {v["answered_twice"]:>5}  lost {v["lost"]:>5}  recover_s {v["recover_s"]:>6}'
           + ("" if d["pass"] else "  " + "; ".join(d["failures"])))
 PY
 if ((${#failed[@]})); then echo "failed: ${failed[*]}"; exit 1; fi
