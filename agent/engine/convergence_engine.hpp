@@ -79,7 +79,13 @@ enum class EventKind {
     command_rejected,
     map_received, // this host got the cluster's base map by transfer
     map_fallback, // it gave up waiting for it: the cluster falls back to allocate()
+    stalled,      // this host's inputs stopped for longer than the watchdog allows
+    unreadable,   // frames of this cluster it cannot authenticate or read (once per episode)
 };
+
+// How a frame reached this host: the segment (0x886F to the cluster MAC) or the agents'
+// second path (unicast UDP between dedicated IPs, docs/convergence.md "Contact").
+enum class Path : std::uint8_t { segment = 0, contact = 1 };
 
 const char* to_string(EventKind kind);
 
@@ -133,10 +139,23 @@ struct EngineCounters {
     std::uint64_t map_rejected = 0;        // inconsistent chunk or a map whose digest fails
     std::uint64_t map_transfers = 0;       // maps received whole and verified
     std::uint64_t map_fallbacks = 0;       // gave up waiting (stateless allocation)
+    // Contact (1.2).
+    std::uint64_t contact_received = 0; // frames that came by the second path
+    std::uint64_t contact_sent = 0;
+    std::uint64_t unverified = 0; // authentic but not (yet) echoing this boot: not used
+    std::uint64_t stalls = 0;
+};
+
+// One heartbeat to send by the second path.
+struct ContactFrame {
+    std::uint8_t priority = 0; // the peer it goes to
+    ContactAddress to;
+    std::vector<std::uint8_t> frame;
 };
 
 struct Decision {
     std::vector<std::vector<std::uint8_t>> frames; // Ethernet payloads, EtherType 0x886F
+    std::vector<ContactFrame> contact;            // UDP payloads, to NLB_CONTACT_PORT
     std::vector<Event> events;
     std::shared_ptr<const SlotViews> maps; // null: unchanged since the last decision
     HostState state = HostState::stopped;
@@ -149,7 +168,8 @@ class ConvergenceEngine {
     // 64 random bits per process start. Throws std::invalid_argument on a bad config.
     ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now);
 
-    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now);
+    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now,
+                      Path path = Path::segment);
     void on_tick(Millis now);
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
@@ -163,8 +183,19 @@ class ConvergenceEngine {
     // Status (nlbadm query).
     HostState state() const { return state_; }
     RefuseReason refuse_reason() const { return reason_; }
+    // What the refusal is about, for people: "cluster.heartbeat_ms is 2000 here, 200 on host 1".
+    const std::string& refuse_detail() const { return reason_detail_; }
+    // A problem an operator should know of even while serving (empty: none), e.g. frames of
+    // this cluster that fail authentication, or hearing no peer on the segment.
+    std::string problem(Millis now) const;
+    // Every member claims this epoch and has taken its share, this host too: each bucket has
+    // exactly one owner among them as far as this host knows (query's "converged").
+    bool settled() const;
+    // Since a stall, until converged again: the agent keeps the watchdog expired meanwhile.
+    bool recovering() const { return recovering_; }
     std::uint8_t priority() const { return me_; }
     bool converged() const { return state_ == HostState::converged; }
+    std::uint64_t cohort() const { return cohort_; }
     std::uint64_t members() const { return epoch_ ? epoch_members_ : 0; } // bit p-1
     std::uint64_t view() const { return view_; }
     std::uint8_t default_host() const;
@@ -196,15 +227,29 @@ class ConvergenceEngine {
     // this cluster, signed when this host has a key, not this host's own echo. A failure is
     // counted under its reason.
     void count_undecodable(DecodeError error);
-    bool admit(std::span<const std::uint8_t> frame, std::size_t signed_length, std::uint16_t flags,
-               std::uint32_t cluster_ip, std::uint8_t priority, std::uint64_t nonce);
+    // Header, cluster, HMAC, own echo, replay: true when the frame may be decoded whole.
+    bool admit(std::span<const std::uint8_t> frame, const FrameHead& head, Path path,
+               std::int64_t now);
+    void note_unreadable(std::int64_t now, RefuseReason why);
+    void observe(std::int64_t now); // every input: stall detection
+    void on_stall(std::int64_t now, std::int64_t gap);
+    // Contact (engine_membership.cpp).
+    bool legacy(const Heartbeat& hb) const { return hb.version_minor < 2; }
+    bool verified(const Heartbeat& hb) const;
+    bool same_config(const Heartbeat& hb) const;
+    std::string config_difference(const Heartbeat& hb) const;
+    bool two_way(std::uint8_t p, std::int64_t now) const;
+    bool deaf(std::int64_t now) const;
+    void recompute_cohort(std::int64_t now);
+    void check_groups(std::int64_t now);
+    void check_map_agreement(std::int64_t now);
+    void fill_contact(Heartbeat& hb, std::int64_t now) const;
     void event(std::int64_t now, EventKind kind, std::uint8_t host, std::string text);
     void set_state(std::int64_t now, HostState next, const std::string& why);
     void begin_convergence(std::int64_t now, const std::string& why);
     void send_soon(std::int64_t now);
     void send(std::int64_t now);
     void evaluate(std::int64_t now);
-    void check_rules_conflicts(std::int64_t now);
     void check_partition(std::int64_t now);
     void recompute_view(std::int64_t now);
     bool agreement(std::int64_t now) const;
@@ -212,7 +257,8 @@ class ConvergenceEngine {
     void try_take(std::int64_t now);
     void release_all(std::int64_t now, bool keep_connections);
     void release_slot(std::int64_t now, std::size_t slot);
-    void refuse(std::int64_t now, RefuseReason reason, std::uint8_t because_of);
+    void refuse(std::int64_t now, RefuseReason reason, std::uint8_t because_of,
+                const std::string& detail = "");
     void handle_priority_clash(const Heartbeat& hb, std::int64_t now);
     void update_held(std::int64_t now);
     void update_others_dirty();
@@ -236,6 +282,8 @@ class ConvergenceEngine {
     std::vector<RuleMode> modes_;
     HeartbeatAuth auth_;
     ReplayGuard replay_;
+    // The same heartbeat comes by both paths with one sequence number: one guard per path.
+    ReplayGuard contact_replay_;
     // Map chunks have their own sequence space and a window: sent in a burst after a
     // heartbeat and reordered on the way, they must neither make that heartbeat look like a
     // replay nor each other.
@@ -253,6 +301,20 @@ class ConvergenceEngine {
     std::int64_t last_conflict_ = 0;
     bool warned_unauthenticated_ = false;
     std::uint64_t refused_logged_ = 0; // peers already reported as refused
+    std::string reason_detail_;
+
+    // Contact and cohorts.
+    std::int64_t last_input_ = -1;
+    bool recovering_ = false;
+    bool had_peer_ = false; // a peer proved two-way contact since this host started
+    std::int64_t last_unreadable_ = -1000000000;
+    RefuseReason unreadable_reason_ = RefuseReason::none;
+    std::uint64_t cohort_ = 0;
+    // A second host with this host's priority, heard lately: echoed so that it can prove a
+    // clash (a recorded frame of this host's earlier boot cannot).
+    std::uint64_t dup_nonce_ = 0;
+    std::int64_t dup_heard_ = -1000000000;
+    std::uint64_t map_owners_ = 0; // hosts that own buckets in target_
 
     // Agreement.
     bool agreeing_ = false;

@@ -24,7 +24,18 @@ enum class HostState : std::uint8_t {
 
 const char* to_string(HostState state);
 
-enum class RefuseReason : std::uint8_t { none = 0, rules_differ = 1, priority_taken = 2 };
+// 0..2 are 1.1's and travel in the header; a 1.1 reader rejects higher values there, so the
+// others travel in the config section (1.2) and the header says rules_differ.
+enum class RefuseReason : std::uint8_t {
+    none = 0,
+    rules_differ = 1,   // the configuration that must match differs (the larger group serves)
+    priority_taken = 2,
+    key_mismatch = 3,   // frames of this cluster that fail authentication, no authenticated peer
+    version = 4,        // frames of this cluster of a version this host cannot read, likewise
+    no_contact = 5,     // no two-way contact on the segment with a larger group of live peers
+    map_minority = 6,   // this host's map digest is in the minority among its epoch's members
+};
+inline constexpr std::uint8_t kMaxRefuseReason = 6;
 
 const char* to_string(RefuseReason reason);
 
@@ -39,9 +50,10 @@ struct DirtySlot {
 struct Heartbeat {
     static constexpr std::uint16_t kFlagAuthenticated = 0x0001; // HMAC trailer present
     static constexpr std::uint16_t kFlagScoreFrozen = 0x0002;   // partition score is frozen
+    static constexpr std::uint16_t kFlagTaking = 0x0004; // has not taken its whole share yet
 
     std::uint8_t version_major = 1;
-    std::uint8_t version_minor = 1;
+    std::uint8_t version_minor = 2;
     std::uint16_t flags = 0;
     std::uint32_t cluster_ip = 0;
     std::uint8_t priority = 0;
@@ -68,6 +80,42 @@ struct Heartbeat {
     std::uint64_t base_digest = 0;
     std::uint32_t base_generation = 0;
     std::uint8_t base_flags = 0;
+
+    // Contact (1.2): where the sender's agent answers on the second path, and every peer it
+    // heard within the tolerance with that peer's boot nonce and the paths it was heard on.
+    // A frame that echoes a host's current nonce was made after that host started: the
+    // proof of two-way contact and of freshness (docs/convergence.md, "Contact").
+    struct Echo {
+        std::uint8_t priority = 0;
+        std::uint8_t paths = 0; // kPathSegment | kPathContact
+        std::uint64_t nonce = 0;
+        bool operator==(const Echo&) const = default;
+    };
+    static constexpr std::uint8_t kPathSegment = 0x01; // 0x886F frames on the cluster MAC
+    static constexpr std::uint8_t kPathContact = 0x02; // unicast UDP between dedicated IPs
+    static constexpr std::uint8_t kContactDeaf = 0x01; // hears no live peer on the segment
+    bool has_contact = false;
+    ContactAddress contact;
+    std::uint8_t contact_flags = 0;
+    std::vector<Echo> echoes; // at most NLB_MAX_HOSTS, distinct priorities but its own
+    // Configuration (1.2): the keys besides the port rules that must match, the refusal
+    // reason in full (`reason` above then holds it), and the sender's cohort (itself and the live peers it has two-way
+    // contact with that share its configuration, whatever their state).
+    bool has_config = false;
+    std::uint8_t mode = 0;
+    std::uint32_t heartbeat_ms = 0;
+    std::uint32_t heartbeat_tolerance = 0;
+    std::uint32_t cleanup_delay_s = 0;
+    std::uint64_t vips_digest = 0;
+    std::uint64_t cohort = 0;
+
+    // This host's entry in the echo list (nullptr: not heard by the sender).
+    const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {
+        for (const auto& e : echoes)
+            if (e.priority == priority && e.nonce == nonce)
+                return &e;
+        return nullptr;
+    }
 
     bool operator==(const Heartbeat&) const = default;
 };

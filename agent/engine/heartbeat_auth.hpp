@@ -14,7 +14,10 @@ namespace nlb {
 
 class HeartbeatAuth {
   public:
-    explicit HeartbeatAuth(std::vector<std::uint8_t> key) : key_(std::move(key)) {}
+    // `rotation_key` (may be empty) is accepted too, never used to sign: during a key
+    // rotation every host signs with its key_file and accepts both.
+    explicit HeartbeatAuth(std::vector<std::uint8_t> key, std::vector<std::uint8_t> rotation_key = {})
+        : key_(std::move(key)), rotation_(std::move(rotation_key)) {}
 
     bool keyed() const { return !key_.empty(); }
     // `frame` was encoded with Heartbeat::kFlagAuthenticated: its last 32 bytes receive the
@@ -25,6 +28,7 @@ class HeartbeatAuth {
 
   private:
     std::vector<std::uint8_t> key_;
+    std::vector<std::uint8_t> rotation_;
 };
 
 // Remembers, per sender priority, the last few boot nonces and the highest sequence number

@@ -12,6 +12,10 @@ constexpr std::size_t kDirtyEntryHeader = 6;
 constexpr std::size_t kSectionHeader = 4;
 constexpr std::size_t kRuleEntry = 3;
 constexpr std::size_t kBaseSection = 13;
+constexpr std::size_t kContactFixed = 22; // family, flags, port, address, count, reserved
+constexpr std::size_t kEchoEntry = 10;
+constexpr std::size_t kConfigSection = 28;
+constexpr std::size_t kHeadBytes = 40; // through the sequence number, both frame kinds
 
 class Writer {
   public:
@@ -72,6 +76,10 @@ class Reader {
     bool ok_ = true;
 };
 
+std::uint64_t host_bit_of(std::uint8_t priority) {
+    return std::uint64_t{1} << (priority - 1);
+}
+
 std::uint32_t groups_at(std::uint8_t shift) {
     return NLB_BUCKETS >> shift;
 }
@@ -129,9 +137,17 @@ const char* to_string(RefuseReason reason) {
     case RefuseReason::none:
         return "none";
     case RefuseReason::rules_differ:
-        return "port rules differ from the cluster's";
+        return "configuration differs from the cluster's";
     case RefuseReason::priority_taken:
         return "host priority already taken";
+    case RefuseReason::key_mismatch:
+        return "key_mismatch";
+    case RefuseReason::version:
+        return "version";
+    case RefuseReason::no_contact:
+        return "no two-way contact with the cluster";
+    case RefuseReason::map_minority:
+        return "map digest in the minority";
     }
     return "unknown";
 }
@@ -225,7 +241,8 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
     w.u32(hb.cluster_ip);
     w.u8(hb.priority);
     w.u8(static_cast<std::uint8_t>(hb.state));
-    w.u8(static_cast<std::uint8_t>(hb.reason));
+    // 1.1 readers reject a reason above 2 in the header: the full one is in the config section.
+    w.u8(static_cast<std::uint8_t>(hb.reason) <= 2 ? static_cast<std::uint8_t>(hb.reason) : 1);
     w.u8(rule_count);
     w.u32(0);
     w.u64(hb.nonce);
@@ -254,6 +271,36 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
     w.u64(hb.base_digest);
     w.u32(hb.base_generation);
     w.u8(hb.base_flags);
+
+    if (hb.has_contact) {
+        const std::size_t n = std::min<std::size_t>(hb.echoes.size(), NLB_MAX_HOSTS);
+        w.u8(kSectionContact);
+        w.u8(0);
+        w.u16(static_cast<std::uint16_t>(kContactFixed + n * kEchoEntry));
+        w.u8(hb.contact.family);
+        w.u8(hb.contact_flags);
+        w.u16(hb.contact.port);
+        out.insert(out.end(), hb.contact.address.begin(), hb.contact.address.end());
+        w.u8(static_cast<std::uint8_t>(n));
+        w.u8(0);
+        for (std::size_t i = 0; i < n; ++i) {
+            w.u8(hb.echoes[i].priority);
+            w.u8(hb.echoes[i].paths);
+            w.u64(hb.echoes[i].nonce);
+        }
+    }
+    if (hb.has_config) {
+        w.u8(kSectionConfig);
+        w.u8(0);
+        w.u16(static_cast<std::uint16_t>(kConfigSection));
+        w.u8(hb.mode);
+        w.u8(static_cast<std::uint8_t>(hb.reason));
+        w.u16(static_cast<std::uint16_t>(hb.heartbeat_tolerance));
+        w.u32(hb.heartbeat_ms);
+        w.u32(hb.cleanup_delay_s);
+        w.u64(hb.vips_digest);
+        w.u64(hb.cohort);
+    }
 
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
@@ -351,7 +398,123 @@ DecodeError decode_base(std::span<const std::uint8_t> body, Heartbeat& hb) {
     return DecodeError::none;
 }
 
+DecodeError decode_contact(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    if (body.size() < kContactFixed)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.contact.family = r.u8();
+    hb.contact_flags = r.u8();
+    hb.contact.port = r.u16();
+    const auto address = r.bytes(16);
+    std::copy(address.begin(), address.end(), hb.contact.address.begin());
+    const auto count = r.u8();
+    r.u8();
+    if (!r.ok())
+        return DecodeError::truncated;
+    if ((hb.contact.family != 0 && hb.contact.family != 4 && hb.contact.family != 6) ||
+        (hb.contact_flags & ~Heartbeat::kContactDeaf) != 0 || count > NLB_MAX_HOSTS)
+        return DecodeError::bad_field;
+    if (body.size() != kContactFixed + std::size_t{count} * kEchoEntry)
+        return DecodeError::bad_length;
+    std::uint64_t seen = 0;
+    hb.echoes.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        Heartbeat::Echo e;
+        e.priority = r.u8();
+        e.paths = r.u8();
+        e.nonce = r.u64();
+        if (e.priority < 1 || e.priority > NLB_MAX_HOSTS ||
+            (e.paths & ~(Heartbeat::kPathSegment | Heartbeat::kPathContact)) != 0 ||
+            (seen & host_bit_of(e.priority)))
+            return DecodeError::bad_field;
+        seen |= host_bit_of(e.priority);
+        hb.echoes.push_back(e);
+    }
+    hb.has_contact = true;
+    return DecodeError::none;
+}
+
+DecodeError decode_config(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    if (body.size() != kConfigSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.mode = r.u8();
+    const auto reason = r.u8();
+    hb.heartbeat_tolerance = r.u16();
+    hb.heartbeat_ms = r.u32();
+    hb.cleanup_delay_s = r.u32();
+    hb.vips_digest = r.u64();
+    hb.cohort = r.u64();
+    if (reason > kMaxRefuseReason || hb.mode > 2)
+        return DecodeError::bad_field;
+    hb.reason = static_cast<RefuseReason>(reason);
+    hb.has_config = true;
+    return DecodeError::none;
+}
+
 } // namespace
+
+HeadResult decode_head(std::span<const std::uint8_t> frame) {
+    HeadResult result;
+    Reader r(frame);
+    const auto magic = r.u32();
+    const auto major = r.u8();
+    const auto minor = r.u8();
+    const auto header_len = r.u16();
+    const auto total_len = r.u16();
+    const auto flags = r.u16();
+    const auto cluster_ip = r.u32();
+    if (!r.ok()) {
+        result.error = DecodeError::truncated;
+        return result;
+    }
+    if (magic != kHeartbeatMagic && magic != kMapChunkMagic) {
+        result.error = DecodeError::bad_magic;
+        return result;
+    }
+    if (major != kHeartbeatMajor) {
+        result.error = DecodeError::bad_version;
+        result.cluster_ip = cluster_ip;
+        return result;
+    }
+    const bool chunk = magic == kMapChunkMagic;
+    const std::size_t min_header = chunk ? kMapChunkHeaderSize : kHeartbeatHeaderSize;
+    if (total_len > frame.size()) {
+        result.error = DecodeError::truncated;
+        return result;
+    }
+    if (total_len > kHeartbeatMaxSize || header_len < min_header || header_len > total_len ||
+        total_len < kHeadBytes) {
+        result.error = DecodeError::bad_length;
+        return result;
+    }
+    FrameHead h;
+    h.chunk = chunk;
+    h.major = major;
+    h.minor = minor;
+    h.header_length = header_len;
+    h.total_length = total_len;
+    h.flags = flags;
+    h.cluster_ip = cluster_ip;
+    h.priority = r.u8();
+    r.bytes(7);
+    h.nonce = r.u64();
+    h.sequence = r.u64();
+    if (!r.ok()) {
+        result.error = DecodeError::truncated;
+        return result;
+    }
+    if (h.priority < 1 || h.priority > NLB_MAX_HOSTS) {
+        result.error = DecodeError::bad_field;
+        return result;
+    }
+    if ((flags & Heartbeat::kFlagAuthenticated) && total_len < header_len + kHeartbeatMacSize) {
+        result.error = DecodeError::bad_length;
+        return result;
+    }
+    result.head = h;
+    return result;
+}
 
 bool is_map_chunk(std::span<const std::uint8_t> frame) {
     return frame.size() >= 4 && ((std::uint32_t{frame[0]} << 24) | (std::uint32_t{frame[1]} << 16) |
@@ -510,7 +673,8 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
         end -= kHeartbeatMacSize;
     }
     Reader sections(frame.subspan(header_len, end - header_len));
-    bool have_rules = false, have_dirty = false, have_base = false;
+    bool have_rules = false, have_dirty = false, have_base = false, have_contact = false,
+         have_config = false;
     while (sections.left() > 0) {
         const auto type = sections.u8();
         sections.u8();
@@ -534,6 +698,16 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
                 return fail(DecodeError::bad_field);
             have_base = true;
             e = decode_base(body, hb);
+        } else if (type == kSectionContact) {
+            if (have_contact)
+                return fail(DecodeError::bad_field);
+            have_contact = true;
+            e = decode_contact(body, hb);
+        } else if (type == kSectionConfig) {
+            if (have_config)
+                return fail(DecodeError::bad_field);
+            have_config = true;
+            e = decode_config(body, hb);
         } // other types: a later minor version's; skipped
         if (e != DecodeError::none)
             return fail(e);

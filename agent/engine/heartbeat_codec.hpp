@@ -18,7 +18,7 @@ namespace nlb {
 
 inline constexpr std::uint32_t kHeartbeatMagic = 0x4e4c4248; // "NLBH"
 inline constexpr std::uint8_t kHeartbeatMajor = 1;
-inline constexpr std::uint8_t kHeartbeatMinor = 1; // 1: base-map section, map chunks
+inline constexpr std::uint8_t kHeartbeatMinor = 2; // 1: base map, map chunks; 2: contact, config
 inline constexpr std::size_t kHeartbeatHeaderSize = 104;
 inline constexpr std::size_t kHeartbeatMacSize = 32;
 // Ethernet payload budget: one standard frame, whatever the rules and dirty buckets.
@@ -26,7 +26,9 @@ inline constexpr std::size_t kHeartbeatMaxSize = 1500;
 
 inline constexpr std::uint8_t kSectionRules = 1;
 inline constexpr std::uint8_t kSectionDirty = 2;
-inline constexpr std::uint8_t kSectionBase = 3; // minor 1
+inline constexpr std::uint8_t kSectionBase = 3;    // minor 1
+inline constexpr std::uint8_t kSectionContact = 4; // minor 2
+inline constexpr std::uint8_t kSectionConfig = 5;  // minor 2
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"
@@ -46,6 +48,28 @@ enum class DecodeError {
 };
 
 const char* to_string(DecodeError error);
+
+// What admission needs before it spends anything on a frame (docs/convergence.md, "Admission"):
+// the first 40 bytes of either frame kind, whose layout every 1.x keeps. Lengths are checked
+// against the frame and their bounds; nothing else is read.
+struct FrameHead {
+    bool chunk = false; // a map chunk ("NLBM"), else a heartbeat ("NLBH")
+    std::uint8_t major = 0, minor = 0;
+    std::size_t header_length = 0, total_length = 0;
+    std::uint16_t flags = 0;
+    std::uint32_t cluster_ip = 0;
+    std::uint8_t priority = 0;
+    std::uint64_t nonce = 0, sequence = 0;
+};
+struct HeadResult {
+    std::optional<FrameHead> head;
+    DecodeError error = DecodeError::none;
+    // Set with bad_version when the frame is long enough to name a cluster (bytes 12..15 keep
+    // their place in every version): an unreadable frame of this cluster holds back a host
+    // that never had an authenticated peer.
+    std::optional<std::uint32_t> cluster_ip;
+};
+HeadResult decode_head(std::span<const std::uint8_t> frame);
 
 struct DecodeResult {
     std::optional<Heartbeat> heartbeat;

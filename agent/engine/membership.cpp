@@ -32,11 +32,32 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms) 
     change.state_changed = fresh || p.heartbeat.state != hb.state;
     change.dirty_changed = fresh ? !hb.dirty.empty() : p.heartbeat.dirty != hb.dirty;
     p.known = true;
+    if (fresh)
+        p.alive_since_ms = now_ms;
     p.alive = true;
     p.last_heard_ms = now_ms;
     p.heartbeat = hb;
     alive_ |= host_bit(hb.priority);
     return change;
+}
+
+bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact) {
+    auto& p = peers_[hb.priority];
+    // Like accept(): a live peer that serves keeps its priority's place, so that frames of
+    // another stream (a duplicate, or a recording of an earlier boot) cannot turn this host's
+    // echo away from it.
+    if (p.alive && p.heartbeat.nonce != hb.nonce && serving(p.heartbeat.state))
+        return false;
+    bool fresh = false;
+    if (p.heard_nonce != hb.nonce) {
+        p.heard_nonce = hb.nonce;
+        p.heard_segment_ms = p.heard_contact_ms = kNever;
+        fresh = true;
+    }
+    (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
+    if (hb.has_contact)
+        p.contact = hb.contact;
+    return fresh;
 }
 
 std::vector<std::uint8_t> Membership::expire(std::int64_t now_ms, std::int64_t timeout_ms) {

@@ -13,11 +13,20 @@
 
 namespace nlb {
 
+inline constexpr std::int64_t kNever = -(std::int64_t{1} << 60);
+
 struct Peer {
     bool known = false; // a stream is recorded for this priority
-    bool alive = false;
+    bool alive = false; // a frame proving contact (echoing this boot) within the tolerance
     std::int64_t last_heard_ms = 0;
-    Heartbeat heartbeat;
+    std::int64_t alive_since_ms = 0;
+    Heartbeat heartbeat; // from the last such frame
+    // Any authentic, fresh frame of the stream heard last, proven or not: what this host
+    // echoes, where it sends by the second path, and on which path it hears the peer.
+    std::uint64_t heard_nonce = 0;
+    std::int64_t heard_segment_ms = kNever;
+    std::int64_t heard_contact_ms = kNever;
+    ContactAddress contact;
 };
 
 class Membership {
@@ -35,6 +44,9 @@ class Membership {
     };
 
     Change accept(const Heartbeat& hb, std::int64_t now_ms);
+    // Records an authentic, fresh frame (proven or not) for the echo list and the paths. A
+    // frame of another stream does not displace a live peer's.
+    bool hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact); // true: new stream
     // Marks dead every live peer not heard for more than `timeout_ms`; returns them.
     std::vector<std::uint8_t> expire(std::int64_t now_ms, std::int64_t timeout_ms);
     // Earliest time a live peer can expire (INT64_MAX if none).

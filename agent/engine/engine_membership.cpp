@@ -1,0 +1,402 @@
+// ConvergenceEngine, membership: who is a member (two-way contact, same configuration), which
+// group serves when hosts disagree, refusals, priority clashes and partition heals.
+#include "convergence_engine.hpp"
+
+#include <algorithm>
+
+#include "digest.hpp"
+#include "engine_util.hpp"
+#include "heartbeat_codec.hpp"
+
+namespace nlb {
+
+using detail::host_list;
+using detail::in_view_state;
+using detail::lowest;
+using detail::serving_state;
+
+namespace {
+
+const char* mode_name(std::uint8_t mode) {
+    static const char* const names[] = {"unicast", "multicast", "igmp"};
+    return mode < 3 ? names[mode] : "unknown";
+}
+
+int size_of(std::uint64_t bits) {
+    return __builtin_popcountll(bits);
+}
+
+} // namespace
+
+bool ConvergenceEngine::verified(const Heartbeat& hb) const {
+    // A 1.1 peer echoes nobody: its frames count as before (rolling upgrade).
+    return legacy(hb) || hb.echo_of(me_, nonce_) != nullptr;
+}
+
+bool ConvergenceEngine::same_config(const Heartbeat& hb) const {
+    if (hb.fingerprint != fingerprint_)
+        return false;
+    if (!hb.has_config)
+        return true; // 1.1 sends the rules' fingerprint only
+    const auto& c = config_.cluster;
+    return hb.mode == c.mode && hb.heartbeat_ms == c.heartbeat_ms &&
+           hb.heartbeat_tolerance == c.heartbeat_tolerance &&
+           hb.cleanup_delay_s == c.cleanup_delay_s && hb.vips_digest == c.vips_digest;
+}
+
+std::string ConvergenceEngine::config_difference(const Heartbeat& hb) const {
+    const std::string on = " on host " + std::to_string(hb.priority);
+    auto number = [&](const char* key, std::uint32_t mine, std::uint32_t theirs) {
+        return std::string(key) + " is " + std::to_string(mine) + " here, " +
+               std::to_string(theirs) + on;
+    };
+    const auto& c = config_.cluster;
+    if (hb.fingerprint != fingerprint_)
+        return "port_rules differ from those" + on;
+    if (!hb.has_config)
+        return "";
+    if (hb.mode != c.mode)
+        return std::string("cluster.mode is ") + mode_name(c.mode) + " here, " +
+               mode_name(hb.mode) + on;
+    if (hb.vips_digest != c.vips_digest)
+        return "cluster.vips differ from those" + on;
+    if (hb.heartbeat_ms != c.heartbeat_ms)
+        return number("cluster.heartbeat_ms", c.heartbeat_ms, hb.heartbeat_ms);
+    if (hb.heartbeat_tolerance != c.heartbeat_tolerance)
+        return number("cluster.heartbeat_tolerance", c.heartbeat_tolerance,
+                      hb.heartbeat_tolerance);
+    if (hb.cleanup_delay_s != c.cleanup_delay_s)
+        return number("cluster.cleanup_delay_s", c.cleanup_delay_s, hb.cleanup_delay_s);
+    return "";
+}
+
+bool ConvergenceEngine::two_way(std::uint8_t p, std::int64_t now) const {
+    // Two-way on the segment: this host hears the peer's 0x886F frames, and the peer's last
+    // proven frame says it hears this host's there. Heartbeats go where client frames go, so
+    // a host that hears none cannot be a member.
+    const auto& peer = peers_.peer(p);
+    if (!peer.alive)
+        return false;
+    const auto& hb = peer.heartbeat;
+    const bool hear =
+        peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= tolerance_ms();
+    if (legacy(hb))
+        return hear;
+    const auto* echo = hb.echo_of(me_, nonce_);
+    return hear && echo && (echo->paths & Heartbeat::kPathSegment);
+}
+
+bool ConvergenceEngine::deaf(std::int64_t now) const {
+    // Live peers hear this host on the segment, and it hears none of them there.
+    bool heard_by_one = false;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        if (peer.heard_nonce == peer.heartbeat.nonce &&
+            now - peer.heard_segment_ms <= tolerance_ms())
+            return false;
+        const auto* echo = peer.heartbeat.echo_of(me_, nonce_);
+        heard_by_one = heard_by_one || (echo && (echo->paths & Heartbeat::kPathSegment));
+    }
+    return heard_by_one;
+}
+
+void ConvergenceEngine::recompute_cohort(std::int64_t now) {
+    // This host and the live peers it has two-way contact with that share its configuration,
+    // whatever their state but stopped or suspended: refused ones count, so that hosts a
+    // misconfigured first host refused can outnumber it.
+    std::uint64_t bits = host_bit(me_);
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive || peer.heartbeat.state == HostState::stopped ||
+            peer.heartbeat.state == HostState::suspended)
+            continue;
+        if (two_way(p, now) && same_config(peer.heartbeat))
+            bits |= host_bit(p);
+    }
+    if (bits != cohort_) {
+        cohort_ = bits;
+        send_soon(now);
+    }
+}
+
+void ConvergenceEngine::check_groups(std::int64_t now) {
+    if (!participating() && state_ != HostState::refused)
+        return;
+    if (state_ == HostState::refused && reason_ != RefuseReason::rules_differ &&
+        reason_ != RefuseReason::no_contact)
+        return;
+    // A group's claim to serve: more hosts; then, between two lone hosts, the one that hears
+    // the segment (a deaf host cannot receive clients); then the group already serving; then
+    // the lowest priority. Every host compares the same reported cohorts, so one side yields.
+    auto serving = [&](std::uint64_t bits) {
+        for (std::uint8_t q = 1; q <= NLB_MAX_HOSTS; ++q) {
+            if (!(bits & host_bit(q)))
+                continue;
+            if (q == me_ ? claim() != 0
+                         : peers_.peer(q).alive && peers_.peer(q).heartbeat.claim != 0)
+                return true;
+        }
+        return false;
+    };
+    const std::uint64_t mine = cohort_ | host_bit(me_);
+    const bool i_am_deaf = size_of(mine) == 1 && deaf(now);
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        const auto& hb = peer.heartbeat;
+        if (p == me_ || !peer.alive || (mine & host_bit(p)) || hb.state == HostState::stopped ||
+            hb.state == HostState::suspended)
+            continue;
+        const bool differs = !same_config(hb);
+        const std::uint64_t theirs =
+            legacy(hb) ? (hb.view | host_bit(p)) : (hb.cohort | host_bit(p));
+        // Both paths deliver within moments of each other: a newly heard peer gets a period
+        // before the lack of two-way contact counts against anyone.
+        if (theirs & host_bit(me_) || (!differs && now - peer.alive_since_ms < period()))
+            continue;
+        bool they_win;
+        if (size_of(theirs) != size_of(mine)) {
+            they_win = size_of(theirs) > size_of(mine);
+        } else {
+            const bool they_are_deaf =
+                size_of(theirs) == 1 && (hb.contact_flags & Heartbeat::kContactDeaf);
+            if (i_am_deaf != they_are_deaf)
+                they_win = i_am_deaf;
+            else if (serving(mine) != serving(theirs))
+                they_win = serving(theirs);
+            else
+                they_win = lowest(theirs) < lowest(mine);
+        }
+        if (!they_win) {
+            if (differs && participating() && !(refused_logged_ & host_bit(p))) {
+                refused_logged_ |= host_bit(p);
+                event(now, EventKind::host_refused, p,
+                      "host " + std::to_string(p) + " refused: " + config_difference(hb));
+            }
+            continue;
+        }
+        const auto reason = differs ? RefuseReason::rules_differ : RefuseReason::no_contact;
+        std::string detail;
+        if (differs)
+            detail = config_difference(hb) + "; the larger group " + host_list(theirs) + " serves";
+        else if (i_am_deaf)
+            detail = "not receiving cluster-MAC frames: no heartbeat of hosts " +
+                     host_list(theirs) +
+                     " arrives on the segment while they hear this host (check the "
+                     "vSwitch's promiscuous / MAC-spoofing setting)";
+        else
+            detail = "no two-way contact on the segment with hosts " + host_list(theirs) +
+                     ", which outnumber or outrank this host's group " + host_list(mine);
+        if (state_ == HostState::refused) {
+            last_conflict_ = now;
+            reason_ = reason;
+            reason_detail_ = detail;
+        } else {
+            refuse(now, reason, p, detail);
+        }
+        return;
+    }
+}
+
+void ConvergenceEngine::fill_contact(Heartbeat& hb, std::int64_t now) const {
+    hb.has_contact = true;
+    hb.contact = config_.host.contact;
+    hb.contact_flags = deaf(now) ? Heartbeat::kContactDeaf : 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || peer.heard_nonce == 0)
+            continue;
+        std::uint8_t paths = 0;
+        if (now - peer.heard_segment_ms <= tolerance_ms())
+            paths |= Heartbeat::kPathSegment;
+        if (now - peer.heard_contact_ms <= tolerance_ms())
+            paths |= Heartbeat::kPathContact;
+        if (paths)
+            hb.echoes.push_back({p, paths, peer.heard_nonce});
+    }
+    if (dup_nonce_ != 0 && now - dup_heard_ <= tolerance_ms())
+        hb.echoes.push_back({me_, Heartbeat::kPathSegment, dup_nonce_});
+    hb.has_config = true;
+    hb.mode = config_.cluster.mode;
+    hb.heartbeat_ms = config_.cluster.heartbeat_ms;
+    hb.heartbeat_tolerance = config_.cluster.heartbeat_tolerance;
+    hb.cleanup_delay_s = config_.cluster.cleanup_delay_s;
+    hb.vips_digest = config_.cluster.vips_digest;
+    hb.cohort = cohort_;
+}
+
+std::string ConvergenceEngine::problem(Millis now_ms) const {
+    const std::int64_t now = now_ms.count();
+    if (state_ == HostState::refused && !reason_detail_.empty())
+        return reason_detail_;
+    if (deaf(now))
+        return "not receiving cluster-MAC frames: peers hear this host, it hears none of them "
+               "on the segment (check the vSwitch's promiscuous / MAC-spoofing setting)";
+    std::uint64_t one_way = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (p != me_ && peers_.peer(p).alive && !two_way(p, now))
+            one_way |= host_bit(p);
+    if (one_way)
+        return "no two-way contact on the segment with hosts " + host_list(one_way) +
+               " (reached by the second path only)";
+    if (!had_peer_ && now - last_unreadable_ <= tolerance_ms())
+        return "frames of this cluster that this host cannot " +
+               std::string(unreadable_reason_ == RefuseReason::version ? "read (version)"
+                                                                        : "authenticate (key)");
+    return "";
+}
+
+void ConvergenceEngine::handle_priority_clash(const Heartbeat& hb, std::int64_t now) {
+    last_conflict_ = now;
+    if (!participating() || hb.state == HostState::refused || hb.state == HostState::stopped ||
+        hb.state == HostState::suspended)
+        return;
+    const bool they_serve = serving_state(hb.state);
+    const bool i_serve = serving_state(state_) && claim() != 0;
+    bool i_lose;
+    if (they_serve != i_serve)
+        i_lose = they_serve;
+    else
+        i_lose = nonce_ > hb.nonce; // both or neither serve: the same answer on both sides
+    if (i_lose)
+        refuse(now, RefuseReason::priority_taken, me_);
+    else if (!(refused_logged_ & host_bit(me_))) {
+        refused_logged_ |= host_bit(me_);
+        event(now, EventKind::host_refused, me_,
+              "another host with priority " + std::to_string(me_) + " refused");
+    }
+}
+
+void ConvergenceEngine::refuse(std::int64_t now, RefuseReason reason, std::uint8_t because_of,
+                               const std::string& detail) {
+    release_all(now, false);
+    forget_maps(now);
+    agreeing_ = false;
+    recovering_ = false;
+    reason_ = reason;
+    reason_detail_ = detail;
+    last_conflict_ = now;
+    event(now, EventKind::refused, me_,
+          std::string(to_string(reason)) + " (host " + std::to_string(because_of) + ")" +
+              (detail.empty() ? "" : ": " + detail));
+    set_state(now, HostState::refused, to_string(reason));
+}
+
+void ConvergenceEngine::check_partition(std::int64_t now) {
+    if (claim() == 0) {
+        frozen_ = false;
+        return;
+    }
+    // Conflicting groups: live hosts owning buckets under an epoch neither side took part in.
+    std::vector<std::uint64_t> foreign;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        const auto& hb = peer.heartbeat;
+        if (hb.claim == 0 || hb.claim == epoch_ || (epoch_members_ & host_bit(p)) ||
+            (hb.claim_members & host_bit(me_)))
+            continue;
+        if (std::find(foreign.begin(), foreign.end(), hb.claim) == foreign.end())
+            foreign.push_back(hb.claim);
+    }
+    if (foreign.empty())
+        return;
+    if (!frozen_) {
+        frozen_ = true;
+        frozen_score_ = group_score();
+        event(now, EventKind::partition_detected, me_,
+              "another converged group met ours: " + std::to_string(foreign.size()) +
+                  " group(s); our score " + std::to_string(frozen_score_));
+        next_send_ = now; // the other group decides on this frame: no rate limit
+    }
+    // Each group's score is the frozen one its lowest live host reports, so every host of
+    // both groups compares the same two numbers and exactly one group yields.
+    auto leader_score = [&](std::uint64_t epoch, bool& known) -> std::uint64_t {
+        std::uint8_t leader = 0;
+        if (epoch == epoch_)
+            leader = me_;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+            const auto& peer = peers_.peer(p);
+            if (p != me_ && peer.alive && peer.heartbeat.claim == epoch && (!leader || p < leader))
+                leader = p;
+        }
+        if (leader == me_) {
+            known = true;
+            return frozen_score_;
+        }
+        const auto& hb = peers_.peer(leader).heartbeat;
+        known = leader != 0 && (hb.flags & Heartbeat::kFlagScoreFrozen);
+        return hb.score;
+    };
+    bool mine_known = false;
+    const auto mine = leader_score(epoch_, mine_known);
+    if (!mine_known)
+        return;
+    for (auto other : foreign) {
+        bool known = false;
+        const auto theirs = leader_score(other, known);
+        if (!known)
+            continue;
+        if (theirs > mine || (theirs == mine && other > epoch_)) {
+            event(now, EventKind::partition_yield, me_,
+                  "partition heal: our group accepted " + std::to_string(mine) +
+                      " connections, the other " + std::to_string(theirs) +
+                      ": letting go of our buckets");
+            release_all(now, true);
+            frozen_ = false;
+            pending_take_ = false;
+            if (state_ == HostState::converged)
+                set_state(now, HostState::converging, "partition heal");
+            begin_convergence(now, "partition heal");
+            return;
+        }
+    }
+}
+
+void ConvergenceEngine::recompute_view(std::int64_t now) {
+    std::uint64_t bits = 0;
+    if (serving_member())
+        bits |= host_bit(me_);
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p != me_ && two_way(p, now) && same_config(peer.heartbeat) &&
+            in_view_state(peer.heartbeat.state))
+            bits |= host_bit(p);
+    }
+    if (bits == view_key_members_ && params_generation_ == view_key_generation_)
+        return;
+    view_key_members_ = bits;
+    view_key_generation_ = params_generation_;
+    choose_base(bits);
+    DigestBuilder d;
+    d.u32(0x6e6c6276).u64(fingerprint_).u64(bits);
+    // The base enters the epoch (one epoch, one map); without one the digest is 1.0's.
+    if (chosen_ != 0 || chosen_gen_ != 0)
+        d.u64(chosen_).u32(chosen_gen_);
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (!(bits & host_bit(p)))
+            continue;
+        const MemberParams m = p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat);
+        d.u8(p);
+        for (std::size_t r = 0; r < config_.rules.size(); ++r)
+            d.u8(m.rules[r].load_weight)
+                .u8(m.rules[r].handling_priority)
+                .u8(static_cast<std::uint8_t>(m.control[r]));
+    }
+    const auto digest = d.finish();
+    if (digest == view_digest_ && bits == view_)
+        return;
+    const auto before = view_;
+    view_ = bits;
+    view_digest_ = digest;
+    if (participating()) {
+        std::string why = "membership " + host_list(before) + " -> " + host_list(bits);
+        if (before == bits)
+            why = "host parameters changed";
+        begin_convergence(now, why);
+    }
+}
+
+} // namespace nlb

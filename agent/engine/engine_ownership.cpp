@@ -1,0 +1,267 @@
+// ConvergenceEngine, ownership: installing an epoch, taking and releasing buckets, dirty
+// buckets, and the slot views the dataplane installs.
+#include "convergence_engine.hpp"
+
+#include <algorithm>
+
+#include "digest.hpp"
+#include "engine_util.hpp"
+#include "heartbeat_codec.hpp"
+
+namespace nlb {
+
+using detail::host_list;
+using detail::in_view_state;
+using detail::lowest;
+using detail::serving_state;
+
+void ConvergenceEngine::install(std::int64_t now) {
+    agreeing_ = false;
+    stable_ = 0;
+    if (view_digest_ != epoch_ || !target_) {
+        std::vector<MemberParams> members;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+            if (view_ & host_bit(p))
+                members.push_back(p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat));
+        // agreement() saw base_ == chosen_ when chosen_ != 0.
+        const ClusterMap* from = chosen_ != 0 && base_digest_ == chosen_ ? base_.get() : nullptr;
+        std::shared_ptr<const ClusterMap> map = reallocate(from, modes_, members);
+        prev_ = target_;
+        prev_epoch_ = epoch_;
+        prev_digest_ = target_digest_;
+        target_ = std::move(map);
+        epoch_ = view_digest_;
+        epoch_members_ = view_;
+        target_digest_ = target_->digest();
+        target_gen_ = next_gen_;
+        map_owners_ = 0;
+        for (const auto& slot : target_->slots)
+            for (const auto owner : slot)
+                if (owner != 0)
+                    map_owners_ |= host_bit(owner);
+    }
+    target_valid_ = true;
+    // Release at once what the new share lacks.
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (owned_[s].none())
+            continue;
+        const auto& slot = target_->slots[s];
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (owned_[s][b] && slot[b] != me_) {
+                owned_[s].reset(b);
+                released_at_[s * NLB_BUCKETS + b] = now;
+            }
+    }
+    to_take_.clear();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        const auto& slot = target_->slots[s];
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (slot[b] == me_ && !owned_[s][b])
+                to_take_.push_back(static_cast<std::uint32_t>(s * NLB_BUCKETS + b));
+    }
+    accepted_base_ = accepted_total_;
+    frozen_ = false;
+    pending_take_ = !to_take_.empty();
+    views_dirty_ = true;
+    if (state_ == HostState::converging) {
+        set_state(now, HostState::converged, "");
+        event(now, EventKind::converged, me_,
+              "members " + host_list(epoch_members_) + ", default host " +
+                  std::to_string(default_host()));
+    }
+    update_held(now);
+    try_take(now);
+    send_soon(now);
+}
+
+void ConvergenceEngine::try_take(std::int64_t now) {
+    if (!pending_take_ || !target_ || !serving_member())
+        return;
+    // Who may still own buckets we are to take: hosts claiming our previous epoch own only
+    // their share of it; a host claiming anything else (not 0, not ours) blocks everything.
+    std::uint64_t blockers = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        const auto c = peer.heartbeat.claim;
+        if (c == 0 || c == epoch_)
+            continue;
+        if (prev_ && c == prev_epoch_)
+            blockers |= host_bit(p);
+        else
+            return;
+    }
+    bool took = false;
+    std::size_t keep = 0;
+    for (const auto entry : to_take_) {
+        const std::size_t s = entry / NLB_BUCKETS;
+        const std::uint32_t b = entry % NLB_BUCKETS;
+        const bool disabled = s < config_.rules.size() && control_[s] == RuleControl::disabled;
+        const std::uint8_t before = prev_ ? prev_->slots[s][b] : 0;
+        if (disabled || owned_[s][b] ||
+            (before != 0 && before != me_ && (blockers & host_bit(before)))) {
+            if (!owned_[s][b])
+                to_take_[keep++] = entry;
+            continue;
+        }
+        owned_[s].set(b);
+        adopt_[s].set(b);
+        released_at_[entry] = -1;
+        took = true;
+    }
+    to_take_.resize(keep);
+    if (took) {
+        adopt_until_ = now + tolerance_ms();
+        views_dirty_ = true;
+        update_held(now);
+        send_soon(now);
+    }
+    pending_take_ = !to_take_.empty();
+}
+
+void ConvergenceEngine::release_slot(std::int64_t now, std::size_t s) {
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if (owned_[s][b])
+            released_at_[s * NLB_BUCKETS + b] = now;
+    owned_[s].reset();
+    adopt_[s].reset();
+    views_dirty_ = true;
+}
+
+void ConvergenceEngine::release_all(std::int64_t now, bool keep_connections) {
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        release_slot(now, s);
+    if (!keep_connections)
+        live_ = LiveBuckets{};
+    pending_take_ = false;
+    update_held(now);
+}
+
+void ConvergenceEngine::update_held(std::int64_t now) {
+    const bool keeps = participating();
+    const std::int64_t cleanup = std::int64_t{config_.cluster.cleanup_delay_s} * 1000;
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        BucketBits held;
+        const bool disabled = s < config_.rules.size() && control_[s] == RuleControl::disabled;
+        if (keeps && !disabled && live_.slots[s].any()) {
+            const BucketBits candidates = live_.slots[s] & ~owned_[s];
+            for (std::uint32_t b = 0; b < NLB_BUCKETS && candidates.any(); ++b) {
+                if (!candidates[b])
+                    continue;
+                auto& since = released_at_[s * NLB_BUCKETS + b];
+                if (since < 0)
+                    since = now;
+                if (now - since < cleanup)
+                    held.set(b);
+            }
+        }
+        if (held != held_[s]) {
+            held_[s] = held;
+            views_dirty_ = true;
+        }
+    }
+}
+
+void ConvergenceEngine::update_others_dirty() {
+    std::array<BucketBits, NLB_RULE_SLOTS> dirty{};
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        for (const auto& d : peer.heartbeat.dirty)
+            dirty[d.slot] |= d.buckets;
+    }
+    if (dirty != others_dirty_) {
+        others_dirty_ = dirty;
+        views_dirty_ = true;
+    }
+}
+
+void ConvergenceEngine::rebuild_views(std::int64_t) {
+    views_dirty_ = false;
+    auto views = std::make_shared<SlotViews>();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        auto& v = (*views)[s];
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+            std::uint8_t owner = 0;
+            if (owned_[s][b])
+                owner = me_;
+            else if (target_ && target_->slots[s][b] != me_)
+                owner = target_->slots[s][b];
+            else if (prev_ && prev_->slots[s][b] != me_)
+                owner = prev_->slots[s][b];
+            v.owners[b] = owner;
+        }
+        v.dirty_elsewhere = owned_[s] & others_dirty_[s];
+        v.tracked_here = held_[s];
+        v.adopt = adopt_[s] & ~others_dirty_[s];
+    }
+    if (!views_ || *views_ != *views) {
+        views_ = views;
+        out_.maps = views_;
+    }
+}
+
+void ConvergenceEngine::check_map_agreement(std::int64_t now) {
+    // One epoch, one map: every member computes it from the same inputs, and the digest in
+    // its heartbeat proves it. A host whose digest is in the minority among the members that
+    // installed this epoch (tie: the lowest priority's side) stops serving: a bug, a memory
+    // fault or a tampered build must not make two hosts own one bucket.
+    if (state_ != HostState::converged || agreeing_ || !target_)
+        return;
+    struct Tally {
+        std::uint64_t digest;
+        int count;
+        std::uint8_t lowest;
+    };
+    std::vector<Tally> tally{{target_digest_, 1, me_}};
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        const auto& hb = peer.heartbeat;
+        if (p == me_ || !peer.alive || !(epoch_members_ & host_bit(p)) || legacy(hb) ||
+            hb.state != HostState::converged || hb.view_digest != epoch_ || hb.map_digest == 0)
+            continue;
+        auto it = std::find_if(tally.begin(), tally.end(),
+                               [&](const Tally& t) { return t.digest == hb.map_digest; });
+        if (it == tally.end())
+            tally.push_back({hb.map_digest, 1, p});
+        else {
+            ++it->count;
+            it->lowest = std::min(it->lowest, p);
+        }
+    }
+    const Tally& mine = tally.front();
+    for (const auto& t : tally) {
+        if (&t == &mine)
+            continue;
+        if (t.count > mine.count || (t.count == mine.count && t.lowest < mine.lowest)) {
+            refuse(now, RefuseReason::map_minority, t.lowest,
+                   "this host's map digest is held by " + std::to_string(mine.count) +
+                       " member(s), another by " + std::to_string(t.count));
+            return;
+        }
+    }
+}
+
+bool ConvergenceEngine::settled() const {
+    if (state_ != HostState::converged || agreeing_ || pending_take_ || !target_)
+        return false;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (p == me_ || !(epoch_members_ & host_bit(p)))
+            continue;
+        const auto& peer = peers_.peer(p);
+        const auto& hb = peer.heartbeat;
+        if (!peer.alive || hb.state != HostState::converged)
+            return false;
+        if (map_owners_ & host_bit(p)) {
+            if (hb.claim != epoch_ || (hb.flags & Heartbeat::kFlagTaking))
+                return false;
+        } else if (hb.claim != 0 && hb.claim != epoch_) {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace nlb
