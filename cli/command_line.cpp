@@ -67,9 +67,11 @@ constexpr CommandSpec kCommands[] = {
      "Prints the cluster MAC that cluster IP IP gives in the mode (default unicast):\n"
      "unicast 02:bf:a:b:c:d, multicast 03:bf:a:b:c:d, igmp 01:00:5e:7f:c:d (and the IGMP\n"
      "group 239.255.c.d). Needs no agent.\n"},
-    {"keygen", Takes::keygen, "", "print a new random cluster key (no agent needed)",
-     "Prints 32 random bytes from the kernel's random source as 64 hex digits: the\n"
-     "content of cluster.key_file, the same on every host. Needs no agent.\n"},
+    {"keygen", Takes::keygen, "[--out FILE]", "make a new random cluster key (no agent needed)",
+     "Makes 32 random bytes from the kernel's random source, written as 64 hex digits: the\n"
+     "content of cluster.key_file, the same on every host. --out FILE creates FILE with\n"
+     "mode 0600 and writes the key there (refused if FILE exists); without it the key is\n"
+     "printed. Needs no agent.\n"},
 };
 // clang-format on
 
@@ -181,6 +183,7 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     std::vector<std::string> positional;
     std::optional<std::string> vip;
     std::optional<std::string> mode;
+    std::optional<std::string> out;
     RemoteArgs remote;
     bool socket_given = false;
 
@@ -199,8 +202,8 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
                               : name == "--host"     ? &remote.host
                               : name == "--timeout"  ? &remote.timeout
                                                      : nullptr;
-            bool takes_value =
-                name == "--socket" || name == "--vip" || name == "--mode" || remote_arg;
+            bool takes_value = name == "--socket" || name == "--vip" || name == "--mode" ||
+                               name == "--out" || remote_arg;
             if (inline_value && !takes_value)
                 throw UsageError(context + name + " takes no value");
             if (name == "--help" || name == "-h") {
@@ -225,6 +228,12 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
                 if (mode)
                     throw UsageError(context + "--mode given twice");
                 mode = option_value(args, i, name, inline_value, context);
+            } else if (name == "--out" && spec && spec->takes == Takes::keygen) {
+                if (out)
+                    throw UsageError(context + "--out given twice");
+                out = option_value(args, i, name, inline_value, context);
+                if (out->empty())
+                    throw UsageError(context + "--out: empty path");
             } else if (remote_arg) {
                 if (*remote_arg)
                     throw UsageError(name + " given twice");
@@ -309,6 +318,7 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     case Takes::keygen:
         inv.action = Action::keygen;
         inv.request = nullptr;
+        inv.out = out;
         break;
     }
     return inv;

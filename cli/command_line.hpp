@@ -66,6 +66,7 @@ struct Invocation {
     std::optional<RemoteOptions> remote; // Action::agent with --cluster
     IpAddress cluster_ip;                // Action::ip2mac
     ClusterMode mode = ClusterMode::unicast;
+    std::optional<std::string> out; // Action::keygen --out FILE; none: stdout
 };
 
 // args: argv[1..]. Throws UsageError.

@@ -1,9 +1,16 @@
 #include "nlbadm.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <exception>
+#include <stdexcept>
 
 #include "command_line.hpp"
 #include "control_client.hpp"
+#include "fd.hpp"
 #include "local_commands.hpp"
 #include "remote_client.hpp"
 #include "remote_report.hpp"
@@ -31,6 +38,35 @@ void print(std::ostream& out, const Invocation& inv, const nlohmann::json& resul
         out << result.dump(2) << "\n";
     else
         out << human;
+}
+
+// keygen --out FILE: the key goes into a file that exists only with mode 0600. O_EXCL: an
+// existing file (perhaps the cluster's key, or a symlink planted elsewhere) is never
+// overwritten or followed; the mode is given at creation, so the key is never readable by
+// others, not even between a create and a chmod (the umask can only narrow it further).
+void write_key_file(const std::string& path, const std::string& key) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0)
+        throw std::runtime_error(
+            "--out " + path + ": " + std::strerror(errno) +
+            (errno == EEXIST ? " (nlbadm keygen never overwrites a key)" : ""));
+    Fd closer(fd);
+    const std::string text = key + "\n";
+    std::size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        done += static_cast<std::size_t>(n);
+    }
+    // On disk before we say so: the file is about to be copied to every host.
+    if (done < text.size() || ::fsync(fd) != 0) {
+        const int error = errno;
+        ::unlink(path.c_str()); // a half-written key is no key
+        throw std::runtime_error("--out " + path + ": " + std::strerror(error));
+    }
 }
 
 // --cluster: the command to every host (or --host), each answer printed under its host.
@@ -81,6 +117,13 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
         }
         case Action::keygen: {
             std::string key = new_cluster_key();
+            if (inv.out) {
+                write_key_file(*inv.out, key);
+                // Only where it went: the key itself stays out of terminals and logs.
+                if (inv.json)
+                    out << nlohmann::json{{"file", *inv.out}}.dump(2) << "\n";
+                return kExitOk;
+            }
             print(out, inv, {{"key", key}}, key + "\n");
             return kExitOk;
         }

@@ -4,10 +4,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
 namespace nlb::remote {
@@ -57,16 +60,40 @@ std::optional<std::vector<std::uint8_t>> parse_key(std::string_view text) {
 }
 
 std::vector<std::uint8_t> read_key_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in)
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
         throw std::runtime_error(path + ": " + std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    // The mode of what was opened, not of the path: nothing can swap the file in between.
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        throw std::runtime_error(path + ": " + std::strerror(errno));
+    // Whoever can read the key can forge heartbeats and remote commands; whoever can write
+    // it can lock the host out of its cluster. Refused rather than warned about, as ssh does
+    // with private keys: a warning in a log is read too late.
+    if (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH))
+        throw std::runtime_error(path + " is " +
+                                 (st.st_mode & (S_IRGRP | S_IROTH) ? "readable" : "writable") +
+                                 " by group or others: chmod 600 " + path);
     // A key file is a line; anything much longer is not one (and is not read whole).
-    char buffer[1024];
-    in.read(buffer, sizeof(buffer));
-    auto key = parse_key(std::string_view(buffer, static_cast<std::size_t>(in.gcount())));
-    if (!key || !in.eof())
-        throw std::runtime_error(path + ": expected 64 to 128 hex digits (nlbadm keygen > " + path +
-                                 ")");
+    char buffer[1025];
+    std::size_t got = 0;
+    while (got < sizeof(buffer)) {
+        const ssize_t n = ::read(fd, buffer + got, sizeof(buffer) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw std::runtime_error(path + ": " + std::strerror(errno));
+        if (n == 0)
+            break;
+        got += static_cast<std::size_t>(n);
+    }
+    auto key = got < sizeof(buffer) ? parse_key(std::string_view(buffer, got)) : std::nullopt;
+    if (!key)
+        throw std::runtime_error(path + ": expected 64 to 128 hex digits (as nlbadm keygen makes)");
     return *key;
 }
 

@@ -21,8 +21,11 @@ inline constexpr std::size_t kMaxKeyBytes = 64;
 // The key in a key file's text; none when it is not 64..128 hex digits (an even count).
 std::optional<std::vector<std::uint8_t>> parse_key(std::string_view text);
 
-// Reads a key file. Throws std::runtime_error "PATH: No such file or directory" or "PATH:
-// expected 64 to 128 hex digits (nlbadm keygen > PATH)".
+// Reads a key file: the agent's cluster.key_file and rotation_key_file, and nlbadm's
+// --key-file. A file readable or writable by group or others is refused before it is read.
+// Throws std::runtime_error with one line naming the file: "PATH: No such file or
+// directory", "PATH is readable by group or others: chmod 600 PATH", "PATH: expected 64 to
+// 128 hex digits (as nlbadm keygen makes)".
 std::vector<std::uint8_t> read_key_file(const std::string& path);
 
 class ClusterKey {

@@ -96,7 +96,10 @@ TEST_CASE("local commands") {
     CHECK(parse({"ip2mac", "192.0.2.100", "--mode", "multicast"}).mode == ClusterMode::multicast);
     CHECK(parse({"ip2mac", "--mode=igmp", "192.0.2.100"}).mode == ClusterMode::igmp);
     CHECK(parse({"keygen"}).action == Action::keygen);
+    CHECK_FALSE(parse({"keygen"}).out);
     CHECK(parse({"--json", "keygen"}).json);
+    CHECK(parse({"keygen", "--out", "/etc/nlb/cluster.key"}).out == "/etc/nlb/cluster.key");
+    CHECK(parse({"keygen", "--out=k"}).out == "k");
 }
 
 TEST_CASE("help and version") {
@@ -130,7 +133,7 @@ TEST_CASE("help and version") {
                           "map",
                           "stats",
                           "ip2mac IP [--mode unicast|multicast|igmp]",
-                          "keygen",
+                          "keygen [--out FILE]",
                           "--socket PATH",
                           "--cluster IP",
                           "--key-file FILE",
@@ -174,6 +177,11 @@ TEST_CASE("every usage error is one line naming what is wrong") {
         {{"query", "extra"}, "query: unexpected argument \"extra\""},
         {{"status", "extra"}, "query: unexpected argument \"extra\""},
         {{"keygen", "32"}, "keygen: unexpected argument \"32\""},
+        {{"keygen", "--out"}, "keygen: --out needs a value"},
+        {{"keygen", "--out", ""}, "keygen: --out: empty path"},
+        {{"keygen", "--out", "a", "--out", "b"}, "keygen: --out given twice"},
+        {{"--out", "k", "keygen"}, "unknown option \"--out\" (see nlbadm --help)"},
+        {{"query", "--out", "k"}, "query: unknown option \"--out\" (see nlbadm query --help)"},
         {{"attach"}, "attach: missing IFACE (nlbadm attach IFACE)"},
         {{"detach"}, "detach: missing IFACE (nlbadm detach IFACE)"},
         {{"attach", "eth0", "eth1"}, "attach: unexpected argument \"eth1\""},

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -201,4 +202,52 @@ TEST_CASE("run: local commands need no agent") {
     CHECK(key1.out != key2.out);
     Result key_json = run_in_process({"--json", "keygen"});
     CHECK(nlohmann::json::parse(key_json.out)["key"].get<std::string>().size() == 64);
+}
+
+TEST_CASE("keygen --out: a new file with mode 0600 whatever the umask, never an existing one") {
+    const std::string dir = "/tmp/nlb-test-keygen-" + std::to_string(::getpid());
+    ::mkdir(dir.c_str(), 0700);
+    const std::string path = dir + "/cluster.key";
+    ::unlink(path.c_str());
+    const mode_t old_umask = ::umask(0); // the most permissive an operator could have
+    Result r = run_in_process({"keygen", "--out", path});
+    ::umask(old_umask);
+    CHECK(r.code == 0);
+    CHECK(r.out.empty()); // the key goes to the file only
+    CHECK(r.err.empty());
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    const std::string key = slurp(path);
+    REQUIRE(key.size() == 65);
+    CHECK(key.find_first_not_of("0123456789abcdef") == 64);
+    CHECK(key.back() == '\n');
+
+    // An existing file is left as it was, whatever it holds.
+    Result again = run_in_process({"keygen", "--out", path});
+    CHECK(again.code == kExitRefused);
+    CHECK(again.out.empty());
+    CHECK(again.err == "nlbadm: keygen: --out " + path +
+                           ": File exists (nlbadm keygen never overwrites a key)\n");
+    CHECK(slurp(path) == key);
+
+    // A symlink is not followed, even a dangling one.
+    const std::string link = dir + "/link.key", target = dir + "/target";
+    ::unlink(link.c_str());
+    REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+    CHECK(run_in_process({"keygen", "--out", link}).code == kExitRefused);
+    CHECK(::access(target.c_str(), F_OK) != 0);
+
+    Result json = run_in_process({"--json", "keygen", "--out", dir + "/json.key"});
+    CHECK(json.code == 0);
+    CHECK(nlohmann::json::parse(json.out) == nlohmann::json{{"file", dir + "/json.key"}});
+
+    Result nodir = run_in_process({"keygen", "--out", dir + "/missing/cluster.key"});
+    CHECK(nodir.code == kExitRefused);
+    CHECK(nodir.err ==
+          "nlbadm: keygen: --out " + dir + "/missing/cluster.key: No such file or directory\n");
+
+    for (const char* f : {"/cluster.key", "/link.key", "/json.key"})
+        ::unlink((dir + f).c_str());
+    ::rmdir(dir.c_str());
 }

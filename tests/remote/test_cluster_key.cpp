@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -17,9 +18,11 @@ namespace {
 
 const std::string kHex64(64, 'a');
 
-std::string temp_file(const std::string& content) {
+// A key file as an operator should have it: mode 0600 whatever the umask.
+std::string temp_file(const std::string& content, mode_t mode = 0600) {
     std::string path = "/tmp/nlb-test-remote-key-" + std::to_string(::getpid());
     std::ofstream(path) << content;
+    ::chmod(path.c_str(), mode);
     return path;
 }
 
@@ -44,12 +47,37 @@ TEST_CASE("key files: errors name the file") {
     CHECK(read_key_file(good).size() == 32);
     std::string bad = temp_file("not a key\n");
     CHECK_THROWS_WITH(read_key_file(bad),
-                      bad + ": expected 64 to 128 hex digits (nlbadm keygen > " + bad + ")");
+                      bad + ": expected 64 to 128 hex digits (as nlbadm keygen makes)");
     std::string huge = temp_file(std::string(5000, 'a'));
     CHECK_THROWS_WITH(read_key_file(huge), Catch::Contains("expected 64 to 128 hex digits"));
     ::unlink(good.c_str());
     CHECK_THROWS_WITH(read_key_file("/nonexistent/key"),
                       "/nonexistent/key: No such file or directory");
+}
+
+TEST_CASE("key files readable or writable by group or others are refused, naming the chmod") {
+    // Root reads any file whatever its mode: what is checked is the mode, not access.
+    for (mode_t mode : {0644, 0640, 0604, 0444}) {
+        CAPTURE(mode);
+        std::string path = temp_file(kHex64 + "\n", mode);
+        CHECK_THROWS_WITH(read_key_file(path),
+                          path + " is readable by group or others: chmod 600 " + path);
+    }
+    for (mode_t mode : {0620, 0602, 0622}) {
+        CAPTURE(mode);
+        std::string path = temp_file(kHex64 + "\n", mode);
+        CHECK_THROWS_WITH(read_key_file(path),
+                          path + " is writable by group or others: chmod 600 " + path);
+    }
+    // Owner-only modes pass, and so does execute for others (it gives nothing on a file).
+    for (mode_t mode : {0600, 0400, 0700, 0601}) {
+        CAPTURE(mode);
+        CHECK(read_key_file(temp_file(kHex64 + "\n", mode)).size() == 32);
+    }
+    // The mode is checked first: a too-open file is refused even when it holds no key.
+    std::string open_junk = temp_file("junk", 0666);
+    CHECK_THROWS_WITH(read_key_file(open_junk), Catch::Contains("chmod 600"));
+    ::unlink(open_junk.c_str());
 }
 
 TEST_CASE("the remote key is derived: a MAC under the cluster key itself does not verify") {
