@@ -42,6 +42,8 @@ struct ClusterConfig {
     std::uint32_t heartbeat_ms = 1000;
     std::uint32_t heartbeat_tolerance = 5;
     std::optional<std::string> key_file; // none: heartbeats are not authenticated
+    // A second key accepted (never used to sign) while the cluster's key is rotated.
+    std::optional<std::string> rotation_key_file;
     bool remote_control = false;
     std::uint32_t cleanup_delay_s = 300;
     bool operator==(const ClusterConfig&) const = default;

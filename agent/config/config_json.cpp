@@ -109,6 +109,8 @@ nlohmann::json to_json(const Config& config) {
     };
     if (c.key_file)
         cluster["key_file"] = *c.key_file;
+    if (c.rotation_key_file)
+        cluster["rotation_key_file"] = *c.rotation_key_file;
 
     const HostConfig& h = config.host;
     nlohmann::json host = {

@@ -68,6 +68,18 @@ ClusterConfig parse_cluster(const JsonField& field) {
         if (c.key_file->empty())
             key_file->fail("empty path (leave the key out for an unauthenticated cluster)");
     }
+    if (auto rotation = object.optional("rotation_key_file")) {
+        c.rotation_key_file = rotation->string();
+        if (c.rotation_key_file->empty())
+            rotation->fail("empty path (leave the key out when no key is being rotated)");
+        // Accepting a second key only makes sense beside a first one: an unauthenticated
+        // cluster has no key to rotate.
+        if (!c.key_file)
+            rotation->fail("needs cluster.key_file (the key it is accepted beside)");
+        if (*c.rotation_key_file == *c.key_file)
+            rotation->fail("\"" + *c.rotation_key_file +
+                           "\" is cluster.key_file already (name the other key of the rotation)");
+    }
     if (auto remote = object.optional("remote_control")) {
         c.remote_control = remote->boolean();
         // Remote commands are authenticated with the cluster key: without one, anyone on

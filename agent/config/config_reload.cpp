@@ -15,6 +15,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(a.heartbeat_ms == b.heartbeat_ms, "cluster.heartbeat_ms");
     fixed(a.heartbeat_tolerance == b.heartbeat_tolerance, "cluster.heartbeat_tolerance");
     fixed(a.key_file == b.key_file, "cluster.key_file");
+    fixed(a.rotation_key_file == b.rotation_key_file, "cluster.rotation_key_file");
     fixed(a.remote_control == b.remote_control, "cluster.remote_control");
     fixed(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
     fixed(running.host.priority == next.host.priority, "host.priority");

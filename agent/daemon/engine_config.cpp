@@ -12,11 +12,11 @@
 
 namespace nlb {
 
-std::vector<std::uint8_t> read_key_file(const std::string& path) {
+std::vector<std::uint8_t> read_key_file(const std::string& path, std::string_view key) {
     try {
         return remote::read_key_file(path);
     } catch (const std::runtime_error& e) {
-        throw ConfigError(std::string("cluster.key_file: ") + e.what());
+        throw ConfigError(std::string(key) + ": " + e.what());
     }
 }
 
@@ -42,6 +42,9 @@ EngineConfig engine_config_of(const Config& config) {
     }
     if (config.cluster.key_file)
         e.cluster.key = read_key_file(*config.cluster.key_file);
+    if (config.cluster.rotation_key_file)
+        e.cluster.rotation_key =
+            read_key_file(*config.cluster.rotation_key_file, "cluster.rotation_key_file");
     e.host.priority = config.host.priority;
     e.host.contact.family = config.host.dedicated_ip.family;
     std::memcpy(e.host.contact.address.data(), config.host.dedicated_ip.words.data(), 16);

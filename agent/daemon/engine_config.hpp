@@ -1,13 +1,16 @@
 // The convergence engine's view of the agent's configuration.
 #pragma once
 
+#include <string_view>
+
 #include "config.hpp"
 #include "convergence_engine.hpp"
 
 namespace nlb {
 
-// Reads the cluster key (cluster.key_file: 64 hex digits, as `nlbadm keygen` prints them).
-// Throws ConfigError naming the key and the problem.
+// Reads the cluster key (cluster.key_file: 64 hex digits, as `nlbadm keygen` makes them) and
+// the rotation key (cluster.rotation_key_file). Throws ConfigError naming the key and the
+// problem.
 EngineConfig engine_config_of(const Config& config);
 
 // This host's parameters of each port rule (load weight, handling priority): the part of the
@@ -15,7 +18,9 @@ EngineConfig engine_config_of(const Config& config);
 std::vector<HostRuleParams> host_rule_params(const Config& config);
 
 // The key in a key file (remote::read_key_file's format: 32..64 bytes as hex, whitespace
-// ignored), or ConfigError naming cluster.key_file.
-std::vector<std::uint8_t> read_key_file(const std::string& path);
+// ignored, mode 0600 or narrower), or ConfigError naming `key` ("cluster.key_file: /etc/nlb/
+// cluster.key is readable by group or others: chmod 600 /etc/nlb/cluster.key").
+std::vector<std::uint8_t> read_key_file(const std::string& path,
+                                        std::string_view key = "cluster.key_file");
 
 } // namespace nlb

@@ -67,6 +67,7 @@ TEST_CASE("defaults follow DESIGN.md §5") {
     CHECK(c.cluster.heartbeat_ms == 1000);
     CHECK(c.cluster.heartbeat_tolerance == 5);
     CHECK_FALSE(c.cluster.key_file);
+    CHECK_FALSE(c.cluster.rotation_key_file);
     CHECK_FALSE(c.cluster.remote_control);
     CHECK(c.cluster.cleanup_delay_s == 300);
     CHECK(c.host.initial_state == InitialState::started);
@@ -98,7 +99,8 @@ TEST_CASE("every accepted value form") {
     Config c = parse_config(R"({
       "cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.2", "2001:db8::1"], "mode": "igmp",
                   "heartbeat_ms": 100, "heartbeat_tolerance": 2, "remote_control": true,
-                  "key_file": "/etc/nlb/cluster.key", "cleanup_delay_s": 0},
+                  "key_file": "/etc/nlb/cluster.key", "cleanup_delay_s": 0,
+                  "rotation_key_file": "/etc/nlb/cluster.key.new"},
       "host": {"priority": 64, "dedicated_ip": "2001:db8::64", "initial_state": "suspended"},
       "port_rules": [
         {"vip": "2001:DB8:0::1", "ports": [80, 80], "protocol": "tcp", "mode": "single",
@@ -115,6 +117,7 @@ TEST_CASE("every accepted value form") {
     CHECK(c.cluster.heartbeat_ms == 100);
     CHECK(c.cluster.heartbeat_tolerance == 2);
     CHECK(c.cluster.remote_control);
+    CHECK(c.cluster.rotation_key_file == "/etc/nlb/cluster.key.new");
     CHECK(c.cluster.cleanup_delay_s == 0);
     CHECK(c.host.priority == 64);
     CHECK(c.host.initial_state == InitialState::suspended);
@@ -183,6 +186,14 @@ TEST_CASE("to_json gives the effective configuration and parses back to the same
     CHECK(j["cluster"]["heartbeat_ms"] == 1000);
     CHECK(j["cluster"]["vips"] == nlohmann::json::array());
     CHECK_FALSE(j["cluster"].contains("key_file"));
+    CHECK_FALSE(j["cluster"].contains("rotation_key_file"));
+
+    Config rotating = parse_config(R"({"cluster": {"ip": "10.0.0.1", "key_file": "/k/new",
+        "rotation_key_file": "/k/old"}, "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");
+    nlohmann::json r = to_json(rotating);
+    CHECK(r["cluster"]["key_file"] == "/k/new");
+    CHECK(r["cluster"]["rotation_key_file"] == "/k/old");
+    CHECK(parse_config(r.dump()) == rotating);
     CHECK(j["host"]["initial_state"] == "started");
     CHECK(j["port_rules"][0] == nlohmann::json::parse(R"({"vip": "all", "ports": [0, 65535],
         "protocol": "both", "mode": "multiple", "affinity": "single", "load_weight": "equal",

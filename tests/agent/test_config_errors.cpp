@@ -119,6 +119,16 @@ TEST_CASE("cluster section") {
          "cluster.key_file: empty path (leave the key out for an unauthenticated cluster)"},
         {with(R"({"ip": "10.0.0.1", "key_file": null})"),
          "cluster.key_file: expected a string, got null"},
+        {with(R"({"ip": "10.0.0.1", "rotation_key_file": "/etc/nlb/old.key"})"),
+         "cluster.rotation_key_file: needs cluster.key_file (the key it is accepted beside)"},
+        {with(R"({"ip": "10.0.0.1", "key_file": "/k", "rotation_key_file": ""})"),
+         "cluster.rotation_key_file: empty path (leave the key out when no key is being "
+         "rotated)"},
+        {with(R"({"ip": "10.0.0.1", "key_file": "/k", "rotation_key_file": 5})"),
+         "cluster.rotation_key_file: expected a string, got an integer"},
+        {with(R"({"ip": "10.0.0.1", "key_file": "/k", "rotation_key_file": "/k"})"),
+         "cluster.rotation_key_file: \"/k\" is cluster.key_file already (name the other key of "
+         "the rotation)"},
         {with(R"({"ip": "10.0.0.1", "remote_control": true})"),
          "cluster.remote_control: true needs cluster.key_file (remote control is authenticated "
          "with the cluster key)"},

@@ -44,6 +44,15 @@ TEST_CASE("anything else is refused, naming the first key that changed") {
           "cluster.heartbeat_ms");
     CHECK(plan_reload(running, config(R"(, "remote_control": true, "key_file": "/k")", kRules))
               .fixed == "cluster.key_file");
+    // The rotation key is read at attach, like the cluster key: a change needs a restart.
+    const Config keyed = config(R"(, "key_file": "/k/new")", kRules);
+    CHECK(plan_reload(keyed,
+                      config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules))
+              .fixed == "cluster.rotation_key_file");
+    CHECK_FALSE(
+        plan_reload(config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules),
+                    config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules))
+            .fixed);
     CHECK(plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 50},
                                               {"ports": [443, 443], "mode": "single"}])"))
               .fixed == "port_rules[0].ports");

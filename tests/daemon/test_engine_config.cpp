@@ -1,4 +1,5 @@
 // The engine's configuration derived from the agent's, and the cluster key file.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -58,4 +59,31 @@ TEST_CASE("a bad key file is refused naming the key") {
     CHECK_THROWS_WITH(read_key_file("/nonexistent/key"),
                       Catch::Contains("cluster.key_file: /nonexistent/key"));
     std::remove(shortkey.c_str());
+}
+
+TEST_CASE("the rotation key reaches the engine; key file errors name their key") {
+    std::string key = temp_file(std::string(64, 'a') + "\n");
+    std::string rotation = temp_file(std::string(64, 'b') + "\n");
+    Config c = parse_config(R"({"cluster": {"ip": "192.0.2.100", "key_file": ")" + key +
+                            R"(", "rotation_key_file": ")" + rotation + R"("},
+      "host": {"priority": 1, "dedicated_ip": "192.0.2.11"}})");
+    EngineConfig e = engine_config_of(c);
+    CHECK(e.cluster.key == std::vector<std::uint8_t>(32, 0xaa));
+    CHECK(e.cluster.rotation_key == std::vector<std::uint8_t>(32, 0xbb));
+    CHECK(engine_config_of(parse_config(R"({"cluster": {"ip": "192.0.2.100", "key_file": ")" +
+                                        key + R"("}, "host": {"priority": 1,
+                                        "dedicated_ip": "192.0.2.11"}})"))
+              .cluster.rotation_key.empty());
+
+    // A key others can read is refused, naming the key, the file and the fix.
+    ::chmod(rotation.c_str(), 0644);
+    CHECK_THROWS_WITH(engine_config_of(c), "cluster.rotation_key_file: " + rotation +
+                                               " is readable by group or others: chmod 600 " +
+                                               rotation);
+    ::chmod(key.c_str(), 0660);
+    CHECK_THROWS_WITH(engine_config_of(c), "cluster.key_file: " + key +
+                                               " is readable by group or others: chmod 600 " +
+                                               key);
+    std::remove(key.c_str());
+    std::remove(rotation.c_str());
 }
