@@ -2,7 +2,8 @@
 # Shared by the fault tests (issue 10, "Safety under faults"). A test sources this file, builds
 # a cluster with faults_setup, starts the request stream, injects ONE fault the way a real
 # segment does it (the bridge namespace is the switch: nftables bridge family), marks the
-# events with fault_do / fault_event / fault_span, and ends with faults_report, which prints one JSON line
+# events with fault_do / fault_agents_started / fault_event, and ends with faults_report,
+# which prints one JSON line
 #   {"fault": NAME, "requests": N, "answered_twice": X, "lost": Y, "recover_s": S, ...}
 # (appended to $FAULTS_JSON when set) and fails the test unless: no request id was answered
 # by two hosts over the run; no request was lost before the first event; and after every
@@ -20,9 +21,9 @@
 # the same jitter on itself (max_send_lag_s, how late its sends run behind their schedule:
 # 0.03-0.06 s in steady runs, up to 0.18 s while 3 agents load their BPF programs at once);
 # a run whose lag exceeds the slack fails as a harness failure. 0.3 s is 1.5 periods at 200 ms,
-# not a second tolerance. Where the fault is the start of agents, the event is a span from the
-# launch until their control sockets answer (BPF loading took up to 2.8 s on a busy machine),
-# and the bound counts from its end.
+# not a second tolerance. Where the fault is the start of agents, the event is a span from
+# their launch until the last of them logged "attached" (its first heartbeat follows at once;
+# loading the BPF programs took up to 3 s on a busy machine), and the bound counts from there.
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/common.sh"
 FAULTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Debian's python3 when there is one: a version manager's shim in front of it (pyenv) costs
@@ -160,6 +161,20 @@ wait_converged_as() { nlbq wait-converged "$@"; }        # MEMBERS(1,2,3) TIMEOU
 converged_as() { nlbq wait-converged "$1" 0 "${@:2}"; } # MEMBERS HOSTS...: now
 convergences() { nlbq convergences "$@"; }               # HOSTS...: their counters
 
+# log_ts I NAME SINCE: the time of host I's first logged event NAME at or after SINCE ("" if none).
+log_ts() {
+  python3 - "$TOPO_DIR/h$1.log" "$2" "$3" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == sys.argv[2] and e.get("ts", 0) >= float(sys.argv[3]):
+        print(f'{e["ts"]:.6f}')
+        break
+PY
+}
 # count_events I NAME [SINCE]: host I's logged events NAME (json log) at or after time SINCE.
 # count_log I REGEX [SINCE]: host I's log lines matching REGEX, at or after SINCE.
 count_events() { count_log "$1" "\"event\":\"$2\"" "${3:-0}"; }
@@ -205,8 +220,8 @@ stream_stop() {
 }
 
 # fault_event NAME [strict]: marks an event now (after the action that caused it returned).
-# fault_span NAME START [strict]: an event from START until now (e.g. agents launched at
-# START answer now): losses during it are reported, its bound counts from now.
+# fault_span NAME START [strict|- [END]]: an event from START until END (default now): losses
+# during it are reported, its bound counts from END.
 fault_event() {
   local t
   t=$(now)
@@ -214,10 +229,26 @@ fault_event() {
   echo "event $1 at $t"
 }
 fault_span() {
-  local t
-  t=$(now)
+  local t=${4:-$(now)}
   if [ "${3:-}" = strict ]; then FAULT_EVENTS+=(--strict-event "$1=$2,$t"); else FAULT_EVENTS+=(--event "$1=$2,$t"); fi
   echo "event $1 from $2 to $t ($(calc "$t - $2") s)"
+}
+# fault_agents_started NAME START [strict] -- HOSTS...: the event of agents launched at START,
+# ending when the last of them attached (its "attached" log event: its first heartbeat follows
+# at once), once all answer on their control sockets (bounded: 10 s each).
+fault_agents_started() {
+  local name=$1 start=$2 strict="" i end t
+  end=$start
+  shift 2
+  [ "$1" != strict ] || { strict=strict; shift; }
+  [ "$1" != -- ] || shift
+  for i in "$@"; do wait_answering "$i"; done
+  for i in "$@"; do
+    t=$(log_ts "$i" attached "$start")
+    [ -n "$t" ] || t=$(now) # no such log line: when it answered (later, so more lenient)
+    end=$(awk -v a="$end" -v b="$t" 'BEGIN { printf "%.6f", (b > a ? b : a) }')
+  done
+  fault_span "$name" "$start" "${strict:--}" "$end"
 }
 # fault_do NAME [strict] -- COMMAND...: runs the action as the event NAME, a span from just
 # before it until it returned (an nft commit bites before nft exits; on a busy machine the two
@@ -229,7 +260,7 @@ fault_do() {
   [ "$1" != -- ] || shift
   t=$(now)
   "$@"
-  fault_span "$name" "$t" $strict
+  fault_span "$name" "$t" "${strict:--}"
 }
 
 # sleep_periods N: N heartbeat periods.

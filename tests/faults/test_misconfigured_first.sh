@@ -19,8 +19,7 @@ sleep 1.5
 
 t=$(now)
 for i in 2 3 4; do start_agent "$i"; done
-for i in 2 3 4; do wait_answering "$i"; done
-fault_span correct_hosts_started "$t"
+fault_agents_started correct_hosts_started "$t" -- 2 3 4
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 3")"
 fextra states "{\"1\": \"$(state_of 1)\", \"2\": \"$(state_of 2) $(members_of 2)\"}"
 fcheck "hosts 2-4 converged [2, 3, 4]" converged_as 2,3,4 2 3 4

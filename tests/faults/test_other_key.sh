@@ -17,8 +17,7 @@ sleep 1.5
 
 t=$(now)
 start_agent 4
-wait_answering 4
-fault_span other_key_started "$t" strict
+fault_agents_started other_key_started "$t" strict -- 4
 # A lone host serves after tolerance periods; give it 4x that.
 sleep_periods $((4 * TOLERANCE))
 fextra host4_state "\"$(state_of 4)\""

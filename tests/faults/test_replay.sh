@@ -29,8 +29,7 @@ start_agent 4
 ip netns exec "$TOPO-bystander" python3 "$TOOLS/nlb_frames.py" replay --ifname eth0 \
   --file "$TOPO_DIR/recorded.pcap" --src-mac own --max-duration 10 >"$TOPO_DIR/replay.json" &
 replayer=$!
-wait_answering 4
-fault_span restart_and_replay "$t"
+fault_agents_started restart_and_replay "$t" -- 4
 # Host 4's states while the old frames arrive and 2 s after (polled every 0.1 s, bounded),
 # and its log: a refusal between two polls shows there.
 states=$(nlbq states 4 15 "$replayer")

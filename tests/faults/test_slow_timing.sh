@@ -17,8 +17,7 @@ sleep 1.5
 before=$(convergences 1 2 3)
 t=$(now)
 start_agent 4
-wait_answering 4
-fault_span slow_host_started "$t"
+fault_agents_started slow_host_started "$t" -- 4
 sleep 6
 d=$(deltas "$before" "$(convergences 1 2 3)")
 fextra convergences "[$d]"
