@@ -212,7 +212,10 @@ stream_start() {
   exit 1
 }
 
+# stream_stop: once 1.5 s of requests were sent after the last event's window (bound + slack
+# after its end), so that its recovery is checked on enough requests.
 stream_stop() {
+  [ -z "${FAULT_LAST_END:-}" ] || sleep_until "$(calc "$FAULT_LAST_END + $FAULT_BOUND_S + $FAULT_SLACK_S + 1.5")"
   touch "$TOPO_DIR/stream.stop"
   wait "$STREAM_PID" || echo "request stream failed: $(cat "$TOPO_DIR/stream.err")" >&2
   STREAM_PID=
@@ -226,11 +229,13 @@ fault_event() {
   local t
   t=$(now)
   if [ "${2:-}" = strict ]; then FAULT_EVENTS+=(--strict-event "$1=$t"); else FAULT_EVENTS+=(--event "$1=$t"); fi
+  FAULT_LAST_END=$t
   echo "event $1 at $t"
 }
 fault_span() {
   local t=${4:-$(now)}
   if [ "${3:-}" = strict ]; then FAULT_EVENTS+=(--strict-event "$1=$2,$t"); else FAULT_EVENTS+=(--event "$1=$2,$t"); fi
+  FAULT_LAST_END=$t
   echo "event $1 from $2 to $t ($(calc "$t - $2") s)"
 }
 # fault_agents_started NAME START [strict] -- HOSTS...: the event of agents launched at START,

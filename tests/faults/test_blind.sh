@@ -23,6 +23,5 @@ fextra blind_dropped "$(nft_dropped)"
 
 fault_do heal -- nft_clear
 fcheck "healed: 4 converged members again within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4
-sleep 2
 stream_stop
 faults_report

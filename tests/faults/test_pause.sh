@@ -24,6 +24,5 @@ sleep_until "$(calc "$paused + 3 * $TOLERANCE * $HEARTBEAT_MS / 1000")"
 fault_do resume -- kill -CONT "$AGENT_PID_4"
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 1")"
 fcheck "resumed: 4 converged members again within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4
-sleep 1.5
 stream_stop
 faults_report

@@ -42,6 +42,5 @@ fextra host4_refusals "$refusals"
 fcheck "host 4 never refused itself during the replay (states: $states; logged refusals: $refusals)" \
   test "${states/refused/}" = "$states" -a "$refusals" = 0
 fcheck "host 4 rejoined: 4 converged members within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4
-sleep 2
 stream_stop
 faults_report
