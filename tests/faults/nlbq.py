@@ -12,6 +12,7 @@ started python per query would be slower than the periods it watches). Host I's 
   states I DURATION [PID]             host I's states over DURATION s (or while PID lives,
                                       then 2 s more), consecutive repeats collapsed: a,b,c
   convergences I..                    the hosts' "convergences" counters, space-separated
+  summary I..                         {"I": "state [members]", ...} as one JSON object
 """
 import json
 import os
@@ -102,6 +103,12 @@ def main():
             d = nlbadm(i, "stats")
             out.append(str(d["convergences"]) if d else "-1")
         print(" ".join(out))
+    elif cmd == "summary":
+        out = {}
+        for i in args:
+            d = nlbadm(i)
+            out[i] = f'{d["host"]["state"]} {sorted(d["cluster"]["members"])}' if d else "none"
+        print(json.dumps(out))
     else:
         sys.exit(f"unknown command {cmd}")
 

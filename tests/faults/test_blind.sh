@@ -18,7 +18,7 @@ sleep 1.5
 
 fault_do blind -- nft_fault oifname '"h4"' ether daddr "$mac"
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 3")"
-fextra blind_states "{\"1\": \"$(state_of 1) $(members_of 1)\", \"4\": \"$(state_of 4) $(members_of 4)\"}"
+fextra blind_states "$(nlbq summary 1 2 3 4)"
 fextra blind_dropped "$(nft_dropped)"
 
 fault_do heal -- nft_clear

@@ -16,7 +16,7 @@ sleep 1.5
 fault_do deaf -- nft_fault oifname '"h4"' ether type 0x886f
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 2.5")"
 fextra deaf_dropped "$(nft_dropped)"
-fextra deaf_states "{\"1\": \"$(state_of 1) $(members_of 1)\", \"4\": \"$(state_of 4) $(members_of 4)\"}"
+fextra deaf_states "$(nlbq summary 1 2 3 4)"
 
 fault_do heal -- nft_clear
 fcheck "healed: 4 converged members again within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4

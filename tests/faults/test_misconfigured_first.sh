@@ -21,7 +21,7 @@ t=$(now)
 for i in 2 3 4; do start_agent "$i"; done
 fault_agents_started correct_hosts_started "$t" -- 2 3 4
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 3")"
-fextra states "{\"1\": \"$(state_of 1)\", \"2\": \"$(state_of 2) $(members_of 2)\"}"
+fextra states "$(nlbq summary 1 2 3 4)"
 fcheck "hosts 2-4 converged [2, 3, 4]" converged_as 2,3,4 2 3 4
 fcheck "host 1 (other rules) refused" test "$(state_of 1)" = refused
 stream_stop
