@@ -18,6 +18,10 @@ reported, and its bound counts from END.
                   then any loss until the next event fails. Before the first event no request
                   may be lost.
 
+Diagnostics: per event lost_bursts ([from, to, count] in s after the event's start: where the
+losses were), lost_but_served (lost requests a server did log: the answer went missing, not
+the request), twice_hosts (which pairs answered the same id), served (per host).
+
 --check FILE adds the harness's own checks (lines "ok<TAB>what" / "FAIL<TAB>what"), --extra
 FILE adds fields (lines "key<TAB>JSON value"). The line goes to stdout and, appended, to
 --out (default: the file named by $FAULTS_JSON, if set).
@@ -32,6 +36,18 @@ def parse_event(text, strict):
     name, _, at = text.partition("=")
     first, _, until = at.partition(",")
     return {"name": name, "at": float(first), "until": float(until or first), "strict": strict}
+
+
+def spans(times, origin, gap=0.15):
+    """Lost send times as bursts [from, to, count], in s after origin: where the losses were."""
+    out = []
+    for t in sorted(times):
+        if out and t - origin - out[-1][1] <= gap:
+            out[-1][1] = round(t - origin, 3)
+            out[-1][2] += 1
+        else:
+            out.append([round(t - origin, 3), round(t - origin, 3), 1])
+    return out[:20]
 
 
 def main():
@@ -111,6 +127,8 @@ def main():
                               "checked_after_window_s": checked_s})
         if e["until"] > e["at"]:
             report_events[-1]["span_s"] = round(e["until"] - e["at"], 3)
+        if mine:
+            report_events[-1]["lost_bursts"] = spans(mine, e["at"])
         if e["strict"] and mine:
             failures.append(f"{e['name']}: {len(mine)} requests lost, none may be")
         elif late:
@@ -120,13 +138,17 @@ def main():
             failures.append(f"{e['name']}: under 1 s of requests after its window (harness)")
 
     unlogged = sum(1 for rid in answered if rid not in logged)
+    # Lost although a server logged it: the answer, not the request, went missing (the
+    # dataplane did its part; the return path or the client did not).
+    lost_served = sum(1 for _, rid in lost if rid in logged)
     out = {"fault": args.fault, "requests": len(sent), "answered_twice": len(twice),
            "lost": len(lost),
            "recover_s": max((e["recover_s"] for e in report_events), default=0.0),
            "bound_s": round(args.bound, 3), "slack_s": round(args.slack, 3),
            "twice_hosts": pairs, "served": dict(sorted(served.items(), key=lambda i: int(i[0]))),
            "client_duplicates": sum(1 for v in answered.values() if len(v) > 1),
-           "unlogged_answers": unlogged, "events": report_events,
+           "unlogged_answers": unlogged, "lost_but_served": lost_served,
+           "events": report_events,
            "sources": len(c.get("sources", [])), "duration_s": round(end - start, 3)}
     if twice:
         first = min(sent[rid] for rid in twice if rid in sent)
