@@ -4,8 +4,10 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 
 #include <boost/asio/generic/datagram_protocol.hpp>
@@ -19,10 +21,19 @@ class HeartbeatSocket {
   public:
     using Handler = std::function<void(std::span<const std::uint8_t> payload)>;
 
+    // Frames read per wakeup at most. Under a flood of forged frames the socket never drains;
+    // after a batch the next one queues behind every handler that is ready (timers, the
+    // control and remote sockets), so this host still sends its own heartbeats on time.
+    static constexpr std::size_t kBatch = 64;
+
     // Throws std::runtime_error "heartbeats on eth0: <reason>".
     HeartbeatSocket(boost::asio::io_context& io, int ifindex, const MacAddress& destination);
+    ~HeartbeatSocket();
+    HeartbeatSocket(const HeartbeatSocket&) = delete;
+    HeartbeatSocket& operator=(const HeartbeatSocket&) = delete;
 
-    // Hands every frame received (Ethernet payload, at most one MTU) to `handler`.
+    // Hands every frame received (Ethernet payload, at most one MTU) to `handler`, at most
+    // kBatch per turn of the io_context. The handler may close or destroy this socket.
     void start(Handler handler);
     // Sends one frame to the destination; errors are counted, not thrown (a lost heartbeat is
     // what the protocol tolerates).
@@ -30,9 +41,12 @@ class HeartbeatSocket {
     void close();
 
     std::uint64_t send_errors() const { return send_errors_; }
+    // Frames handed to the handler, whatever the engine made of them.
+    std::uint64_t received_frames() const { return received_frames_; }
 
   private:
-    void receive();
+    void wait();
+    void read_batch();
 
     boost::asio::generic::datagram_protocol::socket socket_;
     int ifindex_;
@@ -40,6 +54,10 @@ class HeartbeatSocket {
     std::array<std::uint8_t, 2048> buffer_{};
     Handler handler_;
     std::uint64_t send_errors_ = 0;
+    std::uint64_t received_frames_ = 0;
+    // Set by close() and the destructor; pending waits and posted batches hold a copy, so
+    // they never touch a socket that is gone.
+    std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
 };
 
 } // namespace nlb
