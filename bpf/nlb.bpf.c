@@ -3,12 +3,14 @@
  * packet's path: parse → is the destination a VIP? → port rule → bucket of the affinity key →
  * does this host own it (or track the connection)? → accept (rewrite the destination MAC to
  * our own so the stack takes the frame) or drop. ARP and neighbour solicitations for VIPs are
- * answered here; heartbeats, dedicated-IP and all other traffic pass untouched. Remote
- * control (UDP 2504 to the cluster IP) goes to every host's stack, or to none when it is off.
+ * answered here; dedicated-IP and all other traffic pass untouched, heartbeats too unless
+ * their source MAC is over its budget. Remote control (UDP 2504 to the cluster IP) goes to
+ * every host's stack, or to none when it is off.
  *
- * Kernel floor: 5.15. Helpers used: map lookup/update/delete, ktime_get_coarse_ns (5.11),
- * xdp_adjust_tail (growth: 5.8), bpf_timer (5.15). No bpf_loop, no kfuncs; every loop has a
- * constant bound. */
+ * Kernel floor: 5.15. Helpers used: map lookup/update/delete, ktime_get_ns,
+ * ktime_get_coarse_ns (5.11), xdp_adjust_tail (growth: 5.8), bpf_timer (5.15). Atomics: add
+ * without fetch only (BPF_XADD, any kernel, any -mcpu). No bpf_loop, no kfuncs; every loop has
+ * a constant bound. */
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -238,6 +240,58 @@ static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
 	return XDP_PASS;
 }
 
+/* Budget of 0x886F frames per source MAC (struct nlb_hb_rate). One map shared by every CPU,
+ * not per-CPU: a per-CPU bucket would give a source one budget per CPU its frames are spread
+ * over (RSS, several flooding threads), and only 0x886F frames ever touch this cache line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NLB_HB_RATE_ENTRIES);
+	__type(key, struct nlb_hb_rate_key);
+	__type(value, struct nlb_hb_rate);
+} nlb_hb_rate SEC(".maps");
+
+/* A heartbeat or map chunk goes to the agent unless its source is over budget. Only the
+ * source's frames are dropped: forged frames under other (random) MACs each start a fresh
+ * bucket, which is what the agent's bounded reads and its cheap rejection of unauthenticated
+ * frames are for (docs/dataplane.md). Two CPUs on one source's frames race on full_at_ns
+ * without harm: the increment is atomic, so no admitted frame goes uncharged under a flood;
+ * only the reset of a full bucket is a plain store, and a bucket that is full is one whose
+ * source is within budget. */
+static __always_inline int nlb_heartbeat(struct ethhdr *eth)
+{
+	struct nlb_hb_rate_key key = {};
+	struct nlb_hb_rate *r;
+	struct nlb_stats *st;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 start;
+
+	__builtin_memcpy(key.mac, eth->h_source, ETH_ALEN);
+	r = bpf_map_lookup_elem(&nlb_hb_rate, &key);
+	if (!r) {
+		struct nlb_hb_rate fresh = {.full_at_ns = now + NLB_HB_INTERVAL_NS};
+
+		/* Fails only when another CPU inserted it first or the LRU has no free entry:
+		 * either way this one frame passes. */
+		bpf_map_update_elem(&nlb_hb_rate, &key, &fresh, BPF_NOEXIST);
+		return XDP_PASS;
+	}
+	start = r->full_at_ns;
+	if ((__s64)(start - now) < 0) {
+		/* idle long enough to be full: the credit of the idle time is capped here */
+		start = now;
+		r->full_at_ns = now;
+	}
+	if (start + NLB_HB_INTERVAL_NS - now > NLB_HB_WINDOW_NS) {
+		__sync_fetch_and_add(&r->dropped, 1);
+		st = nlb_stats_slot(NLB_STATS_GLOBAL);
+		if (st)
+			st->heartbeat_rate_dropped++;
+		return XDP_DROP;
+	}
+	__sync_fetch_and_add(&r->full_at_ns, NLB_HB_INTERVAL_NS);
+	return XDP_PASS;
+}
+
 /* The common case on its own path, values kept in registers: untagged IPv4 without options,
  * not a fragment, TCP or UDP. It decides exactly as the general path does (the tests run
  * both); anything unusual falls through to the general path. */
@@ -327,9 +381,11 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 		proto = vh->encapsulated_proto;
 		l3_off += sizeof(*vh);
 	}
+	if (proto == bpf_htons(NLB_ETH_P_HEARTBEAT))
+		return nlb_heartbeat(eth);
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6) &&
 	    proto != bpf_htons(ETH_P_ARP))
-		return XDP_PASS; /* heartbeats (0x886F) and everything that is not IP */
+		return XDP_PASS; /* everything else that is not IP */
 
 	cfg = &nlb_state.config;
 	if (proto == bpf_htons(ETH_P_IP)) {

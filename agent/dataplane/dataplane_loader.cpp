@@ -31,16 +31,19 @@ std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
     throw std::runtime_error(what + ": " + why);
 }
 
-// Pin name of each map: what an operator sees under the pin directory.
+// Pin name of each map: what an operator sees under the pin directory. nlb_hb_rate is pinned
+// so that `bpftool map dump pinned .../nlb_hb_rate` names the source of a heartbeat flood,
+// and so that a restarted agent does not hand every source a fresh burst.
 struct MapPin {
     bpf_map* map;
     const char* name;
 };
 
 std::vector<MapPin> map_pins(nlb_bpf* skel) {
-    return {{skel->maps.bss, "nlb_state"},        {skel->maps.nlb_ports, "nlb_ports"},
-            {skel->maps.nlb_conns4, "nlb_conns4"}, {skel->maps.nlb_conns6, "nlb_conns6"},
-            {skel->maps.nlb_stats, "nlb_stats"},   {skel->maps.nlb_watchdog, "nlb_watchdog"}};
+    return {{skel->maps.bss, "nlb_state"},          {skel->maps.nlb_ports, "nlb_ports"},
+            {skel->maps.nlb_conns4, "nlb_conns4"},  {skel->maps.nlb_conns6, "nlb_conns6"},
+            {skel->maps.nlb_stats, "nlb_stats"},    {skel->maps.nlb_watchdog, "nlb_watchdog"},
+            {skel->maps.nlb_hb_rate, "nlb_hb_rate"}};
 }
 
 void ensure_bpffs_dir(const std::string& dir, const std::string& what) {

@@ -52,6 +52,7 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.passed_other += from.passed_other;
     into.remote_passed += from.remote_passed;
     into.remote_dropped += from.remote_dropped;
+    into.heartbeat_rate_dropped += from.heartbeat_rate_dropped;
 }
 
 DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {

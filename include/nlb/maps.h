@@ -159,6 +159,35 @@ struct nlb_stats {
 	__u64 passed_other; /* other protocols to a VIP, passed to every host */
 	__u64 remote_passed;  /* remote-control datagrams passed to the stack */
 	__u64 remote_dropped; /* remote-control datagrams dropped: remote control is off */
+	__u64 heartbeat_rate_dropped; /* 0x886F frames over their source MAC's budget */
+};
+
+/* nlb_hb_rate: a token bucket per source MAC for 0x886F frames (heartbeats and map chunks),
+ * so that a flood from one source never reaches the agent. An agent sends at most 4 frames
+ * of 1 heartbeat + 8 map chunks per period, and heartbeat_ms is at least 100: 360 frames/s.
+ * The budget is fixed, not derived from this host's heartbeat_ms, because it must cover the
+ * sender's period, which the receiver cannot know (docs/dataplane.md). */
+#define NLB_HB_RATE_PER_S 1000
+#define NLB_HB_BURST 200
+#define NLB_HB_INTERVAL_NS (1000000000ULL / NLB_HB_RATE_PER_S)
+#define NLB_HB_WINDOW_NS (NLB_HB_BURST * NLB_HB_INTERVAL_NS)
+/* Sources remembered (LRU), 16 times the hosts of a cluster. A source evicted by a flood of
+ * forged source MACs starts again with a full bucket: eviction never drops a frame. */
+#define NLB_HB_RATE_ENTRIES 1024
+
+struct nlb_hb_rate_key {
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+/* The bucket stored as one time (GCRA): full_at_ns is the CLOCK_MONOTONIC at which the bucket
+ * is full again. A frame is admitted when, after it pushes full_at_ns one interval later, the
+ * bucket is not overdrawn: full_at_ns - now <= NLB_HB_WINDOW_NS. Equivalent to tokens =
+ * NLB_HB_BURST - (full_at_ns - now) / NLB_HB_INTERVAL_NS, without a division or a second
+ * field to update together. */
+struct nlb_hb_rate {
+	__u64 full_at_ns;
+	__u64 dropped; /* this source's frames dropped over budget (bpftool map dump) */
 };
 
 #endif

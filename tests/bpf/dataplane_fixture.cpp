@@ -56,6 +56,8 @@ DataplaneFixture::~DataplaneFixture() {
 
 int DataplaneFixture::prog_fd() const { return bpf_program__fd(skel_->progs.nlb_xdp); }
 
+int DataplaneFixture::heartbeat_rate_fd() const { return bpf_map__fd(skel_->maps.nlb_hb_rate); }
+
 void DataplaneFixture::configure(const DataplaneTables& tables, std::uint8_t priority) {
     priority_ = priority;
     tables_ = &tables;

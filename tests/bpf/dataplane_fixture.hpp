@@ -29,6 +29,8 @@ class DataplaneFixture {
 
     DataplaneMaps& maps() { return *maps_; }
     int prog_fd() const;
+    // nlb_hb_rate: struct nlb_hb_rate_key → struct nlb_hb_rate.
+    int heartbeat_rate_fd() const;
 
     static Mac own_mac(std::uint8_t priority) { return {0x02, 0, 0, 0, 0, priority}; }
 

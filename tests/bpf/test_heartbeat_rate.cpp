@@ -1,0 +1,185 @@
+// The heartbeat budget per source MAC (nlb_hb_rate): a source gets NLB_HB_BURST frames at
+// once and NLB_HB_RATE_PER_S a second after that; what is over is dropped and counted, and
+// no other source, no other EtherType and none of the source's IP traffic pays for it.
+//
+// The machine may be loaded, so nothing here asserts that anything happens within a time:
+// every upper bound on what passes is the burst plus what the time measured around the runs
+// refills, every lower bound is the burst itself, and the refill test only sleeps longer
+// than a full refill takes (more time can only fill the bucket up to its cap).
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "bpf_test_util.hpp"
+
+using namespace nlb;
+using namespace nlb::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const IpAddress kVip = ip("10.0.0.100");
+const Mac kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+const Mac kSourceA{0x02, 0x00, 0x00, 0x00, 0xaa, 0x01};
+const Mac kSourceB{0x02, 0x00, 0x00, 0x00, 0xbb, 0x02};
+
+Bytes ethernet_frame(const Mac& src, std::uint16_t ethertype, std::optional<std::uint16_t> vlan,
+                     std::size_t payload) {
+    Bytes f(12);
+    std::memcpy(f.data(), kBroadcast.data(), 6);
+    std::memcpy(f.data() + 6, src.data(), 6);
+    auto put16 = [&f](std::uint16_t v) {
+        f.push_back(static_cast<std::uint8_t>(v >> 8));
+        f.push_back(static_cast<std::uint8_t>(v));
+    };
+    if (vlan) {
+        put16(0x8100);
+        put16(*vlan);
+    }
+    put16(ethertype);
+    for (std::size_t i = 0; i < payload; ++i)
+        f.push_back(static_cast<std::uint8_t>(i * 7));
+    return f;
+}
+
+Bytes heartbeat(const Mac& src, std::optional<std::uint16_t> vlan = std::nullopt) {
+    return ethernet_frame(src, NLB_ETH_P_HEARTBEAT, vlan, 200);
+}
+
+struct Host {
+    DataplaneTables tables{{kVip}, {RuleMatch{}}};
+    DataplaneFixture dp;
+
+    Host() {
+        dp.configure(tables, 1);
+        dp.own_all(0, 1);
+        dp.own_all(NLB_RULE_DEFAULT, 1);
+    }
+
+    std::uint64_t dropped() { return stats(dp, NLB_STATS_GLOBAL).heartbeat_rate_dropped; }
+
+    // Runs `frame` `repeat` times in one BPF_PROG_TEST_RUN; returns how many were dropped
+    // over budget (every other run of a heartbeat passes).
+    std::uint64_t run(const Bytes& frame, std::uint32_t repeat) {
+        std::uint64_t before = dropped();
+        test_run_ns(dp.prog_fd(), frame, repeat);
+        return dropped() - before;
+    }
+
+    std::optional<nlb_hb_rate> bucket(const Mac& src) {
+        nlb_hb_rate_key key{};
+        std::memcpy(key.mac, src.data(), 6);
+        nlb_hb_rate r{};
+        if (bpf_map_lookup_elem(dp.heartbeat_rate_fd(), &key, &r))
+            return std::nullopt;
+        return r;
+    }
+};
+
+// Frames a source may pass over `elapsed`: its burst, the refill, one interval of rounding.
+std::uint64_t most_passed(Clock::duration elapsed) {
+    auto ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    return NLB_HB_BURST + ns / NLB_HB_INTERVAL_NS + 1;
+}
+
+} // namespace
+
+TEST_CASE("heartbeat budget: a source beyond its burst is dropped and counted, others pass") {
+    Host h;
+    const Bytes a = heartbeat(kSourceA);
+    // Far more than the burst plus any refill while the kernel runs them.
+    const std::uint32_t n = 5000;
+
+    auto t0 = Clock::now();
+    std::uint64_t dropped = h.run(a, n);
+    std::uint64_t passed = n - dropped;
+    CAPTURE(passed, dropped);
+    CHECK(passed >= NLB_HB_BURST);
+    CHECK(passed <= most_passed(Clock::now() - t0));
+    CHECK(dropped > 0);
+    // The source's own entry says who flooded.
+    auto bucket = h.bucket(kSourceA);
+    REQUIRE(bucket);
+    CHECK(bucket->dropped == dropped);
+
+    SECTION("another source still passes, untouched, with a burst of its own") {
+        const Bytes b = heartbeat(kSourceB);
+        CHECK(verdict(h.dp, b) == Verdict::passed);
+        CHECK(h.run(b, NLB_HB_BURST - 1) == 0);
+        CHECK(h.bucket(kSourceB)->dropped == 0);
+    }
+    SECTION("the exhausted source stays limited: it never passes more than its refill") {
+        std::uint64_t more = 1000;
+        std::uint64_t again = h.run(a, static_cast<std::uint32_t>(more));
+        // Over everything since t0: the burst once, plus the refill.
+        CHECK(passed + (more - again) <= most_passed(Clock::now() - t0));
+        CHECK(h.bucket(kSourceA)->dropped == dropped + again);
+    }
+    SECTION("the source's IP traffic is not limited") {
+        PacketSpec s;
+        s.src_mac = kSourceA;
+        s.src = ip("198.18.0.1");
+        s.dst = kVip;
+        s.proto = kUdp;
+        s.dport = 53;
+        const Bytes udp = build(s);
+        CHECK(verdict(h.dp, udp) == Verdict::accepted);
+        CHECK(h.run(udp, 1000) == 0);
+        CHECK(stats(h.dp, 0).accepted == 1001);
+    }
+    SECTION("other non-IP EtherTypes are not limited") {
+        const Bytes lldp = ethernet_frame(kSourceA, 0x88cc, std::nullopt, 100);
+        CHECK(verdict(h.dp, lldp) == Verdict::passed);
+        CHECK(h.run(lldp, 1000) == 0);
+    }
+}
+
+TEST_CASE("heartbeat budget: a VLAN-tagged heartbeat counts against its source too") {
+    Host h;
+    const Bytes tagged = heartbeat(kSourceA, 42);
+    auto t0 = Clock::now();
+    std::uint64_t dropped = h.run(tagged, 5000);
+    CHECK(5000 - dropped >= NLB_HB_BURST);
+    CHECK(5000 - dropped <= most_passed(Clock::now() - t0));
+    // Tagged or not, one source, one bucket: no second burst.
+    std::uint64_t untagged = h.run(heartbeat(kSourceA), 1000);
+    CHECK((5000 - dropped) + (1000 - untagged) <= most_passed(Clock::now() - t0));
+}
+
+TEST_CASE("heartbeat budget: tokens refill over time, up to the burst and no more") {
+    Host h;
+    const Bytes a = heartbeat(kSourceA);
+    REQUIRE(h.run(a, 5000) > 0);
+    // A full refill takes NLB_HB_WINDOW_NS (200 ms); sleep well beyond it. A slow machine only
+    // sleeps longer, which fills the bucket no further than full.
+    std::this_thread::sleep_for(std::chrono::nanoseconds(NLB_HB_WINDOW_NS) +
+                                std::chrono::milliseconds(150));
+    CHECK(h.run(a, NLB_HB_BURST - 1) == 0);
+    // Idle time earns no more than one burst: the cap.
+    std::this_thread::sleep_for(std::chrono::nanoseconds(NLB_HB_WINDOW_NS) +
+                                std::chrono::milliseconds(150));
+    auto t0 = Clock::now();
+    std::uint64_t dropped = h.run(a, 5000);
+    CHECK(5000 - dropped >= NLB_HB_BURST);
+    CHECK(5000 - dropped <= most_passed(Clock::now() - t0));
+}
+
+TEST_CASE("heartbeat budget: forged source MACs each start full, nothing is dropped for them") {
+    // The documented limit of a per-source budget (docs/dataplane.md): a flood under random
+    // source MACs reaches the agent, which rejects each frame at the cost of one HMAC. More
+    // sources than the LRU holds, so evictions happen too: an evicted source starts full.
+    Host h;
+    for (std::uint32_t i = 0; i < 2 * NLB_HB_RATE_ENTRIES; ++i) {
+        Mac m = kSourceA;
+        m[3] = static_cast<std::uint8_t>(i >> 8);
+        m[4] = static_cast<std::uint8_t>(i);
+        m[5] = 0x66;
+        REQUIRE(h.run(heartbeat(m), 2) == 0);
+    }
+    CHECK(h.dropped() == 0);
+}
