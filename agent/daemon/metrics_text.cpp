@@ -243,6 +243,10 @@ std::string metrics_text(const json& stats) {
     page.single("nlb_dataplane_passed_total", "counter",
                 "Packets of other protocols to a VIP, passed to the stack on every host.",
                 member(dp, "passed_other"));
+    page.single("nlb_dataplane_heartbeat_rate_dropped_total", "counter",
+                "Heartbeat frames (EtherType 0x886F) the dataplane dropped because their source "
+                "MAC sent more than its budget (1000 frames/s, bursts of 200).",
+                member(dp, "heartbeat_rate_dropped"));
     return page.take();
 }
 
