@@ -159,6 +159,7 @@ wait_answering() { nlbq wait-answering "$1" "${2:-10}" || { echo "host $1's agen
 wait_state() { nlbq wait-state "$@"; }                   # I STATE TIMEOUT
 wait_converged_as() { nlbq wait-converged "$@"; }        # MEMBERS(1,2,3) TIMEOUT HOSTS...
 converged_as() { nlbq wait-converged "$1" 0 "${@:2}"; } # MEMBERS HOSTS...: now
+wait_stable() { nlbq wait-stable "$@"; }                 # MEMBERS QUIET_S TIMEOUT HOSTS...
 convergences() { nlbq convergences "$@"; }               # HOSTS...: their counters
 
 # log_ts I NAME SINCE: the time of host I's first logged event NAME at or after SINCE ("" if none).

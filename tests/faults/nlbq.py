@@ -7,6 +7,7 @@ started python per query would be slower than the periods it watches). Host I's 
   q I EXPR [COMMAND]                  EXPR over `nlbadm --json COMMAND` (query); "none" if
                                       the agent does not answer
   wait-converged MEMBERS TIMEOUT I..  every host I converged with exactly MEMBERS ("1,2,3")
+  wait-stable MEMBERS S TIMEOUT I..   converged as MEMBERS, no convergence completed for S s
   wait-state I STATE TIMEOUT          host I in STATE
   wait-answering I TIMEOUT            host I's agent answers on its socket
   states I DURATION [PID]             host I's states over DURATION s (or while PID lives,
@@ -80,6 +81,26 @@ def main():
     elif cmd == "wait-converged":
         members = sorted(int(m) for m in args[0].split(","))
         sys.exit(0 if poll(float(args[1]), lambda: converged_as(members, args[2:])) else 1)
+    elif cmd == "wait-stable":
+        members = sorted(int(m) for m in args[0].split(","))
+        quiet, hosts = float(args[1]), args[3:]
+        last = {"counts": None, "since": time.monotonic()}
+
+        def stable():
+            counts = []
+            for i in hosts:
+                d = nlbadm(i)
+                st = nlbadm(i, "stats")
+                if not d or not st or d["host"]["state"] != "converged" or \
+                        sorted(d["cluster"]["members"]) != members:
+                    last["counts"] = None
+                    return False
+                counts.append(st["convergences"])
+            if counts != last["counts"]:
+                last["counts"], last["since"] = counts, time.monotonic()
+            return time.monotonic() - last["since"] >= quiet
+
+        sys.exit(0 if poll(float(args[2]), stable) else 1)
     elif cmd == "wait-state":
         sys.exit(0 if poll(float(args[2]), lambda: state(args[0]) == args[1]) else 1)
     elif cmd == "wait-answering":

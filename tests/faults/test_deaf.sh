@@ -20,7 +20,8 @@ fextra deaf_states "$(nlbq summary 1 2 3 4)"
 
 fault_do heal -- nft_clear
 fcheck "healed: 4 converged members again within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4
-sleep 2
+# The lossy phase starts from a settled cluster: converged, no convergence for 2 s (bounded).
+fcheck "healed: settled (no convergence for 2 s) within 10 s" wait_stable 1,2,3,4 2 10 1 2 3 4
 
 before=$(convergences 1 2 3 4)
 left0=$(now)
