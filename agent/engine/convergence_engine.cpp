@@ -213,7 +213,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
-    const bool new_stream = peers_.hear(hb, now, path == Path::contact);
+    const bool new_stream =
+        peers_.hear(hb, now, path == Path::contact, period() + period() / 2);
     if (!verified(hb)) {
         // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
         // this host yet. Its nonce is echoed (hear), nothing else changes. A stream heard for

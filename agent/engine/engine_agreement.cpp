@@ -16,8 +16,21 @@ using detail::lowest;
 using detail::serving_state;
 
 bool ConvergenceEngine::agreement(std::int64_t now) const {
-    if (view_ == host_bit(me_) && now - started_at_ < tolerance_ms())
-        return false; // alone: first give everyone a chance to be heard
+    if (view_ == host_bit(me_)) {
+        if (now - started_at_ < tolerance_ms())
+            return false; // alone: first give everyone a chance to be heard
+        // A host that never had a peer prove contact does not serve alone while it hears a
+        // peer talking that has not proven it yet (a restart beside a running cluster, the
+        // peers still echoing its earlier boot). Only a fresh host: a survivor must take over
+        // whatever a one-way peer sends.
+        if (!had_peer_)
+            for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+                const auto& peer = peers_.peer(p);
+                if (p != me_ && !peer.alive && peer.heard_nonce != 0 &&
+                    now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) <= period())
+                    return false;
+            }
+    }
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         if (p == me_ || !(view_ & host_bit(p)))
             continue;

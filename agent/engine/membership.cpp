@@ -1,5 +1,6 @@
 #include "membership.hpp"
 
+#include <algorithm>
 #include <limits>
 
 namespace nlb {
@@ -41,15 +42,14 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms) 
     return change;
 }
 
-bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact) {
+bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
+                      std::int64_t quiet_ms) {
     auto& p = peers_[hb.priority];
-    // Like accept(): a live peer that serves keeps its priority's place, so that frames of
-    // another stream (a duplicate, or a recording of an earlier boot) cannot turn this host's
-    // echo away from it.
-    if (p.alive && p.heartbeat.nonce != hb.nonce && serving(p.heartbeat.state))
-        return false;
     bool fresh = false;
     if (p.heard_nonce != hb.nonce) {
+        if (p.heard_nonce != 0 &&
+            now_ms - std::max(p.heard_segment_ms, p.heard_contact_ms) <= quiet_ms)
+            return false;
         p.heard_nonce = hb.nonce;
         p.heard_segment_ms = p.heard_contact_ms = kNever;
         fresh = true;

@@ -46,7 +46,10 @@ class Membership {
     Change accept(const Heartbeat& hb, std::int64_t now_ms);
     // Records an authentic, fresh frame (proven or not) for the echo list and the paths. A
     // frame of another stream does not displace a live peer's.
-    bool hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact); // true: new stream
+    // `quiet_ms`: how long the stream heard last must have been silent before another one
+    // replaces it (a restart), so that replayed frames of an earlier boot do not turn the
+    // echo away from a host that is talking. True when the stream is new here.
+    bool hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact, std::int64_t quiet_ms);
     // Marks dead every live peer not heard for more than `timeout_ms`; returns them.
     std::vector<std::uint8_t> expire(std::int64_t now_ms, std::int64_t timeout_ms);
     // Earliest time a live peer can expire (INT64_MAX if none).

@@ -13,6 +13,10 @@ EngineConfig default_config(std::uint8_t priority, std::size_t rules) {
     c.cluster.heartbeat_tolerance = 5;
     c.cluster.cleanup_delay_s = 300;
     c.host.priority = priority;
+    // The second path's address: 10.0.0.priority (the simulator routes by address).
+    c.host.contact.family = 4;
+    c.host.contact.address = {10, 0, 0, priority};
+    c.host.contact.port = 2505;
     for (std::size_t r = 0; r < rules; ++r) {
         PortRule rule;
         rule.first_port = static_cast<std::uint16_t>(r * 100);
@@ -42,9 +46,33 @@ void Simulator::kill(std::size_t i) {
     auto& h = hosts_[i];
     if (!h.alive)
         return;
-    if (h.installed)
+    if (h.installed && counts(h))
         count_owner(i, *h.installed, -1);
     h.alive = false;
+}
+
+void Simulator::pause(std::size_t i) {
+    auto& h = hosts_[i];
+    h.paused = true;
+    h.paused_at = now_;
+    const auto& c = h.engine->config().cluster;
+    push(now_ + std::int64_t{c.heartbeat_ms} * (c.heartbeat_tolerance - 1), Kind::watchdog, i);
+}
+
+void Simulator::resume(std::size_t i) {
+    auto& h = hosts_[i];
+    if (!h.paused)
+        return;
+    h.paused = false;
+    // Everything that queued up arrives at once, then the first tick.
+    auto backlog = std::move(h.backlog);
+    h.backlog.clear();
+    for (auto& [frame, path] : backlog) {
+        h.engine->on_heartbeat(*frame, Millis{now_}, path);
+        collect(i);
+    }
+    h.engine->on_tick(Millis{now_});
+    collect(i);
 }
 
 void Simulator::command(std::size_t i, Command c) {
@@ -63,8 +91,8 @@ std::int64_t Simulator::delay() {
 }
 
 void Simulator::push(std::int64_t at, Kind kind, std::size_t host,
-                     std::shared_ptr<const std::vector<std::uint8_t>> frame) {
-    queue_.push({at, order_++, kind, host, std::move(frame)});
+                     std::shared_ptr<const std::vector<std::uint8_t>> frame, Path path) {
+    queue_.push({at, order_++, kind, host, std::move(frame), path});
 }
 
 void Simulator::collect(std::size_t i) {
@@ -97,6 +125,25 @@ void Simulator::collect(std::size_t i) {
                 push(now_ + delay(), Kind::deliver, j, frame);
         }
     }
+    for (auto& c : d.contact) {
+        ++h.contact_frames_sent;
+        auto frame = std::make_shared<const std::vector<std::uint8_t>>(std::move(c.frame));
+        for (std::size_t j = 0; j < hosts_.size(); ++j) {
+            if (j == i || !hosts_[j].alive || hosts_[j].group != h.group ||
+                hosts_[j].engine->config().host.contact != c.to)
+                continue;
+            const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+            if (u < net_.loss || (drop_contact && drop_contact(i, j, *frame)))
+                continue;
+            push(now_ + delay(), Kind::deliver, j, frame, Path::contact);
+        }
+    }
+    // The watchdog is armed again once the engine has recovered from a stall.
+    if (h.watchdog_expired && !h.paused && !h.engine->recovering()) {
+        h.watchdog_expired = false;
+        if (h.alive && h.installed)
+            count_owner(i, *h.installed, +1);
+    }
     const auto next = std::max(d.next_tick.count(), now_);
     if (h.tick_at < now_ || next < h.tick_at) {
         h.tick_at = next;
@@ -123,10 +170,10 @@ void Simulator::count_owner(std::size_t i, const SlotViews& views, int delta) {
 
 void Simulator::install(std::size_t i, std::shared_ptr<const SlotViews> views) {
     auto& h = hosts_[i];
-    if (h.alive && h.installed)
+    if (counts(h) && h.installed)
         count_owner(i, *h.installed, -1);
     h.installed = std::move(views);
-    if (h.alive)
+    if (counts(h))
         count_owner(i, *h.installed, +1);
 }
 
@@ -134,9 +181,24 @@ void Simulator::step(const Item& item) {
     auto& h = hosts_[item.host];
     if (!h.alive)
         return;
+    if (item.kind == Kind::watchdog) {
+        if (h.paused && !h.watchdog_expired) {
+            h.watchdog_expired = true;
+            if (h.installed)
+                count_owner(item.host, *h.installed, -1);
+        }
+        return;
+    }
+    if (h.paused) {
+        if (item.kind == Kind::deliver)
+            h.backlog.emplace_back(item.frame, item.path);
+        else if (item.kind == Kind::scan)
+            push(now_ + 1000, Kind::scan, item.host);
+        return; // ticks are lost; resume() ticks
+    }
     switch (item.kind) {
     case Kind::deliver:
-        h.engine->on_heartbeat(*item.frame, Millis{now_});
+        h.engine->on_heartbeat(*item.frame, Millis{now_}, item.path);
         break;
     case Kind::tick:
         if (item.at != h.tick_at)
@@ -154,6 +216,8 @@ void Simulator::step(const Item& item) {
         push(now_ + 1000, Kind::scan, item.host);
         break;
     }
+    case Kind::watchdog:
+        break;
     }
     collect(item.host);
 }

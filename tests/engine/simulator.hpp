@@ -33,6 +33,14 @@ struct SimHost {
     std::vector<Event> events;
     std::uint64_t frames_sent = 0, bytes_sent = 0;
     std::uint64_t chunk_frames_sent = 0, chunk_bytes_sent = 0; // map transfer (included above)
+    std::uint64_t contact_frames_sent = 0;
+    // Paused (SIGSTOP, a VM pause): inputs wait in `backlog` until resume; its dataplane's
+    // watchdog expires (tolerance − 1) periods into the pause and is armed again only once
+    // the engine is not recovering from the stall.
+    bool paused = false;
+    std::int64_t paused_at = 0;
+    bool watchdog_expired = false;
+    std::vector<std::pair<std::shared_ptr<const std::vector<std::uint8_t>>, Path>> backlog;
 };
 
 // Default cluster config for host `priority` (one all-ports rule, equal weights).
@@ -49,6 +57,8 @@ class Simulator {
     void kill(std::size_t i);
     void command(std::size_t i, Command c);
     void set_group(std::size_t i, int group) { hosts_[i].group = group; }
+    void pause(std::size_t i);
+    void resume(std::size_t i);
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
     void inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms = 1);
 
@@ -72,26 +82,31 @@ class Simulator {
 
     std::vector<std::vector<std::uint8_t>>& captured() { return captured_; }
     bool capture = false;
-    // When set and true for (sender, receiver, frame), that receiver misses that frame.
+    // When set and true for (sender, receiver, frame), that receiver misses that frame: `drop`
+    // on the segment, `drop_contact` on the second path (unicast UDP between hosts).
     std::function<bool(std::size_t, std::size_t, const std::vector<std::uint8_t>&)> drop;
+    std::function<bool(std::size_t, std::size_t, const std::vector<std::uint8_t>&)> drop_contact;
     // When set, (sender, receiver, frame) -> the bytes that receiver gets instead.
     std::function<std::vector<std::uint8_t>(std::size_t, std::size_t,
                                             const std::vector<std::uint8_t>&)>
         rewrite;
 
   private:
-    enum class Kind { deliver, tick, scan };
+    enum class Kind { deliver, tick, scan, watchdog };
     struct Item {
         std::int64_t at;
         std::uint64_t order;
         Kind kind;
         std::size_t host;
         std::shared_ptr<const std::vector<std::uint8_t>> frame;
+        Path path = Path::segment;
         bool operator>(const Item& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
 
     void push(std::int64_t at, Kind kind, std::size_t host,
-              std::shared_ptr<const std::vector<std::uint8_t>> frame = {});
+              std::shared_ptr<const std::vector<std::uint8_t>> frame = {},
+              Path path = Path::segment);
+    bool counts(const SimHost& h) const { return h.alive && !h.watchdog_expired; }
     void step(const Item& item);
     void collect(std::size_t i);
     void install(std::size_t i, std::shared_ptr<const SlotViews> views);

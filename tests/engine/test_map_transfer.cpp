@@ -306,7 +306,8 @@ TEST_CASE("forged, replayed and truncated map chunks are rejected and counted") 
 
 namespace {
 
-// The frame a 1.0 agent would have sent: minor 0, no base section (unkeyed clusters only).
+// The frame a 1.0 agent would have sent: minor 0, no base, contact or config section
+// (unkeyed clusters only).
 std::vector<std::uint8_t> as_v10(const std::vector<std::uint8_t>& frame) {
     if (is_map_chunk(frame) || !decode_heartbeat(frame).heartbeat)
         return frame;
@@ -314,7 +315,8 @@ std::vector<std::uint8_t> as_v10(const std::vector<std::uint8_t>& frame) {
     std::vector<std::uint8_t> out(frame.begin(), frame.begin() + static_cast<long>(header));
     for (std::size_t pos = header; pos + 4 <= frame.size();) {
         const std::size_t len = (std::size_t{frame[pos + 2]} << 8) | frame[pos + 3];
-        if (frame[pos] != kSectionBase)
+        if (frame[pos] != kSectionBase && frame[pos] != kSectionContact &&
+            frame[pos] != kSectionConfig)
             out.insert(out.end(), frame.begin() + static_cast<long>(pos),
                        frame.begin() + static_cast<long>(pos + 4 + len));
         pos += 4 + len;
@@ -336,6 +338,10 @@ TEST_CASE("rolling upgrade: while a 1.0 member is in the cluster every map is al
     const std::size_t old = 4;
     sim.rewrite = [&](std::size_t from, std::size_t to, const std::vector<std::uint8_t>& f) {
         return from == old || to == old ? as_v10(f) : f;
+    };
+    // ... and knows nothing of the second path.
+    sim.drop_contact = [&](std::size_t from, std::size_t to, const std::vector<std::uint8_t>&) {
+        return from == old || to == old;
     };
     const std::vector<RuleMode> modes{RuleMode::multiple};
     REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));

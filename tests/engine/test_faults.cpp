@@ -1,0 +1,310 @@
+// Single faults a real segment or hypervisor produces (docs/convergence.md, "Invariants"): a
+// deaf or mute host, another key, a stall, a misconfigured host first, mismatched timing, a
+// replay to a restarted host, a forged flood, a map in the minority. After each: no bucket
+// with two serving owners, every bucket owned again within (tolerance + 2) periods.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "heartbeat_codec.hpp"
+#include "simulator.hpp"
+
+using namespace nlb;
+using namespace nlb::sim;
+
+namespace {
+
+constexpr std::int64_t kPeriod = 1000;
+constexpr std::int64_t kTolerance = 5;
+constexpr std::int64_t kRecover = (kTolerance + 2) * kPeriod;
+const std::vector<std::uint8_t> kKey(32, 0x5a);
+
+Simulator cluster(std::uint64_t seed, std::size_t n, NetworkParams net = {}) {
+    Simulator sim(seed, net);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto c = default_config(static_cast<std::uint8_t>(i + 1));
+        c.cluster.key = kKey;
+        sim.add_host(c);
+    }
+    return sim;
+}
+
+bool has_event(const SimHost& h, EventKind kind) {
+    return std::any_of(h.events.begin(), h.events.end(),
+                       [&](const Event& e) { return e.kind == kind; });
+}
+
+// Every bucket of slot 0 owned by exactly one of the hosts that count.
+bool all_owned_once(Simulator& sim) {
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if (sim.owners(0, b) != 1)
+            return false;
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second path works") {
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+        INFO("seed=" << seed);
+        const std::size_t n = 2 + seed; // 2..5 hosts
+        auto sim = cluster(seed + 500, n);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        const std::size_t deaf = n - 1;
+        sim.reset_double_stats();
+        sim.drop = [&](std::size_t, std::size_t to, const auto&) { return to == deaf; };
+        const auto fault = sim.now();
+        // It stops serving before anyone takes its buckets, and they are owned again within
+        // (tolerance + 2) periods.
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(deaf).engine->state() == HostState::refused &&
+                       all_owned_once(sim);
+            },
+            fault + kRecover));
+        sim.run_until(sim.now() + 10 * kPeriod);
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.host(deaf).engine->refuse_reason() == RefuseReason::no_contact);
+        CHECK(sim.host(deaf).engine->refuse_detail().find("not receiving cluster-MAC frames") !=
+              std::string::npos);
+        CHECK(sim.host(deaf).engine->buckets_owned(0) == 0);
+        CHECK(all_owned_once(sim));
+        // The others converge without it and stay converged; a host killed afterwards is
+        // replaced, down to the last survivor.
+        if (n >= 3) {
+            sim.kill(0);
+            const auto killed = sim.now();
+            REQUIRE(sim.run_until([&] { return all_owned_once(sim); }, killed + kRecover));
+            CHECK(sim.max_double_ms() == 0);
+        }
+        // The fault ends: it rejoins.
+        sim.drop = nullptr;
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(deaf).engine->state() == HostState::converged && sim.settled() &&
+                       all_owned_once(sim);
+            },
+            sim.now() + 30 * kPeriod));
+        CHECK(sim.host(deaf).engine->buckets_owned(0) > 0);
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
+TEST_CASE("mute host: its heartbeats stop reaching the segment, the second path works") {
+    for (std::uint64_t seed = 0; seed < 3; ++seed) {
+        INFO("seed=" << seed);
+        auto sim = cluster(seed + 600, 4);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.reset_double_stats();
+        const std::size_t mute = 1;
+        sim.drop = [&](std::size_t from, std::size_t, const auto&) { return from == mute; };
+        const auto fault = sim.now();
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(mute).engine->state() == HostState::refused &&
+                       all_owned_once(sim);
+            },
+            fault + kRecover));
+        sim.run_until(sim.now() + 5 * kPeriod);
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.host(mute).engine->refuse_reason() == RefuseReason::no_contact);
+    }
+}
+
+TEST_CASE("one host loses every path: it is dead to the others and replaced in time") {
+    auto sim = cluster(700, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.set_group(2, 1); // both paths cut
+    const auto fault = sim.now();
+    REQUIRE(sim.run_until(
+        [&] {
+            return sim.host(0).engine->members() == 0x3 && sim.host(0).engine->converged() &&
+                   sim.host(1).engine->buckets_owned(0) + sim.host(0).engine->buckets_owned(0) ==
+                       NLB_BUCKETS;
+        },
+        fault + kRecover));
+}
+
+TEST_CASE("a host with another key never serves beside the cluster, and stops nobody") {
+    auto sim = cluster(800, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    const auto epoch = sim.host(0).engine->epoch();
+    auto c = default_config(4);
+    c.cluster.key = std::vector<std::uint8_t>(32, 0x77);
+    const auto other = sim.add_host(c);
+    sim.run_until(sim.now() + 20 * kPeriod);
+    CHECK(sim.host(other).engine->state() == HostState::refused);
+    CHECK(sim.host(other).engine->refuse_reason() == RefuseReason::key_mismatch);
+    CHECK(sim.host(other).engine->buckets_owned(0) == 0);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.settled());
+    CHECK(sim.max_double_ms() == 0);
+    CHECK(sim.host(0).engine->counters().bad_mac > 0);
+    // A lone survivor of the cluster still takes over, whatever the other key sends.
+    sim.kill(1);
+    sim.kill(2);
+    const auto killed = sim.now();
+    REQUIRE(sim.run_until(
+        [&] { return sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS; }, killed + kRecover));
+    CHECK(sim.host(other).engine->buckets_owned(0) == 0);
+}
+
+TEST_CASE("a paused agent releases before it serves again") {
+    for (std::uint64_t seed = 0; seed < 3; ++seed) {
+        INFO("seed=" << seed);
+        auto sim = cluster(seed + 900, 4);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.reset_double_stats();
+        const std::size_t paused = 2;
+        sim.pause(paused);
+        const auto fault = sim.now();
+        REQUIRE(sim.run_until([&] { return all_owned_once(sim); }, fault + kRecover));
+        sim.run_until(fault + 2 * kTolerance * kPeriod);
+        sim.resume(paused);
+        sim.run_until(sim.now() + 30 * kPeriod);
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.host(paused).engine->counters().stalls == 1);
+        CHECK(has_event(sim.host(paused), EventKind::stalled));
+        CHECK(sim.settled());
+        CHECK(sim.host(paused).engine->buckets_owned(0) > 0);
+    }
+}
+
+TEST_CASE("a misconfigured host first: the larger group serves, whatever the start order") {
+    for (std::uint64_t seed = 0; seed < 3; ++seed) {
+        INFO("seed=" << seed);
+        Simulator sim(seed + 1000, {});
+        auto odd = default_config(1);
+        odd.cluster.key = kKey;
+        odd.rules[0].last_port = 80;
+        sim.add_host(odd);
+        sim.run_until(10 * kPeriod);
+        REQUIRE(sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS);
+        for (std::uint8_t p = 2; p <= 4; ++p) {
+            auto c = default_config(p);
+            c.cluster.key = kKey;
+            sim.add_host(c);
+            sim.run_until(sim.now() + 300);
+        }
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(0).engine->state() == HostState::refused && sim.settled() &&
+                       all_owned_once(sim);
+            },
+            sim.now() + 40 * kPeriod));
+        CHECK(sim.host(0).engine->refuse_reason() == RefuseReason::rules_differ);
+        CHECK(sim.host(0).engine->refuse_detail().find("port_rules") != std::string::npos);
+        CHECK(sim.host(0).engine->buckets_owned(0) == 0);
+        CHECK(sim.max_double_ms() == 0);
+        for (std::size_t i = 1; i < 4; ++i)
+            CHECK(sim.host(i).engine->state() == HostState::converged);
+    }
+}
+
+TEST_CASE("one host with other timing is refused, naming the key; the cluster stays converged") {
+    Simulator sim(1100, {});
+    for (std::uint8_t p = 1; p <= 3; ++p) {
+        auto c = default_config(p);
+        c.cluster.key = kKey;
+        c.cluster.heartbeat_ms = 200;
+        sim.add_host(c);
+    }
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto slow = default_config(4);
+    slow.cluster.key = kKey;
+    slow.cluster.heartbeat_ms = 2000;
+    const auto j = sim.add_host(slow);
+    sim.run_until(sim.now() + 5 * kPeriod);
+    const auto convergences = std::count_if(
+        sim.host(0).events.begin(), sim.host(0).events.end(),
+        [](const Event& e) { return e.kind == EventKind::convergence_started; });
+    sim.run_until(sim.now() + 30 * kPeriod);
+    CHECK(sim.host(j).engine->state() == HostState::refused);
+    CHECK(sim.host(j).engine->refuse_detail().find("cluster.heartbeat_ms is 2000 here, 200") !=
+          std::string::npos);
+    CHECK(std::count_if(sim.host(0).events.begin(), sim.host(0).events.end(),
+                        [](const Event& e) { return e.kind == EventKind::convergence_started; }) ==
+          convergences);
+    CHECK(sim.settled());
+    CHECK(sim.max_double_ms() == 0);
+}
+
+TEST_CASE("frames recorded earlier change nothing in a restarted host") {
+    auto sim = cluster(1200, 3);
+    sim.capture = true;
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 5 * kPeriod);
+    auto recorded = sim.captured();
+    sim.capture = false;
+    // Host 3 restarts (a new boot nonce); every recorded frame, its own earlier boot's among
+    // them, is replayed to it, before and while it rejoins.
+    sim.kill(2);
+    auto c = default_config(3);
+    c.cluster.key = kKey;
+    const auto restarted = sim.add_host(c);
+    for (std::size_t k = 0; k < recorded.size() && getenv("NOREPLAY") == nullptr; ++k)
+        sim.inject(restarted, recorded[k], 1 + static_cast<std::int64_t>(k % 3000));
+    REQUIRE(sim.run_until([&] { return sim.settled() && all_owned_once(sim); },
+                          sim.now() + 30 * kPeriod));
+    const auto& h = sim.host(restarted);
+    CHECK(!has_event(h, EventKind::refused));
+    CHECK(h.engine->counters().unverified > 0);
+    CHECK(h.engine->state() == HostState::converged);
+    CHECK(sim.max_double_ms() == 0);
+}
+
+TEST_CASE("forged frames are rejected at the cost of their HMAC and stop no member") {
+    auto sim = cluster(1300, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    const auto epoch = sim.host(0).engine->epoch();
+    // A heartbeat of this cluster with every section, signed with another key.
+    Heartbeat hb;
+    hb.flags = Heartbeat::kFlagAuthenticated;
+    hb.cluster_ip = default_config(1).cluster.ip;
+    hb.priority = 9;
+    hb.state = HostState::converged;
+    hb.rule_count = 1;
+    for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        DirtySlot d{s, {}};
+        d.buckets.set();
+        hb.dirty.push_back(d);
+    }
+    const auto forged = encode_heartbeat(hb); // MAC left zero: wrong
+    for (int k = 0; k < 20000; ++k)
+        sim.inject(static_cast<std::size_t>(k % 3), forged, 1 + k % 2000);
+    sim.run_until(sim.now() + 10 * kPeriod);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.settled());
+    CHECK(sim.host(0).engine->counters().bad_mac >= 6000);
+    CHECK(sim.host(0).engine->state() == HostState::converged);
+}
+
+TEST_CASE("a host whose map digest is in the minority stops serving") {
+    auto sim = cluster(1400, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    // Host 3 hears everyone else report another digest (its own computation disagrees).
+    // The simulator's frames are signed: rewrite, then re-sign with the cluster key.
+    HeartbeatAuth auth(kKey);
+    sim.rewrite = [&](std::size_t, std::size_t to, const std::vector<std::uint8_t>& f) {
+        auto copy = f;
+        if (to == 2 && !is_map_chunk(copy) && copy.size() > 88) {
+            copy[87] ^= 0x01; // map digest, last byte
+            auth.sign(copy);
+        }
+        return copy;
+    };
+    REQUIRE(sim.run_until([&] { return sim.host(2).engine->state() == HostState::refused; },
+                          sim.now() + 5 * kPeriod));
+    CHECK(sim.host(2).engine->refuse_reason() == RefuseReason::map_minority);
+    CHECK(sim.host(0).engine->state() == HostState::converged);
+    CHECK(sim.host(1).engine->state() == HostState::converged);
+}
+
+TEST_CASE("lossy segment: a random share of heartbeats lost, the cluster keeps its epoch") {
+    auto sim = cluster(1500, 4, {0.3, 1, 5});
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 60 * kPeriod));
+    sim.reset_double_stats();
+    sim.run_until(sim.now() + 60 * kPeriod);
+    CHECK(sim.max_double_ms() == 0);
+    CHECK(all_owned_once(sim));
+}
