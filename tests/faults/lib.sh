@@ -139,23 +139,14 @@ fault_key() { # fault_key NAME: a fresh cluster key file, its path on stdout
 
 start_agent() { topo_start_agent "$1" --log-format json; }
 
-# wait_answering I [TIMEOUT]: until host I's agent answers on its control socket.
-wait_answering() {
-  local i=$1 deadline=$((SECONDS + ${2:-10}))
-  while ((SECONDS < deadline)); do
-    nlbadm_h "$i" --json query >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "host $i's agent does not answer" >&2
-  return 1
-}
-
 # Queries and bounded polls, one python process each (tests/faults/nlbq.py).
 nlbq() { NLBADM=$NLBADM TOPO_DIR=$TOPO_DIR python3 "$FAULTS_DIR/nlbq.py" "$@"; }
 query_field() { nlbq q "$1" "$2" "${3:-query}"; } # I EXPR [COMMAND]: "none" if no answer
 state_of() { nlbq q "$1" 'd["host"]["state"]'; }
 members_of() { nlbq q "$1" 'sorted(d["cluster"]["members"])'; }
-wait_answering() { nlbq wait-answering "$1" "${2:-10}" || { echo "host $1's agent does not answer" >&2; return 1; }; }
+wait_answering() { # I [TIMEOUT]: until host I's agent answers on its control socket
+  nlbq wait-answering "$1" "${2:-10}" || { echo "host $1's agent does not answer" >&2; return 1; }
+}
 wait_state() { nlbq wait-state "$@"; }                   # I STATE TIMEOUT
 wait_converged_as() { nlbq wait-converged "$@"; }        # MEMBERS(1,2,3) TIMEOUT HOSTS...
 converged_as() { nlbq wait-converged "$1" 0 "${@:2}"; } # MEMBERS HOSTS...: now

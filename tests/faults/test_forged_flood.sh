@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fault "forged flood": for 5 s a namespace on the segment sends 100,000 forged 0x886F frames
 # per second (tests/tools/nlb_flood.cpp: the right cluster IP in the header, wrong HMAC, no
-# HMAC, forged map chunks, garbage; any sender priority, the members' too) at a keyed cluster.
+# HMAC, forged map chunks, garbage; any sender priority, the members' too) at a keyed cluster,
+# from 4096 random source MACs (FLOOD_SRC=own: the bystander's own), as an attacker varies
+# them to get past any per-source limit.
 #   every member stays a member: no host_left event, no convergence completed on any host,
 #   all 4 converged after; requests keep being answered once: zero twice, none lost (strict).
 #   The rate actually reached is in the line (flood.rate: handed to the kernel; tx_rate:
@@ -22,7 +24,7 @@ t0=$(now)
 fault_event flood strict
 ip netns exec "$TOPO-bystander" "$NLB_FLOOD" --ifname eth0 --cluster-ip "$CLUSTER_IP" \
   --rate "${FLOOD_RATE:-100000}" --duration 5 --cluster-mac "$("$NLBADM" ip2mac "$CLUSTER_IP")" \
-  >"$TOPO_DIR/flood.json"
+  --src "${FLOOD_SRC:-random}" >"$TOPO_DIR/flood.json"
 echo "flood: $(cat "$TOPO_DIR/flood.json")"
 fextra flood "$(cat "$TOPO_DIR/flood.json")"
 sleep 1

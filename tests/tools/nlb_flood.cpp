@@ -7,12 +7,14 @@
 // namespace on the test bridge (ip netns exec NS nlb-flood --ifname eth0 ...).
 //
 //   nlb-flood --ifname IF --cluster-ip A.B.C.D [--rate 100000] [--duration 5] [--count N]
-//             [--cluster-mac MAC] [--seed S]
+//             [--cluster-mac MAC] [--src own|random] [--seed S]
 //
 // Destination MACs alternate between broadcast and --cluster-mac (today's heartbeats go to
-// the one, the design's to the other); the source is IF's own MAC (the bridge learns nothing
-// new). Prints one JSON line: frames handed to the kernel, the rate reached, send errors, and
-// IF's tx_packets / tx_dropped counters over the run (what really left the interface).
+// the one, the design's to the other). Source MACs: IF's own (--src own, the default), or
+// random locally administered unicast ones, one per frame of the pool (--src random: at most
+// 4096 distinct sources, as an attacker who varies them would send; the bridge learns them).
+// Prints one JSON line: frames handed to the kernel, the rate reached, send errors, and IF's
+// tx_packets / tx_dropped counters over the run (what really left the interface).
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
     std::uint64_t count = 0, seed = 0x6e6c62666c6f6f64ULL;
     Mac cluster_mac{};
     bool have_cluster_mac = false;
+    bool random_src = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -161,12 +164,18 @@ int main(int argc, char** argv) {
             count = std::stoull(value());
         else if (a == "--seed")
             seed = std::stoull(value());
-        else if (a == "--cluster-mac") {
+        else if (a == "--src") {
+            std::string v = value();
+            if (v != "own" && v != "random")
+                die("--src is own or random");
+            random_src = v == "random";
+        } else if (a == "--cluster-mac") {
             cluster_mac = parse_mac(value());
             have_cluster_mac = true;
         } else if (a == "--help" || a == "-h") {
             std::printf("nlb-flood --ifname IF --cluster-ip A.B.C.D [--rate 100000] "
-                        "[--duration 5] [--count N] [--cluster-mac MAC] [--seed S]\n");
+                        "[--duration 5] [--count N] [--cluster-mac MAC] [--src own|random] "
+                        "[--seed S]\n");
             return 0;
         } else
             die("unknown argument " + a);
@@ -213,9 +222,16 @@ int main(int argc, char** argv) {
     const Mac broadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     std::vector<std::vector<std::uint8_t>> pool;
     pool.reserve(kPool);
-    for (std::size_t i = 0; i < kPool; ++i)
+    for (std::size_t i = 0; i < kPool; ++i) {
+        Mac src = own;
+        if (random_src) {
+            for (auto& b : src)
+                b = rng.byte();
+            src[0] = static_cast<std::uint8_t>((src[0] & 0xfc) | 0x02); // unicast, local
+        }
         pool.push_back(forge(static_cast<int>(i % 4), rng, (i / 4) % 2 ? cluster_mac : broadcast,
-                             own, cluster_ip));
+                             src, cluster_ip));
+    }
 
     std::array<iovec, kBatch> iov{};
     std::array<mmsghdr, kBatch> msgs{};
@@ -257,9 +273,11 @@ int main(int argc, char** argv) {
     std::uint64_t tx = read_counter(ifname, "tx_packets") - tx0;
     std::uint64_t dropped = read_counter(ifname, "tx_dropped") - drop0;
     std::printf("{\"sent\": %llu, \"seconds\": %.3f, \"rate\": %.0f, \"target_rate\": %.0f, "
+                "\"sources\": \"%s\", "
                 "\"send_errors\": %llu, \"tx_packets\": %llu, \"tx_dropped\": %llu, "
                 "\"tx_rate\": %.0f}\n",
                 static_cast<unsigned long long>(sent), seconds, sent / seconds, rate,
+                random_src ? "random" : "own",
                 static_cast<unsigned long long>(errors), static_cast<unsigned long long>(tx),
                 static_cast<unsigned long long>(dropped), tx / seconds);
     return 0;
