@@ -8,10 +8,11 @@ record  --ifname IF --out FILE [--count N] [--duration T] [--ethertype 0x886f]
         frames of that EtherType received on IF (promiscuous while recording, so frames to
         a unicast cluster MAC count too), at most N frames and T seconds.
         Prints {"frames": n, "seconds": s, "senders": {src MAC: n}}.
-replay  --ifname IF --file FILE [--pace | --rate R] [--src-mac MAC|own] [--dst-mac MAC]
-        [--max-duration T]
+replay  --ifname IF --file FILE [--pace | --rate R] [--loop-for T] [--src-mac MAC|own]
+        [--dst-mac MAC] [--max-duration T]
         sends every frame of FILE out of IF: with the recorded gaps (--pace, the default), or
-        R per second; optionally with the source MAC rewritten (own: IF's, so the bridge does
+        R per second; with --loop-for, the file again and again until T seconds passed;
+        optionally with the source MAC rewritten (own: IF's, so the bridge does
         not learn the recorded hosts' MACs at this port) or the destination; the payload is
         sent byte for byte. At most --max-duration seconds.
         Prints {"frames": n, "sent": n, "errors": n, "seconds": s}.
@@ -104,15 +105,21 @@ def replay(args):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sock.bind((args.ifname, 0))
     start = time.time()
-    out = {"frames": len(frames), "sent": 0, "errors": 0}
+    out = {"frames": len(frames), "sent": 0, "errors": 0, "loops": 0}
     first = frames[0][0] if frames else 0.0
-    for k, (t, data) in enumerate(frames):
-        due = start + (t - first if not args.rate else k / args.rate)
+    span = (frames[-1][0] - first + 0.2 if not args.rate else len(frames) / args.rate) \
+        if frames else 0.0
+    limit = min(args.max_duration, args.loop_for) if args.loop_for else args.max_duration
+    sequence = ((n, k, t, data) for n in range(10**6 if args.loop_for else 1)
+                for k, (t, data) in enumerate(frames))
+    for n, k, t, data in sequence:
+        due = start + n * span + (t - first if not args.rate else k / args.rate)
         now = time.time()
-        if due - start > args.max_duration or now - start > args.max_duration:
+        if due - start >= limit or now - start >= limit:
             break
         if due > now:
             time.sleep(due - now)
+        out["loops"] = n + 1
         frame = bytearray(data)
         if dst:
             frame[0:6] = dst
@@ -140,6 +147,8 @@ def main():
     p.add_argument("--ethertype", default="0x886f")
     p.add_argument("--pace", action="store_true", help="replay with the recorded gaps (default)")
     p.add_argument("--rate", type=float, default=0.0, help="replay: frames per second instead")
+    p.add_argument("--loop-for", type=float, default=0.0,
+                   help="replay: repeat the file until this many seconds passed")
     p.add_argument("--src-mac")
     p.add_argument("--dst-mac")
     p.add_argument("--max-duration", type=float, default=30.0)
