@@ -113,25 +113,37 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         plan.host_priority = config_.host.priority;
         iface_ = std::make_unique<HostInterface>(plan);
 
+        // Heartbeats go where client frames go (the cluster MAC, in every mode): a host that
+        // cannot receive those cannot look alive to the others (docs/convergence.md).
         hb_ = std::make_unique<HeartbeatSocket>(
-            io_, dp->ifindex(),
-            config_.cluster.mode == ClusterMode::unicast
-                ? MacAddress{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-                : cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
-        engine_ = std::make_unique<ConvergenceEngine>(engine_config_of(config_), boot_nonce(), now);
+            io_, dp->ifindex(), cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
+        const EngineConfig engine_config = engine_config_of(config_);
+        engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
+        contact_error_.clear();
+        try {
+            contact_ = std::make_unique<ContactSocket>(io_, engine_config.host.contact);
+        } catch (const std::exception& e) {
+            // Heartbeats still flow on the segment; the host is only less sure of its peers.
+            contact_error_ = e.what();
+            log_.warn(contact_error_ + " (no second path: is host.dedicated_ip on this host?)");
+        }
         if (config_.cluster.remote_control) // the config guarantees a key file then
             remote_ = std::make_unique<RemoteServer>(
                 io_,
                 RemoteServer::Identity{config_.cluster.ip.words[0], config_.host.priority,
                                        config_.host.dedicated_ip.to_string()},
-                read_key_file(*config_.cluster.key_file),
+                RemoteServer::Keys{engine_config.cluster.key, engine_config.cluster.rotation_key},
+                RemoteServer::replay_state_path(options_.socket_path),
                 [this](const json& request) { return handle(request); },
                 [this] { return members_of(engine_ ? engine_->members() | engine_->view() : 0); },
                 log_);
         dp_ = std::move(dp);
-        hb_->start([this](std::span<const std::uint8_t> frame) { heartbeat(frame); });
+        hb_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::segment); });
+        if (contact_)
+            contact_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::contact); });
     } catch (...) {
         remote_.reset();
+        contact_.reset();
         hb_.reset();
         if (iface_)
             iface_->undo();
@@ -145,6 +157,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                             {"xdp_mode", dp_->generic() ? "generic" : "native"},
                             {"adopted", dp_->adopted()}});
     announced_ = false;
+    // Attaching took time (loading, netlink): the engine's inputs carry the time they happen.
+    now = monotonic_now();
     disable_rules_off_here(now);
     switch (config_.host.initial_state) {
     case InitialState::started:
@@ -160,6 +174,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     // participating, so the engine keeps them), so that its first maps keep serving them.
     scan_connections_now(now);
     next_periodic_ = now;
+    next_arm_ = now;
     apply(engine_->take_decision());
 }
 
@@ -184,9 +199,15 @@ void Agent::tear_down(bool keep_dataplane) {
         }
         for (const auto& f : d.frames)
             hb_->send(f);
+        if (contact_)
+            for (const auto& c : d.contact)
+                contact_->send(c.to, c.frame);
         if (d.maps && dp_)
             install(*d.maps);
     }
+    if (contact_)
+        contact_->close();
+    contact_.reset();
     if (hb_)
         hb_->close();
     hb_.reset();
@@ -213,7 +234,8 @@ void Agent::schedule(milliseconds at) {
     milliseconds now = monotonic_now();
     milliseconds wait = at > now ? at - now : milliseconds(0);
     // Never sleep past the next periodic duty (watchdog, connection scan).
-    wait = std::min(wait, next_periodic_ > now ? next_periodic_ - now : milliseconds(0));
+    const milliseconds duty = std::min(next_periodic_, next_arm_);
+    wait = std::min(wait, duty > now ? duty - now : milliseconds(0));
     timer_.expires_after(wait);
     timer_.async_wait([this](const boost::system::error_code& ec) {
         if (!ec)
@@ -225,30 +247,46 @@ void Agent::tick() {
     if (!engine_)
         return;
     milliseconds now = monotonic_now();
+    // The engine first: after a stall it must release what it owned before the watchdog is
+    // refreshed, or the dataplane would serve buckets the cluster has taken meanwhile.
+    engine_->on_tick(now);
+    apply(engine_->take_decision());
+    if (!engine_)
+        return;
     if (now >= next_periodic_)
         periodic(now);
-    engine_->on_tick(now);
+    if (now >= next_arm_)
+        arm_watchdog(now);
+}
+
+// Once per heartbeat period: report connections.
+void Agent::periodic(milliseconds now) {
+    next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
+    scan_connections_now(now);
     apply(engine_->take_decision());
 }
 
-// Once per heartbeat period: keep the watchdog from firing, report connections.
-void Agent::periodic(milliseconds now) {
-    const auto period = milliseconds(config_.cluster.heartbeat_ms);
-    next_periodic_ = now + period;
-    if (armed_ && dp_->maps().state().config.alive == 0)
+// The dataplane stops accepting unless this is repeated within (tolerance − 1) periods: it is
+// repeated four times per timeout, so that a late timer never expires it on a healthy host,
+// and not at all from a stall until the engine has converged again (DESIGN §3, "Watchdog").
+void Agent::arm_watchdog(milliseconds now) {
+    const auto timeout = milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
+                                      config_.cluster.heartbeat_ms);
+    next_arm_ = now + std::max(milliseconds(1), timeout / 4);
+    if (armed_ && dp_->maps().state().config.alive == 0 && !expired_logged_) {
+        expired_logged_ = true;
         log_.event("watchdog_expired", {{"message", "the dataplane stopped accepting: this agent "
                                                     "missed its refresh (stalled?)"}});
+    }
+    if (engine_->recovering())
+        return;
     try {
-        // The dataplane stops accepting if this is not repeated within tolerance − 1 periods.
-        std::uint64_t timeout_ns =
-            static_cast<std::uint64_t>(config_.cluster.heartbeat_tolerance - 1) *
-            config_.cluster.heartbeat_ms * 1000000ULL;
-        dp_->arm_watchdog(timeout_ns);
+        dp_->arm_watchdog(static_cast<std::uint64_t>(timeout.count()) * 1000000ULL);
         armed_ = true;
+        expired_logged_ = false;
     } catch (const std::exception& e) {
         log_.error(e.what());
     }
-    scan_connections_now(now);
 }
 
 void Agent::scan_connections_now(milliseconds now) {
@@ -267,10 +305,10 @@ std::uint64_t Agent::accepted_total() const {
     return total;
 }
 
-void Agent::heartbeat(std::span<const std::uint8_t> frame) {
+void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path) {
     if (!engine_)
         return;
-    engine_->on_heartbeat(frame, monotonic_now());
+    engine_->on_heartbeat(frame, monotonic_now(), path);
     apply(engine_->take_decision());
 }
 
@@ -318,6 +356,9 @@ void Agent::apply(Decision d) {
         install(*d.maps);
     for (const auto& f : d.frames)
         hb_->send(f);
+    if (contact_)
+        for (const auto& c : d.contact)
+            contact_->send(c.to, c.frame);
     // Every input may bring the engine's next deadline forward (a command, a heartbeat).
     schedule(d.next_tick);
     if (!announced_ && engine_->state() == HostState::converged) {
@@ -477,15 +518,27 @@ json Agent::query() const {
                  {"attached", dp_ != nullptr}};
     if (dp_)
         host["xdp_mode"] = dp_->generic() ? "generic" : "native";
-    if (engine_ && engine_->state() == HostState::refused)
+    if (engine_ && engine_->state() == HostState::refused) {
         host["reason"] = to_string(engine_->refuse_reason());
+        host["reason_detail"] = engine_->refuse_detail();
+    }
+    // Something an operator should fix even while this host serves (a deaf vSwitch port,
+    // another key on the segment); null when all is well.
+    const std::string problem = engine_ ? engine_->problem(monotonic_now()) : "";
+    host["problem"] = problem.empty() ? json(nullptr) : json(problem);
+    if (dp_)
+        host["second_path"] = contact_ ? json(to_string(engine_->config().host.contact))
+                                       : json(nullptr);
     std::uint32_t cip = config_.cluster.ip.words[0];
     json cluster = {{"ip", config_.cluster.ip.to_string()},
                     {"mode", to_string(config_.cluster.mode)},
                     {"mac", to_string(cluster_mac(cip, config_.cluster.mode))},
-                    {"converged", engine_ && engine_->converged()},
+                    // Every member claims this epoch and holds its share: each bucket has one
+                    // owner, as far as this host knows (a converged state alone is not that).
+                    {"converged", engine_ && engine_->settled()},
                     {"members", members_of(engine_ ? engine_->members() : 0)},
                     {"view", members_of(engine_ ? engine_->view() : 0)},
+                    {"cohort", members_of(engine_ ? engine_->cohort() : 0)},
                     {"default_host", engine_ ? engine_->default_host() : 0}};
     json rules = json::array();
     const json effective = to_json(config_);
@@ -570,6 +623,11 @@ json Agent::stats() const {
                          {"bad_mac", c.bad_mac},
                          {"replayed", c.replayed},
                          {"duplicate_priority", c.duplicate_priority},
+                         {"unverified", c.unverified},
+                         {"contact_sent", c.contact_sent},
+                         {"contact_received", c.contact_received},
+                         {"contact_send_errors", contact_ ? contact_->send_errors() : 0},
+                         {"stalls", c.stalls},
                          {"send_errors", hb_ ? hb_->send_errors() : 0}};
     // The bucket map a joining host receives from the cluster (docs/convergence.md).
     out["map_transfer"] = {{"chunks_sent", c.map_chunks_sent},

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.hpp"
+#include "contact_socket.hpp"
 #include "control_server.hpp"
 #include "convergence_engine.hpp"
 #include "dataplane_loader.hpp"
@@ -61,7 +62,8 @@ class Agent {
     void schedule(std::chrono::milliseconds at);
     void tick();
     void periodic(std::chrono::milliseconds now);
-    void heartbeat(std::span<const std::uint8_t> frame);
+    void heartbeat(std::span<const std::uint8_t> frame, Path path);
+    void arm_watchdog(std::chrono::milliseconds now);
     void apply(Decision decision);
     void install(const SlotViews& views);
     void scan_connections_now(std::chrono::milliseconds now);
@@ -84,12 +86,16 @@ class Agent {
     std::unique_ptr<Dataplane> dp_;
     std::unique_ptr<HostInterface> iface_;
     std::unique_ptr<HeartbeatSocket> hb_;
+    std::unique_ptr<ContactSocket> contact_; // null: no second path (bind failed; logged)
+    std::string contact_error_;
     std::unique_ptr<ConvergenceEngine> engine_;
     boost::asio::steady_timer timer_;
-    std::chrono::milliseconds next_periodic_{0};
+    std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
+    std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
     bool armed_ = false; // the watchdog was armed by this agent since attach
+    bool expired_logged_ = false;
 
     // For stats(): what a scrape must not recompute (a connection scan per scrape would let
     // anyone who reaches the metrics port make the agent walk its tables).

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <span>
+#include <vector>
 
 #include "convergence_engine.hpp"
 #include "heartbeat_codec.hpp"
@@ -62,5 +63,36 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         e->on_tick(nlb::Millis{now});
         (void)e->take_decision();
     }
+    // Past admission: the keyed engine also gets the input correctly signed (a peer with the
+    // key: only the sections can be hostile then), raw and, when it decodes, as a heartbeat
+    // that proves contact (it echoes this engine's nonce), by both paths.
+    static const nlb::HeartbeatAuth auth(config(true).cluster.key);
+    static nlb::ConvergenceEngine signed_engine(config(true), 3, nlb::Millis{0});
+    std::vector<std::uint8_t> raw(data, data + size);
+    if (raw.size() >= 12 + 32) {
+        raw[11] |= 0x01; // kFlagAuthenticated
+        const std::size_t total = (std::size_t{raw[8]} << 8) | raw[9];
+        if (total >= 32 && total <= raw.size()) {
+            std::vector<std::uint8_t> body(raw.begin(), raw.begin() + static_cast<long>(total));
+            auth.sign(body);
+            std::copy(body.begin(), body.end(), raw.begin());
+        }
+        signed_engine.on_heartbeat(raw, nlb::Millis{now});
+    }
+    if (r.heartbeat && r.heartbeat->priority != 1) {
+        auto hb = *r.heartbeat;
+        hb.flags |= nlb::Heartbeat::kFlagAuthenticated;
+        hb.has_contact = true;
+        if (hb.echoes.size() >= NLB_MAX_HOSTS)
+            hb.echoes.pop_back();
+        if (!hb.echo_of(1, 3))
+            hb.echoes.push_back({1, nlb::Heartbeat::kPathSegment, 3});
+        auto f = nlb::encode_heartbeat(hb);
+        auth.sign(f);
+        signed_engine.on_heartbeat(f, nlb::Millis{now}, nlb::Path::segment);
+        signed_engine.on_heartbeat(f, nlb::Millis{now}, nlb::Path::contact);
+    }
+    signed_engine.on_tick(nlb::Millis{now});
+    (void)signed_engine.take_decision();
     return 0;
 }
