@@ -611,6 +611,7 @@ json Agent::stats() const {
                         {"arp_replied", g.arp_replied},
                         {"nd_replied", g.nd_replied},
                         {"passed_other", g.passed_other},
+                        {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
                         {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};
     const EngineCounters c = engine_ ? engine_->counters() : EngineCounters{};
     out["heartbeats"] = {{"sent", c.sent},

@@ -19,7 +19,7 @@ constexpr const char* kStates[] = {"stopped",  "converging", "converged",
 // Heartbeats dropped, by the engine counter that says why.
 constexpr const char* kRejectReasons[] = {"malformed",         "bad_version", "other_cluster",
                                           "unauthenticated",   "bad_mac",     "replayed",
-                                          "duplicate_priority"};
+                                          "duplicate_priority", "unverified"};
 
 // A rule's drop counters: the stats key and the reason label.
 constexpr std::pair<const char*, const char*> kDropReasons[] = {{"dropped_not_owner", "not_owner"},
