@@ -19,7 +19,7 @@
 # the slack absorbs is how late this machine runs the agents' timers: two cores shared by 4
 # agents, 4 servers, the 1,000 requests/s client, and whatever else runs. The client measures
 # the same jitter on itself (max_send_lag_s, how late its sends run behind their schedule:
-# 0.03-0.06 s in steady runs, up to 0.18 s while 3 agents load their BPF programs at once);
+# 0.02-0.1 s in steady runs, up to 0.25 s while 3 agents load their BPF programs at once);
 # a run whose lag exceeds the slack fails as a harness failure. 0.3 s is 1.5 periods at 200 ms,
 # not a second tolerance. Where the fault is the start of agents, the event is a span from
 # their launch until the last of them logged "attached" (its first heartbeat follows at once;
