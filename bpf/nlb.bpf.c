@@ -252,11 +252,10 @@ struct {
 
 /* A heartbeat or map chunk goes to the agent unless its source is over budget. Only the
  * source's frames are dropped: forged frames under other (random) MACs each start a fresh
- * bucket, which is what the agent's bounded reads and its cheap rejection of unauthenticated
- * frames are for (docs/dataplane.md). Two CPUs on one source's frames race on full_at_ns
- * without harm: the increment is atomic, so no admitted frame goes uncharged under a flood;
- * only the reset of a full bucket is a plain store, and a bucket that is full is one whose
- * source is within budget. */
+ * bucket, since only the agent can tell them from a member's (docs/dataplane.md). Two CPUs
+ * on one source's frames race on full_at_ns without harm: the increment is atomic, so no
+ * admitted frame goes uncharged under a flood; only the reset of a full bucket is a plain
+ * store, and a bucket that is full is one whose source is within budget. */
 static __always_inline int nlb_heartbeat(struct ethhdr *eth)
 {
 	struct nlb_hb_rate_key key = {};
