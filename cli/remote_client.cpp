@@ -61,6 +61,29 @@ HostAnswer host_answer(const nlohmann::json& payload) {
     return a;
 }
 
+// The address the hosts see our datagrams come from, which the request names as its reply
+// address: the source address the kernel's routing picks for the cluster IP (learnt by
+// connecting a throwaway socket, which sends nothing), and a port of our own on it. Bound
+// explicitly, so that what we send goes out from exactly there. The socket stays unconnected:
+// a connected one would stop receiving at the first ICMP error some other host sends.
+remote::Endpoint bind_reply_address(int fd, const sockaddr_in& to, const std::string& where) {
+    sockaddr_in local{};
+    socklen_t len = sizeof(local);
+    {
+        Fd probe(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        if (probe.get() < 0 ||
+            ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0 ||
+            ::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&local), &len) != 0)
+            throw RemoteUnreachable(where + ": " + std::strerror(errno));
+    }
+    local.sin_port = 0;
+    len = sizeof(local);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0)
+        throw RemoteUnreachable(where + ": bind: " + std::strerror(errno));
+    return remote::Endpoint{local.sin_addr.s_addr, ntohs(local.sin_port)};
+}
+
 } // namespace
 
 ClusterAnswers call_cluster(const RemoteTarget& target, const nlohmann::json& request) {
@@ -74,6 +97,11 @@ ClusterAnswers call_cluster(const RemoteTarget& target, const nlohmann::json& re
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
         ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(target.port);
+    to.sin_addr.s_addr = target.cluster.words[0];
+
     const remote::ClusterKey key(target.key);
     remote::Header h;
     h.type = remote::Type::request;
@@ -81,15 +109,11 @@ ClusterAnswers call_cluster(const RemoteTarget& target, const nlohmann::json& re
     h.cluster_ip = target.cluster.words[0];
     h.timestamp_ms = realtime_ms();
     h.nonce = random_nonce();
+    h.reply = bind_reply_address(fd.get(), to, where);
     const auto datagram = remote::encode(h, request.dump(), key);
     if (datagram.size() > remote::kMaxRequestSize)
         throw std::runtime_error("request too large for remote control (" +
                                  std::to_string(datagram.size()) + " bytes)");
-
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(target.port);
-    to.sin_addr.s_addr = target.cluster.words[0];
     auto send = [&] {
         if (::sendto(fd.get(), datagram.data(), datagram.size(), 0,
                      reinterpret_cast<const sockaddr*>(&to), sizeof(to)) < 0)
@@ -145,8 +169,8 @@ ClusterAnswers call_cluster(const RemoteTarget& target, const nlohmann::json& re
                 break;
             auto got = std::span<const std::uint8_t>(
                 buffer.data(), std::min(static_cast<std::size_t>(n), buffer.size()));
-            remote::Received r =
-                remote::check_answer(got, target.cluster.words[0], h.nonce, target.host, key);
+            remote::Received r = remote::check_answer(got, target.cluster.words[0], h.nonce,
+                                                      h.reply, target.host, key);
             if (r.drop != remote::Drop::none)
                 continue;
             const int from = r.header.priority;

@@ -1,7 +1,8 @@
 // nlbadm's side of remote control (docs/remote.md): one signed request datagram to the
-// cluster IP, resent a couple of times within the timeout (a host that already has it drops
-// the copies as replays), and the authenticated answers that echo its nonce collected until
-// every expected host has answered or the time is up. Everything else that arrives is ignored.
+// cluster IP, naming as its reply address the socket it is sent from, resent a couple of
+// times within the timeout (a host that already has it drops the copies as replays), and the
+// authenticated answers to that address that echo its nonce collected until every expected
+// host has answered or the time is up. Everything else that arrives is ignored.
 #pragma once
 
 #include <chrono>

@@ -29,15 +29,30 @@ bool read_only(const std::string& command) {
            command == "stats";
 }
 
+remote::HostKeys host_keys(const RemoteServer::Keys& keys) {
+    if (keys.rotation.empty())
+        return remote::HostKeys(remote::ClusterKey(keys.cluster));
+    return remote::HostKeys(remote::ClusterKey(keys.cluster), remote::ClusterKey(keys.rotation));
+}
+
 } // namespace
 
-RemoteServer::RemoteServer(boost::asio::io_context& io, Identity identity,
-                           std::span<const std::uint8_t> cluster_key, Handler handler,
-                           Members members, EventLog& log)
-    : io_(io), identity_(std::move(identity)), key_(cluster_key), handler_(std::move(handler)),
-      members_(std::move(members)), log_(log), socket_(io),
+std::string RemoteServer::replay_state_path(const std::string& socket_path) {
+    return socket_path + ".replay";
+}
+
+RemoteServer::RemoteServer(boost::asio::io_context& io, Identity identity, const Keys& keys,
+                           std::string replay_state, Handler handler, Members members,
+                           EventLog& log)
+    : io_(io), identity_(std::move(identity)), keys_(host_keys(keys)),
+      guard_(remote::kWindowMs, std::move(replay_state), realtime_ms()),
+      handler_(std::move(handler)), members_(std::move(members)), log_(log), socket_(io),
       // One byte over the limit, so that a larger datagram is seen to be one.
       buffer_(remote::kMaxRequestSize + 1) {
+    // Not fatal: the start is the floor then (ReplayGuard), and the next request rewrites it.
+    if (!guard_.load_error().empty())
+        log_.warn("remote control: replay state " + guard_.load_error() +
+                  ": ignored, refusing requests stamped before now");
     boost::asio::ip::address_v4 ip(ntohl(identity_.cluster_ip));
     const std::string what =
         "remote control: bind " + ip.to_string() + ":" + std::to_string(remote::kPort) + ": ";
@@ -116,12 +131,20 @@ void RemoteServer::read_batch() {
 
 void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endpoint& from) {
     const std::int64_t now = realtime_ms();
-    remote::Received r = remote::check_request(datagram, identity_.cluster_ip, identity_.priority,
-                                               key_, now, guard_);
+    const remote::Endpoint source{htonl(from.address().to_v4().to_uint()), from.port()};
+    remote::Received r = remote::check_request(datagram, source, identity_.cluster_ip,
+                                               identity_.priority, keys_, now, guard_);
+    if (r.drop == remote::Drop::unsaved && !unsaved_logged_) {
+        // Once until a request passes again, not once per request: the counter says how many.
+        log_.error("remote control: replay state " + guard_.save_error() +
+                   ": requests refused until it can be written");
+        unsaved_logged_ = true;
+    }
     if (r.drop != remote::Drop::none) {
         counters_.dropped[static_cast<std::size_t>(r.drop)]++;
         return;
     }
+    unsaved_logged_ = false;
     const std::string command = r.payload["command"].get<std::string>();
     nlohmann::json response;
     if (command == "attach" || command == "detach") {
@@ -145,12 +168,16 @@ void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endp
     h.cluster_ip = identity_.cluster_ip;
     h.timestamp_ms = now;
     h.nonce = r.header.nonce;
+    h.reply = r.header.reply;
     const std::string payload = remote::answer_payload(
         command, std::move(response),
         remote::Responder{identity_.priority, identity_.address, members_()});
-    const auto answer = remote::encode(h, payload, key_);
+    const auto answer = remote::encode(h, payload, keys_[r.signed_with]);
+    // To the address the request's MAC covers (equal to its source, checked): an answer, up
+    // to 60 times a request's size, never goes where the key holder did not ask for it.
+    const udp::endpoint to(boost::asio::ip::address_v4(ntohl(h.reply.ip)), h.reply.port);
     boost::system::error_code ec;
-    socket_.send_to(boost::asio::buffer(answer), from, 0, ec);
+    socket_.send_to(boost::asio::buffer(answer), to, 0, ec);
     if (ec)
         counters_.send_errors++;
     else

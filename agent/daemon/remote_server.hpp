@@ -1,7 +1,8 @@
 // Remote control's server side (docs/remote.md): a UDP socket on the cluster IP, port 2504,
 // on the agent's io_context. Each datagram goes through remote_protocol's checks; a valid
-// request goes to the same handler as the control socket and its response is sent back,
-// signed. Everything else is dropped and counted, never answered.
+// request goes to the same handler as the control socket and its response is sent, signed
+// with the key the request was, to the reply address the request names (which is where it
+// came from). Everything else is dropped and counted, never answered.
 //
 // A flood must not delay heartbeats or local commands: datagrams are read in batches of at
 // most kBatch, then the server queues itself behind every other ready handler before reading
@@ -39,20 +40,32 @@ class RemoteServer {
         std::string address; // dedicated IP, shown by nlbadm
     };
 
+    struct Keys {
+        std::vector<std::uint8_t> cluster;  // cluster.key_file's bytes
+        std::vector<std::uint8_t> rotation; // cluster.rotation_key_file's; empty: none
+    };
+
     static constexpr std::size_t kBatch = 32;
     static constexpr int kReceiveBuffer = 256 * 1024;
 
     // Throws std::runtime_error "remote control: bind 10.0.0.1:2504: Address already in use".
     // Commands that change something are logged to `log` with the sender's address.
-    RemoteServer(boost::asio::io_context& io, Identity identity,
-                 std::span<const std::uint8_t> cluster_key, Handler handler, Members members,
-                 EventLog& log);
+    // `replay_state`: the replay memory's state file (ReplayGuard), which outlives this server
+    // and the agent; replay_state_path() of the control socket's path.
+    RemoteServer(boost::asio::io_context& io, Identity identity, const Keys& keys,
+                 std::string replay_state, Handler handler, Members members, EventLog& log);
     ~RemoteServer();
     RemoteServer(const RemoteServer&) = delete;
     RemoteServer& operator=(const RemoteServer&) = delete;
 
     // {"answered": n, "dropped_bad_mac": n, ...}: every outcome, docs/remote.md.
     nlohmann::json counters() const;
+
+    // Where the replay memory of the agent whose control socket is `socket_path` is kept: the
+    // socket's path with ".replay" appended (/run/nlb/nlb.sock.replay). Beside the socket
+    // because that directory is the agent's own and writable (the unit's RuntimeDirectory),
+    // and distinct for every agent of a machine, as their sockets are.
+    static std::string replay_state_path(const std::string& socket_path);
 
   private:
     void wait();
@@ -61,13 +74,14 @@ class RemoteServer {
 
     boost::asio::io_context& io_;
     Identity identity_;
-    remote::ClusterKey key_;
-    remote::ReplayGuard guard_{remote::kWindowMs};
+    remote::HostKeys keys_;
+    remote::ReplayGuard guard_;
     Handler handler_;
     Members members_;
     EventLog& log_;
     boost::asio::ip::udp::socket socket_;
     std::vector<std::uint8_t> buffer_;
+    bool unsaved_logged_ = false; // the replay state's write error is in the log
     // Set by the destructor: a batch already queued on the io_context does nothing.
     std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
 

@@ -45,26 +45,57 @@ nlohmann::json parse_bounded(std::span<const std::uint8_t> text, int max_depth) 
     return nlohmann::json::parse(text.begin(), text.end(), bounded);
 }
 
-// The checks requests and answers share, up to and including the HMAC.
+void put_u16(std::uint8_t* p, std::uint16_t v) {
+    p[0] = static_cast<std::uint8_t>(v >> 8);
+    p[1] = static_cast<std::uint8_t>(v);
+}
+
+std::uint16_t get_u16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
+
+// The checks requests and answers share, up to and including the HMAC. `reply`: what the
+// reply address must be (a request: its source; an answer: nlbadm's socket). Sets
+// `signed_with` to the key whose MAC matched.
 Drop check_common(std::span<const std::uint8_t> d, std::size_t max_size, Type type,
-                  std::uint32_t cluster_ip, const ClusterKey& key, Header& h) {
+                  std::uint32_t cluster_ip, const Endpoint& reply, const HostKeys& keys, Header& h,
+                  HostKeys::Which& signed_with) {
     if (d.size() > max_size)
         return Drop::oversize;
-    if (d.size() < kHeaderSize + kMacSize)
+    // The version before the length: an older nlbadm's request (shorter header) is counted
+    // as what it is.
+    if (d.size() < 5 || get_u32(d.data()) != kMagic)
         return Drop::malformed;
-    if (get_u32(d.data()) != kMagic || d[4] != kVersion ||
-        d[5] != static_cast<std::uint8_t>(type) || d[7] != 0)
+    if (d[4] != kVersion)
+        return Drop::version;
+    if (d.size() < kHeaderSize + kMacSize || d[5] != static_cast<std::uint8_t>(type) || d[7] != 0 ||
+        d[42] != 0 || d[43] != 0)
         return Drop::malformed;
     h.type = type;
     h.priority = d[6];
     std::memcpy(&h.cluster_ip, d.data() + 8, 4);
     h.timestamp_ms = static_cast<std::int64_t>(get_u64(d.data() + 12));
     std::memcpy(h.nonce.data(), d.data() + 20, h.nonce.size());
+    std::memcpy(&h.reply.ip, d.data() + 36, 4);
+    h.reply.port = get_u16(d.data() + 40);
     if (h.cluster_ip != cluster_ip)
         return Drop::other_cluster;
-    if (!key.verify(d.first(d.size() - kMacSize), d.last(kMacSize)))
-        return Drop::bad_mac;
-    return Drop::none;
+    // Before the HMAC, as a cheap check: a datagram whose claimed reply address is not where
+    // it came from is dropped whatever its MAC. A genuine request copied by someone on the
+    // path and sent from elsewhere is among them; it then neither runs nor uses up its
+    // nonce, so the genuine one still can.
+    if (h.reply != reply)
+        return Drop::wrong_source;
+    const auto body = d.first(d.size() - kMacSize), mac = d.last(kMacSize);
+    if (keys.cluster.verify(body, mac)) {
+        signed_with = HostKeys::Which::cluster;
+        return Drop::none;
+    }
+    if (keys.rotation && keys.rotation->verify(body, mac)) {
+        signed_with = HostKeys::Which::rotation;
+        return Drop::none;
+    }
+    return Drop::bad_mac;
 }
 
 std::span<const std::uint8_t> payload_of(std::span<const std::uint8_t> d) {
@@ -81,16 +112,24 @@ const char* to_string(Drop drop) {
         return "oversize";
     case Drop::malformed:
         return "malformed";
+    case Drop::version:
+        return "version";
     case Drop::other_cluster:
         return "other_cluster";
+    case Drop::wrong_source:
+        return "wrong_source";
     case Drop::bad_mac:
         return "bad_mac";
     case Drop::stale:
         return "stale";
+    case Drop::before_start:
+        return "before_start";
     case Drop::replay:
         return "replay";
     case Drop::replay_full:
         return "replay_full";
+    case Drop::unsaved:
+        return "unsaved";
     case Drop::other_host:
         return "other_host";
     case Drop::bad_payload:
@@ -110,6 +149,9 @@ std::vector<std::uint8_t> encode(const Header& h, const std::string& payload,
     std::memcpy(out.data() + 8, &h.cluster_ip, 4);
     put_u64(out.data() + 12, static_cast<std::uint64_t>(h.timestamp_ms));
     std::memcpy(out.data() + 20, h.nonce.data(), h.nonce.size());
+    std::memcpy(out.data() + 36, &h.reply.ip, 4);
+    put_u16(out.data() + 40, h.reply.port);
+    out[42] = out[43] = 0;
     std::memcpy(out.data() + kHeaderSize, payload.data(), payload.size());
     const auto body = std::span<const std::uint8_t>(out).first(out.size() - kMacSize);
     const auto mac = key.mac(body);
@@ -117,11 +159,12 @@ std::vector<std::uint8_t> encode(const Header& h, const std::string& payload,
     return out;
 }
 
-Received check_request(std::span<const std::uint8_t> d, std::uint32_t cluster_ip,
-                       std::uint8_t my_priority, const ClusterKey& key, std::int64_t now_ms,
-                       ReplayGuard& guard) {
+Received check_request(std::span<const std::uint8_t> d, const Endpoint& source,
+                       std::uint32_t cluster_ip, std::uint8_t my_priority, const HostKeys& keys,
+                       std::int64_t now_ms, ReplayGuard& guard) {
     Received r;
-    r.drop = check_common(d, kMaxRequestSize, Type::request, cluster_ip, key, r.header);
+    r.drop = check_common(d, kMaxRequestSize, Type::request, cluster_ip, source, keys, r.header,
+                          r.signed_with);
     if (r.drop != Drop::none)
         return r;
     const Header& h = r.header;
@@ -138,6 +181,12 @@ Received check_request(std::span<const std::uint8_t> d, std::uint32_t cluster_ip
         return r;
     case ReplayGuard::Verdict::full:
         r.drop = Drop::replay_full;
+        return r;
+    case ReplayGuard::Verdict::before_start:
+        r.drop = Drop::before_start;
+        return r;
+    case ReplayGuard::Verdict::unsaved:
+        r.drop = Drop::unsaved;
         return r;
     }
     if (h.priority != 0 && h.priority != my_priority) {
@@ -159,9 +208,12 @@ Received check_request(std::span<const std::uint8_t> d, std::uint32_t cluster_ip
 }
 
 Received check_answer(std::span<const std::uint8_t> d, std::uint32_t cluster_ip, const Nonce& nonce,
-                      std::uint8_t from, const ClusterKey& key) {
+                      const Endpoint& reply, std::uint8_t from, const ClusterKey& key) {
     Received r;
-    r.drop = check_common(d, kMaxAnswerSize, Type::answer, cluster_ip, key, r.header);
+    // nlbadm holds one key: the one its request was signed with, which a host answers with.
+    const HostKeys keys(key);
+    r.drop = check_common(d, kMaxAnswerSize, Type::answer, cluster_ip, reply, keys, r.header,
+                          r.signed_with);
     if (r.drop != Drop::none)
         return r;
     // A copy of an answer to an earlier command carries that command's nonce.

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,9 +22,12 @@ namespace nlb::remote {
 
 inline constexpr std::uint16_t kPort = 2504;
 inline constexpr std::uint32_t kMagic = 0x4e4c4252; // "NLBR"
-inline constexpr std::uint8_t kVersion = 1;
-// magic 4, version 1, type 1, priority 1, reserved 1, cluster IP 4, timestamp 8, nonce 16
-inline constexpr std::size_t kHeaderSize = 36;
+// 2: the reply address is in the signed header (1 answered the datagram's source address,
+// which anyone can forge). Other versions are dropped and counted, never answered.
+inline constexpr std::uint8_t kVersion = 2;
+// magic 4, version 1, type 1, priority 1, reserved 1, cluster IP 4, timestamp 8, nonce 16,
+// reply IP 4, reply port 2, reserved 2
+inline constexpr std::size_t kHeaderSize = 44;
 inline constexpr std::size_t kMacSize = 32;
 // A request is one flat JSON object of a few fields: a kilobyte is far more than any needs,
 // and small enough that a datagram never needs fragmenting.
@@ -36,6 +40,13 @@ inline constexpr std::int64_t kWindowMs = 30000;
 
 enum class Type : std::uint8_t { request = 1, answer = 2 };
 
+// An IPv4 UDP address.
+struct Endpoint {
+    std::uint32_t ip = 0;   // network byte order, as IpAddress::words[0] and sin_addr
+    std::uint16_t port = 0; // host byte order
+    bool operator==(const Endpoint&) const = default;
+};
+
 struct Header {
     Type type = Type::request;
     // Request: the host it is for (0: every host). Answer: the host that answers.
@@ -43,22 +54,45 @@ struct Header {
     std::uint32_t cluster_ip = 0;  // network byte order, as IpAddress::words[0]
     std::int64_t timestamp_ms = 0; // sender's CLOCK_REALTIME, ms since the epoch
     Nonce nonce{};                 // request: random; answer: the request's
+    // Request: where its answers go, nlbadm's socket; a host answers there only, and only
+    // when the request came from there. Answer: the request's, where it is sent.
+    Endpoint reply;
 };
 
 // Header, payload (JSON text), then the HMAC of both under the key's remote-control key.
 std::vector<std::uint8_t> encode(const Header& header, const std::string& payload,
                                  const ClusterKey& key);
 
+// The keys a host accepts requests under: the cluster key and, while the cluster's key is
+// rotated (cluster.rotation_key_file), a second one. An answer is signed with the key its
+// request was signed with: nlbadm holds only one of the two.
+struct HostKeys {
+    enum class Which : std::uint8_t { cluster, rotation };
+
+    explicit HostKeys(ClusterKey cluster_key, std::optional<ClusterKey> rotation_key = {})
+        : cluster(std::move(cluster_key)), rotation(std::move(rotation_key)) {}
+    const ClusterKey& operator[](Which which) const {
+        return which == Which::rotation && rotation ? *rotation : cluster;
+    }
+
+    ClusterKey cluster;
+    std::optional<ClusterKey> rotation;
+};
+
 // Why a datagram was dropped; each is a counter of the server (docs/remote.md).
 enum class Drop {
     none,
     oversize,      // larger than a request (or an answer) may be
-    malformed,     // too short, wrong magic, version, type or reserved byte
+    malformed,     // too short, wrong magic, type or reserved bytes
+    version,       // another protocol version (an older or newer nlbadm)
     other_cluster, // for another cluster IP
-    bad_mac,       // not signed with this cluster's key
+    wrong_source,  // not sent from the reply address it names (answer: not to ours)
+    bad_mac,       // not signed with this cluster's key (nor the rotation key)
     stale,         // timestamp outside the window
+    before_start,  // timestamp not after the replay memory's floor (kept across restarts)
     replay,        // nonce seen within the window
     replay_full,   // the replay memory is full of in-window nonces
+    unsaved,       // the replay memory's floor could not be saved: not run, see ReplayGuard
     other_host,    // authenticated, fresh, for another host
     bad_payload,   // authenticated, but no request object (bad JSON, nesting, no command)
 };
@@ -70,20 +104,24 @@ const char* to_string(Drop drop);
 struct Received {
     Drop drop = Drop::none;
     Header header;
-    nlohmann::json payload; // set when drop == none
+    nlohmann::json payload;                                 // set when drop == none
+    HostKeys::Which signed_with = HostKeys::Which::cluster; // a request's, once its MAC passed
 };
 
-// A request as a host receives it. `my_priority` decides other_host; `now_ms` is the host's
-// CLOCK_REALTIME. The nonce of a request that passes the timestamp check is remembered in
-// `guard` (whatever the later checks say), so that no copy of it passes again.
-Received check_request(std::span<const std::uint8_t> datagram, std::uint32_t cluster_ip,
-                       std::uint8_t my_priority, const ClusterKey& key, std::int64_t now_ms,
-                       ReplayGuard& guard);
+// A request as a host receives it from `source` (the datagram's sender, as recvmsg gives
+// it). `my_priority` decides other_host; `now_ms` is the host's CLOCK_REALTIME. The nonce of
+// a request that passes the timestamp check is remembered in `guard` (whatever the later
+// checks say), so that no copy of it passes again.
+Received check_request(std::span<const std::uint8_t> datagram, const Endpoint& source,
+                       std::uint32_t cluster_ip, std::uint8_t my_priority, const HostKeys& keys,
+                       std::int64_t now_ms, ReplayGuard& guard);
 
-// An answer as nlbadm receives it: must echo `nonce` (which makes it fresh: the nonce is new
-// for every command) and, when `from` is not 0, come from that host.
+// An answer as nlbadm receives it on its socket `reply` (the address its request named): must
+// name that address, echo `nonce` (which makes it fresh: the nonce is new for every command)
+// and, when `from` is not 0, come from that host.
 Received check_answer(std::span<const std::uint8_t> datagram, std::uint32_t cluster_ip,
-                      const Nonce& nonce, std::uint8_t from, const ClusterKey& key);
+                      const Nonce& nonce, const Endpoint& reply, std::uint8_t from,
+                      const ClusterKey& key);
 
 // Who answers: shown by nlbadm, and the member list tells it which other hosts to expect.
 struct Responder {

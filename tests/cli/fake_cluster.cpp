@@ -61,11 +61,15 @@ void FakeCluster::serve() {
                              .count();
         for (std::size_t i = 0; i < options_.hosts.size(); ++i) {
             const Host& host = options_.hosts[i];
+            const Endpoint source{from.sin_addr.s_addr, ntohs(from.sin_port)};
             Received r = check_request(
-                std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)),
-                options_.cluster_ip, static_cast<std::uint8_t>(host.priority), key, now, guards[i]);
+                std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)), source,
+                options_.cluster_ip, static_cast<std::uint8_t>(host.priority), HostKeys(key), now,
+                guards[i]);
             if (r.drop != Drop::none || host.silent)
                 continue;
+            last_reply_ = std::uint64_t{ntohl(r.header.reply.ip)} << 16 | r.header.reply.port;
+            last_source_ = std::uint64_t{ntohl(source.ip)} << 16 | source.port;
             const std::string command = r.payload["command"].get<std::string>();
             nlohmann::json response =
                 host.ok ? nlohmann::json{{"ok", true}, {"result", {{"host", host.priority}}}}
@@ -78,6 +82,7 @@ void FakeCluster::serve() {
             h.cluster_ip = options_.cluster_ip;
             h.timestamp_ms = now;
             h.nonce = r.header.nonce;
+            h.reply = r.header.reply;
             const std::string payload = answer_payload(
                 command, response,
                 Responder{static_cast<std::uint8_t>(host.priority), host.address, host.members});
@@ -95,6 +100,9 @@ void FakeCluster::serve() {
                 Header nobody = h;
                 nobody.priority = 0;
                 send(encode(nobody, payload, key));
+                Header elsewhere = h; // an answer meant for another nlbadm
+                elsewhere.reply.port ^= 1;
+                send(encode(elsewhere, payload, key));
                 send(std::vector<std::uint8_t>(100, 0x42));
             }
             send(encode(h, payload, key));

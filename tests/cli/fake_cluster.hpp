@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,10 @@ class FakeCluster {
 
     std::uint16_t port() const { return port_; }
     int datagrams() const { return datagrams_; } // every request datagram that arrived
+    // The last request that passed: the reply address it named, and where it came from.
+    std::pair<std::uint64_t, std::uint64_t> last_reply_and_source() const {
+        return {last_reply_, last_source_};
+    }
 
   private:
     void serve();
@@ -46,6 +51,8 @@ class FakeCluster {
     std::uint16_t port_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<int> datagrams_{0};
+    // ip << 16 | port, 0 until a request passes
+    std::atomic<std::uint64_t> last_reply_{0}, last_source_{0};
     std::thread thread_;
 };
 

@@ -83,6 +83,16 @@ TEST_CASE("three hosts answer: all collected, nothing missing, done before the t
     CHECK(remote_errors(r.answers, target_of(fake)).empty());
 }
 
+TEST_CASE("the request names its own source as the reply address") {
+    FakeCluster fake(cluster_of({host(1)}));
+    Timed r = call(target_of(fake, milliseconds(2000), 1));
+    REQUIRE(r.answers.hosts.size() == 1);
+    const auto [reply, source] = fake.last_reply_and_source();
+    CHECK(reply == source);
+    CHECK(reply >> 16 == INADDR_LOOPBACK); // the address routing picks for 127.0.0.1
+    CHECK((reply & 0xffff) != 0);
+}
+
 TEST_CASE("a member that does not answer is named, after the timeout") {
     auto silent = host(3);
     silent.silent = true;
@@ -153,7 +163,8 @@ TEST_CASE("a lost request is resent within the timeout") {
     CHECK(fake.datagrams() == 2);
 }
 
-TEST_CASE("answers to other commands, forged, reflected or from nobody are ignored") {
+TEST_CASE("answers to other commands or other nlbadms, forged, reflected or from nobody are "
+          "ignored") {
     auto o = cluster_of({host(1), host(2), host(3)});
     o.send_junk = true;
     FakeCluster fake(o);

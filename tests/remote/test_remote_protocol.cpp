@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include "remote_protocol.hpp"
 
@@ -14,8 +15,10 @@ using nlohmann::json;
 namespace {
 
 const std::vector<std::uint8_t> kKeyBytes(32, 0x42);
+const std::vector<std::uint8_t> kRotationBytes(32, 0x99);
 const std::uint32_t kCluster = htonl(0x0a0a0064); // 10.10.0.100
 constexpr std::int64_t kNow = 1'700'000'000'000;
+const Endpoint kAdmin{htonl(0x0a0a0101), 40000}; // nlbadm at 10.10.1.1:40000
 
 Nonce nonce_of(std::uint8_t seed) {
     Nonce n{};
@@ -31,6 +34,7 @@ Header request_header(std::uint8_t target = 0, std::int64_t ts = kNow, std::uint
     h.cluster_ip = kCluster;
     h.timestamp_ms = ts;
     h.nonce = nonce_of(seed);
+    h.reply = kAdmin;
     return h;
 }
 
@@ -40,8 +44,8 @@ std::vector<std::uint8_t> request(const std::string& payload = R"({"command":"qu
 }
 
 Drop check(const std::vector<std::uint8_t>& d, ReplayGuard& guard, std::uint8_t me = 1,
-           std::int64_t now = kNow) {
-    return check_request(d, kCluster, me, ClusterKey(kKeyBytes), now, guard).drop;
+           std::int64_t now = kNow, const Endpoint& from = kAdmin) {
+    return check_request(d, from, kCluster, me, HostKeys(ClusterKey(kKeyBytes)), now, guard).drop;
 }
 
 } // namespace
@@ -51,13 +55,16 @@ TEST_CASE("a signed request passes with its header and payload") {
     const std::string payload = R"({"command":"enable","port":80,"vip":"10.10.0.101"})";
     auto d = request(payload, request_header(2));
     CHECK(d.size() == kHeaderSize + payload.size() + kMacSize);
-    Received r = check_request(d, kCluster, 2, ClusterKey(kKeyBytes), kNow, guard);
+    Received r =
+        check_request(d, kAdmin, kCluster, 2, HostKeys(ClusterKey(kKeyBytes)), kNow, guard);
     REQUIRE(r.drop == Drop::none);
     CHECK(r.header.type == Type::request);
     CHECK(r.header.priority == 2);
     CHECK(r.header.cluster_ip == kCluster);
     CHECK(r.header.timestamp_ms == kNow);
     CHECK(r.header.nonce == nonce_of(1));
+    CHECK(r.header.reply == kAdmin);
+    CHECK(r.signed_with == HostKeys::Which::cluster);
     CHECK(r.payload == json{{"command", "enable"}, {"port", 80}, {"vip", "10.10.0.101"}});
 }
 
@@ -74,8 +81,51 @@ TEST_CASE("the wire layout is the documented one") {
     CHECK(d[12] == 1);
     CHECK(d[19] == 8);
     CHECK(d[20] == nonce_of(1)[0]);
-    CHECK(d[36] == '{');
-    CHECK(d.size() == 36 + 2 + 32);
+    CHECK(std::vector<std::uint8_t>(d.begin() + 36, d.begin() + 44) ==
+          std::vector<std::uint8_t>{10, 10, 1, 1, 0x9c, 0x40, 0, 0}); // 10.10.1.1, port 40000
+    CHECK(d[44] == '{');
+    CHECK(d.size() == 44 + 2 + 32);
+    CHECK(kVersion == 2);
+}
+
+TEST_CASE("the reply address: a request is run only when it comes from the address it names") {
+    ReplayGuard guard(kWindowMs);
+    auto d = request();
+    // Another port, another address: someone else sent it, or a NAT rewrote the source.
+    CHECK(check(d, guard, 1, kNow, Endpoint{kAdmin.ip, 40001}) == Drop::wrong_source);
+    CHECK(check(d, guard, 1, kNow, Endpoint{htonl(0x0a0a0102), 40000}) == Drop::wrong_source);
+    // Checked before the MAC, and before the nonce is used up: the genuine one still runs.
+    CHECK(guard.size() == 0);
+    CHECK(check(d, guard) == Drop::none);
+    // The address is signed: rewriting it to match a forged source breaks the MAC.
+    auto moved = d;
+    moved[41] ^= 1;
+    CHECK(check(moved, guard, 1, kNow, Endpoint{kAdmin.ip, 40001}) == Drop::bad_mac);
+}
+
+TEST_CASE("the rotation key: requests signed with either key pass, and say which") {
+    const HostKeys both{ClusterKey(kKeyBytes), ClusterKey(kRotationBytes)};
+    ReplayGuard guard(kWindowMs);
+    auto by_rotation =
+        encode(request_header(0, kNow, 1), R"({"command":"query"})", ClusterKey(kRotationBytes));
+    Received r = check_request(by_rotation, kAdmin, kCluster, 1, both, kNow, guard);
+    REQUIRE(r.drop == Drop::none);
+    CHECK(r.signed_with == HostKeys::Which::rotation);
+    // The answer is signed with that key: nlbadm, holding only the new key, can check it.
+    CHECK(&both[r.signed_with] == &*both.rotation);
+    auto by_cluster = request(R"({"command":"query"})", request_header(0, kNow, 2));
+    Received c = check_request(by_cluster, kAdmin, kCluster, 1, both, kNow, guard);
+    REQUIRE(c.drop == Drop::none);
+    CHECK(c.signed_with == HostKeys::Which::cluster);
+    CHECK(&both[c.signed_with] == &both.cluster);
+    // Either way a copy is a replay: one replay memory for both keys.
+    CHECK(check_request(by_rotation, kAdmin, kCluster, 1, both, kNow, guard).drop == Drop::replay);
+    // Without the rotation key, its requests are forgeries.
+    CHECK(check(by_rotation, guard) == Drop::bad_mac);
+    // A third key is not accepted.
+    auto by_other = encode(request_header(0, kNow, 3), R"({"command":"query"})",
+                           ClusterKey(std::vector<std::uint8_t>(32, 0x17)));
+    CHECK(check_request(by_other, kAdmin, kCluster, 1, both, kNow, guard).drop == Drop::bad_mac);
 }
 
 TEST_CASE("every drop reason") {
@@ -87,11 +137,12 @@ TEST_CASE("every drop reason") {
         CHECK(check(request(big), guard) == Drop::oversize);
         CHECK(guard.size() == 0);
     }
-    SECTION("malformed: too short, bad magic, version, type, reserved byte") {
+    SECTION("malformed: too short, bad magic, type, reserved bytes") {
         auto d = request();
         CHECK(check({d.begin(), d.begin() + kHeaderSize + kMacSize - 1}, guard) == Drop::malformed);
         CHECK(check({}, guard) == Drop::malformed);
-        for (std::size_t at : {0, 4, 5, 7}) {
+        CHECK(check({'N', 'L', 'B', 'R'}, guard) == Drop::malformed);
+        for (std::size_t at : {0, 3, 5, 7, 42, 43}) {
             auto bad = d;
             bad[at] ^= 0x40;
             CAPTURE(at);
@@ -101,6 +152,20 @@ TEST_CASE("every drop reason") {
         Header h = request_header();
         h.type = Type::answer;
         CHECK(check(encode(h, R"({"command":"query"})", key), guard) == Drop::malformed);
+    }
+    SECTION("version: another protocol's request, whatever its length") {
+        auto d = request();
+        for (std::uint8_t v : {0, 1, 3, 255}) {
+            auto other = d;
+            other[4] = v;
+            CAPTURE(v);
+            CHECK(check(other, guard) == Drop::version);
+        }
+        // A version 1 request as the previous nlbadm sent it: 36-byte header, no reply address.
+        std::vector<std::uint8_t> v1 = {'N', 'L', 'B', 'R', 1, 1, 0, 0, 10, 10, 0, 100};
+        v1.resize(36 + 19 + 32);
+        CHECK(check(v1, guard) == Drop::version);
+        CHECK(check({'N', 'L', 'B', 'R', 1}, guard) == Drop::version);
     }
     SECTION("other cluster, checked before the MAC") {
         Header h = request_header();
@@ -113,7 +178,7 @@ TEST_CASE("every drop reason") {
                             ClusterKey(std::vector<std::uint8_t>(32, 0x43)));
         CHECK(check(other, guard) == Drop::bad_mac);
         auto d = request();
-        for (std::size_t at : {6, 12, 20, 40, 60}) {
+        for (std::size_t at : {6, 12, 20, 45, 60}) {
             auto bad = d;
             bad[at] ^= 1;
             CAPTURE(at);
@@ -145,6 +210,22 @@ TEST_CASE("every drop reason") {
         CHECK(check(request(R"({"command":"stop"})"), guard) == Drop::replay);
         CHECK(check(d, guard, 1, kNow + kWindowMs) == Drop::replay);
         CHECK(check(d, guard, 1, kNow + kWindowMs + 1) == Drop::stale);
+    }
+    SECTION("before start: at or before the floor a restarted host's replay memory keeps") {
+        const std::string state = "/tmp/nlb-test-remote-state-" + std::to_string(::getpid());
+        ::unlink(state.c_str());
+        ReplayGuard restarted(kWindowMs, state, kNow);
+        CHECK(check(request(R"({"command":"query"})", request_header(0, kNow, 1)), restarted) ==
+              Drop::before_start);
+        CHECK(check(request(R"({"command":"query"})", request_header(0, kNow + 1, 2)), restarted) ==
+              Drop::none);
+        ::unlink(state.c_str());
+    }
+    SECTION("unsaved: the floor cannot be written, so the request does not run") {
+        ReplayGuard unwritable(kWindowMs, "/nonexistent/dir/state", kNow);
+        CHECK(check(request(R"({"command":"query"})", request_header(0, kNow + 1, 1)),
+                    unwritable) == Drop::unsaved);
+        CHECK(unwritable.size() == 0);
     }
     SECTION("replay memory full") {
         ReplayGuard small(kWindowMs, 2);
@@ -182,38 +263,44 @@ TEST_CASE("answers: echo the nonce, come from a host, carry a response") {
     h.cluster_ip = kCluster;
     h.timestamp_ms = kNow;
     h.nonce = nonce_of(5);
+    h.reply = kAdmin;
     std::string payload = answer_payload("query", {{"ok", true}, {"result", {{"x", 1}}}},
                                          Responder{3, "10.10.0.13", {1, 2, 3}});
     auto d = encode(h, payload, key);
 
-    Received r = check_answer(d, kCluster, nonce_of(5), 0, key);
+    Received r = check_answer(d, kCluster, nonce_of(5), kAdmin, 0, key);
     REQUIRE(r.drop == Drop::none);
     CHECK(r.header.priority == 3);
     CHECK(r.payload["ok"] == true);
     CHECK(r.payload["result"]["x"] == 1);
     CHECK(r.payload["host"] == json{{"priority", 3}, {"address", "10.10.0.13"}});
     CHECK(r.payload["members"] == json{1, 2, 3});
+    CHECK(r.header.reply == kAdmin);
+    // An answer meant for another nlbadm (another socket) is not ours, whatever it says.
+    CHECK(check_answer(d, kCluster, nonce_of(5), Endpoint{kAdmin.ip, 40001}, 0, key).drop ==
+          Drop::wrong_source);
 
-    CHECK(check_answer(d, kCluster, nonce_of(5), 3, key).drop == Drop::none);
-    CHECK(check_answer(d, kCluster, nonce_of(6), 0, key).drop == Drop::replay);
-    CHECK(check_answer(d, kCluster, nonce_of(5), 2, key).drop == Drop::other_host);
-    CHECK(check_answer(d, htonl(0x0a0a0065), nonce_of(5), 0, key).drop == Drop::other_cluster);
+    CHECK(check_answer(d, kCluster, nonce_of(5), kAdmin, 3, key).drop == Drop::none);
+    CHECK(check_answer(d, kCluster, nonce_of(6), kAdmin, 0, key).drop == Drop::replay);
+    CHECK(check_answer(d, kCluster, nonce_of(5), kAdmin, 2, key).drop == Drop::other_host);
+    CHECK(check_answer(d, htonl(0x0a0a0065), nonce_of(5), kAdmin, 0, key).drop ==
+          Drop::other_cluster);
     CHECK(
-        check_answer(d, kCluster, nonce_of(5), 0, ClusterKey(std::vector<std::uint8_t>(32))).drop ==
-        Drop::bad_mac);
+        check_answer(d, kCluster, nonce_of(5), kAdmin, 0, ClusterKey(std::vector<std::uint8_t>(32)))
+            .drop == Drop::bad_mac);
     // A request (or a request reflected back) is no answer.
     Header rq = h;
     rq.type = Type::request;
-    CHECK(check_answer(encode(rq, payload, key), kCluster, nonce_of(5), 0, key).drop ==
+    CHECK(check_answer(encode(rq, payload, key), kCluster, nonce_of(5), kAdmin, 0, key).drop ==
           Drop::malformed);
     h.priority = 0;
-    CHECK(check_answer(encode(h, payload, key), kCluster, nonce_of(5), 0, key).drop ==
+    CHECK(check_answer(encode(h, payload, key), kCluster, nonce_of(5), kAdmin, 0, key).drop ==
           Drop::other_host);
     h.priority = 3;
-    CHECK(check_answer(encode(h, R"({"result":1})", key), kCluster, nonce_of(5), 0, key).drop ==
-          Drop::bad_payload);
+    CHECK(check_answer(encode(h, R"({"result":1})", key), kCluster, nonce_of(5), kAdmin, 0, key)
+              .drop == Drop::bad_payload);
     std::vector<std::uint8_t> huge(kMaxAnswerSize + 1);
-    CHECK(check_answer(huge, kCluster, nonce_of(5), 0, key).drop == Drop::oversize);
+    CHECK(check_answer(huge, kCluster, nonce_of(5), kAdmin, 0, key).drop == Drop::oversize);
 }
 
 TEST_CASE("answer shaping: map loses its owner arrays, an answer too large becomes an error") {

@@ -1,6 +1,14 @@
 // The replay memory: a nonce passes once within the window, the table never grows past its
-// capacity, and room comes back only as entries leave the window.
+// capacity, and room comes back only as entries leave the window; with a state file, what a
+// guard accepted is refused by the next one (a restarted agent).
 #include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
 
 #include "replay_guard.hpp"
 
@@ -18,6 +26,24 @@ Nonce nonce(std::uint32_t n) {
 
 constexpr std::int64_t kWindow = 30000;
 constexpr std::int64_t kNow = 1'700'000'000'000;
+
+// A fresh state file path, removed (with its temporary) when the test ends.
+struct StateFile {
+    std::string path = "/tmp/nlb-test-replay-" + std::to_string(::getpid());
+    StateFile() { remove(); }
+    ~StateFile() { remove(); }
+    void remove() const {
+        ::unlink(path.c_str());
+        ::unlink((path + ".tmp").c_str());
+    }
+    std::string text() const {
+        std::ifstream in(path);
+        std::ostringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+    void write(const std::string& text) const { std::ofstream(path) << text; }
+};
 
 } // namespace
 
@@ -67,4 +93,94 @@ TEST_CASE("a request stamped in the future is remembered until its own window en
     CHECK(g.check(nonce(1), ahead, kNow + 2 * kWindow) == ReplayGuard::Verdict::replay);
     CHECK(g.check(nonce(2), kNow + 2 * kWindow + 1, kNow + 2 * kWindow + 1) ==
           ReplayGuard::Verdict::fresh);
+}
+
+TEST_CASE("a restart: the new guard refuses a copy of what the old one accepted") {
+    StateFile state;
+    // Sender's clock 20 s ahead of ours: the case the start alone would not cover.
+    const std::int64_t stamped = kNow + 20000;
+    {
+        ReplayGuard before(kWindow, state.path, kNow - 60000);
+        REQUIRE(before.check(nonce(1), stamped, kNow) == ReplayGuard::Verdict::fresh);
+        CHECK(state.text() == std::to_string(stamped) + "\n");
+    }
+    // The agent restarts 2 s later; the copy is still inside the window (20 s ahead, 30 s).
+    ReplayGuard after(kWindow, state.path, kNow + 2000);
+    CHECK(after.load_error().empty());
+    CHECK(after.floor() == stamped);
+    CHECK(after.check(nonce(1), stamped, kNow + 2000) == ReplayGuard::Verdict::before_start);
+    // Another request stamped as early, never seen: refused too (the guard cannot tell).
+    CHECK(after.check(nonce(2), stamped - 1, kNow + 2000) == ReplayGuard::Verdict::before_start);
+    // Anything newer passes, once.
+    CHECK(after.check(nonce(3), stamped + 1, kNow + 2000) == ReplayGuard::Verdict::fresh);
+    CHECK(after.check(nonce(3), stamped + 1, kNow + 2000) == ReplayGuard::Verdict::replay);
+    CHECK(state.text() == std::to_string(stamped + 1) + "\n");
+}
+
+TEST_CASE("the start is the floor when nothing later was saved, or the file is missing") {
+    StateFile state;
+    ReplayGuard first(kWindow, state.path, kNow);
+    CHECK(first.load_error().empty()); // missing is not an error: a first start
+    CHECK(first.floor() == kNow);
+    CHECK(first.check(nonce(1), kNow, kNow) == ReplayGuard::Verdict::before_start);
+    CHECK(first.check(nonce(2), kNow - 5000, kNow) == ReplayGuard::Verdict::before_start);
+    CHECK(first.check(nonce(3), kNow + 1, kNow + 10) == ReplayGuard::Verdict::fresh);
+
+    // A saved timestamp older than the start: the start wins.
+    state.write(std::to_string(kNow - 100000) + "\n");
+    ReplayGuard later(kWindow, state.path, kNow);
+    CHECK(later.floor() == kNow);
+}
+
+TEST_CASE("only timestamps above the saved one are written; older fresh ones are not") {
+    StateFile state;
+    ReplayGuard g(kWindow, state.path, kNow);
+    REQUIRE(g.check(nonce(1), kNow + 5000, kNow) == ReplayGuard::Verdict::fresh);
+    // Another admin box, its clock 3 s behind: fresh, and the file keeps the newest.
+    REQUIRE(g.check(nonce(2), kNow + 2000, kNow) == ReplayGuard::Verdict::fresh);
+    CHECK(state.text() == std::to_string(kNow + 5000) + "\n");
+}
+
+TEST_CASE("a damaged or oversized state file: ignored, said why, the start is the floor") {
+    StateFile state;
+    for (const std::string& text :
+         {std::string("not a number\n"), std::string(""), std::string("12 34\n"),
+          std::string(100, '7'), std::string("99999999999999999999999\n")}) {
+        CAPTURE(text);
+        state.write(text);
+        ReplayGuard g(kWindow, state.path, kNow);
+        CHECK(g.load_error() == state.path + ": not a timestamp");
+        CHECK(g.floor() == kNow);
+        // The next request writes it anew.
+        REQUIRE(g.check(nonce(1), kNow + 1, kNow) == ReplayGuard::Verdict::fresh);
+        CHECK(state.text() == std::to_string(kNow + 1) + "\n");
+        state.remove();
+    }
+}
+
+TEST_CASE("the state file is replaced whole and private, its temporary never left behind") {
+    StateFile state;
+    ReplayGuard g(kWindow, state.path, kNow);
+    for (std::uint32_t i = 1; i <= 20; ++i)
+        REQUIRE(g.check(nonce(i), kNow + i, kNow) == ReplayGuard::Verdict::fresh);
+    CHECK(state.text() == std::to_string(kNow + 20) + "\n");
+    struct stat st {};
+    REQUIRE(::stat(state.path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(::access((state.path + ".tmp").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("a floor that cannot be saved: the request is not remembered and must not run") {
+    ReplayGuard g(kWindow, "/nonexistent/dir/nlb.sock.replay", kNow);
+    CHECK(g.check(nonce(1), kNow + 1, kNow) == ReplayGuard::Verdict::unsaved);
+    CHECK(g.size() == 0);
+    CHECK(g.save_error() == "/nonexistent/dir/nlb.sock.replay.tmp: No such file or directory");
+    // Still refused on a second try: nothing was saved.
+    CHECK(g.check(nonce(1), kNow + 1, kNow) == ReplayGuard::Verdict::unsaved);
+}
+
+TEST_CASE("a RAM-only guard has no floor and writes nothing") {
+    ReplayGuard g(kWindow);
+    CHECK(g.check(nonce(1), 0, 0) == ReplayGuard::Verdict::fresh);
+    CHECK(g.check(nonce(2), -kWindow, 0) == ReplayGuard::Verdict::fresh);
 }

@@ -3,13 +3,16 @@
 and hashlib, the wire format of docs/remote.md). Every mode prints one JSON object.
 
 request  one signed request, sent --copies times (the same datagram), then the answers that
-         echo its nonce and carry a valid MAC are collected for --wait s.
-         --age-ms shifts the timestamp into the past (stale), --pad grows the payload (oversize),
-         --payload replaces the request object.
+         echo its nonce, name its reply address and carry a valid MAC are collected for
+         --wait s. --age-ms shifts the timestamp into the past (stale), --pad grows the
+         payload (oversize), --payload replaces the request object, --reply names another
+         reply address than the socket's own (IP:PORT; hosts drop it: dropped_wrong_source),
+         --version sends another protocol version (dropped_version).
          {"sent": n, "answers": {prio: n}, "payloads": {prio: answer}, "ignored": n}
 flood    --count junk datagrams to the cluster IP at full speed, for at most --seconds: random
-         bytes, and well-formed headers with the right cluster IP and a random MAC (so that
-         each costs the host an HMAC). {"sent": n, "seconds": t}
+         bytes, and well-formed headers with the right cluster IP, the socket's own reply
+         address and a random MAC (so that each costs the host an HMAC). {"sent": n,
+         "seconds": t}
 """
 import argparse
 import hashlib
@@ -24,9 +27,11 @@ import time
 
 PORT = 2504
 MAGIC = b"NLBR"
-VERSION = 1
+VERSION = 2
 REQUEST, ANSWER = 1, 2
-HEADER = struct.Struct("!4sBBBB4sQ16s")  # magic, version, type, priority, reserved, ip, ts, nonce
+# magic, version, type, priority, reserved, cluster ip, timestamp, nonce, reply ip, reply
+# port, reserved
+HEADER = struct.Struct("!4sBBBB4sQ16s4sHH")
 MAC_SIZE = 32
 LABEL = b"nlb remote control v1"
 
@@ -40,9 +45,22 @@ def sign(key, body):
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
-def header(kind, priority, cluster, timestamp_ms, nonce):
-    return HEADER.pack(MAGIC, VERSION, kind, priority, 0,
-                       ipaddress.IPv4Address(cluster).packed, timestamp_ms, nonce)
+def header(kind, priority, cluster, timestamp_ms, nonce, reply, version=VERSION):
+    return HEADER.pack(MAGIC, version, kind, priority, 0,
+                       ipaddress.IPv4Address(cluster).packed, timestamp_ms, nonce,
+                       ipaddress.IPv4Address(reply[0]).packed, reply[1], 0)
+
+
+def bound_socket(cluster):
+    """A UDP socket bound to the address the hosts will see as its source (routing's pick
+    for the cluster IP) and a port of its own: the reply address a request names."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect((cluster, PORT))
+    source = probe.getsockname()[0]
+    probe.close()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((source, 0))
+    return sock
 
 
 def request(args):
@@ -52,9 +70,14 @@ def request(args):
         payload["pad"] = "x" * args.pad
     nonce = os.urandom(16)
     ts = int(time.time() * 1000) - args.age_ms
-    datagram = sign(key, header(REQUEST, args.host, args.cluster, ts, nonce) +
+    sock = bound_socket(args.cluster)
+    reply = sock.getsockname()
+    if args.reply:
+        host, port = args.reply.rsplit(":", 1)
+        reply = (host, int(port))
+    datagram = sign(key, header(REQUEST, args.host, args.cluster, ts, nonce, reply,
+                                args.version) +
                     json.dumps(payload, separators=(",", ":")).encode())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     out = {"sent": 0, "size": len(datagram), "answers": {}, "payloads": {}, "ignored": 0}
     for i in range(args.copies):
         if i:
@@ -71,9 +94,10 @@ def request(args):
             out["ignored"] += 1
             continue
         body, mac = data[:-MAC_SIZE], data[-MAC_SIZE:]
-        magic, _, kind, prio, _, _, _, echoed = HEADER.unpack_from(body)
+        magic, _, kind, prio, _, _, _, echoed, reply_ip, reply_port, _ = HEADER.unpack_from(body)
         good = hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), mac)
-        if not good or magic != MAGIC or kind != ANSWER or echoed != nonce:
+        to_us = (str(ipaddress.IPv4Address(reply_ip)), reply_port) == reply
+        if not good or magic != MAGIC or kind != ANSWER or echoed != nonce or not to_us:
             out["ignored"] += 1
             continue
         out["answers"][prio] = out["answers"].get(prio, 0) + 1
@@ -83,16 +107,15 @@ def request(args):
 
 def flood(args):
     rnd = os.urandom
-    cluster = ipaddress.IPv4Address(args.cluster).packed
+    sock = bound_socket(args.cluster)
+    reply = sock.getsockname()
     junk = []
     for i in range(256):
         if i % 2:
             junk.append(rnd(1 + i % 200))
         else:
-            body = HEADER.pack(MAGIC, VERSION, REQUEST, 0, 0, cluster,
-                               int(time.time() * 1000), rnd(16)) + b'{"command":"stop"}'
-            junk.append(body + rnd(MAC_SIZE))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            body = header(REQUEST, 0, args.cluster, int(time.time() * 1000), rnd(16), reply)
+            junk.append(body + b'{"command":"stop"}' + rnd(MAC_SIZE))
     sock.setblocking(False)
     dest = (args.cluster, PORT)
     start = time.monotonic()
@@ -124,6 +147,8 @@ def main():
     r.add_argument("--age-ms", type=int, default=0)
     r.add_argument("--pad", type=int, default=0)
     r.add_argument("--wait", type=float, default=1.0)
+    r.add_argument("--reply", help="IP:PORT named as the reply address instead of the socket's")
+    r.add_argument("--version", type=int, default=VERSION, help="the header's version byte")
     f = sub.add_parser("flood")
     f.add_argument("--cluster", required=True)
     f.add_argument("--count", type=int, default=200000)
