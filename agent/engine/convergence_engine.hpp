@@ -240,6 +240,7 @@ class ConvergenceEngine {
     std::string config_difference(const Heartbeat& hb) const;
     bool two_way(std::uint8_t p, std::int64_t now) const;
     bool deaf(std::int64_t now) const;
+    std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
     void check_groups(std::int64_t now);
     void check_map_agreement(std::int64_t now);

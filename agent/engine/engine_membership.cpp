@@ -79,7 +79,7 @@ bool ConvergenceEngine::two_way(std::uint8_t p, std::int64_t now) const {
         return false;
     const auto& hb = peer.heartbeat;
     const bool hear =
-        peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= tolerance_ms();
+        peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= segment_window(now);
     if (legacy(hb))
         return hear;
     const auto* echo = hb.echo_of(me_, nonce_);
@@ -199,16 +199,26 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
     }
 }
 
+std::int64_t ConvergenceEngine::segment_window(std::int64_t now) const {
+    // One lossy link must not split the view: a peer alive by the second path keeps two-way
+    // contact on the segment through two tolerances of silence there (30 % loss loses ten
+    // frames in a row once in 170,000). A deaf host, which hears no peer at all there for a
+    // tolerance, lets go at once: that is a fault of its port, not loss.
+    return deaf(now) ? tolerance_ms() : 2 * tolerance_ms();
+}
+
 void ConvergenceEngine::fill_contact(Heartbeat& hb, std::int64_t now) const {
     hb.has_contact = true;
     hb.contact = config_.host.contact;
-    hb.contact_flags = deaf(now) ? Heartbeat::kContactDeaf : 0;
+    const bool is_deaf = deaf(now);
+    hb.contact_flags = is_deaf ? Heartbeat::kContactDeaf : 0;
+    const std::int64_t window = is_deaf ? tolerance_ms() : 2 * tolerance_ms();
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || peer.heard_nonce == 0)
             continue;
         std::uint8_t paths = 0;
-        if (now - peer.heard_segment_ms <= tolerance_ms())
+        if (now - peer.heard_segment_ms <= window)
             paths |= Heartbeat::kPathSegment;
         if (now - peer.heard_contact_ms <= tolerance_ms())
             paths |= Heartbeat::kPathContact;

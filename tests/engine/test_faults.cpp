@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <random>
 
 #include "heartbeat_codec.hpp"
 #include "simulator.hpp"
@@ -99,12 +100,14 @@ TEST_CASE("mute host: its heartbeats stop reaching the segment, the second path 
         const std::size_t mute = 1;
         sim.drop = [&](std::size_t from, std::size_t, const auto&) { return from == mute; };
         const auto fault = sim.now();
+        // Its peers cannot tell a mute host from a lossy link to it: they wait two
+        // tolerances of silence on the segment (a mute host still receives its clients).
         REQUIRE(sim.run_until(
             [&] {
                 return sim.host(mute).engine->state() == HostState::refused &&
                        all_owned_once(sim);
             },
-            fault + kRecover));
+            fault + kRecover + kTolerance * kPeriod));
         sim.run_until(sim.now() + 5 * kPeriod);
         CHECK(sim.max_double_ms() == 0);
         CHECK(sim.host(mute).engine->refuse_reason() == RefuseReason::no_contact);
@@ -300,11 +303,15 @@ TEST_CASE("a host whose map digest is in the minority stops serving") {
     CHECK(sim.host(1).engine->state() == HostState::converged);
 }
 
-TEST_CASE("lossy segment: a random share of heartbeats lost, the cluster keeps its epoch") {
-    auto sim = cluster(1500, 4, {0.3, 1, 5});
+TEST_CASE("lossy segment: 30 % of heartbeats lost, the second path intact: no convergence") {
+    auto sim = cluster(1500, 4);
     REQUIRE(sim.run_until([&] { return sim.settled(); }, 60 * kPeriod));
+    std::mt19937_64 rng(42);
+    sim.drop = [&](std::size_t, std::size_t, const auto&) { return rng() % 10 < 3; };
+    const auto epoch = sim.host(0).engine->epoch();
     sim.reset_double_stats();
-    sim.run_until(sim.now() + 60 * kPeriod);
+    sim.run_until(sim.now() + 200 * kPeriod);
+    CHECK(sim.host(0).engine->epoch() == epoch);
     CHECK(sim.max_double_ms() == 0);
     CHECK(all_owned_once(sim));
 }
