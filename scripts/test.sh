@@ -21,7 +21,8 @@ CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=RelWi
 ninja -C build-clang -j "$jobs"
 
 # Tests that time things or build network namespaces must not share the machine.
-ctest --test-dir build --output-on-failure
+# open_issue: tests of what an open issue still lacks (tests/faults/CMakeLists.txt), by hand.
+ctest --test-dir build --output-on-failure -LE open_issue
 ctest --test-dir build-clang --output-on-failure -L fuzz
 
 # Last: the Debian package, built, installed, removed and installed into a fresh Debian 12.
