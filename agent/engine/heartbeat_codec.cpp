@@ -137,7 +137,7 @@ const char* to_string(RefuseReason reason) {
     case RefuseReason::none:
         return "none";
     case RefuseReason::rules_differ:
-        return "configuration differs from the cluster's";
+        return "configuration (port rules, VIPs, mode or timing) differs from the cluster's";
     case RefuseReason::priority_taken:
         return "host priority already taken";
     case RefuseReason::key_mismatch:
