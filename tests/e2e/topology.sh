@@ -12,6 +12,10 @@
 #   nlbadm_h I ARGS           nlbadm against host I's agent
 # Everything is removed by topo_cleanup (registered on EXIT), even when a test fails.
 
+# Debian's python3 when there is one: a version manager's shim (pyenv) costs a second per call
+# on a loaded machine, and the tests call it in their polling loops.
+python3() { if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }
+
 NLB_ROOT=${NLB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${BUILD:-$NLB_ROOT/build}
 NLB_AGENT=${NLB_AGENT:-$BUILD/agent/daemon/nlb-agent}
