@@ -1,6 +1,7 @@
 #include "heartbeat_codec.hpp"
 
 #include <algorithm>
+#include <bitset>
 
 namespace nlb {
 namespace {
@@ -673,8 +674,8 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
         end -= kHeartbeatMacSize;
     }
     Reader sections(frame.subspan(header_len, end - header_len));
-    bool have_rules = false, have_dirty = false, have_base = false, have_contact = false,
-         have_config = false;
+    // Each known section at most once; other types are a later minor version's, skipped.
+    std::bitset<8> seen;
     while (sections.left() > 0) {
         const auto type = sections.u8();
         sections.u8();
@@ -682,37 +683,33 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
         const auto body = sections.bytes(length);
         if (!sections.ok())
             return fail(DecodeError::truncated);
-        DecodeError e = DecodeError::none;
-        if (type == kSectionRules) {
-            if (have_rules)
-                return fail(DecodeError::bad_field);
-            have_rules = true;
-            e = decode_rules(body, hb);
-        } else if (type == kSectionDirty) {
-            if (have_dirty)
-                return fail(DecodeError::bad_field);
-            have_dirty = true;
-            e = decode_dirty(body, hb);
-        } else if (type == kSectionBase) {
-            if (have_base)
-                return fail(DecodeError::bad_field);
-            have_base = true;
-            e = decode_base(body, hb);
-        } else if (type == kSectionContact) {
-            if (have_contact)
-                return fail(DecodeError::bad_field);
-            have_contact = true;
-            e = decode_contact(body, hb);
-        } else if (type == kSectionConfig) {
-            if (have_config)
-                return fail(DecodeError::bad_field);
-            have_config = true;
-            e = decode_config(body, hb);
-        } // other types: a later minor version's; skipped
-        if (e != DecodeError::none)
+        DecodeError (*decode)(std::span<const std::uint8_t>, Heartbeat&) = nullptr;
+        switch (type) {
+        case kSectionRules:
+            decode = decode_rules;
+            break;
+        case kSectionDirty:
+            decode = decode_dirty;
+            break;
+        case kSectionBase:
+            decode = decode_base;
+            break;
+        case kSectionContact:
+            decode = decode_contact;
+            break;
+        case kSectionConfig:
+            decode = decode_config;
+            break;
+        }
+        if (!decode)
+            continue;
+        if (seen[type])
+            return fail(DecodeError::bad_field);
+        seen.set(type);
+        if (const auto e = decode(body, hb); e != DecodeError::none)
             return fail(e);
     }
-    if (!have_rules && hb.rule_count > 0)
+    if (!seen[kSectionRules] && hb.rule_count > 0)
         return fail(DecodeError::bad_field);
     result.heartbeat = std::move(hb);
     result.length = total_len;
