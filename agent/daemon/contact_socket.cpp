@@ -7,7 +7,6 @@
 #include <stdexcept>
 #include <string>
 
-#include <boost/asio/post.hpp>
 
 namespace nlb {
 
@@ -47,45 +46,8 @@ ContactSocket::ContactSocket(boost::asio::io_context& io, const ContactAddress& 
         throw std::runtime_error("second path on " + to_string(local) + ": " + ec.message());
 }
 
-ContactSocket::~ContactSocket() {
-    *closed_ = true;
-}
-
 void ContactSocket::start(Handler handler) {
-    handler_ = std::move(handler);
-    wait();
-}
-
-void ContactSocket::wait() {
-    socket_.async_wait(udp::socket::wait_read,
-                       [this, closed = closed_](const boost::system::error_code& ec) {
-                           if (*closed || ec == boost::asio::error::operation_aborted)
-                               return;
-                           read_batch();
-                       });
-}
-
-void ContactSocket::read_batch() {
-    const auto closed = closed_; // the handler may destroy *this
-    for (std::size_t i = 0; i < kBatch; ++i) {
-        const ssize_t n =
-            ::recv(socket_.native_handle(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            wait(); // drained, or an error this call consumed: the next datagram wakes us
-            return;
-        }
-        ++received_;
-        handler_(std::span<const std::uint8_t>(buffer_.data(), static_cast<std::size_t>(n)));
-        if (*closed)
-            return;
-    }
-    // A full batch: let timers and the other sockets have their turn, then read on.
-    boost::asio::post(socket_.get_executor(), [this, closed] {
-        if (!*closed)
-            read_batch();
-    });
+    reader_.start(socket_, std::move(handler));
 }
 
 void ContactSocket::send(const ContactAddress& to, std::span<const std::uint8_t> payload) {
@@ -98,7 +60,7 @@ void ContactSocket::send(const ContactAddress& to, std::span<const std::uint8_t>
 }
 
 void ContactSocket::close() {
-    *closed_ = true;
+    reader_.stop();
     boost::system::error_code ec;
     socket_.close(ec);
 }

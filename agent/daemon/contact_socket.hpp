@@ -1,7 +1,7 @@
 // The agents' second path (docs/convergence.md, "Contact"): a UDP socket on this host's
 // dedicated IP, port NLB_CONTACT_PORT, that carries the same signed heartbeats as the
 // segment, unicast to each peer's dedicated IP. It moves bytes only; the engine authenticates
-// and judges them. Reads are bounded per wakeup like the heartbeat socket's.
+// and judges them. Reads are bounded per wakeup (BatchReader).
 #pragma once
 
 #include <array>
@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 
+#include "batch_reader.hpp"
 #include "rules.hpp"
 
 namespace nlb {
@@ -21,12 +22,10 @@ namespace nlb {
 class ContactSocket {
   public:
     using Handler = std::function<void(std::span<const std::uint8_t> payload)>;
-    static constexpr std::size_t kBatch = 64;
 
     // Binds `local` (the dedicated IP, NLB_CONTACT_PORT). Throws std::runtime_error
     // "second path on 10.0.0.11:2505: <reason>".
     ContactSocket(boost::asio::io_context& io, const ContactAddress& local);
-    ~ContactSocket();
     ContactSocket(const ContactSocket&) = delete;
     ContactSocket& operator=(const ContactSocket&) = delete;
 
@@ -36,17 +35,12 @@ class ContactSocket {
     void close();
 
     std::uint64_t send_errors() const { return send_errors_; }
-    std::uint64_t received() const { return received_; }
+    std::uint64_t received() const { return reader_.received(); }
 
   private:
-    void wait();
-    void read_batch();
-
     boost::asio::ip::udp::socket socket_;
-    std::array<std::uint8_t, 2048> buffer_{};
-    Handler handler_;
-    std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
-    std::uint64_t send_errors_ = 0, received_ = 0;
+    std::uint64_t send_errors_ = 0;
+    BatchReader reader_; // after socket_: stopped before the socket goes
 };
 
 // "10.0.0.11:2505", "[2001:db8::11]:2505".

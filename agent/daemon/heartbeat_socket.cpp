@@ -10,7 +10,6 @@
 #include <string>
 
 #include <boost/asio/generic/basic_endpoint.hpp>
-#include <boost/asio/post.hpp>
 
 #include <nlb/limits.h>
 
@@ -55,44 +54,8 @@ HeartbeatSocket::HeartbeatSocket(boost::asio::io_context& io, int ifindex,
     socket_.assign(Protocol(AF_PACKET, 0), fd);
 }
 
-HeartbeatSocket::~HeartbeatSocket() { *closed_ = true; }
-
 void HeartbeatSocket::start(Handler handler) {
-    handler_ = std::move(handler);
-    wait();
-}
-
-void HeartbeatSocket::wait() {
-    socket_.async_wait(Protocol::socket::wait_read,
-                       [this, closed = closed_](const boost::system::error_code& ec) {
-                           if (*closed || ec == boost::asio::error::operation_aborted)
-                               return;
-                           read_batch();
-                       });
-}
-
-void HeartbeatSocket::read_batch() {
-    const auto closed = closed_; // the handler may destroy *this
-    for (std::size_t i = 0; i < kBatch; ++i) {
-        ssize_t n = ::recv(socket_.native_handle(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            // Drained (EAGAIN), or an error this call consumed (the interface went down):
-            // either way the next frame wakes us, and nothing spins.
-            wait();
-            return;
-        }
-        ++received_frames_;
-        handler_(std::span<const std::uint8_t>(buffer_.data(), static_cast<std::size_t>(n)));
-        if (*closed)
-            return;
-    }
-    // A full batch: more may be queued. Go behind every handler that is ready now, then read on.
-    boost::asio::post(socket_.get_executor(), [this, closed] {
-        if (!*closed)
-            read_batch();
-    });
+    reader_.start(socket_, std::move(handler));
 }
 
 void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {
@@ -104,7 +67,7 @@ void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {
 }
 
 void HeartbeatSocket::close() {
-    *closed_ = true;
+    reader_.stop();
     boost::system::error_code ec;
     socket_.close(ec);
 }
