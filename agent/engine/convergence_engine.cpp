@@ -214,7 +214,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
     const bool new_stream =
-        peers_.hear(hb, now, path == Path::contact, period() + period() / 2);
+        peers_.hear(hb, now, path == Path::contact, quiet_ms());
     if (!verified(hb)) {
         // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
         // this host yet. Its nonce is echoed (hear), nothing else changes. A stream heard for
@@ -228,7 +228,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         return;
     }
     had_peer_ = true;
-    const auto change = peers_.accept(hb, now);
+    const auto change = peers_.accept(hb, now, quiet_ms());
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;
         event(now, EventKind::duplicate_priority, hb.priority,

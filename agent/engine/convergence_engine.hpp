@@ -220,6 +220,9 @@ class ConvergenceEngine {
     bool serving_member() const;
     std::int64_t period() const { return config_.cluster.heartbeat_ms; }
     std::int64_t tolerance_ms() const { return period() * config_.cluster.heartbeat_tolerance; }
+    // How long a peer's stream must be silent before another one of its priority is taken
+    // for a restart of it rather than a second host.
+    std::int64_t quiet_ms() const { return period() + period() / 2; }
     std::uint64_t claim() const;
     std::uint64_t group_score() const;
 

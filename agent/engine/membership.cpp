@@ -12,12 +12,15 @@ bool serving(HostState s) {
 
 } // namespace
 
-Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms) {
+Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
+                                      std::int64_t quiet_ms) {
     Change change;
     auto& p = peers_[hb.priority];
-    if (p.alive && p.heartbeat.nonce != hb.nonce) {
+    if (p.alive && p.heartbeat.nonce != hb.nonce && now_ms - p.last_heard_ms <= quiet_ms) {
         // Two hosts claim one priority. The live one keeps it unless it has stepped aside
-        // (refused, stopped) and the newcomer has not.
+        // (refused, stopped) and the newcomer has not. A stream that went quiet before a
+        // proven-fresh one appeared is the same host restarted: the new one replaces it at
+        // once, so its buckets never pass to the others in between.
         if (serving(p.heartbeat.state) || !serving(hb.state)) {
             change.result = Accept::duplicate;
             return change;

@@ -43,7 +43,9 @@ class Membership {
         bool dirty_changed = false;
     };
 
-    Change accept(const Heartbeat& hb, std::int64_t now_ms);
+    // A proven-fresh frame. Another stream replaces a live peer's only once that one has been
+    // silent for more than `quiet_ms` (a restart); until then it is a duplicate.
+    Change accept(const Heartbeat& hb, std::int64_t now_ms, std::int64_t quiet_ms);
     // Records an authentic, fresh frame (proven or not) for the echo list and the paths. A
     // frame of another stream does not displace a live peer's.
     // `quiet_ms`: how long the stream heard last must have been silent before another one

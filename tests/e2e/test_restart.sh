@@ -28,6 +28,11 @@ touch "$TOPO_DIR/stop"
 wait "$hold"
 check "connections open across the restart completed" test "$(json 'd["connections"]' <"$TOPO_DIR/hold.json")" = 60
 check "no connection failed across the restart" test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold.json")" = 0
+# The restarted agent's new stream replaces its earlier one at once: the others never count
+# host 1 gone (they would take its buckets and reset its connections) nor a second host 1.
+for i in 2 3; do
+  check "host $i never dropped host 1" bash -c "! grep -Eq 'host_left detail=host 1 |duplicate_priority' '$TOPO_DIR/h$i.log'"
+done
 check "host 1 served some of them" test "$(json 'd["hosts"].get("1", 0) > 0' <"$TOPO_DIR/hold.json")" = True
 ((E2E_FAILED == 0)) || cat "$TOPO_DIR/hold.json" >&2
 e2e_finish

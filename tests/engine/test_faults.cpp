@@ -256,6 +256,39 @@ TEST_CASE("frames recorded earlier change nothing in a restarted host") {
     CHECK(sim.max_double_ms() == 0);
 }
 
+TEST_CASE("an agent restarted within the tolerance keeps its buckets: nobody takes them") {
+    for (std::int64_t gap : {kPeriod / 10, kPeriod / 2, 2 * kPeriod}) {
+        INFO("restart gap=" << gap << " ms");
+        auto sim = cluster(1250 + static_cast<std::uint64_t>(gap), 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        const auto before = *sim.host(2).installed;
+        // Host 3's agent is killed and started again with a new boot nonce (its pinned
+        // dataplane would keep serving meanwhile); hosts 1 and 2 must not take its buckets.
+        sim.kill(2);
+        sim.run_until(sim.now() + gap);
+        const auto killed_at = sim.now();
+        auto c = default_config(3);
+        c.cluster.key = kKey;
+        const auto restarted = sim.add_host(c);
+        bool taken = false;
+        REQUIRE(sim.run_until(
+            [&] {
+                for (std::uint32_t b = 0; b < NLB_BUCKETS && !taken; ++b)
+                    taken = before[0].owners[b] == 3 && sim.owners(0, b) > 0 &&
+                            !(sim.host(restarted).installed &&
+                              sim.host(restarted).installed->at(0).owners[b] == 3);
+                return taken || (sim.now() > killed_at + kRecover && sim.settled());
+            },
+            killed_at + 30 * kPeriod));
+        CHECK(!taken);
+        for (std::size_t i = 0; i < 2; ++i)
+            for (const auto& e : sim.host(i).events)
+                CHECK_FALSE((e.at.count() > killed_at && e.kind == EventKind::host_left));
+        CHECK(sim.host(restarted).engine->state() == HostState::converged);
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 TEST_CASE("forged frames are rejected at the cost of their HMAC and stop no member") {
     auto sim = cluster(1300, 3);
     REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
