@@ -59,7 +59,8 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity, p->fragment);
+	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity, p->fragment,
+				 nlb_config_flow_seed(cfg));
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
 	if (p->proto == IPPROTO_TCP && !p->fragment) {
 		int verdict = nlb_tcp_steady(eth, cfg, st, b, p->tcp_flags);
@@ -337,7 +338,8 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity, 0);
+	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity, 0,
+				 nlb_config_flow_seed(cfg));
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
 	if (proto == IPPROTO_UDP) {
 		if (b & NLB_BKT_MINE)

@@ -92,6 +92,7 @@ void DataplaneMaps::write_tables(const DataplaneTables& tables) {
             for (std::uint32_t k = first; k < first + NLB_PORT_CHUNKS_PER_PROTO; ++k)
                 update(fds_.ports, "nlb_ports", k, &chunks[k]);
         }
+    state_->config.flow_seed = tables.flow_seed();
     // VIP slots last: a VIP becomes visible only once its port table is in place.
     state_->config.vip_seed = tables.vip_seed();
     std::memcpy(state_->vips, tables.vip_slots().data(), sizeof(state_->vips));

@@ -37,7 +37,7 @@ class DataplaneMaps {
 
     // Everything but what the program itself maintains (alive, watchdog_deadline_ns).
     void write_config(const nlb_config& cfg);
-    // Port chunks of every VIP in `tables`, then the VIP slots.
+    // Port chunks of every VIP in `tables`, the hash seed, then the VIP slots.
     void write_tables(const DataplaneTables& tables);
     void write_rule(std::uint32_t slot, const nlb_rule& rule);
     // Counters of one stats slot, summed over CPUs.

@@ -68,9 +68,13 @@ std::uint32_t find_vip_seed(const std::vector<IpAddress>& vips) {
 
 } // namespace
 
-DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules)
-    : vips_(std::move(vips)), rules_(std::move(rules)),
+DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules,
+                                 std::uint32_t flow_seed)
+    : vips_(std::move(vips)), rules_(std::move(rules)), flow_seed_(flow_seed),
       port_chunks_(NLB_PORT_TABLE_ENTRIES) {
+    // The dataplane reads 0 as the fixed seed: a table built with it would disagree.
+    if (flow_seed_ == 0)
+        throw std::invalid_argument("cluster.hash_seed: 0 is not a seed");
     if (vips_.empty())
         throw std::invalid_argument("vips: at least the cluster IP is needed");
     if (vips_.size() > NLB_MAX_VIPS)
@@ -184,7 +188,7 @@ std::optional<Placement> DataplaneTables::place(const Tuple& t) const {
         p.rule = rule_of(*vip, proto, ntohs(t.dport));
     }
     p.bucket = nlb_flow_bucket(t.family, t.saddr.data(), t.sport, affinity_of(p.rule),
-                               t.fragment ? 1 : 0);
+                               t.fragment ? 1 : 0, flow_seed_);
     return p;
 }
 

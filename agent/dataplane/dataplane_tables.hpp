@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <nlb/flow.h>
 #include <nlb/limits.h>
 #include <nlb/maps.h>
 
@@ -56,10 +57,13 @@ struct Placement {
 
 class DataplaneTables {
   public:
-    // Throws std::invalid_argument naming the offending VIP or rule.
-    DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules);
+    // Throws std::invalid_argument naming the offending VIP or rule. `flow_seed`: the
+    // cluster's seed of the bucket hash (engine_config_of chooses it; never 0).
+    DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules,
+                    std::uint32_t flow_seed = NLB_FLOW_SEED);
 
     std::uint32_t vip_seed() const { return vip_seed_; }
+    std::uint32_t flow_seed() const { return flow_seed_; }
     const std::array<nlb_vip, NLB_VIP_SLOTS>& vip_slots() const { return vip_slots_; }
     // NLB_PORT_TABLE_ENTRIES chunks; those of unused VIP indices are all NLB_RULE_DEFAULT.
     const std::vector<nlb_port_chunk>& port_chunks() const { return port_chunks_; }
@@ -83,6 +87,7 @@ class DataplaneTables {
     std::vector<IpAddress> vips_;
     std::vector<RuleMatch> rules_;
     std::uint32_t vip_seed_ = 0;
+    std::uint32_t flow_seed_ = NLB_FLOW_SEED;
     std::array<nlb_vip, NLB_VIP_SLOTS> vip_slots_{};
     std::vector<nlb_port_chunk> port_chunks_;
 };

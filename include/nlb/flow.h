@@ -21,7 +21,9 @@
 #define nlb_htons(x) ((__u16)(x))
 #endif
 
-/* Seed of the bucket hash. Fixed: every host of every version must agree on it. */
+/* The fixed default seed of the bucket hash: the seed of a cluster without a key (and of every
+ * cluster before per-cluster seeds), so that such clusters keep their mapping across versions.
+ * A keyed cluster hashes with a seed of its own (docs/dataplane.md, "The hash seed"). */
 #define NLB_FLOW_SEED 0x6e6c6231u /* "nlb1" */
 #define NLB_GOLDEN 0x9e3779b1u
 
@@ -39,11 +41,14 @@ NLB_INLINE __u32 nlb_mix32(__u32 x)
 	return x;
 }
 
-/* Bucket of a packet from (saddr, sport) under a rule's affinity. Addresses and the port are
- * as on the wire (network byte order). Fragments hash addresses only, so the first fragment,
- * which carries the port, and the later ones, which do not, land in the same bucket. */
+/* Bucket of a packet from (saddr, sport) under a rule's affinity and the cluster's seed.
+ * Addresses and the port are as on the wire (network byte order). Fragments hash addresses
+ * only, so the first fragment, which carries the port, and the later ones, which do not, land
+ * in the same bucket. Every host of a cluster must compute the same function: the golden
+ * vectors in tests/golden/hash_vectors.hpp pin it, since a changed mixer splits a cluster of
+ * mixed versions. */
 NLB_INLINE __u16 nlb_flow_bucket(__u8 family, const __u32 *saddr, __u16 sport, __u8 affinity,
-				 int fragment)
+				 int fragment, __u32 seed)
 {
 	__u32 x;
 
@@ -58,7 +63,16 @@ NLB_INLINE __u16 nlb_flow_bucket(__u8 family, const __u32 *saddr, __u16 sport, _
 	}
 	if (affinity == NLB_AFFINITY_NONE && !fragment)
 		x ^= (sport | ((__u32)sport << 16)) * NLB_GOLDEN;
-	return (__u16)(nlb_mix32(x ^ NLB_FLOW_SEED) & NLB_BUCKET_MASK);
+	return (__u16)(nlb_mix32(x ^ seed) & NLB_BUCKET_MASK);
+}
+
+/* The seed the dataplane hashes with. 0 is what a state pinned by a version before per-cluster
+ * seeds holds until the restarted agent writes its seed: it reads as the fixed seed those
+ * versions hashed with, so an upgrade in place moves nothing in between. The agent never
+ * writes 0. */
+NLB_INLINE __u32 nlb_config_flow_seed(const struct nlb_config *cfg)
+{
+	return cfg->flow_seed ? cfg->flow_seed : NLB_FLOW_SEED;
 }
 
 /* Slot of a VIP in the direct-mapped VIP table: one multiply (the top bits of the product),

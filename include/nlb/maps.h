@@ -23,7 +23,9 @@ struct nlb_config {
 	__u8 arp_src_mac[6]; /* Ethernet source of those answers: 02-h-a-b-c-d, never learnt */
 	__u8 host_priority;
 	__u8 flags; /* NLB_CFG_* */
-	__u32 pad;
+	/* Seed of the bucket hash (nlb_flow_bucket), one per cluster; 0 reads as NLB_FLOW_SEED
+	 * (nlb_config_flow_seed). */
+	__u32 flow_seed;
 };
 
 /* Answer ARP requests and neighbour solicitations for VIPs. */

@@ -85,8 +85,9 @@ inline void set_owners(DataplaneFixture& dp, std::uint32_t slot,
 
 // The bucket the dataplane computes; sport in host byte order.
 inline std::uint16_t bucket_of(const IpAddress& src, std::uint16_t sport, std::uint8_t affinity,
-                               bool fragment = false) {
-    return nlb_flow_bucket(src.family, src.words.data(), htons(sport), affinity, fragment ? 1 : 0);
+                               bool fragment = false, std::uint32_t seed = NLB_FLOW_SEED) {
+    return nlb_flow_bucket(src.family, src.words.data(), htons(sport), affinity, fragment ? 1 : 0,
+                           seed);
 }
 
 inline nlb_stats stats(DataplaneFixture& dp, std::uint32_t slot) {

@@ -1,9 +1,16 @@
-// The agent's model of the dataplane (DataplaneTables::place() and the bucket owner maps)
-// against the dataplane itself: 100,000 random packets through four hosts sharing one set of
-// tables; each host accepts a packet iff place() puts it in a bucket that host owns, so
+// The dataplane against fixed numbers and against the agent's model of it.
+//
+// First the golden vectors (tests/golden/hash_vectors.hpp): the compiled XDP program must
+// put each vector's packet in the vector's bucket under the vector's seed, and find a VIP in
+// the vector's slot, whatever the C++ side computes; hosts of different versions then agree.
+//
+// Then the agent's model (DataplaneTables::place() and the bucket owner maps): 100,000 random
+// packets through four hosts sharing one set of tables, under the fixed seed and under a
+// cluster's own; each host accepts a packet iff place() puts it in a bucket that host owns, so
 // exactly one host takes every packet of an enabled rule. The counters per rule slot show that
 // the rule was chosen as place() chose it, not only the owner.
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -12,6 +19,7 @@
 #include <catch2/catch.hpp>
 
 #include "bpf_test_util.hpp"
+#include "hash_vectors.hpp"
 
 using namespace nlb;
 using namespace nlb::test;
@@ -29,11 +37,22 @@ std::uint16_t random_port(std::mt19937& rng) {
     return static_cast<std::uint16_t>(std::clamp(e, 0, 65535));
 }
 
-} // namespace
+const IpAddress kGoldenVip4 = ip("192.0.2.100");
+const IpAddress kGoldenVip6 = ip("2001:db8::100");
 
-TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random packets") {
+// What host 1 does with `frame` when its only bucket of rule 0 is `mine`, and when it owns
+// every bucket but that one.
+std::pair<Verdict, Verdict> only_and_all_but(DataplaneFixture& dp, const Bytes& frame,
+                                             std::uint16_t mine) {
+    dp.set_buckets(0, [&](std::uint16_t b) { return entry_for(b == mine ? 1 : 2, 1); });
+    const Verdict only = verdict(dp, frame);
+    dp.set_buckets(0, [&](std::uint16_t b) { return entry_for(b == mine ? 2 : 1, 1); });
+    return {only, verdict(dp, frame)};
+}
+
+void agree_on_random_packets(std::uint32_t flow_seed, int packets) {
     constexpr int kHosts = 4;
-    constexpr int kPackets = 100'000;
+    const int kPackets = packets;
     std::mt19937 rng(4242);
     std::vector<IpAddress> vips = {ip("10.0.0.100"), ip("10.0.0.101"), ip("2001:db8::100"),
                                    ip("2001:db8::101")};
@@ -48,7 +67,7 @@ TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random
         rule_ports(3, 9000, 9999, Protocol::both, NLB_MODE_DISABLED, aff()), // inside rule 1/2
         rule_ports(1, 60000, 65535, Protocol::udp, NLB_MODE_MULTIPLE, aff()),
     };
-    DataplaneTables tables(vips, rules);
+    DataplaneTables tables(vips, rules, flow_seed);
 
     // owners per slot and bucket, among hosts 1..4; the single-host rule on one host
     std::vector<std::vector<std::uint8_t>> owner(NLB_RULE_SLOTS,
@@ -143,10 +162,10 @@ TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random
     // every slot of the table was exercised, fragments included
     for (std::uint32_t slot = 0; slot < rules.size(); ++slot) {
         CAPTURE(slot);
-        CHECK(slot_hits[slot] > 100);
+        CHECK(slot_hits[slot] > static_cast<std::uint64_t>(kPackets / 1000));
     }
-    CHECK(slot_hits[NLB_RULE_DEFAULT] > 100);
-    CHECK(fragments > 5000);
+    CHECK(slot_hits[NLB_RULE_DEFAULT] > static_cast<std::uint64_t>(kPackets / 1000));
+    CHECK(fragments > kPackets / 20);
     for (int h = 0; h < kHosts; ++h)
         for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
             CAPTURE(h + 1, slot);
@@ -158,4 +177,100 @@ TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random
             CHECK(got.dropped_dirty == 0);
         }
     CHECK(total_stats(*hosts[0]).malformed == 0);
+}
+
+} // namespace
+
+TEST_CASE("the dataplane puts each golden vector's packet in its bucket, under its seed") {
+    // One host per affinity, the seed written straight into its config (not through the
+    // tables): nothing on the C++ side computes a bucket here.
+    std::vector<std::unique_ptr<DataplaneFixture>> hosts;
+    std::vector<DataplaneTables> tables;
+    for (std::uint8_t affinity : {NLB_AFFINITY_NONE, NLB_AFFINITY_SINGLE, NLB_AFFINITY_NETWORK}) {
+        RuleMatch rule;
+        rule.affinity = affinity;
+        tables.emplace_back(std::vector<IpAddress>{kGoldenVip4, kGoldenVip6},
+                            std::vector<RuleMatch>{rule});
+    }
+    for (const auto& t : tables) {
+        hosts.push_back(std::make_unique<DataplaneFixture>());
+        hosts.back()->configure(t, 1);
+    }
+    int runs = 0;
+    for (const auto& v : golden::kFlowVectors) {
+        CAPTURE(v.source, v.sport, int(v.affinity), v.fragment, v.seed, v.bucket);
+        DataplaneFixture& dp = *hosts.at(v.affinity);
+        dp.maps().state().config.flow_seed = v.seed;
+        PacketSpec s;
+        s.src = ip(v.source);
+        s.dst = v.family == NLB_FAMILY_V4 ? kGoldenVip4 : kGoldenVip6;
+        s.proto = kUdp;
+        s.sport = v.sport;
+        s.dport = 53;
+        std::vector<PacketSpec> shapes;
+        if (v.fragment) {
+            // the first fragment (ports) and a later one (none): both hash addresses only
+            s.fragment = true;
+            s.payload = 48;
+            s.more_fragments = true;
+            shapes.push_back(s);
+            s.more_fragments = false;
+            s.frag_offset = 7;
+            shapes.push_back(s);
+        } else {
+            s.payload = 32;      // a shorter datagram leaves the fast path
+            shapes.push_back(s); // IPv4: the fast path
+            s.vlan = 100;        // the general path
+            shapes.push_back(s);
+        }
+        for (const auto& shape : shapes) {
+            CAPTURE(shape.vlan.has_value(), shape.frag_offset);
+            const auto [only, all_but] = only_and_all_but(dp, build(shape), v.bucket);
+            CHECK(only == Verdict::accepted);
+            CHECK(all_but == Verdict::dropped);
+            ++runs;
+        }
+    }
+    CHECK(runs == 2 * static_cast<int>(std::size(golden::kFlowVectors)));
+}
+
+TEST_CASE("the dataplane finds each golden VIP in its slot, under its seed") {
+    RuleMatch rule;
+    DataplaneTables t({kGoldenVip4}, {rule});
+    DataplaneFixture dp;
+    dp.configure(t, 1);
+    dp.own_all(0, 1);
+    nlb_state& state = dp.maps().state();
+    for (const auto& v : golden::kVipSlotVectors) {
+        CAPTURE(v.address, v.seed, v.slot);
+        const IpAddress vip = ip(v.address);
+        PacketSpec s;
+        s.src = ip(v.family == NLB_FAMILY_V4 ? "198.51.100.1" : "2001:db8:ffff::1");
+        s.dst = vip;
+        s.proto = kUdp;
+        s.dport = 53;
+        const Bytes frame = build(s);
+        // The VIP written by hand into one slot: found there (accepted, this host owns every
+        // bucket), and not found one slot further (passed as foreign traffic).
+        for (std::uint32_t shift : {0u, 1u}) {
+            CAPTURE(shift);
+            std::memset(state.vips, 0, sizeof(state.vips));
+            state.config.vip_seed = v.seed;
+            nlb_vip& slot = state.vips[(v.slot + shift) % NLB_VIP_SLOTS];
+            std::memcpy(slot.addr, vip.words.data(), sizeof(slot.addr));
+            slot.family = vip.family;
+            slot.index = 0;
+            slot.frag_rule[NLB_PROTO_TCP] = slot.frag_rule[NLB_PROTO_UDP] = 0;
+            slot.port_rule[NLB_PROTO_TCP] = slot.port_rule[NLB_PROTO_UDP] = 0;
+            CHECK(verdict(dp, frame) == (shift == 0 ? Verdict::accepted : Verdict::passed));
+        }
+    }
+}
+
+TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random packets") {
+    agree_on_random_packets(NLB_FLOW_SEED, 100'000);
+}
+
+TEST_CASE("place() and the dataplane agree under a cluster's own seed") {
+    agree_on_random_packets(0x5eed1234u, 40'000);
 }

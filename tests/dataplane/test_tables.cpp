@@ -137,7 +137,8 @@ TEST_CASE("the bucket hash spreads clients evenly") {
     std::array<int, 4> per_host{};
     for (std::uint32_t i = 0; i < 40000; ++i) {
         std::uint32_t saddr = htonl(0x0a000000u + i);
-        std::uint16_t b = nlb_flow_bucket(NLB_FAMILY_V4, &saddr, 0, NLB_AFFINITY_SINGLE, 0);
+        std::uint16_t b =
+            nlb_flow_bucket(NLB_FAMILY_V4, &saddr, 0, NLB_AFFINITY_SINGLE, 0, NLB_FLOW_SEED);
         per_host[b % 4]++;
     }
     for (int n : per_host)
