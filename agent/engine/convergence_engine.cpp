@@ -58,8 +58,10 @@ const char* to_string(EventKind kind) {
 
 ConvergenceEngine::ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now)
     : config_(std::move(config)), me_(config_.host.priority),
-      fingerprint_(rules_fingerprint(config_.rules)), auth_(config_.cluster.key, config_.cluster.rotation_key),
-      nonce_(boot_nonce), released_at_(std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS, -1) {
+      fingerprint_(rules_fingerprint(config_.rules, config_.cluster.flow_seed)),
+      seed_digest_(flow_seed_digest(config_.cluster.ip, config_.cluster.flow_seed)),
+      auth_(config_.cluster.key, config_.cluster.rotation_key), nonce_(boot_nonce),
+      released_at_(std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS, -1) {
     if (auto error = validate(config_); !error.empty())
         throw std::invalid_argument("convergence engine: " + error);
     for (const auto& r : config_.rules)

@@ -282,7 +282,8 @@ class ConvergenceEngine {
 
     EngineConfig config_;
     std::uint8_t me_;
-    std::uint64_t fingerprint_;
+    std::uint64_t fingerprint_; // the port rules and the hash seed
+    std::uint64_t seed_digest_; // flow_seed_digest of this host's seed
     std::vector<RuleMode> modes_;
     HeartbeatAuth auth_;
     ReplayGuard replay_;

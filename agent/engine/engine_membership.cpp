@@ -38,6 +38,8 @@ bool ConvergenceEngine::same_config(const Heartbeat& hb) const {
         return false;
     if (!hb.has_config)
         return true; // 1.1 sends the rules' fingerprint only
+    if (hb.has_seed && hb.seed_digest != seed_digest_)
+        return false; // the fingerprint says so too; config_difference names it
     const auto& c = config_.cluster;
     return hb.mode == c.mode && hb.heartbeat_ms == c.heartbeat_ms &&
            hb.heartbeat_tolerance == c.heartbeat_tolerance &&
@@ -51,6 +53,21 @@ std::string ConvergenceEngine::config_difference(const Heartbeat& hb) const {
                std::to_string(theirs) + on;
     };
     const auto& c = config_.cluster;
+    // The seed enters the fingerprint too: name it first, or a seed that differs would read
+    // as port rules that differ. A frame without the section is from a version that hashes
+    // with the fixed seed.
+    const std::string here =
+        std::string("cluster.hash_seed is ") + describe(c.flow_seed_source) + " here, ";
+    if (!hb.has_seed && seed_digest_ != flow_seed_digest(c.ip, NLB_FLOW_SEED))
+        return here + "the fixed default" + on + " (a version without per-cluster seeds)";
+    if (hb.has_seed && hb.seed_digest != seed_digest_) {
+        if (hb.seed_source != c.flow_seed_source)
+            return here + describe(hb.seed_source) + on;
+        if (hb.seed_source == SeedSource::key)
+            return "cluster.hash_seed is derived from cluster.key_file here and" + on +
+                   ", from another key (a new key_file is a new seed: docs/config.md)";
+        return "cluster.hash_seed is set here and" + on + " to different values";
+    }
     if (hb.fingerprint != fingerprint_)
         return "port_rules differ from those" + on;
     if (!hb.has_config)
@@ -234,6 +251,9 @@ void ConvergenceEngine::fill_contact(Heartbeat& hb, std::int64_t now) const {
     hb.cleanup_delay_s = config_.cluster.cleanup_delay_s;
     hb.vips_digest = config_.cluster.vips_digest;
     hb.cohort = cohort_;
+    hb.has_seed = true;
+    hb.seed_digest = seed_digest_;
+    hb.seed_source = config_.cluster.flow_seed_source;
 }
 
 std::string ConvergenceEngine::problem(Millis now_ms) const {

@@ -108,6 +108,12 @@ struct Heartbeat {
     std::uint32_t cleanup_delay_s = 0;
     std::uint64_t vips_digest = 0;
     std::uint64_t cohort = 0;
+    // Hash seed (section 6): flow_seed_digest of the sender's seed of the bucket hash, and
+    // where that seed comes from. A frame without it is from a version that hashes with the
+    // fixed seed.
+    bool has_seed = false;
+    std::uint64_t seed_digest = 0;
+    SeedSource seed_source = SeedSource::fixed;
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

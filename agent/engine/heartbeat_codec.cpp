@@ -16,6 +16,7 @@ constexpr std::size_t kBaseSection = 13;
 constexpr std::size_t kContactFixed = 22; // family, flags, port, address, count, reserved
 constexpr std::size_t kEchoEntry = 10;
 constexpr std::size_t kConfigSection = 28;
+constexpr std::size_t kSeedSection = 12; // digest, source, 3 reserved
 constexpr std::size_t kHeadBytes = 40; // through the sequence number, both frame kinds
 
 class Writer {
@@ -302,6 +303,15 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.u64(hb.vips_digest);
         w.u64(hb.cohort);
     }
+    if (hb.has_seed) {
+        w.u8(kSectionSeed);
+        w.u8(0);
+        w.u16(static_cast<std::uint16_t>(kSeedSection));
+        w.u64(hb.seed_digest);
+        w.u8(static_cast<std::uint8_t>(hb.seed_source));
+        w.u8(0);
+        w.u16(0);
+    }
 
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
@@ -450,6 +460,20 @@ DecodeError decode_config(std::span<const std::uint8_t> body, Heartbeat& hb) {
         return DecodeError::bad_field;
     hb.reason = static_cast<RefuseReason>(reason);
     hb.has_config = true;
+    return DecodeError::none;
+}
+
+DecodeError decode_seed(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    // Longer is a later version's: it may append, the fields here keep their places.
+    if (body.size() < kSeedSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.seed_digest = r.u64();
+    const auto source = r.u8();
+    if (source > kMaxSeedSource || hb.seed_digest == 0)
+        return DecodeError::bad_field;
+    hb.seed_source = static_cast<SeedSource>(source);
+    hb.has_seed = true;
     return DecodeError::none;
 }
 
@@ -699,6 +723,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionConfig:
             decode = decode_config;
+            break;
+        case kSectionSeed:
+            decode = decode_seed;
             break;
         }
         if (!decode)

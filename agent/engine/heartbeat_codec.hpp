@@ -29,6 +29,9 @@ inline constexpr std::uint8_t kSectionDirty = 2;
 inline constexpr std::uint8_t kSectionBase = 3;    // minor 1
 inline constexpr std::uint8_t kSectionContact = 4; // minor 2
 inline constexpr std::uint8_t kSectionConfig = 5;  // minor 2
+// Minor 2 still: a reader that predates it skips it, and a frame without it hashes with the
+// fixed seed, which is what such a reader's own host does.
+inline constexpr std::uint8_t kSectionSeed = 6;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

@@ -27,10 +27,14 @@ std::string validate(const EngineConfig& config) {
         return "cluster.heartbeat_tolerance: not in 2..100";
     if (config.cluster.ip == 0)
         return "cluster.ip: missing";
+    if (config.cluster.flow_seed == 0)
+        return "cluster.hash_seed: 0 is not a seed";
+    if (static_cast<std::uint8_t>(config.cluster.flow_seed_source) > kMaxSeedSource)
+        return "cluster.hash_seed: unknown source";
     return {};
 }
 
-std::uint64_t rules_fingerprint(std::span<const PortRule> rules) {
+std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t flow_seed) {
     DigestBuilder d;
     d.u32(0x6e6c6272); // "nlbr": domain separation
     d.u8(static_cast<std::uint8_t>(rules.size()));
@@ -42,6 +46,8 @@ std::uint64_t rules_fingerprint(std::span<const PortRule> rules) {
         d.u8(static_cast<std::uint8_t>(r.mode));
         d.u8(static_cast<std::uint8_t>(r.affinity));
     }
+    if (flow_seed != NLB_FLOW_SEED)
+        d.u32(flow_seed);
     return d.finish();
 }
 

@@ -11,6 +11,8 @@
 #include <nlb/limits.h>
 #include <nlb/maps.h>
 
+#include "flow_seed.hpp"
+
 namespace nlb {
 
 enum class Protocol : std::uint8_t { tcp = 0, udp = 1, both = 2 };
@@ -81,6 +83,9 @@ struct ClusterParams {
     std::uint32_t cleanup_delay_s = 300;
     std::uint8_t mode = 0;         // ClusterMode (unicast, multicast, igmp): must match
     std::uint64_t vips_digest = 0; // the cluster's VIP list (cluster IP first): must match
+    // The seed of the bucket hash (flow_seed.hpp) and where it came from: the seed must match.
+    std::uint32_t flow_seed = NLB_FLOW_SEED;
+    SeedSource flow_seed_source = SeedSource::fixed;
     std::vector<std::uint8_t> key; // empty: unauthenticated cluster
     // A second key accepted (never used to sign) while the cluster's key is rotated.
     std::vector<std::uint8_t> rotation_key;
@@ -95,9 +100,11 @@ struct EngineConfig {
 // Empty when the config is usable by the engine, else why not ("host.priority: 0 not in 1..64").
 std::string validate(const EngineConfig& config);
 
-// 64-bit fingerprint of the port rules (SHA-256, first 8 bytes): order matters, weights and
-// handling priorities do not.
-std::uint64_t rules_fingerprint(std::span<const PortRule> rules);
+// 64-bit fingerprint of the port rules and the bucket hash's seed (SHA-256, first 8 bytes):
+// order matters, weights and handling priorities do not. Every version compares it, so hosts
+// that hash packets differently never agree on an epoch. The fixed seed (NLB_FLOW_SEED) adds
+// nothing: such hosts fingerprint as versions before per-cluster seeds did, and agree with them.
+std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t flow_seed);
 
 // Effective weight of a host for a `multiple` rule under its local control.
 inline std::uint32_t effective_weight(std::uint8_t load_weight, RuleControl control) {

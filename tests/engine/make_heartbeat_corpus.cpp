@@ -1,6 +1,6 @@
 // Writes the fuzzer's seed corpus: valid heartbeats of every shape (states, rule counts,
-// dirty encodings, base maps, signed and not), map chunks and encoded maps, one file each,
-// into the directory given.
+// dirty encodings, base maps, hash seeds, signed and not), map chunks and encoded maps, one file
+// each, into the directory given.
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -43,6 +43,11 @@ int main(int argc, char** argv) {
             hb.base_digest = rng() | 1;
             hb.base_generation = 1 + static_cast<std::uint32_t>(rng() % 100);
             hb.base_flags = i % 3 == 2 ? Heartbeat::kBaseGiveUp : 0;
+        }
+        if (i % 4 == 1) {
+            hb.has_seed = true;
+            hb.seed_digest = hb.view_digest | 1; // no rng(): the other frames stay as they were
+            hb.seed_source = static_cast<SeedSource>(i % 3);
         }
         for (std::size_t r = 0; r < hb.rule_count; ++r) {
             hb.rules[r] = {static_cast<std::uint8_t>(rng() % 2 ? 0xff : rng() % 101),
