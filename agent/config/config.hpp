@@ -46,6 +46,9 @@ struct ClusterConfig {
     std::optional<std::string> rotation_key_file;
     bool remote_control = false;
     std::uint32_t cleanup_delay_s = 300;
+    // The seed of the bucket hash, when the operator sets one; none: derived from the key of
+    // key_file, or the fixed default without one (engine_config_of).
+    std::optional<std::uint32_t> hash_seed;
     bool operator==(const ClusterConfig&) const = default;
 };
 
@@ -100,8 +103,9 @@ Config load_config(const std::string& path);
 // The effective configuration, every default filled in; parse_config(to_json(c).dump()) == c.
 nlohmann::json to_json(const Config& config);
 
-// The dataplane's VIP list (cluster IP first, then vips in order) and rule list (in order).
-DataplaneTables tables_of(const Config& config);
+// The dataplane's VIP list (cluster IP first, then vips in order) and rule list (in order),
+// hashed with `flow_seed` (EngineConfig's cluster.flow_seed: it needs the key file's key).
+DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed = NLB_FLOW_SEED);
 
 const char* to_string(InitialState state);
 const char* to_string(RuleMode mode);

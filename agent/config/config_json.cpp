@@ -111,6 +111,9 @@ nlohmann::json to_json(const Config& config) {
         cluster["key_file"] = *c.key_file;
     if (c.rotation_key_file)
         cluster["rotation_key_file"] = *c.rotation_key_file;
+    // Only when set: a seed derived from the key stays as secret as the key file.
+    if (c.hash_seed)
+        cluster["hash_seed"] = *c.hash_seed;
 
     const HostConfig& h = config.host;
     nlohmann::json host = {
@@ -131,7 +134,7 @@ nlohmann::json to_json(const Config& config) {
     return out;
 }
 
-DataplaneTables tables_of(const Config& config) {
+DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed) {
     std::vector<IpAddress> vips{config.cluster.ip};
     vips.insert(vips.end(), config.cluster.vips.begin(), config.cluster.vips.end());
     std::vector<RuleMatch> rules;
@@ -148,7 +151,7 @@ DataplaneTables tables_of(const Config& config) {
         rules.push_back(m);
     }
     try {
-        return DataplaneTables(std::move(vips), std::move(rules));
+        return DataplaneTables(std::move(vips), std::move(rules), flow_seed);
     } catch (const std::invalid_argument& e) {
         // parse_config checks everything the tables do; only a hand-built Config gets here.
         throw ConfigError(e.what());

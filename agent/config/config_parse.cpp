@@ -90,6 +90,10 @@ ClusterConfig parse_cluster(const JsonField& field) {
     }
     if (auto delay = object.optional("cleanup_delay_s"))
         c.cleanup_delay_s = static_cast<std::uint32_t>(delay->integer(0, kMaxCleanupDelayS));
+    // 0 is no seed: the dataplane reads it as the fixed default (a state pinned by a version
+    // before per-cluster seeds).
+    if (auto seed = object.optional("hash_seed"))
+        c.hash_seed = static_cast<std::uint32_t>(seed->integer(1, 0xffffffff));
     object.finish();
     return c;
 }

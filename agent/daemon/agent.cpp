@@ -82,6 +82,9 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     milliseconds now = monotonic_now();
     const std::string ifname = dp->interface();
     try {
+        // First: the key files decide the seed the tables hash with.
+        const EngineConfig engine_config = engine_config_of(config_);
+        tables_ = tables_of(config_, engine_config.cluster.flow_seed);
         DataplaneMaps& maps = dp->maps();
         nlb_config cfg{};
         MacAddress own = interface_mac(ifname);
@@ -117,7 +120,6 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         // cannot receive those cannot look alive to the others (docs/convergence.md).
         hb_ = std::make_unique<HeartbeatSocket>(
             io_, dp->ifindex(), cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
-        const EngineConfig engine_config = engine_config_of(config_);
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
         contact_error_.clear();
         try {

@@ -79,6 +79,8 @@ class Agent {
     Config config_;
     AgentOptions options_;
     EventLog& log_;
+    // Rebuilt at each attach under the seed the key file then gives (before: the fixed seed;
+    // only the VIP and rule lookups, which no seed changes, are used then).
     DataplaneTables tables_;
 
     std::unique_ptr<ControlServer> control_;

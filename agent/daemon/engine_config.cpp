@@ -45,6 +45,16 @@ EngineConfig engine_config_of(const Config& config) {
     if (config.cluster.rotation_key_file)
         e.cluster.rotation_key =
             read_key_file(*config.cluster.rotation_key_file, "cluster.rotation_key_file");
+    // From the signing key only, never the rotation key: which of the two a host holds as
+    // key_file is what decides its seed, so a rotation changes the seed as a configuration
+    // change does, the hosts naming cluster.hash_seed, never in silence.
+    if (config.cluster.hash_seed) {
+        e.cluster.flow_seed = *config.cluster.hash_seed;
+        e.cluster.flow_seed_source = SeedSource::config;
+    } else if (!e.cluster.key.empty()) {
+        e.cluster.flow_seed = flow_seed_from_key(e.cluster.key);
+        e.cluster.flow_seed_source = SeedSource::key;
+    }
     e.host.priority = config.host.priority;
     e.host.contact.family = config.host.dedicated_ip.family;
     std::memcpy(e.host.contact.address.data(), config.host.dedicated_ip.words.data(), 16);

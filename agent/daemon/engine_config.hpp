@@ -9,8 +9,9 @@
 namespace nlb {
 
 // Reads the cluster key (cluster.key_file: 64 hex digits, as `nlbadm keygen` makes them) and
-// the rotation key (cluster.rotation_key_file). Throws ConfigError naming the key and the
-// problem.
+// the rotation key (cluster.rotation_key_file), and chooses the seed of the bucket hash:
+// cluster.hash_seed, else one derived from the cluster key, else the fixed NLB_FLOW_SEED.
+// Throws ConfigError naming the key and the problem.
 EngineConfig engine_config_of(const Config& config);
 
 // This host's parameters of each port rule (load weight, handling priority): the part of the

@@ -100,7 +100,7 @@ TEST_CASE("every accepted value form") {
       "cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.2", "2001:db8::1"], "mode": "igmp",
                   "heartbeat_ms": 100, "heartbeat_tolerance": 2, "remote_control": true,
                   "key_file": "/etc/nlb/cluster.key", "cleanup_delay_s": 0,
-                  "rotation_key_file": "/etc/nlb/cluster.key.new"},
+                  "rotation_key_file": "/etc/nlb/cluster.key.new", "hash_seed": 4294967295},
       "host": {"priority": 64, "dedicated_ip": "2001:db8::64", "initial_state": "suspended"},
       "port_rules": [
         {"vip": "2001:DB8:0::1", "ports": [80, 80], "protocol": "tcp", "mode": "single",
@@ -119,6 +119,7 @@ TEST_CASE("every accepted value form") {
     CHECK(c.cluster.remote_control);
     CHECK(c.cluster.rotation_key_file == "/etc/nlb/cluster.key.new");
     CHECK(c.cluster.cleanup_delay_s == 0);
+    CHECK(c.cluster.hash_seed == 4294967295u);
     CHECK(c.host.priority == 64);
     CHECK(c.host.initial_state == InitialState::suspended);
     REQUIRE(c.port_rules.size() == 4);
@@ -187,6 +188,13 @@ TEST_CASE("to_json gives the effective configuration and parses back to the same
     CHECK(j["cluster"]["vips"] == nlohmann::json::array());
     CHECK_FALSE(j["cluster"].contains("key_file"));
     CHECK_FALSE(j["cluster"].contains("rotation_key_file"));
+    // A seed derived from the key is not the configuration's to print.
+    CHECK_FALSE(j["cluster"].contains("hash_seed"));
+    CHECK_FALSE(c.cluster.hash_seed);
+    Config seeded = parse_config(R"({"cluster": {"ip": "10.0.0.1", "hash_seed": 1},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");
+    CHECK(to_json(seeded)["cluster"]["hash_seed"] == 1);
+    CHECK(parse_config(to_json(seeded).dump()) == seeded);
 
     Config rotating = parse_config(R"({"cluster": {"ip": "10.0.0.1", "key_file": "/k/new",
         "rotation_key_file": "/k/old"}, "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");

@@ -129,6 +129,11 @@ TEST_CASE("cluster section") {
         {with(R"({"ip": "10.0.0.1", "key_file": "/k", "rotation_key_file": "/k"})"),
          "cluster.rotation_key_file: \"/k\" is cluster.key_file already (name the other key of "
          "the rotation)"},
+        {with(R"({"ip": "10.0.0.1", "hash_seed": 0})"), "cluster.hash_seed: 0 below the minimum 1"},
+        {with(R"({"ip": "10.0.0.1", "hash_seed": 4294967296})"),
+         "cluster.hash_seed: 4294967296 above the maximum 4294967295"},
+        {with(R"({"ip": "10.0.0.1", "hash_seed": "0x6e6c6231"})"),
+         "cluster.hash_seed: expected an integer, got a string"},
         {with(R"({"ip": "10.0.0.1", "remote_control": true})"),
          "cluster.remote_control: true needs cluster.key_file (remote control is authenticated "
          "with the cluster key)"},

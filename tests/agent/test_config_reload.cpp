@@ -53,6 +53,8 @@ TEST_CASE("anything else is refused, naming the first key that changed") {
         plan_reload(config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules),
                     config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules))
             .fixed);
+    // The seed decides every packet's bucket: the whole cluster changes it, by restarts.
+    CHECK(plan_reload(running, config(R"(, "hash_seed": 5)", kRules)).fixed == "cluster.hash_seed");
     CHECK(plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 50},
                                               {"ports": [443, 443], "mode": "single"}])"))
               .fixed == "port_rules[0].ports");

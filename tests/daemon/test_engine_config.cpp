@@ -87,3 +87,46 @@ TEST_CASE("the rotation key reaches the engine; key file errors name their key")
     std::remove(key.c_str());
     std::remove(rotation.c_str());
 }
+
+TEST_CASE("the hash seed: the key's own, the same for the same key, never the rotation key's") {
+    std::string key_a = temp_file(std::string(64, 'a') + "\n");
+    std::string key_a2 = temp_file(std::string(64, 'a') + "\n"); // another file, same key
+    std::string key_b = temp_file(std::string(64, 'b') + "\n");
+    auto seed_of = [](const std::string& cluster) {
+        return engine_config_of(parse_config(R"({"cluster": {"ip": "192.0.2.100")" + cluster +
+                                             R"(}, "host": {"priority": 1,
+                                             "dedicated_ip": "192.0.2.11"}})"))
+            .cluster;
+    };
+    const auto a = seed_of(R"(, "key_file": ")" + key_a + "\"");
+    const auto a2 = seed_of(R"(, "key_file": ")" + key_a2 + "\"");
+    const auto b = seed_of(R"(, "key_file": ")" + key_b + "\"");
+    CHECK(a.flow_seed_source == SeedSource::key);
+    CHECK(a.flow_seed == flow_seed_from_key(std::vector<std::uint8_t>(32, 0xaa)));
+    CHECK(a.flow_seed == a2.flow_seed);
+    CHECK(a.flow_seed != b.flow_seed);
+    CHECK(a.flow_seed != NLB_FLOW_SEED);
+    CHECK(b.flow_seed != NLB_FLOW_SEED);
+
+    // Mid-rotation: the seed follows key_file alone. Accepting another key changes nothing;
+    // signing with the other one changes the seed (docs/config.md, "Rotating the cluster key").
+    const auto accepting =
+        seed_of(R"(, "key_file": ")" + key_a + R"(", "rotation_key_file": ")" + key_b + "\"");
+    const auto swapped =
+        seed_of(R"(, "key_file": ")" + key_b + R"(", "rotation_key_file": ")" + key_a + "\"");
+    CHECK(accepting.flow_seed == a.flow_seed);
+    CHECK(swapped.flow_seed == b.flow_seed);
+
+    // No key: the fixed seed every version before per-cluster seeds hashed with.
+    const auto none = seed_of("");
+    CHECK(none.flow_seed == NLB_FLOW_SEED);
+    CHECK(none.flow_seed_source == SeedSource::fixed);
+
+    // cluster.hash_seed wins, with a key or without.
+    const auto set = seed_of(R"(, "key_file": ")" + key_a + R"(", "hash_seed": 1852596785)");
+    CHECK(set.flow_seed == NLB_FLOW_SEED);
+    CHECK(set.flow_seed_source == SeedSource::config);
+    CHECK(seed_of(R"(, "hash_seed": 7)").flow_seed == 7);
+    for (const auto& k : {key_a, key_a2, key_b})
+        std::remove(k.c_str());
+}
