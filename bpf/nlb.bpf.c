@@ -25,6 +25,7 @@
 #include <nlb/maps.h>
 
 #include "conntrack.h"
+#include "fragments.h"
 #include "maps.bpf.h"
 #include "neigh.h"
 #include "parse.h"
@@ -59,9 +60,9 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity, p->fragment);
+	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity);
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
-	if (p->proto == IPPROTO_TCP && !p->fragment) {
+	if (p->proto == IPPROTO_TCP) {
 		int verdict = nlb_tcp_steady(eth, cfg, st, b, p->tcp_flags);
 
 		if (verdict != NLB_SLOW_PATH)
@@ -85,7 +86,7 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 					       p->tcp_flags, mode);
 		}
 	}
-	/* UDP, ICMP and fragments follow ownership alone: they move with their bucket at once. */
+	/* UDP and ICMP follow ownership alone: they move with their bucket at once. */
 	if (b & NLB_BKT_MINE)
 		return nlb_accept(eth, cfg, st);
 	return nlb_drop(st);
@@ -105,14 +106,11 @@ static __always_inline __u32 nlb_port_rule(const struct nlb_vip *vip, __u32 prot
 	return chunk->rule[port & (NLB_PORT_CHUNK - 1)];
 }
 
-/* Rule slot of a TCP or UDP packet to `vip`, from its destination port (or, for fragments,
- * from the VIP's fragment rule, since later fragments carry no port). */
+/* Rule slot of a TCP or UDP packet to `vip`, from its destination port. */
 static __always_inline __u32 nlb_rule_of(const struct nlb_vip *vip, const struct nlb_packet *p)
 {
 	__u32 proto = p->proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP;
 
-	if (p->fragment)
-		return vip->frag_rule[proto];
 	return nlb_port_rule(vip, proto, bpf_ntohs(p->dport));
 }
 
@@ -210,16 +208,27 @@ static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
 	if (nlb_parse_l4(p, data_end))
 		return nlb_malformed();
 
-	switch (p->proto) {
-	case IPPROTO_UDP:
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		__u32 rule_idx;
+		int verdict;
+
+		/* Only the first fragment of a datagram carries its ports (bpf/fragments.h). */
+		if (!p->l4)
+			return nlb_frag_follow(eth, cfg, p);
 		/* VIP index 0 is the cluster IP. A fragmented datagram is never one of remote
 		 * control's (they fit one frame): its fragments follow the rules. */
-		if (p->dport == bpf_htons(NLB_REMOTE_CONTROL_PORT) && vip->index == 0 &&
-		    !p->fragment)
+		if (p->proto == IPPROTO_UDP && p->dport == bpf_htons(NLB_REMOTE_CONTROL_PORT) &&
+		    vip->index == 0 && !p->fragment)
 			return nlb_remote_control(eth, cfg);
-		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
-	case IPPROTO_TCP:
-		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
+		rule_idx = nlb_rule_of(vip, p);
+		/* A first fragment is the datagram's header: decided as the whole datagram would
+		 * be, TCP tracking included (docs/dataplane.md). */
+		verdict = nlb_decide(eth, cfg, p, rule_idx, NLB_TRACK_FULL);
+		if (p->fragment)
+			nlb_frag_record(p, rule_idx, verdict);
+		return verdict;
+	}
+	switch (p->proto) {
 	case IPPROTO_ICMP:
 		if (p->family == NLB_FAMILY_V4)
 			return nlb_icmp4(eth, cfg, p, data_end);
@@ -337,7 +346,7 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity, 0);
+	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity);
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
 	if (proto == IPPROTO_UDP) {
 		if (b & NLB_BKT_MINE)

@@ -56,13 +56,10 @@ struct nlb_vip {
 	__u32 addr[4]; /* network byte order; IPv4 in addr[0], the rest zero */
 	__u8 family;   /* enum nlb_family; NONE marks an empty slot */
 	__u8 index;    /* 0..NLB_MAX_VIPS-1: selects this VIP's port table */
-	/* Rule that fragments of each protocol follow: later fragments carry no port, so every
-	 * fragment of a datagram is decided by this rule and its addresses alone. */
-	__u8 frag_rule[2];
 	/* Rule of every port of each protocol when one rule covers them all (the usual case),
 	 * which spares the port-table lookup; NLB_PORT_RULE_VARIES otherwise. */
 	__u8 port_rule[2];
-	__u8 pad[2];
+	__u8 pad[4];
 };
 
 #define NLB_PORT_RULE_VARIES 0xff
@@ -160,6 +157,39 @@ struct nlb_stats {
 	__u64 remote_passed;  /* remote-control datagrams passed to the stack */
 	__u64 remote_dropped; /* remote-control datagrams dropped: remote control is off */
 	__u64 heartbeat_rate_dropped; /* 0x886F frames over their source MAC's budget */
+	__u64 fragments_recorded;  /* first fragments whose verdict later fragments follow */
+	__u64 fragments_unmatched; /* later fragments with no first fragment: every host */
+};
+
+/* nlb_frags4 / nlb_frags6: the verdict of a fragmented datagram's first fragment (the only one
+ * that carries ports), under the key the receiving stack reassembles the datagram by: RFC 791's
+ * addresses, protocol and ID for IPv4, RFC 8200's addresses and ID for IPv6. Addresses and ID
+ * as on the wire. */
+struct nlb_frag_key4 {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct nlb_frag_key6 {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u32 id;
+};
+
+enum nlb_frag_verdict {
+	NLB_FRAG_ACCEPT = 1,   /* this host took the first fragment */
+	NLB_FRAG_DROP = 2,     /* another host's (or a dirty bucket's, or the watchdog's) */
+	NLB_FRAG_DISABLED = 3, /* the first fragment's port rule is disabled */
+};
+
+struct nlb_frag {
+	__u64 first_ns; /* bpf_ktime_get_coarse_ns() when the first fragment was decided */
+	__u8 rule;      /* rule slot of the first fragment: later fragments are counted there */
+	__u8 verdict;   /* enum nlb_frag_verdict */
+	__u8 pad[6];
 };
 
 /* nlb_hb_rate: a token bucket per source MAC for 0x886F frames (heartbeats and map chunks),

@@ -38,7 +38,7 @@ IpAddress source_where(const std::function<bool(std::uint16_t)>& want) {
     for (std::uint32_t i = 1;; ++i) {
         IpAddress a = ip("198.51.100.1");
         a.words[0] = htonl(ntohl(a.words[0]) + i);
-        if (want(nlb_flow_bucket(NLB_FAMILY_V4, a.words.data(), 0, NLB_AFFINITY_SINGLE, 0)))
+        if (want(nlb_flow_bucket(NLB_FAMILY_V4, a.words.data(), 0, NLB_AFFINITY_SINGLE)))
             return a;
     }
 }
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     // moved to another host and this host kept serving it.
     spec.src = source_where([&](std::uint16_t b) { return owner(b) == me && b % 8 == 0; });
     std::uint16_t moved =
-        nlb_flow_bucket(NLB_FAMILY_V4, spec.src.words.data(), 0, NLB_AFFINITY_SINGLE, 0);
+        nlb_flow_bucket(NLB_FAMILY_V4, spec.src.words.data(), 0, NLB_AFFINITY_SINGLE);
     spec.tcp_flags = kSyn;
     expect(dp.run(build(spec)).action, XDP_PASS, "SYN in an owned bucket");
     dp.set_buckets(0, [&](std::uint16_t b) {
