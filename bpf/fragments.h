@@ -12,6 +12,7 @@
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 
+#include <nlb/flow.h>
 #include <nlb/limits.h>
 #include <nlb/maps.h>
 
@@ -19,40 +20,65 @@
 #include "parse.h"
 #include "verdict.h"
 
-/* Remembers the verdict of a first fragment (offset 0, more fragments), decided in rule slot
- * `rule_idx` with result `verdict`. A newer datagram under the same key replaces the record:
- * the ID was reused, and the newer first fragment is the one the later fragments now follow. */
-static __always_inline void nlb_frag_record(const struct nlb_packet *p, __u32 rule_idx,
-					    int verdict)
+/* The reassembly key (family, addresses, IP ID, protocol: RFC 791's; RFC 8200's has no
+ * protocol, but every fragment of a datagram carries the same one) folded into three words.
+ * The low half, the flow hash's mixer, picks the slot; the high half, the tag, is a plain
+ * fold of the same words (bijective in each, so two keys that differ in one word never share
+ * a tag, others but for a chance of 2^-32). A tag needs no avalanche, only to differ, so it
+ * spares every fragment a second mixer. */
+static __always_inline __u64 nlb_frag_hash(const struct nlb_packet *p)
 {
-	struct nlb_frag f = {.rule = (__u8)rule_idx, .verdict = NLB_FRAG_DROP};
+	__u32 s = p->saddr[0], d = p->daddr[0];
+	__u32 id = p->frag_id ^ ((__u32)p->proto << 24 | (__u32)p->family << 16);
+
+	if (p->family == NLB_FAMILY_V6) {
+		s ^= (p->saddr[1] * 0x85ebca6bu) ^ (p->saddr[2] * 0xc2b2ae35u) ^
+		     (p->saddr[3] * 0x27d4eb2fu);
+		d ^= (p->daddr[1] * 0x85ebca6bu) ^ (p->daddr[2] * 0xc2b2ae35u) ^
+		     (p->daddr[3] * 0x27d4eb2fu);
+	}
+	return (__u64)((s * 0xc2b2ae35u) ^ d ^ (id * 0x27d4eb2fu)) << 32 |
+	       nlb_mix32(s ^ (d * NLB_GOLDEN) ^ (id * 0x85ebca6bu) ^ NLB_FLOW_SEED);
+}
+
+/* The fragments' clock: the watchdog's deadline, which the agent moves on at every arm (four
+ * times per watchdog timeout), so a record's age is known to that step, plenty against a 30 s
+ * timeout, and no fragment reads a clock (2 of a later fragment's 16 ns). While the agent does
+ * not arm, records do not age; the dataplane soon accepts nothing then anyway. */
+static __always_inline __u64 nlb_frag_now(void)
+{
+	return nlb_state.config.watchdog_deadline_ns;
+}
+
+static __always_inline struct nlb_frag *nlb_frag_slot(__u64 hash)
+{
+	__u32 slot = (__u32)hash & (NLB_FRAG_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&nlb_frags, &slot);
+}
+
+/* Remembers the verdict of a first fragment (offset 0, more fragments), decided in rule slot
+ * `rule_idx` with result `verdict`. A newer datagram in the slot replaces the record: under
+ * the same key the ID was reused, and the newer first fragment is the one to follow. */
+static __always_inline void nlb_frag_record(const struct nlb_packet *p, __u32 rule_idx, int verdict)
+{
+	__u64 hash = nlb_frag_hash(p);
+	struct nlb_frag *f = nlb_frag_slot(hash);
+	struct nlb_frag rec = {.ident = {.tag = hash >> 32, .rule = (__u8)rule_idx}};
 	struct nlb_stats *st;
 
-	if (rule_idx >= NLB_RULE_SLOTS)
-		return; /* nlb_decide found the table corrupt and counted it */
+	if (!f || rule_idx >= NLB_RULE_SLOTS)
+		return; /* rule_idx: nlb_decide found the table corrupt and counted it */
 	if (nlb_state.rules[rule_idx].mode == NLB_MODE_DISABLED)
-		f.verdict = NLB_FRAG_DISABLED;
+		rec.ident.verdict = NLB_FRAG_DISABLED;
 	else if (verdict == XDP_PASS)
-		f.verdict = NLB_FRAG_ACCEPT;
-	f.first_ns = bpf_ktime_get_coarse_ns();
-	if (p->family == NLB_FAMILY_V4) {
-		struct nlb_frag_key4 k4 = {
-			.saddr = p->saddr[0],
-			.daddr = p->daddr[0],
-			.id = (__u16)p->frag_id,
-			.proto = p->proto,
-		};
-
-		if (bpf_map_update_elem(&nlb_frags4, &k4, &f, BPF_ANY))
-			return;
-	} else {
-		struct nlb_frag_key6 k6 = {.id = p->frag_id};
-
-		__builtin_memcpy(k6.saddr, p->saddr, 16);
-		__builtin_memcpy(k6.daddr, p->daddr, 16);
-		if (bpf_map_update_elem(&nlb_frags6, &k6, &f, BPF_ANY))
-			return;
-	}
+		rec.ident.verdict = NLB_FRAG_ACCEPT;
+	else
+		rec.ident.verdict = NLB_FRAG_DROP;
+	/* The time first: a reader that sees the new tag with the old time (weakly ordered CPUs)
+	 * at worst takes the record for expired and passes the fragment to every host. */
+	f->stamp_ns = nlb_frag_now();
+	*(volatile __u64 *)&f->ident_word = rec.ident_word;
 	st = nlb_stats_slot(NLB_STATS_GLOBAL);
 	if (st)
 		st->fragments_recorded++;
@@ -64,32 +90,22 @@ static __always_inline void nlb_frag_record(const struct nlb_packet *p, __u32 ru
 static __always_inline int nlb_frag_follow(struct ethhdr *eth, const struct nlb_config *cfg,
 					   const struct nlb_packet *p)
 {
-	struct nlb_frag *f;
+	__u64 hash = nlb_frag_hash(p);
+	struct nlb_frag *f = nlb_frag_slot(hash);
+	struct nlb_frag rec;
 	struct nlb_stats *st;
 
-	if (p->family == NLB_FAMILY_V4) {
-		struct nlb_frag_key4 k4 = {
-			.saddr = p->saddr[0],
-			.daddr = p->daddr[0],
-			.id = (__u16)p->frag_id,
-			.proto = p->proto,
-		};
-
-		f = bpf_map_lookup_elem(&nlb_frags4, &k4);
-	} else {
-		struct nlb_frag_key6 k6 = {.id = p->frag_id};
-
-		__builtin_memcpy(k6.saddr, p->saddr, 16);
-		__builtin_memcpy(k6.daddr, p->daddr, 16);
-		f = bpf_map_lookup_elem(&nlb_frags6, &k6);
-	}
-	if (f && bpf_ktime_get_coarse_ns() - f->first_ns <= NLB_FRAG_TIMEOUT_NS) {
-		st = nlb_stats_slot(f->rule);
+	if (!f)
+		return XDP_DROP;
+	rec.ident_word = *(volatile __u64 *)&f->ident_word;
+	if (rec.ident.tag == (__u32)(hash >> 32) && rec.ident.verdict &&
+	    nlb_frag_now() - f->stamp_ns <= NLB_FRAG_TIMEOUT_NS) {
+		st = nlb_stats_slot(rec.ident.rule);
 		if (!st)
 			return XDP_DROP;
-		if (f->verdict == NLB_FRAG_ACCEPT)
+		if (rec.ident.verdict == NLB_FRAG_ACCEPT)
 			return nlb_accept(eth, cfg, st);
-		if (f->verdict == NLB_FRAG_DISABLED) {
+		if (rec.ident.verdict == NLB_FRAG_DISABLED) {
 			st->dropped_disabled++;
 			return XDP_DROP;
 		}

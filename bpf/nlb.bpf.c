@@ -2,7 +2,8 @@
 /* nlb's dataplane, one XDP program on the cluster interface of every host. It reads as the
  * packet's path: parse → is the destination a VIP? → port rule → bucket of the affinity key →
  * does this host own it (or track the connection)? → accept (rewrite the destination MAC to
- * our own so the stack takes the frame) or drop. ARP and neighbour solicitations for VIPs are
+ * our own so the stack takes the frame) or drop; a datagram's later fragments, which carry no
+ * ports, follow its first fragment's verdict. ARP and neighbour solicitations for VIPs are
  * answered here; dedicated-IP and all other traffic pass untouched, heartbeats too unless
  * their source MAC is over its budget. Remote control (UDP 2504 to the cluster IP) goes to
  * every host's stack, or to none when it is off.

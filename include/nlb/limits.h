@@ -37,10 +37,10 @@
  * host that owns the connection, then it no longer keeps its bucket dirty. */
 #define NLB_CONN_CLOSE_GRACE_NS (10ULL * 1000 * 1000 * 1000)
 
-/* Fragmented datagrams whose first fragment's verdict a host remembers (LRU, per family), so
- * that their later fragments follow it. A record serves while fewer than this many fragmented
- * datagrams start between a datagram's first and its last fragment. */
-#define NLB_FRAG_TABLE_ENTRIES 16384
+/* Slots of the direct-mapped table of first-fragment verdicts (16 bytes each, both families):
+ * a datagram's record is overwritten when a datagram that starts before its last fragment
+ * hashes to its slot, a chance of one in this many per such datagram. */
+#define NLB_FRAG_SLOTS 65536
 /* A record older than this is ignored: by then the receiving stack has given up reassembling
  * the datagram (Linux's ipfrag_time, 30 s; IPv6's is 60 s, and a shorter age only passes a
  * straggler to every host), and a later fragment with the same key belongs to a new datagram

@@ -15,7 +15,9 @@ struct nlb_config {
 	 * `alive` drops to 0 and no load-balanced traffic is accepted until the next arm. The
 	 * per-packet path reads one word instead of a clock. */
 	__u64 watchdog_timeout_ns;
-	__u64 watchdog_deadline_ns; /* CLOCK_MONOTONIC of the pending expiry (written by arm) */
+	/* CLOCK_MONOTONIC of the pending expiry (written by arm); also the coarse clock that ages
+	 * the fragment records (bpf/fragments.h) */
+	__u64 watchdog_deadline_ns;
 	__u32 alive;
 	__u32 vip_seed; /* seed of the VIP slot hash, chosen so that VIPs never share a slot */
 	__u8 own_mac[6];     /* destination written into accepted frames */
@@ -161,22 +163,18 @@ struct nlb_stats {
 	__u64 fragments_unmatched; /* later fragments with no first fragment: every host */
 };
 
-/* nlb_frags4 / nlb_frags6: the verdict of a fragmented datagram's first fragment (the only one
- * that carries ports), under the key the receiving stack reassembles the datagram by: RFC 791's
- * addresses, protocol and ID for IPv4, RFC 8200's addresses and ID for IPv6. Addresses and ID
- * as on the wire. */
-struct nlb_frag_key4 {
-	__u32 saddr;
-	__u32 daddr;
-	__u16 id;
-	__u8 proto;
-	__u8 pad;
-};
-
-struct nlb_frag_key6 {
-	__u32 saddr[4];
-	__u32 daddr[4];
-	__u32 id;
+/* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that
+ * carries ports), which its later fragments follow. The datagram is named by the key the
+ * receiving stack reassembles it by (family, addresses, IP ID, protocol), hashed into 64 bits:
+ * the slot comes from one half, `tag` is the other, so two datagrams that share a slot are
+ * told apart but for a chance of 2^-32. tag, rule and verdict form one aligned 8-byte word,
+ * written and read in one access, so a reader never pairs one datagram's tag with another's
+ * verdict. */
+struct nlb_frag_ident {
+	__u32 tag;
+	__u8 rule;    /* rule slot of the first fragment: later fragments are counted there */
+	__u8 verdict; /* enum nlb_frag_verdict; 0: empty slot */
+	__u8 pad[2];
 };
 
 enum nlb_frag_verdict {
@@ -186,10 +184,11 @@ enum nlb_frag_verdict {
 };
 
 struct nlb_frag {
-	__u64 first_ns; /* bpf_ktime_get_coarse_ns() when the first fragment was decided */
-	__u8 rule;      /* rule slot of the first fragment: later fragments are counted there */
-	__u8 verdict;   /* enum nlb_frag_verdict */
-	__u8 pad[6];
+	__u64 stamp_ns; /* watchdog_deadline_ns when the first fragment was decided: its age */
+	union {
+		struct nlb_frag_ident ident;
+		__u64 ident_word;
+	};
 };
 
 /* nlb_hb_rate: a token bucket per source MAC for 0x886F frames (heartbeats and map chunks),

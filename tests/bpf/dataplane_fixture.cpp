@@ -58,10 +58,6 @@ int DataplaneFixture::prog_fd() const { return bpf_program__fd(skel_->progs.nlb_
 
 int DataplaneFixture::heartbeat_rate_fd() const { return bpf_map__fd(skel_->maps.nlb_hb_rate); }
 
-int DataplaneFixture::frags4_fd() const { return bpf_map__fd(skel_->maps.nlb_frags4); }
-
-int DataplaneFixture::frags6_fd() const { return bpf_map__fd(skel_->maps.nlb_frags6); }
-
 void DataplaneFixture::configure(const DataplaneTables& tables, std::uint8_t priority) {
     priority_ = priority;
     tables_ = &tables;

@@ -31,9 +31,6 @@ class DataplaneFixture {
     int prog_fd() const;
     // nlb_hb_rate: struct nlb_hb_rate_key → struct nlb_hb_rate.
     int heartbeat_rate_fd() const;
-    // nlb_frags4 / nlb_frags6: struct nlb_frag_key4 / nlb_frag_key6 → struct nlb_frag.
-    int frags4_fd() const;
-    int frags6_fd() const;
 
     static Mac own_mac(std::uint8_t priority) { return {0x02, 0, 0, 0, 0, priority}; }
 

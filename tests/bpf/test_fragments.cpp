@@ -2,8 +2,6 @@
 // (the one with the ports) selects, under the port rule of its destination port and the
 // affinity key with the port; a later fragment that comes before its first goes to every
 // host and is counted. Two fixtures play two hosts with the same tables; IPv4 and IPv6.
-#include <time.h>
-
 #include <random>
 #include <vector>
 
@@ -176,30 +174,25 @@ TEST_CASE("a later fragment before its first goes to every host's stack and is c
 }
 
 TEST_CASE("a record older than the reassembly timeout is not followed") {
-    TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE)});
     std::mt19937 rng(302);
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
         CAPTURE(int(family));
+        TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE)});
         IpAddress src = random_address(rng, family);
         std::uint8_t owner = half(bucket_of(src, 0, NLB_AFFINITY_SINGLE));
         std::uint8_t other = owner == 1 ? 2 : 1;
         DataplaneFixture& h = hosts.host(other);
-        PacketSpec s = spec(src, 4000, 4000, kUdp);
-        Datagram d = fragments_of(s);
+        REQUIRE(h.arm_watchdog(60'000'000'000ull) == XDP_PASS);
+        Datagram d = fragments_of(spec(src, 4000, 4000, kUdp));
         CHECK(verdict(h, d.first) == Verdict::dropped);
         CHECK(verdict(h, d.middle) == Verdict::dropped);
 
-        // age the one record by the timeout and a second
-        int fd = family == NLB_FAMILY_V4 ? h.frags4_fd() : h.frags6_fd();
-        std::vector<std::uint8_t> key(family == NLB_FAMILY_V4 ? sizeof(nlb_frag_key4)
-                                                              : sizeof(nlb_frag_key6));
-        REQUIRE(bpf_map_get_next_key(fd, nullptr, key.data()) == 0);
-        nlb_frag f{};
-        REQUIRE(bpf_map_lookup_elem(fd, key.data(), &f) == 0);
-        CHECK(f.verdict == NLB_FRAG_DROP);
-        f.first_ns -= NLB_FRAG_TIMEOUT_NS + 1'000'000'000ull;
-        REQUIRE(bpf_map_update_elem(fd, key.data(), &f, BPF_EXIST) == 0);
-
+        // The records' clock is the watchdog deadline: as if the agent had armed it for the
+        // timeout and a second more.
+        __u64& deadline = h.maps().state().config.watchdog_deadline_ns;
+        deadline += NLB_FRAG_TIMEOUT_NS - 1'000'000'000ull;
+        CHECK(verdict(h, d.middle) == Verdict::dropped); // not yet
+        deadline += 2'000'000'000ull;
         std::uint64_t before = unmatched(h);
         CHECK(verdict(h, d.last) == Verdict::accepted); // passed: the datagram is history
         CHECK(unmatched(h) == before + 1);
