@@ -2,7 +2,8 @@
 /* nlb's dataplane, one XDP program on the cluster interface of every host. It reads as the
  * packet's path: parse → is the destination a VIP? → port rule → bucket of the affinity key →
  * does this host own it (or track the connection)? → accept (rewrite the destination MAC to
- * our own so the stack takes the frame) or drop. ARP and neighbour solicitations for VIPs are
+ * our own so the stack takes the frame) or drop; a datagram's later fragments, which carry no
+ * ports, follow its first fragment's verdict. ARP and neighbour solicitations for VIPs are
  * answered here; dedicated-IP and all other traffic pass untouched, heartbeats too unless
  * their source MAC is over its budget. Remote control (UDP 2504 to the cluster IP) goes to
  * every host's stack, or to none when it is off.
@@ -25,6 +26,7 @@
 #include <nlb/maps.h>
 
 #include "conntrack.h"
+#include "fragments.h"
 #include "maps.bpf.h"
 #include "neigh.h"
 #include "parse.h"
@@ -59,10 +61,10 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity, p->fragment,
+	bucket = nlb_flow_bucket(p->family, p->saddr, p->sport, rule->affinity,
 				 nlb_config_flow_seed(cfg));
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
-	if (p->proto == IPPROTO_TCP && !p->fragment) {
+	if (p->proto == IPPROTO_TCP) {
 		int verdict = nlb_tcp_steady(eth, cfg, st, b, p->tcp_flags);
 
 		if (verdict != NLB_SLOW_PATH)
@@ -86,7 +88,7 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 					       p->tcp_flags, mode);
 		}
 	}
-	/* UDP, ICMP and fragments follow ownership alone: they move with their bucket at once. */
+	/* UDP and ICMP follow ownership alone: they move with their bucket at once. */
 	if (b & NLB_BKT_MINE)
 		return nlb_accept(eth, cfg, st);
 	return nlb_drop(st);
@@ -106,14 +108,11 @@ static __always_inline __u32 nlb_port_rule(const struct nlb_vip *vip, __u32 prot
 	return chunk->rule[port & (NLB_PORT_CHUNK - 1)];
 }
 
-/* Rule slot of a TCP or UDP packet to `vip`, from its destination port (or, for fragments,
- * from the VIP's fragment rule, since later fragments carry no port). */
+/* Rule slot of a TCP or UDP packet to `vip`, from its destination port. */
 static __always_inline __u32 nlb_rule_of(const struct nlb_vip *vip, const struct nlb_packet *p)
 {
 	__u32 proto = p->proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP;
 
-	if (p->fragment)
-		return vip->frag_rule[proto];
 	return nlb_port_rule(vip, proto, bpf_ntohs(p->dport));
 }
 
@@ -211,16 +210,27 @@ static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
 	if (nlb_parse_l4(p, data_end))
 		return nlb_malformed();
 
-	switch (p->proto) {
-	case IPPROTO_UDP:
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		__u32 rule_idx;
+		int verdict;
+
+		/* Only the first fragment of a datagram carries its ports (bpf/fragments.h). */
+		if (!p->l4)
+			return nlb_frag_follow(eth, cfg, p);
 		/* VIP index 0 is the cluster IP. A fragmented datagram is never one of remote
 		 * control's (they fit one frame): its fragments follow the rules. */
-		if (p->dport == bpf_htons(NLB_REMOTE_CONTROL_PORT) && vip->index == 0 &&
-		    !p->fragment)
+		if (p->proto == IPPROTO_UDP && p->dport == bpf_htons(NLB_REMOTE_CONTROL_PORT) &&
+		    vip->index == 0 && !p->fragment)
 			return nlb_remote_control(eth, cfg);
-		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
-	case IPPROTO_TCP:
-		return nlb_decide(eth, cfg, p, nlb_rule_of(vip, p), NLB_TRACK_FULL);
+		rule_idx = nlb_rule_of(vip, p);
+		/* A first fragment is the datagram's header: decided as the whole datagram would
+		 * be, TCP tracking included (docs/dataplane.md). */
+		verdict = nlb_decide(eth, cfg, p, rule_idx, NLB_TRACK_FULL);
+		if (p->fragment)
+			nlb_frag_record(p, rule_idx, verdict);
+		return verdict;
+	}
+	switch (p->proto) {
 	case IPPROTO_ICMP:
 		if (p->family == NLB_FAMILY_V4)
 			return nlb_icmp4(eth, cfg, p, data_end);
@@ -338,7 +348,7 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity, 0,
+	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity,
 				 nlb_config_flow_seed(cfg));
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
 	if (proto == IPPROTO_UDP) {

@@ -48,7 +48,8 @@ struct nlb_packet {
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 fragment; /* any fragment of a fragmented datagram */
-	void *l4;      /* first byte after the IP headers; NULL for non-first fragments */
+	__be32 frag_id; /* the datagram's IP ID (IPv4: 16 bits), when `fragment` */
+	void *l4;       /* first byte after the IP headers; NULL for non-first fragments */
 	void *ip_end;  /* end of the IP datagram (tot_len / payload_len), never past data_end */
 };
 
@@ -113,6 +114,7 @@ static __always_inline int nlb_parse_ipv4(struct nlb_packet *p, struct iphdr *ip
 	p->daddr[0] = ip->daddr;
 	frag = bpf_ntohs(ip->frag_off);
 	p->fragment = (frag & (NLB_IP_MF | NLB_IP_OFFSET)) != 0;
+	p->frag_id = ip->id;
 	p->l4 = (frag & NLB_IP_OFFSET) ? NULL : (void *)ip + hlen;
 	return NLB_PARSE_OK;
 }
@@ -151,7 +153,10 @@ static __always_inline int nlb_parse_ipv6(struct nlb_packet *p, struct ipv6hdr *
 
 			if ((void *)(fh + 1) > data_end || (void *)(fh + 1) > p->ip_end)
 				return NLB_PARSE_MALFORMED;
-			p->fragment = 1;
+			/* offset 0 without more fragments (an atomic fragment, RFC 6946) is the
+			 * whole datagram: the stack takes it as it is, so it is decided as one */
+			p->fragment = (fh->frag_off & bpf_htons(0xfff9)) != 0;
+			p->frag_id = fh->identification;
 			if (fh->frag_off & bpf_htons(0xfff8)) {
 				/* later fragment: the rest is payload, no transport header */
 				p->proto = fh->nexthdr;

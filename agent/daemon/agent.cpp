@@ -614,6 +614,8 @@ json Agent::stats() const {
                         {"nd_replied", g.nd_replied},
                         {"passed_other", g.passed_other},
                         {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
+                        {"fragments_recorded", g.fragments_recorded},
+                        {"fragments_unmatched", g.fragments_unmatched},
                         {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};
     const EngineCounters c = engine_ ? engine_->counters() : EngineCounters{};
     out["heartbeats"] = {{"sent", c.sent},

@@ -247,6 +247,14 @@ std::string metrics_text(const json& stats) {
                 "Heartbeat frames (EtherType 0x886F) the dataplane dropped because their source "
                 "MAC sent more than its budget (1000 frames/s, bursts of 200).",
                 member(dp, "heartbeat_rate_dropped"));
+    page.family("nlb_dataplane_fragments_total", "counter",
+                "Fragmented TCP/UDP datagrams to a VIP: first fragments whose verdict the "
+                "later ones follow (recorded), and later fragments that came before their "
+                "first and went to the stack on every host (unmatched).");
+    page.sample("nlb_dataplane_fragments_total", {{"kind", "recorded"}},
+                number(member(dp, "fragments_recorded")));
+    page.sample("nlb_dataplane_fragments_total", {{"kind", "unmatched"}},
+                number(member(dp, "fragments_unmatched")));
     return page.take();
 }
 

@@ -53,6 +53,8 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.remote_passed += from.remote_passed;
     into.remote_dropped += from.remote_dropped;
     into.heartbeat_rate_dropped += from.heartbeat_rate_dropped;
+    into.fragments_recorded += from.fragments_recorded;
+    into.fragments_unmatched += from.fragments_unmatched;
 }
 
 DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {

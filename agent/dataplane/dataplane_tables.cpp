@@ -114,7 +114,6 @@ DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMa
         std::memset(chunk.rule, NLB_RULE_DEFAULT, sizeof(chunk.rule));
     for (std::size_t v = 0; v < vips_.size(); ++v) {
         for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
-            std::uint32_t frag_rule = NLB_RULE_DEFAULT;
             std::uint32_t first_rule = rule_for(v, proto, 0);
             bool uniform = true;
             for (std::uint32_t port = 0; port <= 65535; ++port) {
@@ -124,15 +123,9 @@ DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMa
                                                        static_cast<std::uint16_t>(port));
                 port_chunks_[key].rule[port & (NLB_PORT_CHUNK - 1)] =
                     static_cast<std::uint8_t>(chosen);
-                if (frag_rule == NLB_RULE_DEFAULT)
-                    frag_rule = chosen;
             }
-            // Fragments follow the rule of the lowest covered port: for the usual single
-            // all-ports rule that is the rule itself, so a client's fragmented and whole
-            // datagrams meet on one host under single affinity.
             nlb_vip& slot =
                 vip_slots_[nlb_vip_slot(vips_[v].family, vips_[v].words.data(), vip_seed_)];
-            slot.frag_rule[proto] = static_cast<std::uint8_t>(frag_rule);
             slot.port_rule[proto] =
                 uniform ? static_cast<std::uint8_t>(first_rule) : NLB_PORT_RULE_VARIES;
         }
@@ -180,15 +173,8 @@ std::optional<Placement> DataplaneTables::place(const Tuple& t) const {
         return std::nullopt;
     std::uint32_t proto = t.proto == 17 ? NLB_PROTO_UDP : NLB_PROTO_TCP;
     Placement p;
-    if (t.fragment) {
-        const nlb_vip& slot =
-            vip_slots_[nlb_vip_slot(t.family, t.daddr.data(), vip_seed_)];
-        p.rule = slot.frag_rule[proto];
-    } else {
-        p.rule = rule_of(*vip, proto, ntohs(t.dport));
-    }
-    p.bucket = nlb_flow_bucket(t.family, t.saddr.data(), t.sport, affinity_of(p.rule),
-                               t.fragment ? 1 : 0, flow_seed_);
+    p.rule = rule_of(*vip, proto, ntohs(t.dport));
+    p.bucket = nlb_flow_bucket(t.family, t.saddr.data(), t.sport, affinity_of(p.rule), flow_seed_);
     return p;
 }
 

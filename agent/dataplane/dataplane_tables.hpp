@@ -38,7 +38,9 @@ struct RuleMatch {
     std::uint8_t affinity = NLB_AFFINITY_SINGLE;
 };
 
-// A packet's identity as the dataplane reads it. Ports in network byte order.
+// A packet's identity as the dataplane reads it. Ports in network byte order. A fragmented
+// datagram is placed by its first fragment (the one with ports); its later fragments follow
+// the first's verdict in the dataplane (bpf/fragments.h).
 struct Tuple {
     std::uint8_t family = NLB_FAMILY_V4;
     std::uint8_t proto = 6; // IPPROTO_TCP
@@ -46,7 +48,6 @@ struct Tuple {
     std::array<std::uint32_t, 4> daddr{};
     std::uint16_t sport = 0;
     std::uint16_t dport = 0;
-    bool fragment = false;
 };
 
 // Where a packet to a VIP lands: rule slot (NLB_RULE_DEFAULT for uncovered) and bucket.

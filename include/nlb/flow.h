@@ -42,13 +42,13 @@ NLB_INLINE __u32 nlb_mix32(__u32 x)
 }
 
 /* Bucket of a packet from (saddr, sport) under a rule's affinity and the cluster's seed.
- * Addresses and the port are as on the wire (network byte order). Fragments hash addresses
- * only, so the first fragment, which carries the port, and the later ones, which do not, land
- * in the same bucket. Every host of a cluster must compute the same function: the golden
- * vectors in tests/golden/hash_vectors.hpp pin it, since a changed mixer splits a cluster of
- * mixed versions. */
+ * Addresses and the port are as on the wire (network byte order). A fragmented datagram is
+ * hashed once, at its first fragment (which carries the port); the later fragments follow
+ * that verdict (bpf/fragments.h). Every host of a cluster must compute the same function: the
+ * golden vectors in tests/golden/hash_vectors.hpp pin it, since a changed mixer splits a
+ * cluster of mixed versions. */
 NLB_INLINE __u16 nlb_flow_bucket(__u8 family, const __u32 *saddr, __u16 sport, __u8 affinity,
-				 int fragment, __u32 seed)
+				 __u32 seed)
 {
 	__u32 x;
 
@@ -61,7 +61,7 @@ NLB_INLINE __u16 nlb_flow_bucket(__u8 family, const __u32 *saddr, __u16 sport, _
 		if (affinity != NLB_AFFINITY_NETWORK)
 			x ^= (saddr[2] * 0x85ebca6bu) ^ (saddr[3] * 0xc2b2ae35u);
 	}
-	if (affinity == NLB_AFFINITY_NONE && !fragment)
+	if (affinity == NLB_AFFINITY_NONE)
 		x ^= (sport | ((__u32)sport << 16)) * NLB_GOLDEN;
 	return (__u16)(nlb_mix32(x ^ seed) & NLB_BUCKET_MASK);
 }

@@ -37,6 +37,16 @@
  * host that owns the connection, then it no longer keeps its bucket dirty. */
 #define NLB_CONN_CLOSE_GRACE_NS (10ULL * 1000 * 1000 * 1000)
 
+/* Slots of the direct-mapped table of first-fragment verdicts (16 bytes each, both families):
+ * a datagram's record is overwritten when a datagram that starts before its last fragment
+ * hashes to its slot, a chance of one in this many per such datagram. */
+#define NLB_FRAG_SLOTS 65536
+/* A record older than this is ignored: by then the receiving stack has given up reassembling
+ * the datagram (Linux's ipfrag_time, 30 s; IPv6's is 60 s, and a shorter age only passes a
+ * straggler to every host), and a later fragment with the same key belongs to a new datagram
+ * that reused the IP ID. */
+#define NLB_FRAG_TIMEOUT_NS (30ULL * 1000 * 1000 * 1000)
+
 /* Heartbeat EtherType (the one NLB used). */
 #define NLB_ETH_P_HEARTBEAT 0x886F
 

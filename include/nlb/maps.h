@@ -15,7 +15,9 @@ struct nlb_config {
 	 * `alive` drops to 0 and no load-balanced traffic is accepted until the next arm. The
 	 * per-packet path reads one word instead of a clock. */
 	__u64 watchdog_timeout_ns;
-	__u64 watchdog_deadline_ns; /* CLOCK_MONOTONIC of the pending expiry (written by arm) */
+	/* CLOCK_MONOTONIC of the pending expiry (written by arm); also the coarse clock that ages
+	 * the fragment records (bpf/fragments.h) */
+	__u64 watchdog_deadline_ns;
 	__u32 alive;
 	__u32 vip_seed; /* seed of the VIP slot hash, chosen so that VIPs never share a slot */
 	__u8 own_mac[6];     /* destination written into accepted frames */
@@ -58,13 +60,10 @@ struct nlb_vip {
 	__u32 addr[4]; /* network byte order; IPv4 in addr[0], the rest zero */
 	__u8 family;   /* enum nlb_family; NONE marks an empty slot */
 	__u8 index;    /* 0..NLB_MAX_VIPS-1: selects this VIP's port table */
-	/* Rule that fragments of each protocol follow: later fragments carry no port, so every
-	 * fragment of a datagram is decided by this rule and its addresses alone. */
-	__u8 frag_rule[2];
 	/* Rule of every port of each protocol when one rule covers them all (the usual case),
 	 * which spares the port-table lookup; NLB_PORT_RULE_VARIES otherwise. */
 	__u8 port_rule[2];
-	__u8 pad[2];
+	__u8 pad[4];
 };
 
 #define NLB_PORT_RULE_VARIES 0xff
@@ -162,6 +161,36 @@ struct nlb_stats {
 	__u64 remote_passed;  /* remote-control datagrams passed to the stack */
 	__u64 remote_dropped; /* remote-control datagrams dropped: remote control is off */
 	__u64 heartbeat_rate_dropped; /* 0x886F frames over their source MAC's budget */
+	__u64 fragments_recorded;  /* first fragments whose verdict later fragments follow */
+	__u64 fragments_unmatched; /* later fragments with no first fragment: every host */
+};
+
+/* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that
+ * carries ports), which its later fragments follow. The datagram is named by the key the
+ * receiving stack reassembles it by (family, addresses, IP ID, protocol), hashed into 64 bits:
+ * the slot comes from one half, `tag` is the other, so two datagrams that share a slot are
+ * told apart but for a chance of 2^-32. tag, rule and verdict form one aligned 8-byte word,
+ * written and read in one access, so a reader never pairs one datagram's tag with another's
+ * verdict. */
+struct nlb_frag_ident {
+	__u32 tag;
+	__u8 rule;    /* rule slot of the first fragment: later fragments are counted there */
+	__u8 verdict; /* enum nlb_frag_verdict; 0: empty slot */
+	__u8 pad[2];
+};
+
+enum nlb_frag_verdict {
+	NLB_FRAG_ACCEPT = 1,   /* this host took the first fragment */
+	NLB_FRAG_DROP = 2,     /* another host's (or a dirty bucket's, or the watchdog's) */
+	NLB_FRAG_DISABLED = 3, /* the first fragment's port rule is disabled */
+};
+
+struct nlb_frag {
+	__u64 stamp_ns; /* watchdog_deadline_ns when the first fragment was decided: its age */
+	union {
+		struct nlb_frag_ident ident;
+		__u64 ident_word;
+	};
 };
 
 /* nlb_hb_rate: a token bucket per source MAC for 0x886F frames (heartbeats and map chunks),

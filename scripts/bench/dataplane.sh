@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Dataplane cost per packet under BPF_PROG_TEST_RUN (kernel-timed, repeat ≥ 1,000,000, median
 # of interleaved rounds) for drop-foreign, accept-owned, accept-tracked and ARP, next to a bare
-# XDP program in the same run, and for a heartbeat dropped over its source's budget (what each
-# frame of a one-source flood costs). Last line: one JSON object.
+# XDP program in the same run, for a heartbeat dropped over its source's budget (what each
+# frame of a one-source flood costs), and for a later fragment of a datagram whose first
+# fragment was accepted (fragment_ns, goal ≤ 3 × bare). Last line: one JSON object.
 #   usage: scripts/bench/dataplane.sh [REPEAT] [ROUNDS]   (as root; BUILD=build by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

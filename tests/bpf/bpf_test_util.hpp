@@ -85,9 +85,8 @@ inline void set_owners(DataplaneFixture& dp, std::uint32_t slot,
 
 // The bucket the dataplane computes; sport in host byte order.
 inline std::uint16_t bucket_of(const IpAddress& src, std::uint16_t sport, std::uint8_t affinity,
-                               bool fragment = false, std::uint32_t seed = NLB_FLOW_SEED) {
-    return nlb_flow_bucket(src.family, src.words.data(), htons(sport), affinity, fragment ? 1 : 0,
-                           seed);
+                               std::uint32_t seed = NLB_FLOW_SEED) {
+    return nlb_flow_bucket(src.family, src.words.data(), htons(sport), affinity, seed);
 }
 
 inline nlb_stats stats(DataplaneFixture& dp, std::uint32_t slot) {
@@ -184,10 +183,10 @@ struct Source {
 };
 
 inline Source source_where(std::mt19937& rng, std::uint8_t family, std::uint8_t affinity,
-                           const std::function<bool(std::uint16_t)>& want, bool fragment = false) {
+                           const std::function<bool(std::uint16_t)>& want) {
     for (;;) {
         Source s{random_address(rng, family), static_cast<std::uint16_t>(1024 + rng() % 60000)};
-        if (want(bucket_of(s.addr, s.port, affinity, fragment)))
+        if (want(bucket_of(s.addr, s.port, affinity)))
             return s;
     }
 }

@@ -88,7 +88,7 @@ Bytes build(const PacketSpec& s) {
         b.push_back(static_cast<std::uint8_t>(0x40 | (hlen / 4)));
         b.push_back(0);
         put16(b, static_cast<std::uint16_t>(hlen + transport.size()));
-        put16(b, 0x1234);
+        put16(b, static_cast<std::uint16_t>(s.frag_id));
         std::uint16_t frag = s.fragment ? static_cast<std::uint16_t>(
                                               (s.more_fragments ? 0x2000 : 0) | s.frag_offset)
                                         : 0;
@@ -115,7 +115,8 @@ Bytes build(const PacketSpec& s) {
                 ext.push_back(0);
                 put16(ext, static_cast<std::uint16_t>(s.frag_offset << 3 |
                                                       (s.more_fragments ? 1 : 0)));
-                ext.insert(ext.end(), {0, 0, 0x12, 0x34});
+                put16(ext, static_cast<std::uint16_t>(s.frag_id >> 16));
+                put16(ext, static_cast<std::uint16_t>(s.frag_id));
             } else if (chain[i] == 51) { // AH: length in 4-byte units minus 2
                 ext.push_back(next);
                 ext.push_back(1);

@@ -37,6 +37,7 @@ struct PacketSpec {
     bool fragment = false;                // part of a fragmented datagram
     std::uint16_t frag_offset = 0;        // in 8-byte units; 0 = first fragment
     bool more_fragments = false;
+    std::uint32_t frag_id = 0x1234;       // IPv4: the low 16 bits; IPv6: the fragment header's
     std::uint8_t icmp_type = 8;           // for ICMP/ICMPv6 packets
     Bytes icmp_body;                      // bytes after the 8-byte ICMP header
 };

@@ -1,5 +1,5 @@
 // Which host takes a packet: affinities, rule modes, the default host, VIP-specific rules,
-// fragments, VLAN tags, ICMP errors and echo, the MAC rewrite, the watchdog, and what passes
+// first fragments (the rest: test_fragments.cpp), VLAN tags, ICMP errors and echo, the MAC rewrite, the watchdog, and what passes
 // untouched. Two fixtures play two hosts with the same tables; host 1 owns the even buckets,
 // host 2 the odd ones, so every case is checked from both sides.
 #include <chrono>
@@ -253,48 +253,6 @@ TEST_CASE("a VIP-specific rule wins on its ports, the all rule elsewhere and for
     };
     check(2, 1);
     check(1, 2);
-}
-
-TEST_CASE("every fragment of a datagram lands on one host, whatever the affinity") {
-    auto affinity =
-        GENERATE(as<std::uint8_t>{}, NLB_AFFINITY_NONE, NLB_AFFINITY_SINGLE, NLB_AFFINITY_NETWORK);
-    CAPTURE(int(affinity));
-    TwoHosts hosts({kVip4, kVip6}, {rule_all(affinity)});
-    std::mt19937 rng(200 + affinity);
-    for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
-        const IpAddress& vip = family == NLB_FAMILY_V4 ? kVip4 : kVip6;
-        int on_host1 = 0;
-        for (int i = 0; i < 40; ++i) {
-            IpAddress src = random_address(rng, family);
-            auto sport = static_cast<std::uint16_t>(1024 + rng() % 60000);
-            std::uint8_t owner = half(bucket_of(src, 0, affinity, true));
-            on_host1 += owner == 1;
-            for (std::uint8_t proto : {kTcp, kUdp}) {
-                PacketSpec s = spec_for(src, sport, vip, proto, Shape::plain);
-                s.fragment = true;
-                s.more_fragments = true;
-                s.payload = 64;
-                Bytes first = build(s);
-                s.frag_offset = 11;
-                s.more_fragments = false;
-                Bytes later = build(s);
-                s.frag_offset = 5;
-                s.more_fragments = true;
-                Bytes middle = build(s);
-                CAPTURE(src.to_string(), sport, int(proto));
-                for (std::uint8_t me : {1, 2}) {
-                    DataplaneFixture& h = hosts.host(me);
-                    CHECK(verdict(h, first) == owner_verdict(owner, me));
-                    CHECK(verdict(h, middle) == owner_verdict(owner, me));
-                    CHECK(verdict(h, later) == owner_verdict(owner, me));
-                }
-            }
-        }
-        CHECK(on_host1 > 0);
-        CHECK(on_host1 < 40);
-    }
-    CHECK(stats(hosts.h1, 0).tracked == 0); // fragments never open connections
-    CHECK(total_stats(hosts.h1).malformed == 0);
 }
 
 TEST_CASE("accepted frames get this host's MAC as destination and nothing else changes") {

@@ -1,4 +1,4 @@
-// The dataplane's tables as the agent computes them: VIP slots, port rules, fragment rules.
+// The dataplane's tables as the agent computes them: VIP slots, port rules.
 #include <arpa/inet.h>
 
 #include <random>
@@ -66,24 +66,6 @@ TEST_CASE("uncovered ports go to the default-host slot") {
     CHECK(t.rule_of(0, NLB_PROTO_TCP, 1500) == NLB_RULE_DEFAULT);
 }
 
-TEST_CASE("fragments follow the rule of the lowest covered port") {
-    DataplaneTables t({addr("10.0.0.100")},
-                      {rule(0, 8000, 9000, Protocol::udp), rule(0, 500, 600, Protocol::udp)});
-    Tuple frag;
-    frag.family = NLB_FAMILY_V4;
-    frag.proto = 17;
-    frag.saddr = addr("198.51.100.7").words;
-    frag.daddr = addr("10.0.0.100").words;
-    frag.fragment = true;
-    auto p = t.place(frag);
-    REQUIRE(p);
-    CHECK(p->rule == 1);
-    // Fragments carry no port: the port must not change the bucket.
-    Tuple other = frag;
-    other.sport = htons(1234);
-    CHECK(t.place(other)->bucket == p->bucket);
-}
-
 TEST_CASE("overlapping rules and bad VIP lists are refused with the offending entry named") {
     auto message = [](auto&& make) {
         try {
@@ -138,7 +120,7 @@ TEST_CASE("the bucket hash spreads clients evenly") {
     for (std::uint32_t i = 0; i < 40000; ++i) {
         std::uint32_t saddr = htonl(0x0a000000u + i);
         std::uint16_t b =
-            nlb_flow_bucket(NLB_FAMILY_V4, &saddr, 0, NLB_AFFINITY_SINGLE, 0, NLB_FLOW_SEED);
+            nlb_flow_bucket(NLB_FAMILY_V4, &saddr, 0, NLB_AFFINITY_SINGLE, NLB_FLOW_SEED);
         per_host[b % 4]++;
     }
     for (int n : per_host)
