@@ -610,6 +610,7 @@ json Agent::stats() const {
     out["dataplane"] = {{"malformed", g.malformed},
                         {"arp_replied", g.arp_replied},
                         {"nd_replied", g.nd_replied},
+                        {"neigh_dropped", g.neigh_dropped},
                         {"passed_other", g.passed_other},
                         {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
                         {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};

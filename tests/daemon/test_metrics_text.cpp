@@ -36,7 +36,7 @@ const json kStats = json::parse(R"({
      "buckets_owned": 4096, "dirty_buckets": 31, "dirty_elsewhere": 32}
   ],
   "dataplane": {"malformed": 501, "arp_replied": 502, "nd_replied": 503, "passed_other": 504,
-                "heartbeat_rate_dropped": 505, "watchdog_alive": true},
+                "heartbeat_rate_dropped": 505, "neigh_dropped": 506, "watchdog_alive": true},
   "heartbeats": {"sent": 601, "received": 602, "accepted": 603, "malformed": 604,
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
                  "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611},
@@ -161,6 +161,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {R"(nlb_neighbour_replies_total{proto="nd"})", "503"},
         {"nlb_dataplane_passed_total", "504"},
         {"nlb_dataplane_heartbeat_rate_dropped_total", "505"},
+        {"nlb_dataplane_neigh_dropped_total", "506"},
     };
     for (const auto& [sample, value] : expected) {
         INFO(sample);
