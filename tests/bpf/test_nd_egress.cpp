@@ -1,12 +1,20 @@
-// The TC egress program (bpf/nd_egress.h): what it does to the packets the host sends.
+// The TC egress program (bpf/nd_egress.h): what it does to the packets the host sends, and
+// that the agent's loader puts it on an interface only when told the cluster has an IPv6 VIP.
+#include <fcntl.h>
 #include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "bpf_test_util.hpp"
+#include "dataplane_loader.hpp"
 
 using namespace nlb;
 using namespace nlb::test;
@@ -140,4 +148,67 @@ TEST_CASE("egress: the program never pulls the packet") {
     Host h;
     CHECK(h.dp.egress_helper_calls(BPF_FUNC_skb_load_bytes) >= 1); // the scan itself works
     CHECK(h.dp.egress_helper_calls(BPF_FUNC_skb_pull_data) == 0);
+}
+
+namespace {
+
+// Runs a test in a network namespace of its own (its `lo` is the interface to attach to),
+// with a pin directory on the bpffs at /sys/fs/bpf, and comes back to the test's namespace.
+struct PrivateNetns {
+    int home = -1;
+    std::string pin_dir = "/sys/fs/bpf/nlb-test-egress-" + std::to_string(getpid());
+    PrivateNetns() {
+        home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        REQUIRE(home >= 0);
+        REQUIRE(unshare(CLONE_NEWNET) == 0);
+    }
+    ~PrivateNetns() {
+        std::error_code ec; // pins a failed check left behind would keep the program alive
+        std::filesystem::remove_all(pin_dir, ec);
+        setns(home, CLONE_NEWNET); // the namespace goes with its last user
+        close(home);
+    }
+};
+
+} // namespace
+
+TEST_CASE("egress: attached only when the agent says the cluster has an IPv6 VIP") {
+    struct stat st {};
+    if (stat("/sys/fs/bpf", &st) != 0) {
+        WARN("no bpffs at /sys/fs/bpf: skipped");
+        return;
+    }
+    PrivateNetns ns;
+    const int lo = static_cast<int>(if_nametoindex("lo"));
+    REQUIRE(lo > 0);
+
+    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
+    CHECK_FALSE(Dataplane::nd_egress_attached(lo)); // attaching XDP alone adds no filter
+    dp->set_nd_egress(false);                       // IPv4 VIPs only
+    CHECK_FALSE(Dataplane::nd_egress_attached(lo));
+    dp->set_nd_egress(true);
+    CHECK(Dataplane::nd_egress_attached(lo));
+    dp->set_nd_egress(true); // again: replaces, still one
+    CHECK(Dataplane::nd_egress_attached(lo));
+
+    // A restarted agent whose config has no IPv6 VIP any more removes it...
+    dp.reset(); // the process's handles go, the pinned dataplane stays
+    CHECK(Dataplane::nd_egress_attached(lo));
+    dp = Dataplane::adopt(ns.pin_dir);
+    REQUIRE(dp);
+    CHECK(Dataplane::nd_egress_attached(lo)); // adoption alone keeps what it found
+    dp->set_nd_egress(false);
+    CHECK_FALSE(Dataplane::nd_egress_attached(lo));
+
+    // ...and one whose config gained one puts it back.
+    dp.reset();
+    dp = Dataplane::adopt(ns.pin_dir);
+    REQUIRE(dp);
+    CHECK_FALSE(Dataplane::nd_egress_attached(lo));
+    dp->set_nd_egress(true);
+    CHECK(Dataplane::nd_egress_attached(lo));
+
+    dp->detach();
+    CHECK_FALSE(Dataplane::nd_egress_attached(lo));
+    CHECK(stat(ns.pin_dir.c_str(), &st) != 0);
 }

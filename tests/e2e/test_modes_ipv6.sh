@@ -2,8 +2,17 @@
 # E2E 6 and 7: multicast and igmp modes (unicast is every other test) serve TCP and UDP with
 # no duplicate answer, and `nlbadm ip2mac` names the MAC the cluster answers ARP with; an IPv6
 # VIP beside the IPv4 cluster IP is reachable (neighbour solicitation answered by the
-# dataplane) and serves TCP and UDP.
+# dataplane) and serves TCP and UDP. The ND egress filter is on a host exactly while its
+# config has an IPv6 VIP, also after a restarted agent adopts its predecessor's dataplane
+# with other VIPs.
 source "$(dirname "$0")/common.sh"
+
+RULES='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
+
+# egress_filter I: nlb's TC egress filter on host I's eth0, if any.
+egress_filter() {
+  tc -n "$TOPO-h$1" filter show dev eth0 egress 2>/dev/null | grep nlb_nd_egress || true
+}
 
 run_mode() {
   local mode=$1 v6=${2:-}
@@ -13,7 +22,7 @@ run_mode() {
   local vips='[]'
   [ -z "$v6" ] || vips='["fd00::100"]'
   for i in 1 2 3; do
-    host_config "$i" '[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]' "$mode" "$vips"
+    host_config "$i" "$RULES" "$mode" "$vips"
     if [ -n "$v6" ]; then
       topo_start_server "$i" 7000 --vip "$CLUSTER_IP" --vip fd00::100
     else
@@ -22,6 +31,13 @@ run_mode() {
     topo_start_agent "$i"
   done
   wait_converged 3 20 1 2 3
+  for i in 1 2 3; do
+    if [ -n "$v6" ]; then
+      check "$mode: host $i has the ND egress filter (IPv6 VIP)" test -n "$(egress_filter "$i")"
+    else
+      check "$mode: host $i has no ND egress filter (no IPv6 VIP)" test -z "$(egress_filter "$i")"
+    fi
+  done
   local r
   r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --per-source 3)
   check "$mode: 300 TCP connections answered" test "$(json 'sum(d["answers"].values())' <<<"$r")" = 300
@@ -42,6 +58,22 @@ run_mode() {
     check "IPv6: the solicitation was answered with the cluster MAC ($got)" test "$want" = "$got"
     q=$(nlbadm_h 1 --json stats)
     check "IPv6: the dataplane answered neighbour solicitations" test "$(json 'sum(1 for _ in [0]) if d["dataplane"]["nd_replied"] > 0 else 0' <<<"$q")" = 1
+  fi
+
+  # A restarted agent adopts the pinned dataplane under a config with the other VIPs: the
+  # filter follows the config (the cluster refuses host 3 then; nothing here looks at that).
+  { kill -9 "$AGENT_PID_3" && wait "$AGENT_PID_3"; } 2>/dev/null || true
+  local other='["fd00::100"]'
+  [ -z "$v6" ] || other='[]'
+  host_config 3 "$RULES" "$mode" "$other"
+  topo_start_agent 3
+  local deadline=$((SECONDS + 15))
+  until nlbadm_h 3 --json query >/dev/null 2>&1 || ((SECONDS >= deadline)); do sleep 0.2; done
+  check "$mode: the restarted agent adopted the dataplane" grep -q adopted "$TOPO_DIR/h3.log"
+  if [ -n "$v6" ]; then
+    check "$mode: adopted without IPv6 VIPs, the ND egress filter is gone" test -z "$(egress_filter 3)"
+  else
+    check "$mode: adopted with an IPv6 VIP, the ND egress filter is there" test -n "$(egress_filter 3)"
   fi
   topo_cleanup
   trap - EXIT
