@@ -2,8 +2,8 @@
 /* ARP and IPv6 neighbour answers for VIPs, sent back out of the interface with XDP_TX. Every
  * host answers with the cluster MAC as the link-layer address and an Ethernet source of
  * 02-h-a-b-c-d, a MAC no host owns, so switches never learn the cluster MAC and keep flooding
- * it to every host. The kernel never sees these requests, so it never answers with its own
- * MAC. */
+ * it to every host. The kernel sees no ARP or ND about a VIP at all, answered here or not,
+ * so it never answers for a VIP with its own MAC. */
 #ifndef NLB_NEIGH_H
 #define NLB_NEIGH_H
 
@@ -18,6 +18,8 @@
 #include <nlb/maps.h>
 
 #include "maps.bpf.h"
+#include "parse.h"
+#include "verdict.h"
 
 #define NLB_ARP_REQUEST 1
 #define NLB_ARP_REPLY 2
@@ -75,25 +77,43 @@ static __always_inline void nlb_count_global_arp(void)
 		st->arp_replied++;
 }
 
-/* Returns XDP_TX with the request turned into a reply, XDP_PASS for ARP that is not a request
- * for a VIP, XDP_DROP (counted malformed by the caller) for a truncated ARP packet. */
-static __always_inline int nlb_answer_arp(const struct nlb_config *cfg, struct ethhdr *eth,
-					  struct nlb_arp *arp, void *data_end, int *malformed)
+/* Returned by nlb_neigh6 for what is not neighbour discovery about a VIP. */
+#define NLB_NOT_NEIGH (-2)
+
+/* ARP or ND about a VIP that this host does not answer. It must not reach the kernel: with
+ * the VIP configured on the interface, the kernel would answer with the host's own MAC and
+ * every client that heard it would send the VIP's traffic to this one host. */
+static __always_inline int nlb_neigh_dropped(void)
+{
+	struct nlb_stats *st = nlb_stats_slot(NLB_STATS_GLOBAL);
+
+	if (st)
+		st->neigh_dropped++;
+	return XDP_DROP;
+}
+
+/* ARP whose target is a VIP is answered here or dropped; ARP about anything else (dedicated
+ * IPs, other hosts) passes untouched, and a cut ARP body is malformed. The target is read
+ * where Ethernet/IPv4 ARP has it, the only layout the kernel acts on (arp_rcv wants the
+ * device's address length and 4, arp_process protocol IPv4), so nothing the kernel could
+ * answer escapes the check. The kernel also answers hardware type 6 (IEEE 802), and takes
+ * replies and gratuitous ARP for its neighbour table: all dropped here when about a VIP. */
+static __always_inline int nlb_arp(const struct nlb_config *cfg, struct ethhdr *eth,
+				   struct nlb_arp *arp, void *data_end)
 {
 	__u8 req_sha[ETH_ALEN];
 	__u32 tpa[4] = {};
 	__u32 spa;
 
-	if ((void *)(arp + 1) > data_end) {
-		*malformed = 1;
-		return XDP_DROP;
-	}
-	if (arp->op != bpf_htons(NLB_ARP_REQUEST) || arp->htype != bpf_htons(1) ||
-	    arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != ETH_ALEN || arp->plen != 4)
-		return XDP_PASS;
+	if ((void *)(arp + 1) > data_end)
+		return nlb_malformed();
 	__builtin_memcpy(&tpa[0], arp->tpa, 4);
 	if (!nlb_find_vip(cfg, NLB_FAMILY_V4, tpa))
 		return XDP_PASS;
+	if (!(cfg->flags & NLB_CFG_ANSWER_NEIGH) || arp->op != bpf_htons(NLB_ARP_REQUEST) ||
+	    arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) ||
+	    arp->hlen != ETH_ALEN || arp->plen != 4)
+		return nlb_neigh_dropped();
 
 	__builtin_memcpy(req_sha, arp->sha, ETH_ALEN);
 	__builtin_memcpy(&spa, arp->spa, 4);
@@ -125,34 +145,25 @@ static __always_inline __u32 nlb_csum_add(__u32 sum, const void *buf, int len)
 	return sum;
 }
 
-/* A neighbour solicitation (RFC 4861 §7.1.1 checks: hop limit 255, code 0) whose target is a
- * VIP becomes a solicited advertisement of the cluster MAC. The reply always has the same
- * size, so the frame is resized to it; l3_off is the offset of the IPv6 header (14 or 18). */
+/* Turns a neighbour solicitation for `target` (a VIP) into a solicited advertisement of the
+ * cluster MAC. The reply always has the same size, so the frame is resized to it; l3_off is
+ * the offset of the IPv6 header (14 or 18), and the ICMPv6 header follows it directly. */
 static __always_inline int nlb_answer_ns(struct xdp_md *ctx, const struct nlb_config *cfg,
-					 __u32 l3_off, int *malformed)
+					 __u32 l3_off, const __u32 *target)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6;
-	__u8 *icmp;
 	__u8 req_mac[ETH_ALEN];
-	__u32 req_src[4], target[4];
+	__u32 req_src[4];
 	struct nlb_na na = {};
 	int unspecified, delta;
 	__u32 sum;
 
 	ip6 = data + (l3_off & 31);
-	icmp = (__u8 *)(ip6 + 1);
-	if ((void *)(icmp + 24) > data_end || (void *)(icmp + 24) > (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len)) {
-		*malformed = 1;
-		return XDP_DROP;
-	}
-	if (ip6->hop_limit != 255 || icmp[1] != 0)
-		return XDP_PASS;
-	__builtin_memcpy(target, icmp + 8, 16);
-	if (!nlb_find_vip(cfg, NLB_FAMILY_V6, target))
-		return XDP_PASS;
+	if ((void *)(ip6 + 1) > data_end)
+		return nlb_malformed();
 	__builtin_memcpy(req_src, &ip6->saddr, 16);
 	__builtin_memcpy(req_mac, eth->h_source, ETH_ALEN);
 
@@ -204,13 +215,48 @@ static __always_inline int nlb_answer_ns(struct xdp_md *ctx, const struct nlb_co
 	__builtin_memcpy(ip6 + 1, &na, sizeof(na));
 
 	{
-		__u32 slot = NLB_STATS_GLOBAL;
-		struct nlb_stats *st = bpf_map_lookup_elem(&nlb_stats, &slot);
+		struct nlb_stats *st = nlb_stats_slot(NLB_STATS_GLOBAL);
 
 		if (st)
 			st->nd_replied++;
 	}
 	return XDP_TX;
+}
+
+/* Neighbour solicitations and advertisements whose target is a VIP, wherever they are
+ * addressed (a solicitation goes to a solicited-node multicast address, an announcement to
+ * all nodes): a solicitation this host can answer is answered, every other one is dropped,
+ * so the kernel's ND never answers for a VIP (it would, with the host's MAC, where this does
+ * not: behind extension headers, with answering off) and never hears another host advertise
+ * one (it would log a conflict with its own address). A solicitation is answered when RFC
+ * 4861 §7.1.1 holds (hop limit 255, code 0) and no extension header precedes the ICMPv6
+ * header, the only layout the reply is built for. A message cut before the end of its target
+ * is malformed. NLB_NOT_NEIGH for the rest, which goes on to the VIP lookup. */
+static __always_inline int nlb_neigh6(struct xdp_md *ctx, const struct nlb_config *cfg,
+				      const struct nlb_packet *p, __u32 l3_off, void *data_end)
+{
+	void *data = (void *)(long)ctx->data;
+	struct ipv6hdr *ip6 = data + (l3_off & 31);
+	__u8 *icmp = p->l4;
+	__u32 target[4];
+
+	/* An empty ICMPv6 message is the VIP lookup's business (malformed if it is addressed to
+	 * a VIP, passed otherwise), not neighbour discovery. */
+	if (!icmp || (void *)(icmp + 1) > data_end || (void *)(icmp + 1) > p->ip_end)
+		return NLB_NOT_NEIGH;
+	if (icmp[0] != NLB_ICMP6_NS && icmp[0] != NLB_ICMP6_NA)
+		return NLB_NOT_NEIGH;
+	if ((void *)(icmp + 24) > data_end || (void *)(icmp + 24) > p->ip_end ||
+	    (void *)(ip6 + 1) > data_end)
+		return nlb_malformed();
+	__builtin_memcpy(target, icmp + 8, 16);
+	if (!nlb_find_vip(cfg, NLB_FAMILY_V6, target))
+		return NLB_NOT_NEIGH;
+	if (icmp[0] == NLB_ICMP6_NS && (cfg->flags & NLB_CFG_ANSWER_NEIGH) &&
+	    icmp == data + (l3_off & 31) + sizeof(struct ipv6hdr) && ip6->hop_limit == 255 &&
+	    icmp[1] == 0)
+		return nlb_answer_ns(ctx, cfg, l3_off, target);
+	return nlb_neigh_dropped();
 }
 
 #endif

@@ -379,7 +379,7 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 	struct nlb_packet p = {};
 	__u32 l3_off = sizeof(*eth);
 	__be16 proto;
-	int malformed = 0, verdict;
+	int verdict;
 
 	if ((void *)(eth + 1) > data_end)
 		return nlb_malformed();
@@ -408,27 +408,16 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 		if (nlb_parse_ipv6(&p, data + l3_off, data_end))
 			return nlb_malformed();
 		/* A solicitation for a VIP goes to a solicited-node multicast address, not to the
-		 * VIP, so it is recognised before the VIP lookup. ND never has extension headers. */
-		if (p.proto == IPPROTO_ICMPV6 && p.l4 == data + l3_off + sizeof(struct ipv6hdr) &&
-		    (cfg->flags & NLB_CFG_ANSWER_NEIGH)) {
-			__u8 *icmp = p.l4;
-
-			/* An empty ICMPv6 message is the VIP lookup's business (malformed if it
-			 * is addressed to a VIP, passed otherwise), not a solicitation. */
-			if ((void *)(icmp + 1) <= data_end && icmp[0] == NLB_ICMP6_NS) {
-				verdict = nlb_answer_ns(ctx, cfg, l3_off, &malformed);
-				if (malformed)
-					return nlb_malformed();
-				if (verdict != XDP_PASS)
-					return verdict;
-			}
+		 * VIP, so neighbour discovery is recognised by its target, before the VIP
+		 * lookup. */
+		if (p.proto == IPPROTO_ICMPV6) {
+			verdict = nlb_neigh6(ctx, cfg, &p, l3_off, data_end);
+			if (verdict != NLB_NOT_NEIGH)
+				return verdict;
 		}
 		return nlb_ip(ctx, eth, cfg, &p, data_end);
 	}
-	if (!(cfg->flags & NLB_CFG_ANSWER_NEIGH))
-		return XDP_PASS;
-	verdict = nlb_answer_arp(cfg, eth, data + l3_off, data_end, &malformed);
-	return malformed ? nlb_malformed() : verdict;
+	return nlb_arp(cfg, eth, data + l3_off, data_end);
 }
 
 SEC("xdp")
@@ -448,14 +437,8 @@ int nlb_xdp(struct xdp_md *ctx)
 			return verdict;
 	}
 	/* Untagged ARP is answered here too: routers ask for VIPs all the time. */
-	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP) &&
-	    (nlb_state.config.flags & NLB_CFG_ANSWER_NEIGH)) {
-		int malformed = 0;
-		int verdict = nlb_answer_arp(&nlb_state.config, eth, (void *)(eth + 1), data_end,
-					     &malformed);
-
-		return malformed ? nlb_malformed() : verdict;
-	}
+	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP))
+		return nlb_arp(&nlb_state.config, eth, (void *)(eth + 1), data_end);
 	return nlb_general(ctx);
 }
 

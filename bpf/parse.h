@@ -11,6 +11,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 
 #include <nlb/maps.h>
 
@@ -148,6 +149,11 @@ static __always_inline int nlb_parse_ipv6(struct nlb_packet *p, struct ipv6hdr *
 	for (int i = 0; i < NLB_MAX_EXT_HDRS; i++) {
 		if (!nlb_is_ipv6_ext(nexthdr))
 			break;
+		/* One register for this header's start, from which both its bounds check and its
+		 * reads are computed: left alone, clang may check `start of the previous header +
+		 * (its length + 8)` and read through `start + length`, two pointers the verifier
+		 * cannot relate, depending on what code surrounds the walk. */
+		barrier_var(cur);
 		if (nexthdr == IPPROTO_FRAGMENT) {
 			struct nlb_ipv6_frag_hdr *fh = cur;
 

@@ -99,6 +99,11 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
             cfg.flags |= NLB_CFG_REMOTE_CONTROL;
         maps.write_config(cfg);
         maps.write_tables(tables_);
+        // Before the VIPs go on the interface: from then on the kernel may solicit from one.
+        // On adoption too, where the earlier agent's config may have had other VIPs.
+        dp->set_nd_egress(
+            std::any_of(tables_.vips().begin(), tables_.vips().end(),
+                        [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; }));
         for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
             nlb_rule& rule = maps.state().rules[slot];
             rule.mode = slot < tables_.rules().size() ? tables_.rules()[slot].mode
@@ -612,6 +617,7 @@ json Agent::stats() const {
     out["dataplane"] = {{"malformed", g.malformed},
                         {"arp_replied", g.arp_replied},
                         {"nd_replied", g.nd_replied},
+                        {"neigh_dropped", g.neigh_dropped},
                         {"passed_other", g.passed_other},
                         {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
                         {"fragments_recorded", g.fragments_recorded},

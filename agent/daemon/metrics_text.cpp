@@ -240,6 +240,11 @@ std::string metrics_text(const json& stats) {
     page.sample("nlb_neighbour_replies_total", {{"proto", "arp"}},
                 number(member(dp, "arp_replied")));
     page.sample("nlb_neighbour_replies_total", {{"proto", "nd"}}, number(member(dp, "nd_replied")));
+    page.single("nlb_dataplane_neigh_dropped_total", "counter",
+                "ARP and IPv6 neighbour discovery about a VIP that the dataplane did not answer "
+                "(other hosts' announcements, replies, requests it cannot answer), dropped so "
+                "that the kernel never answers for a VIP with the host's own MAC.",
+                member(dp, "neigh_dropped"));
     page.single("nlb_dataplane_passed_total", "counter",
                 "Packets of other protocols to a VIP, passed to the stack on every host.",
                 member(dp, "passed_other"));

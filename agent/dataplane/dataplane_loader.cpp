@@ -77,10 +77,13 @@ void attach_egress(nlb_bpf* skel, int ifindex, const std::string& what) {
         fail(what, "attach the TC egress program: " + errstr(err));
 }
 
-void detach_egress(int ifindex) {
+// Our filter only: the clsact qdisc may carry other programs. Absent (ENOENT), or no clsact
+// at all (EINVAL), is what was asked for.
+int detach_egress(int ifindex) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
-    bpf_tc_detach(&hook, &opts);
+    int err = bpf_tc_detach(&hook, &opts);
+    return err == -ENOENT || err == -EINVAL ? 0 : err;
 }
 
 } // namespace
@@ -138,7 +141,6 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
     dp->adopted_ = true;
     if (int err = bpf_link_update(link_fd, bpf_program__fd(dp->skel_->progs.nlb_xdp), nullptr))
         fail(what, "replace the attached program: " + errstr(err));
-    attach_egress(dp->skel_, ifindex, what);
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(ifindex, 0, &q) == 0)
         dp->generic_ = q.attach_mode == XDP_ATTACHED_SKB;
@@ -188,13 +190,6 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
         dp->generic_ = true;
     }
     dp->link_fd_ = fd;
-    try {
-        attach_egress(dp->skel_, ifindex, what);
-    } catch (...) {
-        close(fd);
-        dp->link_fd_ = -1;
-        throw;
-    }
     std::string link_path = pin_dir + "/" + kLinkPin;
     if (int err = bpf_obj_pin(fd, link_path.c_str()))
         fail(what, "pin the link at " + link_path + ": " + errstr(err));
@@ -213,6 +208,22 @@ void Dataplane::detach() {
     for (const auto& p : map_pins(skel_))
         bpf_map__unpin(p.map, nullptr);
     rmdir(pin_dir_.c_str());
+}
+
+void Dataplane::set_nd_egress(bool on) {
+    std::string what = "attach " + ifname_;
+    if (on) {
+        attach_egress(skel_, ifindex_, what);
+        return;
+    }
+    if (int err = detach_egress(ifindex_))
+        fail(what, "detach the TC egress program: " + errstr(err));
+}
+
+bool Dataplane::nd_egress_attached(int ifindex) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    return bpf_tc_query(&hook, &opts) == 0;
 }
 
 void Dataplane::arm_watchdog(std::uint64_t timeout_ns) {

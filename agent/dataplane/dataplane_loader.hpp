@@ -43,6 +43,16 @@ class Dataplane {
     bool generic() const { return generic_; } // generic (skb) XDP instead of native
     bool adopted() const { return adopted_; } // found pinned, not freshly attached
 
+    // The TC egress program that keeps the host's own neighbour discovery from a VIP from
+    // advertising the host's MAC (bpf/nd_egress.h): only a cluster with an IPv6 VIP needs it,
+    // and it looks at every IPv6 packet the host sends, so the agent attaches it exactly then.
+    // Neither attach nor adopt touches it: the agent says which, after every attach and
+    // adoption (a restarted agent may run a config with other VIPs than its predecessor).
+    // Idempotent; on replaces an earlier agent's program, off removes it. Throws on failure.
+    void set_nd_egress(bool on);
+    // Whether nlb's egress filter is on `ifindex` (tests).
+    static bool nd_egress_attached(int ifindex);
+
     // Keeps the dataplane accepting for `timeout_ns` more (see struct nlb_config).
     void arm_watchdog(std::uint64_t timeout_ns);
 

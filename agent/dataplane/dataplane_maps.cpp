@@ -48,6 +48,7 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.malformed += from.malformed;
     into.arp_replied += from.arp_replied;
     into.nd_replied += from.nd_replied;
+    into.neigh_dropped += from.neigh_dropped;
     into.tracked += from.tracked;
     into.passed_other += from.passed_other;
     into.remote_passed += from.remote_passed;

@@ -30,7 +30,10 @@ struct nlb_config {
 	__u32 flow_seed;
 };
 
-/* Answer ARP requests and neighbour solicitations for VIPs. */
+/* Answer ARP requests and neighbour solicitations for VIPs. Off, this host answers none of
+ * them and its kernel still sees none (they are dropped, counted neigh_dropped): another
+ * host's dataplane (or a static entry) has to answer, since the kernel would answer with
+ * the host's own MAC and draw every client of the VIP to this one host. */
 #define NLB_CFG_ANSWER_NEIGH 0x01
 /* Remote control is on: UDP to the cluster IP, port NLB_REMOTE_CONTROL_PORT, goes to the
  * stack of every host, whatever the port rules say. Off: it is dropped here (counted), so
@@ -163,6 +166,10 @@ struct nlb_stats {
 	__u64 heartbeat_rate_dropped; /* 0x886F frames over their source MAC's budget */
 	__u64 fragments_recorded;  /* first fragments whose verdict later fragments follow */
 	__u64 fragments_unmatched; /* later fragments with no first fragment: every host */
+	/* ARP and neighbour solicitations/advertisements about a VIP that the dataplane did not
+	 * answer (other hosts' announcements, replies, requests it cannot answer, answering
+	 * off): dropped, so that the kernel never answers for a VIP with the host's own MAC. */
+	__u64 neigh_dropped;
 };
 
 /* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that

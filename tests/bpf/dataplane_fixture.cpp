@@ -107,6 +107,20 @@ void DataplaneFixture::set_alive(bool alive) { maps_->state().config.alive = ali
 
 RunResult DataplaneFixture::run(const Bytes& frame) { return test_run(prog_fd(), frame); }
 
+RunResult DataplaneFixture::run_egress(const Bytes& frame) {
+    return test_run(bpf_program__fd(skel_->progs.nlb_nd_egress), frame);
+}
+
+std::size_t DataplaneFixture::egress_helper_calls(int func_id) const {
+    const bpf_insn* insns = bpf_program__insns(skel_->progs.nlb_nd_egress);
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < bpf_program__insn_cnt(skel_->progs.nlb_nd_egress); ++i)
+        if (insns[i].code == (BPF_JMP | BPF_CALL) && insns[i].src_reg == 0 &&
+            insns[i].imm == func_id)
+            ++n;
+    return n;
+}
+
 double DataplaneFixture::time_ns(const Bytes& frame, std::uint32_t repeat) {
     return test_run_ns(prog_fd(), frame, repeat);
 }

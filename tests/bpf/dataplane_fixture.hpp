@@ -47,6 +47,12 @@ class DataplaneFixture {
     void set_alive(bool alive);
 
     RunResult run(const Bytes& frame);
+    // Runs `frame` through the TC egress program (nlb_nd_egress) as an outgoing skb; action
+    // is its TC_ACT_* verdict.
+    RunResult run_egress(const Bytes& frame);
+    // How many calls of BPF helper `func_id` (BPF_FUNC_*) the egress program makes, in the
+    // instructions as loaded.
+    std::size_t egress_helper_calls(int func_id) const;
     // Mean ns per run of `repeat` runs of the frame, as the kernel timed them.
     double time_ns(const Bytes& frame, std::uint32_t repeat);
 

@@ -1,5 +1,7 @@
 // ARP and IPv6 neighbour answers for VIPs, checked byte by byte.
 #include <cstring>
+#include <functional>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -32,6 +34,19 @@ Bytes bytes_of(const std::array<std::uint8_t, 6>& m) {
 Bytes with_vlan(Bytes f, std::uint16_t tci) {
     f.insert(f.begin() + 12,
              {0x81, 0x00, static_cast<std::uint8_t>(tci >> 8), static_cast<std::uint8_t>(tci)});
+    return f;
+}
+
+// The same IPv6 frame (untagged) with one 8-byte extension header (hop-by-hop by default)
+// between the IPv6 header and what followed it.
+Bytes with_extension_header(Bytes f, std::uint8_t type = 0) {
+    const std::size_t ip6 = 14;
+    Bytes ext{f[ip6 + 6], 0, 1, 4, 0, 0, 0, 0}; // next header, length 0, PadN
+    f[ip6 + 6] = type;
+    std::size_t len = static_cast<std::size_t>(f[ip6 + 4] << 8 | f[ip6 + 5]) + ext.size();
+    f[ip6 + 4] = static_cast<std::uint8_t>(len >> 8);
+    f[ip6 + 5] = static_cast<std::uint8_t>(len);
+    f.insert(f.begin() + ip6 + 40, ext.begin(), ext.end());
     return f;
 }
 
@@ -79,28 +94,94 @@ TEST_CASE("ARP requests for a VIP are answered with the cluster MAC") {
     }
     CHECK(stats(h.dp, NLB_STATS_GLOBAL).arp_replied == 2);
 
-    // not for a VIP, not a request, or answering switched off: the stack's business
-    Bytes dedicated = build_arp_request(kRequester, requester_ip, ip("10.0.0.11"));
-    Bytes reply = build_arp_request(kRequester, requester_ip, kCluster);
-    reply[21] = 2;
-    Bytes odd_hlen = build_arp_request(kRequester, requester_ip, kCluster);
-    odd_hlen[18] = 8;
-    for (Bytes f : {dedicated, reply, odd_hlen}) {
+    // not for a VIP: the stack's business, whatever the request looks like
+    const IpAddress dedicated = ip("10.0.0.11");
+    Bytes plain = build_arp_request(kRequester, requester_ip, dedicated);
+    Bytes ieee802 = plain;
+    ieee802[15] = 6;
+    for (Bytes f : {plain, ieee802}) {
         if (vlan)
             f = with_vlan(f, 0x2a);
         RunResult r = h.dp.run(f);
         CHECK(r.action == XDP_PASS);
         CHECK(r.out == f);
     }
+    // answering switched off: this host answers nothing, and its kernel hears nothing either
     h.dp.maps().state().config.flags &= static_cast<std::uint8_t>(~NLB_CFG_ANSWER_NEIGH);
     Bytes req = build_arp_request(kRequester, requester_ip, kCluster);
     if (vlan)
         req = with_vlan(req, 0x2a);
     RunResult r = h.dp.run(req);
-    CHECK(r.action == XDP_PASS);
-    CHECK(r.out == req);
+    CHECK(r.action == XDP_DROP);
+    Bytes for_dedicated = vlan ? with_vlan(plain, 0x2a) : plain;
+    CHECK(h.dp.run(for_dedicated).action == XDP_PASS);
     CHECK(stats(h.dp, NLB_STATS_GLOBAL).arp_replied == 2);
+    CHECK(stats(h.dp, NLB_STATS_GLOBAL).neigh_dropped == 1);
     CHECK(stats(h.dp, NLB_STATS_GLOBAL).malformed == 0);
+}
+
+// The kernel answers ARP for every address on the interface, VIPs included, with the host's
+// own MAC (arp_ignore is left alone for the dedicated IP): whatever ARP about a VIP the
+// dataplane does not answer must never reach it.
+TEST_CASE("ARP about a VIP that the dataplane does not answer never reaches the kernel") {
+    auto vlan = GENERATE(false, true);
+    CAPTURE(vlan);
+    Host h(2);
+    const IpAddress requester_ip = ip("10.0.0.7");
+    const IpAddress dedicated = ip("10.0.0.11");
+    // Offsets in the ARP body of an untagged frame (the VLAN tag is inserted afterwards).
+    constexpr std::size_t htype = 14, ptype = 16, hlen = 18, plen = 19, op = 21, spa = 28;
+
+    struct Variant {
+        const char* name;
+        std::function<void(Bytes&)> change;
+    };
+    const std::vector<Variant> variants{
+        {"hardware type 6 (IEEE 802), which the kernel answers",
+         [](Bytes& f) { f[htype + 1] = 6; }},
+        {"hardware type 257", [](Bytes& f) { f[htype] = 1; }},
+        {"protocol other than IPv4", [](Bytes& f) { f[ptype] = 0x86; }},
+        {"hardware address length 8", [](Bytes& f) { f[hlen] = 8; }},
+        {"protocol address length 16", [](Bytes& f) { f[plen] = 16; }},
+        {"a reply", [](Bytes& f) { f[op] = 2; }},
+        {"operation 8 (InARP)", [](Bytes& f) { f[op] = 8; }},
+        {"gratuitous reply (another host's announcement)",
+         [](Bytes& f) {
+             f[op] = 2;
+             std::memcpy(&f[spa], &f[spa + 10], 4);
+             std::memset(&f[spa + 4], 0xff, 6);
+         }},
+    };
+    std::uint64_t dropped = 0;
+    for (const Variant& v : variants) {
+        CAPTURE(v.name);
+        for (const IpAddress& target : {kCluster, kVip4b}) {
+            Bytes f = build_arp_request(kRequester, requester_ip, target);
+            v.change(f);
+            if (vlan)
+                f = with_vlan(f, 0x2a);
+            RunResult r = h.dp.run(f);
+            CHECK(r.action == XDP_DROP);
+            CHECK(stats(h.dp, NLB_STATS_GLOBAL).neigh_dropped == ++dropped);
+        }
+        // the same about the dedicated IP: untouched, the kernel answers for it
+        Bytes f = build_arp_request(kRequester, requester_ip, dedicated);
+        v.change(f);
+        if (vlan)
+            f = with_vlan(f, 0x2a);
+        RunResult r = h.dp.run(f);
+        CHECK(r.action == XDP_PASS);
+        CHECK(r.out == f);
+    }
+    // a gratuitous request (a node probing the VIP as its own) is a request: answered
+    Bytes probe = build_arp_request(kRequester, kCluster, kCluster);
+    if (vlan)
+        probe = with_vlan(probe, 0x2a);
+    CHECK(h.dp.run(probe).action == XDP_TX);
+    nlb_stats g = stats(h.dp, NLB_STATS_GLOBAL);
+    CHECK(g.neigh_dropped == dropped);
+    CHECK(g.arp_replied == 1);
+    CHECK(g.malformed == 0);
 }
 
 namespace {
@@ -176,23 +257,65 @@ TEST_CASE("neighbour solicitations for a VIP are answered with the cluster MAC")
         check_na(r.out, 0, priority, Bytes{0x33, 0x33, 0, 0, 0, 1}, bytes_of(ip("ff02::1")), 0x20);
         CHECK(stats(h.dp, NLB_STATS_GLOBAL).nd_replied == 1);
     }
-    SECTION("not for us: passed untouched") {
+    SECTION("for another address: passed untouched") {
         Bytes other = build_neighbor_solicitation(kRequester, solicitor, ip("2001:db8::11"));
-        Bytes hop = build_neighbor_solicitation(kRequester, solicitor, kVip6);
-        hop[14 + 7] = 64; // not hop limit 255: not a valid solicitation (RFC 4861 §7.1.1)
-        Bytes code = build_neighbor_solicitation(kRequester, solicitor, kVip6);
-        code[14 + 40 + 1] = 1;
-        for (const Bytes& f : {other, hop, code}) {
+        Bytes hop = other;
+        hop[14 + 7] = 64;
+        for (const Bytes& f : {other, hop, with_extension_header(other)}) {
             RunResult r = h.dp.run(f);
             CHECK(r.action == XDP_PASS);
             CHECK(r.out == f);
         }
+        CHECK(stats(h.dp, NLB_STATS_GLOBAL).neigh_dropped == 0);
+    }
+    SECTION("invalid (RFC 4861 §7.1.1), or answering off: dropped, not passed") {
+        Bytes hop = build_neighbor_solicitation(kRequester, solicitor, kVip6);
+        hop[14 + 7] = 64;
+        Bytes code = build_neighbor_solicitation(kRequester, solicitor, kVip6);
+        code[14 + 40 + 1] = 1;
+        for (const Bytes& f : {hop, code})
+            CHECK(h.dp.run(f).action == XDP_DROP);
         h.dp.maps().state().config.flags = 0;
         Bytes ns = build_neighbor_solicitation(kRequester, solicitor, kVip6);
-        RunResult r = h.dp.run(ns);
-        CHECK(r.action == XDP_PASS);
-        CHECK(r.out == ns);
+        CHECK(h.dp.run(ns).action == XDP_DROP);
         CHECK(stats(h.dp, NLB_STATS_GLOBAL).nd_replied == 0);
+        CHECK(stats(h.dp, NLB_STATS_GLOBAL).neigh_dropped == 3);
         CHECK(stats(h.dp, NLB_STATS_GLOBAL).malformed == 0);
     }
+}
+
+// The kernel answers solicitations for every address on the interface with the host's own
+// MAC, those behind extension headers too: ND about a VIP that the dataplane does not answer
+// never reaches it, and neither do other hosts' advertisements of a VIP.
+TEST_CASE("ND about a VIP that the dataplane does not answer never reaches the kernel") {
+    Host h(3);
+    const IpAddress solicitor = ip("2001:db8::7");
+    Bytes ns = build_neighbor_solicitation(kRequester, solicitor, kVip6, true);
+    Bytes unicast = ns; // neighbour unreachability detection: to the VIP itself
+    std::memcpy(&unicast[14 + 24], kVip6.words.data(), 16);
+    Bytes na = ns; // another host's announcement: unsolicited, to all nodes
+    na[14 + 40] = 136;
+    na[14 + 40 + 4] = 0x20;
+    na[14 + 40 + 24] = 2;
+    const std::uint8_t all_nodes[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    std::memcpy(&na[14 + 24], all_nodes, 16);
+
+    for (const auto& [name, f] : std::vector<std::pair<const char*, Bytes>>{
+             {"behind a hop-by-hop header", with_extension_header(ns)},
+             {"to the VIP, behind a destination-options header",
+              with_extension_header(unicast, 60)},
+             {"advertisement of the VIP", na},
+             {"advertisement of the VIP behind a hop-by-hop header", with_extension_header(na)},
+             {"advertisement of the VIP, in a VLAN", with_vlan(na, 7)}}) {
+        CAPTURE(name);
+        CHECK(h.dp.run(f).action == XDP_DROP);
+    }
+    nlb_stats g = stats(h.dp, NLB_STATS_GLOBAL);
+    CHECK(g.neigh_dropped == 5);
+    CHECK(g.nd_replied == 0);
+    CHECK(g.malformed == 0);
+    // answered as usual without the extension header, to the VIP too
+    CHECK(h.dp.run(ns).action == XDP_TX);
+    CHECK(h.dp.run(unicast).action == XDP_TX);
+    CHECK(stats(h.dp, NLB_STATS_GLOBAL).nd_replied == 2);
 }

@@ -510,9 +510,9 @@ TEST_CASE("heartbeats, dedicated-IP and non-IP traffic pass untouched") {
                     s.tcp_flags = flags;
                     frames.push_back(build(s));
                 }
-    // an ARP request for the dedicated IP and an ARP reply about a VIP
+    // ARP about the dedicated IP: a request and a reply
     frames.push_back(build_arp_request(Mac{2, 0, 0, 0, 0, 9}, ip("10.0.0.9"), ip("10.0.0.11")));
-    Bytes reply = build_arp_request(Mac{2, 0, 0, 0, 0, 9}, ip("10.0.0.9"), kVip4);
+    Bytes reply = build_arp_request(Mac{2, 0, 0, 0, 0, 9}, ip("10.0.0.9"), ip("10.0.0.11"));
     reply[21] = 2;
     frames.push_back(reply);
 

@@ -37,7 +37,8 @@ const json kStats = json::parse(R"({
   ],
   "dataplane": {"malformed": 501, "arp_replied": 502, "nd_replied": 503, "passed_other": 504,
                 "heartbeat_rate_dropped": 505, "fragments_recorded": 506,
-                "fragments_unmatched": 507, "watchdog_alive": true},
+                "fragments_unmatched": 507, "neigh_dropped": 508,
+                "watchdog_alive": true},
   "heartbeats": {"sent": 601, "received": 602, "accepted": 603, "malformed": 604,
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
                  "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611},
@@ -164,6 +165,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {"nlb_dataplane_heartbeat_rate_dropped_total", "505"},
         {R"(nlb_dataplane_fragments_total{kind="recorded"})", "506"},
         {R"(nlb_dataplane_fragments_total{kind="unmatched"})", "507"},
+        {"nlb_dataplane_neigh_dropped_total", "508"},
     };
     for (const auto& [sample, value] : expected) {
         INFO(sample);

@@ -2,8 +2,22 @@
 # E2E 6 and 7: multicast and igmp modes (unicast is every other test) serve TCP and UDP with
 # no duplicate answer, and `nlbadm ip2mac` names the MAC the cluster answers ARP with; an IPv6
 # VIP beside the IPv4 cluster IP is reachable (neighbour solicitation answered by the
-# dataplane) and serves TCP and UDP.
+# dataplane) and serves TCP and UDP. Only the dataplane answers for a VIP: ARP and ND about a
+# VIP that it does not answer never reach a host's kernel (which would answer with its own
+# MAC). The ND egress filter is on a host exactly while its config has an IPv6 VIP, also after
+# a restarted agent adopts its predecessor's dataplane with other VIPs.
 source "$(dirname "$0")/common.sh"
+
+RULES='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
+
+# egress_filter I: nlb's TC egress filter on host I's eth0, if any.
+egress_filter() {
+  tc -n "$TOPO-h$1" filter show dev eth0 egress 2>/dev/null | grep nlb_nd_egress || true
+}
+
+probe() {
+  ip netns exec "$TOPO-client" python3 "$NLB_ROOT/tests/tools/nlb_neigh_probe.py" "$@"
+}
 
 run_mode() {
   local mode=$1 v6=${2:-}
@@ -13,7 +27,7 @@ run_mode() {
   local vips='[]'
   [ -z "$v6" ] || vips='["fd00::100"]'
   for i in 1 2 3; do
-    host_config "$i" '[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]' "$mode" "$vips"
+    host_config "$i" "$RULES" "$mode" "$vips"
     if [ -n "$v6" ]; then
       topo_start_server "$i" 7000 --vip "$CLUSTER_IP" --vip fd00::100
     else
@@ -22,6 +36,13 @@ run_mode() {
     topo_start_agent "$i"
   done
   wait_converged 3 20 1 2 3
+  for i in 1 2 3; do
+    if [ -n "$v6" ]; then
+      check "$mode: host $i has the ND egress filter (IPv6 VIP)" test -n "$(egress_filter "$i")"
+    else
+      check "$mode: host $i has no ND egress filter (no IPv6 VIP)" test -z "$(egress_filter "$i")"
+    fi
+  done
   local r
   r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --per-source 3)
   check "$mode: 300 TCP connections answered" test "$(json 'sum(d["answers"].values())' <<<"$r")" = 300
@@ -42,6 +63,36 @@ run_mode() {
     check "IPv6: the solicitation was answered with the cluster MAC ($got)" test "$want" = "$got"
     q=$(nlbadm_h 1 --json stats)
     check "IPv6: the dataplane answered neighbour solicitations" test "$(json 'sum(1 for _ in [0]) if d["dataplane"]["nd_replied"] > 0 else 0' <<<"$q")" = 1
+
+    # Requests the dataplane does not answer: no host's kernel answers them either.
+    r=$(probe arp --ifname eth0 --sender 10.10.1.1 --target "$CLUSTER_IP")
+    check "ARP: every host answered with the cluster MAC" test "$(json 'sorted({a["lladdr"] for a in d["answers"]}), len(d["answers"])' <<<"$r")" = "(['$want'], 3)"
+    r=$(probe arp --ifname eth0 --sender 10.10.1.1 --target "$CLUSTER_IP" --htype 6)
+    check "ARP of hardware type 6 for the cluster IP: no answer ($r)" test "$(json 'len(d["answers"])' <<<"$r")" = 0
+    r=$(probe ns --ifname eth0 --sender fd00::1:1 --target fd00::100)
+    check "ND: every host answered with the cluster MAC" test "$(json 'sorted({a["lladdr"] for a in d["answers"]}), len(d["answers"])' <<<"$r")" = "(['$want'], 3)"
+    r=$(probe ns --ifname eth0 --sender fd00::1:1 --target fd00::100 --hop-by-hop)
+    check "ND behind a hop-by-hop header for the VIP: no answer ($r)" test "$(json 'len(d["answers"])' <<<"$r")" = 0
+    r=$(probe ns --ifname eth0 --sender fd00::1:1 --target fd00::11 --hop-by-hop)
+    check "ND behind a hop-by-hop header for a dedicated IP: its kernel answers ($r)" test "$(json 'len(d["answers"])' <<<"$r")" = 1
+    q=$(nlbadm_h 1 --json stats)
+    check "the dropped requests were counted" test "$(json 'd["dataplane"]["neigh_dropped"] >= 2' <<<"$q")" = True
+  fi
+
+  # A restarted agent adopts the pinned dataplane under a config with the other VIPs: the
+  # filter follows the config (the cluster refuses host 3 then; nothing here looks at that).
+  { kill -9 "$AGENT_PID_3" && wait "$AGENT_PID_3"; } 2>/dev/null || true
+  local other='["fd00::100"]'
+  [ -z "$v6" ] || other='[]'
+  host_config 3 "$RULES" "$mode" "$other"
+  topo_start_agent 3
+  local deadline=$((SECONDS + 15))
+  until nlbadm_h 3 --json query >/dev/null 2>&1 || ((SECONDS >= deadline)); do sleep 0.2; done
+  check "$mode: the restarted agent adopted the dataplane" grep -q adopted "$TOPO_DIR/h3.log"
+  if [ -n "$v6" ]; then
+    check "$mode: adopted without IPv6 VIPs, the ND egress filter is gone" test -z "$(egress_filter 3)"
+  else
+    check "$mode: adopted with an IPv6 VIP, the ND egress filter is there" test -n "$(egress_filter 3)"
   fi
   topo_cleanup
   trap - EXIT
