@@ -2,7 +2,10 @@
 # igmp mode: the group membership belongs to the kernel, not to the agent. Hosts whose NIC
 # filters multicast (topo_add_filtering_host) keep receiving the cluster's frames while their
 # agent is dead (kill -9) and across a restart, so a tracked connection survives it; a
-# --keep-dataplane stop keeps the membership, a real detach or stop removes it.
+# --keep-dataplane stop keeps the membership, a real detach or stop removes it. Then the
+# querier (cluster.igmp_querier): general queries appear on the segment, and of two queriers
+# the one with the higher address falls silent while it hears the lower one, and takes over
+# once the lower one is gone.
 source "$(dirname "$0")/common.sh"
 
 GROUP=239.255.0.100 # igmp_group(10.10.0.100)
@@ -104,5 +107,73 @@ check "stop: the group's MAC is out of eth0's filter" no_group_mac 2
 check "stop: the group address is gone" test "$(group_addresses 2)" = 0
 section_done
 
+# --- the querier ----------------------------------------------------------------------------
+# capture_queries SECONDS: the IGMP queries the client's eth0 sees in that time, as JSON.
+capture_queries() {
+  ip netns exec "$TOPO-client" python3 - "$1" <<'PY'
+import json, select, socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("eth0", 0))
+end = time.monotonic() + float(sys.argv[1])
+out = []
+for _ in range(100000):
+    left = end - time.monotonic()
+    if left <= 0 or not select.select([s], [], [], left)[0]:
+        break
+    ip = s.recv(2048)[14:]
+    if len(ip) < 20 or ip[9] != 2:
+        continue
+    ihl = (ip[0] & 15) * 4
+    igmp = ip[ihl:struct.unpack("!H", ip[2:4])[0]]
+    if len(igmp) < 8 or igmp[0] != 0x11:
+        continue
+    out.append({"src": socket.inet_ntoa(ip[12:16]), "dst": socket.inet_ntoa(ip[16:20]),
+                "ttl": ip[8], "options": ip[20:ihl].hex(), "len": len(igmp),
+                "group": socket.inet_ntoa(igmp[4:8]), "qqic": igmp[9] if len(igmp) >= 12 else None})
+print(json.dumps(out))
+PY
+}
+queries_from() { python3 -c 'import json, sys; print(sum(q["src"] == sys.argv[1] for q in json.load(sys.stdin)))' "$1"; }
+querier_state() { nlbadm_h "$1" --json query | json 'd["host"]["igmp_querier"]["querier"], d["host"]["igmp_querier"]["other_querier"]'; }
+
+topo_init "nlbiq-$$"
+no_snooping
+for i in 1 2; do topo_add_host "$i"; done
+topo_add_client 1
+HEARTBEAT_MS=200
+CLUSTER_EXTRA=', "igmp_querier": true, "igmp_query_interval_s": 2'
+for i in 1 2; do host_config "$i" "" igmp; done
+
+# Host 2 alone: it queries, as RFC 3376 says a query looks.
+topo_start_agent 2
+wait_converged 1 20 2
+q=$(capture_queries 5)
+check "one querier: host 2 queries (every 2 s: $(queries_from 10.10.0.12 <<<"$q") in 5 s)" \
+  test "$(queries_from 10.10.0.12 <<<"$q")" -ge 2
+check "the query is an IGMPv3 general query to 224.0.0.1, TTL 1, router alert, QQIC 2" \
+  test "$(json '{(x["dst"], x["ttl"], x["options"], x["len"], x["group"], x["qqic"]) for x in d}' <<<"$q")" \
+  = "{('224.0.0.1', 1, '94040000', 12, '0.0.0.0', 2)}"
+check "host 2 says it is the querier" test "$(querier_state 2)" = "(True, None)"
+
+# Host 1 joins with the lower address: it queries, host 2 falls silent.
+topo_start_agent 1
+wait_converged 2 20 1 2
+sleep 1
+q=$(capture_queries 6)
+check "two queriers: the lower address queries ($(queries_from 10.10.0.11 <<<"$q") in 6 s)" \
+  test "$(queries_from 10.10.0.11 <<<"$q")" -ge 2
+check "two queriers: the higher address is silent ($(queries_from 10.10.0.12 <<<"$q") in 6 s)" \
+  test "$(queries_from 10.10.0.12 <<<"$q")" = 0
+check "host 2 says host 1 is the querier" test "$(querier_state 2)" = "(False, '10.10.0.11')"
+check "host 1 says it is the querier" test "$(querier_state 1)" = "(True, None)"
+
+# Host 1 leaves: after 2 × 2 s + 0.5 s without its queries host 2 takes over.
+nlbadm_h 1 detach eth0 >/dev/null
+q=$(capture_queries 8)
+check "the lower one gone: host 2 queries again ($(queries_from 10.10.0.12 <<<"$q") in 8 s)" \
+  test "$(queries_from 10.10.0.12 <<<"$q")" -ge 1
+check "the lower one gone: host 1 sends nothing" test "$(queries_from 10.10.0.11 <<<"$q")" = 0
+check "host 2 logged that it queries again" grep -q "igmp_querier.*querying again" "$TOPO_DIR/h2.log"
+section_done
 ((E2E_FAILED == 0)) || exit 1
 echo PASS
