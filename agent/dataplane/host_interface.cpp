@@ -143,7 +143,9 @@ void HostInterface::apply() {
     case ClusterMode::igmp:
         // Not a socket's membership: one dies with the agent (kill -9, --keep-dataplane), and
         // the NIC and the snooping switches would stop delivering to the pinned dataplane.
-        rc = netlink::add_group_address(ifindex_, igmp_group(plan_.cluster_ip));
+        // "eth0:nlb": an alias of the interface to ifconfig; IFNAMSIZ holds 15 bytes.
+        rc = netlink::add_group_address(ifindex_, igmp_group(plan_.cluster_ip),
+                                        plan_.ifname.substr(0, 11) + ":nlb");
         if (rc)
             throw std::runtime_error(what + "join group " + group_name() + " (cluster MAC " +
                                      to_string(cmac) + "): " + errstr(rc));

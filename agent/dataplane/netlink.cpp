@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace nlb::netlink {
 
@@ -62,7 +63,8 @@ int transact(Request& req) {
 }
 
 int address(std::uint16_t type, std::uint16_t flags, int ifindex, const IpAddress& addr,
-            std::uint8_t scope = RT_SCOPE_UNIVERSE, std::uint32_t extra_flags = 0) {
+            std::uint8_t scope = RT_SCOPE_UNIVERSE, std::uint32_t extra_flags = 0,
+            const std::string& label = "") {
     bool v4 = addr.family == NLB_FAMILY_V4;
     ifaddrmsg msg{};
     msg.ifa_family = v4 ? AF_INET : AF_INET6;
@@ -76,6 +78,8 @@ int address(std::uint16_t type, std::uint16_t flags, int ifindex, const IpAddres
     // Every host holds the VIP: duplicate address detection would fail it everywhere.
     std::uint32_t ifa_flags = IFA_F_NODAD | IFA_F_NOPREFIXROUTE | extra_flags;
     req.attr(IFA_FLAGS, &ifa_flags, sizeof(ifa_flags));
+    if (!label.empty())
+        req.attr(IFA_LABEL, label.c_str(), label.size() + 1);
     return transact(req);
 }
 
@@ -184,10 +188,10 @@ int delete_unicast_filter(int ifindex, const MacAddress& mac) {
     return unicast_filter(RTM_DELNEIGH, 0, ifindex, mac);
 }
 
-int add_group_address(int ifindex, std::uint32_t group) {
+int add_group_address(int ifindex, std::uint32_t group, const std::string& label) {
     const std::uint8_t scope = RT_SCOPE_HOST;
     int rc = address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, ipv4(group), scope,
-                     IFA_F_MCAUTOJOIN);
+                     IFA_F_MCAUTOJOIN, label);
     if (rc != -EEXIST)
         return rc;
     // A restarted agent adopts the membership its predecessor left (a replace would not
@@ -200,7 +204,7 @@ int add_group_address(int ifindex, std::uint32_t group) {
     if (int err = address(RTM_DELADDR, 0, ifindex, ipv4(group)); err && err != -EADDRNOTAVAIL)
         return err;
     return address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, ipv4(group), scope,
-                   IFA_F_MCAUTOJOIN);
+                   IFA_F_MCAUTOJOIN, label);
 }
 
 int delete_group_address(int ifindex, std::uint32_t group) {

@@ -29,8 +29,9 @@ section_done() {
 
 has_group_mac() { ip -n "$TOPO-h$1" maddr show dev eth0 | grep -qw "$GROUP_MAC"; }
 no_group_mac() { ! has_group_mac "$1"; }
-# The kernel-owned membership: the group as an address of eth0 with the autojoin flag.
-group_addresses() { ip -n "$TOPO-h$1" -4 -o addr show dev eth0 | grep -c " $GROUP/32 .*autojoin" || true; }
+# The kernel-owned membership: the group as an address of eth0 with the autojoin flag, labelled
+# so that SIOCGIFADDR still names the host's own address.
+group_addresses() { ip -n "$TOPO-h$1" -4 -o addr show dev eth0 | grep -c " $GROUP/32 .*autojoin eth0:nlb" || true; }
 rx_packets() { ip netns exec "$TOPO-h$1" cat /sys/class/net/eth0/statistics/rx_packets; }
 
 # --- the membership across kill -9, restart, keep-dataplane stop, detach and stop ---------
