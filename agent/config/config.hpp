@@ -34,6 +34,11 @@ inline constexpr std::uint32_t kMinHeartbeatTolerance = 2;
 inline constexpr std::uint32_t kMaxHeartbeatTolerance = 100;
 inline constexpr std::uint32_t kMaxCleanupDelayS = 86400;
 inline constexpr std::uint8_t kMaxLoadWeight = 100;
+// The IGMP querier's query interval: RFC 3376's default is 125 s; an hour still refreshes the
+// switches' group state (they age it out after about twice the interval).
+inline constexpr std::uint32_t kDefaultQueryIntervalS = 125;
+inline constexpr std::uint32_t kMinQueryIntervalS = 1;
+inline constexpr std::uint32_t kMaxQueryIntervalS = 3600;
 
 struct ClusterConfig {
     IpAddress ip;                // the cluster IP: IPv4, the cluster MAC derives from it
@@ -49,6 +54,11 @@ struct ClusterConfig {
     // The seed of the bucket hash, when the operator sets one; none: derived from the key of
     // key_file, or the fixed default without one (engine_config_of).
     std::optional<std::uint32_t> hash_seed;
+    // igmp mode only: this host offers to be the segment's IGMP querier (the lowest address
+    // among the queriers sends), for segments where no router queries and snooping switches
+    // would flood the cluster's MAC or forget the group.
+    bool igmp_querier = false;
+    std::uint32_t igmp_query_interval_s = kDefaultQueryIntervalS; // igmp_querier only
     bool operator==(const ClusterConfig&) const = default;
 };
 

@@ -106,7 +106,10 @@ nlohmann::json to_json(const Config& config) {
         {"heartbeat_tolerance", c.heartbeat_tolerance},
         {"remote_control", c.remote_control},
         {"cleanup_delay_s", c.cleanup_delay_s},
+        {"igmp_querier", c.igmp_querier},
     };
+    if (c.igmp_querier) // parse_config refuses the interval without the querier
+        cluster["igmp_query_interval_s"] = c.igmp_query_interval_s;
     if (c.key_file)
         cluster["key_file"] = *c.key_file;
     if (c.rotation_key_file)

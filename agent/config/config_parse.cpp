@@ -94,6 +94,19 @@ ClusterConfig parse_cluster(const JsonField& field) {
     // before per-cluster seeds).
     if (auto seed = object.optional("hash_seed"))
         c.hash_seed = static_cast<std::uint32_t>(seed->integer(1, 0xffffffff));
+    if (auto querier = object.optional("igmp_querier")) {
+        c.igmp_querier = querier->boolean();
+        // Only igmp mode joins a group; a querier elsewhere would only add traffic.
+        if (c.igmp_querier && c.mode != ClusterMode::igmp)
+            querier->fail("true needs cluster.mode igmp, this cluster is " +
+                          std::string(to_string(c.mode)));
+    }
+    if (auto interval = object.optional("igmp_query_interval_s")) {
+        if (!c.igmp_querier)
+            interval->fail("only with cluster.igmp_querier true");
+        c.igmp_query_interval_s =
+            static_cast<std::uint32_t>(interval->integer(kMinQueryIntervalS, kMaxQueryIntervalS));
+    }
     object.finish();
     return c;
 }
@@ -277,6 +290,10 @@ Config parse_config(std::string_view json_text, std::string_view source) {
     if (dip_is_vip)
         throw ConfigError("host.dedicated_ip: " + dip.to_string() +
                           " is a VIP; the dedicated IP is the host's own address");
+    if (config.cluster.igmp_querier && dip.family != NLB_FAMILY_V4)
+        throw ConfigError("cluster.igmp_querier: true needs an IPv4 host.dedicated_ip (the "
+                          "queries' source), " +
+                          dip.to_string() + " is IPv6");
     return config;
 }
 

@@ -19,6 +19,8 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(a.remote_control == b.remote_control, "cluster.remote_control");
     fixed(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
     fixed(a.hash_seed == b.hash_seed, "cluster.hash_seed");
+    fixed(a.igmp_querier == b.igmp_querier, "cluster.igmp_querier");
+    fixed(a.igmp_query_interval_s == b.igmp_query_interval_s, "cluster.igmp_query_interval_s");
     fixed(running.host.priority == next.host.priority, "host.priority");
     fixed(running.host.dedicated_ip == next.host.dedicated_ip, "host.dedicated_ip");
     fixed(running.host.initial_state == next.host.initial_state, "host.initial_state");

@@ -144,12 +144,25 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                 [this](const json& request) { return handle(request); },
                 [this] { return members_of(engine_ ? engine_->members() | engine_->view() : 0); },
                 log_);
+        if (config_.cluster.igmp_querier) { // the config ensures igmp mode, an IPv4 dedicated IP
+            try {
+                querier_ = std::make_unique<IgmpQuerier>(
+                    io_, dp->ifindex(), ifname, config_.host.dedicated_ip.words[0],
+                    std::chrono::seconds(config_.cluster.igmp_query_interval_s), log_);
+            } catch (const std::exception& e) {
+                // The cluster works without it; switches without a querier flood or forget.
+                log_.warn(e.what());
+            }
+        }
         dp_ = std::move(dp);
         hb_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::segment); });
         if (contact_)
             contact_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::contact); });
+        if (querier_)
+            querier_->start();
     } catch (...) {
         remote_.reset();
+        querier_.reset();
         contact_.reset();
         hb_.reset();
         if (iface_)
@@ -212,6 +225,9 @@ void Agent::tear_down(bool keep_dataplane) {
         if (d.maps && dp_)
             install(*d.maps);
     }
+    if (querier_)
+        querier_->close();
+    querier_.reset();
     if (contact_)
         contact_->close();
     contact_.reset();
@@ -536,6 +552,8 @@ json Agent::query() const {
     if (dp_)
         host["second_path"] = contact_ ? json(to_string(engine_->config().host.contact))
                                        : json(nullptr);
+    if (config_.cluster.igmp_querier)
+        host["igmp_querier"] = querier_ ? querier_->status() : json(nullptr);
     std::uint32_t cip = config_.cluster.ip.words[0];
     json cluster = {{"ip", config_.cluster.ip.to_string()},
                     {"mode", to_string(config_.cluster.mode)},

@@ -21,6 +21,7 @@
 #include "event_log.hpp"
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
+#include "igmp_querier.hpp"
 #include "metrics_server.hpp"
 #include "remote_server.hpp"
 
@@ -90,6 +91,7 @@ class Agent {
     std::unique_ptr<HeartbeatSocket> hb_;
     std::unique_ptr<ContactSocket> contact_; // null: no second path (bind failed; logged)
     std::string contact_error_;
+    std::unique_ptr<IgmpQuerier> querier_; // cluster.igmp_querier; null: off, or failed (logged)
     std::unique_ptr<ConvergenceEngine> engine_;
     boost::asio::steady_timer timer_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period

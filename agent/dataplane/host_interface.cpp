@@ -124,11 +124,6 @@ HostInterface::HostInterface(InterfacePlan plan) : plan_(std::move(plan)) {
     }
 }
 
-HostInterface::~HostInterface() {
-    if (igmp_fd_ >= 0)
-        close(igmp_fd_);
-}
-
 void HostInterface::apply() {
     std::string what = "attach " + plan_.ifname + ": ";
     MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
@@ -145,16 +140,16 @@ void HostInterface::apply() {
     case ClusterMode::multicast:
         rc = multicast_filter(SIOCADDMULTI, plan_.ifname, cmac);
         break;
-    case ClusterMode::igmp: {
-        igmp_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ip_mreqn req{};
-        req.imr_multiaddr.s_addr = igmp_group(plan_.cluster_ip);
-        req.imr_ifindex = ifindex_;
-        if (igmp_fd_ < 0 ||
-            setsockopt(igmp_fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &req, sizeof(req)) != 0)
-            rc = -errno;
+    case ClusterMode::igmp:
+        // Not a socket's membership: one dies with the agent (kill -9, --keep-dataplane), and
+        // the NIC and the snooping switches would stop delivering to the pinned dataplane.
+        // "eth0:nlb": an alias of the interface to ifconfig; IFNAMSIZ holds 15 bytes.
+        rc = netlink::add_group_address(ifindex_, igmp_group(plan_.cluster_ip),
+                                        plan_.ifname.substr(0, 11) + ":nlb");
+        if (rc)
+            throw std::runtime_error(what + "join group " + group_name() + " (cluster MAC " +
+                                     to_string(cmac) + "): " + errstr(rc));
         break;
-    }
     }
     if (rc && rc != -EEXIST)
         throw std::runtime_error(what + "add cluster MAC " + to_string(cmac) + " (" +
@@ -165,6 +160,13 @@ void HostInterface::apply() {
         if (rc && rc != -EEXIST)
             throw std::runtime_error(what + "add VIP " + vip.to_string() + ": " + errstr(rc));
     }
+}
+
+std::string HostInterface::group_name() const {
+    IpAddress group{};
+    group.family = NLB_FAMILY_V4;
+    group.words[0] = igmp_group(plan_.cluster_ip);
+    return group.to_string();
 }
 
 void HostInterface::announce() const {
@@ -200,10 +202,8 @@ void HostInterface::undo() {
         netlink::delete_unicast_filter(ifindex_, cmac);
     else if (plan_.mode == ClusterMode::multicast)
         multicast_filter(SIOCDELMULTI, plan_.ifname, cmac);
-    if (igmp_fd_ >= 0) {
-        close(igmp_fd_);
-        igmp_fd_ = -1;
-    }
+    else
+        netlink::delete_group_address(ifindex_, igmp_group(plan_.cluster_ip));
     if (!saved_arp_announce_.empty())
         std::ofstream(arp_announce_path(plan_.ifname)) << saved_arp_announce_ << "\n";
 }

@@ -1,9 +1,12 @@
 // What attaching changes on the host besides the XDP program (DESIGN.md §4): the cluster MAC
 // in the NIC's filter (unicast: the unicast filter, promiscuous where the driver has none;
-// multicast: the multicast filter; igmp: the group joined), the VIPs on the interface (so the
-// stack accepts their traffic; /32 and /128, so outgoing connections keep the dedicated IP as
-// source), arp_announce=2 (ARP requests never claim a VIP), and the announcements that tell
-// the segment where the VIPs are. undo() takes all of it away again.
+// multicast: the multicast filter; igmp: the group joined, by the kernel), the VIPs on the
+// interface (so the stack accepts their traffic; /32 and /128, so outgoing connections keep
+// the dedicated IP as source), arp_announce=2 (ARP requests never claim a VIP), and the
+// announcements that tell the segment where the VIPs are. undo() takes all of it away again.
+// Nothing here belongs to the agent process: without undo() it all stays for the pinned
+// dataplane that outlives the agent (kill -9, --keep-dataplane), and the next agent's
+// HostInterface on the interface adopts it.
 #pragma once
 
 #include <cstdint>
@@ -32,24 +35,24 @@ class HostInterface {
     // Throws std::runtime_error "attach eth0: <step>: <reason>"; on failure the steps already
     // done are undone.
     explicit HostInterface(InterfacePlan plan);
-    ~HostInterface(); // closes the IGMP socket (leaving the group); does not undo the rest
+    ~HostInterface() = default; // undoes nothing: see undo()
     HostInterface(const HostInterface&) = delete;
     HostInterface& operator=(const HostInterface&) = delete;
 
     // Gratuitous ARP for each IPv4 VIP, unsolicited neighbour advertisement for each IPv6 VIP,
     // both advertising the cluster MAC from the masked source MAC.
     void announce() const;
-    // Removes VIPs and the MAC filter entry, leaves the group, restores arp_announce.
+    // Removes VIPs and the MAC filter entry or the group, restores arp_announce.
     void undo();
 
     const InterfacePlan& plan() const { return plan_; }
 
   private:
     void apply();
+    std::string group_name() const; // "239.255.c.d"
 
     InterfacePlan plan_;
     int ifindex_ = 0;
-    int igmp_fd_ = -1;
     std::string saved_arp_announce_;
 };
 

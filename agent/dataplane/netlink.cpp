@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace nlb::netlink {
 
@@ -61,21 +62,101 @@ int transact(Request& req) {
     return result;
 }
 
-int address(std::uint16_t type, std::uint16_t flags, int ifindex, const IpAddress& addr) {
+int address(std::uint16_t type, std::uint16_t flags, int ifindex, const IpAddress& addr,
+            std::uint8_t scope = RT_SCOPE_UNIVERSE, std::uint32_t extra_flags = 0,
+            const std::string& label = "") {
     bool v4 = addr.family == NLB_FAMILY_V4;
     ifaddrmsg msg{};
     msg.ifa_family = v4 ? AF_INET : AF_INET6;
     msg.ifa_prefixlen = v4 ? 32 : 128;
-    msg.ifa_scope = RT_SCOPE_UNIVERSE;
+    msg.ifa_scope = scope;
     msg.ifa_index = static_cast<std::uint32_t>(ifindex);
     Request req(type, flags, &msg, sizeof(msg));
     std::size_t len = v4 ? 4 : 16;
     req.attr(IFA_LOCAL, addr.words.data(), len);
     req.attr(IFA_ADDRESS, addr.words.data(), len);
     // Every host holds the VIP: duplicate address detection would fail it everywhere.
-    std::uint32_t ifa_flags = IFA_F_NODAD | IFA_F_NOPREFIXROUTE;
+    std::uint32_t ifa_flags = IFA_F_NODAD | IFA_F_NOPREFIXROUTE | extra_flags;
     req.attr(IFA_FLAGS, &ifa_flags, sizeof(ifa_flags));
+    if (!label.empty())
+        req.attr(IFA_LABEL, label.c_str(), label.size() + 1);
     return transact(req);
+}
+
+IpAddress ipv4(std::uint32_t addr) {
+    IpAddress a{};
+    a.family = NLB_FAMILY_V4;
+    a.words[0] = addr;
+    return a;
+}
+
+// The flags of the IPv4 /32 address `addr` on the interface: 0 and *flags set when present,
+// -ENOENT when not, another negative errno when the dump fails. The dump is read to its end
+// (NLMSG_DONE) within a bounded number of datagrams, every message checked against its length.
+int ipv4_address_flags(int ifindex, std::uint32_t addr, std::uint32_t* flags) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    ifaddrmsg msg{};
+    msg.ifa_family = AF_INET;
+    Request req(RTM_GETADDR, 0, &msg, sizeof(msg));
+    req.hdr()->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(fd, req.buf, req.hdr()->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
+               sizeof(kernel)) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    int result = -EPROTO; // until NLMSG_DONE: an answer cut short is no answer
+    bool found = false, done = false;
+    alignas(NLMSG_ALIGNTO) char reply[32768];
+    // Thousands of addresses fit in this many datagrams.
+    for (int datagrams = 0; datagrams < 4096 && !done; ++datagrams) {
+        ssize_t n = recv(fd, reply, sizeof(reply), 0);
+        if (n < 0) {
+            result = -errno;
+            break;
+        }
+        auto len = static_cast<unsigned>(n);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(reply); NLMSG_OK(h, len);
+             h = NLMSG_NEXT(h, len)) {
+            if (h->nlmsg_type == NLMSG_DONE) {
+                result = found ? 0 : -ENOENT;
+                done = true;
+                break;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+                result = h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) && e->error < 0 ? e->error
+                                                                                        : -EIO;
+                done = true;
+                break;
+            }
+            if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg)))
+                continue;
+            const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+            if (ifa->ifa_family != AF_INET || ifa->ifa_index != static_cast<unsigned>(ifindex) ||
+                ifa->ifa_prefixlen != 32)
+                continue;
+            bool match = false;
+            std::uint32_t ifa_flags = ifa->ifa_flags;
+            auto attrs = static_cast<unsigned>(IFA_PAYLOAD(h));
+            for (auto* rta = IFA_RTA(ifa); RTA_OK(rta, attrs); rta = RTA_NEXT(rta, attrs)) {
+                if (rta->rta_type == IFA_LOCAL && RTA_PAYLOAD(rta) == 4)
+                    match = std::memcmp(RTA_DATA(rta), &addr, 4) == 0;
+                else if (rta->rta_type == IFA_FLAGS && RTA_PAYLOAD(rta) == 4)
+                    std::memcpy(&ifa_flags, RTA_DATA(rta), 4); // all of them, not the u8 copy
+            }
+            if (match) {
+                found = true;
+                *flags = ifa_flags;
+            }
+        }
+    }
+    close(fd);
+    return result;
 }
 
 int unicast_filter(std::uint16_t type, std::uint16_t flags, int ifindex, const MacAddress& mac) {
@@ -105,6 +186,29 @@ int add_unicast_filter(int ifindex, const MacAddress& mac) {
 
 int delete_unicast_filter(int ifindex, const MacAddress& mac) {
     return unicast_filter(RTM_DELNEIGH, 0, ifindex, mac);
+}
+
+int add_group_address(int ifindex, std::uint32_t group, const std::string& label) {
+    const std::uint8_t scope = RT_SCOPE_HOST;
+    int rc = address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, ipv4(group), scope,
+                     IFA_F_MCAUTOJOIN, label);
+    if (rc != -EEXIST)
+        return rc;
+    // A restarted agent adopts the membership its predecessor left (a replace would not
+    // change the flags: the kernel keeps an existing address's).
+    std::uint32_t flags = 0;
+    if (int err = ipv4_address_flags(ifindex, group, &flags))
+        return err == -ENOENT ? -EEXIST : err; // deleted meanwhile: say so, do not guess
+    if (flags & IFA_F_MCAUTOJOIN)
+        return 0;
+    if (int err = address(RTM_DELADDR, 0, ifindex, ipv4(group)); err && err != -EADDRNOTAVAIL)
+        return err;
+    return address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, ipv4(group), scope,
+                   IFA_F_MCAUTOJOIN, label);
+}
+
+int delete_group_address(int ifindex, std::uint32_t group) {
+    return address(RTM_DELADDR, 0, ifindex, ipv4(group));
 }
 
 } // namespace nlb::netlink

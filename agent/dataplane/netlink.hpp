@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "cluster_mac.hpp"
 #include "dataplane_tables.hpp"
@@ -15,5 +16,16 @@ int delete_address(int ifindex, const IpAddress& addr);
 // permanent` does); a device without a unicast filter turns promiscuous while it has one.
 int add_unicast_filter(int ifindex, const MacAddress& mac);
 int delete_unicast_filter(int ifindex, const MacAddress& mac);
+// The IPv4 multicast group (network byte order) as a host-scope /32 address of the interface
+// with the autojoin flag (what `ip addr add GROUP/32 dev IF scope host autojoin label LABEL`
+// does): the kernel joins the group on a socket of its own for as long as the address exists,
+// so the membership (the NIC's multicast filter, the IGMP reports) outlives the process that
+// added it. Adding finds an existing autojoin address and keeps it (0); an address without the
+// flag (added by hand) is replaced, since it joins nothing. Host scope: never a source address.
+// The label (at most 15 bytes) matters because host scope puts the address first on the
+// interface: under the interface's own name, SIOCGIFADDR (ifconfig, older tools) would take
+// it for the interface's address.
+int add_group_address(int ifindex, std::uint32_t group, const std::string& label);
+int delete_group_address(int ifindex, std::uint32_t group);
 
 } // namespace nlb::netlink

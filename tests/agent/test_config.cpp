@@ -176,6 +176,24 @@ TEST_CASE("limits: NLB_MAX_RULES rules and NLB_MAX_VIPS VIPs including the clust
     CHECK(c.port_rules.size() == NLB_MAX_RULES);
 }
 
+TEST_CASE("igmp querier: off by default, 125 s, on with its interval in igmp mode") {
+    Config off = parse_config(kMinimal);
+    CHECK_FALSE(off.cluster.igmp_querier);
+    CHECK(off.cluster.igmp_query_interval_s == 125);
+    CHECK(to_json(off)["cluster"]["igmp_querier"] == false);
+    CHECK_FALSE(to_json(off)["cluster"].contains("igmp_query_interval_s"));
+
+    Config on = parse_config(R"({"cluster": {"ip": "10.0.0.1", "mode": "igmp",
+        "igmp_querier": true, "igmp_query_interval_s": 30},
+        "host": {"priority": 1, "dedicated_ip": "10.0.0.11"}})");
+    CHECK(on.cluster.igmp_querier);
+    CHECK(on.cluster.igmp_query_interval_s == 30);
+    nlohmann::json j = to_json(on);
+    CHECK(j["cluster"]["igmp_querier"] == true);
+    CHECK(j["cluster"]["igmp_query_interval_s"] == 30);
+    CHECK(parse_config(j.dump()) == on);
+}
+
 TEST_CASE("to_json gives the effective configuration and parses back to the same Config") {
     for (const char* text : {kDesignExample, kMinimal}) {
         Config c = parse_config(text);

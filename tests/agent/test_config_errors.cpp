@@ -137,6 +137,27 @@ TEST_CASE("cluster section") {
         {with(R"({"ip": "10.0.0.1", "remote_control": true})"),
          "cluster.remote_control: true needs cluster.key_file (remote control is authenticated "
          "with the cluster key)"},
+        {with(R"({"ip": "10.0.0.1", "igmp_querier": 1})"),
+         "cluster.igmp_querier: expected true or false, got an integer"},
+        {with(R"({"ip": "10.0.0.1", "igmp_querier": true})"),
+         "cluster.igmp_querier: true needs cluster.mode igmp, this cluster is unicast"},
+        {with(R"({"ip": "10.0.0.1", "mode": "multicast", "igmp_querier": true})"),
+         "cluster.igmp_querier: true needs cluster.mode igmp, this cluster is multicast"},
+        {with(R"({"ip": "10.0.0.1", "mode": "igmp", "igmp_query_interval_s": 60})"),
+         "cluster.igmp_query_interval_s: only with cluster.igmp_querier true"},
+        {with(R"({"ip": "10.0.0.1", "mode": "igmp", "igmp_querier": false,
+                  "igmp_query_interval_s": 60})"),
+         "cluster.igmp_query_interval_s: only with cluster.igmp_querier true"},
+        {with(R"({"ip": "10.0.0.1", "mode": "igmp", "igmp_querier": true,
+                  "igmp_query_interval_s": 0})"),
+         "cluster.igmp_query_interval_s: 0 below the minimum 1"},
+        {with(R"({"ip": "10.0.0.1", "mode": "igmp", "igmp_querier": true,
+                  "igmp_query_interval_s": 3601})"),
+         "cluster.igmp_query_interval_s: 3601 above the maximum 3600"},
+        {with(R"({"ip": "10.0.0.1", "mode": "igmp", "igmp_querier": true})",
+              R"({"priority": 1, "dedicated_ip": "2001:db8::11"})"),
+         "cluster.igmp_querier: true needs an IPv4 host.dedicated_ip (the queries' source), "
+         "2001:db8::11 is IPv6"},
     });
 }
 

@@ -44,6 +44,14 @@ TEST_CASE("anything else is refused, naming the first key that changed") {
           "cluster.heartbeat_ms");
     CHECK(plan_reload(running, config(R"(, "remote_control": true, "key_file": "/k")", kRules))
               .fixed == "cluster.key_file");
+    const Config igmp = config(R"(, "mode": "igmp")", kRules);
+    CHECK(plan_reload(igmp, config(R"(, "mode": "igmp", "igmp_querier": true)", kRules)).fixed ==
+          "cluster.igmp_querier");
+    CHECK(plan_reload(config(R"(, "mode": "igmp", "igmp_querier": true)", kRules),
+                      config(R"(, "mode": "igmp", "igmp_querier": true,
+                                 "igmp_query_interval_s": 60)",
+                             kRules))
+              .fixed == "cluster.igmp_query_interval_s");
     // The rotation key is read at attach, like the cluster key: a change needs a restart.
     const Config keyed = config(R"(, "key_file": "/k/new")", kRules);
     CHECK(plan_reload(keyed,

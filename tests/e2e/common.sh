@@ -20,7 +20,8 @@ check() { # check "description" command...
 # json EXPR < document: evaluates a Python expression over the parsed JSON `d`.
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
-# The JSON config of host I: cluster IP + optional VIPs, rules, mode, extra host keys.
+# The JSON config of host I: cluster IP + optional VIPs, rules, mode, extra host keys;
+# $CLUSTER_EXTRA (', "key": value ...') adds cluster keys.
 host_config() {
   local i=$1 rules=${2:-} mode=${3:-unicast} vips=${4:-[]} extra=${5:-}
   local r=""
@@ -28,7 +29,7 @@ host_config() {
   topo_host_config "$i" "{
   \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"vips\": $vips, \"mode\": \"$mode\",
                 \"heartbeat_ms\": ${HEARTBEAT_MS:-100}, \"heartbeat_tolerance\": 5,
-                \"cleanup_delay_s\": ${CLEANUP_DELAY_S:-30}},
+                \"cleanup_delay_s\": ${CLEANUP_DELAY_S:-30}${CLUSTER_EXTRA:-}},
   \"host\": {\"priority\": $i, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"$extra}$r
 }"
 }

@@ -5,6 +5,7 @@
 # source addresses and a bystander namespace. Source this file, then:
 #   topo_init NAME            namespaces NAME-*, state in $TOPO_DIR, cleanup on exit
 #   topo_add_host I [V6]      namespace NAME-hI, eth0 10.10.0.(10+I)/16 (+ fd00::(10+I)/64)
+#   topo_add_filtering_host I the same, IPv4 only, with an eth0 that filters multicast (below)
 #   topo_add_client COUNT     namespace NAME-client, sources 10.10.1.1 .. (+ fd00::1:1 ..)
 #   topo_add_bystander        namespace NAME-bystander, 10.10.0.250/16
 #   topo_host_config I JSON   writes $TOPO_DIR/hI.json
@@ -68,6 +69,29 @@ topo_add_host() {
   topo_link "$ns" "h$i"
   ip -n "$ns" addr add "10.10.0.$((10 + i))/16" dev eth0
   [ -z "$v6" ] || ip -n "$ns" addr add "fd00::$((10 + i))/64" dev eth0 nodad
+  TOPO_HOSTS+=("$i")
+}
+
+# A veth delivers every multicast frame, whatever the host joined. A NIC does not, and neither
+# does a macvlan: it hands a multicast frame to its host only when the address is in the
+# device's multicast list. So this host's eth0 is a macvlan on the peer of its bridge port, and
+# a test sees what the host's memberships let in. IPv6 is off on it: fewer addresses in its
+# (hashed, 256-bit) filter, so another address sharing the cluster MAC's bit is unlikely.
+topo_add_filtering_host() {
+  local i=$1
+  local ns=$TOPO-h$i
+  ip netns add "$ns"
+  ip -n "$TOPO-br" link add "h$i" type veth peer name "l$i"
+  ip -n "$TOPO-br" link set "h$i" master br0
+  ip -n "$TOPO-br" link set "h$i" up
+  ip -n "$TOPO-br" link set "l$i" up
+  ip -n "$TOPO-br" link add "m$i" link "l$i" type macvlan mode private
+  ip -n "$TOPO-br" link set "m$i" netns "$ns"
+  ip -n "$ns" link set "m$i" name eth0
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" addr add "10.10.0.$((10 + i))/16" dev eth0
   TOPO_HOSTS+=("$i")
 }
 
