@@ -74,6 +74,7 @@ cluster
   key_file             /etc/nlb/cluster.key
   remote_control       no
   cleanup_delay_s      300
+  igmp_querier         no
 
 port_rules
   VIP          PORTS    PROTOCOL  MODE      AFFINITY  LOAD WEIGHT  HANDLING PRIORITY  ENABLED
