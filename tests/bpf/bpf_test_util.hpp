@@ -12,6 +12,8 @@
 #include <optional>
 #include <ostream>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include <nlb/flow.h>
 
@@ -82,6 +84,26 @@ inline void set_owners(DataplaneFixture& dp, std::uint32_t slot,
     std::uint8_t me = dp.priority();
     dp.set_buckets(slot, [&](std::uint16_t b) { return entry_for(owner(b), me); });
 }
+
+// Owner of bucket b when two hosts split a rule slot: odd buckets host 2, even ones host 1.
+inline std::uint8_t half(std::uint16_t b) { return static_cast<std::uint8_t>(1 + (b & 1)); }
+
+// Two hosts (priorities 1 and 2) with the same tables, every rule slot split by half().
+struct TwoHosts {
+    DataplaneTables tables;
+    DataplaneFixture h1, h2;
+
+    TwoHosts(std::vector<IpAddress> vips, std::vector<RuleMatch> rules)
+        : tables(std::move(vips), std::move(rules)) {
+        h1.configure(tables, 1);
+        h2.configure(tables, 2);
+        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+            set_owners(h1, slot, half);
+            set_owners(h2, slot, half);
+        }
+    }
+    DataplaneFixture& host(std::uint8_t priority) { return priority == 1 ? h1 : h2; }
+};
 
 // The bucket the dataplane computes; sport in host byte order.
 inline std::uint16_t bucket_of(const IpAddress& src, std::uint16_t sport, std::uint8_t affinity,

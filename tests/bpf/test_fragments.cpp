@@ -21,26 +21,6 @@ const IpAddress& vip_of(std::uint8_t family) {
     return family == NLB_FAMILY_V4 ? kVip4 : kVip6;
 }
 
-std::uint8_t half(std::uint16_t b) {
-    return static_cast<std::uint8_t>(1 + (b & 1));
-}
-
-// Hosts 1 and 2 with the same tables; every rule slot's buckets split by half().
-struct TwoHosts {
-    DataplaneTables tables;
-    DataplaneFixture h1, h2;
-
-    explicit TwoHosts(std::vector<RuleMatch> rules) : tables({kVip4, kVip6}, std::move(rules)) {
-        h1.configure(tables, 1);
-        h2.configure(tables, 2);
-        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-            set_owners(h1, slot, half);
-            set_owners(h2, slot, half);
-        }
-    }
-    DataplaneFixture& host(std::uint8_t priority) { return priority == 1 ? h1 : h2; }
-};
-
 // One datagram in three fragments: the first (transport header, ports), a middle and the last.
 struct Datagram {
     Bytes first, middle, last;
@@ -95,7 +75,7 @@ TEST_CASE("every fragment follows its first fragment's host, whatever the affini
     auto affinity =
         GENERATE(as<std::uint8_t>{}, NLB_AFFINITY_NONE, NLB_AFFINITY_SINGLE, NLB_AFFINITY_NETWORK);
     CAPTURE(int(affinity));
-    TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE, affinity)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE, affinity)});
     std::mt19937 rng(300 + affinity);
     int datagrams = 0;
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
@@ -137,7 +117,7 @@ TEST_CASE("every fragment follows its first fragment's host, whatever the affini
 }
 
 TEST_CASE("a later fragment before its first goes to every host's stack and is counted") {
-    TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE)});
     std::mt19937 rng(301);
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
         CAPTURE(int(family));
@@ -177,7 +157,7 @@ TEST_CASE("a record older than the reassembly timeout is not followed") {
     std::mt19937 rng(302);
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
         CAPTURE(int(family));
-        TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE)});
+        TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE)});
         IpAddress src = random_address(rng, family);
         std::uint8_t owner = half(bucket_of(src, 0, NLB_AFFINITY_SINGLE));
         std::uint8_t other = owner == 1 ? 2 : 1;
@@ -200,7 +180,7 @@ TEST_CASE("a record older than the reassembly timeout is not followed") {
 }
 
 TEST_CASE("a reused ID: the newer first fragment is the one the later fragments follow") {
-    TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE, NLB_AFFINITY_NONE)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE, NLB_AFFINITY_NONE)});
     std::mt19937 rng(303);
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
         CAPTURE(int(family));
@@ -221,7 +201,7 @@ TEST_CASE("a reused ID: the newer first fragment is the one the later fragments 
 }
 
 TEST_CASE("fragments to ports 1024-65535 beside a disabled 0-1023 are load-balanced") {
-    TwoHosts hosts({rule(0, 1023, NLB_MODE_DISABLED), rule(1024, 65535, NLB_MODE_MULTIPLE)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 1023, NLB_MODE_DISABLED), rule(1024, 65535, NLB_MODE_MULTIPLE)});
     std::mt19937 rng(304);
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6})
         for (std::uint8_t proto : {kTcp, kUdp}) {
@@ -255,7 +235,7 @@ TEST_CASE("fragments to ports 1024-65535 beside a disabled 0-1023 are load-balan
 
 TEST_CASE("fragments to a single-host rule's port go to that rule's host") {
     // 5000 is handled by host 2 alone; the ports around it are split between the hosts
-    TwoHosts hosts({rule(0, 4999, NLB_MODE_MULTIPLE), rule(5000, 5000, NLB_MODE_SINGLE),
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 4999, NLB_MODE_MULTIPLE), rule(5000, 5000, NLB_MODE_SINGLE),
                     rule(5001, 65535, NLB_MODE_MULTIPLE)});
     hosts.h1.own_all(1, 2);
     hosts.h2.own_all(1, 2);
@@ -285,7 +265,7 @@ TEST_CASE("fragments to a single-host rule's port go to that rule's host") {
 }
 
 TEST_CASE("affinity none: a fragmented TCP segment goes to its connection's host") {
-    TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE, NLB_AFFINITY_NONE)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE, NLB_AFFINITY_NONE)});
     std::mt19937 rng(306);
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
         CAPTURE(int(family));
@@ -366,7 +346,7 @@ TEST_CASE("a fragmented segment of a connection kept after its bucket moved foll
 }
 
 TEST_CASE("an IPv6 atomic fragment is decided as a whole datagram") {
-    TwoHosts hosts({rule(0, 1023, NLB_MODE_DISABLED), rule(1024, 65535, NLB_MODE_MULTIPLE)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 1023, NLB_MODE_DISABLED), rule(1024, 65535, NLB_MODE_MULTIPLE)});
     std::mt19937 rng(308);
     IpAddress src = random_address(rng, NLB_FAMILY_V6);
     std::uint8_t owner = half(bucket_of(src, 0, NLB_AFFINITY_SINGLE));
@@ -382,7 +362,7 @@ TEST_CASE("an IPv6 atomic fragment is decided as a whole datagram") {
 }
 
 TEST_CASE("the watchdog stops the followers of an accepted first fragment") {
-    TwoHosts hosts({rule(0, 65535, NLB_MODE_MULTIPLE)});
+    TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE)});
     std::mt19937 rng(309);
     Source c = source_where(rng, NLB_FAMILY_V4, NLB_AFFINITY_SINGLE,
                             [](std::uint16_t b) { return half(b) == 1; });

@@ -19,32 +19,11 @@ namespace {
 const IpAddress kVip4 = ip("10.0.0.100");
 const IpAddress kVip6 = ip("2001:db8::100");
 
-std::uint8_t half(std::uint16_t b) {
-    return static_cast<std::uint8_t>(1 + (b & 1));
-}
-
 RuleMatch rule_all(std::uint8_t affinity = NLB_AFFINITY_SINGLE) {
     RuleMatch r;
     r.affinity = affinity;
     return r;
 }
-
-// Two hosts (priorities 1 and 2) with the same tables, every rule slot split by half().
-struct TwoHosts {
-    DataplaneTables tables;
-    DataplaneFixture h1, h2;
-
-    TwoHosts(std::vector<IpAddress> vips, std::vector<RuleMatch> rules)
-        : tables(std::move(vips), std::move(rules)) {
-        h1.configure(tables, 1);
-        h2.configure(tables, 2);
-        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-            set_owners(h1, slot, half);
-            set_owners(h2, slot, half);
-        }
-    }
-    DataplaneFixture& host(std::uint8_t priority) { return priority == 1 ? h1 : h2; }
-};
 
 // How a frame reaches the program: which parse path it takes.
 enum class Shape { plain, ip_options, ipv6_ext, vlan };

@@ -16,26 +16,12 @@ const IpAddress kCluster = ip("10.0.0.100"); // VIP index 0
 const IpAddress kOtherVip = ip("10.0.0.101");
 const IpAddress kClient = ip("198.18.0.7");
 
-struct TwoHosts {
-    DataplaneTables tables;
-    DataplaneFixture h1, h2;
-
-    explicit TwoHosts(std::vector<RuleMatch> rules)
-        : tables({kCluster, kOtherVip}, std::move(rules)) {
-        for (auto* h : {&h1, &h2}) {
-            h->configure(tables, h == &h1 ? 1 : 2);
-            for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
-                set_owners(*h, slot,
-                           [](std::uint16_t b) { return static_cast<std::uint8_t>(1 + (b & 1)); });
-        }
+void remote_control(TwoHosts& hosts, bool on) {
+    for (auto* h : {&hosts.h1, &hosts.h2}) {
+        auto& flags = h->maps().state().config.flags;
+        flags = on ? flags | NLB_CFG_REMOTE_CONTROL : flags & ~NLB_CFG_REMOTE_CONTROL;
     }
-    void remote_control(bool on) {
-        for (auto* h : {&h1, &h2}) {
-            auto& flags = h->maps().state().config.flags;
-            flags = on ? flags | NLB_CFG_REMOTE_CONTROL : flags & ~NLB_CFG_REMOTE_CONTROL;
-        }
-    }
-};
+}
 
 enum class Shape { plain, ip_options, vlan };
 
@@ -76,10 +62,10 @@ TEST_CASE("remote control on: every host passes UDP 2504 to the cluster IP, off:
     auto shape = GENERATE(Shape::plain, Shape::ip_options, Shape::vlan);
     CAPTURE(int(shape));
     // A rule for every port: the request's bucket belongs to one host only.
-    TwoHosts hosts({rule_ports(std::nullopt, 0, 65535, Protocol::both)});
+    TwoHosts hosts({kCluster, kOtherVip}, {rule_ports(std::nullopt, 0, 65535, Protocol::both)});
     const Bytes frame = build(remote_request(shape));
 
-    hosts.remote_control(true);
+    remote_control(hosts, true);
     for (auto* h : {&hosts.h1, &hosts.h2}) {
         CAPTURE(int(h->priority()));
         CHECK(verdict(*h, frame) == Verdict::accepted); // to the stack, MAC rewritten
@@ -89,7 +75,7 @@ TEST_CASE("remote control on: every host passes UDP 2504 to the cluster IP, off:
         check_no_rule_counted(*h);
     }
 
-    hosts.remote_control(false);
+    remote_control(hosts, false);
     for (auto* h : {&hosts.h1, &hosts.h2}) {
         CAPTURE(int(h->priority()));
         CHECK(verdict(*h, frame) == Verdict::dropped);
@@ -103,7 +89,7 @@ TEST_CASE("remote control on: every host passes UDP 2504 to the cluster IP, off:
 TEST_CASE("a port rule covering 2504 does not decide remote control") {
     auto mode = GENERATE(as<std::uint8_t>{}, NLB_MODE_DISABLED, NLB_MODE_MULTIPLE, NLB_MODE_SINGLE);
     CAPTURE(int(mode));
-    TwoHosts hosts({rule_ports(std::nullopt, 2500, 2510, Protocol::udp, mode),
+    TwoHosts hosts({kCluster, kOtherVip}, {rule_ports(std::nullopt, 2500, 2510, Protocol::udp, mode),
                     rule_ports(0, 2504, 2504, Protocol::both, mode)});
     // Single: host 2 owns every bucket, so host 1 would drop everything.
     for (auto* h : {&hosts.h1, &hosts.h2})
@@ -112,12 +98,12 @@ TEST_CASE("a port rule covering 2504 does not decide remote control") {
                 h->own_all(slot, 2);
     const Bytes frame = build(remote_request(Shape::plain));
 
-    hosts.remote_control(true);
+    remote_control(hosts, true);
     for (auto* h : {&hosts.h1, &hosts.h2}) {
         CHECK(verdict(*h, frame) == Verdict::accepted);
         check_no_rule_counted(*h);
     }
-    hosts.remote_control(false);
+    remote_control(hosts, false);
     for (auto* h : {&hosts.h1, &hosts.h2}) {
         CHECK(verdict(*h, frame) == Verdict::dropped);
         CHECK(stats(*h, NLB_STATS_GLOBAL).remote_dropped == 1);
@@ -126,18 +112,18 @@ TEST_CASE("a port rule covering 2504 does not decide remote control") {
 }
 
 TEST_CASE("a stopped watchdog does not stop remote control") {
-    TwoHosts hosts({rule_ports(std::nullopt, 0, 65535, Protocol::both)});
-    hosts.remote_control(true);
+    TwoHosts hosts({kCluster, kOtherVip}, {rule_ports(std::nullopt, 0, 65535, Protocol::both)});
+    remote_control(hosts, true);
     hosts.h1.set_alive(false);
     CHECK(verdict(hosts.h1, build(remote_request(Shape::plain))) == Verdict::accepted);
     CHECK(verdict(hosts.h1, build(remote_request(Shape::vlan))) == Verdict::accepted);
 }
 
 TEST_CASE("the rest of port 2504 is load-balanced as any port") {
-    TwoHosts hosts({rule_ports(std::nullopt, 0, 65535, Protocol::both)});
+    TwoHosts hosts({kCluster, kOtherVip}, {rule_ports(std::nullopt, 0, 65535, Protocol::both)});
     auto on = GENERATE(true, false);
     CAPTURE(on);
-    hosts.remote_control(on);
+    remote_control(hosts, on);
 
     PacketSpec tcp = remote_request(Shape::plain);
     tcp.proto = kTcp;
