@@ -35,6 +35,12 @@ class Writer {
         u32(static_cast<std::uint32_t>(v >> 32));
         u32(static_cast<std::uint32_t>(v));
     }
+    // A section's header: type, a reserved byte, the body's length.
+    void section(std::uint8_t type, std::size_t length) {
+        u8(type);
+        u8(0);
+        u16(static_cast<std::uint16_t>(length));
+    }
 
   private:
     std::vector<std::uint8_t>& out_;
@@ -258,27 +264,21 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
     w.u64(hb.connections);
     w.u64(hb.score);
 
-    w.u8(kSectionRules);
-    w.u8(0);
-    w.u16(static_cast<std::uint16_t>(rule_count * kRuleEntry));
+    w.section(kSectionRules, rule_count * kRuleEntry);
     for (std::size_t r = 0; r < rule_count; ++r) {
         w.u8(hb.rules[r].load_weight);
         w.u8(hb.rules[r].handling_priority);
         w.u8(static_cast<std::uint8_t>(hb.control[r]));
     }
 
-    w.u8(kSectionBase);
-    w.u8(0);
-    w.u16(static_cast<std::uint16_t>(kBaseSection));
+    w.section(kSectionBase, kBaseSection);
     w.u64(hb.base_digest);
     w.u32(hb.base_generation);
     w.u8(hb.base_flags);
 
     if (hb.has_contact) {
         const std::size_t n = std::min<std::size_t>(hb.echoes.size(), NLB_MAX_HOSTS);
-        w.u8(kSectionContact);
-        w.u8(0);
-        w.u16(static_cast<std::uint16_t>(kContactFixed + n * kEchoEntry));
+        w.section(kSectionContact, kContactFixed + n * kEchoEntry);
         w.u8(hb.contact.family);
         w.u8(hb.contact_flags);
         w.u16(hb.contact.port);
@@ -292,9 +292,7 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         }
     }
     if (hb.has_config) {
-        w.u8(kSectionConfig);
-        w.u8(0);
-        w.u16(static_cast<std::uint16_t>(kConfigSection));
+        w.section(kSectionConfig, kConfigSection);
         w.u8(hb.mode);
         w.u8(static_cast<std::uint8_t>(hb.reason));
         w.u16(static_cast<std::uint16_t>(hb.heartbeat_tolerance));
@@ -304,9 +302,7 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.u64(hb.cohort);
     }
     if (hb.has_seed) {
-        w.u8(kSectionSeed);
-        w.u8(0);
-        w.u16(static_cast<std::uint16_t>(kSeedSection));
+        w.section(kSectionSeed, kSeedSection);
         w.u64(hb.seed_digest);
         w.u8(static_cast<std::uint8_t>(hb.seed_source));
         w.u8(0);
@@ -316,9 +312,7 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
     if (!dirty.empty()) {
-        w.u8(kSectionDirty);
-        w.u8(0);
-        w.u16(static_cast<std::uint16_t>(dirty.size()));
+        w.section(kSectionDirty, dirty.size());
         out.insert(out.end(), dirty.begin(), dirty.end());
     }
     if (hb.flags & Heartbeat::kFlagAuthenticated)
