@@ -36,7 +36,8 @@ failover() { # name, action...: runs the action under a probe, prints the recove
   wait "$probe"
   local rec
   rec=$(json 'd["recovery_s"]' <"$TOPO_DIR/probe-$name.json")
-  echo "$name: recovery ${rec}s (bound ${bound}s), $(json 'd["affected_sources"]' <"$TOPO_DIR/probe-$name.json") sources affected"
+  echo "$name: recovery ${rec}s (bound ${bound}s), $(json 'd["affected_sources"]' <"$TOPO_DIR/probe-$name.json") sources affected," \
+    "$(json 'd["isolated_failures"]' <"$TOPO_DIR/probe-$name.json") isolated timeouts"
   check "$name: a client lost its host" test "$(json 'd["affected_sources"] > 0' <"$TOPO_DIR/probe-$name.json")" = True
   check "$name: every client served again within the bound" \
     python3 -c "import sys; sys.exit(0 if $rec != None and $rec <= $bound else 1)"
