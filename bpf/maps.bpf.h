@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* The dataplane's maps. Layout in include/nlb/maps.h; the agent writes nlb_state and
- * nlb_ports, the program writes nlb_conns4/6, nlb_frags and nlb_stats. In steady state the
- * per-packet path reads only nlb_state (a global), nlb_stats and, where one VIP has several
- * port rules, nlb_ports: arrays all. */
+ * nlb_ports, the programs write nlb_conns4/6, nlb_est4/6, nlb_frags and nlb_stats. In steady
+ * state the per-packet path reads only nlb_state (a global), nlb_stats and, where one VIP has
+ * several port rules, nlb_ports: arrays all. */
 #ifndef NLB_MAPS_BPF_H
 #define NLB_MAPS_BPF_H
 
@@ -34,6 +34,22 @@ struct {
 	__type(key, struct nlb_conn_key6);
 	__type(value, struct nlb_conn);
 } nlb_conns6 SEC(".maps");
+
+/* Established connections: a plain hash, so nothing but their end removes them. Sized by the
+ * agent before load (host.established_connections). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NLB_EST_TABLE_ENTRIES);
+	__type(key, struct nlb_conn_key4);
+	__type(value, struct nlb_conn);
+} nlb_est4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NLB_EST_TABLE_ENTRIES);
+	__type(key, struct nlb_conn_key6);
+	__type(value, struct nlb_conn);
+} nlb_est6 SEC(".maps");
 
 /* Not pinned: a restarted agent's program starts it empty, and the fragments of datagrams
  * in flight then go to every host (bpf/fragments.h), which is harmless. An array, not a hash:

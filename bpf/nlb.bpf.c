@@ -77,15 +77,15 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 				.dport = p->dport,
 			};
 
-			return nlb_tcp_tracked(&nlb_conns4, &k4, eth, cfg, st, rule_idx, bucket, b,
-					       p->tcp_flags, mode);
+			return nlb_tcp_tracked(&nlb_conns4, &nlb_est4, &k4, eth, cfg, st, rule_idx,
+					       bucket, b, p->tcp_flags, mode);
 		} else {
 			struct nlb_conn_key6 k6 = {.sport = p->sport, .dport = p->dport};
 
 			__builtin_memcpy(k6.saddr, p->saddr, 16);
 			__builtin_memcpy(k6.daddr, p->daddr, 16);
-			return nlb_tcp_tracked(&nlb_conns6, &k6, eth, cfg, st, rule_idx, bucket, b,
-					       p->tcp_flags, mode);
+			return nlb_tcp_tracked(&nlb_conns6, &nlb_est6, &k6, eth, cfg, st, rule_idx,
+					       bucket, b, p->tcp_flags, mode);
 		}
 	}
 	/* UDP and ICMP follow ownership alone: they move with their bucket at once. */
@@ -363,8 +363,8 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 	key.daddr = ip->daddr;
 	key.sport = sport;
 	key.dport = *(__be16 *)(l4 + 2);
-	return nlb_tcp_tracked(&nlb_conns4, &key, eth, cfg, st, rule_idx, bucket, b, l4[13],
-			       NLB_TRACK_FULL);
+	return nlb_tcp_tracked(&nlb_conns4, &nlb_est4, &key, eth, cfg, st, rule_idx, bucket, b,
+			       l4[13], NLB_TRACK_FULL);
 }
 
 /* Everything but the common case: VLAN tags, IPv4 options and fragments, IPv6, ICMP, ARP
@@ -475,3 +475,6 @@ int nlb_watchdog_arm(struct xdp_md *ctx)
 
 /* TC egress program for the host's own neighbour discovery from IPv6 VIPs. */
 #include "nd_egress.h"
+
+/* The socket program and the agent's seeding of established connections. */
+#include "sockops.h"

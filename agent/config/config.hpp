@@ -34,6 +34,10 @@ inline constexpr std::uint32_t kMinHeartbeatTolerance = 2;
 inline constexpr std::uint32_t kMaxHeartbeatTolerance = 100;
 inline constexpr std::uint32_t kMaxCleanupDelayS = 86400;
 inline constexpr std::uint8_t kMaxLoadWeight = 100;
+inline constexpr std::uint32_t kDefaultOpeningConnections = 262144;
+inline constexpr std::uint32_t kDefaultEstablishedConnections = 262144;
+inline constexpr std::uint32_t kMinConnectionTable = 1024;
+inline constexpr std::uint32_t kMaxConnectionTable = 16777216;
 // The IGMP querier's query interval: RFC 3376's default is 125 s; an hour still refreshes the
 // switches' group state (they age it out after about twice the interval).
 inline constexpr std::uint32_t kDefaultQueryIntervalS = 125;
@@ -69,6 +73,10 @@ struct HostConfig {
     IpAddress dedicated_ip;    // never a VIP
     InitialState initial_state = InitialState::started;
     std::optional<std::string> interface; // set: attach at start; none: wait for nlbadm attach
+    // Entries per family of the dataplane's connection tables (docs/dataplane.md): opening
+    // (an LRU of connections not yet established) and established (never evicted).
+    std::uint32_t opening_connections = kDefaultOpeningConnections;
+    std::uint32_t established_connections = kDefaultEstablishedConnections;
     bool operator==(const HostConfig&) const = default;
 };
 

@@ -123,6 +123,8 @@ nlohmann::json to_json(const Config& config) {
         {"priority", h.priority},
         {"dedicated_ip", h.dedicated_ip.to_string()},
         {"initial_state", to_string(h.initial_state)},
+        {"opening_connections", h.opening_connections},
+        {"established_connections", h.established_connections},
     };
     if (h.interface)
         host["interface"] = *h.interface;

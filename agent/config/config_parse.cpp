@@ -125,6 +125,12 @@ HostConfig parse_host(const JsonField& field) {
         if (!is_valid_interface_name(*h.interface))
             interface->fail("\"" + *h.interface + "\" is not an interface name");
     }
+    if (auto n = object.optional("opening_connections"))
+        h.opening_connections =
+            static_cast<std::uint32_t>(n->integer(kMinConnectionTable, kMaxConnectionTable));
+    if (auto n = object.optional("established_connections"))
+        h.established_connections =
+            static_cast<std::uint32_t>(n->integer(kMinConnectionTable, kMaxConnectionTable));
     object.finish();
     return h;
 }

@@ -25,6 +25,11 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(running.host.dedicated_ip == next.host.dedicated_ip, "host.dedicated_ip");
     fixed(running.host.initial_state == next.host.initial_state, "host.initial_state");
     fixed(running.host.interface == next.host.interface, "host.interface");
+    // the tables are sized when the dataplane is created (a detach and attach resizes them)
+    fixed(running.host.opening_connections == next.host.opening_connections,
+          "host.opening_connections");
+    fixed(running.host.established_connections == next.host.established_connections,
+          "host.established_connections");
     fixed(running.metrics == next.metrics, "metrics");
     fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
     for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {

@@ -18,6 +18,14 @@
 
 namespace nlb {
 
+namespace {
+
+TableSizes table_sizes(const Config& config) {
+    return {config.host.opening_connections, config.host.established_connections};
+}
+
+} // namespace
+
 using std::chrono::milliseconds;
 using json = nlohmann::json;
 
@@ -71,7 +79,8 @@ void Agent::start() {
         log_.event("adopted", {{"interface", dp->interface()}, {"pin_dir", options_.pin_dir}});
         bring_up(std::move(dp));
     } else if (config_.host.interface) {
-        bring_up(Dataplane::attach(*config_.host.interface, options_.pin_dir, options_.xdp_mode));
+        bring_up(Dataplane::attach(*config_.host.interface, options_.pin_dir, options_.xdp_mode,
+                                     table_sizes(config_)));
     } else {
         log_.event("waiting", {{"message", "no host.interface: waiting for nlbadm attach"}});
     }
@@ -190,6 +199,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     case InitialState::stopped:
         break;
     }
+    tracking_.start(*dp_, tables_.vips(), log_);
     // A restarted agent learns at once which connections the dataplane still serves (once
     // participating, so the engine keeps them), so that its first maps keep serving them.
     scan_connections_now(now);
@@ -313,10 +323,7 @@ void Agent::arm_watchdog(milliseconds now) {
 }
 
 void Agent::scan_connections_now(milliseconds now) {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    std::uint64_t now_ns = std::uint64_t(ts.tv_sec) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
-    ConnScan scan = scan_connections(dp_->maps(), now_ns);
+    ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_);
     tracked_connections_ = scan.live;
     engine_->on_connection_scan(LiveBuckets::from(scan.live_buckets), accepted_total(), now);
 }
@@ -347,6 +354,13 @@ void Agent::apply(Decision d) {
                 releases = (*installed_)[s].owners[b] == config_.host.priority &&
                            (*d.maps)[s].owners[b] != config_.host.priority;
         if (releases) {
+            // First stop recording new connections in the buckets given up: the new maps go
+            // in with those buckets still looked up in the connection tables (tracked here),
+            // so no connection is lost meanwhile. Then, once a program run that read the old
+            // entry has surely finished, the scan sees every connection recorded there, and
+            // the release reports them all dirty: none is served by two hosts.
+            install(with_released_tracked(*d.maps));
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
             scan_connections_now(monotonic_now());
             Decision again = engine_->take_decision();
             for (auto& e : again.events)
@@ -395,6 +409,16 @@ void Agent::apply(Decision d) {
     }
 }
 
+SlotViews Agent::with_released_tracked(const SlotViews& next) const {
+    SlotViews views = next;
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        for (std::size_t b = 0; b < NLB_BUCKETS; ++b)
+            if ((*installed_)[s].owners[b] == config_.host.priority &&
+                views[s].owners[b] != config_.host.priority)
+                views[s].tracked_here.set(b);
+    return views;
+}
+
 void Agent::install(const SlotViews& views) {
     nlb_state& state = dp_->maps().state();
     for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
@@ -413,7 +437,7 @@ json Agent::attach(const std::string& ifname) {
         return error("attach " + ifname + ": already attached to " + dp_->interface() +
                      " (detach it first)");
     }
-    bring_up(Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode));
+    bring_up(Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode, table_sizes(config_)));
     return ok({{"interface", ifname}, {"changed", true},
                {"xdp_mode", dp_->generic() ? "generic" : "native"}});
 }
@@ -609,13 +633,25 @@ json Agent::stats() const {
     out["convergences"] = convergences_;
     out["last_convergence_s"] = static_cast<double>(last_convergence_.count()) / 1000.0;
     out["tracked_connections"] = dp_ ? tracked_connections_ : 0;
+    out["connection_tables"] = {
+        {"socket_program", dp_ && dp_->socket_program()},
+        {"opening", dp_ ? tracking_.last().opening : 0},
+        {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
+        {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},
+        {"established", dp_ ? tracking_.last().established : 0},
+        {"established_size", dp_ ? 2 * dp_->table_sizes().established : 0},
+        {"established_ended", dp_ ? tracking_.last().expired : 0},
+        {"adopted_from_sockets", tracking_.seeded()},
+        {"orphans_ended", tracking_.orphans_ended()}};
     auto counters = [](const nlb_stats& st) {
         return json{{"accepted", st.accepted},
                     {"dropped_not_owner", st.dropped_not_owner},
                     {"dropped_dirty", st.dropped_dirty},
                     {"dropped_disabled", st.dropped_disabled},
                     {"dropped_watchdog", st.dropped_watchdog},
-                    {"tracked", st.tracked}};
+                    {"tracked", st.tracked},
+                    {"established", st.established},
+                    {"established_full", st.established_full}};
     };
     json rules = json::array();
     for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.hpp"
+#include "connection_tracking.hpp"
 #include "contact_socket.hpp"
 #include "control_server.hpp"
 #include "convergence_engine.hpp"
@@ -68,6 +69,8 @@ class Agent {
     void apply(Decision decision);
     void install(const SlotViews& views);
     void scan_connections_now(std::chrono::milliseconds now);
+    // `next` with every bucket this host gives up still looked up in its connection tables.
+    SlotViews with_released_tracked(const SlotViews& next) const;
     std::uint64_t accepted_total() const;
     nlohmann::json command(CommandKind kind, int rule = -1);
     nlohmann::json rule_command(const nlohmann::json& request, CommandKind kind);
@@ -103,6 +106,7 @@ class Agent {
 
     // For stats(): what a scrape must not recompute (a connection scan per scrape would let
     // anyone who reaches the metrics port make the agent walk its tables).
+    ConnectionTracking tracking_;
     std::uint64_t tracked_connections_ = 0; // live entries found by the last connection scan
     std::uint64_t convergences_ = 0;        // completed since the agent started
     std::optional<std::chrono::milliseconds> convergence_started_;

@@ -42,6 +42,7 @@ struct MapPin {
 std::vector<MapPin> map_pins(nlb_bpf* skel) {
     return {{skel->maps.bss, "nlb_state"},          {skel->maps.nlb_ports, "nlb_ports"},
             {skel->maps.nlb_conns4, "nlb_conns4"},  {skel->maps.nlb_conns6, "nlb_conns6"},
+            {skel->maps.nlb_est4, "nlb_est4"},      {skel->maps.nlb_est6, "nlb_est6"},
             {skel->maps.nlb_stats, "nlb_stats"},    {skel->maps.nlb_watchdog, "nlb_watchdog"},
             {skel->maps.nlb_hb_rate, "nlb_hb_rate"}};
 }
@@ -86,9 +87,24 @@ int detach_egress(int ifindex) {
     return err == -ENOENT || err == -EINVAL ? 0 : err;
 }
 
+
+// The size of the map pinned at `path`, or 0 when there is none: an adopted table keeps the
+// size it was created with (resizing it would mean copying every connection).
+std::uint32_t pinned_entries(const std::string& path) {
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0)
+        return 0;
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    std::uint32_t n = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.max_entries : 0;
+    close(fd);
+    return n;
+}
+
 } // namespace
 
-std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std::string& what) {
+std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std::string& what,
+                                           const TableSizes& sizes) {
     ensure_bpffs_dir(pin_dir, what);
     std::unique_ptr<Dataplane> dp(new Dataplane);
     dp->pin_dir_ = pin_dir;
@@ -99,6 +115,19 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         std::string path = pin_dir + "/" + p.name;
         if (int err = bpf_map__set_pin_path(p.map, path.c_str()))
             fail(what, "pin path " + path + ": " + errstr(err));
+    }
+    struct Table {
+        bpf_map* map;
+        const char* name;
+        std::uint32_t entries;
+    };
+    for (const Table& t : {Table{dp->skel_->maps.nlb_conns4, "nlb_conns4", sizes.opening},
+                           Table{dp->skel_->maps.nlb_conns6, "nlb_conns6", sizes.opening},
+                           Table{dp->skel_->maps.nlb_est4, "nlb_est4", sizes.established},
+                           Table{dp->skel_->maps.nlb_est6, "nlb_est6", sizes.established}}) {
+        std::uint32_t pinned = pinned_entries(pin_dir + "/" + t.name);
+        if (int err = bpf_map__set_max_entries(t.map, pinned ? pinned : t.entries))
+            fail(what, std::string("size ") + t.name + ": " + errstr(err));
     }
     if (int err = nlb_bpf__load(dp->skel_)) {
         if (err == -EPERM || err == -EACCES)
@@ -112,11 +141,14 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
     dp->maps_ = std::make_unique<DataplaneMaps>(DataplaneMapFds{
         bpf_map__fd(dp->skel_->maps.bss), bpf_map__fd(dp->skel_->maps.nlb_ports),
         bpf_map__fd(dp->skel_->maps.nlb_conns4), bpf_map__fd(dp->skel_->maps.nlb_conns6),
-        bpf_map__fd(dp->skel_->maps.nlb_stats)});
+        bpf_map__fd(dp->skel_->maps.nlb_stats), bpf_map__fd(dp->skel_->maps.nlb_est4),
+        bpf_map__fd(dp->skel_->maps.nlb_est6)});
+    dp->sizes_ = {bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
+                  bpf_map__max_entries(dp->skel_->maps.nlb_est4)};
     return dp;
 }
 
-std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
+std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const TableSizes& sizes) {
     std::string link_path = pin_dir + "/" + kLinkPin;
     int link_fd = bpf_obj_get(link_path.c_str());
     if (link_fd < 0)
@@ -130,7 +162,7 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
     std::string what = std::string("adopt ") + name;
     std::unique_ptr<Dataplane> dp;
     try {
-        dp = load(pin_dir, what);
+        dp = load(pin_dir, what, sizes);
     } catch (...) {
         close(link_fd);
         throw;
@@ -144,22 +176,24 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir) {
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(ifindex, 0, &q) == 0)
         dp->generic_ = q.attach_mode == XDP_ATTACHED_SKB;
+    dp->start_socket_program();
     return dp;
 }
 
 std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
-                                             const std::string& pin_dir, XdpMode mode) {
+                                             const std::string& pin_dir, XdpMode mode,
+                                             const TableSizes& sizes) {
     std::string what = "attach " + ifname;
     int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     if (!ifindex)
         fail(what, "no such interface");
-    if (auto dp = adopt(pin_dir)) {
+    if (auto dp = adopt(pin_dir, sizes)) {
         if (dp->ifindex_ != ifindex)
             fail(what, "pin directory " + pin_dir + " holds the dataplane of " + dp->ifname_ +
                            " (detach it first)");
         return dp;
     }
-    std::unique_ptr<Dataplane> dp = load(pin_dir, what);
+    std::unique_ptr<Dataplane> dp = load(pin_dir, what, sizes);
     dp->ifname_ = ifname;
     dp->ifindex_ = ifindex;
     int prog_fd = bpf_program__fd(dp->skel_->progs.nlb_xdp);
@@ -193,10 +227,12 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
     std::string link_path = pin_dir + "/" + kLinkPin;
     if (int err = bpf_obj_pin(fd, link_path.c_str()))
         fail(what, "pin the link at " + link_path + ": " + errstr(err));
+    dp->start_socket_program();
     return dp;
 }
 
 void Dataplane::detach() {
+    stop_socket_program();
     detach_egress(ifindex_);
     std::string link_path = pin_dir_ + "/" + kLinkPin;
     unlink(link_path.c_str());
@@ -240,6 +276,8 @@ Dataplane::~Dataplane() {
     maps_.reset(); // unmap before the skeleton closes the map
     if (link_fd_ >= 0)
         close(link_fd_);
+    if (sockops_fd_ >= 0)
+        close(sockops_fd_);
     nlb_bpf__destroy(skel_);
 }
 

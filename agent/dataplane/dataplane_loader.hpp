@@ -4,8 +4,12 @@
 // serving buckets the cluster has moved on from.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+
+#include <nlb/limits.h>
 
 #include "dataplane_maps.hpp"
 
@@ -19,6 +23,18 @@ namespace nlb {
 // its native XDP hook runs).
 enum class XdpMode { automatic, native, generic };
 
+// Entries per family of the connection tables (host.opening_connections,
+// host.established_connections). An adopted dataplane keeps the sizes it was created with.
+struct TableSizes {
+    std::uint32_t opening = NLB_CONN_TABLE_ENTRIES;
+    std::uint32_t established = NLB_EST_TABLE_ENTRIES;
+};
+
+struct SeedResult {
+    std::uint64_t recorded = 0; // in the established table now (or none of the rules')
+    std::uint64_t full = 0;     // not recorded: the table is full
+};
+
 class Dataplane {
   public:
     // Attaches to `ifname` (native XDP, generic when the driver has none), or adopts the
@@ -26,9 +42,11 @@ class Dataplane {
     // one atomically and the maps (tables, tracked connections, counters) carry over.
     // Throws std::runtime_error: "attach eth0: <reason>".
     static std::unique_ptr<Dataplane> attach(const std::string& ifname, const std::string& pin_dir,
-                                             XdpMode mode = XdpMode::automatic);
+                                             XdpMode mode = XdpMode::automatic,
+                                             const TableSizes& sizes = {});
     // The attachment pinned in `pin_dir`, or nullptr when there is none.
-    static std::unique_ptr<Dataplane> adopt(const std::string& pin_dir);
+    static std::unique_ptr<Dataplane> adopt(const std::string& pin_dir,
+                                            const TableSizes& sizes = {});
 
     ~Dataplane(); // closes this process's handles; the pinned dataplane stays
     Dataplane(const Dataplane&) = delete;
@@ -42,6 +60,7 @@ class Dataplane {
     int ifindex() const { return ifindex_; }
     bool generic() const { return generic_; } // generic (skb) XDP instead of native
     bool adopted() const { return adopted_; } // found pinned, not freshly attached
+    const TableSizes& table_sizes() const { return sizes_; } // in effect (adopted: pinned)
 
     // The TC egress program that keeps the host's own neighbour discovery from a VIP from
     // advertising the host's MAC (bpf/nd_egress.h): only a cluster with an IPv6 VIP needs it,
@@ -56,9 +75,21 @@ class Dataplane {
     // Keeps the dataplane accepting for `timeout_ns` more (see struct nlb_config).
     void arm_watchdog(std::uint64_t timeout_ns);
 
+    // The socket program (bpf/sockops.h) that records the connections this host's stack
+    // establishes: attached to the root cgroup through a link pinned beside the XDP link, for
+    // this network namespace only. Without it (no cgroup v2, a kernel before 5.15) connections
+    // are tracked from their SYN alone, evictable; socket_program_error() says why.
+    bool socket_program() const { return sockops_fd_ >= 0; }
+    const std::string& socket_program_error() const { return sockops_error_; }
+    // Records connections the stack had before the socket program ran (socket_table.hpp).
+    SeedResult seed_established(std::span<const nlb_tuple> connections);
+
   private:
     Dataplane() = default;
-    static std::unique_ptr<Dataplane> load(const std::string& pin_dir, const std::string& what);
+    static std::unique_ptr<Dataplane> load(const std::string& pin_dir, const std::string& what,
+                                           const TableSizes& sizes);
+    void start_socket_program(); // never throws: failure leaves socket_program() false
+    void stop_socket_program();
 
     nlb_bpf* skel_ = nullptr;
     std::unique_ptr<DataplaneMaps> maps_;
@@ -68,6 +99,9 @@ class Dataplane {
     int link_fd_ = -1;
     bool generic_ = false;
     bool adopted_ = false;
+    TableSizes sizes_;
+    int sockops_fd_ = -1;
+    std::string sockops_error_;
 };
 
 } // namespace nlb

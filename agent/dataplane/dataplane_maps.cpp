@@ -50,6 +50,8 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.nd_replied += from.nd_replied;
     into.neigh_dropped += from.neigh_dropped;
     into.tracked += from.tracked;
+    into.established += from.established;
+    into.established_full += from.established_full;
     into.passed_other += from.passed_other;
     into.remote_passed += from.remote_passed;
     into.remote_dropped += from.remote_dropped;

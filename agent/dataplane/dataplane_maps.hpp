@@ -18,6 +18,8 @@ struct DataplaneMapFds {
     int conns4 = -1;
     int conns6 = -1;
     int stats = -1;
+    int est4 = -1;
+    int est6 = -1;
 };
 
 // Adds every counter of `from` into `into` (per-CPU values, slots).

@@ -31,11 +31,17 @@
 #define NLB_PORT_CHUNKS_PER_PROTO (65536 / NLB_PORT_CHUNK)
 #define NLB_PORT_TABLE_ENTRIES (NLB_MAX_VIPS * 2 * NLB_PORT_CHUNKS_PER_PROTO)
 
-/* Tracked TCP connections per host (LRU: the oldest are forgotten first). */
+/* Connection tables per host and family, by default (config: dataplane.opening_connections,
+ * dataplane.established_connections). Opening: an LRU of unproven connections. Established:
+ * never evicted; about 100 bytes an entry. */
 #define NLB_CONN_TABLE_ENTRIES 262144
-/* After a FIN or RST a tracked connection lives this long, so the last ACKs still reach the
- * host that owns the connection, then it no longer keeps its bucket dirty. */
+#define NLB_EST_TABLE_ENTRIES 262144
+/* After its socket closed, an established connection is kept this long, so the last ACKs
+ * still reach the host that served it; then it no longer keeps its bucket dirty. */
 #define NLB_CONN_CLOSE_GRACE_NS (10ULL * 1000 * 1000 * 1000)
+/* An opening record not established by then is forgotten (a SYN_RECV socket gives up after
+ * about 63 s with the default tcp_synack_retries of 5). */
+#define NLB_OPENING_MAX_AGE_NS (75ULL * 1000 * 1000 * 1000)
 
 /* Slots of the direct-mapped table of first-fragment verdicts (16 bytes each, both families):
  * a datagram's record is overwritten when a datagram that starts before its last fragment

@@ -28,6 +28,9 @@ struct nlb_config {
 	/* Seed of the bucket hash (nlb_flow_bucket), one per cluster; 0 reads as NLB_FLOW_SEED
 	 * (nlb_config_flow_seed). */
 	__u32 flow_seed;
+	/* The host's network namespace (SO_NETNS_COOKIE): the socket program runs for every
+	 * socket of the machine and records only this namespace's. */
+	__u64 netns_cookie;
 };
 
 /* Answer ARP requests and neighbour solicitations for VIPs. Off, this host answers none of
@@ -113,8 +116,13 @@ struct nlb_rule {
 	__u16 bucket[NLB_BUCKETS];
 };
 
-/* nlb_conns4 / nlb_conns6: TCP connections this host accepted, one table per family so that
- * the IPv4 key (hashed on every lookup) stays 12 bytes. Addresses and ports as on the wire. */
+/* Connection tables, one pair per family so that the IPv4 key (hashed on every lookup) stays
+ * 12 bytes. Addresses and ports as on the wire, from the client's side (saddr = client).
+ * nlb_conns4/6 (LRU): connections this host accepted a SYN of, or adopted mid-stream, and not
+ *   yet proven: anyone can send a SYN, so these may be evicted (a flood evicts its own kind).
+ * nlb_est4/6 (hash, never evicted): connections this host's TCP stack established (its socket
+ *   program's evidence, or the socket table at attach); a record ends only when its socket
+ *   does (docs/dataplane.md, "Connection tracking"). */
 struct nlb_conn_key4 {
 	__u32 saddr;
 	__u32 daddr;
@@ -130,10 +138,22 @@ struct nlb_conn_key6 {
 };
 
 struct nlb_conn {
-	__u64 closed_ns; /* CLOCK_MONOTONIC of the first FIN/RST seen; 0 while open */
+	__u64 opened_ns; /* CLOCK_MONOTONIC (coarse) when recorded */
+	__u64 closed_ns; /* established: when its socket closed; 0 while open (opening: unused) */
 	__u16 bucket;
 	__u8 rule;
 	__u8 pad[5];
+};
+
+/* A connection as its client's packets carry it (saddr = client): what the agent hands the
+ * nlb_seed program for each connection its stack already had (bpf/sockops.h). */
+struct nlb_tuple {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport; /* network byte order */
+	__u16 dport; /* network byte order */
+	__u8 family; /* enum nlb_family */
+	__u8 pad[3];
 };
 
 /* Everything the per-packet path reads in steady state, as the program's one global
@@ -170,6 +190,8 @@ struct nlb_stats {
 	 * answer (other hosts' announcements, replies, requests it cannot answer, answering
 	 * off): dropped, so that the kernel never answers for a VIP with the host's own MAC. */
 	__u64 neigh_dropped;
+	__u64 established; /* connections the host's stack established, recorded for good */
+	__u64 established_full; /* ... that found the established table full (not recorded) */
 };
 
 /* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that

@@ -125,21 +125,48 @@ inline nlb_stats total_stats(DataplaneFixture& dp) {
 
 // Calls fn(map fd, key pointer) with the connection-table map and key of a TCP packet spec
 // (client → VIP), so that readers and writers of the table build the key one way.
-template <typename Fn> auto with_conn_key(DataplaneFixture& dp, const PacketSpec& s, Fn fn) {
+template <typename Fn>
+auto with_conn_key(DataplaneFixture& dp, const PacketSpec& s, Fn fn, bool established = false) {
+    const auto& fds = dp.maps().fds();
     if (s.src.family == NLB_FAMILY_V4) {
         nlb_conn_key4 k{};
         k.saddr = s.src.words[0];
         k.daddr = s.dst.words[0];
         k.sport = htons(s.sport);
         k.dport = htons(s.dport);
-        return fn(dp.maps().fds().conns4, static_cast<const void*>(&k));
+        return fn(established ? fds.est4 : fds.conns4, static_cast<const void*>(&k));
     }
     nlb_conn_key6 k{};
     std::memcpy(k.saddr, s.src.words.data(), 16);
     std::memcpy(k.daddr, s.dst.words.data(), 16);
     k.sport = htons(s.sport);
     k.dport = htons(s.dport);
-    return fn(dp.maps().fds().conns6, static_cast<const void*>(&k));
+    return fn(established ? fds.est6 : fds.conns6, static_cast<const void*>(&k));
+}
+
+// The tuple of a TCP packet spec (client → VIP) as the agent hands it to nlb_seed.
+inline nlb_tuple tuple_of(const PacketSpec& s) {
+    nlb_tuple t{};
+    t.family = s.src.family;
+    std::memcpy(t.saddr, s.src.words.data(), 16);
+    std::memcpy(t.daddr, s.dst.words.data(), 16);
+    t.sport = htons(s.sport);
+    t.dport = htons(s.dport);
+    return t;
+}
+
+// The established-table entry of a TCP packet spec, if any.
+inline std::optional<nlb_conn> est_of(DataplaneFixture& dp, const PacketSpec& s) {
+    nlb_conn c{};
+    bool found = with_conn_key(
+        dp, s, [&](int fd, const void* k) { return bpf_map_lookup_elem(fd, k, &c) == 0; }, true);
+    return found ? std::optional<nlb_conn>(c) : std::nullopt;
+}
+
+inline void put_est(DataplaneFixture& dp, const PacketSpec& s, const nlb_conn& c) {
+    with_conn_key(
+        dp, s, [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_ANY); },
+        true);
 }
 
 // The connection-table entry of a TCP packet spec, if any.

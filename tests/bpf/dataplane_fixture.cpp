@@ -39,14 +39,23 @@ double test_run_ns(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
     return opts.duration;
 }
 
-DataplaneFixture::DataplaneFixture() {
-    skel_ = nlb_bpf__open_and_load();
+DataplaneFixture::DataplaneFixture(std::uint32_t opening_entries) {
+    skel_ = nlb_bpf__open();
     if (!skel_)
-        throw std::runtime_error("load nlb.bpf.o: " + std::string(strerror(errno)));
+        throw std::runtime_error("open nlb.bpf.o: " + std::string(strerror(errno)));
+    if (opening_entries) {
+        bpf_map__set_max_entries(skel_->maps.nlb_conns4, opening_entries);
+        bpf_map__set_max_entries(skel_->maps.nlb_conns6, opening_entries);
+    }
+    if (int err = nlb_bpf__load(skel_)) {
+        nlb_bpf__destroy(skel_);
+        throw std::runtime_error("load nlb.bpf.o: " + std::string(strerror(-err)));
+    }
     maps_ = std::make_unique<DataplaneMaps>(DataplaneMapFds{
         bpf_map__fd(skel_->maps.bss), bpf_map__fd(skel_->maps.nlb_ports),
         bpf_map__fd(skel_->maps.nlb_conns4), bpf_map__fd(skel_->maps.nlb_conns6),
-        bpf_map__fd(skel_->maps.nlb_stats)});
+        bpf_map__fd(skel_->maps.nlb_stats), bpf_map__fd(skel_->maps.nlb_est4),
+        bpf_map__fd(skel_->maps.nlb_est6)});
 }
 
 DataplaneFixture::~DataplaneFixture() {
@@ -104,6 +113,12 @@ int DataplaneFixture::arm_watchdog(std::uint64_t timeout_ns) {
 }
 
 void DataplaneFixture::set_alive(bool alive) { maps_->state().config.alive = alive ? 1 : 0; }
+
+int DataplaneFixture::seed(const nlb_tuple& t) {
+    Bytes frame(64, 0);
+    std::memcpy(frame.data(), &t, sizeof(t));
+    return test_run(bpf_program__fd(skel_->progs.nlb_seed), frame).action;
+}
 
 RunResult DataplaneFixture::run(const Bytes& frame) { return test_run(prog_fd(), frame); }
 

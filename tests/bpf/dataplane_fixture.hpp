@@ -22,7 +22,9 @@ struct RunResult {
 
 class DataplaneFixture {
   public:
-    DataplaneFixture(); // throws std::runtime_error when the object does not load
+    // `opening_entries`: size of each opening connection table (0: the built-in default).
+    // Throws std::runtime_error when the object does not load.
+    explicit DataplaneFixture(std::uint32_t opening_entries = 0);
     ~DataplaneFixture();
     DataplaneFixture(const DataplaneFixture&) = delete;
     DataplaneFixture& operator=(const DataplaneFixture&) = delete;
@@ -47,6 +49,9 @@ class DataplaneFixture {
     void set_alive(bool alive);
 
     RunResult run(const Bytes& frame);
+    // Runs nlb_seed as the agent does for a connection its stack already has: XDP_PASS when
+    // recorded as established (or none of the rules'), XDP_DROP when the table is full.
+    int seed(const nlb_tuple& t);
     // Runs `frame` through the TC egress program (nlb_nd_egress) as an outgoing skb; action
     // is its TC_ACT_* verdict.
     RunResult run_egress(const Bytes& frame);

@@ -1,7 +1,8 @@
 // TCP connection tracking across a bucket move, played by two hosts with the same tables:
 // the old owner keeps its connections, the new owner takes new ones at once and the old ones
-// once the bucket is clean; FIN/RST close entries; ADOPT records connections opened before
-// this host owned the bucket; UDP moves at once.
+// once the bucket is clean; FIN/RST change no record; established records (the socket
+// program's, or nlb_seed's) outlive a SYN flood and end only with their socket; ADOPT records
+// connections opened before this host owned the bucket; UDP moves at once.
 #include <time.h>
 
 #include <random>
@@ -154,15 +155,35 @@ TEST_CASE("TCP connections survive a bucket move") {
         CHECK(verdict(m.h1, build(old_conn)) == Verdict::dropped);
         CHECK_FALSE(conn_of(m.h1, old_conn));
     }
-    SECTION("an entry closed longer than the grace period no longer holds the connection") {
-        nlb_conn c = *conn_of(m.h1, old_conn);
+    SECTION("an established record whose socket closed longer ago than the grace period ends") {
+        REQUIRE(m.h1.seed(tuple_of(old_conn)) == XDP_PASS);
+        nlb_conn c = *est_of(m.h1, old_conn);
+        CHECK(c.bucket == m.bucket);
+        CHECK(c.closed_ns == 0);
+        CHECK_FALSE(conn_of(m.h1, old_conn)); // the opening record moved to the table for good
+        CHECK(verdict(m.h1, build(old_conn)) == Verdict::accepted);
         c.closed_ns = 1; // closed at boot
-        put_conn(m.h1, old_conn, c);
+        put_est(m.h1, old_conn, c);
         CHECK(verdict(m.h1, build(old_conn)) == Verdict::dropped);
         // closed just now: still within grace
         c.closed_ns = monotonic_ns();
-        put_conn(m.h1, old_conn, c);
+        put_est(m.h1, old_conn, c);
         CHECK(verdict(m.h1, build(old_conn)) == Verdict::accepted);
+    }
+    SECTION("a SYN on a tuple whose socket here is open goes to that socket, not away") {
+        REQUIRE(m.h1.seed(tuple_of(old_conn)) == XDP_PASS);
+        PacketSpec forged = with_flags(old_conn, kSyn);
+        // the stack answers with a challenge ACK; the record stays
+        CHECK(verdict(m.h1, build(forged)) == Verdict::accepted);
+        CHECK(est_of(m.h1, old_conn));
+        CHECK(verdict(m.h1, build(old_conn)) == Verdict::accepted);
+        // once the socket closed, the tuple is the new owner's
+        nlb_conn c = *est_of(m.h1, old_conn);
+        c.closed_ns = monotonic_ns();
+        put_est(m.h1, old_conn, c);
+        CHECK(verdict(m.h1, build(forged)) == Verdict::dropped);
+        CHECK_FALSE(est_of(m.h1, old_conn));
+        CHECK(verdict(m.h2, build(forged)) == Verdict::accepted);
     }
     SECTION("UDP moves at once") {
         PacketSpec udp = tcp(client, 1111, 0);
@@ -179,7 +200,7 @@ TEST_CASE("TCP connections survive a bucket move") {
     }
 }
 
-TEST_CASE("FIN and RST mark a tracked connection closed") {
+TEST_CASE("FIN and RST change no record: an off-path RST or a half-close keeps the connection") {
     auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
     CAPTURE(int(family));
     Move m;
@@ -190,33 +211,74 @@ TEST_CASE("FIN and RST mark a tracked connection closed") {
 
     for (std::uint8_t closing : {std::uint8_t(kFin | kAck), kRst, std::uint8_t(kRst | kAck)}) {
         CAPTURE(int(closing));
-        PacketSpec c = tcp(client, static_cast<std::uint16_t>(5000 + closing), kSyn);
-        REQUIRE(verdict(m.h1, build(c)) == Verdict::accepted);
-        CHECK(verdict(m.h1, build(with_flags(c, kAck))) == Verdict::accepted);
-        CHECK(conn_of(m.h1, c)->closed_ns == 0);
-        std::uint64_t before = monotonic_ns();
-        CHECK(verdict(m.h1, build(with_flags(c, closing))) == Verdict::accepted);
-        std::uint64_t closed = conn_of(m.h1, c)->closed_ns;
-        CHECK(closed != 0);
-        // the coarse clock lags by at most a tick
-        CHECK(closed >= before);
-        CHECK(closed <= monotonic_ns());
-        // a second FIN does not restart the grace period; the last ACKs are still accepted
-        CHECK(verdict(m.h1, build(with_flags(c, kFin | kAck))) == Verdict::accepted);
-        CHECK(conn_of(m.h1, c)->closed_ns == closed);
-        CHECK(verdict(m.h1, build(with_flags(c, kAck))) == Verdict::accepted);
+        PacketSpec opening = tcp(client, static_cast<std::uint16_t>(5000 + closing), kSyn);
+        PacketSpec established = tcp(client, static_cast<std::uint16_t>(6000 + closing), kSyn);
+        REQUIRE(verdict(m.h1, build(opening)) == Verdict::accepted);
+        REQUIRE(verdict(m.h1, build(established)) == Verdict::accepted);
+        REQUIRE(m.h1.seed(tuple_of(established)) == XDP_PASS);
+        CHECK(verdict(m.h1, build(with_flags(opening, closing))) == Verdict::accepted);
+        CHECK(verdict(m.h1, build(with_flags(established, closing))) == Verdict::accepted);
+        CHECK(conn_of(m.h1, opening));
+        CHECK(est_of(m.h1, established)->closed_ns == 0);
     }
-    // a FIN of a connection nobody tracked creates nothing
-    PacketSpec untracked = tcp(client, 6000, kFin | kAck);
-    CHECK(verdict(m.h1, build(untracked)) == Verdict::accepted);
-    CHECK_FALSE(conn_of(m.h1, untracked));
-    CHECK(stats(m.h1, 0).tracked == 3);
-
-    // after the move, a connection closed within the grace period still reaches its host
-    PacketSpec closed_conn = tcp(client, 5000 + kRst, kAck);
+    // after the move both kinds still reach their host, whatever FIN or RST came by
     m.moved_dirty();
-    CHECK(verdict(m.h1, build(closed_conn)) == Verdict::accepted);
-    CHECK(verdict(m.h2, build(closed_conn)) == Verdict::dropped);
+    for (std::uint16_t port : {5000 + kRst, 6000 + kRst}) {
+        PacketSpec c = tcp(client, port, kAck);
+        CHECK(verdict(m.h1, build(c)) == Verdict::accepted);
+        CHECK(verdict(m.h2, build(c)) == Verdict::dropped);
+    }
+}
+
+TEST_CASE("a SYN flood evicts only unproven records: established connections keep their host") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    constexpr std::uint32_t kOpening = 1024;
+    DataplaneTables tables{{kVip4, kVip6}, {RuleMatch{}}};
+    DataplaneFixture h1(kOpening);
+    h1.configure(tables, 1);
+    h1.own_all(0, 1);
+    std::mt19937 rng(90 + family);
+    IpAddress client = random_address(rng, family);
+    const std::uint16_t bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    PacketSpec proven = tcp(client, 1000, kSyn);
+    PacketSpec unproven = tcp(client, 1001, kSyn);
+    REQUIRE(verdict(h1, build(proven)) == Verdict::accepted);
+    REQUIRE(verdict(h1, build(unproven)) == Verdict::accepted);
+    REQUIRE(h1.seed(tuple_of(proven)) == XDP_PASS); // the stack established it
+    // 8 × the opening table of spoofed SYNs, all in owned buckets
+    for (std::uint32_t i = 0; i < 8 * kOpening; ++i) {
+        PacketSpec syn = tcp(random_address(rng, family), static_cast<std::uint16_t>(i), kSyn);
+        CHECK(verdict(h1, build(syn)) == Verdict::accepted);
+    }
+    CHECK_FALSE(conn_of(h1, unproven)); // evicted: the flood's own kind
+    REQUIRE(est_of(h1, proven));
+    // the bucket moves away: the established connection is still this host's
+    h1.set_buckets(0, [&](std::uint16_t b) {
+        return b == bucket ? std::uint16_t(2 | NLB_BKT_TRACKED_HERE)
+                           : std::uint16_t(1 | NLB_BKT_MINE);
+    });
+    CHECK(verdict(h1, build(with_flags(proven, kAck))) == Verdict::accepted);
+    CHECK(verdict(h1, build(with_flags(unproven, kAck))) == Verdict::dropped);
+    CHECK(stats(h1, 0).established == 1);
+}
+
+TEST_CASE("nlb_seed records connections of this cluster's rules only") {
+    DataplaneTables tables{{kVip4, kVip6}, {RuleMatch{}}};
+    DataplaneFixture h1;
+    h1.configure(tables, 1);
+    h1.own_all(0, 1);
+    std::mt19937 rng(7);
+    PacketSpec to_vip = tcp(random_address(rng, NLB_FAMILY_V4), 4000, kAck);
+    PacketSpec elsewhere = to_vip;
+    elsewhere.dst = ip("10.0.0.1"); // the dedicated IP, say
+    CHECK(h1.seed(tuple_of(to_vip)) == XDP_PASS);
+    CHECK(h1.seed(tuple_of(elsewhere)) == XDP_PASS);
+    CHECK(est_of(h1, to_vip));
+    CHECK_FALSE(est_of(h1, elsewhere));
+    nlb_tuple bad = tuple_of(to_vip);
+    bad.family = 9;
+    CHECK(h1.seed(bad) == XDP_ABORTED);
 }
 
 TEST_CASE("ADOPT records mid-stream connections opened before this host owned the bucket") {

@@ -60,10 +60,12 @@ TEST_CASE("params: the effective configuration") {
       "port_rules": [{"ports": [80, 80], "protocol": "tcp", "affinity": "none"},
                      {"vip": "192.0.2.101", "ports": [443, 443], "mode": "single"}]})");
     CHECK(render("params", nlb::to_json(config)) == R"(host
-  priority       1
-  interface      eth0
-  dedicated_ip   192.0.2.11
-  initial_state  started
+  priority                 1
+  interface                eth0
+  dedicated_ip             192.0.2.11
+  initial_state            started
+  established_connections  262144
+  opening_connections      262144
 
 cluster
   ip                   192.0.2.100
