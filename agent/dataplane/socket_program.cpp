@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -31,7 +32,7 @@ std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 // Where the cgroup v2 hierarchy is mounted ("" when it is not): its root covers every socket
 // of the machine.
-std::string cgroup2_root() {
+std::string cgroup2_mount() {
     std::ifstream mounts("/proc/self/mounts");
     std::string line;
     while (std::getline(mounts, line)) {
@@ -42,6 +43,38 @@ std::string cgroup2_root() {
             return dir;
     }
     return {};
+}
+
+// The root of the cgroup v2 hierarchy, opened. Where this mount namespace shows none (a
+// hybrid v1 host; `ip netns exec`, which remounts /sys), a private mount of it is opened and
+// at once detached: the descriptor keeps the root, nothing stays mounted. `where` names it
+// for errors.
+int open_cgroup2_root(std::string& where, std::string& error) {
+    where = cgroup2_mount();
+    if (!where.empty()) {
+        int fd = open(where.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            error = "open " + where + ": " + std::strerror(errno);
+        return fd;
+    }
+    char dir[] = "/tmp/nlb-cgroup2.XXXXXX";
+    if (!mkdtemp(dir)) {
+        error = std::string("no cgroup v2 mount, and a directory to mount one: ") +
+                std::strerror(errno);
+        return -1;
+    }
+    where = "cgroup2 (private mount)";
+    int fd = -1;
+    if (mount("cgroup2", dir, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+        error = std::string("no cgroup v2 mount, and mounting one: ") + std::strerror(errno);
+    } else {
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            error = std::string("open the cgroup v2 root: ") + std::strerror(errno);
+        umount2(dir, MNT_DETACH);
+    }
+    rmdir(dir);
+    return fd;
 }
 
 // The cookie of this process's network namespace: the one the interface and its sockets are in.
@@ -82,16 +115,10 @@ void Dataplane::start_socket_program() {
         sockops_fd_ = fd;
         return;
     }
-    std::string root = cgroup2_root();
-    if (root.empty()) {
-        sockops_error_ = "no cgroup v2 hierarchy is mounted";
+    std::string root;
+    int cg = open_cgroup2_root(root, sockops_error_);
+    if (cg < 0)
         return;
-    }
-    int cg = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cg < 0) {
-        sockops_error_ = "open " + root + ": " + std::strerror(errno);
-        return;
-    }
     fd = bpf_link_create(prog_fd, cg, BPF_CGROUP_SOCK_OPS, nullptr);
     close(cg);
     if (fd < 0) {

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# E2E: 1,000,000 spoofed SYNs (live frames, a new flow each) flood a 3-host cluster while 100
+# long-lived TCP connections cross a join, a drainstop and a weight change. The flood fills
+# every host's table of opening connections many times over; the established connections live
+# in the other table, so every move keeps them on their host: no reset, none served by two
+# hosts (a connection whose packets reached a second host would be reset by that host's stack,
+# and the client checks that every answer comes from the same host).
+source "$(dirname "$0")/common.sh"
+topo_init "nlbsf-$$"
+for i in 1 2 3 4; do topo_add_host "$i"; done
+topo_add_client 100
+HEARTBEAT_MS=100
+OPENING=8192 # entries per family: the flood is 120 times that
+rules() { # load weight of host 1's rule
+  echo "[{\"vip\": \"all\", \"ports\": [7000, 7000], \"protocol\": \"tcp\", \"mode\": \"multiple\",
+          \"affinity\": \"none\", \"load_weight\": $1}]"
+}
+for i in 1 2 3 4; do
+  host_config "$i" "$(rules 50)" unicast '[]' ", \"opening_connections\": $OPENING"
+  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
+done
+for i in 1 2 3; do topo_start_agent "$i"; done
+wait_converged 3 20 1 2 3
+
+client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 100 --duration 90 \
+  --interval 0.2 --timeout 3 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold.json" &
+hold=$!
+sleep 2 # every connection established (and recorded by its host's socket program)
+
+mac=$("$NLBADM" ip2mac "$CLUSTER_IP" --mode unicast | awk '{print $NF}')
+ip netns exec "$TOPO-client" "$BUILD/tests/tools/nlb-synflood" --ifname eth0 --dst-mac "$mac" \
+  --dst "$CLUSTER_IP" --port 7000 --sources 10.77.0.1+60000 --count 1000000 --rate 100000 \
+  >"$TOPO_DIR/flood.json" &
+flood=$!
+sleep 2
+
+topo_start_agent 4 # a join under the flood
+wait_converged 4 30 1 2 3 4
+sleep 1
+check "drainstop of host 2 under the flood" nlbadm_h 2 drainstop
+sleep 1
+host_config 1 "$(rules 20)" unicast '[]' ", \"opening_connections\": $OPENING"
+kill -HUP "$AGENT_PID_1" # a weight change under the flood
+deadline=$((SECONDS + 10))
+until grep -q '^info reloaded' "$TOPO_DIR/h1.log" || ((SECONDS > deadline)); do sleep 0.2; done
+check "host 1 reloaded its new weight" grep -q '^info reloaded' "$TOPO_DIR/h1.log"
+wait "$flood"
+cat "$TOPO_DIR/flood.json"
+check "1,000,000 SYNs sent" test "$(json 'd["sent"]' <"$TOPO_DIR/flood.json")" = 1000000
+
+# The flood really overran the opening tables: each host's is full.
+for i in 1 3 4; do
+  s=$(nlbadm_h "$i" --json stats)
+  echo "host $i connection tables: $(json 'd["connection_tables"]' <<<"$s")"
+  check "host $i: the flood filled its opening table" \
+    test "$(json "d['connection_tables']['opening'] >= 0.9 * $OPENING" <<<"$s")" = True
+done
+est=0
+for i in 1 2 3 4; do
+  s=$(nlbadm_h "$i" --json stats)
+  check "host $i: its socket program runs" test "$(json 'd["connection_tables"]["socket_program"]' <<<"$s")" = True
+  est=$((est + $(json 'd["connection_tables"]["established"]' <<<"$s")))
+done
+check "the 100 connections are in the established tables ($est records)" test "$est" -ge 100
+sleep 2 # the last move (the weight change) settles under the long-lived connections
+touch "$TOPO_DIR/stop"
+wait "$hold"
+check "100 long-lived connections completed" test "$(json 'd["connections"]' <"$TOPO_DIR/hold.json")" = 100
+check "none reset, stalled or answered by a second host" \
+  test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold.json")" = 0
+json 'd["failures"][:5]' <"$TOPO_DIR/hold.json"
+grep -h "warning\|adopted" "$TOPO_DIR"/h*.log | sort | uniq -c
+e2e_finish
