@@ -367,7 +367,12 @@ void Agent::apply(Decision d) {
                 d.events.push_back(std::move(e));
             if (again.maps)
                 d.maps = again.maps;
-            d.frames = std::move(again.frames); // earlier frames had the stale dirty list
+            // The frames built before the scan (on both paths) carry the stale dirty list:
+            // a peer that read their release would take the buckets as clean.
+            d.frames = std::move(again.frames);
+            d.contact = std::move(again.contact);
+            d.state = again.state;
+            d.next_tick = again.next_tick;
         }
     }
     for (const auto& e : d.events) {

@@ -44,25 +44,35 @@ bool older(std::uint64_t stamp_ns, std::uint64_t now_ns, std::uint64_t age_ns) {
     return now_ns > stamp_ns && now_ns - stamp_ns > age_ns;
 }
 
+// Opening before established: the socket program moves a record from the one to the other
+// while this runs. Read in this order, a record moved before the opening scan reached it is in
+// the established table before that scan begins, and one moved later was seen opening; in the
+// other order a connection established between the two scans would be in neither, and its
+// bucket released as clean (a second host would then take its packets).
 template <typename Key>
 void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_opening,
                ConnScan& out) {
-    scan_table<Key>(est_fd, [&](const Key&, const nlb_conn& c) {
-        if (c.closed_ns && older(c.closed_ns, now_ns, NLB_CONN_CLOSE_GRACE_NS)) {
-            out.expired++;
-            return true;
-        }
-        out.established++;
-        out.live++;
-        out.live_buckets.emplace(c.rule, c.bucket);
-        return false;
-    });
     scan_table<Key>(opening_fd, [&](const Key&, const nlb_conn& c) {
         if (age_opening && older(c.opened_ns, now_ns, NLB_OPENING_MAX_AGE_NS)) {
             out.opening_expired++;
             return true;
         }
         out.opening++;
+        out.live++;
+        out.live_buckets.emplace(c.rule, c.bucket);
+        return false;
+    });
+    scan_table<Key>(est_fd, [&](const Key&, const nlb_conn& c) {
+        if (c.closed_ns) {
+            // Its socket is gone: nothing is left to serve, so it keeps no bucket dirty (a
+            // drainstop ends when the last socket closes); the record only steers stray
+            // packets through the grace period while the bucket is still tracked here.
+            if (!older(c.closed_ns, now_ns, NLB_CONN_CLOSE_GRACE_NS))
+                return false;
+            out.expired++;
+            return true;
+        }
+        out.established++;
         out.live++;
         out.live_buckets.emplace(c.rule, c.bucket);
         return false;

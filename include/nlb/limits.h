@@ -36,8 +36,8 @@
  * never evicted; about 100 bytes an entry. */
 #define NLB_CONN_TABLE_ENTRIES 262144
 #define NLB_EST_TABLE_ENTRIES 262144
-/* After its socket closed, an established connection is kept this long, so the last ACKs
- * still reach the host that served it; then it no longer keeps its bucket dirty. */
+/* After its socket closed, an established record is kept this long (a SYN on its tuple in a
+ * bucket that moved is then the new owner's); it keeps no bucket dirty meanwhile. */
 #define NLB_CONN_CLOSE_GRACE_NS (10ULL * 1000 * 1000 * 1000)
 /* An opening record not established by then is forgotten (a SYN_RECV socket gives up after
  * about 63 s with the default tcp_synack_retries of 5). */

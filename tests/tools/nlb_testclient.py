@@ -13,6 +13,10 @@ probe  UDP requests from every source in turn for --duration s. With --mark-file
        of its requests in a row failed (it lost its host); "recovery_s" is how long after the
        mark the last affected source was answered again. Shorter runs of failures (a 30 ms
        timeout missed on a loaded machine) are counted apart as "isolated_failures".
+churn  new TCP connections at --rate per second (sources taking turns) until --duration s or
+       --stop-file; each sends a line every --interval s for --lifetime s, expects every answer
+       from the same host, and closes.  {"opened": n, "completed": n, "hosts": {prio: n},
+        "failures": [...], "failure_count": n}
 stream UDP requests "id <N>\\n" with ids 0, 1, 2 ... at --rate per second in total, the sources
        taking turns (each source one socket, so a second answer is seen), for at most
        --duration s or --count requests, stopping early when --stop-file appears (and
@@ -142,6 +146,54 @@ async def hold(args):
     srcs = sources(args.sources)
     count = 100 if args.count is None else args.count
     await asyncio.gather(*(one(srcs[i % len(srcs)]) for i in range(count)))
+    return out
+
+
+async def churn(args):
+    out = {"opened": 0, "completed": 0, "hosts": {}, "failures": [], "failure_count": 0}
+    loop = asyncio.get_running_loop()
+
+    async def one(src):
+        sock = socket.socket(family(args.vip), socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.bind((src, 0))
+            await asyncio.wait_for(loop.sock_connect(sock, (args.vip, args.port)), args.timeout)
+            prio = None
+            end = time.monotonic() + args.lifetime
+            while True:
+                await loop.sock_sendall(sock, b"ping\n")
+                data = await asyncio.wait_for(loop.sock_recv(sock, 64), args.timeout)
+                if not data:
+                    raise ConnectionError("closed by the server")
+                got = int(data.split()[0])
+                if prio is not None and got != prio:
+                    raise ConnectionError(f"answered by {prio}, then by {got}")
+                prio = got
+                if time.monotonic() >= end:
+                    break
+                await asyncio.sleep(args.interval)
+            out["completed"] += 1
+            out["hosts"][str(prio)] = out["hosts"].get(str(prio), 0) + 1
+        except (OSError, asyncio.TimeoutError, ValueError) as e:
+            out["failure_count"] += 1
+            if len(out["failures"]) < 20:
+                out["failures"].append({"source": src, "at": time.time(),
+                                        "error": type(e).__name__ + ": " + str(e)})
+        finally:
+            sock.close()
+
+    srcs = sources(args.sources)
+    tasks = []
+    start = time.monotonic()
+    while time.monotonic() - start < args.duration and \
+            not (args.stop_file and os.path.exists(args.stop_file)):
+        tasks.append(asyncio.ensure_future(one(srcs[out["opened"] % len(srcs)])))
+        out["opened"] += 1
+        # paced by the clock: a late loop catches up instead of lowering the rate
+        await asyncio.sleep(max(0.0, start + out["opened"] / args.rate - time.monotonic()))
+    await asyncio.gather(*tasks)
+    out["seconds"] = round(time.monotonic() - start, 3)
     return out
 
 
@@ -289,7 +341,7 @@ def stream(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["burst", "hold", "probe", "stream"])
+    p.add_argument("mode", choices=["burst", "hold", "probe", "stream", "churn"])
     p.add_argument("--vip", required=True)
     p.add_argument("--port", type=int, default=7000)
     p.add_argument("--sources", required=True, help="a.b.c.d+COUNT or a comma list")
@@ -307,7 +359,8 @@ def main():
     p.add_argument("--mark-file")
     p.add_argument("--outage", type=int, default=3,
                    help="probe: failures in a row that mean a source lost its host")
-    p.add_argument("--rate", type=float, default=1000.0, help="stream: requests per second")
+    p.add_argument("--rate", type=float, default=1000.0, help="stream: requests per second; churn: connections per second")
+    p.add_argument("--lifetime", type=float, default=1.0, help="churn: each connection's life")
     p.add_argument("--drain", type=float, default=1.0, help="stream: wait for answers after")
     p.add_argument("--log", help="stream: every request and answer, as JSON")
     p.add_argument("--ready-file", help="stream: created once the first request is sent")
@@ -315,7 +368,7 @@ def main():
     if args.mode == "stream":
         print(json.dumps(stream(args)))
         return
-    result = asyncio.run({"burst": burst, "hold": hold, "probe": probe}[args.mode](args))
+    result = asyncio.run({"burst": burst, "hold": hold, "probe": probe, "churn": churn}[args.mode](args))
     print(json.dumps(result))
 
 
