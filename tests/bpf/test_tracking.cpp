@@ -2,7 +2,8 @@
 // the old owner keeps its connections, the new owner takes new ones at once and the old ones
 // once the bucket is clean; FIN/RST change no record; established records (the socket
 // program's, or nlb_seed's) outlive a SYN flood and end only with their socket; ADOPT records
-// connections opened before this host owned the bucket; UDP moves at once.
+// connections opened before this host owned the bucket; UDP moves at once; a connection opened
+// at any instant of a release is served by one host.
 #include <time.h>
 
 #include <random>
@@ -10,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "bpf_test_util.hpp"
+#include "conn_scanner.hpp"
 
 using namespace nlb;
 using namespace nlb::test;
@@ -321,4 +323,50 @@ TEST_CASE("ADOPT records mid-stream connections opened before this host owned th
     CHECK(verdict(m.h1, build(adopted)) == Verdict::accepted);
     CHECK(verdict(m.h2, build(adopted)) == Verdict::dropped);
     CHECK(verdict(m.h1, build(plain)) == Verdict::dropped);
+}
+
+// The release protocol (agent.cpp apply()): the old owner installs its new maps with the
+// bucket still tracked here, scans, then installs the final maps (tracked here if the scan found
+// a connection) and tells the new owner, which takes the bucket dirty or clean accordingly. A
+// connection whose SYN arrives at any instant of that sequence is served by one host only.
+TEST_CASE("a connection opened at any instant of a release is served by exactly one host") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    enum Instant { before_release, before_scan, after_hand_over };
+    auto instant = GENERATE(before_release, before_scan, after_hand_over);
+    CAPTURE(int(family), int(instant));
+    Move m;
+    std::mt19937 rng(family);
+    IpAddress client = random_address(rng, family);
+    m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    m.set(1 | NLB_BKT_MINE, 1);
+    PacketSpec syn = tcp(client, 4444, kSyn);
+    int syn_accepted = 0;
+    auto send_syn = [&] {
+        syn_accepted += verdict(m.h1, build(syn)) == Verdict::accepted;
+        syn_accepted += verdict(m.h2, build(syn)) == Verdict::accepted;
+    };
+
+    if (instant == before_release)
+        send_syn();
+    m.set(2 | NLB_BKT_TRACKED_HERE, 1); // released, still tracked here; not yet taken
+    if (instant == before_scan)
+        send_syn(); // nobody takes it: the client sends it again
+    const ConnScan scan = scan_connections(m.h1.maps(), monotonic_ns(CLOCK_MONOTONIC), true);
+    const bool dirty = scan.live_buckets.count({std::uint8_t{0}, m.bucket}) > 0;
+    CHECK(dirty == (instant == before_release));
+    if (dirty)
+        m.moved_dirty();
+    else
+        m.clean();
+    if (syn_accepted == 0)
+        send_syn(); // the retransmission, after the hand-over
+    CHECK(syn_accepted == 1);
+
+    // every later packet of the connection goes to one host, the one that took its SYN
+    for (std::uint8_t flags : {kAck, std::uint8_t(kAck | 0x08), std::uint8_t(kAck | kFin)}) {
+        const bool at1 = verdict(m.h1, build(with_flags(syn, flags))) == Verdict::accepted;
+        const bool at2 = verdict(m.h2, build(with_flags(syn, flags))) == Verdict::accepted;
+        CHECK(at1 != at2);
+        CHECK(at1 == (instant == before_release));
+    }
 }
