@@ -1,5 +1,5 @@
 // Dataplane cost per packet under BPF_PROG_TEST_RUN, next to the bare XDP program in the same
-// run; also what one heartbeat over its source's budget costs (a flood's frames) and what a
+// run (IPv4 and IPv6; a SYN, which is recorded in the opening table); also what one heartbeat over its source's budget costs (a flood's frames) and what a
 // later fragment of a datagram whose first fragment was accepted costs. Rounds
 // interleave the cases so that drift of this shared machine hits all of them alike; each
 // figure is the median over the rounds of the kernel's mean over `repeat` runs.
@@ -34,12 +34,14 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-// A source address whose bucket (single affinity) satisfies `want`.
-IpAddress source_where(const std::function<bool(std::uint16_t)>& want) {
-    for (std::uint32_t i = 1;; ++i) {
-        IpAddress a = ip("198.51.100.1");
-        a.words[0] = htonl(ntohl(a.words[0]) + i);
-        if (want(nlb_flow_bucket(NLB_FAMILY_V4, a.words.data(), 0, NLB_AFFINITY_SINGLE,
+// A source address (of `first`'s family) whose bucket (single affinity) satisfies `want`.
+IpAddress source_where(const std::function<bool(std::uint16_t)>& want,
+                       const char* first = "198.51.100.1") {
+    IpAddress a = ip(first);
+    const std::size_t last = a.family == NLB_FAMILY_V4 ? 0 : 3;
+    for (;;) {
+        a.words[last] = htonl(ntohl(a.words[last]) + 1);
+        if (want(nlb_flow_bucket(a.family, a.words.data(), 0, NLB_AFFINITY_SINGLE,
                                  NLB_FLOW_SEED)))
             return a;
     }
@@ -59,7 +61,8 @@ int main(int argc, char** argv) {
     int rounds = argc > 2 ? std::atoi(argv[2]) : 9;
 
     IpAddress vip = ip("10.0.0.100");
-    DataplaneTables tables({vip}, {RuleMatch{}});
+    IpAddress vip6 = ip("2001:db8::100");
+    DataplaneTables tables({vip, vip6}, {RuleMatch{}});
     DataplaneFixture dp;
     const std::uint8_t me = 1;
     dp.configure(tables, me);
@@ -77,6 +80,17 @@ int main(int argc, char** argv) {
     Bytes foreign = build(spec);
     spec.src = source_where([&](std::uint16_t b) { return owner(b) == me; });
     Bytes owned = build(spec);
+    // A SYN in an owned bucket: recorded in the opening table (one entry, updated each run).
+    PacketSpec syn = spec;
+    syn.tcp_flags = kSyn;
+    Bytes syn_owned = build(syn);
+
+    PacketSpec spec6;
+    spec6.dst = vip6;
+    spec6.src = source_where([&](std::uint16_t b) { return owner(b) != me; }, "2001:db8:1::1");
+    Bytes foreign6 = build(spec6);
+    spec6.src = source_where([&](std::uint16_t b) { return owner(b) == me; }, "2001:db8:1::1");
+    Bytes owned6 = build(spec6);
 
     // Tracked: a connection accepted at its SYN while the bucket was ours, then the bucket
     // moved to another host and this host kept serving it.
@@ -114,6 +128,9 @@ int main(int argc, char** argv) {
 
     expect(dp.run(foreign).action, XDP_DROP, "drop-foreign");
     expect(dp.run(owned).action, XDP_PASS, "accept-owned");
+    expect(dp.run(syn_owned).action, XDP_PASS, "SYN in an owned bucket, recorded");
+    expect(dp.run(foreign6).action, XDP_DROP, "IPv6 drop-foreign");
+    expect(dp.run(owned6).action, XDP_PASS, "IPv6 accept-owned");
     expect(dp.run(tracked).action, XDP_PASS, "accept-tracked");
     expect(dp.run(arp).action, XDP_TX, "ARP request for the VIP");
     expect(dp.run(heartbeat).action, XDP_PASS, "heartbeat within budget");
@@ -160,6 +177,9 @@ int main(int argc, char** argv) {
         t["drop"].push_back(test_run_ns(dp.prog_fd(), foreign, repeat));
         t["accept"].push_back(test_run_ns(dp.prog_fd(), owned, repeat));
         t["tracked"].push_back(test_run_ns(dp.prog_fd(), tracked, repeat));
+        t["syn"].push_back(test_run_ns(dp.prog_fd(), syn_owned, repeat));
+        t["drop6"].push_back(test_run_ns(dp.prog_fd(), foreign6, repeat));
+        t["accept6"].push_back(test_run_ns(dp.prog_fd(), owned6, repeat));
         t["replay_arp"].push_back(replay_into(dp.prog_fd()));
         t["replay_bare"].push_back(replay_into(bare_fd));
         t["heartbeat_drop"].push_back(test_run_ns(dp.prog_fd(), heartbeat, repeat));
@@ -172,9 +192,12 @@ int main(int argc, char** argv) {
     double arp_ns = bare_ns + median(t["replay_arp"]) - median(t["replay_bare"]);
     std::printf("{\"bare_ns\": %.1f, \"drop_foreign_ns\": %.1f, \"accept_owned_ns\": %.1f, "
                 "\"accept_tracked_ns\": %.1f, \"arp_ns\": %.1f, "
-                "\"heartbeat_over_budget_ns\": %.1f, \"fragment_ns\": %.1f}\n",
+                "\"heartbeat_over_budget_ns\": %.1f, \"fragment_ns\": %.1f, "
+                "\"syn_record_ns\": %.1f, \"ipv6_drop_foreign_ns\": %.1f, "
+                "\"ipv6_accept_owned_ns\": %.1f}\n",
                 bare_ns, median(t["drop"]), median(t["accept"]), median(t["tracked"]), arp_ns,
-                median(t["heartbeat_drop"]), median(t["fragment"]));
+                median(t["heartbeat_drop"]), median(t["fragment"]), median(t["syn"]),
+                median(t["drop6"]), median(t["accept6"]));
     replay_bpf__destroy(replay);
     bare_bpf__destroy(bare);
     return 0;
