@@ -175,6 +175,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     }
     log_.event("attached", {{"interface", ifname},
                             {"xdp_mode", dp_->generic() ? "generic" : "native"},
+                            {"reason", dp_->mode_reason()},
                             {"adopted", dp_->adopted()}});
     announced_ = false;
     // Attaching took time (loading, netlink): the engine's inputs carry the time they happen.
@@ -415,7 +416,8 @@ json Agent::attach(const std::string& ifname) {
     }
     bring_up(Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode));
     return ok({{"interface", ifname}, {"changed", true},
-               {"xdp_mode", dp_->generic() ? "generic" : "native"}});
+               {"xdp_mode", dp_->generic() ? "generic" : "native"},
+               {"xdp_mode_reason", dp_->mode_reason()}});
 }
 
 json Agent::detach() {
@@ -539,8 +541,10 @@ json Agent::query() const {
                  {"interface", dp_ ? json(dp_->interface()) : json(nullptr)},
                  {"dedicated_ip", config_.host.dedicated_ip.to_string()},
                  {"attached", dp_ != nullptr}};
-    if (dp_)
+    if (dp_) {
         host["xdp_mode"] = dp_->generic() ? "generic" : "native";
+        host["xdp_mode_reason"] = dp_->mode_reason();
+    }
     if (engine_ && engine_->state() == HostState::refused) {
         host["reason"] = to_string(engine_->refuse_reason());
         host["reason_detail"] = engine_->refuse_detail();
