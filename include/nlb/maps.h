@@ -28,6 +28,10 @@ struct nlb_config {
 	/* Seed of the bucket hash (nlb_flow_bucket), one per cluster; 0 reads as NLB_FLOW_SEED
 	 * (nlb_config_flow_seed). */
 	__u32 flow_seed;
+	/* The cluster's VLAN id (cluster.vlan), 0 for an untagged cluster: only frames of this
+	 * VLAN are the cluster's; every other frame passes untouched (docs/dataplane.md). */
+	__u16 vlan;
+	__u8 pad[6];
 };
 
 /* Answer ARP requests and neighbour solicitations for VIPs. Off, this host answers none of
