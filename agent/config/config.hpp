@@ -39,6 +39,8 @@ inline constexpr std::uint8_t kMaxLoadWeight = 100;
 inline constexpr std::uint32_t kDefaultQueryIntervalS = 125;
 inline constexpr std::uint32_t kMinQueryIntervalS = 1;
 inline constexpr std::uint32_t kMaxQueryIntervalS = 3600;
+// 802.1Q: 0 tags priority only, 4095 is reserved.
+inline constexpr std::uint16_t kMaxVlan = 4094;
 
 struct ClusterConfig {
     IpAddress ip;                // the cluster IP: IPv4, the cluster MAC derives from it
@@ -59,6 +61,9 @@ struct ClusterConfig {
     // would flood the cluster's MAC or forget the group.
     bool igmp_querier = false;
     std::uint32_t igmp_query_interval_s = kDefaultQueryIntervalS; // igmp_querier only
+    // The VLAN the cluster lives on when the dataplane sits on a trunk (802.1Q id 1..4094);
+    // 0: untagged. Frames of other VLANs pass the dataplane untouched.
+    std::uint16_t vlan = 0;
     bool operator==(const ClusterConfig&) const = default;
 };
 

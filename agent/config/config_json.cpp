@@ -117,6 +117,9 @@ nlohmann::json to_json(const Config& config) {
     // Only when set: a seed derived from the key stays as secret as the key file.
     if (c.hash_seed)
         cluster["hash_seed"] = *c.hash_seed;
+    // Only when set: an untagged cluster's effective config reads as before the key existed.
+    if (c.vlan)
+        cluster["vlan"] = c.vlan;
 
     const HostConfig& h = config.host;
     nlohmann::json host = {

@@ -107,6 +107,9 @@ ClusterConfig parse_cluster(const JsonField& field) {
         c.igmp_query_interval_s =
             static_cast<std::uint32_t>(interval->integer(kMinQueryIntervalS, kMaxQueryIntervalS));
     }
+    // 0 is the untagged cluster, as when the key is absent (a priority tag carries no VLAN).
+    if (auto vlan = object.optional("vlan"))
+        c.vlan = static_cast<std::uint16_t>(vlan->integer(0, kMaxVlan));
     object.finish();
     return c;
 }

@@ -19,6 +19,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(a.remote_control == b.remote_control, "cluster.remote_control");
     fixed(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
     fixed(a.hash_seed == b.hash_seed, "cluster.hash_seed");
+    fixed(a.vlan == b.vlan, "cluster.vlan");
     fixed(a.igmp_querier == b.igmp_querier, "cluster.igmp_querier");
     fixed(a.igmp_query_interval_s == b.igmp_query_interval_s, "cluster.igmp_query_interval_s");
     fixed(running.host.priority == next.host.priority, "host.priority");

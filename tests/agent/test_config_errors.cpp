@@ -134,6 +134,10 @@ TEST_CASE("cluster section") {
          "cluster.hash_seed: 4294967296 above the maximum 4294967295"},
         {with(R"({"ip": "10.0.0.1", "hash_seed": "0x6e6c6231"})"),
          "cluster.hash_seed: expected an integer, got a string"},
+        {with(R"({"ip": "10.0.0.1", "vlan": 4095})"), "cluster.vlan: 4095 above the maximum 4094"},
+        {with(R"({"ip": "10.0.0.1", "vlan": -1})"), "cluster.vlan: -1 below the minimum 0"},
+        {with(R"({"ip": "10.0.0.1", "vlan": "100"})"),
+         "cluster.vlan: expected an integer, got a string"},
         {with(R"({"ip": "10.0.0.1", "remote_control": true})"),
          "cluster.remote_control: true needs cluster.key_file (remote control is authenticated "
          "with the cluster key)"},
