@@ -25,8 +25,12 @@ struct VlanHosts : TwoHosts {
     explicit VlanHosts(std::uint16_t vlan)
         : TwoHosts({kVip4, kVip6}, {rule_ports(std::nullopt, 0, 65535, Protocol::both,
                                                NLB_MODE_MULTIPLE, NLB_AFFINITY_NONE)}) {
-        h1.maps().state().config.vlan = vlan;
-        h2.maps().state().config.vlan = vlan;
+        // as the agent writes it
+        for (DataplaneFixture* h : {&h1, &h2}) {
+            nlb_config cfg = h->maps().state().config;
+            cfg.vlan = vlan;
+            h->maps().write_config(cfg);
+        }
     }
 };
 
