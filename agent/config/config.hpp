@@ -74,6 +74,10 @@ struct HostConfig {
     IpAddress dedicated_ip;    // never a VIP
     InitialState initial_state = InitialState::started;
     std::optional<std::string> interface; // set: attach at start; none: wait for nlbadm attach
+    // cluster.vlan only: where the stack meets the cluster's VLAN, when that is not a VLAN
+    // interface on the attached one (a VLAN-aware bridge's port, a renamed or stand-in link);
+    // none: the VLAN interface on the attached interface, found at attach.
+    std::optional<std::string> vlan_interface;
     bool operator==(const HostConfig&) const = default;
 };
 

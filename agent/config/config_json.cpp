@@ -129,6 +129,8 @@ nlohmann::json to_json(const Config& config) {
     };
     if (h.interface)
         host["interface"] = *h.interface;
+    if (h.vlan_interface)
+        host["vlan_interface"] = *h.vlan_interface;
 
     nlohmann::json rules = nlohmann::json::array();
     for (const auto& r : config.port_rules)

@@ -128,6 +128,14 @@ HostConfig parse_host(const JsonField& field) {
         if (!is_valid_interface_name(*h.interface))
             interface->fail("\"" + *h.interface + "\" is not an interface name");
     }
+    if (auto vlan_interface = object.optional("vlan_interface")) {
+        h.vlan_interface = vlan_interface->string();
+        if (!is_valid_interface_name(*h.vlan_interface))
+            vlan_interface->fail("\"" + *h.vlan_interface + "\" is not an interface name");
+        if (h.interface && *h.interface == *h.vlan_interface)
+            vlan_interface->fail("\"" + *h.vlan_interface +
+                                 "\" is host.interface (the trunk the dataplane sits on)");
+    }
     object.finish();
     return h;
 }
@@ -293,6 +301,9 @@ Config parse_config(std::string_view json_text, std::string_view source) {
     if (dip_is_vip)
         throw ConfigError("host.dedicated_ip: " + dip.to_string() +
                           " is a VIP; the dedicated IP is the host's own address");
+    if (config.host.vlan_interface && !config.cluster.vlan)
+        throw ConfigError("host.vlan_interface: only with cluster.vlan (an untagged cluster "
+                          "meets the stack on host.interface)");
     if (config.cluster.igmp_querier && dip.family != NLB_FAMILY_V4)
         throw ConfigError("cluster.igmp_querier: true needs an IPv4 host.dedicated_ip (the "
                           "queries' source), " +

@@ -26,6 +26,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(running.host.dedicated_ip == next.host.dedicated_ip, "host.dedicated_ip");
     fixed(running.host.initial_state == next.host.initial_state, "host.initial_state");
     fixed(running.host.interface == next.host.interface, "host.interface");
+    fixed(running.host.vlan_interface == next.host.vlan_interface, "host.vlan_interface");
     fixed(running.metrics == next.metrics, "metrics");
     fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
     for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {

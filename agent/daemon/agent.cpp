@@ -89,7 +89,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         tables_ = tables_of(config_, engine_config.cluster.flow_seed);
         // Where the stack meets the cluster: the attached interface, or for a VLAN cluster
         // the VLAN's interface on it, which holds the VIPs and tags the heartbeats.
-        const std::string cluster_if = cluster_interface(ifname, config_.cluster.vlan);
+        const std::string cluster_if =
+            cluster_interface(ifname, config_.cluster.vlan, config_.host.vlan_interface);
         const int cluster_ifindex = static_cast<int>(if_nametoindex(cluster_if.c_str()));
         if (!cluster_ifindex)
             throw std::runtime_error("attach " + ifname + ": " + cluster_if + " is gone");

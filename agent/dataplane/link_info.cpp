@@ -85,7 +85,8 @@ std::optional<std::string> vlan_interface(const std::string& lower, std::uint16_
     return found;
 }
 
-std::string cluster_interface(const std::string& ifname, std::uint16_t vlan) {
+std::string cluster_interface(const std::string& ifname, std::uint16_t vlan,
+                              const std::optional<std::string>& named) {
     if (!vlan)
         return ifname;
     const std::string what = "attach " + ifname + ": cluster.vlan " + std::to_string(vlan) + ": ";
@@ -101,6 +102,12 @@ std::string cluster_interface(const std::string& ifname, std::uint16_t vlan) {
                                  "the NIC takes VLAN tags out of frames before XDP sees "
                                  "them (rx-vlan-offload): ethtool -K " +
                                  ifname + " rxvlan off");
+    if (named) {
+        if (!if_nametoindex(named->c_str()))
+            throw std::runtime_error(what + "host.vlan_interface " + *named +
+                                     ": no such interface");
+        return *named;
+    }
     auto upper = vlan_interface(ifname, vlan);
     if (!upper)
         throw std::runtime_error(what + "no VLAN " + id + " interface on " + ifname +

@@ -31,7 +31,9 @@ std::optional<std::string> vlan_interface(const std::string& lower, std::uint16_
 // cluster (vlan 0); for cluster.vlan V, the VLAN V interface on `ifname`, the dataplane being
 // on the trunk beneath it. Refuses what would attach and then serve nothing: a VLAN
 // interface as the trunk, a NIC that strips tags before XDP, no interface for the VLAN.
-// Throws std::runtime_error "attach eth0: cluster.vlan 100: <why>".
-std::string cluster_interface(const std::string& ifname, std::uint16_t vlan);
+// `named`: the operator's choice (host.vlan_interface), taken instead of the search; it must
+// exist. Throws std::runtime_error "attach eth0: cluster.vlan 100: <why>".
+std::string cluster_interface(const std::string& ifname, std::uint16_t vlan,
+                              const std::optional<std::string>& named = std::nullopt);
 
 } // namespace nlb

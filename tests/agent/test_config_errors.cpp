@@ -193,6 +193,16 @@ TEST_CASE("host section") {
          "host.interface: \"eth0:1\" is not an interface name"},
         {with("", R"({"priority": 1, "dedicated_ip": "10.0.0.11", "interface": 0})"),
          "host.interface: expected a string, got an integer"},
+        {with("", R"({"priority": 1, "dedicated_ip": "10.0.0.11", "vlan_interface": "vl100"})"),
+         "host.vlan_interface: only with cluster.vlan (an untagged cluster meets the stack on "
+         "host.interface)"},
+        {with(R"({"ip": "10.0.0.1", "vlan": 100})",
+              R"({"priority": 1, "dedicated_ip": "10.0.0.11", "interface": "eth0",
+                  "vlan_interface": "eth0"})"),
+         "host.vlan_interface: \"eth0\" is host.interface (the trunk the dataplane sits on)"},
+        {with(R"({"ip": "10.0.0.1", "vlan": 100})",
+              R"({"priority": 1, "dedicated_ip": "10.0.0.11", "vlan_interface": "a/b"})"),
+         "host.vlan_interface: \"a/b\" is not an interface name"},
     });
 }
 
