@@ -369,7 +369,13 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 
 /* Everything but the common case: VLAN tags, IPv4 options and fragments, IPv6, ICMP, ARP
  * and neighbour solicitations, connections opening, closing or in moving buckets. A
- * subprogram of its own, so that the common case's code stays small and straight. */
+ * subprogram of its own, so that the common case's code stays small and straight.
+ *
+ * One tag is read (TPID 802.1Q or 802.1ad); its VLAN id, or 0 for an untagged or
+ * priority-tagged frame, must be the cluster's (nlb_config.vlan), or the frame is another
+ * VLAN's: it passes untouched, answered by nobody and counted nowhere, whatever it carries
+ * (heartbeats and ARP included). A second tag inside makes the frame no IP, ARP or heartbeat
+ * frame, so it passes too. Answers (ARP, ND) are built in place and keep the request's tag. */
 static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -378,6 +384,7 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 	const struct nlb_config *cfg;
 	struct nlb_packet p = {};
 	__u32 l3_off = sizeof(*eth);
+	__u16 vid = 0;
 	__be16 proto;
 	int verdict;
 
@@ -389,9 +396,12 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 
 		if ((void *)(vh + 1) > data_end)
 			return nlb_malformed();
+		vid = bpf_ntohs(vh->tci) & NLB_VLAN_VID_MASK;
 		proto = vh->encapsulated_proto;
 		l3_off += sizeof(*vh);
 	}
+	if (vid != nlb_state.config.vlan)
+		return XDP_PASS;
 	if (proto == bpf_htons(NLB_ETH_P_HEARTBEAT))
 		return nlb_heartbeat(eth);
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6) &&
@@ -428,6 +438,9 @@ int nlb_xdp(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 
+	/* A VLAN cluster's frames are tagged: the general path reads the tag. */
+	if (nlb_state.config.vlan)
+		return nlb_general(ctx);
 	if ((void *)(ip + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP) &&
 	    *(__u8 *)ip == 0x45 && !(ip->frag_off & bpf_htons(NLB_IP_MF | NLB_IP_OFFSET)) &&
 	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)) {

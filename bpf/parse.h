@@ -27,6 +27,9 @@
 #define NLB_IP_MF 0x2000
 #define NLB_IP_OFFSET 0x1fff
 
+/* The VLAN id in a tag's TCI; 0 is a priority tag, which carries no VLAN (IEEE 802.1Q). */
+#define NLB_VLAN_VID_MASK 0x0fff
+
 struct nlb_vlan_hdr {
 	__be16 tci;
 	__be16 encapsulated_proto;

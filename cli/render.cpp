@@ -16,8 +16,9 @@ using nlohmann::json;
 const std::vector<std::string> kSectionOrder = {
     "host", "cluster", "rules", "port_rules", "metrics",
     // host and cluster
-    "priority", "state", "reason", "interface", "dedicated_ip", "initial_state", "ip", "vips",
-    "mode", "mac", "converged", "members", "default_host",
+    "priority", "state", "reason", "interface", "xdp_mode", "xdp_mode_reason", "vlan_interface",
+    "dedicated_ip", "initial_state", "ip", "vips", "mode", "mac", "converged", "members",
+    "default_host",
     // cluster parameters
     "heartbeat_ms", "heartbeat_tolerance", "key_file", "remote_control", "cleanup_delay_s"};
 const std::vector<std::string> kColumnOrder = {

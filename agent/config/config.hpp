@@ -43,6 +43,8 @@ inline constexpr std::uint32_t kMaxConnectionTable = 16777216;
 inline constexpr std::uint32_t kDefaultQueryIntervalS = 125;
 inline constexpr std::uint32_t kMinQueryIntervalS = 1;
 inline constexpr std::uint32_t kMaxQueryIntervalS = 3600;
+// 802.1Q: 0 tags priority only, 4095 is reserved.
+inline constexpr std::uint16_t kMaxVlan = 4094;
 
 struct ClusterConfig {
     IpAddress ip;                // the cluster IP: IPv4, the cluster MAC derives from it
@@ -63,6 +65,9 @@ struct ClusterConfig {
     // would flood the cluster's MAC or forget the group.
     bool igmp_querier = false;
     std::uint32_t igmp_query_interval_s = kDefaultQueryIntervalS; // igmp_querier only
+    // The VLAN the cluster lives on when the dataplane sits on a trunk (802.1Q id 1..4094);
+    // 0: untagged. Frames of other VLANs pass the dataplane untouched.
+    std::uint16_t vlan = 0;
     bool operator==(const ClusterConfig&) const = default;
 };
 
@@ -77,6 +82,10 @@ struct HostConfig {
     // (an LRU of connections not yet established) and established (never evicted).
     std::uint32_t opening_connections = kDefaultOpeningConnections;
     std::uint32_t established_connections = kDefaultEstablishedConnections;
+    // cluster.vlan only: where the stack meets the cluster's VLAN, when that is not a VLAN
+    // interface on the attached one (a VLAN-aware bridge's port, a renamed or stand-in link);
+    // none: the VLAN interface on the attached interface, found at attach.
+    std::optional<std::string> vlan_interface;
     bool operator==(const HostConfig&) const = default;
 };
 

@@ -117,6 +117,9 @@ nlohmann::json to_json(const Config& config) {
     // Only when set: a seed derived from the key stays as secret as the key file.
     if (c.hash_seed)
         cluster["hash_seed"] = *c.hash_seed;
+    // Only when set: an untagged cluster's effective config reads as before the key existed.
+    if (c.vlan)
+        cluster["vlan"] = c.vlan;
 
     const HostConfig& h = config.host;
     nlohmann::json host = {
@@ -128,6 +131,8 @@ nlohmann::json to_json(const Config& config) {
     };
     if (h.interface)
         host["interface"] = *h.interface;
+    if (h.vlan_interface)
+        host["vlan_interface"] = *h.vlan_interface;
 
     nlohmann::json rules = nlohmann::json::array();
     for (const auto& r : config.port_rules)

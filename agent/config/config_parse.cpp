@@ -107,6 +107,9 @@ ClusterConfig parse_cluster(const JsonField& field) {
         c.igmp_query_interval_s =
             static_cast<std::uint32_t>(interval->integer(kMinQueryIntervalS, kMaxQueryIntervalS));
     }
+    // 0 is the untagged cluster, as when the key is absent (a priority tag carries no VLAN).
+    if (auto vlan = object.optional("vlan"))
+        c.vlan = static_cast<std::uint16_t>(vlan->integer(0, kMaxVlan));
     object.finish();
     return c;
 }
@@ -131,6 +134,14 @@ HostConfig parse_host(const JsonField& field) {
     if (auto n = object.optional("established_connections"))
         h.established_connections =
             static_cast<std::uint32_t>(n->integer(kMinConnectionTable, kMaxConnectionTable));
+    if (auto vlan_interface = object.optional("vlan_interface")) {
+        h.vlan_interface = vlan_interface->string();
+        if (!is_valid_interface_name(*h.vlan_interface))
+            vlan_interface->fail("\"" + *h.vlan_interface + "\" is not an interface name");
+        if (h.interface && *h.interface == *h.vlan_interface)
+            vlan_interface->fail("\"" + *h.vlan_interface +
+                                 "\" is host.interface (the trunk the dataplane sits on)");
+    }
     object.finish();
     return h;
 }
@@ -296,6 +307,9 @@ Config parse_config(std::string_view json_text, std::string_view source) {
     if (dip_is_vip)
         throw ConfigError("host.dedicated_ip: " + dip.to_string() +
                           " is a VIP; the dedicated IP is the host's own address");
+    if (config.host.vlan_interface && !config.cluster.vlan)
+        throw ConfigError("host.vlan_interface: only with cluster.vlan (an untagged cluster "
+                          "meets the stack on host.interface)");
     if (config.cluster.igmp_querier && dip.family != NLB_FAMILY_V4)
         throw ConfigError("cluster.igmp_querier: true needs an IPv4 host.dedicated_ip (the "
                           "queries' source), " +

@@ -19,6 +19,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(a.remote_control == b.remote_control, "cluster.remote_control");
     fixed(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
     fixed(a.hash_seed == b.hash_seed, "cluster.hash_seed");
+    fixed(a.vlan == b.vlan, "cluster.vlan");
     fixed(a.igmp_querier == b.igmp_querier, "cluster.igmp_querier");
     fixed(a.igmp_query_interval_s == b.igmp_query_interval_s, "cluster.igmp_query_interval_s");
     fixed(running.host.priority == next.host.priority, "host.priority");
@@ -30,6 +31,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
           "host.opening_connections");
     fixed(running.host.established_connections == next.host.established_connections,
           "host.established_connections");
+    fixed(running.host.vlan_interface == next.host.vlan_interface, "host.vlan_interface");
     fixed(running.metrics == next.metrics, "metrics");
     fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
     for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {

@@ -1,5 +1,6 @@
 #include "agent.hpp"
 
+#include <net/if.h>
 #include <openssl/rand.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@
 #include "bucket_entries.hpp"
 #include "conn_scanner.hpp"
 #include "engine_config.hpp"
+#include "link_info.hpp"
 #include "metrics_text.hpp"
 
 namespace nlb {
@@ -94,6 +96,13 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         // First: the key files decide the seed the tables hash with.
         const EngineConfig engine_config = engine_config_of(config_);
         tables_ = tables_of(config_, engine_config.cluster.flow_seed);
+        // Where the stack meets the cluster: the attached interface, or for a VLAN cluster
+        // the VLAN's interface on it, which holds the VIPs and tags the heartbeats.
+        const std::string cluster_if =
+            cluster_interface(ifname, config_.cluster.vlan, config_.host.vlan_interface);
+        const int cluster_ifindex = static_cast<int>(if_nametoindex(cluster_if.c_str()));
+        if (!cluster_ifindex)
+            throw std::runtime_error("attach " + ifname + ": " + cluster_if + " is gone");
         DataplaneMaps& maps = dp->maps();
         nlb_config cfg{};
         MacAddress own = interface_mac(ifname);
@@ -103,6 +112,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         std::memcpy(cfg.cluster_mac, cmac.data(), 6);
         std::memcpy(cfg.arp_src_mac, src.data(), 6);
         cfg.host_priority = config_.host.priority;
+        cfg.vlan = config_.cluster.vlan;
         cfg.flags = NLB_CFG_ANSWER_NEIGH;
         if (config_.cluster.remote_control)
             cfg.flags |= NLB_CFG_REMOTE_CONTROL;
@@ -123,7 +133,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         }
 
         InterfacePlan plan;
-        plan.ifname = ifname;
+        plan.ifname = cluster_if;
         plan.mode = config_.cluster.mode;
         plan.cluster_ip = config_.cluster.ip.words[0];
         plan.vips = tables_.vips();
@@ -133,7 +143,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         // Heartbeats go where client frames go (the cluster MAC, in every mode): a host that
         // cannot receive those cannot look alive to the others (docs/convergence.md).
         hb_ = std::make_unique<HeartbeatSocket>(
-            io_, dp->ifindex(), cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
+            io_, cluster_ifindex, cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
         contact_error_.clear();
         try {
@@ -156,7 +166,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         if (config_.cluster.igmp_querier) { // the config ensures igmp mode, an IPv4 dedicated IP
             try {
                 querier_ = std::make_unique<IgmpQuerier>(
-                    io_, dp->ifindex(), ifname, config_.host.dedicated_ip.words[0],
+                    io_, cluster_ifindex, cluster_if, config_.host.dedicated_ip.words[0],
                     std::chrono::seconds(config_.cluster.igmp_query_interval_s), log_);
             } catch (const std::exception& e) {
                 // The cluster works without it; switches without a querier flood or forget.
@@ -184,6 +194,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     }
     log_.event("attached", {{"interface", ifname},
                             {"xdp_mode", dp_->generic() ? "generic" : "native"},
+                            {"reason", dp_->mode_reason()},
                             {"adopted", dp_->adopted()}});
     announced_ = false;
     // Attaching took time (loading, netlink): the engine's inputs carry the time they happen.
@@ -444,7 +455,8 @@ json Agent::attach(const std::string& ifname) {
     }
     bring_up(Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode, table_sizes(config_)));
     return ok({{"interface", ifname}, {"changed", true},
-               {"xdp_mode", dp_->generic() ? "generic" : "native"}});
+               {"xdp_mode", dp_->generic() ? "generic" : "native"},
+               {"xdp_mode_reason", dp_->mode_reason()}});
 }
 
 json Agent::detach() {
@@ -568,8 +580,12 @@ json Agent::query() const {
                  {"interface", dp_ ? json(dp_->interface()) : json(nullptr)},
                  {"dedicated_ip", config_.host.dedicated_ip.to_string()},
                  {"attached", dp_ != nullptr}};
-    if (dp_)
+    if (dp_) {
         host["xdp_mode"] = dp_->generic() ? "generic" : "native";
+        host["xdp_mode_reason"] = dp_->mode_reason();
+    }
+    if (config_.cluster.vlan && iface_) // the VLAN's interface on the attached trunk
+        host["vlan_interface"] = iface_->plan().ifname;
     if (engine_ && engine_->state() == HostState::refused) {
         host["reason"] = to_string(engine_->refuse_reason());
         host["reason_detail"] = engine_->refuse_detail();

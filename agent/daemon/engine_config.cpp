@@ -27,6 +27,7 @@ EngineConfig engine_config_of(const Config& config) {
     e.cluster.heartbeat_tolerance = config.cluster.heartbeat_tolerance;
     e.cluster.cleanup_delay_s = config.cluster.cleanup_delay_s;
     e.cluster.mode = static_cast<std::uint8_t>(config.cluster.mode);
+    e.cluster.vlan = config.cluster.vlan;
     {
         // The VIP list as the dataplane numbers it (rules refer to VIPs by index).
         DigestBuilder d;

@@ -36,8 +36,9 @@ handling_priority and enabled; other changes are refused with a log line (restar
   --pin-dir DIR        where the dataplane is pinned, on a BPF filesystem
                        (default /sys/fs/bpf/nlb)
   --log-format FORMAT  text (default) or json, one event per line
-  --xdp-mode MODE      auto (default: native, generic where the driver has none), native
-                       or generic; on a veth only generic hands accepted frames to the stack
+  --xdp-mode MODE      auto (default: native; generic on a veth, where only generic hands
+                       accepted frames to the stack, or where the driver has none), native
+                       or generic
   --keep-dataplane     on SIGTERM leave the cluster but keep the dataplane pinned, so that a
                        restarted agent adopts it with its tracked connections (the watchdog
                        stops it if no agent comes back)

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "link_info.hpp"
 #include "nlb.skel.h"
 
 namespace nlb {
@@ -176,6 +177,12 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(ifindex, 0, &q) == 0)
         dp->generic_ = q.attach_mode == XDP_ATTACHED_SKB;
+    // The earlier agent chose; a mode that cannot work here (an older agent's native XDP on
+    // a veth) is said, not silently kept.
+    XdpChoice fits = choose_xdp_mode(XdpMode::automatic, link_driver(name));
+    dp->mode_reason_ = "kept from the pinned attachment";
+    if (fits.generic && !dp->generic_)
+        dp->mode_reason_ += "; wrong here: " + fits.reason + " (detach and attach again)";
     dp->start_socket_program();
     return dp;
 }
@@ -204,25 +211,28 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
             fail(what, "another XDP program (id " + std::to_string(id) + ") is attached");
         }
     };
+    const std::string driver = link_driver(ifname);
+    XdpChoice choice = choose_xdp_mode(mode, driver);
     int fd = -EOPNOTSUPP;
-    if (mode != XdpMode::generic) {
+    if (!choice.generic) {
         LIBBPF_OPTS(bpf_link_create_opts, native, .flags = XDP_FLAGS_DRV_MODE);
         fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &native);
         busy(fd);
-        if (fd < 0 && mode == XdpMode::native)
+        if (fd < 0 && !choice.fall_back)
             fail(what, "XDP native mode: " + errstr(fd));
-    }
-    if (fd < 0) {
-        int native_err = fd;
-        LIBBPF_OPTS(bpf_link_create_opts, generic, .flags = XDP_FLAGS_SKB_MODE);
-        fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &generic);
-        busy(fd);
         if (fd < 0)
-            fail(what, (mode == XdpMode::generic ? "" : "XDP native mode: " + errstr(native_err) +
-                                                          "; ") +
-                           "XDP generic mode: " + errstr(fd));
+            choice = {true, false, generic_fallback_reason(driver, errstr(fd))};
+    }
+    if (choice.generic) {
+        LIBBPF_OPTS(bpf_link_create_opts, generic, .flags = XDP_FLAGS_SKB_MODE);
+        int gfd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &generic);
+        busy(gfd);
+        if (gfd < 0)
+            fail(what, "XDP generic mode (" + choice.reason + "): " + errstr(gfd));
+        fd = gfd;
         dp->generic_ = true;
     }
+    dp->mode_reason_ = choice.reason;
     dp->link_fd_ = fd;
     std::string link_path = pin_dir + "/" + kLinkPin;
     if (int err = bpf_obj_pin(fd, link_path.c_str()))

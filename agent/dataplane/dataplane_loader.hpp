@@ -12,16 +12,11 @@
 #include <nlb/limits.h>
 
 #include "dataplane_maps.hpp"
+#include "xdp_mode.hpp"
 
 struct nlb_bpf;
 
 namespace nlb {
-
-// Which XDP hook to use. Native runs in the driver, before any socket buffer exists; generic
-// runs on the socket buffer (slower, but on a veth the only mode in which a rewritten
-// destination MAC makes the stack take the frame as its own: a veth classifies frames before
-// its native XDP hook runs).
-enum class XdpMode { automatic, native, generic };
 
 // Entries per family of the connection tables (host.opening_connections,
 // host.established_connections). An adopted dataplane keeps the sizes it was created with.
@@ -37,7 +32,7 @@ struct SeedResult {
 
 class Dataplane {
   public:
-    // Attaches to `ifname` (native XDP, generic when the driver has none), or adopts the
+    // Attaches to `ifname` in the mode choose_xdp_mode picks (xdp_mode.hpp), or adopts the
     // attachment pinned in `pin_dir` by an earlier agent: the new program replaces the old
     // one atomically and the maps (tables, tracked connections, counters) carry over.
     // Throws std::runtime_error: "attach eth0: <reason>".
@@ -59,6 +54,8 @@ class Dataplane {
     const std::string& interface() const { return ifname_; }
     int ifindex() const { return ifindex_; }
     bool generic() const { return generic_; } // generic (skb) XDP instead of native
+    // Why this mode: "veth: native XDP runs after ...", "--xdp-mode generic", ...
+    const std::string& mode_reason() const { return mode_reason_; }
     bool adopted() const { return adopted_; } // found pinned, not freshly attached
     const TableSizes& table_sizes() const { return sizes_; } // in effect (adopted: pinned)
 
@@ -98,6 +95,7 @@ class Dataplane {
     int ifindex_ = 0;
     int link_fd_ = -1;
     bool generic_ = false;
+    std::string mode_reason_;
     bool adopted_ = false;
     TableSizes sizes_;
     int sockops_fd_ = -1;

@@ -87,6 +87,7 @@ void DataplaneMaps::write_config(const nlb_config& cfg) {
     std::memcpy(live.arp_src_mac, cfg.arp_src_mac, sizeof(live.arp_src_mac));
     live.host_priority = cfg.host_priority;
     live.flags = cfg.flags;
+    live.vlan = cfg.vlan;
 }
 
 void DataplaneMaps::write_tables(const DataplaneTables& tables) {

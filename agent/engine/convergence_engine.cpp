@@ -58,7 +58,8 @@ const char* to_string(EventKind kind) {
 
 ConvergenceEngine::ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now)
     : config_(std::move(config)), me_(config_.host.priority),
-      fingerprint_(rules_fingerprint(config_.rules, config_.cluster.flow_seed)),
+      fingerprint_(
+          rules_fingerprint(config_.rules, config_.cluster.flow_seed, config_.cluster.vlan)),
       seed_digest_(flow_seed_digest(config_.cluster.ip, config_.cluster.flow_seed)),
       auth_(config_.cluster.key, config_.cluster.rotation_key), nonce_(boot_nonce),
       released_at_(std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS, -1) {

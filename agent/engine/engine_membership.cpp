@@ -69,7 +69,10 @@ std::string ConvergenceEngine::config_difference(const Heartbeat& hb) const {
         return "cluster.hash_seed is set here and" + on + " to different values";
     }
     if (hb.fingerprint != fingerprint_)
-        return "port_rules differ from those" + on;
+        // The fingerprint covers cluster.vlan too, which no heartbeat carries by itself.
+        return "port_rules or cluster.vlan (" +
+               (c.vlan ? std::to_string(c.vlan) : std::string("untagged")) +
+               " here) differ from those" + on;
     if (!hb.has_config)
         return "";
     if (hb.mode != c.mode)

@@ -27,6 +27,8 @@ std::string validate(const EngineConfig& config) {
         return "cluster.heartbeat_tolerance: not in 2..100";
     if (config.cluster.ip == 0)
         return "cluster.ip: missing";
+    if (config.cluster.vlan > 4094)
+        return "cluster.vlan: " + std::to_string(config.cluster.vlan) + " not in 0..4094";
     if (config.cluster.flow_seed == 0)
         return "cluster.hash_seed: 0 is not a seed";
     if (static_cast<std::uint8_t>(config.cluster.flow_seed_source) > kMaxSeedSource)
@@ -34,7 +36,8 @@ std::string validate(const EngineConfig& config) {
     return {};
 }
 
-std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t flow_seed) {
+std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t flow_seed,
+                                std::uint16_t vlan) {
     DigestBuilder d;
     d.u32(0x6e6c6272); // "nlbr": domain separation
     d.u8(static_cast<std::uint8_t>(rules.size()));
@@ -48,6 +51,10 @@ std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t f
     }
     if (flow_seed != NLB_FLOW_SEED)
         d.u32(flow_seed);
+    // 2 bytes after the rules, where a seed alone adds 4 and both 6: no two configurations
+    // feed the digest the same bytes.
+    if (vlan)
+        d.u16(vlan);
     return d.finish();
 }
 

@@ -86,6 +86,7 @@ struct ClusterParams {
     // The seed of the bucket hash (flow_seed.hpp) and where it came from: the seed must match.
     std::uint32_t flow_seed = NLB_FLOW_SEED;
     SeedSource flow_seed_source = SeedSource::fixed;
+    std::uint16_t vlan = 0; // cluster.vlan, 0 untagged: must match (it is in the fingerprint)
     std::vector<std::uint8_t> key; // empty: unauthenticated cluster
     // A second key accepted (never used to sign) while the cluster's key is rotated.
     std::vector<std::uint8_t> rotation_key;
@@ -100,11 +101,13 @@ struct EngineConfig {
 // Empty when the config is usable by the engine, else why not ("host.priority: 0 not in 1..64").
 std::string validate(const EngineConfig& config);
 
-// 64-bit fingerprint of the port rules and the bucket hash's seed (SHA-256, first 8 bytes):
-// order matters, weights and handling priorities do not. Every version compares it, so hosts
-// that hash packets differently never agree on an epoch. The fixed seed (NLB_FLOW_SEED) adds
-// nothing: such hosts fingerprint as versions before per-cluster seeds did, and agree with them.
-std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t flow_seed);
+// 64-bit fingerprint of the port rules, the bucket hash's seed and the cluster's VLAN (SHA-256,
+// first 8 bytes): order matters, weights and handling priorities do not. Every version
+// compares it, so hosts that hash packets differently, or take frames of different VLANs,
+// never agree on an epoch. The fixed seed (NLB_FLOW_SEED) and VLAN 0 add nothing: such hosts
+// fingerprint as versions before per-cluster seeds and VLANs did, and agree with them.
+std::uint64_t rules_fingerprint(std::span<const PortRule> rules, std::uint32_t flow_seed,
+                                std::uint16_t vlan = 0);
 
 // Effective weight of a host for a `multiple` rule under its local control.
 inline std::uint32_t effective_weight(std::uint8_t load_weight, RuleControl control) {

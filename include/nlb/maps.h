@@ -31,6 +31,10 @@ struct nlb_config {
 	/* The host's network namespace (SO_NETNS_COOKIE): the socket program runs for every
 	 * socket of the machine and records only this namespace's. */
 	__u64 netns_cookie;
+	/* The cluster's VLAN id (cluster.vlan), 0 for an untagged cluster: only frames of this
+	 * VLAN are the cluster's; every other frame passes untouched (docs/dataplane.md). */
+	__u16 vlan;
+	__u8 pad[6];
 };
 
 /* Answer ARP requests and neighbour solicitations for VIPs. Off, this host answers none of

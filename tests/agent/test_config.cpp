@@ -213,6 +213,24 @@ TEST_CASE("to_json gives the effective configuration and parses back to the same
         "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");
     CHECK(to_json(seeded)["cluster"]["hash_seed"] == 1);
     CHECK(parse_config(to_json(seeded).dump()) == seeded);
+    // An untagged cluster's effective config reads as before cluster.vlan existed.
+    CHECK_FALSE(j["cluster"].contains("vlan"));
+    Config tagged = parse_config(R"({"cluster": {"ip": "10.0.0.1", "vlan": 4094},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");
+    CHECK(tagged.cluster.vlan == 4094);
+    CHECK(to_json(tagged)["cluster"]["vlan"] == 4094);
+    CHECK(parse_config(to_json(tagged).dump()) == tagged);
+    Config named = parse_config(R"({"cluster": {"ip": "10.0.0.1", "vlan": 100},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12", "interface": "eth0",
+                 "vlan_interface": "vmbr0.100"}})");
+    CHECK(named.host.vlan_interface == "vmbr0.100");
+    CHECK(to_json(named)["host"]["vlan_interface"] == "vmbr0.100");
+    CHECK(parse_config(to_json(named).dump()) == named);
+    // 0 is the untagged cluster, as when the key is absent.
+    CHECK(parse_config(R"({"cluster": {"ip": "10.0.0.1", "vlan": 0},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})") ==
+          parse_config(R"({"cluster": {"ip": "10.0.0.1"},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})"));
 
     Config rotating = parse_config(R"({"cluster": {"ip": "10.0.0.1", "key_file": "/k/new",
         "rotation_key_file": "/k/old"}, "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");

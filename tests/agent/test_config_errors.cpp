@@ -134,6 +134,10 @@ TEST_CASE("cluster section") {
          "cluster.hash_seed: 4294967296 above the maximum 4294967295"},
         {with(R"({"ip": "10.0.0.1", "hash_seed": "0x6e6c6231"})"),
          "cluster.hash_seed: expected an integer, got a string"},
+        {with(R"({"ip": "10.0.0.1", "vlan": 4095})"), "cluster.vlan: 4095 above the maximum 4094"},
+        {with(R"({"ip": "10.0.0.1", "vlan": -1})"), "cluster.vlan: -1 below the minimum 0"},
+        {with(R"({"ip": "10.0.0.1", "vlan": "100"})"),
+         "cluster.vlan: expected an integer, got a string"},
         {with(R"({"ip": "10.0.0.1", "remote_control": true})"),
          "cluster.remote_control: true needs cluster.key_file (remote control is authenticated "
          "with the cluster key)"},
@@ -189,6 +193,16 @@ TEST_CASE("host section") {
          "host.interface: \"eth0:1\" is not an interface name"},
         {with("", R"({"priority": 1, "dedicated_ip": "10.0.0.11", "interface": 0})"),
          "host.interface: expected a string, got an integer"},
+        {with("", R"({"priority": 1, "dedicated_ip": "10.0.0.11", "vlan_interface": "vl100"})"),
+         "host.vlan_interface: only with cluster.vlan (an untagged cluster meets the stack on "
+         "host.interface)"},
+        {with(R"({"ip": "10.0.0.1", "vlan": 100})",
+              R"({"priority": 1, "dedicated_ip": "10.0.0.11", "interface": "eth0",
+                  "vlan_interface": "eth0"})"),
+         "host.vlan_interface: \"eth0\" is host.interface (the trunk the dataplane sits on)"},
+        {with(R"({"ip": "10.0.0.1", "vlan": 100})",
+              R"({"priority": 1, "dedicated_ip": "10.0.0.11", "vlan_interface": "a/b"})"),
+         "host.vlan_interface: \"a/b\" is not an interface name"},
     });
 }
 

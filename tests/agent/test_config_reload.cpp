@@ -63,6 +63,8 @@ TEST_CASE("anything else is refused, naming the first key that changed") {
             .fixed);
     // The seed decides every packet's bucket: the whole cluster changes it, by restarts.
     CHECK(plan_reload(running, config(R"(, "hash_seed": 5)", kRules)).fixed == "cluster.hash_seed");
+    // Another VLAN is another network: attach again, on every host.
+    CHECK(plan_reload(running, config(R"(, "vlan": 100)", kRules)).fixed == "cluster.vlan");
     CHECK(plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 50},
                                               {"ports": [443, 443], "mode": "single"}])"))
               .fixed == "port_rules[0].ports");

@@ -18,6 +18,9 @@ using Mac = std::array<std::uint8_t, 6>;
 
 inline constexpr std::uint8_t kTcp = 6, kUdp = 17, kIcmp = 1, kIcmp6 = 58;
 inline constexpr std::uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+// A tag that carries a priority (1) and no VLAN (id 0): an untagged cluster's frame, parsed on
+// the general path as any tagged frame is.
+inline constexpr std::uint16_t kPriorityTag = 0x2000;
 
 IpAddress ip(const std::string& text); // throws on a bad literal
 

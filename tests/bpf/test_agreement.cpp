@@ -148,6 +148,9 @@ void agree_on_random_packets(std::uint32_t flow_seed, int packets) {
         for (const Bytes& f : datagram) {
             int accepted_by = 0;
             for (int h = 0; h < kHosts; ++h) {
+                // a tagged frame goes to hosts of a VLAN 100 cluster, which decide it as
+                // untagged ones decide untagged frames
+                hosts[h]->maps().state().config.vlan = s.vlan ? 100 : 0;
                 Verdict got = verdict(*hosts[h], f);
                 bool mine = o == h + 1 && !disabled;
                 Verdict want = mine ? Verdict::accepted : Verdict::dropped;
@@ -221,10 +224,11 @@ TEST_CASE("the dataplane puts each golden vector's packet in its bucket, under i
         std::vector<PacketSpec> shapes;
         s.payload = 32;      // a shorter datagram leaves the fast path
         shapes.push_back(s); // IPv4: the fast path
-        s.vlan = 100;        // the general path
+        s.vlan = 100;        // the general path, on a VLAN 100 cluster
         shapes.push_back(s);
         for (const auto& shape : shapes) {
             CAPTURE(shape.vlan.has_value());
+            dp.maps().state().config.vlan = shape.vlan ? 100 : 0;
             const auto [only, all_but] = only_and_all_but(dp, build(shape), v.bucket);
             CHECK(only == Verdict::accepted);
             CHECK(all_but == Verdict::dropped);

@@ -139,9 +139,9 @@ TEST_CASE("heartbeat budget: a source beyond its burst is dropped and counted, o
     }
 }
 
-TEST_CASE("heartbeat budget: a VLAN-tagged heartbeat counts against its source too") {
+TEST_CASE("heartbeat budget: a priority-tagged heartbeat counts against its source too") {
     Host h;
-    const Bytes tagged = heartbeat(kSourceA, 42);
+    const Bytes tagged = heartbeat(kSourceA, 0x6000); // priority 3, no VLAN
     auto t0 = Clock::now();
     std::uint64_t dropped = h.run(tagged, 5000);
     CHECK(5000 - dropped >= NLB_HB_BURST);
@@ -149,6 +149,22 @@ TEST_CASE("heartbeat budget: a VLAN-tagged heartbeat counts against its source t
     // Tagged or not, one source, one bucket: no second burst.
     std::uint64_t untagged = h.run(heartbeat(kSourceA), 1000);
     CHECK((5000 - dropped) + (1000 - untagged) <= most_passed(Clock::now() - t0));
+}
+
+TEST_CASE("heartbeat budget: a VLAN cluster budgets its VLAN's heartbeats, no other's") {
+    Host h;
+    h.dp.maps().state().config.vlan = 42;
+    auto t0 = Clock::now();
+    std::uint64_t dropped = h.run(heartbeat(kSourceA, 42), 5000);
+    CHECK(5000 - dropped >= NLB_HB_BURST);
+    CHECK(5000 - dropped <= most_passed(Clock::now() - t0));
+    // The same source on another VLAN, or untagged, is another segment's: passed untouched,
+    // charged nothing.
+    CHECK(h.run(heartbeat(kSourceA, 43), 1000) == 0);
+    CHECK(h.run(heartbeat(kSourceA), 1000) == 0);
+    RunResult r = h.dp.run(heartbeat(kSourceA, 43));
+    CHECK(r.action == XDP_PASS);
+    CHECK(r.out == heartbeat(kSourceA, 43));
 }
 
 TEST_CASE("heartbeat budget: tokens refill over time, up to the burst and no more") {

@@ -42,7 +42,7 @@ PacketSpec spec_for(const IpAddress& src, std::uint16_t sport, const IpAddress& 
     if (shape == Shape::ipv6_ext && src.family == NLB_FAMILY_V6)
         s.ipv6_ext = {0 /* hop-by-hop */, 60 /* destination options */};
     if (shape == Shape::vlan)
-        s.vlan = 42;
+        s.vlan = kPriorityTag; // other VLANs' frames are not the cluster's (test_vlan.cpp)
     return s;
 }
 
@@ -419,7 +419,7 @@ TEST_CASE("ICMP errors go to the host that owns the quoted client; echo to the d
                             outer.src = family == NLB_FAMILY_V4 ? router4 : router6;
                             outer.dst = vip;
                             if (vlan)
-                                outer.vlan = 7;
+                                outer.vlan = kPriorityTag;
                             Bytes err = build_icmp_error(outer, build(q), type);
                             CAPTURE(client.to_string(), cport, int(proto), int(type), vlan);
                             ++n;

@@ -36,7 +36,7 @@ PacketSpec remote_request(Shape shape, std::uint16_t sport = 40000) {
     if (shape == Shape::ip_options)
         s.ipv4_options = 8;
     if (shape == Shape::vlan)
-        s.vlan = 42;
+        s.vlan = kPriorityTag;
     return s;
 }
 

@@ -74,12 +74,12 @@ std::vector<Named> valid_frames() {
     s.more_fragments = true;
     v.push_back({"ipv6 udp first fragment", build(s)});
     s = tcp_spec(kClient4, kVip4);
-    s.vlan = 9;
-    v.push_back({"vlan ipv4 tcp", build(s)});
+    s.vlan = 0x6000; // a priority tag (no VLAN id): the untagged cluster's frame
+    v.push_back({"priority-tagged ipv4 tcp", build(s)});
     s = tcp_spec(kClient6, kVip6);
-    s.vlan = 9;
+    s.vlan = 0x6000;
     s.proto = kUdp;
-    v.push_back({"vlan ipv6 udp", build(s)});
+    v.push_back({"priority-tagged ipv6 udp", build(s)});
     v.push_back({"icmp error", icmp_error(kClient4, kVip4, kTcp)});
     v.push_back({"icmpv6 error", icmp_error(kClient6, kVip6, kUdp)});
     PacketSpec echo;
@@ -135,7 +135,7 @@ TEST_CASE("every truncation of a valid frame is dropped as malformed, never acce
         CHECK((v == Verdict::accepted || v == Verdict::tx));
     }
     Bytes arp = build_arp_request(Mac{2, 0, 0, 0, 0, 7}, kClient4, kVip4);
-    Bytes vlan_arp = build_arp_request(Mac{2, 0, 0, 0, 0, 7}, kClient4, kVip4, 9);
+    Bytes vlan_arp = build_arp_request(Mac{2, 0, 0, 0, 0, 7}, kClient4, kVip4, 0x6000);
     CHECK(g.dp.run(arp).action == XDP_TX);
     g.dp.maps().clear_stats();
 

@@ -53,6 +53,18 @@ TEST_CASE("query: a refused host shows why, extra fields are not lost") {
     CHECK_THAT(text, Catch::Contains("  members       -\n"));
 }
 
+TEST_CASE("query: the XDP mode and why, beside the interface") {
+    json q = kQuery;
+    q["host"]["xdp_mode"] = "generic";
+    q["host"]["xdp_mode_reason"] = "veth: native XDP runs after the veth's packet-type decision";
+    CHECK_THAT(render("query", q),
+               Catch::Contains("  interface        eth0\n"
+                               "  xdp_mode         generic\n"
+                               "  xdp_mode_reason  veth: native XDP runs after the veth's "
+                               "packet-type decision\n"
+                               "  dedicated_ip     192.0.2.11\n"));
+}
+
 TEST_CASE("params: the effective configuration") {
     nlb::Config config = nlb::parse_config(R"({
       "cluster": {"ip": "192.0.2.100", "vips": ["192.0.2.101"], "key_file": "/etc/nlb/cluster.key"},
