@@ -5,7 +5,7 @@ source "$(dirname "$0")/common.sh"
 topo_init "nlbe9-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
 topo_add_client 100
-HEARTBEAT_MS=200
+HEARTBEAT_MS=400 # tolerance 2 s: an adopting agent verifies its programs first (~0.5 s here, more under load)
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
 for i in 1 2 3; do
   host_config "$i" "$rules"
