@@ -26,6 +26,8 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(running.host.initial_state == next.host.initial_state, "host.initial_state");
     fixed(running.host.interface == next.host.interface, "host.interface");
     fixed(running.metrics == next.metrics, "metrics");
+    // Probes own timers, sockets and children: a restart starts them over cleanly.
+    fixed(running.health == next.health, "health");
     fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
     for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {
         const PortRuleConfig &r = running.port_rules[i], &n = next.port_rules[i];
