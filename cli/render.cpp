@@ -376,7 +376,7 @@ std::string render_query(const json& result) {
         for (const auto& p : shown["health"]["probes"]) {
             json row = json::object();
             for (const char* key :
-                 {"name", "type", "verdict", "since", "last_result", "last_detail", "rules"})
+                 {"name", "verdict", "since", "last_result", "last_detail", "rules"})
                 if (p.contains(key))
                     row[key] = p[key];
             rows.push_back(std::move(row));
