@@ -22,9 +22,10 @@ const std::vector<std::string> kSectionOrder = {
     // cluster parameters
     "heartbeat_ms", "heartbeat_tolerance", "key_file", "remote_control", "cleanup_delay_s"};
 const std::vector<std::string> kColumnOrder = {
-    "rule",     "slot",          "index",        "vip",         "ports",
-    "protocol", "mode",          "affinity",     "load_weight", "handling_priority",
-    "control",  "buckets_owned", "buckets_total"};
+    "rule",     "slot",          "index",         "vip",         "ports",
+    "protocol", "mode",          "affinity",      "load_weight", "handling_priority",
+    "control",  "buckets_owned", "buckets_total", "name",        "type",
+    "verdict",  "since",         "last_result",   "last_detail"};
 
 // What identifies a port rule, in the order of a rule's title.
 constexpr const char* kRuleKeys[] = {"vip", "ports", "protocol", "mode", "affinity"};
@@ -367,6 +368,21 @@ std::string render_query(const json& result) {
             rule.erase("buckets_owned");
             rule.erase("buckets_total");
         }
+    }
+    // Health probes (docs/health.md): one line each, what an operator looks for first; the
+    // counts toward a change and the exact times stay in --json.
+    if (shown.contains("health") && shown["health"].is_object() &&
+        shown["health"].contains("probes") && is_table(shown["health"]["probes"])) {
+        json rows = json::array();
+        for (const auto& p : shown["health"]["probes"]) {
+            json row = json::object();
+            for (const char* key :
+                 {"name", "verdict", "since", "last_result", "last_detail", "rules"})
+                if (p.contains(key))
+                    row[key] = p[key];
+            rows.push_back(std::move(row));
+        }
+        shown["health"]["probes"] = std::move(rows);
     }
     return sections(shown);
 }

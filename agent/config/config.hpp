@@ -15,6 +15,7 @@
 
 #include "cluster_mac.hpp"
 #include "dataplane_tables.hpp"
+#include "health_config.hpp"
 #include "rules.hpp"
 
 namespace nlb {
@@ -119,6 +120,7 @@ struct Config {
     HostConfig host;
     std::vector<PortRuleConfig> port_rules; // at most NLB_MAX_RULES, none overlapping
     std::optional<MetricsConfig> metrics;
+    std::optional<HealthConfig> health; // none: no probes (docs/health.md)
     bool operator==(const Config&) const = default;
 };
 

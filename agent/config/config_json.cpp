@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "config.hpp"
+#include "config_health.hpp"
 
 namespace nlb {
 
@@ -141,6 +142,8 @@ nlohmann::json to_json(const Config& config) {
     nlohmann::json out = {{"cluster", cluster}, {"host", host}, {"port_rules", rules}};
     if (config.metrics)
         out["metrics"] = {{"listen", config.metrics->listen()}};
+    if (config.health)
+        out["health"] = health_json(*config.health);
     return out;
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "config.hpp"
+#include "config_health.hpp"
 #include "json_reader.hpp"
 
 namespace nlb {
@@ -298,6 +299,8 @@ Config parse_config(std::string_view json_text, std::string_view source) {
         config.port_rules = {default_rule(config.host)};
     if (auto metrics = object.optional("metrics"))
         config.metrics = parse_metrics(*metrics);
+    if (auto health = object.optional("health"))
+        config.health = parse_health(*health, config.port_rules);
     object.finish();
 
     const IpAddress& dip = config.host.dedicated_ip;

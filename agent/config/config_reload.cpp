@@ -33,6 +33,8 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
           "host.established_connections");
     fixed(running.host.vlan_interface == next.host.vlan_interface, "host.vlan_interface");
     fixed(running.metrics == next.metrics, "metrics");
+    // Probes own timers, sockets and children: a restart starts them over cleanly.
+    fixed(running.health == next.health, "health");
     fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
     for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {
         const PortRuleConfig &r = running.port_rules[i], &n = next.port_rules[i];

@@ -13,6 +13,7 @@
 #include <nlb/maps.h>
 
 #include "bucket_entries.hpp"
+#include "config_health.hpp"
 #include "conn_scanner.hpp"
 #include "engine_config.hpp"
 #include "link_info.hpp"
@@ -62,11 +63,17 @@ std::vector<int> members_of(std::uint64_t bits) {
 
 Agent::Agent(boost::asio::io_context& io, Config config, AgentOptions options, EventLog& log)
     : io_(io), config_(std::move(config)), options_(std::move(options)), log_(log),
-      tables_(tables_of(config_)), timer_(io) {}
+      tables_(tables_of(config_)), health_(std::make_unique<HealthMonitor>(
+                                       io, config_,
+                                       [this](std::size_t probe, bool up, const CheckResult& r) {
+                                           on_probe_verdict(probe, up, r);
+                                       })),
+      timer_(io) {}
 
 Agent::~Agent() = default;
 
 void Agent::start() {
+    health_->start();
     control_ = std::make_unique<ControlServer>(io_, options_.socket_path,
                                                [this](const json& r) { return handle(r); });
     if (config_.metrics) {
@@ -199,6 +206,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     announced_ = false;
     // Attaching took time (loading, netlink): the engine's inputs carry the time they happen.
     now = monotonic_now();
+    // Before start: a rule whose probe has not passed `rise` times yet gets no share.
+    engine_->set_probe_down(health_->down_rules(), now);
     disable_rules_off_here(now);
     switch (config_.host.initial_state) {
     case InitialState::started:
@@ -344,6 +353,22 @@ std::uint64_t Agent::accepted_total() const {
     for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
         total += dp_->maps().read_stats(slot).accepted;
     return total;
+}
+
+void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& result) {
+    json rules = json::array();
+    const std::uint32_t guarded = guarded_rules(config_.health->probes[probe], config_.port_rules);
+    for (std::size_t r = 0; r < config_.port_rules.size(); ++r)
+        if (guarded >> r & 1)
+            rules.push_back(r);
+    log_.event(up ? "probe_up" : "probe_down", {{"probe", health_->name(probe)},
+                                                {"result", to_string(result.outcome)},
+                                                {"detail", result.detail},
+                                                {"rules", rules}});
+    if (!engine_)
+        return;
+    engine_->set_probe_down(health_->down_rules(), monotonic_now());
+    apply(engine_->take_decision());
 }
 
 void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path) {
@@ -612,13 +637,25 @@ json Agent::query() const {
                     {"default_host", engine_ ? engine_->default_host() : 0}};
     json rules = json::array();
     const json effective = to_json(config_);
+    const std::uint32_t panic = engine_ && engine_->members() ? engine_->panic_rules() : 0;
     for (std::size_t i = 0; i < tables_.rules().size(); ++i) {
         json rule = effective["port_rules"][i];
         rule["buckets_owned"] = engine_ ? engine_->buckets_owned(i) : 0;
         rule["buckets_total"] = NLB_BUCKETS;
+        // null: no probe guards the rule here; "down": a probe holds it down (drained here
+        // unless the cluster is in panic for it).
+        rule["probe"] = (health_->guarded() >> i & 1)
+                            ? json((health_->down_rules() >> i & 1) ? "down" : "up")
+                            : json(nullptr);
+        rule["panic"] = (panic >> i & 1) != 0;
         rules.push_back(rule);
     }
-    return {{"host", host}, {"cluster", cluster}, {"rules", rules}};
+    json out = {{"host", host}, {"cluster", cluster}, {"rules", rules}};
+    if (config_.health)
+        out["health"] = {{"panic_percent", config_.health->panic_percent},
+                         {"panic", panic != 0},
+                         {"probes", health_->status()}};
+    return out;
 }
 
 json Agent::map() const {
@@ -685,6 +722,8 @@ json Agent::stats() const {
         // previous owner still serves connections in it.
         r["dirty_buckets"] = installed_ ? (*installed_)[s].tracked_here.count() : 0;
         r["dirty_elsewhere"] = installed_ ? (*installed_)[s].dirty_elsewhere.count() : 0;
+        if (s != NLB_RULE_DEFAULT)
+            r["panic"] = engine_ && engine_->members() && (engine_->panic_rules() >> s & 1);
         rules.push_back(r);
     }
     nlb_stats g = dp_ ? dp_->maps().read_stats(NLB_STATS_GLOBAL) : nlb_stats{};
@@ -723,6 +762,7 @@ json Agent::stats() const {
                            {"maps_received", c.map_transfers},
                            {"fallbacks", c.map_fallbacks}};
     out["remote_control"] = remote_control_stats();
+    out["probes"] = health_->stats();
     return out;
 }
 

@@ -20,6 +20,7 @@
 #include "dataplane_loader.hpp"
 #include "dataplane_tables.hpp"
 #include "event_log.hpp"
+#include "health_monitor.hpp"
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
 #include "igmp_querier.hpp"
@@ -60,6 +61,7 @@ class Agent {
     void bring_up(std::unique_ptr<Dataplane> dp);
     void tear_down(bool keep_dataplane);
     void disable_rules_off_here(std::chrono::milliseconds now);
+    void on_probe_verdict(std::size_t probe, bool up, const CheckResult& result);
 
     void schedule(std::chrono::milliseconds at);
     void tick();
@@ -96,6 +98,8 @@ class Agent {
     std::string contact_error_;
     std::unique_ptr<IgmpQuerier> querier_; // cluster.igmp_querier; null: off, or failed (logged)
     std::unique_ptr<ConvergenceEngine> engine_;
+    // Runs from start() whether attached or not, so that an attach finds verdicts ready.
+    std::unique_ptr<HealthMonitor> health_;
     boost::asio::steady_timer timer_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout

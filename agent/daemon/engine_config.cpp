@@ -74,6 +74,7 @@ EngineConfig engine_config_of(const Config& config) {
         e.rules.push_back(rule);
     }
     e.host.rules = host_rule_params(config);
+    e.host.panic_percent = config.health ? config.health->panic_percent : 0;
     return e;
 }
 

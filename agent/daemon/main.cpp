@@ -18,6 +18,7 @@
 #include "agent.hpp"
 #include "config.hpp"
 #include "event_log.hpp"
+#include "health_monitor.hpp"
 
 namespace {
 
@@ -106,6 +107,13 @@ int main(int argc, char** argv) {
     nlb::Config config;
     try {
         config = nlb::load_config(config_path);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlb-agent: %s\n", e.what());
+        return 2;
+    }
+    try {
+        // Probes' users are looked up now: a missing one is a configuration error.
+        nlb::HealthMonitor::resolve_all(config);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "nlb-agent: %s\n", e.what());
         return 2;

@@ -114,6 +114,51 @@ void per_rule(Page& page, const json& rules, const char* name, const char* type,
         page.sample(name, {{"rule", rule_label(rule)}}, number(member(rule, key)));
 }
 
+// Health probes (docs/health.md): one series per probe, named by the `probe` label.
+void probe_metrics(Page& page, const json& probes) {
+    const bool any = probes.is_array() && !probes.empty();
+    page.family("nlb_probe_up", "gauge",
+                "1 while the health probe's verdict is up (rise passes in a row), 0 while down.");
+    if (any)
+        for (const auto& p : probes)
+            page.sample(
+                "nlb_probe_up",
+                {{"probe", member(p, "name").is_string() ? member(p, "name").get<std::string>()
+                                                         : "unknown"}},
+                number(member(p, "up")));
+    page.family("nlb_probe_checks_total", "counter",
+                "Health probe checks by result: passed, failed, timeout.");
+    if (any)
+        for (const auto& p : probes) {
+            const std::string name =
+                member(p, "name").is_string() ? member(p, "name").get<std::string>() : "unknown";
+            for (const char* result : {"passed", "failed", "timeout"})
+                page.sample("nlb_probe_checks_total", {{"probe", name}, {"result", result}},
+                            number(member(member(p, "checks"), result)));
+        }
+    page.family("nlb_probe_duration_seconds", "histogram",
+                "How long health probe checks took (a timeout counts its full timeout).");
+    if (!any)
+        return;
+    for (const auto& p : probes) {
+        const std::string name =
+            member(p, "name").is_string() ? member(p, "name").get<std::string>() : "unknown";
+        const json& latency = member(p, "latency");
+        const json& buckets = member(latency, "buckets");
+        if (buckets.is_array())
+            for (const auto& b : buckets)
+                if (b.is_array() && b.size() == 2)
+                    page.sample("nlb_probe_duration_seconds_bucket",
+                                {{"probe", name}, {"le", number(b[0])}}, number(b[1]));
+        page.sample("nlb_probe_duration_seconds_bucket", {{"probe", name}, {"le", "+Inf"}},
+                    number(member(latency, "count")));
+        page.sample("nlb_probe_duration_seconds_sum", {{"probe", name}},
+                    number(member(latency, "sum")));
+        page.sample("nlb_probe_duration_seconds_count", {{"probe", name}},
+                    number(member(latency, "count")));
+    }
+}
+
 } // namespace
 
 std::string escape_label_value(std::string_view value) {
@@ -226,6 +271,12 @@ std::string metrics_text(const json& stats) {
             }
     if (!any)
         page.sample("nlb_remote_requests_total", {{"result", "answered"}}, "0");
+
+    per_rule(page, rules, "nlb_rule_panic", "gauge",
+             "1 while the cluster serves the port rule in panic mode (too few members healthy by "
+             "their probes: served as if all were), else 0.",
+             "panic");
+    probe_metrics(page, member(stats, "probes"));
 
     const json& dp = member(stats, "dataplane");
     page.single("nlb_watchdog_alive", "gauge",

@@ -42,6 +42,13 @@ struct MemberParams {
     std::uint8_t priority = 0;
     std::array<HostRuleParams, NLB_MAX_RULES> rules{};
     std::array<RuleControl, NLB_MAX_RULES> control{};
+    // Health probes (docs/health.md). `probe_down`: rules this member's probes hold down
+    // while its operator's control is `enabled`; `control` says `draining` for them, which is
+    // all an older version reads. resolve_panic (probe_panic.hpp) may turn them back on.
+    // `health`: the member's heartbeat carries the health section (its version knows probes).
+    std::uint32_t probe_down = 0;
+    std::uint8_t panic_percent = 0;
+    bool health = false;
     bool operator==(const MemberParams&) const = default;
 };
 

@@ -7,6 +7,7 @@
 #include "digest.hpp"
 #include "engine_util.hpp"
 #include "heartbeat_codec.hpp"
+#include "probe_panic.hpp"
 
 namespace nlb {
 
@@ -52,6 +53,10 @@ const char* to_string(EventKind kind) {
         return "stalled";
     case EventKind::unreadable:
         return "unreadable";
+    case EventKind::panic_started:
+        return "panic_started";
+    case EventKind::panic_ended:
+        return "panic_ended";
     }
     return "unknown";
 }
@@ -115,7 +120,14 @@ MemberParams ConvergenceEngine::my_params() const {
     for (std::size_t r = 0; r < config_.rules.size(); ++r) {
         m.rules[r] = config_.host.rules[r];
         m.control[r] = control_[r];
+        // The operator's drain or disable wins over a probe; else a probe's down is a drain.
+        if (control_[r] == RuleControl::enabled && ((probe_down_ >> r) & 1)) {
+            m.control[r] = RuleControl::draining;
+            m.probe_down |= std::uint32_t{1} << r;
+        }
     }
+    m.panic_percent = config_.host.panic_percent;
+    m.health = true;
     return m;
 }
 
@@ -126,7 +138,22 @@ MemberParams ConvergenceEngine::params_of(const Heartbeat& hb) const {
         m.rules[r] = hb.rules[r];
         m.control[r] = hb.control[r];
     }
+    if (hb.has_health) {
+        m.health = true;
+        m.probe_down = hb.probe_down; // the decoder checked these rules say draining
+        m.panic_percent = hb.panic_percent;
+    }
     return m;
+}
+
+std::vector<MemberParams> ConvergenceEngine::view_members(std::uint64_t bits,
+                                                          std::uint32_t& panic) const {
+    std::vector<MemberParams> members;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (bits & host_bit(p))
+            members.push_back(p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat));
+    panic = resolve_panic(members, modes_);
+    return members;
 }
 
 void ConvergenceEngine::event(std::int64_t now, EventKind kind, std::uint8_t host,
@@ -376,6 +403,19 @@ bool ConvergenceEngine::set_host_rules(const std::vector<HostRuleParams>& rules,
     return true;
 }
 
+void ConvergenceEngine::set_probe_down(std::uint32_t rules, Millis now_ms) {
+    const std::size_t n = config_.rules.size();
+    rules &= n >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << n) - 1;
+    if (rules == probe_down_)
+        return;
+    const std::int64_t now = now_ms.count();
+    observe(now);
+    probe_down_ = rules;
+    ++params_generation_; // like a weight change: the cluster reconverges
+    update_held(now);
+    evaluate(now);
+}
+
 void ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total,
                                            Millis now_ms) {
     const std::int64_t now = now_ms.count();
@@ -475,6 +515,9 @@ void ConvergenceEngine::send(std::int64_t now) {
     const auto params = my_params();
     hb.rules = params.rules;
     hb.control = params.control;
+    hb.has_health = true;
+    hb.probe_down = params.probe_down;
+    hb.panic_percent = params.panic_percent;
     for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
         if (held_[s].any())
             hb.dirty.push_back({static_cast<std::uint8_t>(s), held_[s]});

@@ -81,6 +81,11 @@ enum class EventKind {
     map_fallback, // it gave up waiting for it: the cluster falls back to allocate()
     stalled,      // this host's inputs stopped for longer than the watchdog allows
     unreadable,   // frames of this cluster it cannot authenticate or read (once per episode)
+
+    // Health probes (docs/health.md): an installed epoch serves a rule as if every member were
+    // healthy (panic mode), and the next one no longer does.
+    panic_started,
+    panic_ended,
 };
 
 // How a frame reached this host: the segment (0x886F to the cluster MAC) or the agents'
@@ -178,6 +183,14 @@ class ConvergenceEngine {
     // rule). A change reconverges the cluster like a joining host's would, with the same
     // hand-over of buckets; false (and nothing changed) when `rules` does not fit the rules.
     bool set_host_rules(const std::vector<HostRuleParams>& rules, Millis now);
+    // Health probes (docs/health.md): the port rules (bit r = rule r) this host's probes hold
+    // down. Where the operator's control is enabled such a rule is drained here (no new
+    // connections, tracked ones finish) unless the cluster is in panic for it; published in
+    // the heartbeat apart from the operator's drain, so every member can decide panic alike.
+    void set_probe_down(std::uint32_t rules, Millis now);
+    std::uint32_t probe_down() const { return probe_down_; }
+    // The rules the installed epoch serves in panic mode (as if every member were healthy).
+    std::uint32_t panic_rules() const { return panic_; }
     Decision take_decision();
 
     // Status (nlbadm query).
@@ -258,6 +271,7 @@ class ConvergenceEngine {
     void recompute_view(std::int64_t now);
     bool agreement(std::int64_t now) const;
     void install(std::int64_t now);
+    void note_panic(std::int64_t now, std::uint32_t panic); // events when panic_ changes
     void try_take(std::int64_t now);
     void release_all(std::int64_t now, bool keep_connections);
     void release_slot(std::int64_t now, std::size_t slot);
@@ -269,6 +283,9 @@ class ConvergenceEngine {
     void rebuild_views(std::int64_t now);
     MemberParams my_params() const;
     MemberParams params_of(const Heartbeat& hb) const;
+    // The allocation's inputs for the hosts of `bits`, in priority order, panic mode applied;
+    // `panic` receives the rules in panic.
+    std::vector<MemberParams> view_members(std::uint64_t bits, std::uint32_t& panic) const;
     void choose_base(std::uint64_t members);
     void follow_base(std::int64_t now);
     void set_base(std::int64_t now, std::shared_ptr<const ClusterMap> map, std::uint64_t digest,
@@ -302,6 +319,8 @@ class ConvergenceEngine {
     HostState state_ = HostState::stopped;
     RefuseReason reason_ = RefuseReason::none;
     std::array<RuleControl, NLB_MAX_RULES> control_{};
+    std::uint32_t probe_down_ = 0; // rules this host's probes hold down
+    std::uint32_t panic_ = 0;      // rules the installed epoch serves in panic mode
     std::int64_t started_at_ = 0;
     std::int64_t last_conflict_ = 0;
     bool warned_unauthenticated_ = false;

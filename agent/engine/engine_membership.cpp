@@ -408,11 +408,12 @@ void ConvergenceEngine::recompute_view(std::int64_t now) {
     // The base enters the epoch (one epoch, one map); without one the digest is 1.0's.
     if (chosen_ != 0 || chosen_gen_ != 0)
         d.u64(chosen_).u32(chosen_gen_);
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        if (!(bits & host_bit(p)))
-            continue;
-        const MemberParams m = p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat);
-        d.u8(p);
+    // The controls after panic mode, which are what the allocation reads: in a cluster with a
+    // member that knows no probes there is no panic and they are the ones every version
+    // hashes (a probe's drain travels as draining), so the digest stays the older one's.
+    std::uint32_t panic = 0;
+    for (const MemberParams& m : view_members(bits, panic)) {
+        d.u8(m.priority);
         for (std::size_t r = 0; r < config_.rules.size(); ++r)
             d.u8(m.rules[r].load_weight)
                 .u8(m.rules[r].handling_priority)

@@ -19,10 +19,9 @@ void ConvergenceEngine::install(std::int64_t now) {
     agreeing_ = false;
     stable_ = 0;
     if (view_digest_ != epoch_ || !target_) {
-        std::vector<MemberParams> members;
-        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
-            if (view_ & host_bit(p))
-                members.push_back(p == me_ ? my_params() : params_of(peers_.peer(p).heartbeat));
+        std::uint32_t panic = 0;
+        const std::vector<MemberParams> members = view_members(view_, panic);
+        note_panic(now, panic);
         // agreement() saw base_ == chosen_ when chosen_ != 0.
         const ClusterMap* from = chosen_ != 0 && base_digest_ == chosen_ ? base_.get() : nullptr;
         std::shared_ptr<const ClusterMap> map = reallocate(from, modes_, members);
@@ -72,6 +71,22 @@ void ConvergenceEngine::install(std::int64_t now) {
     update_held(now);
     try_take(now);
     send_soon(now);
+}
+
+void ConvergenceEngine::note_panic(std::int64_t now, std::uint32_t panic) {
+    for (std::size_t r = 0; r < config_.rules.size(); ++r) {
+        const std::uint32_t bit = std::uint32_t{1} << r;
+        if ((panic & bit) == (panic_ & bit))
+            continue;
+        if (panic & bit)
+            event(now, EventKind::panic_started, me_,
+                  "port rule " + std::to_string(r) +
+                      ": too few members healthy, served as if all were");
+        else
+            event(now, EventKind::panic_ended, me_,
+                  "port rule " + std::to_string(r) + ": enough members healthy again");
+    }
+    panic_ = panic;
 }
 
 void ConvergenceEngine::try_take(std::int64_t now) {

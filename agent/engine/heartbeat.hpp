@@ -114,6 +114,13 @@ struct Heartbeat {
     bool has_seed = false;
     std::uint64_t seed_digest = 0;
     SeedSource seed_source = SeedSource::fixed;
+    // Health (section 7, docs/health.md): the rules the sender's probes hold down while its
+    // operator's control is enabled (their control byte says draining, which older readers
+    // take as a drain), and the sender's panic_percent. Every version that knows probes sends
+    // it, probes or not: panic mode needs every member to.
+    bool has_health = false;
+    std::uint32_t probe_down = 0; // bit r = port rule r
+    std::uint8_t panic_percent = 0;
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

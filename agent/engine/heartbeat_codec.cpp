@@ -19,6 +19,9 @@ constexpr std::size_t kConfigSection = 28;
 constexpr std::size_t kSeedSection = 12; // digest, source, 3 reserved
 constexpr std::size_t kHeadBytes = 40; // through the sequence number, both frame kinds
 
+constexpr std::size_t kHealthSection = 8; // probe_down, panic_percent, 3 reserved
+constexpr std::uint8_t kMaxPanicPercent = 100;
+
 class Writer {
   public:
     explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
@@ -309,6 +312,14 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.u16(0);
     }
 
+    if (hb.has_health) {
+        w.section(kSectionHealth, kHealthSection);
+        w.u32(hb.probe_down);
+        w.u8(hb.panic_percent);
+        w.u8(0);
+        w.u16(0);
+    }
+
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
     if (!dirty.empty()) {
@@ -468,6 +479,23 @@ DecodeError decode_seed(std::span<const std::uint8_t> body, Heartbeat& hb) {
         return DecodeError::bad_field;
     hb.seed_source = static_cast<SeedSource>(source);
     hb.has_seed = true;
+    return DecodeError::none;
+}
+
+DecodeError decode_health(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    // Longer is a later version's, as for the seed section.
+    if (body.size() < kHealthSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.probe_down = r.u32();
+    hb.panic_percent = r.u8();
+    // Only rules the frame has; whether their control says draining is checked once every
+    // section is read (the rules section may come later).
+    const std::uint32_t rules_mask =
+        hb.rule_count >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << hb.rule_count) - 1;
+    if (hb.panic_percent > kMaxPanicPercent || (hb.probe_down & ~rules_mask) != 0)
+        return DecodeError::bad_field;
+    hb.has_health = true;
     return DecodeError::none;
 }
 
@@ -721,6 +749,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
         case kSectionSeed:
             decode = decode_seed;
             break;
+        case kSectionHealth:
+            decode = decode_health;
+            break;
         }
         if (!decode)
             continue;
@@ -732,6 +763,10 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
     }
     if (!seen[kSectionRules] && hb.rule_count > 0)
         return fail(DecodeError::bad_field);
+    // A rule a probe holds down travels as draining, so that older readers drain it too.
+    for (std::size_t r = 0; r < hb.rule_count; ++r)
+        if ((hb.probe_down >> r) & 1 && hb.control[r] != RuleControl::draining)
+            return fail(DecodeError::bad_field);
     result.heartbeat = std::move(hb);
     result.length = total_len;
     return result;

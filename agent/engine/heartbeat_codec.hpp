@@ -32,6 +32,9 @@ inline constexpr std::uint8_t kSectionConfig = 5;  // minor 2
 // Minor 2 still: a reader that predates it skips it, and a frame without it hashes with the
 // fixed seed, which is what such a reader's own host does.
 inline constexpr std::uint8_t kSectionSeed = 6;
+// Minor 2 still, for the same reason: health probes (docs/health.md). A frame without it is
+// from a version without probes, whose members keep the cluster out of panic mode.
+inline constexpr std::uint8_t kSectionHealth = 7;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

@@ -32,7 +32,8 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
         fresh || p.heartbeat.rules != hb.rules || p.heartbeat.control != hb.control ||
         p.heartbeat.rule_count != hb.rule_count || p.heartbeat.base_digest != hb.base_digest ||
         p.heartbeat.base_generation != hb.base_generation ||
-        p.heartbeat.base_flags != hb.base_flags;
+        p.heartbeat.base_flags != hb.base_flags || p.heartbeat.has_health != hb.has_health ||
+        p.heartbeat.probe_down != hb.probe_down || p.heartbeat.panic_percent != hb.panic_percent;
     change.state_changed = fresh || p.heartbeat.state != hb.state;
     change.dirty_changed = fresh ? !hb.dirty.empty() : p.heartbeat.dirty != hb.dirty;
     p.known = true;

@@ -74,6 +74,9 @@ struct HostParams {
     std::uint8_t priority = 1;         // 1..NLB_MAX_HOSTS, unique in the cluster
     std::vector<HostRuleParams> rules; // one per port rule (missing entries: defaults)
     ContactAddress contact;            // the second path's address (dedicated IP)
+    // health.panic_percent (docs/health.md): published in the heartbeat, the cluster uses the
+    // largest any member publishes, so hosts need not agree on it to agree on the maps.
+    std::uint8_t panic_percent = 0;
 };
 
 struct ClusterParams {

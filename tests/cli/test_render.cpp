@@ -251,3 +251,25 @@ TEST_CASE("render_table aligns columns, the last one unpadded") {
                              "  wide cell  x            last\n"
                              "  1          2            3\n");
 }
+
+TEST_CASE("query: health probes and panic (docs/health.md)") {
+    json q = kQuery;
+    q["rules"][0]["probe"] = "down";
+    q["rules"][0]["panic"] = true;
+    q["health"] = json::parse(R"({"panic_percent": 0, "panic": true, "probes": [
+        {"name": "web", "type": "http", "verdict": "down", "since": "2024-05-01T10:00:00Z",
+         "since_s": 12, "streak": 0, "rise": 2, "fall": 3, "rules": [0, 1],
+         "last_result": "failed", "last_detail": "status 503",
+         "last_check": "2024-05-01T10:00:11Z", "last_latency_ms": 1.5}]})");
+    const std::string text = render("query", q);
+    INFO(text);
+    CHECK(text.find("health\n") != std::string::npos);
+    CHECK(text.find("panic") != std::string::npos);
+    // The probe's row: name, verdict, last result and detail, its rules.
+    const auto row = text.find("web");
+    REQUIRE(row != std::string::npos);
+    const std::string line = text.substr(row, text.find('\n', row) - row);
+    for (const char* word : {"down", "failed", "status 503", "0, 1", "2024-05-01T10:00:00Z"})
+        CHECK(line.find(word) != std::string::npos);
+    CHECK(text.find("1366/4096 (33.3%)") != std::string::npos);
+}

@@ -80,6 +80,11 @@ Parsed parse(const std::string& page) {
             REQUIRE(line[0] != '#');
             std::string key = line.substr(0, line.rfind(' '));
             std::string name = key.substr(0, key.find('{'));
+            // A histogram's samples are its name with _bucket, _sum or _count.
+            if (out.families[current].type == "histogram" && name != current)
+                for (const char* suffix : {"_bucket", "_sum", "_count"})
+                    if (name == current + suffix)
+                        name = current;
             CHECK(name == current); // samples follow their family's HELP and TYPE
             CHECK(out.samples.count(key) == 0);
             out.samples[key] = line.substr(line.rfind(' ') + 1);
@@ -110,7 +115,7 @@ TEST_CASE("metrics: every family has HELP and TYPE, counters end in _total") {
     for (const auto& [name, family] : p.families) {
         INFO(name);
         CHECK(family.help);
-        CHECK((family.type == "counter" || family.type == "gauge"));
+        CHECK((family.type == "counter" || family.type == "gauge" || family.type == "histogram"));
         CHECK((family.type == "counter") ==
               (name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0));
     }
@@ -233,4 +238,35 @@ TEST_CASE("metrics: an unknown state is no state, non-numbers read as zero") {
     CHECK(p.samples["nlb_cluster_members"] == "0");
     CHECK(p.samples[R"(nlb_remote_requests_total{result="answered"})"] == "0");
     CHECK(p.samples.count(R"(nlb_remote_requests_total{result="nested"})") == 0);
+}
+
+TEST_CASE("metrics: health probes and panic mode (docs/health.md)") {
+    json stats = kStats;
+    stats["rules"][1]["panic"] = true;
+    stats["probes"] = json::parse(R"([
+      {"name": "web", "up": true, "checks": {"passed": 41, "failed": 2, "timeout": 1},
+       "latency": {"buckets": [[0.001, 3], [0.01, 40], [0.1, 43]], "sum": 0.5, "count": 44}},
+      {"name": "db", "up": false, "checks": {"passed": 0, "failed": 5, "timeout": 0},
+       "latency": {"buckets": [[0.001, 5]], "sum": 0.002, "count": 5}}])");
+    Parsed p = parse(metrics_text(stats));
+    CHECK(p.families["nlb_probe_up"].type == "gauge");
+    CHECK(p.families["nlb_probe_checks_total"].type == "counter");
+    CHECK(p.families["nlb_probe_duration_seconds"].type == "histogram");
+    CHECK(p.families["nlb_rule_panic"].type == "gauge");
+    CHECK(p.samples[R"(nlb_probe_up{probe="web"})"] == "1");
+    CHECK(p.samples[R"(nlb_probe_up{probe="db"})"] == "0");
+    CHECK(p.samples[R"(nlb_probe_checks_total{probe="web",result="passed"})"] == "41");
+    CHECK(p.samples[R"(nlb_probe_checks_total{probe="web",result="timeout"})"] == "1");
+    CHECK(p.samples[R"(nlb_probe_checks_total{probe="db",result="failed"})"] == "5");
+    CHECK(p.samples[R"(nlb_probe_duration_seconds_bucket{probe="web",le="0.01"})"] == "40");
+    CHECK(p.samples[R"(nlb_probe_duration_seconds_bucket{probe="web",le="+Inf"})"] == "44");
+    CHECK(p.samples[R"(nlb_probe_duration_seconds_count{probe="web"})"] == "44");
+    CHECK(p.samples[R"(nlb_probe_duration_seconds_sum{probe="db"})"] == "0.002");
+    CHECK(p.samples[R"(nlb_rule_panic{rule="1"})"] == "1");
+    CHECK(p.samples[R"(nlb_rule_panic{rule="0"})"] == "0");
+    // Without probes: the families are there, with no sample.
+    Parsed none = parse(metrics_text(kStats));
+    CHECK(none.families.count("nlb_probe_up") == 1);
+    for (const auto& [sample, value] : none.samples)
+        CHECK(sample.rfind("nlb_probe_", 0) != 0);
 }

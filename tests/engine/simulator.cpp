@@ -80,6 +80,11 @@ void Simulator::command(std::size_t i, Command c) {
     collect(i);
 }
 
+void Simulator::probe_down(std::size_t i, std::uint32_t rules) {
+    hosts_[i].engine->set_probe_down(rules, Millis{now_});
+    collect(i);
+}
+
 void Simulator::inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms) {
     push(now_ + delay_ms, Kind::deliver, i,
          std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)));

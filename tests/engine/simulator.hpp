@@ -56,6 +56,8 @@ class Simulator {
     std::size_t size() const { return hosts_.size(); }
     void kill(std::size_t i);
     void command(std::size_t i, Command c);
+    // Host i's health probes now hold down these port rules (ConvergenceEngine::set_probe_down).
+    void probe_down(std::size_t i, std::uint32_t rules);
     void set_group(std::size_t i, int group) { hosts_[i].group = group; }
     void pause(std::size_t i);
     void resume(std::size_t i);

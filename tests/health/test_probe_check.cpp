@@ -1,0 +1,231 @@
+// The checks for real: loopback listeners for tcp and http, child processes for exec (a
+// hanging one killed at its timeout, the user dropped to when root), and the monitor turning
+// them into a rule mask. Every wait is bounded by io_context::run_for.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
+#include "config.hpp"
+#include "health_monitor.hpp"
+#include "probe_check.hpp"
+
+using namespace nlb;
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+CheckResult check_once(asio::io_context& io, const ProbeTarget& t) {
+    std::optional<CheckResult> got;
+    auto c = ProbeCheck::start(io, t, [&](const CheckResult& r) { got = r; });
+    for (int i = 0; i < 100 && !got; ++i) {
+        io.restart(); // a run that ran out of work leaves the context stopped
+        io.run_for(50ms);
+    }
+    REQUIRE(got);
+    return *got;
+}
+
+ProbeTarget socket_target(ProbeType type, std::uint16_t port) {
+    ProbeTarget t;
+    t.type = type;
+    t.endpoint = tcp::endpoint(asio::ip::make_address("127.0.0.1"), port);
+    t.http_host = "127.0.0.1:" + std::to_string(port);
+    t.http_path = "/healthz";
+    t.timeout = 500ms;
+    return t;
+}
+
+ProbeTarget exec_target(std::vector<std::string> argv, std::chrono::milliseconds timeout = 1000ms) {
+    ProbeTarget t;
+    t.type = ProbeType::exec;
+    t.command = std::move(argv);
+    t.uid = ::geteuid();
+    t.gid = ::getegid();
+    t.timeout = timeout;
+    return t;
+}
+
+// Answers every connection with `reply` once it read the request head.
+struct HttpServer {
+    asio::io_context& io;
+    tcp::acceptor acceptor{io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+    std::string reply;
+    std::string last_request;
+    bool silent = false; // accept, never answer
+    explicit HttpServer(asio::io_context& i, std::string r) : io(i), reply(std::move(r)) {
+        accept();
+    }
+    std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+    void accept() {
+        acceptor.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
+            if (ec)
+                return;
+            auto sock = std::make_shared<tcp::socket>(std::move(s));
+            auto buf = std::make_shared<asio::streambuf>();
+            if (!silent)
+                asio::async_read_until(
+                    *sock, *buf, "\r\n\r\n",
+                    [this, sock, buf](const boost::system::error_code& e, std::size_t) {
+                        if (e)
+                            return;
+                        last_request.assign(asio::buffers_begin(buf->data()),
+                                            asio::buffers_end(buf->data()));
+                        asio::async_write(*sock, asio::buffer(reply), [sock](auto, auto) {});
+                    });
+            else
+                held.push_back(sock);
+            accept();
+        });
+    }
+    std::vector<std::shared_ptr<tcp::socket>> held;
+};
+
+std::uint16_t closed_port(asio::io_context& io) {
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port(); // closed again when `a` goes
+}
+
+} // namespace
+
+TEST_CASE("tcp: a listener passes, a closed port fails at once") {
+    asio::io_context io;
+    HttpServer server(io, "");
+    CHECK(check_once(io, socket_target(ProbeType::tcp, server.port())).outcome ==
+          CheckResult::Outcome::passed);
+    const auto r = check_once(io, socket_target(ProbeType::tcp, closed_port(io)));
+    CHECK(r.outcome == CheckResult::Outcome::failed);
+    CHECK(r.latency < 400ms);
+}
+
+TEST_CASE("http: the expected status passes, another fails, silence times out") {
+    asio::io_context io;
+    HttpServer ok(io, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    auto r = check_once(io, socket_target(ProbeType::http, ok.port()));
+    CHECK(r.outcome == CheckResult::Outcome::passed);
+    CHECK(r.detail == "status 200");
+    CHECK(ok.last_request.rfind("GET /healthz HTTP/1.0\r\n", 0) == 0);
+    CHECK(ok.last_request.find("Host: 127.0.0.1:") != std::string::npos);
+
+    HttpServer bad(io, "HTTP/1.0 503 Service Unavailable\r\n\r\n");
+    r = check_once(io, socket_target(ProbeType::http, bad.port()));
+    CHECK(r.outcome == CheckResult::Outcome::failed);
+    CHECK(r.detail == "status 503");
+
+    HttpServer junk(io, "SSH-2.0-OpenSSH\r\n");
+    CHECK(check_once(io, socket_target(ProbeType::http, junk.port())).outcome ==
+          CheckResult::Outcome::failed);
+
+    HttpServer silent(io, "");
+    silent.silent = true;
+    auto t = socket_target(ProbeType::http, silent.port());
+    t.timeout = 200ms;
+    const auto start = std::chrono::steady_clock::now();
+    r = check_once(io, t);
+    CHECK(r.outcome == CheckResult::Outcome::timeout);
+    CHECK(std::chrono::steady_clock::now() - start < 1s);
+}
+
+TEST_CASE("exec: exit 0 passes, anything else fails, no shell") {
+    asio::io_context io;
+    CHECK(check_once(io, exec_target({"/bin/true"})).outcome == CheckResult::Outcome::passed);
+    auto r = check_once(io, exec_target({"/bin/false"}));
+    CHECK(r.outcome == CheckResult::Outcome::failed);
+    CHECK(r.detail == "exit 1");
+    r = check_once(io, exec_target({"/bin/sh", "-c", "exit 7"}));
+    CHECK(r.detail == "exit 7");
+    // No shell: a shell word is an argument like any other.
+    r = check_once(io, exec_target({"/bin/test", "a", "=", "a", "&&", "false"}));
+    CHECK(r.outcome == CheckResult::Outcome::failed); // test: too many arguments
+    r = check_once(io, exec_target({"/nonexistent/probe"}));
+    CHECK(r.detail == "exit 127");
+}
+
+TEST_CASE("exec: a hanging command is killed at its timeout, with what it started") {
+    asio::io_context io;
+    const auto start = std::chrono::steady_clock::now();
+    // The child shell starts a grandchild in the same process group; both must go.
+    auto r = check_once(io, exec_target({"/bin/sh", "-c", "sleep 37.125 & sleep 37.125"}, 200ms));
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(r.outcome == CheckResult::Outcome::timeout);
+    CHECK(took < 1s);
+    io.restart();
+    io.run_for(300ms); // the reap after the kill
+    // No process of ours still sleeps.
+    const int rc = std::system("pgrep -f '^sleep 37.125$' >/dev/null");
+    CHECK(rc != 0);
+}
+
+TEST_CASE("exec: runs as the probe's user (root only)") {
+    if (::geteuid() != 0)
+        return; // dropping to another user needs root
+    asio::io_context io;
+    auto t =
+        exec_target({"/bin/sh", "-c", "test \"$(id -u)\" = 65534 && test \"$(id -G)\" = 65534"});
+    t.uid = 65534;
+    t.gid = 65534;
+    CHECK(check_once(io, t).outcome == CheckResult::Outcome::passed);
+    ProbeConfig c;
+    c.type = ProbeType::exec;
+    c.command = {"/bin/true"};
+    c.user = "no-such-user-nlb";
+    CHECK_THROWS_WITH(resolve_probe(c, {}, "health.probes[0]"),
+                      "health.probes[0].user: no such user \"no-such-user-nlb\"");
+    c.user = "nobody";
+    CHECK(resolve_probe(c, {}, "health.probes[0]").uid == 65534);
+}
+
+TEST_CASE("the monitor: probes start down, rise makes them up, fall down; rules follow") {
+    if (::geteuid() != 0)
+        return; // the exec probe runs as root: only root may name that user
+    asio::io_context io;
+    HttpServer server(io, "HTTP/1.0 200 OK\r\n\r\n");
+    const std::string json = R"({"cluster": {"ip": "10.0.0.1"},
+        "host": {"priority": 1, "dedicated_ip": "127.0.0.1"},
+        "port_rules": [{"ports": [80, 80]}, {"ports": [443, 443]}, {"ports": [1000, 2000]}],
+        "health": {"probes": [
+          {"name": "web", "type": "http", "url": "http://127.0.0.1:)" +
+                             std::to_string(server.port()) + R"(/", "interval_ms": 100,
+           "timeout_ms": 100, "rise": 2, "fall": 2, "ports": [80, 443]},
+          {"name": "script", "type": "exec", "command": ["/bin/true"], "user": "root",
+           "interval_ms": 100, "timeout_ms": 100, "rise": 1, "ports": [1500]}]}})";
+    const Config config = parse_config(json);
+    std::vector<std::pair<std::size_t, bool>> changes;
+    HealthMonitor monitor(io, config, [&](std::size_t p, bool up, const CheckResult&) {
+        changes.emplace_back(p, up);
+    });
+    CHECK(monitor.guarded() == 0b111);
+    CHECK(monitor.down_rules() == 0b111); // nothing passed yet
+    monitor.start();
+    for (int i = 0; i < 40 && monitor.down_rules() != 0; ++i)
+        io.run_for(50ms);
+    CHECK(monitor.down_rules() == 0);
+    CHECK(changes.size() == 2);
+    server.acceptor.close(); // the web service dies
+    for (int i = 0; i < 40 && monitor.down_rules() == 0; ++i)
+        io.run_for(50ms);
+    CHECK(monitor.down_rules() == 0b011);
+    const auto status = monitor.status();
+    CHECK(status[0]["verdict"] == "down");
+    CHECK(status[0]["last_result"] == "failed");
+    CHECK(status[0]["rules"] == nlohmann::json::array({0, 1}));
+    CHECK(status[1]["verdict"] == "up");
+    const auto stats = monitor.stats();
+    CHECK(stats[0]["checks"]["passed"].get<int>() >= 2);
+    CHECK(stats[0]["checks"]["failed"].get<int>() >= 2);
+    CHECK(stats[0]["latency"]["count"].get<int>() >=
+          stats[0]["checks"]["passed"].get<int>() + stats[0]["checks"]["failed"].get<int>());
+}
