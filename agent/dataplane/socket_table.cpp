@@ -58,7 +58,7 @@ void dump(int fd, std::uint8_t af, const std::vector<IpAddress>& vips, std::vect
                 continue;
             fail("read the dump");
         }
-        int len = static_cast<int>(n);
+        auto len = static_cast<unsigned>(n);
         for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type == NLMSG_DONE)
                 return;

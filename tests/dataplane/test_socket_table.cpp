@@ -69,7 +69,9 @@ TEST_CASE("the socket table lists connections to the VIPs, keyed as the dataplan
     CAPTURE(family);
     Socket listener(family), client(AF_INET);
     int accepted = -1;
-    const auto [client_port, port] = connect_loopback(family, listener, client, accepted);
+    // not a structured binding: clang 14 cannot capture one in a lambda
+    const auto ports = connect_loopback(family, listener, client, accepted);
+    const std::uint16_t client_port = ports.first, port = ports.second;
     IpAddress loopback{};
     loopback.family = NLB_FAMILY_V4;
     loopback.words[0] = htonl(INADDR_LOOPBACK);
