@@ -698,6 +698,7 @@ json Agent::stats() const {
         {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},
         {"established", dp_ ? tracking_.last().established : 0},
         {"established_size", dp_ ? 2 * dp_->table_sizes().established : 0},
+        {"closing", dp_ ? tracking_.last().closing : 0},
         {"established_ended", dp_ ? tracking_.last().expired : 0},
         {"adopted_from_sockets", tracking_.seeded()},
         {"orphans_ended", tracking_.orphans_ended()}};

@@ -67,8 +67,10 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
             // Its socket is gone: nothing is left to serve, so it keeps no bucket dirty (a
             // drainstop ends when the last socket closes); the record only steers stray
             // packets through the grace period while the bucket is still tracked here.
-            if (!older(c.closed_ns, now_ns, NLB_CONN_CLOSE_GRACE_NS))
+            if (!older(c.closed_ns, now_ns, NLB_CONN_CLOSE_GRACE_NS)) {
+                out.closing++;
                 return false;
+            }
             out.expired++;
             return true;
         }

@@ -18,6 +18,7 @@ struct ConnScan {
     std::uint64_t live = 0;        // connections still counted (both tables)
     std::uint64_t opening = 0;     // entries in the opening tables (both families)
     std::uint64_t established = 0; // entries in the established tables (both families)
+    std::uint64_t closing = 0;     // established ones whose socket closed, in their grace
     std::uint64_t expired = 0;     // established ones removed by this scan (socket closed)
     std::uint64_t opening_expired = 0; // opening ones removed: never established in time
 };
