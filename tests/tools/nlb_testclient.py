@@ -114,34 +114,47 @@ async def burst(args):
     return out
 
 
+async def conversation(src, args, more):
+    """One TCP connection from src: a line, an answer, again while more() says so (at least
+    once). Returns the host that answered; raises if the connection failed, closed, or was
+    answered by a second host."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(family(args.vip), socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        sock.bind((src, 0))
+        await asyncio.wait_for(loop.sock_connect(sock, (args.vip, args.port)), args.timeout)
+        prio = None
+        while True:
+            await loop.sock_sendall(sock, b"ping\n")
+            data = await asyncio.wait_for(loop.sock_recv(sock, 64), args.timeout)
+            if not data:
+                raise ConnectionError("closed by the server")
+            got = int(data.split()[0])
+            if prio is not None and got != prio:
+                raise ConnectionError(f"answered by {prio}, then by {got}")
+            prio = got
+            if not more():
+                return prio
+            await asyncio.sleep(args.interval)
+    finally:
+        sock.close()
+
+
 async def hold(args):
     out = {"connections": 0, "hosts": {}, "failures": []}
     deadline = time.monotonic() + args.duration
-    loop = asyncio.get_running_loop()
+
+    def more():
+        return time.monotonic() < deadline and not os.path.exists(args.stop_file or "/-")
 
     async def one(src):
-        sock = socket.socket(family(args.vip), socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.bind((src, 0))
         try:
-            await asyncio.wait_for(loop.sock_connect(sock, (args.vip, args.port)), args.timeout)
-            prio = None
-            while time.monotonic() < deadline and not os.path.exists(args.stop_file or "/-"):
-                await loop.sock_sendall(sock, b"ping\n")
-                data = await asyncio.wait_for(loop.sock_recv(sock, 64), args.timeout)
-                if not data:
-                    raise ConnectionError("closed by the server")
-                got = int(data.split()[0])
-                if prio is not None and got != prio:
-                    raise ConnectionError(f"answered by {got}, then by {prio}")
-                prio = got
-                await asyncio.sleep(args.interval)
+            prio = await conversation(src, args, more)
             out["connections"] += 1
             out["hosts"][str(prio)] = out["hosts"].get(str(prio), 0) + 1
         except (OSError, asyncio.TimeoutError, ValueError) as e:
             out["failures"].append({"source": src, "error": type(e).__name__ + ": " + str(e)})
-        finally:
-            sock.close()
 
     srcs = sources(args.sources)
     count = 100 if args.count is None else args.count
@@ -151,28 +164,11 @@ async def hold(args):
 
 async def churn(args):
     out = {"opened": 0, "completed": 0, "hosts": {}, "failures": [], "failure_count": 0}
-    loop = asyncio.get_running_loop()
 
     async def one(src):
-        sock = socket.socket(family(args.vip), socket.SOCK_STREAM)
-        sock.setblocking(False)
+        end = time.monotonic() + args.lifetime
         try:
-            sock.bind((src, 0))
-            await asyncio.wait_for(loop.sock_connect(sock, (args.vip, args.port)), args.timeout)
-            prio = None
-            end = time.monotonic() + args.lifetime
-            while True:
-                await loop.sock_sendall(sock, b"ping\n")
-                data = await asyncio.wait_for(loop.sock_recv(sock, 64), args.timeout)
-                if not data:
-                    raise ConnectionError("closed by the server")
-                got = int(data.split()[0])
-                if prio is not None and got != prio:
-                    raise ConnectionError(f"answered by {prio}, then by {got}")
-                prio = got
-                if time.monotonic() >= end:
-                    break
-                await asyncio.sleep(args.interval)
+            prio = await conversation(src, args, lambda: time.monotonic() < end)
             out["completed"] += 1
             out["hosts"][str(prio)] = out["hosts"].get(str(prio), 0) + 1
         except (OSError, asyncio.TimeoutError, ValueError) as e:
@@ -180,8 +176,6 @@ async def churn(args):
             if len(out["failures"]) < 20:
                 out["failures"].append({"source": src, "at": time.time(),
                                         "error": type(e).__name__ + ": " + str(e)})
-        finally:
-            sock.close()
 
     srcs = sources(args.sources)
     tasks = []
