@@ -181,7 +181,9 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
             }
         }
         dp_ = std::move(dp);
-        hb_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::segment); });
+        hb_->start([this](std::span<const std::uint8_t> f, const MacAddress& source) {
+            heartbeat(f, Path::segment, &source);
+        });
         if (contact_)
             contact_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::contact); });
         if (querier_)
@@ -230,6 +232,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
 
 void Agent::tear_down(bool keep_dataplane) {
     timer_.cancel();
+    timer_at_.reset();
+    trusted_sources_.clear();
     remote_.reset();
     if (engine_ && hb_) {
         // Leaving: the others see state stopped and converge at once, without waiting for
@@ -289,10 +293,15 @@ void Agent::schedule(milliseconds at) {
     // Never sleep past the next periodic duty (watchdog, connection scan).
     const milliseconds duty = std::min(next_periodic_, next_arm_);
     wait = std::min(wait, duty > now ? duty - now : milliseconds(0));
+    if (timer_at_ && *timer_at_ <= now + wait)
+        return; // fires soon enough; tick() schedules again
+    timer_at_ = now + wait;
     timer_.expires_after(wait);
     timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (!ec)
-            tick();
+        if (ec)
+            return;
+        timer_at_.reset();
+        tick();
     });
 }
 
@@ -371,10 +380,22 @@ void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& resu
     apply(engine_->take_decision());
 }
 
-void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path) {
+void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacAddress* source) {
     if (!engine_)
         return;
     engine_->on_heartbeat(frame, monotonic_now(), path);
+    if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
+        // A member's frames now pass the dataplane outside the budget that unknown (forged)
+        // sources share (docs/dataplane.md).
+        if (trusted_sources_.size() >= NLB_HB_TRUSTED_ENTRIES)
+            trusted_sources_.clear();
+        try {
+            dp_->maps().trust_heartbeat_source(*source);
+            trusted_sources_.insert(*source);
+        } catch (const std::exception& e) {
+            log_.error(e.what());
+        }
+    }
     apply(engine_->take_decision());
 }
 
@@ -735,6 +756,7 @@ json Agent::stats() const {
                         {"neigh_dropped", g.neigh_dropped},
                         {"passed_other", g.passed_other},
                         {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
+                        {"heartbeat_untrusted_dropped", g.heartbeat_untrusted_dropped},
                         {"fragments_recorded", g.fragments_recorded},
                         {"fragments_unmatched", g.fragments_unmatched},
                         {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -66,7 +67,9 @@ class Agent {
     void schedule(std::chrono::milliseconds at);
     void tick();
     void periodic(std::chrono::milliseconds now);
-    void heartbeat(std::span<const std::uint8_t> frame, Path path);
+    // `source`: the Ethernet source of a segment frame (null on the contact path).
+    void heartbeat(std::span<const std::uint8_t> frame, Path path,
+                   const MacAddress* source = nullptr);
     void arm_watchdog(std::chrono::milliseconds now);
     void apply(Decision decision);
     void install(const SlotViews& views);
@@ -101,12 +104,18 @@ class Agent {
     // Runs from start() whether attached or not, so that an attach finds verdicts ready.
     std::unique_ptr<HealthMonitor> health_;
     boost::asio::steady_timer timer_;
+    // When timer_ fires, while a wait is pending: an input that brings no earlier deadline
+    // leaves it be (a flood of frames must not cost a timer reset each).
+    std::optional<std::chrono::milliseconds> timer_at_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
     bool armed_ = false; // the watchdog was armed by this agent since attach
     bool expired_logged_ = false;
+    // Source MACs written to the dataplane's nlb_hb_trusted, so each is written once (bounded:
+    // cleared when it holds as many as the map).
+    std::set<MacAddress> trusted_sources_;
 
     // For stats(): what a scrape must not recompute (a connection scan per scrape would let
     // anyone who reaches the metrics port make the agent walk its tables).

@@ -42,6 +42,8 @@ class BatchReader {
     }
     void stop() { *closed_ = true; }
     std::uint64_t received() const { return received_; }
+    // The sender of the datagram being handled (valid inside the handler).
+    const sockaddr_storage& source() const { return source_; }
 
   private:
     void wait() {
@@ -55,7 +57,9 @@ class BatchReader {
     void read_batch() {
         const auto closed = closed_; // the handler may destroy *this
         for (std::size_t i = 0; i < kBatch; ++i) {
-            const ssize_t n = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+            socklen_t len = sizeof(source_);
+            const ssize_t n = ::recvfrom(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT,
+                                         reinterpret_cast<sockaddr*>(&source_), &len);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -81,6 +85,7 @@ class BatchReader {
     boost::asio::any_io_executor executor_;
     std::function<void(std::function<void(const boost::system::error_code&)>)> wait_;
     std::array<std::uint8_t, 2048> buffer_{};
+    sockaddr_storage source_{};
     std::uint64_t received_ = 0;
     std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
 };

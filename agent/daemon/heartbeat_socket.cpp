@@ -55,7 +55,13 @@ HeartbeatSocket::HeartbeatSocket(boost::asio::io_context& io, int ifindex,
 }
 
 void HeartbeatSocket::start(Handler handler) {
-    reader_.start(socket_, std::move(handler));
+    reader_.start(socket_, [this, handler = std::move(handler)](std::span<const std::uint8_t> f) {
+        const auto& from = reinterpret_cast<const sockaddr_ll&>(reader_.source());
+        MacAddress source{};
+        if (from.sll_halen == source.size())
+            std::memcpy(source.data(), from.sll_addr, source.size());
+        handler(f, source);
+    });
 }
 
 void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {

@@ -20,7 +20,9 @@ namespace nlb {
 
 class HeartbeatSocket {
   public:
-    using Handler = std::function<void(std::span<const std::uint8_t> payload)>;
+    // `source`: the frame's Ethernet source address.
+    using Handler =
+        std::function<void(std::span<const std::uint8_t> payload, const MacAddress& source)>;
 
     // Throws std::runtime_error "heartbeats on eth0: <reason>".
     HeartbeatSocket(boost::asio::io_context& io, int ifindex, const MacAddress& destination);

@@ -303,6 +303,11 @@ std::string metrics_text(const json& stats) {
                 "Heartbeat frames (EtherType 0x886F) the dataplane dropped because their source "
                 "MAC sent more than its budget (1000 frames/s, bursts of 200).",
                 member(dp, "heartbeat_rate_dropped"));
+    page.single("nlb_dataplane_heartbeat_untrusted_dropped_total", "counter",
+                "Heartbeat frames (EtherType 0x886F) the dataplane dropped because sources the "
+                "agent has not authenticated sent more than their shared budget (4000 frames/s, "
+                "bursts of 1000): forged frames under random source MACs.",
+                member(dp, "heartbeat_untrusted_dropped"));
     page.family("nlb_dataplane_fragments_total", "counter",
                 "Fragmented TCP/UDP datagrams to a VIP: first fragments whose verdict the "
                 "later ones follow (recorded), and later fragments that came before their "

@@ -34,7 +34,8 @@ std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 // Pin name of each map: what an operator sees under the pin directory. nlb_hb_rate is pinned
 // so that `bpftool map dump pinned .../nlb_hb_rate` names the source of a heartbeat flood,
-// and so that a restarted agent does not hand every source a fresh burst.
+// and so that a restarted agent does not hand every source a fresh burst; nlb_hb_trusted so
+// that a restarted agent's members are still told from a flood.
 struct MapPin {
     bpf_map* map;
     const char* name;
@@ -45,7 +46,8 @@ std::vector<MapPin> map_pins(nlb_bpf* skel) {
             {skel->maps.nlb_conns4, "nlb_conns4"},  {skel->maps.nlb_conns6, "nlb_conns6"},
             {skel->maps.nlb_est4, "nlb_est4"},      {skel->maps.nlb_est6, "nlb_est6"},
             {skel->maps.nlb_stats, "nlb_stats"},    {skel->maps.nlb_watchdog, "nlb_watchdog"},
-            {skel->maps.nlb_hb_rate, "nlb_hb_rate"}};
+            {skel->maps.nlb_hb_rate, "nlb_hb_rate"}, {skel->maps.nlb_hb_trusted, "nlb_hb_trusted"},
+            {skel->maps.nlb_hb_untrusted, "nlb_hb_untrusted"}};
 }
 
 void ensure_bpffs_dir(const std::string& dir, const std::string& what) {
@@ -143,7 +145,7 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         bpf_map__fd(dp->skel_->maps.bss), bpf_map__fd(dp->skel_->maps.nlb_ports),
         bpf_map__fd(dp->skel_->maps.nlb_conns4), bpf_map__fd(dp->skel_->maps.nlb_conns6),
         bpf_map__fd(dp->skel_->maps.nlb_stats), bpf_map__fd(dp->skel_->maps.nlb_est4),
-        bpf_map__fd(dp->skel_->maps.nlb_est6)});
+        bpf_map__fd(dp->skel_->maps.nlb_est6), bpf_map__fd(dp->skel_->maps.nlb_hb_trusted)});
     dp->sizes_ = {bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
                   bpf_map__max_entries(dp->skel_->maps.nlb_est4)};
     return dp;

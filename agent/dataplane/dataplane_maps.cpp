@@ -58,6 +58,7 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.heartbeat_rate_dropped += from.heartbeat_rate_dropped;
     into.fragments_recorded += from.fragments_recorded;
     into.fragments_unmatched += from.fragments_unmatched;
+    into.heartbeat_untrusted_dropped += from.heartbeat_untrusted_dropped;
 }
 
 DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {
@@ -109,6 +110,14 @@ void DataplaneMaps::write_rule(std::uint32_t slot, const nlb_rule& rule) {
         throw std::system_error(EINVAL, std::generic_category(),
                                 "write rule slot " + std::to_string(slot));
     std::memcpy(&state_->rules[slot], &rule, sizeof(rule));
+}
+
+void DataplaneMaps::trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac) {
+    nlb_hb_rate_key key{};
+    std::memcpy(key.mac, mac.data(), sizeof(key.mac));
+    const std::uint64_t unused = 0;
+    if (int err = bpf_map_update_elem(fds_.hb_trusted, &key, &unused, BPF_ANY))
+        fail("update nlb_hb_trusted", err);
 }
 
 nlb_stats DataplaneMaps::read_stats(std::uint32_t slot) const {

@@ -3,6 +3,7 @@
 // one writer. The state map (the program's .bss) is mapped into memory and written in place.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct DataplaneMapFds {
     int stats = -1;
     int est4 = -1;
     int est6 = -1;
+    int hb_trusted = -1;
 };
 
 // Adds every counter of `from` into `into` (per-CPU values, slots).
@@ -42,6 +44,9 @@ class DataplaneMaps {
     // Port chunks of every VIP in `tables`, the hash seed, then the VIP slots.
     void write_tables(const DataplaneTables& tables);
     void write_rule(std::uint32_t slot, const nlb_rule& rule);
+    // A source MAC whose 0x886F frame the engine authenticated and found fresh: its frames
+    // pass on its own budget, outside the one unknown sources share (nlb_hb_trusted).
+    void trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac);
     // Counters of one stats slot, summed over CPUs.
     nlb_stats read_stats(std::uint32_t slot) const;
     void clear_stats();

@@ -202,6 +202,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
                                      Path path) {
     const std::int64_t now = now_ms.count();
     observe(now);
+    last_trusted_ = false;
     ++counters_.received;
     if (path == Path::contact)
         ++counters_.contact_received;
@@ -258,6 +259,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         return;
     }
     had_peer_ = true;
+    last_trusted_ = true;
     const auto change = peers_.accept(hb, now, quiet_ms());
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;

@@ -206,6 +206,9 @@ class ConvergenceEngine {
     bool settled() const;
     // Since a stall, until converged again: the agent keeps the watchdog expired meanwhile.
     bool recovering() const { return recovering_; }
+    // The last on_heartbeat frame was a peer's heartbeat, authenticated and proven fresh (it
+    // echoes this boot's nonce): its sender may be told apart from forgeries by the dataplane.
+    bool last_frame_trusted() const { return last_trusted_; }
     std::uint8_t priority() const { return me_; }
     bool converged() const { return state_ == HostState::converged; }
     std::uint64_t cohort() const { return cohort_; }
@@ -331,6 +334,7 @@ class ConvergenceEngine {
     std::int64_t last_input_ = -1;
     bool recovering_ = false;
     bool had_peer_ = false; // a peer proved two-way contact since this host started
+    bool last_trusted_ = false;
     std::int64_t last_unreadable_ = -1000000000;
     RefuseReason unreadable_reason_ = RefuseReason::none;
     std::uint64_t cohort_ = 0;

@@ -196,6 +196,8 @@ struct nlb_stats {
 	__u64 neigh_dropped;
 	__u64 established; /* connections the host's stack established, recorded for good */
 	__u64 established_full; /* ... that found the established table full (not recorded) */
+	/* 0x886F frames from sources the agent has not authenticated, over their shared budget */
+	__u64 heartbeat_untrusted_dropped;
 };
 
 /* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that
@@ -238,6 +240,20 @@ struct nlb_frag {
 /* Sources remembered (LRU), 16 times the hosts of a cluster. A source evicted by a flood of
  * forged source MACs starts again with a full bucket: eviction never drops a frame. */
 #define NLB_HB_RATE_ENTRIES 1024
+
+/* nlb_hb_trusted: the source MACs of 0x886F frames the agent authenticated and found fresh
+ * (members' heartbeats), written by the agent only. Frames from every other source also share
+ * one budget (nlb_hb_untrusted), so that forged frames under random source MACs, which each
+ * start a fresh per-source bucket, reach the agent at NLB_HB_UNTRUSTED_PER_S at most while
+ * the members' frames pass on their own budgets (docs/dataplane.md). The shared budget covers
+ * a whole cluster's first frames (every sender is unknown at a cold start): 64 hosts at
+ * 100 ms send 1,280 heartbeats a second, 2,560 in a burst of changes. LRU: the agent's writes
+ * never fail; a member evicted by 256 newer ones is written again at its next heartbeat. */
+#define NLB_HB_TRUSTED_ENTRIES 256
+#define NLB_HB_UNTRUSTED_PER_S 4000
+#define NLB_HB_UNTRUSTED_BURST 1000
+#define NLB_HB_UNTRUSTED_INTERVAL_NS (1000000000ULL / NLB_HB_UNTRUSTED_PER_S)
+#define NLB_HB_UNTRUSTED_WINDOW_NS (NLB_HB_UNTRUSTED_BURST * NLB_HB_UNTRUSTED_INTERVAL_NS)
 
 struct nlb_hb_rate_key {
 	__u8 mac[6];

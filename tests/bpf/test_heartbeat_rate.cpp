@@ -1,6 +1,7 @@
 // The heartbeat budget per source MAC (nlb_hb_rate): a source gets NLB_HB_BURST frames at
 // once and NLB_HB_RATE_PER_S a second after that; what is over is dropped and counted, and
 // no other source, no other EtherType and none of the source's IP traffic pays for it.
+// Sources the agent has not authenticated (not in nlb_hb_trusted) also share one budget.
 //
 // The machine may be loaded, so nothing here asserts that anything happens within a time:
 // every upper bound on what passes is the burst plus what the time measured around the runs
@@ -185,17 +186,67 @@ TEST_CASE("heartbeat budget: tokens refill over time, up to the burst and no mor
     CHECK(5000 - dropped <= most_passed(Clock::now() - t0));
 }
 
-TEST_CASE("heartbeat budget: forged source MACs each start full, nothing is dropped for them") {
-    // The documented limit of a per-source budget (docs/dataplane.md): a flood under random
-    // source MACs reaches the agent, which rejects each frame at the cost of one HMAC. More
-    // sources than the LRU holds, so evictions happen too: an evicted source starts full.
+// Frames unknown sources may pass together over `elapsed`: the shared burst, the refill.
+std::uint64_t most_untrusted(Clock::duration elapsed) {
+    auto ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    return NLB_HB_UNTRUSTED_BURST + ns / NLB_HB_UNTRUSTED_INTERVAL_NS + 1;
+}
+
+Mac forged(std::uint32_t i) {
+    return Mac{0x02, 0x66, static_cast<std::uint8_t>(i >> 16), static_cast<std::uint8_t>(i >> 8),
+               static_cast<std::uint8_t>(i), 0x66};
+}
+
+TEST_CASE("heartbeat budget: forged source MACs share one budget, members' frames pass outside "
+          "it") {
+    // A flood under random source MACs: each frame starts a fresh per-source bucket (more
+    // sources than the LRU holds, so evictions happen too), so only the budget that every
+    // source the agent has not authenticated shares holds it back.
     Host h;
-    for (std::uint32_t i = 0; i < 2 * NLB_HB_RATE_ENTRIES; ++i) {
-        Mac m = kSourceA;
-        m[3] = static_cast<std::uint8_t>(i >> 8);
-        m[4] = static_cast<std::uint8_t>(i);
-        m[5] = 0x66;
-        REQUIRE(h.run(heartbeat(m), 2) == 0);
+    const Mac member = kSourceB;
+    h.dp.maps().trust_heartbeat_source(member);
+    auto untrusted_dropped = [&h] {
+        return stats(h.dp, NLB_STATS_GLOBAL).heartbeat_untrusted_dropped;
+    };
+    const std::uint32_t n = 3 * NLB_HB_UNTRUSTED_BURST;
+    auto t0 = Clock::now();
+    std::uint64_t passed = 0;
+    for (std::uint32_t i = 0; i < n; ++i)
+        passed += verdict(h.dp, heartbeat(forged(i))) == Verdict::passed;
+    const auto elapsed = Clock::now() - t0;
+    CAPTURE(passed);
+    CHECK(passed >= NLB_HB_UNTRUSTED_BURST);
+    CHECK(passed <= most_untrusted(elapsed));
+    CHECK(untrusted_dropped() == n - passed);
+    CHECK(h.dropped() == 0); // no source went over its own budget
+
+    // The member's frames do not compete with the flood: its own burst passes whole.
+    CHECK(h.run(heartbeat(member), NLB_HB_BURST - 1) == 0);
+    CHECK(untrusted_dropped() == n - passed);
+    SECTION("a member is still held to its own budget") {
+        auto t1 = Clock::now();
+        std::uint64_t over = h.run(heartbeat(member), 5000);
+        CHECK(over > 0);
+        CHECK((NLB_HB_BURST - 1) + (5000 - over) <= most_passed(Clock::now() - t1));
     }
-    CHECK(h.dropped() == 0);
+    SECTION("one more unknown source gets only what the shared budget refilled") {
+        std::uint64_t before = untrusted_dropped();
+        std::uint64_t over_own = h.run(heartbeat(kSourceA), 500);
+        std::uint64_t through = 500 - over_own - (untrusted_dropped() - before);
+        // What passed since t0 in all, at most the burst and the refill since t0.
+        CHECK(passed + through <= most_untrusted(Clock::now() - t0));
+    }
+}
+
+TEST_CASE("heartbeat budget: before any source is trusted, a cluster's own frames fit the "
+          "shared budget") {
+    // A cold start: every sender is unknown until its first frame is authenticated. 64
+    // agents, each with its burst of 4 frames a period at 100 ms, in one 100 ms window.
+    Host h;
+    std::uint64_t passed = 0;
+    for (std::uint32_t host = 0; host < 64; ++host)
+        for (int f = 0; f < 4; ++f)
+            passed += verdict(h.dp, heartbeat(forged(host))) == Verdict::passed;
+    CHECK(passed == 64 * 4);
 }
