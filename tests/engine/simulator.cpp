@@ -1,6 +1,7 @@
 #include "simulator.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "heartbeat_codec.hpp"
 
@@ -33,6 +34,7 @@ Simulator::Simulator(std::uint64_t seed, NetworkParams net)
 std::size_t Simulator::add_host(EngineConfig config, bool start) {
     const std::size_t i = hosts_.size();
     hosts_.emplace_back();
+    hosts_[i].global_anchor = hosts_[i].local_anchor = now_;
     hosts_[i].engine = std::make_unique<ConvergenceEngine>(std::move(config), rng_(), Millis{now_});
     if (start)
         hosts_[i].engine->on_command({CommandKind::start}, Millis{now_});
@@ -68,26 +70,65 @@ void Simulator::resume(std::size_t i) {
     auto backlog = std::move(h.backlog);
     h.backlog.clear();
     for (auto& [frame, path] : backlog) {
-        h.engine->on_heartbeat(*frame, Millis{now_}, path);
+        h.engine->on_heartbeat(*frame, Millis{local(i)}, path);
         collect(i);
     }
-    h.engine->on_tick(Millis{now_});
+    h.engine->on_tick(Millis{local(i)});
     collect(i);
 }
 
 void Simulator::command(std::size_t i, Command c) {
-    hosts_[i].engine->on_command(c, Millis{now_});
+    hosts_[i].engine->on_command(c, Millis{local(i)});
     collect(i);
 }
 
 void Simulator::probe_down(std::size_t i, std::uint32_t rules) {
-    hosts_[i].engine->set_probe_down(rules, Millis{now_});
+    hosts_[i].engine->set_probe_down(rules, Millis{local(i)});
     collect(i);
 }
 
 void Simulator::inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms) {
     push(now_ + delay_ms, Kind::deliver, i,
          std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)));
+}
+
+void Simulator::set_clock_rate(std::size_t i, double rate) {
+    auto& h = hosts_[i];
+    h.local_anchor = local(i);
+    h.global_anchor = now_;
+    h.clock_rate = rate;
+}
+
+std::int64_t Simulator::local(std::size_t i) const {
+    const auto& h = hosts_[i];
+    return h.local_anchor +
+           static_cast<std::int64_t>(static_cast<double>(now_ - h.global_anchor) * h.clock_rate);
+}
+
+std::int64_t Simulator::global_at(std::size_t i, std::int64_t t) const {
+    const auto& h = hosts_[i];
+    auto reads = [&h](std::int64_t g) {
+        return h.local_anchor +
+               static_cast<std::int64_t>(static_cast<double>(g - h.global_anchor) * h.clock_rate);
+    };
+    // The first simulation millisecond at which the host's clock reads t or more (the
+    // estimate is off by a rounding step at most).
+    auto g = h.global_anchor +
+             static_cast<std::int64_t>(std::ceil(static_cast<double>(t - h.local_anchor) /
+                                                 h.clock_rate));
+    while (g > now_ && reads(g - 1) >= t)
+        --g;
+    while (reads(g) < t)
+        ++g;
+    return std::max(g, now_);
+}
+
+void Simulator::deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame,
+                        Path path) {
+    const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+    if (u < net_.duplicate)
+        push(now_ + delay(), Kind::deliver, to, frame, path);
+    push(now_ + delay(), Kind::deliver, to, std::move(frame), path);
 }
 
 std::int64_t Simulator::delay() {
@@ -124,10 +165,10 @@ void Simulator::collect(std::size_t i) {
             if (u < net_.loss || (drop && drop(i, j, *frame)))
                 continue;
             if (rewrite)
-                push(now_ + delay(), Kind::deliver, j,
-                     std::make_shared<const std::vector<std::uint8_t>>(rewrite(i, j, *frame)));
+                deliver(j, std::make_shared<const std::vector<std::uint8_t>>(rewrite(i, j, *frame)),
+                        Path::segment);
             else
-                push(now_ + delay(), Kind::deliver, j, frame);
+                deliver(j, frame, Path::segment);
         }
     }
     for (auto& c : d.contact) {
@@ -140,7 +181,7 @@ void Simulator::collect(std::size_t i) {
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
             if (u < net_.loss || (drop_contact && drop_contact(i, j, *frame)))
                 continue;
-            push(now_ + delay(), Kind::deliver, j, frame, Path::contact);
+            deliver(j, frame, Path::contact);
         }
     }
     // The watchdog is armed again once the engine has recovered from a stall.
@@ -149,7 +190,7 @@ void Simulator::collect(std::size_t i) {
         if (h.alive && h.installed)
             count_owner(i, *h.installed, +1);
     }
-    const auto next = std::max(d.next_tick.count(), now_);
+    const auto next = global_at(i, std::max(d.next_tick.count(), local(i)));
     if (h.tick_at < now_ || next < h.tick_at) {
         h.tick_at = next;
         push(next, Kind::tick, i);
@@ -203,13 +244,13 @@ void Simulator::step(const Item& item) {
     }
     switch (item.kind) {
     case Kind::deliver:
-        h.engine->on_heartbeat(*item.frame, Millis{now_}, item.path);
+        h.engine->on_heartbeat(*item.frame, Millis{local(item.host)}, item.path);
         break;
     case Kind::tick:
         if (item.at != h.tick_at)
             return; // superseded
         h.tick_at = -1;
-        h.engine->on_tick(Millis{now_});
+        h.engine->on_tick(Millis{local(item.host)});
         break;
     case Kind::scan: {
         std::uint64_t mine = 0;
@@ -217,7 +258,7 @@ void Simulator::step(const Item& item) {
             for (auto o : (*h.installed)[0].owners)
                 mine += o == h.engine->priority();
         h.accepted += mine * h.accept_rate;
-        h.engine->on_connection_scan(h.live, h.accepted, Millis{now_});
+        h.engine->on_connection_scan(h.live, h.accepted, Millis{local(item.host)});
         push(now_ + 1000, Kind::scan, item.host);
         break;
     }

@@ -19,6 +19,7 @@ struct NetworkParams {
     double loss = 0.0; // probability that one receiver misses one frame
     std::int64_t delay_min_ms = 1;
     std::int64_t delay_max_ms = 5;
+    double duplicate = 0.0; // probability that a receiver gets a frame twice (own delays)
 };
 
 struct SimHost {
@@ -41,6 +42,10 @@ struct SimHost {
     std::int64_t paused_at = 0;
     bool watchdog_expired = false;
     std::vector<std::pair<std::shared_ptr<const std::vector<std::uint8_t>>, Path>> backlog;
+    // The host's own clock (what its engine is told): local = local_anchor + (now −
+    // global_anchor) × clock_rate. 1.05 runs 5 % fast.
+    double clock_rate = 1.0;
+    std::int64_t local_anchor = 0, global_anchor = 0;
 };
 
 // Default cluster config for host `priority` (one all-ports rule, equal weights).
@@ -59,6 +64,8 @@ class Simulator {
     // Host i's health probes now hold down these port rules (ConvergenceEngine::set_probe_down).
     void probe_down(std::size_t i, std::uint32_t rules);
     void set_group(std::size_t i, int group) { hosts_[i].group = group; }
+    // From now on host i's clock runs at `rate` times the simulation's (1.05: 5 % fast).
+    void set_clock_rate(std::size_t i, double rate);
     void pause(std::size_t i);
     void resume(std::size_t i);
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
@@ -114,6 +121,11 @@ class Simulator {
     void install(std::size_t i, std::shared_ptr<const SlotViews> views);
     void count_owner(std::size_t i, const SlotViews& views, int delta);
     std::int64_t delay();
+    // Host i's clock now, and the simulation time at which it reads `local`.
+    std::int64_t local(std::size_t i) const;
+    std::int64_t global_at(std::size_t i, std::int64_t local) const;
+    void deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame,
+                 Path path);
 
     std::mt19937_64 rng_;
     NetworkParams net_;
