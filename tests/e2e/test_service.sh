@@ -16,8 +16,10 @@ for i in 1 2; do
   topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
 done
 notify=$TOPO_DIR/notify.sock
-python3 "$NLB_ROOT/tests/tools/nlb_notify_listener.py" "$notify" "$TOPO_DIR/notify.log" \
-  --duration 120 &
+# exec: $! is the listener itself, so the cleanup's kill reaches it (a subshell left behind
+# would keep the test's output open for the listener's whole --duration).
+(exec python3 "$NLB_ROOT/tests/tools/nlb_notify_listener.py" "$notify" "$TOPO_DIR/notify.log" \
+  --duration 120) &
 TOPO_PIDS+=($!)
 for _ in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
 
