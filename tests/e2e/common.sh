@@ -28,7 +28,7 @@ host_config() {
   [ -z "$rules" ] || r=", \"port_rules\": $rules"
   topo_host_config "$i" "{
   \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"vips\": $vips, \"mode\": \"$mode\",
-                \"heartbeat_ms\": ${HEARTBEAT_MS:-100}, \"heartbeat_tolerance\": 5,
+                \"heartbeat_ms\": ${HEARTBEAT_MS:-100}, \"heartbeat_tolerance\": ${TOLERANCE:-5},
                 \"cleanup_delay_s\": ${CLEANUP_DELAY_S:-30}${CLUSTER_EXTRA:-}},
   \"host\": {\"priority\": $i, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"$extra}$r
 }"
