@@ -451,6 +451,16 @@ void Agent::apply(Decision d) {
         else
             log_.event(to_string(e.kind), fields);
     }
+    if (d.flow_seed && dp_) {
+        // The engine took the cluster's seed before this host served (seed_inherited): the
+        // same tables, hashed as the cluster hashes.
+        try {
+            tables_ = tables_of(config_, *d.flow_seed);
+            dp_->maps().write_tables(tables_);
+        } catch (const std::exception& e) {
+            log_.error(e.what());
+        }
+    }
     if (d.maps)
         install(*d.maps);
     for (const auto& f : d.frames)

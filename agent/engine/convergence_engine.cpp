@@ -57,6 +57,8 @@ const char* to_string(EventKind kind) {
         return "panic_started";
     case EventKind::panic_ended:
         return "panic_ended";
+    case EventKind::seed_inherited:
+        return "seed_inherited";
     }
     return "unknown";
 }
@@ -168,6 +170,7 @@ void ConvergenceEngine::set_state(std::int64_t now, HostState next, const std::s
           std::string(to_string(state_)) + " -> " + to_string(next) +
               (why.empty() ? "" : ": " + why));
     state_ = next;
+    ever_converged_ |= next == HostState::converged;
     ++params_generation_; // our own view membership changes with it
     views_dirty_ = true;
     send_soon(now);
@@ -260,6 +263,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     had_peer_ = true;
     last_trusted_ = true;
+    maybe_inherit_fixed_seed(hb, now);
     const auto change = peers_.accept(hb, now, quiet_ms());
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;

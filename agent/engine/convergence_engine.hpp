@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -86,6 +87,10 @@ enum class EventKind {
     // healthy (panic mode), and the next one no longer does.
     panic_started,
     panic_ended,
+    // This host, whose seed comes from its key, joined a cluster hashing with the fixed seed
+    // (a release before per-cluster seeds, or one upgraded in place) before it ever served,
+    // and hashes with the fixed seed too for the rest of its run (docs/dataplane.md).
+    seed_inherited,
 };
 
 // How a frame reached this host: the segment (0x886F to the cluster MAC) or the agents'
@@ -163,6 +168,7 @@ struct Decision {
     std::vector<ContactFrame> contact;            // UDP payloads, to NLB_CONTACT_PORT
     std::vector<Event> events;
     std::shared_ptr<const SlotViews> maps; // null: unchanged since the last decision
+    std::optional<std::uint32_t> flow_seed; // the dataplane's hash seed changes to this
     HostState state = HostState::stopped;
     Millis next_tick{0};
 };
@@ -256,6 +262,7 @@ class ConvergenceEngine {
     bool legacy(const Heartbeat& hb) const { return hb.version_minor < 2; }
     bool verified(const Heartbeat& hb) const;
     bool same_config(const Heartbeat& hb) const;
+    void maybe_inherit_fixed_seed(const Heartbeat& hb, std::int64_t now);
     std::string config_difference(const Heartbeat& hb) const;
     bool two_way(std::uint8_t p, std::int64_t now) const;
     bool deaf(std::int64_t now) const;
@@ -335,6 +342,7 @@ class ConvergenceEngine {
     bool recovering_ = false;
     bool had_peer_ = false; // a peer proved two-way contact since this host started
     bool last_trusted_ = false;
+    bool ever_converged_ = false; // seed inheritance only before this host ever served
     std::int64_t last_unreadable_ = -1000000000;
     RefuseReason unreadable_reason_ = RefuseReason::none;
     std::uint64_t cohort_ = 0;

@@ -46,6 +46,34 @@ bool ConvergenceEngine::same_config(const Heartbeat& hb) const {
            hb.cleanup_delay_s == c.cleanup_delay_s && hb.vips_digest == c.vips_digest;
 }
 
+void ConvergenceEngine::maybe_inherit_fixed_seed(const Heartbeat& hb, std::int64_t now) {
+    // A rolling upgrade from a release without per-cluster seeds: the running cluster hashes
+    // with the fixed seed, and a seed of this host's own would have it refused (or refuse
+    // the old hosts) until every host is upgraded. A seed derived from the key is a default,
+    // not the operator's choice (cluster.hash_seed is never given up), so it yields — only
+    // before this host ever served (every flow of its own would move), and only to a peer
+    // whose rules are this host's but for the seed.
+    auto& c = config_.cluster;
+    if (c.flow_seed_source != SeedSource::key || ever_converged_)
+        return;
+    const std::uint64_t fixed_digest = flow_seed_digest(c.ip, NLB_FLOW_SEED);
+    if (hb.has_seed && (hb.seed_source != SeedSource::fixed || hb.seed_digest != fixed_digest))
+        return;
+    const std::uint64_t fixed_fingerprint = rules_fingerprint(config_.rules, NLB_FLOW_SEED, c.vlan);
+    if (hb.fingerprint != fixed_fingerprint)
+        return;
+    c.flow_seed = NLB_FLOW_SEED;
+    c.flow_seed_source = SeedSource::fixed;
+    fingerprint_ = fixed_fingerprint;
+    seed_digest_ = fixed_digest;
+    out_.flow_seed = NLB_FLOW_SEED;
+    ++params_generation_;
+    event(now, EventKind::seed_inherited, hb.priority,
+          "host " + std::to_string(hb.priority) +
+              " hashes with the fixed seed (an earlier release, or a cluster upgraded from "
+              "one): this host does too, instead of the seed derived from cluster.key_file");
+}
+
 std::string ConvergenceEngine::config_difference(const Heartbeat& hb) const {
     const std::string on = " on host " + std::to_string(hb.priority);
     auto number = [&](const char* key, std::uint32_t mine, std::uint32_t theirs) {

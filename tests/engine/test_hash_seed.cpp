@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "heartbeat_auth.hpp"
 #include "heartbeat_codec.hpp"
 #include "simulator.hpp"
 
@@ -50,14 +51,23 @@ std::string refusals(const SimHost& h) {
     return all;
 }
 
-// Host `old`'s frames as a version before per-cluster seeds sends them: no section 6.
-void as_old_version(Simulator& sim, std::size_t old) {
-    sim.rewrite = [old](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
-        auto d = decode_heartbeat(f);
-        if (from != old || !d.heartbeat)
-            return f;
-        d.heartbeat->has_seed = false;
-        return encode_heartbeat(*d.heartbeat);
+// A frame as a version before per-cluster seeds sends it: no section 6 (signed again with
+// `key` for a keyed cluster).
+std::vector<std::uint8_t> without_seed(const std::vector<std::uint8_t>& f,
+                                       const std::vector<std::uint8_t>& key) {
+    auto d = decode_heartbeat(f);
+    if (!d.heartbeat)
+        return f;
+    d.heartbeat->has_seed = false;
+    auto out = encode_heartbeat(*d.heartbeat);
+    HeartbeatAuth(key).sign(out);
+    return out;
+}
+
+// Host `old`'s frames as a version before per-cluster seeds sends them.
+void as_old_version(Simulator& sim, std::size_t old, std::vector<std::uint8_t> key = {}) {
+    sim.rewrite = [old, key](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
+        return from == old ? without_seed(f, key) : f;
     };
     // Its second path would carry the section: the segment alone keeps the test honest.
     sim.drop_contact = [old](std::size_t from, std::size_t, const std::vector<std::uint8_t>&) {
@@ -151,6 +161,68 @@ TEST_CASE("a version that sends no seed hashes with the fixed one: named against
               "cluster.hash_seed is the fixed default here, set by cluster.hash_seed on host ") !=
           std::string::npos);
     CHECK(sim.settled());
+    CHECK(sim.max_double_ms() == 0);
+}
+
+TEST_CASE("a rolling upgrade of a keyed cluster: upgraded hosts take the fixed seed the cluster "
+          "runs, one at a time, never refused") {
+    // Three keyed hosts of a release before per-cluster seeds (no seed section: they hash
+    // with the fixed seed). Each is replaced by this version, whose seed would come from the
+    // key: it takes the fixed seed before it serves, and so does every later one, since the
+    // upgraded hosts now publish the fixed seed themselves.
+    Simulator sim(2500, {});
+    std::vector<std::size_t> old_hosts;
+    for (std::uint8_t p = 1; p <= 3; ++p) {
+        auto c = default_config(p);
+        c.cluster.key = kKeyA; // the old version's seed: fixed, whatever its key
+        old_hosts.push_back(sim.add_host(c));
+    }
+    std::vector<bool> old(8, false);
+    for (auto h : old_hosts)
+        old[h] = true;
+    sim.rewrite = [&old](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
+        return old[from] ? without_seed(f, kKeyA) : f;
+    };
+    sim.drop_contact = [&old](std::size_t from, std::size_t, const std::vector<std::uint8_t>&) {
+        return old[from];
+    };
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.reset_double_stats();
+    for (std::uint8_t p = 1; p <= 3; ++p) {
+        INFO("upgrading host " << int(p));
+        sim.command(old_hosts[p - 1], {CommandKind::stop, -1});
+        sim.run_until(sim.now() + 2 * kPeriod);
+        sim.kill(old_hosts[p - 1]);
+        const auto j = sim.add_host(keyed(p, kKeyA));
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+        const auto& e = *sim.host(j).engine;
+        CHECK(e.members() == 0b111);
+        CHECK(e.config().cluster.flow_seed == NLB_FLOW_SEED);
+        CHECK(e.config().cluster.flow_seed_source == SeedSource::fixed);
+        CHECK(std::any_of(sim.host(j).events.begin(), sim.host(j).events.end(),
+                          [](const Event& ev) { return ev.kind == EventKind::seed_inherited; }));
+        // Its first frames, sent before it heard anyone, carry its own seed: the others
+        // may refuse it for that moment (logged), never after.
+        for (std::size_t h = 0; h < sim.size(); ++h)
+            if (sim.host(h).alive)
+                CHECK(sim.host(h).engine->state() == HostState::converged);
+    }
+    CHECK(sim.max_double_ms() == 0);
+}
+
+TEST_CASE("a keyed host that already serves keeps its own seed: a fixed-seed host is refused") {
+    Simulator sim(2600, {});
+    for (std::uint8_t p = 1; p <= 2; ++p)
+        sim.add_host(keyed(p, kKeyA));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto c = default_config(3);
+    c.cluster.key = kKeyA;
+    const auto j = sim.add_host(c);
+    as_old_version(sim, j, kKeyA);
+    sim.run_until(sim.now() + 30 * kPeriod);
+    CHECK(sim.host(0).engine->config().cluster.flow_seed == flow_seed_from_key(kKeyA));
+    CHECK(sim.host(0).engine->members() == 0b011);
+    CHECK(sim.host(j).engine->state() == HostState::refused);
     CHECK(sim.max_double_ms() == 0);
 }
 

@@ -6,14 +6,18 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD=${BUILD:-$here/../../build}
 faults=("$@")
-((${#faults[@]})) || faults=(deaf blind other_key pause misconfigured_first replay slow_timing forged_flood)
+((${#faults[@]})) || faults=(deaf blind other_key pause misconfigured_first replay slow_timing forged_flood
+  forged_flood_random_sources rolling_upgrade)
 out=${FAULTS_JSON:-$(mktemp /tmp/nlb-faults.XXXXXX.jsonl)}
 export FAULTS_JSON=$out
 start=$SECONDS
 failed=()
 for f in "${faults[@]}"; do
   t=$SECONDS
-  if bash "$here/test_$f.sh" >"/tmp/nlb-fault-$f.log" 2>&1; then r=PASS; else r=FAIL; failed+=("$f"); fi
+  # The flood runs as ctest runs it: from one source MAC, and from random ones.
+  script=$f src=own
+  [ "$f" != forged_flood_random_sources ] || { script=forged_flood; src=random; }
+  if FLOOD_SRC=$src bash "$here/test_$script.sh" >"/tmp/nlb-fault-$f.log" 2>&1; then r=PASS; else r=FAIL; failed+=("$f"); fi
   grep '^{"fault"' "/tmp/nlb-fault-$f.log" || echo "{\"fault\": \"$f\", \"pass\": false, \"error\": \"no report, see /tmp/nlb-fault-$f.log\"}"
   echo "== $f: $r ($((SECONDS - t)) s, log /tmp/nlb-fault-$f.log)"
 done

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# build_old.sh REV: builds nlb-agent and nlbadm of revision REV of this repository (its
+# history: a clone has it) into $BUILD/old-REV and prints that directory; a second call
+# finds it built. Debug: the old agent only has to behave, and -O0 builds in half the time.
+set -euo pipefail
+rev=$1
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD:-$root/build}
+dir=$build/old-$rev
+if [ -x "$dir/build/agent/daemon/nlb-agent" ] && [ -x "$dir/build/cli/nlbadm" ]; then
+  echo "$dir/build"
+  exit 0
+fi
+if ! git -C "$root" cat-file -e "$rev^{commit}" 2>/dev/null; then
+  echo "build_old.sh: revision $rev is not in $root's history (a shallow clone?)" >&2
+  exit 1
+fi
+rm -rf "$dir"
+mkdir -p "$dir/src"
+git -C "$root" archive "$rev" | tar -x -C "$dir/src"
+{
+  cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Debug
+  ninja -C "$dir/build" nlb-agent nlbadm
+} >"$dir/build.log" 2>&1 || {
+  echo "build_old.sh: building $rev failed (last lines of $dir/build.log):" >&2
+  tail -n 20 "$dir/build.log" >&2
+  exit 1
+}
+echo "$dir/build"
