@@ -1,7 +1,7 @@
-// Faults of time and of the wire that are not losses (docs/convergence.md, "Invariants"): a
-// host whose clock runs 5 % fast or slow, frames delivered twice, frames reordered. Through a
-// cluster's life under each — a join, a leave, a failure — no bucket ever has two serving
-// owners, and every bucket is owned again within (tolerance + 2) periods of the failure.
+// Faults of time and of the wire beyond a host's loss (docs/convergence.md, "Invariants"): a
+// host whose clock runs 5 % fast or slow, frames delivered twice, frames reordered, a one-way
+// cut between two hosts, a host of another major version. Through each, no bucket ever has
+// two serving owners, and every bucket is owned again within (tolerance + 2) periods.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -110,4 +110,88 @@ TEST_CASE("frames delivered twice and reordered: join, leave and failure, never 
                 replayed += sim.host(i).engine->counters().replayed;
             CHECK(replayed > 0); // the copies were seen, and refused as such
         }
+}
+
+TEST_CASE("an asymmetric partition: one host's frames stop reaching one peer, the rest intact") {
+    // Host 1 still hears host 2, host 2 no longer hears host 1, on either path: two-way
+    // contact is broken for that pair only. Whatever the two decide, no bucket has two
+    // serving owners, and every bucket is owned within (tolerance + 2) periods; healed, the
+    // cluster takes everyone back.
+    for (std::size_t n : {3u, 5u, 16u})
+        for (std::uint64_t seed = 0; seed < 3; ++seed) {
+            INFO("hosts=" << n << " seed=" << seed);
+            Simulator sim(seed + 4400 + n, {});
+            for (std::size_t i = 0; i < n; ++i)
+                sim.add_host(keyed(i + 1));
+            REQUIRE(sim.run_until([&] { return sim.settled(); }, 40 * kPeriod));
+            sim.reset_double_stats();
+            auto one_way = [](std::size_t from, std::size_t to, const std::vector<std::uint8_t>&) {
+                return from == 0 && to == 1;
+            };
+            sim.drop = one_way;
+            sim.drop_contact = one_way;
+            const auto fault = sim.now();
+            sim.run_until(fault + kRecover);
+            CHECK(all_owned_once(sim));
+            sim.run_until(sim.now() + 20 * kPeriod);
+            CHECK(all_owned_once(sim));
+            CHECK(sim.max_double_ms() == 0);
+            sim.drop = nullptr;
+            sim.drop_contact = nullptr;
+            REQUIRE(sim.run_until(
+                [&] { return sim.settled() && sim.host(0).engine->members() == (1ull << n) - 1; },
+                sim.now() + 30 * kPeriod));
+            CHECK(sim.max_double_ms() == 0);
+        }
+}
+
+TEST_CASE("a host of another major version stops nobody; a host that hears only it waits") {
+    // Its frames are unreadable here (bad_version): the cluster keeps serving, through a
+    // failure too. A host that never had a readable peer and hears such frames does not
+    // converge alone beside them: refused (version) until a readable peer appears.
+    auto as_v9 = [](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
+        auto g = f;
+        if (from == 3 && g.size() > 4)
+            g[4] = 9; // major version 9
+        return g;
+    };
+    Simulator sim(4500, {});
+    for (std::size_t i = 0; i < 3; ++i)
+        sim.add_host(keyed(i + 1));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 40 * kPeriod));
+    const auto epoch = sim.host(0).engine->epoch();
+    sim.rewrite = as_v9;
+    sim.drop_contact = [](std::size_t from, std::size_t, const std::vector<std::uint8_t>&) {
+        return from == 3;
+    };
+    sim.add_host(keyed(4));
+    sim.run_until(sim.now() + 20 * kPeriod);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.host(0).engine->members() == 0b111);
+    CHECK(sim.host(0).engine->counters().bad_version > 0);
+    CHECK(sim.max_double_ms() == 0);
+    sim.kill(2);
+    const auto killed = sim.now();
+    REQUIRE(sim.run_until(
+        [&] { return sim.host(0).engine->members() == 0b011 && sim.host(0).engine->converged(); },
+        killed + kRecover));
+    CHECK(sim.max_double_ms() == 0);
+
+    // A lone host hearing only the other version.
+    Simulator lone(4600, {});
+    lone.add_host(keyed(1));
+    lone.rewrite = [](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
+        auto g = f;
+        if (from == 1 && g.size() > 4)
+            g[4] = 9;
+        return g;
+    };
+    lone.drop_contact = [](std::size_t, std::size_t, const std::vector<std::uint8_t>&) {
+        return true;
+    };
+    lone.add_host(keyed(2));
+    lone.run_until(20 * kPeriod);
+    CHECK(lone.host(0).engine->state() == HostState::refused);
+    CHECK(lone.host(0).engine->refuse_reason() == RefuseReason::version);
+    CHECK(lone.host(0).engine->buckets_owned(0) == 0);
 }
