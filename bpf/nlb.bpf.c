@@ -262,7 +262,7 @@ struct {
 } nlb_hb_rate SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NLB_HB_TRUSTED_ENTRIES);
 	__type(key, struct nlb_hb_rate_key);
 	__type(value, __u64); /* unused: membership is the key */
@@ -328,13 +328,11 @@ static __always_inline int nlb_heartbeat(struct ethhdr *eth)
 	if (trusted)
 		return XDP_PASS;
 	r = bpf_map_lookup_elem(&nlb_hb_untrusted, &zero);
+	/* Over it: counted in the entry's own `dropped` (nlb_stats keeps its layout, so that a
+	 * dataplane pinned by an earlier version can still be adopted). */
 	if (r && !nlb_budget_admit(r, now, NLB_HB_UNTRUSTED_INTERVAL_NS,
-				   NLB_HB_UNTRUSTED_WINDOW_NS)) {
-		st = nlb_stats_slot(NLB_STATS_GLOBAL);
-		if (st)
-			st->heartbeat_untrusted_dropped++;
+				   NLB_HB_UNTRUSTED_WINDOW_NS))
 		return XDP_DROP;
-	}
 	return XDP_PASS;
 }
 

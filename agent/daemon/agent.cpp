@@ -101,7 +101,18 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     const std::string ifname = dp->interface();
     try {
         // First: the key files decide the seed the tables hash with.
-        const EngineConfig engine_config = engine_config_of(config_);
+        EngineConfig engine_config = engine_config_of(config_);
+        const std::uint32_t pinned_seed = dp->maps().state().config.flow_seed;
+        if (dp->adopted() && engine_config.cluster.flow_seed_source == SeedSource::key &&
+            (pinned_seed == 0 || pinned_seed == NLB_FLOW_SEED)) {
+            // The dataplane still serves, hashing with the fixed seed (an earlier release's,
+            // or one an earlier agent took from its cluster): keep it, as the engine would
+            // have had it started beside that cluster (docs/dataplane.md, "The hash seed").
+            engine_config.cluster.flow_seed = NLB_FLOW_SEED;
+            engine_config.cluster.flow_seed_source = SeedSource::fixed;
+            log_.event("seed_inherited", {{"detail", "the adopted dataplane hashes with the "
+                                                     "fixed seed: kept"}});
+        }
         tables_ = tables_of(config_, engine_config.cluster.flow_seed);
         // Where the stack meets the cluster: the attached interface, or for a VLAN cluster
         // the VLAN's interface on it, which holds the VIPs and tags the heartbeats.
@@ -387,9 +398,11 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacA
     if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
         // A member's frames now pass the dataplane outside the budget that unknown (forged)
         // sources share (docs/dataplane.md).
-        if (trusted_sources_.size() >= NLB_HB_TRUSTED_ENTRIES)
-            trusted_sources_.clear();
         try {
+            if (trusted_sources_.size() >= NLB_HB_TRUSTED_ENTRIES) {
+                dp_->maps().clear_trusted_sources();
+                trusted_sources_.clear();
+            }
             dp_->maps().trust_heartbeat_source(*source);
             trusted_sources_.insert(*source);
         } catch (const std::exception& e) {
@@ -457,6 +470,8 @@ void Agent::apply(Decision d) {
         try {
             tables_ = tables_of(config_, *d.flow_seed);
             dp_->maps().write_tables(tables_);
+            // The established records carry buckets of the old seed: record them again.
+            tracking_.start(*dp_, tables_.vips(), log_);
         } catch (const std::exception& e) {
             log_.error(e.what());
         }
@@ -766,7 +781,8 @@ json Agent::stats() const {
                         {"neigh_dropped", g.neigh_dropped},
                         {"passed_other", g.passed_other},
                         {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
-                        {"heartbeat_untrusted_dropped", g.heartbeat_untrusted_dropped},
+                        {"heartbeat_untrusted_dropped",
+                         dp_ ? dp_->maps().heartbeat_untrusted_dropped() : 0},
                         {"fragments_recorded", g.fragments_recorded},
                         {"fragments_unmatched", g.fragments_unmatched},
                         {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};

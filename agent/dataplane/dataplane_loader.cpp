@@ -145,7 +145,8 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         bpf_map__fd(dp->skel_->maps.bss), bpf_map__fd(dp->skel_->maps.nlb_ports),
         bpf_map__fd(dp->skel_->maps.nlb_conns4), bpf_map__fd(dp->skel_->maps.nlb_conns6),
         bpf_map__fd(dp->skel_->maps.nlb_stats), bpf_map__fd(dp->skel_->maps.nlb_est4),
-        bpf_map__fd(dp->skel_->maps.nlb_est6), bpf_map__fd(dp->skel_->maps.nlb_hb_trusted)});
+        bpf_map__fd(dp->skel_->maps.nlb_est6), bpf_map__fd(dp->skel_->maps.nlb_hb_trusted),
+        bpf_map__fd(dp->skel_->maps.nlb_hb_untrusted)});
     dp->sizes_ = {bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
                   bpf_map__max_entries(dp->skel_->maps.nlb_est4)};
     return dp;

@@ -58,7 +58,6 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.heartbeat_rate_dropped += from.heartbeat_rate_dropped;
     into.fragments_recorded += from.fragments_recorded;
     into.fragments_unmatched += from.fragments_unmatched;
-    into.heartbeat_untrusted_dropped += from.heartbeat_untrusted_dropped;
 }
 
 DataplaneMaps::DataplaneMaps(DataplaneMapFds fds) : fds_(fds) {
@@ -116,8 +115,33 @@ void DataplaneMaps::trust_heartbeat_source(const std::array<std::uint8_t, 6>& ma
     nlb_hb_rate_key key{};
     std::memcpy(key.mac, mac.data(), sizeof(key.mac));
     const std::uint64_t unused = 0;
-    if (int err = bpf_map_update_elem(fds_.hb_trusted, &key, &unused, BPF_ANY))
+    int err = bpf_map_update_elem(fds_.hb_trusted, &key, &unused, BPF_ANY);
+    if (err == -E2BIG) {
+        // Full (of sources an earlier agent wrote): start again from the members heard now.
+        clear_trusted_sources();
+        err = bpf_map_update_elem(fds_.hb_trusted, &key, &unused, BPF_ANY);
+    }
+    if (err)
         fail("update nlb_hb_trusted", err);
+}
+
+void DataplaneMaps::clear_trusted_sources() {
+    nlb_hb_rate_key key{}, next{};
+    // Bounded: each round deletes the first key; the map holds at most its max_entries.
+    for (std::uint32_t i = 0; i <= NLB_HB_TRUSTED_ENTRIES; ++i) {
+        if (bpf_map_get_next_key(fds_.hb_trusted, nullptr, &next) != 0)
+            return;
+        key = next;
+        bpf_map_delete_elem(fds_.hb_trusted, &key);
+    }
+}
+
+std::uint64_t DataplaneMaps::heartbeat_untrusted_dropped() const {
+    nlb_hb_rate r{};
+    const std::uint32_t zero = 0;
+    if (fds_.hb_untrusted < 0 || bpf_map_lookup_elem(fds_.hb_untrusted, &zero, &r) != 0)
+        return 0;
+    return r.dropped;
 }
 
 nlb_stats DataplaneMaps::read_stats(std::uint32_t slot) const {

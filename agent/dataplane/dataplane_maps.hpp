@@ -22,6 +22,7 @@ struct DataplaneMapFds {
     int est4 = -1;
     int est6 = -1;
     int hb_trusted = -1;
+    int hb_untrusted = -1;
 };
 
 // Adds every counter of `from` into `into` (per-CPU values, slots).
@@ -47,6 +48,9 @@ class DataplaneMaps {
     // A source MAC whose 0x886F frame the engine authenticated and found fresh: its frames
     // pass on its own budget, outside the one unknown sources share (nlb_hb_trusted).
     void trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac);
+    void clear_trusted_sources();
+    // 0x886F frames from sources not trusted, dropped over the budget they share.
+    std::uint64_t heartbeat_untrusted_dropped() const;
     // Counters of one stats slot, summed over CPUs.
     nlb_stats read_stats(std::uint32_t slot) const;
     void clear_stats();

@@ -262,9 +262,12 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         return;
     }
     had_peer_ = true;
-    last_trusted_ = true;
-    maybe_inherit_fixed_seed(hb, now);
+    // A 1.1 frame is authentic but not proven fresh (it echoes nobody): a recording could
+    // be replayed under any source MAC, so only 1.2 frames vouch for their source.
+    last_trusted_ = !legacy(hb);
     const auto change = peers_.accept(hb, now, quiet_ms());
+    if (change.result != Membership::Accept::duplicate)
+        maybe_inherit_fixed_seed(hb, now);
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;
         event(now, EventKind::duplicate_priority, hb.priority,

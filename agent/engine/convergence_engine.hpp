@@ -212,8 +212,8 @@ class ConvergenceEngine {
     bool settled() const;
     // Since a stall, until converged again: the agent keeps the watchdog expired meanwhile.
     bool recovering() const { return recovering_; }
-    // The last on_heartbeat frame was a peer's heartbeat, authenticated and proven fresh (it
-    // echoes this boot's nonce): its sender may be told apart from forgeries by the dataplane.
+    // The last on_heartbeat frame was a peer's 1.2 heartbeat, authenticated and proven fresh
+    // (it echoes this boot's nonce): its sender may be told apart from forgeries.
     bool last_frame_trusted() const { return last_trusted_; }
     std::uint8_t priority() const { return me_; }
     bool converged() const { return state_ == HostState::converged; }

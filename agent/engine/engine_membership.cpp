@@ -51,11 +51,19 @@ void ConvergenceEngine::maybe_inherit_fixed_seed(const Heartbeat& hb, std::int64
     // with the fixed seed, and a seed of this host's own would have it refused (or refuse
     // the old hosts) until every host is upgraded. A seed derived from the key is a default,
     // not the operator's choice (cluster.hash_seed is never given up), so it yields — only
-    // before this host ever served (every flow of its own would move), and only to a peer
-    // whose rules are this host's but for the seed.
+    // before this host ever served (every flow of its own would move), only to a serving
+    // member whose rules are this host's but for the seed, and never beside a live peer that
+    // hashes with this host's own seed (a cluster already on it: a stray old host, or a
+    // replayed 1.1 frame, which proves no freshness, must not pull a new host off it).
     auto& c = config_.cluster;
-    if (c.flow_seed_source != SeedSource::key || ever_converged_)
+    if (c.flow_seed_source != SeedSource::key || ever_converged_ || !serving_state(hb.state))
         return;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p != me_ && peer.alive && peer.heartbeat.has_seed &&
+            peer.heartbeat.seed_digest == seed_digest_)
+            return;
+    }
     const std::uint64_t fixed_digest = flow_seed_digest(c.ip, NLB_FLOW_SEED);
     if (hb.has_seed && (hb.seed_source != SeedSource::fixed || hb.seed_digest != fixed_digest))
         return;

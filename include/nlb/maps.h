@@ -196,8 +196,6 @@ struct nlb_stats {
 	__u64 neigh_dropped;
 	__u64 established; /* connections the host's stack established, recorded for good */
 	__u64 established_full; /* ... that found the established table full (not recorded) */
-	/* 0x886F frames from sources the agent has not authenticated, over their shared budget */
-	__u64 heartbeat_untrusted_dropped;
 };
 
 /* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that
@@ -247,8 +245,10 @@ struct nlb_frag {
  * start a fresh per-source bucket, reach the agent at NLB_HB_UNTRUSTED_PER_S at most while
  * the members' frames pass on their own budgets (docs/dataplane.md). The shared budget covers
  * a whole cluster's first frames (every sender is unknown at a cold start): 64 hosts at
- * 100 ms send 1,280 heartbeats a second, 2,560 in a burst of changes. LRU: the agent's writes
- * never fail; a member evicted by 256 newer ones is written again at its next heartbeat. */
+ * 100 ms send 1,280 heartbeats a second, 2,560 in a burst of changes. A plain hash, not an
+ * LRU (whose per-CPU free lists may evict a fresh entry of a nearly empty map): full, the
+ * agent empties it and writes the members again as it hears them. Frames over the shared
+ * budget are counted in nlb_hb_untrusted[0].dropped. */
 #define NLB_HB_TRUSTED_ENTRIES 256
 #define NLB_HB_UNTRUSTED_PER_S 4000
 #define NLB_HB_UNTRUSTED_BURST 1000

@@ -55,7 +55,8 @@ DataplaneFixture::DataplaneFixture(std::uint32_t opening_entries) {
         bpf_map__fd(skel_->maps.bss), bpf_map__fd(skel_->maps.nlb_ports),
         bpf_map__fd(skel_->maps.nlb_conns4), bpf_map__fd(skel_->maps.nlb_conns6),
         bpf_map__fd(skel_->maps.nlb_stats), bpf_map__fd(skel_->maps.nlb_est4),
-        bpf_map__fd(skel_->maps.nlb_est6), bpf_map__fd(skel_->maps.nlb_hb_trusted)});
+        bpf_map__fd(skel_->maps.nlb_est6), bpf_map__fd(skel_->maps.nlb_hb_trusted),
+        bpf_map__fd(skel_->maps.nlb_hb_untrusted)});
 }
 
 DataplaneFixture::~DataplaneFixture() {

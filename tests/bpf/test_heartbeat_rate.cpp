@@ -206,9 +206,7 @@ TEST_CASE("heartbeat budget: forged source MACs share one budget, members' frame
     Host h;
     const Mac member = kSourceB;
     h.dp.maps().trust_heartbeat_source(member);
-    auto untrusted_dropped = [&h] {
-        return stats(h.dp, NLB_STATS_GLOBAL).heartbeat_untrusted_dropped;
-    };
+    auto untrusted_dropped = [&h] { return h.dp.maps().heartbeat_untrusted_dropped(); };
     const std::uint32_t n = 3 * NLB_HB_UNTRUSTED_BURST;
     auto t0 = Clock::now();
     std::uint64_t passed = 0;
@@ -249,4 +247,21 @@ TEST_CASE("heartbeat budget: before any source is trusted, a cluster's own frame
         for (int f = 0; f < 4; ++f)
             passed += verdict(h.dp, heartbeat(forged(host))) == Verdict::passed;
     CHECK(passed == 64 * 4);
+}
+
+TEST_CASE("heartbeat budget: a full table of trusted sources is emptied for a new member") {
+    // An earlier agent's sources fill the table (it is pinned): the next member written
+    // empties it first and is trusted; the others are written again as they are heard.
+    Host h;
+    for (std::uint32_t i = 0; i < NLB_HB_TRUSTED_ENTRIES; ++i)
+        h.dp.maps().trust_heartbeat_source(forged(i));
+    const Mac member = kSourceB;
+    h.dp.maps().trust_heartbeat_source(member);
+    // Exhaust the shared budget with unknown sources, then the member still passes.
+    for (std::uint32_t i = 0; i < 3 * NLB_HB_UNTRUSTED_BURST; ++i)
+        verdict(h.dp, heartbeat(forged(100000 + i)));
+    const auto before = h.dp.maps().heartbeat_untrusted_dropped();
+    REQUIRE(before > 0);
+    CHECK(h.run(heartbeat(member), NLB_HB_BURST / 2) == 0);
+    CHECK(h.dp.maps().heartbeat_untrusted_dropped() == before);
 }

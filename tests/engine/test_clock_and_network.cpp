@@ -76,7 +76,7 @@ TEST_CASE("a clock 5 % fast and one 5 % slow: join, leave and failure, never two
             Simulator sim(seed + 4100 + n, {});
             // Host 1 fast, host 2 slow; the joiner fast too (it is the one killed).
             cluster_life(sim, n, [](Simulator& s, std::size_t i) {
-                if (i == 0 || i + 1 == s.size() && i > 1)
+                if (i == 0 || (i + 1 == s.size() && i > 1))
                     s.set_clock_rate(i, 1.05);
                 else if (i == 1)
                     s.set_clock_rate(i, 0.95);
