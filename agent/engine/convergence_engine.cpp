@@ -15,53 +15,6 @@ using detail::host_list;
 using detail::in_view_state;
 using detail::lowest;
 using detail::serving_state;
-const char* to_string(EventKind kind) {
-    switch (kind) {
-    case EventKind::state_changed:
-        return "state_changed";
-    case EventKind::host_joined:
-        return "host_joined";
-    case EventKind::host_left:
-        return "host_left";
-    case EventKind::host_changed:
-        return "host_changed";
-    case EventKind::convergence_started:
-        return "convergence_started";
-    case EventKind::converged:
-        return "converged";
-    case EventKind::host_refused:
-        return "host_refused";
-    case EventKind::refused:
-        return "refused";
-    case EventKind::partition_detected:
-        return "partition_detected";
-    case EventKind::partition_yield:
-        return "partition_yield";
-    case EventKind::unauthenticated:
-        return "unauthenticated";
-    case EventKind::duplicate_priority:
-        return "duplicate_priority";
-    case EventKind::drain_complete:
-        return "drain_complete";
-    case EventKind::command_rejected:
-        return "command_rejected";
-    case EventKind::map_received:
-        return "map_received";
-    case EventKind::map_fallback:
-        return "map_fallback";
-    case EventKind::stalled:
-        return "stalled";
-    case EventKind::unreadable:
-        return "unreadable";
-    case EventKind::panic_started:
-        return "panic_started";
-    case EventKind::panic_ended:
-        return "panic_ended";
-    case EventKind::seed_inherited:
-        return "seed_inherited";
-    }
-    return "unknown";
-}
 
 ConvergenceEngine::ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now)
     : config_(std::move(config)), me_(config_.host.priority),
