@@ -15,6 +15,8 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
+# The release before wire format 1.2, for the rolling-upgrade fault test (from git history).
+tests/faults/build_old.sh >/dev/null
 
 CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNLB_FUZZ=ON >/dev/null

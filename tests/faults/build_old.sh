@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# build_old.sh REV: builds nlb-agent and nlbadm of revision REV of this repository (its
+# build_old.sh [REV]: builds nlb-agent and nlbadm of revision REV of this repository (its
 # history: a clone has it) into $BUILD/old-REV and prints that directory; a second call
 # finds it built. Debug: the old agent only has to behave, and -O0 builds in half the time.
+# REV defaults to 249a391, the last commit before heartbeat wire format 1.2 (ed7903f): the
+# release the rolling-upgrade test upgrades from. scripts/test.sh builds it with the rest.
 set -euo pipefail
-rev=$1
+rev=${1:-249a391}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build}
 dir=$build/old-$rev

@@ -8,7 +8,7 @@
 #   new agents speak 1.1 to an old peer); once every member is new, the new rules are in
 #   force: the second path carries frames on every host.
 source "$(dirname "$0")/lib.sh"
-OLD_REV=${OLD_REV:-249a391}
+OLD_REV=${OLD_REV:-249a391} # build_old.sh's default
 OLD_BUILD=$("$FAULTS_DIR/build_old.sh" "$OLD_REV") || { echo "FAIL: no build of $OLD_REV" >&2; exit 1; }
 faults_init rolling_upgrade
 faults_setup 1 2 3
