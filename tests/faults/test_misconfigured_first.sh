@@ -18,7 +18,9 @@ stream_start
 sleep 1.5
 
 t=$(now)
-for i in 2 3 4; do start_agent "$i"; done
+# 0.3 s apart: three BPF verifications at once on a 2-core machine made the request client
+# itself lag past the slack (a harness failure); the span still covers all three.
+for i in 2 3 4; do start_agent "$i"; [ "$i" = 4 ] || sleep 0.3; done
 fault_agents_started correct_hosts_started "$t" -- 2 3 4
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 3")"
 fextra states "$(nlbq summary 1 2 3 4)"
