@@ -16,7 +16,8 @@ jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
 # The release before wire format 1.2, for the rolling-upgrade fault test (from git history).
-tests/faults/build_old.sh >/dev/null
+# A clone without that history (and no remote to fetch it from) skips that one test, loudly.
+tests/faults/build_old.sh >/dev/null || [ $? = 2 ]
 
 CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNLB_FUZZ=ON >/dev/null

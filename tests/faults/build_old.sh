@@ -14,8 +14,12 @@ if [ -x "$dir/build/agent/daemon/nlb-agent" ] && [ -x "$dir/build/cli/nlbadm" ];
   exit 0
 fi
 if ! git -C "$root" cat-file -e "$rev^{commit}" 2>/dev/null; then
-  echo "build_old.sh: revision $rev is not in $root's history (a shallow clone?)" >&2
-  exit 1
+  # A shallow clone: ask the remote it came from for the history (bounded in time).
+  timeout 120 git -C "$root" fetch -q --unshallow 2>/dev/null || true
+fi
+if ! git -C "$root" cat-file -e "$rev^{commit}" 2>/dev/null; then
+  echo "build_old.sh: revision $rev is not in $root's history (a shallow clone, no remote?)" >&2
+  exit 2
 fi
 rm -rf "$dir"
 mkdir -p "$dir/src"
