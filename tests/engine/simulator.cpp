@@ -300,6 +300,13 @@ int Simulator::owners(std::size_t slot, std::uint32_t bucket) const {
     return owner_count_[slot * NLB_BUCKETS + bucket];
 }
 
+bool Simulator::all_owned_once(std::size_t slot) const {
+    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+        if (owners(slot, b) != 1)
+            return false;
+    return true;
+}
+
 std::size_t Simulator::unowned(std::size_t slot) const {
     std::size_t n = 0;
     for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)

@@ -80,6 +80,9 @@ class Simulator {
     bool settled() const;
     // Live hosts that believe they own (slot, bucket).
     int owners(std::size_t slot, std::uint32_t bucket) const;
+    // Every bucket of `slot` owned by exactly one of the hosts that count (live, watchdog
+    // not expired).
+    bool all_owned_once(std::size_t slot = 0) const;
     // Buckets of `slot` no live host owns.
     std::size_t unowned(std::size_t slot) const;
 

@@ -24,13 +24,6 @@ EngineConfig keyed(std::size_t priority) {
     return c;
 }
 
-bool all_owned_once(Simulator& sim) {
-    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
-        if (sim.owners(0, b) != 1)
-            return false;
-    return true;
-}
-
 // `n` hosts (with `setup` applied to each as it is added) go through a join, a leave and a
 // failure; the host killed is the last one, the one that leaves the second to last.
 void cluster_life(Simulator& sim, std::size_t n,
@@ -52,19 +45,19 @@ void cluster_life(Simulator& sim, std::size_t n,
     // A leave (the operator's stop): the others take its buckets.
     sim.command(joiner - 1, {CommandKind::stop, -1});
     REQUIRE(sim.run_until(
-        [&] { return sim.settled() && all_owned_once(sim); }, sim.now() + kRecover));
+        [&] { return sim.settled() && sim.all_owned_once(); }, sim.now() + kRecover));
     CHECK(sim.host(joiner - 1).engine->buckets_owned(0) == 0);
     CHECK(sim.max_double_ms() == 0);
 
     // A failure: every bucket owned again in time, never twice.
     sim.kill(joiner);
     const auto killed = sim.now();
-    REQUIRE(sim.run_until([&] { return all_owned_once(sim); }, killed + kRecover));
+    REQUIRE(sim.run_until([&] { return sim.all_owned_once(); }, killed + kRecover));
     INFO("recovered after " << sim.now() - killed << " ms");
     REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 10 * kPeriod));
     sim.run_until(sim.now() + 10 * kPeriod);
     CHECK(sim.max_double_ms() == 0);
-    CHECK(all_owned_once(sim));
+    CHECK(sim.all_owned_once());
 }
 
 } // namespace
@@ -132,9 +125,9 @@ TEST_CASE("an asymmetric partition: one host's frames stop reaching one peer, th
             sim.drop_contact = one_way;
             const auto fault = sim.now();
             sim.run_until(fault + kRecover);
-            CHECK(all_owned_once(sim));
+            CHECK(sim.all_owned_once());
             sim.run_until(sim.now() + 20 * kPeriod);
-            CHECK(all_owned_once(sim));
+            CHECK(sim.all_owned_once());
             CHECK(sim.max_double_ms() == 0);
             sim.drop = nullptr;
             sim.drop_contact = nullptr;

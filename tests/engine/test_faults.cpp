@@ -35,14 +35,6 @@ bool has_event(const SimHost& h, EventKind kind) {
                        [&](const Event& e) { return e.kind == kind; });
 }
 
-// Every bucket of slot 0 owned by exactly one of the hosts that count.
-bool all_owned_once(Simulator& sim) {
-    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
-        if (sim.owners(0, b) != 1)
-            return false;
-    return true;
-}
-
 } // namespace
 
 TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second path works") {
@@ -60,7 +52,7 @@ TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second 
         REQUIRE(sim.run_until(
             [&] {
                 return sim.host(deaf).engine->state() == HostState::refused &&
-                       all_owned_once(sim);
+                       sim.all_owned_once();
             },
             fault + kRecover));
         sim.run_until(sim.now() + 10 * kPeriod);
@@ -69,13 +61,13 @@ TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second 
         CHECK(sim.host(deaf).engine->refuse_detail().find("not receiving cluster-MAC frames") !=
               std::string::npos);
         CHECK(sim.host(deaf).engine->buckets_owned(0) == 0);
-        CHECK(all_owned_once(sim));
+        CHECK(sim.all_owned_once());
         // The others converge without it and stay converged; a host killed afterwards is
         // replaced, down to the last survivor.
         if (n >= 3) {
             sim.kill(0);
             const auto killed = sim.now();
-            REQUIRE(sim.run_until([&] { return all_owned_once(sim); }, killed + kRecover));
+            REQUIRE(sim.run_until([&] { return sim.all_owned_once(); }, killed + kRecover));
             CHECK(sim.max_double_ms() == 0);
         }
         // The fault ends: it rejoins.
@@ -83,7 +75,7 @@ TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second 
         REQUIRE(sim.run_until(
             [&] {
                 return sim.host(deaf).engine->state() == HostState::converged && sim.settled() &&
-                       all_owned_once(sim);
+                       sim.all_owned_once();
             },
             sim.now() + 30 * kPeriod));
         CHECK(sim.host(deaf).engine->buckets_owned(0) > 0);
@@ -105,7 +97,7 @@ TEST_CASE("mute host: its heartbeats stop reaching the segment, the second path 
         REQUIRE(sim.run_until(
             [&] {
                 return sim.host(mute).engine->state() == HostState::refused &&
-                       all_owned_once(sim);
+                       sim.all_owned_once();
             },
             fault + kRecover + kTolerance * kPeriod));
         sim.run_until(sim.now() + 5 * kPeriod);
@@ -161,7 +153,7 @@ TEST_CASE("a paused agent releases before it serves again") {
         const std::size_t paused = 2;
         sim.pause(paused);
         const auto fault = sim.now();
-        REQUIRE(sim.run_until([&] { return all_owned_once(sim); }, fault + kRecover));
+        REQUIRE(sim.run_until([&] { return sim.all_owned_once(); }, fault + kRecover));
         sim.run_until(fault + 2 * kTolerance * kPeriod);
         sim.resume(paused);
         sim.run_until(sim.now() + 30 * kPeriod);
@@ -192,7 +184,7 @@ TEST_CASE("a misconfigured host first: the larger group serves, whatever the sta
         REQUIRE(sim.run_until(
             [&] {
                 return sim.host(0).engine->state() == HostState::refused && sim.settled() &&
-                       all_owned_once(sim);
+                       sim.all_owned_once();
             },
             sim.now() + 40 * kPeriod));
         CHECK(sim.host(0).engine->refuse_reason() == RefuseReason::rules_differ);
@@ -247,7 +239,7 @@ TEST_CASE("frames recorded earlier change nothing in a restarted host") {
     const auto restarted = sim.add_host(c);
     for (std::size_t k = 0; k < recorded.size() && getenv("NOREPLAY") == nullptr; ++k)
         sim.inject(restarted, recorded[k], 1 + static_cast<std::int64_t>(k % 3000));
-    REQUIRE(sim.run_until([&] { return sim.settled() && all_owned_once(sim); },
+    REQUIRE(sim.run_until([&] { return sim.settled() && sim.all_owned_once(); },
                           sim.now() + 30 * kPeriod));
     const auto& h = sim.host(restarted);
     CHECK(!has_event(h, EventKind::refused));
@@ -346,5 +338,5 @@ TEST_CASE("lossy segment: 30 % of heartbeats lost, the second path intact: no co
     sim.run_until(sim.now() + 200 * kPeriod);
     CHECK(sim.host(0).engine->epoch() == epoch);
     CHECK(sim.max_double_ms() == 0);
-    CHECK(all_owned_once(sim));
+    CHECK(sim.all_owned_once());
 }
