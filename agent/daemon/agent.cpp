@@ -212,6 +212,10 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
             dp->detach();
         throw;
     }
+    for (const MigratedMap& m : dp_->migrated())
+        log_.event(
+            "dataplane_migrated",
+            {{"map", m.name}, {"copied", m.copied}, {"refused", m.refused}, {"fresh", m.fresh}});
     log_.event("attached", {{"interface", ifname},
                             {"xdp_mode", dp_->generic() ? "generic" : "native"},
                             {"reason", dp_->mode_reason()},

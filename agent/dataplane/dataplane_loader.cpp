@@ -9,15 +9,29 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "link_info.hpp"
+#include "map_migration.hpp"
 #include "nlb.skel.h"
 
 namespace nlb {
+
+struct Dataplane::Pending {
+    bpf_map* map;
+    std::string name;
+    std::string path;
+    int old_fd;
+    std::unique_ptr<MapMigration> migration; // null: a map that starts anew
+};
 
 namespace {
 
@@ -132,6 +146,22 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         if (int err = bpf_map__set_max_entries(t.map, pinned ? pinned : t.entries))
             fail(what, std::string("size ") + t.name + ": " + errstr(err));
     }
+    // A pin an earlier agent left in another layout: this build's map is created beside it,
+    // filled from it after load and pinned in its place once the new program runs
+    // (finish_migration); until then the old dataplane is untouched.
+    for (const auto& p : map_pins(dp->skel_)) {
+        std::string path = pin_dir + "/" + p.name;
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0)
+            continue;
+        if (pin_reusable(fd, p.map)) {
+            close(fd);
+            continue;
+        }
+        dp->pending_.push_back({p.map, p.name, path, fd, nullptr});
+        if (int err = bpf_map__set_pin_path(p.map, nullptr))
+            fail(what, std::string("unpin ") + p.name + ": " + errstr(err));
+    }
     if (int err = nlb_bpf__load(dp->skel_)) {
         if (err == -EPERM || err == -EACCES)
             fail(what, "load the XDP program: " + errstr(err) + " (run as root, with CAP_BPF "
@@ -140,6 +170,18 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
                        (err == -EINVAL ? " (maps pinned in " + pin_dir +
                                              " from another version? detach first)"
                                        : ""));
+    }
+    for (Pending& m : dp->pending_) {
+        const int fd = bpf_map__fd(m.map);
+        try {
+            if (!holds_kernel_object(fd))
+                m.migration = std::make_unique<MapMigration>(m.old_fd, fd);
+            MigrationCount c = m.migration ? m.migration->copy() : MigrationCount{};
+            dp->migrated_.push_back({m.name, c.copied, c.refused, !m.migration});
+        } catch (const std::exception& e) {
+            fail(what, "convert the pinned " + m.name + " from an earlier layout: " + e.what() +
+                           " (the dataplane is left as it was; detach to start afresh)");
+        }
     }
     dp->maps_ = std::make_unique<DataplaneMaps>(DataplaneMapFds{
         bpf_map__fd(dp->skel_->maps.bss), bpf_map__fd(dp->skel_->maps.nlb_ports),
@@ -177,6 +219,7 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     dp->adopted_ = true;
     if (int err = bpf_link_update(link_fd, bpf_program__fd(dp->skel_->progs.nlb_xdp), nullptr))
         fail(what, "replace the attached program: " + errstr(err));
+    dp->finish_migration(what);
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(ifindex, 0, &q) == 0)
         dp->generic_ = q.attach_mode == XDP_ATTACHED_SKB;
@@ -240,8 +283,57 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
     std::string link_path = pin_dir + "/" + kLinkPin;
     if (int err = bpf_obj_pin(fd, link_path.c_str()))
         fail(what, "pin the link at " + link_path + ": " + errstr(err));
+    dp->finish_migration(what);
     dp->start_socket_program();
     return dp;
+}
+
+void Dataplane::finish_migration(const std::string& what) {
+    if (pending_.empty())
+        return;
+    // The old program no longer runs: what it recorded since the first copy is final.
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+        if (!pending_[i].migration)
+            continue;
+        MigrationCount c = pending_[i].migration->copy(true);
+        migrated_[i].copied += c.copied;
+        migrated_[i].refused += c.refused;
+    }
+    // rename() swaps a pin atomically: a crash leaves the old map or the new one, never none.
+    for (Pending& m : pending_) {
+        const std::string tmp = m.path + "_migrated"; // the bpffs takes no dot in a name
+        unlink(tmp.c_str());
+        if (int err = bpf_obj_pin(bpf_map__fd(m.map), tmp.c_str()))
+            fail(what, "pin the converted " + m.name + " at " + tmp + ": " + errstr(err));
+        if (rename(tmp.c_str(), m.path.c_str()) != 0)
+            fail(what, "replace the pinned " + m.name + ": " + errstr(errno));
+        bpf_map__set_pin_path(m.map, m.path.c_str()); // so that detach unpins it
+        close(m.old_fd);
+        m.old_fd = -1;
+    }
+    pending_.clear();
+    // Pins of maps this build no longer has would outlive every detach.
+    std::vector<std::string> known{kLinkPin, kSockopsPin};
+    for (const auto& p : map_pins(skel_))
+        known.emplace_back(p.name);
+    if (DIR* d = opendir(pin_dir_.c_str())) {
+        while (dirent* e = readdir(d)) {
+            const std::string name = e->d_name;
+            if (name != "." && name != ".." &&
+                std::find(known.begin(), known.end(), name) == known.end())
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
+    // A new watchdog map holds no timer: armed for what was left of the old one's deadline,
+    // it still stops a dataplane whose agent does not come back.
+    const nlb_config& cfg = maps_->state().config;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+                              static_cast<std::uint64_t>(ts.tv_nsec);
+    if (cfg.alive && cfg.watchdog_timeout_ns)
+        arm_watchdog(cfg.watchdog_deadline_ns > now ? cfg.watchdog_deadline_ns - now : 1);
 }
 
 void Dataplane::detach() {
@@ -286,6 +378,9 @@ void Dataplane::arm_watchdog(std::uint64_t timeout_ns) {
 }
 
 Dataplane::~Dataplane() {
+    for (const Pending& m : pending_)
+        if (m.old_fd >= 0)
+            close(m.old_fd);
     maps_.reset(); // unmap before the skeleton closes the map
     if (link_fd_ >= 0)
         close(link_fd_);

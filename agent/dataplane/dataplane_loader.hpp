@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <nlb/limits.h>
 
@@ -23,6 +24,14 @@ namespace nlb {
 struct TableSizes {
     std::uint32_t opening = NLB_CONN_TABLE_ENTRIES;
     std::uint32_t established = NLB_EST_TABLE_ENTRIES;
+};
+
+// A map an earlier agent pinned in another layout, carried into this build's (map_migration).
+struct MigratedMap {
+    std::string name;
+    std::uint64_t copied = 0;  // entries carried over
+    std::uint64_t refused = 0; // entries the new map had no room for
+    bool fresh = false;        // holds kernel objects (the watchdog's timer): starts anew
 };
 
 struct SeedResult {
@@ -57,6 +66,8 @@ class Dataplane {
     // Why this mode: "veth: native XDP runs after ...", "--xdp-mode generic", ...
     const std::string& mode_reason() const { return mode_reason_; }
     bool adopted() const { return adopted_; } // found pinned, not freshly attached
+    // The pinned maps this agent converted from an earlier agent's layout (empty: none).
+    const std::vector<MigratedMap>& migrated() const { return migrated_; }
     const TableSizes& table_sizes() const { return sizes_; } // in effect (adopted: pinned)
 
     // The TC egress program that keeps the host's own neighbour discovery from a VIP from
@@ -82,10 +93,14 @@ class Dataplane {
     SeedResult seed_established(std::span<const nlb_tuple> connections);
 
   private:
+    static constexpr const char* kSockopsPin = "sockops_link"; // the socket program's link
     Dataplane() = default;
     static std::unique_ptr<Dataplane> load(const std::string& pin_dir, const std::string& what,
                                            const TableSizes& sizes);
     void start_socket_program(); // never throws: failure leaves socket_program() false
+    // After the new program is attached: what the old one recorded meanwhile, then the new
+    // maps pinned where the old ones were. Throws.
+    void finish_migration(const std::string& what);
     void stop_socket_program();
 
     nlb_bpf* skel_ = nullptr;
@@ -100,6 +115,9 @@ class Dataplane {
     TableSizes sizes_;
     int sockops_fd_ = -1;
     std::string sockops_error_;
+    struct Pending; // a pinned map being converted: its old handle and the new map
+    std::vector<Pending> pending_;
+    std::vector<MigratedMap> migrated_;
 };
 
 } // namespace nlb

@@ -26,8 +26,6 @@ namespace nlb {
 
 namespace {
 
-const char* const kSockopsPin = "sockops_link";
-
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 // Where the cgroup v2 hierarchy is mounted ("" when it is not): its root covers every socket
