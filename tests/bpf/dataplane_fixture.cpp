@@ -68,6 +68,10 @@ int DataplaneFixture::prog_fd() const { return bpf_program__fd(skel_->progs.nlb_
 
 int DataplaneFixture::heartbeat_rate_fd() const { return bpf_map__fd(skel_->maps.nlb_hb_rate); }
 
+int DataplaneFixture::opening4_fd() const {
+    return bpf_map__fd(skel_->maps.nlb_conns4);
+}
+
 void DataplaneFixture::configure(const DataplaneTables& tables, std::uint8_t priority) {
     priority_ = priority;
     tables_ = &tables;

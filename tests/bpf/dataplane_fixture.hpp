@@ -33,6 +33,8 @@ class DataplaneFixture {
     int prog_fd() const;
     // nlb_hb_rate: struct nlb_hb_rate_key → struct nlb_hb_rate.
     int heartbeat_rate_fd() const;
+    // nlb_conns4, the IPv4 opening table: struct nlb_conn_key4 → struct nlb_conn.
+    int opening4_fd() const;
 
     static Mac own_mac(std::uint8_t priority) { return {0x02, 0, 0, 0, 0, priority}; }
 

@@ -3,10 +3,15 @@
 // BPF_F_TEST_XDP_LIVE_FRAMES, many flows) out of tx-if inside tx-ns, and reports the CPU the
 // whole path consumed (all CPUs, /proc/stat) and how many frames the receiver's XDP hook saw.
 //
-//   nlb-bench-veth TX_NS TX_IF RX_NS RX_IF floor|nlb|pass PACKETS
+//   nlb-bench-veth TX_NS TX_IF RX_NS RX_IF floor|nlb|nlb-tracked|pass PACKETS
 //
-// floor: bare XDP_DROP; nlb: our program, this host owning none of the traffic; pass: bare
-// XDP_PASS, so that a netfilter filter installed by the script decides. Prints one JSON line.
+// floor: bare XDP_DROP; nlb: our program, this host owning none of the traffic; nlb-tracked:
+// the same, but every bucket is one this host may track connections in, both connection
+// tables are filled to their default size with other connections, and the frames are TCP
+// mid-stream, so that each one pays an established-table and an opening-table lookup that
+// misses in tables far larger than the caches, then is dropped; pass: bare XDP_PASS, so
+// that a netfilter filter installed by the script decides. The receiver runs in native XDP
+// (what a veth drops with). Prints one JSON line.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -102,11 +107,31 @@ double busy_ns() {
     return static_cast<double>(user + nice + system + irq + softirq + steal) * tick_ns;
 }
 
+// Both IPv4 connection tables full of connections the generated traffic never matches
+// (clients 10.97.x.y; the generator sends from 10.98.0.0/20).
+void fill_tables(nlb_bpf* dp) {
+    const int tables[] = {bpf_map__fd(dp->maps.nlb_est4), bpf_map__fd(dp->maps.nlb_conns4)};
+    for (int fd : tables) {
+        const std::uint32_t entries =
+            fd == tables[0] ? NLB_EST_TABLE_ENTRIES : NLB_CONN_TABLE_ENTRIES;
+        for (std::uint32_t i = 0; i < entries; ++i) {
+            nlb_conn_key4 key{};
+            key.saddr = htonl(0x0a610000u | (i >> 6));
+            key.daddr = htonl(0x0a630064u); // 10.99.0.100
+            key.sport = htons(static_cast<std::uint16_t>(1024 + (i & 63)));
+            key.dport = htons(80);
+            nlb_conn value{};
+            if (bpf_map_update_elem(fd, &key, &value, BPF_NOEXIST))
+                die(std::string("fill a connection table: ") + strerror(errno));
+        }
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     if (argc != 7)
-        die("usage: nlb-bench-veth TX_NS TX_IF RX_NS RX_IF floor|nlb|pass PACKETS");
+        die("usage: nlb-bench-veth TX_NS TX_IF RX_NS RX_IF floor|nlb|nlb-tracked|pass PACKETS");
     std::string tx_ns = argv[1], tx_if = argv[2], rx_ns = argv[3], rx_if = argv[4];
     std::string variant = argv[5];
     long packets = std::atol(argv[6]);
@@ -125,13 +150,17 @@ int main(int argc, char** argv) {
         prog = bpf_program__fd(bare->progs.xdp_bare_drop);
     } else if (variant == "pass") {
         prog = bpf_program__fd(bare->progs.xdp_bare_pass);
-    } else if (variant == "nlb") {
+    } else if (variant == "nlb" || variant == "nlb-tracked") {
         // A 4-host cluster in which this host owns no bucket of the generated traffic.
+        const bool tracked = variant == "nlb-tracked";
         static DataplaneTables tables({vip}, {RuleMatch{}});
         static DataplaneMaps maps(DataplaneMapFds{
             bpf_map__fd(dp->maps.bss), bpf_map__fd(dp->maps.nlb_ports),
             bpf_map__fd(dp->maps.nlb_conns4), bpf_map__fd(dp->maps.nlb_conns6),
-            bpf_map__fd(dp->maps.nlb_stats)});
+            bpf_map__fd(dp->maps.nlb_stats), bpf_map__fd(dp->maps.nlb_est4),
+            bpf_map__fd(dp->maps.nlb_est6)});
+        if (tracked)
+            fill_tables(dp);
         nlb_config cfg{};
         cfg.host_priority = 1;
         std::memcpy(cfg.own_mac, rx_mac.data(), 6);
@@ -141,8 +170,8 @@ int main(int argc, char** argv) {
         for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
             nlb_rule& r = maps.state().rules[slot];
             r.affinity = tables.affinity_of(slot);
-            for (auto& b : r.bucket)
-                b = 2; // owned by host 2 (of 2..4), never by this host (1)
+            for (auto& b : r.bucket) // owned by host 2 (of 2..4), never by this host (1)
+                b = static_cast<std::uint16_t>(2 | (tracked ? NLB_BKT_TRACKED_HERE : 0));
         }
         prog = bpf_program__fd(dp->progs.nlb_xdp);
     } else {
@@ -160,8 +189,9 @@ int main(int argc, char** argv) {
     spec.dst_mac = rx_mac;
     spec.src = test::ip("10.98.0.1");
     spec.dst = vip;
-    spec.proto = test::kUdp;
-    spec.payload = 18; // 60-byte frame, the Ethernet minimum
+    // UDP, or a TCP ACK (the generator rewrites the source port at the same offset).
+    spec.proto = variant == "nlb-tracked" ? test::kTcp : test::kUdp;
+    spec.payload = variant == "nlb-tracked" ? 6 : 18; // 60-byte frame, the Ethernet minimum
     test::Bytes frame = test::build(spec);
 
     trafficgen_bpf* gen = trafficgen_bpf__open();
@@ -192,7 +222,8 @@ int main(int argc, char** argv) {
     enter_netns(rx_ns);
     unsigned long long seen = xdp_packets(rx_if) - seen_before;
     bpf_xdp_detach(static_cast<int>(rx_idx), XDP_FLAGS_DRV_MODE, nullptr);
-    std::printf("{\"variant\": \"%s\", \"sent\": %ld, \"received\": %llu, \"busy_ns\": %.0f, "
+    std::printf("{\"variant\": \"%s\", \"xdp_mode\": \"native\", \"sent\": %ld, \"received\": "
+                "%llu, \"busy_ns\": %.0f, "
                 "\"wall_s\": %.3f, \"ns_per_packet\": %.2f}\n",
                 variant.c_str(), sent, seen, busy, wall.count(),
                 seen ? busy / static_cast<double>(seen) : 0.0);
