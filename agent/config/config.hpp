@@ -90,6 +90,24 @@ struct HostConfig {
     bool operator==(const HostConfig&) const = default;
 };
 
+// A port rule's `load_feedback` (docs/load-feedback.md): what this host measures of its load,
+// and how its effective weight follows it. Host-local, like load_weight.
+enum class LoadMetric { connections, cpu, probe_latency, exec };
+const char* to_string(LoadMetric metric);
+inline constexpr std::uint32_t kMinFeedbackIntervalMs = 500;
+inline constexpr std::uint32_t kMaxFeedbackIntervalMs = 3600000;
+struct LoadFeedbackConfig {
+    LoadMetric metric = LoadMetric::connections;
+    std::uint32_t interval_ms = 2000; // at most one weight change per interval
+    double sensitivity = 0.1;         // relative change of the effective weight that counts
+    std::uint8_t min_weight = 10;     // the effective weight never goes below (0..100)
+    // exec: argv, no shell, run as `user`, killed at timeout_ms; prints one number.
+    std::vector<std::string> command;
+    std::string user = "nobody";
+    std::uint32_t timeout_ms = 1000;
+    bool operator==(const LoadFeedbackConfig&) const = default;
+};
+
 // Protocol, RuleMode and Affinity are the engine's (rules.hpp, via dataplane_tables.hpp): one
 // definition for the config, the engine and the tables.
 struct PortRuleConfig {
@@ -104,6 +122,7 @@ struct PortRuleConfig {
     // Host-local, like load_weight: false = this host takes no new connections of the rule
     // and finishes the ones it has (nlbadm drain, at attach and on reload).
     bool enabled = true;
+    std::optional<LoadFeedbackConfig> load_feedback; // `multiple` only
     bool operator==(const PortRuleConfig&) const = default;
 };
 

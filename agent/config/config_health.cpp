@@ -141,19 +141,7 @@ ProbeConfig parse_probe(const JsonField& field, const std::vector<PortRuleConfig
     case ProbeType::exec: {
         if (!command)
             field.fail("an exec probe needs \"command\" (an argv array, no shell)");
-        const std::size_t n = command->array_size();
-        if (n == 0 || n > kMaxExecArgs)
-            command->fail(std::to_string(n) + " arguments, expected 1.." +
-                          std::to_string(kMaxExecArgs));
-        for (std::size_t i = 0; i < n; ++i) {
-            const JsonField arg = command->element(i);
-            std::string s = arg.string();
-            if (s.find('\0') != std::string::npos)
-                arg.fail("contains a NUL byte");
-            if (i == 0 && (s.empty() || s.front() != '/'))
-                arg.fail("\"" + s + "\" is not an absolute path (no shell, no PATH search)");
-            p.command.push_back(std::move(s));
-        }
+        p.command = parse_exec_command(*command);
         if (user) {
             p.user = user->string();
             if (p.user.empty())
@@ -228,6 +216,23 @@ HealthConfig parse_health(const JsonField& field, const std::vector<PortRuleConf
         h.panic_percent = static_cast<std::uint8_t>(percent->integer(0, 100));
     object.finish();
     return h;
+}
+
+std::vector<std::string> parse_exec_command(const JsonField& command) {
+    std::vector<std::string> out;
+    const std::size_t n = command.array_size();
+    if (n == 0 || n > kMaxExecArgs)
+        command.fail(std::to_string(n) + " arguments, expected 1.." + std::to_string(kMaxExecArgs));
+    for (std::size_t i = 0; i < n; ++i) {
+        const JsonField arg = command.element(i);
+        std::string s = arg.string();
+        if (s.find('\0') != std::string::npos)
+            arg.fail("contains a NUL byte");
+        if (i == 0 && (s.empty() || s.front() != '/'))
+            arg.fail("\"" + s + "\" is not an absolute path (no shell, no PATH search)");
+        out.push_back(std::move(s));
+    }
+    return out;
 }
 
 nlohmann::json health_json(const HealthConfig& health) {

@@ -17,6 +17,10 @@ HealthConfig parse_health(const JsonField& field, const std::vector<PortRuleConf
 
 nlohmann::json health_json(const HealthConfig& health);
 
+// An exec probe's or load metric's `command`: an argv array of 1..kMaxExecArgs strings, the
+// first an absolute path (no shell, no PATH search). Throws ConfigError naming the element.
+std::vector<std::string> parse_exec_command(const JsonField& command);
+
 // The rules a probe guards, bit r = port_rules[r]: those covering one of its `ports` (on any
 // VIP, either protocol), or every rule that is not `disabled` when it names none.
 std::uint32_t guarded_rules(const ProbeConfig& probe, const std::vector<PortRuleConfig>& rules);

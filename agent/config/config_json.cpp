@@ -3,6 +3,7 @@
 
 #include "config.hpp"
 #include "config_health.hpp"
+#include "config_load_feedback.hpp"
 
 namespace nlb {
 
@@ -84,6 +85,8 @@ nlohmann::json rule_json(const PortRuleConfig& r) {
     if (r.mode == RuleMode::multiple) {
         j["affinity"] = to_string(r.affinity);
         j["load_weight"] = r.load_weight ? nlohmann::json(*r.load_weight) : "equal";
+        if (r.load_feedback)
+            j["load_feedback"] = load_feedback_json(*r.load_feedback);
     } else if (r.mode == RuleMode::single) {
         j["handling_priority"] = r.handling_priority;
     }

@@ -7,6 +7,7 @@
 
 #include "config.hpp"
 #include "config_health.hpp"
+#include "config_load_feedback.hpp"
 #include "json_reader.hpp"
 
 namespace nlb {
@@ -212,6 +213,10 @@ PortRuleConfig parse_rule(const JsonField& field, const ClusterConfig& cluster,
         if (r.mode == RuleMode::disabled)
             enabled->fail("a rule of mode disabled is off on every host");
         r.enabled = enabled->boolean();
+    }
+    if (auto feedback = object.optional("load_feedback")) {
+        only_for(*feedback, RuleMode::multiple);
+        r.load_feedback = parse_load_feedback(*feedback);
     }
     object.finish();
     return r;

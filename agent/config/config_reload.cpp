@@ -50,6 +50,8 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
             plan.live.push_back(key + "handling_priority");
         if (r.enabled != n.enabled)
             plan.live.push_back(key + "enabled");
+        // Runs a command and timers of its own, like a probe: a restart starts it over.
+        fixed(r.load_feedback == n.load_feedback, key + "load_feedback");
     }
     return plan;
 }

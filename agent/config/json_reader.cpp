@@ -1,5 +1,6 @@
 #include "json_reader.hpp"
 
+#include <sstream>
 #include <vector>
 
 #include "config.hpp"
@@ -57,6 +58,22 @@ bool JsonField::boolean() const {
     if (!value_->is_boolean())
         fail(std::string("expected true or false, got ") + json_type_name(*value_));
     return value_->get<bool>();
+}
+
+double JsonField::number(double min, double max) const {
+    if (!value_->is_number())
+        fail(std::string("expected a number, got ") + json_type_name(*value_));
+    const double v = value_->get<double>();
+    auto text = [](double d) {
+        std::ostringstream o;
+        o << d;
+        return o.str();
+    };
+    if (!(v >= min))
+        fail(text(v) + " below the minimum " + text(min));
+    if (!(v <= max))
+        fail(text(v) + " above the maximum " + text(max));
+    return v;
 }
 
 std::int64_t JsonField::integer(std::int64_t min, std::int64_t max) const {

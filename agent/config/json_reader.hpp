@@ -28,6 +28,8 @@ class JsonField {
     bool boolean() const;
     // An integer (not 1.5, not "5", not true) within [min, max].
     std::int64_t integer(std::int64_t min, std::int64_t max) const;
+    // A number (integer or not) within [min, max].
+    double number(double min, double max) const;
     // Checks the value is an array; elements via element().
     std::size_t array_size() const;
     JsonField element(std::size_t index) const;

@@ -68,7 +68,11 @@ Agent::Agent(boost::asio::io_context& io, Config config, AgentOptions options, E
                                        [this](std::size_t probe, bool up, const CheckResult& r) {
                                            on_probe_verdict(probe, up, r);
                                        })),
-      timer_(io) {}
+      timer_(io) {
+    auto load = std::make_unique<LoadFeedback>(io, config_, log);
+    if (load->active())
+        load_ = std::move(load);
+}
 
 Agent::~Agent() = default;
 
@@ -102,6 +106,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     try {
         // First: the key files decide the seed the tables hash with.
         EngineConfig engine_config = engine_config_of(config_);
+        engine_config.host.rules = host_rules(); // load feedback's weights survive a re-attach
         const std::uint32_t pinned_seed = dp->maps().state().config.flow_seed;
         if (dp->adopted() && engine_config.cluster.flow_seed_source == SeedSource::key &&
             (pinned_seed == 0 || pinned_seed == NLB_FLOW_SEED)) {
@@ -370,6 +375,21 @@ void Agent::scan_connections_now(milliseconds now) {
     ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_);
     tracked_connections_ = scan.live;
     engine_->on_connection_scan(LiveBuckets::from(scan.live_buckets), accepted_total(), now);
+    if (load_) {
+        // Measured with the scan, published with the next heartbeat; a weight that moves
+        // reconverges the cluster like an operator's load_weight change.
+        load_->sample(scan.live_by_rule, *health_, now);
+        load_->publish(*engine_);
+        if (load_->update(*engine_, now) && !engine_->set_host_rules(host_rules(), now))
+            log_.error("load feedback: the engine refused the effective weights");
+    }
+}
+
+std::vector<HostRuleParams> Agent::host_rules() const {
+    std::vector<HostRuleParams> params = host_rule_params(config_);
+    if (load_)
+        load_->apply_to(params);
+    return params;
 }
 
 std::uint64_t Agent::accepted_total() const {
@@ -701,6 +721,8 @@ json Agent::query() const {
         rules.push_back(rule);
     }
     json out = {{"host", host}, {"cluster", cluster}, {"rules", rules}};
+    if (load_)
+        out["load_feedback"] = load_->status();
     if (config_.health)
         out["health"] = {{"panic_percent", config_.health->panic_percent},
                          {"panic", panic != 0},

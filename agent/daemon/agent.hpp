@@ -25,6 +25,7 @@
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
 #include "igmp_querier.hpp"
+#include "load_feedback.hpp"
 #include "metrics_server.hpp"
 #include "remote_server.hpp"
 
@@ -74,6 +75,9 @@ class Agent {
     void apply(Decision decision);
     void install(const SlotViews& views);
     void scan_connections_now(std::chrono::milliseconds now);
+    // This host's per-rule parameters as the engine gets them: the config's, with the
+    // effective weights of the rules under load feedback.
+    std::vector<HostRuleParams> host_rules() const;
     // `next` with every bucket this host gives up still looked up in its connection tables.
     SlotViews with_released_tracked(const SlotViews& next) const;
     std::uint64_t accepted_total() const;
@@ -103,6 +107,7 @@ class Agent {
     std::unique_ptr<ConvergenceEngine> engine_;
     // Runs from start() whether attached or not, so that an attach finds verdicts ready.
     std::unique_ptr<HealthMonitor> health_;
+    std::unique_ptr<LoadFeedback> load_; // port rules with load_feedback; null: none
     boost::asio::steady_timer timer_;
     // When timer_ fires, while a wait is pending: an input that brings no earlier deadline
     // leaves it be (a flood of frames must not cost a timer reset each).

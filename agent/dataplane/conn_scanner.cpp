@@ -59,6 +59,8 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
         }
         out.opening++;
         out.live++;
+        if (c.rule < NLB_RULE_SLOTS)
+            out.live_by_rule[c.rule]++;
         out.live_buckets.emplace(c.rule, c.bucket);
         return false;
     });
@@ -76,6 +78,8 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
         }
         out.established++;
         out.live++;
+        if (c.rule < NLB_RULE_SLOTS)
+            out.live_by_rule[c.rule]++;
         out.live_buckets.emplace(c.rule, c.bucket);
         return false;
     });

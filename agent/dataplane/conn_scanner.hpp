@@ -4,6 +4,7 @@
 // program runs, opening records that were never established.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <set>
 #include <utility>
@@ -16,6 +17,7 @@ namespace nlb {
 struct ConnScan {
     std::set<std::pair<std::uint8_t, std::uint16_t>> live_buckets; // (rule slot, bucket)
     std::uint64_t live = 0;        // connections still counted (both tables)
+    std::array<std::uint64_t, NLB_RULE_SLOTS> live_by_rule{}; // the same, per rule slot
     std::uint64_t opening = 0;     // entries in the opening tables (both families)
     std::uint64_t established = 0; // entries in the established tables (both families)
     std::uint64_t closing = 0;     // established ones whose socket closed, in their grace

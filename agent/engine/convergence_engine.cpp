@@ -365,6 +365,33 @@ bool ConvergenceEngine::set_host_rules(const std::vector<HostRuleParams>& rules,
     return true;
 }
 
+void ConvergenceEngine::set_loads(std::uint32_t rules,
+                                  const std::array<std::uint32_t, NLB_MAX_RULES>& loads) {
+    const std::uint32_t mask = config_.rules.size() >= 32
+                                   ? ~std::uint32_t{0}
+                                   : (std::uint32_t{1} << config_.rules.size()) - 1;
+    load_rules_ = rules & mask;
+    loads_ = loads;
+}
+
+std::vector<std::pair<std::uint8_t, std::uint32_t>>
+ConvergenceEngine::loads_of(std::size_t rule) const {
+    std::vector<std::pair<std::uint8_t, std::uint32_t>> out;
+    if (rule >= NLB_MAX_RULES)
+        return out;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (p == me_) {
+            if ((load_rules_ >> rule) & 1)
+                out.emplace_back(p, loads_[rule]);
+            continue;
+        }
+        const Peer& peer = peers_.peer(p);
+        if (peer.alive && ((view_ >> (p - 1)) & 1) && ((peer.heartbeat.load_rules >> rule) & 1))
+            out.emplace_back(p, peer.heartbeat.loads[rule]);
+    }
+    return out;
+}
+
 void ConvergenceEngine::set_probe_down(std::uint32_t rules, Millis now_ms) {
     const std::size_t n = config_.rules.size();
     rules &= n >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << n) - 1;
@@ -480,6 +507,8 @@ void ConvergenceEngine::send(std::int64_t now) {
     hb.has_health = true;
     hb.probe_down = params.probe_down;
     hb.panic_percent = params.panic_percent;
+    hb.load_rules = load_rules_;
+    hb.loads = loads_;
     for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
         if (held_[s].any())
             hb.dirty.push_back({static_cast<std::uint8_t>(s), held_[s]});

@@ -121,6 +121,11 @@ struct Heartbeat {
     bool has_health = false;
     std::uint32_t probe_down = 0; // bit r = port rule r
     std::uint8_t panic_percent = 0;
+    // Load feedback (section 8, docs/load-feedback.md): the sender's smoothed load of each
+    // port rule with load feedback (bit r of load_rules: loads[r] is rule r's), in thousandths
+    // of its metric's unit. Only informs the members' weights: a change reconverges nothing.
+    std::uint32_t load_rules = 0;
+    std::array<std::uint32_t, NLB_MAX_RULES> loads{};
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

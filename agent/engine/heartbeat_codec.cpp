@@ -1,6 +1,7 @@
 #include "heartbeat_codec.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <bitset>
 
 namespace nlb {
@@ -320,6 +321,15 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.u16(0);
     }
 
+    if (hb.load_rules) {
+        const auto count = static_cast<std::size_t>(std::popcount(hb.load_rules));
+        w.section(kSectionLoad, 4 + 4 * count);
+        w.u32(hb.load_rules);
+        for (std::size_t r = 0; r < NLB_MAX_RULES; ++r)
+            if ((hb.load_rules >> r) & 1)
+                w.u32(hb.loads[r]);
+    }
+
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
     if (!dirty.empty()) {
@@ -479,6 +489,24 @@ DecodeError decode_seed(std::span<const std::uint8_t> body, Heartbeat& hb) {
         return DecodeError::bad_field;
     hb.seed_source = static_cast<SeedSource>(source);
     hb.has_seed = true;
+    return DecodeError::none;
+}
+
+DecodeError decode_load(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    if (body.size() < 4)
+        return DecodeError::bad_length;
+    Reader r(body);
+    const std::uint32_t rules = r.u32();
+    const std::uint32_t rules_mask =
+        hb.rule_count >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << hb.rule_count) - 1;
+    // Longer is a later version's; shorter than its rules say is broken.
+    if ((rules & ~rules_mask) != 0 ||
+        body.size() < 4 + 4 * static_cast<std::size_t>(std::popcount(rules)))
+        return DecodeError::bad_field;
+    for (std::size_t i = 0; i < NLB_MAX_RULES; ++i)
+        if ((rules >> i) & 1)
+            hb.loads[i] = r.u32();
+    hb.load_rules = rules;
     return DecodeError::none;
 }
 
@@ -721,7 +749,7 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
     }
     Reader sections(frame.subspan(header_len, end - header_len));
     // Each known section at most once; other types are a later minor version's, skipped.
-    std::bitset<8> seen;
+    std::bitset<16> seen;
     while (sections.left() > 0) {
         const auto type = sections.u8();
         sections.u8();
@@ -751,6 +779,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionHealth:
             decode = decode_health;
+            break;
+        case kSectionLoad:
+            decode = decode_load;
             break;
         }
         if (!decode)

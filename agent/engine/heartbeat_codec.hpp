@@ -35,6 +35,8 @@ inline constexpr std::uint8_t kSectionSeed = 6;
 // Minor 2 still, for the same reason: health probes (docs/health.md). A frame without it is
 // from a version without probes, whose members keep the cluster out of panic mode.
 inline constexpr std::uint8_t kSectionHealth = 7;
+// Load feedback (docs/load-feedback.md): readers that predate it skip it, as any unknown type.
+inline constexpr std::uint8_t kSectionLoad = 8;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

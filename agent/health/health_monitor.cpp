@@ -147,6 +147,16 @@ std::uint32_t HealthMonitor::guarded() const {
     return mask;
 }
 
+std::optional<double> HealthMonitor::latency_ms(std::size_t rule) const {
+    std::optional<double> slowest;
+    for (const auto& p : probes_)
+        if (rule < 32 && ((p->rules >> rule) & 1) && p->last) {
+            const double ms = static_cast<double>(p->last->latency.count()) / 1000.0;
+            slowest = std::max(slowest.value_or(0.0), ms);
+        }
+    return slowest;
+}
+
 json HealthMonitor::status() const {
     json out = json::array();
     const auto now = Steady::now();

@@ -47,6 +47,9 @@ class HealthMonitor {
     std::uint32_t down_rules() const;
     // Port rules guarded by at least one probe.
     std::uint32_t guarded() const;
+    // The latest check latency of the probes guarding port rule `rule` (the slowest), in ms;
+    // none before a check of one of them finished (load feedback's probe_latency).
+    std::optional<double> latency_ms(std::size_t rule) const;
     std::size_t size() const { return probes_.size(); }
     const std::string& name(std::size_t i) const { return probes_[i]->config.name; }
 

@@ -108,6 +108,7 @@ class CheckBase : public ProbeCheck, public std::enable_shared_from_this<CheckBa
         CheckResult r;
         r.outcome = outcome;
         r.detail = std::move(detail);
+        r.output = std::move(output_);
         r.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
         auto done = std::move(done_);
         done_ = nullptr;
@@ -124,6 +125,7 @@ class CheckBase : public ProbeCheck, public std::enable_shared_from_this<CheckBa
 
     asio::io_context& io_;
     ProbeTarget target_;
+    std::string output_;
 
   private:
     Done done_;
@@ -222,7 +224,11 @@ class ExecCheck : public CheckBase {
   public:
     using CheckBase::CheckBase;
 
-    ~ExecCheck() override { kill_and_reap(); }
+    ~ExecCheck() override {
+        kill_and_reap();
+        if (out_fd_ >= 0)
+            ::close(out_fd_);
+    }
 
     void begin() override {
         // Everything the child needs is built before fork: after it, only async-signal-safe
@@ -237,12 +243,23 @@ class ExecCheck : public CheckBase {
         const uid_t uid = target_.uid;
         const gid_t gid = target_.gid;
         const bool change_user = uid != ::geteuid() || gid != ::getegid();
-        const pid_t pid = ::fork();
-        if (pid < 0)
+        int out[2] = {-1, -1};
+        if (target_.capture_output && ::pipe2(out, O_CLOEXEC) != 0)
             return io_later(CheckResult::Outcome::failed,
-                            std::string("fork: ") + std::strerror(errno));
+                            std::string("pipe: ") + std::strerror(errno));
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            const int e = errno;
+            close_pipe(out);
+            return io_later(CheckResult::Outcome::failed, std::string("fork: ") + std::strerror(e));
+        }
         if (pid == 0)
-            child(argv.data(), envp, change_user, uid, gid);
+            child(argv.data(), envp, change_user, uid, gid, out[1]);
+        if (out[1] >= 0)
+            ::close(out[1]);
+        out_fd_ = out[0];
+        if (out_fd_ >= 0)
+            ::fcntl(out_fd_, F_SETFL, O_NONBLOCK);
         ::setpgid(pid, pid); // also in the child: whichever runs first
         pid_ = pid;
         const int fd = pidfd_open(pid);
@@ -258,8 +275,14 @@ class ExecCheck : public CheckBase {
     }
 
   private:
+    static void close_pipe(int (&fds)[2]) {
+        for (int fd : fds)
+            if (fd >= 0)
+                ::close(fd);
+    }
+
     [[noreturn]] static void child(char** argv, char** envp, bool change_user, uid_t uid,
-                                   gid_t gid) {
+                                   gid_t gid, int out) {
         ::setpgid(0, 0);
         // Dies with the agent rather than outlive it.
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -274,6 +297,8 @@ class ExecCheck : public CheckBase {
             ::dup2(null, 1);
             ::dup2(null, 2);
         }
+        if (out >= 0)
+            ::dup2(out, 1); // a metric's number; a pipe's buffer holds far more than we read
         // The agent's sockets, BPF maps and pidfds stay with the agent.
         if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
             for (int fd = 3; fd < 65536; ++fd)
@@ -318,6 +343,7 @@ class ExecCheck : public CheckBase {
         pid_ = -1;
         boost::system::error_code ignored;
         pidfd_.close(ignored);
+        read_output();
         if (r < 0)
             return finish(CheckResult::Outcome::failed,
                           std::string("waitpid: ") + std::strerror(errno));
@@ -339,6 +365,18 @@ class ExecCheck : public CheckBase {
     }
 
     void stop() override {}
+
+    // What the command printed, bounded: it has exited, so the pipe holds all it will get.
+    void read_output() {
+        if (out_fd_ < 0)
+            return;
+        char buf[256];
+        const ssize_t n = ::read(out_fd_, buf, sizeof(buf));
+        if (n > 0)
+            output_.assign(buf, static_cast<std::size_t>(n));
+        ::close(out_fd_);
+        out_fd_ = -1;
+    }
 
     void cancel() override {
         CheckBase::cancel();
@@ -363,6 +401,7 @@ class ExecCheck : public CheckBase {
 
     asio::posix::stream_descriptor pidfd_{io_};
     pid_t pid_ = -1;
+    int out_fd_ = -1; // capture_output: the read end of the command's standard output
 };
 
 } // namespace

@@ -24,6 +24,7 @@ struct CheckResult {
     Outcome outcome = Outcome::failed;
     std::string detail; // "status 200", "exit 1", "Connection refused", ...
     std::chrono::microseconds latency{0};
+    std::string output; // exec with capture_output: the first bytes the command printed
 };
 
 const char* to_string(CheckResult::Outcome outcome);
@@ -38,6 +39,7 @@ struct ProbeTarget {
     std::vector<std::string> command; // exec
     uid_t uid = 0;
     gid_t gid = 0;
+    bool capture_output = false; // exec: keep the start of its standard output (a metric)
     std::chrono::milliseconds timeout{500};
 };
 

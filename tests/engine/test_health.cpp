@@ -310,3 +310,26 @@ TEST_CASE("health section: round trip, bounds, and a probe's down travels as dra
     REQUIRE(od.heartbeat);
     CHECK_FALSE(od.heartbeat->has_health);
 }
+
+TEST_CASE("load feedback: published loads reach every member and reconverge nothing") {
+    auto sim = cluster(11, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    const std::size_t started = count_events(sim.host(0), EventKind::convergence_started);
+    for (std::uint32_t round = 1; round <= 5; ++round) {
+        for (std::size_t i = 0; i < 3; ++i) {
+            std::array<std::uint32_t, NLB_MAX_RULES> loads{};
+            loads[0] = 1000 * (static_cast<std::uint32_t>(i) + 1) * round;
+            sim.host(i).engine->set_loads(1, loads);
+        }
+        sim.run_until(sim.now() + 2 * kPeriod);
+        for (std::size_t i = 0; i < 3; ++i) {
+            const auto seen = sim.host(i).engine->loads_of(0);
+            REQUIRE(seen.size() == 3);
+            for (const auto& [priority, load] : seen)
+                CHECK(load == 1000u * priority * round); // host i has priority i + 1
+            CHECK(sim.host(i).engine->loads_of(1).empty()); // no loads for rule 1
+        }
+    }
+    CHECK(count_events(sim.host(0), EventKind::convergence_started) == started);
+    CHECK(sim.max_double_ms() == 0);
+}

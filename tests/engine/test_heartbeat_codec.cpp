@@ -338,3 +338,37 @@ TEST_CASE("replay window: any order once, nothing twice, nothing older than the 
     CHECK(!w.accept(3, 200, 1));
     CHECK(!w.accept(65, 1, 1)); // no such priority
 }
+
+TEST_CASE("load feedback's section: round-trip, only the frame's rules, never short") {
+    auto hb = sample(4);
+    hb.load_rules = 0b1010;
+    hb.loads[1] = 1234;
+    hb.loads[3] = 0xffffffff;
+    const auto frame = encode_heartbeat(hb);
+    auto r = decode_heartbeat(frame);
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->load_rules == 0b1010);
+    CHECK(r.heartbeat->loads[1] == 1234);
+    CHECK(r.heartbeat->loads[3] == 0xffffffff);
+    CHECK(*r.heartbeat == hb);
+    // No section without loads: frames of hosts without load feedback are as before.
+    auto plain = sample(4);
+    CHECK(encode_heartbeat(plain).size() + 4 + 4 + 8 == frame.size());
+
+    // Find the section (type 8) and break it.
+    auto find = [](std::vector<std::uint8_t>& f) -> std::size_t {
+        for (std::size_t i = 40; i + 8 <= f.size(); ++i)
+            if (f[i] == kSectionLoad && f[i + 1] == 0 && f[i + 2] == 0 && f[i + 3] == 12 &&
+                f[i + 4] == 0 && f[i + 5] == 0 && f[i + 6] == 0 && f[i + 7] == 0b1010)
+                return i;
+        return 0;
+    };
+    auto beyond = frame;
+    const std::size_t at = find(beyond);
+    REQUIRE(at != 0);
+    beyond[at + 7] = 0b10010; // rule 4 of a frame with 4 rules
+    CHECK_FALSE(decode_heartbeat(beyond).heartbeat);
+    auto more = frame;
+    more[at + 7] = 0b1110; // three rules named, two loads carried
+    CHECK_FALSE(decode_heartbeat(more).heartbeat);
+}

@@ -7,7 +7,8 @@ UDP: every datagram is answered with "<priority>\\n", from the address it was se
 socket per --vip, bound with IP_FREEBIND so the server may start before the agent adds the
 VIP). A datagram "id <ID>\\n" (nlb_testclient.py stream) is answered "<priority> <ID>\\n" and,
 with --log FILE, logged there as one line "<ID> <priority> <receive time, CLOCK_REALTIME>"
-(line-buffered, so the file is complete at any time). Runs until killed.
+(line-buffered, so the file is complete at any time). With --delay-file, every TCP answer
+waits the seconds that file holds (a slow server). Runs until killed.
 """
 import argparse
 import asyncio
@@ -42,9 +43,22 @@ async def serve(args):
     answer = f"{args.priority}\n".encode()
     body = f"host {args.priority}\n".encode()
 
+    def delay():
+        # --delay-file: seconds to wait before each TCP answer, read anew for every answer so
+        # a test makes this server slow and fast again without a restart.
+        if not args.delay_file:
+            return 0.0
+        try:
+            with open(args.delay_file) as f:
+                return max(0.0, float(f.read().strip() or 0))
+        except (OSError, ValueError):
+            return 0.0
+
     async def tcp(reader, writer):
         try:
             while line := await reader.readline():
+                if (d := delay()) > 0:
+                    await asyncio.sleep(d)
                 if line.startswith(b"GET "):
                     while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                         pass
@@ -85,6 +99,7 @@ def main():
     p.add_argument("--priority", type=int, required=True)
     p.add_argument("--vip", action="append", default=[], help="answer UDP sent to this VIP")
     p.add_argument("--log", help="log every \"id N\" UDP request: N, priority, time")
+    p.add_argument("--delay-file", help="TCP: wait the seconds this file holds before answering")
     p.add_argument("ports", type=int, nargs="+")
     asyncio.run(serve(p.parse_args()))
 

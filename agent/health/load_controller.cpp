@@ -1,0 +1,153 @@
+#include "load_controller.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+namespace nlb {
+
+namespace {
+
+// Updates in a row that must want the same move before it is made: a noisy metric crosses
+// the sensitivity now and then by chance, rarely three times running (with two, a connection
+// count of a few dozen still moved a weight about four times a minute in
+// tests/e2e/test_load_feedback.sh).
+constexpr int kConfirmations = 3;
+constexpr double kIdle = 1.0;
+// The filter's time constant, in feedback intervals: a few dozen connections counted per
+// period are ±20 % noise; over three intervals their mean is good to a few percent.
+constexpr int kSmoothing = 3;
+
+} // namespace
+
+LoadController::LoadController(const LoadFeedbackConfig& config, std::uint32_t configured)
+    : config_(config), configured_(configured), mean_weight_(configured),
+      weight_(static_cast<std::uint8_t>(configured)) {}
+
+void LoadController::sample(double value, std::int64_t now_ms) {
+    if (!std::isfinite(value) || value < 0)
+        return;
+    if (!has_load_) {
+        load_ = value;
+        mean_weight_ = weight_;
+        has_load_ = true;
+        last_sample_ms_ = now_ms;
+        first_sample_ms_ = now_ms;
+        return;
+    }
+    // An exponentially weighted mean with kSmoothing feedback intervals as time constant: one
+    // number of state, correct for irregular sampling (a sample weighs by the time since the
+    // last), it lets a step through within a few intervals while one outlier moves it by a
+    // fraction (ND's advisors smooth alike). The weight is smoothed the same way, so that
+    // their ratio compares a load with the weight that caused it.
+    const double dt = static_cast<double>(std::max<std::int64_t>(0, now_ms - last_sample_ms_));
+    const double alpha =
+        1.0 - std::exp(-dt / (kSmoothing * static_cast<double>(config_.interval_ms)));
+    load_ += alpha * (value - load_);
+    mean_weight_ += alpha * (static_cast<double>(weight_) - mean_weight_);
+    last_sample_ms_ = now_ms;
+}
+
+std::optional<double> LoadController::published_cost() const {
+    if (!has_load_ || mean_weight_ < 0.5)
+        return std::nullopt;
+    return load_ / mean_weight_;
+}
+
+std::uint8_t LoadController::target(double factor) const {
+    if (configured_ == 0)
+        return 0;
+    const double w = std::round(static_cast<double>(configured_) * factor);
+    const double floor = std::min<double>(config_.min_weight, configured_);
+    return static_cast<std::uint8_t>(std::clamp(w, floor, static_cast<double>(configured_)));
+}
+
+std::optional<std::uint8_t> LoadController::update(std::span<const double> members,
+                                                   std::int64_t now_ms) {
+    if (last_update_ms_ && now_ms - *last_update_ms_ < config_.interval_ms)
+        return std::nullopt;
+    last_update_ms_ = now_ms;
+    const auto own = published_cost();
+    // Until the filter has seen a time constant of samples, its mean is mostly the first one.
+    if (!own || configured_ == 0 || members.size() < 2 ||
+        now_ms - first_sample_ms_ < kSmoothing * static_cast<std::int64_t>(config_.interval_ms))
+        return std::nullopt;
+    double cheapest = *own;
+    for (double c : members)
+        if (c > 0)
+            cheapest = std::min(cheapest, c);
+    cheapest_ = cheapest;
+    // A member with no load at all costs nothing measurable: it takes shares until it
+    // does, everyone else keeps theirs.
+    const double floor =
+        static_cast<double>(std::min<std::uint32_t>(config_.min_weight, configured_)) /
+        static_cast<double>(configured_);
+    // Under one unit of its metric (a connection, a percent of CPU, a millisecond) a host is
+    // idle: ratios of such small numbers are noise, not evidence against its share.
+    const double wanted =
+        std::clamp(load_ >= kIdle && *own > 0 ? cheapest / *own : 1.0, floor, 1.0);
+    factor_wanted_ = wanted;
+    const std::uint8_t next = target(wanted);
+    // Relative to the configured weight, the scale the operator set: a move of a few units
+    // at a small effective weight is noise of the metric, not a change of the host.
+    const double moved = (static_cast<double>(next) - weight_) / static_cast<double>(configured_);
+    // Within the sensitivity is balanced; beyond it, the same direction three times running.
+    const int direction = std::abs(moved) <= config_.sensitivity ? 0 : (moved > 0 ? 1 : -1);
+    streak_ = direction != 0 && direction == last_direction_ ? streak_ + 1 : (direction ? 1 : 0);
+    last_direction_ = direction;
+    if (streak_ < kConfirmations)
+        return std::nullopt;
+    streak_ = 0;
+    last_direction_ = 0;
+    factor_ = wanted;
+    weight_ = next;
+    return weight_;
+}
+
+std::optional<std::uint8_t> LoadController::set_configured(std::uint32_t configured) {
+    configured_ = configured;
+    const std::uint8_t next = target(factor_);
+    if (next == weight_)
+        return std::nullopt;
+    weight_ = next;
+    return weight_;
+}
+
+std::optional<double> cpu_busy_share(const std::string& before, const std::string& after) {
+    auto read = [](const std::string& line, double& busy, double& total) {
+        std::istringstream in(line);
+        std::string name;
+        in >> name;
+        if (name != "cpu")
+            return false;
+        double v[8] = {};
+        for (double& x : v)
+            if (!(in >> x))
+                return false;
+        const double idle = v[3] + v[4]; // idle + iowait
+        total = 0;
+        for (double x : v)
+            total += x;
+        busy = total - idle;
+        return true;
+    };
+    double b0 = 0, t0 = 0, b1 = 0, t1 = 0;
+    if (!read(before, b0, t0) || !read(after, b1, t1) || t1 <= t0 || b1 < b0)
+        return std::nullopt;
+    return std::clamp((b1 - b0) / (t1 - t0), 0.0, 1.0);
+}
+
+std::optional<double> parse_metric_output(const std::string& text) {
+    const char* p = text.c_str();
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        ++p;
+    char* end = nullptr;
+    const double v = std::strtod(p, &end);
+    if (end == p || !std::isfinite(v) || v < 0)
+        return std::nullopt;
+    return v;
+}
+
+} // namespace nlb

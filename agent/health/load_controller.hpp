@@ -1,0 +1,70 @@
+// Load feedback for one port rule on this host (docs/load-feedback.md), pure: measurements
+// and the members' published loads in, this host's effective weight out. No clock of its
+// own, no I/O: the agent feeds it, the tests feed it a simulated clock.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "config.hpp"
+
+namespace nlb {
+
+class LoadController {
+  public:
+    // `configured`: the rule's load_weight here (0..100, "equal" as 50).
+    LoadController(const LoadFeedbackConfig& config, std::uint32_t configured);
+
+    // One measurement of the metric at `now_ms`. The first one seeds the filter.
+    void sample(double value, std::int64_t now_ms);
+    bool has_load() const { return has_load_; }
+    // What the heartbeat publishes: the smoothed load per unit of the (smoothed) effective
+    // weight, the cost of a unit of share on this host; none while this host has no share.
+    std::optional<double> published_cost() const;
+
+    // At most once per interval_ms: `members` are the published costs of the members (this
+    // host's among them). Effective weights in proportion to configured weight ÷ cost give
+    // every member the same load per unit of configured weight; the cheapest member keeps
+    // its configured weight. Returns the new effective weight when the wanted one differs
+    // from the one last returned by more than `sensitivity` × the configured weight at three
+    // updates running.
+    std::optional<std::uint8_t> update(std::span<const double> members, std::int64_t now_ms);
+
+    // The operator changed load_weight: the factor stays, applied to the new weight.
+    std::optional<std::uint8_t> set_configured(std::uint32_t configured);
+
+    std::uint8_t weight() const { return weight_; } // effective, as last returned
+    double factor() const { return factor_; }       // effective / configured, before rounding
+    double wanted_factor() const { return factor_wanted_; } // at the last update
+    double load() const { return load_; }                   // smoothed, in the metric's unit
+    double cheapest() const { return cheapest_; }           // the members' lowest cost, last update
+
+  private:
+    std::uint8_t target(double factor) const;
+
+    LoadFeedbackConfig config_;
+    std::uint32_t configured_;
+    double load_ = 0;
+    double mean_weight_; // the effective weight, smoothed like the load it causes
+    bool has_load_ = false;
+    std::int64_t last_sample_ms_ = 0;
+    std::int64_t first_sample_ms_ = 0;
+    std::optional<std::int64_t> last_update_ms_;
+    double factor_ = 1.0;        // of the weight last returned
+    double factor_wanted_ = 1.0; // at the last update
+    int streak_ = 0;             // updates in a row wanting a move in last_direction_
+    int last_direction_ = 0;
+    double cheapest_ = 0;
+    std::uint8_t weight_;
+};
+
+// The busy share of the machine's CPUs between two readings of /proc/stat's first line
+// ("cpu  user nice system idle iowait irq softirq steal ..."), 0..1; nullopt for a line it
+// cannot read or no time between the two.
+std::optional<double> cpu_busy_share(const std::string& before, const std::string& after);
+
+// The first number of a command's output ("42", " 0.75\n", "3 requests"); nullopt without one.
+std::optional<double> parse_metric_output(const std::string& text);
+
+} // namespace nlb

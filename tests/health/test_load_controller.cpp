@@ -1,0 +1,177 @@
+// Load feedback's controller (load_controller.hpp) on a simulated clock: a model cluster in
+// which each host's active connections are its share of the arrivals (by effective weight)
+// times how long its connections live; the filter, the deadband and the rate limit.
+#include <cmath>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "load_controller.hpp"
+
+using namespace nlb;
+
+namespace {
+
+LoadFeedbackConfig feedback(std::uint32_t interval_ms = 2000, double sensitivity = 0.1,
+                            std::uint8_t min_weight = 10) {
+    LoadFeedbackConfig c;
+    c.interval_ms = interval_ms;
+    c.sensitivity = sensitivity;
+    c.min_weight = min_weight;
+    return c;
+}
+
+// Hosts sharing 1,000 new connections a second by effective weight; host i's live
+// `lifetime[i]` seconds: its active connections are what its metric reads.
+struct Model {
+    std::vector<double> lifetime;
+    std::vector<LoadController> hosts;
+    int changes = 0;
+    Model(std::vector<double> life, std::vector<std::uint32_t> weights,
+          const LoadFeedbackConfig& c = feedback())
+        : lifetime(std::move(life)) {
+        for (auto w : weights)
+            hosts.emplace_back(c, w);
+    }
+    double noise = 0;          // relative amplitude of a measurement's noise
+    std::uint32_t rng = 12345; // deterministic: the same run every time
+    double active(std::size_t i) const {
+        double total = 0;
+        for (const auto& h : hosts)
+            total += h.weight();
+        return total ? 1000.0 * hosts[i].weight() / total * lifetime[i] : 0;
+    }
+    double measured(std::size_t i) {
+        rng = rng * 1664525u + 1013904223u;
+        const double u = static_cast<double>(rng >> 8) / static_cast<double>(1u << 24); // 0..1
+        return active(i) * (1.0 + noise * (2 * u - 1));
+    }
+    // One heartbeat period (100 ms) of every host: measure, publish, update.
+    void step(std::int64_t now) {
+        std::vector<double> sample(hosts.size());
+        for (std::size_t i = 0; i < hosts.size(); ++i)
+            sample[i] = measured(i);
+        for (std::size_t i = 0; i < hosts.size(); ++i)
+            hosts[i].sample(sample[i], now);
+        std::vector<double> published;
+        for (const auto& h : hosts)
+            if (auto c = h.published_cost())
+                published.push_back(*c);
+        for (auto& h : hosts)
+            if (h.update(published, now))
+                ++changes;
+    }
+    std::int64_t run(std::int64_t from, std::int64_t ms) {
+        for (std::int64_t t = from; t < from + ms; t += 100)
+            step(t);
+        return from + ms;
+    }
+    double spread() const { // max / min active connections
+        double lo = 1e18, hi = 0;
+        for (std::size_t i = 0; i < hosts.size(); ++i) {
+            lo = std::min(lo, active(i));
+            hi = std::max(hi, active(i));
+        }
+        return hi / lo;
+    }
+};
+
+} // namespace
+
+TEST_CASE("load feedback: a host whose connections live longer gives share until balanced") {
+    for (std::size_t n : {2u, 3u, 5u}) {
+        for (double noise : {0.0, 0.2}) {
+            std::vector<double> life(n, 1.0);
+            life[1] = 3.0; // host 2's server is slow: each connection lives three times as long
+            Model m(life, std::vector<std::uint32_t>(n, 50));
+            m.noise = noise; // ±20 %: a few dozen connections counted each period
+            CHECK(m.spread() > 2.5);
+            std::int64_t t = m.run(0, 60000);
+            INFO(n << " hosts, noise " << noise << ", weights " << int(m.hosts[0].weight()) << " / "
+                   << int(m.hosts[1].weight()));
+            CHECK(m.spread() <= 1.15);
+            CHECK(m.hosts[1].weight() < m.hosts[0].weight());
+            // Steady: the allocation changes at most twice a minute from here.
+            const int before = m.changes;
+            t = m.run(t, 60000);
+            CHECK(m.changes - before <= 2);
+            // The cause goes: host 2 takes its share back.
+            m.lifetime[1] = 1.0;
+            t = m.run(t, 60000);
+            CHECK(m.spread() <= 1.15);
+            CHECK(m.hosts[1].weight() >= 45);
+        }
+    }
+}
+
+TEST_CASE("load feedback: configured weights are kept when loads follow them") {
+    // Host 1 weighs twice host 2 and carries twice the connections: balanced per weight.
+    Model m({1.0, 1.0}, {100, 50});
+    m.run(0, 60000);
+    CHECK(m.hosts[0].weight() == 100);
+    CHECK(m.hosts[1].weight() == 50);
+    CHECK(m.changes == 0);
+}
+
+TEST_CASE("load feedback: the effective weight stays within min_weight and the configured") {
+    Model m({1.0, 20.0}, {50, 50}, feedback(1000, 0.1, 20));
+    m.run(0, 120000);
+    CHECK(m.hosts[1].weight() == 20); // floored, however slow
+    CHECK(m.hosts[0].weight() == 50); // never above the configured weight
+}
+
+TEST_CASE("load feedback: a move wanted three times running, at most one update per interval") {
+    LoadController c(feedback(2000, 0.1), 50);
+    c.sample(300, 0);                         // cost 6 per unit of weight
+    const std::vector<double> costs{6, 2, 3}; // this host's among them
+    REQUIRE(c.published_cost() == Approx(6));
+    CHECK_FALSE(c.update(costs, 4000)); // the filter is not warm before three intervals
+    CHECK_FALSE(c.update(costs, 6000)); // three times the cheapest: wanted once...
+    CHECK(c.wanted_factor() == Approx(1.0 / 3));
+    CHECK(c.cheapest() == 2);
+    CHECK_FALSE(c.update(costs, 7999)); // ...within the interval: not even looked at...
+    CHECK_FALSE(c.update(costs, 8000)); // ...wanted twice...
+    CHECK(c.update(costs, 10000));      // ...and a third time: made
+    CHECK(c.weight() == 17);
+    // A cost within the sensitivity of the cheapest moves nothing, however often.
+    LoadController quiet(feedback(2000, 0.2), 50);
+    quiet.sample(105, 0);
+    for (std::int64_t t = 6000; t < 26000; t += 2000)
+        CHECK_FALSE(quiet.update(std::vector<double>{2.1, 1.9}, t)); // 10 % above: within 20 %
+    CHECK(quiet.weight() == 50);
+    // Two updates' wish, then not a third, moves nothing.
+    LoadController once(feedback(2000, 0.1), 50);
+    once.sample(100, 0);
+    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 6000));
+    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 8000));
+    CHECK_FALSE(once.update(std::vector<double>{2, 2}, 10000));
+    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 12000));
+    CHECK(once.weight() == 50);
+}
+
+TEST_CASE("load feedback: the filter follows a step within a few intervals, not one outlier") {
+    LoadController c(feedback(1000), 50);
+    c.sample(100, 0);
+    c.sample(1000, 100); // one outlier
+    CHECK(c.load() < 200);
+    for (std::int64_t t = 200; t <= 12000; t += 100)
+        c.sample(1000, t);
+    CHECK(c.load() > 950); // the time constant is three intervals: 3 s here
+    CHECK(*c.published_cost() == Approx(c.load() / 50));
+}
+
+TEST_CASE("load feedback: cpu share and command output") {
+    const std::string a = "cpu  100 0 100 700 100 0 0 0 0 0";
+    const std::string b = "cpu  200 0 200 1300 100 0 0 0 0 0";
+    auto share = cpu_busy_share(a, b);
+    REQUIRE(share);
+    CHECK(*share == Approx(0.25)); // 200 busy of 800
+    CHECK_FALSE(cpu_busy_share(a, a));
+    CHECK_FALSE(cpu_busy_share("intr 1 2 3", b));
+    CHECK_FALSE(cpu_busy_share("cpu 1 2", b));
+    CHECK(parse_metric_output(" 0.75\n") == Approx(0.75));
+    CHECK(parse_metric_output("42 requests") == Approx(42));
+    CHECK_FALSE(parse_metric_output("busy"));
+    CHECK_FALSE(parse_metric_output("-3"));
+    CHECK_FALSE(parse_metric_output(""));
+}
