@@ -315,6 +315,20 @@ Config parse_config(std::string_view json_text, std::string_view source) {
     if (dip_is_vip)
         throw ConfigError("host.dedicated_ip: " + dip.to_string() +
                           " is a VIP; the dedicated IP is the host's own address");
+    // probe_latency measures the probes that guard the rule: with none it would never sample.
+    for (std::size_t i = 0; i < config.port_rules.size(); ++i) {
+        const auto& f = config.port_rules[i].load_feedback;
+        if (!f || f->metric != LoadMetric::probe_latency)
+            continue;
+        bool guarded = false;
+        if (config.health)
+            for (const auto& p : config.health->probes)
+                guarded = guarded || ((guarded_rules(p, config.port_rules) >> i) & 1);
+        if (!guarded)
+            throw ConfigError("port_rules[" + std::to_string(i) +
+                              "].load_feedback.metric: probe_latency needs a health probe "
+                              "guarding this rule");
+    }
     if (config.host.vlan_interface && !config.cluster.vlan)
         throw ConfigError("host.vlan_interface: only with cluster.vlan (an untagged cluster "
                           "meets the stack on host.interface)");

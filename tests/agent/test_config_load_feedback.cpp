@@ -78,6 +78,17 @@ TEST_CASE("load_feedback: every mistake is one line naming its key") {
           "port_rules[0].load_feedback: only for mode multiple, this rule is single");
 }
 
+TEST_CASE("load_feedback: probe_latency needs a probe guarding the rule") {
+    CHECK(error_of(R"({"metric": "probe_latency"})") ==
+          "port_rules[0].load_feedback.metric: probe_latency needs a health probe guarding "
+          "this rule");
+    const std::string guarded =
+        R"({"cluster": {"ip": "10.0.0.1"}, "host": {"priority": 1, "dedicated_ip": "10.0.0.11"},
+        "port_rules": [{"ports": [80, 80], "load_feedback": {"metric": "probe_latency"}}],
+        "health": {"probes": [{"name": "web", "type": "tcp", "port": 80, "ports": [80]}]}})";
+    CHECK(parse_config(guarded).port_rules[0].load_feedback->metric == LoadMetric::probe_latency);
+}
+
 TEST_CASE("load_feedback: a reload refuses a change of it") {
     const Config a = parse_config(with_feedback(R"({"metric": "connections"})"));
     const Config b = parse_config(with_feedback(R"({"metric": "cpu"})"));
