@@ -41,7 +41,8 @@ LoadFeedbackConfig parse_load_feedback(const JsonField& field) {
     if (auto sensitivity = object.optional("sensitivity"))
         f.sensitivity = sensitivity->number(0.0, 1.0);
     if (auto min_weight = object.optional("min_weight"))
-        f.min_weight = static_cast<std::uint8_t>(min_weight->integer(0, 100));
+        // At least 1: a host at weight 0 would have no share to measure a cost by.
+        f.min_weight = static_cast<std::uint8_t>(min_weight->integer(1, 100));
     auto command = object.optional("command");
     auto user = object.optional("user");
     auto timeout = object.optional("timeout_ms");

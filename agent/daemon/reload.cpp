@@ -31,11 +31,11 @@ bool Agent::reload(const std::string& path) {
     }
     const Config before = std::move(config_);
     config_ = std::move(next);
+    if (load_)
+        load_->reconfigure(config_); // the operator's weights, under the same factors
     if (engine_ && !plan.live.empty()) {
         const auto now = monotonic_now();
         // Validated by parse_config already; a refusal here would be a bug between the two.
-        if (load_)
-            load_->reconfigure(config_); // the operator's weights, under the same factors
         if (!engine_->set_host_rules(host_rules(), now))
             log_.error("reload: the engine refused the new rule parameters");
         for (std::size_t i = 0; i < config_.port_rules.size(); ++i) {

@@ -191,6 +191,17 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         bpf_map__fd(dp->skel_->maps.nlb_hb_untrusted)});
     dp->sizes_ = {bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
                   bpf_map__max_entries(dp->skel_->maps.nlb_est4)};
+    // A new watchdog map holds no timer. Armed now for what was left of the old one's
+    // deadline, before the new program is switched in: whatever fails after the switch, a
+    // dataplane whose agent does not come back still stops on time.
+    const nlb_config& cfg = dp->maps_->state().config;
+    if (!dp->pending_.empty() && cfg.alive && cfg.watchdog_timeout_ns) {
+        timespec ts{};
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+                                  static_cast<std::uint64_t>(ts.tv_nsec);
+        dp->arm_watchdog(cfg.watchdog_deadline_ns > now ? cfg.watchdog_deadline_ns - now : 1);
+    }
     return dp;
 }
 
@@ -219,6 +230,9 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     dp->adopted_ = true;
     if (int err = bpf_link_update(link_fd, bpf_program__fd(dp->skel_->progs.nlb_xdp), nullptr))
         fail(what, "replace the attached program: " + errstr(err));
+    // The socket program too, before the second pass: until then the old one writes the
+    // old tables.
+    dp->start_socket_program();
     dp->finish_migration(what);
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(ifindex, 0, &q) == 0)
@@ -229,7 +243,6 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     dp->mode_reason_ = "kept from the pinned attachment";
     if (fits.generic && !dp->generic_)
         dp->mode_reason_ += "; wrong here: " + fits.reason + " (detach and attach again)";
-    dp->start_socket_program();
     return dp;
 }
 
@@ -283,15 +296,16 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
     std::string link_path = pin_dir + "/" + kLinkPin;
     if (int err = bpf_obj_pin(fd, link_path.c_str()))
         fail(what, "pin the link at " + link_path + ": " + errstr(err));
-    dp->finish_migration(what);
     dp->start_socket_program();
+    dp->finish_migration(what);
     return dp;
 }
 
 void Dataplane::finish_migration(const std::string& what) {
     if (pending_.empty())
         return;
-    // The old program no longer runs: what it recorded since the first copy is final.
+    // Neither old program runs any more (XDP and socket program switched): what they
+    // recorded since the first copy is final.
     for (std::size_t i = 0; i < pending_.size(); ++i) {
         if (!pending_[i].migration)
             continue;
@@ -325,15 +339,6 @@ void Dataplane::finish_migration(const std::string& what) {
         }
         closedir(d);
     }
-    // A new watchdog map holds no timer: armed for what was left of the old one's deadline,
-    // it still stops a dataplane whose agent does not come back.
-    const nlb_config& cfg = maps_->state().config;
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-                              static_cast<std::uint64_t>(ts.tv_nsec);
-    if (cfg.alive && cfg.watchdog_timeout_ns)
-        arm_watchdog(cfg.watchdog_deadline_ns > now ? cfg.watchdog_deadline_ns - now : 1);
 }
 
 void Dataplane::detach() {

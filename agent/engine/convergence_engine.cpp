@@ -381,12 +381,14 @@ ConvergenceEngine::loads_of(std::size_t rule) const {
         return out;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         if (p == me_) {
-            if ((load_rules_ >> rule) & 1)
+            if (((load_rules_ >> rule) & 1) && my_params().control[rule] == RuleControl::enabled)
                 out.emplace_back(p, loads_[rule]);
             continue;
         }
+        // Enabled there too: an older sender (or one mid-drain) may still publish one.
         const Peer& peer = peers_.peer(p);
-        if (peer.alive && ((view_ >> (p - 1)) & 1) && ((peer.heartbeat.load_rules >> rule) & 1))
+        if (peer.alive && ((view_ >> (p - 1)) & 1) && ((peer.heartbeat.load_rules >> rule) & 1) &&
+            peer.heartbeat.control[rule] == RuleControl::enabled)
             out.emplace_back(p, peer.heartbeat.loads[rule]);
     }
     return out;
@@ -507,7 +509,12 @@ void ConvergenceEngine::send(std::int64_t now) {
     hb.has_health = true;
     hb.probe_down = params.probe_down;
     hb.panic_percent = params.panic_percent;
-    hb.load_rules = load_rules_;
+    // A rule this host does not take new connections of (drained, disabled, held down by a
+    // probe) has no cost to compare: its residual load would pull the others' weights down.
+    hb.load_rules = 0;
+    for (std::size_t r = 0; r < config_.rules.size() && r < NLB_MAX_RULES; ++r)
+        if (((load_rules_ >> r) & 1) && params.control[r] == RuleControl::enabled)
+            hb.load_rules |= std::uint32_t{1} << r;
     hb.loads = loads_;
     for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
         if (held_[s].any())

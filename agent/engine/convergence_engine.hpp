@@ -199,7 +199,8 @@ class ConvergenceEngine {
     // load feedback (bit r of `rules`), published in its heartbeats; never reconverges.
     void set_loads(std::uint32_t rules, const std::array<std::uint32_t, NLB_MAX_RULES>& loads);
     // The published loads of port rule `rule`: this host's and those of the live members in
-    // its view that publish one, by priority.
+    // its view that publish one, by priority; only where the rule is enabled (not drained,
+    // disabled or held down by a probe), here and there.
     std::vector<std::pair<std::uint8_t, std::uint32_t>> loads_of(std::size_t rule) const;
     // The rules the installed epoch serves in panic mode (as if every member were healthy).
     std::uint32_t panic_rules() const { return panic_; }
@@ -335,9 +336,9 @@ class ConvergenceEngine {
     HostState state_ = HostState::stopped;
     RefuseReason reason_ = RefuseReason::none;
     std::array<RuleControl, NLB_MAX_RULES> control_{};
-    std::uint32_t probe_down_ = 0;
+    std::uint32_t probe_down_ = 0; // rules this host's probes hold down
     std::uint32_t load_rules_ = 0; // set_loads
-    std::array<std::uint32_t, NLB_MAX_RULES> loads_{}; // rules this host's probes hold down
+    std::array<std::uint32_t, NLB_MAX_RULES> loads_{};
     std::uint32_t panic_ = 0;      // rules the installed epoch serves in panic mode
     std::int64_t started_at_ = 0;
     std::int64_t last_conflict_ = 0;

@@ -50,8 +50,20 @@ void LoadController::sample(double value, std::int64_t now_ms) {
     last_sample_ms_ = now_ms;
 }
 
+bool LoadController::scales_with_share() const {
+    return config_.metric == LoadMetric::connections;
+}
+
 std::optional<double> LoadController::published_cost() const {
-    if (!has_load_ || mean_weight_ < 0.5)
+    // Nothing until the filter is warm, nothing while idle: a joiner's or a drained host's
+    // small numbers are no cost at all, and the others would give share to it.
+    if (!has_load_ || load_ < kIdle ||
+        last_sample_ms_ - first_sample_ms_ <
+            kSmoothing * static_cast<std::int64_t>(config_.interval_ms))
+        return std::nullopt;
+    if (!scales_with_share())
+        return load_; // a level the host's share does not make (CPU, latency, a command's)
+    if (mean_weight_ < 0.5)
         return std::nullopt;
     return load_ / mean_weight_;
 }
@@ -69,15 +81,17 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     if (last_update_ms_ && now_ms - *last_update_ms_ < config_.interval_ms)
         return std::nullopt;
     last_update_ms_ = now_ms;
-    const auto own = published_cost();
-    // Until the filter has seen a time constant of samples, its mean is mostly the first one.
-    if (!own || configured_ == 0 || members.size() < 2 ||
-        now_ms - first_sample_ms_ < kSmoothing * static_cast<std::int64_t>(config_.interval_ms))
+    // Until the filter has seen a time constant of samples its mean is mostly the first one,
+    // and published_cost() says nothing; below one unit of its metric a host is idle.
+    const bool warm = has_load_ && now_ms - first_sample_ms_ >=
+                                       kSmoothing * static_cast<std::int64_t>(config_.interval_ms);
+    if (!warm || configured_ == 0)
         return std::nullopt;
-    double cheapest = *own;
+    const auto own = published_cost();
+    double cheapest = own ? *own : 0;
     for (double c : members)
-        if (c > 0)
-            cheapest = std::min(cheapest, c);
+        if (c > 0 && (cheapest == 0 || c < cheapest))
+            cheapest = c;
     cheapest_ = cheapest;
     // A member with no load at all costs nothing measurable: it takes shares until it
     // does, everyone else keeps theirs.
@@ -86,8 +100,11 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
         static_cast<double>(configured_);
     // Under one unit of its metric (a connection, a percent of CPU, a millisecond) a host is
     // idle: ratios of such small numbers are noise, not evidence against its share.
-    const double wanted =
-        std::clamp(load_ >= kIdle && *own > 0 ? cheapest / *own : 1.0, floor, 1.0);
+    // An idle host, or one alone with a cost, wants its configured weight back; so does one
+    // whose weight fell to nothing (min_weight 0): it has no cost to publish, but no evidence
+    // against its share either.
+    const bool compared = own && *own > 0 && members.size() >= 2 && cheapest > 0;
+    const double wanted = std::clamp(compared ? cheapest / *own : 1.0, floor, 1.0);
     factor_wanted_ = wanted;
     const std::uint8_t next = target(wanted);
     // Relative to the configured weight, the scale the operator set: a move of a few units

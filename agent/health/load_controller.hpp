@@ -19,8 +19,10 @@ class LoadController {
     // One measurement of the metric at `now_ms`. The first one seeds the filter.
     void sample(double value, std::int64_t now_ms);
     bool has_load() const { return has_load_; }
-    // What the heartbeat publishes: the smoothed load per unit of the (smoothed) effective
-    // weight, the cost of a unit of share on this host; none while this host has no share.
+    // What the heartbeat publishes: for connections the smoothed load per unit of the
+    // (smoothed) effective weight, the cost of a unit of share on this host; for the other
+    // metrics the smoothed level itself. None before the filter is warm (three intervals),
+    // while idle (below one unit of the metric) or while this host has no share.
     std::optional<double> published_cost() const;
 
     // At most once per interval_ms: `members` are the published costs of the members (this
@@ -42,6 +44,10 @@ class LoadController {
 
   private:
     std::uint8_t target(double factor) const;
+    // connections grow with the share a host gets; cpu, probe latency and a command's number
+    // are levels compared as they are (dividing them by the weight would run away: a lower
+    // weight would raise the cost it is meant to lower).
+    bool scales_with_share() const;
 
     LoadFeedbackConfig config_;
     std::uint32_t configured_;

@@ -89,11 +89,18 @@ echo "churn: $(cat "$TOPO_DIR/churn.json" | head -c 300)"
 
 # exec: host 2's command says three times the others' load.
 echo 300 >"$metrics/load2"
-sleep 8
+sleep 12
 w1=$(weight 1 1) w2=$(weight 2 1) w3=$(weight 3 1)
 echo "exec metric: effective weights of rule 1: $w1 $w2 $w3"
-check "exec: host 2's weight fell towards a third" test "$w2" -le 22
+# A third is 17; the weight moves only beyond the sensitivity (5 of 50): 12..22.
+check "exec: host 2's weight fell to about a third (a level, compared as it is)" \
+  bash -c "((w = $w2, w >= 12 && w <= 22))"
 check "exec: hosts 1 and 3 keep theirs" test "$w1 $w3" = "50 50"
+echo 100 >"$metrics/load2"
+sleep 12
+w2=$(weight 2 1)
+echo "exec metric back to 100: host 2's weight $w2"
+check "exec: host 2 back to its weight" test "$w2" -ge 45
 errors=$(nlbadm_h 2 --json query | json "[r.get('error') for r in d['load_feedback'] if r.get('error')]")
 check "exec: the command ran as nobody and reported (no error: $errors)" test "$errors" = "[]"
 ((E2E_FAILED == 0)) || grep -h 'load_weight_changed.*rule=0 ' "$TOPO_DIR"/h[123].log >&2

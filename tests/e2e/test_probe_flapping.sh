@@ -34,7 +34,7 @@ probes = []
 if host == "2":
     probes.append({"name": "flap", "type": "exec", "user": "nobody",
                    "command": ["/bin/sh", "-c", script, counter, half],
-                   "interval_ms": int(interval), "timeout_ms": 100, "rise": int(rf), "fall": int(rf)})
+                   "interval_ms": int(interval), "timeout_ms": 140, "rise": int(rf), "fall": int(rf)})
 c["health"] = {"probes": probes}
 json.dump(c, open(path, "w"), indent=1)
 PY

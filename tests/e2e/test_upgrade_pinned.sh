@@ -26,7 +26,7 @@ for i in 1 2 3 4; do
 done
 for i in 1 2 3; do NLB_AGENT=$OLD_BUILD/agent/daemon/nlb-agent topo_start_agent "$i"; done
 wait_converged 3 30 1 2 3
-client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 60 --duration 90 \
+client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 60 --duration 150 \
   --interval 0.1 --timeout 2 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold.json" &
 hold=$!
 sleep 1.5
@@ -52,6 +52,7 @@ check "the held connections' records carried over (>= 60 in all)" test "$copied"
 topo_start_agent 4
 wait_converged 4 20 1 2 3 4
 sleep 2
+check "the connections were still held at the end (client still running)" kill -0 "$hold"
 touch "$TOPO_DIR/stop"
 wait "$hold"
 check "connections open across the upgrades and the join completed" \

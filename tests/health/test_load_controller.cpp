@@ -120,12 +120,24 @@ TEST_CASE("load feedback: the effective weight stays within min_weight and the c
     CHECK(m.hosts[0].weight() == 50); // never above the configured weight
 }
 
+namespace {
+// A constant load sampled every 100 ms from 0 to `until` ms: the filter warm, the level set.
+void steady(LoadController& c, double load, std::int64_t until) {
+    for (std::int64_t t = 0; t <= until; t += 100)
+        c.sample(load, t);
+}
+} // namespace
+
 TEST_CASE("load feedback: a move wanted three times running, at most one update per interval") {
+    LoadController cold(feedback(2000, 0.1), 50);
+    cold.sample(300, 0);
+    CHECK_FALSE(cold.published_cost()); // nothing before the filter is warm (three intervals)
+    CHECK_FALSE(cold.update(std::vector<double>{2, 3}, 4000));
+
     LoadController c(feedback(2000, 0.1), 50);
-    c.sample(300, 0);                         // cost 6 per unit of weight
+    steady(c, 300, 6000);                     // cost 6 per unit of weight
     const std::vector<double> costs{6, 2, 3}; // this host's among them
     REQUIRE(c.published_cost() == Approx(6));
-    CHECK_FALSE(c.update(costs, 4000)); // the filter is not warm before three intervals
     CHECK_FALSE(c.update(costs, 6000)); // three times the cheapest: wanted once...
     CHECK(c.wanted_factor() == Approx(1.0 / 3));
     CHECK(c.cheapest() == 2);
@@ -135,18 +147,63 @@ TEST_CASE("load feedback: a move wanted three times running, at most one update 
     CHECK(c.weight() == 17);
     // A cost within the sensitivity of the cheapest moves nothing, however often.
     LoadController quiet(feedback(2000, 0.2), 50);
-    quiet.sample(105, 0);
+    steady(quiet, 105, 6000);
     for (std::int64_t t = 6000; t < 26000; t += 2000)
         CHECK_FALSE(quiet.update(std::vector<double>{2.1, 1.9}, t)); // 10 % above: within 20 %
     CHECK(quiet.weight() == 50);
     // Two updates' wish, then not a third, moves nothing.
     LoadController once(feedback(2000, 0.1), 50);
-    once.sample(100, 0);
+    steady(once, 100, 6000);
     CHECK_FALSE(once.update(std::vector<double>{2, 1}, 6000));
     CHECK_FALSE(once.update(std::vector<double>{2, 1}, 8000));
     CHECK_FALSE(once.update(std::vector<double>{2, 2}, 10000));
     CHECK_FALSE(once.update(std::vector<double>{2, 1}, 12000));
     CHECK(once.weight() == 50);
+}
+
+TEST_CASE("load feedback: idle, drained or joining members are no cheapest") {
+    // An idle host publishes nothing, so the busy ones keep their weights...
+    LoadController idle(feedback(1000), 50);
+    steady(idle, 0.4, 5000);
+    CHECK_FALSE(idle.published_cost());
+    LoadController busy(feedback(1000), 50);
+    steady(busy, 30, 5000);
+    for (std::int64_t t = 5000; t < 20000; t += 1000)
+        CHECK_FALSE(busy.update(std::vector<double>{*busy.published_cost()}, t)); // alone
+    CHECK(busy.weight() == 50);
+    // ...and one whose weight fell takes it back when it goes idle.
+    LoadController fell(feedback(1000), 50);
+    steady(fell, 150, 5000);
+    for (std::int64_t t = 5000; t <= 8000; t += 1000)
+        fell.update(std::vector<double>{3, 1}, t);
+    REQUIRE(fell.weight() < 25);
+    for (std::int64_t t = 8100; t <= 30000; t += 100)
+        fell.sample(0, t);
+    for (std::int64_t t = 30000; t <= 34000; t += 1000)
+        fell.update(std::vector<double>{1}, t);
+    CHECK(fell.weight() == 50);
+}
+
+TEST_CASE("load feedback: a level metric (exec, cpu, latency) is compared as it is") {
+    LoadFeedbackConfig f = feedback(1000);
+    f.metric = LoadMetric::exec;
+    LoadController c(f, 50);
+    steady(c, 300, 5000);
+    REQUIRE(c.published_cost() == Approx(300)); // not divided by the weight
+    for (std::int64_t t = 5000; t <= 8000; t += 1000)
+        c.update(std::vector<double>{300, 100, 100}, t);
+    CHECK(c.weight() == 17); // a third: no run away to min_weight as the weight falls
+    for (std::int64_t t = 8000; t <= 20000; t += 1000) {
+        c.sample(300, t);
+        c.update(std::vector<double>{300, 100, 100}, t);
+    }
+    CHECK(c.weight() == 17);
+    // The command says 100 again: back to the configured weight.
+    for (std::int64_t t = 20100; t <= 40000; t += 100)
+        c.sample(100, t);
+    for (std::int64_t t = 40000; t <= 44000; t += 1000)
+        c.update(std::vector<double>{c.published_cost().value(), 100, 100}, t);
+    CHECK(c.weight() == 50);
 }
 
 TEST_CASE("load feedback: the filter follows a step within a few intervals, not one outlier") {
@@ -157,7 +214,7 @@ TEST_CASE("load feedback: the filter follows a step within a few intervals, not 
     for (std::int64_t t = 200; t <= 12000; t += 100)
         c.sample(1000, t);
     CHECK(c.load() > 950); // the time constant is three intervals: 3 s here
-    CHECK(*c.published_cost() == Approx(c.load() / 50));
+    CHECK(*c.published_cost() == Approx(c.load() / 50)); // connections: per unit of weight
 }
 
 TEST_CASE("load feedback: cpu share and command output") {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# A cluster of HOSTS hosts (default 64) in namespaces on this machine, on the fault harness
+# (tests/faults/lib.sh): real agents at HEARTBEAT_MS (default 1000), a logging UDP server per
+# host, a client streaming 1,000 requests/s with unique ids from 200 addresses.
+#   converge_s          all agents started at once -> every host says converged with all
+#   heartbeat_Bps_per_host  bytes each host sends while idle (heartbeats, both paths), mean
+#   agent_cpu_pct_mean  CPU per agent, % of one core, over 20 s of the request stream
+#   failover_8_hosts_s  8 agents killed at once (SIGKILL; their pinned dataplanes stop at the
+#                       watchdog) -> the rest converged without them
+#   join_8_hosts_s      the 8 started again -> converged with all
+#   requests_twice, requests_lost, recover_s: from the servers' logs of unique ids
+#                       (nlb_faultreport.py), losses only inside the failure windows allowed
+#   udp_rcvbuf_errors, bridge_drops: where the test bed itself dropped (say which it saw)
+# Last line: one JSON object. A smaller run is scripts/test.sh's fault_cluster_16.
+#   usage: scripts/bench/cluster.sh [HOSTS] [HEARTBEAT_MS]   (as root; BUILD=build by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+hosts=${1:-64}
+export HEARTBEAT_MS=${2:-1000}
+export BUILD=${BUILD:-$PWD/build}
+[ "$(id -u)" -eq 0 ] || { echo "cluster bench: run as root" >&2; exit 1; }
+((hosts >= 9 && hosts <= 64)) || { echo "cluster bench: HOSTS must be 9..64" >&2; exit 1; }
+source tests/faults/lib.sh
+faults_init "cluster_${hosts}_${HEARTBEAT_MS}"
+all=$(seq 1 "$hosts")
+faults_setup $all
+members=$(seq -s, 1 "$hosts")
+for i in $all; do fault_config "$i"; done
+
+t0=$(now)
+for i in $all; do start_agent "$i"; done
+wait_converged_as "$members" $((60 + hosts)) $all || { echo "FAIL: no convergence" >&2; exit 1; }
+converge_s=$(calc "$(now) - $t0")
+echo "converged: $converge_s s" >&2
+
+# Idle: what leaves each host's eth0 is its heartbeats (and a few ARP frames).
+tx_bytes() { ip netns exec "$TOPO-h$1" cat /sys/class/net/eth0/statistics/tx_bytes; }
+declare -A tx0
+for i in $all; do tx0[$i]=$(tx_bytes "$i"); done
+sleep 10
+bps=0
+for i in $all; do bps=$((bps + $(tx_bytes "$i") - ${tx0[$i]})); done
+heartbeat_Bps=$(calc "$bps / 10 / $hosts")
+
+stream_start
+sleep 2
+cpu_ticks() { # summed utime + stime of every agent
+  local i pid t=0
+  for i in $all; do
+    pid=$(eval echo "\$AGENT_PID_$i")
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+c0=$(cpu_ticks)
+sleep 20
+cpu_pct=$(calc "($(cpu_ticks) - $c0) * 100 / $(getconf CLK_TCK) / 20 / $hosts")
+echo "agent CPU: $cpu_pct % of a core each" >&2
+
+killed=$(seq $((hosts - 7)) "$hosts")
+kill_agents() { local i; for i in $killed; do kill -9 "$(eval echo "\$AGENT_PID_$i")"; done; }
+t=$(now)
+fault_do failover_8 -- kill_agents
+rest=$(seq -s, 1 $((hosts - 8)))
+wait_converged_as "$rest" 60 $(seq 1 $((hosts - 8))) || echo "no convergence without the 8" >&2
+failover_s=$(calc "$(now) - $t")
+echo "failover of 8: $failover_s s" >&2
+sleep "$(calc "$FAULT_BOUND_S + 1")"
+
+t=$(now)
+for i in $killed; do start_agent "$i"; done
+fault_agents_started join_8 "$t" -- $killed
+wait_converged_as "$members" 60 $all || echo "no convergence with the 8 back" >&2
+join_s=$(calc "$(now) - $t")
+echo "join of 8: $join_s s" >&2
+sleep 2
+
+# Drops in the test bed itself: the bridge's ports (rx/tx dropped) and the client's.
+bridge_drops=0
+for dev in $(ip -n "$TOPO-br" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+  n=$(ip netns exec "$TOPO-br" awk '{s += $1} END {print s + 0}' \
+    "/sys/class/net/$dev/statistics/rx_dropped" "/sys/class/net/$dev/statistics/tx_dropped")
+  bridge_drops=$((bridge_drops + n))
+done
+fextra bridge_drops "$bridge_drops"
+fextra hosts "$hosts"
+fextra heartbeat_ms "$HEARTBEAT_MS"
+fextra converge_s "$converge_s"
+fextra failover_8_hosts_s "$failover_s"
+fextra join_8_hosts_s "$join_s"
+fextra agent_cpu_pct_mean "$cpu_pct"
+fextra heartbeat_Bps_per_host "$heartbeat_Bps"
+stream_stop >/dev/null
+rc=0
+faults_report >"$TOPO_DIR/report" || rc=$? # not in a subshell: it marks the run reported
+report=$(cat "$TOPO_DIR/report")
+echo "$report" >&2
+# The report's line, with the keys this benchmark names them by.
+grep '^{' <<<"$report" | tail -n 1 | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+d["requests_twice"] = d.pop("answered_twice", None)
+d["requests_lost"] = d.pop("lost", None)
+print(json.dumps(d))'
+exit "$rc"
