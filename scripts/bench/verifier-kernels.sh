@@ -49,7 +49,9 @@ done
 tmp=$(mktemp -d /tmp/nlb-verifier.XXXXXX)
 declare -A vm_pid
 # A VM still running when the script is stopped goes with it (timeout passes the signal on).
-trap 'kill "${vm_pid[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+# `|| true`: under set -e a failing command in the EXIT trap (the VMs have ended: nothing to
+# kill) would become the script's exit status.
+trap 'kill "${vm_pid[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 # Private apt tree per suite: own apt.conf (the host's apt.conf.d is not read, so none of its
