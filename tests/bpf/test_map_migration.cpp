@@ -18,9 +18,11 @@
 #include <catch2/catch.hpp>
 
 #include "dataplane_loader.hpp"
+#include "private_netns.hpp"
 #include "map_migration.hpp"
 
 using namespace nlb;
+using namespace nlb::test;
 
 namespace {
 
@@ -246,23 +248,6 @@ TEST_CASE("migration: per-CPU counters and arrays follow their names on every CP
 
 namespace {
 
-// A network namespace of the test's own (its `lo` takes the program), a pin directory on the
-// bpffs at /sys/fs/bpf, and the way back.
-struct PrivateNetns {
-    int home = -1;
-    std::string pin_dir = "/sys/fs/bpf/nlb-test-migrate-" + std::to_string(getpid());
-    PrivateNetns() {
-        home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-        REQUIRE(home >= 0);
-        REQUIRE(unshare(CLONE_NEWNET) == 0);
-    }
-    ~PrivateNetns() {
-        std::error_code ec;
-        std::filesystem::remove_all(pin_dir, ec);
-        setns(home, CLONE_NEWNET);
-        close(home);
-    }
-};
 
 std::uint32_t pinned_value_size(const std::string& path) {
     int fd = bpf_obj_get(path.c_str());
@@ -301,7 +286,7 @@ TEST_CASE("adoption: pins in an earlier layout are converted, replaced and clean
         WARN("no bpffs at /sys/fs/bpf: skipped");
         return;
     }
-    PrivateNetns ns;
+    PrivateNetns ns("migrate");
     auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
     dp.reset(); // the pinned dataplane stays, as after an agent's exit
 

@@ -15,6 +15,7 @@
 
 #include "bpf_test_util.hpp"
 #include "dataplane_loader.hpp"
+#include "private_netns.hpp"
 
 using namespace nlb;
 using namespace nlb::test;
@@ -150,35 +151,13 @@ TEST_CASE("egress: the program never pulls the packet") {
     CHECK(h.dp.egress_helper_calls(BPF_FUNC_skb_pull_data) == 0);
 }
 
-namespace {
-
-// Runs a test in a network namespace of its own (its `lo` is the interface to attach to),
-// with a pin directory on the bpffs at /sys/fs/bpf, and comes back to the test's namespace.
-struct PrivateNetns {
-    int home = -1;
-    std::string pin_dir = "/sys/fs/bpf/nlb-test-egress-" + std::to_string(getpid());
-    PrivateNetns() {
-        home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-        REQUIRE(home >= 0);
-        REQUIRE(unshare(CLONE_NEWNET) == 0);
-    }
-    ~PrivateNetns() {
-        std::error_code ec; // pins a failed check left behind would keep the program alive
-        std::filesystem::remove_all(pin_dir, ec);
-        setns(home, CLONE_NEWNET); // the namespace goes with its last user
-        close(home);
-    }
-};
-
-} // namespace
-
 TEST_CASE("egress: attached only when the agent says the cluster has an IPv6 VIP") {
     struct stat st {};
     if (stat("/sys/fs/bpf", &st) != 0) {
         WARN("no bpffs at /sys/fs/bpf: skipped");
         return;
     }
-    PrivateNetns ns;
+    PrivateNetns ns("egress");
     const int lo = static_cast<int>(if_nametoindex("lo"));
     REQUIRE(lo > 0);
 
