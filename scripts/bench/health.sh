@@ -83,21 +83,8 @@ client churn --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --rate 200 
   --interval 0.01 --timeout 5 --duration 200 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/churn.json" &
 churn=$!
 sleep 15
-# Within 15 % over a 2 s window of ss samples: 0 when so, 1 otherwise.
-balanced() {
-  local k i
-  for ((k = 0; k < 20; k++)); do
-    for i in 1 2 3; do
-      printf '%s ' "$(ip netns exec "$TOPO-h$i" ss -Htn state established '( sport = :7000 )' | wc -l)"
-    done
-    echo
-    sleep 0.1
-  done | python3 -c '
-import sys
-rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
-m = [sum(r[i] for r in rows) / len(rows) for i in range(3)]
-sys.exit(0 if min(m) > 0 and max(m) <= 1.15 * min(m) else 1)'
-}
+# Within 15 % over a 2 s window of ss samples.
+balanced() { connections_balanced 2 7000 1 2 3 >&2; }
 echo 0.9 >"$TOPO_DIR/delay2"
 start=$EPOCHREALTIME
 feedback_settle_s=null

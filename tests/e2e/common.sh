@@ -48,6 +48,27 @@ sys.exit(0 if len(r["answers"]) == hosts and all(abs(v) <= pct for v in dev.valu
 PY
 }
 
+# connections_balanced SECONDS PORT HOSTS...: the mean of each host's established TCP
+# connections on PORT (ss in its namespace, 10 samples a second) over SECONDS; prints them
+# and succeeds when the largest is within 15 % of the smallest.
+connections_balanced() {
+  local seconds=$1 port=$2 k i
+  shift 2
+  for ((k = 0; k < seconds * 10; k++)); do
+    for i in "$@"; do
+      printf '%s ' "$(ip netns exec "$TOPO-h$i" ss -Htn state established "( sport = :$port )" | wc -l)"
+    done
+    echo
+    sleep 0.1
+  done | python3 -c '
+import sys
+rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
+means = [sum(r[i] for r in rows) / len(rows) for i in range(len(rows[0]))]
+print("active connections per host (mean):", [round(m, 1) for m in means],
+      "max/min %.2f" % (max(means) / max(min(means), 0.1)))
+sys.exit(0 if min(means) > 0 and max(means) <= 1.15 * min(means) else 1)'
+}
+
 e2e_finish() {
   if ((E2E_FAILED)); then
     echo "--- agent logs ---" >&2

@@ -33,24 +33,7 @@ weight() { # weight HOST RULE: the effective weight host HOST publishes for RULE
   nlbadm_h "$1" --json query | json "[r['effective_weight'] for r in d['load_feedback'] if r['rule'] == $2][0]"
 }
 changes() { cat "$TOPO_DIR"/h[123].log | grep -c 'load_weight_changed.*rule=0 ' || true; }
-# Mean established connections on port 7000 per host over SECONDS (10 samples a second),
-# then whether the largest is within 15 % of the smallest.
-active() {
-  local seconds=$1 k i
-  for ((k = 0; k < seconds * 10; k++)); do
-    for i in 1 2 3; do
-      printf '%s ' "$(ip netns exec "$TOPO-h$i" ss -Htn state established '( sport = :7000 )' | wc -l)"
-    done
-    echo
-    sleep 0.1
-  done | python3 -c '
-import sys
-rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
-means = [sum(r[i] for r in rows) / len(rows) for i in range(3)]
-print("active connections per host (mean):", [round(m, 1) for m in means],
-      "max/min %.2f" % (max(means) / max(min(means), 0.1)))
-sys.exit(0 if min(means) > 0 and max(means) <= 1.15 * min(means) else 1)'
-}
+active() { connections_balanced "$1" 7000 1 2 3; } # within 15 % over $1 seconds
 
 client churn --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --rate 200 --lifetime 0.01 \
   --interval 0.01 --timeout 5 --duration 200 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/churn.json" &
