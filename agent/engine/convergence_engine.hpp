@@ -165,9 +165,9 @@ struct ContactFrame {
 
 struct Decision {
     std::vector<std::vector<std::uint8_t>> frames; // Ethernet payloads, EtherType 0x886F
-    std::vector<ContactFrame> contact;            // UDP payloads, to NLB_CONTACT_PORT
+    std::vector<ContactFrame> contact;             // UDP payloads, to NLB_CONTACT_PORT
     std::vector<Event> events;
-    std::shared_ptr<const SlotViews> maps; // null: unchanged since the last decision
+    std::shared_ptr<const SlotViews> maps;  // null: unchanged since the last decision
     std::optional<std::uint32_t> flow_seed; // the dataplane's hash seed changes to this
     HostState state = HostState::stopped;
     Millis next_tick{0};
@@ -179,8 +179,7 @@ class ConvergenceEngine {
     // 64 random bits per process start. Throws std::invalid_argument on a bad config.
     ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now);
 
-    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now,
-                      Path path = Path::segment);
+    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now, Path path = Path::segment);
     void on_tick(Millis now);
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
@@ -339,7 +338,7 @@ class ConvergenceEngine {
     std::uint32_t probe_down_ = 0; // rules this host's probes hold down
     std::uint32_t load_rules_ = 0; // set_loads
     std::array<std::uint32_t, NLB_MAX_RULES> loads_{};
-    std::uint32_t panic_ = 0;      // rules the installed epoch serves in panic mode
+    std::uint32_t panic_ = 0; // rules the installed epoch serves in panic mode
     std::int64_t started_at_ = 0;
     std::int64_t last_conflict_ = 0;
     bool warned_unauthenticated_ = false;
@@ -366,6 +365,9 @@ class ConvergenceEngine {
     int stable_ = 0;
     std::uint64_t view_ = 0;
     std::uint64_t view_digest_ = 0;
+    // The rules in panic under view_: the digest hashes the controls after panic mode, so a
+    // cluster leaving panic with every member healthy at once has the same digest (and map).
+    std::uint32_t view_panic_ = 0;
     std::uint64_t view_key_members_ = ~std::uint64_t{0}; // cache key of view_digest_
     std::uint64_t params_generation_ = 1, view_key_generation_ = 0;
 

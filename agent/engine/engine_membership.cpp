@@ -214,7 +214,7 @@ std::string ConvergenceEngine::problem(Millis now_ms) const {
     if (!had_peer_ && now - last_unreadable_ <= tolerance_ms())
         return "frames of this cluster that this host cannot " +
                std::string(unreadable_reason_ == RefuseReason::version ? "read (version)"
-                                                                        : "authenticate (key)");
+                                                                       : "authenticate (key)");
     return "";
 }
 
@@ -358,8 +358,14 @@ void ConvergenceEngine::recompute_view(std::int64_t now) {
                 .u8(static_cast<std::uint8_t>(m.control[r]));
     }
     const auto digest = d.finish();
-    if (digest == view_digest_ && bits == view_)
+    view_panic_ = panic;
+    if (digest == view_digest_ && bits == view_) {
+        // Same map, so no convergence; but panic may have ended (every member healthy again
+        // within one heartbeat) and query, metrics and the log must say so.
+        if (target_ && epoch_ == view_digest_)
+            note_panic(now, panic);
         return;
+    }
     const auto before = view_;
     view_ = bits;
     view_digest_ = digest;

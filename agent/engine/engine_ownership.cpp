@@ -18,10 +18,12 @@ using detail::serving_state;
 void ConvergenceEngine::install(std::int64_t now) {
     agreeing_ = false;
     stable_ = 0;
+    // Even when the map stays (an epoch with this digest is installed already), what is in
+    // panic may not: all members back at once hash as all forced back in panic did.
+    note_panic(now, view_panic_);
     if (view_digest_ != epoch_ || !target_) {
         std::uint32_t panic = 0;
         const std::vector<MemberParams> members = view_members(view_, panic);
-        note_panic(now, panic);
         // agreement() saw base_ == chosen_ when chosen_ != 0.
         const ClusterMap* from = chosen_ != 0 && base_digest_ == chosen_ ? base_.get() : nullptr;
         std::shared_ptr<const ClusterMap> map = reallocate(from, modes_, members);

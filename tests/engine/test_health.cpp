@@ -191,6 +191,44 @@ TEST_CASE("every member down by probe: panic mode, every host serves, then it en
     CHECK(sim.max_double_ms() == 0);
 }
 
+TEST_CASE("panic ends when every member comes back, at once or while a convergence runs") {
+    // In panic every control is forced back to enabled, and the digest hashes the controls
+    // after panic: all members healthy again is the same digest and the same map, so no
+    // convergence may carry the end of panic.
+    for (const bool staggered : {false, true}) {
+        CAPTURE(staggered);
+        auto sim = cluster(staggered ? 12 : 11, 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        for (std::size_t i = 0; i < 3; ++i)
+            sim.probe_down(i, 1);
+        REQUIRE(
+            sim.run_until([&] { return sim.settled() && sim.host(0).engine->panic_rules() == 1; },
+                          sim.now() + 5 * kPeriod));
+        if (staggered) {
+            // One member back starts a convergence (the others drained); the rest come back
+            // before it ends, so it installs the digest panic had.
+            sim.probe_down(0, 0);
+            sim.run_until(sim.now() + kPeriod / 2);
+        }
+        sim.probe_down(0, 0);
+        sim.probe_down(1, 0);
+        sim.probe_down(2, 0);
+        REQUIRE(sim.run_until(
+            [&] {
+                for (std::size_t i = 0; i < 3; ++i)
+                    if (sim.host(i).engine->panic_rules() != 0)
+                        return false;
+                return sim.settled();
+            },
+            sim.now() + 5 * kPeriod));
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(count_events(sim.host(i), EventKind::panic_ended) == 1);
+            CHECK(owned(sim, i) >= NLB_BUCKETS / 3 - 1);
+        }
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 TEST_CASE("panic_percent: fewer healthy members than it asks puts the rule in panic") {
     auto sim = cluster(8, 4);
     sim.host(3).engine.reset(); // rebuilt below with panic_percent 50 on one host only
@@ -326,7 +364,7 @@ TEST_CASE("load feedback: published loads reach every member and reconverge noth
             const auto seen = sim.host(i).engine->loads_of(0);
             REQUIRE(seen.size() == 3);
             for (const auto& [priority, load] : seen)
-                CHECK(load == 1000u * priority * round); // host i has priority i + 1
+                CHECK(load == 1000u * priority * round);    // host i has priority i + 1
             CHECK(sim.host(i).engine->loads_of(1).empty()); // no loads for rule 1
         }
     }
