@@ -200,8 +200,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
-    const bool new_stream =
-        peers_.hear(hb, now, path == Path::contact, quiet_ms());
+    const bool new_stream = peers_.hear(hb, now, path == Path::contact, quiet_ms());
     if (!verified(hb)) {
         // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
         // this host yet. Its nonce is echoed (hear), nothing else changes. A stream heard for
@@ -219,6 +218,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // be replayed under any source MAC, so only 1.2 frames vouch for their source.
     last_trusted_ = !legacy(hb);
     const auto change = peers_.accept(hb, now, quiet_ms());
+    if (change.result == Membership::Accept::pending)
+        return; // most likely this host's new boot, replacing the earlier once that is quiet
     if (change.result != Membership::Accept::duplicate)
         maybe_inherit_fixed_seed(hb, now);
     if (change.result == Membership::Accept::duplicate) {

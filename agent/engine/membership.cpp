@@ -22,7 +22,14 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
         // proven-fresh one appeared is the same host restarted: the new one replaces it at
         // once, so its buckets never pass to the others in between.
         if (serving(p.heartbeat.state) || !serving(hb.state)) {
-            change.result = Accept::duplicate;
+            // A restarted agent can prove contact within a period of its earlier boot's last
+            // frame; only the earlier stream speaking again proves a second host.
+            if (p.rival_nonce != hb.nonce) {
+                p.rival_nonce = hb.nonce;
+                p.rival_since_ms = now_ms;
+            }
+            change.result =
+                p.last_heard_ms > p.rival_since_ms ? Accept::duplicate : Accept::pending;
             return change;
         }
     }

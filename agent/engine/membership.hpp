@@ -27,6 +27,10 @@ struct Peer {
     std::int64_t heard_segment_ms = kNever;
     std::int64_t heard_contact_ms = kNever;
     ContactAddress contact;
+    // Another proven-fresh stream under this priority while the live one was not yet quiet,
+    // and when it was first accepted: a duplicate only if the live one speaks after it.
+    std::uint64_t rival_nonce = 0;
+    std::int64_t rival_since_ms = 0;
 };
 
 class Membership {
@@ -35,6 +39,9 @@ class Membership {
         new_host,  // first frame of a host not alive until now (or a new boot of it)
         updated,   // next frame of a live host
         duplicate, // a second host with the priority of a live one: ignored
+        // Another stream while the live one has been silent for less than `quiet_ms` and has
+        // not spoken since that stream appeared: a restart until proven otherwise; ignored.
+        pending,
     };
     struct Change {
         Accept result = Accept::updated;
@@ -44,7 +51,8 @@ class Membership {
     };
 
     // A proven-fresh frame. Another stream replaces a live peer's only once that one has been
-    // silent for more than `quiet_ms` (a restart); until then it is a duplicate.
+    // silent for more than `quiet_ms` (a restart); until then it is pending, and a duplicate
+    // once the live stream speaks after it (two hosts, interleaved).
     Change accept(const Heartbeat& hb, std::int64_t now_ms, std::int64_t quiet_ms);
     // Records an authentic, fresh frame (proven or not) for the echo list and the paths. A
     // frame of another stream does not displace a live peer's.

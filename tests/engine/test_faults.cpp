@@ -51,8 +51,7 @@ TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second 
         // (tolerance + 2) periods.
         REQUIRE(sim.run_until(
             [&] {
-                return sim.host(deaf).engine->state() == HostState::refused &&
-                       sim.all_owned_once();
+                return sim.host(deaf).engine->state() == HostState::refused && sim.all_owned_once();
             },
             fault + kRecover));
         sim.run_until(sim.now() + 10 * kPeriod);
@@ -96,8 +95,7 @@ TEST_CASE("mute host: its heartbeats stop reaching the segment, the second path 
         // tolerances of silence on the segment (a mute host still receives its clients).
         REQUIRE(sim.run_until(
             [&] {
-                return sim.host(mute).engine->state() == HostState::refused &&
-                       sim.all_owned_once();
+                return sim.host(mute).engine->state() == HostState::refused && sim.all_owned_once();
             },
             fault + kRecover + kTolerance * kPeriod));
         sim.run_until(sim.now() + 5 * kPeriod);
@@ -139,8 +137,8 @@ TEST_CASE("a host with another key never serves beside the cluster, and stops no
     sim.kill(1);
     sim.kill(2);
     const auto killed = sim.now();
-    REQUIRE(sim.run_until(
-        [&] { return sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS; }, killed + kRecover));
+    REQUIRE(sim.run_until([&] { return sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS; },
+                          killed + kRecover));
     CHECK(sim.host(other).engine->buckets_owned(0) == 0);
 }
 
@@ -210,16 +208,16 @@ TEST_CASE("one host with other timing is refused, naming the key; the cluster st
     slow.cluster.heartbeat_ms = 2000;
     const auto j = sim.add_host(slow);
     sim.run_until(sim.now() + 5 * kPeriod);
-    const auto convergences = std::count_if(
-        sim.host(0).events.begin(), sim.host(0).events.end(),
-        [](const Event& e) { return e.kind == EventKind::convergence_started; });
+    const auto convergences =
+        std::count_if(sim.host(0).events.begin(), sim.host(0).events.end(),
+                      [](const Event& e) { return e.kind == EventKind::convergence_started; });
     sim.run_until(sim.now() + 30 * kPeriod);
     CHECK(sim.host(j).engine->state() == HostState::refused);
     CHECK(sim.host(j).engine->refuse_detail().find("cluster.heartbeat_ms is 2000 here, 200") !=
           std::string::npos);
-    CHECK(std::count_if(sim.host(0).events.begin(), sim.host(0).events.end(),
-                        [](const Event& e) { return e.kind == EventKind::convergence_started; }) ==
-          convergences);
+    CHECK(std::count_if(sim.host(0).events.begin(), sim.host(0).events.end(), [](const Event& e) {
+              return e.kind == EventKind::convergence_started;
+          }) == convergences);
     CHECK(sim.settled());
     CHECK(sim.max_double_ms() == 0);
 }
@@ -275,10 +273,30 @@ TEST_CASE("an agent restarted within the tolerance keeps its buckets: nobody tak
         CHECK(!taken);
         for (std::size_t i = 0; i < 2; ++i)
             for (const auto& e : sim.host(i).events)
-                CHECK_FALSE((e.at.count() > killed_at && e.kind == EventKind::host_left));
+                CHECK_FALSE(
+                    (e.at.count() > killed_at &&
+                     (e.kind == EventKind::host_left || e.kind == EventKind::duplicate_priority)));
         CHECK(sim.host(restarted).engine->state() == HostState::converged);
         CHECK(sim.max_double_ms() == 0);
     }
+}
+
+TEST_CASE("a second live host with a member's priority: the others name the duplicate") {
+    // The restart test above must not hide a real clash: two streams under one priority,
+    // interleaved, are a duplicate for every third party, and one of the two steps aside.
+    auto sim = cluster(1280, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    const auto t0 = sim.now();
+    auto c = default_config(3);
+    c.cluster.key = kKey;
+    const auto twin = sim.add_host(c);
+    sim.run_until(t0 + 10 * kPeriod);
+    for (std::size_t i = 0; i < 2; ++i)
+        CHECK(has_event(sim.host(i), EventKind::duplicate_priority));
+    const bool first_serves = sim.host(2).engine->state() == HostState::converged;
+    const bool twin_serves = sim.host(twin).engine->state() == HostState::converged;
+    CHECK(first_serves != twin_serves);
+    CHECK(sim.max_double_ms() == 0);
 }
 
 TEST_CASE("forged frames are rejected at the cost of their HMAC and stop no member") {
