@@ -146,7 +146,8 @@ client() {
   ip netns exec "$TOPO-client" python3 "$NLB_ROOT/tests/tools/nlb_testclient.py" "$@"
 }
 
-# Waits until `nlbadm query --json` of every listed host says converged with N members.
+# Waits until `nlbadm query --json` of every listed host says converged with N members and
+# settled (every member holds its share: a converged state alone leaves buckets being taken).
 wait_converged() {
   local members=$1 timeout=${2:-15}
   shift 2
@@ -157,7 +158,8 @@ wait_converged() {
       nlbadm_h "$i" --json query 2>/dev/null | python3 -c '
 import json, sys
 q = json.load(sys.stdin)
-sys.exit(0 if q["host"]["state"] == "converged" and len(q["cluster"]["members"]) == int(sys.argv[1]) else 1)' "$members" 2>/dev/null || ok=0
+sys.exit(0 if q["host"]["state"] == "converged" and len(q["cluster"]["members"]) == int(sys.argv[1])
+         and q["cluster"].get("converged", True) else 1)' "$members" 2>/dev/null || ok=0
     done
     ((ok)) && return 0
     sleep 0.2

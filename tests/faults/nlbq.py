@@ -44,6 +44,9 @@ def converged_as(members, hosts):
         d = nlbadm(i)
         if not d or d["host"]["state"] != "converged" or sorted(d["cluster"]["members"]) != members:
             return False
+        # Settled: every member holds its share (older agents lack the key).
+        if not d["cluster"].get("converged", True):
+            return False
     return True
 
 
