@@ -3,6 +3,8 @@
 // own, no I/O: the agent feeds it, the tests feed it a simulated clock.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,7 +23,7 @@ class LoadController {
     bool has_load() const { return has_load_; }
     // What the heartbeat publishes: for connections the smoothed load per unit of the
     // (smoothed) effective weight, the cost of a unit of share on this host; for the other
-    // metrics the smoothed level itself. None before the filter is warm (three intervals),
+    // metrics the smoothed level itself. None before the filter is warm (four intervals),
     // while idle (below one unit of the metric) or while this host has no share.
     std::optional<double> published_cost() const;
 
@@ -30,7 +32,9 @@ class LoadController {
     // every member the same load per unit of configured weight; the cheapest member keeps
     // its configured weight. Returns the new effective weight when the wanted one differs
     // from the one last returned by more than `sensitivity` × the configured weight at three
-    // updates running.
+    // updates running (a coarse move, to the wanted weight), or when the mean of the wanted
+    // weights over the last kFineWindow updates since the last move differs from it by more
+    // than `sensitivity` × the current weight (a fine move, to that mean).
     std::optional<std::uint8_t> update(std::span<const double> members, std::int64_t now_ms);
 
     // The operator changed load_weight: the factor stays, applied to the new weight.
@@ -42,8 +46,11 @@ class LoadController {
     double load() const { return load_; }                   // smoothed, in the metric's unit
     double cheapest() const { return cheapest_; }           // the members' lowest cost, last update
 
+    static constexpr std::size_t kFineWindow = 20; // updates behind a fine move
+
   private:
     std::uint8_t target(double factor) const;
+    std::uint8_t move_to(double factor); // the effective weight for `factor`, made current
     // connections grow with the share a host gets; cpu, probe latency and a command's number
     // are levels compared as they are (dividing them by the weight would run away: a lower
     // weight would raise the cost it is meant to lower).
@@ -61,6 +68,9 @@ class LoadController {
     double factor_wanted_ = 1.0; // at the last update
     int streak_ = 0;             // updates in a row wanting a move in last_direction_
     int last_direction_ = 0;
+    std::array<double, kFineWindow> recent_{}; // wanted factors of the updates since a move
+    std::size_t recent_next_ = 0;              // where the next one goes
+    std::size_t recent_count_ = 0;             // how many since the last move, up to kFineWindow
     double cheapest_ = 0;
     std::uint8_t weight_;
 };

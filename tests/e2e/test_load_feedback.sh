@@ -18,7 +18,7 @@ trap 'rm -rf "$metrics"; topo_cleanup' EXIT
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "tcp", "mode": "multiple", "affinity": "none",
          "load_feedback": {"metric": "connections", "interval_ms": 1000, "sensitivity": 0.1}},
         {"vip": "all", "ports": [7001, 7001], "protocol": "tcp", "mode": "multiple", "affinity": "none",
-         "load_feedback": {"metric": "exec", "command": ["/bin/cat", "METRIC"], "interval_ms": 1000}}]'
+         "load_feedback": {"metric": "exec", "command": ["/bin/cat", "METRIC"], "interval_ms": 500}}]'
 for i in 1 2 3; do
   echo 0.3 >"$TOPO_DIR/delay$i"
   echo 100 >"$metrics/load$i"
@@ -52,19 +52,20 @@ echo "host 2's effective weight with a slow server: $w2 (1 and 3: $(weight 1 0),
 # A third (17) if connections lived exactly 0.3 s and 0.9 s; each also spends the same few
 # milliseconds connecting, which the slow host's third does not divide: 20-22 here.
 check "host 2's weight fell (to about a third)" test "$w2" -le 25
-check "the hosts' active connections are within 15 % of each other" active 10
-before=$(changes)
-sleep 30
-after=$(changes)
-echo "weight changes of rule 0 over 30 steady seconds: $((after - before))"
-check "steady: at most one change in 30 s (twice a minute)" test $((after - before)) -le 1
+# Counted over 30 s: over 10 s, ~20 connections a host living 0.3-0.9 s are ±7 % noise per
+# host, which alone puts 3 hosts' max/min beyond 1.15 in one window of five or so.
+before=$(changes) t0=$SECONDS
+check "the hosts' active connections are within 15 % of each other" active 30
+after=$(changes) took=$((SECONDS - t0))
+echo "weight changes of rule 0 over $took steady seconds: $((after - before)); host 2 at $(weight 2 0)"
+check "steady: at most twice a minute" test $((after - before)) -le $(((took * 2 + 59) / 60))
 
 echo 0.3 >"$TOPO_DIR/delay2" # the cause goes
 sleep 25
 w2=$(weight 2 0)
 echo "host 2's effective weight once fast again: $w2"
 check "host 2 took its share back" test "$w2" -ge 45
-check "balanced again within 15 %" active 10
+check "balanced again within 15 %" active 20
 touch "$TOPO_DIR/stop"
 wait "$churn"
 check "every connection was answered" test "$(json 'd["failure_count"]' <"$TOPO_DIR/churn.json")" = 0
@@ -72,10 +73,10 @@ echo "churn: $(cat "$TOPO_DIR/churn.json" | head -c 300)"
 
 # exec: host 2's command says three times the others' load.
 echo 300 >"$metrics/load2"
-sleep 12
+sleep 15 # a coarse move within a few intervals, the fine one 20 intervals (10 s) later
 w1=$(weight 1 1) w2=$(weight 2 1) w3=$(weight 3 1)
 echo "exec metric: effective weights of rule 1: $w1 $w2 $w3"
-# A third is 17; the weight moves only beyond the sensitivity (5 of 50): 12..22.
+# A third is 17: coarse moves stop within 5 of it, a fine one comes within 10 % of it.
 check "exec: host 2's weight fell to about a third (a level, compared as it is)" \
   bash -c "((w = $w2, w >= 12 && w <= 22))"
 check "exec: hosts 1 and 3 keep theirs" test "$w1 $w3" = "50 50"

@@ -19,7 +19,7 @@ for i in 1 2 3 4; do
   host_config "$i" "$(rules 50)" unicast '[]' ", \"opening_connections\": $OPENING"
   topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
 done
-for i in 1 2 3; do topo_start_agent "$i"; done
+for i in 1 2 3; do topo_start_agent "$i" --log-format json; done # timestamps, for the timeline below
 wait_converged 3 20 1 2 3
 
 client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 100 --duration 90 \
@@ -34,7 +34,7 @@ ip netns exec "$TOPO-client" "$BUILD/tests/tools/nlb-synflood" --ifname eth0 --d
 flood=$!
 sleep 2
 
-topo_start_agent 4 # a join under the flood
+topo_start_agent 4 --log-format json # a join under the flood
 wait_converged 4 30 1 2 3 4
 sleep 1
 check "drainstop of host 2 under the flood" nlbadm_h 2 drainstop
@@ -42,8 +42,8 @@ sleep 1
 host_config 1 "$(rules 20)" unicast '[]' ", \"opening_connections\": $OPENING"
 kill -HUP "$AGENT_PID_1" # a weight change under the flood
 deadline=$((SECONDS + 10))
-until grep -q '^info reloaded' "$TOPO_DIR/h1.log" || ((SECONDS > deadline)); do sleep 0.2; done
-check "host 1 reloaded its new weight" grep -q '^info reloaded' "$TOPO_DIR/h1.log"
+until grep -q '"event":"reloaded"' "$TOPO_DIR/h1.log" || ((SECONDS > deadline)); do sleep 0.2; done
+check "host 1 reloaded its new weight" grep -q '"event":"reloaded"' "$TOPO_DIR/h1.log"
 wait "$flood"
 cat "$TOPO_DIR/flood.json"
 check "1,000,000 SYNs sent" test "$(json 'd["sent"]' <"$TOPO_DIR/flood.json")" = 1000000
@@ -69,5 +69,20 @@ check "100 long-lived connections completed" test "$(json 'd["connections"]' <"$
 check "none reset, stalled or answered by a second host" \
   test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold.json")" = 0
 json 'd["failures"][:5]' <"$TOPO_DIR/hold.json"
+if ((E2E_FAILED)); then # when each failure came, beside what the agents did then
+  python3 - "$TOPO_DIR" <<'PY' >&2
+import json, sys, glob, os
+d = sys.argv[1]
+rows = [(f["at"], "client", f["source"] + " " + f["error"]) for f in json.load(open(d + "/hold.json"))["failures"] if "at" in f]
+for log in sorted(glob.glob(d + "/h[0-9].log")):
+    for line in open(log):
+        if line.startswith("{"):
+            e = json.loads(line)
+            if e.get("event") in ("host_left", "stalled", "watchdog_expired", "convergence_started", "converged", "drain_complete", "reloaded"):
+                rows.append((e["ts"], os.path.basename(log)[:-4], e["event"] + " " + str(e.get("detail", ""))))
+for ts, who, what in sorted(rows):
+    print(f"{ts:.3f} {who:6} {what}")
+PY
+fi
 grep -h "warning\|adopted" "$TOPO_DIR"/h*.log | sort | uniq -c
 e2e_finish

@@ -135,30 +135,95 @@ TEST_CASE("load feedback: a move wanted three times running, at most one update 
     CHECK_FALSE(cold.update(std::vector<double>{2, 3}, 4000));
 
     LoadController c(feedback(2000, 0.1), 50);
-    steady(c, 300, 6000);                     // cost 6 per unit of weight
+    steady(c, 300, 8000);                     // cost 6 per unit of weight
     const std::vector<double> costs{6, 2, 3}; // this host's among them
     REQUIRE(c.published_cost() == Approx(6));
-    CHECK_FALSE(c.update(costs, 6000)); // three times the cheapest: wanted once...
+    CHECK_FALSE(c.update(costs, 8000)); // three times the cheapest: wanted once...
     CHECK(c.wanted_factor() == Approx(1.0 / 3));
     CHECK(c.cheapest() == 2);
-    CHECK_FALSE(c.update(costs, 7999)); // ...within the interval: not even looked at...
-    CHECK_FALSE(c.update(costs, 8000)); // ...wanted twice...
-    CHECK(c.update(costs, 10000));      // ...and a third time: made
+    CHECK_FALSE(c.update(costs, 9999));  // ...within the interval: not even looked at...
+    CHECK_FALSE(c.update(costs, 10000)); // ...wanted twice...
+    CHECK(c.update(costs, 12000));       // ...and a third time: made
     CHECK(c.weight() == 17);
     // A cost within the sensitivity of the cheapest moves nothing, however often.
     LoadController quiet(feedback(2000, 0.2), 50);
-    steady(quiet, 105, 6000);
-    for (std::int64_t t = 6000; t < 26000; t += 2000)
+    steady(quiet, 105, 8000);
+    for (std::int64_t t = 8000; t < 28000; t += 2000)
         CHECK_FALSE(quiet.update(std::vector<double>{2.1, 1.9}, t)); // 10 % above: within 20 %
     CHECK(quiet.weight() == 50);
     // Two updates' wish, then not a third, moves nothing.
     LoadController once(feedback(2000, 0.1), 50);
-    steady(once, 100, 6000);
-    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 6000));
+    steady(once, 100, 8000);
     CHECK_FALSE(once.update(std::vector<double>{2, 1}, 8000));
-    CHECK_FALSE(once.update(std::vector<double>{2, 2}, 10000));
-    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 12000));
+    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 10000));
+    CHECK_FALSE(once.update(std::vector<double>{2, 2}, 12000));
+    CHECK_FALSE(once.update(std::vector<double>{2, 1}, 14000));
     CHECK(once.weight() == 50);
+}
+
+TEST_CASE("load feedback: within the coarse deadband, a fine move once the mean says so") {
+    // A level metric sets the wanted weight exactly: three times the others, then 2.5 times.
+    LoadFeedbackConfig f = feedback(1000, 0.1);
+    f.metric = LoadMetric::exec;
+    LoadController c(f, 50);
+    steady(c, 300, 4000);
+    std::int64_t t = 4000;
+    for (; t <= 6000; t += 1000)
+        c.update(std::vector<double>{300, 100, 100}, t);
+    REQUIRE(c.weight() == 17); // the coarse move
+    // 20 wanted: 3 from 17, within the coarse deadband (5 of 50) but beyond 10 % of 17.
+    for (; t <= 40000; t += 100)
+        c.sample(250, t);
+    const auto moved_at = [&] {
+        for (std::int64_t u = 40000; u < 80000; u += 1000)
+            if (c.update(std::vector<double>{c.published_cost().value(), 100, 100}, u))
+                return u;
+        return std::int64_t{-1};
+    }();
+    CHECK(moved_at == 40000 + 19 * 1000); // the 20th update since the last move
+    CHECK(c.weight() == 20);
+    // Noise moves nothing: the cheapest member's level 10 % low every other update (a wanted
+    // 18, then 20), and once in a while 20 % low (16, beyond 10 % of 20) alone.
+    int moves = 0;
+    for (std::int64_t u = 80000; u < 200000; u += 1000) {
+        const std::int64_t k = u / 1000;
+        const double cheapest = k % 7 == 0 ? 80 : (k % 2 ? 90 : 100);
+        moves += c.update(std::vector<double>{250, cheapest, 100}, u) ? 1 : 0;
+    }
+    CHECK(moves == 0);
+    CHECK(c.weight() == 20);
+}
+
+TEST_CASE("load feedback: within the sensitivity of the cheapest is the cheapest") {
+    // The lowest of noisy costs sits below their truth: a host 5 % above it wants its whole
+    // weight, so equal hosts never aim low together; 15 % above, it gives share.
+    LoadFeedbackConfig f = feedback(1000, 0.1);
+    f.metric = LoadMetric::exec;
+    LoadController near(f, 50), far(f, 50);
+    steady(near, 105, 4000);
+    steady(far, 115, 4000);
+    for (std::int64_t t = 4000; t <= 40000; t += 1000) {
+        near.update(std::vector<double>{105, 100}, t);
+        far.update(std::vector<double>{115, 100}, t);
+    }
+    CHECK(near.wanted_factor() == 1.0);
+    CHECK(near.weight() == 50);
+    CHECK(far.wanted_factor() == Approx(100.0 / 115));
+    CHECK(far.weight() == 43); // a fine move: 43.5 is 6.5 off, beyond 5 of 50
+}
+
+TEST_CASE("load feedback: traffic after idle warms the filter up again") {
+    LoadController c(feedback(1000), 50);
+    for (std::int64_t t = 0; t <= 10000; t += 100)
+        c.sample(0, t); // warm, idle: nothing to publish
+    CHECK_FALSE(c.published_cost());
+    std::int64_t t = 10100;
+    for (; t <= 11000; t += 100)
+        c.sample(60, t); // busy: the climb from nothing is no cost yet
+    CHECK_FALSE(c.published_cost());
+    for (; t <= 15000; t += 100)
+        c.sample(60, t);
+    CHECK(c.published_cost()); // four intervals after it became busy
 }
 
 TEST_CASE("load feedback: idle, drained or joining members are no cheapest") {
@@ -199,9 +264,9 @@ TEST_CASE("load feedback: a level metric (exec, cpu, latency) is compared as it 
     }
     CHECK(c.weight() == 17);
     // The command says 100 again: back to the configured weight.
-    for (std::int64_t t = 20100; t <= 40000; t += 100)
+    for (std::int64_t t = 20100; t <= 50000; t += 100)
         c.sample(100, t);
-    for (std::int64_t t = 40000; t <= 44000; t += 1000)
+    for (std::int64_t t = 50000; t <= 54000; t += 1000)
         c.update(std::vector<double>{c.published_cost().value(), 100, 100}, t);
     CHECK(c.weight() == 50);
 }

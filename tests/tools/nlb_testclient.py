@@ -154,7 +154,8 @@ async def hold(args):
             out["connections"] += 1
             out["hosts"][str(prio)] = out["hosts"].get(str(prio), 0) + 1
         except (OSError, asyncio.TimeoutError, ValueError) as e:
-            out["failures"].append({"source": src, "error": type(e).__name__ + ": " + str(e)})
+            out["failures"].append({"source": src, "at": round(time.time(), 3),
+                                    "error": type(e).__name__ + ": " + str(e)})
 
     srcs = sources(args.sources)
     count = 100 if args.count is None else args.count
