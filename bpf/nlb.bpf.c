@@ -344,7 +344,7 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 {
 	__u8 proto = ip->protocol;
 	__u32 l4_min = proto == IPPROTO_TCP ? 20 : 8;
-	__u16 tot_len = bpf_ntohs(ip->tot_len);
+	__u32 tot_len = nlb_ntohs_len(ip->tot_len);
 	const struct nlb_vip *vip = nlb_find_vip(cfg, NLB_FAMILY_V4, &ip->daddr);
 	const struct nlb_rule *rule;
 	struct nlb_stats *st;

@@ -63,6 +63,19 @@ enum nlb_parse_result {
 };
 
 /* Ports and TCP flags; l4 is bounded by ip_end, which is bounded by data_end. */
+/* A 16-bit length field in host order, with bounds the verifier keeps. Before 6.19 (and its
+ * stable backports) the verifier forgets a value's bounds at a byte swap, so the length a
+ * packet pointer is moved by would be unbounded and the program refused (5.15, 6.1: see
+ * scripts/bench/verifier-kernels.sh). The mask changes nothing but tells it 0..0xffff; the
+ * barrier keeps clang from dropping the mask as redundant. */
+static __always_inline __u32 nlb_ntohs_len(__be16 v)
+{
+	__u32 h = bpf_ntohs(v);
+
+	barrier_var(h);
+	return h & 0xffff;
+}
+
 static __always_inline int nlb_parse_l4(struct nlb_packet *p, void *data_end)
 {
 	void *l4 = p->l4;
@@ -97,15 +110,15 @@ static __always_inline int nlb_parse_l4(struct nlb_packet *p, void *data_end)
 
 static __always_inline int nlb_parse_ipv4(struct nlb_packet *p, struct iphdr *ip, void *data_end)
 {
-	__u32 hlen;
-	__u16 tot_len, frag;
+	__u32 hlen, tot_len;
+	__u16 frag;
 
 	if ((void *)(ip + 1) > data_end)
 		return NLB_PARSE_MALFORMED;
 	if (ip->version != 4 || ip->ihl < 5)
 		return NLB_PARSE_MALFORMED;
 	hlen = ip->ihl * 4;
-	tot_len = bpf_ntohs(ip->tot_len);
+	tot_len = nlb_ntohs_len(ip->tot_len);
 	if (tot_len < hlen)
 		return NLB_PARSE_MALFORMED;
 	p->ip_end = (void *)ip + tot_len;
@@ -138,7 +151,7 @@ static __always_inline int nlb_parse_ipv6(struct nlb_packet *p, struct ipv6hdr *
 		return NLB_PARSE_MALFORMED;
 	if (ip6->version != 6)
 		return NLB_PARSE_MALFORMED;
-	p->ip_end = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
+	p->ip_end = (void *)(ip6 + 1) + nlb_ntohs_len(ip6->payload_len);
 	if (p->ip_end > data_end)
 		return NLB_PARSE_MALFORMED;
 
