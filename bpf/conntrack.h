@@ -73,8 +73,19 @@ static __always_inline void nlb_record_opening(void *conns, const void *key,
 		.bucket = (__u16)bucket,
 		.rule = (__u8)rule_idx,
 	};
+	struct nlb_conn *c;
 
-	if (cfg->alive && bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
+	if (!cfg->alive)
+		return;
+	/* A retransmitted SYN (or a flood repeating its tuples) finds its record: refreshed in
+	 * place, since an LRU update takes a new node and the table's lock even for a key it
+	 * holds. The lookup marks the entry used for the LRU, as an update would. */
+	c = bpf_map_lookup_elem(conns, key);
+	if (c && c->bucket == entry.bucket && c->rule == entry.rule) {
+		c->opened_ns = entry.opened_ns;
+		return;
+	}
+	if (bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
 		st->tracked++;
 }
 
