@@ -10,7 +10,8 @@
 #   join_8_hosts_s      the 8 started again -> converged with all
 #   requests_twice, requests_lost, recover_s: from the servers' logs of unique ids
 #                       (nlb_faultreport.py), losses only inside the failure windows allowed
-#   udp_rcvbuf_errors, bridge_drops: where the test bed itself dropped (say which it saw)
+#   udp_rcvbuf_errors, bridge_drops, neigh_table_fulls: where the test bed itself dropped
+#                       (say which it saw; the shared neighbour table is raised to fit)
 # Last line: one JSON object. A smaller run is scripts/test.sh's fault_cluster_16.
 #   usage: scripts/bench/cluster.sh [HOSTS] [HEARTBEAT_MS]   (as root; BUILD=build by default)
 set -euo pipefail
@@ -23,6 +24,8 @@ export BUILD=${BUILD:-$PWD/build}
 source tests/faults/lib.sh
 faults_init "cluster_${hosts}_${HEARTBEAT_MS}"
 all=$(seq 1 "$hosts")
+neigh_room $((hosts * (FAULT_SOURCES + 8) + 1024))
+fulls0=$(neigh_fulls)
 faults_setup $all
 members=$(seq -s, 1 "$hosts")
 for i in $all; do fault_config "$i"; done
@@ -83,6 +86,7 @@ for dev in $(ip -n "$TOPO-br" -o link show | awk -F': ' '{print $2}' | cut -d@ -
   bridge_drops=$((bridge_drops + n))
 done
 fextra bridge_drops "$bridge_drops"
+fextra neigh_table_fulls "$(($(neigh_fulls) - fulls0))"
 fextra hosts "$hosts"
 fextra heartbeat_ms "$HEARTBEAT_MS"
 fextra converge_s "$converge_s"

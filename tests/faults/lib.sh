@@ -81,7 +81,26 @@ fault_cleanup() {
   if ((FAULT_NFT)); then
     ip netns exec "$TOPO-br" nft delete table bridge nlbfault 2>/dev/null || true
   fi
+  [ -z "${NEIGH_SAVED:-}" ] || sysctl -qw $NEIGH_SAVED || true
 }
+
+# neigh_room ENTRIES: the kernel's neighbour tables are one for every namespace, 1,024 entries
+# by default; beyond that a host cannot resolve a new client (`ip -s ntable`'s table_fulls)
+# and its answers are lost — the test bed's limit, not nlb's: N hosts answering 200 client
+# addresses need N x 200. Raised for this run, restored on exit.
+neigh_room() {
+  local n=$1 fam k
+  NEIGH_SAVED=""
+  for fam in ipv4 ipv6; do
+    for k in 1 2 3; do
+      NEIGH_SAVED+=" net.$fam.neigh.default.gc_thresh$k=$(sysctl -n "net.$fam.neigh.default.gc_thresh$k")"
+    done
+    sysctl -qw "net.$fam.neigh.default.gc_thresh1=$n" "net.$fam.neigh.default.gc_thresh2=$((2 * n))" \
+      "net.$fam.neigh.default.gc_thresh3=$((4 * n))"
+  done
+}
+# neigh_fulls: the times the IPv4 and IPv6 neighbour tables were full, since boot.
+neigh_fulls() { ip -s ntable show | awk '/table_fulls/ {s += $2} END {print s + 0}'; }
 
 # fcheck WHAT COMMAND...: a check that goes into the JSON line (and fails the test).
 fcheck() {
