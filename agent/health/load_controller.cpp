@@ -128,7 +128,7 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     if (streak_ >= kConfirmations)
         return move_to(wanted);
     // Fine: a coarse deadband alone leaves a small weight up to sensitivity x configured off
-    // (14 for 17 of 50: a third of its load off), so once kFineWindow updates since the last
+    // (14 for 17 of 50: a fifth of its load off), so once kFineWindow updates since the last
     // move have a mean beyond the sensitivity of the current weight, move there. A mean of
     // 20 updates (5 time constants) is good to a few percent: at most a move a minute or so
     // when nothing changes.
