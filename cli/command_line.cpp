@@ -12,7 +12,8 @@ namespace nlb::cli {
 namespace {
 
 // What a command takes after its name.
-enum class Takes { nothing, interface, port, ip2mac, keygen };
+// local: nothing, and only from the host itself (never over remote control).
+enum class Takes { nothing, local, interface, port, ip2mac, keygen };
 
 struct CommandSpec {
     const char* name;
@@ -46,6 +47,14 @@ constexpr CommandSpec kCommands[] = {
      "Stops like `stop` and ignores every command but `resume`.\n"},
     {"resume", Takes::nothing, "", "undo suspend (the host stays stopped)",
      "Undoes `suspend`; the host is stopped until `start`.\n"},
+    {"prepare-restart", Takes::local, "",
+     "make the next stop a restart that keeps connections (local only)",
+     "Makes the agent's next SIGTERM, within 60 s, a restart rather than a leave: the\n"
+     "dataplane stays pinned, the cluster is not told, and the next agent adopts the\n"
+     "tracked connections and this host's place, so no bucket moves and no connection is\n"
+     "reset. The package's upgrade runs it before restarting the service; run it before\n"
+     "`systemctl restart nlb-agent` for the same. The next agent must be back within the\n"
+     "heartbeat tolerance, or the watchdog stops the dataplane and the others take over.\n"},
     {"enable", Takes::port, "PORT|all [--vip VIP]", "handle the port rule covering PORT",
      "Handles again, on this host, the port rule that covers PORT (every rule: all).\n"
      "--vip VIP picks the rule of that VIP rather than the rule for all VIPs.\n"},
@@ -137,7 +146,7 @@ RemoteOptions parse_remote(const RemoteArgs& given, const CommandSpec& spec, boo
                          " needs --cluster IP");
     if (spec.takes == Takes::ip2mac || spec.takes == Takes::keygen)
         throw UsageError(command + ": needs no agent, so no --cluster");
-    if (spec.takes == Takes::interface)
+    if (spec.takes == Takes::interface || spec.takes == Takes::local)
         throw UsageError(command + ": local only (run nlbadm " + command +
                          " on the host, without --cluster)");
     if (socket_given)
@@ -267,7 +276,10 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     if (remote.any())
         inv.remote = parse_remote(remote, *spec, socket_given);
 
-    std::size_t wanted = spec->takes == Takes::nothing || spec->takes == Takes::keygen ? 0 : 1;
+    std::size_t wanted = spec->takes == Takes::nothing || spec->takes == Takes::local ||
+                                 spec->takes == Takes::keygen
+                             ? 0
+                             : 1;
     if (positional.size() < wanted)
         throw UsageError(command + ": missing " +
                          std::string(spec->args).substr(0, std::string(spec->args).find(' ')) +
@@ -279,6 +291,7 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     inv.request = {{"command", command}};
     switch (spec->takes) {
     case Takes::nothing:
+    case Takes::local:
         break;
     case Takes::interface:
         if (!is_valid_interface_name(positional[0]))
@@ -348,7 +361,8 @@ std::string help_text(std::string_view topic) {
         "\n"
         "Controls the local nlb-agent over its Unix socket or, with --cluster, the agents of\n"
         "every host of a cluster over authenticated UDP (port 2504 of the cluster IP; the\n"
-        "hosts need cluster.remote_control). attach and detach are local only.\n"
+        "hosts need cluster.remote_control). attach, detach and prepare-restart are local\n"
+        "only.\n"
         "\n"
         "Commands:\n";
     for (const auto& c : kCommands) {

@@ -250,12 +250,12 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     apply(engine_->take_decision());
 }
 
-void Agent::tear_down(bool keep_dataplane) {
+void Agent::tear_down(bool keep_dataplane, bool leave) {
     timer_.cancel();
     timer_at_.reset();
     trusted_sources_.clear();
     remote_.reset();
-    if (engine_ && hb_) {
+    if (engine_ && hb_ && leave) {
         // Leaving: the others see state stopped and converge at once, without waiting for
         // this host's heartbeats to time out. The engine paces its frames (at most four a
         // period), so wait for the one that says so: a quarter period at most.
@@ -302,9 +302,13 @@ void Agent::tear_down(bool keep_dataplane) {
     dp_.reset();
 }
 
-void Agent::shutdown() {
-    tear_down(options_.keep_dataplane);
+bool Agent::shutdown() {
+    const bool restart = restart_until_ && monotonic_now() < *restart_until_;
+    if (restart)
+        log_.event("restarting", {{"interface", dp_ ? dp_->interface() : std::string()}});
+    tear_down(options_.keep_dataplane || restart, !restart);
     control_.reset();
+    return restart;
 }
 
 void Agent::schedule(milliseconds at) {
@@ -660,6 +664,13 @@ json Agent::handle(const json& request) {
         return command(CommandKind::suspend);
     if (cmd == "resume")
         return command(CommandKind::resume);
+    if (cmd == "prepare-restart") {
+        // Only the dataplane is kept, not the process's state: the next agent rebuilds the
+        // rest from its config, the pins and the cluster's heartbeats, as after a crash.
+        restart_until_ = monotonic_now() + std::chrono::milliseconds(kRestartWindow);
+        log_.event("restart_prepared", {{"window_s", kRestartWindow.count()}});
+        return ok({{"window_s", kRestartWindow.count()}, {"attached", dp_ != nullptr}});
+    }
     if (cmd == "enable")
         return rule_command(request, CommandKind::rule_enable);
     if (cmd == "disable")

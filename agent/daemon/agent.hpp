@@ -50,7 +50,13 @@ class Agent {
     // Control socket up; adopts a pinned dataplane or attaches host.interface if set.
     void start();
     // SIGTERM: tell the cluster this host leaves, then detach (or keep, see AgentOptions).
-    void shutdown();
+    // After `nlbadm prepare-restart` (within kRestartWindow) it is a restart instead: the
+    // dataplane stays pinned and the cluster is not told, so the next agent adopts both the
+    // tracked connections and this host's place, as after a crash. True then.
+    bool shutdown();
+    // How long `prepare-restart` holds: long enough for a package upgrade to reach the
+    // restart, short enough that a later, unrelated stop still leaves the cluster.
+    static constexpr std::chrono::seconds kRestartWindow{60};
     // SIGHUP: re-read `path`; apply the port rules' load_weight, handling_priority and
     // enabled live, or log why not and change nothing (config_reload.hpp). True if applied.
     bool reload(const std::string& path);
@@ -61,7 +67,8 @@ class Agent {
     nlohmann::json detach();
     nlohmann::json remote_control_stats() const;
     void bring_up(std::unique_ptr<Dataplane> dp);
-    void tear_down(bool keep_dataplane);
+    // `leave`: tell the cluster (a stop); false for a restart, which says nothing.
+    void tear_down(bool keep_dataplane, bool leave = true);
     void disable_rules_off_here(std::chrono::milliseconds now);
     void on_probe_verdict(std::size_t probe, bool up, const CheckResult& result);
 
@@ -116,6 +123,8 @@ class Agent {
     std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
+    // `nlbadm prepare-restart`: a SIGTERM before this instant is a restart (shutdown()).
+    std::optional<std::chrono::milliseconds> restart_until_;
     bool armed_ = false; // the watchdog was armed by this agent since attach
     bool expired_logged_ = false;
     // Source MACs written to the dataplane's nlb_hb_trusted, so each is written once (bounded:

@@ -153,9 +153,10 @@ int main(int argc, char** argv) {
                     signals.async_wait(on_signal);
                     return;
                 }
-                sd_notify(0, "STOPPING=1\nSTATUS=leaving the cluster");
+                sd_notify(0, "STOPPING=1");
                 log.event("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-                agent.shutdown();
+                sd_notify(0, agent.shutdown() ? "STATUS=restarting: dataplane kept"
+                                              : "STATUS=left the cluster");
                 io.stop();
             };
         signals.async_wait(on_signal);

@@ -147,7 +147,7 @@ void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endp
     unsaved_logged_ = false;
     const std::string command = r.payload["command"].get<std::string>();
     nlohmann::json response;
-    if (command == "attach" || command == "detach") {
+    if (command == "attach" || command == "detach" || command == "prepare-restart") {
         response = {{"ok", false},
                     {"error", command + ": local only (run nlbadm " + command + " on the host)"}};
     } else {

@@ -35,6 +35,7 @@ TEST_CASE("every agent command's request") {
     CHECK(request({"detach", "eth0"}) == json{{"command", "detach"}, {"interface", "eth0"}});
     CHECK(request({"query"}) == json{{"command", "query"}});
     CHECK(request({"status"}) == json{{"command", "query"}});
+    CHECK(request({"prepare-restart"}) == json{{"command", "prepare-restart"}});
     for (const char* c :
          {"start", "stop", "drainstop", "suspend", "resume", "params", "map", "stats"})
         CHECK(request({c}) == json{{"command", c}});
@@ -148,7 +149,7 @@ TEST_CASE("help and version") {
     CHECK_THAT(text, Catch::Contains("\n  3  the agent is not reachable"));
     for (const char* c :
          {"attach", "detach", "query", "start", "stop", "drainstop", "suspend", "resume", "enable",
-          "disable", "drain", "params", "map", "stats", "ip2mac", "keygen"}) {
+          "disable", "drain", "params", "map", "stats", "ip2mac", "keygen", "prepare-restart"}) {
         INFO(c);
         std::string h = help_text(c);
         CHECK_THAT(h, Catch::StartsWith("Usage: nlbadm "));
@@ -239,6 +240,9 @@ TEST_CASE("every usage error is one line naming what is wrong") {
          "attach: local only (run nlbadm attach on the host, without --cluster)"},
         {{"detach", "eth0", "--cluster", "1.2.3.4", "--key-file", "k"},
          "detach: local only (run nlbadm detach on the host, without --cluster)"},
+        {{"--cluster", "10.10.0.100", "--key-file", "k", "prepare-restart"},
+         "prepare-restart: local only (run nlbadm prepare-restart on the host, without "
+         "--cluster)"},
         {{"--cluster", "1.2.3.4", "--key-file", "k", "keygen"},
          "keygen: needs no agent, so no --cluster"},
         {{"--cluster", "1.2.3.4", "--key-file", "k", "ip2mac", "1.2.3.4"},

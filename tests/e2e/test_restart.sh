@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # E2E 9: the agent of a host is killed with SIGKILL while it serves connections, and started
 # again: the pinned dataplane kept serving, the new agent adopts it, the connections survive.
+# Then the same as a package upgrade does it: `nlbadm prepare-restart` and SIGTERM, a restart
+# the cluster never sees as a leave; and, for contrast, a plain SIGTERM, which is one.
 source "$(dirname "$0")/common.sh"
 topo_init "nlbe9-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
@@ -35,4 +37,49 @@ for i in 2 3; do
 done
 check "host 1 served some of them" test "$(json 'd["hosts"].get("1", 0) > 0' <"$TOPO_DIR/hold.json")" = True
 ((E2E_FAILED == 0)) || cat "$TOPO_DIR/hold.json" >&2
+
+# --- prepare-restart, then SIGTERM: a restart, not a leave -------------------------------
+log_lines() { wc -l <"$TOPO_DIR/h$1.log"; }
+since() { tail -n +$(($2 + 1)) "$TOPO_DIR/h$1.log"; }
+declare -A mark
+for i in 1 2 3; do mark[$i]=$(log_lines "$i"); done
+rm -f "$TOPO_DIR/stop"
+client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 60 --duration 60 \
+  --interval 0.1 --timeout 2 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold2.json" &
+hold=$!
+sleep 1
+check "prepare-restart answers its window" \
+  test "$(nlbadm_h 1 --json prepare-restart | json 'd["window_s"]')" = 60
+kill -TERM "$AGENT_PID_1"
+wait "$AGENT_PID_1" 2>/dev/null || true
+since 1 "${mark[1]}" >"$TOPO_DIR/h1.restart.log"
+check "the agent logged a restart" grep -q '^info restarting' "$TOPO_DIR/h1.restart.log"
+check "the agent kept its dataplane" bash -c "! grep -q '^info detached' '$TOPO_DIR/h1.restart.log'"
+sleep 0.3
+topo_start_agent 1
+wait_converged 3 20 1 2 3
+sleep 2
+touch "$TOPO_DIR/stop"
+wait "$hold"
+check "prepare-restart: connections open across the restart completed" \
+  test "$(json 'd["connections"]' <"$TOPO_DIR/hold2.json")" = 60
+check "prepare-restart: no connection failed" test "$(json 'len(d["failures"])' <"$TOPO_DIR/hold2.json")" = 0
+check "prepare-restart: host 1 served some of them" \
+  test "$(json 'd["hosts"].get("1", 0) > 0' <"$TOPO_DIR/hold2.json")" = True
+for i in 2 3; do
+  check "prepare-restart: host $i never saw host 1 stop or leave" \
+    bash -c "! tail -n +$((${mark[$i]} + 1)) '$TOPO_DIR/h$i.log' | grep -Eq 'host 1 (is stopped|missed)|duplicate_priority'"
+done
+((E2E_FAILED == 0)) || cat "$TOPO_DIR/hold2.json" >&2
+
+# --- a plain SIGTERM is a leave: the others hear it at once ------------------------------
+for i in 2 3; do mark[$i]=$(log_lines "$i"); done
+kill -TERM "$AGENT_PID_1"
+wait "$AGENT_PID_1" 2>/dev/null || true
+check "SIGTERM without prepare-restart detaches" grep -q '^info detached' "$TOPO_DIR/h1.log"
+sleep 0.5 # under two periods: a leave, not a timeout (tolerance 2 s)
+for i in 2 3; do
+  check "SIGTERM: host $i heard host 1 stop" \
+    bash -c "tail -n +$((${mark[$i]} + 1)) '$TOPO_DIR/h$i.log' | grep -Eq 'host 1 is stopped'"
+done
 e2e_finish
