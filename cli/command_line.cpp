@@ -47,6 +47,12 @@ constexpr CommandSpec kCommands[] = {
      "Stops like `stop` and ignores every command but `resume`.\n"},
     {"resume", Takes::nothing, "", "undo suspend (the host stays stopped)",
      "Undoes `suspend`; the host is stopped until `start`.\n"},
+    {"reload", Takes::nothing, "", "re-read the agent's config file, apply what can change live",
+     "Makes the agent re-read its configuration file (as SIGHUP and `systemctl reload\n"
+     "nlb-agent` do) and apply live what is this host's own: each port rule's load_weight,\n"
+     "handling_priority and enabled. Answers the keys that changed. A change that needs a\n"
+     "restart, or a file that does not parse, is refused with the reason (exit 1) and\n"
+     "changes nothing at all.\n"},
     {"prepare-restart", Takes::local, "",
      "make the next stop a restart that keeps connections (local only)",
      "Makes the agent's next SIGTERM, within 60 s, a restart rather than a leave: the\n"

@@ -14,7 +14,7 @@ packages=(
   util-linux socat man-db groff-base
   prometheus # for promtool (tests/e2e/test_metrics.sh); on a systemd host it starts a service
   # the package and its checks
-  lintian debootstrap
+  lintian debootstrap systemd-container # systemd-nspawn: tests/package/test_systemd.sh
 )
 
 missing=()

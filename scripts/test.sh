@@ -32,5 +32,11 @@ ninja -C build-clang -j "$jobs"
 ctest --test-dir build --output-on-failure -LE open_issue
 ctest --test-dir build-clang --output-on-failure -L fuzz
 
-# Last: the Debian package, built, installed, removed and installed into a fresh Debian 12.
-tests/package/test_package.sh
+# Last: the Debian package, built, installed, removed and installed into a fresh Debian 12;
+# then that package's unit under a real systemd, in containers.
+root=$(mktemp -d /var/tmp/nlb-debian12.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+NLB_KEEP_ROOT=$root/root tests/package/test_package.sh
+version=$(sed -n 's/^project(nlb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+NLB_TESTBED_ROOT=$root/root tests/package/test_systemd.sh \
+  "dist/nlb_${version}_$(dpkg --print-architecture).deb"

@@ -664,6 +664,12 @@ json Agent::handle(const json& request) {
         return command(CommandKind::suspend);
     if (cmd == "resume")
         return command(CommandKind::resume);
+    if (cmd == "reload") {
+        const ReloadResult r = reload();
+        if (!r.applied)
+            return error(r.error);
+        return ok({{"config", options_.config_path}, {"changed", r.changed}});
+    }
     if (cmd == "prepare-restart") {
         // Only the dataplane is kept, not the process's state: the next agent rebuilds the
         // rest from its config, the pins and the cluster's heartbeats, as after a crash.

@@ -34,6 +34,7 @@ namespace nlb {
 struct AgentOptions {
     std::string socket_path = "/run/nlb/nlb.sock";
     std::string pin_dir = "/sys/fs/bpf/nlb";
+    std::string config_path; // what a reload re-reads (SIGHUP, `nlbadm reload`)
     // On SIGTERM leave the dataplane pinned (the watchdog stops it unless a new agent adopts
     // it in time) instead of detaching: for restarts that keep tracked connections.
     bool keep_dataplane = false;
@@ -57,9 +58,15 @@ class Agent {
     // How long `prepare-restart` holds: long enough for a package upgrade to reach the
     // restart, short enough that a later, unrelated stop still leaves the cluster.
     static constexpr std::chrono::seconds kRestartWindow{60};
-    // SIGHUP: re-read `path`; apply the port rules' load_weight, handling_priority and
-    // enabled live, or log why not and change nothing (config_reload.hpp). True if applied.
-    bool reload(const std::string& path);
+    // SIGHUP, `nlbadm reload`: re-read the config file; apply the port rules' load_weight,
+    // handling_priority and enabled live, or log why not and change nothing
+    // (config_reload.hpp). The keys applied, or the one-line reason nothing was.
+    struct ReloadResult {
+        bool applied = false;
+        std::vector<std::string> changed;
+        std::string error;
+    };
+    ReloadResult reload();
 
   private:
     nlohmann::json handle(const nlohmann::json& request);

@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
             return usage_error("--log-format: " + std::string(v) + " (text or json)");
     }
 
+    options.config_path = config_path;
     nlb::Config config;
     try {
         config = nlb::load_config(config_path);
@@ -146,7 +147,7 @@ int main(int argc, char** argv) {
                     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
                                static_cast<unsigned long long>(nlb::monotonic_now().count()) *
                                    1000ULL);
-                    bool applied = agent.reload(config_path);
+                    const bool applied = agent.reload().applied;
                     sd_notifyf(0, "READY=1\nSTATUS=%s",
                                applied ? "running; configuration reloaded"
                                        : "running; reload refused, see log");

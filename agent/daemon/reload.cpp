@@ -1,5 +1,5 @@
-// Agent::reload (SIGHUP, `systemctl reload nlb-agent`) and the per-rule `enabled` key it and
-// attach apply.
+// Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`) and the per-rule
+// `enabled` key it and attach apply.
 #include <exception>
 
 #include "agent.hpp"
@@ -14,21 +14,23 @@ void Agent::disable_rules_off_here(std::chrono::milliseconds now) {
             engine_->on_command({CommandKind::rule_drain, static_cast<int>(i)}, now);
 }
 
-bool Agent::reload(const std::string& path) {
+Agent::ReloadResult Agent::reload() {
+    const std::string& path = options_.config_path;
+    ReloadResult result;
+    auto refuse = [&](const std::string& why) {
+        result.error = "reload: " + why + " (nothing changed)";
+        log_.error(result.error);
+        return result;
+    };
     Config next;
     try {
         next = load_config(path);
     } catch (const std::exception& e) {
-        log_.error(std::string("reload: ") + e.what() + " (nothing changed)");
-        return false;
+        return refuse(e.what());
     }
     const ReloadPlan plan = plan_reload(config_, next);
-    if (plan.fixed) {
-        log_.error("reload: " + *plan.fixed +
-                   " changed: restart nlb-agent to apply it (nothing "
-                   "changed)");
-        return false;
-    }
+    if (plan.fixed)
+        return refuse(*plan.fixed + " changed: restart nlb-agent to apply it");
     const Config before = std::move(config_);
     config_ = std::move(next);
     if (load_)
@@ -50,7 +52,9 @@ bool Agent::reload(const std::string& path) {
         apply(engine_->take_decision());
     }
     log_.event("reloaded", {{"config", path}, {"changed", plan.live}});
-    return true;
+    result.applied = true;
+    result.changed = plan.live;
+    return result;
 }
 
 } // namespace nlb

@@ -36,6 +36,7 @@ TEST_CASE("every agent command's request") {
     CHECK(request({"query"}) == json{{"command", "query"}});
     CHECK(request({"status"}) == json{{"command", "query"}});
     CHECK(request({"prepare-restart"}) == json{{"command", "prepare-restart"}});
+    CHECK(request({"reload"}) == json{{"command", "reload"}});
     for (const char* c :
          {"start", "stop", "drainstop", "suspend", "resume", "params", "map", "stats"})
         CHECK(request({c}) == json{{"command", c}});
@@ -149,7 +150,7 @@ TEST_CASE("help and version") {
     CHECK_THAT(text, Catch::Contains("\n  3  the agent is not reachable"));
     for (const char* c :
          {"attach", "detach", "query", "start", "stop", "drainstop", "suspend", "resume", "enable",
-          "disable", "drain", "params", "map", "stats", "ip2mac", "keygen", "prepare-restart"}) {
+          "disable", "drain", "params", "map", "stats", "ip2mac", "keygen", "prepare-restart", "reload"}) {
         INFO(c);
         std::string h = help_text(c);
         CHECK_THAT(h, Catch::StartsWith("Usage: nlbadm "));

@@ -115,8 +115,12 @@ check "reload of enabled applied" reload 1
 check "enabled false: host 1 owns nothing" wait_owned 1 0
 check "enabled false: host 2 owns everything" wait_owned 2 4096
 set_rule 1 enabled true
-reload 1
+# The same by nlbadm reload, which answers what changed.
+check "nlbadm reload names what it applied" \
+  test "$(nlbadm_h 1 --json reload | json 'd["changed"]')" = "['port_rules[0].enabled']"
 check "enabled true again: back to 2730..2731" wait_owned 1 2730 2731
+check "nlbadm reload of an unchanged file applies nothing" \
+  test "$(nlbadm_h 1 --json reload | json 'd["changed"]')" = "[]"
 share1=$(owned 1)
 
 # Changes that need a restart: refused by name, nothing applied.
@@ -127,6 +131,9 @@ json.dump(c, open(sys.argv[1], "w"))
 PY
 reload 1
 check "a mode change is refused by name" grep -q 'reload: cluster.mode changed: restart nlb-agent' "$TOPO_DIR/h1.log"
+out=$(nlbadm_h 1 reload 2>&1) && rc=0 || rc=$?
+check "nlbadm reload: refused with exit 1 and the reason ($out)" \
+  test "$rc $out" = "1 nlbadm: reload: cluster.mode changed: restart nlb-agent to apply it (nothing changed)"
 check "nothing of it applied: still unicast" test "$(nlbadm_h 1 --json params | json 'd["cluster"]["mode"]')" = unicast
 check "nothing of it applied: weight unchanged" test "$(nlbadm_h 1 --json params | json 'd["port_rules"][0]["load_weight"]')" = 100
 echo '{"cluster": ' >"$TOPO_DIR/h1.json"

@@ -37,6 +37,7 @@ check "package named nlb_${version}_$(dpkg --print-architecture).deb" \
 # What is in it.
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/sbin/nlb-agent ./usr/sbin/nlbadm ./lib/systemd/system/nlb-agent.service \
+  ./lib/systemd/system/nlb-bpffs.service \
   ./etc/nlb/nlb.json ./usr/share/man/man8/nlb-agent.8.gz ./usr/share/man/man8/nlbadm.8.gz \
   ./usr/share/man/man5/nlb.json.5.gz ./usr/share/bash-completion/completions/nlbadm \
   ./usr/share/doc/nlb/copyright ./usr/share/doc/nlb/changelog.gz; do
@@ -57,7 +58,8 @@ check "nlb-agent --version" test "$(/usr/sbin/nlb-agent --version)" = "nlb-agent
 check "nlbadm --version" test "$(/usr/sbin/nlbadm --version)" = "nlbadm $version"
 check "nlb-agent --help" bash -c '/usr/sbin/nlb-agent --help | grep -q "^usage: nlb-agent"'
 check "nlbadm --help" bash -c '/usr/sbin/nlbadm --help | grep -q "^Usage: nlbadm"'
-verify=$(systemd-analyze verify /lib/systemd/system/nlb-agent.service 2>&1 || echo "exit $?")
+verify=$(systemd-analyze verify /lib/systemd/system/nlb-agent.service \
+  /lib/systemd/system/nlb-bpffs.service 2>&1 || echo "exit $?")
 check "systemd-analyze verify: clean (${verify:-no output})" test -z "$verify"
 for page in nlb-agent nlbadm nlb.json; do
   path=$(man -w "$page")
@@ -86,7 +88,7 @@ umount "$work/bpffs"
 sed -i 's/"priority": 1/"priority": 7/' /etc/nlb/nlb.json
 check "dpkg -r" dpkg -r nlb
 check "binaries removed" test ! -e /usr/sbin/nlb-agent -a ! -e /usr/sbin/nlbadm
-check "unit removed" test ! -e /lib/systemd/system/nlb-agent.service
+check "units removed" test ! -e /lib/systemd/system/nlb-agent.service -a ! -e /lib/systemd/system/nlb-bpffs.service
 check "edited conffile kept" grep -q '"priority": 7' /etc/nlb/nlb.json
 check "dpkg -P" dpkg -P nlb
 check "purge removes the conffile" test ! -e /etc/nlb/nlb.json
@@ -94,7 +96,10 @@ check "purge removes the conffile" test ! -e /etc/nlb/nlb.json
 # A fresh Debian 12 with none of the build dependencies: apt resolves the runtime ones.
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${mirror:-http://deb.debian.org/debian}
-if debootstrap --variant=minbase bookworm "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1; then
+# With what a booted system needs besides (systemd, dbus, iproute2, python3): none of it builds
+# anything, and NLB_KEEP_ROOT=DIR keeps this root for tests/package/test_systemd.sh to boot.
+if debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iproute2,python3 bookworm \
+  "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1; then
   mount -t proc proc "$work/root/proc"
   cp "$deb" "$work/root/tmp/"
   check "fresh Debian 12: apt-get install ./$(basename "$deb")" \
@@ -105,6 +110,11 @@ if debootstrap --variant=minbase bookworm "$work/root" "$mirror" >"$work/deboots
   check "fresh Debian 12: nlb-agent runs" test "$(chroot "$work/root" nlb-agent --version)" = "nlb-agent $version"
   check "fresh Debian 12: nlbadm runs" \
     test "$(chroot "$work/root" nlbadm --json ip2mac 192.0.2.100 | python3 -c 'import json,sys; print(json.load(sys.stdin)["mac"])')" = "02:bf:c0:00:02:64"
+  umount "$work/root/proc"
+  if [ -n "${NLB_KEEP_ROOT:-}" ]; then
+    rm -rf "$NLB_KEEP_ROOT"
+    mv "$work/root" "$NLB_KEEP_ROOT"
+  fi
 else
   tail -n 5 "$work/debootstrap.log" >&2
   fail "debootstrap of a fresh Debian 12 failed"
