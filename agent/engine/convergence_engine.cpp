@@ -177,6 +177,22 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
             on_map_chunk(frame, now);
         return;
     }
+    // Every heartbeat comes twice, once by each path. The second copy of one taken in
+    // already (authentic: admit) changes only when its path was last heard: nothing to decode
+    // or decide again, unless it is the segment's and that path had been silent for a
+    // tolerance (two-way contact and deafness turn on it). This halves a large cluster's
+    // work per period, and the copy does not count as the stream speaking again
+    // (Membership::accept's rivals).
+    const FrameHead& h = *head.head;
+    if (h.priority != me_ && peers_.holds(h.priority, h.nonce, h.sequence)) {
+        const auto& peer = peers_.peer(h.priority);
+        if (path == Path::contact || now - peer.heard_segment_ms <= tolerance_ms()) {
+            peers_.heard_again(h.priority, now, path == Path::contact);
+            ++counters_.accepted;
+            last_trusted_ = h.minor >= 2;
+            return;
+        }
+    }
     const auto decoded = decode_heartbeat(frame);
     if (!decoded.heartbeat) {
         count_undecodable(decoded.error);

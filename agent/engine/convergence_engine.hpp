@@ -270,7 +270,15 @@ class ConvergenceEngine {
     bool same_config(const Heartbeat& hb) const;
     void maybe_inherit_fixed_seed(const Heartbeat& hb, std::int64_t now);
     std::string config_difference(const Heartbeat& hb) const;
-    bool two_way(std::uint8_t p, std::int64_t now) const;
+    // `window`: segment_window(now), which a loop over every peer computes once.
+    bool two_way(std::uint8_t p, std::int64_t now, std::int64_t window) const;
+    bool two_way(std::uint8_t p, std::int64_t now) const {
+        return two_way(p, now, segment_window(now));
+    }
+    // The echo of this host's boot in peer p's last heartbeat, or null. Cached per heartbeat
+    // stored: two_way runs for every peer on every frame, and a linear search of 64 echoes
+    // there made a 64-host cluster's per-frame cost grow with the cluster (N^2 a period).
+    const Heartbeat::Echo* my_echo(std::uint8_t p) const;
     bool deaf(std::int64_t now) const;
     std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
@@ -359,6 +367,13 @@ class ConvergenceEngine {
     std::uint64_t dup_nonce_ = 0;
     std::int64_t dup_heard_ = -1000000000;
     std::uint64_t map_owners_ = 0; // hosts that own buckets in target_
+    // my_echo's cache: per priority, the stored heartbeat it was computed for (nonce,
+    // sequence) and the echo's index in it (-1: none).
+    struct EchoCache {
+        std::uint64_t nonce = 0, sequence = ~std::uint64_t{0};
+        int index = -1;
+    };
+    mutable std::array<EchoCache, NLB_MAX_HOSTS + 1> echo_cache_{};
 
     // Agreement.
     bool agreeing_ = false;

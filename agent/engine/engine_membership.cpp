@@ -28,7 +28,21 @@ bool ConvergenceEngine::verified(const Heartbeat& hb) const {
     return legacy(hb) || hb.echo_of(me_, nonce_) != nullptr;
 }
 
-bool ConvergenceEngine::two_way(std::uint8_t p, std::int64_t now) const {
+const Heartbeat::Echo* ConvergenceEngine::my_echo(std::uint8_t p) const {
+    const auto& hb = peers_.peer(p).heartbeat;
+    auto& c = echo_cache_[p];
+    if (c.nonce != hb.nonce || c.sequence != hb.sequence) {
+        c = {hb.nonce, hb.sequence, -1};
+        for (std::size_t i = 0; i < hb.echoes.size(); ++i)
+            if (hb.echoes[i].priority == me_ && hb.echoes[i].nonce == nonce_) {
+                c.index = static_cast<int>(i);
+                break;
+            }
+    }
+    return c.index < 0 ? nullptr : &hb.echoes[static_cast<std::size_t>(c.index)];
+}
+
+bool ConvergenceEngine::two_way(std::uint8_t p, std::int64_t now, std::int64_t window) const {
     // Two-way on the segment: this host hears the peer's 0x886F frames, and the peer's last
     // proven frame says it hears this host's there. Heartbeats go where client frames go, so
     // a host that hears none cannot be a member.
@@ -37,10 +51,10 @@ bool ConvergenceEngine::two_way(std::uint8_t p, std::int64_t now) const {
         return false;
     const auto& hb = peer.heartbeat;
     const bool hear =
-        peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= segment_window(now);
+        peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= window;
     if (legacy(hb))
         return hear;
-    const auto* echo = hb.echo_of(me_, nonce_);
+    const auto* echo = my_echo(p);
     return hear && echo && (echo->paths & Heartbeat::kPathSegment);
 }
 
@@ -54,7 +68,7 @@ bool ConvergenceEngine::deaf(std::int64_t now) const {
         if (peer.heard_nonce == peer.heartbeat.nonce &&
             now - peer.heard_segment_ms <= tolerance_ms())
             return false;
-        const auto* echo = peer.heartbeat.echo_of(me_, nonce_);
+        const auto* echo = my_echo(p);
         heard_by_one = heard_by_one || (echo && (echo->paths & Heartbeat::kPathSegment));
     }
     return heard_by_one;
@@ -65,12 +79,13 @@ void ConvergenceEngine::recompute_cohort(std::int64_t now) {
     // whatever their state but stopped or suspended: refused ones count, so that hosts a
     // misconfigured first host refused can outnumber it.
     std::uint64_t bits = host_bit(me_);
+    const std::int64_t window = segment_window(now);
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || !peer.alive || peer.heartbeat.state == HostState::stopped ||
             peer.heartbeat.state == HostState::suspended)
             continue;
-        if (two_way(p, now) && same_config(peer.heartbeat))
+        if (two_way(p, now, window) && same_config(peer.heartbeat))
             bits |= host_bit(p);
     }
     if (bits != cohort_) {
@@ -330,9 +345,10 @@ void ConvergenceEngine::recompute_view(std::int64_t now) {
     std::uint64_t bits = 0;
     if (serving_member())
         bits |= host_bit(me_);
+    const std::int64_t window = segment_window(now);
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p != me_ && two_way(p, now) && same_config(peer.heartbeat) &&
+        if (p != me_ && two_way(p, now, window) && same_config(peer.heartbeat) &&
             in_view_state(peer.heartbeat.state))
             bits |= host_bit(p);
     }

@@ -60,6 +60,18 @@ class Membership {
     // replaces it (a restart), so that replayed frames of an earlier boot do not turn the
     // echo away from a host that is talking. True when the stream is new here.
     bool hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact, std::int64_t quiet_ms);
+    // The heartbeat accepted last from `priority`, heard last too, is (nonce, sequence): a
+    // frame with these is the other path's copy of one already taken in.
+    bool holds(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence) const {
+        const auto& p = peers_[priority];
+        return p.alive && p.heartbeat.nonce == nonce && p.heartbeat.sequence == sequence &&
+               p.heard_nonce == nonce;
+    }
+    // That copy: only the time its path was last heard changes.
+    void heard_again(std::uint8_t priority, std::int64_t now_ms, bool by_contact) {
+        auto& p = peers_[priority];
+        (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
+    }
     // Marks dead every live peer not heard for more than `timeout_ms`; returns them.
     std::vector<std::uint8_t> expire(std::int64_t now_ms, std::int64_t timeout_ms);
     // Earliest time a live peer can expire (INT64_MAX if none).

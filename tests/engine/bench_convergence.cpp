@@ -282,15 +282,42 @@ int main() {
                     frame.size(), forged_ns, hmac_ns, forged_ns / hmac_ns);
     }
 
+    // Steady state: the engine's CPU per host (of one core), keyed, every frame by both
+    // paths; the simulator's own work is included, so it is an upper bound. The 16-host
+    // figure is the baseline: per-host cost should grow about linearly with the frames each
+    // host receives (64/16 = 4x), not with their square.
+    auto steady_pct = [](std::size_t n, std::int64_t period, std::int64_t periods) {
+        Simulator sim(7, {});
+        for (std::size_t i = 1; i <= n; ++i) {
+            auto c = default_config(static_cast<std::uint8_t>(i));
+            c.cluster.key.assign(32, 0x5a);
+            c.cluster.heartbeat_ms = static_cast<std::uint32_t>(period);
+            sim.add_host(std::move(c));
+        }
+        sim.run_until([&] { return sim.settled(); }, 200 * period);
+        sim.run_until(sim.now() + 5 * period);
+        const auto t0 = std::chrono::steady_clock::now();
+        sim.run_until(sim.now() + periods * period);
+        return ms_since(t0) / double(n) / double(periods * period) * 100.0;
+    };
+    const double cpu16 = steady_pct(16, kPeriod, 60), cpu64 = steady_pct(64, kPeriod, 30),
+                 cpu64_fast = steady_pct(64, 100, 60);
+    std::printf("steady engine CPU per host: 16 hosts %.3f %%, 64 hosts %.3f %% (%.1fx) at "
+                "1000 ms; 64 hosts at 100 ms %.3f %%\n",
+                cpu16, cpu64, cpu64 / cpu16, cpu64_fast);
+
     std::printf("{\"alloc_ms_64h_32r\": %.3f, \"alloc_ms_64h_32r_same_weights\": %.3f, "
                 "\"heartbeat_bytes_64h_32r\": %zu, \"hb_bandwidth_Bps_16h\": %.0f, "
                 "\"move_ratio_mean\": %.3f, \"move_ratio_worst\": %.3f, "
                 "\"balance_max_dev_buckets\": %.3f, \"sim_failover_periods\": %.2f, "
                 "\"sim_join_periods\": %.2f, \"realloc_ms_64h_32r\": %.3f, "
                 "\"map_transfer_bytes_join\": %llu, \"forged_frame_ns\": %.0f, "
-                "\"forged_frame_ratio\": %.2f}\n",
+                "\"forged_frame_ratio\": %.2f, \"engine_cpu_pct_16h\": %.3f, "
+                "\"engine_cpu_pct_64h\": %.3f, \"engine_cpu_ratio_64h_16h\": %.2f, "
+                "\"engine_cpu_pct_64h_100ms\": %.3f}\n",
                 alloc_ms, alloc_same_ms, largest, bandwidth, ratio_sum / trials, ratio_worst,
                 max_dev, failover_worst, join_worst, realloc_ms,
-                static_cast<unsigned long long>(join_chunk_bytes), forged_ns, forged_ns / hmac_ns);
+                static_cast<unsigned long long>(join_chunk_bytes), forged_ns, forged_ns / hmac_ns,
+                cpu16, cpu64, cpu64 / cpu16, cpu64_fast);
     return 0;
 }
