@@ -127,6 +127,10 @@ class Agent {
     // leaves it be (a flood of frames must not cost a timer reset each).
     std::optional<std::chrono::milliseconds> timer_at_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
+    std::chrono::milliseconds last_scan_{0};
+    // A settled host with nothing to hand over scans no more often than this (the scan walks
+    // every bucket of the connection tables: about 2 ms at the default sizes).
+    static constexpr std::chrono::milliseconds kQuietScanInterval{2000};
     std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;

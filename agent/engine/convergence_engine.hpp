@@ -184,6 +184,11 @@ class ConvergenceEngine {
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
     void on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total, Millis now);
+    // Whether the next period's connection scan can change what this host does: while it
+    // converges, holds buckets it gave up, drains (the host or a rule), or is not settled.
+    // Otherwise the scan only refreshes counts, and the agent may space it out; a release
+    // always comes with a scan of its own (the agent's apply), so none is missed.
+    bool needs_scans() const;
     // Reload: this host's per-rule load weights and handling priorities (one entry per port
     // rule). A change reconverges the cluster like a joining host's would, with the same
     // hand-over of buckets; false (and nothing changed) when `rules` does not fit the rules.

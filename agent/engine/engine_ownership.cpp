@@ -261,6 +261,18 @@ void ConvergenceEngine::check_map_agreement(std::int64_t now) {
     }
 }
 
+bool ConvergenceEngine::needs_scans() const {
+    if (!settled() || recovering_ || probe_down_ != 0)
+        return true;
+    for (std::size_t r = 0; r < config_.rules.size() && r < NLB_MAX_RULES; ++r)
+        if (control_[r] != RuleControl::enabled)
+            return true;
+    for (const auto& h : held_)
+        if (h.any())
+            return true;
+    return false;
+}
+
 bool ConvergenceEngine::settled() const {
     if (state_ != HostState::converged || agreeing_ || pending_take_ || !target_)
         return false;

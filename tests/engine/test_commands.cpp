@@ -127,6 +127,41 @@ TEST_CASE("drainstop hands the buckets over and reports the ones with connection
         CHECK((*sim.host(i).installed)[0].dirty_elsewhere.none());
 }
 
+TEST_CASE("connection scans are needed during hand-overs and drains, not when settled") {
+    auto sim = cluster(31, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    auto quiet = [&](std::size_t i) { return !sim.host(i).engine->needs_scans(); };
+    // Each host settles once the others' heartbeats say they hold their shares.
+    auto all_quiet = [&] { return quiet(0) && quiet(1) && quiet(2); };
+    CHECK(sim.run_until(all_quiet, sim.now() + 3 * kPeriod));
+
+    // A drained rule: the host waits for its connections to end.
+    sim.command(1, {CommandKind::rule_drain, 0});
+    CHECK_FALSE(quiet(1));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 20 * kPeriod));
+    CHECK(sim.run_until([&] { return quiet(0) && quiet(2); }, sim.now() + 3 * kPeriod));
+    CHECK_FALSE(quiet(1));
+    sim.command(1, {CommandKind::rule_enable, 0});
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 20 * kPeriod));
+    CHECK(sim.run_until(all_quiet, sim.now() + 3 * kPeriod));
+
+    // A join takes buckets from host 1, where connections live on: it holds them (dirty)
+    // and needs every scan until they end.
+    auto& giver = sim.host(0);
+    for (auto b : owned_buckets(giver))
+        giver.live.slots[0].set(b);
+    sim.run_until(sim.now() + 2 * kPeriod); // a scan sees them
+    CHECK(quiet(0)); // connections in buckets it owns change nothing
+    sim.add_host(default_config(4));
+    CHECK(sim.run_until([&] { return !quiet(0); }, sim.now() + 10 * kPeriod));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 20 * kPeriod));
+    CHECK(sim.run_until([&] { return quiet(1) && quiet(2) && quiet(3); },
+                        sim.now() + 3 * kPeriod));
+    CHECK_FALSE(quiet(0));
+    giver.live = LiveBuckets{};
+    CHECK(sim.run_until([&] { return quiet(0); }, sim.now() + 3 * kPeriod));
+}
+
 TEST_CASE("dirty buckets expire after cleanup_delay_s") {
     Simulator sim(31, {});
     for (std::uint8_t p = 1; p <= 3; ++p) {
