@@ -543,12 +543,24 @@ void ConvergenceEngine::send(std::int64_t now) {
     auto frame = encode_heartbeat(hb);
     auth_.sign(frame);
     // The same frame by the second path to every peer heard lately on either path (also one
-    // that does not hear this host: that is how a deaf host learns it is deaf).
+    // that does not hear this host: that is how a deaf host learns it is deaf). While the
+    // cluster is settled, every live peer a member, and a peer both hears this host on the
+    // segment and is heard there, the second path is only a backup: every other send carries
+    // it, which keeps the peer alive by it (well within a tolerance) at half the frames, for
+    // a cluster's N^2. Anything else (a stranger, a convergence) gets every frame.
+    const bool thin = (++contact_round_ & 1) == 0 &&
+                      (peers_.alive_mask() & ~host_bit(me_)) == (epoch_members_ & ~host_bit(me_)) &&
+                      settled();
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || peer.contact.family == 0 ||
             now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
             continue;
+        if (thin && peer.alive && now - peer.heard_segment_ms <= quiet_ms()) {
+            const auto* echo = my_echo(p);
+            if (echo && (echo->paths & Heartbeat::kPathSegment))
+                continue;
+        }
         out_.contact.push_back({p, peer.contact, frame});
         ++counters_.contact_sent;
     }

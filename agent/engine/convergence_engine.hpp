@@ -429,6 +429,7 @@ class ConvergenceEngine {
 
     // Sending.
     std::int64_t next_send_ = 0, last_send_ = -1000000000;
+    std::uint64_t contact_round_ = 0; // sends so far: every other one thins the second path
 
     // Output.
     Decision out_;
