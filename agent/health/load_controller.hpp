@@ -31,7 +31,7 @@ class LoadController {
     // host's among them). Effective weights in proportion to configured weight ÷ cost give
     // every member the same load per unit of configured weight; the cheapest member keeps
     // its configured weight. Returns the new effective weight when the wanted one differs
-    // from the one last returned by more than `sensitivity` × the configured weight at three
+    // from the one last returned by more than 2 × `sensitivity` × the configured weight at three
     // updates running (a coarse move, to the wanted weight), or when the mean of the wanted
     // weights over the last kFineWindow updates since the last move differs from it by more
     // than `sensitivity` × the current weight (a fine move, to that mean).

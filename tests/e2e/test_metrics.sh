@@ -102,7 +102,7 @@ TOPO_PIDS+=("$silent")
 # Real traffic: 100 TCP connections to the VIP, spread over both hosts.
 r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+20 --per-source 5)
 check "traffic: 100 requests answered by both hosts" test "$(json 'sum(d["answers"].values()), len(d["answers"])' <<<"$r")" = "(100, 2)"
-sleep 0.5 # a connection scan (every heartbeat period) has seen them
+sleep 2.5 # a connection scan has seen them (every period, or every 2 s on a settled host)
 for i in 1 2; do
   other=$((3 - i))
   served=$(json "d['answers'].get('$i', 0)" <<<"$r")
