@@ -1,0 +1,121 @@
+// The control socket's requests (Agent::handle): operator commands, per-rule commands, and
+// the dispatch of every request to its handler.
+#include <algorithm>
+
+#include "agent.hpp"
+#include "control_reply.hpp"
+
+namespace nlb {
+
+using std::chrono::milliseconds;
+using json = nlohmann::json;
+
+json Agent::command(CommandKind kind, int rule) {
+    if (!engine_)
+        return error("not attached (nlbadm attach IFACE first)");
+    milliseconds now = monotonic_now();
+    bool accepted = engine_->on_command({kind, rule}, now);
+    Decision d = engine_->take_decision();
+    std::string why;
+    for (const auto& e : d.events)
+        if (e.kind == EventKind::command_rejected)
+            why = e.text;
+    apply(std::move(d));
+    if (!accepted)
+        return error(why.empty() ? "command rejected" : why);
+    return ok({{"state", to_string(engine_->state())}});
+}
+
+// enable / disable / drain PORT|all [--vip VIP]: the rule that covers the port on that VIP
+// (or on the cluster IP), or every rule.
+
+json Agent::rule_command(const json& request, CommandKind kind) {
+    const char* verb = kind == CommandKind::rule_enable    ? "enable"
+                       : kind == CommandKind::rule_disable ? "disable"
+                                                           : "drain";
+    if (!request.contains("port"))
+        return error(std::string(verb) + ": port missing");
+    const json& port = request["port"];
+    if (port.is_string() && port.get<std::string>() == "all")
+        return command(kind, -1);
+    if (!port.is_number_integer() || port.get<long>() < 0 || port.get<long>() > 65535)
+        return error(std::string(verb) + ": bad port " + port.dump() + " (0-65535 or all)");
+    std::size_t vip = 0;
+    if (request.contains("vip")) {
+        auto addr = request["vip"].is_string()
+                        ? IpAddress::parse(request["vip"].get<std::string>())
+                        : std::nullopt;
+        const auto& vips = tables_.vips();
+        auto it = addr ? std::find(vips.begin(), vips.end(), *addr) : vips.end();
+        if (it == vips.end())
+            return error(std::string(verb) + ": " + request["vip"].dump() +
+                         " is not a VIP of this cluster");
+        vip = static_cast<std::size_t>(it - vips.begin());
+    }
+    auto p = static_cast<std::uint16_t>(port.get<long>());
+    for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
+        std::uint32_t r = tables_.rule_of(vip, proto, p);
+        if (r < tables_.rules().size())
+            return command(kind, static_cast<int>(r));
+    }
+    return error(std::string(verb) + ": no port rule covers port " + std::to_string(p));
+}
+
+json Agent::handle(const json& request) {
+    if (!request.is_object() || !request.contains("command") || !request["command"].is_string())
+        return error("request needs a \"command\" string");
+    const std::string cmd = request["command"].get<std::string>();
+    auto iface_arg = [&]() -> std::string {
+        if (!request.contains("interface") || !request["interface"].is_string())
+            throw std::runtime_error(cmd + ": interface missing");
+        return request["interface"].get<std::string>();
+    };
+    if (cmd == "query" || cmd == "status")
+        return ok(query());
+    if (cmd == "attach")
+        return attach(iface_arg());
+    if (cmd == "detach") {
+        std::string ifname = iface_arg();
+        if (dp_ && dp_->interface() != ifname)
+            return error("detach " + ifname + ": attached to " + dp_->interface());
+        return detach();
+    }
+    if (cmd == "params")
+        return ok(to_json(config_));
+    if (cmd == "map")
+        return ok(map());
+    if (cmd == "stats")
+        return ok(stats());
+    if (cmd == "start")
+        return command(CommandKind::start);
+    if (cmd == "stop")
+        return command(CommandKind::stop);
+    if (cmd == "drainstop")
+        return command(CommandKind::drainstop);
+    if (cmd == "suspend")
+        return command(CommandKind::suspend);
+    if (cmd == "resume")
+        return command(CommandKind::resume);
+    if (cmd == "reload") {
+        const ReloadResult r = reload();
+        if (!r.applied)
+            return error(r.error);
+        return ok({{"config", options_.config_path}, {"changed", r.changed}});
+    }
+    if (cmd == "prepare-restart") {
+        // Only the dataplane is kept, not the process's state: the next agent rebuilds the
+        // rest from its config, the pins and the cluster's heartbeats, as after a crash.
+        restart_until_ = monotonic_now() + std::chrono::milliseconds(kRestartWindow);
+        log_.event("restart_prepared", {{"window_s", kRestartWindow.count()}});
+        return ok({{"window_s", kRestartWindow.count()}, {"attached", dp_ != nullptr}});
+    }
+    if (cmd == "enable")
+        return rule_command(request, CommandKind::rule_enable);
+    if (cmd == "disable")
+        return rule_command(request, CommandKind::rule_disable);
+    if (cmd == "drain")
+        return rule_command(request, CommandKind::rule_drain);
+    return error("unknown command \"" + cmd + "\"");
+}
+
+} // namespace nlb
