@@ -4,8 +4,13 @@
 #include <bit>
 #include <bitset>
 
+#include "wire_io.hpp"
+
 namespace nlb {
 namespace {
+
+using wire::Reader;
+using wire::Writer;
 
 constexpr std::uint8_t kMaxShift = 12; // 2^12 = NLB_BUCKETS: one group, the whole slot
 constexpr std::uint8_t kFormatList = 0;
@@ -23,70 +28,6 @@ constexpr std::size_t kHeadBytes = 40; // through the sequence number, both fram
 constexpr std::size_t kHealthSection = 8; // probe_down, panic_percent, 3 reserved
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
-class Writer {
-  public:
-    explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
-    void u8(std::uint8_t v) { out_.push_back(v); }
-    void u16(std::uint16_t v) {
-        u8(static_cast<std::uint8_t>(v >> 8));
-        u8(static_cast<std::uint8_t>(v));
-    }
-    void u32(std::uint32_t v) {
-        u16(static_cast<std::uint16_t>(v >> 16));
-        u16(static_cast<std::uint16_t>(v));
-    }
-    void u64(std::uint64_t v) {
-        u32(static_cast<std::uint32_t>(v >> 32));
-        u32(static_cast<std::uint32_t>(v));
-    }
-    // A section's header: type, a reserved byte, the body's length.
-    void section(std::uint8_t type, std::size_t length) {
-        u8(type);
-        u8(0);
-        u16(static_cast<std::uint16_t>(length));
-    }
-
-  private:
-    std::vector<std::uint8_t>& out_;
-};
-
-// Bounds-checked big-endian reader over a span; a read past the end fails and poisons it.
-class Reader {
-  public:
-    explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
-    bool ok() const { return ok_; }
-    std::size_t left() const { return ok_ ? in_.size() - pos_ : 0; }
-    std::uint8_t u8() { return static_cast<std::uint8_t>(take(1)); }
-    std::uint16_t u16() { return static_cast<std::uint16_t>(take(2)); }
-    std::uint32_t u32() { return static_cast<std::uint32_t>(take(4)); }
-    std::uint64_t u64() { return take(8); }
-    std::span<const std::uint8_t> bytes(std::size_t n) {
-        if (!ok_ || n > in_.size() - pos_) {
-            ok_ = false;
-            return {};
-        }
-        auto s = in_.subspan(pos_, n);
-        pos_ += n;
-        return s;
-    }
-
-  private:
-    std::uint64_t take(std::size_t n) {
-        if (!ok_ || n > in_.size() - pos_) {
-            ok_ = false;
-            return 0;
-        }
-        std::uint64_t v = 0;
-        for (std::size_t i = 0; i < n; ++i)
-            v = (v << 8) | in_[pos_ + i];
-        pos_ += n;
-        return v;
-    }
-
-    std::span<const std::uint8_t> in_;
-    std::size_t pos_ = 0;
-    bool ok_ = true;
-};
 
 std::uint64_t host_bit_of(std::uint8_t priority) {
     return std::uint64_t{1} << (priority - 1);
@@ -125,62 +66,6 @@ struct DirtyPlan {
 };
 
 } // namespace
-
-const char* to_string(HostState state) {
-    switch (state) {
-    case HostState::stopped:
-        return "stopped";
-    case HostState::converging:
-        return "converging";
-    case HostState::converged:
-        return "converged";
-    case HostState::draining:
-        return "draining";
-    case HostState::suspended:
-        return "suspended";
-    case HostState::refused:
-        return "refused";
-    }
-    return "unknown";
-}
-
-const char* to_string(RefuseReason reason) {
-    switch (reason) {
-    case RefuseReason::none:
-        return "none";
-    case RefuseReason::rules_differ:
-        return "configuration (port rules, VIPs, mode or timing) differs from the cluster's";
-    case RefuseReason::priority_taken:
-        return "host priority already taken";
-    case RefuseReason::key_mismatch:
-        return "key_mismatch";
-    case RefuseReason::version:
-        return "version";
-    case RefuseReason::no_contact:
-        return "no two-way contact with the cluster";
-    case RefuseReason::map_minority:
-        return "map digest in the minority";
-    }
-    return "unknown";
-}
-
-const char* to_string(DecodeError error) {
-    switch (error) {
-    case DecodeError::none:
-        return "none";
-    case DecodeError::truncated:
-        return "truncated";
-    case DecodeError::bad_magic:
-        return "not a heartbeat";
-    case DecodeError::bad_version:
-        return "unsupported version";
-    case DecodeError::bad_length:
-        return "bad length";
-    case DecodeError::bad_field:
-        return "bad field";
-    }
-    return "unknown";
-}
 
 std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::size_t budget) {
     std::vector<DirtyPlan> plan;
@@ -588,102 +473,6 @@ HeadResult decode_head(std::span<const std::uint8_t> frame) {
         return result;
     }
     result.head = h;
-    return result;
-}
-
-bool is_map_chunk(std::span<const std::uint8_t> frame) {
-    return frame.size() >= 4 && ((std::uint32_t{frame[0]} << 24) | (std::uint32_t{frame[1]} << 16) |
-                                 (std::uint32_t{frame[2]} << 8) | frame[3]) == kMapChunkMagic;
-}
-
-std::vector<std::uint8_t> encode_map_chunk(const MapChunk& c) {
-    std::vector<std::uint8_t> out;
-    out.reserve(kMapChunkHeaderSize + c.data.size() + kHeartbeatMacSize);
-    Writer w(out);
-    w.u32(kMapChunkMagic);
-    w.u8(kHeartbeatMajor);
-    w.u8(kHeartbeatMinor);
-    w.u16(static_cast<std::uint16_t>(kMapChunkHeaderSize));
-    w.u16(0); // total length, patched below
-    w.u16(c.flags);
-    w.u32(c.cluster_ip);
-    w.u8(c.priority);
-    w.u8(0);
-    w.u16(c.index);
-    w.u16(c.count);
-    w.u16(0);
-    w.u64(c.nonce);
-    w.u64(c.sequence);
-    w.u64(c.map_digest);
-    w.u32(c.generation);
-    w.u32(c.map_size);
-    out.insert(out.end(), c.data.begin(), c.data.end());
-    if (c.flags & Heartbeat::kFlagAuthenticated)
-        out.resize(out.size() + kHeartbeatMacSize, 0);
-    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
-    out[9] = static_cast<std::uint8_t>(out.size());
-    return out;
-}
-
-ChunkDecodeResult decode_map_chunk(std::span<const std::uint8_t> frame) {
-    ChunkDecodeResult result;
-    auto fail = [&](DecodeError e) {
-        result.error = e;
-        result.chunk.reset();
-        return result;
-    };
-    Reader r(frame);
-    const auto magic = r.u32();
-    const auto major = r.u8();
-    r.u8();
-    const auto header_len = r.u16();
-    const auto total_len = r.u16();
-    if (!r.ok())
-        return fail(DecodeError::truncated);
-    if (magic != kMapChunkMagic)
-        return fail(DecodeError::bad_magic);
-    if (major != kHeartbeatMajor)
-        return fail(DecodeError::bad_version);
-    if (total_len > frame.size())
-        return fail(DecodeError::truncated);
-    if (total_len > kHeartbeatMaxSize || header_len < kMapChunkHeaderSize || header_len > total_len)
-        return fail(DecodeError::bad_length);
-    MapChunk c;
-    Reader h(frame.subspan(10, kMapChunkHeaderSize - 10));
-    c.flags = h.u16();
-    c.cluster_ip = h.u32();
-    c.priority = h.u8();
-    h.u8();
-    c.index = h.u16();
-    c.count = h.u16();
-    h.u16();
-    c.nonce = h.u64();
-    c.sequence = h.u64();
-    c.map_digest = h.u64();
-    c.generation = h.u32();
-    c.map_size = h.u32();
-    if (!h.ok())
-        return fail(DecodeError::truncated);
-    if (c.priority < 1 || c.priority > NLB_MAX_HOSTS || c.map_digest == 0 || c.generation == 0)
-        return fail(DecodeError::bad_field);
-    if (c.map_size == 0 || c.map_size > kMapMaxEncoded ||
-        c.count != (c.map_size + kMapChunkData - 1) / kMapChunkData || c.index >= c.count)
-        return fail(DecodeError::bad_length);
-    std::size_t end = total_len;
-    if (c.flags & Heartbeat::kFlagAuthenticated) {
-        if (end < header_len + kHeartbeatMacSize)
-            return fail(DecodeError::bad_length);
-        end -= kHeartbeatMacSize;
-    }
-    const std::size_t expected = c.index + 1u < c.count
-                                     ? kMapChunkData
-                                     : c.map_size - std::size_t{c.count - 1u} * kMapChunkData;
-    if (end - header_len != expected)
-        return fail(DecodeError::bad_length);
-    const auto data = frame.subspan(header_len, expected);
-    c.data.assign(data.begin(), data.end());
-    result.chunk = std::move(c);
-    result.length = total_len;
     return result;
 }
 
