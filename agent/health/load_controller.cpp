@@ -124,9 +124,13 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     // the smoothed wanted weight carries about ±8 % of counting noise, and successive
     // values are correlated, so at once the sensitivity one excursion could pass for three
     // (a move to 43 of 50 between equal servers, once in four e2e runs); what lies between
-    // the two is the fine move's, on a mean of 20.
+    // the two is the fine move's, on a mean of 20. Back to the whole configured weight (the
+    // host is the cheapest, or idle) the sensitivity alone will do: that is the state without
+    // evidence against its share, and a host at 43 of 50 once its cause went would otherwise
+    // wait for the fine move's 20 updates (the e2e test's recovery from a slow server).
     const double moved = (static_cast<double>(next) - weight_) / static_cast<double>(configured_);
-    const int direction = std::abs(moved) <= 2 * config_.sensitivity ? 0 : (moved > 0 ? 1 : -1);
+    const double deadband = (wanted == 1.0 ? 1 : 2) * config_.sensitivity;
+    const int direction = std::abs(moved) <= deadband ? 0 : (moved > 0 ? 1 : -1);
     streak_ = direction != 0 && direction == last_direction_ ? streak_ + 1 : (direction ? 1 : 0);
     last_direction_ = direction;
     if (streak_ >= kConfirmations)

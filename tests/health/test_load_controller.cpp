@@ -194,6 +194,29 @@ TEST_CASE("load feedback: within the coarse deadband, a fine move once the mean 
     CHECK(c.weight() == 20);
 }
 
+TEST_CASE("load feedback: back to the configured weight takes the sensitivity, away twice it") {
+    // A level metric 1.15x the cheapest wants 43 of 50: 14 % of the configured weight, beyond
+    // the sensitivity but within twice it, so no coarse move (the fine one needs 20 updates).
+    LoadFeedbackConfig f = feedback(1000, 0.1);
+    f.metric = LoadMetric::exec;
+    LoadController c(f, 50);
+    steady(c, 115, 4000);
+    std::int64_t t = 4000;
+    for (; t < 4000 + 19 * 1000; t += 1000)
+        CHECK_FALSE(c.update(std::vector<double>{115, 100}, t));
+    REQUIRE(c.update(std::vector<double>{115, 100}, t)); // the fine move, at the 20th
+    REQUIRE(c.weight() == 43);
+    // The cause goes: the host is the cheapest. 7 of 50 back is beyond the sensitivity, and
+    // three updates in a row take the host back, not twenty.
+    for (std::int64_t u = t; u <= t + 20000; u += 100)
+        c.sample(100, u);
+    t += 20000;
+    CHECK_FALSE(c.update(std::vector<double>{100, 100}, t));
+    CHECK_FALSE(c.update(std::vector<double>{100, 100}, t + 1000));
+    CHECK(c.update(std::vector<double>{100, 100}, t + 2000));
+    CHECK(c.weight() == 50);
+}
+
 TEST_CASE("load feedback: within the sensitivity of the cheapest is the cheapest") {
     // The lowest of noisy costs sits below their truth: a host 5 % above it wants its whole
     // weight, so equal hosts never aim low together; 15 % above, it gives share.
