@@ -30,6 +30,7 @@ ConvergenceEngine::ConvergenceEngine(EngineConfig config, std::uint64_t boot_non
     config_.host.rules.resize(config_.rules.size());
     next_send_ = now.count();
     started_at_ = now.count();
+    born_ = now.count();
     if (!auth_.keyed()) {
         warned_unauthenticated_ = true;
         event(now.count(), EventKind::unauthenticated, me_,
@@ -450,6 +451,8 @@ Decision ConvergenceEngine::take_decision() {
 
 void ConvergenceEngine::evaluate(std::int64_t now) {
     recompute_cohort(now);
+    if (maybe_switch(now))
+        recompute_cohort(now); // whose configuration is this host's changed
     // Frames of this cluster it cannot read hold back a host that never had a peer prove
     // contact: it may be the one with the wrong key or version, and must not serve alone.
     if (participating() && !had_peer_ && now - last_unreadable_ <= tolerance_ms()) {
@@ -536,6 +539,8 @@ void ConvergenceEngine::send(std::int64_t now) {
     for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
         if (held_[s].any())
             hb.dirty.push_back({static_cast<std::uint8_t>(s), held_[s]});
+    hb.staged = staged_digest();
+    hb.switched_from = switched_from_;
     hb.base_digest = base_digest_;
     hb.base_generation = base_digest_ ? base_gen_ : 0;
     hb.base_flags = give_up_ ? Heartbeat::kBaseGiveUp : 0;

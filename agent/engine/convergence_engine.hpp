@@ -91,6 +91,8 @@ enum class EventKind {
     // (a release before per-cluster seeds, or one upgraded in place) before it ever served,
     // and hashes with the fixed seed too for the rest of its run (docs/dataplane.md).
     seed_inherited,
+    // Staged configuration (docs/staged-config.md): the staged set became the running one.
+    config_switched,
 };
 
 // How a frame reached this host: the segment (0x886F to the cluster MAC) or the agents'
@@ -169,6 +171,10 @@ struct Decision {
     std::vector<Event> events;
     std::shared_ptr<const SlotViews> maps;  // null: unchanged since the last decision
     std::optional<std::uint32_t> flow_seed; // the dataplane's hash seed changes to this
+    // The staged configuration became the running one (config()): the agent rewrites the
+    // dataplane's rule tables. The maps in this decision already hold none of the changed
+    // slots' buckets, so the tables change under no owner of them here.
+    bool switched = false;
     HostState state = HostState::stopped;
     Millis next_tick{0};
 };
@@ -206,6 +212,23 @@ class ConvergenceEngine {
     // its view that publish one, by priority; only where the rule is enabled (not drained,
     // disabled or held down by a probe), here and there.
     std::vector<std::pair<std::uint8_t, std::uint32_t>> loads_of(std::size_t rule) const;
+    // Staged configuration (docs/staged-config.md). `next` is the configuration this host is
+    // to run once every live host of its cohort holds the same (or one of them switched to it
+    // already): it may differ from the running one in the port rules, the VIP digest and the
+    // timing, and in this host's per-rule parameters; the key, the hash seed, the mode, the
+    // VLAN, the cluster IP and the priority stay (the running ones are kept). `changed_slots`
+    // (bit s: rule slot s) are the slots where a packet may land in another slot or bucket
+    // under `next` than under the running set, or whose mode changes: no host takes buckets
+    // in them until every live host runs `next` (the agent computes them from both sets'
+    // tables; every host computes the same). Staging the running set unstages. Empty: done;
+    // else why not, and nothing changed.
+    std::string stage(EngineConfig next, std::uint64_t changed_slots, Millis now);
+    // Digests of the running and the staged configuration (everything hosts must share; 0:
+    // nothing staged), as heartbeats and query show them.
+    std::uint64_t active_digest() const;
+    std::uint64_t staged_digest() const { return staged_ ? staged_digest_ : 0; }
+    // The live hosts of this host's cohort that do not hold its staged configuration yet.
+    std::uint64_t staged_waiting() const;
     // The rules the installed epoch serves in panic mode (as if every member were healthy).
     std::uint32_t panic_rules() const { return panic_; }
     Decision take_decision();
@@ -274,6 +297,13 @@ class ConvergenceEngine {
     bool verified(const Heartbeat& hb) const;
     bool same_config(const Heartbeat& hb) const;
     void maybe_inherit_fixed_seed(const Heartbeat& hb, std::int64_t now);
+    // Staged configuration (engine_staging.cpp).
+    std::uint64_t config_digest_of(const Heartbeat& hb) const;
+    // A peer mid-switch: it runs what this host holds staged, or it holds staged what this
+    // host switched to from the set it runs. Neither refuses the other meanwhile.
+    bool switching_peer(const Heartbeat& hb, std::int64_t now) const;
+    bool maybe_switch(std::int64_t now);
+    void switch_config(std::int64_t now, const std::string& why);
     std::string config_difference(const Heartbeat& hb) const;
     // `window`: segment_window(now), which a loop over every peer computes once.
     bool two_way(std::uint8_t p, std::int64_t now, std::int64_t window) const;
@@ -421,6 +451,17 @@ class ConvergenceEngine {
     std::vector<std::int64_t> released_at_; // [slot * NLB_BUCKETS + bucket], -1 = unknown
     std::array<BucketBits, NLB_RULE_SLOTS> held_{};
     std::array<BucketBits, NLB_RULE_SLOTS> others_dirty_{};
+
+    // Staged configuration.
+    std::optional<EngineConfig> staged_;
+    std::uint64_t staged_digest_ = 0, staged_changed_ = 0;
+    std::uint64_t switched_from_ = 0;
+    std::int64_t switched_at_ = -1000000000;
+    std::int64_t born_ = 0; // when this engine was made: a stage waits a tolerance for peers
+    // Rule slots whose buckets wait for every live host to claim the epoch installed after
+    // the switch (or nothing), and whether this host installed one since.
+    std::uint64_t changed_slots_ = 0;
+    bool switch_install_pending_ = false;
 
     // Partition heuristic.
     std::uint64_t accepted_total_ = 0, accepted_base_ = 0;

@@ -47,6 +47,8 @@ const char* to_string(EventKind kind) {
         return "panic_ended";
     case EventKind::seed_inherited:
         return "seed_inherited";
+    case EventKind::config_switched:
+        return "config_switched";
     }
     return "unknown";
 }

@@ -85,7 +85,10 @@ void ConvergenceEngine::recompute_cohort(std::int64_t now) {
         if (p == me_ || !peer.alive || peer.heartbeat.state == HostState::stopped ||
             peer.heartbeat.state == HostState::suspended)
             continue;
-        if (two_way(p, now, window) && same_config(peer.heartbeat))
+        // A peer mid-switch stays: it follows (or this host does) within a frame, and the
+        // cluster neither shrinks meanwhile nor converges twice.
+        if (two_way(p, now, window) &&
+            (same_config(peer.heartbeat) || switching_peer(peer.heartbeat, now)))
             bits |= host_bit(p);
     }
     if (bits != cohort_) {
@@ -122,6 +125,8 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
             hb.state == HostState::suspended)
             continue;
         const bool differs = !same_config(hb);
+        if (differs && switching_peer(hb, now))
+            continue; // one of the two follows the other within a frame
         const std::uint64_t theirs =
             legacy(hb) ? (hb.view | host_bit(p)) : (hb.cohort | host_bit(p));
         // Both paths deliver within moments of each other: a newly heard peer gets a period
@@ -348,7 +353,8 @@ void ConvergenceEngine::recompute_view(std::int64_t now) {
     const std::int64_t window = segment_window(now);
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p != me_ && two_way(p, now, window) && same_config(peer.heartbeat) &&
+        if (p != me_ && two_way(p, now, window) &&
+            (same_config(peer.heartbeat) || switching_peer(peer.heartbeat, now)) &&
             in_view_state(peer.heartbeat.state))
             bits |= host_bit(p);
     }

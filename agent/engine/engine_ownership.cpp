@@ -17,6 +17,7 @@ using detail::serving_state;
 
 void ConvergenceEngine::install(std::int64_t now) {
     agreeing_ = false;
+    switch_install_pending_ = false; // agreement is on a view of the switched configuration
     stable_ = 0;
     // Even when the map stays (an epoch with this digest is installed already), what is in
     // panic may not: all members back at once hash as all forced back in panic did.
@@ -109,6 +110,11 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         else
             return;
     }
+    // After a switch of configuration, a changed slot's packets may land elsewhere on a host
+    // that still runs the earlier set: its buckets wait until every live host claims this
+    // epoch (or nothing), whatever it owned before (docs/staged-config.md).
+    if (changed_slots_ && !blockers && !switch_install_pending_)
+        changed_slots_ = 0;
     bool took = false;
     std::size_t keep = 0;
     for (const auto entry : to_take_) {
@@ -116,7 +122,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         const std::uint32_t b = entry % NLB_BUCKETS;
         const bool disabled = s < config_.rules.size() && control_[s] == RuleControl::disabled;
         const std::uint8_t before = prev_ ? prev_->slots[s][b] : 0;
-        if (disabled || owned_[s][b] ||
+        if (disabled || owned_[s][b] || ((changed_slots_ >> s) & 1) ||
             (before != 0 && before != me_ && (blockers & host_bit(before)))) {
             if (!owned_[s][b])
                 to_take_[keep++] = entry;

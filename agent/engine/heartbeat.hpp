@@ -126,6 +126,11 @@ struct Heartbeat {
     // of its metric's unit. Only informs the members' weights: a change reconverges nothing.
     std::uint32_t load_rules = 0;
     std::array<std::uint32_t, NLB_MAX_RULES> loads{};
+    // Staged configuration (section 9, docs/staged-config.md): the config digest of the set
+    // the sender holds staged (0: none), and of the one it ran before its last switch (0:
+    // none since it started). A host that switched tells those still on the old set to follow.
+    std::uint64_t staged = 0;
+    std::uint64_t switched_from = 0;
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

@@ -26,6 +26,7 @@ constexpr std::size_t kSeedSection = 12; // digest, source, 3 reserved
 constexpr std::size_t kHeadBytes = 40; // through the sequence number, both frame kinds
 
 constexpr std::size_t kHealthSection = 8; // probe_down, panic_percent, 3 reserved
+constexpr std::size_t kStagedSection = 16; // staged, switched_from
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
 
@@ -215,6 +216,12 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
                 w.u32(hb.loads[r]);
     }
 
+    if (hb.staged || hb.switched_from) {
+        w.section(kSectionStaged, kStagedSection);
+        w.u64(hb.staged);
+        w.u64(hb.switched_from);
+    }
+
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
     const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
     if (!dirty.empty()) {
@@ -395,6 +402,16 @@ DecodeError decode_load(std::span<const std::uint8_t> body, Heartbeat& hb) {
     return DecodeError::none;
 }
 
+DecodeError decode_staged(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    // Longer is a later version's, as for the seed section.
+    if (body.size() < kStagedSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.staged = r.u64();
+    hb.switched_from = r.u64();
+    return DecodeError::none;
+}
+
 DecodeError decode_health(std::span<const std::uint8_t> body, Heartbeat& hb) {
     // Longer is a later version's, as for the seed section.
     if (body.size() < kHealthSection)
@@ -571,6 +588,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionLoad:
             decode = decode_load;
+            break;
+        case kSectionStaged:
+            decode = decode_staged;
             break;
         }
         if (!decode)

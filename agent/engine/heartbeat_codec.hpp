@@ -37,6 +37,9 @@ inline constexpr std::uint8_t kSectionSeed = 6;
 inline constexpr std::uint8_t kSectionHealth = 7;
 // Load feedback (docs/load-feedback.md): readers that predate it skip it, as any unknown type.
 inline constexpr std::uint8_t kSectionLoad = 8;
+// Staged configuration (docs/staged-config.md): what the sender holds staged and what it ran
+// before its last switch. Readers that predate it skip it; they can take part in no switch.
+inline constexpr std::uint8_t kSectionStaged = 9;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

@@ -1,6 +1,6 @@
 // Writes the fuzzer's seed corpus: valid heartbeats of every shape (states, rule counts,
-// dirty encodings, base maps, hash seeds, signed and not), map chunks and encoded maps, one file
-// each, into the directory given.
+// dirty encodings, base maps, hash seeds, staged sets, signed and not), map chunks and
+// encoded maps, one file each, into the directory given.
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
             hb.has_seed = true;
             hb.seed_digest = hb.view_digest | 1; // no rng(): the other frames stay as they were
             hb.seed_source = static_cast<SeedSource>(i % 3);
+        }
+        if (i % 5 == 2) { // staged configuration; no rng(): the other frames stay as they were
+            hb.staged = hb.fingerprint ^ hb.view;
+            hb.switched_from = i % 2 ? hb.map_digest : 0;
         }
         for (std::size_t r = 0; r < hb.rule_count; ++r) {
             hb.rules[r] = {static_cast<std::uint8_t>(rng() % 2 ? 0xff : rng() % 101),

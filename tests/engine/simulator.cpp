@@ -87,6 +87,12 @@ void Simulator::probe_down(std::size_t i, std::uint32_t rules) {
     collect(i);
 }
 
+std::string Simulator::stage(std::size_t i, EngineConfig next, std::uint64_t changed_slots) {
+    auto error = hosts_[i].engine->stage(std::move(next), changed_slots, Millis{local(i)});
+    collect(i);
+    return error;
+}
+
 void Simulator::inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms) {
     push(now_ + delay_ms, Kind::deliver, i,
          std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)));

@@ -63,6 +63,8 @@ class Simulator {
     void command(std::size_t i, Command c);
     // Host i's health probes now hold down these port rules (ConvergenceEngine::set_probe_down).
     void probe_down(std::size_t i, std::uint32_t rules);
+    // Host i stages `next` (ConvergenceEngine::stage); what it returned.
+    std::string stage(std::size_t i, EngineConfig next, std::uint64_t changed_slots);
     void set_group(std::size_t i, int group) { hosts_[i].group = group; }
     // From now on host i's clock runs at `rate` times the simulation's (1.05: 5 % fast).
     void set_clock_rate(std::size_t i, double rate);

@@ -117,12 +117,12 @@ TEST_CASE("the decoder rejects every truncation and bad length") {
 TEST_CASE("a later minor version with a longer header and new sections is readable") {
     auto hb = sample(2);
     auto frame = encode_heartbeat(hb);
-    // Minor 7: 8 more header bytes and an unknown section type 9 at the end.
+    // Minor 7: 8 more header bytes and an unknown section type 99 at the end.
     std::vector<std::uint8_t> v;
     v.insert(v.end(), frame.begin(), frame.begin() + kHeartbeatHeaderSize);
     v.insert(v.end(), 8, 0xee);
     v.insert(v.end(), frame.begin() + kHeartbeatHeaderSize, frame.end());
-    for (std::uint8_t b : {9, 0, 0, 3, 1, 2, 3})
+    for (std::uint8_t b : {99, 0, 0, 3, 1, 2, 3})
         v.push_back(b);
     v[5] = 7;
     v[6] = 0;
@@ -371,4 +371,32 @@ TEST_CASE("load feedback's section: round-trip, only the frame's rules, never sh
     auto more = frame;
     more[at + 7] = 0b1110; // three rules named, two loads carried
     CHECK_FALSE(decode_heartbeat(more).heartbeat);
+}
+
+TEST_CASE("staged section: round-trip, absent when there is nothing staged, never short") {
+    auto hb = sample(4);
+    hb.staged = 0x1122334455667788;
+    hb.switched_from = 0x99aabbccddeeff01;
+    const auto frame = encode_heartbeat(hb);
+    auto r = decode_heartbeat(frame);
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->staged == hb.staged);
+    CHECK(r.heartbeat->switched_from == hb.switched_from);
+    CHECK(*r.heartbeat == hb);
+    // Nothing staged, never switched: frames are as before the section existed.
+    CHECK(encode_heartbeat(sample(4)).size() + 4 + 16 == frame.size());
+    // A section shorter than its two digests is broken.
+    auto shorter = frame;
+    std::size_t at = 0;
+    for (std::size_t i = 40; i + 4 <= shorter.size(); ++i)
+        if (shorter[i] == kSectionStaged && shorter[i + 1] == 0 && shorter[i + 2] == 0 &&
+            shorter[i + 3] == 16 && shorter[i + 4] == 0x11)
+            at = i;
+    REQUIRE(at != 0);
+    shorter[at + 3] = 8;
+    shorter.erase(shorter.begin() + static_cast<std::ptrdiff_t>(at) + 12,
+                  shorter.begin() + static_cast<std::ptrdiff_t>(at) + 20);
+    shorter[8] = static_cast<std::uint8_t>(shorter.size() >> 8);
+    shorter[9] = static_cast<std::uint8_t>(shorter.size());
+    CHECK(decode_heartbeat(shorter).error == DecodeError::bad_length);
 }
