@@ -50,9 +50,11 @@ constexpr CommandSpec kCommands[] = {
     {"reload", Takes::nothing, "", "re-read the agent's config file, apply what can change live",
      "Makes the agent re-read its configuration file (as SIGHUP and `systemctl reload\n"
      "nlb-agent` do) and apply live what is this host's own: each port rule's load_weight,\n"
-     "handling_priority and enabled. Answers the keys that changed. A change that needs a\n"
-     "restart, or a file that does not parse, is refused with the reason (exit 1) and\n"
-     "changes nothing at all.\n"},
+     "handling_priority and enabled. The port rules' shape and the heartbeat timing are\n"
+     "staged: the cluster switches to them once every host holds them (query shows the\n"
+     "active and staged fingerprints). Answers the keys that changed and those staged. A\n"
+     "change that needs a restart, or a file that does not parse, is refused with the\n"
+     "reason (exit 1) and changes nothing at all.\n"},
     {"prepare-restart", Takes::local, "",
      "make the next stop a restart that keeps connections (local only)",
      "Makes the agent's next SIGTERM, within 60 s, a restart rather than a leave: the\n"

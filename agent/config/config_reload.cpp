@@ -1,5 +1,7 @@
 #include "config_reload.hpp"
 
+#include <algorithm>
+
 namespace nlb {
 
 ReloadPlan plan_reload(const Config& running, const Config& next) {
@@ -8,16 +10,17 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
         if (!same && !plan.fixed)
             plan.fixed = key;
     };
+    auto staged = [&](bool same, const std::string& key) {
+        if (!same)
+            plan.staged.push_back(key);
+    };
     const ClusterConfig &a = running.cluster, &b = next.cluster;
     fixed(a.ip == b.ip, "cluster.ip");
     fixed(a.vips == b.vips, "cluster.vips");
     fixed(a.mode == b.mode, "cluster.mode");
-    fixed(a.heartbeat_ms == b.heartbeat_ms, "cluster.heartbeat_ms");
-    fixed(a.heartbeat_tolerance == b.heartbeat_tolerance, "cluster.heartbeat_tolerance");
     fixed(a.key_file == b.key_file, "cluster.key_file");
     fixed(a.rotation_key_file == b.rotation_key_file, "cluster.rotation_key_file");
     fixed(a.remote_control == b.remote_control, "cluster.remote_control");
-    fixed(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
     fixed(a.hash_seed == b.hash_seed, "cluster.hash_seed");
     fixed(a.vlan == b.vlan, "cluster.vlan");
     fixed(a.igmp_querier == b.igmp_querier, "cluster.igmp_querier");
@@ -35,23 +38,32 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(running.metrics == next.metrics, "metrics");
     // Probes own timers, sockets and children: a restart starts them over cleanly.
     fixed(running.health == next.health, "health");
-    fixed(running.port_rules.size() == next.port_rules.size(), "port_rules");
-    for (std::size_t i = 0; i < running.port_rules.size() && i < next.port_rules.size(); ++i) {
-        const PortRuleConfig &r = running.port_rules[i], &n = next.port_rules[i];
+    staged(a.heartbeat_ms == b.heartbeat_ms, "cluster.heartbeat_ms");
+    staged(a.heartbeat_tolerance == b.heartbeat_tolerance, "cluster.heartbeat_tolerance");
+    staged(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");
+    staged(running.port_rules.size() == next.port_rules.size(), "port_rules");
+    const std::size_t rules = std::max(running.port_rules.size(), next.port_rules.size());
+    for (std::size_t i = 0; i < rules; ++i) {
         const std::string key = "port_rules[" + std::to_string(i) + "].";
-        fixed(r.vip == n.vip, key + "vip");
-        fixed(r.first_port == n.first_port && r.last_port == n.last_port, key + "ports");
-        fixed(r.protocol == n.protocol, key + "protocol");
-        fixed(r.mode == n.mode, key + "mode");
-        fixed(r.affinity == n.affinity, key + "affinity");
-        if (r.load_weight != n.load_weight)
+        // Load feedback runs a command and timers of its own, like a probe: a restart starts
+        // it over. A rule that comes or goes must have none.
+        const auto* r = i < running.port_rules.size() ? &running.port_rules[i] : nullptr;
+        const auto* n = i < next.port_rules.size() ? &next.port_rules[i] : nullptr;
+        fixed((r ? r->load_feedback : std::nullopt) == (n ? n->load_feedback : std::nullopt),
+              key + "load_feedback");
+        if (!r || !n)
+            continue;
+        staged(r->vip == n->vip, key + "vip");
+        staged(r->first_port == n->first_port && r->last_port == n->last_port, key + "ports");
+        staged(r->protocol == n->protocol, key + "protocol");
+        staged(r->mode == n->mode, key + "mode");
+        staged(r->affinity == n->affinity, key + "affinity");
+        if (r->load_weight != n->load_weight)
             plan.live.push_back(key + "load_weight");
-        if (r.handling_priority != n.handling_priority)
+        if (r->handling_priority != n->handling_priority)
             plan.live.push_back(key + "handling_priority");
-        if (r.enabled != n.enabled)
+        if (r->enabled != n->enabled)
             plan.live.push_back(key + "enabled");
-        // Runs a command and timers of its own, like a probe: a restart starts it over.
-        fixed(r.load_feedback == n.load_feedback, key + "load_feedback");
     }
     return plan;
 }

@@ -1,8 +1,10 @@
-// What a reload may change. The port rules' host-local parameters (load_weight,
+// What a reload may change, and how. The port rules' host-local parameters (load_weight,
 // handling_priority, enabled) change live: the cluster reconverges as it does when a host's
-// weights change. Everything else shapes the dataplane, the heartbeats or the cluster's
-// agreement (the rule fingerprint), and changing it under a running cluster would be a restart
-// in disguise, so a reload refuses it and names the key.
+// weights change. What every host must share and the cluster can switch as one (the port
+// rules themselves, the heartbeat timing, cleanup_delay_s) is staged: loaded beside the
+// running set and switched to once every host holds it (docs/staged-config.md). Everything
+// else shapes the dataplane, the heartbeats or the host's identity, and changing it under a
+// running cluster would be a restart in disguise, so a reload refuses it and names the key.
 #pragma once
 
 #include <optional>
@@ -14,7 +16,9 @@
 namespace nlb {
 
 struct ReloadPlan {
-    std::vector<std::string> live;    // key paths that change and can: "port_rules[1].load_weight"
+    std::vector<std::string> live; // key paths that change here alone: "port_rules[1].load_weight"
+    std::vector<std::string>
+        staged; // key paths the cluster switches together: "cluster.heartbeat_ms"
     std::optional<std::string> fixed; // the first key that changes and cannot: "cluster.mode"
 };
 

@@ -134,14 +134,10 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         dp->set_nd_egress(
             std::any_of(tables_.vips().begin(), tables_.vips().end(),
                         [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; }));
-        for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-            nlb_rule& rule = maps.state().rules[slot];
-            rule.mode = slot < tables_.rules().size() ? tables_.rules()[slot].mode
-                                                      : static_cast<std::uint8_t>(NLB_MODE_MULTIPLE);
-            rule.affinity = tables_.affinity_of(slot);
-            if (!dp->adopted())
-                std::memset(rule.bucket, 0, sizeof(rule.bucket)); // nothing owned until converged
-        }
+        write_rule_modes(maps);
+        if (!dp->adopted())
+            for (auto& rule : maps.state().rules) // nothing owned until converged
+                std::memset(rule.bucket, 0, sizeof(rule.bucket));
 
         InterfacePlan plan;
         plan.ifname = cluster_if;
@@ -515,6 +511,10 @@ void Agent::apply(Decision d) {
             log_.warn(e.what());
         }
     }
+    // Last, after the maps that release the changed slots' buckets and after this decision's
+    // frames (the switch makes frames of its own, which must follow these).
+    if (d.switched)
+        switch_config(monotonic_now());
 }
 
 SlotViews Agent::with_released_tracked(const SlotViews& next) const {
@@ -525,6 +525,15 @@ SlotViews Agent::with_released_tracked(const SlotViews& next) const {
                 views[s].owners[b] != config_.host.priority)
                 views[s].tracked_here.set(b);
     return views;
+}
+
+void Agent::write_rule_modes(DataplaneMaps& maps) const {
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+        nlb_rule& rule = maps.state().rules[slot];
+        rule.mode = slot < tables_.rules().size() ? tables_.rules()[slot].mode
+                                                  : static_cast<std::uint8_t>(NLB_MODE_MULTIPLE);
+        rule.affinity = tables_.affinity_of(slot);
+    }
 }
 
 void Agent::install(const SlotViews& views) {

@@ -59,11 +59,13 @@ class Agent {
     // restart, short enough that a later, unrelated stop still leaves the cluster.
     static constexpr std::chrono::seconds kRestartWindow{60};
     // SIGHUP, `nlbadm reload`: re-read the config file; apply the port rules' load_weight,
-    // handling_priority and enabled live, or log why not and change nothing
-    // (config_reload.hpp). The keys applied, or the one-line reason nothing was.
+    // handling_priority and enabled live, stage the shared rules and timing (applied when the
+    // cluster switches, docs/staged-config.md), or log why not and change nothing
+    // (config_reload.hpp). The keys applied and staged, or the one-line reason nothing was.
     struct ReloadResult {
         bool applied = false;
         std::vector<std::string> changed;
+        std::vector<std::string> staged;
         std::string error;
     };
     ReloadResult reload();
@@ -77,6 +79,11 @@ class Agent {
     // `leave`: tell the cluster (a stop); false for a restart, which says nothing.
     void tear_down(bool keep_dataplane, bool leave = true);
     void disable_rules_off_here(std::chrono::milliseconds now);
+    // The rule slots' mode and affinity as tables_ has them (the ownership bytes stay).
+    void write_rule_modes(DataplaneMaps& maps) const;
+    // The engine switched to the staged configuration: it becomes config_, the dataplane's
+    // port table and rule modes are rewritten, probes and load feedback follow the new rules.
+    void switch_config(std::chrono::milliseconds now);
     void on_probe_verdict(std::size_t probe, bool up, const CheckResult& result);
 
     void schedule(std::chrono::milliseconds at);
@@ -104,6 +111,8 @@ class Agent {
 
     boost::asio::io_context& io_;
     Config config_;
+    // The configuration file's, staged in the engine until the cluster switches to it.
+    std::optional<Config> staged_;
     AgentOptions options_;
     EventLog& log_;
     // Rebuilt at each attach under the seed the key file then gives (before: the fixed seed;

@@ -42,9 +42,8 @@ json Agent::rule_command(const json& request, CommandKind kind) {
         return error(std::string(verb) + ": bad port " + port.dump() + " (0-65535 or all)");
     std::size_t vip = 0;
     if (request.contains("vip")) {
-        auto addr = request["vip"].is_string()
-                        ? IpAddress::parse(request["vip"].get<std::string>())
-                        : std::nullopt;
+        auto addr = request["vip"].is_string() ? IpAddress::parse(request["vip"].get<std::string>())
+                                               : std::nullopt;
         const auto& vips = tables_.vips();
         auto it = addr ? std::find(vips.begin(), vips.end(), *addr) : vips.end();
         if (it == vips.end())
@@ -100,7 +99,7 @@ json Agent::handle(const json& request) {
         const ReloadResult r = reload();
         if (!r.applied)
             return error(r.error);
-        return ok({{"config", options_.config_path}, {"changed", r.changed}});
+        return ok({{"config", options_.config_path}, {"changed", r.changed}, {"staged", r.staged}});
     }
     if (cmd == "prepare-restart") {
         // Only the dataplane is kept, not the process's state: the next agent rebuilds the

@@ -45,8 +45,8 @@ json Agent::query() const {
     const std::string problem = engine_ ? engine_->problem(monotonic_now()) : "";
     host["problem"] = problem.empty() ? json(nullptr) : json(problem);
     if (dp_)
-        host["second_path"] = contact_ ? json(to_string(engine_->config().host.contact))
-                                       : json(nullptr);
+        host["second_path"] =
+            contact_ ? json(to_string(engine_->config().host.contact)) : json(nullptr);
     if (config_.cluster.igmp_querier)
         host["igmp_querier"] = querier_ ? querier_->status() : json(nullptr);
     std::uint32_t cip = config_.cluster.ip.words[0];
@@ -60,6 +60,18 @@ json Agent::query() const {
                     {"view", members_of(engine_ ? engine_->view() : 0)},
                     {"cohort", members_of(engine_ ? engine_->cohort() : 0)},
                     {"default_host", engine_ ? engine_->default_host() : 0}};
+    // The shared configuration's fingerprints (docs/staged-config.md): what runs, what is
+    // staged beside it, and which live hosts of this host's cohort do not hold that yet.
+    if (engine_) {
+        const std::uint64_t staged = engine_->staged_digest();
+        cluster["configuration"] = {
+            {"active", fingerprint_text(engine_->active_digest())},
+            {"staged", staged ? json(fingerprint_text(staged)) : json(nullptr)},
+            {"waiting_for", members_of(engine_->staged_waiting())}};
+    } else {
+        cluster["configuration"] = {
+            {"active", nullptr}, {"staged", nullptr}, {"waiting_for", json::array()}};
+    }
     json rules = json::array();
     const json effective = to_json(config_);
     const std::uint32_t panic = engine_ && engine_->members() ? engine_->panic_rules() : 0;
@@ -118,17 +130,16 @@ json Agent::stats() const {
     out["convergences"] = convergences_;
     out["last_convergence_s"] = static_cast<double>(last_convergence_.count()) / 1000.0;
     out["tracked_connections"] = dp_ ? tracked_connections_ : 0;
-    out["connection_tables"] = {
-        {"socket_program", dp_ && dp_->socket_program()},
-        {"opening", dp_ ? tracking_.last().opening : 0},
-        {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
-        {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},
-        {"established", dp_ ? tracking_.last().established : 0},
-        {"established_size", dp_ ? 2 * dp_->table_sizes().established : 0},
-        {"closing", dp_ ? tracking_.last().closing : 0},
-        {"established_ended", dp_ ? tracking_.last().expired : 0},
-        {"adopted_from_sockets", tracking_.seeded()},
-        {"orphans_ended", tracking_.orphans_ended()}};
+    out["connection_tables"] = {{"socket_program", dp_ && dp_->socket_program()},
+                                {"opening", dp_ ? tracking_.last().opening : 0},
+                                {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
+                                {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},
+                                {"established", dp_ ? tracking_.last().established : 0},
+                                {"established_size", dp_ ? 2 * dp_->table_sizes().established : 0},
+                                {"closing", dp_ ? tracking_.last().closing : 0},
+                                {"established_ended", dp_ ? tracking_.last().expired : 0},
+                                {"adopted_from_sockets", tracking_.seeded()},
+                                {"orphans_ended", tracking_.orphans_ended()}};
     auto counters = [](const nlb_stats& st) {
         return json{{"accepted", st.accepted},
                     {"dropped_not_owner", st.dropped_not_owner},
@@ -156,17 +167,17 @@ json Agent::stats() const {
     }
     nlb_stats g = dp_ ? dp_->maps().read_stats(NLB_STATS_GLOBAL) : nlb_stats{};
     out["rules"] = rules;
-    out["dataplane"] = {{"malformed", g.malformed},
-                        {"arp_replied", g.arp_replied},
-                        {"nd_replied", g.nd_replied},
-                        {"neigh_dropped", g.neigh_dropped},
-                        {"passed_other", g.passed_other},
-                        {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
-                        {"heartbeat_untrusted_dropped",
-                         dp_ ? dp_->maps().heartbeat_untrusted_dropped() : 0},
-                        {"fragments_recorded", g.fragments_recorded},
-                        {"fragments_unmatched", g.fragments_unmatched},
-                        {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};
+    out["dataplane"] = {
+        {"malformed", g.malformed},
+        {"arp_replied", g.arp_replied},
+        {"nd_replied", g.nd_replied},
+        {"neigh_dropped", g.neigh_dropped},
+        {"passed_other", g.passed_other},
+        {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
+        {"heartbeat_untrusted_dropped", dp_ ? dp_->maps().heartbeat_untrusted_dropped() : 0},
+        {"fragments_recorded", g.fragments_recorded},
+        {"fragments_unmatched", g.fragments_unmatched},
+        {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};
     const EngineCounters c = engine_ ? engine_->counters() : EngineCounters{};
     out["heartbeats"] = {{"sent", c.sent},
                          {"received", c.received},
@@ -185,12 +196,10 @@ json Agent::stats() const {
                          {"stalls", c.stalls},
                          {"send_errors", hb_ ? hb_->send_errors() : 0}};
     // The bucket map a joining host receives from the cluster (docs/convergence.md).
-    out["map_transfer"] = {{"chunks_sent", c.map_chunks_sent},
-                           {"chunks_received", c.map_chunks_received},
-                           {"chunks_ignored", c.map_chunks_ignored},
-                           {"rejected", c.map_rejected},
-                           {"maps_received", c.map_transfers},
-                           {"fallbacks", c.map_fallbacks}};
+    out["map_transfer"] = {
+        {"chunks_sent", c.map_chunks_sent},       {"chunks_received", c.map_chunks_received},
+        {"chunks_ignored", c.map_chunks_ignored}, {"rejected", c.map_rejected},
+        {"maps_received", c.map_transfers},       {"fallbacks", c.map_fallbacks}};
     out["remote_control"] = remote_control_stats();
     out["probes"] = health_->stats();
     return out;

@@ -1,9 +1,11 @@
-// Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`) and the per-rule
-// `enabled` key it and attach apply.
+// Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`), the per-rule
+// `enabled` key it and attach apply, and the switch to a staged configuration
+// (docs/staged-config.md).
 #include <exception>
 
 #include "agent.hpp"
 #include "config_reload.hpp"
+#include "control_reply.hpp"
 #include "engine_config.hpp"
 
 namespace nlb {
@@ -31,6 +33,42 @@ Agent::ReloadResult Agent::reload() {
     const ReloadPlan plan = plan_reload(config_, next);
     if (plan.fixed)
         return refuse(*plan.fixed + " changed: restart nlb-agent to apply it");
+    if (engine_ && !plan.staged.empty()) {
+        // What every host must share waits for the cluster; this host's own values of the
+        // rules come with it (they are values of the new rules).
+        const auto now = monotonic_now();
+        try {
+            EngineConfig staged = engine_config_of(next);
+            staged.host.rules = host_rule_params(next);
+            if (load_)
+                load_->apply_to(staged.host.rules); // load feedback's rules keep their places
+            const std::uint64_t changed =
+                changed_slots(tables_, tables_of(next, engine_->config().cluster.flow_seed));
+            if (auto error = engine_->stage(std::move(staged), changed, now); !error.empty())
+                return refuse(error);
+        } catch (const std::exception& e) {
+            return refuse(e.what());
+        }
+        staged_ = std::move(next);
+        log_.event("staged", {{"config", path},
+                              {"staged", plan.staged},
+                              {"changed", plan.live},
+                              {"fingerprint", fingerprint_text(engine_->staged_digest())},
+                              {"waiting_for", members_of(engine_->staged_waiting())}});
+        result.applied = true;
+        result.changed = plan.live;
+        result.staged = plan.staged;
+        apply(engine_->take_decision()); // alone, or the last host to stage: switches now
+        return result;
+    }
+    if (engine_ && staged_) {
+        // The file is back to the running shared set: nothing is staged any more.
+        EngineConfig running = engine_->config();
+        running.host.rules = engine_->config().host.rules;
+        engine_->stage(std::move(running), 0, monotonic_now());
+        staged_.reset();
+        log_.event("unstaged", {{"config", path}});
+    }
     const Config before = std::move(config_);
     config_ = std::move(next);
     if (load_)
@@ -51,10 +89,55 @@ Agent::ReloadResult Agent::reload() {
         }
         apply(engine_->take_decision());
     }
+    // Detached, the shared keys apply at the next attach like everything else.
+    result.staged = engine_ ? std::vector<std::string>{} : plan.staged;
     log_.event("reloaded", {{"config", path}, {"changed", plan.live}});
     result.applied = true;
     result.changed = plan.live;
     return result;
+}
+
+void Agent::switch_config(std::chrono::milliseconds now) {
+    if (!staged_) {
+        log_.error("the engine switched to a configuration this agent never staged");
+        return;
+    }
+    const Config before = std::move(config_);
+    config_ = std::move(*staged_);
+    staged_.reset();
+    const DataplaneTables old_tables = tables_;
+    const std::uint64_t changed =
+        changed_slots(old_tables, tables_of(config_, tables_.flow_seed()));
+    try {
+        tables_ = tables_of(config_, tables_.flow_seed());
+        // The engine released the changed slots first: what the new port table sends there
+        // meets no bucket owned here, only connections still tracked here.
+        dp_->maps().write_tables(tables_);
+        write_rule_modes(dp_->maps());
+    } catch (const std::exception& e) {
+        log_.error(std::string("config switch: dataplane tables: ") + e.what());
+    }
+    health_->set_rules(config_);
+    engine_->set_probe_down(health_->down_rules(), now);
+    if (load_)
+        load_->reconfigure(config_);
+    // `enabled` as the file says: for a rule whose slot changed (or a new one) the engine
+    // starts enabled; for one that stayed, only a change of the key counts (an `nlbadm
+    // disable` since start stays as the operator left it), as on any reload.
+    for (std::size_t i = 0; i < config_.port_rules.size(); ++i) {
+        const bool same = i < before.port_rules.size() && !((changed >> i) & 1);
+        const bool on = config_.port_rules[i].enabled;
+        if (same && before.port_rules[i].enabled == on)
+            continue;
+        if (!on || same)
+            engine_->on_command(
+                {on ? CommandKind::rule_enable : CommandKind::rule_drain, static_cast<int>(i)},
+                now);
+    }
+    log_.event("config_applied", {{"fingerprint", fingerprint_text(engine_->active_digest())},
+                                  {"rules", config_.port_rules.size()},
+                                  {"heartbeat_ms", config_.cluster.heartbeat_ms}});
+    apply(engine_->take_decision());
 }
 
 } // namespace nlb

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -38,10 +39,9 @@ bool covers(const RuleMatch& r, std::uint32_t proto, std::uint16_t port) {
 }
 
 bool overlap(const RuleMatch& a, const RuleMatch& b) {
-    bool protos = a.protocol == Protocol::both || b.protocol == Protocol::both ||
-                  a.protocol == b.protocol;
-    return a.vip == b.vip && protos && a.first_port <= b.last_port &&
-           b.first_port <= a.last_port;
+    bool protos =
+        a.protocol == Protocol::both || b.protocol == Protocol::both || a.protocol == b.protocol;
+    return a.vip == b.vip && protos && a.first_port <= b.last_port && b.first_port <= a.last_port;
 }
 
 // The first seed of a fixed pseudo-random sequence under which every VIP has a slot of its
@@ -98,8 +98,8 @@ DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMa
             throw std::invalid_argument(name + ".ports: first port above last port");
         for (std::size_t j = 0; j < i; ++j)
             if (overlap(r, rules_[j]))
-                throw std::invalid_argument(name + ": overlaps port_rules[" +
-                                            std::to_string(j) + "]");
+                throw std::invalid_argument(name + ": overlaps port_rules[" + std::to_string(j) +
+                                            "]");
     }
 
     vip_seed_ = find_vip_seed(vips_);
@@ -157,6 +157,31 @@ std::uint8_t DataplaneTables::affinity_of(std::uint32_t rule) const {
     if (rule < rules_.size())
         return rules_[rule].affinity;
     return NLB_AFFINITY_SINGLE;
+}
+
+std::uint64_t changed_slots(const DataplaneTables& before, const DataplaneTables& after) {
+    std::uint64_t changed = 0;
+    auto mode = [](const DataplaneTables& t, std::uint32_t s) {
+        return s < t.rules().size() ? t.rules()[s].mode : std::uint8_t{NLB_MODE_MULTIPLE};
+    };
+    for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        if (mode(before, s) != mode(after, s) || before.affinity_of(s) != after.affinity_of(s))
+            changed |= std::uint64_t{1} << s;
+    for (std::size_t i = 0; i < before.vips().size(); ++i) {
+        const auto& vips = after.vips();
+        const auto j = std::find(vips.begin(), vips.end(), before.vips()[i]);
+        if (j == vips.end())
+            continue;
+        const auto k = static_cast<std::size_t>(j - vips.begin());
+        for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP})
+            for (std::uint32_t port = 0; port <= 65535; ++port) {
+                const auto a = before.rule_of(i, proto, static_cast<std::uint16_t>(port));
+                const auto b = after.rule_of(k, proto, static_cast<std::uint16_t>(port));
+                if (a != b)
+                    changed |= (std::uint64_t{1} << a) | (std::uint64_t{1} << b);
+            }
+    }
+    return changed;
 }
 
 std::optional<std::size_t>

@@ -93,4 +93,10 @@ class DataplaneTables {
     std::vector<nlb_port_chunk> port_chunks_;
 };
 
+// Rule slots (bit s: slot s) a switch from `before` to `after` changes for some packet to a
+// VIP both serve: the packet lands in another slot, or the slot hashes or owns it otherwise
+// (affinity, mode). A VIP only one of them has is nobody's packet under the other, so it
+// changes no slot. Staged configuration (docs/staged-config.md) holds these back.
+std::uint64_t changed_slots(const DataplaneTables& before, const DataplaneTables& after);
+
 } // namespace nlb

@@ -50,6 +50,14 @@ HealthMonitor::HealthMonitor(boost::asio::io_context& io, const Config& config,
     }
 }
 
+void HealthMonitor::set_rules(const Config& config) {
+    if (!config.health)
+        return;
+    for (auto& p : probes_)
+        if (p->index < config.health->probes.size())
+            p->rules = guarded_rules(config.health->probes[p->index], config.port_rules);
+}
+
 void HealthMonitor::resolve_all(const Config& config) {
     if (!config.health)
         return;

@@ -43,6 +43,9 @@ class HealthMonitor {
     static void resolve_all(const Config& config);
 
     void start();
+    // The port rules changed (a staged configuration switched in): which rules each probe
+    // guards is recomputed from its ports. Verdicts stay: the probes' targets did not change.
+    void set_rules(const Config& config);
     // Port rules (bit r = port_rules[r]) guarded by at least one probe that is down.
     std::uint32_t down_rules() const;
     // Port rules guarded by at least one probe.

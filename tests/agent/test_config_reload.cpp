@@ -1,4 +1,5 @@
-// What a reload may change: host-local rule parameters live, everything else refused by name.
+// What a reload may change: host-local rule parameters live, the shared rules and timing staged
+// (docs/staged-config.md), everything else refused by name.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -24,6 +25,7 @@ const std::string kRules = R"([{"ports": [80, 80], "load_weight": 50},
 TEST_CASE("an unchanged config plans nothing") {
     ReloadPlan plan = plan_reload(config("", kRules), config("", kRules));
     CHECK(plan.live.empty());
+    CHECK(plan.staged.empty());
     CHECK_FALSE(plan.fixed);
 }
 
@@ -40,8 +42,6 @@ TEST_CASE("weights, handling priorities and enabled change live") {
 TEST_CASE("anything else is refused, naming the first key that changed") {
     const Config running = config("", kRules);
     CHECK(plan_reload(running, config(R"(, "mode": "multicast")", kRules)).fixed == "cluster.mode");
-    CHECK(plan_reload(running, config(R"(, "heartbeat_ms": 500)", kRules)).fixed ==
-          "cluster.heartbeat_ms");
     CHECK(plan_reload(running, config(R"(, "remote_control": true, "key_file": "/k")", kRules))
               .fixed == "cluster.key_file");
     const Config igmp = config(R"(, "mode": "igmp")", kRules);
@@ -65,21 +65,49 @@ TEST_CASE("anything else is refused, naming the first key that changed") {
     CHECK(plan_reload(running, config(R"(, "hash_seed": 5)", kRules)).fixed == "cluster.hash_seed");
     // Another VLAN is another network: attach again, on every host.
     CHECK(plan_reload(running, config(R"(, "vlan": 100)", kRules)).fixed == "cluster.vlan");
-    CHECK(plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 50},
-                                              {"ports": [443, 443], "mode": "single"}])"))
-              .fixed == "port_rules[0].ports");
-    CHECK(plan_reload(running, config("", R"([{"ports": [80, 80], "load_weight": 50}])")).fixed ==
-          "port_rules");
-    CHECK(plan_reload(running, config("", R"([{"ports": [80, 80], "affinity": "none"},
-                                              {"ports": [443, 443], "mode": "single"}])"))
-              .fixed == "port_rules[0].affinity");
     Config moved = running;
     moved.host.interface = "eth1";
     CHECK(plan_reload(running, moved).fixed == "host.interface");
     // A refused change still lists the live ones beside it; the caller applies none of them.
-    Config both = config(R"(, "cleanup_delay_s": 5)", R"([{"ports": [80, 80], "load_weight": 1},
-                                                          {"ports": [443, 443], "mode": "single"}])");
+    Config both = config(R"(, "mode": "multicast")", R"([{"ports": [80, 80], "load_weight": 1},
+                                                       {"ports": [443, 443], "mode": "single"}])");
     ReloadPlan plan = plan_reload(running, both);
-    CHECK(plan.fixed == "cluster.cleanup_delay_s");
+    CHECK(plan.fixed == "cluster.mode");
     CHECK(plan.live == std::vector<std::string>{"port_rules[0].load_weight"});
+    // Load feedback runs a command of its own: a rule that gains it, or comes with it, is a
+    // restart.
+    CHECK(
+        plan_reload(running,
+                    config("", R"([{"ports": [80, 80], "load_feedback": {"metric": "connections"}},
+                                              {"ports": [443, 443], "mode": "single"}])"))
+            .fixed == "port_rules[0].load_feedback");
+    CHECK(plan_reload(running, config("", R"([{"ports": [80, 80], "load_weight": 50},
+                                              {"ports": [443, 443], "mode": "single"},
+                                              {"ports": [8080, 8080], "load_feedback": {"metric": "connections"}}])"))
+              .fixed == "port_rules[2].load_feedback");
+}
+
+TEST_CASE("the shared rules and the timing are staged, by name") {
+    const Config running = config("", kRules);
+    CHECK(plan_reload(running, config(R"(, "heartbeat_ms": 500, "cleanup_delay_s": 5)", kRules))
+              .staged ==
+          std::vector<std::string>{"cluster.heartbeat_ms", "cluster.cleanup_delay_s"});
+    ReloadPlan plan = plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 20},
+                                                          {"ports": [443, 443], "affinity": "none"},
+                                                          {"ports": [8080, 8080]}])"));
+    CHECK_FALSE(plan.fixed);
+    CHECK(plan.staged == std::vector<std::string>{"port_rules", "port_rules[0].ports",
+                                                  "port_rules[1].mode", "port_rules[1].affinity"});
+    CHECK(plan.live == std::vector<std::string>{"port_rules[0].load_weight"});
+    CHECK(plan_reload(running, config("", R"([{"ports": [80, 80], "load_weight": 50}])")).staged ==
+          std::vector<std::string>{"port_rules"});
+    CHECK(plan_reload(running,
+                      config("", R"([{"ports": [80, 80], "load_weight": 50, "vip": "10.0.0.2"},
+                                              {"ports": [443, 443], "mode": "single", "protocol": "udp"}])"))
+              .staged == std::vector<std::string>{"port_rules[0].vip", "port_rules[1].protocol"});
+    // The VIP list is not staged (yet): a restart of every host.
+    CHECK(plan_reload(running, parse_config(R"({"cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.3"]},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}, "port_rules": )" +
+                                            kRules + "}"))
+              .fixed == "cluster.vips");
 }

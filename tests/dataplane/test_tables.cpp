@@ -50,11 +50,11 @@ TEST_CASE("a VIP-specific rule beats an all rule on its ports only") {
     CHECK(t.rule_of(1, NLB_PROTO_UDP, 80) == 0);
     CHECK(t.rule_of(1, NLB_PROTO_TCP, 81) == 0);
     // VIP 0 is covered by one rule everywhere: the dataplane skips the port table for it.
-    const nlb_vip& v0 = t.vip_slots()[nlb_vip_slot(NLB_FAMILY_V4, addr("10.0.0.100").words.data(),
-                                                   t.vip_seed())];
+    const nlb_vip& v0 =
+        t.vip_slots()[nlb_vip_slot(NLB_FAMILY_V4, addr("10.0.0.100").words.data(), t.vip_seed())];
     CHECK(v0.port_rule[NLB_PROTO_TCP] == 0);
-    const nlb_vip& v1 = t.vip_slots()[nlb_vip_slot(NLB_FAMILY_V4, addr("10.0.0.101").words.data(),
-                                                   t.vip_seed())];
+    const nlb_vip& v1 =
+        t.vip_slots()[nlb_vip_slot(NLB_FAMILY_V4, addr("10.0.0.101").words.data(), t.vip_seed())];
     CHECK(v1.port_rule[NLB_PROTO_TCP] == NLB_PORT_RULE_VARIES);
     CHECK(v1.port_rule[NLB_PROTO_UDP] == 0);
 }
@@ -86,8 +86,9 @@ TEST_CASE("overlapping rules and bad VIP lists are refused with the offending en
           "port_rules[0].vip: unknown VIP");
     CHECK(message([] { DataplaneTables({addr("10.0.0.100")}, {rule(0, 200, 100)}); }) ==
           "port_rules[0].ports: first port above last port");
-    CHECK(message([] { DataplaneTables({addr("10.0.0.1"), addr("10.0.0.1")}, {}); }) ==
-          "vips[1]: duplicate of 10.0.0.1");
+    CHECK(message([] {
+              DataplaneTables({addr("10.0.0.1"), addr("10.0.0.1")}, {});
+          }) == "vips[1]: duplicate of 10.0.0.1");
     CHECK(message([] { DataplaneTables({}, {}); }) == "vips: at least the cluster IP is needed");
 }
 
@@ -125,4 +126,38 @@ TEST_CASE("the bucket hash spreads clients evenly") {
     }
     for (int n : per_host)
         CHECK(std::abs(n - 10000) < 300);
+}
+
+TEST_CASE("changed slots: where a packet lands elsewhere, or is hashed or owned otherwise") {
+    const std::vector<IpAddress> vips{addr("10.0.0.1"), addr("10.0.0.2")};
+    const DataplaneTables before(vips, {rule(std::nullopt, 80, 80), rule(std::nullopt, 443, 443)});
+    constexpr std::uint64_t kDefault = std::uint64_t{1} << NLB_RULE_DEFAULT;
+    CHECK(changed_slots(before, before) == 0);
+    // Port 81 moves from the default slot into rule 0: both change, rule 1 does not.
+    CHECK(changed_slots(before, DataplaneTables(vips, {rule(std::nullopt, 80, 81),
+                                                       rule(std::nullopt, 443, 443)})) ==
+          (0b1 | kDefault));
+    // Rule 1's affinity: only its slot.
+    auto none = rule(std::nullopt, 443, 443);
+    none.affinity = NLB_AFFINITY_NONE;
+    CHECK(changed_slots(before, DataplaneTables(vips, {rule(std::nullopt, 80, 80), none})) == 0b10);
+    auto single = rule(std::nullopt, 443, 443);
+    single.mode = NLB_MODE_SINGLE;
+    CHECK(changed_slots(before, DataplaneTables(vips, {rule(std::nullopt, 80, 80), single})) ==
+          0b10);
+    // A rule appended for ports nobody covered takes them from the default slot.
+    CHECK(changed_slots(before, DataplaneTables(
+                                    vips, {rule(std::nullopt, 80, 80), rule(std::nullopt, 443, 443),
+                                           rule(std::nullopt, 8080, 8080)})) == (0b100 | kDefault));
+    // A rule removed in the middle: the next one takes its slot, its ports go to the default.
+    CHECK(changed_slots(before, DataplaneTables(vips, {rule(std::nullopt, 443, 443)})) ==
+          (0b11 | kDefault));
+    // A rule for one VIP only: that VIP's port 80 stays, the other's goes to the default.
+    CHECK(changed_slots(before,
+                        DataplaneTables(vips, {rule(0, 80, 80), rule(std::nullopt, 443, 443)})) ==
+          (0b1 | kDefault));
+    // UDP of port 80 leaves rule 0.
+    CHECK(changed_slots(before, DataplaneTables(vips, {rule(std::nullopt, 80, 80, Protocol::tcp),
+                                                       rule(std::nullopt, 443, 443)})) ==
+          (0b1 | kDefault));
 }
