@@ -13,7 +13,7 @@ namespace {
 
 // What a command takes after its name.
 // local: nothing, and only from the host itself (never over remote control).
-enum class Takes { nothing, local, interface, port, ip2mac, keygen };
+enum class Takes { nothing, local, interface, port, file, ip2mac, keygen };
 
 struct CommandSpec {
     const char* name;
@@ -55,6 +55,20 @@ constexpr CommandSpec kCommands[] = {
      "active and staged fingerprints). Answers the keys that changed and those staged. A\n"
      "change that needs a restart, or a file that does not parse, is refused with the\n"
      "reason (exit 1) and changes nothing at all.\n"},
+    {"push", Takes::file, "FILE", "stage FILE's port rules and timing on every host",
+     "Sends the part of the configuration FILE (an nlb.json) that every host shares: its\n"
+     "port rules and heartbeat timing. Each host keeps its own values of the rules it has\n"
+     "(load_weight, handling_priority, enabled, load_feedback: from its rule with the same\n"
+     "VIP, ports and protocol, else from one that overlaps; a new rule gets the defaults),\n"
+     "stages the result as a reload would, and keeps it in its state directory\n"
+     "(/var/lib/nlb/pushed.json), where it overrides nlb.json's rules and timing from then on.\n"
+     "The cluster switches once every host holds it. With --cluster it needs\n"
+     "cluster.remote_config on each host; a host that refuses or does not answer is named.\n"
+     "FILE's VIP list must be the hosts' (a VIP change is a restart).\n"},
+    {"diff", Takes::file, "FILE", "what a push of FILE would change on each host",
+     "Shows, without changing anything, what `push FILE` would change on the host: the keys\n"
+     "that would change live, those that would be staged, and the first that would need a\n"
+     "restart (then the push would be refused).\n"},
     {"prepare-restart", Takes::local, "",
      "make the next stop a restart that keeps connections (local only)",
      "Makes the agent's next SIGTERM, within 60 s, a restart rather than a leave: the\n"
@@ -301,6 +315,11 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     case Takes::nothing:
     case Takes::local:
         break;
+    case Takes::file:
+        if (positional[0].empty())
+            throw UsageError(command + ": empty file name");
+        inv.file = positional[0]; // read by nlbadm: this parser does no I/O
+        break;
     case Takes::interface:
         if (!is_valid_interface_name(positional[0]))
             throw UsageError(command + ": bad interface name " + in_quotes(positional[0]));
@@ -355,7 +374,8 @@ std::string help_text(std::string_view topic) {
                                 ? "Usage: nlbadm [--json] "
                                 : "Usage: nlbadm [--socket PATH] [--json] ";
         std::string text = usage + spec->name + args + "\n";
-        if (spec->takes == Takes::nothing || spec->takes == Takes::port)
+        if (spec->takes == Takes::nothing || spec->takes == Takes::port ||
+            spec->takes == Takes::file)
             text += "       nlbadm --cluster IP --key-file FILE [--host PRIORITY] [--timeout MS]\n"
                     "              [--json] " +
                     std::string(spec->name) + args + "\n";

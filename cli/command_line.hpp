@@ -67,6 +67,9 @@ struct Invocation {
     IpAddress cluster_ip;                // Action::ip2mac
     ClusterMode mode = ClusterMode::unicast;
     std::optional<std::string> out; // Action::keygen --out FILE; none: stdout
+    // push, diff: the configuration file whose shared part goes in the request (nlbadm reads
+    // it: this parser does no I/O).
+    std::optional<std::string> file;
 };
 
 // args: argv[1..]. Throws UsageError.

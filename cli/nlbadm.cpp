@@ -13,6 +13,7 @@
 #include "fd.hpp"
 #include "local_commands.hpp"
 #include "remote_client.hpp"
+#include "shared_config.hpp"
 #include "remote_report.hpp"
 #include "render.hpp"
 
@@ -129,6 +130,24 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
         }
         case Action::agent:
             break;
+        }
+        if (inv.file) {
+            // The shared part of an nlb.json, checked as the agent checks its own file.
+            try {
+                const nlohmann::json part = shared_part(load_config(*inv.file));
+                for (const auto& [key, value] : part.items())
+                    inv.request[key] = value;
+            } catch (const std::exception& e) {
+                err << "nlbadm: " << inv.command << ": " << one_line(e.what()) << "\n";
+                return kExitUsage;
+            }
+            if (inv.remote && inv.request.dump().size() + remote::kHeaderSize + remote::kMacSize >
+                                  remote::kMaxRequestSize) {
+                err << "nlbadm: " << inv.command << ": " << *inv.file
+                    << ": its port rules do not fit one remote-control request ("
+                    << remote::kMaxRequestSize << " bytes)\n";
+                return kExitUsage;
+            }
         }
         if (inv.remote)
             return run_remote(inv, out, err);

@@ -20,7 +20,8 @@ const std::vector<std::string> kSectionOrder = {
     "dedicated_ip", "initial_state", "ip", "vips", "mode", "mac", "converged", "members",
     "default_host",
     // cluster parameters
-    "heartbeat_ms", "heartbeat_tolerance", "key_file", "remote_control", "cleanup_delay_s"};
+    "heartbeat_ms", "heartbeat_tolerance", "key_file", "remote_control", "remote_config",
+    "cleanup_delay_s"};
 const std::vector<std::string> kColumnOrder = {
     "rule",     "slot",          "index",         "vip",         "ports",
     "protocol", "mode",          "affinity",      "load_weight", "handling_priority",

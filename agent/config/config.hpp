@@ -57,6 +57,9 @@ struct ClusterConfig {
     // A second key accepted (never used to sign) while the cluster's key is rotated.
     std::optional<std::string> rotation_key_file;
     bool remote_control = false;
+    // Beside remote_control: `nlbadm --cluster ... push` may change this host's shared
+    // configuration (docs/staged-config.md, "Pushing").
+    bool remote_config = false;
     std::uint32_t cleanup_delay_s = 300;
     // The seed of the bucket hash, when the operator sets one; none: derived from the key of
     // key_file, or the fixed default without one (engine_config_of).

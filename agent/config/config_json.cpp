@@ -109,6 +109,7 @@ nlohmann::json to_json(const Config& config) {
         {"heartbeat_ms", c.heartbeat_ms},
         {"heartbeat_tolerance", c.heartbeat_tolerance},
         {"remote_control", c.remote_control},
+        {"remote_config", c.remote_config},
         {"cleanup_delay_s", c.cleanup_delay_s},
         {"igmp_querier", c.igmp_querier},
     };

@@ -90,6 +90,11 @@ ClusterConfig parse_cluster(const JsonField& field) {
             remote->fail("true needs cluster.key_file (remote control is authenticated with "
                          "the cluster key)");
     }
+    if (auto pushed = object.optional("remote_config")) {
+        c.remote_config = pushed->boolean();
+        if (c.remote_config && !c.remote_control)
+            pushed->fail("true needs cluster.remote_control (a push comes by remote control)");
+    }
     if (auto delay = object.optional("cleanup_delay_s"))
         c.cleanup_delay_s = static_cast<std::uint32_t>(delay->integer(0, kMaxCleanupDelayS));
     // 0 is no seed: the dataplane reads it as the fixed default (a state pinned by a version

@@ -21,6 +21,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(a.key_file == b.key_file, "cluster.key_file");
     fixed(a.rotation_key_file == b.rotation_key_file, "cluster.rotation_key_file");
     fixed(a.remote_control == b.remote_control, "cluster.remote_control");
+    fixed(a.remote_config == b.remote_config, "cluster.remote_config");
     fixed(a.hash_seed == b.hash_seed, "cluster.hash_seed");
     fixed(a.vlan == b.vlan, "cluster.vlan");
     fixed(a.igmp_querier == b.igmp_querier, "cluster.igmp_querier");

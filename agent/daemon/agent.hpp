@@ -35,6 +35,9 @@ struct AgentOptions {
     std::string socket_path = "/run/nlb/nlb.sock";
     std::string pin_dir = "/sys/fs/bpf/nlb";
     std::string config_path; // what a reload re-reads (SIGHUP, `nlbadm reload`)
+    // Where a pushed shared configuration is kept (pushed.json): it overrides the config
+    // file's port rules and timing at every start and reload (docs/staged-config.md).
+    std::string state_dir = "/var/lib/nlb";
     // On SIGTERM leave the dataplane pinned (the watchdog stops it unless a new agent adopts
     // it in time) instead of detaching: for restarts that keep tracked connections.
     bool keep_dataplane = false;
@@ -70,8 +73,18 @@ class Agent {
     };
     ReloadResult reload();
 
+    // The config file with the pushed shared part (options.state_dir/pushed.json) over it,
+    // when there is one. Throws ConfigError naming the file that does not do.
+    static Config effective_config(const AgentOptions& options);
+
   private:
     nlohmann::json handle(const nlohmann::json& request);
+    // A configuration to run (a reload's, a push's): host-local values live, the shared
+    // ones staged, or refused (`what`: "reload", "push") with nothing changed.
+    ReloadResult apply_config(Config next, const std::string& what);
+    // `nlbadm push` and `diff`: a shared part, from the cluster (request["remote_from"]) or
+    // from the control socket.
+    nlohmann::json push(const nlohmann::json& request, bool apply);
     nlohmann::json attach(const std::string& ifname);
     nlohmann::json detach();
     nlohmann::json remote_control_stats() const;

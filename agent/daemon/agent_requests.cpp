@@ -95,6 +95,8 @@ json Agent::handle(const json& request) {
         return command(CommandKind::suspend);
     if (cmd == "resume")
         return command(CommandKind::resume);
+    if (cmd == "push" || cmd == "diff")
+        return push(request, cmd == "push");
     if (cmd == "reload") {
         const ReloadResult r = reload();
         if (!r.applied)

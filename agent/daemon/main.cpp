@@ -23,19 +23,22 @@
 namespace {
 
 const char* const kUsage =
-    R"(usage: nlb-agent [--config FILE] [--socket PATH] [--pin-dir DIR] [--log-format text|json]
-                 [--xdp-mode auto|native|generic] [--keep-dataplane]
+    R"(usage: nlb-agent [--config FILE] [--socket PATH] [--pin-dir DIR] [--state-dir DIR]
+                 [--log-format text|json] [--xdp-mode auto|native|generic] [--keep-dataplane]
        nlb-agent --version | --help
 
 Network Load Balancing agent: runs in the foreground, logs events to stderr. Under systemd
 (Type=notify) it reports ready once the configuration is loaded and host.interface, if set, is
-attached. SIGHUP re-reads the configuration and applies the port rules' load_weight,
-handling_priority and enabled; other changes are refused with a log line (restart to apply).
+attached. SIGHUP re-reads the configuration, applies the port rules' load_weight,
+handling_priority and enabled and stages their shape and the heartbeat timing (the cluster
+switches once every host holds them); other changes are refused with a log line (restart).
 
   --config FILE        configuration (default /etc/nlb/nlb.json)
   --socket PATH        control socket for nlbadm (default /run/nlb/nlb.sock)
   --pin-dir DIR        where the dataplane is pinned, on a BPF filesystem
                        (default /sys/fs/bpf/nlb)
+  --state-dir DIR      where a pushed configuration is kept, pushed.json (default
+                       /var/lib/nlb): it overrides the config file's port rules and timing
   --log-format FORMAT  text (default) or json, one event per line
   --xdp-mode MODE      auto (default: native; generic on a veth, where only generic hands
                        accepted frames to the stack, or where the driver has none), native
@@ -76,7 +79,7 @@ int main(int argc, char** argv) {
         }
         const char* v = nullptr;
         if (arg != "--config" && arg != "--socket" && arg != "--pin-dir" && arg != "--log-format" &&
-            arg != "--xdp-mode")
+            arg != "--xdp-mode" && arg != "--state-dir")
             return usage_error("unknown option " + arg);
         if (!(v = value()))
             return usage_error(arg + " needs a value");
@@ -86,6 +89,8 @@ int main(int argc, char** argv) {
             options.socket_path = v;
         else if (arg == "--pin-dir")
             options.pin_dir = v;
+        else if (arg == "--state-dir")
+            options.state_dir = v;
         else if (arg == "--xdp-mode") {
             std::string m = v;
             if (m == "auto")
@@ -107,7 +112,7 @@ int main(int argc, char** argv) {
     options.config_path = config_path;
     nlb::Config config;
     try {
-        config = nlb::load_config(config_path);
+        config = nlb::Agent::effective_config(options);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "nlb-agent: %s\n", e.what());
         return 2;

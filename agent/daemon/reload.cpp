@@ -1,14 +1,19 @@
-// Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`), the per-rule
-// `enabled` key it and attach apply, and the switch to a staged configuration
-// (docs/staged-config.md).
+// Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`) and `nlbadm push`
+// and `diff`, the per-rule `enabled` key they and attach apply, and the switch to a staged
+// configuration (docs/staged-config.md).
 #include <exception>
+#include <filesystem>
+#include <fstream>
 
 #include "agent.hpp"
 #include "config_reload.hpp"
 #include "control_reply.hpp"
 #include "engine_config.hpp"
+#include "shared_config.hpp"
 
 namespace nlb {
+
+using json = nlohmann::json;
 
 void Agent::disable_rules_off_here(std::chrono::milliseconds now) {
     for (std::size_t i = 0; i < config_.port_rules.size(); ++i)
@@ -16,20 +21,47 @@ void Agent::disable_rules_off_here(std::chrono::milliseconds now) {
             engine_->on_command({CommandKind::rule_drain, static_cast<int>(i)}, now);
 }
 
+Config Agent::effective_config(const AgentOptions& options) {
+    Config config = load_config(options.config_path);
+    const std::string pushed = options.state_dir + "/pushed.json";
+    std::ifstream in(pushed);
+    if (!in)
+        return config; // nothing pushed (or unreadable: as if nothing were)
+    nlohmann::json part;
+    try {
+        part = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+        throw ConfigError(pushed + ": not JSON (" + std::string(e.what()) + ")");
+    }
+    try {
+        return with_shared(config, part);
+    } catch (const ConfigError& e) {
+        throw ConfigError(pushed + ": " + e.what() + " (remove it to run " +
+                          options.config_path + " as it is)");
+    }
+}
+
 Agent::ReloadResult Agent::reload() {
+    Config next;
+    try {
+        next = effective_config(options_);
+    } catch (const std::exception& e) {
+        ReloadResult result;
+        result.error = std::string("reload: ") + e.what() + " (nothing changed)";
+        log_.error(result.error);
+        return result;
+    }
+    return apply_config(std::move(next), "reload");
+}
+
+Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
     const std::string& path = options_.config_path;
     ReloadResult result;
     auto refuse = [&](const std::string& why) {
-        result.error = "reload: " + why + " (nothing changed)";
+        result.error = what + ": " + why + " (nothing changed)";
         log_.error(result.error);
         return result;
     };
-    Config next;
-    try {
-        next = load_config(path);
-    } catch (const std::exception& e) {
-        return refuse(e.what());
-    }
     const ReloadPlan plan = plan_reload(config_, next);
     if (plan.fixed)
         return refuse(*plan.fixed + " changed: restart nlb-agent to apply it");
@@ -50,7 +82,8 @@ Agent::ReloadResult Agent::reload() {
             return refuse(e.what());
         }
         staged_ = std::move(next);
-        log_.event("staged", {{"config", path},
+        log_.event("staged", {{"by", what},
+                              {"config", path},
                               {"staged", plan.staged},
                               {"changed", plan.live},
                               {"fingerprint", fingerprint_text(engine_->staged_digest())},
@@ -62,12 +95,10 @@ Agent::ReloadResult Agent::reload() {
         return result;
     }
     if (engine_ && staged_) {
-        // The file is back to the running shared set: nothing is staged any more.
-        EngineConfig running = engine_->config();
-        running.host.rules = engine_->config().host.rules;
-        engine_->stage(std::move(running), 0, monotonic_now());
+        // Back to the running shared set: nothing is staged any more.
+        engine_->stage(engine_->config(), 0, monotonic_now());
         staged_.reset();
-        log_.event("unstaged", {{"config", path}});
+        log_.event("unstaged", {{"by", what}, {"config", path}});
     }
     const Config before = std::move(config_);
     config_ = std::move(next);
@@ -77,7 +108,7 @@ Agent::ReloadResult Agent::reload() {
         const auto now = monotonic_now();
         // Validated by parse_config already; a refusal here would be a bug between the two.
         if (!engine_->set_host_rules(host_rules(), now))
-            log_.error("reload: the engine refused the new rule parameters");
+            log_.error(what + ": the engine refused the new rule parameters");
         for (std::size_t i = 0; i < config_.port_rules.size(); ++i) {
             if (before.port_rules[i].enabled == config_.port_rules[i].enabled)
                 continue; // an `nlbadm disable` since start stays as the operator left it
@@ -91,10 +122,70 @@ Agent::ReloadResult Agent::reload() {
     }
     // Detached, the shared keys apply at the next attach like everything else.
     result.staged = engine_ ? std::vector<std::string>{} : plan.staged;
-    log_.event("reloaded", {{"config", path}, {"changed", plan.live}});
+    log_.event(what == "reload" ? "reloaded" : "pushed_applied",
+               {{"config", path}, {"changed", plan.live}});
     result.applied = true;
     result.changed = plan.live;
     return result;
+}
+
+json Agent::push(const json& request, bool apply_it) {
+    const std::string what = apply_it ? "push" : "diff";
+    const bool remote = request.contains("remote_from");
+    if (apply_it && remote && !config_.cluster.remote_config)
+        return error("push: cluster.remote_config is off on host " +
+                     std::to_string(config_.host.priority) + " (nothing changed)");
+    json part = request;
+    part.erase("command");
+    part.erase("remote_from");
+    Config next;
+    try {
+        next = with_shared(config_, part); // this host's own values: the running ones
+    } catch (const std::exception& e) {
+        return error(std::string(e.what()) + " (nothing changed)");
+    }
+    if (!apply_it) {
+        const ReloadPlan plan = plan_reload(config_, next);
+        return ok({{"live", plan.live},
+                   {"staged", plan.staged},
+                   {"restart", plan.fixed ? json(*plan.fixed) : json(nullptr)},
+                   {"same", plan.live.empty() && plan.staged.empty() && !plan.fixed}});
+    }
+    // Kept before it is applied, so that a push that cannot be kept changes nothing; put
+    // back as it was when the agent refuses it.
+    const std::filesystem::path dir(options_.state_dir);
+    const auto file = dir / "pushed.json";
+    const auto temp = dir / "pushed.json.new";
+    try {
+        std::filesystem::create_directories(dir);
+        std::ofstream out(temp, std::ios::trunc);
+        out << part.dump(2) << "\n";
+        out.close();
+        if (!out)
+            throw std::runtime_error("cannot write " + temp.string());
+    } catch (const std::exception& e) {
+        return error("push: " + std::string(e.what()) + " (nothing changed)");
+    }
+    const ReloadResult r = apply_config(std::move(next), "push");
+    std::error_code ec;
+    if (!r.applied) {
+        std::filesystem::remove(temp, ec);
+        return error(r.error);
+    }
+    std::filesystem::rename(temp, file, ec);
+    if (ec)
+        log_.error("push: keep " + file.string() + ": " + ec.message() +
+                   " (applied, but the next start runs the config file's rules)");
+    log_.event("pushed", {{"from", remote ? request["remote_from"] : json("control socket")},
+                          {"staged", r.staged},
+                          {"changed", r.changed},
+                          {"kept", ec ? json(nullptr) : json(file.string())}});
+    const std::uint64_t staged = engine_ ? engine_->staged_digest() : 0;
+    return ok({{"changed", r.changed},
+               {"staged", r.staged},
+               {"fingerprint", staged ? json(fingerprint_text(staged)) : json(nullptr)},
+               {"waiting_for", members_of(engine_ ? engine_->staged_waiting() : 0)},
+               {"kept", ec ? json(nullptr) : json(file.string())}});
 }
 
 void Agent::switch_config(std::chrono::milliseconds now) {

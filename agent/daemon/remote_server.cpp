@@ -26,7 +26,7 @@ std::int64_t realtime_ms() {
 // Commands that only read: not worth a log line each (monitoring polls them).
 bool read_only(const std::string& command) {
     return command == "query" || command == "status" || command == "params" || command == "map" ||
-           command == "stats";
+           command == "stats" || command == "diff";
 }
 
 remote::HostKeys host_keys(const RemoteServer::Keys& keys) {
@@ -152,6 +152,10 @@ void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endp
                     {"error", command + ": local only (run nlbadm " + command + " on the host)"}};
     } else {
         try {
+            // Who sent it, for the handler (a push is allowed from afar only with
+            // cluster.remote_config, and logged with its source). Set here, never taken
+            // from the request.
+            r.payload["remote_from"] = from.address().to_string();
             response = handler_(r.payload);
         } catch (const std::exception& e) {
             response = {{"ok", false}, {"error", e.what()}};

@@ -48,6 +48,13 @@ TEST_CASE("every agent command's request") {
           json{{"command", "enable"}, {"port", 80}, {"vip", "192.0.2.101"}});
     CHECK(request({"enable", "--vip=2001:DB8::1", "all"}) ==
           json{{"command", "enable"}, {"port", "all"}, {"vip", "2001:db8::1"}});
+    // push and diff name a file, which nlbadm reads (the parser does no I/O).
+    for (const char* c : {"push", "diff"}) {
+        const Invocation inv = parse({c, "/etc/nlb/nlb.json"});
+        CHECK(inv.request == json{{"command", c}});
+        CHECK(inv.file == "/etc/nlb/nlb.json");
+        CHECK(usage_error({c}) == std::string(c) + ": missing FILE (nlbadm " + c + " FILE)");
+    }
 }
 
 TEST_CASE("global options: socket and json, before or after the command") {
@@ -148,9 +155,9 @@ TEST_CASE("help and version") {
     CHECK_THAT(text, Catch::Contains("Exit codes:\n  0  success\n  1  the agent refused"));
     CHECK_THAT(text, Catch::Contains("\n  2  usage error"));
     CHECK_THAT(text, Catch::Contains("\n  3  the agent is not reachable"));
-    for (const char* c :
-         {"attach", "detach", "query", "start", "stop", "drainstop", "suspend", "resume", "enable",
-          "disable", "drain", "params", "map", "stats", "ip2mac", "keygen", "prepare-restart", "reload"}) {
+    for (const char* c : {"attach", "detach", "query", "start", "stop", "drainstop", "suspend",
+                          "resume", "enable", "disable", "drain", "params", "map", "stats",
+                          "ip2mac", "keygen", "prepare-restart", "reload"}) {
         INFO(c);
         std::string h = help_text(c);
         CHECK_THAT(h, Catch::StartsWith("Usage: nlbadm "));

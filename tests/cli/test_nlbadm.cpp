@@ -131,6 +131,32 @@ TEST_CASE("run: a successful action prints '<command>: ok' and sends its argumen
     CHECK(agent.received() == "{\"command\":\"attach\",\"interface\":\"eth0\"}\n");
 }
 
+TEST_CASE("run: push sends the file's shared part; a bad file is a usage error (2)") {
+    FakeAgent agent(R"({"ok": true, "result": {}})");
+    const std::string file = agent.path() + ".json";
+    {
+        std::ofstream out(file);
+        out << R"({"cluster": {"ip": "10.0.0.1", "heartbeat_ms": 200},
+                   "host": {"priority": 1, "dedicated_ip": "10.0.0.11"},
+                   "port_rules": [{"ports": [80, 81], "protocol": "tcp"}]})";
+    }
+    Result r = run_in_process({"--socket", agent.path(), "push", file});
+    CHECK(r.code == 0);
+    const auto sent = nlohmann::json::parse(agent.received());
+    CHECK(sent["command"] == "push");
+    CHECK(sent["rules"] == "*:80-81:t:m:s");
+    CHECK(sent["heartbeat_ms"] == 200);
+    {
+        std::ofstream out(file);
+        out << R"({"cluster": {"ip": "10.0.0.1", "heartbeat_ms": 5}})";
+    }
+    Result bad = run_in_process({"--socket", agent.path(), "push", file});
+    CHECK(bad.code == 2);
+    CHECK(bad.err.rfind("nlbadm: push: ", 0) == 0);
+    CHECK(bad.err.find("heartbeat_ms") != std::string::npos);
+    std::remove(file.c_str());
+}
+
 TEST_CASE("run: an agent that closes without answering is unreachable (3)") {
     FakeAgent agent("", FakeAgent::Behaviour::close_silent);
     Result r = run_in_process({"--socket", agent.path(), "stop"});

@@ -87,6 +87,7 @@ cluster
   heartbeat_tolerance  5
   key_file             /etc/nlb/cluster.key
   remote_control       no
+  remote_config        no
   cleanup_delay_s      300
   igmp_querier         no
 
