@@ -169,6 +169,7 @@ class Agent {
     ConnectionTracking tracking_;
     std::uint64_t tracked_connections_ = 0; // live entries found by the last connection scan
     std::uint64_t convergences_ = 0;        // completed since the agent started
+    std::uint64_t config_switches_ = 0;     // to a staged configuration, since the start
     std::optional<std::chrono::milliseconds> convergence_started_;
     std::chrono::milliseconds last_convergence_{0};
     // Last member: destroyed first, it calls into the rest. Exists while attached with

@@ -128,6 +128,8 @@ json Agent::stats() const {
     out["state"] = engine_ ? to_string(engine_->state()) : "stopped";
     out["members"] = engine_ ? std::popcount(engine_->members()) : 0;
     out["convergences"] = convergences_;
+    out["config_staged"] = engine_ && engine_->staged_digest() ? 1 : 0;
+    out["config_switches"] = config_switches_;
     out["last_convergence_s"] = static_cast<double>(last_convergence_.count()) / 1000.0;
     out["tracked_connections"] = dp_ ? tracked_connections_ : 0;
     out["connection_tables"] = {{"socket_program", dp_ && dp_->socket_program()},

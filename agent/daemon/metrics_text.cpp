@@ -198,6 +198,12 @@ std::string metrics_text(const json& stats) {
     page.single("nlb_convergences_total", "counter",
                 "Convergences this host completed since the agent started.",
                 member(stats, "convergences"));
+    page.single("nlb_config_staged", "gauge",
+                "1 while a staged configuration waits for the other hosts, else 0.",
+                member(stats, "config_staged"));
+    page.single("nlb_config_switches_total", "counter",
+                "Switches to a staged configuration since the agent started.",
+                member(stats, "config_switches"));
     page.single("nlb_last_convergence_seconds", "gauge",
                 "How long the last completed convergence took, from its start to converged "
                 "(0 before the first).",

@@ -193,6 +193,7 @@ void Agent::switch_config(std::chrono::milliseconds now) {
         log_.error("the engine switched to a configuration this agent never staged");
         return;
     }
+    ++config_switches_;
     const Config before = std::move(config_);
     config_ = std::move(*staged_);
     staged_.reset();

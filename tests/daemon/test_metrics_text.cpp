@@ -22,6 +22,8 @@ const json kStats = json::parse(R"({
   "state": "converged",
   "members": 3,
   "convergences": 4,
+  "config_staged": 1,
+  "config_switches": 5,
   "last_convergence_s": 0.25,
   "tracked_connections": 17,
   "rules": [
@@ -134,6 +136,8 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {R"(nlb_host_state{state="refused"})", "0"},
         {"nlb_cluster_members", "3"},
         {"nlb_convergences_total", "4"},
+        {"nlb_config_staged", "1"},
+        {"nlb_config_switches_total", "5"},
         {"nlb_last_convergence_seconds", "0.25"},
         {R"(nlb_packets_accepted_total{rule="0"})", "1001"},
         {R"(nlb_packets_accepted_total{rule="1"})", "2001"},
