@@ -227,7 +227,8 @@ class ConvergenceEngine {
     // nothing staged), as heartbeats and query show them.
     std::uint64_t active_digest() const;
     std::uint64_t staged_digest() const { return staged_ ? staged_digest_ : 0; }
-    // The live hosts of this host's cohort that do not hold its staged configuration yet.
+    // The live hosts of this host's cohort that neither stage nor run its staged
+    // configuration yet.
     std::uint64_t staged_waiting() const;
     // The rules the installed epoch serves in panic mode (as if every member were healthy).
     std::uint32_t panic_rules() const { return panic_; }

@@ -101,11 +101,17 @@ std::string ConvergenceEngine::stage(EngineConfig next, std::uint64_t changed_sl
 std::uint64_t ConvergenceEngine::staged_waiting() const {
     if (!staged_)
         return 0;
+    // A peer holds the set when it stages it, or runs it already (it started with the new
+    // file): such a peer is in the cohort (switching_peer), and waiting for it to stage what
+    // it runs would hold the change, and the cluster's convergence, forever.
     std::uint64_t waiting = 0;
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
-        if (p != me_ && (cohort_ & host_bit(p)) &&
-            peers_.peer(p).heartbeat.staged != staged_digest_)
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (p == me_ || !(cohort_ & host_bit(p)))
+            continue;
+        const auto& hb = peers_.peer(p).heartbeat;
+        if (hb.staged != staged_digest_ && config_digest_of(hb) != staged_digest_)
             waiting |= host_bit(p);
+    }
     return waiting;
 }
 

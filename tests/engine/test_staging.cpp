@@ -161,6 +161,33 @@ TEST_CASE("a host that restarts mid-change with the new set completes the change
     CHECK(sim.host(0).engine->members() == 0b111);
 }
 
+TEST_CASE("a host back within the tolerance with the new set does not hold the change") {
+    // Hosts 1 and 2 hold the set staged; host 3 restarts with the new file before the others
+    // take it for gone. It runs what they stage, so it stays in their cohort and view: they
+    // must count it as holding the set, or neither would switch nor converge again.
+    auto sim = two_rule_cluster(17, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    REQUIRE(sim.stage(0, changed_rule(1), kSlot1).empty());
+    REQUIRE(sim.stage(1, changed_rule(2), kSlot1).empty());
+    const std::uint64_t staged = sim.host(0).engine->staged_digest();
+    sim.kill(2);
+    sim.run_until(sim.now() + kPeriod);
+    sim.add_host(changed_rule(3));
+    bool mixed = false;
+    const std::int64_t t0 = sim.now();
+    REQUIRE(sim.run_until(
+        [&] {
+            mixed = mixed || !one_config_serves(sim, 1);
+            return sim.settled() && sim.host(3).engine->converged() &&
+                   sim.host(0).engine->active_digest() == staged &&
+                   sim.host(1).engine->active_digest() == staged;
+        },
+        t0 + 20 * kPeriod));
+    INFO("switched and settled " << sim.now() - t0 << " ms after the restart");
+    CHECK_FALSE(mixed);
+    CHECK(sim.host(0).engine->members() == 0b111);
+}
+
 TEST_CASE("staging: what cannot be staged is refused, the running set unstages") {
     auto sim = two_rule_cluster(5, 2);
     REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
