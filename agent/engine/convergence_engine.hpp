@@ -300,9 +300,14 @@ class ConvergenceEngine {
     void maybe_inherit_fixed_seed(const Heartbeat& hb, std::int64_t now);
     // Staged configuration (engine_staging.cpp).
     std::uint64_t config_digest_of(const Heartbeat& hb) const;
-    // A peer mid-switch: it runs what this host holds staged, or it holds staged what this
-    // host switched to from the set it runs. Neither refuses the other meanwhile.
+    // A peer mid-switch: it holds staged what this host switched to (lately) from the set
+    // the peer runs, and follows within a frame. It stays in the view and the cohort
+    // meanwhile, so that the cluster neither shrinks nor converges twice.
     bool switching_peer(const Heartbeat& hb, std::int64_t now) const;
+    // A peer that runs what this host holds staged (this host follows at once if it switched
+    // from this host's set; else it started with the new file). Not refused for it, but not
+    // in the view either: a host running another set must never hold up a convergence.
+    bool runs_staged(const Heartbeat& hb) const;
     bool maybe_switch(std::int64_t now);
     void switch_config(std::int64_t now, const std::string& why);
     std::string config_difference(const Heartbeat& hb) const;

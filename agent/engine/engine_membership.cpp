@@ -85,8 +85,8 @@ void ConvergenceEngine::recompute_cohort(std::int64_t now) {
         if (p == me_ || !peer.alive || peer.heartbeat.state == HostState::stopped ||
             peer.heartbeat.state == HostState::suspended)
             continue;
-        // A peer mid-switch stays: it follows (or this host does) within a frame, and the
-        // cluster neither shrinks meanwhile nor converges twice.
+        // A peer mid-switch stays: it follows within a frame, and the cluster neither
+        // shrinks meanwhile nor converges twice.
         if (two_way(p, now, window) &&
             (same_config(peer.heartbeat) || switching_peer(peer.heartbeat, now)))
             bits |= host_bit(p);
@@ -125,8 +125,8 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
             hb.state == HostState::suspended)
             continue;
         const bool differs = !same_config(hb);
-        if (differs && switching_peer(hb, now))
-            continue; // one of the two follows the other within a frame
+        if (differs && (switching_peer(hb, now) || runs_staged(hb)))
+            continue; // it follows this host, or this host it, or the cluster it
         const std::uint64_t theirs =
             legacy(hb) ? (hb.view | host_bit(p)) : (hb.cohort | host_bit(p));
         // Both paths deliver within moments of each other: a newly heard peer gets a period

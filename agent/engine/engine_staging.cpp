@@ -102,8 +102,7 @@ std::uint64_t ConvergenceEngine::staged_waiting() const {
     if (!staged_)
         return 0;
     // A peer holds the set when it stages it, or runs it already (it started with the new
-    // file): such a peer is in the cohort (switching_peer), and waiting for it to stage what
-    // it runs would hold the change, and the cluster's convergence, forever.
+    // file): waiting for it to stage what it runs would hold the change forever.
     std::uint64_t waiting = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         if (p == me_ || !(cohort_ & host_bit(p)))
@@ -116,14 +115,13 @@ std::uint64_t ConvergenceEngine::staged_waiting() const {
 }
 
 bool ConvergenceEngine::switching_peer(const Heartbeat& hb, std::int64_t now) const {
-    const std::uint64_t theirs = config_digest_of(hb);
-    if (theirs == 0)
+    if (switched_from_ == 0 || now - switched_at_ > 2 * tolerance_ms() || hb.staged == 0)
         return false;
-    if (staged_ && theirs == staged_digest_)
-        return true; // this host follows at once (maybe_switch)
-    // It follows this host, which switched lately from what it runs.
-    return hb.staged == active_digest() && theirs == switched_from_ &&
-           now - switched_at_ <= 2 * tolerance_ms();
+    return hb.staged == active_digest() && config_digest_of(hb) == switched_from_;
+}
+
+bool ConvergenceEngine::runs_staged(const Heartbeat& hb) const {
+    return staged_ && config_digest_of(hb) == staged_digest_;
 }
 
 bool ConvergenceEngine::maybe_switch(std::int64_t now) {

@@ -188,6 +188,32 @@ TEST_CASE("a host back within the tolerance with the new set does not hold the c
     CHECK(sim.host(0).engine->members() == 0b111);
 }
 
+TEST_CASE("a host that runs a set one host stages holds up no convergence") {
+    // Host 4 starts with a set of its own (refused: the three others run theirs). Host 1 then
+    // stages that very set, alone. The cluster must still converge as ever: host 3 fails, and
+    // hosts 1 and 2 take over within the failover bound.
+    auto sim = two_rule_cluster(19, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.add_host(changed_rule(4));
+    sim.run_until(sim.now() + 10 * kPeriod);
+    CHECK(sim.host(3).engine->state() == HostState::refused);
+    REQUIRE(sim.stage(0, changed_rule(1), kSlot1).empty());
+    sim.run_until(sim.now() + 3 * kPeriod);
+    CHECK(sim.settled());
+    sim.kill(2);
+    const std::int64_t t0 = sim.now();
+    REQUIRE(sim.run_until(
+        [&] {
+            return sim.settled() && sim.host(0).engine->members() == 0b011 &&
+                   sim.host(1).engine->members() == 0b011;
+        },
+        t0 + 30 * kPeriod));
+    INFO("failover took " << sim.now() - t0 << " ms");
+    CHECK(sim.now() - t0 <= 8 * kPeriod);
+    CHECK(sim.host(0).engine->staged_waiting() == 0b10); // host 2 still lacks it
+    CHECK(sim.host(3).engine->state() == HostState::refused);
+}
+
 TEST_CASE("staging: what cannot be staged is refused, the running set unstages") {
     auto sim = two_rule_cluster(5, 2);
     REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
