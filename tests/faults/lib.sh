@@ -216,6 +216,7 @@ stream_start() {
     --ready-file "$TOPO_DIR/stream.ready" \
     --log "$TOPO_DIR/stream.json" >"$TOPO_DIR/stream.out" 2>"$TOPO_DIR/stream.err" &
   STREAM_PID=$!
+  softnet_dropped >"$TOPO_DIR/softnet0"
   local k
   for ((k = 0; k < 200; k++)); do
     [ ! -e "$TOPO_DIR/stream.ready" ] || return 0
@@ -312,6 +313,39 @@ nft_dropped() {
     awk '{ for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'
 }
 
+# Frames the kernel of this machine dropped for want of room in a CPU's backlog
+# (/proc/net/softnet_stat, second column, summed over CPUs): the test bed's load, not the
+# cluster's doing.
+softnet_dropped() {
+  python3 -c 'print(sum(int(l.split()[1], 16) for l in open("/proc/net/softnet_stat")))'
+}
+
+# testbed_drops: JSON of what the test bed itself dropped since stream_start: the backlog
+# drops, and per link of the hosts, the client and the bridge (not the bystander, whose
+# drops are an attacker's own) the frames it could not hand to its peer (a veth's tx
+# dropped: the peer's backlog was full); and the sum in TESTBED_DROPS. Receive drops are
+# left out: they count frames a stack discards by design (a flood's 0x886F frames at the
+# client), not frames it had no room for.
+testbed_drops() {
+  local before now ns links="" n total
+  before=$(cat "$TOPO_DIR/softnet0" 2>/dev/null || echo 0)
+  now=$(softnet_dropped)
+  total=$((now - before))
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^$TOPO-(h[0-9]+|client|br)\$"); do
+    while read -r ifname n; do
+      [ "${n:-0}" = 0 ] && continue
+      links+="${links:+, }\"${ns#"$TOPO"-}/$ifname\": $n"
+      total=$((total + n))
+    done < <(ip -n "$ns" -j -s link show 2>/dev/null | python3 -c '
+import json, sys
+for l in json.load(sys.stdin):
+    s = l.get("stats64", {})
+    print(l["ifname"], s.get("tx", {}).get("dropped", 0))')
+  done
+  TESTBED_DROPS=$total
+  echo "{\"backlog\": $((now - before)), \"links\": {$links}, \"total\": $total}"
+}
+
 # faults_report [--must-not-lose]: the JSON line; the test's exit status.
 faults_report() {
   local servers=() f lag
@@ -331,11 +365,13 @@ faults_report() {
   done
   fextra udp_rcvbuf_errors "{$drops}"
   fcheck "no UDP datagram dropped for want of socket buffer ($total) (harness)" test "$total" = 0
+  fextra testbed_drops "$(testbed_drops)"
   local rc=0
   FAULT_REPORTED=1
   python3 "$TOOLS/nlb_faultreport.py" --fault "$FAULT_NAME" --client "$TOPO_DIR/stream.json" \
     "${servers[@]}" "${FAULT_EVENTS[@]}" --bound "$FAULT_BOUND_S" --slack "$FAULT_SLACK_S" \
-    --check "$TOPO_DIR/checks" --extra "$TOPO_DIR/extra" "$@" || rc=1
+    --check "$TOPO_DIR/checks" --extra "$TOPO_DIR/extra" --testbed-drops "${TESTBED_DROPS:-0}" \
+    "$@" || rc=1
   if ((rc)); then
     echo "--- agent logs (last lines) ---" >&2
     tail -n 15 "$TOPO_DIR"/h*.log >&2 || true
