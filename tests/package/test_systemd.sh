@@ -5,7 +5,9 @@
 # systemctl as an operator would:
 #   start        Type=notify: `systemctl start` returns once the agent is attached
 #   hardening    what the unit declares is in force on the running agent
-#   reload       a live weight change applies; a change that needs a restart changes nothing
+#   reload       a live weight change applies; a change that needs a restart changes nothing;
+#                a new port rule is staged on each host and the cluster switches to it once
+#                both hold it
 #   kill -9      systemd restarts the agent, which adopts its dataplane: no connection lost
 #   upgrade      apt-get install of a newer .deb under traffic: no connection lost, the
 #                other host never sees this one leave
@@ -67,7 +69,7 @@ sed -i "s/^Version: .*/Version: ${version}+testbed1/" "$TOPO_DIR/newer/DEBIAN/co
 dpkg-deb -b "$TOPO_DIR/newer" "$newer" >/dev/null
 
 HEARTBEAT_MS=500 TOLERANCE=6 # tolerance 3 s; the dataplane's watchdog stops it after 2.5 s
-machine_config() { # I WEIGHT
+machine_config() { # I WEIGHT [RULE]: RULE, a second port rule's JSON
   cat <<EOF
 {
   "cluster": {"ip": "$CLUSTER_IP", "mode": "unicast", "heartbeat_ms": $HEARTBEAT_MS,
@@ -75,10 +77,11 @@ machine_config() { # I WEIGHT
   "host": {"priority": $1, "dedicated_ip": "10.10.0.$((10 + $1))", "interface": "host0",
            "initial_state": "started"},
   "port_rules": [{"vip": "all", "ports": [7000, 7000], "protocol": "tcp", "mode": "multiple",
-                  "affinity": "none", "load_weight": $2}]
+                  "affinity": "none", "load_weight": $2}${3:+, $3}]
 }
 EOF
 }
+RULE_7001='{"vip": "all", "ports": [7001, 7001], "protocol": "tcp", "mode": "multiple", "affinity": "none"}'
 
 declare -A LEADER
 machine_start() {
@@ -99,10 +102,10 @@ WantedBy=multi-user.target
 EOF
   cat >"$root/etc/systemd/system/testbed-server.service" <<EOF
 [Unit]
-Description=test bed TCP server on port 7000
+Description=test bed TCP server on ports 7000 and 7001
 After=testbed-net.service
 [Service]
-ExecStart=/usr/bin/python3 /usr/local/lib/nlb/nlb_testserver.py --priority $i --vip $CLUSTER_IP 7000
+ExecStart=/usr/bin/python3 /usr/local/lib/nlb/nlb_testserver.py --priority $i --vip $CLUSTER_IP 7000 7001
 [Install]
 WantedBy=multi-user.target
 EOF
@@ -241,6 +244,32 @@ check "... and changed nothing (same process, still unicast)" \
 machine_config 1 50 >"$TOPO_DIR/c1/etc/nlb/nlb.json"
 in_c 1 systemctl reload nlb-agent
 wait_members 1,2 20 1 2 || true
+
+# --- reload: a new port rule, staged on each host, switched to by both ----------------------
+answers_7001() {
+  client burst --vip "$CLUSTER_IP" --port 7001 --sources 10.10.1.1+100 --per-source 1 --timeout 2 |
+    json 'sorted(d["answers"]), len(d["failures"]), d["duplicates"]'
+}
+check "before: port 7001 (no rule) is the default host's, host 1" test "$(answers_7001)" = "(['1'], 0, 0)"
+active=$(query 1 | json 'd["cluster"]["configuration"]["active"]')
+machine_config 1 50 "$RULE_7001" >"$TOPO_DIR/c1/etc/nlb/nlb.json"
+check "systemctl reload with a new rule (host 1)" in_c 1 systemctl reload nlb-agent
+check "host 1 stages it and waits for host 2" \
+  test "$(query 1 | json 'd["cluster"]["configuration"]["staged"] is not None, d["cluster"]["configuration"]["waiting_for"], d["cluster"]["configuration"]["active"]')" = "(True, [2], '$active')"
+check "the journal says what was staged" journal_has 1 0 'staged .*port_rules'
+check "meanwhile nothing changed: port 7001 is still host 1's" test "$(answers_7001)" = "(['1'], 0, 0)"
+machine_config 2 50 "$RULE_7001" >"$TOPO_DIR/c2/etc/nlb/nlb.json"
+check "systemctl reload with the new rule (host 2)" in_c 2 systemctl reload nlb-agent
+switched() {
+  local a b
+  a=$(query 1 | json 'd["cluster"]["configuration"]["active"], d["cluster"]["configuration"]["staged"]')
+  b=$(query 2 | json 'd["cluster"]["configuration"]["active"], d["cluster"]["configuration"]["staged"]')
+  [ "$a" = "$b" ] && [ "${a#*None}" != "$a" ] && [ "${a#*$active}" = "$a" ]
+}
+for _ in $(seq 50); do switched && break; sleep 0.2; done
+check "both switched to the new set" switched
+check "and converged on it" wait_members 1,2 20 1 2
+check "port 7001 is now balanced over both hosts, each request once" test "$(answers_7001)" = "(['1', '2'], 0, 0)"
 
 # --- kill -9: systemd restarts the agent, which adopts the dataplane ----------------------
 hold_start kill9
