@@ -12,10 +12,6 @@ namespace {
 using wire::Reader;
 using wire::Writer;
 
-constexpr std::uint8_t kMaxShift = 12; // 2^12 = NLB_BUCKETS: one group, the whole slot
-constexpr std::uint8_t kFormatList = 0;
-constexpr std::uint8_t kFormatBitmap = 1;
-constexpr std::size_t kDirtyEntryHeader = 6;
 constexpr std::size_t kSectionHeader = 4;
 constexpr std::size_t kRuleEntry = 3;
 constexpr std::size_t kBaseSection = 13;
@@ -29,101 +25,11 @@ constexpr std::size_t kHealthSection = 8; // probe_down, panic_percent, 3 reserv
 constexpr std::size_t kStagedSection = 16; // staged, switched_from
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
-
 std::uint64_t host_bit_of(std::uint8_t priority) {
     return std::uint64_t{1} << (priority - 1);
 }
 
-std::uint32_t groups_at(std::uint8_t shift) {
-    return NLB_BUCKETS >> shift;
-}
-std::size_t bitmap_bytes(std::uint8_t shift) {
-    return (groups_at(shift) + 7) / 8;
-}
-
-BucketBits coarsen(const BucketBits& buckets, std::uint8_t shift) {
-    BucketBits groups;
-    for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
-        if (buckets[b])
-            groups.set(b >> shift);
-    return groups;
-}
-
-struct DirtyPlan {
-    const DirtySlot* slot = nullptr;
-    std::uint8_t shift = 0;
-    BucketBits groups;
-    std::size_t group_count = 0;
-
-    void set_shift(std::uint8_t s) {
-        shift = s;
-        groups = coarsen(slot->buckets, s);
-        group_count = groups.count();
-    }
-    bool use_list() const { return 2 * group_count <= bitmap_bytes(shift); }
-    std::size_t size() const {
-        return kDirtyEntryHeader + (use_list() ? 2 * group_count : bitmap_bytes(shift));
-    }
-};
-
 } // namespace
-
-std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::size_t budget) {
-    std::vector<DirtyPlan> plan;
-    for (const auto& d : dirty) {
-        if (d.buckets.none() || d.slot >= NLB_RULE_SLOTS)
-            continue;
-        DirtyPlan p;
-        p.slot = &d;
-        p.set_shift(0);
-        plan.push_back(p);
-    }
-    auto total = [&] {
-        std::size_t t = 0;
-        for (const auto& p : plan)
-            t += p.size();
-        return t;
-    };
-    // Widen the largest entry one step at a time: bounded by kMaxShift steps per entry, and
-    // NLB_RULE_SLOTS entries at full width (7 bytes each) fit any budget we use.
-    while (total() > budget) {
-        DirtyPlan* widest = nullptr;
-        for (auto& p : plan)
-            if (p.shift < kMaxShift && (!widest || p.size() > widest->size()))
-                widest = &p;
-        if (!widest)
-            break;
-        widest->set_shift(static_cast<std::uint8_t>(widest->shift + 1));
-    }
-    std::vector<std::uint8_t> out;
-    Writer w(out);
-    for (const auto& p : plan) {
-        w.u8(p.slot->slot);
-        w.u8(p.shift);
-        if (p.use_list()) {
-            w.u8(kFormatList);
-            w.u8(0);
-            w.u16(static_cast<std::uint16_t>(p.group_count));
-            for (std::uint32_t g = 0; g < groups_at(p.shift); ++g)
-                if (p.groups[g])
-                    w.u16(static_cast<std::uint16_t>(g));
-        } else {
-            w.u8(kFormatBitmap);
-            w.u8(0);
-            w.u16(static_cast<std::uint16_t>(bitmap_bytes(p.shift)));
-            for (std::size_t i = 0; i < bitmap_bytes(p.shift); ++i) {
-                std::uint8_t byte = 0;
-                for (std::uint32_t bit = 0; bit < 8; ++bit) {
-                    const auto g = static_cast<std::uint32_t>(i * 8 + bit);
-                    if (g < groups_at(p.shift) && p.groups[g])
-                        byte = static_cast<std::uint8_t>(byte | (0x80u >> bit));
-                }
-                w.u8(byte);
-            }
-        }
-    }
-    return out;
-}
 
 std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
     std::vector<std::uint8_t> out;
@@ -249,56 +155,6 @@ DecodeError decode_rules(std::span<const std::uint8_t> body, Heartbeat& hb) {
             return DecodeError::bad_field;
         hb.rules[i] = {weight, handling};
         hb.control[i] = static_cast<RuleControl>(control);
-    }
-    return DecodeError::none;
-}
-
-DecodeError decode_dirty(std::span<const std::uint8_t> body, Heartbeat& hb) {
-    Reader r(body);
-    std::bitset<NLB_RULE_SLOTS> seen;
-    while (r.left() > 0) {
-        const auto slot = r.u8();
-        const auto shift = r.u8();
-        const auto format = r.u8();
-        r.u8();
-        const auto count = r.u16();
-        if (!r.ok())
-            return DecodeError::truncated;
-        if (slot >= NLB_RULE_SLOTS || shift > kMaxShift || seen[slot])
-            return DecodeError::bad_field;
-        seen.set(slot);
-        const std::uint32_t groups = groups_at(shift);
-        BucketBits group_bits;
-        if (format == kFormatList) {
-            if (count > groups)
-                return DecodeError::bad_length;
-            const auto data = r.bytes(std::size_t{count} * 2);
-            if (!r.ok())
-                return DecodeError::truncated;
-            for (std::size_t i = 0; i < count; ++i) {
-                const std::uint32_t g = (std::uint32_t{data[2 * i]} << 8) | data[2 * i + 1];
-                if (g >= groups)
-                    return DecodeError::bad_field;
-                group_bits.set(g);
-            }
-        } else if (format == kFormatBitmap) {
-            if (count != bitmap_bytes(shift))
-                return DecodeError::bad_length;
-            const auto data = r.bytes(count);
-            if (!r.ok())
-                return DecodeError::truncated;
-            for (std::uint32_t g = 0; g < groups; ++g)
-                if (data[g / 8] & (0x80u >> (g % 8)))
-                    group_bits.set(g);
-        } else {
-            return DecodeError::bad_field;
-        }
-        DirtySlot d{slot, {}};
-        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
-            if (group_bits[b >> shift])
-                d.buckets.set(b);
-        if (d.buckets.any())
-            hb.dirty.push_back(d);
     }
     return DecodeError::none;
 }
@@ -569,7 +425,7 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             decode = decode_rules;
             break;
         case kSectionDirty:
-            decode = decode_dirty;
+            decode = decode_dirty_section;
             break;
         case kSectionBase:
             decode = decode_base;

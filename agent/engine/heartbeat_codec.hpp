@@ -114,5 +114,7 @@ ChunkDecodeResult decode_map_chunk(std::span<const std::uint8_t> frame);
 // Dirty-bucket encoding alone (exposed for the tests): per slot a list of bucket groups or a
 // bitmap of them, with groups of 2^shift buckets; shifts grow until the whole fits `budget`.
 std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::size_t budget);
+// The dirty section's body, decoded into hb.dirty (decode_heartbeat's, dirty_codec.cpp).
+DecodeError decode_dirty_section(std::span<const std::uint8_t> body, Heartbeat& hb);
 
 } // namespace nlb
