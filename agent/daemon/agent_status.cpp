@@ -6,6 +6,7 @@
 
 #include "agent.hpp"
 #include "control_reply.hpp"
+#include "digest.hpp"
 
 namespace nlb {
 
@@ -65,8 +66,8 @@ json Agent::query() const {
     if (engine_) {
         const std::uint64_t staged = engine_->staged_digest();
         cluster["configuration"] = {
-            {"active", fingerprint_text(engine_->active_digest())},
-            {"staged", staged ? json(fingerprint_text(staged)) : json(nullptr)},
+            {"active", digest_text(engine_->active_digest())},
+            {"staged", staged ? json(digest_text(staged)) : json(nullptr)},
             {"waiting_for", members_of(engine_->staged_waiting())}};
     } else {
         cluster["configuration"] = {

@@ -28,13 +28,4 @@ inline std::vector<int> members_of(std::uint64_t bits) {
     return out;
 }
 
-// A configuration digest as query and the log show it: 16 hex digits.
-inline std::string fingerprint_text(std::uint64_t digest) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out(16, '0');
-    for (int i = 15; i >= 0; --i, digest >>= 4)
-        out[static_cast<std::size_t>(i)] = digits[digest & 0xf];
-    return out;
-}
-
 } // namespace nlb

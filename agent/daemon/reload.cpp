@@ -8,6 +8,7 @@
 #include "agent.hpp"
 #include "config_reload.hpp"
 #include "control_reply.hpp"
+#include "digest.hpp"
 #include "engine_config.hpp"
 #include "shared_config.hpp"
 
@@ -86,7 +87,7 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
                               {"config", path},
                               {"staged", plan.staged},
                               {"changed", plan.live},
-                              {"fingerprint", fingerprint_text(engine_->staged_digest())},
+                              {"fingerprint", digest_text(engine_->staged_digest())},
                               {"waiting_for", members_of(engine_->staged_waiting())}});
         result.applied = true;
         result.changed = plan.live;
@@ -183,7 +184,7 @@ json Agent::push(const json& request, bool apply_it) {
     const std::uint64_t staged = engine_ ? engine_->staged_digest() : 0;
     return ok({{"changed", r.changed},
                {"staged", r.staged},
-               {"fingerprint", staged ? json(fingerprint_text(staged)) : json(nullptr)},
+               {"fingerprint", staged ? json(digest_text(staged)) : json(nullptr)},
                {"waiting_for", members_of(engine_ ? engine_->staged_waiting() : 0)},
                {"kept", ec ? json(nullptr) : json(file.string())}});
 }
@@ -197,11 +198,11 @@ void Agent::switch_config(std::chrono::milliseconds now) {
     const Config before = std::move(config_);
     config_ = std::move(*staged_);
     staged_.reset();
-    const DataplaneTables old_tables = tables_;
-    const std::uint64_t changed =
-        changed_slots(old_tables, tables_of(config_, tables_.flow_seed()));
+    // Built once: the file passed every check when it was staged.
+    DataplaneTables next = tables_of(config_, tables_.flow_seed());
+    const std::uint64_t changed = changed_slots(tables_, next);
+    tables_ = std::move(next);
     try {
-        tables_ = tables_of(config_, tables_.flow_seed());
         // The engine released the changed slots first: what the new port table sends there
         // meets no bucket owned here, only connections still tracked here.
         dp_->maps().write_tables(tables_);
@@ -226,7 +227,7 @@ void Agent::switch_config(std::chrono::milliseconds now) {
                 {on ? CommandKind::rule_enable : CommandKind::rule_drain, static_cast<int>(i)},
                 now);
     }
-    log_.event("config_applied", {{"fingerprint", fingerprint_text(engine_->active_digest())},
+    log_.event("config_applied", {{"fingerprint", digest_text(engine_->active_digest())},
                                   {"rules", config_.port_rules.size()},
                                   {"heartbeat_ms", config_.cluster.heartbeat_ms}});
     apply(engine_->take_decision());

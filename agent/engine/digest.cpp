@@ -39,4 +39,12 @@ std::uint64_t digest64(std::span<const std::uint8_t> data) {
     return v == 0 ? 1 : v;
 }
 
+std::string digest_text(std::uint64_t digest) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; --i, digest >>= 4)
+        out[static_cast<std::size_t>(i)] = digits[digest & 0xf];
+    return out;
+}
+
 } // namespace nlb

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace nlb {
@@ -23,5 +24,8 @@ class DigestBuilder {
 };
 
 std::uint64_t digest64(std::span<const std::uint8_t> data);
+
+// A digest as query, the log and refusals show it: 16 hex digits.
+std::string digest_text(std::uint64_t digest);
 
 } // namespace nlb

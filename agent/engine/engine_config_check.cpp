@@ -3,7 +3,7 @@
 // difference that yields instead of refusing: a key's seed beside a cluster on the fixed seed.
 #include "convergence_engine.hpp"
 
-#include <cstdio>
+#include "digest.hpp"
 
 #include "engine_util.hpp"
 #include "flow_seed.hpp"
@@ -75,12 +75,9 @@ std::string ConvergenceEngine::config_difference(const Heartbeat& hb) const {
     // A staged configuration the cluster switched to while this host was away (or never
     // staged it): say so, rather than only that the rules differ.
     if (hb.switched_from != 0 && hb.switched_from == active_digest()) {
-        char fingerprint[17];
-        std::snprintf(fingerprint, sizeof(fingerprint), "%016llx",
-                      static_cast<unsigned long long>(config_digest_of(hb)));
         return "host " + std::to_string(hb.priority) +
-               " switched from this host's configuration to a staged one (" + fingerprint +
-               "): reload this host with it, or push it here";
+               " switched from this host's configuration to a staged one (" +
+               digest_text(config_digest_of(hb)) + "): reload this host with it, or push it here";
     }
     auto number = [&](const char* key, std::uint32_t mine, std::uint32_t theirs) {
         return std::string(key) + " is " + std::to_string(mine) + " here, " +

@@ -41,7 +41,11 @@ std::uint64_t shared_digest(const EngineConfig& c) {
 } // namespace
 
 std::uint64_t ConvergenceEngine::active_digest() const {
-    return shared_digest(config_);
+    // fingerprint_ and seed_digest_ are the running set's (kept through a seed inherited or
+    // a switch): no need to hash the rules again.
+    const auto& k = config_.cluster;
+    return shared_digest(fingerprint_, seed_digest_, k.mode, k.heartbeat_ms, k.heartbeat_tolerance,
+                         k.cleanup_delay_s, k.vips_digest);
 }
 
 std::uint64_t ConvergenceEngine::config_digest_of(const Heartbeat& hb) const {
