@@ -155,8 +155,10 @@ Config load_config(const std::string& path);
 nlohmann::json to_json(const Config& config);
 
 // The dataplane's VIP list (cluster IP first, then vips in order) and rule list (in order),
-// hashed with `flow_seed` (EngineConfig's cluster.flow_seed: it needs the key file's key).
-DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed = NLB_FLOW_SEED);
+// hashed with `flow_seed` (EngineConfig's cluster.flow_seed: it needs the key file's key);
+// `before`: the layout of the running tables these replace live (DataplaneTables).
+DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed = NLB_FLOW_SEED,
+                          const VipLayout* before = nullptr);
 
 const char* to_string(InitialState state);
 const char* to_string(RuleMode mode);

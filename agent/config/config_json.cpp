@@ -151,7 +151,7 @@ nlohmann::json to_json(const Config& config) {
     return out;
 }
 
-DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed) {
+DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed, const VipLayout* before) {
     std::vector<IpAddress> vips{config.cluster.ip};
     vips.insert(vips.end(), config.cluster.vips.begin(), config.cluster.vips.end());
     std::vector<RuleMatch> rules;
@@ -168,7 +168,7 @@ DataplaneTables tables_of(const Config& config, std::uint32_t flow_seed) {
         rules.push_back(m);
     }
     try {
-        return DataplaneTables(std::move(vips), std::move(rules), flow_seed);
+        return DataplaneTables(std::move(vips), std::move(rules), flow_seed, before);
     } catch (const std::invalid_argument& e) {
         // parse_config checks everything the tables do; only a hand-built Config gets here.
         throw ConfigError(e.what());

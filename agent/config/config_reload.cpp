@@ -16,7 +16,6 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     };
     const ClusterConfig &a = running.cluster, &b = next.cluster;
     fixed(a.ip == b.ip, "cluster.ip");
-    fixed(a.vips == b.vips, "cluster.vips");
     fixed(a.mode == b.mode, "cluster.mode");
     fixed(a.key_file == b.key_file, "cluster.key_file");
     fixed(a.rotation_key_file == b.rotation_key_file, "cluster.rotation_key_file");
@@ -39,6 +38,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(running.metrics == next.metrics, "metrics");
     // Probes own timers, sockets and children: a restart starts them over cleanly.
     fixed(running.health == next.health, "health");
+    staged(a.vips == b.vips, "cluster.vips");
     staged(a.heartbeat_ms == b.heartbeat_ms, "cluster.heartbeat_ms");
     staged(a.heartbeat_tolerance == b.heartbeat_tolerance, "cluster.heartbeat_tolerance");
     staged(a.cleanup_delay_s == b.cleanup_delay_s, "cluster.cleanup_delay_s");

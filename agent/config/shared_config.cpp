@@ -8,21 +8,13 @@ namespace nlb {
 
 namespace {
 
-// The VIP list as the dataplane numbers it (cluster IP first), as 16 hex digits (FNV-1a of
-// its text): a check that pusher and host number the VIPs alike, inside an authenticated
-// request, not a secret.
-std::string vips_key(const Config& c) {
-    std::string text = c.cluster.ip.to_string();
+// The VIPs beside the cluster IP, in order, comma-separated: rules number them from 1 (0 is
+// the cluster IP, which a push never changes: it names the cluster).
+std::string vips_text(const Config& c) {
+    std::string text;
     for (const auto& v : c.cluster.vips)
-        text += "," + v.to_string();
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char ch : text) {
-        h ^= ch;
-        h *= 0x100000001b3ULL;
-    }
-    char out[17];
-    std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
-    return out;
+        text += (text.empty() ? "" : ",") + v.to_string();
+    return text;
 }
 
 char protocol_code(Protocol p) {
@@ -139,20 +131,28 @@ nlohmann::json shared_part(const Config& config) {
     return {{"heartbeat_ms", config.cluster.heartbeat_ms},
             {"heartbeat_tolerance", config.cluster.heartbeat_tolerance},
             {"cleanup_delay_s", config.cluster.cleanup_delay_s},
-            {"vips", vips_key(config)},
+            {"vips", vips_text(config)},
             {"rules", rules}};
 }
 
 Config with_shared(const Config& host, const nlohmann::json& part) {
     if (!part.is_object())
         bad("not an object");
-    if (!part.contains("vips") || !part["vips"].is_string() ||
-        part["vips"].get<std::string>() != vips_key(host))
-        bad("cluster.vips differ from this host's (cluster IP and VIPs, in order; a VIP change "
-            "is a restart of every host)");
+    if (!part.contains("vips") || !part["vips"].is_string())
+        bad("vips: missing or not a string");
     if (!part.contains("rules") || !part["rules"].is_string())
         bad("rules: missing or not a string");
     Config next = host;
+    next.cluster.vips.clear();
+    std::stringstream vips(part["vips"].get<std::string>());
+    for (std::string text; std::getline(vips, text, ',');) {
+        if (next.cluster.vips.size() == NLB_MAX_VIPS)
+            bad("vips: more than " + std::to_string(NLB_MAX_VIPS));
+        const auto vip = IpAddress::parse(text);
+        if (!vip)
+            bad("vips: \"" + text + "\" is not an address");
+        next.cluster.vips.push_back(*vip);
+    }
     next.cluster.heartbeat_ms = number(part, "heartbeat_ms");
     next.cluster.heartbeat_tolerance = number(part, "heartbeat_tolerance");
     next.cluster.cleanup_delay_s = number(part, "cleanup_delay_s");
@@ -162,7 +162,7 @@ Config with_shared(const Config& host, const nlohmann::json& part) {
         if (next.port_rules.size() == NLB_MAX_RULES)
             bad("more than " + std::to_string(NLB_MAX_RULES) + " rules");
         const std::string where = "rules[" + std::to_string(next.port_rules.size()) + "]";
-        PortRuleConfig r = parse_rule(host, text, where);
+        PortRuleConfig r = parse_rule(next, text, where);
         // This host's own values of the rule: from its rule for the same traffic, else
         // from one that overlaps it; a new rule starts from the defaults.
         const PortRuleConfig* same = nullptr;

@@ -106,7 +106,11 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
             log_.event("seed_inherited", {{"detail", "the adopted dataplane hashes with the "
                                                      "fixed seed: kept"}});
         }
-        tables_ = tables_of(config_, engine_config.cluster.flow_seed);
+        // An adopted dataplane serves on: its VIPs keep their slots and port tables.
+        const VipLayout pinned =
+            VipLayout::of_slots(dp->maps().state().vips, dp->maps().state().config.vip_seed);
+        tables_ =
+            tables_of(config_, engine_config.cluster.flow_seed, dp->adopted() ? &pinned : nullptr);
         // Where the stack meets the cluster: the attached interface, or for a VLAN cluster
         // the VLAN's interface on it, which holds the VIPs and tags the heartbeats.
         const std::string cluster_if =
@@ -485,7 +489,8 @@ void Agent::apply(Decision d) {
         // The engine took the cluster's seed before this host served (seed_inherited): the
         // same tables, hashed as the cluster hashes.
         try {
-            tables_ = tables_of(config_, *d.flow_seed);
+            const VipLayout running = tables_.layout();
+            tables_ = tables_of(config_, *d.flow_seed, &running);
             dp_->maps().write_tables(tables_);
             // The established records carry buckets of the old seed: record them again.
             tracking_.start(*dp_, tables_.vips(), log_);

@@ -1,6 +1,7 @@
 // Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`) and `nlbadm push`
 // and `diff`, the per-rule `enabled` key they and attach apply, and the switch to a staged
 // configuration (docs/staged-config.md).
+#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -75,8 +76,9 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
             staged.host.rules = host_rule_params(next);
             if (load_)
                 load_->apply_to(staged.host.rules); // load feedback's rules keep their places
-            const std::uint64_t changed =
-                changed_slots(tables_, tables_of(next, engine_->config().cluster.flow_seed));
+            const VipLayout running = tables_.layout();
+            const std::uint64_t changed = changed_slots(
+                tables_, tables_of(next, engine_->config().cluster.flow_seed, &running));
             if (auto error = engine_->stage(std::move(staged), changed, now); !error.empty())
                 return refuse(error);
         } catch (const std::exception& e) {
@@ -87,7 +89,10 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
                               {"config", path},
                               {"staged", plan.staged},
                               {"changed", plan.live},
-                              {"fingerprint", digest_text(engine_->staged_digest())},
+                              // staged, or (the last host to stage it) switched to
+                              {"fingerprint",
+                               digest_text(engine_->staged_digest() ? engine_->staged_digest()
+                                                                    : engine_->active_digest())},
                               {"waiting_for", members_of(engine_->staged_waiting())}});
         result.applied = true;
         result.changed = plan.live;
@@ -199,16 +204,31 @@ void Agent::switch_config(std::chrono::milliseconds now) {
     config_ = std::move(*staged_);
     staged_.reset();
     // Built once: the file passed every check when it was staged.
-    DataplaneTables next = tables_of(config_, tables_.flow_seed());
+    const VipLayout running = tables_.layout();
+    DataplaneTables next = tables_of(config_, tables_.flow_seed(), &running);
     const std::uint64_t changed = changed_slots(tables_, next);
     tables_ = std::move(next);
+    std::vector<IpAddress> added;
     try {
+        // A VIP that goes leaves the stack first, then the tables; one that comes enters
+        // the tables first, then the stack: at no moment does a stack hold a VIP that the
+        // dataplane passes it unfiltered (every host's stack would answer it).
+        iface_->remove_vips_except(tables_.vips());
+        const bool v6 = std::any_of(tables_.vips().begin(), tables_.vips().end(),
+                                    [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; });
+        if (v6)
+            dp_->set_nd_egress(true); // before the kernel may solicit from a new IPv6 VIP
         // The engine released the changed slots first: what the new port table sends there
         // meets no bucket owned here, only connections still tracked here.
         dp_->maps().write_tables(tables_);
         write_rule_modes(dp_->maps());
+        added = iface_->add_vips(tables_.vips());
+        if (!v6)
+            dp_->set_nd_egress(false);
+        if (announced_ && !added.empty())
+            iface_->announce(added); // else the first announcement, once converged, has them
     } catch (const std::exception& e) {
-        log_.error(std::string("config switch: dataplane tables: ") + e.what());
+        log_.error(std::string("config switch: dataplane: ") + e.what());
     }
     health_->set_rules(config_);
     engine_->set_probe_down(health_->down_rules(), now);
@@ -227,7 +247,15 @@ void Agent::switch_config(std::chrono::milliseconds now) {
                 {on ? CommandKind::rule_enable : CommandKind::rule_drain, static_cast<int>(i)},
                 now);
     }
+    json vips = json::array();
+    for (const auto& v : tables_.vips())
+        vips.push_back(v.to_string());
+    json new_vips = json::array();
+    for (const auto& v : added)
+        new_vips.push_back(v.to_string());
     log_.event("config_applied", {{"fingerprint", digest_text(engine_->active_digest())},
+                                  {"vips", vips},
+                                  {"vips_added", new_vips},
                                   {"rules", config_.port_rules.size()},
                                   {"heartbeat_ms", config_.cluster.heartbeat_ms}});
     apply(engine_->take_decision());

@@ -6,9 +6,11 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include <nlb/flow.h>
 
@@ -81,7 +83,8 @@ DataplaneMaps::~DataplaneMaps() { munmap(state_, sizeof(nlb_state)); }
 void DataplaneMaps::write_config(const nlb_config& cfg) {
     nlb_config& live = state_->config;
     live.watchdog_timeout_ns = cfg.watchdog_timeout_ns;
-    live.vip_seed = cfg.vip_seed;
+    // Not vip_seed: the seed and the VIP slots change together, in write_tables (else an
+    // adopted dataplane would look its VIPs up under another seed for a moment).
     std::memcpy(live.own_mac, cfg.own_mac, sizeof(live.own_mac));
     std::memcpy(live.cluster_mac, cfg.cluster_mac, sizeof(live.cluster_mac));
     std::memcpy(live.arp_src_mac, cfg.arp_src_mac, sizeof(live.arp_src_mac));
@@ -90,18 +93,84 @@ void DataplaneMaps::write_config(const nlb_config& cfg) {
     live.vlan = cfg.vlan;
 }
 
+namespace {
+
+bool same_vip(const nlb_vip& slot, const IpAddress& vip) {
+    return slot.family == vip.family && std::memcmp(slot.addr, vip.words.data(), 16) == 0;
+}
+
+bool listed(const nlb_vip& slot, const std::vector<IpAddress>& vips) {
+    for (const auto& v : vips)
+        if (same_vip(slot, v))
+            return true;
+    return false;
+}
+
+// The program finds a VIP by its slot's family and address and then reads the rest: an
+// empty slot is marked empty before anything else changes, and filled with its family last.
+void empty_slot(nlb_vip& slot) {
+    __atomic_store_n(&slot.family, std::uint8_t{NLB_FAMILY_NONE}, __ATOMIC_RELEASE);
+}
+
+void fill_slot(nlb_vip& slot, const nlb_vip& next) {
+    if (slot.family != NLB_FAMILY_NONE && std::memcmp(slot.addr, next.addr, 16) != 0)
+        empty_slot(slot);
+    std::memcpy(slot.addr, next.addr, sizeof(slot.addr));
+    __atomic_store_n(&slot.index, next.index, __ATOMIC_RELAXED);
+    for (int p = 0; p < 2; ++p)
+        __atomic_store_n(&slot.port_rule[p], next.port_rule[p], __ATOMIC_RELAXED);
+    __atomic_store_n(&slot.family, next.family, __ATOMIC_RELEASE);
+}
+
+} // namespace
+
 void DataplaneMaps::write_tables(const DataplaneTables& tables) {
+    auto& live = state_->vips;
+    const auto& next = tables.vip_slots();
+    // A VIP that goes stops being one first: its port table may be another VIP's below. (The
+    // agent took its address off the interface before: what now passes to the stack dies there.)
+    for (auto& slot : live)
+        if (slot.family != NLB_FAMILY_NONE && !listed(slot, tables.vips()))
+            empty_slot(slot);
     const auto& chunks = tables.port_chunks();
-    for (std::uint32_t v = 0; v < tables.vips().size(); ++v)
+    for (std::size_t v = 0; v < tables.vips().size(); ++v)
         for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
-            std::uint32_t first = nlb_port_chunk_key(v, proto, 0);
+            std::uint32_t first = nlb_port_chunk_key(tables.dataplane_index(v), proto, 0);
             for (std::uint32_t k = first; k < first + NLB_PORT_CHUNKS_PER_PROTO; ++k)
                 update(fds_.ports, "nlb_ports", k, &chunks[k]);
         }
-    state_->config.flow_seed = tables.flow_seed();
+    __atomic_store_n(&state_->config.flow_seed, tables.flow_seed(), __ATOMIC_RELEASE);
     // VIP slots last: a VIP becomes visible only once its port table is in place.
-    state_->config.vip_seed = tables.vip_seed();
-    std::memcpy(state_->vips, tables.vip_slots().data(), sizeof(state_->vips));
+    const std::uint32_t seed = state_->config.vip_seed;
+    if (seed == tables.vip_seed()) {
+        for (std::uint32_t s = 0; s < NLB_VIP_SLOTS; ++s)
+            if (next[s].family != NLB_FAMILY_NONE)
+                fill_slot(live[s], next[s]);
+            else if (live[s].family != NLB_FAMILY_NONE)
+                empty_slot(live[s]);
+        return;
+    }
+    // Another seed moves every VIP. Built to replace the running tables, the new layout uses
+    // no slot the old one does: both sit in the table while the seed switches in one store, so
+    // a VIP both have is found throughout. (Else, at attach, what the maps held is rewritten.)
+    bool apart = true;
+    for (std::uint32_t s = 0; s < NLB_VIP_SLOTS; ++s)
+        if (next[s].family != NLB_FAMILY_NONE) {
+            if (live[s].family == NLB_FAMILY_NONE)
+                fill_slot(live[s], next[s]);
+            else
+                apart = false;
+        }
+    __atomic_store_n(&state_->config.vip_seed, tables.vip_seed(), __ATOMIC_RELEASE);
+    // A packet that read the old seed just before still looks in an old slot: it is processed
+    // within microseconds (XDP runs to completion), so a millisecond later nobody does.
+    if (apart)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (std::uint32_t s = 0; s < NLB_VIP_SLOTS; ++s)
+        if (next[s].family != NLB_FAMILY_NONE)
+            fill_slot(live[s], next[s]);
+        else if (live[s].family != NLB_FAMILY_NONE)
+            empty_slot(live[s]);
 }
 
 void DataplaneMaps::write_rule(std::uint32_t slot, const nlb_rule& rule) {

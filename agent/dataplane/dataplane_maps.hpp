@@ -40,9 +40,13 @@ class DataplaneMaps {
     nlb_state& state() { return *state_; }
     const nlb_state& state() const { return *state_; }
 
-    // Everything but what the program itself maintains (alive, watchdog_deadline_ns).
+    // Everything but what the program itself maintains (alive, watchdog_deadline_ns) and
+    // what write_tables writes (vip_seed, flow_seed).
     void write_config(const nlb_config& cfg);
-    // Port chunks of every VIP in `tables`, the hash seed, then the VIP slots.
+    // Makes `tables` the live ones, from whatever the maps hold (nothing, or the running
+    // tables): the slots of VIPs `tables` lacks emptied, then the port chunks of every VIP
+    // in `tables`, the hash seed, then the VIP slots. Built to replace the running tables
+    // (DataplaneTables' `before`), a VIP both have is found by every packet throughout.
     void write_tables(const DataplaneTables& tables);
     void write_rule(std::uint32_t slot, const nlb_rule& rule);
     // A source MAC whose 0x886F frame the engine authenticated and found fresh: its frames

@@ -44,23 +44,26 @@ bool overlap(const RuleMatch& a, const RuleMatch& b) {
     return a.vip == b.vip && protos && a.first_port <= b.last_port && b.first_port <= a.last_port;
 }
 
+using SlotSet = std::array<bool, NLB_VIP_SLOTS>;
+
+// Whether every VIP has a slot of its own under `seed`, none of them one already `used`.
+bool fits(const std::vector<IpAddress>& vips, std::uint32_t seed, SlotSet used) {
+    for (const auto& v : vips) {
+        std::uint32_t slot = nlb_vip_slot(v.family, v.words.data(), seed);
+        if (used[slot])
+            return false;
+        used[slot] = true;
+    }
+    return true;
+}
+
 // The first seed of a fixed pseudo-random sequence under which every VIP has a slot of its
-// own. With at most NLB_MAX_VIPS in NLB_VIP_SLOTS slots a few seeds suffice on average; the
-// bound only guards the impossible.
-std::uint32_t find_vip_seed(const std::vector<IpAddress>& vips) {
+// own, away from `taken`. With at most NLB_MAX_VIPS VIPs beside as many taken slots among
+// NLB_VIP_SLOTS, one seed in a few hundred fits; the bound only guards the impossible.
+std::uint32_t find_vip_seed(const std::vector<IpAddress>& vips, const SlotSet& taken) {
     for (std::uint32_t i = 1; i < 1'000'000; ++i) {
         std::uint32_t seed = nlb_mix32(i) | 1;
-        std::array<bool, NLB_VIP_SLOTS> used{};
-        bool clash = false;
-        for (const auto& v : vips) {
-            std::uint32_t slot = nlb_vip_slot(v.family, v.words.data(), seed);
-            if (used[slot]) {
-                clash = true;
-                break;
-            }
-            used[slot] = true;
-        }
-        if (!clash)
+        if (fits(vips, seed, taken))
             return seed;
     }
     throw std::invalid_argument("vips: no collision-free VIP table seed");
@@ -68,8 +71,29 @@ std::uint32_t find_vip_seed(const std::vector<IpAddress>& vips) {
 
 } // namespace
 
+VipLayout VipLayout::of_slots(std::span<const nlb_vip> slots, std::uint32_t seed) {
+    VipLayout out;
+    out.seed = seed;
+    std::array<bool, NLB_MAX_VIPS> seen{};
+    for (const nlb_vip& s : slots) {
+        // What an earlier agent wrote is trusted no further than it must be: an index out of
+        // range, or twice, is no layout to keep.
+        if (s.family != NLB_FAMILY_V4 && s.family != NLB_FAMILY_V6)
+            continue;
+        if (s.index >= NLB_MAX_VIPS || seen[s.index])
+            return {};
+        seen[s.index] = true;
+        IpAddress a;
+        a.family = s.family;
+        std::memcpy(a.words.data(), s.addr, sizeof(s.addr));
+        out.vips.push_back(a);
+        out.index.push_back(s.index);
+    }
+    return out;
+}
+
 DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules,
-                                 std::uint32_t flow_seed)
+                                 std::uint32_t flow_seed, const VipLayout* before)
     : vips_(std::move(vips)), rules_(std::move(rules)), flow_seed_(flow_seed),
       port_chunks_(NLB_PORT_TABLE_ENTRIES) {
     // The dataplane reads 0 as the fixed seed: a table built with it would disagree.
@@ -102,12 +126,21 @@ DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMa
                                             "]");
     }
 
-    vip_seed_ = find_vip_seed(vips_);
+    assign_indices(before);
+    if (before && before->seed && fits(vips_, before->seed, SlotSet{})) {
+        vip_seed_ = before->seed;
+    } else {
+        SlotSet taken{};
+        if (before)
+            for (const auto& v : before->vips)
+                taken[nlb_vip_slot(v.family, v.words.data(), before->seed)] = true;
+        vip_seed_ = find_vip_seed(vips_, taken);
+    }
     for (std::size_t i = 0; i < vips_.size(); ++i) {
-        nlb_vip& slot = vip_slots_[nlb_vip_slot(vips_[i].family, vips_[i].words.data(), vip_seed_)];
+        nlb_vip& slot = vip_slots_[slot_of(i)];
         std::memcpy(slot.addr, vips_[i].words.data(), sizeof(slot.addr));
         slot.family = vips_[i].family;
-        slot.index = static_cast<std::uint8_t>(i);
+        slot.index = static_cast<std::uint8_t>(index_[i]);
     }
 
     for (auto& chunk : port_chunks_)
@@ -119,17 +152,53 @@ DataplaneTables::DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMa
             for (std::uint32_t port = 0; port <= 65535; ++port) {
                 std::uint32_t chosen = rule_for(v, proto, static_cast<std::uint16_t>(port));
                 uniform = uniform && chosen == first_rule;
-                std::uint32_t key = nlb_port_chunk_key(static_cast<std::uint32_t>(v), proto,
-                                                       static_cast<std::uint16_t>(port));
+                std::uint32_t key =
+                    nlb_port_chunk_key(index_[v], proto, static_cast<std::uint16_t>(port));
                 port_chunks_[key].rule[port & (NLB_PORT_CHUNK - 1)] =
                     static_cast<std::uint8_t>(chosen);
             }
-            nlb_vip& slot =
-                vip_slots_[nlb_vip_slot(vips_[v].family, vips_[v].words.data(), vip_seed_)];
+            nlb_vip& slot = vip_slots_[slot_of(v)];
             slot.port_rule[proto] =
                 uniform ? static_cast<std::uint8_t>(first_rule) : NLB_PORT_RULE_VARIES;
         }
     }
+}
+
+void DataplaneTables::assign_indices(const VipLayout* before) {
+    index_.assign(vips_.size(), NLB_MAX_VIPS);
+    if (!before || before->index.size() != before->vips.size()) {
+        for (std::size_t i = 0; i < vips_.size(); ++i)
+            index_[i] = static_cast<std::uint32_t>(i);
+        return;
+    }
+    // Kept VIPs keep their port tables; new ones take the indices nobody had, then those of
+    // the VIPs that go (whose slots are emptied before their tables are rewritten).
+    std::array<int, NLB_MAX_VIPS> use{}; // 0 free, 1 a leaving VIP's, 2 taken
+    for (std::uint32_t k : before->index)
+        if (k < NLB_MAX_VIPS)
+            use[k] = 1;
+    for (std::size_t i = 0; i < vips_.size(); ++i) {
+        const auto& old = before->vips;
+        const auto j = std::find(old.begin(), old.end(), vips_[i]);
+        const std::uint32_t k = j == old.end()
+                                    ? NLB_MAX_VIPS
+                                    : before->index[static_cast<std::size_t>(j - old.begin())];
+        if (k < NLB_MAX_VIPS && use[k] != 2) {
+            index_[i] = k;
+            use[k] = 2;
+        }
+    }
+    for (int pass : {0, 1})
+        for (std::size_t i = 0; i < vips_.size(); ++i)
+            for (std::uint32_t k = 0; k < NLB_MAX_VIPS && index_[i] == NLB_MAX_VIPS; ++k)
+                if (use[k] == pass) {
+                    index_[i] = k;
+                    use[k] = 2;
+                }
+}
+
+std::uint32_t DataplaneTables::slot_of(std::size_t i) const {
+    return nlb_vip_slot(vips_.at(i).family, vips_.at(i).words.data(), vip_seed_);
 }
 
 std::uint32_t DataplaneTables::rule_for(std::size_t vip, std::uint32_t proto,
@@ -149,7 +218,7 @@ std::uint32_t DataplaneTables::rule_for(std::size_t vip, std::uint32_t proto,
 
 std::uint32_t DataplaneTables::rule_of(std::size_t vip, std::uint32_t proto,
                                        std::uint16_t port) const {
-    std::uint32_t key = nlb_port_chunk_key(static_cast<std::uint32_t>(vip), proto, port);
+    std::uint32_t key = nlb_port_chunk_key(index_.at(vip), proto, port);
     return port_chunks_.at(key).rule[port & (NLB_PORT_CHUNK - 1)];
 }
 
@@ -189,7 +258,8 @@ DataplaneTables::vip_index(std::uint8_t family, const std::array<std::uint32_t, 
     const nlb_vip& slot = vip_slots_[nlb_vip_slot(family, addr.data(), vip_seed_)];
     if (slot.family != family || std::memcmp(slot.addr, addr.data(), sizeof(slot.addr)) != 0)
         return std::nullopt;
-    return slot.index;
+    const auto i = std::find(index_.begin(), index_.end(), std::uint32_t{slot.index});
+    return static_cast<std::size_t>(i - index_.begin());
 }
 
 std::optional<Placement> DataplaneTables::place(const Tuple& t) const {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,22 +57,45 @@ struct Placement {
     std::uint16_t bucket = 0;
 };
 
+// Where the VIPs sit in the dataplane: each VIP's index (its port table) and the seed of
+// the slot hash. Tables built to replace others keep what they can of it.
+struct VipLayout {
+    std::vector<IpAddress> vips;
+    std::vector<std::uint32_t> index; // index[i]: vips[i]'s
+    std::uint32_t seed = 0;
+
+    // The layout a dataplane's VIP slots hold (an adopted one's, written by an earlier agent).
+    static VipLayout of_slots(std::span<const nlb_vip> slots, std::uint32_t seed);
+};
+
 class DataplaneTables {
   public:
     // Throws std::invalid_argument naming the offending VIP or rule. `flow_seed`: the
-    // cluster's seed of the bucket hash (engine_config_of chooses it; never 0).
+    // cluster's seed of the bucket hash (engine_config_of chooses it; never 0). `before`: the
+    // layout the dataplane runs now, when these tables are to replace it live (a VIP change,
+    // an adopted dataplane; docs/staged-config.md): a VIP both have keeps its index, a new one
+    // takes an index `before` leaves free, and the VIP seed stays, or else is one under which
+    // no VIP's slot is one `before` occupies (so both layouts can sit in the table at once).
     DataplaneTables(std::vector<IpAddress> vips, std::vector<RuleMatch> rules,
-                    std::uint32_t flow_seed = NLB_FLOW_SEED);
+                    std::uint32_t flow_seed = NLB_FLOW_SEED, const VipLayout* before = nullptr);
 
     std::uint32_t vip_seed() const { return vip_seed_; }
     std::uint32_t flow_seed() const { return flow_seed_; }
     const std::array<nlb_vip, NLB_VIP_SLOTS>& vip_slots() const { return vip_slots_; }
     // NLB_PORT_TABLE_ENTRIES chunks; those of unused VIP indices are all NLB_RULE_DEFAULT.
     const std::vector<nlb_port_chunk>& port_chunks() const { return port_chunks_; }
+    // In the configuration's order (cluster IP first): rules and rule_of() number them so.
     const std::vector<IpAddress>& vips() const { return vips_; }
+    // The dataplane index (its port table, nlb_vip.index) of vips()[i]: i, unless built to
+    // replace other tables.
+    std::uint32_t dataplane_index(std::size_t i) const { return index_.at(i); }
+    // The VIP slot of vips()[i] under vip_seed().
+    std::uint32_t slot_of(std::size_t i) const;
+    VipLayout layout() const { return {vips_, index_, vip_seed_}; }
     const std::vector<RuleMatch>& rules() const { return rules_; }
 
-    // Rule slot for (VIP index, protocol index NLB_PROTO_*, port in host byte order).
+    // Rule slot for (VIP, as numbered in vips(); protocol index NLB_PROTO_*; port in host
+    // byte order).
     std::uint32_t rule_of(std::size_t vip, std::uint32_t proto, std::uint16_t port) const;
     // Affinity the bucket hash uses for a rule slot (the default slot hashes on the source).
     std::uint8_t affinity_of(std::uint32_t rule) const;
@@ -82,10 +106,12 @@ class DataplaneTables {
   private:
     // The rule that covers a port: first rule for this VIP, else first rule for all VIPs.
     std::uint32_t rule_for(std::size_t vip, std::uint32_t proto, std::uint16_t port) const;
+    void assign_indices(const VipLayout* before);
     std::optional<std::size_t> vip_index(std::uint8_t family,
                                          const std::array<std::uint32_t, 4>& addr) const;
 
     std::vector<IpAddress> vips_;
+    std::vector<std::uint32_t> index_; // dataplane index of each VIP
     std::vector<RuleMatch> rules_;
     std::uint32_t vip_seed_ = 0;
     std::uint32_t flow_seed_ = NLB_FLOW_SEED;

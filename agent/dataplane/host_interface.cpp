@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -169,7 +170,37 @@ std::string HostInterface::group_name() const {
     return group.to_string();
 }
 
-void HostInterface::announce() const {
+void HostInterface::remove_vips_except(const std::vector<IpAddress>& next) {
+    std::vector<IpAddress> kept;
+    for (const auto& vip : plan_.vips) {
+        if (std::find(next.begin(), next.end(), vip) != next.end()) {
+            kept.push_back(vip);
+            continue;
+        }
+        const int rc = netlink::delete_address(ifindex_, vip);
+        if (rc && rc != -EADDRNOTAVAIL && rc != -ENOENT)
+            throw std::runtime_error("remove VIP " + vip.to_string() + " from " + plan_.ifname +
+                                     ": " + errstr(rc));
+    }
+    plan_.vips = std::move(kept);
+}
+
+std::vector<IpAddress> HostInterface::add_vips(const std::vector<IpAddress>& next) {
+    std::vector<IpAddress> added;
+    for (const auto& vip : next) {
+        if (std::find(plan_.vips.begin(), plan_.vips.end(), vip) != plan_.vips.end())
+            continue;
+        const int rc = netlink::add_address(ifindex_, vip);
+        if (rc && rc != -EEXIST)
+            throw std::runtime_error("add VIP " + vip.to_string() + " to " + plan_.ifname + ": " +
+                                     errstr(rc));
+        plan_.vips.push_back(vip); // undo() takes it away again
+        added.push_back(vip);
+    }
+    return added;
+}
+
+void HostInterface::announce(const std::vector<IpAddress>& vips) const {
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (fd < 0)
         throw std::runtime_error("announce VIPs on " + plan_.ifname + ": " + errstr(errno));
@@ -179,7 +210,7 @@ void HostInterface::announce() const {
     to.sll_halen = 6;
     MacAddress src = masked_source_mac(plan_.cluster_ip, plan_.host_priority);
     MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
-    for (const auto& vip : plan_.vips) {
+    for (const auto& vip : vips) {
         auto frame = vip.family == NLB_FAMILY_V4 ? gratuitous_arp(src, cmac, vip)
                                                  : unsolicited_na(src, cmac, vip);
         std::memcpy(to.sll_addr, frame.data(), 6);

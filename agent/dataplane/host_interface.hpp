@@ -41,7 +41,14 @@ class HostInterface {
 
     // Gratuitous ARP for each IPv4 VIP, unsolicited neighbour advertisement for each IPv6 VIP,
     // both advertising the cluster MAC from the masked source MAC.
-    void announce() const;
+    void announce() const { announce(plan_.vips); }
+    void announce(const std::vector<IpAddress>& vips) const;
+    // A live VIP change (docs/staged-config.md), in two steps around the dataplane's tables:
+    // first the VIPs `next` lacks leave the interface (the stack drops what the dataplane
+    // still accepts for them), then, once the tables know them, the new ones are added.
+    // Both throw std::runtime_error naming the VIP; add_vips returns the VIPs it added.
+    void remove_vips_except(const std::vector<IpAddress>& next);
+    std::vector<IpAddress> add_vips(const std::vector<IpAddress>& next);
     // Removes VIPs and the MAC filter entry or the group, restores arp_announce.
     void undo();
 

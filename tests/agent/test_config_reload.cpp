@@ -105,9 +105,16 @@ TEST_CASE("the shared rules and the timing are staged, by name") {
                       config("", R"([{"ports": [80, 80], "load_weight": 50, "vip": "10.0.0.2"},
                                               {"ports": [443, 443], "mode": "single", "protocol": "udp"}])"))
               .staged == std::vector<std::string>{"port_rules[0].vip", "port_rules[1].protocol"});
-    // The VIP list is not staged (yet): a restart of every host.
-    CHECK(plan_reload(running, parse_config(R"({"cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.3"]},
+    // The VIP list is staged like the rules: the cluster switches to it in one convergence.
+    const ReloadPlan vips =
+        plan_reload(running, parse_config(R"({"cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.3"]},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}, "port_rules": )" +
+                                          kRules + "}"));
+    CHECK_FALSE(vips.fixed);
+    CHECK(vips.staged == std::vector<std::string>{"cluster.vips"});
+    // The cluster IP is not: it names the cluster (its MAC, its seed, remote control).
+    CHECK(plan_reload(running, parse_config(R"({"cluster": {"ip": "10.0.0.9", "vips": ["10.0.0.2"]},
         "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}, "port_rules": )" +
                                             kRules + "}"))
-              .fixed == "cluster.vips");
+              .fixed == "cluster.ip");
 }

@@ -71,6 +71,25 @@ TEST_CASE("a pushed set keeps each host's own values of the rules it already has
     CHECK_FALSE(next.port_rules[3].load_weight);         // new: "equal", whatever the pusher has
 }
 
+TEST_CASE("a pushed VIP list replaces the host's; its rules name VIPs by the pushed list") {
+    const Config two = host(2, kRules);
+    Config pushed = host(1, kRules);
+    IpAddress web = *IpAddress::parse("10.0.0.7");
+    pushed.cluster.vips = {*IpAddress::parse("fd00::2"), web}; // 10.0.0.2 goes, 10.0.0.7 comes
+    pushed.port_rules[0].vip = web;
+    const auto part = shared_part(pushed);
+    CHECK(part["vips"] == "fd00::2,10.0.0.7");
+    CHECK(part["rules"] == "2:80-80:t:m:s 1:53-53:u:s:s *:8000-8099:b:m:c");
+    const Config next = with_shared(two, part);
+    CHECK(next.cluster.ip == two.cluster.ip);
+    CHECK(next.cluster.vips == pushed.cluster.vips);
+    REQUIRE(next.port_rules.size() == 3);
+    CHECK(next.port_rules[0].vip == web);
+    CHECK_FALSE(next.port_rules[0].load_weight); // a rule of another VIP: a new rule
+    CHECK(next.port_rules[1].vip == *IpAddress::parse("fd00::2"));
+    CHECK(next.port_rules[1].handling_priority == 7); // the same rule: host 2's values
+}
+
 TEST_CASE("a shared part that does not fit is refused by one line") {
     const Config a = host(1, kRules);
     auto part = shared_part(a);
@@ -84,9 +103,11 @@ TEST_CASE("a shared part that does not fit is refused by one line") {
         }
         return std::string("accepted");
     };
-    CHECK(broken("vips", "0000000000000000") ==
-          "push: cluster.vips differ from this host's (cluster IP and VIPs, in order; a VIP "
-          "change is a restart of every host)");
+    CHECK(broken("vips", "10.0.0.2,10.0.0") == "push: vips: \"10.0.0\" is not an address");
+    CHECK(broken("vips", 3) == "push: vips: missing or not a string");
+    CHECK(broken("vips", "10.0.0.2,10.0.0.2").find("listed twice") != std::string::npos);
+    // A rule of a VIP the pushed list drops names it.
+    CHECK(broken("vips", "10.0.0.2") == "push: rules[1]: no VIP 2");
     CHECK(broken("rules", "*:80-80:x:m:s") == "push: rules[0]: bad protocol \"x\"");
     CHECK(broken("rules", "*:80:t:m:s") == "push: rules[0]: ports \"80\" are not FIRST-LAST");
     CHECK(broken("rules", "9:80-80:t:m:s") == "push: rules[0]: no VIP 9");

@@ -85,7 +85,6 @@ void DataplaneFixture::configure(const DataplaneTables& tables, std::uint8_t pri
     std::memcpy(cfg.arp_src_mac, src.data(), 6);
     cfg.host_priority = priority;
     cfg.flags = NLB_CFG_ANSWER_NEIGH;
-    cfg.vip_seed = tables.vip_seed();
     maps_->write_config(cfg);
     maps_->state().config.alive = 1;
     maps_->write_tables(tables);

@@ -161,3 +161,100 @@ TEST_CASE("changed slots: where a packet lands elsewhere, or is hashed or owned 
                                                        rule(std::nullopt, 443, 443)})) ==
           (0b1 | kDefault));
 }
+
+TEST_CASE("tables built to replace others keep every kept VIP's index and, if they can, its slot") {
+    const DataplaneTables before({addr("10.0.0.1"), addr("10.0.0.2"), addr("10.0.0.3")},
+                                 {rule(1, 80, 80), rule(2, 53, 53, Protocol::udp)});
+    // 10.0.0.2 goes, 2001:db8::7 comes, and the list is reordered.
+    const VipLayout running = before.layout();
+    const DataplaneTables after({addr("10.0.0.1"), addr("10.0.0.3"), addr("2001:db8::7")},
+                                {rule(1, 53, 53, Protocol::udp), rule(2, 443, 443)}, NLB_FLOW_SEED,
+                                &running);
+    CHECK(after.dataplane_index(0) == 0);
+    CHECK(after.dataplane_index(1) == 2); // 10.0.0.3 keeps its port table
+    CHECK(after.dataplane_index(2) == 3); // the new VIP takes a table nobody had
+    CHECK(after.vip_seed() == before.vip_seed());
+    CHECK(after.slot_of(1) == before.slot_of(2));
+    // Rules and placement follow the configuration's numbering, whatever the index.
+    CHECK(after.rule_of(1, NLB_PROTO_UDP, 53) == 0);
+    CHECK(after.rule_of(2, NLB_PROTO_TCP, 443) == 1);
+    Tuple t;
+    t.daddr = addr("2001:db8::7").words;
+    t.family = NLB_FAMILY_V6;
+    t.dport = htons(443);
+    REQUIRE(after.place(t));
+    CHECK(after.place(t)->rule == 1);
+    const auto& slot = after.vip_slots()[after.slot_of(2)];
+    CHECK(slot.index == 3);
+    const std::uint32_t key = nlb_port_chunk_key(3, NLB_PROTO_TCP, 443);
+    CHECK(after.port_chunks()[key].rule[443 & (NLB_PORT_CHUNK - 1)] == 1);
+    // What the port table of the VIP that went holds is no VIP's any more.
+    CHECK(after.port_chunks()[nlb_port_chunk_key(1, NLB_PROTO_TCP, 80)]
+              .rule[80 & (NLB_PORT_CHUNK - 1)] == NLB_RULE_DEFAULT);
+}
+
+TEST_CASE("a VIP that clashes under the running seed moves every VIP to slots none had") {
+    const std::vector<IpAddress> vips{addr("10.0.0.1"), addr("10.0.0.2")};
+    const DataplaneTables before(vips, {});
+    // An address whose slot under the running seed is 10.0.0.2's.
+    IpAddress clash{};
+    for (std::uint32_t i = 1; i < 100000; ++i) {
+        IpAddress a{};
+        a.family = NLB_FAMILY_V4;
+        a.words[0] = htonl(0x0a640000 + i);
+        if (nlb_vip_slot(a.family, a.words.data(), before.vip_seed()) == before.slot_of(1)) {
+            clash = a;
+            break;
+        }
+    }
+    REQUIRE(clash.family == NLB_FAMILY_V4);
+    const VipLayout running = before.layout();
+    const DataplaneTables after({addr("10.0.0.1"), addr("10.0.0.2"), clash}, {}, NLB_FLOW_SEED,
+                                &running);
+    CHECK(after.vip_seed() != before.vip_seed());
+    std::set<std::uint32_t> old_slots{before.slot_of(0), before.slot_of(1)};
+    for (std::size_t i = 0; i < 3; ++i)
+        CHECK(old_slots.count(after.slot_of(i)) == 0);
+    CHECK(after.dataplane_index(2) == 2);
+    // The slot the program finds under each seed names the VIP's table in both layouts.
+    for (std::size_t i = 0; i < 2; ++i) {
+        CHECK(before.vip_slots()[before.slot_of(i)].index == after.dataplane_index(i));
+        CHECK(after.vip_slots()[after.slot_of(i)].index == after.dataplane_index(i));
+    }
+}
+
+TEST_CASE("with every index in use, a new VIP takes the table of one that goes") {
+    std::vector<IpAddress> vips;
+    for (std::uint32_t i = 0; i < NLB_MAX_VIPS; ++i) {
+        IpAddress a{};
+        a.family = NLB_FAMILY_V4;
+        a.words[0] = htonl(0x0a000001 + i);
+        vips.push_back(a);
+    }
+    const DataplaneTables before(vips, {});
+    std::vector<IpAddress> next = vips;
+    next.erase(next.begin() + 5);
+    next.push_back(addr("10.9.9.9"));
+    const VipLayout running = before.layout();
+    const DataplaneTables after(next, {}, NLB_FLOW_SEED, &running);
+    CHECK(after.dataplane_index(NLB_MAX_VIPS - 1) == 5);
+    CHECK(after.dataplane_index(5) == 6);
+}
+
+TEST_CASE("the layout an adopted dataplane holds is read back from its slots, and kept") {
+    const DataplaneTables before({addr("10.0.0.1"), addr("10.0.0.2"), addr("2001:db8::3")}, {});
+    const VipLayout read = VipLayout::of_slots(before.vip_slots(), before.vip_seed());
+    REQUIRE(read.vips.size() == 3);
+    CHECK(read.seed == before.vip_seed());
+    const DataplaneTables after({addr("2001:db8::3"), addr("10.0.0.1")}, {}, NLB_FLOW_SEED, &read);
+    CHECK(after.vip_seed() == before.vip_seed());
+    CHECK(after.dataplane_index(0) == 2);
+    CHECK(after.dataplane_index(1) == 0);
+    // Slots an earlier agent wrote with an index twice are no layout to keep.
+    auto slots = before.vip_slots();
+    slots[before.slot_of(1)].index = 0;
+    CHECK(VipLayout::of_slots(slots, before.vip_seed()).vips.empty());
+    const VipLayout none = VipLayout::of_slots(slots, before.vip_seed());
+    const DataplaneTables fresh({addr("10.0.0.1"), addr("10.0.0.2")}, {}, NLB_FLOW_SEED, &none);
+    CHECK(fresh.dataplane_index(1) == 1);
+}

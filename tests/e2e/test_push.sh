@@ -120,10 +120,18 @@ start 1
 wait_converged 3 20 1 2 3
 check "restarted, host 1 still runs the pushed set" test "$(q 1 'd["rules"][0]["ports"]')" = "[7000, 7001]"
 
-# A file whose VIPs differ is refused by every host, nothing changed.
+# A file with another VIP: every host stages it, the cluster switches, the VIP is served.
 sed 's/"heartbeat_tolerance": 5/"vips": ["10.10.0.101"], "heartbeat_tolerance": 5/' \
   "$TOPO_DIR/new.json" >"$TOPO_DIR/vips.json"
+before=$(q 1 'd["cluster"]["configuration"]["active"]')
 admin --json push "$TOPO_DIR/vips.json"
-check "a push with other VIPs is refused by each host" \
-  test "$rc $(json 'len(d["errors"])' <<<"$out")" = "1 3"
+check "a push with another VIP is staged by each host" \
+  test "$rc $(json '[d["hosts"][h]["staged"] for h in sorted(d["hosts"])]' <<<"$out")" = \
+  "0 [['cluster.vips'], ['cluster.vips'], ['cluster.vips']]"
+deadline=$((SECONDS + 15))
+until switched || ((SECONDS > deadline)); do sleep 0.2; done
+check "every host runs the pushed VIP list" test "$(q 3 'd["cluster"]["vips"]')" = "['10.10.0.101']"
+r=$(client burst --vip 10.10.0.101 --port 7001 --sources 10.10.1.1+60 --per-source 2 --timeout 2)
+check "the pushed VIP is served by every host" \
+  test "$(json 'sorted(d["answers"]), len(d["failures"])' <<<"$r")" = "(['1', '2', '3'], 0)"
 e2e_finish
