@@ -208,28 +208,35 @@ void Agent::switch_config(std::chrono::milliseconds now) {
     DataplaneTables next = tables_of(config_, tables_.flow_seed(), &running);
     const std::uint64_t changed = changed_slots(tables_, next);
     tables_ = std::move(next);
-    std::vector<IpAddress> added;
-    try {
-        // A VIP that goes leaves the stack first, then the tables; one that comes enters
-        // the tables first, then the stack: at no moment does a stack hold a VIP that the
-        // dataplane passes it unfiltered (every host's stack would answer it).
-        iface_->remove_vips_except(tables_.vips());
-        const bool v6 = std::any_of(tables_.vips().begin(), tables_.vips().end(),
-                                    [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; });
-        if (v6)
-            dp_->set_nd_egress(true); // before the kernel may solicit from a new IPv6 VIP
-        // The engine released the changed slots first: what the new port table sends there
-        // meets no bucket owned here, only connections still tracked here.
+    // Each step on its own: one that fails (logged) must not keep the next from running, the
+    // tables above all, which must follow the engine's switch whatever else went wrong.
+    auto step = [&](const char* what, auto&& run) {
+        try {
+            run();
+        } catch (const std::exception& e) {
+            log_.error(std::string("config switch: ") + what + ": " + e.what());
+        }
+    };
+    // A VIP that goes leaves the stack first, then the tables; one that comes enters the
+    // tables first, then the stack: at no moment does a stack hold a VIP that the dataplane
+    // passes it unfiltered (every host's stack would answer it).
+    step("remove VIPs", [&] { iface_->remove_vips_except(tables_.vips()); });
+    const bool v6 = std::any_of(tables_.vips().begin(), tables_.vips().end(),
+                                [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; });
+    if (v6) // before the kernel may solicit from a new IPv6 VIP
+        step("ND egress", [&] { dp_->set_nd_egress(true); });
+    // The engine released the changed slots first: what the new port table sends there meets
+    // no bucket owned here, only connections still tracked here.
+    step("dataplane tables", [&] {
         dp_->maps().write_tables(tables_);
         write_rule_modes(dp_->maps());
-        added = iface_->add_vips(tables_.vips());
-        if (!v6)
-            dp_->set_nd_egress(false);
-        if (announced_ && !added.empty())
-            iface_->announce(added); // else the first announcement, once converged, has them
-    } catch (const std::exception& e) {
-        log_.error(std::string("config switch: dataplane: ") + e.what());
-    }
+    });
+    std::vector<IpAddress> added;
+    step("add VIPs", [&] { added = iface_->add_vips(tables_.vips()); });
+    if (!v6)
+        step("ND egress", [&] { dp_->set_nd_egress(false); });
+    if (announced_ && !added.empty()) // else the first announcement, once converged, has them
+        step("announce", [&] { iface_->announce(added); });
     health_->set_rules(config_);
     engine_->set_probe_down(health_->down_rules(), now);
     if (load_)
