@@ -124,12 +124,13 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     // the smoothed wanted weight carries about ±8 % of counting noise, and successive
     // values are correlated, so at once the sensitivity one excursion could pass for three
     // (a move to 43 of 50 between equal servers, once in four e2e runs); what lies between
-    // the two is the fine move's, on a mean of 20. Back to the whole configured weight (the
-    // host is the cheapest, or idle) the sensitivity alone will do: that is the state without
-    // evidence against its share, and a host at 43 of 50 once its cause went would otherwise
-    // wait for the fine move's 20 updates (the e2e test's recovery from a slow server).
+    // the two is the fine move's, on a mean of 20. Up, toward the configured weight, the
+    // sensitivity alone will do: the configured weight is the state without evidence against
+    // the host's share, and a host recovering from a slow server first moves part of the way
+    // (its filter still holds some of the slow spell) and would then wait for the fine move's
+    // 20 updates for the rest (37 of 50 25 s after the cause went, in the e2e test).
     const double moved = (static_cast<double>(next) - weight_) / static_cast<double>(configured_);
-    const double deadband = (wanted == 1.0 ? 1 : 2) * config_.sensitivity;
+    const double deadband = (moved > 0 ? 1 : 2) * config_.sensitivity;
     const int direction = std::abs(moved) <= deadband ? 0 : (moved > 0 ? 1 : -1);
     streak_ = direction != 0 && direction == last_direction_ ? streak_ + 1 : (direction ? 1 : 0);
     last_direction_ = direction;

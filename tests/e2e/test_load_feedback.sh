@@ -64,6 +64,8 @@ echo 0.3 >"$TOPO_DIR/delay2" # the cause goes
 sleep 25
 w2=$(weight 2 0)
 echo "host 2's effective weight once fast again: $w2"
+echo "host 2's moves of rule 0:"
+grep 'load_weight_changed.*rule=0 ' "$TOPO_DIR/h2.log" | sed 's/^/  /' || true
 check "host 2 took its share back" test "$w2" -ge 45
 check "balanced again within 15 %" active 20
 touch "$TOPO_DIR/stop"

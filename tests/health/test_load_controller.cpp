@@ -217,6 +217,40 @@ TEST_CASE("load feedback: back to the configured weight takes the sensitivity, a
     CHECK(c.weight() == 50);
 }
 
+TEST_CASE("load feedback: part of the way back up, the rest takes the sensitivity, not 20") {
+    // A host at 17 of 50 whose cause is going: its filter wants 37 first (a coarse move up),
+    // then 44 once it has caught up: 7 of 50 up is beyond the sensitivity (5), within twice
+    // it (10). Three updates take it there, as they would take it down only beyond twice.
+    LoadFeedbackConfig f = feedback(1000, 0.1);
+    f.metric = LoadMetric::exec;
+    LoadController c(f, 50);
+    steady(c, 300, 4000);
+    std::int64_t t = 4000;
+    for (; t <= 6000; t += 1000)
+        c.update(std::vector<double>{300, 100}, t);
+    REQUIRE(c.weight() == 17);
+    const auto settle = [&](double level) {
+        for (std::int64_t u = t; u < t + 20000; u += 100)
+            c.sample(level, u);
+        t += 20000;
+    };
+    settle(135); // wants 37 of 50
+    for (int i = 0; i < 3; ++i, t += 1000)
+        c.update(std::vector<double>{135, 100}, t);
+    REQUIRE(c.weight() == 37);
+    settle(114); // wants 44: 7 up
+    CHECK_FALSE(c.update(std::vector<double>{114, 100}, t));
+    CHECK_FALSE(c.update(std::vector<double>{114, 100}, t + 1000));
+    CHECK(c.update(std::vector<double>{114, 100}, t + 2000));
+    CHECK(c.weight() == 44);
+    // Down by as much is no coarse move: 7 of 50 down is within twice the sensitivity.
+    settle(135);
+    t += 1000;
+    for (int i = 0; i < 5; ++i, t += 1000)
+        CHECK_FALSE(c.update(std::vector<double>{135, 100}, t));
+    CHECK(c.weight() == 44);
+}
+
 TEST_CASE("load feedback: within the sensitivity of the cheapest is the cheapest") {
     // The lowest of noisy costs sits below their truth: a host 5 % above it wants its whole
     // weight, so equal hosts never aim low together; 15 % above, it gives share.
