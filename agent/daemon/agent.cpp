@@ -118,6 +118,14 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         const int cluster_ifindex = static_cast<int>(if_nametoindex(cluster_if.c_str()));
         if (!cluster_ifindex)
             throw std::runtime_error("attach " + ifname + ": " + cluster_if + " is gone");
+        if (dp->adopted()) {
+            json gone = json::array();
+            for (const auto& v :
+                 HostInterface::remove_stale(cluster_if, pinned.vips, tables_.vips()))
+                gone.push_back(v.to_string());
+            if (!gone.empty())
+                log_.event("vips_removed", {{"vips", gone}, {"why", "not in the configuration"}});
+        }
         DataplaneMaps& maps = dp->maps();
         nlb_config cfg{};
         MacAddress own = interface_mac(ifname);

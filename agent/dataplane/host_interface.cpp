@@ -170,6 +170,24 @@ std::string HostInterface::group_name() const {
     return group.to_string();
 }
 
+std::vector<IpAddress> HostInterface::remove_stale(const std::string& ifname,
+                                                   const std::vector<IpAddress>& was,
+                                                   const std::vector<IpAddress>& now) {
+    const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+    std::vector<IpAddress> removed;
+    for (const auto& vip : was) {
+        if (std::find(now.begin(), now.end(), vip) != now.end())
+            continue;
+        const int rc = netlink::delete_address(ifindex, vip);
+        if (rc == 0)
+            removed.push_back(vip);
+        else if (rc != -EADDRNOTAVAIL && rc != -ENOENT)
+            throw std::runtime_error("attach " + ifname + ": remove VIP " + vip.to_string() +
+                                     " of the adopted dataplane: " + errstr(rc));
+    }
+    return removed;
+}
+
 void HostInterface::remove_vips_except(const std::vector<IpAddress>& next) {
     std::vector<IpAddress> kept;
     for (const auto& vip : plan_.vips) {

@@ -27,7 +27,7 @@ section_done() {
   trap - EXIT
 }
 
-has_group_mac() { ip -n "$TOPO-h$1" maddr show dev eth0 | grep -qw "$GROUP_MAC"; }
+has_group_mac() { [[ " $(ip -n "$TOPO-h$1" maddr show dev eth0) " == *[[:space:]]"$GROUP_MAC"[[:space:]]* ]]; } # (grep -q: SIGPIPE)
 no_group_mac() { ! has_group_mac "$1"; }
 # The kernel-owned membership: the group as an address of eth0 with the autojoin flag, labelled
 # so that SIOCGIFADDR still names the host's own address.
