@@ -379,7 +379,7 @@ void Agent::scan_connections_now(milliseconds now) {
     last_scan_ = now;
     ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_);
     tracked_connections_ = scan.live;
-    engine_->on_connection_scan(LiveBuckets::from(scan.live_buckets), accepted_total(), now);
+    engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
     if (load_) {
         // Measured with the scan, published with the next heartbeat; a weight that moves
         // reconverges the cluster like an operator's load_weight change.

@@ -40,6 +40,11 @@ template <typename Key, typename Visit> void scan_table(int fd, Visit visit) {
         bpf_map_delete_elem(fd, &k);
 }
 
+void mark(ConnScan& out, const nlb_conn& c) {
+    if (c.rule < NLB_RULE_SLOTS && c.bucket < NLB_BUCKETS)
+        out.live_buckets[c.rule].set(c.bucket);
+}
+
 bool older(std::uint64_t stamp_ns, std::uint64_t now_ns, std::uint64_t age_ns) {
     return now_ns > stamp_ns && now_ns - stamp_ns > age_ns;
 }
@@ -61,7 +66,7 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
         out.live++;
         if (c.rule < NLB_RULE_SLOTS)
             out.live_by_rule[c.rule]++;
-        out.live_buckets.emplace(c.rule, c.bucket);
+        mark(out, c);
         return false;
     });
     scan_table<Key>(est_fd, [&](const Key&, const nlb_conn& c) {
@@ -80,7 +85,7 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
         out.live++;
         if (c.rule < NLB_RULE_SLOTS)
             out.live_by_rule[c.rule]++;
-        out.live_buckets.emplace(c.rule, c.bucket);
+        mark(out, c);
         return false;
     });
 }

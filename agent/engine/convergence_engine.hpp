@@ -122,14 +122,6 @@ using SlotViews = std::array<SlotView, NLB_RULE_SLOTS>;
 // (rule slot, bucket) pairs where this host's connection table holds live connections.
 struct LiveBuckets {
     std::array<BucketBits, NLB_RULE_SLOTS> slots{};
-
-    template <class Range> static LiveBuckets from(const Range& pairs) {
-        LiveBuckets live;
-        for (const auto& [slot, bucket] : pairs)
-            if (slot < NLB_RULE_SLOTS && bucket < NLB_BUCKETS)
-                live.slots[slot].set(bucket);
-        return live;
-    }
 };
 
 struct EngineCounters {
