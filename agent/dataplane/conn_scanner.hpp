@@ -5,8 +5,8 @@
 #pragma once
 
 #include <array>
-#include <cstdint>
 #include <bitset>
+#include <cstdint>
 #include <vector>
 
 #include "dataplane_maps.hpp"
