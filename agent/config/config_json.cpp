@@ -99,12 +99,9 @@ nlohmann::json rule_json(const PortRuleConfig& r) {
 
 nlohmann::json to_json(const Config& config) {
     const ClusterConfig& c = config.cluster;
-    nlohmann::json vips = nlohmann::json::array();
-    for (const auto& v : c.vips)
-        vips.push_back(v.to_string());
     nlohmann::json cluster = {
         {"ip", c.ip.to_string()},
-        {"vips", vips},
+        {"vips", to_strings(c.vips)},
         {"mode", to_string(c.mode)},
         {"heartbeat_ms", c.heartbeat_ms},
         {"heartbeat_tolerance", c.heartbeat_tolerance},

@@ -119,12 +119,12 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         if (!cluster_ifindex)
             throw std::runtime_error("attach " + ifname + ": " + cluster_if + " is gone");
         if (dp->adopted()) {
-            json gone = json::array();
-            for (const auto& v :
-                 HostInterface::remove_stale(cluster_if, pinned.vips, tables_.vips()))
-                gone.push_back(v.to_string());
+            // An earlier agent's VIPs this configuration lacks: off the interface before the
+            // tables forget them (the stack must not keep a VIP the dataplane stops filtering).
+            const auto gone = HostInterface::remove_vips(cluster_if, pinned.vips, tables_.vips());
             if (!gone.empty())
-                log_.event("vips_removed", {{"vips", gone}, {"why", "not in the configuration"}});
+                log_.event("vips_removed",
+                           {{"vips", to_strings(gone)}, {"why", "not in the configuration"}});
         }
         DataplaneMaps& maps = dp->maps();
         nlb_config cfg{};
@@ -143,9 +143,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         maps.write_tables(tables_);
         // Before the VIPs go on the interface: from then on the kernel may solicit from one.
         // On adoption too, where the earlier agent's config may have had other VIPs.
-        dp->set_nd_egress(
-            std::any_of(tables_.vips().begin(), tables_.vips().end(),
-                        [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; }));
+        dp->set_nd_egress(has_ipv6(tables_.vips()));
         write_rule_modes(maps);
         if (!dp->adopted())
             for (auto& rule : maps.state().rules) // nothing owned until converged

@@ -51,11 +51,8 @@ json Agent::query() const {
     if (config_.cluster.igmp_querier)
         host["igmp_querier"] = querier_ ? querier_->status() : json(nullptr);
     std::uint32_t cip = config_.cluster.ip.words[0];
-    json vips = json::array();
-    for (const auto& v : config_.cluster.vips)
-        vips.push_back(v.to_string());
     json cluster = {{"ip", config_.cluster.ip.to_string()},
-                    {"vips", vips},
+                    {"vips", to_strings(config_.cluster.vips)},
                     {"mode", to_string(config_.cluster.mode)},
                     {"mac", to_string(cluster_mac(cip, config_.cluster.mode))},
                     // Every member claims this epoch and holds its share: each bucket has one

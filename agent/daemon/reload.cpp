@@ -1,7 +1,6 @@
 // Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`) and `nlbadm push`
 // and `diff`, the per-rule `enabled` key they and attach apply, and the switch to a staged
 // configuration (docs/staged-config.md).
-#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -221,8 +220,7 @@ void Agent::switch_config(std::chrono::milliseconds now) {
     // tables first, then the stack: at no moment does a stack hold a VIP that the dataplane
     // passes it unfiltered (every host's stack would answer it).
     step("remove VIPs", [&] { iface_->remove_vips_except(tables_.vips()); });
-    const bool v6 = std::any_of(tables_.vips().begin(), tables_.vips().end(),
-                                [](const IpAddress& v) { return v.family == NLB_FAMILY_V6; });
+    const bool v6 = has_ipv6(tables_.vips());
     if (v6) // before the kernel may solicit from a new IPv6 VIP
         step("ND egress", [&] { dp_->set_nd_egress(true); });
     // The engine released the changed slots first: what the new port table sends there meets
@@ -254,15 +252,9 @@ void Agent::switch_config(std::chrono::milliseconds now) {
                 {on ? CommandKind::rule_enable : CommandKind::rule_drain, static_cast<int>(i)},
                 now);
     }
-    json vips = json::array();
-    for (const auto& v : tables_.vips())
-        vips.push_back(v.to_string());
-    json new_vips = json::array();
-    for (const auto& v : added)
-        new_vips.push_back(v.to_string());
     log_.event("config_applied", {{"fingerprint", digest_text(engine_->active_digest())},
-                                  {"vips", vips},
-                                  {"vips_added", new_vips},
+                                  {"vips", to_strings(tables_.vips())},
+                                  {"vips_added", to_strings(added)},
                                   {"rules", config_.port_rules.size()},
                                   {"heartbeat_ms", config_.cluster.heartbeat_ms}});
     apply(engine_->take_decision());

@@ -29,6 +29,18 @@ std::string IpAddress::to_string() const {
     return buf;
 }
 
+std::vector<std::string> to_strings(const std::vector<IpAddress>& addresses) {
+    std::vector<std::string> out;
+    for (const auto& a : addresses)
+        out.push_back(a.to_string());
+    return out;
+}
+
+bool has_ipv6(const std::vector<IpAddress>& addresses) {
+    return std::any_of(addresses.begin(), addresses.end(),
+                       [](const IpAddress& a) { return a.family == NLB_FAMILY_V6; });
+}
+
 namespace {
 
 bool covers(const RuleMatch& r, std::uint32_t proto, std::uint16_t port) {

@@ -29,6 +29,11 @@ struct IpAddress {
     bool operator==(const IpAddress&) const = default;
 };
 
+// Each address as text, in order (logs, query, the configuration's JSON).
+std::vector<std::string> to_strings(const std::vector<IpAddress>& addresses);
+// Whether any of them is IPv6 (the ND egress program is attached only then).
+bool has_ipv6(const std::vector<IpAddress>& addresses);
+
 // What the dataplane needs of a port rule. `vip` indexes the VIP list; nullopt means "all".
 struct RuleMatch {
     std::optional<std::size_t> vip;

@@ -170,37 +170,29 @@ std::string HostInterface::group_name() const {
     return group.to_string();
 }
 
-std::vector<IpAddress> HostInterface::remove_stale(const std::string& ifname,
-                                                   const std::vector<IpAddress>& was,
-                                                   const std::vector<IpAddress>& now) {
+std::vector<IpAddress> HostInterface::remove_vips(const std::string& ifname,
+                                                  const std::vector<IpAddress>& from,
+                                                  const std::vector<IpAddress>& keep) {
     const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     std::vector<IpAddress> removed;
-    for (const auto& vip : was) {
-        if (std::find(now.begin(), now.end(), vip) != now.end())
+    for (const auto& vip : from) {
+        if (std::find(keep.begin(), keep.end(), vip) != keep.end())
             continue;
         const int rc = netlink::delete_address(ifindex, vip);
+        if (rc && rc != -EADDRNOTAVAIL && rc != -ENOENT)
+            throw std::runtime_error("remove VIP " + vip.to_string() + " from " + ifname + ": " +
+                                     errstr(rc));
         if (rc == 0)
             removed.push_back(vip);
-        else if (rc != -EADDRNOTAVAIL && rc != -ENOENT)
-            throw std::runtime_error("attach " + ifname + ": remove VIP " + vip.to_string() +
-                                     " of the adopted dataplane: " + errstr(rc));
     }
     return removed;
 }
 
 void HostInterface::remove_vips_except(const std::vector<IpAddress>& next) {
-    std::vector<IpAddress> kept;
-    for (const auto& vip : plan_.vips) {
-        if (std::find(next.begin(), next.end(), vip) != next.end()) {
-            kept.push_back(vip);
-            continue;
-        }
-        const int rc = netlink::delete_address(ifindex_, vip);
-        if (rc && rc != -EADDRNOTAVAIL && rc != -ENOENT)
-            throw std::runtime_error("remove VIP " + vip.to_string() + " from " + plan_.ifname +
-                                     ": " + errstr(rc));
-    }
-    plan_.vips = std::move(kept);
+    remove_vips(plan_.ifname, plan_.vips, next);
+    std::erase_if(plan_.vips, [&](const IpAddress& vip) {
+        return std::find(next.begin(), next.end(), vip) == next.end();
+    });
 }
 
 std::vector<IpAddress> HostInterface::add_vips(const std::vector<IpAddress>& next) {

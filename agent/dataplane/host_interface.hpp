@@ -49,12 +49,11 @@ class HostInterface {
     // Both throw std::runtime_error naming the VIP; add_vips returns the VIPs it added.
     void remove_vips_except(const std::vector<IpAddress>& next);
     std::vector<IpAddress> add_vips(const std::vector<IpAddress>& next);
-    // An adopted dataplane's VIPs that the new configuration lacks: off `ifname` before the
-    // tables forget them (an earlier agent put them there; the stack must not keep a VIP the
-    // dataplane no longer filters). Returns those it removed.
-    static std::vector<IpAddress> remove_stale(const std::string& ifname,
-                                               const std::vector<IpAddress>& was,
-                                               const std::vector<IpAddress>& now);
+    // The VIPs of `from` that `keep` lacks, off `ifname` (also an adopted dataplane's, which
+    // an earlier agent added). Returns those it removed; throws naming the VIP.
+    static std::vector<IpAddress> remove_vips(const std::string& ifname,
+                                              const std::vector<IpAddress>& from,
+                                              const std::vector<IpAddress>& keep);
     // Removes VIPs and the MAC filter entry or the group, restores arp_announce.
     void undo();
 

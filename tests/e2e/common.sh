@@ -34,6 +34,25 @@ host_config() {
 }"
 }
 
+# switched BEFORE HOST...: every HOST settled on one and the same configuration, not BEFORE,
+# and stages nothing (docs/staged-config.md). wait_switched BEFORE SECONDS HOST...: until then.
+switched() {
+  local before=$1 i active staged converged first=""
+  shift
+  for i in "$@"; do
+    read -r active staged converged < <(nlbadm_h "$i" --json query | json '" ".join(str(v) for v in
+      (d["cluster"]["configuration"]["active"], d["cluster"]["configuration"]["staged"],
+       d["cluster"]["converged"]))') || return 1
+    [ "$staged $converged" = "None True" ] && [ "$active" != "$before" ] &&
+      [ "${first:=$active}" = "$active" ] || return 1
+  done
+}
+wait_switched() {
+  local before=$1 deadline=$((SECONDS + $2))
+  shift 2
+  until switched "$before" "$@" || ((SECONDS > deadline)); do sleep 0.1; done
+}
+
 # Per-host share of a burst result: every host within ±PCT % of an equal share.
 balanced() {
   local result=$1 hosts=$2 pct=$3

@@ -92,18 +92,8 @@ check "back with the old rules, host 3 is refused, and told why: $detail" \
   test "$(q 3 'd["host"]["state"]')" = refused -a "${detail#*switched from this host}" != "$detail"
 admin --json push "$TOPO_DIR/new.json"
 check "second push: every host took it" test "$rc $(json 'sorted(d["hosts"])' <<<"$out")" = "0 ['1', '2', '3']"
-switched() {
-  local i a=""
-  for i in 1 2 3; do
-    [ "$(q "$i" 'd["cluster"]["configuration"]["staged"], d["cluster"]["converged"]')" = "(None, True)" ] || return 1
-    [ -z "$a" ] || [ "$a" = "$(q "$i" 'd["cluster"]["configuration"]["active"]')" ] || return 1
-    a=$(q "$i" 'd["cluster"]["configuration"]["active"]')
-  done
-  [ "$a" != "$before" ]
-}
-deadline=$((SECONDS + 15))
-until switched || ((SECONDS > deadline)); do sleep 0.2; done
-check "every host runs the pushed set, settled" switched
+wait_switched "$before" 15 1 2 3
+check "every host runs the pushed set, settled" switched "$before" 1 2 3
 check "each host keeps its own weight (host 2: 80, host 1: equal, not the file's 10)" \
   test "$(q 2 'd["rules"][0]["load_weight"]') $(q 1 'd["rules"][0]["load_weight"]')" = "80 equal"
 r=$(client burst --vip "$CLUSTER_IP" --port 7001 --sources 10.10.1.1+60 --per-source 2 --timeout 2)
@@ -128,8 +118,8 @@ admin --json push "$TOPO_DIR/vips.json"
 check "a push with another VIP is staged by each host" \
   test "$rc $(json '[d["hosts"][h]["staged"] for h in sorted(d["hosts"])]' <<<"$out")" = \
   "0 [['cluster.vips'], ['cluster.vips'], ['cluster.vips']]"
-deadline=$((SECONDS + 15))
-until switched || ((SECONDS > deadline)); do sleep 0.2; done
+wait_switched "$before" 15 1 2 3
+check "every host switched to it, settled" switched "$before" 1 2 3
 check "every host runs the pushed VIP list" test "$(q 3 'd["cluster"]["vips"]')" = "['10.10.0.101']"
 r=$(client burst --vip 10.10.0.101 --port 7001 --sources 10.10.1.1+60 --per-source 2 --timeout 2)
 check "the pushed VIP is served by every host" \

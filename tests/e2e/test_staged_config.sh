@@ -74,17 +74,11 @@ cp "$TOPO_DIR/h1.json" "$TOPO_DIR/h3.json"
 sed -i 's/"priority": 1/"priority": 3/; s/10\.10\.0\.11/10.10.0.13/' "$TOPO_DIR/h3.json"
 t0=$(date +%s.%N)
 nlbadm_h 3 reload >/dev/null
-switched() {
-  local i
-  for i in 1 2 3; do
-    [ "$(q "$i" 'd["cluster"]["configuration"]["active"], d["cluster"]["configuration"]["staged"], d["cluster"]["converged"]')" = "('$staged', None, True)" ] || return 1
-  done
-}
-deadline=$((SECONDS + 15))
-until switched || ((SECONDS > deadline)); do sleep 0.1; done
+wait_switched "$before" 15 1 2 3
 took=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
 echo "every host runs $staged and is settled ${took}s after the last reload"
-check "every host switched and settled" switched
+check "every host switched and settled" switched "$before" 1 2 3
+check "to the set host 1 staged" test "$(q 3 'd["cluster"]["configuration"]["active"]')" = "$staged"
 check "one switch per host, logged" test "$(cat "$TOPO_DIR"/h*.log | grep -c 'config_switched')" = 3
 check "the new period is in force" grep -q '"heartbeat_ms":200\|heartbeat_ms=200' "$TOPO_DIR/h3.log"
 check "port 7101 now shared by every host" test "$(answers 7101)" = "(['1', '2', '3'], 0)"

@@ -58,18 +58,10 @@ check "meanwhile host 1 has $OLD on eth0, not $NEW" eval "has 1 $OLD && ! has 1 
 host_config 3 "$rules" unicast "[\"$NEW\", \"$NEW6\"]"
 t0=$(date +%s.%N)
 nlbadm_h 3 reload >/dev/null
-switched() {
-  local i
-  for i in 1 2 3; do
-    [ "$(q "$i" 'd["cluster"]["configuration"]["staged"], d["cluster"]["converged"]')" = "(None, True)" ] &&
-      [ "$(q "$i" 'd["cluster"]["configuration"]["active"]')" != "$before" ] || return 1
-  done
-}
-deadline=$((SECONDS + 15))
-until switched || ((SECONDS > deadline)); do sleep 0.1; done
+wait_switched "$before" 15 1 2 3
 took=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
 echo "every host switched and settled ${took}s after the last reload"
-check "every host switched and settled" switched
+check "every host switched and settled" switched "$before" 1 2 3
 # The switch instants, from each agent's log: one convergence, not one host after another.
 spread=$(cat "$TOPO_DIR"/h[123].log | python3 -c '
 import json, sys

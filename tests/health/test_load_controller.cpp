@@ -21,6 +21,14 @@ LoadFeedbackConfig feedback(std::uint32_t interval_ms = 2000, double sensitivity
     return c;
 }
 
+// A level metric (a command's number), checked every second, sensitivity 0.1: the wanted
+// weight is exactly the cheapest member's level over this host's.
+LoadFeedbackConfig level_feedback() {
+    LoadFeedbackConfig f = feedback(1000, 0.1);
+    f.metric = LoadMetric::exec;
+    return f;
+}
+
 // Hosts sharing 1,000 new connections a second by effective weight; host i's live
 // `lifetime[i]` seconds: its active connections are what its metric reads.
 struct Model {
@@ -163,8 +171,7 @@ TEST_CASE("load feedback: a move wanted three times running, at most one update 
 
 TEST_CASE("load feedback: within the coarse deadband, a fine move once the mean says so") {
     // A level metric sets the wanted weight exactly: three times the others, then 2.5 times.
-    LoadFeedbackConfig f = feedback(1000, 0.1);
-    f.metric = LoadMetric::exec;
+    const LoadFeedbackConfig f = level_feedback();
     LoadController c(f, 50);
     steady(c, 300, 4000);
     std::int64_t t = 4000;
@@ -197,8 +204,7 @@ TEST_CASE("load feedback: within the coarse deadband, a fine move once the mean 
 TEST_CASE("load feedback: back to the configured weight takes the sensitivity, away twice it") {
     // A level metric 1.15x the cheapest wants 43 of 50: 14 % of the configured weight, beyond
     // the sensitivity but within twice it, so no coarse move (the fine one needs 20 updates).
-    LoadFeedbackConfig f = feedback(1000, 0.1);
-    f.metric = LoadMetric::exec;
+    const LoadFeedbackConfig f = level_feedback();
     LoadController c(f, 50);
     steady(c, 115, 4000);
     std::int64_t t = 4000;
@@ -221,8 +227,7 @@ TEST_CASE("load feedback: part of the way back up, the rest takes the sensitivit
     // A host at 17 of 50 whose cause is going: its filter wants 37 first (a coarse move up),
     // then 44 once it has caught up: 7 of 50 up is beyond the sensitivity (5), within twice
     // it (10). Three updates take it there, as they would take it down only beyond twice.
-    LoadFeedbackConfig f = feedback(1000, 0.1);
-    f.metric = LoadMetric::exec;
+    const LoadFeedbackConfig f = level_feedback();
     LoadController c(f, 50);
     steady(c, 300, 4000);
     std::int64_t t = 4000;
@@ -254,8 +259,7 @@ TEST_CASE("load feedback: part of the way back up, the rest takes the sensitivit
 TEST_CASE("load feedback: within the sensitivity of the cheapest is the cheapest") {
     // The lowest of noisy costs sits below their truth: a host 5 % above it wants its whole
     // weight, so equal hosts never aim low together; 15 % above, it gives share.
-    LoadFeedbackConfig f = feedback(1000, 0.1);
-    f.metric = LoadMetric::exec;
+    const LoadFeedbackConfig f = level_feedback();
     LoadController near(f, 50), far(f, 50);
     steady(near, 105, 4000);
     steady(far, 115, 4000);
