@@ -141,13 +141,15 @@ void DataplaneMaps::write_tables(const DataplaneTables& tables) {
         }
     __atomic_store_n(&state_->config.flow_seed, tables.flow_seed(), __ATOMIC_RELEASE);
     // VIP slots last: a VIP becomes visible only once its port table is in place.
-    const std::uint32_t seed = state_->config.vip_seed;
-    if (seed == tables.vip_seed()) {
+    const auto place_all = [&] {
         for (std::uint32_t s = 0; s < NLB_VIP_SLOTS; ++s)
             if (next[s].family != NLB_FAMILY_NONE)
                 fill_slot(live[s], next[s]);
             else if (live[s].family != NLB_FAMILY_NONE)
                 empty_slot(live[s]);
+    };
+    if (state_->config.vip_seed == tables.vip_seed()) {
+        place_all();
         return;
     }
     // Another seed moves every VIP. Built to replace the running tables, the new layout uses
@@ -166,11 +168,7 @@ void DataplaneMaps::write_tables(const DataplaneTables& tables) {
     // within microseconds (XDP runs to completion), so a millisecond later nobody does.
     if (apart)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    for (std::uint32_t s = 0; s < NLB_VIP_SLOTS; ++s)
-        if (next[s].family != NLB_FAMILY_NONE)
-            fill_slot(live[s], next[s]);
-        else if (live[s].family != NLB_FAMILY_NONE)
-            empty_slot(live[s]);
+    place_all();
 }
 
 void DataplaneMaps::write_rule(std::uint32_t slot, const nlb_rule& rule) {
