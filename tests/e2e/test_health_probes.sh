@@ -83,10 +83,16 @@ burst_ok() { # burst_ok NAME EXCLUDED_HOST|-: every request answered, none twice
   fi
 }
 
-# Up: every probe passed rise times, every host holds its share.
+probe() { nlbadm_h "$1" --json query | json 'd["rules"][0]["probe"]'; }
+
+# Up: every probe passed rise times, every host holds its share. (The servers are Python,
+# started beside the agents: on a busy machine a probe's first tries find nothing listening,
+# and with every probe down the cluster serves in panic, shares and all. Wait for up first.)
 for i in 1 2 3; do
+  deadline=$((SECONDS + 20))
+  until [ "$(probe "$i" 2>/dev/null)" = up ] || ((SECONDS > deadline)); do sleep 0.1; done
   wait_owned "$i" "n >= 1300" 20 >/dev/null || fail "host $i never took its share"
-  check "host $i: probe up in query" test "$(nlbadm_h "$i" --json query | json 'd["rules"][0]["probe"]')" = up
+  check "host $i: probe up in query" test "$(probe "$i")" = up
 done
 check "query shows the probe's verdict and last result" test "$(nlbadm_h 1 --json query |
   json '[d["health"]["probes"][0][k] for k in ("name", "verdict", "last_result")]')" = "['web', 'up', 'passed']"
@@ -100,7 +106,7 @@ echo "host 2 drained in $ms ms (bound $BOUND_MS ms + slack $SLACK_MS ms)"
 check "host 2's share left within the bound" test "$ms" -le $((BOUND_MS + SLACK_MS))
 wait_owned 1 "n >= 2000" 10 >/dev/null || fail "host 1 did not take half"
 wait_owned 3 "n >= 2000" 10 >/dev/null || fail "host 3 did not take half"
-check "host 2: probe down in query" test "$(nlbadm_h 2 --json query | json 'd["rules"][0]["probe"]')" = down
+check "host 2: probe down in query" test "$(probe 2)" = down
 check "host 2 logged probe_down" grep -q "probe_down" "$TOPO_DIR/h2.log"
 burst_ok "host 2's service dead" 2
 
@@ -126,7 +132,7 @@ check "drain host 1's rule" nlbadm_h 1 drain 7000
 wait_owned 1 "n == 0" 20 >/dev/null || fail "host 1 did not drain"
 sleep 1
 check "host 1 stays drained while its probe is up" test "$(owned 1)" = 0
-check "host 1's probe is up meanwhile" test "$(nlbadm_h 1 --json query | json 'd["rules"][0]["probe"]')" = up
+check "host 1's probe is up meanwhile" test "$(probe 1)" = up
 check "enable host 1's rule" nlbadm_h 1 enable 7000
 wait_owned 1 "n >= 1300" 20 >/dev/null || fail "host 1 did not come back after enable"
 
