@@ -238,7 +238,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     tracking_.start(*dp_, tables_.vips(), log_);
     // A restarted agent learns at once which connections the dataplane still serves (once
     // participating, so the engine keeps them), so that its first maps keep serving them.
-    scan_connections_now(now);
+    scan_connections_now(now, true);
     next_periodic_ = now;
     next_arm_ = now;
     apply(engine_->take_decision());
@@ -293,6 +293,7 @@ void Agent::tear_down(bool keep_dataplane, bool leave) {
         dp_->detach();
         log_.event("detached", {{"interface", ifname}});
     }
+    tracking_.stop();
     dp_.reset();
 }
 
@@ -344,9 +345,11 @@ void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
     // Every period while the scan can change a decision (a hand-over, a drain) or feeds load
     // feedback; otherwise it only refreshes counts and deletes closed records, and a short
-    // period would make it most of the agent's work (measured: 35 % of it at 200 ms).
-    if (load_ || engine_->needs_scans() || now - last_scan_ >= kQuietScanInterval)
-        scan_connections_now(now);
+    // period would make it most of the agent's work (measured: 35 % of it at 200 ms), a full
+    // table even more: it waits as long as its cost says (quiet_scan_interval).
+    const bool decides = engine_->needs_scans();
+    if (load_ || decides || now - last_scan_ >= tracking_.quiet_interval())
+        scan_connections_now(now, decides);
     apply(engine_->take_decision());
 }
 
@@ -373,9 +376,9 @@ void Agent::arm_watchdog(milliseconds now) {
     }
 }
 
-void Agent::scan_connections_now(milliseconds now) {
+void Agent::scan_connections_now(milliseconds now, bool decides) {
     last_scan_ = now;
-    ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_);
+    ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
     tracked_connections_ = scan.live;
     engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
     if (load_) {
@@ -458,7 +461,7 @@ void Agent::apply(Decision d) {
             // the release reports them all dirty: none is served by two hosts.
             install(with_released_tracked(*d.maps));
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            scan_connections_now(monotonic_now());
+            scan_connections_now(monotonic_now(), true);
             Decision again = engine_->take_decision();
             for (auto& e : again.events)
                 d.events.push_back(std::move(e));

@@ -108,7 +108,8 @@ class Agent {
     void arm_watchdog(std::chrono::milliseconds now);
     void apply(Decision decision);
     void install(const SlotViews& views);
-    void scan_connections_now(std::chrono::milliseconds now);
+    // `decides`: the engine may release buckets on it (ConnectionTracking::scan).
+    void scan_connections_now(std::chrono::milliseconds now, bool decides);
     // This host's per-rule parameters as the engine gets them: the config's, with the
     // effective weights of the rules under load feedback.
     std::vector<HostRuleParams> host_rules() const;
@@ -150,9 +151,6 @@ class Agent {
     std::optional<std::chrono::milliseconds> timer_at_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds last_scan_{0};
-    // A settled host with nothing to hand over scans no more often than this (the scan walks
-    // every bucket of the connection tables: about 2 ms at the default sizes).
-    static constexpr std::chrono::milliseconds kQuietScanInterval{2000};
     std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;

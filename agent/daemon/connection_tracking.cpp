@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "socket_table.hpp"
@@ -14,8 +15,26 @@ std::uint64_t monotonic_ns() {
     return std::uint64_t(ts.tv_sec) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
 }
 
-void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips,
-                               EventLog& log) {
+namespace {
+
+std::chrono::nanoseconds thread_cpu() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+} // namespace
+
+std::chrono::milliseconds quiet_scan_interval(std::chrono::nanoseconds cpu, const ConnScan& scan,
+                                              std::uint64_t established_capacity) {
+    using std::chrono::milliseconds;
+    if (8 * (scan.closing + scan.expired) > established_capacity)
+        return ConnectionTracking::kQuietScanMin;
+    const milliseconds spaced = std::chrono::duration_cast<milliseconds>(cpu * 1000);
+    return std::clamp(spaced, ConnectionTracking::kQuietScanMin, ConnectionTracking::kQuietScanMax);
+}
+
+void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log) {
     if (!dp.socket_program())
         log.warn("connection tracking: no socket program (" + dp.socket_program_error() +
                  "): connections are tracked from their SYN only, in a table a SYN flood can "
@@ -24,20 +43,26 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
         const auto sockets = vip_connections(vips);
         const SeedResult r = dp.seed_established(sockets);
         seeded_ += r.recorded;
-        log.event("connections_adopted", {{"sockets", sockets.size()},
-                                          {"recorded", r.recorded},
-                                          {"table_full", r.full}});
+        log.event("connections_adopted",
+                  {{"sockets", sockets.size()}, {"recorded", r.recorded}, {"table_full", r.full}});
     } catch (const std::exception& e) {
         log.warn(std::string("connection tracking: ") + e.what() +
                  " (connections opened before the agent started are tracked from their "
                  "packets only)");
     }
-    next_orphan_check_ns_ = monotonic_ns() + 1000000000ULL *
-                                                 static_cast<std::uint64_t>(kOrphanCheck.count());
+    if (!scanner_ || &scanner_->maps() != &dp.maps()) {
+        scanner_.reset(); // its links hold the tables it was attached to
+        scanner_ = std::make_unique<ConnScanner>(dp.maps());
+        if (!scanner_->in_kernel())
+            log.warn("connection tracking: scans copy the tables out (" + scanner_->error() +
+                     "): a full table costs about twice the CPU");
+    }
+    next_orphan_check_ns_ =
+        monotonic_ns() + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());
 }
 
-ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& vips,
-                                  EventLog& log) {
+ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log,
+                                  bool decides) {
     std::uint64_t now = monotonic_ns();
     if (now >= next_orphan_check_ns_) {
         next_orphan_check_ns_ =
@@ -53,7 +78,18 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
         }
         now = monotonic_ns();
     }
-    last_ = scan_connections(dp.maps(), now, dp.socket_program());
+    const std::chrono::nanoseconds cpu_before = thread_cpu();
+    if (decides || !scanner_) {
+        last_ = scan_by_copy(dp.maps(), now, dp.socket_program());
+    } else {
+        const bool was_in_kernel = scanner_->in_kernel();
+        last_ = scanner_->scan(now, dp.socket_program());
+        if (was_in_kernel && !scanner_->in_kernel())
+            log.warn("connection tracking: " + scanner_->error() +
+                     "; scans copy the tables out from now on");
+    }
+    quiet_interval_ =
+        quiet_scan_interval(thread_cpu() - cpu_before, last_, 2ULL * dp.table_sizes().established);
     return last_;
 }
 

@@ -1,11 +1,13 @@
 // The agent's side of connection tracking: hands the dataplane the connections its stack
 // already had when the socket program started (attach, a restart), scans the tables for the
-// engine every period, and, every kOrphanCheck, ends the established records whose socket is
-// gone without the socket program seeing it close. The counts it keeps go to `stats`.
+// engine every period (in the kernel where it can: conn_scanner.hpp), and, every kOrphanCheck, ends
+// the established records whose socket is gone without the socket program seeing it close. The
+// counts it keeps go to `stats`.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,22 +17,45 @@
 
 namespace nlb {
 
+// How long a settled host waits between scans that only refresh counts and delete closed
+// records (Agent::periodic): a scan's cost grows with the records it walks (about 230 ns a
+// record in the kernel, 120 ms for two full IPv4 tables), so a scan that cost `cpu` waits
+// 1,000 times that, at least 2 s and at most 60 s, keeping scans within a thousandth of a
+// core; but 2 s again while records that closed fill more than an eighth of the established
+// tables (`established_capacity`, both families), which only scans empty.
+std::chrono::milliseconds quiet_scan_interval(std::chrono::nanoseconds cpu, const ConnScan& scan,
+                                              std::uint64_t established_capacity);
+
 class ConnectionTracking {
   public:
     static constexpr std::chrono::seconds kOrphanCheck{30};
+    static constexpr std::chrono::milliseconds kQuietScanMin{2000};
+    static constexpr std::chrono::milliseconds kQuietScanMax{60000};
 
     // After attach or adoption, once the VIP and port tables are written. Logs what it did
     // and, when the socket program is missing, why and what that costs.
     void start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log);
-    // One scan (each period, and before buckets are released).
-    ConnScan scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log);
+    // Before `dp` goes: the scan programs hold its tables.
+    void stop() { scanner_.reset(); }
+    // One scan (each period, and before buckets are released). `decides`: the engine may
+    // release buckets on what it finds, so the tables are copied out bucket by bucket under
+    // the table's lock; otherwise (a settled host's counts and expiry) the walk runs in the
+    // kernel, where a record deleted and reused at the instant the walk passes it can make it
+    // miss the records behind it in that hash bucket until the next scan.
+    ConnScan scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log, bool decides);
 
     const ConnScan& last() const { return last_; }
+    // After the last scan: when a settled host scans next (quiet_scan_interval).
+    std::chrono::milliseconds quiet_interval() const { return quiet_interval_; }
     std::uint64_t seeded() const { return seeded_; }
+    // Whether a settled host's scans run in the kernel (ConnScanner), not by copying.
+    bool in_kernel() const { return scanner_ && scanner_->in_kernel(); }
     std::uint64_t orphans_ended() const { return orphans_ended_; }
 
   private:
+    std::unique_ptr<ConnScanner> scanner_;
     ConnScan last_;
+    std::chrono::milliseconds quiet_interval_ = kQuietScanMin;
     std::uint64_t seeded_ = 0;
     std::uint64_t orphans_ended_ = 0;
     std::uint64_t next_orphan_check_ns_ = 0;

@@ -1,6 +1,8 @@
 #include "conn_scanner.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -8,6 +10,8 @@
 
 #include <nlb/limits.h>
 #include <nlb/maps.h>
+
+#include "conn_scan.skel.h"
 
 namespace nlb {
 
@@ -55,8 +59,7 @@ bool older(std::uint64_t stamp_ns, std::uint64_t now_ns, std::uint64_t age_ns) {
 // other order a connection established between the two scans would be in neither, and its
 // bucket released as clean (a second host would then take its packets).
 template <typename Key>
-void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_opening,
-               ConnScan& out) {
+void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_opening, ConnScan& out) {
     scan_table<Key>(opening_fd, [&](const Key&, const nlb_conn& c) {
         if (age_opening && older(c.opened_ns, now_ns, NLB_OPENING_MAX_AGE_NS)) {
             out.opening_expired++;
@@ -126,13 +129,137 @@ std::uint64_t end_orphans_in(int fd, const std::unordered_set<std::string>& sock
     return n;
 }
 
+std::string errstr(int err) {
+    return std::strerror(err < 0 ? -err : err);
+}
+
+// One iterator walk over a table: the keys it hands out are records to delete, done once the
+// walk is over (a delete in a bucket the walk will come back to would shift its place there,
+// and a record behind it would be skipped). Bounded by the table's size. False on failure.
+bool walk(bpf_link* link, int table_fd, std::size_t key_size, std::string& error) {
+    int fd = bpf_iter_create(bpf_link__fd(link));
+    if (fd < 0) {
+        error = "start a scan iterator: " + errstr(errno);
+        return false;
+    }
+    std::vector<std::uint8_t> dead;
+    std::vector<std::uint8_t> buf(65536);
+    for (;;) {
+        ssize_t n = read(fd, buf.data(), buf.size());
+        if (n > 0) {
+            dead.insert(dead.end(), buf.begin(), buf.begin() + n);
+            continue;
+        }
+        if (n == 0)
+            break;
+        // EAGAIN: a million records passed without a key to hand out; the walk goes on
+        // from where it stopped.
+        if (errno == EAGAIN || errno == EINTR)
+            continue;
+        error = "read a scan iterator: " + errstr(errno);
+        close(fd);
+        return false;
+    }
+    close(fd);
+    for (std::size_t at = 0; at + key_size <= dead.size(); at += key_size)
+        bpf_map_delete_elem(table_fd, dead.data() + at);
+    return true;
+}
+
 } // namespace
 
-ConnScan scan_connections(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening) {
+ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening) {
     ConnScan out;
     scan_pair<nlb_conn_key4>(maps.fds().conns4, maps.fds().est4, now_ns, age_opening, out);
     scan_pair<nlb_conn_key6>(maps.fds().conns6, maps.fds().est6, now_ns, age_opening, out);
     return out;
+}
+
+ConnScanner::ConnScanner(const DataplaneMaps& maps) : maps_(maps) {
+    skel_ = conn_scan_bpf__open();
+    if (!skel_) {
+        error_ = "open the scan programs: " + errstr(errno);
+        return;
+    }
+    if (int err = conn_scan_bpf__load(skel_)) {
+        error_ = "load the scan programs: " + errstr(err) + " (map iterators need 5.9 and BTF)";
+        unload();
+        return;
+    }
+    const DataplaneMapFds& fds = maps.fds();
+    const std::array<std::pair<bpf_program*, int>, 4> progs{{
+        {skel_->progs.nlb_scan_opening4, fds.conns4},
+        {skel_->progs.nlb_scan_established4, fds.est4},
+        {skel_->progs.nlb_scan_opening6, fds.conns6},
+        {skel_->progs.nlb_scan_established6, fds.est6},
+    }};
+    for (std::size_t i = 0; i < progs.size(); ++i) {
+        bpf_iter_link_info info{};
+        info.map.map_fd = static_cast<__u32>(progs[i].second);
+        LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info, .link_info_len = sizeof(info));
+        links_[i] = bpf_program__attach_iter(progs[i].first, &opts);
+        if (!links_[i]) {
+            error_ =
+                std::string("attach ") + bpf_program__name(progs[i].first) + ": " + errstr(errno);
+            unload();
+            return;
+        }
+    }
+}
+
+ConnScanner::~ConnScanner() {
+    unload();
+}
+
+void ConnScanner::unload() {
+    for (bpf_link*& link : links_) {
+        bpf_link__destroy(link); // takes nullptr
+        link = nullptr;
+    }
+    conn_scan_bpf__destroy(skel_);
+    skel_ = nullptr;
+}
+
+ConnScan ConnScanner::scan(std::uint64_t now_ns, bool age_opening) {
+    if (skel_) {
+        nlb_conn_scan& g = skel_->bss->nlb_conn_scan;
+        std::memset(&g, 0, sizeof(g));
+        g.now_ns = now_ns;
+        g.age_opening = age_opening;
+        ConnScan out;
+        if (scan_in_kernel(out))
+            return out;
+        unload(); // error_ says why; from now on this scanner copies
+    }
+    return scan_by_copy(maps_, now_ns, age_opening);
+}
+
+bool ConnScanner::scan_in_kernel(ConnScan& out) {
+    // Opening before established, as scan_pair reads them, and for the same reason.
+    const DataplaneMapFds& fds = maps_.fds();
+    const std::array<std::pair<int, std::size_t>, 4> tables{{
+        {fds.conns4, sizeof(nlb_conn_key4)},
+        {fds.est4, sizeof(nlb_conn_key4)},
+        {fds.conns6, sizeof(nlb_conn_key6)},
+        {fds.est6, sizeof(nlb_conn_key6)},
+    }};
+    for (std::size_t i = 0; i < tables.size(); ++i)
+        if (!walk(links_[i], tables[i].first, tables[i].second, error_))
+            return false;
+    const nlb_conn_scan& g = skel_->bss->nlb_conn_scan;
+    for (std::size_t rule = 0; rule < NLB_RULE_SLOTS; ++rule) {
+        out.live_by_rule[rule] = g.live_by_rule[rule];
+        for (std::size_t word = 0; word < NLB_BUCKETS / 64; ++word)
+            for (std::uint64_t bits = g.live_buckets[rule][word]; bits; bits &= bits - 1)
+                out.live_buckets[rule].set(word * 64 + std::size_t(__builtin_ctzll(bits)));
+    }
+    out.live = g.live;
+    out.opening = g.opening;
+    out.established = g.established;
+    out.closing = g.closing;
+    out.expired = g.expired;
+    out.opening_expired = g.opening_expired;
+    return true;
 }
 
 std::uint64_t end_orphans(const DataplaneMaps& maps, const std::vector<nlb_tuple>& sockets,

@@ -7,9 +7,13 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "dataplane_maps.hpp"
+
+struct conn_scan_bpf;
+struct bpf_link;
 
 namespace nlb {
 
@@ -17,19 +21,53 @@ struct ConnScan {
     // live_buckets[rule slot][bucket]: a bitmap, not a set: a full table's half a million
     // entries cost a bit each, not a tree insertion (a tenth of a full scan's CPU).
     std::array<std::bitset<NLB_BUCKETS>, NLB_RULE_SLOTS> live_buckets{};
-    std::uint64_t live = 0;        // connections still counted (both tables)
+    std::uint64_t live = 0; // connections still counted (both tables)
     std::array<std::uint64_t, NLB_RULE_SLOTS> live_by_rule{}; // the same, per rule slot
-    std::uint64_t opening = 0;     // entries in the opening tables (both families)
-    std::uint64_t established = 0; // entries in the established tables (both families)
-    std::uint64_t closing = 0;     // established ones whose socket closed, in their grace
-    std::uint64_t expired = 0;     // established ones removed by this scan (socket closed)
+    std::uint64_t opening = 0;         // entries in the opening tables (both families)
+    std::uint64_t established = 0;     // entries in the established tables (both families)
+    std::uint64_t closing = 0;         // established ones whose socket closed, in their grace
+    std::uint64_t expired = 0;         // established ones removed by this scan (socket closed)
     std::uint64_t opening_expired = 0; // opening ones removed: never established in time
 };
 
-// `now_ns`: CLOCK_MONOTONIC (the clock the dataplane stamps with, coarse). `age_opening`:
-// the socket program runs, so an opening record older than NLB_OPENING_MAX_AGE_NS will never
-// be established; without it the opening table is all there is and only the LRU evicts.
-ConnScan scan_connections(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening);
+// Scans in the kernel: map iterator programs (bpf/conn_scan.bpf.c) attached to the four
+// tables count and mark every record where it lies and hand out only the keys of records to
+// delete: 0.5-0.6 of the CPU of copying the tables out (scripts/bench/conn-scan.sh; what is
+// left is mostly two cache misses a record). Not consistent within a hash bucket while the
+// tables change (docs/dataplane.md, "Two ways to scan"): for scans whose result decides
+// nothing. Where the kernel cannot run them (before 5.9, no BTF), or a run fails, it copies
+// the tables out instead (scan_by_copy) and error() says why.
+class ConnScanner {
+  public:
+    // Never throws: a scanner whose iterators did not load copies.
+    explicit ConnScanner(const DataplaneMaps& maps);
+    ~ConnScanner();
+    ConnScanner(const ConnScanner&) = delete;
+    ConnScanner& operator=(const ConnScanner&) = delete;
+
+    // `now_ns`: CLOCK_MONOTONIC (the clock the dataplane stamps with, coarse). `age_opening`:
+    // the socket program runs, so an opening record older than NLB_OPENING_MAX_AGE_NS will
+    // never be established; without it the opening table is all there is and only the LRU
+    // evicts.
+    ConnScan scan(std::uint64_t now_ns, bool age_opening);
+    bool in_kernel() const { return skel_ != nullptr; }
+    const DataplaneMaps& maps() const { return maps_; }
+    const std::string& error() const { return error_; } // why not in the kernel ("": it is)
+
+  private:
+    bool scan_in_kernel(ConnScan& out); // false: an iterator failed (error_ says how)
+    void unload();
+
+    const DataplaneMaps& maps_;
+    conn_scan_bpf* skel_ = nullptr;
+    // opening4, established4, opening6, established6: the order scans read the tables in
+    std::array<bpf_link*, 4> links_{};
+    std::string error_;
+};
+
+// The same scan by copying every record out (batched lookups): the fallback, and the
+// baseline the benchmark holds the iterators against.
+ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening);
 
 // Ends the established records (as if their socket had closed now) that no socket in
 // `sockets` carries and that were recorded before `listed_at_ns`, the time the socket table

@@ -149,6 +149,23 @@ struct nlb_conn {
 	__u8 pad[5];
 };
 
+/* The connection scan's global (bpf/conn_scan.bpf.c): the agent sets the inputs and zeroes
+ * the rest before each scan, the iterators fill it, the agent reads it in place. */
+struct nlb_conn_scan {
+	__u64 now_ns;      /* in: CLOCK_MONOTONIC, the clock records are stamped with */
+	__u32 age_opening; /* in: 1 when opening records older than NLB_OPENING_MAX_AGE_NS end */
+	__u32 pad;
+	/* out: live (rule slot, bucket) pairs, a bit each; counts as struct ConnScan has them */
+	__u64 live_buckets[NLB_RULE_SLOTS][NLB_BUCKETS / 64];
+	__u64 live_by_rule[NLB_RULE_SLOTS];
+	__u64 live;
+	__u64 opening;
+	__u64 established;
+	__u64 closing;
+	__u64 expired;
+	__u64 opening_expired;
+};
+
 /* A connection as its client's packets carry it (saddr = client): what the agent hands the
  * nlb_seed program for each connection its stack already had (bpf/sockops.h). */
 struct nlb_tuple {

@@ -5,13 +5,14 @@
 # Kernels: bullseye's newest 5.10 (older than the 5.15 floor, so stricter than the
 # requirement: a program may need a helper or instruction 5.11-5.15 brought, reported as
 # "needs 5.1x", which the floor allows) and bookworm's current 6.1. No 5.15 kernel is in
-# reach (Debian never shipped one in a suite still served). nlb.bpf.o is the dataplane;
-# bare, trafficgen, replay and vlan_port are test tools, reported separately.
+# reach (Debian never shipped one in a suite still served). nlb.bpf.o is the dataplane and
+# conn_scan.bpf.o the agent's connection scan; bare, trafficgen, replay and vlan_port are
+# test tools, reported separately.
 # Verdict per kernel and object: "ok"; "needs V: program: why; ..." (from kernel V <= 5.15,
 # missing in this older kernel); "fail: program: verifier message; ..." (anything else,
 # including needing more than 5.15). Per program in "programs". Progress, the verdicts and
 # the verifier log tails of failures on stderr; last line: one JSON object. Exit 1 when
-# nlb.bpf.o fails (not merely "needs") on any kernel.
+# nlb.bpf.o or conn_scan.bpf.o fails (not merely "needs") on any kernel.
 # Kernel images come from apt with a private configuration (the host's apt state and
 # installed kernels stay untouched), cached in $NLB_KERNEL_CACHE (/var/cache/nlb-kernels,
 # about 55 MB); apt lists are refreshed once a day, or with NLB_KERNEL_REFRESH=1. qemu uses
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/../.."
 build=${BUILD:-build}
 cache=${NLB_KERNEL_CACHE:-/var/cache/nlb-kernels}
 floor=5.15
-objects=(nlb bare trafficgen replay vlan_port)
+objects=(nlb conn_scan bare trafficgen replay vlan_port)
 log() { echo "verifier-kernels: [${SECONDS}s] $*" >&2; }
 [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
 
@@ -234,5 +235,5 @@ for path in files:
         print(f"verifier-kernels: {name}: {o}: {v}", file=sys.stderr)
 print(json.dumps({"floor": floor, "kernels": kernels, "host": host, "packages": packages,
                   "programs": programs, "meets_floor": meets, "all_ok": all_ok}))
-sys.exit(0 if meets["nlb"] else 1)
+sys.exit(0 if meets["nlb"] and meets["conn_scan"] else 1)
 PY

@@ -351,7 +351,7 @@ TEST_CASE("a connection opened at any instant of a release is served by exactly 
     m.set(2 | NLB_BKT_TRACKED_HERE, 1); // released, still tracked here; not yet taken
     if (instant == before_scan)
         send_syn(); // nobody takes it: the client sends it again
-    const ConnScan scan = scan_connections(m.h1.maps(), monotonic_ns(CLOCK_MONOTONIC), true);
+    const ConnScan scan = scan_by_copy(m.h1.maps(), monotonic_ns(CLOCK_MONOTONIC), true);
     const bool dirty = scan.live_buckets[0].test(m.bucket);
     CHECK(dirty == (instant == before_release));
     if (dirty)

@@ -126,6 +126,8 @@ for i in 1 2; do
   check "h$i: connections recorded rose by >= $served ($rec)" test "$rec" -ge "$served"
   tracked=$(sample "$after" nlb_tracked_connections)
   # the burst's connections are closed: recorded through their 10 s grace, tracked (live) no more
+  check "h$i: its settled scans run in the kernel" \
+    test "$(json 'd["connection_tables"]["scan"]' <<<"$stats")" = kernel
   closing=$(json 'd["connection_tables"]["closing"]' <<<"$stats")
   check "h$i: its $served closed connections are still recorded ($closing)" test "$closing" -ge "$served"
   check "h$i: tracked connections agree with nlbadm stats ($tracked)" \

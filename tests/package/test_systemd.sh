@@ -221,6 +221,8 @@ check "PrivateTmp: the agent has a /tmp of its own" not in_agent test -e /tmp/te
 check "ProtectHome: /root is empty to the agent" \
   test -z "$(in_agent ls -A /root 2>/dev/null || true)"
 check "the agent may write its pin directory" in_agent test -w /sys/fs/bpf/nlb
+check "its settled connection scans run in the kernel (map iterators: CAP_PERFMON, BTF)" \
+  test "$(in_c 1 nlbadm --json stats | json 'd["connection_tables"]["scan"]')" = kernel
 security=$(in_c 1 systemd-analyze security nlb-agent --no-pager 2>&1 | tail -n 1)
 echo "systemd-analyze security: $security"
 score=$(sed -n 's/.*: \([0-9.]*\) .*/\1/p' <<<"$security")

@@ -1,0 +1,31 @@
+// How long a settled host waits between scans that only count and delete closed records.
+#include <catch2/catch.hpp>
+
+#include "connection_tracking.hpp"
+
+using namespace nlb;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr std::uint64_t kCapacity = 2 * 262144; // both families' established tables
+} // namespace
+
+TEST_CASE("a quiet scan waits a thousand times its cost, from 2 s to 60 s") {
+    ConnScan s;
+    CHECK(quiet_scan_interval(300us, s, kCapacity) == 2s); // small tables: as often as ever
+    CHECK(quiet_scan_interval(2ms, s, kCapacity) == 2s);
+    CHECK(quiet_scan_interval(23ms, s, kCapacity) == 23s);  // a table a fifth full
+    CHECK(quiet_scan_interval(120ms, s, kCapacity) == 60s); // both IPv4 tables full
+}
+
+TEST_CASE("closed records crowding the established tables bring scans back to every 2 s") {
+    ConnScan s;
+    s.closing = kCapacity / 16;
+    s.expired = kCapacity / 16; // together an eighth: not yet
+    CHECK(quiet_scan_interval(120ms, s, kCapacity) == 60s);
+    s.expired++;
+    CHECK(quiet_scan_interval(120ms, s, kCapacity) == 2s);
+    s.closing = 0;
+    s.expired = kCapacity; // one scan ended them all: the next comes soon too
+    CHECK(quiet_scan_interval(120ms, s, kCapacity) == 2s);
+}
