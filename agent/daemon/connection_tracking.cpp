@@ -25,13 +25,18 @@ std::chrono::nanoseconds thread_cpu() {
 
 } // namespace
 
+std::chrono::milliseconds spaced_by_cost(std::chrono::nanoseconds cpu,
+                                         std::chrono::milliseconds min,
+                                         std::chrono::milliseconds max) {
+    return std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(cpu * 1000), min, max);
+}
+
 std::chrono::milliseconds quiet_scan_interval(std::chrono::nanoseconds cpu, const ConnScan& scan,
                                               std::uint64_t established_capacity) {
-    using std::chrono::milliseconds;
     if (8 * (scan.closing + scan.expired) > established_capacity)
         return ConnectionTracking::kQuietScanMin;
-    const milliseconds spaced = std::chrono::duration_cast<milliseconds>(cpu * 1000);
-    return std::clamp(spaced, ConnectionTracking::kQuietScanMin, ConnectionTracking::kQuietScanMax);
+    return spaced_by_cost(cpu, ConnectionTracking::kQuietScanMin,
+                          ConnectionTracking::kQuietScanMax);
 }
 
 void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log) {
@@ -65,8 +70,7 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
                                   bool decides) {
     std::uint64_t now = monotonic_ns();
     if (now >= next_orphan_check_ns_) {
-        next_orphan_check_ns_ =
-            now + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());
+        const std::chrono::nanoseconds check_before = thread_cpu();
         try {
             // Records stamp the coarse clock, which lags this one by up to a tick: only records
             // surely older than the listing can be missing from it for lack of a socket.
@@ -77,6 +81,9 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
             log.warn(std::string("connection tracking: ") + e.what());
         }
         now = monotonic_ns();
+        const std::chrono::milliseconds wait =
+            spaced_by_cost(thread_cpu() - check_before, kOrphanCheck, kOrphanCheckMax);
+        next_orphan_check_ns_ = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
     }
     const std::chrono::nanoseconds cpu_before = thread_cpu();
     if (decides || !scanner_) {

@@ -17,18 +17,27 @@
 
 namespace nlb {
 
+// A periodic job whose cost grows with the tables (a scan walks every record: about 150-230 ns
+// a record in the kernel, 80-120 ms for two full IPv4 tables) waits 1,000 times what it last
+// cost, within [min, max]: a thousandth of a core where the bounds allow.
+std::chrono::milliseconds spaced_by_cost(std::chrono::nanoseconds cpu,
+                                         std::chrono::milliseconds min,
+                                         std::chrono::milliseconds max);
+
 // How long a settled host waits between scans that only refresh counts and delete closed
-// records (Agent::periodic): a scan's cost grows with the records it walks (about 230 ns a
-// record in the kernel, 120 ms for two full IPv4 tables), so a scan that cost `cpu` waits
-// 1,000 times that, at least 2 s and at most 60 s, keeping scans within a thousandth of a
-// core; but 2 s again while records that closed fill more than an eighth of the established
-// tables (`established_capacity`, both families), which only scans empty.
+// records (Agent::periodic): spaced_by_cost within 2-60 s, but 2 s again while records that
+// closed fill more than an eighth of the established tables (`established_capacity`, both
+// families), which only scans empty.
 std::chrono::milliseconds quiet_scan_interval(std::chrono::nanoseconds cpu, const ConnScan& scan,
                                               std::uint64_t established_capacity);
 
 class ConnectionTracking {
   public:
+    // Orphan checks list every socket and copy the established tables out: spaced_by_cost
+    // within these (after the first, which finds a predecessor's orphans, they find only
+    // closes the socket program missed).
     static constexpr std::chrono::seconds kOrphanCheck{30};
+    static constexpr std::chrono::seconds kOrphanCheckMax{600};
     static constexpr std::chrono::milliseconds kQuietScanMin{2000};
     static constexpr std::chrono::milliseconds kQuietScanMax{60000};
 

@@ -6,6 +6,11 @@
 #   heartbeat_Bps_per_host  bytes each host sends while idle (heartbeats, both paths), mean
 #   agent_cpu_pct_mean  CPU per agent, % of one core, over 20 s of the request stream
 #                       (agent_cpu_user_pct_mean, agent_cpu_sys_pct_mean: its two parts)
+#   agent_cpu_idle_pct_mean, agent_cpu_full_tables_pct_mean  at the end, the stream stopped:
+#                       CPU per agent over FULL_TABLES_S (default 150) s with the connection
+#                       tables as the run left them, then as long again with every host's
+#                       opening tables full (nlb-fill-conns: 524,288 records that never age),
+#                       which a settled host scans every 60 s (docs/agent.md); 0 skips it
 #   failover_8_hosts_s  8 agents killed at once (SIGKILL; their pinned dataplanes stop at the
 #                       watchdog) -> the rest converged without them
 #   join_8_hosts_s      the 8 started again -> converged with all
@@ -56,6 +61,12 @@ cpu_ticks() { # summed utime (FIELD 14) or stime (15) of every agent
   done
   echo "$t"
 }
+cpu_over() { # SECONDS: user + system % of a core per agent over the next SECONDS
+  local t0
+  t0=$(($(cpu_ticks 14) + $(cpu_ticks 15)))
+  sleep "$1"
+  calc "($(cpu_ticks 14) + $(cpu_ticks 15) - $t0) * 100 / $(getconf CLK_TCK) / $1 / $hosts"
+}
 u0=$(cpu_ticks 14) s0=$(cpu_ticks 15)
 sleep 20
 user_pct=$(calc "($(cpu_ticks 14) - $u0) * 100 / $(getconf CLK_TCK) / 20 / $hosts")
@@ -102,6 +113,21 @@ fextra agent_cpu_user_pct_mean "$user_pct"
 fextra agent_cpu_sys_pct_mean "$sys_pct"
 fextra heartbeat_Bps_per_host "$heartbeat_Bps"
 stream_stop >/dev/null
+full_s=${FULL_TABLES_S:-150}
+if ((full_s > 0)); then
+  idle_pct=$(cpu_over "$full_s")
+  echo "agent CPU, no stream: $idle_pct % of a core each" >&2
+  for i in $all; do
+    "$BUILD/tests/tools/nlb-fill-conns" "$TOPO_DIR/bpffs/h$i" >"$TOPO_DIR/fill$i.json"
+  done
+  echo "opening tables filled: $(cat "$TOPO_DIR/fill1.json") on host 1" >&2
+  sleep 10 # each agent's first scan of the full tables, which spaces the next ones
+  full_pct=$(cpu_over "$full_s")
+  echo "agent CPU, full opening tables: $full_pct % of a core each" >&2
+  fextra agent_cpu_idle_pct_mean "$idle_pct"
+  fextra agent_cpu_full_tables_pct_mean "$full_pct"
+  fextra full_table_records "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["opening4"] + d["opening6"])' "$TOPO_DIR/fill1.json")"
+fi
 rc=0
 faults_report >"$TOPO_DIR/report" || rc=$? # not in a subshell: it marks the run reported
 report=$(cat "$TOPO_DIR/report")

@@ -1,4 +1,5 @@
-// How long a settled host waits between scans that only count and delete closed records.
+// How long a settled host waits between scans that only count and delete closed records, and
+// between orphan checks.
 #include <catch2/catch.hpp>
 
 #include "connection_tracking.hpp"
@@ -16,6 +17,13 @@ TEST_CASE("a quiet scan waits a thousand times its cost, from 2 s to 60 s") {
     CHECK(quiet_scan_interval(2ms, s, kCapacity) == 2s);
     CHECK(quiet_scan_interval(23ms, s, kCapacity) == 23s);  // a table a fifth full
     CHECK(quiet_scan_interval(120ms, s, kCapacity) == 60s); // both IPv4 tables full
+}
+
+TEST_CASE("orphan checks wait a thousand times their cost, from 30 s to 10 min") {
+    using C = ConnectionTracking;
+    CHECK(spaced_by_cost(5ms, C::kOrphanCheck, C::kOrphanCheckMax) == 30s);
+    CHECK(spaced_by_cost(200ms, C::kOrphanCheck, C::kOrphanCheckMax) == 200s);
+    CHECK(spaced_by_cost(2s, C::kOrphanCheck, C::kOrphanCheckMax) == 600s);
 }
 
 TEST_CASE("closed records crowding the established tables bring scans back to every 2 s") {
