@@ -344,12 +344,22 @@ void Agent::tick() {
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
     // Every period while the scan can change a decision (a hand-over, a drain) or feeds load
-    // feedback; otherwise it only refreshes counts and deletes closed records, and a short
-    // period would make it most of the agent's work (measured: 35 % of it at 200 ms), a full
-    // table even more: it waits as long as its cost says (quiet_scan_interval).
+    // feedback on connections; otherwise it only refreshes counts and deletes closed records,
+    // and a short period would make it most of the agent's work (measured: 35 % of it at
+    // 200 ms), a full table even more: it waits as long as its cost says (quiet_scan_interval).
     const bool decides = engine_->needs_scans();
-    if (load_ || decides || now - last_scan_ >= tracking_.quiet_interval())
+    if (decides || (load_ && load_->counts_connections()) ||
+        now - last_scan_ >= tracking_.quiet_interval())
         scan_connections_now(now, decides);
+    if (load_) {
+        // Measured once a period (connections as of the last scan), published with the next
+        // heartbeat; a weight that moves reconverges the cluster like an operator's
+        // load_weight change.
+        load_->sample(tracking_.last().live_by_rule, *health_, now);
+        load_->publish(*engine_);
+        if (load_->update(*engine_, now) && !engine_->set_host_rules(host_rules(), now))
+            log_.error("load feedback: the engine refused the effective weights");
+    }
     apply(engine_->take_decision());
 }
 
@@ -381,14 +391,6 @@ void Agent::scan_connections_now(milliseconds now, bool decides) {
     ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
     tracked_connections_ = scan.live;
     engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
-    if (load_) {
-        // Measured with the scan, published with the next heartbeat; a weight that moves
-        // reconverges the cluster like an operator's load_weight change.
-        load_->sample(scan.live_by_rule, *health_, now);
-        load_->publish(*engine_);
-        if (load_->update(*engine_, now) && !engine_->set_host_rules(host_rules(), now))
-            log_.error("load feedback: the engine refused the effective weights");
-    }
 }
 
 std::vector<HostRuleParams> Agent::host_rules() const {

@@ -136,6 +136,7 @@ json Agent::stats() const {
     out["tracked_connections"] = dp_ ? tracked_connections_ : 0;
     out["connection_tables"] = {{"socket_program", dp_ && dp_->socket_program()},
                                 {"scan", tracking_.in_kernel() ? "kernel" : "copy"},
+                                {"kernel_scans", tracking_.kernel_scans()},
                                 {"opening", dp_ ? tracking_.last().opening : 0},
                                 {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
                                 {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},

@@ -86,12 +86,15 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
         next_orphan_check_ns_ = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
     }
     const std::chrono::nanoseconds cpu_before = thread_cpu();
-    if (decides || !scanner_) {
+    const std::uint64_t records = last_.opening + last_.established + last_.closing;
+    const std::uint64_t entries = 2ULL * (dp.table_sizes().opening + dp.table_sizes().established);
+    if (decides || !in_kernel() || kKernelScanShare * records < entries) {
         last_ = scan_by_copy(dp.maps(), now, dp.socket_program());
     } else {
-        const bool was_in_kernel = scanner_->in_kernel();
         last_ = scanner_->scan(now, dp.socket_program());
-        if (was_in_kernel && !scanner_->in_kernel())
+        if (scanner_->in_kernel())
+            ++kernel_scans_;
+        else
             log.warn("connection tracking: " + scanner_->error() +
                      "; scans copy the tables out from now on");
     }

@@ -75,6 +75,13 @@ LoadFeedback::~LoadFeedback() {
             r->running->cancel();
 }
 
+bool LoadFeedback::counts_connections() const {
+    for (const auto& r : rules_)
+        if (r->config.metric == LoadMetric::connections)
+            return true;
+    return false;
+}
+
 void LoadFeedback::sample(const std::array<std::uint64_t, NLB_RULE_SLOTS>& live_by_rule,
                           const HealthMonitor& health, std::chrono::milliseconds now) {
     // The CPU once per call for every rule that wants it: the busy share since the last call.

@@ -35,6 +35,9 @@ class LoadFeedback {
 
     // Whether any port rule has load feedback.
     bool active() const { return !rules_.empty(); }
+    // Whether any rule's metric is its tracked connections: the agent then scans the
+    // connection tables every period for it.
+    bool counts_connections() const;
 
     // Once a heartbeat period: the live connections per rule slot (the connection scan) and
     // the probes (their latencies); starts the exec metrics that are due.

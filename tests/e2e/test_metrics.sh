@@ -102,7 +102,13 @@ TOPO_PIDS+=("$silent")
 # Real traffic: 100 TCP connections to the VIP, spread over both hosts.
 r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+20 --per-source 5)
 check "traffic: 100 requests answered by both hosts" test "$(json 'sum(d["answers"].values()), len(d["answers"])' <<<"$r")" = "(100, 2)"
-sleep 2.5 # a connection scan has seen them (every period, or every 2 s on a settled host)
+# A connection scan has seen them closed: a settled host scans every 2-3 s with tables this
+# empty (1,000 times a scan's cost: docs/agent.md), and closed records stay 10 s.
+closing_of() { json 'd["connection_tables"]["closing"]' <<<"$(nlbadm_h "$1" --json stats)"; }
+for i in 1 2; do
+  served=$(json "d['answers'].get('$i', 0)" <<<"$r")
+  for _ in $(seq 1 16); do (($(closing_of "$i") >= served)) && break; sleep 0.5; done
+done
 for i in 1 2; do
   other=$((3 - i))
   served=$(json "d['answers'].get('$i', 0)" <<<"$r")

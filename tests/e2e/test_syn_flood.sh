@@ -15,12 +15,15 @@ HEARTBEAT_MS=100
 # that makes the test run longer (this machine's load) then reset them by design.
 CLEANUP_DELAY_S=300
 OPENING=8192 # entries per family: the flood is 120 times that
+# The established tables at the opening tables' size: the flood's records are then more than
+# one in 50 of the tables' entries, and a settled host's scans walk them in the kernel.
+TABLES=", \"opening_connections\": $OPENING, \"established_connections\": $OPENING"
 rules() { # load weight of host 1's rule
   echo "[{\"vip\": \"all\", \"ports\": [7000, 7000], \"protocol\": \"tcp\", \"mode\": \"multiple\",
           \"affinity\": \"none\", \"load_weight\": $1}]"
 }
 for i in 1 2 3 4; do
-  host_config "$i" "$(rules 50)" unicast '[]' ", \"opening_connections\": $OPENING"
+  host_config "$i" "$(rules 50)" unicast '[]' "$TABLES"
   topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
 done
 for i in 1 2 3; do topo_start_agent "$i" --log-format json; done # timestamps, for the timeline below
@@ -43,7 +46,7 @@ wait_converged 4 30 1 2 3 4
 sleep 1
 check "drainstop of host 2 under the flood" nlbadm_h 2 drainstop
 sleep 1
-host_config 1 "$(rules 20)" unicast '[]' ", \"opening_connections\": $OPENING"
+host_config 1 "$(rules 20)" unicast '[]' "$TABLES"
 kill -HUP "$AGENT_PID_1" # a weight change under the flood
 deadline=$((SECONDS + 10))
 until grep -q '"event":"reloaded"' "$TOPO_DIR/h1.log" || ((SECONDS > deadline)); do sleep 0.2; done
@@ -88,5 +91,12 @@ for ts, who, what in sorted(rows):
     print(f"{ts:.3f} {who:6} {what}")
 PY
 fi
+# Settled again, with the flood's records filling the opening tables: the hosts' quiet scans
+# walk them in the kernel.
+kernel_scans() { json 'd["connection_tables"]["kernel_scans"]' <<<"$(nlbadm_h "$1" --json stats)"; }
+for i in 1 3 4; do
+  for _ in $(seq 1 40); do (($(kernel_scans "$i") > 0)) && break; sleep 0.5; done
+  check "host $i: its settled scans of the flooded tables ran in the kernel" test "$(kernel_scans "$i")" -gt 0
+done
 grep -h "warning\|adopted" "$TOPO_DIR"/h*.log | sort | uniq -c
 e2e_finish
