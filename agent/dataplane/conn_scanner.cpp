@@ -12,6 +12,7 @@
 #include <nlb/maps.h>
 
 #include "conn_scan.skel.h"
+#include "errstr.hpp"
 
 namespace nlb {
 
@@ -127,10 +128,6 @@ std::uint64_t end_orphans_in(int fd, const std::unordered_set<std::string>& sock
         n += bpf_map_update_elem(fd, &k, &c, BPF_EXIST) == 0;
     }
     return n;
-}
-
-std::string errstr(int err) {
-    return std::strerror(err < 0 ? -err : err);
 }
 
 // One iterator walk over a table: the keys it hands out are records to delete, done once the

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "errstr.hpp"
 #include "link_info.hpp"
 #include "map_migration.hpp"
 #include "nlb.skel.h"
@@ -39,8 +40,6 @@ const char* const kLinkPin = "link";
 // Our filter on the interface's clsact egress hook (handle "NL", first priority).
 constexpr __u32 kTcHandle = 0x4e4c;
 constexpr __u32 kTcPriority = 1;
-
-std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 [[noreturn]] void fail(const std::string& what, const std::string& why) {
     throw std::runtime_error(what + ": " + why);

@@ -16,13 +16,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "errstr.hpp"
 #include "netlink.hpp"
 
 namespace nlb {
 
 namespace {
-
-std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 std::string arp_announce_path(const std::string& ifname) {
     return "/proc/sys/net/ipv4/conf/" + ifname + "/arp_announce";

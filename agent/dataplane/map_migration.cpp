@@ -11,13 +11,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "errstr.hpp"
+
 namespace nlb {
 
 namespace {
-
-std::string errstr(int err) {
-    return std::strerror(err < 0 ? -err : err);
-}
 
 bpf_map_info map_info(int fd) {
     bpf_map_info info{};

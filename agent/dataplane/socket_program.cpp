@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "dataplane_loader.hpp"
+#include "errstr.hpp"
 #include "nlb.skel.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -25,8 +26,6 @@
 namespace nlb {
 
 namespace {
-
-std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 // Where the cgroup v2 hierarchy is mounted ("" when it is not): its root covers every socket
 // of the machine.

@@ -1,9 +1,10 @@
 // What one connection scan costs with both IPv4 tables full (the opening and the established
 // table, 262,144 records each by default): the agent's CPU time (its own and the kernel's
 // work on its behalf) for the scan by copying the records out, the baseline, and for the scan
-// by map iterators in the kernel, interleaved over rounds on the same tables; medians. A
-// settled host scans every 2 s (docs/agent.md): `kernel_cpu_pct_at_2s` is what a full table
-// costs it. Prints one JSON object on its last line.
+// by map iterators in the kernel, interleaved over rounds on the same tables; medians.
+// `*_cpu_pct_at_2s`: what full tables would cost a host scanning every 2 s, a settled host's
+// shortest wait (with full tables it waits 60 s: docs/agent.md). Prints one JSON object on its
+// last line.
 #include <bpf/bpf.h>
 #include <time.h>
 
@@ -31,9 +32,9 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-// Fills `fd` with `n` open records spread over every bucket of rule 0; returns how many it
-// holds (an LRU may refuse the last few).
-std::uint32_t fill(int fd, std::uint32_t n, std::uint32_t salt, std::uint64_t now) {
+// Fills `fd` with `n` open records spread over every bucket of rule 0 (how many it holds, the
+// scans count).
+void fill(int fd, std::uint32_t n, std::uint32_t salt, std::uint64_t now) {
     std::vector<nlb_conn_key4> keys(n);
     std::vector<nlb_conn> values(n);
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -50,7 +51,6 @@ std::uint32_t fill(int fd, std::uint32_t n, std::uint32_t salt, std::uint64_t no
         std::perror("bench: fill a connection table");
         std::exit(1);
     }
-    return count;
 }
 
 } // namespace
