@@ -9,7 +9,8 @@
 #   agent_cpu_idle_pct_mean, agent_cpu_full_tables_pct_mean  at the end, the stream stopped:
 #                       CPU per agent over FULL_TABLES_S (default 150) s with the connection
 #                       tables as the run left them, then as long again with every host's
-#                       opening tables full (nlb-fill-conns: 524,288 records that never age),
+#                       opening tables filled (nlb-fill-conns: up to 524,288 records that never
+#                       age; full_table_records says how many host 1 holds),
 #                       which a settled host scans every 60 s (docs/agent.md); 0 skips it
 #   failover_8_hosts_s  8 agents killed at once (SIGKILL; their pinned dataplanes stop at the
 #                       watchdog) -> the rest converged without them
@@ -61,16 +62,14 @@ cpu_ticks() { # summed utime (FIELD 14) or stime (15) of every agent
   done
   echo "$t"
 }
-cpu_over() { # SECONDS: user + system % of a core per agent over the next SECONDS
-  local t0
-  t0=$(($(cpu_ticks 14) + $(cpu_ticks 15)))
+cpu_over() { # SECONDS: "USER SYSTEM", % of a core per agent over the next SECONDS
+  local u0 s0
+  u0=$(cpu_ticks 14) s0=$(cpu_ticks 15)
   sleep "$1"
-  calc "($(cpu_ticks 14) + $(cpu_ticks 15) - $t0) * 100 / $(getconf CLK_TCK) / $1 / $hosts"
+  echo "$(calc "($(cpu_ticks 14) - $u0) * 100 / $(getconf CLK_TCK) / $1 / $hosts")" \
+    "$(calc "($(cpu_ticks 15) - $s0) * 100 / $(getconf CLK_TCK) / $1 / $hosts")"
 }
-u0=$(cpu_ticks 14) s0=$(cpu_ticks 15)
-sleep 20
-user_pct=$(calc "($(cpu_ticks 14) - $u0) * 100 / $(getconf CLK_TCK) / 20 / $hosts")
-sys_pct=$(calc "($(cpu_ticks 15) - $s0) * 100 / $(getconf CLK_TCK) / 20 / $hosts")
+read -r user_pct sys_pct < <(cpu_over 20)
 cpu_pct=$(calc "$user_pct + $sys_pct")
 # System time includes what the kernel does in the agent's context for the test bed: each
 # frame it sends is flooded by the bridge to every port and runs generic XDP on each there.
@@ -115,14 +114,16 @@ fextra heartbeat_Bps_per_host "$heartbeat_Bps"
 stream_stop >/dev/null
 full_s=${FULL_TABLES_S:-150}
 if ((full_s > 0)); then
-  idle_pct=$(cpu_over "$full_s")
+  read -r u s < <(cpu_over "$full_s")
+  idle_pct=$(calc "$u + $s")
   echo "agent CPU, no stream: $idle_pct % of a core each" >&2
   for i in $all; do
     "$BUILD/tests/tools/nlb-fill-conns" "$TOPO_DIR/bpffs/h$i" >"$TOPO_DIR/fill$i.json"
   done
   echo "opening tables filled: $(cat "$TOPO_DIR/fill1.json") on host 1" >&2
   sleep 10 # each agent's first scan of the full tables, which spaces the next ones
-  full_pct=$(cpu_over "$full_s")
+  read -r u s < <(cpu_over "$full_s")
+  full_pct=$(calc "$u + $s")
   echo "agent CPU, full opening tables: $full_pct % of a core each" >&2
   fextra agent_cpu_idle_pct_mean "$idle_pct"
   fextra agent_cpu_full_tables_pct_mean "$full_pct"
