@@ -336,33 +336,31 @@ static __always_inline int nlb_heartbeat(struct ethhdr *eth)
 	return XDP_PASS;
 }
 
-/* The common case on its own path, values kept in registers: untagged IPv4 without options,
- * not a fragment, TCP or UDP. It decides exactly as the general path does (the tests run
- * both); anything unusual falls through to the general path. */
-static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
-					 const struct nlb_config *cfg, void *data_end)
+/* The common case on its own path, values kept in registers: untagged IPv4 without options
+ * or IPv6 without extension headers, not a fragment, TCP or UDP. It decides exactly as the
+ * general path does (the tests run both); anything unusual falls through to the general
+ * path. This is its second half, from the transport header on: `l4_len` bytes of the
+ * datagram start at `l4`; `family` is a constant at each call, so each family's copy keeps
+ * only its own key and tables. */
+static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_config *cfg,
+				       const struct nlb_vip *vip, __u8 family, const __u32 *saddr,
+				       const __u32 *daddr, __u8 proto, __u8 *l4, __u32 l4_len,
+				       void *data_end)
 {
-	__u8 proto = ip->protocol;
 	__u32 l4_min = proto == IPPROTO_TCP ? 20 : 8;
-	__u32 tot_len = nlb_ntohs_len(ip->tot_len);
-	const struct nlb_vip *vip = nlb_find_vip(cfg, NLB_FAMILY_V4, &ip->daddr);
 	const struct nlb_rule *rule;
 	struct nlb_stats *st;
-	__u8 *l4 = (__u8 *)(ip + 1);
 	__u32 rule_idx, bucket;
-	struct nlb_conn_key4 key;
-	__be16 sport;
+	__be16 sport, dport;
 	__u16 b;
 	int verdict;
 
-	if (!vip)
-		return XDP_PASS;
-	if ((void *)ip + tot_len > data_end || tot_len < sizeof(*ip) + l4_min)
+	if (l4_len < l4_min)
 		return nlb_malformed();
 	if ((void *)(l4 + 20) > data_end)
 		return NLB_SLOW_PATH; /* a datagram this short: the general path checks it */
 	if (proto == IPPROTO_TCP) {
-		if ((l4[12] >> 4) < 5 || sizeof(*ip) + (l4[12] >> 4) * 4 > tot_len)
+		if ((l4[12] >> 4) < 5 || (__u32)(l4[12] >> 4) * 4 > l4_len)
 			return nlb_malformed();
 	} else if (bpf_ntohs(*(__be16 *)(l4 + 4)) < 8) {
 		return nlb_malformed();
@@ -370,8 +368,9 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 		return nlb_remote_control(eth, cfg); /* UDP to the cluster IP (VIP index 0) */
 	}
 	sport = *(__be16 *)l4;
+	dport = *(__be16 *)(l4 + 2);
 	rule_idx = nlb_port_rule(vip, proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP,
-				 bpf_ntohs(*(__be16 *)(l4 + 2)));
+				 bpf_ntohs(dport));
 	if (rule_idx >= NLB_RULE_SLOTS)
 		return nlb_malformed();
 	rule = &nlb_state.rules[rule_idx];
@@ -382,8 +381,7 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 		st->dropped_disabled++;
 		return XDP_DROP;
 	}
-	bucket = nlb_flow_bucket(NLB_FAMILY_V4, &ip->saddr, sport, rule->affinity,
-				 nlb_config_flow_seed(cfg));
+	bucket = nlb_flow_bucket(family, saddr, sport, rule->affinity, nlb_config_flow_seed(cfg));
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
 	if (proto == IPPROTO_UDP) {
 		if (b & NLB_BKT_MINE)
@@ -393,12 +391,59 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 	verdict = nlb_tcp_steady(eth, cfg, st, b, l4[13]);
 	if (verdict != NLB_SLOW_PATH)
 		return verdict;
-	key.saddr = ip->saddr;
-	key.daddr = ip->daddr;
-	key.sport = sport;
-	key.dport = *(__be16 *)(l4 + 2);
-	return nlb_tcp_tracked(&nlb_conns4, &nlb_est4, &key, eth, cfg, st, rule_idx, bucket, b,
-			       l4[13], NLB_TRACK_FULL);
+	if (family == NLB_FAMILY_V4) {
+		struct nlb_conn_key4 k4 = {
+			.saddr = saddr[0],
+			.daddr = daddr[0],
+			.sport = sport,
+			.dport = dport,
+		};
+
+		return nlb_tcp_tracked(&nlb_conns4, &nlb_est4, &k4, eth, cfg, st, rule_idx, bucket,
+				       b, l4[13], NLB_TRACK_FULL);
+	} else {
+		struct nlb_conn_key6 k6 = {.sport = sport, .dport = dport};
+
+		__builtin_memcpy(k6.saddr, saddr, 16);
+		__builtin_memcpy(k6.daddr, daddr, 16);
+		return nlb_tcp_tracked(&nlb_conns6, &nlb_est6, &k6, eth, cfg, st, rule_idx, bucket,
+				       b, l4[13], NLB_TRACK_FULL);
+	}
+}
+
+/* The common case's IPv4 half: the caller saw a 20-byte header (version 4, no options), not
+ * a fragment, carrying TCP or UDP. */
+static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
+					 const struct nlb_config *cfg, void *data_end)
+{
+	__u32 tot_len = nlb_ntohs_len(ip->tot_len);
+	const struct nlb_vip *vip = nlb_find_vip(cfg, NLB_FAMILY_V4, &ip->daddr);
+
+	if (!vip)
+		return XDP_PASS;
+	if ((void *)ip + tot_len > data_end || tot_len < sizeof(*ip))
+		return nlb_malformed();
+	return nlb_l4_fast(eth, cfg, vip, NLB_FAMILY_V4, &ip->saddr, &ip->daddr, ip->protocol,
+			   (__u8 *)(ip + 1), tot_len - sizeof(*ip), data_end);
+}
+
+/* The common case's IPv6 half: the caller saw a fixed header (version 6) whose next header is
+ * TCP or UDP, so no extension header, no fragment and no neighbour discovery. */
+static __always_inline int nlb_ipv6_fast(struct ethhdr *eth, struct ipv6hdr *ip6,
+					 const struct nlb_config *cfg, void *data_end)
+{
+	__u32 payload_len = nlb_ntohs_len(ip6->payload_len);
+	const struct nlb_vip *vip;
+
+	/* past the frame: malformed whether or not it is for a VIP (as the general path says) */
+	if ((void *)(ip6 + 1) + payload_len > data_end)
+		return NLB_SLOW_PATH;
+	vip = nlb_find_vip(cfg, NLB_FAMILY_V6, ip6->daddr.in6_u.u6_addr32);
+	if (!vip)
+		return XDP_PASS;
+	return nlb_l4_fast(eth, cfg, vip, NLB_FAMILY_V6, ip6->saddr.in6_u.u6_addr32,
+			   ip6->daddr.in6_u.u6_addr32, ip6->nexthdr, (__u8 *)(ip6 + 1), payload_len,
+			   data_end);
 }
 
 /* Everything but the common case: VLAN tags, IPv4 options and fragments, IPv6, ICMP, ARP
@@ -471,6 +516,7 @@ int nlb_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 	/* A VLAN cluster's frames are tagged: the general path reads the tag. */
 	if (nlb_state.config.vlan)
@@ -479,6 +525,14 @@ int nlb_xdp(struct xdp_md *ctx)
 	    *(__u8 *)ip == 0x45 && !(ip->frag_off & bpf_htons(NLB_IP_MF | NLB_IP_OFFSET)) &&
 	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)) {
 		int verdict = nlb_ipv4_fast(eth, ip, &nlb_state.config, data_end);
+
+		if (verdict != NLB_SLOW_PATH)
+			return verdict;
+	}
+	if ((void *)(ip6 + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IPV6) &&
+	    (*(__u8 *)ip6 >> 4) == 6 &&
+	    (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)) {
+		int verdict = nlb_ipv6_fast(eth, ip6, &nlb_state.config, data_end);
 
 		if (verdict != NLB_SLOW_PATH)
 			return verdict;

@@ -223,7 +223,7 @@ TEST_CASE("the dataplane puts each golden vector's packet in its bucket, under i
         s.dport = 53;
         std::vector<PacketSpec> shapes;
         s.payload = 32;      // a shorter datagram leaves the fast path
-        shapes.push_back(s); // IPv4: the fast path
+        shapes.push_back(s); // the fast path (IPv4 and IPv6)
         s.vlan = 100;        // the general path, on a VLAN 100 cluster
         shapes.push_back(s);
         for (const auto& shape : shapes) {

@@ -181,6 +181,10 @@ TEST_CASE("headers cut short with lengths that agree are malformed") {
     s.ipv4_options = 8;
     Bytes tcp4_opts = build(s);
     s = tcp_spec(kClient6, kVip6);
+    Bytes tcp6_plain = build(s); // no extension header: the fast path
+    s.proto = kUdp;
+    Bytes udp6_plain = build(s);
+    s = tcp_spec(kClient6, kVip6);
     s.ipv6_ext = {0, 60};
     Bytes tcp6 = build(s);
     s.proto = kUdp;
@@ -190,10 +194,12 @@ TEST_CASE("headers cut short with lengths that agree are malformed") {
             cuts.push_back(cut_consistent(tcp4, 20 + k, padding));      // TCP header cut
             cuts.push_back(cut_consistent(tcp4_opts, 28 + k, padding)); // after options
             cuts.push_back(cut_consistent(tcp6, 40 + 16 + k, padding));
+            cuts.push_back(cut_consistent(tcp6_plain, 40 + k, padding));
         }
         for (std::size_t k = 0; k < 8; ++k) {
             cuts.push_back(cut_consistent(udp4, 20 + k, padding));
             cuts.push_back(cut_consistent(udp6, 40 + 16 + k, padding));
+            cuts.push_back(cut_consistent(udp6_plain, 40 + k, padding));
         }
         for (std::size_t k = 0; k < 16; ++k) // inside the extension headers
             cuts.push_back(cut_consistent(tcp6, 40 + k, padding));
@@ -224,6 +230,18 @@ TEST_CASE("headers cut short with lengths that agree are malformed") {
     bad = udp6;
     put16(bad, 14 + 40 + 16 + 4, 0);
     cuts.push_back(bad);
+    bad = udp6_plain;
+    put16(bad, 14 + 40 + 4, 7);
+    cuts.push_back(bad);
+    bad = tcp6_plain;
+    bad[14 + 40 + 12] = 4 << 4;
+    cuts.push_back(bad);
+    bad = tcp6_plain;
+    bad[14 + 40 + 12] = 15 << 4;
+    cuts.push_back(bad);
+    bad = tcp6_plain;
+    put16(bad, 14 + 4, static_cast<std::uint16_t>(tcp6_plain.size() - 14 - 40 + 1));
+    cuts.push_back(bad); // payload length past the frame
     bad = tcp4;
     bad[14] = 0x44; // IHL 4
     cuts.push_back(bad);
