@@ -6,8 +6,9 @@
  * the bucket moves, the old owner keeps serving what it recorded and the new owner leaves
  * those packets alone. The tables are consulted only when a bucket's flags say the answer can
  * differ from ownership (a SYN, a bucket in transition), so steady-state traffic never pays
- * for them. FIN and RST change nothing here: anyone can send one with the 4-tuple, and the
- * socket knows better when the connection ended. */
+ * for them; and there only when the connection filter (include/nlb/conn_filter.h) says they
+ * may hold the key. FIN and RST change nothing here: anyone can send one with the 4-tuple,
+ * and the socket knows better when the connection ended. */
 #ifndef NLB_CONNTRACK_H
 #define NLB_CONNTRACK_H
 
@@ -61,10 +62,70 @@ static __always_inline struct nlb_conn *nlb_est_live(struct nlb_conn *c)
 	return c;
 }
 
+static __always_inline struct nlb_filter_block *nlb_filter_block(__u32 index)
+{
+	return bpf_map_lookup_elem(&nlb_conn_filter, &index);
+}
+
+/* Hash of a connection key of `family` (a constant at every call) under the filter's seed. */
+static __always_inline __u32 nlb_filter_hash(__u8 family, const void *key, __u32 seed)
+{
+	if (family == NLB_FAMILY_V4)
+		return nlb_filter_hash4(key, seed);
+	return nlb_filter_hash6(key, seed);
+}
+
+/* Adds a key to both halves of the connection filter. Called before the key enters a table,
+ * so that no instant sees the key recorded and the filter without it; the agent's rebuild
+ * waits out every program run that began before it cleared a half (docs/dataplane.md). A
+ * filter without blocks (0 per half) is never valid: nothing to add. */
+static __always_inline void nlb_filter_add(__u8 family, const void *key)
+{
+	struct nlb_filter_header *hdr = (void *)nlb_filter_block(0);
+	struct nlb_filter_block *blk;
+	__u32 hash, per_half;
+	__u64 mask;
+
+	if (!hdr)
+		return;
+	per_half = hdr->blocks_per_half;
+	if (!per_half)
+		return;
+	hash = nlb_filter_hash(family, key, hdr->seed);
+	mask = nlb_filter_mask(hash);
+#pragma unroll
+	for (__u32 half = 0; half < 2; half++) {
+		blk = nlb_filter_block(nlb_filter_index(hash, family, half, per_half));
+		/* outside the map: never read either (nlb_filter_may_hold) */
+		if (blk)
+			__sync_fetch_and_or(&blk->word[nlb_filter_word(hash)], mask);
+	}
+}
+
+/* 0 only when the tables surely do not hold the key: the filter is valid and its active half
+ * lacks one of the key's bits. */
+static __always_inline int nlb_filter_may_hold(__u8 family, const void *key)
+{
+	struct nlb_filter_header *hdr = (void *)nlb_filter_block(0);
+	struct nlb_filter_block *blk;
+	__u32 hash;
+	__u64 mask;
+
+	if (!hdr || !hdr->valid || !hdr->blocks_per_half)
+		return 1;
+	hash = nlb_filter_hash(family, key, hdr->seed);
+	blk = nlb_filter_block(
+		nlb_filter_index(hash, family, hdr->active, hdr->blocks_per_half));
+	if (!blk)
+		return 1;
+	mask = nlb_filter_mask(hash);
+	return (blk->word[nlb_filter_word(hash)] & mask) == mask;
+}
+
 /* Records a connection this host accepts before its stack proved it (a SYN, or mid-stream in
  * a bucket it adopts). A dataplane the watchdog stopped drops the packet, so it must not
  * record it: the entry would make this host claim the connection once the bucket has moved. */
-static __always_inline void nlb_record_opening(void *conns, const void *key,
+static __always_inline void nlb_record_opening(__u8 family, void *conns, const void *key,
 					       const struct nlb_config *cfg, struct nlb_stats *st,
 					       __u32 rule_idx, __u32 bucket)
 {
@@ -85,13 +146,15 @@ static __always_inline void nlb_record_opening(void *conns, const void *key,
 		c->opened_ns = entry.opened_ns;
 		return;
 	}
+	nlb_filter_add(family, key);
 	if (bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
 		st->tracked++;
 }
 
 /* TCP where the tables decide. `conns`, `est` and `key`: nlb_conns4, nlb_est4 and a struct
- * nlb_conn_key4, or the IPv6 ones (inlined, so the verifier sees the maps themselves). */
-static __always_inline int nlb_tcp_tracked(void *conns, void *est, const void *key,
+ * nlb_conn_key4 (family NLB_FAMILY_V4), or the IPv6 ones (inlined, so the verifier sees the
+ * maps themselves). */
+static __always_inline int nlb_tcp_tracked(__u8 family, void *conns, void *est, const void *key,
 					   struct ethhdr *eth, const struct nlb_config *cfg,
 					   struct nlb_stats *st, __u32 rule_idx, __u32 bucket,
 					   __u16 b, __u8 tcp_flags, int mode)
@@ -101,9 +164,11 @@ static __always_inline int nlb_tcp_tracked(void *conns, void *est, const void *k
 
 	if ((b & NLB_BKT_MINE) && syn && mode == NLB_TRACK_FULL) {
 		/* A new connection is the owner's, whoever served that tuple before. */
-		nlb_record_opening(conns, key, cfg, st, rule_idx, bucket);
+		nlb_record_opening(family, conns, key, cfg, st, rule_idx, bucket);
 		return nlb_accept(eth, cfg, st);
 	}
+	if (!nlb_filter_may_hold(family, key))
+		goto untracked;
 	c = nlb_est_live(bpf_map_lookup_elem(est, key));
 	if (c) {
 		/* A SYN on a tuple whose socket here is open goes to that socket: a client's new
@@ -126,6 +191,7 @@ static __always_inline int nlb_tcp_tracked(void *conns, void *est, const void *k
 		}
 		return nlb_accept(eth, cfg, st);
 	}
+untracked:
 	if (!(b & NLB_BKT_MINE))
 		return nlb_drop(st);
 	if (b & NLB_BKT_DIRTY_OTHER) {
@@ -134,7 +200,7 @@ static __always_inline int nlb_tcp_tracked(void *conns, void *est, const void *k
 		return XDP_DROP;
 	}
 	if ((b & NLB_BKT_ADOPT) && !nlb_tcp_closing(tcp_flags) && mode == NLB_TRACK_FULL)
-		nlb_record_opening(conns, key, cfg, st, rule_idx, bucket);
+		nlb_record_opening(family, conns, key, cfg, st, rule_idx, bucket);
 	return nlb_accept(eth, cfg, st);
 }
 

@@ -60,14 +60,14 @@ static __always_inline struct nlb_frag *nlb_frag_slot(__u64 hash)
 /* Remembers the verdict of a first fragment (offset 0, more fragments), decided in rule slot
  * `rule_idx` with result `verdict`. A newer datagram in the slot replaces the record: under
  * the same key the ID was reused, and the newer first fragment is the one to follow. */
-static __always_inline void nlb_frag_record(const struct nlb_packet *p, __u32 rule_idx, int verdict)
+static __always_inline void nlb_frag_record(const struct nlb_packet *p, __u64 rule_idx, int verdict)
 {
 	__u64 hash = nlb_frag_hash(p);
 	struct nlb_frag *f = nlb_frag_slot(hash);
 	struct nlb_frag rec = {.ident = {.tag = hash >> 32, .rule = (__u8)rule_idx}};
 	struct nlb_stats *st;
 
-	if (!f || rule_idx >= NLB_RULE_SLOTS)
+	if (!f || !nlb_rule_slot_ok(&rule_idx))
 		return; /* rule_idx: nlb_decide found the table corrupt and counted it */
 	if (nlb_state.rules[rule_idx].mode == NLB_MODE_DISABLED)
 		rec.ident.verdict = NLB_FRAG_DISABLED;

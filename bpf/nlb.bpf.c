@@ -10,8 +10,8 @@
  *
  * Kernel floor: 5.15. Helpers used: map lookup/update/delete, ktime_get_ns,
  * ktime_get_coarse_ns (5.11), xdp_adjust_tail (growth: 5.8), bpf_timer (5.15). Atomics: add
- * without fetch only (BPF_XADD, any kernel, any -mcpu). No bpf_loop, no kfuncs; every loop has
- * a constant bound. */
+ * without fetch (BPF_XADD, any kernel) and, for the connection filter, or (BPF_ATOMIC, 5.12).
+ * No bpf_loop, no kfuncs; every loop has a constant bound. */
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -44,14 +44,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NLB_ICMP6_ECHO_REPLY 129
 
 static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_config *cfg,
-				      const struct nlb_packet *p, __u32 rule_idx, int mode)
+				      const struct nlb_packet *p, __u64 rule_idx, int mode)
 {
 	const struct nlb_rule *rule;
 	struct nlb_stats *st;
 	__u32 bucket;
 	__u16 b;
 
-	if (rule_idx >= NLB_RULE_SLOTS)
+	if (!nlb_rule_slot_ok(&rule_idx))
 		return nlb_malformed();
 	rule = &nlb_state.rules[rule_idx];
 	st = nlb_stats_slot(rule_idx);
@@ -77,15 +77,15 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 				.dport = p->dport,
 			};
 
-			return nlb_tcp_tracked(&nlb_conns4, &nlb_est4, &k4, eth, cfg, st, rule_idx,
-					       bucket, b, p->tcp_flags, mode);
+			return nlb_tcp_tracked(NLB_FAMILY_V4, &nlb_conns4, &nlb_est4, &k4, eth, cfg,
+					       st, rule_idx, bucket, b, p->tcp_flags, mode);
 		} else {
 			struct nlb_conn_key6 k6 = {.sport = p->sport, .dport = p->dport};
 
 			__builtin_memcpy(k6.saddr, p->saddr, 16);
 			__builtin_memcpy(k6.daddr, p->daddr, 16);
-			return nlb_tcp_tracked(&nlb_conns6, &nlb_est6, &k6, eth, cfg, st, rule_idx,
-					       bucket, b, p->tcp_flags, mode);
+			return nlb_tcp_tracked(NLB_FAMILY_V6, &nlb_conns6, &nlb_est6, &k6, eth, cfg,
+					       st, rule_idx, bucket, b, p->tcp_flags, mode);
 		}
 	}
 	/* UDP and ICMP follow ownership alone: they move with their bucket at once. */
@@ -350,7 +350,8 @@ static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_conf
 	__u32 l4_min = proto == IPPROTO_TCP ? 20 : 8;
 	const struct nlb_rule *rule;
 	struct nlb_stats *st;
-	__u32 rule_idx, bucket;
+	__u64 rule_idx;
+	__u32 bucket;
 	__be16 sport, dport;
 	__u16 b;
 	int verdict;
@@ -371,7 +372,7 @@ static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_conf
 	dport = *(__be16 *)(l4 + 2);
 	rule_idx = nlb_port_rule(vip, proto == IPPROTO_UDP ? NLB_PROTO_UDP : NLB_PROTO_TCP,
 				 bpf_ntohs(dport));
-	if (rule_idx >= NLB_RULE_SLOTS)
+	if (!nlb_rule_slot_ok(&rule_idx))
 		return nlb_malformed();
 	rule = &nlb_state.rules[rule_idx];
 	st = nlb_stats_slot(rule_idx);
@@ -399,15 +400,15 @@ static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_conf
 			.dport = dport,
 		};
 
-		return nlb_tcp_tracked(&nlb_conns4, &nlb_est4, &k4, eth, cfg, st, rule_idx, bucket,
-				       b, l4[13], NLB_TRACK_FULL);
+		return nlb_tcp_tracked(NLB_FAMILY_V4, &nlb_conns4, &nlb_est4, &k4, eth, cfg, st,
+				       rule_idx, bucket, b, l4[13], NLB_TRACK_FULL);
 	} else {
 		struct nlb_conn_key6 k6 = {.sport = sport, .dport = dport};
 
 		__builtin_memcpy(k6.saddr, saddr, 16);
 		__builtin_memcpy(k6.daddr, daddr, 16);
-		return nlb_tcp_tracked(&nlb_conns6, &nlb_est6, &k6, eth, cfg, st, rule_idx, bucket,
-				       b, l4[13], NLB_TRACK_FULL);
+		return nlb_tcp_tracked(NLB_FAMILY_V6, &nlb_conns6, &nlb_est6, &k6, eth, cfg, st,
+				       rule_idx, bucket, b, l4[13], NLB_TRACK_FULL);
 	}
 }
 

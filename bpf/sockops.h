@@ -22,6 +22,7 @@
 #include <nlb/flow.h>
 #include <nlb/maps.h>
 
+#include "conntrack.h"
 #include "maps.bpf.h"
 #include "neigh.h"
 #include "verdict.h"
@@ -57,6 +58,7 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 		struct nlb_conn_key4 k4 = {
 			.saddr = t->saddr[0], .daddr = t->daddr[0], .sport = t->sport, .dport = t->dport};
 
+		nlb_filter_add(NLB_FAMILY_V4, &k4);
 		err = bpf_map_update_elem(&nlb_est4, &k4, &entry, BPF_ANY);
 		bpf_map_delete_elem(&nlb_conns4, &k4);
 	} else {
@@ -64,6 +66,7 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 
 		__builtin_memcpy(k6.saddr, t->saddr, 16);
 		__builtin_memcpy(k6.daddr, t->daddr, 16);
+		nlb_filter_add(NLB_FAMILY_V6, &k6);
 		err = bpf_map_update_elem(&nlb_est6, &k6, &entry, BPF_ANY);
 		bpf_map_delete_elem(&nlb_conns6, &k6);
 	}

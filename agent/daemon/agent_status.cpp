@@ -145,7 +145,10 @@ json Agent::stats() const {
                                 {"closing", dp_ ? tracking_.last().closing : 0},
                                 {"established_ended", dp_ ? tracking_.last().expired : 0},
                                 {"adopted_from_sockets", tracking_.seeded()},
-                                {"orphans_ended", tracking_.orphans_ended()}};
+                                {"orphans_ended", tracking_.orphans_ended()},
+                                {"filter_valid", dp_ && dp_->conn_filter().valid()},
+                                {"filter_fill", dp_ ? tracking_.filter_fill() : 0.0},
+                                {"filter_rebuilds", tracking_.filter_rebuilds()}};
     auto counters = [](const nlb_stats& st) {
         return json{{"accepted", st.accepted},
                     {"dropped_not_owner", st.dropped_not_owner},

@@ -64,6 +64,28 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
     }
     next_orphan_check_ns_ =
         monotonic_ns() + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());
+    // After the seeding and once this agent's programs replaced any predecessor's: every
+    // key recorded from here on is added by the dataplane, every earlier one is in the tables.
+    rebuild_filter(dp, log);
+}
+
+void ConnectionTracking::rebuild_filter(Dataplane& dp, EventLog& log) {
+    const std::chrono::nanoseconds cpu_before = thread_cpu();
+    try {
+        const FilterRebuild r = dp.conn_filter().rebuild(dp.maps());
+        ++filter_rebuilds_;
+        if (!r.waited)
+            log.warn("connection filter: the kernel would not wait out running programs "
+                     "(membarrier); paused 50 ms instead");
+    } catch (const std::exception& e) {
+        log.warn(std::string(e.what()) + " (packets in moved buckets look the tables up)");
+    }
+    filter_fill_ = dp.conn_filter().fill();
+    const std::uint64_t now = monotonic_ns();
+    const std::chrono::milliseconds wait =
+        spaced_by_cost(thread_cpu() - cpu_before, kQuietScanMin, kFilterRebuildMax);
+    next_filter_rebuild_ns_ = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
+    next_filter_check_ns_ = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
 }
 
 ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log,
@@ -100,6 +122,14 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
     }
     quiet_interval_ =
         quiet_scan_interval(thread_cpu() - cpu_before, last_, 2ULL * dp.table_sizes().established);
+    now = monotonic_ns();
+    if (now >= next_filter_check_ns_) {
+        filter_fill_ = dp.conn_filter().fill();
+        next_filter_check_ns_ = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
+        if ((filter_fill_ >= kFilterRebuildFill || !dp.conn_filter().valid()) &&
+            now >= next_filter_rebuild_ns_)
+            rebuild_filter(dp, log);
+    }
     return last_;
 }
 

@@ -45,6 +45,12 @@ class ConnectionTracking {
     // against 290-390 ns): it is the cheaper one from about one record in 50 of the tables'
     // entries (20,000 at the default sizes).
     static constexpr std::uint64_t kKernelScanShare = 50;
+    // The connection filter is rebuilt once this share of its bits is set (each "may hold"
+    // answer for a key the tables lack is then about 6 % likely to be wrong, and costs the
+    // lookups), its fill checked at most every kQuietScanMin, and rebuilds (a copy of every
+    // table) spaced_by_cost within kQuietScanMin and kFilterRebuildMax.
+    static constexpr double kFilterRebuildFill = 0.4;
+    static constexpr std::chrono::milliseconds kFilterRebuildMax{600000};
 
     // After attach or adoption, once the VIP and port tables are written. Logs what it did
     // and, when the socket program is missing, why and what that costs.
@@ -67,6 +73,10 @@ class ConnectionTracking {
     bool in_kernel() const { return scanner_ && scanner_->in_kernel(); }
     std::uint64_t kernel_scans() const { return kernel_scans_; }
     std::uint64_t orphans_ended() const { return orphans_ended_; }
+    // Of the connection filter, as of the last check: the share of the active half's bits
+    // set (0 before the first rebuild) and how many rebuilds this agent made.
+    double filter_fill() const { return filter_fill_; }
+    std::uint64_t filter_rebuilds() const { return filter_rebuilds_; }
 
   private:
     std::unique_ptr<ConnScanner> scanner_;
@@ -76,6 +86,11 @@ class ConnectionTracking {
     std::uint64_t kernel_scans_ = 0;
     std::uint64_t orphans_ended_ = 0;
     std::uint64_t next_orphan_check_ns_ = 0;
+    void rebuild_filter(Dataplane& dp, EventLog& log);
+    double filter_fill_ = 0;
+    std::uint64_t filter_rebuilds_ = 0;
+    std::uint64_t next_filter_check_ns_ = 0;
+    std::uint64_t next_filter_rebuild_ns_ = 0;
 };
 
 // CLOCK_MONOTONIC in ns: the clock the dataplane stamps records with (its coarse variant).

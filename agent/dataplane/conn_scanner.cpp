@@ -13,37 +13,11 @@
 
 #include "conn_scan.skel.h"
 #include "errstr.hpp"
+#include "table_scan.hpp"
 
 namespace nlb {
 
 namespace {
-
-// Batched reads: a full table is 262,144 entries, far too many for a lookup per entry.
-// `visit(key, value)` returns true to delete the entry.
-template <typename Key, typename Visit> void scan_table(int fd, Visit visit) {
-    constexpr __u32 kBatch = 4096;
-    std::vector<Key> keys(kBatch);
-    std::vector<nlb_conn> values(kBatch);
-    std::vector<Key> dead;
-    Key next{};
-    bool first = true;
-    for (;;) {
-        __u32 count = kBatch;
-        LIBBPF_OPTS(bpf_map_batch_opts, opts);
-        int err = bpf_map_lookup_batch(fd, first ? nullptr : &next, &next, keys.data(),
-                                       values.data(), &count, &opts);
-        first = false;
-        if (err && errno != ENOENT)
-            break;
-        for (__u32 i = 0; i < count; ++i)
-            if (visit(keys[i], values[i]))
-                dead.push_back(keys[i]);
-        if (err) // ENOENT: that was the last batch
-            break;
-    }
-    for (const auto& k : dead)
-        bpf_map_delete_elem(fd, &k);
-}
 
 void mark(ConnScan& out, const nlb_conn& c) {
     if (c.rule < NLB_RULE_SLOTS && c.bucket < NLB_BUCKETS)

@@ -145,6 +145,11 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         if (int err = bpf_map__set_max_entries(t.map, pinned ? pinned : t.entries))
             fail(what, std::string("size ") + t.name + ": " + errstr(err));
     }
+    const std::uint32_t filter_entries =
+        ConnFilter::entries_for(bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
+                                bpf_map__max_entries(dp->skel_->maps.nlb_est4));
+    if (int err = bpf_map__set_max_entries(dp->skel_->maps.nlb_conn_filter, filter_entries))
+        fail(what, "size the connection filter: " + errstr(err));
     // A pin an earlier agent left in another layout: this build's map is created beside it,
     // filled from it after load and pinned in its place once the new program runs
     // (finish_migration); until then the old dataplane is untouched.
@@ -188,6 +193,12 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         bpf_map__fd(dp->skel_->maps.nlb_stats), bpf_map__fd(dp->skel_->maps.nlb_est4),
         bpf_map__fd(dp->skel_->maps.nlb_est6), bpf_map__fd(dp->skel_->maps.nlb_hb_trusted),
         bpf_map__fd(dp->skel_->maps.nlb_hb_untrusted)});
+    try {
+        dp->filter_ = std::make_unique<ConnFilter>(
+            bpf_map__fd(dp->skel_->maps.nlb_conn_filter), filter_entries);
+    } catch (const std::exception& e) {
+        fail(what, e.what());
+    }
     dp->sizes_ = {bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
                   bpf_map__max_entries(dp->skel_->maps.nlb_est4)};
     // A new watchdog map holds no timer. Armed now for what was left of the old one's

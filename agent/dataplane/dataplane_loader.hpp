@@ -12,6 +12,7 @@
 
 #include <nlb/limits.h>
 
+#include "conn_filter.hpp"
 #include "dataplane_maps.hpp"
 #include "xdp_mode.hpp"
 
@@ -60,6 +61,8 @@ class Dataplane {
     void detach();
 
     DataplaneMaps& maps() { return *maps_; }
+    // Invalid (every lookup made) until ConnectionTracking rebuilds it.
+    ConnFilter& conn_filter() { return *filter_; }
     const std::string& interface() const { return ifname_; }
     int ifindex() const { return ifindex_; }
     bool generic() const { return generic_; } // generic (skb) XDP instead of native
@@ -105,6 +108,7 @@ class Dataplane {
 
     nlb_bpf* skel_ = nullptr;
     std::unique_ptr<DataplaneMaps> maps_;
+    std::unique_ptr<ConnFilter> filter_;
     std::string pin_dir_;
     std::string ifname_;
     int ifindex_ = 0;

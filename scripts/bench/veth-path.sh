@@ -6,7 +6,9 @@
 #   xdp      nlb's XDP program
 #   tracked  nlb's XDP program where every packet is a TCP segment in a bucket this host may
 #            track connections in, both IPv4 connection tables full (262,144 entries each) of
-#            other connections: two lookups that miss in tables far larger than the caches
+#            other connections, the connection filter rebuilt from them (as the agent keeps it):
+#            what the filter saves of two lookups that miss in tables far larger than the caches
+#   unfiltered  the same with the filter invalid: every packet pays both lookups
 #   nft      jhash ip saddr mod 4 in a netdev ingress chain (behind an XDP_PASS program)
 #   xt       iptables -m cluster (4 nodes) in mangle PREROUTING (behind an XDP_PASS program)
 # All four hash on the source address and drop; the sender is nlb-bench-veth's live-frame
@@ -77,11 +79,13 @@ for ((i = 0; i < rounds; i++)); do
   results[floor]+="$(run floor floor) "
   results[xdp]+="$(run xdp nlb) "
   results[tracked]+="$(run tracked nlb-tracked) "
+  results[unfiltered]+="$(run unfiltered nlb-tracked-unfiltered) "
   nft_on; results[nft]+="$(run nft pass) "; nft_off
   xt_on; results[xt]+="$(run xt pass) "; xt_off
 done
 
 median() { printf '%s\n' $1 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-printf '{"xdp_mode": "native", "floor_ns": %s, "xdp_ns": %s, "xdp_tracked_full_ns": %s, "nft_jhash_ns": %s, "xt_cluster_ns": %s}\n' \
+printf '{"xdp_mode": "native", "floor_ns": %s, "xdp_ns": %s, "xdp_tracked_full_ns": %s, "xdp_tracked_full_unfiltered_ns": %s, "nft_jhash_ns": %s, "xt_cluster_ns": %s}\n' \
   "$(median "${results[floor]}")" "$(median "${results[xdp]}")" "$(median "${results[tracked]}")" \
+  "$(median "${results[unfiltered]}")" \
   "$(median "${results[nft]}")" "$(median "${results[xt]}")"

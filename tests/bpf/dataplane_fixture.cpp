@@ -47,6 +47,10 @@ DataplaneFixture::DataplaneFixture(std::uint32_t opening_entries) {
         bpf_map__set_max_entries(skel_->maps.nlb_conns4, opening_entries);
         bpf_map__set_max_entries(skel_->maps.nlb_conns6, opening_entries);
     }
+    const std::uint32_t filter_entries =
+        ConnFilter::entries_for(bpf_map__max_entries(skel_->maps.nlb_conns4),
+                                bpf_map__max_entries(skel_->maps.nlb_est4));
+    bpf_map__set_max_entries(skel_->maps.nlb_conn_filter, filter_entries);
     if (int err = nlb_bpf__load(skel_)) {
         nlb_bpf__destroy(skel_);
         throw std::runtime_error("load nlb.bpf.o: " + std::string(strerror(-err)));
@@ -57,10 +61,13 @@ DataplaneFixture::DataplaneFixture(std::uint32_t opening_entries) {
         bpf_map__fd(skel_->maps.nlb_stats), bpf_map__fd(skel_->maps.nlb_est4),
         bpf_map__fd(skel_->maps.nlb_est6), bpf_map__fd(skel_->maps.nlb_hb_trusted),
         bpf_map__fd(skel_->maps.nlb_hb_untrusted)});
+    filter_ = std::make_unique<ConnFilter>(bpf_map__fd(skel_->maps.nlb_conn_filter),
+                                           filter_entries);
 }
 
 DataplaneFixture::~DataplaneFixture() {
     maps_.reset(); // unmap before the skeleton closes the map
+    filter_.reset();
     nlb_bpf__destroy(skel_);
 }
 
@@ -96,6 +103,7 @@ void DataplaneFixture::configure(const DataplaneTables& tables, std::uint8_t pri
         maps_->write_rule(slot, rule);
     }
     maps_->clear_stats();
+    filter_->rebuild(*maps_); // as the agent does once attached: valid from here on
 }
 
 void DataplaneFixture::set_buckets(std::uint32_t slot,

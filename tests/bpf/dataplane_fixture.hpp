@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cluster_mac.hpp"
+#include "conn_filter.hpp"
 #include "dataplane_maps.hpp"
 #include "dataplane_tables.hpp"
 #include "packet_builder.hpp"
@@ -30,6 +31,10 @@ class DataplaneFixture {
     DataplaneFixture& operator=(const DataplaneFixture&) = delete;
 
     DataplaneMaps& maps() { return *maps_; }
+    // Valid once configure() ran (rebuilt from the tables, as the agent does once attached):
+    // a record written into a table from here on by anything but the dataplane itself is
+    // hidden from it until the next rebuild.
+    ConnFilter& conn_filter() { return *filter_; }
     int prog_fd() const;
     // nlb_hb_rate: struct nlb_hb_rate_key → struct nlb_hb_rate.
     int heartbeat_rate_fd() const;
@@ -69,6 +74,7 @@ class DataplaneFixture {
   private:
     nlb_bpf* skel_ = nullptr;
     std::unique_ptr<DataplaneMaps> maps_;
+    std::unique_ptr<ConnFilter> filter_;
     std::uint8_t priority_ = 1;
     const DataplaneTables* tables_ = nullptr;
 };

@@ -35,8 +35,10 @@ hold=$!
 sleep 2 # every connection established (and recorded by its host's socket program)
 
 mac=$("$NLBADM" ip2mac "$CLUSTER_IP" --mode unicast | awk '{print $NF}')
+# 59,999 sources against the generator's 60,000 source ports: every SYN a new tuple (with
+# 60,000 sources both would repeat every 60,000 frames).
 ip netns exec "$TOPO-client" "$BUILD/tests/tools/nlb-synflood" --ifname eth0 --dst-mac "$mac" \
-  --dst "$CLUSTER_IP" --port 7000 --sources 10.77.0.1+60000 --count 1000000 --rate 100000 \
+  --dst "$CLUSTER_IP" --port 7000 --sources 10.77.0.1+59999 --count 1000000 --rate 100000 \
   >"$TOPO_DIR/flood.json" &
 flood=$!
 sleep 2
@@ -97,6 +99,16 @@ kernel_scans() { json 'd["connection_tables"]["kernel_scans"]' <<<"$(nlbadm_h "$
 for i in 1 3 4; do
   for _ in $(seq 1 40); do (($(kernel_scans "$i") > 0)) && break; sleep 0.5; done
   check "host $i: its settled scans of the flooded tables ran in the kernel" test "$(kernel_scans "$i")" -gt 0
+done
+# The flood's records outnumber each host's connection filter's bits many times over: once
+# it filled, the host rebuilt it from the tables (while the held connections above crossed
+# the moves; a rebuild that lost one of them would have reset it).
+filter() { json "d['connection_tables']['$2']" <<<"$(nlbadm_h "$1" --json stats)"; }
+for i in 1 3 4; do
+  for _ in $(seq 1 40); do (($(filter "$i" filter_rebuilds) >= 2)) && break; sleep 0.5; done
+  check "host $i: its connection filter was rebuilt once the flood filled it" \
+    test "$(filter "$i" filter_rebuilds)" -ge 2
+  check "host $i: its connection filter is valid" test "$(filter "$i" filter_valid)" = True
 done
 grep -h "warning\|adopted" "$TOPO_DIR"/h*.log | sort | uniq -c
 e2e_finish

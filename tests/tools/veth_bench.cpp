@@ -7,10 +7,13 @@
 //
 // floor: bare XDP_DROP; nlb: our program, this host owning none of the traffic; nlb-tracked:
 // the same, but every bucket is one this host may track connections in, both connection
-// tables are filled to their default size with other connections, and the frames are TCP
-// mid-stream, so that each one pays an established-table and an opening-table lookup that
-// misses in tables far larger than the caches, then is dropped; pass: bare XDP_PASS, so
-// that a netfilter filter installed by the script decides. The receiver runs in native XDP
+// tables are filled to their default size with other connections (the connection filter
+// rebuilt from them, as the agent does), and the frames are TCP mid-stream: each consults
+// the filter, which answers for almost all (the few it cannot pay both table lookups), then
+// is dropped; nlb-tracked-unfiltered: the same with the filter left invalid, so that every
+// frame pays an established-table and an opening-table lookup that miss in tables far larger
+// than the caches; pass: bare XDP_PASS, so that a netfilter filter installed by the script
+// decides. The receiver runs in native XDP
 // (what a veth drops with). Prints one JSON line.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -34,6 +37,7 @@
 #include <thread>
 
 #include "bare.skel.h"
+#include "conn_filter.hpp"
 #include "dataplane_maps.hpp"
 #include "dataplane_tables.hpp"
 #include "nlb.skel.h"
@@ -131,7 +135,8 @@ void fill_tables(nlb_bpf* dp) {
 
 int main(int argc, char** argv) {
     if (argc != 7)
-        die("usage: nlb-bench-veth TX_NS TX_IF RX_NS RX_IF floor|nlb|nlb-tracked|pass PACKETS");
+        die("usage: nlb-bench-veth TX_NS TX_IF RX_NS RX_IF "
+            "floor|nlb|nlb-tracked|nlb-tracked-unfiltered|pass PACKETS");
     std::string tx_ns = argv[1], tx_if = argv[2], rx_ns = argv[3], rx_if = argv[4];
     std::string variant = argv[5];
     long packets = std::atol(argv[6]);
@@ -150,17 +155,26 @@ int main(int argc, char** argv) {
         prog = bpf_program__fd(bare->progs.xdp_bare_drop);
     } else if (variant == "pass") {
         prog = bpf_program__fd(bare->progs.xdp_bare_pass);
-    } else if (variant == "nlb" || variant == "nlb-tracked") {
+    } else if (variant == "nlb" || variant == "nlb-tracked" ||
+               variant == "nlb-tracked-unfiltered") {
         // A 4-host cluster in which this host owns no bucket of the generated traffic.
-        const bool tracked = variant == "nlb-tracked";
+        const bool tracked = variant != "nlb";
         static DataplaneTables tables({vip}, {RuleMatch{}});
         static DataplaneMaps maps(DataplaneMapFds{
             bpf_map__fd(dp->maps.bss), bpf_map__fd(dp->maps.nlb_ports),
             bpf_map__fd(dp->maps.nlb_conns4), bpf_map__fd(dp->maps.nlb_conns6),
             bpf_map__fd(dp->maps.nlb_stats), bpf_map__fd(dp->maps.nlb_est4),
             bpf_map__fd(dp->maps.nlb_est6)});
-        if (tracked)
+        if (tracked) {
             fill_tables(dp);
+            // As the agent leaves it once attached: rebuilt from the full tables, valid. (The
+            // generator's tuples are in none of them: the filter answers for almost all.)
+            // nlb-tracked-unfiltered leaves it invalid: every packet pays both lookups.
+            static ConnFilter filter(bpf_map__fd(dp->maps.nlb_conn_filter),
+                                     bpf_map__max_entries(dp->maps.nlb_conn_filter));
+            if (variant == "nlb-tracked")
+                filter.rebuild(maps);
+        }
         nlb_config cfg{};
         cfg.host_priority = 1;
         std::memcpy(cfg.own_mac, rx_mac.data(), 6);
@@ -190,8 +204,9 @@ int main(int argc, char** argv) {
     spec.src = test::ip("10.98.0.1");
     spec.dst = vip;
     // UDP, or a TCP ACK (the generator rewrites the source port at the same offset).
-    spec.proto = variant == "nlb-tracked" ? test::kTcp : test::kUdp;
-    spec.payload = variant == "nlb-tracked" ? 6 : 18; // 60-byte frame, the Ethernet minimum
+    const bool tcp = variant.rfind("nlb-tracked", 0) == 0;
+    spec.proto = tcp ? test::kTcp : test::kUdp;
+    spec.payload = tcp ? 6 : 18; // 60-byte frame, the Ethernet minimum
     test::Bytes frame = test::build(spec);
 
     trafficgen_bpf* gen = trafficgen_bpf__open();

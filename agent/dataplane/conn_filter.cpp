@@ -1,0 +1,173 @@
+#include "conn_filter.hpp"
+
+#include <bpf/bpf.h>
+#include <linux/membarrier.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "dataplane_maps.hpp"
+#include "errstr.hpp"
+#include "table_scan.hpp"
+
+namespace nlb {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+    throw std::system_error(err, std::generic_category(), "connection filter: " + what);
+}
+
+// Returns once every BPF program run that began before the call has ended: they run under
+// RCU, and MEMBARRIER_CMD_GLOBAL is synchronize_rcu(). Where the kernel refuses it
+// (nohz_full), a pause many times longer than any run of the dataplane's loop-free programs.
+bool wait_out_programs() {
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+        return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return false;
+}
+
+void atomic_or(__u64& word, __u64 bits) {
+    std::atomic_ref<__u64>(word).fetch_or(bits, std::memory_order_relaxed);
+}
+
+} // namespace
+
+std::uint32_t ConnFilter::entries_for(std::uint64_t opening, std::uint64_t established) {
+    return 1 + 4 * nlb_filter_blocks_per_half(opening + established);
+}
+
+ConnFilter::ConnFilter(int fd, std::uint32_t entries) : entries_(entries) {
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len))
+        fail("read the map's description", errno);
+    if (info.value_size != sizeof(nlb_filter_block) || info.max_entries != entries ||
+        entries < 5)
+        fail("map of " + std::to_string(info.max_entries) + " blocks of " +
+                 std::to_string(info.value_size) + " bytes, expected " +
+                 std::to_string(entries) + " of " + std::to_string(sizeof(nlb_filter_block)),
+             EINVAL);
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    bytes_ = (std::size_t{entries} * sizeof(nlb_filter_block) + page - 1) / page * page;
+    void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED)
+        fail("mmap", errno);
+    base_ = static_cast<nlb_filter_block*>(mem);
+    nlb_filter_header* h = header();
+    if (!h->blocks_per_half) {
+        // The largest power of two whose four halves fit: the dataplane and this side index
+        // alike, and the mask keeps every index inside the map.
+        h->blocks_per_half = std::bit_floor((entries - 1) / 4);
+        std::uint32_t seed = 0;
+        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+            seed = static_cast<std::uint32_t>(
+                std::chrono::steady_clock::now().time_since_epoch().count());
+        h->seed = seed;
+    }
+}
+
+ConnFilter::~ConnFilter() {
+    if (base_)
+        munmap(base_, bytes_);
+}
+
+void ConnFilter::add(std::uint8_t family, std::uint32_t half, std::uint32_t hash) {
+    const nlb_filter_header* h = header();
+    nlb_filter_block* b = block(nlb_filter_index(hash, family, half, h->blocks_per_half));
+    atomic_or(b->word[nlb_filter_word(hash)], nlb_filter_mask(hash));
+}
+
+bool ConnFilter::holds(std::uint8_t family, std::uint32_t hash) const {
+    const nlb_filter_header* h = header();
+    const nlb_filter_block* b =
+        block(nlb_filter_index(hash, family, h->active, h->blocks_per_half));
+    const __u64 mask = nlb_filter_mask(hash);
+    return (b->word[nlb_filter_word(hash)] & mask) == mask;
+}
+
+bool ConnFilter::may_hold(const nlb_conn_key4& k) const {
+    return !valid() || holds(NLB_FAMILY_V4, nlb_filter_hash4(&k, header()->seed));
+}
+
+bool ConnFilter::may_hold(const nlb_conn_key6& k) const {
+    return !valid() || holds(NLB_FAMILY_V6, nlb_filter_hash6(&k, header()->seed));
+}
+
+bool ConnFilter::valid() const {
+    return std::atomic_ref<__u32>(header()->valid).load(std::memory_order_acquire) != 0;
+}
+
+double ConnFilter::fill() const {
+    const nlb_filter_header* h = header();
+    std::uint64_t most = 0;
+    for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
+        const nlb_filter_block* first =
+            block(nlb_filter_index(0, family, h->active, h->blocks_per_half));
+        std::uint64_t set = 0;
+        for (std::uint32_t i = 0; i < h->blocks_per_half; ++i)
+            for (std::uint64_t w : first[i].word)
+                set += static_cast<std::uint64_t>(std::popcount(w));
+        most = std::max(most, set);
+    }
+    return static_cast<double>(most) /
+           (static_cast<double>(h->blocks_per_half) * NLB_FILTER_BLOCK_BITS);
+}
+
+FilterRebuild ConnFilter::rebuild(const DataplaneMaps& maps) {
+    nlb_filter_header* h = header();
+    const std::uint32_t standby = h->active ^ 1;
+    FilterRebuild r;
+    // A run that read the active half before the last switch may still be reading the half
+    // about to be cleared (a valid filter over a cleared half says "absent" of everything).
+    r.waited = wait_out_programs();
+    for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6})
+        std::memset(block(nlb_filter_index(0, family, standby, h->blocks_per_half)), 0,
+                    std::size_t{h->blocks_per_half} * sizeof(nlb_filter_block));
+    // A run may have added a key to the standby half just before the clear and recorded it
+    // just after: once it has ended, its record is in the table for the walk to find.
+    r.waited = wait_out_programs() && r.waited;
+    const DataplaneMapFds& fds = maps.fds();
+    auto add4 = [&](const nlb_conn_key4& k, const nlb_conn&) {
+        add(NLB_FAMILY_V4, standby, nlb_filter_hash4(&k, h->seed));
+        ++r.keys;
+        return false;
+    };
+    auto add6 = [&](const nlb_conn_key6& k, const nlb_conn&) {
+        add(NLB_FAMILY_V6, standby, nlb_filter_hash6(&k, h->seed));
+        ++r.keys;
+        return false;
+    };
+    // Opening before established, as the scans read them: a record the socket program moves
+    // from one to the other during the walk is then seen in one of them (its key is added to
+    // both halves before the move, too).
+    const bool complete = scan_table<nlb_conn_key4>(fds.conns4, add4) &&
+                          scan_table<nlb_conn_key4>(fds.est4, add4) &&
+                          scan_table<nlb_conn_key6>(fds.conns6, add6) &&
+                          scan_table<nlb_conn_key6>(fds.est6, add6);
+    if (!complete) { // the active half is as complete as it was: it stays
+        const int err = errno;
+        fail("read the connection tables: " + errstr(err), err);
+    }
+    // Both halves are complete from here: the standby one from the walk and the dataplane's
+    // own additions, the active one as it always was. Switching needs no order beyond the
+    // stores to the standby half coming first.
+    std::atomic_ref<__u32>(h->active).store(standby, std::memory_order_release);
+    std::atomic_ref<__u32>(h->valid).store(1, std::memory_order_release);
+    ++h->rebuilds;
+    return r;
+}
+
+} // namespace nlb

@@ -1,0 +1,63 @@
+// The agent's side of the connection filter (include/nlb/conn_filter.h): the dataplane adds
+// every key it records to both halves; the agent sizes the filter, rebuilds the half the
+// dataplane does not read from the tables and switches to it, and reads how full it is.
+// Until the first rebuild the filter is invalid and the dataplane consults the tables for
+// every packet that needs them, as it did without a filter.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlb/conn_filter.h>
+#include <nlb/maps.h>
+
+namespace nlb {
+
+class DataplaneMaps;
+
+struct FilterRebuild {
+    std::uint64_t keys = 0; // keys the tables held
+    bool waited = true;     // the kernel waited out running programs (else a pause did)
+};
+
+class ConnFilter {
+  public:
+    // Maps the filter (`fd`, its map of `entries` blocks) and, if no blocks per half are set
+    // yet, sets them (as many as the map holds) and a random seed. Throws std::system_error.
+    ConnFilter(int fd, std::uint32_t entries);
+    ~ConnFilter();
+    ConnFilter(const ConnFilter&) = delete;
+    ConnFilter& operator=(const ConnFilter&) = delete;
+
+    // Map entries for tables of `opening` and `established` entries each (both families).
+    static std::uint32_t entries_for(std::uint64_t opening, std::uint64_t established);
+
+    // Clears the half the dataplane does not read, waits until no program run that began
+    // before the clear is still running (one may have added a key there just before), adds
+    // every key the four tables hold, then makes it the active half and the filter valid.
+    // A key recorded meanwhile is added by the dataplane itself. Throws std::system_error
+    // when a table cannot be read to the end; the filter then stays as it was (the active
+    // half, which the dataplane keeps adding to, is still complete).
+    FilterRebuild rebuild(const DataplaneMaps& maps);
+
+    bool valid() const;
+    // Share of the active half's bits set, of the fuller family: what makes a "may hold"
+    // answer wrong.
+    double fill() const;
+    std::uint64_t rebuilds() const { return header()->rebuilds; }
+    // What the dataplane answers for a key (a test's view).
+    bool may_hold(const nlb_conn_key4& k) const;
+    bool may_hold(const nlb_conn_key6& k) const;
+
+  private:
+    nlb_filter_header* header() const { return reinterpret_cast<nlb_filter_header*>(base_); }
+    nlb_filter_block* block(std::uint32_t index) const { return base_ + index; }
+    void add(std::uint8_t family, std::uint32_t half, std::uint32_t hash);
+    bool holds(std::uint8_t family, std::uint32_t hash) const;
+
+    nlb_filter_block* base_ = nullptr;
+    std::size_t bytes_ = 0;
+    std::uint32_t entries_ = 0;
+};
+
+} // namespace nlb

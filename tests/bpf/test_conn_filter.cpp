@@ -1,0 +1,184 @@
+// The connection filter against the real program: the dataplane and the agent put a key's
+// bits in the same place; a valid filter is what decides whether a packet in a moved bucket
+// looks the tables up (a record written behind the dataplane's back stays hidden until the
+// next rebuild, which finds it); a rebuild forgets keys the tables no longer hold; records
+// the socket program's seeding makes are found. The other tests of the dataplane run with a
+// valid filter too (DataplaneFixture::configure), so every tracking case checks that it never
+// hides a recorded connection.
+#include <bpf/bpf.h>
+
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "bpf_test_util.hpp"
+
+using namespace nlb;
+using namespace nlb::test;
+
+namespace {
+
+const IpAddress kVip4 = ip("10.0.0.100");
+const IpAddress kVip6 = ip("2001:db8::100");
+
+PacketSpec tcp(const IpAddress& client, std::uint16_t port, std::uint8_t flags) {
+    PacketSpec s;
+    s.src = client;
+    s.dst = client.family == NLB_FAMILY_V4 ? kVip4 : kVip6;
+    s.sport = port;
+    s.dport = 443;
+    s.tcp_flags = flags;
+    return s;
+}
+
+nlb_conn_key4 key4(const PacketSpec& s) {
+    return {s.src.words[0], s.dst.words[0], htons(s.sport), htons(s.dport)};
+}
+
+nlb_conn_key6 key6(const PacketSpec& s) {
+    nlb_conn_key6 k{};
+    std::memcpy(k.saddr, s.src.words.data(), 16);
+    std::memcpy(k.daddr, s.dst.words.data(), 16);
+    k.sport = htons(s.sport);
+    k.dport = htons(s.dport);
+    return k;
+}
+
+bool may_hold(DataplaneFixture& dp, const PacketSpec& s) {
+    return s.src.family == NLB_FAMILY_V4 ? dp.conn_filter().may_hold(key4(s))
+                                         : dp.conn_filter().may_hold(key6(s));
+}
+
+// A host whose rule slot 0 buckets all belong to host 2 but may hold connections of its own
+// (a bucket that moved away): every TCP packet that is no SYN consults the filter, then the
+// tables only if the filter says they may hold it.
+struct MovedAway {
+    DataplaneTables tables{{kVip4, kVip6}, {RuleMatch{}}};
+    DataplaneFixture dp;
+
+    MovedAway() {
+        dp.configure(tables, 1);
+        dp.set_buckets(0, [](std::uint16_t) { return std::uint16_t{2 | NLB_BKT_TRACKED_HERE}; });
+    }
+};
+
+} // namespace
+
+TEST_CASE("the dataplane and the agent put a key's bits in the same place") {
+    DataplaneTables tables({kVip4, kVip6}, {RuleMatch{}});
+    DataplaneFixture dp;
+    dp.configure(tables, 1);
+    dp.own_all(0, 1);
+    REQUIRE(dp.conn_filter().valid());
+    CHECK(dp.conn_filter().fill() == 0.0);
+    std::mt19937 rng(7);
+    std::vector<PacketSpec> recorded, absent;
+    for (int i = 0; i < 2000; ++i) {
+        const std::uint8_t family = i % 2 ? NLB_FAMILY_V6 : NLB_FAMILY_V4;
+        PacketSpec s = tcp(random_address(rng, family), 1024 + rng() % 60000, kSyn);
+        (i < 1000 ? recorded : absent).push_back(s);
+    }
+    for (const PacketSpec& s : recorded)
+        REQUIRE(verdict(dp, build(s)) == Verdict::accepted); // a SYN in an owned bucket: recorded
+    CHECK(dp.maps().read_stats(0).tracked == recorded.size());
+    for (const PacketSpec& s : recorded) {
+        CAPTURE(s.src.family, s.sport);
+        CHECK(may_hold(dp, s));
+    }
+    // 1,000 keys in a filter sized for a million: almost every other key is surely absent
+    std::size_t false_present = 0;
+    for (const PacketSpec& s : absent)
+        false_present += may_hold(dp, s);
+    CHECK(false_present < 10);
+    CHECK(dp.conn_filter().fill() > 0.0);
+    CHECK(dp.conn_filter().fill() < 0.01);
+}
+
+TEST_CASE("a record written behind the dataplane's back is hidden until the filter is rebuilt") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    MovedAway h;
+    std::mt19937 rng(family);
+    PacketSpec s = tcp(random_address(rng, family), 4242, kAck);
+    nlb_conn c{};
+    c.bucket = nlb_flow_bucket(family, s.src.words.data(), 0, NLB_AFFINITY_SINGLE,
+                               h.tables.flow_seed());
+    const DataplaneMapFds& fds = h.dp.maps().fds();
+    const nlb_conn_key4 k4 = key4(s);
+    const nlb_conn_key6 k6 = key6(s);
+    REQUIRE(bpf_map_update_elem(family == NLB_FAMILY_V4 ? fds.est4 : fds.est6,
+                                family == NLB_FAMILY_V4 ? static_cast<const void*>(&k4) : &k6,
+                                &c, BPF_NOEXIST) == 0);
+    // The tables hold it, the filter does not: the dataplane does not look.
+    CHECK_FALSE(may_hold(h.dp, s));
+    CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
+    // The rebuild reads the tables: found, and served.
+    const std::uint64_t before = h.dp.conn_filter().rebuilds();
+    const FilterRebuild r = h.dp.conn_filter().rebuild(h.dp.maps());
+    CHECK(r.keys == 1);
+    CHECK(h.dp.conn_filter().rebuilds() == before + 1);
+    CHECK(may_hold(h.dp, s));
+    CHECK(verdict(h.dp, build(s)) == Verdict::accepted);
+    // Another tuple in the same buckets, recorded nowhere: dropped, as before the filter.
+    CHECK(verdict(h.dp, build(tcp(s.src, 4243, kAck))) == Verdict::dropped);
+}
+
+TEST_CASE("a rebuild forgets the keys the tables no longer hold") {
+    DataplaneTables tables({kVip4, kVip6}, {RuleMatch{}});
+    DataplaneFixture dp;
+    dp.configure(tables, 1);
+    dp.own_all(0, 1);
+    std::mt19937 rng(11);
+    std::vector<PacketSpec> syns;
+    for (int i = 0; i < 5000; ++i)
+        syns.push_back(tcp(random_address(rng, NLB_FAMILY_V4), 1024 + rng() % 60000, kSyn));
+    for (const PacketSpec& s : syns)
+        REQUIRE(verdict(dp, build(s)) == Verdict::accepted);
+    const double full = dp.conn_filter().fill();
+    CHECK(full > 0.001);
+    // The connections ended: their records gone, their bits still set until a rebuild.
+    for (const PacketSpec& s : syns) {
+        const nlb_conn_key4 k = key4(s);
+        bpf_map_delete_elem(dp.maps().fds().conns4, &k);
+    }
+    CHECK(dp.conn_filter().fill() == full);
+    // One connection still open: the rebuild keeps exactly it.
+    PacketSpec open = tcp(random_address(rng, NLB_FAMILY_V4), 80, kSyn);
+    REQUIRE(verdict(dp, build(open)) == Verdict::accepted);
+    const FilterRebuild r = dp.conn_filter().rebuild(dp.maps());
+    CHECK(r.keys == 1);
+    CHECK(dp.conn_filter().fill() < full / 1000);
+    CHECK(may_hold(dp, open));
+    std::size_t still_present = 0;
+    for (const PacketSpec& s : syns)
+        still_present += may_hold(dp, s);
+    CHECK(still_present < 10);
+}
+
+TEST_CASE("connections the agent seeds from the socket table pass the filter") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    MovedAway h;
+    std::mt19937 rng(family + 20);
+    PacketSpec s = tcp(random_address(rng, family), 5555, kAck);
+    nlb_tuple t{};
+    t.family = family;
+    std::memcpy(t.saddr, s.src.words.data(), 16);
+    std::memcpy(t.daddr, s.dst.words.data(), 16);
+    t.sport = htons(s.sport);
+    t.dport = htons(s.dport);
+    CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
+    REQUIRE(h.dp.seed(t) == XDP_PASS); // nlb_seed runs the socket program's nlb_establish
+    CHECK(may_hold(h.dp, s));
+    CHECK(verdict(h.dp, build(s)) == Verdict::accepted);
+}
+
+TEST_CASE("the filter's default size is the one the agent gives the default tables") {
+    CHECK(ConnFilter::entries_for(NLB_CONN_TABLE_ENTRIES, NLB_EST_TABLE_ENTRIES) ==
+          1 + 4 * 8192);
+    CHECK(nlb_filter_blocks_per_half(1) == 1);
+    CHECK(nlb_filter_blocks_per_half(64) == 1);
+    CHECK(nlb_filter_blocks_per_half(65) == 2);
+    // 8 bits an entry: a family's two default tables in 8,192 blocks of 512 bits
+    CHECK(nlb_filter_blocks_per_half(2 * 262144) == 8192);
+}
