@@ -75,24 +75,15 @@ static __always_inline __u32 nlb_filter_hash(__u8 family, const void *key, __u32
 	return nlb_filter_hash6(key, seed);
 }
 
-/* Adds a key to both halves of the connection filter. Called before the key enters a table,
- * so that no instant sees the key recorded and the filter without it; the agent's rebuild
- * waits out every program run that began before it cleared a half (docs/dataplane.md). A
- * filter without blocks (0 per half) is never valid: nothing to add. */
-static __always_inline void nlb_filter_add(__u8 family, const void *key)
-{
-	struct nlb_filter_header *hdr = (void *)nlb_filter_block(0);
-	struct nlb_filter_block *blk;
-	__u32 hash, per_half;
-	__u64 mask;
+_Static_assert(sizeof(struct nlb_filter_header) == sizeof(struct nlb_filter_block),
+	       "the filter's header is its map's entry 0");
 
-	if (!hdr)
-		return;
-	per_half = hdr->blocks_per_half;
-	if (!per_half)
-		return;
-	hash = nlb_filter_hash(family, key, hdr->seed);
-	mask = nlb_filter_mask(hash);
+/* Sets a key's bits (its `hash` under the filter's seed) in both halves of the filter. */
+static __always_inline void nlb_filter_set(__u8 family, __u32 hash, __u32 per_half)
+{
+	__u64 mask = nlb_filter_mask(hash);
+	struct nlb_filter_block *blk;
+
 #pragma unroll
 	for (__u32 half = 0; half < 2; half++) {
 		blk = nlb_filter_block(nlb_filter_index(hash, family, half, per_half));
@@ -100,6 +91,30 @@ static __always_inline void nlb_filter_add(__u8 family, const void *key)
 		if (blk)
 			__sync_fetch_and_or(&blk->word[nlb_filter_word(hash)], mask);
 	}
+}
+
+/* Records key → entry in `table` (nlb_conns* or nlb_est* of `family`), the key in the
+ * connection filter before the insert, so that no instant sees the key recorded and the
+ * filter without it, and again after: the agent may have cleared the half it rebuilds in
+ * between, and its copy of the tables may have passed the key's place already
+ * (docs/dataplane.md). Every insert into the four tables goes through here. A filter without
+ * blocks (0 per half) is never valid: nothing to add to it. */
+static __always_inline long nlb_conn_insert(__u8 family, void *table, const void *key,
+					    const struct nlb_conn *entry)
+{
+	struct nlb_filter_header *hdr = (void *)nlb_filter_block(0);
+	__u32 per_half = hdr ? hdr->blocks_per_half : 0;
+	__u32 hash = 0;
+	long err;
+
+	if (per_half) {
+		hash = nlb_filter_hash(family, key, hdr->seed);
+		nlb_filter_set(family, hash, per_half);
+	}
+	err = bpf_map_update_elem(table, key, entry, BPF_ANY);
+	if (per_half)
+		nlb_filter_set(family, hash, per_half);
+	return err;
 }
 
 /* 0 only when the tables surely do not hold the key: the filter is valid and its active half
@@ -111,11 +126,13 @@ static __always_inline int nlb_filter_may_hold(__u8 family, const void *key)
 	__u32 hash;
 	__u64 mask;
 
-	if (!hdr || !hdr->valid || !hdr->blocks_per_half)
+	/* valid before active, as the agent stores them the other way round (x86-64 keeps two
+	 * loads, and two stores, in order; volatile keeps clang from swapping the loads) */
+	if (!hdr || !*(volatile __u32 *)&hdr->valid || !hdr->blocks_per_half)
 		return 1;
 	hash = nlb_filter_hash(family, key, hdr->seed);
-	blk = nlb_filter_block(
-		nlb_filter_index(hash, family, hdr->active, hdr->blocks_per_half));
+	blk = nlb_filter_block(nlb_filter_index(hash, family, *(volatile __u32 *)&hdr->active,
+						hdr->blocks_per_half));
 	if (!blk)
 		return 1;
 	mask = nlb_filter_mask(hash);
@@ -146,8 +163,7 @@ static __always_inline void nlb_record_opening(__u8 family, void *conns, const v
 		c->opened_ns = entry.opened_ns;
 		return;
 	}
-	nlb_filter_add(family, key);
-	if (bpf_map_update_elem(conns, key, &entry, BPF_ANY) == 0)
+	if (nlb_conn_insert(family, conns, key, &entry) == 0)
 		st->tracked++;
 }
 

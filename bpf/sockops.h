@@ -58,16 +58,14 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 		struct nlb_conn_key4 k4 = {
 			.saddr = t->saddr[0], .daddr = t->daddr[0], .sport = t->sport, .dport = t->dport};
 
-		nlb_filter_add(NLB_FAMILY_V4, &k4);
-		err = bpf_map_update_elem(&nlb_est4, &k4, &entry, BPF_ANY);
+		err = nlb_conn_insert(NLB_FAMILY_V4, &nlb_est4, &k4, &entry);
 		bpf_map_delete_elem(&nlb_conns4, &k4);
 	} else {
 		struct nlb_conn_key6 k6 = {.sport = t->sport, .dport = t->dport};
 
 		__builtin_memcpy(k6.saddr, t->saddr, 16);
 		__builtin_memcpy(k6.daddr, t->daddr, 16);
-		nlb_filter_add(NLB_FAMILY_V6, &k6);
-		err = bpf_map_update_elem(&nlb_est6, &k6, &entry, BPF_ANY);
+		err = nlb_conn_insert(NLB_FAMILY_V6, &nlb_est6, &k6, &entry);
 		bpf_map_delete_elem(&nlb_conns6, &k6);
 	}
 	if (err) {

@@ -12,7 +12,6 @@
 #include <bit>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -29,8 +28,11 @@ namespace {
     throw std::system_error(err, std::generic_category(), "connection filter: " + what);
 }
 
+static_assert(sizeof(nlb_filter_header) == sizeof(nlb_filter_block));
+
 // Returns once every BPF program run that began before the call has ended: they run under
-// RCU, and MEMBARRIER_CMD_GLOBAL is synchronize_rcu(). Where the kernel refuses it
+// RCU, and MEMBARRIER_CMD_GLOBAL is synchronize_rcu() (on one CPU it returns at once: a
+// packet's program cannot be running while this process is). Where the kernel refuses it
 // (nohz_full), a pause many times longer than any run of the dataplane's loop-free programs.
 bool wait_out_programs() {
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
@@ -39,9 +41,12 @@ bool wait_out_programs() {
     return false;
 }
 
+// The dataplane sets bits with atomic ORs while this side reads and sets them.
 void atomic_or(__u64& word, __u64 bits) {
     std::atomic_ref<__u64>(word).fetch_or(bits, std::memory_order_relaxed);
 }
+
+__u64 load(__u64& word) { return std::atomic_ref<__u64>(word).load(std::memory_order_relaxed); }
 
 } // namespace
 
@@ -91,11 +96,12 @@ void ConnFilter::add(std::uint8_t family, std::uint32_t half, std::uint32_t hash
 }
 
 bool ConnFilter::holds(std::uint8_t family, std::uint32_t hash) const {
-    const nlb_filter_header* h = header();
-    const nlb_filter_block* b =
-        block(nlb_filter_index(hash, family, h->active, h->blocks_per_half));
+    nlb_filter_header* h = header();
+    nlb_filter_block* b = block(nlb_filter_index(
+        hash, family, std::atomic_ref<__u32>(h->active).load(std::memory_order_acquire),
+        h->blocks_per_half));
     const __u64 mask = nlb_filter_mask(hash);
-    return (b->word[nlb_filter_word(hash)] & mask) == mask;
+    return (load(b->word[nlb_filter_word(hash)]) & mask) == mask;
 }
 
 bool ConnFilter::may_hold(const nlb_conn_key4& k) const {
@@ -114,12 +120,12 @@ double ConnFilter::fill() const {
     const nlb_filter_header* h = header();
     std::uint64_t most = 0;
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
-        const nlb_filter_block* first =
+        nlb_filter_block* first =
             block(nlb_filter_index(0, family, h->active, h->blocks_per_half));
         std::uint64_t set = 0;
         for (std::uint32_t i = 0; i < h->blocks_per_half; ++i)
-            for (std::uint64_t w : first[i].word)
-                set += static_cast<std::uint64_t>(std::popcount(w));
+            for (__u64& w : first[i].word)
+                set += static_cast<std::uint64_t>(std::popcount(load(w)));
         most = std::max(most, set);
     }
     return static_cast<double>(most) /
@@ -133,12 +139,15 @@ FilterRebuild ConnFilter::rebuild(const DataplaneMaps& maps) {
     // A run that read the active half before the last switch may still be reading the half
     // about to be cleared (a valid filter over a cleared half says "absent" of everything).
     r.waited = wait_out_programs();
-    for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6})
-        std::memset(block(nlb_filter_index(0, family, standby, h->blocks_per_half)), 0,
-                    std::size_t{h->blocks_per_half} * sizeof(nlb_filter_block));
-    // A run may have added a key to the standby half just before the clear and recorded it
-    // just after: once it has ended, its record is in the table for the walk to find.
-    r.waited = wait_out_programs() && r.waited;
+    // Word by word, atomically: the dataplane ORs into these words meanwhile. A key it adds
+    // before the clear and records after gets its bits again once recorded (nlb_filter_add
+    // runs on both sides of the insert), so the walk need not find it.
+    for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
+        nlb_filter_block* first = block(nlb_filter_index(0, family, standby, h->blocks_per_half));
+        for (std::uint32_t i = 0; i < h->blocks_per_half; ++i)
+            for (__u64& w : first[i].word)
+                std::atomic_ref<__u64>(w).store(0, std::memory_order_relaxed);
+    }
     const DataplaneMapFds& fds = maps.fds();
     auto add4 = [&](const nlb_conn_key4& k, const nlb_conn&) {
         add(NLB_FAMILY_V4, standby, nlb_filter_hash4(&k, h->seed));

@@ -17,7 +17,7 @@ class DataplaneMaps;
 
 struct FilterRebuild {
     std::uint64_t keys = 0; // keys the tables held
-    bool waited = true;     // the kernel waited out running programs (else a pause did)
+    bool waited = true;     // the kernel waited out running programs (else a 50 ms pause did)
 };
 
 class ConnFilter {
@@ -32,10 +32,10 @@ class ConnFilter {
     // Map entries for tables of `opening` and `established` entries each (both families).
     static std::uint32_t entries_for(std::uint64_t opening, std::uint64_t established);
 
-    // Clears the half the dataplane does not read, waits until no program run that began
-    // before the clear is still running (one may have added a key there just before), adds
-    // every key the four tables hold, then makes it the active half and the filter valid.
-    // A key recorded meanwhile is added by the dataplane itself. Throws std::system_error
+    // Waits until no program run that may have read the other half before the last switch
+    // is still running, clears that half, adds every key the four tables hold, then makes it
+    // the active half and the filter valid. A key recorded meanwhile is added by the
+    // dataplane itself, before and after it enters its table. Throws std::system_error
     // when a table cannot be read to the end; the filter then stays as it was (the active
     // half, which the dataplane keeps adding to, is still complete).
     FilterRebuild rebuild(const DataplaneMaps& maps);

@@ -396,7 +396,8 @@ Dataplane::~Dataplane() {
     for (const Pending& m : pending_)
         if (m.old_fd >= 0)
             close(m.old_fd);
-    maps_.reset(); // unmap before the skeleton closes the map
+    maps_.reset(); // unmap before the skeleton closes the maps
+    filter_.reset();
     if (link_fd_ >= 0)
         close(link_fd_);
     if (sockops_fd_ >= 0)

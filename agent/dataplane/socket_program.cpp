@@ -106,7 +106,12 @@ void Dataplane::start_socket_program() {
     if (fd >= 0) {
         if (int err = bpf_link_update(fd, prog_fd, nullptr)) {
             sockops_error_ = "replace the socket program: " + errstr(err);
+            // The predecessor's program must not go on recording into the tables: it adds
+            // its keys to its own connection filter, not to the one this dataplane reads,
+            // which would then hide those connections (docs/dataplane.md).
+            bpf_link_detach(fd);
             close(fd);
+            unlink(pin.c_str());
             return;
         }
         sockops_fd_ = fd;

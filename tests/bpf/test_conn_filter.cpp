@@ -7,7 +7,9 @@
 // hides a recorded connection.
 #include <bpf/bpf.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -171,6 +173,75 @@ TEST_CASE("connections the agent seeds from the socket table pass the filter") {
     REQUIRE(h.dp.seed(t) == XDP_PASS); // nlb_seed runs the socket program's nlb_establish
     CHECK(may_hold(h.dp, s));
     CHECK(verdict(h.dp, build(s)) == Verdict::accepted);
+}
+
+TEST_CASE("keys recorded while the filter is rebuilt over and over are never hidden") {
+    // The dataplane records (XDP SYNs, and nlb_seed's established records, the socket
+    // program's code) on this thread while another rebuilds and switches without pause:
+    // after each record, the agent's view of the active half (the dataplane's own test)
+    // must hold the key, unless the table no longer does.
+    DataplaneTables tables({kVip4, kVip6}, {RuleMatch{}});
+    DataplaneFixture dp;
+    dp.configure(tables, 1);
+    dp.own_all(0, 1);
+    std::atomic<bool> done{false};
+    std::atomic<int> rebuilds{0};
+    std::thread rebuilder([&] {
+        while (!done) {
+            dp.conn_filter().rebuild(dp.maps());
+            ++rebuilds;
+        }
+    });
+    const DataplaneMapFds& fds = dp.maps().fds();
+    std::mt19937 rng(99);
+    int recorded = 0;
+    std::vector<std::pair<PacketSpec, bool>> keys; // and whether seeded (established)
+    auto hidden = [&](const PacketSpec& s, bool seeded) {
+        if (may_hold(dp, s))
+            return false;
+        const nlb_conn_key4 k4 = key4(s);
+        const nlb_conn_key6 k6 = key6(s);
+        const bool v4 = s.src.family == NLB_FAMILY_V4;
+        const void* key = v4 ? static_cast<const void*>(&k4) : &k6;
+        const int table = v4 ? (seeded ? fds.est4 : fds.conns4) : (seeded ? fds.est6 : fds.conns6);
+        nlb_conn c{};
+        return bpf_map_lookup_elem(table, key, &c) == 0; // still recorded, yet hidden
+    };
+    int hidden_fresh = 0, hidden_later = 0;
+    // Until 30 rebuilds (each waits out a grace period: 10-100 ms here) or 200,000 records
+    // (the tables hold 262,144 a family: none evicted).
+    for (int i = 0; i < 200000 && rebuilds < 30; ++i) {
+        const std::uint8_t family = i % 2 ? NLB_FAMILY_V6 : NLB_FAMILY_V4;
+        PacketSpec s = tcp(random_address(rng, family), 1024 + rng() % 60000, kSyn);
+        const bool seeded = i % 3 == 0;
+        if (seeded) {
+            nlb_tuple t{};
+            t.family = family;
+            std::memcpy(t.saddr, s.src.words.data(), 16);
+            std::memcpy(t.daddr, s.dst.words.data(), 16);
+            t.sport = htons(s.sport);
+            t.dport = htons(s.dport);
+            REQUIRE(dp.seed(t) == XDP_PASS);
+        } else {
+            REQUIRE(verdict(dp, build(s)) == Verdict::accepted);
+        }
+        ++recorded;
+        hidden_fresh += hidden(s, seeded);
+        keys.emplace_back(s, seeded);
+        if (keys.size() % 8192 == 0) // the older ones, through the rebuilds since
+            for (const auto& [k, est] : keys)
+                hidden_later += hidden(k, est);
+    }
+    done = true;
+    rebuilder.join();
+    dp.conn_filter().rebuild(dp.maps());
+    for (const auto& [k, est] : keys)
+        hidden_later += hidden(k, est);
+    CAPTURE(recorded);
+    CHECK(rebuilds >= 5);
+    CHECK(hidden_fresh == 0);
+    CHECK(hidden_later == 0);
+    CHECK(dp.conn_filter().valid());
 }
 
 TEST_CASE("the filter's default size is the one the agent gives the default tables") {

@@ -4,7 +4,10 @@
 // benchmark measures, spread over the buckets this host owns (of the first rule slot where it
 // owns any), as a busy host's connections are: a record in a bucket it does not own would be
 // a connection it kept through a hand-over, which holds the bucket and has it scan every
-// period.
+// period. Written from here, they are not in the agent's connection filter until it next
+// rebuilds it (no harm: no packet carries their tuples); nor do they fill it, so no rebuild
+// of theirs is in the benchmark's CPU (a rebuild copies the tables, spaced 1,000 times its
+// cost apart: at most 0.1 % of a core).
 //
 //   nlb-fill-conns PIN_DIR      (the agent's --pin-dir)
 //
