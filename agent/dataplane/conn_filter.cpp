@@ -140,8 +140,8 @@ FilterRebuild ConnFilter::rebuild(const DataplaneMaps& maps) {
     // about to be cleared (a valid filter over a cleared half says "absent" of everything).
     r.waited = wait_out_programs();
     // Word by word, atomically: the dataplane ORs into these words meanwhile. A key it adds
-    // before the clear and records after gets its bits again once recorded (nlb_filter_add
-    // runs on both sides of the insert), so the walk need not find it.
+    // before the clear and records after gets its bits again once recorded (nlb_conn_insert
+    // adds on both sides of the insert), so the walk need not find it.
     for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
         nlb_filter_block* first = block(nlb_filter_index(0, family, standby, h->blocks_per_half));
         for (std::uint32_t i = 0; i < h->blocks_per_half; ++i)
@@ -160,8 +160,8 @@ FilterRebuild ConnFilter::rebuild(const DataplaneMaps& maps) {
         return false;
     };
     // Opening before established, as the scans read them: a record the socket program moves
-    // from one to the other during the walk is then seen in one of them (its key is added to
-    // both halves before the move, too).
+    // from one to the other during the walk is then seen in one of them (and its key is
+    // added again as it moves).
     const bool complete = scan_table<nlb_conn_key4>(fds.conns4, add4) &&
                           scan_table<nlb_conn_key4>(fds.est4, add4) &&
                           scan_table<nlb_conn_key6>(fds.conns6, add6) &&
