@@ -105,12 +105,10 @@ TEST_CASE("a record written behind the dataplane's back is hidden until the filt
     nlb_conn c{};
     c.bucket = nlb_flow_bucket(family, s.src.words.data(), 0, NLB_AFFINITY_SINGLE,
                                h.tables.flow_seed());
-    const DataplaneMapFds& fds = h.dp.maps().fds();
-    const nlb_conn_key4 k4 = key4(s);
-    const nlb_conn_key6 k6 = key6(s);
-    REQUIRE(bpf_map_update_elem(family == NLB_FAMILY_V4 ? fds.est4 : fds.est6,
-                                family == NLB_FAMILY_V4 ? static_cast<const void*>(&k4) : &k6,
-                                &c, BPF_NOEXIST) == 0);
+    REQUIRE(with_conn_key(
+                h.dp, s,
+                [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_NOEXIST); },
+                true) == 0);
     // The tables hold it, the filter does not: the dataplane does not look.
     CHECK_FALSE(may_hold(h.dp, s));
     CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
@@ -139,10 +137,8 @@ TEST_CASE("a rebuild forgets the keys the tables no longer hold") {
     const double full = dp.conn_filter().fill();
     CHECK(full > 0.001);
     // The connections ended: their records gone, their bits still set until a rebuild.
-    for (const PacketSpec& s : syns) {
-        const nlb_conn_key4 k = key4(s);
-        bpf_map_delete_elem(dp.maps().fds().conns4, &k);
-    }
+    for (const PacketSpec& s : syns)
+        with_conn_key(dp, s, [](int fd, const void* k) { return bpf_map_delete_elem(fd, k); });
     CHECK(dp.conn_filter().fill() == full);
     // One connection still open: the rebuild keeps exactly it.
     PacketSpec open = tcp(random_address(rng, NLB_FAMILY_V4), 80, kSyn);
@@ -163,14 +159,8 @@ TEST_CASE("connections the agent seeds from the socket table pass the filter") {
     MovedAway h;
     std::mt19937 rng(family + 20);
     PacketSpec s = tcp(random_address(rng, family), 5555, kAck);
-    nlb_tuple t{};
-    t.family = family;
-    std::memcpy(t.saddr, s.src.words.data(), 16);
-    std::memcpy(t.daddr, s.dst.words.data(), 16);
-    t.sport = htons(s.sport);
-    t.dport = htons(s.dport);
     CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
-    REQUIRE(h.dp.seed(t) == XDP_PASS); // nlb_seed runs the socket program's nlb_establish
+    REQUIRE(h.dp.seed(tuple_of(s)) == XDP_PASS); // nlb_seed runs the socket program's nlb_establish
     CHECK(may_hold(h.dp, s));
     CHECK(verdict(h.dp, build(s)) == Verdict::accepted);
 }
@@ -192,20 +182,16 @@ TEST_CASE("keys recorded while the filter is rebuilt over and over are never hid
             ++rebuilds;
         }
     });
-    const DataplaneMapFds& fds = dp.maps().fds();
     std::mt19937 rng(99);
     int recorded = 0;
     std::vector<std::pair<PacketSpec, bool>> keys; // and whether seeded (established)
     auto hidden = [&](const PacketSpec& s, bool seeded) {
         if (may_hold(dp, s))
             return false;
-        const nlb_conn_key4 k4 = key4(s);
-        const nlb_conn_key6 k6 = key6(s);
-        const bool v4 = s.src.family == NLB_FAMILY_V4;
-        const void* key = v4 ? static_cast<const void*>(&k4) : &k6;
-        const int table = v4 ? (seeded ? fds.est4 : fds.conns4) : (seeded ? fds.est6 : fds.conns6);
         nlb_conn c{};
-        return bpf_map_lookup_elem(table, key, &c) == 0; // still recorded, yet hidden
+        return with_conn_key( // still recorded, yet hidden
+            dp, s, [&](int fd, const void* k) { return bpf_map_lookup_elem(fd, k, &c) == 0; },
+            seeded);
     };
     int hidden_fresh = 0, hidden_later = 0;
     // Until 30 rebuilds (each waits out a grace period: 10-100 ms here) or 200,000 records
@@ -215,13 +201,7 @@ TEST_CASE("keys recorded while the filter is rebuilt over and over are never hid
         PacketSpec s = tcp(random_address(rng, family), 1024 + rng() % 60000, kSyn);
         const bool seeded = i % 3 == 0;
         if (seeded) {
-            nlb_tuple t{};
-            t.family = family;
-            std::memcpy(t.saddr, s.src.words.data(), 16);
-            std::memcpy(t.daddr, s.dst.words.data(), 16);
-            t.sport = htons(s.sport);
-            t.dport = htons(s.dport);
-            REQUIRE(dp.seed(t) == XDP_PASS);
+            REQUIRE(dp.seed(tuple_of(s)) == XDP_PASS);
         } else {
             REQUIRE(verdict(dp, build(s)) == Verdict::accepted);
         }
