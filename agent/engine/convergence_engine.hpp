@@ -308,6 +308,10 @@ class ConvergenceEngine {
     bool two_way(std::uint8_t p, std::int64_t now) const {
         return two_way(p, now, segment_window(now));
     }
+    // Why peer p is not in the view computed with `window`: the log names it, so that an
+    // operator (or a failed fault test) can tell a lossy path from a peer that stopped
+    // hearing this host.
+    std::string left_view_because(std::uint8_t p, std::int64_t now, std::int64_t window) const;
     // The echo of this host's boot in peer p's last heartbeat, or null. Cached per heartbeat
     // stored: two_way runs for every peer on every frame, and a linear search of 64 echoes
     // there made a 64-host cluster's per-frame cost grow with the cluster (N^2 a period).

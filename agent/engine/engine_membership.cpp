@@ -50,8 +50,7 @@ bool ConvergenceEngine::two_way(std::uint8_t p, std::int64_t now, std::int64_t w
     if (!peer.alive)
         return false;
     const auto& hb = peer.heartbeat;
-    const bool hear =
-        peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= window;
+    const bool hear = peer.heard_nonce == hb.nonce && now - peer.heard_segment_ms <= window;
     if (legacy(hb))
         return hear;
     const auto* echo = my_echo(p);
@@ -395,8 +394,34 @@ void ConvergenceEngine::recompute_view(std::int64_t now) {
         std::string why = "membership " + host_list(before) + " -> " + host_list(bits);
         if (before == bits)
             why = "host parameters changed";
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+            if (p != me_ && (before & ~bits & host_bit(p)))
+                why += "; " + left_view_because(p, now, window);
         begin_convergence(now, why);
     }
+}
+
+std::string ConvergenceEngine::left_view_because(std::uint8_t p, std::int64_t now,
+                                                 std::int64_t window) const {
+    const auto& peer = peers_.peer(p);
+    const auto& hb = peer.heartbeat;
+    const std::string host = "host " + std::to_string(p);
+    auto since = [&](std::int64_t t) {
+        return t == kNever ? std::string("never") : std::to_string(now - t) + " ms ago";
+    };
+    if (!peer.alive)
+        return host + " silent on both paths";
+    if (peer.heard_nonce != hb.nonce)
+        return host + " restarted";
+    if (now - peer.heard_segment_ms > window)
+        return host + " not heard on the segment within " + std::to_string(window) + " ms (last " +
+               since(peer.heard_segment_ms) + ", by the second path " +
+               since(peer.heard_contact_ms) + ")";
+    if (!two_way(p, now, window))
+        return host + " does not hear this host on the segment";
+    if (!same_config(hb) && !switching_peer(hb, now))
+        return host + " runs another configuration";
+    return host + " is " + to_string(hb.state);
 }
 
 } // namespace nlb

@@ -35,6 +35,12 @@ bool has_event(const SimHost& h, EventKind kind) {
                        [&](const Event& e) { return e.kind == kind; });
 }
 
+bool has_event_with(const SimHost& h, EventKind kind, const std::string& text) {
+    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
+        return e.kind == kind && e.text.find(text) != std::string::npos;
+    });
+}
+
 } // namespace
 
 TEST_CASE("deaf host: the segment stops delivering heartbeats to it, the second path works") {
@@ -101,6 +107,9 @@ TEST_CASE("mute host: its heartbeats stop reaching the segment, the second path 
         sim.run_until(sim.now() + 5 * kPeriod);
         CHECK(sim.max_double_ms() == 0);
         CHECK(sim.host(mute).engine->refuse_reason() == RefuseReason::no_contact);
+        // The others' log says why it left: silence on the segment, and for how long.
+        CHECK(has_event_with(sim.host(0), EventKind::convergence_started,
+                             "host 2 not heard on the segment within 10000 ms (last "));
     }
 }
 
