@@ -1,7 +1,9 @@
 #include "conn_scanner.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/bpf.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -146,6 +148,28 @@ ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_
     return out;
 }
 
+bool kernel_refuses_iterators() {
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux)
+        return false; // no BTF: the kernel cannot run them, which is another reason
+    const int target = btf__find_by_name_kind(vmlinux, "bpf_iter_bpf_map_elem", BTF_KIND_FUNC);
+    btf__free(vmlinux);
+    if (target < 0)
+        return false;
+    bpf_insn ret0[2] = {};
+    ret0[0].code = BPF_ALU64 | BPF_MOV | BPF_K; // r0 = 0
+    ret0[0].dst_reg = BPF_REG_0;
+    ret0[1].code = BPF_JMP | BPF_EXIT;
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER,
+                .attach_btf_id = static_cast<__u32>(target));
+    const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "nlb_probe", "GPL", ret0, 2, &opts);
+    if (fd >= 0) {
+        ::close(fd);
+        return false;
+    }
+    return errno == EPERM;
+}
+
 ConnScanner::ConnScanner(const DataplaneMaps& maps) : maps_(maps) {
     skel_ = conn_scan_bpf__open();
     if (!skel_) {
@@ -153,7 +177,10 @@ ConnScanner::ConnScanner(const DataplaneMaps& maps) : maps_(maps) {
         return;
     }
     if (int err = conn_scan_bpf__load(skel_)) {
-        error_ = "load the scan programs: " + errstr(err) + " (map iterators need 5.9 and BTF)";
+        error_ = "load the scan programs: " + errstr(err) +
+                 (kernel_refuses_iterators()
+                      ? " (this kernel refuses map iterator programs to this process)"
+                      : " (map iterators need 5.9 and BTF)");
         unload();
         return;
     }

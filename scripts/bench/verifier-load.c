@@ -10,6 +10,9 @@
  *   NLB-PROG <label> <program> <type> needs <version> <reason>   a helper or instruction this
  *       kernel predates; <version> is the kernel that brought it (for the 5.15 floor:
  *       acceptable when <version> <= 5.15)
+ *   NLB-PROG <label> <program> <type> denied <reason>            refused with EPERM before
+ *       the verifier ran (no message): the kernel's policy forbids the program type to this
+ *       process, so nothing is known of its verdict here
  *   NLB-PROG <label> <program> <type> fail <reason>              any other rejection
  *   NLB-LOG <label> <program> <line>                             verifier log tail of a failure
  *   NLB-OBJ <label> ok|fail <reason>
@@ -321,7 +324,7 @@ int main(int argc, char **argv)
 	const char *label, *path;
 	struct bpf_object *obj;
 	struct bpf_program *p;
-	int failed = 0, needs = 0;
+	int failed = 0, needs = 0, denied = 0, err;
 	char reason[512], why[768], first[1024] = "";
 
 	if (argc != 3) {
@@ -359,7 +362,8 @@ int main(int argc, char **argv)
 		char *log;
 
 		forget();
-		if (load(path, name, &uses) == 0) {
+		err = load(path, name, &uses);
+		if (err == 0) {
 			printf("NLB-PROG %s %s %s ok\n", label, name, libbpf_bpf_prog_type_str(type));
 			continue;
 		}
@@ -368,6 +372,14 @@ int main(int argc, char **argv)
 			last_reason(log, reason, sizeof(reason));
 		else
 			libbpf_reason(reason, sizeof(reason));
+		if (err == -EPERM && (!log || !strcmp(reason, "no verifier message"))) {
+			denied++;
+			printf("NLB-PROG %s %s %s denied EPERM before any verifier message: this "
+			       "kernel does not let this process load %s programs\n",
+			       label, name, libbpf_bpf_prog_type_str(type),
+			       libbpf_bpf_prog_type_str(type));
+			continue;
+		}
 		since = classify(type, &uses, reason, why, sizeof(why));
 		/* The verifier stops at the first missing piece; the helpers show what else the
 		 * program needs (bpf_timer_* after a 5.13 callback, say). */
@@ -392,7 +404,9 @@ int main(int argc, char **argv)
 		if (log)
 			print_log_tail(label, name, log);
 	}
-	if (!failed && !needs) {
+	if (!failed && !needs && denied) {
+		printf("NLB-OBJ %s denied\n", label);
+	} else if (!failed && !needs) {
 		/* every program alone loads, the whole object does not: maps or their sum */
 		forget();
 		load(path, NULL, NULL);

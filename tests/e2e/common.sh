@@ -17,6 +17,17 @@ check() { # check "description" command...
   if "$@"; then echo "ok: $what"; else fail "$what"; fi
 }
 
+# Whether this kernel lets root load the connection scan's map iterators. Some kernels' policy
+# refuses tracing programs to every process (EPERM before the verifier runs; this project's
+# test machines' since 2026-12-02): the agent then copies the tables and says why, and the
+# tests check that instead of the kernel's scan. Needs a bpffs at /sys/fs/bpf (scripts/test.sh).
+kernel_allows_iterators() {
+  local pins=/sys/fs/bpf/nlb_iter_probe_$$_$RANDOM rc=0 # bpffs takes no '.' in a name
+  bpftool prog loadall "$BUILD/bpf/conn_scan.bpf.o" "$pins" 2>/dev/null || rc=1
+  rm -rf "$pins"
+  return "$rc"
+}
+
 # json EXPR < document: evaluates a Python expression over the parsed JSON `d`.
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 

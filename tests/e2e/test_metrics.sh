@@ -109,6 +109,9 @@ for i in 1 2; do
   served=$(json "d['answers'].get('$i', 0)" <<<"$r")
   for _ in $(seq 1 16); do (($(closing_of "$i") >= served)) && break; sleep 0.5; done
 done
+# The settled scans run in the kernel, or copy where the kernel refuses map iterators to root.
+ITER_SCAN=copy
+kernel_allows_iterators && ITER_SCAN=kernel
 for i in 1 2; do
   other=$((3 - i))
   served=$(json "d['answers'].get('$i', 0)" <<<"$r")
@@ -132,8 +135,8 @@ for i in 1 2; do
   check "h$i: connections recorded rose by >= $served ($rec)" test "$rec" -ge "$served"
   tracked=$(sample "$after" nlb_tracked_connections)
   # the burst's connections are closed: recorded through their 10 s grace, tracked (live) no more
-  check "h$i: its settled scans run in the kernel" \
-    test "$(json 'd["connection_tables"]["scan"]' <<<"$stats")" = kernel
+  check "h$i: its settled scans run as the kernel allows ($ITER_SCAN)" \
+    test "$(json 'd["connection_tables"]["scan"]' <<<"$stats")" = "$ITER_SCAN"
   closing=$(json 'd["connection_tables"]["closing"]' <<<"$stats")
   check "h$i: its $served closed connections are still recorded ($closing)" test "$closing" -ge "$served"
   check "h$i: tracked connections agree with nlbadm stats ($tracked)" \

@@ -105,10 +105,19 @@ PY
 fi
 # Settled again, with the flood's records filling the opening tables: the hosts' quiet scans
 # walk them in the kernel.
+# (Where the kernel refuses map iterators to root, they copy, and say so.)
 kernel_scans() { json 'd["connection_tables"]["kernel_scans"]' <<<"$(nlbadm_h "$1" --json stats)"; }
-for i in 1 3 4; do
-  for _ in $(seq 1 40); do (($(kernel_scans "$i") > 0)) && break; sleep 0.5; done
-  check "host $i: its settled scans of the flooded tables ran in the kernel" test "$(kernel_scans "$i")" -gt 0
-done
+if kernel_allows_iterators; then
+  for i in 1 3 4; do
+    for _ in $(seq 1 40); do (($(kernel_scans "$i") > 0)) && break; sleep 0.5; done
+    check "host $i: its settled scans of the flooded tables ran in the kernel" test "$(kernel_scans "$i")" -gt 0
+  done
+else
+  echo "this kernel refuses map iterators to root: the hosts' scans copy"
+  for i in 1 3 4; do
+    check "host $i: its scans copy, and its log says the kernel refuses map iterators" \
+      grep -q "refuses map iterator programs" "$TOPO_DIR/h$i.log"
+  done
+fi
 grep -h "warning\|adopted" "$TOPO_DIR"/h*.log | sort | uniq -c
 e2e_finish
