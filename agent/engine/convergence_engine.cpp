@@ -234,7 +234,14 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // A 1.1 frame is authentic but not proven fresh (it echoes nobody): a recording could
     // be replayed under any source MAC, so only 1.2 frames vouch for their source.
     last_trusted_ = !legacy(hb);
+    // A peer that newly asks for the second path's copies (its segment frames from this
+    // host are late there) gets the next heartbeat soon, not a period later.
+    const auto& before = peers_.peer(hb.priority).heartbeat;
+    const bool newly_asked = hb.has_want && (hb.want & host_bit(me_)) &&
+                             !(before.has_want && (before.want & host_bit(me_)));
     const auto change = peers_.accept(hb, now, quiet_ms());
+    if (newly_asked && change.result != Membership::Accept::pending)
+        send_soon(now);
     if (change.result == Membership::Accept::pending)
         return; // most likely this host's new boot, replacing the earlier once that is quiet
     if (change.result != Membership::Accept::duplicate)
@@ -296,6 +303,9 @@ void ConvergenceEngine::on_tick(Millis now_ms) {
     }
     update_held(now);
     evaluate(now);
+    // Segment frames of a peer turned late: ask it for the second path's copies at once.
+    if (want_mask(now) & ~wanted_)
+        send_soon(now);
     if (now >= next_send_)
         send(now);
     if (views_dirty_)
@@ -545,25 +555,35 @@ void ConvergenceEngine::send(std::int64_t now) {
     hb.base_generation = base_digest_ ? base_gen_ : 0;
     hb.base_flags = give_up_ ? Heartbeat::kBaseGiveUp : 0;
     fill_contact(hb, now);
+    wanted_ = hb.want;
     auto frame = encode_heartbeat(hb);
     auth_.sign(frame);
     // The same frame by the second path to every peer heard lately on either path (also one
     // that does not hear this host: that is how a deaf host learns it is deaf). While the
     // cluster is settled, every live peer a member, and a peer both hears this host on the
-    // segment and is heard there, the second path is only a backup: every other send carries
-    // it, which keeps the peer alive by it (well within a tolerance) at half the frames, for
-    // a cluster's N^2. Anything else (a stranger, a convergence) gets every frame.
-    const bool thin = (++contact_round_ & 1) == 0 &&
-                      (peers_.alive_mask() & ~host_bit(me_)) == (epoch_members_ & ~host_bit(me_)) &&
-                      settled();
+    // segment and is heard there, the second path is only a backup: such a peer gets it only
+    // while it asks (its want: this host's segment frames are late there), or, a version
+    // that cannot ask, every other send, which keeps it alive by that path within a
+    // tolerance. This host itself asks for, and sends to, every peer late here (want_mask),
+    // so that a segment cut both ways still leaves both sides talking. Anything else (a
+    // stranger, a convergence) gets every frame.
+    const bool quiet =
+        (peers_.alive_mask() & ~host_bit(me_)) == (epoch_members_ & ~host_bit(me_)) && settled();
+    const bool thin = (++contact_round_ & 1) == 0;
+    // A request takes up to two periods to be made and answered: with fewer than four
+    // periods of tolerance that leaves too little, and every other heartbeat goes anyway.
+    const bool by_request = config_.cluster.heartbeat_tolerance >= 4;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || peer.contact.family == 0 ||
             now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
             continue;
-        if (thin && peer.alive && now - peer.heard_segment_ms <= quiet_ms()) {
+        if (quiet && peer.alive && !(hb.want & host_bit(p))) {
             const auto* echo = my_echo(p);
-            if (echo && (echo->paths & Heartbeat::kPathSegment))
+            const auto& theirs = peer.heartbeat;
+            const bool asked =
+                theirs.has_want && by_request ? (theirs.want & host_bit(me_)) != 0 : !thin;
+            if (echo && (echo->paths & Heartbeat::kPathSegment) && !asked)
                 continue;
         }
         out_.contact.push_back({p, peer.contact, frame});

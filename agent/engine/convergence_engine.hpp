@@ -317,6 +317,9 @@ class ConvergenceEngine {
     // there made a 64-host cluster's per-frame cost grow with the cluster (N^2 a period).
     const Heartbeat::Echo* my_echo(std::uint8_t p) const;
     bool deaf(std::int64_t now) const;
+    // The peers whose segment frames are late here (a period and a half): this host asks
+    // them for the second path's copies (Heartbeat::want).
+    std::uint64_t want_mask(std::int64_t now) const;
     std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
     void check_groups(std::int64_t now);
@@ -473,6 +476,7 @@ class ConvergenceEngine {
     // Sending.
     std::int64_t next_send_ = 0, last_send_ = -1000000000;
     std::uint64_t contact_round_ = 0; // sends so far: every other one thins the second path
+    std::uint64_t wanted_ = 0;        // the want mask of this host's last heartbeat
 
     // Output.
     Decision out_;

@@ -73,6 +73,19 @@ bool ConvergenceEngine::deaf(std::int64_t now) const {
     return heard_by_one;
 }
 
+std::uint64_t ConvergenceEngine::want_mask(std::int64_t now) const {
+    std::uint64_t bits = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || peer.heard_nonce == 0 ||
+            now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
+            continue;
+        if (now - peer.heard_segment_ms > quiet_ms())
+            bits |= host_bit(p);
+    }
+    return bits;
+}
+
 void ConvergenceEngine::recompute_cohort(std::int64_t now) {
     // This host and the live peers it has two-way contact with that share its configuration,
     // whatever their state but stopped or suspended: refused ones count, so that hosts a
@@ -204,6 +217,8 @@ void ConvergenceEngine::fill_contact(Heartbeat& hb, std::int64_t now) const {
     }
     if (dup_nonce_ != 0 && now - dup_heard_ <= tolerance_ms())
         hb.echoes.push_back({me_, Heartbeat::kPathSegment, dup_nonce_});
+    hb.has_want = true;
+    hb.want = want_mask(now);
     hb.has_config = true;
     hb.mode = config_.cluster.mode;
     hb.heartbeat_ms = config_.cluster.heartbeat_ms;

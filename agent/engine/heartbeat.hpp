@@ -28,12 +28,12 @@ const char* to_string(HostState state);
 // others travel in the config section (1.2) and the header says rules_differ.
 enum class RefuseReason : std::uint8_t {
     none = 0,
-    rules_differ = 1,   // the configuration that must match differs (the larger group serves)
+    rules_differ = 1, // the configuration that must match differs (the larger group serves)
     priority_taken = 2,
-    key_mismatch = 3,   // frames of this cluster that fail authentication, no authenticated peer
-    version = 4,        // frames of this cluster of a version this host cannot read, likewise
-    no_contact = 5,     // no two-way contact on the segment with a larger group of live peers
-    map_minority = 6,   // this host's map digest is in the minority among its epoch's members
+    key_mismatch = 3, // frames of this cluster that fail authentication, no authenticated peer
+    version = 4,      // frames of this cluster of a version this host cannot read, likewise
+    no_contact = 5,   // no two-way contact on the segment with a larger group of live peers
+    map_minority = 6, // this host's map digest is in the minority among its epoch's members
 };
 inline constexpr std::uint8_t kMaxRefuseReason = 6;
 
@@ -50,7 +50,7 @@ struct DirtySlot {
 struct Heartbeat {
     static constexpr std::uint16_t kFlagAuthenticated = 0x0001; // HMAC trailer present
     static constexpr std::uint16_t kFlagScoreFrozen = 0x0002;   // partition score is frozen
-    static constexpr std::uint16_t kFlagTaking = 0x0004; // has not taken its whole share yet
+    static constexpr std::uint16_t kFlagTaking = 0x0004;        // has not taken its whole share yet
 
     std::uint8_t version_major = 1;
     std::uint8_t version_minor = 2;
@@ -99,8 +99,8 @@ struct Heartbeat {
     std::uint8_t contact_flags = 0;
     std::vector<Echo> echoes; // at most NLB_MAX_HOSTS, distinct priorities but its own
     // Configuration (1.2): the keys besides the port rules that must match, the refusal
-    // reason in full (`reason` above then holds it), and the sender's cohort (itself and the live peers it has two-way
-    // contact with that share its configuration, whatever their state).
+    // reason in full (`reason` above then holds it), and the sender's cohort (itself and the live
+    // peers it has two-way contact with that share its configuration, whatever their state).
     bool has_config = false;
     std::uint8_t mode = 0;
     std::uint32_t heartbeat_ms = 0;
@@ -131,6 +131,12 @@ struct Heartbeat {
     // none since it started). A host that switched tells those still on the old set to follow.
     std::uint64_t staged = 0;
     std::uint64_t switched_from = 0;
+    // Second path on request (section 10, docs/convergence.md "Contact"): the peers (bit p-1)
+    // whose segment frames are late here, asked for every heartbeat by the second path too.
+    // A sender of this section gets second-path copies from a settled peer only so; to one
+    // without it, such a peer sends every other heartbeat there, as before.
+    bool has_want = false;
+    std::uint64_t want = 0;
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

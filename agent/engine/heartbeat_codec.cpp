@@ -19,10 +19,11 @@ constexpr std::size_t kContactFixed = 22; // family, flags, port, address, count
 constexpr std::size_t kEchoEntry = 10;
 constexpr std::size_t kConfigSection = 28;
 constexpr std::size_t kSeedSection = 12; // digest, source, 3 reserved
-constexpr std::size_t kHeadBytes = 40; // through the sequence number, both frame kinds
+constexpr std::size_t kHeadBytes = 40;   // through the sequence number, both frame kinds
 
-constexpr std::size_t kHealthSection = 8; // probe_down, panic_percent, 3 reserved
+constexpr std::size_t kHealthSection = 8;  // probe_down, panic_percent, 3 reserved
 constexpr std::size_t kStagedSection = 16; // staged, switched_from
+constexpr std::size_t kWantSection = 8;    // want
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
 std::uint64_t host_bit_of(std::uint8_t priority) {
@@ -126,6 +127,11 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.section(kSectionStaged, kStagedSection);
         w.u64(hb.staged);
         w.u64(hb.switched_from);
+    }
+
+    if (hb.has_want) {
+        w.section(kSectionWant, kWantSection);
+        w.u64(hb.want);
     }
 
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
@@ -265,6 +271,18 @@ DecodeError decode_staged(std::span<const std::uint8_t> body, Heartbeat& hb) {
     Reader r(body);
     hb.staged = r.u64();
     hb.switched_from = r.u64();
+    return DecodeError::none;
+}
+
+DecodeError decode_want(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    // Longer is a later version's, as for the seed section.
+    if (body.size() < kWantSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.want = r.u64();
+    if (hb.want & host_bit_of(hb.priority))
+        return DecodeError::bad_field; // nobody asks itself
+    hb.has_want = true;
     return DecodeError::none;
 }
 
@@ -447,6 +465,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionStaged:
             decode = decode_staged;
+            break;
+        case kSectionWant:
+            decode = decode_want;
             break;
         }
         if (!decode)

@@ -40,6 +40,10 @@ inline constexpr std::uint8_t kSectionLoad = 8;
 // Staged configuration (docs/staged-config.md): what the sender holds staged and what it ran
 // before its last switch. Readers that predate it skip it; they can take part in no switch.
 inline constexpr std::uint8_t kSectionStaged = 9;
+// Second path on request (docs/convergence.md, "Contact"): the peers whose segment frames
+// are late at the sender. Readers that predate it skip it, and get every other heartbeat by
+// the second path from a settled peer, as they always did.
+inline constexpr std::uint8_t kSectionWant = 10;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

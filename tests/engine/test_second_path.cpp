@@ -1,0 +1,186 @@
+// The second path in a settled cluster (docs/convergence.md, "Contact"): a backup that carries
+// heartbeats only to a peer that asks for them (this host's segment frames are late there) or
+// whose segment frames are late here, and every other heartbeat to a version that cannot ask.
+// A segment that delivers everything costs no second-path frame; a late frame brings them at
+// once; a host cut off the segment both ways still talks to its peers by the second path.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "heartbeat_codec.hpp"
+#include "simulator.hpp"
+
+using namespace nlb;
+using namespace nlb::sim;
+
+namespace {
+
+constexpr std::int64_t kPeriod = 1000;
+constexpr std::int64_t kTolerance = 5;
+const std::vector<std::uint8_t> kKey(32, 0x5a);
+
+Simulator cluster(std::uint64_t seed, std::size_t n, bool keyed = true,
+                  std::uint32_t tolerance = kTolerance) {
+    Simulator sim(seed, {});
+    for (std::size_t i = 0; i < n; ++i) {
+        auto c = default_config(static_cast<std::uint8_t>(i + 1));
+        c.cluster.heartbeat_tolerance = tolerance;
+        if (keyed)
+            c.cluster.key = kKey;
+        sim.add_host(c);
+    }
+    return sim;
+}
+
+// Second-path frames delivered, by (sender, receiver): counted on the way, none dropped.
+struct Deliveries {
+    std::map<std::pair<std::size_t, std::size_t>, std::uint64_t> count;
+    std::uint64_t between(std::size_t from, std::size_t to) const {
+        const auto it = count.find({from, to});
+        return it == count.end() ? 0 : it->second;
+    }
+    std::uint64_t total() const {
+        std::uint64_t t = 0;
+        for (const auto& [pair, n] : count)
+            t += n;
+        return t;
+    }
+};
+
+void count_contact(Simulator& sim, Deliveries& d) {
+    sim.drop_contact = [&d](std::size_t from, std::size_t to, const std::vector<std::uint8_t>&) {
+        ++d.count[{from, to}];
+        return false;
+    };
+}
+
+bool left_event_for(const SimHost& h, std::uint8_t priority) {
+    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
+        return e.kind == EventKind::host_left && e.host == priority;
+    });
+}
+
+// The frame a version before the want section sent: the same without it (unkeyed clusters:
+// no HMAC to redo).
+std::vector<std::uint8_t> without_want(const std::vector<std::uint8_t>& frame) {
+    if (is_map_chunk(frame) || !decode_heartbeat(frame).heartbeat)
+        return frame;
+    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
+    std::vector<std::uint8_t> out(frame.begin(), frame.begin() + static_cast<long>(header));
+    for (std::size_t pos = header; pos + 4 <= frame.size();) {
+        const std::size_t len = (std::size_t{frame[pos + 2]} << 8) | frame[pos + 3];
+        if (frame[pos] != kSectionWant)
+            out.insert(out.end(), frame.begin() + static_cast<long>(pos),
+                       frame.begin() + static_cast<long>(pos + 4 + len));
+        pos += 4 + len;
+    }
+    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
+    out[9] = static_cast<std::uint8_t>(out.size());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a settled cluster whose segment delivers every frame sends none by the second path") {
+    auto sim = cluster(700, 6);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 3 * kPeriod);
+    Deliveries d;
+    count_contact(sim, d);
+    const auto epoch = sim.host(0).engine->epoch();
+    sim.run_until(sim.now() + 30 * kPeriod);
+    CHECK(d.total() == 0);
+    CHECK(sim.settled());
+    CHECK(sim.host(0).engine->epoch() == epoch);
+}
+
+TEST_CASE("late segment frames bring the second path's copies at once, and they stop after") {
+    auto sim = cluster(710, 4);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 3 * kPeriod);
+    Deliveries d;
+    count_contact(sim, d);
+    const auto epoch = sim.host(0).engine->epoch();
+    // Host 3's segment frames stop reaching host 1 for five periods (within two tolerances:
+    // no change of view). Within two periods host 1 asks host 3 for the second path's copies
+    // (and sends its own), and host 3 sends them from then on.
+    sim.drop = [](std::size_t from, std::size_t to, const auto&) { return from == 2 && to == 0; };
+    sim.run_until(sim.now() + 5 * kPeriod);
+    CHECK(d.between(2, 0) >= 3);
+    CHECK(d.between(0, 2) >= 3);
+    CHECK(d.between(1, 3) == 0); // nobody else is asked
+    sim.drop = nullptr;
+    sim.run_until(sim.now() + 3 * kPeriod);
+    const auto after = d.total();
+    sim.run_until(sim.now() + 10 * kPeriod);
+    CHECK(d.total() == after);
+    CHECK(sim.host(0).engine->epoch() == epoch);
+    CHECK(sim.settled());
+}
+
+TEST_CASE("a host cut off the segment both ways stays alive by the second path and never serves "
+          "beside the cluster") {
+    for (std::uint64_t seed = 0; seed < 3; ++seed) {
+        INFO("seed=" << seed);
+        auto sim = cluster(720 + seed, 4);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.reset_double_stats();
+        const std::size_t cut = 3;
+        sim.drop = [&](std::size_t from, std::size_t to, const auto&) {
+            return from == cut || to == cut;
+        };
+        const auto fault = sim.now();
+        // It hears nobody on the segment and nobody hears it there: the larger group serves,
+        // and it steps down. Without frames both ways on the second path each side would
+        // take the other for dead and it would serve every bucket alone.
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(cut).engine->state() == HostState::refused && sim.all_owned_once();
+            },
+            fault + (2 * kTolerance + 3) * kPeriod));
+        sim.run_until(sim.now() + 10 * kPeriod);
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.host(cut).engine->buckets_owned(0) == 0);
+        for (std::size_t i = 0; i < cut; ++i)
+            CHECK_FALSE(left_event_for(sim.host(i), static_cast<std::uint8_t>(cut + 1)));
+        CHECK_FALSE(left_event_for(sim.host(cut), 1));
+        sim.drop = nullptr;
+        REQUIRE(sim.run_until(
+            [&] { return sim.host(cut).engine->state() == HostState::converged && sim.settled(); },
+            sim.now() + 30 * kPeriod));
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
+TEST_CASE("a peer that cannot ask (no want section) gets every other heartbeat by the second "
+          "path, as before") {
+    auto sim = cluster(730, 4, false);
+    const std::size_t old = 3;
+    sim.rewrite = [&](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
+        return from == old ? without_want(f) : f;
+    };
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 3 * kPeriod);
+    Deliveries d;
+    count_contact(sim, d);
+    sim.run_until(sim.now() + 20 * kPeriod);
+    CHECK(d.between(0, old) >= 9);
+    CHECK(d.between(0, old) <= 11);
+    CHECK(d.between(0, 1) == 0);
+    CHECK(sim.settled());
+}
+
+TEST_CASE("with a tolerance under four periods a settled host sends every other heartbeat by the "
+          "second path: a request would come too late") {
+    auto sim = cluster(740, 4, true, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 3 * kPeriod);
+    Deliveries d;
+    count_contact(sim, d);
+    sim.run_until(sim.now() + 20 * kPeriod);
+    CHECK(d.between(0, 1) >= 9);
+    CHECK(d.between(0, 1) <= 11);
+    CHECK(sim.settled());
+}
