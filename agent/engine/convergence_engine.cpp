@@ -240,7 +240,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     const bool newly_asked = hb.has_want && (hb.want & host_bit(me_)) &&
                              !(before.has_want && (before.want & host_bit(me_)));
     const auto change = peers_.accept(hb, now, quiet_ms());
-    if (newly_asked && change.result != Membership::Accept::pending)
+    if (newly_asked && change.result != Membership::Accept::pending && backup_only())
         send_soon(now);
     if (change.result == Membership::Accept::pending)
         return; // most likely this host's new boot, replacing the earlier once that is quiet
@@ -303,8 +303,9 @@ void ConvergenceEngine::on_tick(Millis now_ms) {
     }
     update_held(now);
     evaluate(now);
-    // Segment frames of a peer turned late: ask it for the second path's copies at once.
-    if (want_mask(now) & ~wanted_)
+    // Segment frames of a peer turned late: ask it for the second path's copies at once
+    // (otherwise every copy goes anyway).
+    if (backup_only() && (want_mask(now) & ~wanted_))
         send_soon(now);
     if (now >= next_send_)
         send(now);
@@ -567,8 +568,7 @@ void ConvergenceEngine::send(std::int64_t now) {
     // tolerance. This host itself asks for, and sends to, every peer late here (want_mask),
     // so that a segment cut both ways still leaves both sides talking. Anything else (a
     // stranger, a convergence) gets every frame.
-    const bool quiet =
-        (peers_.alive_mask() & ~host_bit(me_)) == (epoch_members_ & ~host_bit(me_)) && settled();
+    const bool quiet = backup_only();
     const bool thin = (++contact_round_ & 1) == 0;
     // A request takes up to two periods to be made and answered: with fewer than four
     // periods of tolerance that leaves too little, and every other heartbeat goes anyway.

@@ -320,6 +320,8 @@ class ConvergenceEngine {
     // The peers whose segment frames are late here (a period and a half): this host asks
     // them for the second path's copies (Heartbeat::want).
     std::uint64_t want_mask(std::int64_t now) const;
+    // Settled, every live peer a member: the second path is a backup (send()).
+    bool backup_only() const;
     std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
     void check_groups(std::int64_t now);

@@ -86,6 +86,10 @@ std::uint64_t ConvergenceEngine::want_mask(std::int64_t now) const {
     return bits;
 }
 
+bool ConvergenceEngine::backup_only() const {
+    return (peers_.alive_mask() & ~host_bit(me_)) == (epoch_members_ & ~host_bit(me_)) && settled();
+}
+
 void ConvergenceEngine::recompute_cohort(std::int64_t now) {
     // This host and the live peers it has two-way contact with that share its configuration,
     // whatever their state but stopped or suspended: refused ones count, so that hosts a
