@@ -453,8 +453,9 @@ Decision ConvergenceEngine::take_decision() {
     out_ = Decision{};
     d.state = state_;
     // At least every half period, so that a gap between inputs means a stall (observe).
-    d.next_tick = Millis{std::min({next_send_, peers_.next_expiry(tolerance_ms()),
-                                   std::max<std::int64_t>(last_input_, 0) + period() / 2})};
+    d.next_tick =
+        Millis{std::min({next_send_, peers_.next_expiry(tolerance_ms()),
+                         std::max<std::int64_t>(last_input_, 0) + period() / 2, next_late()})};
     return d;
 }
 
@@ -570,15 +571,16 @@ void ConvergenceEngine::send(std::int64_t now) {
     // stranger, a convergence) gets every frame.
     const bool quiet = backup_only();
     const bool thin = (++contact_round_ & 1) == 0;
-    // A request takes up to two periods to be made and answered: with fewer than four
-    // periods of tolerance that leaves too little, and every other heartbeat goes anyway.
-    const bool by_request = config_.cluster.heartbeat_tolerance >= 4;
+    const bool by_request = requests_in_time();
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || peer.contact.family == 0 ||
             now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
             continue;
-        if (quiet && peer.alive && !(hb.want & host_bit(p))) {
+        // (A peer heard under a new boot is not skipped: its requests are not read until its
+        // frames prove contact, and that takes this host's copies if it is deaf.)
+        if (quiet && peer.alive && !(hb.want & host_bit(p)) &&
+            peer.heard_nonce == peer.heartbeat.nonce) {
             const auto* echo = my_echo(p);
             const auto& theirs = peer.heartbeat;
             const bool asked =

@@ -322,6 +322,14 @@ class ConvergenceEngine {
     std::uint64_t want_mask(std::int64_t now) const;
     // Settled, every live peer a member: the second path is a backup (send()).
     bool backup_only() const;
+    // Whether a request for the second path's copies is made and answered well within the
+    // tolerance: it takes up to three periods (a period and a half late, half a period to the
+    // next tick, a quarter to the answer, and their frames' way), and 100 ms more must be
+    // left. Otherwise a settled host sends every other heartbeat there unasked.
+    bool requests_in_time() const;
+    // When the first peer whose segment frames are not late yet turns late, while requests
+    // are what brings the second path's copies (so that the tick asks at once).
+    std::int64_t next_late() const;
     std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
     void check_groups(std::int64_t now);

@@ -279,9 +279,8 @@ DecodeError decode_want(std::span<const std::uint8_t> body, Heartbeat& hb) {
     if (body.size() < kWantSection)
         return DecodeError::bad_length;
     Reader r(body);
-    hb.want = r.u64();
-    if (hb.want & host_bit_of(hb.priority))
-        return DecodeError::bad_field; // nobody asks itself
+    // Nobody asks itself: that bit means nothing (a later version may give it a meaning).
+    hb.want = r.u64() & ~host_bit_of(hb.priority);
     hb.has_want = true;
     return DecodeError::none;
 }

@@ -177,7 +177,8 @@ check "after the flood: remote query answered by 3 hosts (rc=$rc)" test "$(json 
 topo_start_agent 4
 wait_converged 4 20 1 2 3 4
 # Udp NoPorts: a datagram to 2504 that reached host 4's stack would land there (nothing
-# listens). InDatagrams also counts the agents' second path (UDP 2505), which flows all along.
+# listens). InDatagrams also counts the agents' second path (UDP 2505), which carries frames
+# whenever a segment frame is late or the cluster is not settled.
 udp_in() { ip netns exec "$TOPO-h4" awk '/^Udp:/ && $2 ~ /^[0-9]/ {print $3}' /proc/net/snmp; }
 stack_before=$(udp_in)
 dropped_before=$(counter 4 dataplane_dropped)

@@ -107,9 +107,14 @@ TEST_CASE("mute host: its heartbeats stop reaching the segment, the second path 
         sim.run_until(sim.now() + 5 * kPeriod);
         CHECK(sim.max_double_ms() == 0);
         CHECK(sim.host(mute).engine->refuse_reason() == RefuseReason::no_contact);
-        // The others' log says why it left: silence on the segment, and for how long.
-        CHECK(has_event_with(sim.host(0), EventKind::convergence_started,
-                             "host 2 not heard on the segment within 10000 ms (last "));
+        // The log of the first peer to drop it says why: silence on the segment, and for how
+        // long (the others may have started converging for that peer's reason meanwhile).
+        bool named = false;
+        for (std::size_t i : {0, 2, 3})
+            named =
+                named || has_event_with(sim.host(i), EventKind::convergence_started,
+                                        "host 2 not heard on the segment within 10000 ms (last ");
+        CHECK(named);
     }
 }
 

@@ -48,6 +48,45 @@ TEST_CASE("heartbeats round-trip") {
     CHECK(r.length == frame.size());
 }
 
+TEST_CASE("the want section round-trips; the sender's own bit is dropped, a short body refused") {
+    auto hb = sample();
+    hb.has_want = true;
+    hb.want = 0x8000000000000005ull; // hosts 1, 3 and 64
+    auto r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(*r.heartbeat == hb);
+    // Empty, it still says that the sender can ask.
+    hb.want = 0;
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->has_want);
+    CHECK(r.heartbeat->want == 0);
+    // Host 17's own bit means nothing: dropped, the frame read.
+    hb.want = (std::uint64_t{1} << 16) | 2;
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->want == 2);
+    // Without it: a version that cannot ask.
+    hb.has_want = false;
+    hb.want = 0;
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK_FALSE(r.heartbeat->has_want);
+    // A body shorter than 8 bytes is refused (the last section: cut its last byte).
+    hb.has_want = true;
+    auto frame = encode_heartbeat(hb);
+    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
+    std::size_t at = header;
+    while (at + 4 <= frame.size() && frame[at] != kSectionWant)
+        at += 4 + ((std::size_t{frame[at + 2]} << 8) | frame[at + 3]);
+    REQUIRE(at + 12 <= frame.size());
+    frame[at + 3] = 7;
+    frame.erase(frame.begin() + static_cast<long>(at + 11));
+    frame[8] = static_cast<std::uint8_t>(frame.size() >> 8);
+    frame[9] = static_cast<std::uint8_t>(frame.size());
+    CHECK_FALSE(decode_heartbeat(frame).heartbeat);
+}
+
 TEST_CASE("64 hosts, 32 rules and every bucket dirty still fit one frame") {
     auto hb = sample();
     hb.flags = Heartbeat::kFlagAuthenticated;
