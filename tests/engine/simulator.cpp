@@ -7,6 +7,22 @@
 
 namespace nlb::sim {
 
+std::vector<std::uint8_t> without_sections(const std::vector<std::uint8_t>& frame,
+                                           std::initializer_list<std::uint8_t> types) {
+    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
+    std::vector<std::uint8_t> out(frame.begin(), frame.begin() + static_cast<long>(header));
+    for (std::size_t pos = header; pos + 4 <= frame.size();) {
+        const std::size_t len = (std::size_t{frame[pos + 2]} << 8) | frame[pos + 3];
+        if (std::find(types.begin(), types.end(), frame[pos]) == types.end())
+            out.insert(out.end(), frame.begin() + static_cast<long>(pos),
+                       frame.begin() + static_cast<long>(pos + 4 + len));
+        pos += 4 + len;
+    }
+    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
+    out[9] = static_cast<std::uint8_t>(out.size());
+    return out;
+}
+
 EngineConfig default_config(std::uint8_t priority, std::size_t rules) {
     EngineConfig c;
     c.cluster.ip = 0xc0000264; // 192.0.2.100
@@ -119,9 +135,8 @@ std::int64_t Simulator::global_at(std::size_t i, std::int64_t t) const {
     };
     // The first simulation millisecond at which the host's clock reads t or more (the
     // estimate is off by a rounding step at most).
-    auto g = h.global_anchor +
-             static_cast<std::int64_t>(std::ceil(static_cast<double>(t - h.local_anchor) /
-                                                 h.clock_rate));
+    auto g = h.global_anchor + static_cast<std::int64_t>(std::ceil(
+                                   static_cast<double>(t - h.local_anchor) / h.clock_rate));
     while (g > now_ && reads(g - 1) >= t)
         --g;
     while (reads(g) < t)

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <queue>
 #include <random>
@@ -50,6 +51,11 @@ struct SimHost {
 
 // Default cluster config for host `priority` (one all-ports rule, equal weights).
 EngineConfig default_config(std::uint8_t priority, std::size_t rules = 1);
+
+// An unauthenticated heartbeat frame without its sections of the given types, its total
+// length patched (what an older version would have sent; no HMAC to redo).
+std::vector<std::uint8_t> without_sections(const std::vector<std::uint8_t>& frame,
+                                           std::initializer_list<std::uint8_t> types);
 
 class Simulator {
   public:
@@ -129,8 +135,7 @@ class Simulator {
     // Host i's clock now, and the simulation time at which it reads `local`.
     std::int64_t local(std::size_t i) const;
     std::int64_t global_at(std::size_t i, std::int64_t local) const;
-    void deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame,
-                 Path path);
+    void deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame, Path path);
 
     std::mt19937_64 rng_;
     NetworkParams net_;

@@ -311,19 +311,8 @@ namespace {
 std::vector<std::uint8_t> as_v10(const std::vector<std::uint8_t>& frame) {
     if (is_map_chunk(frame) || !decode_heartbeat(frame).heartbeat)
         return frame;
-    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
-    std::vector<std::uint8_t> out(frame.begin(), frame.begin() + static_cast<long>(header));
-    for (std::size_t pos = header; pos + 4 <= frame.size();) {
-        const std::size_t len = (std::size_t{frame[pos + 2]} << 8) | frame[pos + 3];
-        if (frame[pos] != kSectionBase && frame[pos] != kSectionContact &&
-            frame[pos] != kSectionConfig)
-            out.insert(out.end(), frame.begin() + static_cast<long>(pos),
-                       frame.begin() + static_cast<long>(pos + 4 + len));
-        pos += 4 + len;
-    }
+    auto out = without_sections(frame, {kSectionBase, kSectionContact, kSectionConfig});
     out[5] = 0;
-    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
-    out[9] = static_cast<std::uint8_t>(out.size());
     return out;
 }
 

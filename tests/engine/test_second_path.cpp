@@ -67,18 +67,7 @@ bool left_event_for(const SimHost& h, std::uint8_t priority) {
 std::vector<std::uint8_t> without_want(const std::vector<std::uint8_t>& frame) {
     if (is_map_chunk(frame) || !decode_heartbeat(frame).heartbeat)
         return frame;
-    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
-    std::vector<std::uint8_t> out(frame.begin(), frame.begin() + static_cast<long>(header));
-    for (std::size_t pos = header; pos + 4 <= frame.size();) {
-        const std::size_t len = (std::size_t{frame[pos + 2]} << 8) | frame[pos + 3];
-        if (frame[pos] != kSectionWant)
-            out.insert(out.end(), frame.begin() + static_cast<long>(pos),
-                       frame.begin() + static_cast<long>(pos + 4 + len));
-        pos += 4 + len;
-    }
-    out[8] = static_cast<std::uint8_t>(out.size() >> 8);
-    out[9] = static_cast<std::uint8_t>(out.size());
-    return out;
+    return without_sections(frame, {kSectionWant});
 }
 
 } // namespace
