@@ -560,37 +560,7 @@ void ConvergenceEngine::send(std::int64_t now) {
     wanted_ = hb.want;
     auto frame = encode_heartbeat(hb);
     auth_.sign(frame);
-    // The same frame by the second path to every peer heard lately on either path (also one
-    // that does not hear this host: that is how a deaf host learns it is deaf). While the
-    // cluster is settled, every live peer a member, and a peer both hears this host on the
-    // segment and is heard there, the second path is only a backup: such a peer gets it only
-    // while it asks (its want: this host's segment frames are late there), or, a version
-    // that cannot ask, every other send, which keeps it alive by that path within a
-    // tolerance. This host itself asks for, and sends to, every peer late here (want_mask),
-    // so that a segment cut both ways still leaves both sides talking. Anything else (a
-    // stranger, a convergence) gets every frame.
-    const bool quiet = backup_only();
-    const bool thin = (++contact_round_ & 1) == 0;
-    const bool by_request = requests_in_time();
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        const auto& peer = peers_.peer(p);
-        if (p == me_ || peer.contact.family == 0 ||
-            now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
-            continue;
-        // (A peer heard under a new boot is not skipped: its requests are not read until its
-        // frames prove contact, and that takes this host's copies if it is deaf.)
-        if (quiet && peer.alive && !(hb.want & host_bit(p)) &&
-            peer.heard_nonce == peer.heartbeat.nonce) {
-            const auto* echo = my_echo(p);
-            const auto& theirs = peer.heartbeat;
-            const bool asked =
-                theirs.has_want && by_request ? (theirs.want & host_bit(me_)) != 0 : !thin;
-            if (echo && (echo->paths & Heartbeat::kPathSegment) && !asked)
-                continue;
-        }
-        out_.contact.push_back({p, peer.contact, frame});
-        ++counters_.contact_sent;
-    }
+    send_second_path(frame, hb.want, now);
     out_.frames.push_back(std::move(frame));
     ++counters_.sent;
     send_chunks();

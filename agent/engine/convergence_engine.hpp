@@ -340,6 +340,9 @@ class ConvergenceEngine {
     void begin_convergence(std::int64_t now, const std::string& why);
     void send_soon(std::int64_t now);
     void send(std::int64_t now);
+    // The frame just built by send() to the peers that get it by the second path.
+    void send_second_path(const std::vector<std::uint8_t>& frame, std::uint64_t want,
+                          std::int64_t now);
     void evaluate(std::int64_t now);
     void check_partition(std::int64_t now);
     void recompute_view(std::int64_t now);

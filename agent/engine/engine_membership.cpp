@@ -3,7 +3,6 @@
 #include "convergence_engine.hpp"
 
 #include <algorithm>
-#include <limits>
 
 #include "digest.hpp"
 #include "engine_util.hpp"
@@ -72,43 +71,6 @@ bool ConvergenceEngine::deaf(std::int64_t now) const {
         heard_by_one = heard_by_one || (echo && (echo->paths & Heartbeat::kPathSegment));
     }
     return heard_by_one;
-}
-
-std::uint64_t ConvergenceEngine::want_mask(std::int64_t now) const {
-    std::uint64_t bits = 0;
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        const auto& peer = peers_.peer(p);
-        if (p == me_ || peer.heard_nonce == 0 ||
-            now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
-            continue;
-        if (now - peer.heard_segment_ms > quiet_ms())
-            bits |= host_bit(p);
-    }
-    return bits;
-}
-
-bool ConvergenceEngine::requests_in_time() const {
-    const std::int64_t tolerance = config_.cluster.heartbeat_tolerance;
-    return tolerance >= 4 && (tolerance - 3) * period() >= 100;
-}
-
-std::int64_t ConvergenceEngine::next_late() const {
-    std::int64_t at = std::numeric_limits<std::int64_t>::max();
-    if (!requests_in_time() || !backup_only())
-        return at;
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        const auto& peer = peers_.peer(p);
-        const std::int64_t late = peer.heard_segment_ms + quiet_ms() + 1;
-        // One late already is asked for by the tick that found it (send_soon): a deadline in
-        // the past would only spin the timer until that send.
-        if (p != me_ && peer.alive && !(wanted_ & host_bit(p)) && late > last_input_)
-            at = std::min(at, late);
-    }
-    return at;
-}
-
-bool ConvergenceEngine::backup_only() const {
-    return (peers_.alive_mask() & ~host_bit(me_)) == (epoch_members_ & ~host_bit(me_)) && settled();
 }
 
 void ConvergenceEngine::recompute_cohort(std::int64_t now) {
