@@ -177,8 +177,10 @@ ConnScanner::ConnScanner(const DataplaneMaps& maps) : maps_(maps) {
         return;
     }
     if (int err = conn_scan_bpf__load(skel_)) {
+        // By the error, not by kernel_refuses_iterators(): its probe parses the kernel's BTF
+        // again (0.2-0.4 s of CPU), which 64 agents starting at once on one machine felt.
         error_ = "load the scan programs: " + errstr(err) +
-                 (kernel_refuses_iterators()
+                 (err == -EPERM || err == EPERM
                       ? " (this kernel refuses map iterator programs to this process)"
                       : " (map iterators need 5.9 and BTF)");
         unload();

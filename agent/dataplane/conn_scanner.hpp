@@ -68,7 +68,8 @@ class ConnScanner {
 // Whether this kernel refuses map iterator programs to this process as such: a program that
 // only returns 0 is refused with EPERM before the verifier runs. Some kernels' policy does
 // so even for root (this project's test machines' since 2026-12-02); the scanner then copies
-// and says so, and the tests check the copy there.
+// and says so, and the tests check the copy there. A probe of its own for the tests: the
+// scanner tells by its load's EPERM.
 bool kernel_refuses_iterators();
 
 // The same scan by copying every record out (batched lookups): the fallback, and the
