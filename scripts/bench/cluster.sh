@@ -15,6 +15,10 @@
 #   failover_8_hosts_s  8 agents killed at once (SIGKILL; their pinned dataplanes stop at the
 #                       watchdog) -> the rest converged without them
 #   join_8_hosts_s      the 8 started again -> converged with all
+#   failover_8_hosts_logged_s, join_8_hosts_logged_s  the same by the agents' own logs: the
+#                       last of the hosts' first `converged` on those members (null if one never
+#                       logged it); the two above poll every host in turn, which lags by
+#                       seconds on a loaded bed
 #   requests_twice, requests_lost, recover_s: from the servers' logs of unique ids
 #                       (nlb_faultreport.py), losses only inside the failure windows allowed
 #   udp_rcvbuf_errors, bridge_drops, neigh_table_fulls: where the test bed itself dropped
@@ -75,6 +79,32 @@ cpu_pct=$(calc "$user_pct + $sys_pct")
 # frame it sends is flooded by the bridge to every port and runs generic XDP on each there.
 echo "agent CPU: $cpu_pct % of a core each ($user_pct % user, $sys_pct % system)" >&2
 
+# SINCE MEMBERS HOSTS...: the last of HOSTS' first logged convergence on exactly MEMBERS at or
+# after SINCE, less SINCE ("" when one of them never logged it).
+logged_converged() {
+  python3 - "$TOPO_DIR" "$@" <<'PY'
+import json, sys
+topo, since, want = sys.argv[1], float(sys.argv[2]), "members [" + sys.argv[3] + "],"
+last = since
+for h in sys.argv[4:]:
+    at = None
+    for line in open(f"{topo}/h{h}.log"):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == "converged" and e.get("ts", 0) >= since and \
+                e.get("detail", "").startswith(want):
+            at = e["ts"]
+            break
+    if at is None:
+        print("")
+        sys.exit(0)
+    last = max(last, at)
+print(f"{last - since:.3f}")
+PY
+}
+
 killed=$(seq $((hosts - 7)) "$hosts")
 kill_agents() { local i; for i in $killed; do kill -9 "$(eval echo "\$AGENT_PID_$i")"; done; }
 t=$(now)
@@ -82,7 +112,8 @@ fault_do failover_8 -- kill_agents
 rest=$(seq -s, 1 $((hosts - 8)))
 wait_converged_as "$rest" 60 $(seq 1 $((hosts - 8))) || echo "no convergence without the 8" >&2
 failover_s=$(calc "$(now) - $t")
-echo "failover of 8: $failover_s s" >&2
+failover_logged_s=$(logged_converged "$t" "$rest" $(seq 1 $((hosts - 8))) || true)
+echo "failover of 8: $failover_s s (by the agents' logs: ${failover_logged_s:-never} s)" >&2
 sleep "$(calc "$FAULT_BOUND_S + 1")"
 
 t=$(now)
@@ -90,7 +121,8 @@ for i in $killed; do start_agent "$i"; done
 fault_agents_started join_8 "$t" -- $killed
 wait_converged_as "$members" 60 $all || echo "no convergence with the 8 back" >&2
 join_s=$(calc "$(now) - $t")
-echo "join of 8: $join_s s" >&2
+join_logged_s=$(logged_converged "$t" "$members" $all || true)
+echo "join of 8: $join_s s (by the agents' logs: ${join_logged_s:-never} s)" >&2
 sleep 2
 
 # Drops in the test bed itself: the bridge's ports (rx/tx dropped) and the client's.
@@ -107,6 +139,8 @@ fextra heartbeat_ms "$HEARTBEAT_MS"
 fextra converge_s "$converge_s"
 fextra failover_8_hosts_s "$failover_s"
 fextra join_8_hosts_s "$join_s"
+fextra failover_8_hosts_logged_s "${failover_logged_s:-null}"
+fextra join_8_hosts_logged_s "${join_logged_s:-null}"
 fextra agent_cpu_pct_mean "$cpu_pct"
 fextra agent_cpu_user_pct_mean "$user_pct"
 fextra agent_cpu_sys_pct_mean "$sys_pct"
