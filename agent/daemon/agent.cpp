@@ -191,6 +191,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
             }
         }
         dp_ = std::move(dp);
+        set_heartbeat_linger();
         hb_->start([this](std::span<const std::uint8_t> f, const MacAddress& source) {
             heartbeat(f, Path::segment, &source);
         });
@@ -442,6 +443,16 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacA
         }
     }
     apply(engine_->take_decision());
+}
+
+void Agent::set_heartbeat_linger() {
+    // A sixteenth of a period, at most 50 ms: what a frame may wait is far inside the
+    // tolerance (at least 3 periods) and the second path's quarter period (docs/convergence.md,
+    // §2a), a 64-host cluster's 63 frames a period wake the agent 16 to 20 times, not 63, and
+    // what a flood queues meanwhile fits the socket's buffer (HeartbeatSocket).
+    if (hb_)
+        hb_->set_linger(std::min(std::chrono::milliseconds(config_.cluster.heartbeat_ms) / 16,
+                                 std::chrono::milliseconds(50)));
 }
 
 void Agent::apply(Decision d) {

@@ -105,6 +105,8 @@ class Agent {
     // `source`: the Ethernet source of a segment frame (null on the contact path).
     void heartbeat(std::span<const std::uint8_t> frame, Path path,
                    const MacAddress* source = nullptr);
+    // The segment socket's linger (BatchReader) for the period config_ has.
+    void set_heartbeat_linger();
     void arm_watchdog(std::chrono::milliseconds now);
     void apply(Decision decision);
     void install(const SlotViews& views);

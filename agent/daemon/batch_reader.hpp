@@ -2,12 +2,27 @@
 // (non-blocking recv), then behind every handler that is ready, so that a flood on one socket
 // never starves timers or the other sockets. The heartbeat socket and the second path's
 // socket both read through one.
+//
+// With a linger, datagrams that come often are read in batches: a host of a 64-host cluster
+// receives 63 heartbeats a period, spread over it, and a wakeup of the agent (scheduler,
+// epoll, the syscalls around the read) costs more than handling the frame it brings. When a
+// datagram wakes the reader within a linger of its last wakeup, the reader stops watching the
+// socket and reads it again one linger later, and keeps doing so while each turn finds
+// something; a turn that finds nothing watches the socket again. So a datagram is handled at
+// most a linger after it came, a socket that hears something every linger or more often
+// wakes the agent once a linger, and one that hears rarely still once a datagram, never twice.
+// Not watching is what saves the wakeups: the io_context's epoll wakes its thread for every
+// datagram on a descriptor registered with it, whether or not anyone waits. So a lingering
+// reader is given a bare descriptor (start(executor, fd, ...)), which it registers itself
+// only while it waits.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -15,7 +30,9 @@
 #include <span>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace nlb {
 
@@ -25,7 +42,7 @@ class BatchReader {
     static constexpr std::size_t kBatch = 64;
 
     BatchReader() = default;
-    ~BatchReader() { *closed_ = true; }
+    ~BatchReader() { stop(); }
     BatchReader(const BatchReader&) = delete;
     BatchReader& operator=(const BatchReader&) = delete;
 
@@ -35,13 +52,47 @@ class BatchReader {
         handler_ = std::move(handler);
         fd_ = socket.native_handle();
         executor_ = socket.get_executor();
+        timer_ = std::make_unique<boost::asio::steady_timer>(executor_);
         wait_ = [&socket](std::function<void(const boost::system::error_code&)> then) {
             socket.async_wait(Socket::wait_read, std::move(then));
         };
         wait();
     }
-    void stop() { *closed_ = true; }
+    // `fd` (a datagram socket no io_context knows) stays open until after stop(); the reader
+    // registers it with `executor`'s io_context only while it waits, so it may linger.
+    void start(const boost::asio::any_io_executor& executor, int fd, Handler handler) {
+        handler_ = std::move(handler);
+        fd_ = fd;
+        executor_ = executor;
+        timer_ = std::make_unique<boost::asio::steady_timer>(executor_);
+        watch_ = std::make_unique<boost::asio::posix::stream_descriptor>(executor_);
+        wait_ = [this](std::function<void(const boost::system::error_code&)> then) {
+            boost::system::error_code ec;
+            if (!watch_->is_open())
+                watch_->assign(fd_, ec); // epoll: a datagram already queued is reported
+            if (!ec) {
+                watch_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                                   std::move(then));
+                return;
+            }
+            // The io_context's epoll refused the descriptor (out of memory): read on a timer
+            // meanwhile, as a lingering reader does, and try again once a turn finds nothing.
+            poll_after(std::max(linger_, std::chrono::nanoseconds(std::chrono::milliseconds(10))));
+        };
+        wait();
+    }
+    void stop() {
+        *closed_ = true;
+        if (timer_)
+            timer_->cancel();
+        unwatch();
+    }
+    // 0 (the default): every datagram wakes the reader at once. Only a reader started on a
+    // bare descriptor lingers.
+    void set_linger(std::chrono::nanoseconds linger) { linger_ = linger; }
     std::uint64_t received() const { return received_; }
+    // Turns that read the socket after a wakeup (readable, or a linger's end).
+    std::uint64_t wakeups() const { return wakeups_; }
     // The sender of the datagram being handled (valid inside the handler).
     const sockaddr_storage& source() const { return source_; }
 
@@ -50,8 +101,39 @@ class BatchReader {
         wait_([this, closed = closed_](const boost::system::error_code& ec) {
             if (*closed || ec == boost::asio::error::operation_aborted)
                 return;
-            read_batch();
+            woken(false);
         });
+    }
+
+    // The descriptor leaves the io_context's epoll (it is not closed: the owner closes it).
+    void unwatch() {
+        if (watch_ && watch_->is_open())
+            watch_->release();
+    }
+
+    void linger() {
+        unwatch();
+        poll_after(linger_);
+    }
+
+    void poll_after(std::chrono::nanoseconds delay) {
+        timer_->expires_after(delay);
+        timer_->async_wait([this, closed = closed_](const boost::system::error_code& ec) {
+            if (*closed || ec == boost::asio::error::operation_aborted)
+                return;
+            woken(true);
+        });
+    }
+
+    void woken(bool lingered) {
+        const auto now = std::chrono::steady_clock::now();
+        ++wakeups_;
+        // Read again a linger from now if this socket is busy: the last turn found something
+        // after a linger, or this datagram came within a linger of the last wakeup.
+        next_lingers_ = watch_ && linger_.count() > 0 && (lingered || now - last_wakeup_ < linger_);
+        last_wakeup_ = now;
+        found_ = 0;
+        read_batch();
     }
 
     void read_batch() {
@@ -64,11 +146,16 @@ class BatchReader {
                 if (errno == EINTR)
                     continue;
                 // Drained (EAGAIN), or an error this call consumed (the interface went down):
-                // either way the next datagram wakes us, and nothing spins.
-                wait();
+                // either way the next datagram (or the linger's end) wakes us, and nothing
+                // spins: a linger that found nothing waits for a datagram.
+                if (next_lingers_ && found_ > 0)
+                    linger();
+                else
+                    wait();
                 return;
             }
             ++received_;
+            ++found_;
             handler_(std::span<const std::uint8_t>(buffer_.data(), static_cast<std::size_t>(n)));
             if (*closed)
                 return;
@@ -87,6 +174,13 @@ class BatchReader {
     std::array<std::uint8_t, 2048> buffer_{};
     sockaddr_storage source_{};
     std::uint64_t received_ = 0;
+    std::uint64_t wakeups_ = 0;
+    std::chrono::nanoseconds linger_{0};
+    std::chrono::steady_clock::time_point last_wakeup_{};
+    bool next_lingers_ = false;
+    std::size_t found_ = 0; // datagrams read since the last wakeup
+    std::unique_ptr<boost::asio::steady_timer> timer_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> watch_; // a bare descriptor's
     std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
 };
 

@@ -3,13 +3,12 @@
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <string>
-
-#include <boost/asio/generic/basic_endpoint.hpp>
 
 #include <nlb/limits.h>
 
@@ -17,9 +16,7 @@ namespace nlb {
 
 namespace {
 
-using Protocol = boost::asio::generic::datagram_protocol;
-
-Protocol::endpoint packet_endpoint(int ifindex, const MacAddress* dest) {
+sockaddr_ll packet_address(int ifindex, const MacAddress* dest) {
     sockaddr_ll sll{};
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(NLB_ETH_P_HEARTBEAT);
@@ -28,14 +25,14 @@ Protocol::endpoint packet_endpoint(int ifindex, const MacAddress* dest) {
         sll.sll_halen = 6;
         std::memcpy(sll.sll_addr, dest->data(), 6);
     }
-    return Protocol::endpoint(&sll, sizeof(sll), htons(NLB_ETH_P_HEARTBEAT));
+    return sll;
 }
 
 } // namespace
 
 HeartbeatSocket::HeartbeatSocket(boost::asio::io_context& io, int ifindex,
                                  const MacAddress& destination)
-    : socket_(io), ifindex_(ifindex), destination_(destination) {
+    : executor_(io.get_executor()), ifindex_(ifindex), destination_(destination) {
     // SOCK_DGRAM: the kernel builds the Ethernet header with the NIC's own MAC as source.
     int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(NLB_ETH_P_HEARTBEAT));
     if (fd < 0)
@@ -44,38 +41,52 @@ HeartbeatSocket::HeartbeatSocket(boost::asio::io_context& io, int ifindex,
     int one = 1;
     // Our own heartbeats would come back as PACKET_OUTGOING copies.
     setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
-    auto local = packet_endpoint(ifindex, nullptr);
-    if (::bind(fd, local.data(), static_cast<socklen_t>(local.size())) != 0) {
+    // Room for what the dataplane lets through while the reader lingers (BatchReader): unknown
+    // sources' burst (NLB_HB_UNTRUSTED_BURST, 1,000 frames) and 50 ms of their budget (200)
+    // beside every member's frames come to about 1,300 frames, which at up to 4.5 KB of
+    // buffer each (a page and the skb) fit in 8 MB; the default (net.core.rmem_default, 208
+    // KB here) held under 50. Only what is queued takes memory. FORCE, as root, passes
+    // net.core.rmem_max; the plain option is the fallback (clamped to it).
+    const int rcvbuf = 8 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    const sockaddr_ll local = packet_address(ifindex, nullptr);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
         int err = errno;
         ::close(fd);
-        throw std::runtime_error("heartbeats: bind to interface " + std::to_string(ifindex) +
-                                 ": " + std::strerror(err));
+        throw std::runtime_error("heartbeats: bind to interface " + std::to_string(ifindex) + ": " +
+                                 std::strerror(err));
     }
-    socket_.assign(Protocol(AF_PACKET, 0), fd);
+    fd_ = fd;
 }
 
 void HeartbeatSocket::start(Handler handler) {
-    reader_.start(socket_, [this, handler = std::move(handler)](std::span<const std::uint8_t> f) {
-        const auto& from = reinterpret_cast<const sockaddr_ll&>(reader_.source());
-        MacAddress source{};
-        if (from.sll_halen == source.size())
-            std::memcpy(source.data(), from.sll_addr, source.size());
-        handler(f, source);
-    });
+    reader_.start(executor_, fd_,
+                  [this, handler = std::move(handler)](std::span<const std::uint8_t> f) {
+                      const auto& from = reinterpret_cast<const sockaddr_ll&>(reader_.source());
+                      MacAddress source{};
+                      if (from.sll_halen == source.size())
+                          std::memcpy(source.data(), from.sll_addr, source.size());
+                      handler(f, source);
+                  });
 }
 
 void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {
-    boost::system::error_code ec;
-    socket_.send_to(boost::asio::buffer(payload.data(), payload.size()),
-                    packet_endpoint(ifindex_, &destination_), 0, ec);
-    if (ec)
+    if (fd_ < 0) {
+        send_errors_++;
+        return;
+    }
+    const sockaddr_ll to = packet_address(ifindex_, &destination_);
+    if (::sendto(fd_, payload.data(), payload.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&to), sizeof(to)) < 0)
         send_errors_++;
 }
 
 void HeartbeatSocket::close() {
     reader_.stop();
-    boost::system::error_code ec;
-    socket_.close(ec);
+    if (fd_ >= 0)
+        ::close(fd_);
+    fd_ = -1;
 }
 
 } // namespace nlb

@@ -4,13 +4,14 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
 
-#include <boost/asio/generic/datagram_protocol.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include "batch_reader.hpp"
@@ -26,6 +27,7 @@ class HeartbeatSocket {
 
     // Throws std::runtime_error "heartbeats on eth0: <reason>".
     HeartbeatSocket(boost::asio::io_context& io, int ifindex, const MacAddress& destination);
+    ~HeartbeatSocket() { close(); }
     HeartbeatSocket(const HeartbeatSocket&) = delete;
     HeartbeatSocket& operator=(const HeartbeatSocket&) = delete;
 
@@ -33,6 +35,10 @@ class HeartbeatSocket {
     // BatchReader::kBatch per turn of the io_context: under a flood of forged frames this
     // host still sends its own heartbeats on time. The handler may close or destroy this.
     void start(Handler handler);
+    // Frames that come often are read in batches, each at most `linger` after it came
+    // (BatchReader::set_linger): the agent sets a sixteenth of its heartbeat period,
+    // at most 50 ms.
+    void set_linger(std::chrono::nanoseconds linger) { reader_.set_linger(linger); }
     // Sends one frame to the destination; errors are counted, not thrown (a lost heartbeat is
     // what the protocol tolerates).
     void send(std::span<const std::uint8_t> payload);
@@ -43,7 +49,10 @@ class HeartbeatSocket {
     std::uint64_t received_frames() const { return reader_.received(); }
 
   private:
-    boost::asio::generic::datagram_protocol::socket socket_;
+    // A bare descriptor, not an Asio socket: the reader registers it with the io_context only
+    // while it waits (BatchReader, the linger).
+    int fd_ = -1;
+    boost::asio::any_io_executor executor_;
     int ifindex_;
     MacAddress destination_;
     std::uint64_t send_errors_ = 0;

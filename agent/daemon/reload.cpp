@@ -235,6 +235,7 @@ void Agent::switch_config(std::chrono::milliseconds now) {
         step("ND egress", [&] { dp_->set_nd_egress(false); });
     if (announced_ && !added.empty()) // else the first announcement, once converged, has them
         step("announce", [&] { iface_->announce(added); });
+    set_heartbeat_linger();
     health_->set_rules(config_);
     engine_->set_probe_down(health_->down_rules(), now);
     if (load_)
