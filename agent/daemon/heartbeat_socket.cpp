@@ -77,8 +77,10 @@ void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {
         return;
     }
     const sockaddr_ll to = packet_address(ifindex_, &destination_);
-    if (::sendto(fd_, payload.data(), payload.size(), MSG_DONTWAIT,
-                 reinterpret_cast<const sockaddr*>(&to), sizeof(to)) < 0)
+    // Blocking, as the Asio socket's send was: a join's map chunks go out in one burst, and
+    // a full send buffer must delay them, not drop them.
+    if (::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                 sizeof(to)) < 0)
         send_errors_++;
 }
 
