@@ -84,6 +84,14 @@ void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {
         send_errors_++;
 }
 
+std::uint64_t HeartbeatSocket::socket_dropped() {
+    tpacket_stats st{};
+    socklen_t len = sizeof(st);
+    if (fd_ >= 0 && ::getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+        socket_dropped_ += st.tp_drops;
+    return socket_dropped_;
+}
+
 void HeartbeatSocket::close() {
     reader_.stop();
     if (fd_ >= 0)

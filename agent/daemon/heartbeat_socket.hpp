@@ -45,6 +45,9 @@ class HeartbeatSocket {
     void close();
 
     std::uint64_t send_errors() const { return send_errors_; }
+    // Frames the kernel dropped for want of room in this socket's buffer, since it opened
+    // (PACKET_STATISTICS, which resets on each read: summed here).
+    std::uint64_t socket_dropped();
     // Frames handed to the handler, whatever the engine made of them.
     std::uint64_t received_frames() const { return reader_.received(); }
 
@@ -56,6 +59,7 @@ class HeartbeatSocket {
     int ifindex_;
     MacAddress destination_;
     std::uint64_t send_errors_ = 0;
+    std::uint64_t socket_dropped_ = 0;
     BatchReader reader_; // after socket_: stopped before the socket goes
 };
 

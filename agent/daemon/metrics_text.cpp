@@ -255,6 +255,9 @@ std::string metrics_text(const json& stats) {
                     number(member(hb, reason)));
     page.single("nlb_heartbeat_send_errors_total", "counter",
                 "Heartbeats the socket failed to send.", member(hb, "send_errors"));
+    page.single("nlb_heartbeat_socket_dropped_total", "counter",
+                "Heartbeat frames the kernel dropped for want of room in the agent's socket.",
+                member(hb, "socket_dropped"));
 
     page.family("nlb_map_transfer_total", "counter",
                 "The bucket map's transfer to joining hosts, by event (chunks sent, received, "

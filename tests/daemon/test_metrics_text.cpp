@@ -44,7 +44,8 @@ const json kStats = json::parse(R"({
                 "watchdog_alive": true},
   "heartbeats": {"sent": 601, "received": 602, "accepted": 603, "malformed": 604,
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
-                 "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611},
+                 "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611,
+                 "socket_dropped": 612},
   "remote_control": {"answered": 701, "dropped_bad_mac": 702, "dropped_replayed": 703}
 })");
 
@@ -164,6 +165,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {R"(nlb_heartbeats_rejected_total{reason="replayed"})", "609"},
         {R"(nlb_heartbeats_rejected_total{reason="duplicate_priority"})", "610"},
         {"nlb_heartbeat_send_errors_total", "611"},
+        {"nlb_heartbeat_socket_dropped_total", "612"},
         {R"(nlb_remote_requests_total{result="answered"})", "701"},
         {R"(nlb_remote_requests_total{result="dropped_bad_mac"})", "702"},
         {R"(nlb_remote_requests_total{result="dropped_replayed"})", "703"},
