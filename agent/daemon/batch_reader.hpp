@@ -61,6 +61,7 @@ class BatchReader {
     // `fd` (a datagram socket no io_context knows) stays open until after stop(); the reader
     // registers it with `executor`'s io_context only while it waits, so it may linger.
     void start(const boost::asio::any_io_executor& executor, int fd, Handler handler) {
+        unwatch(); // a descriptor watched before must not be closed by its watcher's end
         handler_ = std::move(handler);
         fd_ = fd;
         executor_ = executor;
@@ -68,15 +69,17 @@ class BatchReader {
         watch_ = std::make_unique<boost::asio::posix::stream_descriptor>(executor_);
         wait_ = [this](std::function<void(const boost::system::error_code&)> then) {
             boost::system::error_code ec;
-            if (!watch_->is_open())
+            if (!polling_ && !watch_->is_open())
                 watch_->assign(fd_, ec); // epoll: a datagram already queued is reported
-            if (!ec) {
+            if (!polling_ && !ec) {
                 watch_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
                                    std::move(then));
                 return;
             }
-            // The io_context's epoll refused the descriptor (out of memory): read on a timer
-            // meanwhile, as a lingering reader does, and try again once a turn finds nothing.
+            // The io_context's epoll refused the descriptor (out of memory, or the watch limit):
+            // read on a timer from now on, as a lingering reader does. Not retried: Asio keeps
+            // the state of a failed registration until the io_context ends.
+            polling_ = true;
             poll_after(std::max(linger_, std::chrono::nanoseconds(std::chrono::milliseconds(10))));
         };
         wait();
@@ -147,11 +150,17 @@ class BatchReader {
                     continue;
                 // Drained (EAGAIN), or an error this call consumed (the interface went down):
                 // either way the next datagram (or the linger's end) wakes us, and nothing
-                // spins: a linger that found nothing waits for a datagram.
-                if (next_lingers_ && found_ > 0)
+                // spins: a linger that found nothing waits for a datagram. After an error the
+                // descriptor registers afresh, which reports datagrams queued behind it (an
+                // edge-triggered watch would wait for the next one).
+                const bool drained = errno == EAGAIN || errno == EWOULDBLOCK;
+                if (next_lingers_ && found_ > 0) {
                     linger();
-                else
+                } else {
+                    if (!drained)
+                        unwatch();
                     wait();
+                }
                 return;
             }
             ++received_;
@@ -178,6 +187,7 @@ class BatchReader {
     std::chrono::nanoseconds linger_{0};
     std::chrono::steady_clock::time_point last_wakeup_{};
     bool next_lingers_ = false;
+    bool polling_ = false;  // the io_context's epoll refused the descriptor
     std::size_t found_ = 0; // datagrams read since the last wakeup
     std::unique_ptr<boost::asio::steady_timer> timer_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> watch_; // a bare descriptor's

@@ -44,9 +44,11 @@ HeartbeatSocket::HeartbeatSocket(boost::asio::io_context& io, int ifindex,
     // Room for what the dataplane lets through while the reader lingers (BatchReader): unknown
     // sources' burst (NLB_HB_UNTRUSTED_BURST, 1,000 frames) and 50 ms of their budget (200)
     // beside every member's frames come to about 1,300 frames, which at up to 4.5 KB of
-    // buffer each (a page and the skb) fit in 8 MB; the default (net.core.rmem_default, 208
-    // KB here) held under 50. Only what is queued takes memory. FORCE, as root, passes
-    // net.core.rmem_max; the plain option is the fallback (clamped to it).
+    // buffer each (a page and the skb) fit in 8 MB (the kernel doubles what is asked, for its
+    // own overhead); the default (net.core.rmem_default, 208 KB here) held under 50. Only
+    // what is queued takes memory. FORCE needs CAP_NET_ADMIN (the unit grants it); the plain
+    // option is the fallback, clamped to net.core.rmem_max, and drops then show in
+    // socket_dropped().
     const int rcvbuf = 8 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -79,8 +81,12 @@ void HeartbeatSocket::send(std::span<const std::uint8_t> payload) {
     const sockaddr_ll to = packet_address(ifindex_, &destination_);
     // Blocking, as the Asio socket's send was: a join's map chunks go out in one burst, and
     // a full send buffer must delay them, not drop them.
-    if (::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&to),
-                 sizeof(to)) < 0)
+    ssize_t n;
+    do // a signal (SIGHUP, SIGTERM) while the send waits for room must not lose the frame
+        n = ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                     sizeof(to));
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
         send_errors_++;
 }
 

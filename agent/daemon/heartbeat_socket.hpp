@@ -60,7 +60,7 @@ class HeartbeatSocket {
     MacAddress destination_;
     std::uint64_t send_errors_ = 0;
     std::uint64_t socket_dropped_ = 0;
-    BatchReader reader_; // after socket_: stopped before the socket goes
+    BatchReader reader_; // stopped (close()) before the descriptor is closed
 };
 
 } // namespace nlb

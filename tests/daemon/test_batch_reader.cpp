@@ -70,13 +70,17 @@ long thread_wakeups() {
 
 struct Run {
     std::vector<std::uint32_t> got;
-    std::uint64_t turns = 0;
-    long wakeups = 0;
+    std::uint64_t turns = 0;         // the reader's turns until the last datagram was handled
+    long wakeups = 0;                // the thread's voluntary context switches meanwhile
+    std::chrono::nanoseconds took{}; // from the first send to the last datagram handled
+    std::uint64_t idle_turns = 0;    // turns in the `idle` after it
 };
 
-// Reads `p.rx` with `linger` while `count` datagrams come `gap` apart, for `run_for`.
+// Reads `p.rx` with `linger` while `count` datagrams come `gap` apart, until every one is
+// handled (5 s at most), then `idle` more. Bounds in the tests count in lingers of `took`, so
+// that a machine that stretches the sender's gaps stretches them too.
 Run read_while_sending(Pair& p, std::chrono::nanoseconds linger, int count,
-                       std::chrono::milliseconds gap, std::chrono::milliseconds run_for) {
+                       std::chrono::milliseconds gap, std::chrono::milliseconds idle) {
     boost::asio::io_context io;
     BatchReader reader;
     Run r;
@@ -88,13 +92,24 @@ Run read_while_sending(Pair& p, std::chrono::nanoseconds linger, int count,
         r.got.push_back(v);
     });
     const long before = thread_wakeups();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto deadline = t0 + 5s;
     std::thread sender = send_spaced(p.tx, count, gap);
-    io.run_for(run_for);
+    while (r.got.size() < static_cast<std::size_t>(count) &&
+           std::chrono::steady_clock::now() < deadline)
+        io.run_one_until(deadline);
+    r.took = std::chrono::steady_clock::now() - t0;
     r.wakeups = thread_wakeups() - before;
     r.turns = reader.wakeups();
+    io.run_for(idle);
+    r.idle_turns = reader.wakeups() - r.turns;
     sender.join();
     reader.stop();
     return r;
+}
+
+std::uint64_t lingers_in(std::chrono::nanoseconds took, std::chrono::nanoseconds linger) {
+    return static_cast<std::uint64_t>(took / linger);
 }
 
 std::vector<std::uint32_t> numbers(int count) {
@@ -108,35 +123,41 @@ std::vector<std::uint32_t> numbers(int count) {
 
 TEST_CASE("datagrams that come often are read a linger at a time, every one, in order") {
     Pair p;
-    // 60 datagrams 2 ms apart (120 ms), a 20 ms linger: about 7 turns; each datagram on its
-    // own would wake the thread 60 times.
-    const Run r = read_while_sending(p, 20ms, 60, 2ms, 600ms);
+    // 60 datagrams 2 ms apart (120 ms), a 20 ms linger: a turn a linger and a few around
+    // them; each datagram on its own would wake the thread 60 times.
+    const Run r = read_while_sending(p, 20ms, 60, 2ms, 100ms);
     CHECK(r.got == numbers(60));
-    INFO("turns " << r.turns << ", thread wakeups " << r.wakeups);
-    CHECK(r.turns <= 20);
+    const std::uint64_t lingers = lingers_in(r.took, 20ms);
+    INFO("took " << r.took.count() / 1000000 << " ms, turns " << r.turns << ", thread wakeups "
+                 << r.wakeups);
+    CHECK(r.turns <= lingers + 6);
     // The datagrams that come while the reader lingers wake nobody: the descriptor is out of
     // the io_context's epoll meanwhile.
-    CHECK(r.wakeups <= 25);
+    CHECK(static_cast<std::uint64_t>(r.wakeups) <= lingers + 10);
+    CHECK(r.idle_turns <= 1); // the last linger's turn, which finds nothing
 }
 
 TEST_CASE("without a linger every datagram is read at once") {
     Pair p;
-    const Run r = read_while_sending(p, 0ms, 20, 10ms, 500ms);
+    const Run r = read_while_sending(p, 0ms, 20, 10ms, 50ms);
     CHECK(r.got == numbers(20));
     // One turn a datagram, unless the machine held the reader while two came.
     CHECK(r.turns >= 10);
     CHECK(r.turns <= 20);
+    CHECK(r.idle_turns == 0);
 }
 
 TEST_CASE("datagrams that come rarely cost one turn each, and an idle socket none") {
     Pair p;
     // 8 datagrams 80 ms apart against a 10 ms linger: none comes within a linger of the last
-    // wakeup, so none is followed by a turn of the timer; after the last, 300 ms of silence.
-    const Run r = read_while_sending(p, 10ms, 8, 80ms, 860ms);
+    // wakeup, so none is followed by a turn of the timer (a reader that kept polling every
+    // linger would take about 56 turns); after the last, 300 ms of silence.
+    const Run r = read_while_sending(p, 10ms, 8, 80ms, 300ms);
     CHECK(r.got == numbers(8));
-    INFO("turns " << r.turns << ", thread wakeups " << r.wakeups);
-    // A reader that kept polling every linger would take about 86 turns.
+    INFO("took " << r.took.count() / 1000000 << " ms, turns " << r.turns);
+    // Each pair the machine bunched within a linger costs one turn more.
     CHECK(r.turns <= 8 + 3);
+    CHECK(r.idle_turns <= 1);
 }
 
 TEST_CASE("a reader stopped while it lingers handles nothing more") {
@@ -145,15 +166,17 @@ TEST_CASE("a reader stopped while it lingers handles nothing more") {
     int handled = 0;
     {
         BatchReader reader;
-        reader.set_linger(50ms);
+        reader.set_linger(10s); // lingers for the rest of the test once it starts to
         reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t>) { ++handled; });
         std::uint32_t v = 1;
         REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
         io.run_for(20ms);
         REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
-        io.run_for(20ms); // the second came within a linger: the reader now lingers
+        io.run_for(20ms); // the second came within a linger of the first: the reader lingers
         REQUIRE(handled == 2);
         REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
+        io.run_for(50ms);
+        REQUIRE(handled == 2); // lingering: the third waits for the linger's end
         reader.stop();
     }
     io.run_for(100ms); // the cancelled timer's handler runs after the reader is gone
