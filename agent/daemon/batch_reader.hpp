@@ -52,7 +52,6 @@ class BatchReader {
         handler_ = std::move(handler);
         fd_ = socket.native_handle();
         executor_ = socket.get_executor();
-        timer_ = std::make_unique<boost::asio::steady_timer>(executor_);
         wait_ = [&socket](std::function<void(const boost::system::error_code&)> then) {
             socket.async_wait(Socket::wait_read, std::move(then));
         };
