@@ -192,11 +192,13 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         }
         dp_ = std::move(dp);
         set_heartbeat_linger();
-        hb_->start([this](std::span<const std::uint8_t> f, const MacAddress& source) {
-            heartbeat(f, Path::segment, &source);
-        });
+        hb_->start([this](std::span<const std::uint8_t> f,
+                          const MacAddress& source) { heartbeat(f, Path::segment, &source); },
+                   [this] { heartbeats_read(); });
         if (contact_)
-            contact_->start([this](std::span<const std::uint8_t> f) { heartbeat(f, Path::contact); });
+            contact_->start(
+                [this](std::span<const std::uint8_t> f) { heartbeat(f, Path::contact); },
+                [this] { heartbeats_read(); });
         if (querier_)
             querier_->start();
     } catch (...) {
@@ -427,6 +429,7 @@ void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& resu
 void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacAddress* source) {
     if (!engine_)
         return;
+    engine_->begin_frames(); // decided on once the reader's turn ends: heartbeats_read
     engine_->on_heartbeat(frame, monotonic_now(), path);
     if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
         // A member's frames now pass the dataplane outside the budget that unknown (forged)
@@ -442,6 +445,12 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacA
             log_.error(e.what());
         }
     }
+}
+
+void Agent::heartbeats_read() {
+    if (!engine_)
+        return;
+    engine_->end_frames(monotonic_now());
     apply(engine_->take_decision());
 }
 

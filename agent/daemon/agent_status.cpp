@@ -203,6 +203,7 @@ json Agent::stats() const {
                          {"contact_received", c.contact_received},
                          {"contact_send_errors", contact_ ? contact_->send_errors() : 0},
                          {"stalls", c.stalls},
+                         {"evaluations", c.evaluations},
                          {"send_errors", hb_ ? hb_->send_errors() : 0},
                          {"socket_dropped", hb_ ? hb_->socket_dropped() : 0}};
     // The bucket map a joining host receives from the cluster (docs/convergence.md).

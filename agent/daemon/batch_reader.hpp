@@ -92,6 +92,10 @@ class BatchReader {
     // 0 (the default): every datagram wakes the reader at once. Only a reader started on a
     // bare descriptor lingers.
     void set_linger(std::chrono::nanoseconds linger) { linger_ = linger; }
+    // Called after the datagrams one turn read (at least one), before the reader waits again:
+    // what the handler took in one at a time is decided on once (ConvergenceEngine's
+    // begin_frames). It may stop or destroy the reader.
+    void on_batch_end(std::function<void()> done) { batch_end_ = std::move(done); }
     std::uint64_t received() const { return received_; }
     // Turns that read the socket after a wakeup (readable, or a linger's end).
     std::uint64_t wakeups() const { return wakeups_; }
@@ -140,6 +144,12 @@ class BatchReader {
 
     void read_batch() {
         const auto closed = closed_; // the handler may destroy *this
+        std::size_t handled = 0;
+        const auto end_batch = [&] {
+            if (handled > 0 && batch_end_)
+                batch_end_();
+            return !*closed;
+        };
         for (std::size_t i = 0; i < kBatch; ++i) {
             socklen_t len = sizeof(source_);
             const ssize_t n = ::recvfrom(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT,
@@ -153,6 +163,8 @@ class BatchReader {
                 // descriptor registers afresh, which reports datagrams queued behind it (an
                 // edge-triggered watch would wait for the next one).
                 const bool drained = errno == EAGAIN || errno == EWOULDBLOCK;
+                if (!end_batch())
+                    return;
                 if (next_lingers_ && found_ > 0) {
                     linger();
                 } else {
@@ -164,11 +176,14 @@ class BatchReader {
             }
             ++received_;
             ++found_;
+            ++handled;
             handler_(std::span<const std::uint8_t>(buffer_.data(), static_cast<std::size_t>(n)));
             if (*closed)
                 return;
         }
         // A full batch: more may be queued. Go behind every ready handler, then read on.
+        if (!end_batch())
+            return;
         boost::asio::post(executor_, [this, closed] {
             if (!*closed)
                 read_batch();
@@ -176,6 +191,7 @@ class BatchReader {
     }
 
     Handler handler_;
+    std::function<void()> batch_end_;
     int fd_ = -1;
     boost::asio::any_io_executor executor_;
     std::function<void(std::function<void(const boost::system::error_code&)>)> wait_;

@@ -46,7 +46,8 @@ ContactSocket::ContactSocket(boost::asio::io_context& io, const ContactAddress& 
         throw std::runtime_error("second path on " + to_string(local) + ": " + ec.message());
 }
 
-void ContactSocket::start(Handler handler) {
+void ContactSocket::start(Handler handler, std::function<void()> batch_end) {
+    reader_.on_batch_end(std::move(batch_end));
     reader_.start(socket_, std::move(handler));
 }
 

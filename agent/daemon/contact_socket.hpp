@@ -29,7 +29,8 @@ class ContactSocket {
     ContactSocket(const ContactSocket&) = delete;
     ContactSocket& operator=(const ContactSocket&) = delete;
 
-    void start(Handler handler);
+    // `batch_end` follows the datagrams of each turn (BatchReader::on_batch_end).
+    void start(Handler handler, std::function<void()> batch_end = {});
     // Errors are counted, not thrown: a lost datagram is what the protocol tolerates.
     void send(const ContactAddress& to, std::span<const std::uint8_t> payload);
     void close();

@@ -62,7 +62,8 @@ HeartbeatSocket::HeartbeatSocket(boost::asio::io_context& io, int ifindex,
     fd_ = fd;
 }
 
-void HeartbeatSocket::start(Handler handler) {
+void HeartbeatSocket::start(Handler handler, std::function<void()> batch_end) {
+    reader_.on_batch_end(std::move(batch_end));
     reader_.start(executor_, fd_,
                   [this, handler = std::move(handler)](std::span<const std::uint8_t> f) {
                       const auto& from = reinterpret_cast<const sockaddr_ll&>(reader_.source());

@@ -33,8 +33,9 @@ class HeartbeatSocket {
 
     // Hands every frame received (Ethernet payload, at most one MTU) to `handler`, at most
     // BatchReader::kBatch per turn of the io_context: under a flood of forged frames this
-    // host still sends its own heartbeats on time. The handler may close or destroy this.
-    void start(Handler handler);
+    // host still sends its own heartbeats on time. `batch_end` follows the frames of each
+    // turn (BatchReader::on_batch_end). Either may close or destroy this.
+    void start(Handler handler, std::function<void()> batch_end = {});
     // Frames that come often are read in batches, each at most `linger` after it came
     // (BatchReader::set_linger): the agent sets a sixteenth of its heartbeat period,
     // at most 50 ms.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "digest.hpp"
 #include "engine_util.hpp"
@@ -212,7 +213,9 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         }
         ++counters_.duplicate_priority;
         handle_priority_clash(hb, now);
-        evaluate(now);
+        held_eval_ = true;
+        if (!holding_)
+            settle_frames(now);
         return;
     }
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
@@ -264,15 +267,37 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         ++params_generation_;
     if (change.dirty_changed)
         update_others_dirty();
+    held_eval_ = true;
+    held_heard_ |= host_bit(hb.priority);
+    if (!holding_)
+        settle_frames(now);
+}
+
+void ConvergenceEngine::end_frames(Millis now_ms) {
+    holding_ = false;
+    const std::int64_t now = now_ms.count();
+    if (held_eval_) {
+        observe(now);
+        settle_frames(now);
+    }
+}
+
+void ConvergenceEngine::settle_frames(std::int64_t now) {
+    const std::uint64_t heard = std::exchange(held_heard_, 0);
+    held_eval_ = false;
+    ++counters_.evaluations;
     evaluate(now);
     // The frame that completes agreement starts the count of stable periods now rather than
     // at the next half-period send: failover must fit in tolerance + 2 periods.
     if (agreeing_ && participating() && stable_ == 0 && agreement(now))
         send_soon(now);
     // A member waiting for our base gets its chunks with our next frame, not a period later.
-    if (chosen_ != 0 && base_digest_ == chosen_ && (view_ & host_bit(hb.priority)) &&
-        member_lacks_base(peers_.peer(hb.priority).heartbeat))
-        send_soon(now);
+    if (chosen_ != 0 && base_digest_ == chosen_)
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+            if ((heard & view_ & host_bit(p)) && member_lacks_base(peers_.peer(p).heartbeat)) {
+                send_soon(now);
+                break;
+            }
 }
 
 void ConvergenceEngine::on_tick(Millis now_ms) {
@@ -447,6 +472,8 @@ void ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_
 }
 
 Decision ConvergenceEngine::take_decision() {
+    if (holding_) // a batch its reader left open: decided at its last frame's time
+        end_frames(Millis{std::max<std::int64_t>(last_input_, 0)});
     if (views_dirty_)
         rebuild_views(last_send_ > 0 ? last_send_ : 0);
     Decision d = std::move(out_);

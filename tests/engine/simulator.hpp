@@ -21,6 +21,9 @@ struct NetworkParams {
     std::int64_t delay_min_ms = 1;
     std::int64_t delay_max_ms = 5;
     double duplicate = 0.0; // probability that a receiver gets a frame twice (own delays)
+    // The agent's linger (BatchReader): > 0 makes each host read its frames in batches, every
+    // linger_ms (its own phase), and decide on each batch once (begin_frames / end_frames).
+    std::int64_t linger_ms = 0;
 };
 
 struct SimHost {
