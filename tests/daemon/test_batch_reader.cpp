@@ -2,6 +2,7 @@
 // batches without waking the reading thread for each (counted as the thread's voluntary
 // context switches, which is what a wakeup costs), datagrams that come rarely are read at
 // once without a second turn, an idle socket costs nothing, and none is lost or reordered.
+// Each turn's datagrams end with one batch end (on_batch_end), which may destroy the reader.
 // The io_context runs on the test's thread; a second thread sends.
 #include <catch2/catch.hpp>
 
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -184,4 +186,62 @@ TEST_CASE("a reader stopped while it lingers handles nothing more") {
     // The descriptor was released, not closed: it still reads.
     std::uint32_t v = 0;
     CHECK(::recv(p.rx, &v, sizeof(v), MSG_DONTWAIT) == sizeof(v));
+}
+
+TEST_CASE("each turn's datagrams are followed by one batch end, a full batch's too") {
+    Pair p;
+    boost::asio::io_context io;
+    BatchReader reader;
+    std::size_t in_batch = 0, handled = 0;
+    std::vector<std::size_t> batches;
+    reader.on_batch_end([&] {
+        batches.push_back(in_batch);
+        in_batch = 0;
+    });
+    // 150 queued before the reader starts: two full batches of kBatch, then the rest.
+    for (std::uint32_t i = 0; i < 150; ++i)
+        REQUIRE(::send(p.tx, &i, sizeof(i), 0) == sizeof(i));
+    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t>) {
+        ++in_batch;
+        ++handled;
+    });
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (handled < 150 && std::chrono::steady_clock::now() < deadline)
+        io.run_one_until(deadline);
+    REQUIRE(handled == 150);
+    CHECK(in_batch == 0); // every datagram's batch has ended
+    CHECK(batches == std::vector<std::size_t>{BatchReader::kBatch, BatchReader::kBatch,
+                                              150 - 2 * BatchReader::kBatch});
+    // A turn that finds nothing ends no batch; the next datagram ends its own.
+    io.run_for(50ms);
+    CHECK(batches.size() == 3);
+    std::uint32_t v = 7;
+    REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
+    io.run_for(50ms);
+    CHECK(batches == std::vector<std::size_t>{BatchReader::kBatch, BatchReader::kBatch,
+                                              150 - 2 * BatchReader::kBatch, 1});
+    reader.stop();
+}
+
+TEST_CASE("a batch end may destroy its reader") {
+    Pair p;
+    boost::asio::io_context io;
+    auto reader = std::make_unique<BatchReader>();
+    int handled = 0, ended = 0;
+    reader->on_batch_end([&] {
+        ++ended;
+        reader.reset();
+    });
+    reader->start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t>) { ++handled; });
+    for (std::uint32_t i = 0; i < 3; ++i)
+        REQUIRE(::send(p.tx, &i, sizeof(i), 0) == sizeof(i));
+    io.run_for(50ms);
+    CHECK(handled == 3);
+    CHECK(ended == 1);
+    CHECK(!reader);
+    std::uint32_t v = 9;
+    REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
+    io.run_for(50ms);
+    CHECK(handled == 3);
+    CHECK(ended == 1);
 }

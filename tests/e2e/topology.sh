@@ -11,7 +11,9 @@
 #   topo_host_config I JSON   writes $TOPO_DIR/hI.json
 #   topo_start_agent I [ARGS] starts nlb-agent in NAME-hI (socket, pin dir in $TOPO_DIR)
 #   nlbadm_h I ARGS           nlbadm against host I's agent
-# Everything is removed by topo_cleanup (registered on EXIT), even when a test fails.
+# Everything is removed by topo_cleanup (registered on EXIT), even when a test fails; with
+# TOPO_KEEP=DIR the run's files (agents' logs and configs, servers' request logs) are copied
+# there first, to read after a failed or puzzling run.
 
 # Debian's python3 when there is one: a version manager's shim (pyenv) costs a second per call
 # on a loaded machine, and the tests call it in their polling loops.
@@ -46,6 +48,9 @@ topo_cleanup() {
     ip netns del "$ns" 2>/dev/null || true
   done
   if [ -n "${TOPO_DIR:-}" ] && [ -d "$TOPO_DIR" ]; then
+    if [ -n "${TOPO_KEEP:-}" ]; then
+      mkdir -p "$TOPO_KEEP" && find "$TOPO_DIR" -maxdepth 1 -type f -exec cp -t "$TOPO_KEEP" {} + || true
+    fi
     umount "$TOPO_DIR/bpffs" 2>/dev/null || true
     rm -rf "$TOPO_DIR"
   fi

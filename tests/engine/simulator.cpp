@@ -159,8 +159,9 @@ std::int64_t Simulator::delay() {
 
 void Simulator::push(std::int64_t at, Kind kind, std::size_t host,
                      std::shared_ptr<const std::vector<std::uint8_t>> frame, Path path) {
-    if (kind == Kind::deliver && net_.linger_ms > 0) {
-        // Read at the next turn of the host's reader: a grid of lingers, phased per host.
+    if (kind == Kind::deliver && path == Path::segment && net_.linger_ms > 0) {
+        // Read at the next turn of the host's reader: a grid of lingers, phased per host (the
+        // second path's socket does not linger: the agent reads it at once).
         const std::int64_t phase = static_cast<std::int64_t>(host * 7) % net_.linger_ms;
         at = phase + (at - phase + net_.linger_ms - 1) / net_.linger_ms * net_.linger_ms;
     }
@@ -270,15 +271,19 @@ void Simulator::step(const Item& item) {
     }
     switch (item.kind) {
     case Kind::deliver:
-        if (net_.linger_ms == 0) {
+        if (!lingers(item)) {
             h.engine->on_heartbeat(*item.frame, Millis{local(item.host)}, item.path);
             break;
         }
+        // One turn of the reader: every segment frame due to this host now, decided on once.
         h.engine->begin_frames();
         h.engine->on_heartbeat(*item.frame, Millis{local(item.host)}, item.path);
-        if (!queue_.empty() && queue_.top().kind == Kind::deliver &&
-            queue_.top().host == item.host && queue_.top().at == item.at)
-            return; // the same turn of the reader: decided with the batch's last frame
+        while (!queue_.empty() && lingers(queue_.top()) && queue_.top().host == item.host &&
+               queue_.top().at == item.at) {
+            const Item next = queue_.top();
+            queue_.pop();
+            h.engine->on_heartbeat(*next.frame, Millis{local(item.host)}, next.path);
+        }
         h.engine->end_frames(Millis{local(item.host)});
         break;
     case Kind::tick:

@@ -21,8 +21,9 @@ struct NetworkParams {
     std::int64_t delay_min_ms = 1;
     std::int64_t delay_max_ms = 5;
     double duplicate = 0.0; // probability that a receiver gets a frame twice (own delays)
-    // The agent's linger (BatchReader): > 0 makes each host read its frames in batches, every
-    // linger_ms (its own phase), and decide on each batch once (begin_frames / end_frames).
+    // The agent's linger (BatchReader): > 0 makes each host read its segment frames in
+    // batches, every linger_ms (its own phase), and decide on each batch once (begin_frames /
+    // end_frames); the second path's frames are read as they come, as the agent does.
     std::int64_t linger_ms = 0;
 };
 
@@ -130,6 +131,9 @@ class Simulator {
               std::shared_ptr<const std::vector<std::uint8_t>> frame = {},
               Path path = Path::segment);
     bool counts(const SimHost& h) const { return h.alive && !h.watchdog_expired; }
+    bool lingers(const Item& item) const {
+        return item.kind == Kind::deliver && item.path == Path::segment && net_.linger_ms > 0;
+    }
     void step(const Item& item);
     void collect(std::size_t i);
     void install(std::size_t i, std::shared_ptr<const SlotViews> views);
