@@ -245,3 +245,47 @@ TEST_CASE("a batch end may destroy its reader") {
     CHECK(handled == 3);
     CHECK(ended == 1);
 }
+
+TEST_CASE("datagrams read in one call keep their own sender and length") {
+    // Three senders, datagrams of lengths that differ, all queued before the reader starts, so
+    // they come in one system call; one is longer than kDatagram and is cut to it.
+    Pair p;
+    Pair other; // only its sending socket is used, pointed at p's receiver
+    sockaddr_in to{};
+    socklen_t len = sizeof(to);
+    REQUIRE(::getsockname(p.rx, reinterpret_cast<sockaddr*>(&to), &len) == 0);
+    REQUIRE(::connect(other.tx, reinterpret_cast<sockaddr*>(&to), len) == 0);
+    auto port_of = [](int fd) {
+        sockaddr_in a{};
+        socklen_t l = sizeof(a);
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
+        return ntohs(a.sin_port);
+    };
+    const std::vector<std::size_t> sizes{1, 700, BatchReader::kDatagram + 100, 3, 1400};
+    std::vector<std::uint16_t> want_ports;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        const int fd = i % 2 ? other.tx : p.tx;
+        const std::vector<std::uint8_t> d(sizes[i], static_cast<std::uint8_t>(i + 1));
+        REQUIRE(::send(fd, d.data(), d.size(), 0) == static_cast<ssize_t>(d.size()));
+        want_ports.push_back(port_of(fd));
+    }
+    boost::asio::io_context io;
+    BatchReader reader;
+    std::vector<std::size_t> got_sizes;
+    std::vector<std::uint16_t> got_ports;
+    bool filled = true;
+    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t> d) {
+        const std::uint8_t mark = static_cast<std::uint8_t>(got_sizes.size() + 1);
+        for (std::uint8_t b : d)
+            filled = filled && b == mark;
+        got_sizes.push_back(d.size());
+        const auto& s = reinterpret_cast<const sockaddr_in&>(reader.source());
+        got_ports.push_back(s.sin_family == AF_INET ? ntohs(s.sin_port) : 0);
+    });
+    io.run_for(50ms);
+    reader.stop();
+    CHECK(reader.wakeups() == 1);
+    CHECK(got_sizes == std::vector<std::size_t>{1, 700, BatchReader::kDatagram, 3, 1400});
+    CHECK(got_ports == want_ports);
+    CHECK(filled);
+}
