@@ -37,7 +37,7 @@ class HeartbeatSocket {
     // turn (BatchReader::on_batch_end). Either may close or destroy this.
     void start(Handler handler, std::function<void()> batch_end = {});
     // Frames that come often are read in batches, each at most `linger` after it came
-    // (BatchReader::set_linger): the agent sets a sixteenth of its heartbeat period,
+    // (BatchReader::set_linger): the agent sets an eighth of its heartbeat period,
     // at most 50 ms.
     void set_linger(std::chrono::nanoseconds linger) { reader_.set_linger(linger); }
     // Sends one frame to the destination; errors are counted, not thrown (a lost heartbeat is

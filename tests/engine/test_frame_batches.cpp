@@ -14,7 +14,9 @@ namespace {
 
 constexpr std::int64_t kPeriod = 1000;
 constexpr std::int64_t kTolerance = 5;
-constexpr std::int64_t kLinger = kPeriod / 16; // what the agent sets (Agent::set_heartbeat_linger)
+// The agent's share of a period (Agent::set_heartbeat_linger) without its 50 ms cap: longer
+// waits than any agent makes.
+constexpr std::int64_t kLinger = kPeriod / 8;
 
 Simulator cluster(std::uint64_t seed, std::size_t n, NetworkParams net = {}) {
     Simulator sim(seed, net);
