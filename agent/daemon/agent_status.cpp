@@ -202,6 +202,7 @@ json Agent::stats() const {
                          {"contact_sent", c.contact_sent},
                          {"contact_received", c.contact_received},
                          {"contact_send_errors", contact_ ? contact_->send_errors() : 0},
+                         {"contact_socket_dropped", contact_ ? contact_->socket_dropped() : 0},
                          {"stalls", c.stalls},
                          {"evaluations", c.evaluations},
                          {"send_errors", hb_ ? hb_->send_errors() : 0},

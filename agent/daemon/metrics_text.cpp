@@ -258,6 +258,9 @@ std::string metrics_text(const json& stats) {
     page.single("nlb_heartbeat_socket_dropped_total", "counter",
                 "Heartbeat frames the kernel dropped for want of room in the agent's socket.",
                 member(hb, "socket_dropped"));
+    page.single("nlb_contact_socket_dropped_total", "counter",
+                "Second-path datagrams the kernel dropped for want of room in the agent's socket.",
+                member(hb, "contact_socket_dropped"));
 
     page.family("nlb_map_transfer_total", "counter",
                 "The bucket map's transfer to joining hosts, by event (chunks sent, received, "

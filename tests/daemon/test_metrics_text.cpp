@@ -45,7 +45,7 @@ const json kStats = json::parse(R"({
   "heartbeats": {"sent": 601, "received": 602, "accepted": 603, "malformed": 604,
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
                  "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611,
-                 "socket_dropped": 612},
+                 "socket_dropped": 612, "contact_socket_dropped": 613},
   "remote_control": {"answered": 701, "dropped_bad_mac": 702, "dropped_replayed": 703}
 })");
 
@@ -166,6 +166,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {R"(nlb_heartbeats_rejected_total{reason="duplicate_priority"})", "610"},
         {"nlb_heartbeat_send_errors_total", "611"},
         {"nlb_heartbeat_socket_dropped_total", "612"},
+        {"nlb_contact_socket_dropped_total", "613"},
         {R"(nlb_remote_requests_total{result="answered"})", "701"},
         {R"(nlb_remote_requests_total{result="dropped_bad_mac"})", "702"},
         {R"(nlb_remote_requests_total{result="dropped_replayed"})", "703"},
