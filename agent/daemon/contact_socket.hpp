@@ -37,7 +37,8 @@ class ContactSocket {
 
     std::uint64_t send_errors() const { return send_errors_; }
     std::uint64_t received() const { return reader_.received(); }
-    // Datagrams the kernel dropped for want of room in this socket's buffer, since it opened.
+    // Datagrams the kernel dropped at this socket since it opened: for want of room in its
+    // buffer, or (rarely) a bad checksum.
     std::uint64_t socket_dropped();
 
   private:
