@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A cluster of HOSTS hosts (default 64) in namespaces on this machine, on the fault harness
 # (tests/faults/lib.sh): real agents at HEARTBEAT_MS (default 1000), a logging UDP server per
-# host, a client streaming 1,000 requests/s with unique ids from 200 addresses.
+# host, a client streaming 1,000 requests/s with unique ids from FAULT_SOURCES addresses
+# (default 1,000; fault_cluster_16 uses 200).
 #   converge_s          all agents started at once -> every host says converged with all
 #   heartbeat_Bps_per_host  bytes each host sends while idle (heartbeats, both paths), mean
 #   agent_cpu_pct_mean  CPU per agent, % of one core, over 20 s of the request stream
@@ -33,6 +34,7 @@ export HEARTBEAT_MS=${2:-1000}
 export BUILD=${BUILD:-$PWD/build}
 [ "$(id -u)" -eq 0 ] || { echo "cluster bench: run as root" >&2; exit 1; }
 ((hosts >= 9 && hosts <= 64)) || { echo "cluster bench: HOSTS must be 9..64" >&2; exit 1; }
+export FAULT_SOURCES=${FAULT_SOURCES:-1000}
 source tests/faults/lib.sh
 faults_init "cluster_${hosts}_${HEARTBEAT_MS}"
 all=$(seq 1 "$hosts")

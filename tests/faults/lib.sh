@@ -34,8 +34,8 @@ calc() { awk "BEGIN { printf \"%.6f\", $1 }"; } # calc EXPR: floating-point arit
 HEARTBEAT_MS=${HEARTBEAT_MS:-200}
 TOLERANCE=5
 FAULT_SLACK_S=${FAULT_SLACK_S:-0.3}
-FAULT_RATE=${FAULT_RATE:-1000}  # requests per second, all 200 sources together
-FAULT_SOURCES=200
+FAULT_RATE=${FAULT_RATE:-1000}  # requests per second, all sources together
+FAULT_SOURCES=${FAULT_SOURCES:-200} # client addresses: 10.10.1.1 and the ones after it
 FAULT_PORT=7000
 FAULT_RULES='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "single"}]'
 FAULT_BOUND_S=$(calc "($TOLERANCE + 2) * $HEARTBEAT_MS / 1000")
@@ -131,18 +131,20 @@ fault_config() {
 }"
 }
 
-# faults_setup HOSTS...: host namespaces, the client (200 sources), the bystander, and a
+# faults_setup HOSTS...: host namespaces, the client (FAULT_SOURCES), the bystander, and a
 # logging test server per host (the servers start before the agents: IP_FREEBIND).
 faults_setup() {
   local i
   for i in "$@"; do topo_add_host "$i"; done
   # topology.sh's client namespace, its addresses added in one `ip -batch` (200 separate ip
-  # commands take seconds on a busy machine).
+  # commands take seconds on a busy machine): 10.10.1.1 and the ones after it, as the stream
+  # counts them (--sources 10.10.1.1+N).
   ip netns add "$TOPO-client"
   topo_link "$TOPO-client" client
-  local k
-  for ((k = 1; k <= FAULT_SOURCES; k++)); do
-    echo "addr add 10.10.$((1 + (k - 1) / 250)).$((1 + (k - 1) % 250))/16 dev eth0"
+  local k a
+  for ((k = 0; k < FAULT_SOURCES; k++)); do
+    a=$((257 + k)) # 10.10.1.1 is 10.10.0.0 + 257
+    echo "addr add 10.10.$((a / 256)).$((a % 256))/16 dev eth0"
   done | ip -n "$TOPO-client" -batch -
   topo_add_bystander
   for i in "$@"; do
@@ -204,7 +206,7 @@ print(n)
 PY
 }
 
-# stream_start: 200 sources, FAULT_RATE requests/s, until stream_stop (bounded: 120 s);
+# stream_start: FAULT_SOURCES sources, FAULT_RATE requests/s, until stream_stop (bounded: 120 s);
 # returns once the first request went out (bounded: 10 s).
 # The client runs at nice -15: its samples stay dense while agents load BPF programs (the
 # verifier runs in the loading agent's context), which is what its lag check is about. At
