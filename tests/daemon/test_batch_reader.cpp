@@ -247,7 +247,7 @@ TEST_CASE("a batch end may destroy its reader") {
 }
 
 TEST_CASE("datagrams read in one call keep their own sender and length") {
-    // Three senders, datagrams of lengths that differ, all queued before the reader starts, so
+    // Two senders, datagrams of lengths that differ, all queued before the reader starts, so
     // they come in one system call; one is longer than kDatagram and is cut to it.
     Pair p;
     Pair other; // only its sending socket is used, pointed at p's receiver
