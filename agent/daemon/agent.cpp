@@ -1,3 +1,5 @@
+// The agent's life: start, attach (bring_up) and detach (tear_down), shutdown or restart,
+// and the inputs that come from outside the engine (probes, load feedback's weights).
 #include "agent.hpp"
 
 #include <net/if.h>
@@ -11,9 +13,7 @@
 
 #include <nlb/maps.h>
 
-#include "bucket_entries.hpp"
 #include "config_health.hpp"
-#include "conn_scanner.hpp"
 #include "control_reply.hpp"
 #include "engine_config.hpp"
 #include "link_info.hpp"
@@ -313,93 +313,6 @@ bool Agent::shutdown() {
     return restart;
 }
 
-void Agent::schedule(milliseconds at) {
-    milliseconds now = monotonic_now();
-    milliseconds wait = at > now ? at - now : milliseconds(0);
-    // Never sleep past the next periodic duty (watchdog, connection scan).
-    const milliseconds duty = std::min(next_periodic_, next_arm_);
-    wait = std::min(wait, duty > now ? duty - now : milliseconds(0));
-    if (timer_at_ && *timer_at_ <= now + wait)
-        return; // fires soon enough; tick() schedules again
-    timer_at_ = now + wait;
-    timer_.expires_after(wait);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (ec)
-            return;
-        timer_at_.reset();
-        tick();
-    });
-}
-
-void Agent::tick() {
-    if (!engine_)
-        return;
-    milliseconds now = monotonic_now();
-    // The engine first: after a stall it must release what it owned before the watchdog is
-    // refreshed, or the dataplane would serve buckets the cluster has taken meanwhile.
-    engine_->on_tick(now);
-    apply(engine_->take_decision());
-    if (!engine_)
-        return;
-    if (now >= next_periodic_)
-        periodic(now);
-    if (now >= next_arm_)
-        arm_watchdog(now);
-}
-
-// Once per heartbeat period: report connections.
-void Agent::periodic(milliseconds now) {
-    next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
-    // Every period while the scan can change a decision (a hand-over, a drain) or feeds load
-    // feedback on connections; otherwise it only refreshes counts and deletes closed records,
-    // and a short period would make it most of the agent's work (measured: 35 % of it at
-    // 200 ms), a full table even more: it waits as long as its cost says (quiet_scan_interval).
-    const bool decides = engine_->needs_scans();
-    if (decides || (load_ && load_->counts_connections()) ||
-        now - last_scan_ >= tracking_.quiet_interval())
-        scan_connections_now(now, decides);
-    if (load_) {
-        // Measured once a period (connections as of the last scan), published with the next
-        // heartbeat; a weight that moves reconverges the cluster like an operator's
-        // load_weight change.
-        load_->sample(tracking_.last().live_by_rule, *health_, now);
-        load_->publish(*engine_);
-        if (load_->update(*engine_, now) && !engine_->set_host_rules(host_rules(), now))
-            log_.error("load feedback: the engine refused the effective weights");
-    }
-    apply(engine_->take_decision());
-}
-
-// The dataplane stops accepting unless this is repeated within (tolerance − 1) periods: it is
-// repeated four times per timeout, so that a late timer never expires it on a healthy host,
-// and not at all from a stall until the engine has converged again (DESIGN §3, "Watchdog").
-void Agent::arm_watchdog(milliseconds now) {
-    const auto timeout = milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
-                                      config_.cluster.heartbeat_ms);
-    next_arm_ = now + std::max(milliseconds(1), timeout / 4);
-    if (armed_ && dp_->maps().state().config.alive == 0 && !expired_logged_) {
-        expired_logged_ = true;
-        log_.event("watchdog_expired", {{"message", "the dataplane stopped accepting: this agent "
-                                                    "missed its refresh (stalled?)"}});
-    }
-    if (engine_->recovering())
-        return;
-    try {
-        dp_->arm_watchdog(static_cast<std::uint64_t>(timeout.count()) * 1000000ULL);
-        armed_ = true;
-        expired_logged_ = false;
-    } catch (const std::exception& e) {
-        log_.error(e.what());
-    }
-}
-
-void Agent::scan_connections_now(milliseconds now, bool decides) {
-    last_scan_ = now;
-    ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
-    tracked_connections_ = scan.live;
-    engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
-}
-
 std::vector<HostRuleParams> Agent::host_rules() const {
     std::vector<HostRuleParams> params = host_rule_params(config_);
     if (load_)
@@ -428,164 +341,6 @@ void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& resu
         return;
     engine_->set_probe_down(health_->down_rules(), monotonic_now());
     apply(engine_->take_decision());
-}
-
-void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacAddress* source) {
-    if (!engine_)
-        return;
-    engine_->begin_frames(); // decided on once the reader's turn ends: heartbeats_read
-    engine_->on_heartbeat(frame, monotonic_now(), path);
-    if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
-        // A member's frames now pass the dataplane outside the budget that unknown (forged)
-        // sources share (docs/dataplane.md).
-        try {
-            if (trusted_sources_.size() >= NLB_HB_TRUSTED_ENTRIES) {
-                dp_->maps().clear_trusted_sources();
-                trusted_sources_.clear();
-            }
-            dp_->maps().trust_heartbeat_source(*source);
-            trusted_sources_.insert(*source);
-        } catch (const std::exception& e) {
-            log_.error(e.what());
-        }
-    }
-}
-
-void Agent::heartbeats_read() {
-    if (!engine_)
-        return;
-    engine_->end_frames(monotonic_now());
-    apply(engine_->take_decision());
-}
-
-void Agent::set_heartbeat_linger() {
-    // An eighth of a period, at most 50 ms: what a frame may wait is far inside the tolerance
-    // (at least 3 periods) and the second path's quarter period (docs/convergence.md, §2a), a
-    // 64-host cluster's 63 frames a period wake the agent 8 to 20 times, not 63, and what a
-    // flood queues meanwhile fits the socket's buffer (HeartbeatSocket). With 64 idle hosts
-    // at 100 ms a sixteenth cost 2.3-2.5 % of a core where an eighth costs 1.7 %.
-    if (hb_)
-        hb_->set_linger(std::min(std::chrono::milliseconds(config_.cluster.heartbeat_ms) / 8,
-                                 std::chrono::milliseconds(50)));
-}
-
-void Agent::apply(Decision d) {
-    if (!engine_)
-        return;
-    if (d.maps && installed_) {
-        // Buckets this host gives up: look at the connection table again right now, so that
-        // connections opened since the last scan are kept (tracked here, reported dirty).
-        bool releases = false;
-        for (std::size_t s = 0; s < NLB_RULE_SLOTS && !releases; ++s)
-            for (std::size_t b = 0; b < NLB_BUCKETS && !releases; ++b)
-                releases = (*installed_)[s].owners[b] == config_.host.priority &&
-                           (*d.maps)[s].owners[b] != config_.host.priority;
-        if (releases) {
-            // First stop recording new connections in the buckets given up: the new maps go
-            // in with those buckets still looked up in the connection tables (tracked here),
-            // so no connection is lost meanwhile. Then, once a program run that read the old
-            // entry has surely finished, the scan sees every connection recorded there, and
-            // the release reports them all dirty: none is served by two hosts.
-            install(with_released_tracked(*d.maps));
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            scan_connections_now(monotonic_now(), true);
-            Decision again = engine_->take_decision();
-            for (auto& e : again.events)
-                d.events.push_back(std::move(e));
-            if (again.maps)
-                d.maps = again.maps;
-            // The frames built before the scan (on both paths) carry the stale dirty list:
-            // a peer that read their release would take the buckets as clean.
-            d.frames = std::move(again.frames);
-            d.contact = std::move(again.contact);
-            d.state = again.state;
-            d.next_tick = again.next_tick;
-        }
-    }
-    for (const auto& e : d.events) {
-        // Convergence time as the engine saw it: its events carry the monotonic time of the
-        // input that caused them.
-        if (e.kind == EventKind::convergence_started) {
-            convergence_started_ = e.at;
-        } else if (e.kind == EventKind::converged) {
-            ++convergences_;
-            if (convergence_started_)
-                last_convergence_ = e.at - *convergence_started_;
-            convergence_started_.reset();
-        }
-        json fields = {{"host", e.host}};
-        if (!e.text.empty())
-            fields["detail"] = e.text;
-        if (e.kind == EventKind::command_rejected || e.kind == EventKind::refused)
-            log_.warn(std::string(to_string(e.kind)) + ": " + e.text);
-        else
-            log_.event(to_string(e.kind), fields);
-    }
-    if (d.flow_seed && dp_) {
-        // The engine took the cluster's seed before this host served (seed_inherited): the
-        // same tables, hashed as the cluster hashes.
-        try {
-            const VipLayout running = tables_.layout();
-            tables_ = tables_of(config_, *d.flow_seed, &running);
-            dp_->maps().write_tables(tables_);
-            // The established records carry buckets of the old seed: record them again.
-            tracking_.start(*dp_, tables_.vips(), log_);
-        } catch (const std::exception& e) {
-            log_.error(e.what());
-        }
-    }
-    if (d.maps)
-        install(*d.maps);
-    for (const auto& f : d.frames)
-        hb_->send(f);
-    if (contact_)
-        for (const auto& c : d.contact)
-            contact_->send(c.to, c.frame);
-    // Every input may bring the engine's next deadline forward (a command, a heartbeat).
-    schedule(d.next_tick);
-    if (!announced_ && engine_->state() == HostState::converged) {
-        // Tell switches and routers where the VIPs are, once this host serves.
-        announced_ = true;
-        try {
-            iface_->announce();
-        } catch (const std::exception& e) {
-            log_.warn(e.what());
-        }
-    }
-    // Last, after the maps that release the changed slots' buckets and after this decision's
-    // frames (the switch makes frames of its own, which must follow these).
-    if (d.switched)
-        switch_config(monotonic_now());
-}
-
-SlotViews Agent::with_released_tracked(const SlotViews& next) const {
-    SlotViews views = next;
-    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
-        for (std::size_t b = 0; b < NLB_BUCKETS; ++b)
-            if ((*installed_)[s].owners[b] == config_.host.priority &&
-                views[s].owners[b] != config_.host.priority)
-                views[s].tracked_here.set(b);
-    return views;
-}
-
-void Agent::write_rule_modes(DataplaneMaps& maps) const {
-    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-        nlb_rule& rule = maps.state().rules[slot];
-        rule.mode = slot < tables_.rules().size() ? tables_.rules()[slot].mode
-                                                  : static_cast<std::uint8_t>(NLB_MODE_MULTIPLE);
-        rule.affinity = tables_.affinity_of(slot);
-    }
-}
-
-void Agent::install(const SlotViews& views) {
-    nlb_state& state = dp_->maps().state();
-    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
-        if (installed_ && (*installed_)[s] == views[s])
-            continue;
-        auto entries = bucket_entries(views[s], config_.host.priority);
-        std::memcpy(state.rules[s].bucket, entries.data(), sizeof(state.rules[s].bucket));
-    }
-    installed_ = std::make_shared<SlotViews>(views);
 }
 
 json Agent::attach(const std::string& ifname) {

@@ -1,0 +1,174 @@
+// The engine's inputs from the heartbeat sockets and its decisions carried out: events
+// logged, bucket maps installed (a release rescans first), frames sent.
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include <nlb/maps.h>
+
+#include "agent.hpp"
+#include "bucket_entries.hpp"
+
+namespace nlb {
+
+using json = nlohmann::json;
+
+void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacAddress* source) {
+    if (!engine_)
+        return;
+    engine_->begin_frames(); // decided on once the reader's turn ends: heartbeats_read
+    engine_->on_heartbeat(frame, monotonic_now(), path);
+    if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
+        // A member's frames now pass the dataplane outside the budget that unknown (forged)
+        // sources share (docs/dataplane.md).
+        try {
+            if (trusted_sources_.size() >= NLB_HB_TRUSTED_ENTRIES) {
+                dp_->maps().clear_trusted_sources();
+                trusted_sources_.clear();
+            }
+            dp_->maps().trust_heartbeat_source(*source);
+            trusted_sources_.insert(*source);
+        } catch (const std::exception& e) {
+            log_.error(e.what());
+        }
+    }
+}
+
+void Agent::heartbeats_read() {
+    if (!engine_)
+        return;
+    engine_->end_frames(monotonic_now());
+    apply(engine_->take_decision());
+}
+
+void Agent::set_heartbeat_linger() {
+    // An eighth of a period, at most 50 ms: what a frame may wait is far inside the tolerance
+    // (at least 3 periods) and the second path's quarter period (docs/convergence.md, §2a), a
+    // 64-host cluster's 63 frames a period wake the agent 8 to 20 times, not 63, and what a
+    // flood queues meanwhile fits the socket's buffer (HeartbeatSocket). With 64 idle hosts
+    // at 100 ms a sixteenth cost 2.3-2.5 % of a core where an eighth costs 1.7 %.
+    if (hb_)
+        hb_->set_linger(std::min(std::chrono::milliseconds(config_.cluster.heartbeat_ms) / 8,
+                                 std::chrono::milliseconds(50)));
+}
+
+void Agent::apply(Decision d) {
+    if (!engine_)
+        return;
+    if (d.maps && installed_) {
+        // Buckets this host gives up: look at the connection table again right now, so that
+        // connections opened since the last scan are kept (tracked here, reported dirty).
+        bool releases = false;
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS && !releases; ++s)
+            for (std::size_t b = 0; b < NLB_BUCKETS && !releases; ++b)
+                releases = (*installed_)[s].owners[b] == config_.host.priority &&
+                           (*d.maps)[s].owners[b] != config_.host.priority;
+        if (releases) {
+            // First stop recording new connections in the buckets given up: the new maps go
+            // in with those buckets still looked up in the connection tables (tracked here),
+            // so no connection is lost meanwhile. Then, once a program run that read the old
+            // entry has surely finished, the scan sees every connection recorded there, and
+            // the release reports them all dirty: none is served by two hosts.
+            install(with_released_tracked(*d.maps));
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            scan_connections_now(monotonic_now(), true);
+            Decision again = engine_->take_decision();
+            for (auto& e : again.events)
+                d.events.push_back(std::move(e));
+            if (again.maps)
+                d.maps = again.maps;
+            // The frames built before the scan (on both paths) carry the stale dirty list:
+            // a peer that read their release would take the buckets as clean.
+            d.frames = std::move(again.frames);
+            d.contact = std::move(again.contact);
+            d.state = again.state;
+            d.next_tick = again.next_tick;
+        }
+    }
+    for (const auto& e : d.events) {
+        // Convergence time as the engine saw it: its events carry the monotonic time of the
+        // input that caused them.
+        if (e.kind == EventKind::convergence_started) {
+            convergence_started_ = e.at;
+        } else if (e.kind == EventKind::converged) {
+            ++convergences_;
+            if (convergence_started_)
+                last_convergence_ = e.at - *convergence_started_;
+            convergence_started_.reset();
+        }
+        json fields = {{"host", e.host}};
+        if (!e.text.empty())
+            fields["detail"] = e.text;
+        if (e.kind == EventKind::command_rejected || e.kind == EventKind::refused)
+            log_.warn(std::string(to_string(e.kind)) + ": " + e.text);
+        else
+            log_.event(to_string(e.kind), fields);
+    }
+    if (d.flow_seed && dp_) {
+        // The engine took the cluster's seed before this host served (seed_inherited): the
+        // same tables, hashed as the cluster hashes.
+        try {
+            const VipLayout running = tables_.layout();
+            tables_ = tables_of(config_, *d.flow_seed, &running);
+            dp_->maps().write_tables(tables_);
+            // The established records carry buckets of the old seed: record them again.
+            tracking_.start(*dp_, tables_.vips(), log_);
+        } catch (const std::exception& e) {
+            log_.error(e.what());
+        }
+    }
+    if (d.maps)
+        install(*d.maps);
+    for (const auto& f : d.frames)
+        hb_->send(f);
+    if (contact_)
+        for (const auto& c : d.contact)
+            contact_->send(c.to, c.frame);
+    // Every input may bring the engine's next deadline forward (a command, a heartbeat).
+    schedule(d.next_tick);
+    if (!announced_ && engine_->state() == HostState::converged) {
+        // Tell switches and routers where the VIPs are, once this host serves.
+        announced_ = true;
+        try {
+            iface_->announce();
+        } catch (const std::exception& e) {
+            log_.warn(e.what());
+        }
+    }
+    // Last, after the maps that release the changed slots' buckets and after this decision's
+    // frames (the switch makes frames of its own, which must follow these).
+    if (d.switched)
+        switch_config(monotonic_now());
+}
+
+SlotViews Agent::with_released_tracked(const SlotViews& next) const {
+    SlotViews views = next;
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        for (std::size_t b = 0; b < NLB_BUCKETS; ++b)
+            if ((*installed_)[s].owners[b] == config_.host.priority &&
+                views[s].owners[b] != config_.host.priority)
+                views[s].tracked_here.set(b);
+    return views;
+}
+
+void Agent::write_rule_modes(DataplaneMaps& maps) const {
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+        nlb_rule& rule = maps.state().rules[slot];
+        rule.mode = slot < tables_.rules().size() ? tables_.rules()[slot].mode
+                                                  : static_cast<std::uint8_t>(NLB_MODE_MULTIPLE);
+        rule.affinity = tables_.affinity_of(slot);
+    }
+}
+
+void Agent::install(const SlotViews& views) {
+    nlb_state& state = dp_->maps().state();
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        if (installed_ && (*installed_)[s] == views[s])
+            continue;
+        auto entries = bucket_entries(views[s], config_.host.priority);
+        std::memcpy(state.rules[s].bucket, entries.data(), sizeof(state.rules[s].bucket));
+    }
+    installed_ = std::make_shared<SlotViews>(views);
+}
+
+} // namespace nlb

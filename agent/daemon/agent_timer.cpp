@@ -1,0 +1,99 @@
+// The agent's clock: one timer for the engine's deadlines and the periodic duties (connection
+// scans, load feedback, the dataplane's watchdog).
+#include <algorithm>
+
+#include "agent.hpp"
+#include "conn_scanner.hpp"
+
+namespace nlb {
+
+using std::chrono::milliseconds;
+
+void Agent::schedule(milliseconds at) {
+    milliseconds now = monotonic_now();
+    milliseconds wait = at > now ? at - now : milliseconds(0);
+    // Never sleep past the next periodic duty (watchdog, connection scan).
+    const milliseconds duty = std::min(next_periodic_, next_arm_);
+    wait = std::min(wait, duty > now ? duty - now : milliseconds(0));
+    if (timer_at_ && *timer_at_ <= now + wait)
+        return; // fires soon enough; tick() schedules again
+    timer_at_ = now + wait;
+    timer_.expires_after(wait);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec)
+            return;
+        timer_at_.reset();
+        tick();
+    });
+}
+
+void Agent::tick() {
+    if (!engine_)
+        return;
+    milliseconds now = monotonic_now();
+    // The engine first: after a stall it must release what it owned before the watchdog is
+    // refreshed, or the dataplane would serve buckets the cluster has taken meanwhile.
+    engine_->on_tick(now);
+    apply(engine_->take_decision());
+    if (!engine_)
+        return;
+    if (now >= next_periodic_)
+        periodic(now);
+    if (now >= next_arm_)
+        arm_watchdog(now);
+}
+
+// Once per heartbeat period: report connections.
+void Agent::periodic(milliseconds now) {
+    next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
+    // Every period while the scan can change a decision (a hand-over, a drain) or feeds load
+    // feedback on connections; otherwise it only refreshes counts and deletes closed records,
+    // and a short period would make it most of the agent's work (measured: 35 % of it at
+    // 200 ms), a full table even more: it waits as long as its cost says (quiet_scan_interval).
+    const bool decides = engine_->needs_scans();
+    if (decides || (load_ && load_->counts_connections()) ||
+        now - last_scan_ >= tracking_.quiet_interval())
+        scan_connections_now(now, decides);
+    if (load_) {
+        // Measured once a period (connections as of the last scan), published with the next
+        // heartbeat; a weight that moves reconverges the cluster like an operator's
+        // load_weight change.
+        load_->sample(tracking_.last().live_by_rule, *health_, now);
+        load_->publish(*engine_);
+        if (load_->update(*engine_, now) && !engine_->set_host_rules(host_rules(), now))
+            log_.error("load feedback: the engine refused the effective weights");
+    }
+    apply(engine_->take_decision());
+}
+
+// The dataplane stops accepting unless this is repeated within (tolerance − 1) periods: it is
+// repeated four times per timeout, so that a late timer never expires it on a healthy host,
+// and not at all from a stall until the engine has converged again (DESIGN §3, "Watchdog").
+void Agent::arm_watchdog(milliseconds now) {
+    const auto timeout = milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
+                                      config_.cluster.heartbeat_ms);
+    next_arm_ = now + std::max(milliseconds(1), timeout / 4);
+    if (armed_ && dp_->maps().state().config.alive == 0 && !expired_logged_) {
+        expired_logged_ = true;
+        log_.event("watchdog_expired", {{"message", "the dataplane stopped accepting: this agent "
+                                                    "missed its refresh (stalled?)"}});
+    }
+    if (engine_->recovering())
+        return;
+    try {
+        dp_->arm_watchdog(static_cast<std::uint64_t>(timeout.count()) * 1000000ULL);
+        armed_ = true;
+        expired_logged_ = false;
+    } catch (const std::exception& e) {
+        log_.error(e.what());
+    }
+}
+
+void Agent::scan_connections_now(milliseconds now, bool decides) {
+    last_scan_ = now;
+    ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
+    tracked_connections_ = scan.live;
+    engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
+}
+
+} // namespace nlb

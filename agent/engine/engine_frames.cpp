@@ -1,0 +1,156 @@
+// ConvergenceEngine, heartbeat input: authenticate, drop the second copy of a frame, hear
+// and accept what is new, and decide once per batch of frames (begin_frames/end_frames).
+#include "convergence_engine.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "heartbeat_codec.hpp"
+
+namespace nlb {
+
+void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms,
+                                     Path path) {
+    const std::int64_t now = now_ms.count();
+    observe(now);
+    last_trusted_ = false;
+    ++counters_.received;
+    if (path == Path::contact)
+        ++counters_.contact_received;
+    // Authenticate before parsing: the fixed head, then the HMAC, then the sections.
+    const auto head = decode_head(frame);
+    if (!head.head) {
+        count_undecodable(head.error);
+        if (head.error == DecodeError::bad_version && head.cluster_ip == config_.cluster.ip)
+            note_unreadable(now, RefuseReason::version);
+        return;
+    }
+    if (!admit(frame, *head.head, path, now))
+        return;
+    if (head.head->chunk) {
+        if (path == Path::segment)
+            on_map_chunk(frame, now);
+        return;
+    }
+    // Every heartbeat comes twice, once by each path. The second copy of one taken in
+    // already (authentic: admit) changes only when its path was last heard: nothing to decode
+    // or decide again, unless it is the segment's and that path had been silent for a
+    // tolerance (two-way contact and deafness turn on it). This halves a large cluster's
+    // work per period, and the copy does not count as the stream speaking again
+    // (Membership::accept's rivals).
+    const FrameHead& h = *head.head;
+    if (h.priority != me_ && peers_.holds(h.priority, h.nonce, h.sequence)) {
+        const auto& peer = peers_.peer(h.priority);
+        if (path == Path::contact || now - peer.heard_segment_ms <= tolerance_ms()) {
+            peers_.heard_again(h.priority, now, path == Path::contact);
+            ++counters_.accepted;
+            last_trusted_ = h.minor >= 2;
+            return;
+        }
+    }
+    const auto decoded = decode_heartbeat(frame);
+    if (!decoded.heartbeat) {
+        count_undecodable(decoded.error);
+        return;
+    }
+    const Heartbeat& hb = *decoded.heartbeat;
+    ++counters_.accepted;
+    if (hb.priority == me_) {
+        // Echoed so that a real second host can prove the clash; a recording of this host's
+        // earlier boot never echoes this boot's nonce, and is ignored.
+        dup_nonce_ = hb.nonce;
+        dup_heard_ = now;
+        if (!verified(hb)) {
+            ++counters_.unverified;
+            return;
+        }
+        ++counters_.duplicate_priority;
+        handle_priority_clash(hb, now);
+        held_eval_ = true;
+        if (!holding_)
+            settle_frames(now);
+        return;
+    }
+    const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
+                                       peers_.peer(hb.priority).heard_contact_ms);
+    const bool new_stream = peers_.hear(hb, now, path == Path::contact, quiet_ms());
+    if (!verified(hb)) {
+        // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
+        // this host yet. Its nonce is echoed (hear), nothing else changes. A stream heard for
+        // the first time in a tolerance gets the echo at once (a partition heal decides on
+        // it); others at the usual pace.
+        ++counters_.unverified;
+        if (new_stream || now - heard_before > tolerance_ms())
+            next_send_ = std::min(next_send_, now);
+        else
+            send_soon(now);
+        return;
+    }
+    had_peer_ = true;
+    // A 1.1 frame is authentic but not proven fresh (it echoes nobody): a recording could
+    // be replayed under any source MAC, so only 1.2 frames vouch for their source.
+    last_trusted_ = !legacy(hb);
+    // A peer that newly asks for the second path's copies (its segment frames from this
+    // host are late there) gets the next heartbeat soon, not a period later.
+    const auto& before = peers_.peer(hb.priority).heartbeat;
+    const bool newly_asked = hb.has_want && (hb.want & host_bit(me_)) &&
+                             !(before.has_want && (before.want & host_bit(me_)));
+    const auto change = peers_.accept(hb, now, quiet_ms());
+    if (newly_asked && change.result != Membership::Accept::pending && backup_only())
+        send_soon(now);
+    if (change.result == Membership::Accept::pending)
+        return; // most likely this host's new boot, replacing the earlier once that is quiet
+    if (change.result != Membership::Accept::duplicate)
+        maybe_inherit_fixed_seed(hb, now);
+    if (change.result == Membership::Accept::duplicate) {
+        ++counters_.duplicate_priority;
+        event(now, EventKind::duplicate_priority, hb.priority,
+              "a second host uses priority " + std::to_string(hb.priority) + ": ignored");
+        return;
+    }
+    if (change.result == Membership::Accept::new_host) {
+        refused_logged_ &= ~host_bit(hb.priority);
+        event(now, EventKind::host_joined, hb.priority,
+              "host " + std::to_string(hb.priority) + " heard (" + to_string(hb.state) + ")");
+    } else if (change.state_changed) {
+        event(now, EventKind::host_changed, hb.priority,
+              "host " + std::to_string(hb.priority) + " is " + to_string(hb.state));
+    }
+    if (change.params_changed)
+        ++params_generation_;
+    if (change.dirty_changed)
+        update_others_dirty();
+    held_eval_ = true;
+    held_heard_ |= host_bit(hb.priority);
+    if (!holding_)
+        settle_frames(now);
+}
+
+void ConvergenceEngine::end_frames(Millis now_ms) {
+    holding_ = false;
+    const std::int64_t now = now_ms.count();
+    if (held_eval_) {
+        observe(now);
+        settle_frames(now);
+    }
+}
+
+void ConvergenceEngine::settle_frames(std::int64_t now) {
+    const std::uint64_t heard = std::exchange(held_heard_, 0);
+    held_eval_ = false;
+    ++counters_.evaluations;
+    evaluate(now);
+    // The frame that completes agreement starts the count of stable periods now rather than
+    // at the next half-period send: failover must fit in tolerance + 2 periods.
+    if (agreeing_ && participating() && stable_ == 0 && agreement(now))
+        send_soon(now);
+    // A member waiting for our base gets its chunks with our next frame, not a period later.
+    if (chosen_ != 0 && base_digest_ == chosen_)
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+            if ((heard & view_ & host_bit(p)) && member_lacks_base(peers_.peer(p).heartbeat)) {
+                send_soon(now);
+                break;
+            }
+}
+
+} // namespace nlb
