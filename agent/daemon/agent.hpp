@@ -113,7 +113,8 @@ class Agent {
     void apply(Decision decision);
     void install(const SlotViews& views);
     // `decides`: the engine may release buckets on it (ConnectionTracking::scan).
-    void scan_connections_now(std::chrono::milliseconds now, bool decides);
+    // True when the scan changed the buckets the engine reports holding.
+    bool scan_connections_now(std::chrono::milliseconds now, bool decides);
     // This host's per-rule parameters as the engine gets them: the config's, with the
     // effective weights of the rules under load feedback.
     std::vector<HostRuleParams> host_rules() const;

@@ -71,16 +71,25 @@ void Agent::apply(Decision d) {
             // the release reports them all dirty: none is served by two hosts.
             install(with_released_tracked(*d.maps));
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            scan_connections_now(monotonic_now(), true);
+            // If the scan changed the dirty list, the frames built before it (on both paths)
+            // carry a stale one: a peer that read their release would take the buckets as
+            // clean. They are not sent, and fresh ones follow within a quarter period.
+            const bool stale = scan_connections_now(monotonic_now(), true);
+            if (stale)
+                engine_->frames_withheld(monotonic_now());
             Decision again = engine_->take_decision();
             for (auto& e : again.events)
                 d.events.push_back(std::move(e));
             if (again.maps)
                 d.maps = again.maps;
-            // The frames built before the scan (on both paths) carry the stale dirty list:
-            // a peer that read their release would take the buckets as clean.
-            d.frames = std::move(again.frames);
-            d.contact = std::move(again.contact);
+            if (stale) {
+                d.frames.clear();
+                d.contact.clear();
+            }
+            for (auto& f : again.frames)
+                d.frames.push_back(std::move(f));
+            for (auto& c : again.contact)
+                d.contact.push_back(std::move(c));
             d.state = again.state;
             d.next_tick = again.next_tick;
         }

@@ -46,14 +46,18 @@ void Agent::tick() {
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
-    // Every period while the scan can change a decision (a hand-over, a drain) or feeds load
-    // feedback on connections; otherwise it only refreshes counts and deletes closed records,
-    // and a short period would make it most of the agent's work (measured: 35 % of it at
-    // 200 ms), a full table even more: it waits as long as its cost says (quiet_scan_interval).
+    // Every period while the scan can change a decision (given-up buckets still holding
+    // connections, a drain) or feeds load feedback on connections; otherwise it only
+    // refreshes counts and deletes closed records, and a short period would make it most of
+    // the agent's work (measured: 35 % of it at 200 ms), a full table even more: it waits as
+    // long as its cost says (quiet_scan_interval). The accepted count, which a partition heal
+    // compares, is a few counters: read every period.
     const bool decides = engine_->needs_scans();
     if (decides || (load_ && load_->counts_connections()) ||
         now - last_scan_ >= tracking_.quiet_interval())
         scan_connections_now(now, decides);
+    else
+        engine_->on_accepted_total(accepted_total());
     if (load_) {
         // Measured once a period (connections as of the last scan), published with the next
         // heartbeat; a weight that moves reconverges the cluster like an operator's
@@ -89,11 +93,11 @@ void Agent::arm_watchdog(milliseconds now) {
     }
 }
 
-void Agent::scan_connections_now(milliseconds now, bool decides) {
+bool Agent::scan_connections_now(milliseconds now, bool decides) {
     last_scan_ = now;
     ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
     tracked_connections_ = scan.live;
-    engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
+    return engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
 }
 
 } // namespace nlb

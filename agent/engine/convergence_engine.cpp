@@ -319,14 +319,26 @@ void ConvergenceEngine::set_probe_down(std::uint32_t rules, Millis now_ms) {
     evaluate(now);
 }
 
-void ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total,
+bool ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total,
                                            Millis now_ms) {
     const std::int64_t now = now_ms.count();
     observe(now);
     live_ = live;
     accepted_total_ = std::max(accepted_total_, accepted_total);
+    const auto held_before = held_;
     update_held(now);
     evaluate(now);
+    return held_ != held_before;
+}
+
+void ConvergenceEngine::frames_withheld(Millis now_ms) {
+    const std::int64_t now = now_ms.count();
+    observe(now);
+    send_soon(now);
+}
+
+void ConvergenceEngine::on_accepted_total(std::uint64_t accepted_total) {
+    accepted_total_ = std::max(accepted_total_, accepted_total);
 }
 
 Decision ConvergenceEngine::take_decision() {

@@ -5,8 +5,10 @@
 //   on_heartbeat(frame, now)    a received 0x886F payload
 //   on_tick(now)                at or after Decision::next_tick (earlier is harmless)
 //   on_command(cmd, now)        nlbadm start / stop / drainstop / suspend / resume / per rule
-//   on_connection_scan(...)     each period: (rule slot, bucket) pairs with live connections
-//                               and the running count of connections accepted
+//   on_connection_scan(...)     (rule slot, bucket) pairs with live connections and the
+//                               running count of connections accepted: each period while
+//                               needs_scans(), at every release, and now and then otherwise
+//   on_accepted_total(n)        the count alone, each period the tables are not scanned
 //   take_decision()             frames to send, maps to install (when changed), events
 //
 // Maps (docs/convergence.md section 4, "Movement"): a new epoch's map is
@@ -190,11 +192,20 @@ class ConvergenceEngine {
     void on_tick(Millis now);
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
-    void on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total, Millis now);
+    // True when it changed the buckets this host reports holding (its heartbeats' dirty list).
+    bool on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total, Millis now);
+    // The frames of the last decision were not sent: a scan made their dirty list stale (the
+    // agent's rescan before a release). Fresh ones follow soon, not a period later.
+    void frames_withheld(Millis now);
+    // Between scans, each period: the running count of connections accepted (the dataplane's
+    // counters, cheap to read), so that the score a partition heal compares stays current.
+    void on_accepted_total(std::uint64_t accepted_total);
     // Whether the next period's connection scan can change what this host does: while it
-    // converges, holds buckets it gave up, drains (the host or a rule), or is not settled.
-    // Otherwise the scan only refreshes counts, and the agent may space it out; a release
-    // always comes with a scan of its own (the agent's apply), so none is missed.
+    // holds buckets it gave up, drains (the host or a rule), a probe holds a rule down, or it
+    // recovers from a stall. Otherwise, converging or not, the scan only refreshes counts and
+    // the agent may space it out: a scan changes only which buckets this host holds, and
+    // only for buckets it does not own; it records no new connection in those, and every
+    // release comes with a scan of its own (the agent's apply), so none is missed.
     bool needs_scans() const;
     // Reload: this host's per-rule load weights and handling priorities (one entry per port
     // rule). A change reconverges the cluster like a joining host's would, with the same

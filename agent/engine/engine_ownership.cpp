@@ -268,7 +268,7 @@ void ConvergenceEngine::check_map_agreement(std::int64_t now) {
 }
 
 bool ConvergenceEngine::needs_scans() const {
-    if (!settled() || recovering_ || probe_down_ != 0)
+    if (recovering_ || probe_down_ != 0)
         return true;
     for (std::size_t r = 0; r < config_.rules.size() && r < NLB_MAX_RULES; ++r)
         if (control_[r] != RuleControl::enabled)

@@ -168,9 +168,46 @@ void Simulator::push(std::int64_t at, Kind kind, std::size_t host,
     queue_.push({at, order_++, kind, host, std::move(frame), path});
 }
 
+bool Simulator::scan(std::size_t i) {
+    auto& h = hosts_[i];
+    ++h.scans;
+    h.last_scan = now_;
+    return h.engine->on_connection_scan(h.live, h.accepted, Millis{local(i)});
+}
+
 void Simulator::collect(std::size_t i) {
     auto& h = hosts_[i];
     auto d = h.engine->take_decision();
+    if (d.maps && h.installed) {
+        // As the agent's apply does: maps that give up buckets come with a scan of their own,
+        // and the frames built before it (a stale dirty list) give way to those after it.
+        const auto me = h.engine->priority();
+        bool releases = false;
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS && !releases; ++s)
+            for (std::uint32_t b = 0; b < NLB_BUCKETS && !releases; ++b)
+                releases = (*h.installed)[s].owners[b] == me && (*d.maps)[s].owners[b] != me;
+        if (releases) {
+            install(i, d.maps);
+            const bool stale = scan(i);
+            if (stale)
+                h.engine->frames_withheld(Millis{local(i)});
+            auto again = h.engine->take_decision();
+            for (auto& e : again.events)
+                d.events.push_back(std::move(e));
+            if (again.maps)
+                d.maps = std::move(again.maps);
+            if (stale) {
+                h.frames_withheld += d.frames.size();
+                d.frames.clear();
+                d.contact.clear();
+            }
+            for (auto& f : again.frames)
+                d.frames.push_back(std::move(f));
+            for (auto& c : again.contact)
+                d.contact.push_back(std::move(c));
+            d.next_tick = again.next_tick;
+        }
+    }
     for (auto& e : d.events)
         h.events.push_back(std::move(e));
     if (d.maps)
@@ -298,7 +335,12 @@ void Simulator::step(const Item& item) {
             for (auto o : (*h.installed)[0].owners)
                 mine += o == h.engine->priority();
         h.accepted += mine * h.accept_rate;
-        h.engine->on_connection_scan(h.live, h.accepted, Millis{local(item.host)});
+        // As the agent's periodic duty does: the tables while the engine needs them or once
+        // a quiet interval, the accepted count alone otherwise.
+        if (h.engine->needs_scans() || h.last_scan < 0 || now_ - h.last_scan >= quiet_scan_ms)
+            scan(item.host);
+        else
+            h.engine->on_accepted_total(h.accepted);
         push(now_ + 1000, Kind::scan, item.host);
         break;
     }

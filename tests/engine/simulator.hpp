@@ -36,6 +36,11 @@ struct SimHost {
     LiveBuckets live;              // connections the test says this host still serves
     std::uint64_t accepted = 0;    // connections accepted (grows with the buckets owned)
     std::uint64_t accept_rate = 1; // connections per owned bucket (slot 0) per period
+    // Connection scans the engine was given (on_connection_scan), and when the last one was.
+    std::uint64_t scans = 0;
+    std::int64_t last_scan = -1;
+    // Frames not sent because the scan at a release made their dirty list stale.
+    std::uint64_t frames_withheld = 0;
     std::vector<Event> events;
     std::uint64_t frames_sent = 0, bytes_sent = 0;
     std::uint64_t chunk_frames_sent = 0, chunk_bytes_sent = 0; // map transfer (included above)
@@ -104,6 +109,10 @@ class Simulator {
     std::int64_t double_since() const { return double_since_; }
     void reset_double_stats() { max_double_ms_ = 0; }
 
+    // The agent's spacing of the scans the engine does not need (quiet_scan_interval: 2 s to
+    // 60 s by their cost); the longest by default, so that no test leans on a quiet scan.
+    std::int64_t quiet_scan_ms = 60000;
+
     std::vector<std::vector<std::uint8_t>>& captured() { return captured_; }
     bool capture = false;
     // When set and true for (sender, receiver, frame), that receiver misses that frame: `drop`
@@ -136,6 +145,7 @@ class Simulator {
     }
     void step(const Item& item);
     void collect(std::size_t i);
+    bool scan(std::size_t i);
     void install(std::size_t i, std::shared_ptr<const SlotViews> views);
     void count_owner(std::size_t i, const SlotViews& views, int delta);
     std::int64_t delay();

@@ -92,7 +92,7 @@ TEST_CASE("drainstop hands the buckets over and reports the ones with connection
     std::vector<std::uint32_t> busy(mine.begin(), mine.begin() + 40);
     for (auto b : busy)
         drained.live.slots[0].set(b);
-    sim.run_until(sim.now() + 2 * kPeriod); // a scan sees them
+    sim.run_until(sim.now() + 2 * kPeriod); // no quiet scan sees them yet: the release's does
     sim.command(1, {CommandKind::drainstop});
     CHECK(drained.engine->state() == HostState::draining);
     // The others take every bucket; the busy ones are dirty at their new owners.
@@ -150,16 +150,78 @@ TEST_CASE("connection scans are needed during hand-overs and drains, not when se
     auto& giver = sim.host(0);
     for (auto b : owned_buckets(giver))
         giver.live.slots[0].set(b);
-    sim.run_until(sim.now() + 2 * kPeriod); // a scan sees them
-    CHECK(quiet(0)); // connections in buckets it owns change nothing
+    sim.run_until(sim.now() + 2 * kPeriod); // no quiet scan sees them yet: the release's does
+    CHECK(quiet(0));                        // connections in buckets it owns change nothing
     sim.add_host(default_config(4));
     CHECK(sim.run_until([&] { return !quiet(0); }, sim.now() + 10 * kPeriod));
     REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 20 * kPeriod));
-    CHECK(sim.run_until([&] { return quiet(1) && quiet(2) && quiet(3); },
-                        sim.now() + 3 * kPeriod));
+    CHECK(sim.run_until([&] { return quiet(1) && quiet(2) && quiet(3); }, sim.now() + 3 * kPeriod));
     CHECK_FALSE(quiet(0));
     giver.live = LiveBuckets{};
     CHECK(sim.run_until([&] { return quiet(0); }, sim.now() + 3 * kPeriod));
+}
+
+TEST_CASE("a converging host is scanned only when a scan can change what it does; a release "
+          "rescans, and its dirty list reaches the new owner at once") {
+    auto sim = cluster(37, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 2 * kPeriod);
+    // Connections open in host 1's buckets after its last scan (the simulator's quiet scans
+    // wait 60 s): only the scan its release makes can see them.
+    auto& giver = sim.host(0);
+    const auto mine = owned_buckets(giver);
+    for (auto b : mine)
+        giver.live.slots[0].set(b);
+    std::vector<std::uint64_t> scans_before;
+    for (std::size_t i = 0; i < 3; ++i)
+        scans_before.push_back(sim.host(i).scans);
+
+    const auto joined_at = sim.now();
+    sim.add_host(default_config(4));
+    // Through the whole convergence: did a host that gives up nothing busy ever need a scan;
+    // when did host 1 give up each busy bucket, and when did its new owner take it?
+    std::uint64_t needed = 0;
+    std::vector<std::int64_t> released(NLB_BUCKETS, -1), taken(NLB_BUCKETS, -1);
+    const bool settled = sim.run_until(
+        [&] {
+            for (std::size_t i = 1; i < 4; ++i)
+                if (sim.host(i).engine->needs_scans())
+                    needed |= 1u << i;
+            for (auto b : mine) {
+                const auto owner = (*giver.installed)[0].owners[b];
+                if (owner == 1)
+                    continue;
+                if (released[b] < 0)
+                    released[b] = sim.now();
+                if (owner != 0 && taken[b] < 0 &&
+                    (*sim.host(owner - 1).installed)[0].owners[b] == owner)
+                    taken[b] = sim.now();
+            }
+            return sim.settled();
+        },
+        joined_at + 20 * kPeriod);
+    REQUIRE(settled);
+    CHECK(needed == 0);
+    for (std::size_t i = 1; i < 3; ++i)
+        CHECK(sim.host(i).scans - scans_before[i] <= 1); // none needed: at most a release's
+    CHECK(sim.host(0).engine->needs_scans());            // it holds what it gave up
+    CHECK(giver.frames_withheld > 0); // the release's frames carried no dirty list
+    CHECK(sim.max_double_ms() == 0);
+    std::size_t moved = 0;
+    for (auto b : mine) {
+        if (released[b] < 0)
+            continue;
+        ++moved;
+        const auto owner = (*giver.installed)[0].owners[b];
+        REQUIRE(owner > 1);
+        CHECK((*giver.installed)[0].tracked_here[b]);
+        CHECK((*sim.host(owner - 1).installed)[0].dirty_elsewhere[b]);
+        // The fresh frame follows within a quarter period (plus the network's delay), not
+        // at the next half-period send.
+        REQUIRE(taken[b] >= 0);
+        CHECK(taken[b] - released[b] <= kPeriod / 4 + 10);
+    }
+    CHECK(moved > 0);
 }
 
 TEST_CASE("dirty buckets expire after cleanup_delay_s") {
@@ -261,7 +323,7 @@ TEST_CASE("a weight change at run time moves buckets without double owners or lo
     std::vector<std::uint32_t> busy(before.begin(), before.begin() + 30);
     for (auto b : busy)
         changed.live.slots[0].set(b);
-    sim.run_until(sim.now() + 2 * kPeriod); // a scan sees them
+    sim.run_until(sim.now() + 2 * kPeriod); // no quiet scan sees them yet: the release's does
     const auto epoch = changed.engine->epoch();
 
     // Weight 0 on rule 0: host 1 gives every bucket of that rule away, keeps its connections.
