@@ -156,6 +156,7 @@ class Agent {
     std::optional<std::chrono::milliseconds> timer_at_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds last_scan_{0};
+    std::chrono::milliseconds last_accepted_{0}; // accepted count read without a scan
     std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;

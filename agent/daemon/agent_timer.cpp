@@ -51,13 +51,16 @@ void Agent::periodic(milliseconds now) {
     // refreshes counts and deletes closed records, and a short period would make it most of
     // the agent's work (measured: 35 % of it at 200 ms), a full table even more: it waits as
     // long as its cost says (quiet_scan_interval). The accepted count, which a partition heal
-    // compares, is a few counters: read every period.
+    // compares, is read on its own once a second: 33 lookups of per-CPU counters; read every
+    // period at 100 ms, 64 idle agents used 0.1-0.2 % of a core more each, side by side.
     const bool decides = engine_->needs_scans();
     if (decides || (load_ && load_->counts_connections()) ||
-        now - last_scan_ >= tracking_.quiet_interval())
+        now - last_scan_ >= tracking_.quiet_interval()) {
         scan_connections_now(now, decides);
-    else
+    } else if (now - last_accepted_ >= std::chrono::seconds(1)) {
+        last_accepted_ = now;
         engine_->on_accepted_total(accepted_total());
+    }
     if (load_) {
         // Measured once a period (connections as of the last scan), published with the next
         // heartbeat; a weight that moves reconverges the cluster like an operator's
@@ -94,7 +97,7 @@ void Agent::arm_watchdog(milliseconds now) {
 }
 
 bool Agent::scan_connections_now(milliseconds now, bool decides) {
-    last_scan_ = now;
+    last_scan_ = last_accepted_ = now;
     ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
     tracked_connections_ = scan.live;
     return engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);

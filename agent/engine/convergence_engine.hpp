@@ -8,7 +8,7 @@
 //   on_connection_scan(...)     (rule slot, bucket) pairs with live connections and the
 //                               running count of connections accepted: each period while
 //                               needs_scans(), at every release, and now and then otherwise
-//   on_accepted_total(n)        the count alone, each period the tables are not scanned
+//   on_accepted_total(n)        the count alone, between scans
 //   take_decision()             frames to send, maps to install (when changed), events
 //
 // Maps (docs/convergence.md section 4, "Movement"): a new epoch's map is
@@ -197,8 +197,8 @@ class ConvergenceEngine {
     // The frames of the last decision were not sent: a scan made their dirty list stale (the
     // agent's rescan before a release). Fresh ones follow soon, not a period later.
     void frames_withheld(Millis now);
-    // Between scans, each period: the running count of connections accepted (the dataplane's
-    // counters, cheap to read), so that the score a partition heal compares stays current.
+    // Between scans (the agent: once a second): the running count of connections accepted (the
+    // dataplane's counters), so that the score a partition heal compares stays current.
     void on_accepted_total(std::uint64_t accepted_total);
     // Whether the next period's connection scan can change what this host does: while it
     // holds buckets it gave up, drains (the host or a rule), a probe holds a rule down, or it
