@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <future>
 
 #include "socket_table.hpp"
 
@@ -55,18 +56,43 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
                  " (connections opened before the agent started are tracked from their "
                  "packets only)");
     }
-    if (!scanner_ || &scanner_->maps() != &dp.maps()) {
-        scanner_.reset(); // its links hold the tables it was attached to
-        scanner_ = std::make_unique<ConnScanner>(dp.maps());
-        if (!scanner_->in_kernel())
-            log.warn("connection tracking: scans copy the tables out (" + scanner_->error() +
-                     "): a full table costs about twice the CPU");
+    const bool current = (scanner_ && &scanner_->maps() == &dp.maps()) ||
+                         (loading_.valid() && loading_for_ == &dp.maps());
+    if (!current) {
+        stop(); // its links hold the tables it was attached to
+        const DataplaneMaps& maps = dp.maps();
+        loading_for_ = &maps;
+        loading_ =
+            std::async(std::launch::async, [&maps] { return std::make_unique<ConnScanner>(maps); });
     }
     next_orphan_check_ns_ =
         monotonic_ns() + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());
     // After the seeding and once this agent's programs replaced any predecessor's: every
     // key recorded from here on is added by the dataplane, every earlier one is in the tables.
     rebuild_filter(dp, log);
+}
+
+void ConnectionTracking::stop() {
+    loading_ = {}; // waits for the load: the future of std::async joins its thread
+    loading_for_ = nullptr;
+    scanner_.reset();
+}
+
+void ConnectionTracking::take_loaded(EventLog& log) {
+    if (!loading_.valid() ||
+        loading_.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+        return;
+    loading_for_ = nullptr;
+    try {
+        scanner_ = loading_.get();
+    } catch (const std::exception& e) {
+        log.warn(std::string("connection tracking: scan programs: ") + e.what() +
+                 " (scans copy the tables out)");
+        return;
+    }
+    if (!scanner_->in_kernel())
+        log.warn("connection tracking: scans copy the tables out (" + scanner_->error() +
+                 "): a full table costs about twice the CPU");
 }
 
 void ConnectionTracking::rebuild_filter(Dataplane& dp, EventLog& log) {
@@ -107,6 +133,7 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
             spaced_by_cost(thread_cpu() - check_before, kOrphanCheck, kOrphanCheckMax);
         next_orphan_check_ns_ = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
     }
+    take_loaded(log);
     const std::chrono::nanoseconds cpu_before = thread_cpu();
     const std::uint64_t records = last_.opening + last_.established + last_.closing;
     const std::uint64_t entries = 2ULL * (dp.table_sizes().opening + dp.table_sizes().established);
