@@ -61,9 +61,14 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
     if (!current) {
         stop(); // its links hold the tables it was attached to
         const DataplaneMaps& maps = dp.maps();
-        loading_for_ = &maps;
-        loading_ =
-            std::async(std::launch::async, [&maps] { return std::make_unique<ConnScanner>(maps); });
+        try {
+            loading_ = std::async(std::launch::async,
+                                  [&maps] { return std::make_unique<ConnScanner>(maps); });
+            loading_for_ = &maps;
+        } catch (const std::exception& e) {
+            log.warn(std::string("connection tracking: load the scan programs: ") + e.what() +
+                     " (scans copy the tables out)");
+        }
     }
     next_orphan_check_ns_ =
         monotonic_ns() + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());

@@ -201,11 +201,15 @@ class ConvergenceEngine {
     // dataplane's counters), so that the score a partition heal compares stays current.
     void on_accepted_total(std::uint64_t accepted_total);
     // Whether the next period's connection scan can change what this host does: while it
-    // holds buckets it gave up, drains (the host or a rule), a probe holds a rule down, or it
-    // recovers from a stall. Otherwise, converging or not, the scan only refreshes counts and
-    // the agent may space it out: a scan changes only which buckets this host holds, and
-    // only for buckets it does not own; it records no new connection in those, and every
-    // release comes with a scan of its own (the agent's apply), so none is missed.
+    // holds buckets it gave up, drains (the host or a rule), a probe holds a rule down, it
+    // recovers from a stall, or for two periods after it gave buckets up. Otherwise,
+    // converging or not, the scan only refreshes counts and the agent may space it out: a
+    // scan changes only which buckets this host holds, and only for buckets it does not own;
+    // every release comes with a scan of its own (the agent's apply), and the dataplane
+    // records no new connection in a bucket given up, except one whose handshake the stack
+    // completes just after the release (its opening record evicted meanwhile, under a SYN
+    // flood): the socket program records it wherever it falls, and the next two periods'
+    // scans find it.
     bool needs_scans() const;
     // Reload: this host's per-rule load weights and handling priorities (one entry per port
     // rule). A change reconverges the cluster like a joining host's would, with the same
@@ -495,6 +499,7 @@ class ConvergenceEngine {
     LiveBuckets live_;
     std::vector<std::int64_t> released_at_; // [slot * NLB_BUCKETS + bucket], -1 = unknown
     std::array<BucketBits, NLB_RULE_SLOTS> held_{};
+    std::int64_t released_last_ = -1; // when this host last gave a bucket up (needs_scans)
     std::array<BucketBits, NLB_RULE_SLOTS> others_dirty_{};
 
     // Staged configuration.

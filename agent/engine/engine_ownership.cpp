@@ -52,6 +52,7 @@ void ConvergenceEngine::install(std::int64_t now) {
             if (owned_[s][b] && slot[b] != me_) {
                 owned_[s].reset(b);
                 released_at_[s * NLB_BUCKETS + b] = now;
+                released_last_ = now;
             }
     }
     to_take_.clear();
@@ -146,7 +147,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
 void ConvergenceEngine::release_slot(std::int64_t now, std::size_t s) {
     for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
         if (owned_[s][b])
-            released_at_[s * NLB_BUCKETS + b] = now;
+            released_at_[s * NLB_BUCKETS + b] = released_last_ = now;
     owned_[s].reset();
     adopt_[s].reset();
     views_dirty_ = true;
@@ -268,7 +269,8 @@ void ConvergenceEngine::check_map_agreement(std::int64_t now) {
 }
 
 bool ConvergenceEngine::needs_scans() const {
-    if (recovering_ || probe_down_ != 0)
+    if (recovering_ || probe_down_ != 0 ||
+        (released_last_ >= 0 && last_input_ - released_last_ <= 2 * period()))
         return true;
     for (std::size_t r = 0; r < config_.rules.size() && r < NLB_MAX_RULES; ++r)
         if (control_[r] != RuleControl::enabled)
