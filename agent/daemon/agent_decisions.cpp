@@ -58,12 +58,7 @@ void Agent::apply(Decision d) {
     if (d.maps && installed_) {
         // Buckets this host gives up: look at the connection table again right now, so that
         // connections opened since the last scan are kept (tracked here, reported dirty).
-        bool releases = false;
-        for (std::size_t s = 0; s < NLB_RULE_SLOTS && !releases; ++s)
-            for (std::size_t b = 0; b < NLB_BUCKETS && !releases; ++b)
-                releases = (*installed_)[s].owners[b] == config_.host.priority &&
-                           (*d.maps)[s].owners[b] != config_.host.priority;
-        if (releases) {
+        if (gives_up(*installed_, *d.maps, config_.host.priority)) {
             // First stop recording new connections in the buckets given up: the new maps go
             // in with those buckets still looked up in the connection tables (tracked here),
             // so no connection is lost meanwhile. Then, once a program run that read the old
@@ -77,21 +72,7 @@ void Agent::apply(Decision d) {
             const bool stale = scan_connections_now(monotonic_now(), true);
             if (stale)
                 engine_->frames_withheld(monotonic_now());
-            Decision again = engine_->take_decision();
-            for (auto& e : again.events)
-                d.events.push_back(std::move(e));
-            if (again.maps)
-                d.maps = again.maps;
-            if (stale) {
-                d.frames.clear();
-                d.contact.clear();
-            }
-            for (auto& f : again.frames)
-                d.frames.push_back(std::move(f));
-            for (auto& c : again.contact)
-                d.contact.push_back(std::move(c));
-            d.state = again.state;
-            d.next_tick = again.next_tick;
+            fold_rescan(d, engine_->take_decision(), stale);
         }
     }
     for (const auto& e : d.events) {

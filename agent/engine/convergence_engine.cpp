@@ -324,7 +324,7 @@ bool ConvergenceEngine::on_connection_scan(const LiveBuckets& live, std::uint64_
     const std::int64_t now = now_ms.count();
     observe(now);
     live_ = live;
-    accepted_total_ = std::max(accepted_total_, accepted_total);
+    on_accepted_total(accepted_total);
     const auto held_before = held_;
     update_held(now);
     evaluate(now);

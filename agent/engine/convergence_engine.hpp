@@ -174,6 +174,15 @@ struct Decision {
     Millis next_tick{0};
 };
 
+// Whether `next` takes from host `me` a bucket it owns in `installed`: the agent then scans
+// its connection tables before the maps go in (docs/agent.md).
+bool gives_up(const SlotViews& installed, const SlotViews& next, std::uint8_t me);
+
+// The decision taken after that scan, folded into the one that gave the buckets up: what
+// `again` brings follows what `first` had; the frames of `first` go only if the scan left
+// the dirty list they carry as it was (`stale` false: on_connection_scan's answer).
+void fold_rescan(Decision& first, Decision again, bool stale);
+
 class ConvergenceEngine {
   public:
     // Starts `stopped` (the agent sends `start` or `suspend` per initial_state). `boot_nonce`:

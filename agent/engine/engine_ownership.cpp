@@ -268,6 +268,34 @@ void ConvergenceEngine::check_map_agreement(std::int64_t now) {
     }
 }
 
+bool gives_up(const SlotViews& installed, const SlotViews& next, std::uint8_t me) {
+    for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+        for (std::size_t b = 0; b < NLB_BUCKETS; ++b)
+            if (installed[s].owners[b] == me && next[s].owners[b] != me)
+                return true;
+    return false;
+}
+
+void fold_rescan(Decision& first, Decision again, bool stale) {
+    for (auto& e : again.events)
+        first.events.push_back(std::move(e));
+    if (again.maps)
+        first.maps = std::move(again.maps);
+    if (again.flow_seed)
+        first.flow_seed = again.flow_seed;
+    first.switched = first.switched || again.switched;
+    if (stale) {
+        first.frames.clear();
+        first.contact.clear();
+    }
+    for (auto& f : again.frames)
+        first.frames.push_back(std::move(f));
+    for (auto& c : again.contact)
+        first.contact.push_back(std::move(c));
+    first.state = again.state;
+    first.next_tick = again.next_tick;
+}
+
 bool ConvergenceEngine::needs_scans() const {
     if (recovering_ || probe_down_ != 0 ||
         (released_last_ >= 0 && last_input_ - released_last_ <= 2 * period()))

@@ -178,35 +178,16 @@ bool Simulator::scan(std::size_t i) {
 void Simulator::collect(std::size_t i) {
     auto& h = hosts_[i];
     auto d = h.engine->take_decision();
-    if (d.maps && h.installed) {
+    if (d.maps && h.installed && gives_up(*h.installed, *d.maps, h.engine->priority())) {
         // As the agent's apply does: maps that give up buckets come with a scan of their own,
         // and the frames built before it (a stale dirty list) give way to those after it.
-        const auto me = h.engine->priority();
-        bool releases = false;
-        for (std::size_t s = 0; s < NLB_RULE_SLOTS && !releases; ++s)
-            for (std::uint32_t b = 0; b < NLB_BUCKETS && !releases; ++b)
-                releases = (*h.installed)[s].owners[b] == me && (*d.maps)[s].owners[b] != me;
-        if (releases) {
-            install(i, d.maps);
-            const bool stale = scan(i);
-            if (stale)
-                h.engine->frames_withheld(Millis{local(i)});
-            auto again = h.engine->take_decision();
-            for (auto& e : again.events)
-                d.events.push_back(std::move(e));
-            if (again.maps)
-                d.maps = std::move(again.maps);
-            if (stale) {
-                h.frames_withheld += d.frames.size();
-                d.frames.clear();
-                d.contact.clear();
-            }
-            for (auto& f : again.frames)
-                d.frames.push_back(std::move(f));
-            for (auto& c : again.contact)
-                d.contact.push_back(std::move(c));
-            d.next_tick = again.next_tick;
+        install(i, d.maps);
+        const bool stale = scan(i);
+        if (stale) {
+            h.engine->frames_withheld(Millis{local(i)});
+            h.frames_withheld += d.frames.size();
         }
+        fold_rescan(d, h.engine->take_decision(), stale);
     }
     for (auto& e : d.events)
         h.events.push_back(std::move(e));

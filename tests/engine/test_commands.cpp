@@ -255,6 +255,39 @@ TEST_CASE("a converging host is scanned only when a scan can change what it does
     CHECK(moved > 0);
 }
 
+TEST_CASE("a release's rescan: its decision keeps everything the rescan brings") {
+    SlotViews owned{};
+    owned[0].owners[7] = 2;
+    SlotViews moved = owned;
+    CHECK_FALSE(gives_up(owned, moved, 2));
+    moved[0].owners[7] = 3;
+    CHECK(gives_up(owned, moved, 2));
+    CHECK_FALSE(gives_up(owned, moved, 3)); // a take is no release
+
+    Decision first;
+    first.frames.push_back({1});
+    first.events.push_back({});
+    first.maps = std::make_shared<const SlotViews>(moved);
+    Decision again;
+    again.frames.push_back({2});
+    again.events.push_back({});
+    again.flow_seed = 42;
+    again.switched = true;
+    again.state = HostState::converged;
+    again.next_tick = Millis{5};
+    Decision kept = first;
+    fold_rescan(kept, again, false);
+    CHECK(kept.frames == std::vector<std::vector<std::uint8_t>>{{1}, {2}});
+    CHECK(kept.events.size() == 2);
+    CHECK(kept.maps == first.maps); // the rescan changed no map
+    CHECK(kept.flow_seed == 42u);
+    CHECK(kept.switched);
+    CHECK(kept.state == HostState::converged);
+    CHECK(kept.next_tick == Millis{5});
+    fold_rescan(first, again, true); // a stale dirty list: the first frames do not go
+    CHECK(first.frames == std::vector<std::vector<std::uint8_t>>{{2}});
+}
+
 TEST_CASE("dirty buckets expire after cleanup_delay_s") {
     Simulator sim(31, {});
     for (std::uint8_t p = 1; p <= 3; ++p) {
