@@ -137,6 +137,7 @@ json Agent::stats() const {
     out["connection_tables"] = {{"socket_program", dp_ && dp_->socket_program()},
                                 {"scan", tracking_.in_kernel() ? "kernel" : "copy"},
                                 {"kernel_scans", tracking_.kernel_scans()},
+                                {"empty_scans", tracking_.empty_scans()},
                                 {"opening", dp_ ? tracking_.last().opening : 0},
                                 {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
                                 {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},

@@ -63,7 +63,8 @@ class ConnectionTracking {
     // the table's lock; otherwise (a settled host's counts and expiry) the walk runs in the
     // kernel, where a record deleted and reused at the instant the walk passes it can make it
     // miss the records behind it in that hash bucket until the next scan, once the tables
-    // hold enough records for it to be the cheaper walk (kKernelScanShare).
+    // hold enough records for it to be the cheaper walk (kKernelScanShare). A family whose
+    // tables the connection filter proves empty is not walked (ConnFilter::holds_nothing).
     ConnScan scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log, bool decides);
 
     const ConnScan& last() const { return last_; }
@@ -73,6 +74,8 @@ class ConnectionTracking {
     // Whether a settled host's scans can run in the kernel (ConnScanner), and how many did.
     bool in_kernel() const { return scanner_ && scanner_->in_kernel(); }
     std::uint64_t kernel_scans() const { return kernel_scans_; }
+    // Scans answered by the connection filter alone: every table empty.
+    std::uint64_t empty_scans() const { return empty_scans_; }
     std::uint64_t orphans_ended() const { return orphans_ended_; }
     // Of the connection filter, as of the last check: the share of the active half's bits
     // set (0 before the first rebuild) and how many rebuilds this agent made.
@@ -92,6 +95,7 @@ class ConnectionTracking {
     std::chrono::milliseconds quiet_interval_ = kQuietScanMin;
     std::uint64_t seeded_ = 0;
     std::uint64_t kernel_scans_ = 0;
+    std::uint64_t empty_scans_ = 0;
     std::uint64_t orphans_ended_ = 0;
     std::uint64_t next_orphan_check_ns_ = 0;
     void rebuild_filter(Dataplane& dp, EventLog& log);

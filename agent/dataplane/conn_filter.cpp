@@ -116,6 +116,20 @@ bool ConnFilter::valid() const {
     return std::atomic_ref<__u32>(header()->valid).load(std::memory_order_acquire) != 0;
 }
 
+bool ConnFilter::holds_nothing(std::uint8_t family) const {
+    if (!valid())
+        return false;
+    const nlb_filter_header* h = header();
+    nlb_filter_block* first = block(nlb_filter_index(
+        0, family, std::atomic_ref<__u32>(header()->active).load(std::memory_order_acquire),
+        h->blocks_per_half));
+    for (std::uint32_t i = 0; i < h->blocks_per_half; ++i)
+        for (__u64& w : first[i].word)
+            if (load(w))
+                return false;
+    return true;
+}
+
 double ConnFilter::fill() const {
     const nlb_filter_header* h = header();
     std::uint64_t most = 0;

@@ -41,6 +41,13 @@ class ConnFilter {
     FilterRebuild rebuild(const DataplaneMaps& maps);
 
     bool valid() const;
+    // True when the filter proves that `family`'s two tables hold no record: it is valid and
+    // its active half for that family has no bit set. A record the dataplane adds meanwhile
+    // may or may not be seen, as by a walk of the tables; a record written behind the
+    // dataplane's back is not (as for may_hold). Reads the half (512 KB at the default
+    // sizes) up to its first set word: tens of microseconds, where walking two empty tables
+    // of the default size takes a millisecond and more.
+    bool holds_nothing(std::uint8_t family) const;
     // Share of the active half's bits set, of the fuller family: what makes a "may hold"
     // answer wrong.
     double fill() const;

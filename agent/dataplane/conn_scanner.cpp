@@ -141,10 +141,13 @@ bool walk(bpf_link* link, int table_fd, std::size_t key_size, std::string& error
 
 } // namespace
 
-ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening) {
+ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening,
+                      ScanFamilies families) {
     ConnScan out;
-    scan_pair<nlb_conn_key4>(maps.fds().conns4, maps.fds().est4, now_ns, age_opening, out);
-    scan_pair<nlb_conn_key6>(maps.fds().conns6, maps.fds().est6, now_ns, age_opening, out);
+    if (families.v4)
+        scan_pair<nlb_conn_key4>(maps.fds().conns4, maps.fds().est4, now_ns, age_opening, out);
+    if (families.v6)
+        scan_pair<nlb_conn_key6>(maps.fds().conns6, maps.fds().est6, now_ns, age_opening, out);
     return out;
 }
 

@@ -72,9 +72,17 @@ class ConnScanner {
 // scanner tells by its load's EPERM.
 bool kernel_refuses_iterators();
 
+// Which families' tables a scan walks; the others are known to hold nothing
+// (ConnFilter::holds_nothing), and what it finds there is nothing.
+struct ScanFamilies {
+    bool v4 = true;
+    bool v6 = true;
+};
+
 // The same scan by copying every record out (batched lookups): the fallback, and the
 // baseline the benchmark holds the iterators against.
-ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening);
+ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening,
+                      ScanFamilies families = {});
 
 // Ends the established records (as if their socket had closed now) that no socket in
 // `sockets` carries and that were recorded before `listed_at_ns`, the time the socket table

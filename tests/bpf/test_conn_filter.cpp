@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include "bpf_test_util.hpp"
+#include "conn_scanner.hpp"
 
 using namespace nlb;
 using namespace nlb::test;
@@ -22,6 +23,9 @@ namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
 const IpAddress kVip6 = ip("2001:db8::100");
+
+// A scan's clock: with opening records not aged and no socket closed it ages nothing.
+constexpr std::uint64_t kScanNow = 0;
 
 PacketSpec tcp(const IpAddress& client, std::uint16_t port, std::uint8_t flags) {
     PacketSpec s;
@@ -207,6 +211,8 @@ TEST_CASE("keys recorded while the filter is rebuilt over and over are never hid
         }
         ++recorded;
         hidden_fresh += hidden(s, seeded);
+        // A scan would not walk a family it shows empty: never while a key of it is recorded.
+        hidden_fresh += dp.conn_filter().holds_nothing(family);
         keys.emplace_back(s, seeded);
         if (keys.size() % 8192 == 0) // the older ones, through the rebuilds since
             for (const auto& [k, est] : keys)
@@ -222,6 +228,61 @@ TEST_CASE("keys recorded while the filter is rebuilt over and over are never hid
     CHECK(hidden_fresh == 0);
     CHECK(hidden_later == 0);
     CHECK(dp.conn_filter().valid());
+}
+
+TEST_CASE("a family's tables the filter shows empty are not walked, and hold nothing") {
+    DataplaneTables tables({kVip4, kVip6}, {RuleMatch{}});
+    DataplaneFixture dp;
+    dp.configure(tables, 1);
+    dp.own_all(0, 1);
+    auto scan = [&] {
+        const ScanFamilies walk{!dp.conn_filter().holds_nothing(NLB_FAMILY_V4),
+                                !dp.conn_filter().holds_nothing(NLB_FAMILY_V6)};
+        return std::make_pair(walk, scan_by_copy(dp.maps(), kScanNow, false, walk));
+    };
+    auto [walk, found] = scan();
+    CHECK_FALSE(walk.v4);
+    CHECK_FALSE(walk.v6);
+    CHECK(found.opening + found.established == 0);
+
+    // A connection opens (IPv4): that family's tables are walked and it is found.
+    std::mt19937 rng(5);
+    PacketSpec syn4 = tcp(random_address(rng, NLB_FAMILY_V4), 40000, kSyn);
+    REQUIRE(verdict(dp, build(syn4)) == Verdict::accepted);
+    std::tie(walk, found) = scan();
+    CHECK(walk.v4);
+    CHECK_FALSE(walk.v6);
+    CHECK(found.opening == 1);
+    // One established by the stack (the socket program's code), IPv6.
+    PacketSpec est6 = tcp(random_address(rng, NLB_FAMILY_V6), 40001, kAck);
+    REQUIRE(dp.seed(tuple_of(est6)) == XDP_PASS);
+    std::tie(walk, found) = scan();
+    CHECK(walk.v4);
+    CHECK(walk.v6);
+    CHECK(found.opening == 1);
+    CHECK(found.established == 1);
+
+    // Both end: their bits stay until a rebuild, which finds the tables empty again.
+    with_conn_key(dp, syn4, [](int fd, const void* k) { return bpf_map_delete_elem(fd, k); });
+    with_conn_key(
+        dp, est6, [](int fd, const void* k) { return bpf_map_delete_elem(fd, k); }, true);
+    std::tie(walk, found) = scan();
+    CHECK(walk.v4);
+    CHECK(walk.v6);
+    CHECK(found.opening + found.established == 0);
+    dp.conn_filter().rebuild(dp.maps());
+    std::tie(walk, found) = scan();
+    CHECK_FALSE(walk.v4);
+    CHECK_FALSE(walk.v6);
+}
+
+TEST_CASE("an invalid filter shows no family empty") {
+    // A program loaded a moment ago, before its agent's first rebuild: its tables may hold
+    // what a predecessor recorded.
+    DataplaneFixture dp;
+    CHECK_FALSE(dp.conn_filter().valid());
+    CHECK_FALSE(dp.conn_filter().holds_nothing(NLB_FAMILY_V4));
+    CHECK_FALSE(dp.conn_filter().holds_nothing(NLB_FAMILY_V6));
 }
 
 TEST_CASE("the filter's default size is the one the agent gives the default tables") {
