@@ -205,13 +205,8 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
     // deadline, before the new program is switched in: whatever fails after the switch, a
     // dataplane whose agent does not come back still stops on time.
     const nlb_config& cfg = dp->maps_->state().config;
-    if (!dp->pending_.empty() && cfg.alive && cfg.watchdog_timeout_ns) {
-        timespec ts{};
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-                                  static_cast<std::uint64_t>(ts.tv_nsec);
-        dp->arm_watchdog(cfg.watchdog_deadline_ns > now ? cfg.watchdog_deadline_ns - now : 1);
-    }
+    if (!dp->pending_.empty() && cfg.alive && cfg.watchdog_timeout_ns)
+        dp->arm_watchdog(cfg.watchdog_deadline_ns, cfg.watchdog_timeout_ns); // past: stops it
     return dp;
 }
 
@@ -382,14 +377,18 @@ bool Dataplane::nd_egress_attached(int ifindex) {
     return bpf_tc_query(&hook, &opts) == 0;
 }
 
-void Dataplane::arm_watchdog(std::uint64_t timeout_ns) {
+bool Dataplane::arm_watchdog(std::uint64_t deadline_ns, std::uint64_t timeout_ns) {
     maps_->state().config.watchdog_timeout_ns = timeout_ns;
     std::uint8_t frame[64] = {};
+    std::memcpy(frame, &deadline_ns, sizeof(deadline_ns));
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame));
     int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.nlb_watchdog_arm), &opts);
+    if (!err && opts.retval == XDP_DROP)
+        return false;
     if (err || opts.retval != XDP_PASS)
         throw std::runtime_error("arm the watchdog: " +
                                  (err ? errstr(err) : std::string("timer refused")));
+    return true;
 }
 
 Dataplane::~Dataplane() {

@@ -83,8 +83,10 @@ class Dataplane {
     // Whether nlb's egress filter is on `ifindex` (tests).
     static bool nd_egress_attached(int ifindex);
 
-    // Keeps the dataplane accepting for `timeout_ns` more (see struct nlb_config).
-    void arm_watchdog(std::uint64_t timeout_ns);
+    // Keeps the dataplane accepting until `deadline_ns` (CLOCK_MONOTONIC), at most
+    // `timeout_ns` from now (see struct nlb_config). False, and the dataplane stopped, when
+    // the deadline has passed. Throws when the timer cannot be armed.
+    bool arm_watchdog(std::uint64_t deadline_ns, std::uint64_t timeout_ns);
 
     // The socket program (bpf/sockops.h) that records the connections this host's stack
     // establishes: attached to the root cgroup through a link pinned beside the XDP link, for

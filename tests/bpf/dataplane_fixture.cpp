@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <time.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -119,8 +120,16 @@ void DataplaneFixture::own_all(std::uint32_t slot, std::uint8_t owner) {
 }
 
 int DataplaneFixture::arm_watchdog(std::uint64_t timeout_ns) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const std::uint64_t now = std::uint64_t(ts.tv_sec) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
+    return arm_watchdog_until(now + timeout_ns, timeout_ns);
+}
+
+int DataplaneFixture::arm_watchdog_until(std::uint64_t deadline_ns, std::uint64_t timeout_ns) {
     maps_->state().config.watchdog_timeout_ns = timeout_ns;
     Bytes frame(64, 0);
+    std::memcpy(frame.data(), &deadline_ns, sizeof(deadline_ns));
     return test_run(bpf_program__fd(skel_->progs.nlb_watchdog_arm), frame).action;
 }
 

@@ -53,6 +53,9 @@ class DataplaneFixture {
     // Runs nlb_watchdog_arm as the agent does: alive for `timeout_ns` from now. Returns the
     // program's verdict (XDP_PASS when armed).
     int arm_watchdog(std::uint64_t timeout_ns);
+    // The same with the deadline (CLOCK_MONOTONIC ns) the agent counts from its engine's last
+    // look: XDP_DROP, and the dataplane stopped, when it has passed.
+    int arm_watchdog_until(std::uint64_t deadline_ns, std::uint64_t timeout_ns);
     void set_alive(bool alive);
 
     RunResult run(const Bytes& frame);

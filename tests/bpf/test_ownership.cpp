@@ -2,6 +2,8 @@
 // first fragments (the rest: test_fragments.cpp), VLAN tags, ICMP errors and echo, the MAC rewrite, the watchdog, and what passes
 // untouched. Two fixtures play two hosts with the same tables; host 1 owns the even buckets,
 // host 2 the odd ones, so every case is checked from both sides.
+#include <time.h>
+
 #include <chrono>
 #include <random>
 #include <thread>
@@ -348,6 +350,32 @@ TEST_CASE("watchdog: a dead dataplane accepts nothing; arming revives it until t
         std::this_thread::sleep_for(200ms); // 350 ms after the first arm
         CHECK(all_accepted());
         std::this_thread::sleep_for(400ms);
+        CHECK(all_dropped());
+    }
+    SECTION("the deadline counts from the agent's last look: once past, the dataplane stops") {
+        using namespace std::chrono_literals;
+        auto now_ns = [] {
+            timespec ts{};
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            return std::uint64_t(ts.tv_sec) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
+        };
+        const std::uint64_t timeout = 400'000'000;
+        REQUIRE(h.arm_watchdog(10'000'000'000) == XDP_PASS);
+        CHECK(all_accepted());
+        // The agent's engine last looked 500 ms ago (held up since): the arm stops it.
+        CHECK(h.arm_watchdog_until(now_ns() - 100'000'000, timeout) == XDP_DROP);
+        CHECK(h.maps().state().config.alive == 0);
+        CHECK(all_dropped());
+        // It looked 250 ms ago: alive for the 150 ms left, not for a timeout from the arm.
+        CHECK(h.arm_watchdog_until(now_ns() + 150'000'000, timeout) == XDP_PASS);
+        CHECK(all_accepted());
+        std::this_thread::sleep_for(300ms);
+        CHECK(h.maps().state().config.alive == 0);
+        CHECK(all_dropped());
+        // A deadline further away than the timeout is cut to it.
+        CHECK(h.arm_watchdog_until(now_ns() + 10'000'000'000, 100'000'000) == XDP_PASS);
+        CHECK(h.maps().state().config.watchdog_deadline_ns <= now_ns() + 100'000'000);
+        std::this_thread::sleep_for(300ms);
         CHECK(all_dropped());
     }
 }

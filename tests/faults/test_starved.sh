@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Fault "starved": host 4's agent gets a twentieth of a core, as a container's CPU limit or a
+# noisy neighbour would leave it, and then its connection tables fill (524,288 records, put
+# there by nlb-fill-conns): its next quiet scan, 150-200 ms of CPU here, takes seconds, and
+# the agent neither sends nor reads heartbeats meanwhile. The others take its buckets after
+# tolerance periods. The refresh of the watchdog that follows the scan counts its deadline
+# from the engine's last look, before the scan: it must leave the dataplane stopped ("held
+# up" in the agent's log) rather than revive it on maps the cluster has left behind; the
+# engine then finds the stall and converges again. Then the limit is lifted.
+#   zero requests answered twice; host 4 logs the held-up refresh and its stall; the
+#   watchdog's word, watched from outside the agent, stays 0 from its expiry until host 4
+#   converged again; within (tolerance + 2) periods + slack of the lifted limit every
+#   request is answered again; all 4 converged again afterwards.
+source "$(dirname "$0")/lib.sh"
+faults_init starved
+
+# The CPU limit: a cgroup of its own with a quota (v1's cpu controller, or v2's cpu.max).
+CG=""
+cg_limit() { # PID PERCENT
+  local root
+  if [ -w /sys/fs/cgroup/cpu ]; then
+    root=/sys/fs/cgroup/cpu
+    CG=$root/nlbf-starved-$$
+    mkdir "$CG"
+    echo 100000 >"$CG/cpu.cfs_period_us"
+    echo $(($2 * 1000)) >"$CG/cpu.cfs_quota_us"
+  elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    root=/sys/fs/cgroup
+    echo +cpu >"$root/cgroup.subtree_control"
+    CG=$root/nlbf-starved-$$
+    mkdir "$CG"
+    echo "$(($2 * 1000)) 100000" >"$CG/cpu.max"
+  else
+    echo "FAIL: no cgroup CPU controller to limit the agent with" >&2
+    exit 1
+  fi
+  echo "$1" >"$CG/cgroup.procs"
+}
+cg_unlimit() {
+  if [ -f "$CG/cpu.cfs_quota_us" ]; then echo -1 >"$CG/cpu.cfs_quota_us"; else echo "max 100000" >"$CG/cpu.max"; fi
+}
+cg_cleanup() {
+  [ -n "$CG" ] && [ -d "$CG" ] || return 0
+  local p
+  while read -r p; do echo "$p" >"$(dirname "$CG")/cgroup.procs" 2>/dev/null || true; done <"$CG/cgroup.procs"
+  rmdir "$CG" 2>/dev/null || true
+}
+WATCH_PID=""
+trap 'fault_cleanup; topo_cleanup; cg_cleanup; [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true' EXIT
+
+faults_setup 1 2 3 4
+for i in 1 2 3 4; do fault_config "$i"; start_agent "$i"; done
+wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+stream_start
+sleep 1.5
+
+# The limit first: a scan of the full tables comes within 2 s of the fill (quiet scans of
+# empty tables are 2 s apart), and the next one a minute later (spaced by its cost).
+# The watchdog's word, watched from outside the agent: between its expiry and the host's
+# next convergence nothing may revive it.
+python3 "$TOOLS/nlb_watch_alive.py" "$TOPO_DIR/bpffs/h4" "$TOPO_DIR/alive.stop" 100 \
+  >"$TOPO_DIR/alive4" &
+WATCH_PID=$!
+sleep 0.2
+starved=$(now)
+cg_limit "$AGENT_PID_4" 5
+"$BUILD/tests/tools/nlb-fill-conns" "$TOPO_DIR/bpffs/h4" >"$TOPO_DIR/fill4.json"
+echo "host 4's opening tables filled: $(cat "$TOPO_DIR/fill4.json")"
+# The fault lasts until the agent found its stall (bounded: 30 s): a span, the bound from its end.
+held=0
+stalled=0
+for _ in $(seq 1 60); do
+  held=$(count_log 4 'held up for' "$starved")
+  stalled=$(count_events 4 stalled "$starved")
+  ((held == 0 || stalled == 0)) || break
+  sleep 0.5
+done
+fault_span starve "$starved"
+grep 'held up for' "$TOPO_DIR/h4.log" | head -n 1 || true
+fcheck "host 4: the refresh after its starved scan left the dataplane stopped (held up)" \
+  test "$held" -gt 0
+fcheck "host 4: it found the stall and let its buckets go" test "$stalled" -gt 0
+fault_do feed -- cg_unlimit
+sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 1")"
+fcheck "fed: 4 converged members again within 20 s" wait_converged_as 1,2,3,4 20 1 2 3 4
+touch "$TOPO_DIR/alive.stop"
+wait "$WATCH_PID" || true
+# The first expiry after the limit, and host 4's first convergence after it: no 1 between.
+revived=$(python3 - "$TOPO_DIR/alive4" "$starved" "$(log_ts 4 stalled "$starved")" "$TOPO_DIR/h4.log" <<'PY'
+import json, sys
+samples = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+starved, stalled = float(sys.argv[2]), float(sys.argv[3] or 0)
+expired = next((t for t, v in samples if t >= starved and v == 0), None)
+if expired is None or not stalled:
+    print("no expiry")
+    sys.exit()
+back = min((e["ts"] for e in map(json.loads, (l for l in open(sys.argv[4]) if l.startswith("{")))
+            if e.get("event") == "converged" and e["ts"] > stalled), default=float("inf"))
+print(sum(1 for t, v in samples if expired < t < back and v == 1))
+PY
+)
+echo "alive on host 4 between the expiry and its convergence after the stall: $revived times"
+fcheck "host 4: its dataplane was not revived before it converged again" test "$revived" = 0
+stream_stop
+faults_report
