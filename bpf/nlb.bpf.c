@@ -97,11 +97,12 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 /* Rule slot for a destination port (host byte order) of a VIP. */
 static __always_inline __u32 nlb_port_rule(const struct nlb_vip *vip, __u32 proto, __u16 port)
 {
-	__u32 key = nlb_port_chunk_key(vip->index % NLB_MAX_VIPS, proto, port);
 	const struct nlb_port_chunk *chunk;
+	__u32 key;
 
 	if (vip->port_rule[proto & 1] != NLB_PORT_RULE_VARIES)
 		return vip->port_rule[proto & 1];
+	key = nlb_port_chunk_key(vip->index % NLB_MAX_VIPS, proto, port);
 	chunk = bpf_map_lookup_elem(&nlb_ports, &key);
 	if (!chunk)
 		return NLB_RULE_DEFAULT;
@@ -375,15 +376,20 @@ static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_conf
 	if (!nlb_rule_slot_ok(&rule_idx))
 		return nlb_malformed();
 	rule = &nlb_state.rules[rule_idx];
-	st = nlb_stats_slot(rule_idx);
-	if (!st)
-		return XDP_DROP;
 	if (rule->mode == NLB_MODE_DISABLED) {
-		st->dropped_disabled++;
+		st = nlb_stats_slot(rule_idx);
+		if (st)
+			st->dropped_disabled++;
 		return XDP_DROP;
 	}
 	bucket = nlb_flow_bucket(family, saddr, sport, rule->affinity, nlb_config_flow_seed(cfg));
 	b = rule->bucket[bucket & NLB_BUCKET_MASK];
+	/* The counters' lookup after the hash: clang takes it for a call, which would clobber
+	 * r1-r5 and spill the hash's inputs to the stack had it come first (the kernel inlines
+	 * it: a few loads). */
+	st = nlb_stats_slot(rule_idx);
+	if (!st)
+		return XDP_DROP;
 	if (proto == IPPROTO_UDP) {
 		if (b & NLB_BKT_MINE)
 			return nlb_accept(eth, cfg, st);
