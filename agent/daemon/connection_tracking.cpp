@@ -142,12 +142,12 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
     const std::chrono::nanoseconds cpu_before = thread_cpu();
     const std::uint64_t records = last_.opening + last_.established + last_.closing;
     const std::uint64_t entries = 2ULL * (dp.table_sizes().opening + dp.table_sizes().established);
-    // A family whose tables the filter shows empty is not walked: a cluster that serves only
-    // UDP, or only IPv4, has empty tables there, and every host of it scans at each release
-    // (a 64-host cluster's convergence: 64 walks of empty tables, a millisecond and more of
-    // CPU each on a quiet machine, at the moment every host is busy).
-    const ScanFamilies families{!dp.conn_filter().holds_nothing(NLB_FAMILY_V4),
-                                !dp.conn_filter().holds_nothing(NLB_FAMILY_V6)};
+    // A family whose tables the filter shows empty is not copied, and with both empty nothing
+    // is walked: a cluster that serves only UDP, or only IPv4, has empty tables there, and
+    // every host of it scans at each release (a 64-host cluster's convergence: 64 walks of
+    // empty tables, a millisecond and more of CPU each on a quiet machine, at the moment
+    // every host is busy).
+    const ScanFamilies families = families_to_walk(dp.conn_filter());
     if (!families.v4 && !families.v6) {
         last_ = ConnScan{};
         ++empty_scans_;
@@ -164,6 +164,14 @@ ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& v
     quiet_interval_ =
         quiet_scan_interval(thread_cpu() - cpu_before, last_, 2ULL * dp.table_sizes().established);
     now = monotonic_ns();
+    // Tables found empty under a filter that still has bits (of connections that ended): a
+    // rebuild clears them, and the scans after it walk nothing. Not in a scan that decides
+    // (a release's): the rebuild first waits out running programs.
+    if (!decides && (families.v4 || families.v6) &&
+        last_.opening + last_.established + last_.closing == 0 && now >= next_filter_rebuild_ns_) {
+        rebuild_filter(dp, log);
+        now = monotonic_ns();
+    }
     if (now >= next_filter_check_ns_) {
         filter_fill_ = dp.conn_filter().fill();
         next_filter_check_ns_ = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;

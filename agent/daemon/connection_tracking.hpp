@@ -64,7 +64,9 @@ class ConnectionTracking {
     // kernel, where a record deleted and reused at the instant the walk passes it can make it
     // miss the records behind it in that hash bucket until the next scan, once the tables
     // hold enough records for it to be the cheaper walk (kKernelScanShare). A family whose
-    // tables the connection filter proves empty is not walked (ConnFilter::holds_nothing).
+    // tables the connection filter proves empty is not copied, and with both empty nothing
+    // is walked (ConnFilter::holds_nothing); tables found empty under a filter that still
+    // has bits get it rebuilt (spaced like every rebuild), so that later scans walk nothing.
     ConnScan scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log, bool decides);
 
     const ConnScan& last() const { return last_; }

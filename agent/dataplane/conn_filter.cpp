@@ -119,15 +119,18 @@ bool ConnFilter::valid() const {
 bool ConnFilter::holds_nothing(std::uint8_t family) const {
     if (!valid())
         return false;
-    const nlb_filter_header* h = header();
+    nlb_filter_header* h = header();
+    // A rebuild that switched away from the half being read may clear it in the next one: an
+    // answer read across a switch proves nothing.
+    const __u64 rebuilds = std::atomic_ref<__u64>(h->rebuilds).load(std::memory_order_acquire);
     nlb_filter_block* first = block(nlb_filter_index(
-        0, family, std::atomic_ref<__u32>(header()->active).load(std::memory_order_acquire),
+        0, family, std::atomic_ref<__u32>(h->active).load(std::memory_order_acquire),
         h->blocks_per_half));
     for (std::uint32_t i = 0; i < h->blocks_per_half; ++i)
         for (__u64& w : first[i].word)
             if (load(w))
                 return false;
-    return true;
+    return std::atomic_ref<__u64>(h->rebuilds).load(std::memory_order_acquire) == rebuilds;
 }
 
 double ConnFilter::fill() const {
@@ -189,7 +192,7 @@ FilterRebuild ConnFilter::rebuild(const DataplaneMaps& maps) {
     // stores to the standby half coming first.
     std::atomic_ref<__u32>(h->active).store(standby, std::memory_order_release);
     std::atomic_ref<__u32>(h->valid).store(1, std::memory_order_release);
-    ++h->rebuilds;
+    std::atomic_ref<__u64>(h->rebuilds).fetch_add(1, std::memory_order_acq_rel);
     return r;
 }
 

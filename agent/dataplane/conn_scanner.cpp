@@ -13,6 +13,7 @@
 #include <nlb/limits.h>
 #include <nlb/maps.h>
 
+#include "conn_filter.hpp"
 #include "conn_scan.skel.h"
 #include "errstr.hpp"
 #include "table_scan.hpp"
@@ -140,6 +141,10 @@ bool walk(bpf_link* link, int table_fd, std::size_t key_size, std::string& error
 }
 
 } // namespace
+
+ScanFamilies families_to_walk(const ConnFilter& filter) {
+    return {!filter.holds_nothing(NLB_FAMILY_V4), !filter.holds_nothing(NLB_FAMILY_V6)};
+}
 
 ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_opening,
                       ScanFamilies families) {

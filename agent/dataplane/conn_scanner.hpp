@@ -17,6 +17,8 @@ struct bpf_link;
 
 namespace nlb {
 
+class ConnFilter;
+
 struct ConnScan {
     // live_buckets[rule slot][bucket]: a bitmap, not a set: a full table's half a million
     // entries cost a bit each, not a tree insertion (a tenth of a full scan's CPU).
@@ -78,6 +80,9 @@ struct ScanFamilies {
     bool v4 = true;
     bool v6 = true;
 };
+
+// The families a scan must walk: those whose tables the filter does not show empty.
+ScanFamilies families_to_walk(const ConnFilter& filter);
 
 // The same scan by copying every record out (batched lookups): the fallback, and the
 // baseline the benchmark holds the iterators against.

@@ -236,8 +236,7 @@ TEST_CASE("a family's tables the filter shows empty are not walked, and hold not
     dp.configure(tables, 1);
     dp.own_all(0, 1);
     auto scan = [&] {
-        const ScanFamilies walk{!dp.conn_filter().holds_nothing(NLB_FAMILY_V4),
-                                !dp.conn_filter().holds_nothing(NLB_FAMILY_V6)};
+        const ScanFamilies walk = families_to_walk(dp.conn_filter());
         return std::make_pair(walk, scan_by_copy(dp.maps(), kScanNow, false, walk));
     };
     auto [walk, found] = scan();

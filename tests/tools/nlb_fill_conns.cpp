@@ -12,7 +12,9 @@
 // tuples. They fill the filter, so the agent rebuilds it now and then (a rebuild copies the
 // tables, spaced 1,000 times its cost apart: at most 0.1 % of a core).
 //
-//   nlb-fill-conns PIN_DIR      (the agent's --pin-dir)
+//   nlb-fill-conns PIN_DIR            (the agent's --pin-dir)
+//   nlb-fill-conns --clear PIN_DIR    deletes those records again (their filter bits stay
+//                                     until the agent's next rebuild)
 //
 // Prints one JSON line: the records each table holds afterwards (an LRU may have made room
 // for the last ones by evicting earlier ones).
@@ -20,8 +22,10 @@
 #include <bpf/bpf.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -78,6 +82,7 @@ class Filter {
         __u32 len = sizeof(li);
         if (bpf_obj_get_info_by_fd(link, &li, &len))
             die("read " + path + ": " + std::strerror(errno));
+        close(link);
         const int prog = bpf_prog_get_fd_by_id(li.prog_id);
         if (prog < 0)
             die("open the program of " + path + ": " + std::strerror(errno));
@@ -88,38 +93,44 @@ class Filter {
         len = sizeof(pi);
         if (bpf_obj_get_info_by_fd(prog, &pi, &len))
             die("read the program of " + path + ": " + std::strerror(errno));
-        for (__u32 i = 0; i < std::min<__u32>(pi.nr_map_ids, 64); ++i) {
+        close(prog);
+        for (__u32 i = 0; i < std::min<__u32>(pi.nr_map_ids, 64) && !base_; ++i) {
             const int fd = bpf_map_get_fd_by_id(ids[i]);
+            if (fd < 0)
+                continue;
             bpf_map_info mi{};
             len = sizeof(mi);
-            if (fd < 0 || bpf_obj_get_info_by_fd(fd, &mi, &len) ||
-                std::strcmp(mi.name, "nlb_conn_filter") != 0)
-                continue;
-            bytes_ = std::size_t{mi.max_entries} * sizeof(nlb_filter_block);
-            void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-            if (mem == MAP_FAILED)
-                die("map the connection filter: " + std::string(std::strerror(errno)));
-            base_ = static_cast<nlb_filter_block*>(mem);
-            return;
+            if (!bpf_obj_get_info_by_fd(fd, &mi, &len) &&
+                std::strcmp(mi.name, "nlb_conn_filter") == 0) {
+                bytes_ = std::size_t{mi.max_entries} * sizeof(nlb_filter_block);
+                void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (mem == MAP_FAILED)
+                    die("map the connection filter: " + std::string(std::strerror(errno)));
+                base_ = static_cast<nlb_filter_block*>(mem);
+            }
+            close(fd);
         }
-        die("the program of " + path + " has no connection filter");
+        if (!base_)
+            die("the program of " + path + " has no connection filter");
+        if (!header().blocks_per_half)
+            die("the agent's connection filter has no blocks: its scans would not see the "
+                "records");
     }
     ~Filter() { munmap(base_, bytes_); }
 
     // Both halves, as nlb_conn_insert does.
     void add(std::uint8_t family, std::uint32_t hash) {
-        const auto* h = reinterpret_cast<const nlb_filter_header*>(base_);
         for (__u32 half = 0; half < 2; ++half)
-            __atomic_fetch_or(&base_[nlb_filter_index(hash, family, half, h->blocks_per_half)]
+            __atomic_fetch_or(&base_[nlb_filter_index(hash, family, half, header().blocks_per_half)]
                                    .word[nlb_filter_word(hash)],
                               nlb_filter_mask(hash), __ATOMIC_RELAXED);
     }
-    std::uint32_t seed() const { return reinterpret_cast<const nlb_filter_header*>(base_)->seed; }
-    bool sized() const {
-        return reinterpret_cast<const nlb_filter_header*>(base_)->blocks_per_half != 0;
-    }
+    std::uint32_t seed() const { return header().seed; }
 
   private:
+    const nlb_filter_header& header() const {
+        return *reinterpret_cast<const nlb_filter_header*>(base_);
+    }
     nlb_filter_block* base_ = nullptr;
     std::size_t bytes_ = 0;
 };
@@ -129,6 +140,26 @@ std::uint32_t filter_hash(const nlb_conn_key4& k, std::uint32_t seed) {
 }
 std::uint32_t filter_hash(const nlb_conn_key6& k, std::uint32_t seed) {
     return nlb_filter_hash6(&k, seed);
+}
+
+// How many records a table holds: a walk of its keys (bounded: an LRU that evicts meanwhile
+// can make a walk restart).
+template <typename Key> std::uint64_t count_keys(const std::string& path) {
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0)
+        die("open " + path + ": " + std::strerror(errno));
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len))
+        die("read " + path + "'s size: " + std::strerror(errno));
+    std::uint64_t held = 0;
+    Key key{}, next{};
+    for (bool first = true;
+         held < 2ULL * info.max_entries && !bpf_map_get_next_key(fd, first ? nullptr : &key, &next);
+         first = false, key = next)
+        ++held;
+    close(fd);
+    return held;
 }
 
 template <typename Key, typename MakeKey>
@@ -155,23 +186,64 @@ std::uint64_t fill(const std::string& path, const Owned& mine, std::uint64_t sta
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts))
         die("fill " + path + ": " + std::strerror(errno));
-    // How many it holds now: a walk of the keys.
-    std::uint64_t held = 0;
-    Key key{}, next{};
-    for (bool first = true; !bpf_map_get_next_key(fd, first ? nullptr : &key, &next);
-         first = false, key = next)
-        ++held;
-    return held;
+    close(fd);
+    return count_keys<Key>(path);
+}
+
+// Deletes the records fill() made (those an LRU evicted meanwhile are gone already).
+template <typename Key, typename MakeKey> void clear(const std::string& path, MakeKey make_key) {
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0)
+        die("open " + path + ": " + std::strerror(errno));
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len))
+        die("read " + path + "'s size: " + std::strerror(errno));
+    for (std::uint32_t i = 0; i < info.max_entries; ++i) {
+        const Key k = make_key(i);
+        if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+            die("clear " + path + ": " + std::strerror(errno));
+    }
+    close(fd);
+}
+
+// 198.18.0.0/15 and 2001:db8::/32: documentation and benchmarking ranges, no real client.
+nlb_conn_key4 key4(std::uint32_t i) {
+    return nlb_conn_key4{.saddr = htonl(0xc6120000u | (i >> 8)),
+                         .daddr = htonl(0xc6130001u),
+                         .sport = htons(std::uint16_t(1024 + (i & 0xff))),
+                         .dport = htons(9)};
+}
+
+nlb_conn_key6 key6(std::uint32_t i) {
+    nlb_conn_key6 k{};
+    k.saddr[0] = htonl(0x20010db8u);
+    k.saddr[3] = htonl(i);
+    k.daddr[0] = htonl(0x20010db8u);
+    k.daddr[3] = htonl(1);
+    k.sport = htons(1024);
+    k.dport = htons(9);
+    return k;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: nlb-fill-conns PIN_DIR\n");
+    const bool clearing = argc == 3 && std::strcmp(argv[1], "--clear") == 0;
+    if (argc != 2 && !clearing) {
+        std::fprintf(stderr, "usage: nlb-fill-conns [--clear] PIN_DIR\n");
         return 2;
     }
-    const std::string dir = argv[1];
+    const std::string dir = argv[argc - 1];
+    if (clearing) {
+        clear<nlb_conn_key4>(dir + "/nlb_conns4", key4);
+        clear<nlb_conn_key6>(dir + "/nlb_conns6", key6);
+        std::printf(
+            "{\"opening4\": %llu, \"opening6\": %llu}\n",
+            static_cast<unsigned long long>(count_keys<nlb_conn_key4>(dir + "/nlb_conns4")),
+            static_cast<unsigned long long>(count_keys<nlb_conn_key6>(dir + "/nlb_conns6")));
+        return 0;
+    }
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     const std::uint64_t day_ahead =
@@ -180,26 +252,9 @@ int main(int argc, char** argv) {
     Filter filter(dir);
     std::vector<nlb_conn_key4> keys4;
     std::vector<nlb_conn_key6> keys6;
-    // 198.18.0.0/15 and 2001:db8::/32: documentation and benchmarking ranges, no real client.
-    const std::uint64_t v4 =
-        fill<nlb_conn_key4>(dir + "/nlb_conns4", mine, day_ahead, keys4, [](std::uint32_t i) {
-            return nlb_conn_key4{.saddr = htonl(0xc6120000u | (i >> 8)),
-                                 .daddr = htonl(0xc6130001u),
-                                 .sport = htons(std::uint16_t(1024 + (i & 0xff))),
-                                 .dport = htons(9)};
-        });
-    const std::uint64_t v6 =
-        fill<nlb_conn_key6>(dir + "/nlb_conns6", mine, day_ahead, keys6, [](std::uint32_t i) {
-            nlb_conn_key6 k{};
-            k.saddr[0] = htonl(0x20010db8u);
-            k.saddr[3] = htonl(i);
-            k.daddr[0] = htonl(0x20010db8u);
-            k.daddr[3] = htonl(1);
-            k.sport = htons(1024);
-            k.dport = htons(9);
-            return k;
-        });
-    if (filter.sized() && !keys4.empty() && !keys6.empty()) {
+    const std::uint64_t v4 = fill<nlb_conn_key4>(dir + "/nlb_conns4", mine, day_ahead, keys4, key4);
+    const std::uint64_t v6 = fill<nlb_conn_key6>(dir + "/nlb_conns6", mine, day_ahead, keys6, key6);
+    if (!keys4.empty() && !keys6.empty()) {
         filter.add(NLB_FAMILY_V4, filter_hash(keys4[0], filter.seed()));
         filter.add(NLB_FAMILY_V6, filter_hash(keys6[0], filter.seed()));
         for (const auto& k : keys4)
