@@ -76,45 +76,51 @@ void Agent::periodic(milliseconds now) {
 // The dataplane stops accepting unless this is repeated within (tolerance − 1) periods: it is
 // repeated four times per timeout, so that a late timer never expires it on a healthy host,
 // and not at all from a stall until the engine has converged again (DESIGN §3, "Watchdog").
-// `now` is when the engine last took stock (this tick's on_tick), and the timeout counts from
-// it, not from the arming: an agent held up in between (a scan on a starved machine, a
-// pause) for longer than the timeout finds its dataplane stopped rather than revived on a
-// view the cluster may have left behind (it took this host's buckets meanwhile); the engine
-// sees the gap at its next input and recovers as from any stall.
+// The timeout counts from the engine's last look at the clock (its latest input), not from
+// the refresh: an agent held up in between (a scan on a starved machine, a pause) for longer
+// than the timeout finds its dataplane stopped rather than revived on maps the cluster may
+// have left behind (it took this host's buckets meanwhile). The engine then looks again at
+// once, sees the gap as a stall and recovers.
 void Agent::arm_watchdog(milliseconds now) {
     const auto timeout = milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
                                       config_.cluster.heartbeat_ms);
     next_arm_ = now + std::max(milliseconds(1), timeout / 4);
     const bool expired = armed_ && dp_->maps().state().config.alive == 0;
     auto log_expired = [&](const std::string& why) {
-        if (expired_logged_)
-            return;
         expired_logged_ = true;
         log_.event("watchdog_expired", {{"message", "the dataplane stopped accepting: " + why}});
     };
     if (engine_->recovering()) {
-        if (expired)
+        if (expired && !expired_logged_)
             log_expired("this agent missed its refresh (stalled?)");
         return;
     }
+    const milliseconds looked = engine_->last_input();
+    if (looked.count() < 0)
+        return; // no look yet: nothing to vouch for
+    bool armed = false;
     try {
         const auto ns = [](milliseconds ms) {
             return static_cast<std::uint64_t>(ms.count()) * 1000000ULL;
         };
-        if (dp_->arm_watchdog(ns(now + timeout), ns(timeout))) {
-            if (expired)
-                log_expired("this agent missed its refresh (stalled?)");
-            armed_ = true;
-            expired_logged_ = false;
-        } else {
-            log_expired("this agent was held up for " +
-                        std::to_string((monotonic_now() - now).count()) +
-                        " ms between its engine's last look and the refresh (watchdog " +
-                        std::to_string(timeout.count()) + " ms)");
-        }
+        armed = dp_->arm_watchdog(ns(looked + timeout), ns(timeout));
     } catch (const std::exception& e) {
         log_.error(e.what());
+        return;
     }
+    if (armed) {
+        if (expired && !expired_logged_)
+            log_expired("this agent missed its refresh (stalled?)");
+        armed_ = true;
+        expired_logged_ = false;
+        return;
+    }
+    // Logged at every refusal: the engine recovers from it before the next refresh.
+    log_expired("this agent was held up for " + std::to_string((monotonic_now() - looked).count()) +
+                " ms since its engine's last look (watchdog " + std::to_string(timeout.count()) +
+                " ms)");
+    engine_->on_tick(monotonic_now());
+    apply(engine_->take_decision());
 }
 
 bool Agent::scan_connections_now(milliseconds now, bool decides) {

@@ -205,8 +205,14 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
     // deadline, before the new program is switched in: whatever fails after the switch, a
     // dataplane whose agent does not come back still stops on time.
     const nlb_config& cfg = dp->maps_->state().config;
-    if (!dp->pending_.empty() && cfg.alive && cfg.watchdog_timeout_ns)
-        dp->arm_watchdog(cfg.watchdog_deadline_ns, cfg.watchdog_timeout_ns); // past: stops it
+    if (!dp->pending_.empty() && cfg.alive && cfg.watchdog_timeout_ns) {
+        try {
+            // A deadline that has passed stops it: its agent has not refreshed it since.
+            dp->arm_watchdog(cfg.watchdog_deadline_ns, cfg.watchdog_timeout_ns);
+        } catch (const std::exception& e) {
+            fail(what, std::string("keep the adopted watchdog's deadline: ") + e.what());
+        }
+    }
     return dp;
 }
 

@@ -272,6 +272,10 @@ class ConvergenceEngine {
     bool settled() const;
     // Since a stall, until converged again: the agent keeps the watchdog expired meanwhile.
     bool recovering() const { return recovering_; }
+    // The time of the latest input (-1 before any): the engine's last look, which the
+    // watchdog's deadline counts from; an input more than (tolerance − 1) periods later is a
+    // stall.
+    Millis last_input() const { return Millis(last_input_); }
     // The last on_heartbeat frame was a peer's 1.2 heartbeat, authenticated and proven fresh
     // (it echoes this boot's nonce): its sender may be told apart from forgeries.
     bool last_frame_trusted() const { return last_trusted_; }

@@ -366,10 +366,11 @@ TEST_CASE("watchdog: a dead dataplane accepts nothing; arming revives it until t
         CHECK(h.arm_watchdog_until(now_ns() - 100'000'000, timeout) == XDP_DROP);
         CHECK(h.maps().state().config.alive == 0);
         CHECK(all_dropped());
-        // It looked 250 ms ago: alive for the 150 ms left, not for a timeout from the arm.
-        CHECK(h.arm_watchdog_until(now_ns() + 150'000'000, timeout) == XDP_PASS);
+        // It looked 500 ms ago with a timeout of 1 s: alive for the 500 ms left, not for a
+        // timeout from the arm.
+        CHECK(h.arm_watchdog_until(now_ns() + 500'000'000, 1'000'000'000) == XDP_PASS);
         CHECK(all_accepted());
-        std::this_thread::sleep_for(300ms);
+        std::this_thread::sleep_for(750ms);
         CHECK(h.maps().state().config.alive == 0);
         CHECK(all_dropped());
         // A deadline further away than the timeout is cut to it.
