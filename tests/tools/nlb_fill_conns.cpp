@@ -142,36 +142,44 @@ std::uint32_t filter_hash(const nlb_conn_key6& k, std::uint32_t seed) {
     return nlb_filter_hash6(&k, seed);
 }
 
+// A pinned table, open, and its description.
+struct Table {
+    explicit Table(const std::string& path) : path(path), fd(bpf_obj_get(path.c_str())) {
+        if (fd < 0)
+            die("open " + path + ": " + std::strerror(errno));
+        __u32 len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len))
+            die("read " + path + "'s size: " + std::strerror(errno));
+    }
+    ~Table() { close(fd); }
+    Table(const Table&) = delete;
+    Table& operator=(const Table&) = delete;
+    std::string path;
+    int fd;
+    bpf_map_info info{};
+};
+
 // How many records a table holds: a walk of its keys (bounded: an LRU that evicts meanwhile
 // can make a walk restart).
 template <typename Key> std::uint64_t count_keys(const std::string& path) {
-    const int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
-        die("open " + path + ": " + std::strerror(errno));
-    bpf_map_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len))
-        die("read " + path + "'s size: " + std::strerror(errno));
+    const Table t(path);
+    const int fd = t.fd;
+    const bpf_map_info& info = t.info;
     std::uint64_t held = 0;
     Key key{}, next{};
     for (bool first = true;
          held < 2ULL * info.max_entries && !bpf_map_get_next_key(fd, first ? nullptr : &key, &next);
          first = false, key = next)
         ++held;
-    close(fd);
     return held;
 }
 
 template <typename Key, typename MakeKey>
 std::uint64_t fill(const std::string& path, const Owned& mine, std::uint64_t stamp,
                    std::vector<Key>& keys, MakeKey make_key) {
-    const int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
-        die("open " + path + ": " + std::strerror(errno));
-    bpf_map_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len))
-        die("read " + path + "'s size: " + std::strerror(errno));
+    const Table t(path);
+    const int fd = t.fd;
+    const bpf_map_info& info = t.info;
     if (info.key_size != sizeof(Key) || info.value_size != sizeof(nlb_conn))
         die(path + ": not a connection table of this build");
     keys.resize(info.max_entries);
@@ -186,25 +194,19 @@ std::uint64_t fill(const std::string& path, const Owned& mine, std::uint64_t sta
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts))
         die("fill " + path + ": " + std::strerror(errno));
-    close(fd);
     return count_keys<Key>(path);
 }
 
 // Deletes the records fill() made (those an LRU evicted meanwhile are gone already).
 template <typename Key, typename MakeKey> void clear(const std::string& path, MakeKey make_key) {
-    const int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
-        die("open " + path + ": " + std::strerror(errno));
-    bpf_map_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len))
-        die("read " + path + "'s size: " + std::strerror(errno));
+    const Table t(path);
+    const int fd = t.fd;
+    const bpf_map_info& info = t.info;
     for (std::uint32_t i = 0; i < info.max_entries; ++i) {
         const Key k = make_key(i);
         if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
             die("clear " + path + ": " + std::strerror(errno));
     }
-    close(fd);
 }
 
 // 198.18.0.0/15 and 2001:db8::/32: documentation and benchmarking ranges, no real client.
