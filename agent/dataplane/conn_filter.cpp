@@ -104,6 +104,16 @@ bool ConnFilter::holds(std::uint8_t family, std::uint32_t hash) const {
     return (load(b->word[nlb_filter_word(hash)]) & mask) == mask;
 }
 
+void ConnFilter::record(const nlb_conn_key4& k) {
+    for (std::uint32_t half = 0; half < 2; ++half)
+        add(NLB_FAMILY_V4, half, nlb_filter_hash4(&k, header()->seed));
+}
+
+void ConnFilter::record(const nlb_conn_key6& k) {
+    for (std::uint32_t half = 0; half < 2; ++half)
+        add(NLB_FAMILY_V6, half, nlb_filter_hash6(&k, header()->seed));
+}
+
 bool ConnFilter::may_hold(const nlb_conn_key4& k) const {
     return !valid() || holds(NLB_FAMILY_V4, nlb_filter_hash4(&k, header()->seed));
 }

@@ -53,6 +53,11 @@ class ConnFilter {
     // answer wrong.
     double fill() const;
     std::uint64_t rebuilds() const { return header()->rebuilds; }
+    // Adds a key to both halves, as the dataplane does before it records one: for a tool
+    // that writes records from user space (nlb-fill-conns), which the agent's scans would not
+    // walk otherwise.
+    void record(const nlb_conn_key4& k);
+    void record(const nlb_conn_key6& k);
     // What the dataplane answers for a key (a test's view).
     bool may_hold(const nlb_conn_key4& k) const;
     bool may_hold(const nlb_conn_key6& k) const;

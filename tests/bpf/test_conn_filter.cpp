@@ -127,6 +127,28 @@ TEST_CASE("a record written behind the dataplane's back is hidden until the filt
     CHECK(verdict(h.dp, build(tcp(s.src, 4243, kAck))) == Verdict::dropped);
 }
 
+TEST_CASE("a record written from user space passes once its key is recorded in the filter") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    MovedAway h;
+    std::mt19937 rng(family + 40);
+    PacketSpec s = tcp(random_address(rng, family), 4343, kAck);
+    nlb_conn c{};
+    c.bucket = nlb_flow_bucket(family, s.src.words.data(), 0, NLB_AFFINITY_SINGLE,
+                               h.tables.flow_seed());
+    REQUIRE(with_conn_key(
+                h.dp, s,
+                [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_NOEXIST); },
+                true) == 0);
+    CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
+    if (family == NLB_FAMILY_V4)
+        h.dp.conn_filter().record(key4(s));
+    else
+        h.dp.conn_filter().record(key6(s));
+    CHECK(may_hold(h.dp, s));
+    CHECK(verdict(h.dp, build(s)) == Verdict::accepted);
+}
+
 TEST_CASE("a rebuild forgets the keys the tables no longer hold") {
     DataplaneTables tables({kVip4, kVip6}, {RuleMatch{}});
     DataplaneFixture dp;

@@ -20,7 +20,6 @@
 // for the last ones by evicting earlier ones).
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,9 +32,10 @@
 #include <string>
 #include <vector>
 
-#include <nlb/conn_filter.h>
 #include <nlb/limits.h>
 #include <nlb/maps.h>
+
+#include "conn_filter.hpp"
 
 namespace {
 
@@ -70,76 +70,48 @@ Owned owned(const std::string& dir) {
     die(dir + ": this host owns no bucket");
 }
 
-// The running agent's connection filter: a map of the program its pinned link runs, mapped.
-class Filter {
-  public:
-    explicit Filter(const std::string& dir) {
-        const std::string path = dir + "/link";
-        const int link = bpf_obj_get(path.c_str());
-        if (link < 0)
-            die("open " + path + ": " + std::strerror(errno));
-        bpf_link_info li{};
-        __u32 len = sizeof(li);
-        if (bpf_obj_get_info_by_fd(link, &li, &len))
-            die("read " + path + ": " + std::strerror(errno));
-        close(link);
-        const int prog = bpf_prog_get_fd_by_id(li.prog_id);
-        if (prog < 0)
-            die("open the program of " + path + ": " + std::strerror(errno));
-        std::vector<__u32> ids(64);
-        bpf_prog_info pi{};
-        pi.nr_map_ids = static_cast<__u32>(ids.size());
-        pi.map_ids = reinterpret_cast<std::uintptr_t>(ids.data());
-        len = sizeof(pi);
-        if (bpf_obj_get_info_by_fd(prog, &pi, &len))
-            die("read the program of " + path + ": " + std::strerror(errno));
-        close(prog);
-        for (__u32 i = 0; i < std::min<__u32>(pi.nr_map_ids, 64) && !base_; ++i) {
-            const int fd = bpf_map_get_fd_by_id(ids[i]);
-            if (fd < 0)
-                continue;
-            bpf_map_info mi{};
-            len = sizeof(mi);
-            if (!bpf_obj_get_info_by_fd(fd, &mi, &len) &&
-                std::strcmp(mi.name, "nlb_conn_filter") == 0) {
-                bytes_ = std::size_t{mi.max_entries} * sizeof(nlb_filter_block);
-                void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (mem == MAP_FAILED)
-                    die("map the connection filter: " + std::string(std::strerror(errno)));
-                base_ = static_cast<nlb_filter_block*>(mem);
+// The running agent's connection filter, a map of the program its pinned link runs.
+std::unique_ptr<nlb::ConnFilter> agent_filter(const std::string& dir) {
+    const std::string path = dir + "/link";
+    const int link = bpf_obj_get(path.c_str());
+    if (link < 0)
+        die("open " + path + ": " + std::strerror(errno));
+    bpf_link_info li{};
+    __u32 len = sizeof(li);
+    if (bpf_obj_get_info_by_fd(link, &li, &len))
+        die("read " + path + ": " + std::strerror(errno));
+    close(link);
+    const int prog = bpf_prog_get_fd_by_id(li.prog_id);
+    if (prog < 0)
+        die("open the program of " + path + ": " + std::strerror(errno));
+    std::vector<__u32> ids(64);
+    bpf_prog_info pi{};
+    pi.nr_map_ids = static_cast<__u32>(ids.size());
+    pi.map_ids = reinterpret_cast<std::uintptr_t>(ids.data());
+    len = sizeof(pi);
+    if (bpf_obj_get_info_by_fd(prog, &pi, &len))
+        die("read the program of " + path + ": " + std::strerror(errno));
+    close(prog);
+    for (__u32 i = 0; i < std::min<__u32>(pi.nr_map_ids, 64); ++i) {
+        const int fd = bpf_map_get_fd_by_id(ids[i]);
+        if (fd < 0)
+            continue;
+        bpf_map_info mi{};
+        len = sizeof(mi);
+        std::unique_ptr<nlb::ConnFilter> filter;
+        if (!bpf_obj_get_info_by_fd(fd, &mi, &len) &&
+            std::strcmp(mi.name, "nlb_conn_filter") == 0) {
+            try {
+                filter = std::make_unique<nlb::ConnFilter>(fd, mi.max_entries); // maps it
+            } catch (const std::exception& e) {
+                die(e.what());
             }
-            close(fd);
         }
-        if (!base_)
-            die("the program of " + path + " has no connection filter");
-        if (!header().blocks_per_half)
-            die("the agent's connection filter has no blocks: its scans would not see the "
-                "records");
+        close(fd);
+        if (filter)
+            return filter;
     }
-    ~Filter() { munmap(base_, bytes_); }
-
-    // Both halves, as nlb_conn_insert does.
-    void add(std::uint8_t family, std::uint32_t hash) {
-        for (__u32 half = 0; half < 2; ++half)
-            __atomic_fetch_or(&base_[nlb_filter_index(hash, family, half, header().blocks_per_half)]
-                                   .word[nlb_filter_word(hash)],
-                              nlb_filter_mask(hash), __ATOMIC_RELAXED);
-    }
-    std::uint32_t seed() const { return header().seed; }
-
-  private:
-    const nlb_filter_header& header() const {
-        return *reinterpret_cast<const nlb_filter_header*>(base_);
-    }
-    nlb_filter_block* base_ = nullptr;
-    std::size_t bytes_ = 0;
-};
-
-std::uint32_t filter_hash(const nlb_conn_key4& k, std::uint32_t seed) {
-    return nlb_filter_hash4(&k, seed);
-}
-std::uint32_t filter_hash(const nlb_conn_key6& k, std::uint32_t seed) {
-    return nlb_filter_hash6(&k, seed);
+    die("the program of " + path + " has no connection filter");
 }
 
 // A pinned table, open, and its description.
@@ -161,51 +133,42 @@ struct Table {
 
 // How many records a table holds: a walk of its keys (bounded: an LRU that evicts meanwhile
 // can make a walk restart).
-template <typename Key> std::uint64_t count_keys(const std::string& path) {
-    const Table t(path);
-    const int fd = t.fd;
-    const bpf_map_info& info = t.info;
+template <typename Key> std::uint64_t count_keys(const Table& t) {
     std::uint64_t held = 0;
     Key key{}, next{};
-    for (bool first = true;
-         held < 2ULL * info.max_entries && !bpf_map_get_next_key(fd, first ? nullptr : &key, &next);
+    for (bool first = true; held < 2ULL * t.info.max_entries &&
+                            !bpf_map_get_next_key(t.fd, first ? nullptr : &key, &next);
          first = false, key = next)
         ++held;
     return held;
 }
 
 template <typename Key, typename MakeKey>
-std::uint64_t fill(const std::string& path, const Owned& mine, std::uint64_t stamp,
-                   std::vector<Key>& keys, MakeKey make_key) {
-    const Table t(path);
-    const int fd = t.fd;
-    const bpf_map_info& info = t.info;
-    if (info.key_size != sizeof(Key) || info.value_size != sizeof(nlb_conn))
-        die(path + ": not a connection table of this build");
-    keys.resize(info.max_entries);
-    std::vector<nlb_conn> values(info.max_entries);
-    for (std::uint32_t i = 0; i < info.max_entries; ++i) {
+std::uint64_t fill(const Table& t, const Owned& mine, std::uint64_t stamp, std::vector<Key>& keys,
+                   MakeKey make_key) {
+    if (t.info.key_size != sizeof(Key) || t.info.value_size != sizeof(nlb_conn))
+        die(t.path + ": not a connection table of this build");
+    keys.resize(t.info.max_entries);
+    std::vector<nlb_conn> values(t.info.max_entries);
+    for (std::uint32_t i = 0; i < t.info.max_entries; ++i) {
         keys[i] = make_key(i);
         values[i].opened_ns = stamp;
         values[i].rule = mine.rule;
         values[i].bucket = mine.buckets[i % mine.buckets.size()];
     }
-    std::uint32_t count = info.max_entries;
+    std::uint32_t count = t.info.max_entries;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts))
-        die("fill " + path + ": " + std::strerror(errno));
-    return count_keys<Key>(path);
+    if (bpf_map_update_batch(t.fd, keys.data(), values.data(), &count, &opts))
+        die("fill " + t.path + ": " + std::strerror(errno));
+    return count_keys<Key>(t);
 }
 
 // Deletes the records fill() made (those an LRU evicted meanwhile are gone already).
-template <typename Key, typename MakeKey> void clear(const std::string& path, MakeKey make_key) {
-    const Table t(path);
-    const int fd = t.fd;
-    const bpf_map_info& info = t.info;
-    for (std::uint32_t i = 0; i < info.max_entries; ++i) {
+template <typename Key, typename MakeKey> void clear(const Table& t, MakeKey make_key) {
+    for (std::uint32_t i = 0; i < t.info.max_entries; ++i) {
         const Key k = make_key(i);
-        if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
-            die("clear " + path + ": " + std::strerror(errno));
+        if (bpf_map_delete_elem(t.fd, &k) && errno != ENOENT)
+            die("clear " + t.path + ": " + std::strerror(errno));
     }
 }
 
@@ -237,13 +200,14 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::string dir = argv[argc - 1];
+    const Table t4(dir + "/nlb_conns4");
+    const Table t6(dir + "/nlb_conns6");
     if (clearing) {
-        clear<nlb_conn_key4>(dir + "/nlb_conns4", key4);
-        clear<nlb_conn_key6>(dir + "/nlb_conns6", key6);
-        std::printf(
-            "{\"opening4\": %llu, \"opening6\": %llu}\n",
-            static_cast<unsigned long long>(count_keys<nlb_conn_key4>(dir + "/nlb_conns4")),
-            static_cast<unsigned long long>(count_keys<nlb_conn_key6>(dir + "/nlb_conns6")));
+        clear<nlb_conn_key4>(t4, key4);
+        clear<nlb_conn_key6>(t6, key6);
+        std::printf("{\"opening4\": %llu, \"opening6\": %llu}\n",
+                    static_cast<unsigned long long>(count_keys<nlb_conn_key4>(t4)),
+                    static_cast<unsigned long long>(count_keys<nlb_conn_key6>(t6)));
         return 0;
     }
     timespec ts{};
@@ -251,18 +215,18 @@ int main(int argc, char** argv) {
     const std::uint64_t day_ahead =
         (std::uint64_t(ts.tv_sec) + 86400) * 1'000'000'000ULL + std::uint64_t(ts.tv_nsec);
     const Owned mine = owned(dir);
-    Filter filter(dir);
+    const auto filter = agent_filter(dir);
     std::vector<nlb_conn_key4> keys4;
     std::vector<nlb_conn_key6> keys6;
-    const std::uint64_t v4 = fill<nlb_conn_key4>(dir + "/nlb_conns4", mine, day_ahead, keys4, key4);
-    const std::uint64_t v6 = fill<nlb_conn_key6>(dir + "/nlb_conns6", mine, day_ahead, keys6, key6);
+    const std::uint64_t v4 = fill<nlb_conn_key4>(t4, mine, day_ahead, keys4, key4);
+    const std::uint64_t v6 = fill<nlb_conn_key6>(t6, mine, day_ahead, keys6, key6);
     if (!keys4.empty() && !keys6.empty()) {
-        filter.add(NLB_FAMILY_V4, filter_hash(keys4[0], filter.seed()));
-        filter.add(NLB_FAMILY_V6, filter_hash(keys6[0], filter.seed()));
+        filter->record(keys4[0]);
+        filter->record(keys6[0]);
         for (const auto& k : keys4)
-            filter.add(NLB_FAMILY_V4, filter_hash(k, filter.seed()));
+            filter->record(k);
         for (const auto& k : keys6)
-            filter.add(NLB_FAMILY_V6, filter_hash(k, filter.seed()));
+            filter->record(k);
     }
     std::printf("{\"opening4\": %llu, \"opening6\": %llu}\n", static_cast<unsigned long long>(v4),
                 static_cast<unsigned long long>(v6));
