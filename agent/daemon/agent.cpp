@@ -245,7 +245,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     }
     // A restarted agent learns at once which connections the dataplane still serves (once
     // participating, so the engine keeps them), so that its first maps keep serving them.
-    scan_connections_now(now, true);
+    scan_connections_now(now);
     next_periodic_ = now;
     next_arm_ = now;
     apply(engine_->take_decision());
@@ -292,6 +292,8 @@ void Agent::tear_down(bool keep_dataplane, bool leave) {
     engine_.reset();
     installed_.reset();
     armed_ = false;
+    // Its background work reads the tables: done before they go.
+    tracking_.stop();
     if (iface_ && !keep_dataplane)
         iface_->undo();
     iface_.reset();
@@ -300,7 +302,6 @@ void Agent::tear_down(bool keep_dataplane, bool leave) {
         dp_->detach();
         log_.event("detached", {{"interface", ifname}});
     }
-    tracking_.stop();
     dp_.reset();
 }
 

@@ -112,9 +112,9 @@ class Agent {
     void arm_watchdog(std::chrono::milliseconds now);
     void apply(Decision decision);
     void install(const SlotViews& views);
-    // `decides`: the engine may release buckets on it (ConnectionTracking::scan).
+    // A scan the engine may release buckets on (ConnectionTracking::scan), on the loop.
     // True when the scan changed the buckets the engine reports holding.
-    bool scan_connections_now(std::chrono::milliseconds now, bool decides);
+    bool scan_connections_now(std::chrono::milliseconds now);
     // This host's per-rule parameters as the engine gets them: the config's, with the
     // effective weights of the rules under load feedback.
     std::vector<HostRuleParams> host_rules() const;

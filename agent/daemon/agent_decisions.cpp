@@ -69,7 +69,7 @@ void Agent::apply(Decision d) {
             // If the scan changed the dirty list, the frames built before it (on both paths)
             // carry a stale one: a peer that read their release would take the buckets as
             // clean. They are not sent, and fresh ones follow within a quarter period.
-            const bool stale = scan_connections_now(monotonic_now(), true);
+            const bool stale = scan_connections_now(monotonic_now());
             if (stale)
                 engine_->frames_withheld(monotonic_now());
             fold_rescan(d, engine_->take_decision(), stale);

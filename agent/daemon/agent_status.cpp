@@ -138,6 +138,8 @@ json Agent::stats() const {
                                 {"scan", tracking_.in_kernel() ? "kernel" : "copy"},
                                 {"kernel_scans", tracking_.kernel_scans()},
                                 {"empty_scans", tracking_.empty_scans()},
+                                {"background_scans", tracking_.background_scans()},
+                                {"background_scans_dropped", tracking_.background_dropped()},
                                 {"opening", dp_ ? tracking_.last().opening : 0},
                                 {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
                                 {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},

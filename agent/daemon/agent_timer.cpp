@@ -1,6 +1,7 @@
 // The agent's clock: one timer for the engine's deadlines and the periodic duties (connection
 // scans, load feedback, the dataplane's watchdog).
 #include <algorithm>
+#include <optional>
 
 #include "agent.hpp"
 #include "conn_scanner.hpp"
@@ -46,18 +47,29 @@ void Agent::tick() {
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
+    if (std::optional<ConnScan> quiet = tracking_.finished(log_)) {
+        last_accepted_ = now;
+        tracked_connections_ = quiet->live;
+        engine_->on_connection_scan(LiveBuckets{quiet->live_buckets}, accepted_total(), now);
+    }
     // Every period while the scan can change a decision (given-up buckets still holding
-    // connections, a drain) or feeds load feedback on connections; otherwise it only
-    // refreshes counts and deletes closed records, and a short period would make it most of
-    // the agent's work (measured: 35 % of it at 200 ms), a full table even more: it waits as
-    // long as its cost says (quiet_scan_interval). The accepted count, which a partition heal
-    // compares, is read on its own once a second: 33 lookups of per-CPU counters; read every
-    // period at 100 ms, 64 idle agents used 0.1-0.2 % of a core more each, side by side.
+    // connections, a drain): on the loop, before the engine's next decision. Otherwise it
+    // only refreshes counts and deletes closed records (and feeds load feedback on
+    // connections), on the background thread, whose result the next periods take: a short
+    // period would make it most of the agent's work (measured: 35 % of it at 200 ms), a full
+    // table even more, so it waits as long as its cost says (quiet_scan_interval). The
+    // accepted count, which a partition heal compares, is read on its own once a second: 33
+    // lookups of per-CPU counters; read every period at 100 ms, 64 idle agents used 0.1-0.2 %
+    // of a core more each, side by side.
     const bool decides = engine_->needs_scans();
-    if (decides || (load_ && load_->counts_connections()) ||
-        now - last_scan_ >= tracking_.quiet_interval()) {
-        scan_connections_now(now, decides);
-    } else if (now - last_accepted_ >= std::chrono::seconds(1)) {
+    if (decides)
+        scan_connections_now(now);
+    const bool quiet = !decides && ((load_ && load_->counts_connections()) ||
+                                    now - last_scan_ >= tracking_.quiet_interval());
+    if ((quiet || tracking_.upkeep_due()) &&
+        tracking_.start_background(*dp_, tables_.vips(), quiet, log_) && quiet)
+        last_scan_ = now;
+    if (now - last_accepted_ >= std::chrono::seconds(1)) {
         last_accepted_ = now;
         engine_->on_accepted_total(accepted_total());
     }
@@ -123,9 +135,9 @@ void Agent::arm_watchdog(milliseconds now) {
     apply(engine_->take_decision());
 }
 
-bool Agent::scan_connections_now(milliseconds now, bool decides) {
+bool Agent::scan_connections_now(milliseconds now) {
     last_scan_ = last_accepted_ = now;
-    ConnScan scan = tracking_.scan(*dp_, tables_.vips(), log_, decides);
+    const ConnScan scan = tracking_.scan(*dp_);
     tracked_connections_ = scan.live;
     return engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <future>
+#include <system_error>
 
 #include "socket_table.hpp"
 
@@ -41,6 +42,9 @@ std::chrono::milliseconds quiet_scan_interval(std::chrono::nanoseconds cpu, cons
 }
 
 void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log) {
+    // A scan under way saw the tables as they were (another seed's buckets): dropped.
+    wait_background();
+    ++generation_;
     if (!dp.socket_program())
         log.warn("connection tracking: no socket program (" + dp.socket_program_error() +
                  "): connections are tracked from their SYN only, in a table a SYN flood can "
@@ -56,7 +60,7 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
                  " (connections opened before the agent started are tracked from their "
                  "packets only)");
     }
-    const bool current = (scanner_ && &scanner_->maps() == &dp.maps()) ||
+    const bool current = (bg_.scanner && &bg_.scanner->maps() == &dp.maps()) ||
                          (loading_.valid() && loading_for_ == &dp.maps());
     if (!current) {
         stop(); // its links hold the tables it was attached to
@@ -70,17 +74,36 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
                      " (scans copy the tables out)");
         }
     }
-    next_orphan_check_ns_ =
+    bg_.next_orphan_check_ns =
         monotonic_ns() + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());
     // After the seeding and once this agent's programs replaced any predecessor's: every
     // key recorded from here on is added by the dataplane, every earlier one is in the tables.
-    rebuild_filter(dp, log);
+    rebuild_filter(bg_, dp.conn_filter(), dp.maps());
+    shown_ = bg_.counts;
+    log_warnings(log);
 }
 
 void ConnectionTracking::stop() {
+    wait_background();
     loading_ = {}; // waits for the load: the future of std::async joins its thread
     loading_for_ = nullptr;
-    scanner_.reset();
+    bg_.scanner.reset();
+    bg_.counts.in_kernel = shown_.in_kernel = false;
+}
+
+void ConnectionTracking::wait_background() {
+    if (!job_.valid())
+        return;
+    job_.get(); // run() throws nothing
+    bg_.scan.reset();
+    bg_.warnings.clear();
+    shown_ = bg_.counts;
+}
+
+void ConnectionTracking::log_warnings(EventLog& log) {
+    for (const std::string& w : bg_.warnings)
+        log.warn(w);
+    bg_.warnings.clear();
 }
 
 void ConnectionTracking::take_loaded(EventLog& log) {
@@ -89,97 +112,159 @@ void ConnectionTracking::take_loaded(EventLog& log) {
         return;
     loading_for_ = nullptr;
     try {
-        scanner_ = loading_.get();
+        bg_.scanner = loading_.get();
     } catch (const std::exception& e) {
         log.warn(std::string("connection tracking: scan programs: ") + e.what() +
                  " (scans copy the tables out)");
         return;
     }
-    if (!scanner_->in_kernel())
-        log.warn("connection tracking: scans copy the tables out (" + scanner_->error() +
+    bg_.counts.in_kernel = bg_.scanner->in_kernel();
+    if (!bg_.scanner->in_kernel())
+        log.warn("connection tracking: scans copy the tables out (" + bg_.scanner->error() +
                  "): a full table costs about twice the CPU");
 }
 
-void ConnectionTracking::rebuild_filter(Dataplane& dp, EventLog& log) {
+void ConnectionTracking::rebuild_filter(Background& bg, ConnFilter& filter,
+                                        const DataplaneMaps& maps) {
     const std::chrono::nanoseconds cpu_before = thread_cpu();
     try {
-        const FilterRebuild r = dp.conn_filter().rebuild(dp.maps());
-        ++filter_rebuilds_;
+        const FilterRebuild r = filter.rebuild(maps);
+        ++bg.counts.filter_rebuilds;
         if (!r.waited)
-            log.warn("connection filter: the kernel would not wait out running programs "
-                     "(membarrier); paused 50 ms instead");
+            bg.warnings.push_back("connection filter: the kernel would not wait out running "
+                                  "programs (membarrier); paused 50 ms instead");
     } catch (const std::exception& e) {
-        log.warn(std::string(e.what()) + " (packets in moved buckets look the tables up)");
+        bg.warnings.push_back(std::string(e.what()) +
+                              " (packets in moved buckets look the tables up)");
     }
-    filter_fill_ = dp.conn_filter().fill();
+    bg.counts.filter_fill = filter.fill();
     const std::uint64_t now = monotonic_ns();
     const std::chrono::milliseconds wait =
         spaced_by_cost(thread_cpu() - cpu_before, kQuietScanMin, kFilterRebuildMax);
-    next_filter_rebuild_ns_ = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
-    next_filter_check_ns_ = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
+    bg.next_filter_rebuild_ns = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
+    bg.next_filter_check_ns = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
 }
 
-ConnScan ConnectionTracking::scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log,
-                                  bool decides) {
+ConnScan ConnectionTracking::scan(Dataplane& dp) {
+    ++generation_;
+    // A family whose tables the filter shows empty is not copied, and with both empty nothing
+    // is walked: a cluster that serves only UDP, or only IPv4, has empty tables there, and
+    // every host of it scans at each release (a 64-host cluster's convergence: 64 walks of
+    // empty tables, a millisecond and more of CPU each on a quiet machine, at the moment
+    // every host is busy). The filter may be rebuilt meanwhile on the background thread:
+    // holds_nothing then answers false, and the family is walked.
+    const ScanFamilies families = families_to_walk(dp.conn_filter());
+    if (!families.v4 && !families.v6) {
+        last_ = ConnScan{};
+        ++empty_scans_;
+    } else {
+        last_ = scan_by_copy(dp.maps(), monotonic_ns(), dp.socket_program(), families);
+    }
+    return last_;
+}
+
+bool ConnectionTracking::upkeep_due() const {
+    if (job_.valid())
+        return false;
+    const std::uint64_t now = monotonic_ns();
+    return now >= bg_.next_orphan_check_ns || now >= bg_.next_filter_check_ns;
+}
+
+bool ConnectionTracking::start_background(Dataplane& dp, const std::vector<IpAddress>& vips,
+                                          bool quiet_scan, EventLog& log) {
+    if (job_.valid())
+        return false;
+    take_loaded(log);
+    Job job{&dp.maps(), &dp.conn_filter(), vips, dp.table_sizes(), dp.socket_program(), quiet_scan};
+    job_generation_ = generation_;
+    auto work = [this, job = std::move(job)] { run(bg_, job); };
+    try {
+        job_ = std::async(std::launch::async, work);
+    } catch (const std::system_error& e) {
+        log.warn(std::string("connection tracking: no thread for the background scan (") +
+                 e.what() + "): it runs on the agent's loop");
+        job_ = std::async(std::launch::deferred, work);
+    }
+    return true;
+}
+
+std::optional<ConnScan> ConnectionTracking::finished(EventLog& log) {
+    if (!job_.valid() || job_.wait_for(std::chrono::seconds(0)) == std::future_status::timeout)
+        return std::nullopt;
+    job_.get(); // a deferred run runs here
+    shown_ = bg_.counts;
+    log_warnings(log);
+    std::optional<ConnScan> scan = std::move(bg_.scan);
+    bg_.scan.reset();
+    if (!scan)
+        return std::nullopt;
+    if (job_generation_ != generation_) {
+        ++background_dropped_;
+        return std::nullopt;
+    }
+    last_ = *scan;
+    return scan;
+}
+
+void ConnectionTracking::run(Background& bg, const Job& job) {
     std::uint64_t now = monotonic_ns();
-    if (now >= next_orphan_check_ns_) {
+    if (now >= bg.next_orphan_check_ns) {
         const std::chrono::nanoseconds check_before = thread_cpu();
         try {
             // Records stamp the coarse clock, which lags this one by up to a tick: only records
             // surely older than the listing can be missing from it for lack of a socket.
             const std::uint64_t listed_at = now - 50000000ULL;
-            const auto sockets = vip_connections(vips);
-            orphans_ended_ += end_orphans(dp.maps(), sockets, listed_at, monotonic_ns());
+            const auto sockets = vip_connections(job.vips);
+            bg.counts.orphans_ended += end_orphans(*job.maps, sockets, listed_at, monotonic_ns());
         } catch (const std::exception& e) {
-            log.warn(std::string("connection tracking: ") + e.what());
+            bg.warnings.push_back(std::string("connection tracking: ") + e.what());
         }
         now = monotonic_ns();
         const std::chrono::milliseconds wait =
             spaced_by_cost(thread_cpu() - check_before, kOrphanCheck, kOrphanCheckMax);
-        next_orphan_check_ns_ = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
+        bg.next_orphan_check_ns = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
     }
-    take_loaded(log);
-    const std::chrono::nanoseconds cpu_before = thread_cpu();
-    const std::uint64_t records = last_.opening + last_.established + last_.closing;
-    const std::uint64_t entries = 2ULL * (dp.table_sizes().opening + dp.table_sizes().established);
-    // A family whose tables the filter shows empty is not copied, and with both empty nothing
-    // is walked: a cluster that serves only UDP, or only IPv4, has empty tables there, and
-    // every host of it scans at each release (a 64-host cluster's convergence: 64 walks of
-    // empty tables, a millisecond and more of CPU each on a quiet machine, at the moment
-    // every host is busy).
-    const ScanFamilies families = families_to_walk(dp.conn_filter());
-    if (!families.v4 && !families.v6) {
-        last_ = ConnScan{};
-        ++empty_scans_;
-    } else if (decides || !in_kernel() || kKernelScanShare * records < entries) {
-        last_ = scan_by_copy(dp.maps(), now, dp.socket_program(), families);
-    } else {
-        last_ = scanner_->scan(now, dp.socket_program());
-        if (scanner_->in_kernel())
-            ++kernel_scans_;
-        else
-            log.warn("connection tracking: " + scanner_->error() +
-                     "; scans copy the tables out from now on");
-    }
-    quiet_interval_ =
-        quiet_scan_interval(thread_cpu() - cpu_before, last_, 2ULL * dp.table_sizes().established);
-    now = monotonic_ns();
-    // Tables found empty under a filter that still has bits (of connections that ended): a
-    // rebuild clears them, and the scans after it walk nothing. Not in a scan that decides
-    // (a release's): the rebuild first waits out running programs.
-    if (!decides && (families.v4 || families.v6) &&
-        last_.opening + last_.established + last_.closing == 0 && now >= next_filter_rebuild_ns_) {
-        rebuild_filter(dp, log);
+    if (job.scan) {
+        const std::chrono::nanoseconds cpu_before = thread_cpu();
+        const ScanFamilies families = families_to_walk(*job.filter);
+        ConnScan found;
+        if (!families.v4 && !families.v6) {
+            ++bg.counts.empty_scans;
+        } else if (!bg.scanner || !bg.scanner->in_kernel() ||
+                   kKernelScanShare * bg.records <
+                       2ULL * (job.sizes.opening + job.sizes.established)) {
+            found = scan_by_copy(*job.maps, now, job.socket_program, families);
+        } else {
+            found = bg.scanner->scan(now, job.socket_program);
+            if (bg.scanner->in_kernel()) {
+                ++bg.counts.kernel_scans;
+            } else {
+                bg.counts.in_kernel = false;
+                bg.warnings.push_back("connection tracking: " + bg.scanner->error() +
+                                      "; scans copy the tables out from now on");
+            }
+        }
+        ++bg.counts.background_scans;
+        bg.records = found.opening + found.established + found.closing;
+        bg.counts.quiet_interval =
+            quiet_scan_interval(thread_cpu() - cpu_before, found, 2ULL * job.sizes.established);
+        bg.scan = std::move(found);
         now = monotonic_ns();
+        // Tables found empty under a filter that still has bits (of connections that ended):
+        // a rebuild clears them, and the scans after it walk nothing.
+        if ((families.v4 || families.v6) && bg.records == 0 && now >= bg.next_filter_rebuild_ns) {
+            rebuild_filter(bg, *job.filter, *job.maps);
+            now = monotonic_ns();
+        }
     }
-    if (now >= next_filter_check_ns_) {
-        filter_fill_ = dp.conn_filter().fill();
-        next_filter_check_ns_ = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
-        if ((filter_fill_ >= kFilterRebuildFill || !dp.conn_filter().valid()) &&
-            now >= next_filter_rebuild_ns_)
-            rebuild_filter(dp, log);
+    if (now >= bg.next_filter_check_ns) {
+        bg.counts.filter_fill = job.filter->fill();
+        bg.next_filter_check_ns =
+            now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
+        if ((bg.counts.filter_fill >= kFilterRebuildFill || !job.filter->valid()) &&
+            now >= bg.next_filter_rebuild_ns)
+            rebuild_filter(bg, *job.filter, *job.maps);
     }
-    return last_;
 }
 
 } // namespace nlb

@@ -1,7 +1,8 @@
 // The agent's side of connection tracking: hands the dataplane the connections its stack
 // already had when the socket program started (attach, a restart), scans the tables for the
-// engine (in the kernel where it can: conn_scanner.hpp), and, every kOrphanCheck or more, ends
-// the established records whose socket is gone without the socket program seeing it close. The
+// engine (on the loop when the scan decides, on a thread of its own when it does not; in the
+// kernel where it can: conn_scanner.hpp), and, every kOrphanCheck or more, ends the
+// established records whose socket is gone without the socket program seeing it close. The
 // counts it keeps go to `stats`.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,63 +50,128 @@ class ConnectionTracking {
     static constexpr std::uint64_t kKernelScanShare = 50;
     // The connection filter is rebuilt once this share of its bits is set (each "may hold"
     // answer for a key the tables lack is then about 6 % likely to be wrong, and costs the
-    // lookups), its fill checked at most every kQuietScanMin, and rebuilds (a copy of every
-    // table) spaced_by_cost within kQuietScanMin and kFilterRebuildMax.
+    // lookups), its fill checked every kQuietScanMin, and rebuilds (a copy of every table)
+    // spaced_by_cost within kQuietScanMin and kFilterRebuildMax.
     static constexpr double kFilterRebuildFill = 0.4;
     static constexpr std::chrono::milliseconds kFilterRebuildMax{600000};
 
-    // After attach or adoption, once the VIP and port tables are written. Logs what it did
-    // and, when the socket program is missing, why and what that costs.
-    void start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log);
-    // Before `dp` goes: the scan programs hold its tables (a load under way is waited for).
-    void stop();
-    // One scan (each period, and before buckets are released). `decides`: the engine may
-    // release buckets on what it finds, so the tables are copied out bucket by bucket under
-    // the table's lock; otherwise (a settled host's counts and expiry) the walk runs in the
-    // kernel, where a record deleted and reused at the instant the walk passes it can make it
-    // miss the records behind it in that hash bucket until the next scan, once the tables
-    // hold enough records for it to be the cheaper walk (kKernelScanShare). A family whose
-    // tables the connection filter proves empty is not copied, and with both empty nothing
-    // is walked (ConnFilter::holds_nothing); tables found empty under a filter that still
-    // has bits get it rebuilt (spaced like every rebuild), so that later scans walk nothing.
-    ConnScan scan(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log, bool decides);
+    ~ConnectionTracking() { stop(); }
 
+    // After attach or adoption, once the VIP and port tables are written, and after the
+    // tables change their hashing (a new flow seed). Waits for background work under way and
+    // drops its scan. Logs what it did and, when the socket program is missing, why and what
+    // that costs.
+    void start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log);
+    // Before `dp` goes: the background work and the scan programs hold its tables (both are
+    // waited for).
+    void stop();
+
+    // A scan the engine may release buckets on (each period while it needs one, and at every
+    // release), on the caller's thread: the tables copied out bucket by bucket under the
+    // table's lock. A family whose tables the connection filter proves empty is not copied,
+    // and with both empty nothing is walked (ConnFilter::holds_nothing). A background scan
+    // that started before it is dropped when it finishes.
+    ConnScan scan(Dataplane& dp);
+
+    // The work that decides nothing, on a thread of its own: a scan that only refreshes
+    // counts and deletes closed records (`quiet_scan`: a settled host's, every
+    // quiet_interval()), and the upkeep that is due (upkeep_due: an orphan check, the
+    // filter's fill and its rebuild). A full table's scan is 80-120 ms of CPU on a quiet
+    // machine and seconds on a starved one: on the agent's loop it held heartbeats and the
+    // watchdog's refresh up for as long (a host held up past its watchdog leaves the cluster
+    // until it converges again). In the kernel (ConnScanner) once the tables hold enough
+    // records for that to be the cheaper walk (kKernelScanShare): there a record deleted and
+    // reused at the instant the walk passes it can make it miss the records behind it in
+    // that hash bucket until the next scan. Tables found empty under a filter that still has
+    // bits get it rebuilt (spaced like every rebuild), so that later scans walk nothing.
+    // False when the last one has not finished (nothing starts); `dp` must outlive it
+    // (stop()). Where no thread can be made, it runs at the next finished().
+    bool start_background(Dataplane& dp, const std::vector<IpAddress>& vips, bool quiet_scan,
+                          EventLog& log);
+    // An orphan check, or a look at the filter's fill, is due.
+    bool upkeep_due() const;
+    // Once the background work has finished: logs what it had to say, and returns its scan
+    // when it made one and no scan() started since it began (else its view is older than
+    // what the engine was told since, and it is dropped). Empty while it runs.
+    std::optional<ConnScan> finished(EventLog& log);
+    // Started and not yet taken by finished().
+    bool background_pending() const { return job_.valid(); }
+
+    // The latest scan handed out (by scan() or finished()).
     const ConnScan& last() const { return last_; }
-    // After the last scan: when a settled host scans next (quiet_scan_interval).
-    std::chrono::milliseconds quiet_interval() const { return quiet_interval_; }
+    // After the last background scan: when a settled host scans next (quiet_scan_interval).
+    std::chrono::milliseconds quiet_interval() const { return shown_.quiet_interval; }
     std::uint64_t seeded() const { return seeded_; }
-    // Whether a settled host's scans can run in the kernel (ConnScanner), and how many did.
-    bool in_kernel() const { return scanner_ && scanner_->in_kernel(); }
-    std::uint64_t kernel_scans() const { return kernel_scans_; }
+    // Whether background scans can run in the kernel (ConnScanner), and how many did.
+    bool in_kernel() const { return shown_.in_kernel; }
+    std::uint64_t kernel_scans() const { return shown_.kernel_scans; }
+    // Background scans finished, and of them those dropped for a scan() that began later.
+    std::uint64_t background_scans() const { return shown_.background_scans; }
+    std::uint64_t background_dropped() const { return background_dropped_; }
     // Scans answered by the connection filter alone: every table empty.
-    std::uint64_t empty_scans() const { return empty_scans_; }
-    std::uint64_t orphans_ended() const { return orphans_ended_; }
+    std::uint64_t empty_scans() const { return empty_scans_ + shown_.empty_scans; }
+    std::uint64_t orphans_ended() const { return shown_.orphans_ended; }
     // Of the connection filter, as of the last check: the share of the active half's bits
     // set (0 before the first rebuild) and how many rebuilds this agent made.
-    double filter_fill() const { return filter_fill_; }
-    std::uint64_t filter_rebuilds() const { return filter_rebuilds_; }
+    double filter_fill() const { return shown_.filter_fill; }
+    std::uint64_t filter_rebuilds() const { return shown_.filter_rebuilds; }
 
   private:
+    // What the background work counts and schedules; the loop reads a copy made when it
+    // finished.
+    struct Counts {
+        std::chrono::milliseconds quiet_interval = kQuietScanMin;
+        bool in_kernel = false;
+        std::uint64_t background_scans = 0;
+        std::uint64_t kernel_scans = 0;
+        std::uint64_t empty_scans = 0;
+        std::uint64_t orphans_ended = 0;
+        double filter_fill = 0;
+        std::uint64_t filter_rebuilds = 0;
+    };
+    // The background work's own state: touched by its thread while it runs, by the loop
+    // only while none runs.
+    struct Background {
+        std::unique_ptr<ConnScanner> scanner;
+        Counts counts;
+        std::uint64_t next_orphan_check_ns = 0;
+        std::uint64_t next_filter_check_ns = 0;
+        std::uint64_t next_filter_rebuild_ns = 0;
+        std::uint64_t records = 0;    // found by the last scan: which walk is cheaper
+        std::optional<ConnScan> scan; // this run's, if it scanned
+        std::vector<std::string> warnings;
+    };
+
     // Loading the scan programs parses the kernel's BTF: about 0.1 s of CPU on a quiet
     // machine, 1.3-5 s measured when 8 agents restarted at once beside 56 running ones on
     // 2 cores, and all of it came before the engine started. It runs on a thread of its own
     // (it reads only the tables' descriptors); until it is done, scans copy.
     void take_loaded(EventLog& log);
-    std::unique_ptr<ConnScanner> scanner_;
+    // Waits for the background work, if any, and drops what it found.
+    void wait_background();
+    void log_warnings(EventLog& log);
+    // The inputs of one background run, copied for its thread.
+    struct Job {
+        const DataplaneMaps* maps = nullptr;
+        ConnFilter* filter = nullptr;
+        std::vector<IpAddress> vips;
+        TableSizes sizes;
+        bool socket_program = false;
+        bool scan = false;
+    };
+    static void run(Background& bg, const Job& job);
+    static void rebuild_filter(Background& bg, ConnFilter& filter, const DataplaneMaps& maps);
     std::future<std::unique_ptr<ConnScanner>> loading_;
     const DataplaneMaps* loading_for_ = nullptr;
+    Background bg_;
+    std::future<void> job_;
+    std::uint64_t job_generation_ = 0;
+    std::uint64_t generation_ = 0; // scan() and start() calls: what makes a background scan stale
+    Counts shown_;
     ConnScan last_;
-    std::chrono::milliseconds quiet_interval_ = kQuietScanMin;
     std::uint64_t seeded_ = 0;
-    std::uint64_t kernel_scans_ = 0;
-    std::uint64_t empty_scans_ = 0;
-    std::uint64_t orphans_ended_ = 0;
-    std::uint64_t next_orphan_check_ns_ = 0;
-    void rebuild_filter(Dataplane& dp, EventLog& log);
-    double filter_fill_ = 0;
-    std::uint64_t filter_rebuilds_ = 0;
-    std::uint64_t next_filter_check_ns_ = 0;
-    std::uint64_t next_filter_rebuild_ns_ = 0;
+    std::uint64_t empty_scans_ = 0; // of scan()
+    std::uint64_t background_dropped_ = 0;
 };
 
 // CLOCK_MONOTONIC in ns: the clock the dataplane stamps records with (its coarse variant).

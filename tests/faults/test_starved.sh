@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Fault "starved": host 4's agent gets a twentieth of a core, as a container's CPU limit or a
 # noisy neighbour would leave it, and then its connection tables fill (524,288 records, put
-# there by nlb-fill-conns): its next quiet scan, 150-200 ms of CPU here, takes seconds, and
-# the agent neither sends nor reads heartbeats meanwhile. The others take its buckets after
-# tolerance periods. The refresh of the watchdog that follows the scan counts its deadline
-# from the engine's last look, before the scan: it must leave the dataplane stopped ("held
-# up" in the agent's log) rather than revive it on maps the cluster has left behind; the
-# engine then finds the stall and converges again. Then the limit is lifted.
-#   zero requests answered twice; host 4 logs the held-up refresh and its stall; the
-#   watchdog's word, watched from outside the agent, stays 0 from its expiry until host 4
-#   converged again; within (tolerance + 2) periods + slack of the lifted limit every
-#   request is answered again; all 4 converged again afterwards.
+# there by nlb-fill-conns).
+# 1. Its next quiet scan, 150-200 ms of CPU here, takes seconds: it runs beside the agent's
+#    loop, which goes on sending and reading heartbeats and refreshing the watchdog.
+#      no refresh held up, no stall, no convergence; the watchdog's word stays 1; the scan
+#      finished (stats count the records) and the 4 stay converged.
+# 2. Host 5 joins: host 4 gives it buckets, and the scan that decides which of them still
+#    hold connections runs on the loop (the engine decides on it), for seconds; the agent
+#    neither sends nor reads heartbeats meanwhile, and the others take its buckets after
+#    tolerance periods. Its watchdog expires; whichever comes first after the scan, the
+#    refresh (its deadline counts from the engine's last look, before the scan: "held up"
+#    in the log) or the engine's next input (a stall), must leave the dataplane stopped
+#    rather than revive it on maps the cluster has left behind, until the engine has found
+#    the stall and converged again. Then the limit is lifted.
+#      zero requests answered twice; host 4 logs its watchdog's expiry and its stall; the
+#      watchdog's word, watched from outside the agent, stays 0 from its expiry until host
+#      4 converged again; within (tolerance + 2) periods + slack of the lifted limit every
+#      request is answered again; all 5 converged again afterwards.
 source "$(dirname "$0")/lib.sh"
 faults_init starved
 
@@ -60,8 +67,9 @@ WATCH_PID=""
 # The limit and the watcher go first; then the harness's own cleanup, with the exit status.
 trap 'st=$?; [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true; cg_cleanup; (exit $st); fault_cleanup; topo_cleanup' EXIT
 
-faults_setup 1 2 3 4
-for i in 1 2 3 4; do fault_config "$i"; start_agent "$i"; done
+faults_setup 1 2 3 4 5
+for i in 1 2 3 4 5; do fault_config "$i"; done
+for i in 1 2 3 4; do start_agent "$i"; done
 wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
 stream_start
 sleep 1.5
@@ -75,33 +83,60 @@ python3 "$TOOLS/nlb_watch_alive.py" "$TOPO_DIR/bpffs/h4" "$TOPO_DIR/alive.stop" 
 WATCH_PID=$!
 sleep 0.2
 starved=$(now)
+before=$(convergences 1 2 3 4)
 cg_limit "$AGENT_PID_4" 5
 "$BUILD/tests/tools/nlb-fill-conns" "$TOPO_DIR/bpffs/h4" >"$TOPO_DIR/fill4.json"
 echo "host 4's opening tables filled: $(cat "$TOPO_DIR/fill4.json")"
-# The fault lasts until the agent found its stall (bounded: 30 s): a span, the bound from its end.
-held=0
-stalled=0
+
+# 1: until a quiet scan saw the full tables (bounded: 30 s).
+scanned=0
 for _ in $(seq 1 60); do
-  held=$(count_log 4 'held up for' "$starved")
-  stalled=$(count_events 4 stalled "$starved")
-  ((held == 0 || stalled == 0)) || break
+  scanned=$(query_field 4 'd["connection_tables"]["opening"]' stats)
+  [ "$scanned" = none ] || ((scanned < 500000)) || break
   sleep 0.5
 done
-fault_span starve "$starved"
-grep 'held up for' "$TOPO_DIR/h4.log" | head -n 1 || true
-fcheck "host 4: the refresh after its starved scan left the dataplane stopped (held up)" \
-  test "$held" -gt 0
+quiet_end=$(now)
+fault_span quiet-scan "$starved" strict
+echo "host 4's background scans: $(query_field 4 'd["connection_tables"]["background_scans"]' stats)," \
+  "records seen: $scanned, after $(calc "$quiet_end - $starved") s"
+fcheck "host 4: a quiet scan saw the full tables within 30 s" test "$scanned" != none -a "$scanned" -ge 500000
+fcheck "host 4: no refresh held up by its quiet scan" test "$(count_log 4 'held up for' "$starved")" = 0
+fcheck "host 4: no stall during its quiet scan" test "$(count_events 4 stalled "$starved")" = 0
+fcheck "1-4 stayed converged, with no convergence since the limit" \
+  test "$(convergences 1 2 3 4)" = "$before"
+dropped=$(python3 -c 'import sys
+s = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+print(sum(1 for t, v in s if float(sys.argv[2]) <= t <= float(sys.argv[3]) and v == 0))' \
+  "$TOPO_DIR/alive4" "$starved" "$quiet_end")
+fcheck "host 4: its dataplane kept accepting through the quiet scan" test "$dropped" = 0
+
+# 2: host 5 joins; host 4's release scans the full tables on its loop.
+joined=$(now)
+start_agent 5
+fault_agents_started join "$joined" -- 5
+expired=0
+stalled=0
+for _ in $(seq 1 60); do
+  expired=$(count_events 4 watchdog_expired "$joined")
+  stalled=$(count_events 4 stalled "$joined")
+  ((expired == 0 || stalled == 0)) || break
+  sleep 0.5
+done
+fault_span starve "$joined"
+grep '"watchdog_expired"' "$TOPO_DIR/h4.log" | head -n 1 || true
+echo "host 4: $(count_log 4 'held up for' "$joined") refreshes refused as held up"
+fcheck "host 4: its watchdog expired while its release's scan held it up" test "$expired" -gt 0
 fcheck "host 4: it found the stall and let its buckets go" test "$stalled" -gt 0
 # The records go before the limit does: in buckets host 4 gave up at the stall, they would keep
 # it scanning all of them every period until it owns those buckets again.
 "$BUILD/tests/tools/nlb-fill-conns" --clear "$TOPO_DIR/bpffs/h4" >/dev/null
 fault_do feed -- cg_unlimit
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 1")"
-fcheck "fed: 4 converged members again within 20 s" wait_converged_as 1,2,3,4 20 1 2 3 4
+fcheck "fed: 5 converged members again within 20 s" wait_converged_as 1,2,3,4,5 20 1 2 3 4 5
 touch "$TOPO_DIR/alive.stop"
 wait "$WATCH_PID" || true
 # The first expiry after the limit, and host 4's first convergence after it: no 1 between.
-revived=$(python3 - "$TOPO_DIR/alive4" "$starved" "$(log_ts 4 stalled "$starved")" "$TOPO_DIR/h4.log" <<'PY'
+revived=$(python3 - "$TOPO_DIR/alive4" "$joined" "$(log_ts 4 stalled "$joined")" "$TOPO_DIR/h4.log" <<'PY'
 import json, sys
 samples = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 starved, stalled = float(sys.argv[2]), float(sys.argv[3] or 0)

@@ -1,0 +1,166 @@
+// The agent's connection tracking (agent/daemon/connection_tracking.hpp) against a real
+// dataplane attached in a namespace of its own: a settled host's scan runs on a thread of its
+// own and hands the loop what the tables hold; a scan that decides, made meanwhile on the
+// loop, makes the older background result go unused.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "connection_tracking.hpp"
+#include "dataplane_loader.hpp"
+#include "event_log.hpp"
+#include "private_netns.hpp"
+
+using namespace nlb;
+using namespace nlb::test;
+
+namespace {
+
+constexpr std::uint32_t kRecords = 100000;
+
+std::uint64_t day_ahead() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (std::uint64_t(ts.tv_sec) + 86400) * 1000000000ULL + std::uint64_t(ts.tv_nsec);
+}
+
+// Opening records of made-up clients (198.18.0.0/15), stamped a day ahead so that no scan
+// ages them out, bucket i % NLB_BUCKETS of rule slot 0; their keys recorded in the filter
+// first, as the dataplane does.
+void fill(Dataplane& dp, std::uint32_t n) {
+    std::vector<nlb_conn_key4> keys(n);
+    std::vector<nlb_conn> values(n);
+    const std::uint64_t stamp = day_ahead();
+    for (std::uint32_t i = 0; i < n; ++i) {
+        keys[i] = nlb_conn_key4{.saddr = htonl(0xc6120000u | (i >> 8)),
+                                .daddr = htonl(0xc6130001u),
+                                .sport = htons(std::uint16_t(1024 + (i & 0xff))),
+                                .dport = htons(9)};
+        values[i].opened_ns = stamp;
+        values[i].bucket = static_cast<std::uint16_t>(i % NLB_BUCKETS);
+        dp.conn_filter().record(keys[i]);
+    }
+    std::uint32_t count = n;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    REQUIRE(bpf_map_update_batch(dp.maps().fds().conns4, keys.data(), values.data(), &count,
+                                 &opts) == 0);
+    REQUIRE(count == n);
+}
+
+// finished() once the background work is done (bounded: 20 s).
+std::optional<ConnScan> wait_finished(ConnectionTracking& t, EventLog& log, bool& done) {
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < limit) {
+        std::optional<ConnScan> s = t.finished(log);
+        if (!t.background_pending()) {
+            done = true;
+            return s;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    done = false;
+    return std::nullopt;
+}
+
+bool have_bpffs() {
+    struct stat st {};
+    if (stat("/sys/fs/bpf", &st) == 0)
+        return true;
+    WARN("no bpffs at /sys/fs/bpf: skipped");
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("background scan: the loop gets what the tables hold, the walk runs beside it") {
+    if (!have_bpffs())
+        return;
+    PrivateNetns ns("bgscan");
+    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
+    EventLog log;
+    ConnectionTracking t;
+    t.start(*dp, {}, log);
+    fill(*dp, kRecords);
+
+    REQUIRE(t.start_background(*dp, {}, true, log));
+    // A walk of 100,000 records takes tens of milliseconds: the call returned long before.
+    CHECK_FALSE(t.finished(log));
+    CHECK_FALSE(t.start_background(*dp, {}, true, log)); // one at a time
+    bool done = false;
+    const std::optional<ConnScan> s = wait_finished(t, log, done);
+    REQUIRE(done);
+    REQUIRE(s);
+    CHECK(s->opening == kRecords);
+    CHECK(s->live == kRecords);
+    CHECK(s->live_buckets[0].count() == NLB_BUCKETS);
+    CHECK(s->live_buckets[1].none());
+    CHECK(t.last().opening == kRecords);
+    CHECK(t.background_scans() == 1);
+    CHECK(t.background_dropped() == 0);
+    t.stop();
+    dp->detach();
+}
+
+TEST_CASE("background scan: a deciding scan made meanwhile leaves its result unused") {
+    if (!have_bpffs())
+        return;
+    PrivateNetns ns("bgdrop");
+    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
+    EventLog log;
+    ConnectionTracking t;
+    t.start(*dp, {}, log);
+    fill(*dp, kRecords);
+
+    REQUIRE(t.start_background(*dp, {}, true, log));
+    // A release's scan, on the loop, while the background one walks the same tables.
+    const ConnScan deciding = t.scan(*dp);
+    CHECK(deciding.opening == kRecords);
+    bool done = false;
+    CHECK_FALSE(wait_finished(t, log, done));
+    REQUIRE(done);
+    CHECK(t.background_dropped() == 1);
+    CHECK(t.last().opening == kRecords); // the deciding scan's
+    // The next background scan, with no deciding scan after its start, is the one the loop
+    // gets.
+    REQUIRE(t.start_background(*dp, {}, true, log));
+    const std::optional<ConnScan> next = wait_finished(t, log, done);
+    REQUIRE(done);
+    REQUIRE(next);
+    CHECK(next->opening == kRecords);
+    CHECK(t.background_dropped() == 1);
+
+    // Upkeep alone hands the loop no scan, and drops none.
+    REQUIRE(t.start_background(*dp, {}, false, log));
+    CHECK_FALSE(wait_finished(t, log, done));
+    REQUIRE(done);
+    CHECK(t.background_dropped() == 1);
+    CHECK(t.background_scans() == 2);
+    t.stop();
+    dp->detach();
+}
+
+TEST_CASE("background scan: stop waits for a walk under way before the tables go") {
+    if (!have_bpffs())
+        return;
+    PrivateNetns ns("bgstop");
+    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
+    EventLog log;
+    ConnectionTracking t;
+    t.start(*dp, {}, log);
+    fill(*dp, kRecords);
+    REQUIRE(t.start_background(*dp, {}, true, log));
+    t.stop(); // returns once the walk is over: the tables may go now
+    CHECK_FALSE(t.finished(log));
+    CHECK(t.background_scans() == 1);
+    dp->detach();
+    dp.reset();
+}
