@@ -47,7 +47,9 @@ void Agent::tick() {
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
-    if (std::optional<ConnScan> quiet = tracking_.finished(log_)) {
+    const bool decides = engine_->needs_scans();
+    // While scans decide, the one below is fresher than any from the background.
+    if (std::optional<ConnScan> quiet = tracking_.finished(log_); quiet && !decides) {
         last_accepted_ = now;
         tracked_connections_ = quiet->live;
         engine_->on_connection_scan(LiveBuckets{quiet->live_buckets}, accepted_total(), now);
@@ -61,7 +63,6 @@ void Agent::periodic(milliseconds now) {
     // accepted count, which a partition heal compares, is read on its own once a second: 33
     // lookups of per-CPU counters; read every period at 100 ms, 64 idle agents used 0.1-0.2 %
     // of a core more each, side by side.
-    const bool decides = engine_->needs_scans();
     if (decides)
         scan_connections_now(now);
     const bool quiet = !decides && ((load_ && load_->counts_connections()) ||

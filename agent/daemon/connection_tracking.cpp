@@ -80,7 +80,7 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
     // key recorded from here on is added by the dataplane, every earlier one is in the tables.
     rebuild_filter(bg_, dp.conn_filter(), dp.maps());
     shown_ = bg_.counts;
-    log_warnings(log);
+    log_warnings(log); // with those of the background work start() waited for
 }
 
 void ConnectionTracking::stop() {
@@ -94,10 +94,12 @@ void ConnectionTracking::stop() {
 void ConnectionTracking::wait_background() {
     if (!job_.valid())
         return;
-    job_.get(); // run() throws nothing
+    if (job_.wait_for(std::chrono::seconds(0)) == std::future_status::deferred)
+        job_ = {}; // never started: nothing to wait for, nothing to run for a result dropped
+    else
+        job_.get(); // run() throws nothing
     bg_.scan.reset();
-    bg_.warnings.clear();
-    shown_ = bg_.counts;
+    shown_ = bg_.counts; // its warnings wait for the next log_warnings
 }
 
 void ConnectionTracking::log_warnings(EventLog& log) {
@@ -175,7 +177,8 @@ bool ConnectionTracking::start_background(Dataplane& dp, const std::vector<IpAdd
     if (job_.valid())
         return false;
     take_loaded(log);
-    Job job{&dp.maps(), &dp.conn_filter(), vips, dp.table_sizes(), dp.socket_program(), quiet_scan};
+    Job job{&dp.maps(),          &dp.conn_filter(), vips,          dp.table_sizes(),
+            dp.socket_program(), quiet_scan,        monotonic_ns()};
     job_generation_ = generation_;
     auto work = [this, job = std::move(job)] { run(bg_, job); };
     try {
@@ -207,13 +210,23 @@ std::optional<ConnScan> ConnectionTracking::finished(EventLog& log) {
 }
 
 void ConnectionTracking::run(Background& bg, const Job& job) {
+    try {
+        run_steps(bg, job);
+    } catch (const std::exception& e) { // out of memory: the next run tries again
+        bg.scan.reset();
+        bg.warnings.emplace_back(std::string("connection tracking: background work: ") + e.what());
+    }
+}
+
+void ConnectionTracking::run_steps(Background& bg, const Job& job) {
     std::uint64_t now = monotonic_ns();
     if (now >= bg.next_orphan_check_ns) {
         const std::chrono::nanoseconds check_before = thread_cpu();
         try {
             // Records stamp the coarse clock, which lags this one by up to a tick: only records
-            // surely older than the listing can be missing from it for lack of a socket.
-            const std::uint64_t listed_at = now - 50000000ULL;
+            // surely older than the listing can be missing from it for lack of a socket. And
+            // older than the job: a VIP added since it was made is not in its list.
+            const std::uint64_t listed_at = std::min(now, job.made_ns) - 50000000ULL;
             const auto sockets = vip_connections(job.vips);
             bg.counts.orphans_ended += end_orphans(*job.maps, sockets, listed_at, monotonic_ns());
         } catch (const std::exception& e) {

@@ -158,8 +158,11 @@ class ConnectionTracking {
         TableSizes sizes;
         bool socket_program = false;
         bool scan = false;
+        std::uint64_t made_ns = 0; // monotonic_ns(): the VIPs are as of then
     };
+    // Throws nothing: what goes wrong becomes a warning.
     static void run(Background& bg, const Job& job);
+    static void run_steps(Background& bg, const Job& job);
     static void rebuild_filter(Background& bg, ConnFilter& filter, const DataplaneMaps& maps);
     std::future<std::unique_ptr<ConnScanner>> loading_;
     const DataplaneMaps* loading_for_ = nullptr;

@@ -140,6 +140,8 @@ bool ConnFilter::holds_nothing(std::uint8_t family) const {
         for (__u64& w : first[i].word)
             if (load(w))
                 return false;
+    // The words' loads may not move after the second look at the count (a seqlock's read).
+    std::atomic_thread_fence(std::memory_order_acquire);
     return std::atomic_ref<__u64>(h->rebuilds).load(std::memory_order_acquire) == rebuilds;
 }
 

@@ -47,7 +47,7 @@ class ConnFilter {
     // dataplane's back is not (as for may_hold). Reads the half (512 KB at the default
     // sizes) up to its first set word: tens of microseconds, where walking two empty tables
     // of the default size takes a millisecond and more. False when a rebuild switched halves
-    // meanwhile (another thread's: the agent rebuilds on the thread that asks).
+    // meanwhile (the agent rebuilds on its background thread while its loop asks).
     bool holds_nothing(std::uint8_t family) const;
     // Share of the active half's bits set, of the fuller family: what makes a "may hold"
     // answer wrong.

@@ -97,9 +97,10 @@ for _ in $(seq 1 60); do
 done
 quiet_end=$(now)
 fault_span quiet-scan "$starved" strict
-echo "host 4's background scans: $(query_field 4 'd["connection_tables"]["background_scans"]' stats)," \
-  "records seen: $scanned, after $(calc "$quiet_end - $starved") s"
+background=$(query_field 4 'd["connection_tables"]["background_scans"]' stats)
+echo "host 4's background scans: $background, records seen: $scanned, after $(calc "$quiet_end - $starved") s"
 fcheck "host 4: a quiet scan saw the full tables within 30 s" test "$scanned" != none -a "$scanned" -ge 500000
+fcheck "host 4: its scans ran in the background" test "$background" != none -a "$background" -gt 0
 fcheck "host 4: no refresh held up by its quiet scan" test "$(count_log 4 'held up for' "$starved")" = 0
 fcheck "host 4: no stall during its quiet scan" test "$(count_events 4 stalled "$starved")" = 0
 fcheck "1-4 stayed converged, with no convergence since the limit" \
