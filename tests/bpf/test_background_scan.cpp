@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -79,20 +81,38 @@ bool have_bpffs() {
     return false;
 }
 
+// A dataplane on `lo` of a namespace of its own, tracked as the agent tracks it, its tables
+// holding kRecords records.
+struct Tracked {
+    PrivateNetns ns;
+    std::unique_ptr<Dataplane> dp;
+    EventLog log;
+    ConnectionTracking t;
+    explicit Tracked(const std::string& name)
+        : ns(name), dp(Dataplane::attach("lo", ns.pin_dir, XdpMode::generic)) {
+        t.start(*dp, {}, log);
+        fill(*dp, kRecords);
+    }
+    ~Tracked() {
+        t.stop(); // its background work reads the tables
+        dp->detach();
+    }
+    Tracked(const Tracked&) = delete;
+    Tracked& operator=(const Tracked&) = delete;
+};
+
 } // namespace
 
 TEST_CASE("background scan: the loop gets what the tables hold, the walk runs beside it") {
     if (!have_bpffs())
         return;
-    PrivateNetns ns("bgscan");
-    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
-    EventLog log;
-    ConnectionTracking t;
-    t.start(*dp, {}, log);
-    fill(*dp, kRecords);
+    Tracked h("bgscan");
+    ConnectionTracking& t = h.t;
+    Dataplane& dp = *h.dp;
+    EventLog& log = h.log;
 
-    REQUIRE(t.start_background(*dp, {}, true, log));
-    CHECK_FALSE(t.start_background(*dp, {}, true, log)); // one at a time, until taken
+    REQUIRE(t.start_background(dp, {}, true, log));
+    CHECK_FALSE(t.start_background(dp, {}, true, log)); // one at a time, until taken
     CHECK(t.background_pending());
     bool done = false;
     const std::optional<ConnScan> s = wait_finished(t, log, done);
@@ -105,23 +125,19 @@ TEST_CASE("background scan: the loop gets what the tables hold, the walk runs be
     CHECK(t.last().opening == kRecords);
     CHECK(t.background_scans() == 1);
     CHECK(t.background_dropped() == 0);
-    t.stop();
-    dp->detach();
 }
 
 TEST_CASE("background scan: a deciding scan made meanwhile leaves its result unused") {
     if (!have_bpffs())
         return;
-    PrivateNetns ns("bgdrop");
-    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
-    EventLog log;
-    ConnectionTracking t;
-    t.start(*dp, {}, log);
-    fill(*dp, kRecords);
+    Tracked h("bgdrop");
+    ConnectionTracking& t = h.t;
+    Dataplane& dp = *h.dp;
+    EventLog& log = h.log;
 
-    REQUIRE(t.start_background(*dp, {}, true, log));
+    REQUIRE(t.start_background(dp, {}, true, log));
     // A release's scan, on the loop, while the background one walks the same tables.
-    const ConnScan deciding = t.scan(*dp);
+    const ConnScan deciding = t.scan(dp);
     CHECK(deciding.opening == kRecords);
     bool done = false;
     CHECK_FALSE(wait_finished(t, log, done));
@@ -130,7 +146,7 @@ TEST_CASE("background scan: a deciding scan made meanwhile leaves its result unu
     CHECK(t.last().opening == kRecords); // the deciding scan's
     // The next background scan, with no deciding scan after its start, is the one the loop
     // gets.
-    REQUIRE(t.start_background(*dp, {}, true, log));
+    REQUIRE(t.start_background(dp, {}, true, log));
     const std::optional<ConnScan> next = wait_finished(t, log, done);
     REQUIRE(done);
     REQUIRE(next);
@@ -143,30 +159,24 @@ TEST_CASE("background scan: a deciding scan made meanwhile leaves its result unu
     CHECK_FALSE(t.upkeep_due());
     std::this_thread::sleep_for(std::chrono::milliseconds(2100));
     CHECK(t.upkeep_due());
-    REQUIRE(t.start_background(*dp, {}, false, log));
+    REQUIRE(t.start_background(dp, {}, false, log));
     CHECK_FALSE(wait_finished(t, log, done));
     REQUIRE(done);
     CHECK(t.filter_fill() > fill_before);
     CHECK_FALSE(t.upkeep_due());
     CHECK(t.background_dropped() == 1);
     CHECK(t.background_scans() == 2);
-    t.stop();
-    dp->detach();
 }
 
 TEST_CASE("background scan: stop waits for a walk under way before the tables go") {
     if (!have_bpffs())
         return;
-    PrivateNetns ns("bgstop");
-    auto dp = Dataplane::attach("lo", ns.pin_dir, XdpMode::generic);
-    EventLog log;
-    ConnectionTracking t;
-    t.start(*dp, {}, log);
-    fill(*dp, kRecords);
-    REQUIRE(t.start_background(*dp, {}, true, log));
-    t.stop(); // returns once the walk is over: the tables may go now
+    Tracked h("bgstop");
+    ConnectionTracking& t = h.t;
+    Dataplane& dp = *h.dp;
+    EventLog& log = h.log;
+    REQUIRE(t.start_background(dp, {}, true, log));
+    t.stop(); // returns once the walk is over: the tables may go now (~Tracked detaches)
     CHECK_FALSE(t.background_pending());
     CHECK(t.background_scans() == 1);
-    dp->detach();
-    dp.reset();
 }
