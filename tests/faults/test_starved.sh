@@ -64,8 +64,9 @@ cg_cleanup() {
   echo "warning: could not remove $CG" >&2
 }
 WATCH_PID=""
-# The limit and the watcher go first; then the harness's own cleanup, with the exit status.
-trap 'st=$?; [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null || true; cg_cleanup; (exit $st); fault_cleanup; topo_cleanup' EXIT
+# The limit and the watcher go first; then the harness's own cleanup, with the exit status
+# (errexit off: under it, `(exit $st)` of a failed run would end the trap before the cleanup).
+trap 'st=$?; set +e; [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null; cg_cleanup; (exit $st); fault_cleanup; topo_cleanup' EXIT
 
 faults_setup 1 2 3 4 5
 for i in 1 2 3 4 5; do fault_config "$i"; done
