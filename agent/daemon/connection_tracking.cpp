@@ -25,6 +25,11 @@ std::chrono::nanoseconds thread_cpu() {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
+// CLOCK_MONOTONIC ns `wait` after `now_ns`: when a spaced job is due next.
+std::uint64_t after(std::uint64_t now_ns, std::chrono::milliseconds wait) {
+    return now_ns + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
+}
+
 } // namespace
 
 std::chrono::milliseconds spaced_by_cost(std::chrono::nanoseconds cpu,
@@ -74,8 +79,7 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
                      " (scans copy the tables out)");
         }
     }
-    bg_.next_orphan_check_ns =
-        monotonic_ns() + 1000000000ULL * static_cast<std::uint64_t>(kOrphanCheck.count());
+    bg_.next_orphan_check_ns = after(monotonic_ns(), kOrphanCheck);
     // After the seeding and once this agent's programs replaced any predecessor's: every
     // key recorded from here on is added by the dataplane, every earlier one is in the tables.
     rebuild_filter(bg_, dp.conn_filter(), dp.maps());
@@ -143,8 +147,8 @@ void ConnectionTracking::rebuild_filter(Background& bg, ConnFilter& filter,
     const std::uint64_t now = monotonic_ns();
     const std::chrono::milliseconds wait =
         spaced_by_cost(thread_cpu() - cpu_before, kQuietScanMin, kFilterRebuildMax);
-    bg.next_filter_rebuild_ns = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
-    bg.next_filter_check_ns = now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
+    bg.next_filter_rebuild_ns = after(now, wait);
+    bg.next_filter_check_ns = after(now, kQuietScanMin);
 }
 
 ConnScan ConnectionTracking::scan(Dataplane& dp) {
@@ -235,7 +239,7 @@ void ConnectionTracking::run_steps(Background& bg, const Job& job) {
         now = monotonic_ns();
         const std::chrono::milliseconds wait =
             spaced_by_cost(thread_cpu() - check_before, kOrphanCheck, kOrphanCheckMax);
-        bg.next_orphan_check_ns = now + static_cast<std::uint64_t>(wait.count()) * 1000000ULL;
+        bg.next_orphan_check_ns = after(now, wait);
     }
     if (job.scan) {
         const std::chrono::nanoseconds cpu_before = thread_cpu();
@@ -272,8 +276,7 @@ void ConnectionTracking::run_steps(Background& bg, const Job& job) {
     }
     if (now >= bg.next_filter_check_ns) {
         bg.counts.filter_fill = job.filter->fill();
-        bg.next_filter_check_ns =
-            now + static_cast<std::uint64_t>(kQuietScanMin.count()) * 1000000ULL;
+        bg.next_filter_check_ns = after(now, kQuietScanMin);
         if ((bg.counts.filter_fill >= kFilterRebuildFill || !job.filter->valid()) &&
             now >= bg.next_filter_rebuild_ns)
             rebuild_filter(bg, *job.filter, *job.maps);

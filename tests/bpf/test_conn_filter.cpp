@@ -66,6 +66,17 @@ struct MovedAway {
         dp.configure(tables, 1);
         dp.set_buckets(0, [](std::uint16_t) { return std::uint16_t{2 | NLB_BKT_TRACKED_HERE}; });
     }
+    // `s`'s record written into its table as user space writes one, behind the dataplane's
+    // back: its key is not added to the filter. 0, or the update's error.
+    int write_record(std::uint8_t family, const PacketSpec& s) {
+        nlb_conn c{};
+        c.bucket =
+            nlb_flow_bucket(family, s.src.words.data(), 0, NLB_AFFINITY_SINGLE, tables.flow_seed());
+        return with_conn_key(
+            dp, s,
+            [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_NOEXIST); },
+            true);
+    }
 };
 
 } // namespace
@@ -106,13 +117,7 @@ TEST_CASE("a record written behind the dataplane's back is hidden until the filt
     MovedAway h;
     std::mt19937 rng(family);
     PacketSpec s = tcp(random_address(rng, family), 4242, kAck);
-    nlb_conn c{};
-    c.bucket = nlb_flow_bucket(family, s.src.words.data(), 0, NLB_AFFINITY_SINGLE,
-                               h.tables.flow_seed());
-    REQUIRE(with_conn_key(
-                h.dp, s,
-                [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_NOEXIST); },
-                true) == 0);
+    REQUIRE(h.write_record(family, s) == 0);
     // The tables hold it, the filter does not: the dataplane does not look.
     CHECK_FALSE(may_hold(h.dp, s));
     CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
@@ -133,13 +138,7 @@ TEST_CASE("a record written from user space passes once its key is recorded in t
     MovedAway h;
     std::mt19937 rng(family + 40);
     PacketSpec s = tcp(random_address(rng, family), 4343, kAck);
-    nlb_conn c{};
-    c.bucket = nlb_flow_bucket(family, s.src.words.data(), 0, NLB_AFFINITY_SINGLE,
-                               h.tables.flow_seed());
-    REQUIRE(with_conn_key(
-                h.dp, s,
-                [&](int fd, const void* k) { return bpf_map_update_elem(fd, k, &c, BPF_NOEXIST); },
-                true) == 0);
+    REQUIRE(h.write_record(family, s) == 0);
     CHECK(verdict(h.dp, build(s)) == Verdict::dropped);
     if (family == NLB_FAMILY_V4)
         h.dp.conn_filter().record(key4(s));
