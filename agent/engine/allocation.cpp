@@ -318,6 +318,10 @@ OwnerMap reassign_buckets(const OwnerMap& base, std::span<const std::uint8_t> pr
     return reassign_with(base, priorities, weights);
 }
 
+void prepare_allocation() {
+    draw_table();
+}
+
 std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
                                      std::span<const MemberParams> members_in) {
     return reallocate(nullptr, modes, members_in);
@@ -387,10 +391,10 @@ std::unique_ptr<ClusterMap> reallocate(const ClusterMap* base, std::span<const R
 }
 
 std::uint64_t ClusterMap::digest() const {
-    DigestBuilder d;
-    for (const auto& slot : slots)
-        d.bytes(slot);
-    return d.finish();
+    // The slots one after another, as they lie in memory (no padding between byte arrays):
+    // hashed in place rather than copied, 135 KB at every convergence.
+    static_assert(sizeof(slots) == std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS);
+    return digest64({reinterpret_cast<const std::uint8_t*>(slots.data()), sizeof(slots)});
 }
 
 } // namespace nlb

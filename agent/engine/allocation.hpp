@@ -72,6 +72,12 @@ std::unique_ptr<ClusterMap> allocate(std::span<const RuleMode> modes,
 std::unique_ptr<ClusterMap> reallocate(const ClusterMap* base, std::span<const RuleMode> modes,
                                        std::span<const MemberParams> members);
 
+// Builds the table every allocation shares (2 MB, once per process) now rather than at the
+// first allocation. That one comes at a convergence, and the table's build is 13-15 ms of CPU
+// here (10 of them first touches of fresh pages), 50 times the allocation's own cost: on a busy
+// machine that held a joining host's loop up past its watchdog (docs/convergence.md, §3).
+void prepare_allocation();
+
 // Building blocks, exposed for the tests.
 
 // Buckets per host: floor of the weighted share, plus one for the hosts with the largest

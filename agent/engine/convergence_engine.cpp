@@ -28,6 +28,7 @@ ConvergenceEngine::ConvergenceEngine(EngineConfig config, std::uint64_t boot_non
       released_at_(std::size_t{NLB_RULE_SLOTS} * NLB_BUCKETS, -1) {
     if (auto error = validate(config_); !error.empty())
         throw std::invalid_argument("convergence engine: " + error);
+    prepare_allocation();
     for (const auto& r : config_.rules)
         modes_.push_back(r.mode);
     config_.host.rules.resize(config_.rules.size());

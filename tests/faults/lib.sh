@@ -294,6 +294,58 @@ sleep_until() { sleep "$(awk -v t="$1" -v n="$(now)" 'BEGIN { d = t - n; printf 
 deltas() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x); split(b, y); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), (x[i] < 0 || y[i] < 0 ? -1 : y[i] - x[i]) }'; }
 deltas_within() { awk -v d="$1" -v m="$2" 'BEGIN { n = split(d, x, ","); for (i = 1; i <= n; i++) if (x[i] < 0 || x[i] > m) exit 1 }'; }
 
+# A CPU limit, as a container's or a noisy neighbour would leave an agent: a cgroup of its own
+# (v1's cpu controller, or v2's cpu.max), one per test (CG). cg_limit PID PERCENT puts PID there
+# under a quota of PERCENT of a core; cg_quota PERCENT changes it; cg_unlimit lifts it;
+# cg_cleanup, for the test's EXIT trap, removes the group.
+CG=""
+cg_limit() { # PID PERCENT
+  local root
+  if [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then
+    root=/sys/fs/cgroup/cpu
+    CG=$root/nlbf-$FAULT_NAME-$$
+    mkdir "$CG"
+    echo 100000 >"$CG/cpu.cfs_period_us"
+  elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    root=/sys/fs/cgroup
+    grep -qw cpu "$root/cgroup.subtree_control" || echo +cpu >"$root/cgroup.subtree_control" || {
+      echo "FAIL: cannot limit an agent's CPU: the cgroup v2 root will not delegate cpu" >&2
+      exit 1
+    }
+    CG=$root/nlbf-$FAULT_NAME-$$
+    mkdir "$CG"
+  else
+    echo "FAIL: cannot limit an agent's CPU: no cgroup cpu controller (v1 or v2) here" >&2
+    exit 1
+  fi
+  cg_quota "$2"
+  echo "$1" >"$CG/cgroup.procs"
+}
+cg_quota() { # PERCENT, or max
+  if [ -f "$CG/cpu.cfs_quota_us" ]; then
+    echo "$([ "$1" = max ] && echo -1 || echo $(($1 * 1000)))" >"$CG/cpu.cfs_quota_us"
+  else
+    echo "$([ "$1" = max ] && echo max || echo $(($1 * 1000))) 100000" >"$CG/cpu.max"
+  fi
+}
+cg_unlimit() {
+  [ -n "$CG" ] && [ -d "$CG" ] || return 0
+  cg_quota max
+}
+# Unlimited first, so that the teardown runs at full speed; the processes back in the parent,
+# then the group removed (a process that is exiting can hold it for a moment: bounded retries).
+cg_cleanup() {
+  [ -n "$CG" ] && [ -d "$CG" ] || return 0
+  cg_unlimit || true
+  local p k
+  while read -r p; do echo "$p" >"$(dirname "$CG")/cgroup.procs" 2>/dev/null || true; done <"$CG/cgroup.procs"
+  for k in 1 2 3 4 5 6 7 8 9 10; do
+    rmdir "$CG" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "warning: could not remove $CG" >&2
+}
+
 # The fault table on the bridge ("the switch"): `nft_fault MATCH...` adds a rule MATCH counter
 # drop to a chain on the bridge family's forward hook (per output port, so oifname works for
 # flooded frames too).

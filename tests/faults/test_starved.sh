@@ -21,48 +21,6 @@
 source "$(dirname "$0")/lib.sh"
 faults_init starved
 
-# The CPU limit: a cgroup of its own with a quota (v1's cpu controller, or v2's cpu.max).
-CG=""
-cg_limit() { # PID PERCENT
-  local root
-  if [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then
-    root=/sys/fs/cgroup/cpu
-    CG=$root/nlbf-starved-$$
-    mkdir "$CG"
-    echo 100000 >"$CG/cpu.cfs_period_us"
-    echo $(($2 * 1000)) >"$CG/cpu.cfs_quota_us"
-  elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
-    root=/sys/fs/cgroup
-    grep -qw cpu "$root/cgroup.subtree_control" || echo +cpu >"$root/cgroup.subtree_control" || {
-      echo "FAIL: cannot limit an agent's CPU: the cgroup v2 root will not delegate cpu" >&2
-      exit 1
-    }
-    CG=$root/nlbf-starved-$$
-    mkdir "$CG"
-    echo "$(($2 * 1000)) 100000" >"$CG/cpu.max"
-  else
-    echo "FAIL: cannot limit an agent's CPU: no cgroup cpu controller (v1 or v2) here" >&2
-    exit 1
-  fi
-  echo "$1" >"$CG/cgroup.procs"
-}
-cg_unlimit() {
-  [ -n "$CG" ] && [ -d "$CG" ] || return 0
-  if [ -f "$CG/cpu.cfs_quota_us" ]; then echo -1 >"$CG/cpu.cfs_quota_us"; else echo "max 100000" >"$CG/cpu.max"; fi
-}
-# Unlimited first, so that the teardown runs at full speed; the processes back in the parent,
-# then the group removed (a process that is exiting can hold it for a moment: bounded retries).
-cg_cleanup() {
-  [ -n "$CG" ] && [ -d "$CG" ] || return 0
-  cg_unlimit || true
-  local p k
-  while read -r p; do echo "$p" >"$(dirname "$CG")/cgroup.procs" 2>/dev/null || true; done <"$CG/cgroup.procs"
-  for k in 1 2 3 4 5 6 7 8 9 10; do
-    rmdir "$CG" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "warning: could not remove $CG" >&2
-}
 WATCH_PID=""
 # The limit and the watcher go first; then the harness's own cleanup, with the exit status
 # (errexit off: under it, `(exit $st)` of a failed run would end the trap before the cleanup).
