@@ -28,6 +28,7 @@
 #include "load_feedback.hpp"
 #include "metrics_server.hpp"
 #include "remote_server.hpp"
+#include "thread_schedstat.hpp"
 
 namespace nlb {
 
@@ -120,6 +121,7 @@ class Agent {
     std::vector<HostRuleParams> host_rules() const;
     // `next` with every bucket this host gives up still looked up in its connection tables.
     SlotViews with_released_tracked(const SlotViews& next) const;
+    void add_stall_cause(nlohmann::json& fields) const;
     std::uint64_t accepted_total() const;
     nlohmann::json command(CommandKind kind, int rule = -1);
     nlohmann::json rule_command(const nlohmann::json& request, CommandKind kind);
@@ -176,6 +178,11 @@ class Agent {
     std::uint64_t config_switches_ = 0;     // to a staged configuration, since the start
     std::optional<std::chrono::milliseconds> convergence_started_;
     std::chrono::milliseconds last_convergence_{0};
+    // The loop thread's schedstat, sampled once a period: a stall's log line says how much of
+    // it the loop ran and waited for a CPU (apply). Made here, on the loop's thread.
+    ThreadSchedStat sched_;
+    std::optional<SchedSample> sched_mark_;
+    std::chrono::milliseconds sched_mark_at_{0};
     // Last member: destroyed first, it calls into the rest. Exists while attached with
     // cluster.remote_control on.
     std::unique_ptr<RemoteServer> remote_;

@@ -89,6 +89,8 @@ void Agent::apply(Decision d) {
         json fields = {{"host", e.host}};
         if (!e.text.empty())
             fields["detail"] = e.text;
+        if (e.kind == EventKind::stalled)
+            add_stall_cause(fields);
         if (e.kind == EventKind::command_rejected || e.kind == EventKind::refused)
             log_.warn(std::string(to_string(e.kind)) + ": " + e.text);
         else
@@ -129,6 +131,20 @@ void Agent::apply(Decision d) {
     // frames (the switch makes frames of its own, which must follow these).
     if (d.switched)
         switch_config(monotonic_now());
+}
+
+// Of the time since the last sample (at most a period before the stall began): how long the
+// loop ran (its own work), waited for a CPU (the machine's load or a CPU quota) and, the rest,
+// was blocked (a pause, a slow syscall).
+void Agent::add_stall_cause(json& fields) const {
+    const std::optional<SchedSample> now = sched_.read();
+    if (!now || !sched_mark_)
+        return;
+    const SchedShare share = sched_share(
+        *sched_mark_, *now, static_cast<std::uint64_t>((monotonic_now() - sched_mark_at_).count()));
+    fields["over_ms"] = share.over_ms;
+    fields["ran_ms"] = share.ran_ms;
+    fields["waited_ms"] = share.waited_ms;
 }
 
 SlotViews Agent::with_released_tracked(const SlotViews& next) const {

@@ -47,6 +47,10 @@ void Agent::tick() {
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
+    if (std::optional<SchedSample> s = sched_.read()) {
+        sched_mark_ = s;
+        sched_mark_at_ = now;
+    }
     const bool decides = engine_->needs_scans();
     // While scans decide, the one below is fresher than any from the background.
     if (std::optional<ConnScan> quiet = tracking_.finished(log_); quiet && !decides) {

@@ -25,6 +25,9 @@
 #   udp_rcvbuf_errors, bridge_drops, neigh_table_fulls: where the test bed itself dropped
 #                       (say which it saw; the shared neighbour table is raised to fit);
 #                       agent_udp_rcvbuf_errors: what the agents' own sockets dropped
+#   stalls              {total, waiting_for_cpu, busy, blocked, agents}: the agents' stalls over
+#                       the run, by what the loop did through most of each (its log line: the
+#                       bed's load, its own work, or neither), and how many agents stalled
 # Last line: one JSON object. A smaller run is scripts/test.sh's fault_cluster_16.
 #   usage: scripts/bench/cluster.sh [HOSTS] [HEARTBEAT_MS]   (as root; BUILD=build by default)
 set -euo pipefail
@@ -152,6 +155,31 @@ fextra agent_cpu_pct_mean "$cpu_pct"
 fextra agent_cpu_user_pct_mean "$user_pct"
 fextra agent_cpu_sys_pct_mean "$sys_pct"
 fextra heartbeat_Bps_per_host "$heartbeat_Bps"
+# Every agent's stalls over the run, by what its loop did through most of the stall: waited for
+# a CPU (the bed's load), ran (its own work: a defect unless a scan the engine waits on), or
+# neither (blocked).
+fextra stalls "$(python3 - "$TOPO_DIR" $all <<'PY'
+import json, sys
+out = {"total": 0, "waiting_for_cpu": 0, "busy": 0, "blocked": 0, "agents": 0}
+for i in sys.argv[2:]:
+    mine = 0
+    for line in open(f"{sys.argv[1]}/h{i}.log"):
+        if '"stalled"' not in line:
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") != "stalled":
+            continue
+        mine += 1
+        over, ran, waited = (e.get(k, 0) for k in ("over_ms", "ran_ms", "waited_ms"))
+        out["waiting_for_cpu" if 2 * waited > over else "busy" if 2 * ran > over else "blocked"] += 1
+    out["total"] += mine
+    out["agents"] += mine > 0
+print(json.dumps(out))
+PY
+)"
 stream_stop >/dev/null
 full_s=${FULL_TABLES_S:-150}
 if ((full_s > 0)); then

@@ -188,6 +188,21 @@ for line in open(sys.argv[1]):
         break
 PY
 }
+# stall_cause I SINCE: "OVER RAN WAITED" (ms) of host I's first stall logged at or after SINCE:
+# of the last OVER ms, how long its loop ran and how long it waited for a CPU ("" if none).
+stall_cause() {
+  python3 - "$TOPO_DIR/h$1.log" "$2" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "stalled" and e.get("ts", 0) >= float(sys.argv[2]):
+        print(e.get("over_ms", ""), e.get("ran_ms", ""), e.get("waited_ms", ""))
+        break
+PY
+}
 # count_events I NAME [SINCE]: host I's logged events NAME (json log) at or after time SINCE.
 # count_log I REGEX [SINCE]: host I's log lines matching REGEX, at or after SINCE.
 count_events() { count_log "$1" "\"event\":\"$2\"" "${3:-0}"; }

@@ -14,7 +14,8 @@
 #    in the log) or the engine's next input (a stall), must leave the dataplane stopped
 #    rather than revive it on maps the cluster has left behind, until the engine has found
 #    the stall and converged again. Then the limit is lifted.
-#      zero requests answered twice; host 4 logs its watchdog's expiry and its stall; the
+#      zero requests answered twice; host 4 logs its watchdog's expiry and its stall (its
+#      loop waited for a CPU through most of it: starved, not stopped or busy); the
 #      watchdog's word, watched from outside the agent, stays 0 from its expiry until host
 #      4 converged again; within (tolerance + 2) periods + slack of the lifted limit every
 #      request is answered again; all 5 converged again afterwards.
@@ -87,6 +88,10 @@ grep '"watchdog_expired"' "$TOPO_DIR/h4.log" | head -n 1 || true
 echo "host 4: $(count_log 4 'held up for' "$joined") refreshes refused as held up"
 fcheck "host 4: its watchdog expired while its release's scan held it up" test "$expired" -gt 0
 fcheck "host 4: it found the stall and let its buckets go" test "$stalled" -gt 0
+read -r over ran waited <<<"$(stall_cause 4 "$joined")"
+echo "host 4's stall: of the last ${over:-?} ms it ran ${ran:-?} ms and waited ${waited:-?} ms for a CPU"
+fcheck "host 4's stall: starved, waiting for a CPU through most of it" \
+  test -n "$over" -a -n "$waited" -a "${waited:-0}" -gt "$((${over:-0} / 2))"
 # The records go before the limit does: in buckets host 4 gave up at the stall, they would keep
 # it scanning all of them every period until it owns those buckets again.
 "$BUILD/tests/tools/nlb-fill-conns" --clear "$TOPO_DIR/bpffs/h4" >/dev/null
