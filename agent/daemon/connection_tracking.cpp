@@ -96,12 +96,11 @@ void ConnectionTracking::stop() {
 }
 
 void ConnectionTracking::wait_background() {
-    if (!job_.valid())
+    if (!background_pending())
         return;
-    if (job_.wait_for(std::chrono::seconds(0)) == std::future_status::deferred)
-        job_ = {}; // never started: nothing to wait for, nothing to run for a result dropped
-    else
-        job_.get(); // run() throws nothing
+    deferred_ = nullptr; // never started: nothing to wait for, nothing to run for a result dropped
+    if (worker_.pending())
+        worker_.collect();
     bg_.scan.reset();
     shown_ = bg_.counts; // its warnings wait for the next log_warnings
 }
@@ -170,7 +169,7 @@ ConnScan ConnectionTracking::scan(Dataplane& dp) {
 }
 
 bool ConnectionTracking::upkeep_due() const {
-    if (job_.valid())
+    if (background_pending())
         return false;
     const std::uint64_t now = monotonic_ns();
     return now >= bg_.next_orphan_check_ns || now >= bg_.next_filter_check_ns;
@@ -178,7 +177,7 @@ bool ConnectionTracking::upkeep_due() const {
 
 bool ConnectionTracking::start_background(Dataplane& dp, const std::vector<IpAddress>& vips,
                                           bool quiet_scan, EventLog& log) {
-    if (job_.valid())
+    if (background_pending())
         return false;
     take_loaded(log);
     Job job{&dp.maps(),          &dp.conn_filter(), vips,          dp.table_sizes(),
@@ -186,19 +185,25 @@ bool ConnectionTracking::start_background(Dataplane& dp, const std::vector<IpAdd
     job_generation_ = generation_;
     auto work = [this, job = std::move(job)] { run(bg_, job); };
     try {
-        job_ = std::async(std::launch::async, work);
+        worker_.submit(work);
     } catch (const std::system_error& e) {
         log.warn(std::string("connection tracking: no thread for the background scan (") +
                  e.what() + "): it runs on the agent's loop");
-        job_ = std::async(std::launch::deferred, work);
+        deferred_ = std::move(work);
     }
     return true;
 }
 
 std::optional<ConnScan> ConnectionTracking::finished(EventLog& log) {
-    if (!job_.valid() || job_.wait_for(std::chrono::seconds(0)) == std::future_status::timeout)
+    if (deferred_) {
+        const std::function<void()> work = std::move(deferred_);
+        deferred_ = nullptr;
+        work();
+    } else if (worker_.ready()) {
+        worker_.collect();
+    } else {
         return std::nullopt;
-    job_.get(); // a deferred run runs here
+    }
     shown_ = bg_.counts;
     log_warnings(log);
     std::optional<ConnScan> scan = std::move(bg_.scan);

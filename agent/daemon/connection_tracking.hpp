@@ -8,12 +8,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "background_worker.hpp"
 #include "conn_scanner.hpp"
 #include "dataplane_loader.hpp"
 #include "event_log.hpp"
@@ -95,7 +97,7 @@ class ConnectionTracking {
     // what the engine was told since, and it is dropped). Empty while it runs.
     std::optional<ConnScan> finished(EventLog& log);
     // Started and not yet taken by finished().
-    bool background_pending() const { return job_.valid(); }
+    bool background_pending() const { return deferred_ || worker_.pending(); }
 
     // The latest scan handed out (by scan() or finished()).
     const ConnScan& last() const { return last_; }
@@ -167,7 +169,8 @@ class ConnectionTracking {
     std::future<std::unique_ptr<ConnScanner>> loading_;
     const DataplaneMaps* loading_for_ = nullptr;
     Background bg_;
-    std::future<void> job_;
+    // Where no thread can be made: the job, run by the next finished() on the loop.
+    std::function<void()> deferred_;
     std::uint64_t job_generation_ = 0;
     std::uint64_t generation_ = 0; // scan() and start() calls: what makes a background scan stale
     Counts shown_;
@@ -175,6 +178,8 @@ class ConnectionTracking {
     std::uint64_t seeded_ = 0;
     std::uint64_t empty_scans_ = 0; // of scan()
     std::uint64_t background_dropped_ = 0;
+    // Last: destroyed first, once stop() made sure no job uses the members above.
+    BackgroundWorker worker_;
 };
 
 // CLOCK_MONOTONIC in ns: the clock the dataplane stamps records with (its coarse variant).
