@@ -174,9 +174,10 @@ converged_as() { nlbq wait-converged "$1" 0 "${@:2}"; } # MEMBERS HOSTS...: now
 wait_stable() { nlbq wait-stable "$@"; }                 # MEMBERS QUIET_S TIMEOUT HOSTS...
 convergences() { nlbq convergences "$@"; }               # HOSTS...: their counters
 
-# log_ts I NAME SINCE: the time of host I's first logged event NAME at or after SINCE ("" if none).
-log_ts() {
-  python3 - "$TOPO_DIR/h$1.log" "$2" "$3" <<'PY'
+# log_fields I NAME SINCE KEY...: the KEYs of host I's first logged event NAME at or after
+# SINCE, space-separated (fractions to the microsecond; "" for a missing key; nothing if none).
+log_fields() {
+  python3 - "$TOPO_DIR/h$1.log" "$2" "$3" "${@:4}" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     try:
@@ -184,24 +185,22 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if e.get("event") == sys.argv[2] and e.get("ts", 0) >= float(sys.argv[3]):
-        print(f'{e["ts"]:.6f}')
+        v = [e.get(k, "") for k in sys.argv[4:]]
+        print(" ".join(f"{x:.6f}" if isinstance(x, float) else str(x) for x in v))
         break
 PY
 }
+# log_ts I NAME SINCE: the time of host I's first logged event NAME at or after SINCE ("" if none).
+log_ts() { log_fields "$1" "$2" "$3" ts; }
 # stall_cause I SINCE: "OVER RAN WAITED" (ms) of host I's first stall logged at or after SINCE:
-# of the last OVER ms, how long its loop ran and how long it waited for a CPU ("" if none).
+# of the last OVER ms, how long its loop ran and how long it waited for a CPU ("" if none); the
+# same in words on stderr.
 stall_cause() {
-  python3 - "$TOPO_DIR/h$1.log" "$2" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        e = json.loads(line)
-    except ValueError:
-        continue
-    if e.get("event") == "stalled" and e.get("ts", 0) >= float(sys.argv[2]):
-        print(e.get("over_ms", ""), e.get("ran_ms", ""), e.get("waited_ms", ""))
-        break
-PY
+  local f over ran waited
+  f=$(log_fields "$1" stalled "$2" over_ms ran_ms waited_ms)
+  read -r over ran waited <<<"$f"
+  echo "host $1's stall: of the last ${over:-?} ms it ran ${ran:-?} ms and waited ${waited:-?} ms for a CPU" >&2
+  echo "$f"
 }
 # count_events I NAME [SINCE]: host I's logged events NAME (json log) at or after time SINCE.
 # count_log I REGEX [SINCE]: host I's log lines matching REGEX, at or after SINCE.

@@ -95,7 +95,6 @@ fault_do feed -- cg_unlimit
 # Read from the log once fed: every moment still starved delays host 4's rejoin, whose
 # hand-over must come before the fault's bound runs out.
 read -r over ran waited <<<"$(stall_cause 4 "$joined")"
-echo "host 4's stall: of the last ${over:-?} ms it ran ${ran:-?} ms and waited ${waited:-?} ms for a CPU"
 fcheck "host 4's stall: starved, waiting for a CPU through most of it" \
   test -n "$over" -a -n "$waited" -a "${waited:-0}" -gt "$((${over:-0} / 2))"
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 1")"
