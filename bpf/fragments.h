@@ -41,8 +41,8 @@ static __always_inline __u64 nlb_frag_hash(const struct nlb_packet *p)
 	       nlb_mix32(s ^ (d * NLB_GOLDEN) ^ (id * 0x85ebca6bu) ^ NLB_FLOW_SEED);
 }
 
-/* The fragments' clock: the watchdog's deadline, which the agent moves on at every arm (four
- * times per watchdog timeout), so a record's age is known to that step, plenty against a 30 s
+/* The fragments' clock: the watchdog's deadline, which the agent moves on at every arm (at least
+ * four times per watchdog timeout), so a record's age is known to that step, plenty against a 30 s
  * timeout, and no fragment reads a clock (2 of a later fragment's 16 ns). While the agent does
  * not arm, records do not age; the dataplane soon accepts nothing then anyway. */
 static __always_inline __u64 nlb_frag_now(void)

@@ -292,6 +292,7 @@ void Agent::tear_down(bool keep_dataplane, bool leave) {
     engine_.reset();
     installed_.reset();
     armed_ = false;
+    armed_look_ = milliseconds(-1);
     // Its background work reads the tables: done before they go.
     tracking_.stop();
     if (iface_ && !keep_dataplane)

@@ -111,6 +111,9 @@ class Agent {
     // The segment socket's linger (BatchReader) for the period config_ has.
     void set_heartbeat_linger();
     void arm_watchdog(std::chrono::milliseconds now);
+    // After every input the loop hands the engine: refreshes the watchdog when its deadline
+    // trails the engine's latest look by a step or more, or the timer's refresh is due.
+    void keep_watchdog(std::chrono::milliseconds now);
     void apply(Decision decision);
     void install(const SlotViews& views);
     // A scan the engine may release buckets on (ConnectionTracking::scan), on the loop.
@@ -159,7 +162,8 @@ class Agent {
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds last_scan_{0};
     std::chrono::milliseconds last_accepted_{0}; // accepted count read without a scan
-    std::chrono::milliseconds next_arm_{0};      // watchdog, four times per its timeout
+    std::chrono::milliseconds next_arm_{0};      // watchdog, at least four times per timeout
+    std::chrono::milliseconds armed_look_{-1};   // the engine's look the armed deadline counts from
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
     // `nlbadm prepare-restart`: a SIGTERM before this instant is a restart (shutdown()).

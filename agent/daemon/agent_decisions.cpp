@@ -37,8 +37,11 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacA
 void Agent::heartbeats_read() {
     if (!engine_)
         return;
-    engine_->end_frames(monotonic_now());
+    const auto now = monotonic_now();
+    engine_->end_frames(now);
     apply(engine_->take_decision());
+    if (engine_)
+        keep_watchdog(now);
 }
 
 void Agent::set_heartbeat_linger() {

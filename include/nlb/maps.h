@@ -10,11 +10,11 @@
 
 /* nlb_state.config: per-host settings the agent rewrites at run time. */
 struct nlb_config {
-	/* Watchdog: the agent runs nlb_watchdog_arm four times per timeout with a deadline, its
-	 * engine's last look plus watchdog_timeout_ns; a BPF timer is set to fire then (at most a
-	 * timeout from now) and `alive` is set, or, when the deadline has passed, `alive` is
-	 * cleared. If the timer fires, `alive` drops to 0 and no load-balanced traffic is
-	 * accepted until the next arm. The per-packet path reads one word instead of a clock. */
+	/* Watchdog: the agent runs nlb_watchdog_arm at least four times per timeout with a
+	 * deadline, its engine's last look plus watchdog_timeout_ns; a BPF timer is set to fire
+	 * then (at most a timeout from now) and `alive` is set, or, when the deadline has passed,
+	 * `alive` is cleared. If the timer fires, `alive` drops to 0 and no load-balanced traffic
+	 * is accepted until the next arm. The per-packet path reads one word instead of a clock. */
 	__u64 watchdog_timeout_ns;
 	/* CLOCK_MONOTONIC of the pending expiry (written by arm); also the coarse clock that ages
 	 * the fragment records (bpf/fragments.h) */

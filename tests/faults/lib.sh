@@ -32,7 +32,7 @@ FAULTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; } # calc EXPR: floating-point arithmetic
 HEARTBEAT_MS=${HEARTBEAT_MS:-200}
-TOLERANCE=5
+TOLERANCE=${TOLERANCE:-5}
 FAULT_SLACK_S=${FAULT_SLACK_S:-0.3}
 FAULT_RATE=${FAULT_RATE:-1000}  # requests per second, all sources together
 FAULT_SOURCES=${FAULT_SOURCES:-200} # client addresses: 10.10.1.1 and the ones after it
