@@ -10,13 +10,22 @@ bool serving(HostState s) {
     return s == HostState::converging || s == HostState::converged || s == HostState::draining;
 }
 
+// Another stream under a live peer's priority that must not replace it before it is dead,
+// however many of its frames are lost: one proven a second host, or one that does not serve
+// while the live one does (a restarted host comes back converging; a refused one would take
+// a serving member out of the cluster's view for nothing).
+bool set_aside(const Peer& p, const Heartbeat& hb) {
+    return hb.nonce == p.second_nonce || (serving(p.heartbeat.state) && !serving(hb.state));
+}
+
 } // namespace
 
 Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
                                       std::int64_t quiet_ms) {
     Change change;
     auto& p = peers_[hb.priority];
-    if (p.alive && p.heartbeat.nonce != hb.nonce && now_ms - p.last_heard_ms <= quiet_ms) {
+    if (p.alive && p.heartbeat.nonce != hb.nonce &&
+        (now_ms - p.last_heard_ms <= quiet_ms || set_aside(p, hb))) {
         // Two hosts claim one priority. The live one keeps it unless it has stepped aside
         // (refused, stopped) and the newcomer has not. A stream that went quiet before a
         // proven-fresh one appeared is the same host restarted: the new one replaces it at
@@ -28,8 +37,9 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
                 p.rival_nonce = hb.nonce;
                 p.rival_since_ms = now_ms;
             }
-            change.result =
-                p.last_heard_ms > p.rival_since_ms ? Accept::duplicate : Accept::pending;
+            if (p.last_heard_ms > p.rival_since_ms)
+                p.second_nonce = hb.nonce;
+            change.result = hb.nonce == p.second_nonce ? Accept::duplicate : Accept::pending;
             return change;
         }
     }
@@ -58,8 +68,11 @@ bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
     auto& p = peers_[hb.priority];
     bool fresh = false;
     if (p.heard_nonce != hb.nonce) {
-        if (p.heard_nonce != 0 &&
-            now_ms - std::max(p.heard_segment_ms, p.heard_contact_ms) <= quiet_ms)
+        const bool back_from_second =
+            p.alive && hb.nonce == p.heartbeat.nonce && p.heard_nonce == p.second_nonce;
+        if ((p.alive && hb.nonce != p.heartbeat.nonce && set_aside(p, hb)) ||
+            (!back_from_second && p.heard_nonce != 0 &&
+             now_ms - std::max(p.heard_segment_ms, p.heard_contact_ms) <= quiet_ms))
             return false;
         p.heard_nonce = hb.nonce;
         p.heard_segment_ms = p.heard_contact_ms = kNever;

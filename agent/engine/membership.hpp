@@ -31,6 +31,9 @@ struct Peer {
     // and when it was first accepted: a duplicate only if the live one speaks after it.
     std::uint64_t rival_nonce = 0;
     std::int64_t rival_since_ms = 0;
+    // The rival proven a second host (the live stream spoke after it appeared; a restarted
+    // host's earlier stream never speaks again): set aside until the live stream is dead.
+    std::uint64_t second_nonce = 0;
 };
 
 class Membership {
@@ -52,13 +55,18 @@ class Membership {
 
     // A proven-fresh frame. Another stream replaces a live peer's only once that one has been
     // silent for more than `quiet_ms` (a restart); until then it is pending, and a duplicate
-    // once the live stream speaks after it (two hosts, interleaved).
+    // once the live stream speaks after it (two hosts, interleaved). A stream set aside (a
+    // proven duplicate, or one that does not serve while the live one does) replaces it only
+    // once it is dead, however long it is silent before that (lost frames), or has stepped
+    // aside itself.
     Change accept(const Heartbeat& hb, std::int64_t now_ms, std::int64_t quiet_ms);
     // Records an authentic, fresh frame (proven or not) for the echo list and the paths. A
     // frame of another stream does not displace a live peer's.
     // `quiet_ms`: how long the stream heard last must have been silent before another one
     // replaces it (a restart), so that replayed frames of an earlier boot do not turn the
-    // echo away from a host that is talking. True when the stream is new here.
+    // echo away from a host that is talking; a stream set aside (accept) never takes the
+    // echo from a live peer, whose frames take it back from a proven duplicate. True when the
+    // stream is new here.
     bool hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact, std::int64_t quiet_ms);
     // The heartbeat accepted last from `priority`, heard last too, is (nonce, sequence): a
     // frame with these is the other path's copy of one already taken in.

@@ -23,6 +23,8 @@ sleep 3
 
 q4=$(nlbadm_h 4 --json query)
 q5=$(nlbadm_h 5 --json query)
+echo "host 4: $(json '(d["host"]["state"], d["host"].get("reason", ""))' <<<"$q4")"
+echo "host 5: $(json '(d["host"]["state"], d["host"].get("reason", ""))' <<<"$q5")"
 check "different rules: refused" test "$(json 'd["host"]["state"]' <<<"$q4")" = refused
 check "different rules: says why" python3 -c 'import sys; sys.exit(0 if "rule" in sys.argv[1] else 1)' "$(json 'd["host"].get("reason", "")' <<<"$q4")"
 check "taken priority: refused" test "$(json 'd["host"]["state"]' <<<"$q5")" = refused
