@@ -123,6 +123,7 @@ void Agent::arm_watchdog(milliseconds now) {
         armed = dp_->arm_watchdog(ns(looked + timeout), ns(timeout));
     } catch (const std::exception& e) {
         log_.error(e.what());
+        armed_look_ = looked; // retried at the timer's pace, not at every input
         return;
     }
     if (armed) {

@@ -36,14 +36,23 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
             if (p.rival_nonce != hb.nonce) {
                 p.rival_nonce = hb.nonce;
                 p.rival_since_ms = now_ms;
+                p.rival_sequence = p.heartbeat.sequence;
             }
-            if (p.last_heard_ms > p.rival_since_ms)
+            const bool spoke_after = p.last_heard_ms > p.rival_since_ms;
+            // Set aside for good only once the live stream sent two frames since: one frame of
+            // a restarted host's earlier boot, late on the other path, is not a second host.
+            if (spoke_after && p.heartbeat.sequence >= p.rival_sequence + 2)
                 p.second_nonce = hb.nonce;
-            change.result = hb.nonce == p.second_nonce ? Accept::duplicate : Accept::pending;
+            change.result =
+                spoke_after || hb.nonce == p.second_nonce ? Accept::duplicate : Accept::pending;
             return change;
         }
     }
     const bool fresh = !p.alive || p.heartbeat.nonce != hb.nonce;
+    if (fresh)
+        // A proven second host that takes over from a live one that stepped aside leaves
+        // that one set aside in its turn (both talk); any other new stream starts clean.
+        p.second_nonce = p.alive && hb.nonce == p.second_nonce ? p.heartbeat.nonce : 0;
     change.result = fresh ? Accept::new_host : Accept::updated;
     change.params_changed =
         fresh || p.heartbeat.rules != hb.rules || p.heartbeat.control != hb.control ||

@@ -31,6 +31,7 @@ struct Peer {
     // and when it was first accepted: a duplicate only if the live one speaks after it.
     std::uint64_t rival_nonce = 0;
     std::int64_t rival_since_ms = 0;
+    std::uint64_t rival_sequence = 0; // the live stream's sequence then
     // The rival proven a second host (the live stream spoke after it appeared; a restarted
     // host's earlier stream never speaks again): set aside until the live stream is dead.
     std::uint64_t second_nonce = 0;

@@ -8,8 +8,10 @@
 # cluster never converged again (the engine's simulator: every host of 4 seeds converging
 # after 100 periods). A stream proven a second host, or one that does not serve while the
 # live one does, now never replaces the live one before that one is dead.
-#   strict (no request lost); the twin refused, saying the priority is taken; hosts 1-3 do
-#   not converge again and stay converged [1, 2, 3].
+#   strict (no request lost); the twin refused, saying the priority is taken; hosts 1-3
+#   converge at most once more (the twin starts converging, and until it is refused or proven
+#   a second host a lost frame of host 2 may let it in, as a restart would be) and are
+#   converged [1, 2, 3] at the end.
 source "$(dirname "$0")/lib.sh"
 faults_init twin_lossy
 LOSSY_S=8
@@ -41,7 +43,7 @@ fcheck "the twin says its priority is taken" \
   "$(query_field 4 'd["host"].get("reason", "")')"
 after=$(convergences 1 2 3)
 echo "convergences of 1-3: $before -> $after"
-fcheck "1-3 did not converge again" deltas_within "$(deltas "$before" "$after")" 0
+fcheck "1-3 converged at most once more" deltas_within "$(deltas "$before" "$after")" 1
 for i in 1 2 3; do
   fcheck "host $i converged [1, 2, 3]" test "$(state_of "$i") $(members_of "$i")" = "converged [1, 2, 3]"
 done
