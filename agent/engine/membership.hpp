@@ -32,8 +32,8 @@ struct Peer {
     std::uint64_t rival_nonce = 0;
     std::int64_t rival_since_ms = 0;
     std::uint64_t rival_sequence = 0; // the live stream's sequence then
-    // The rival proven a second host (the live stream spoke after it appeared; a restarted
-    // host's earlier stream never speaks again): set aside until the live stream is dead.
+    // The rival proven a second host (the live stream sent two frames after it appeared; a
+    // restarted host's earlier stream never speaks again): set aside until that one is dead.
     std::uint64_t second_nonce = 0;
 };
 
