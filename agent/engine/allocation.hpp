@@ -75,7 +75,8 @@ std::unique_ptr<ClusterMap> reallocate(const ClusterMap* base, std::span<const R
 // Builds the table every allocation shares (2 MB, once per process) now rather than at the
 // first allocation. That one comes at a convergence, and the table's build is 13-15 ms of CPU
 // here (10 of them first touches of fresh pages), 50 times the allocation's own cost: on a busy
-// machine that held a joining host's loop up past its watchdog (docs/convergence.md, §3).
+// machine that held a joining host's loop up past its watchdog (docs/convergence.md, §2a,
+// "Stalls").
 void prepare_allocation();
 
 // Building blocks, exposed for the tests.
