@@ -114,6 +114,7 @@ class Agent {
     // After every input the loop hands the engine: refreshes the watchdog when its deadline
     // trails the engine's latest look by a step or more, or the timer's refresh is due.
     void keep_watchdog(std::chrono::milliseconds now);
+    std::chrono::milliseconds watchdog_timeout() const; // (tolerance - 1) periods
     void apply(Decision decision);
     void install(const SlotViews& views);
     // A scan the engine may release buckets on (ConnectionTracking::scan), on the loop.

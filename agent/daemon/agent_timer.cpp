@@ -98,9 +98,13 @@ void Agent::periodic(milliseconds now) {
 // than the timeout finds its dataplane stopped rather than revived on maps the cluster may
 // have left behind (it took this host's buckets meanwhile). The engine then looks again at
 // once, sees the gap as a stall and recovers.
+milliseconds Agent::watchdog_timeout() const {
+    return milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
+                        config_.cluster.heartbeat_ms);
+}
+
 void Agent::arm_watchdog(milliseconds now) {
-    const auto timeout = milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
-                                      config_.cluster.heartbeat_ms);
+    const milliseconds timeout = watchdog_timeout();
     next_arm_ = now + std::max(milliseconds(1), timeout / 4);
     const bool expired = armed_ && dp_->maps().state().config.alive == 0;
     auto log_expired = [&](const std::string& why) {
@@ -150,9 +154,7 @@ void Agent::arm_watchdog(milliseconds now) {
 // without a stall only if it lasts between (timeout - step) and the timeout. A refresh costs
 // 2.2 us (BPF_PROG_TEST_RUN, measured here): at most 16 a timeout, 40 a second at 100 ms.
 void Agent::keep_watchdog(milliseconds now) {
-    const auto timeout = milliseconds(std::int64_t{config_.cluster.heartbeat_tolerance - 1} *
-                                      config_.cluster.heartbeat_ms);
-    const milliseconds step = std::max(milliseconds(1), timeout / 16);
+    const milliseconds step = std::max(milliseconds(1), watchdog_timeout() / 16);
     if (now >= next_arm_ || armed_look_.count() < 0 || engine_->last_input() - armed_look_ >= step)
         arm_watchdog(now);
 }
