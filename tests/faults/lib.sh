@@ -118,15 +118,16 @@ fcheck() {
 # fextra KEY JSON: a field of the JSON line.
 fextra() { printf '%s\t%s\n' "$1" "$2" >>"$TOPO_DIR/extra"; }
 
-# fault_config I [KEY_FILE] [HEARTBEAT_MS] [RULES]: host I's config (priority I, 10.10.0.(10+I)).
+# fault_config I [KEY_FILE] [HEARTBEAT_MS] [RULES] [PRIORITY]: host I's config (priority I
+# unless PRIORITY is given, 10.10.0.(10+I)).
 fault_config() {
-  local i=$1 key=${2:-} hb=${3:-$HEARTBEAT_MS} rules=${4:-$FAULT_RULES}
+  local i=$1 key=${2:-} hb=${3:-$HEARTBEAT_MS} rules=${4:-$FAULT_RULES} prio=${5:-$1}
   local k=""
   [ -z "$key" ] || k=", \"key_file\": \"$key\""
   topo_host_config "$i" "{
   \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"mode\": \"unicast\", \"heartbeat_ms\": $hb,
                 \"heartbeat_tolerance\": $TOLERANCE, \"cleanup_delay_s\": 30$k},
-  \"host\": {\"priority\": $i, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"},
+  \"host\": {\"priority\": $prio, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"},
   \"port_rules\": $rules
 }"
 }

@@ -19,12 +19,7 @@ LOSSY_S=8
 faults_setup 1 2 3 4
 for i in 1 2 3; do fault_config "$i"; start_agent "$i"; done
 # Host 4's namespace, configured as host 2 (its own dedicated IP).
-topo_host_config 4 "{
-  \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"mode\": \"unicast\", \"heartbeat_ms\": $HEARTBEAT_MS,
-                \"heartbeat_tolerance\": $TOLERANCE, \"cleanup_delay_s\": 30},
-  \"host\": {\"priority\": 2, \"dedicated_ip\": \"10.10.0.14\", \"interface\": \"eth0\"},
-  \"port_rules\": $FAULT_RULES
-}"
+fault_config 4 "" "$HEARTBEAT_MS" "$FAULT_RULES" 2
 wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
 stream_start
 sleep 1.5
