@@ -200,6 +200,7 @@ json Agent::stats() const {
                          {"unauthenticated", c.unauthenticated},
                          {"bad_mac", c.bad_mac},
                          {"replayed", c.replayed},
+                         {"superseded", c.superseded},
                          {"duplicate_priority", c.duplicate_priority},
                          {"unverified", c.unverified},
                          {"contact_sent", c.contact_sent},

@@ -135,6 +135,9 @@ struct EngineCounters {
     std::uint64_t unauthenticated = 0; // no HMAC while this host has a key
     std::uint64_t bad_mac = 0;
     std::uint64_t replayed = 0;
+    // Authentic, but a later frame of its stream came first by the other path: only when its
+    // path was heard is kept (on_heartbeat).
+    std::uint64_t superseded = 0;
     std::uint64_t duplicate_priority = 0;
     std::uint64_t own = 0; // this host's own frames looped back
     std::uint64_t sent = 0;

@@ -39,6 +39,28 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // work per period, and the copy does not count as the stream speaking again
     // (Membership::accept's rivals).
     const FrameHead& h = *head.head;
+    // Each path's replay window keeps its own frames in order, not one path's against the
+    // other's: a frame that comes after a later one of its stream by the other path (segment
+    // frames wait for the reader's linger, the second path's do not) only says that its path
+    // works. Taken in, it would set the peer back to what it said before (its state, view,
+    // base), and the next frame forward again, each a change of parameters that can start a
+    // convergence. The segment heard again after a tolerance of silence is news to decide on
+    // (two-way contact and deafness turn on it), as below.
+    if (h.priority != me_ && peers_.superseded(h.priority, h.nonce, h.sequence)) {
+        const bool segment_back = path == Path::segment &&
+                                  now - peers_.peer(h.priority).heard_segment_ms > tolerance_ms();
+        peers_.heard_again(h.priority, now, path == Path::contact);
+        ++counters_.accepted;
+        ++counters_.superseded;
+        last_trusted_ = h.minor >= 2;
+        if (segment_back) {
+            held_eval_ = true;
+            held_heard_ |= host_bit(h.priority);
+            if (!holding_)
+                settle_frames(now);
+        }
+        return;
+    }
     if (h.priority != me_ && peers_.holds(h.priority, h.nonce, h.sequence)) {
         const auto& peer = peers_.peer(h.priority);
         if (path == Path::contact || now - peer.heard_segment_ms <= tolerance_ms()) {

@@ -76,6 +76,12 @@ class Membership {
         return p.alive && p.heartbeat.nonce == nonce && p.heartbeat.sequence == sequence &&
                p.heard_nonce == nonce;
     }
+    // A frame of the stream held that one taken in since has superseded: late on its path.
+    bool superseded(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence) const {
+        const auto& p = peers_[priority];
+        return p.alive && p.heartbeat.nonce == nonce && sequence < p.heartbeat.sequence &&
+               p.heard_nonce == nonce;
+    }
     // That copy: only the time its path was last heard changes.
     void heard_again(std::uint8_t priority, std::int64_t now_ms, bool by_contact) {
         auto& p = peers_[priority];

@@ -149,7 +149,8 @@ void Simulator::deliver(std::size_t to, std::shared_ptr<const std::vector<std::u
     // No draw without duplicates: every seed keeps the history it had before they existed.
     if (net_.duplicate > 0 && static_cast<double>(rng_() >> 11) * 0x1.0p-53 < net_.duplicate)
         push(now_ + delay(), Kind::deliver, to, frame, path);
-    push(now_ + delay(), Kind::deliver, to, std::move(frame), path);
+    const std::int64_t lag = path == Path::contact ? net_.contact_lag_ms : 0;
+    push(now_ + delay() + lag, Kind::deliver, to, std::move(frame), path);
 }
 
 std::int64_t Simulator::delay() {

@@ -25,6 +25,8 @@ struct NetworkParams {
     // batches, every linger_ms (its own phase), and decide on each batch once (begin_frames /
     // end_frames); the second path's frames are read as they come, as the agent does.
     std::int64_t linger_ms = 0;
+    // Added to every second-path delivery: a receiver whose reader comes late to one socket.
+    std::int64_t contact_lag_ms = 0;
 };
 
 struct SimHost {
