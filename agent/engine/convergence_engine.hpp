@@ -373,6 +373,9 @@ class ConvergenceEngine {
     std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
     void check_groups(std::int64_t now);
+    // How long a newly alive peer may leave this host out of its cohort before that counts
+    // against this host (check_groups).
+    std::int64_t contact_grace() const;
     void check_map_agreement(std::int64_t now);
     void fill_contact(Heartbeat& hb, std::int64_t now) const;
     void event(std::int64_t now, EventKind kind, std::uint8_t host, std::string text);
@@ -452,6 +455,9 @@ class ConvergenceEngine {
     std::int64_t last_input_ = -1;
     bool recovering_ = false;
     bool had_peer_ = false; // a peer proved two-way contact since this host started
+    // A newly alive peer that outnumbers this host's cohort does not count it yet (within
+    // contact_grace): no install until it does, or the grace ends in a refusal.
+    bool awaiting_contact_ = false;
     bool last_trusted_ = false;
     // begin_frames: frames wait for end_frames. held_eval_: one of them needs an evaluation;
     // held_heard_: the members whose frames did (a member lacking our base gets it soon).

@@ -16,6 +16,8 @@ using detail::lowest;
 using detail::serving_state;
 
 bool ConvergenceEngine::agreement(std::int64_t now) const {
+    if (awaiting_contact_)
+        return false;
     if (view_ == host_bit(me_)) {
         if (now - started_at_ < tolerance_ms())
             return false; // alone: first give everyone a chance to be heard
