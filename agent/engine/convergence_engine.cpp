@@ -141,8 +141,12 @@ void ConvergenceEngine::begin_convergence(std::int64_t now, const std::string& w
         give_up_ = false;
         ++params_generation_;
     }
-    // The map served under becomes the base of the next one.
-    if (target_valid_ && target_ && base_digest_ != target_digest_)
+    // The map served under becomes the base of the next one, unless the base is newer: a
+    // map the cluster took for its base while this host had not installed it yet (received,
+    // or its own candidate). Each change during one convergence comes here again, and
+    // going back to the older map would only have this host fetch the newer one again.
+    if (target_valid_ && target_ && base_digest_ != target_digest_ &&
+        !(base_ && base_gen_ > target_gen_))
         set_base(now, target_, target_digest_, target_gen_);
     agreeing_ = true;
     stable_ = 0;
@@ -409,6 +413,8 @@ void ConvergenceEngine::evaluate(std::int64_t now) {
 void ConvergenceEngine::send(std::int64_t now) {
     if (agreeing_ && participating()) {
         stable_ = agreement(now) ? stable_ + 1 : 0;
+        if (stable_ == 1)
+            candidate_map(); // before the others install it and take it for a base
         if (stable_ >= kStablePeriods)
             install(now);
     }

@@ -373,6 +373,9 @@ class ConvergenceEngine {
     std::int64_t segment_window(std::int64_t now) const;
     void recompute_cohort(std::int64_t now);
     void check_groups(std::int64_t now);
+    // The map install would compute for the view this host agrees on now (the same members,
+    // parameters and base give the same map on every member).
+    const std::shared_ptr<const ClusterMap>& candidate_map();
     // How long a newly alive peer may leave this host out of its cohort before that counts
     // against this host (check_groups).
     std::int64_t contact_grace() const;
@@ -513,6 +516,12 @@ class ConvergenceEngine {
     std::uint32_t chosen_gen_ = 0;
     std::uint32_t next_gen_ = 1; // generation of the map the next install computes
     std::int64_t lacking_since_ = -1;
+    // The map of the view digest this host last agreed on, computed at the first agreeing
+    // heartbeat (candidate_map): install takes it, and should the cluster converge again
+    // before this host installs it, the members that did take it for their base, which this
+    // host then holds without a transfer (held_map).
+    std::shared_ptr<const ClusterMap> candidate_;
+    std::uint64_t candidate_epoch_ = 0, candidate_digest_ = 0;
     std::vector<std::uint8_t> base_encoded_;
     std::size_t chunk_cursor_ = 0;
     MapAssembly assembly_;

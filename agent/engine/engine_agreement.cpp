@@ -113,6 +113,8 @@ std::shared_ptr<const ClusterMap> ConvergenceEngine::held_map(std::uint64_t dige
         return target_;
     if (prev_ && prev_digest_ == digest)
         return prev_;
+    if (candidate_ && candidate_digest_ == digest)
+        return candidate_;
     return nullptr;
 }
 

@@ -23,11 +23,7 @@ void ConvergenceEngine::install(std::int64_t now) {
     // panic may not: all members back at once hash as all forced back in panic did.
     note_panic(now, view_panic_);
     if (view_digest_ != epoch_ || !target_) {
-        std::uint32_t panic = 0;
-        const std::vector<MemberParams> members = view_members(view_, panic);
-        // agreement() saw base_ == chosen_ when chosen_ != 0.
-        const ClusterMap* from = chosen_ != 0 && base_digest_ == chosen_ ? base_.get() : nullptr;
-        std::shared_ptr<const ClusterMap> map = reallocate(from, modes_, members);
+        std::shared_ptr<const ClusterMap> map = candidate_map();
         prev_ = target_;
         prev_epoch_ = epoch_;
         prev_digest_ = target_digest_;
@@ -75,6 +71,19 @@ void ConvergenceEngine::install(std::int64_t now) {
     update_held(now);
     try_take(now);
     send_soon(now);
+}
+
+const std::shared_ptr<const ClusterMap>& ConvergenceEngine::candidate_map() {
+    if (!candidate_ || candidate_epoch_ != view_digest_) {
+        std::uint32_t panic = 0;
+        const std::vector<MemberParams> members = view_members(view_, panic);
+        // agreement() saw base_ == chosen_ when chosen_ != 0.
+        const ClusterMap* from = chosen_ != 0 && base_digest_ == chosen_ ? base_.get() : nullptr;
+        candidate_ = reallocate(from, modes_, members);
+        candidate_epoch_ = view_digest_;
+        candidate_digest_ = candidate_->digest();
+    }
+    return candidate_;
 }
 
 void ConvergenceEngine::note_panic(std::int64_t now, std::uint32_t panic) {
