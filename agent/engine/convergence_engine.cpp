@@ -141,11 +141,13 @@ void ConvergenceEngine::begin_convergence(std::int64_t now, const std::string& w
         give_up_ = false;
         ++params_generation_;
     }
-    // The map served under becomes the base of the next one, unless the base is newer: a
-    // map the cluster took for its base while this host had not installed it yet (received,
-    // or its own candidate). Each change during one convergence comes here again, and
-    // going back to the older map would only have this host fetch the newer one again.
-    if (target_valid_ && target_ && base_digest_ != target_digest_ &&
+    // The map served under becomes the base of the next one. Served: a host that installed
+    // an epoch the others never did took none of its buckets, and its map, the newest
+    // generation, would become every member's base and be fetched by all of them. Not
+    // when the base is newer: a map the cluster took for its base while this host had not
+    // installed it yet (received, or its own candidate). Each change during one convergence
+    // comes here again, and going back to the older map would only fetch the newer again.
+    if (target_valid_ && target_ && base_digest_ != target_digest_ && claim() != 0 &&
         !(base_ && base_gen_ > target_gen_))
         set_base(now, target_, target_digest_, target_gen_);
     agreeing_ = true;
