@@ -249,7 +249,8 @@ std::string metrics_text(const json& stats) {
     page.single("nlb_heartbeats_accepted_total", "counter",
                 "Heartbeats from other hosts that passed every check.", member(hb, "accepted"));
     page.family("nlb_heartbeats_rejected_total", "counter",
-                "Heartbeats dropped (or, for duplicate_priority, ignored), by reason.");
+                "Heartbeats dropped (or, for duplicate_priority, ignored; for superseded, "
+                "only their path's time kept), by reason.");
     for (const char* reason : kRejectReasons)
         page.sample("nlb_heartbeats_rejected_total", {{"reason", reason}},
                     number(member(hb, reason)));

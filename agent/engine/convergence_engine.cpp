@@ -60,6 +60,16 @@ std::uint64_t ConvergenceEngine::claim() const {
     return 0;
 }
 
+bool ConvergenceEngine::epoch_served() const {
+    if (claim() != 0)
+        return true;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (p != me_ && (epoch_members_ & host_bit(p)) && peers_.peer(p).alive &&
+            peers_.peer(p).heartbeat.claim == epoch_)
+            return true;
+    return false;
+}
+
 std::uint64_t ConvergenceEngine::group_score() const {
     std::uint64_t score = accepted_total_ - accepted_base_;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
@@ -141,13 +151,16 @@ void ConvergenceEngine::begin_convergence(std::int64_t now, const std::string& w
         give_up_ = false;
         ++params_generation_;
     }
-    // The map served under becomes the base of the next one. Served: a host that installed
-    // an epoch the others never did took none of its buckets, and its map, the newest
-    // generation, would become every member's base and be fetched by all of them. Not
-    // when the base is newer: a map the cluster took for its base while this host had not
-    // installed it yet (received, or its own candidate). Each change during one convergence
-    // comes here again, and going back to the older map would only fetch the newer again.
-    if (target_valid_ && target_ && base_digest_ != target_digest_ && claim() != 0 &&
+    // The map served under becomes the base of the next one. Served: by this host, or by
+    // another member that claims the epoch. A joiner that installed an epoch the members
+    // never did took none of its buckets (they still claimed the epoch before), and its map,
+    // the newest generation, would become every member's base and be fetched by all of
+    // them; a member that owns nothing (weight 0, a standby) still follows the others at
+    // once. Not when the base is newer: a map the cluster took for its base while this host
+    // had not installed it yet (received, or its own candidate). Each change during one
+    // convergence comes here again, and going back to the older map would only fetch the
+    // newer one again.
+    if (target_valid_ && target_ && base_digest_ != target_digest_ && epoch_served() &&
         !(base_ && base_gen_ > target_gen_))
         set_base(now, target_, target_digest_, target_gen_);
     agreeing_ = true;
@@ -415,7 +428,7 @@ void ConvergenceEngine::evaluate(std::int64_t now) {
 void ConvergenceEngine::send(std::int64_t now) {
     if (agreeing_ && participating()) {
         stable_ = agreement(now) ? stable_ + 1 : 0;
-        if (stable_ == 1)
+        if (stable_ == 1 && (view_digest_ != epoch_ || !target_))
             candidate_map(); // before the others install it and take it for a base
         if (stable_ >= kStablePeriods)
             install(now);

@@ -313,6 +313,8 @@ class ConvergenceEngine {
     // for a restart of it rather than a second host.
     std::int64_t quiet_ms() const { return period() + period() / 2; }
     std::uint64_t claim() const;
+    // Someone serves under the installed epoch: this host, or a live member claiming it.
+    bool epoch_served() const;
     std::uint64_t group_score() const;
 
     // What every 0x886F frame, heartbeat or map chunk, passes before its contents count: of
@@ -516,10 +518,10 @@ class ConvergenceEngine {
     std::uint32_t chosen_gen_ = 0;
     std::uint32_t next_gen_ = 1; // generation of the map the next install computes
     std::int64_t lacking_since_ = -1;
-    // The map of the view digest this host last agreed on, computed at the first agreeing
-    // heartbeat (candidate_map): install takes it, and should the cluster converge again
-    // before this host installs it, the members that did take it for their base, which this
-    // host then holds without a transfer (held_map).
+    // The map of the view digest this host last agreed on, computed at its first agreeing
+    // heartbeat (candidate_map). Install takes it. Should the cluster converge again before
+    // this host installed it, the members that did install it take it for their base, and
+    // this host holds it without a transfer (held_map).
     std::shared_ptr<const ClusterMap> candidate_;
     std::uint64_t candidate_epoch_ = 0, candidate_digest_ = 0;
     std::vector<std::uint8_t> base_encoded_;

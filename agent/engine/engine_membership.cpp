@@ -186,10 +186,11 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
 std::int64_t ConvergenceEngine::contact_grace() const {
     // Both paths deliver within moments of each other, but on a loaded machine a host reads
     // and answers a new peer's frames hundreds of ms late (64 agents on 2 cores at 100 ms:
-    // 5 of 8 joiners refused). A host that serves keeps one period: two serving groups that
-    // meet one-way both answer requests until one yields. One that serves nothing loses
-    // nothing by waiting (it installs nothing meanwhile), up to the stall limit.
-    return claim() != 0 ? period() : std::max(period(), tolerance_ms() - period());
+    // 5 of 8 joiners refused). A host that serves, or is about to take buckets, keeps one
+    // period: two serving groups that meet one-way both answer requests until one yields.
+    // One that serves nothing loses nothing by waiting (it installs nothing meanwhile), up
+    // to the stall limit.
+    return claim() != 0 || pending_take_ ? period() : std::max(period(), tolerance_ms() - period());
 }
 
 std::int64_t ConvergenceEngine::segment_window(std::int64_t now) const {

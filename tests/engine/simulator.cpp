@@ -146,10 +146,10 @@ std::int64_t Simulator::global_at(std::size_t i, std::int64_t t) const {
 
 void Simulator::deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame,
                         Path path) {
+    const std::int64_t lag = path == Path::contact ? net_.contact_lag_ms : 0;
     // No draw without duplicates: every seed keeps the history it had before they existed.
     if (net_.duplicate > 0 && static_cast<double>(rng_() >> 11) * 0x1.0p-53 < net_.duplicate)
-        push(now_ + delay(), Kind::deliver, to, frame, path);
-    const std::int64_t lag = path == Path::contact ? net_.contact_lag_ms : 0;
+        push(now_ + delay() + lag, Kind::deliver, to, frame, path);
     push(now_ + delay() + lag, Kind::deliver, to, std::move(frame), path);
 }
 
