@@ -411,6 +411,11 @@ void ConvergenceEngine::evaluate(std::int64_t now) {
         }
     }
     check_map_agreement(now);
+    // Every member reports this view: one of them may install it before this host's own
+    // heartbeat checks, and take its map for a base at the next change.
+    if (agreeing_ && participating() && (view_digest_ != epoch_ || !target_) &&
+        candidate_epoch_ != view_digest_ && agreement(now))
+        candidate_map();
     try_take(now);
     if (state_ == HostState::converged && recovering_)
         recovering_ = false;
