@@ -519,9 +519,9 @@ class ConvergenceEngine {
     std::uint32_t next_gen_ = 1; // generation of the map the next install computes
     std::int64_t lacking_since_ = -1;
     // The map of the view digest this host last agreed on, computed once every member
-    // reports that view (candidate_map). Install takes it. Should the cluster converge again before
-    // this host installed it, the members that did install it take it for their base, and
-    // this host holds it without a transfer (held_map).
+    // reports that view (candidate_map). Install takes it. Should the cluster converge again
+    // before this host installed it, the members that did install it take it for their
+    // base, and this host holds it without a transfer (held_map).
     std::shared_ptr<const ClusterMap> candidate_;
     std::uint64_t candidate_epoch_ = 0, candidate_digest_ = 0;
     std::vector<std::uint8_t> base_encoded_;
