@@ -59,7 +59,7 @@ struct {
  * which writes it in place. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1 + 4 * 8192);
+	__uint(max_entries, 1 + 4 * 16384);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct nlb_filter_block);

@@ -44,7 +44,7 @@ class ConnFilter {
     // True when the filter proves that `family`'s two tables hold no record: it is valid and
     // its active half for that family has no bit set. A record the dataplane adds meanwhile
     // may or may not be seen, as by a walk of the tables; a record written behind the
-    // dataplane's back is not (as for may_hold). Reads the half (512 KB at the default
+    // dataplane's back is not (as for may_hold). Reads the half (1 MB at the default
     // sizes) up to its first set word: tens of microseconds, where walking two empty tables
     // of the default size takes a millisecond and more. False when a rebuild switched halves
     // meanwhile (the agent rebuilds on its background thread while its loop asks).
