@@ -79,10 +79,17 @@ void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips
                      " (scans copy the tables out)");
         }
     }
-    bg_.next_orphan_check_ns = after(monotonic_ns(), kOrphanCheck);
-    // After the seeding and once this agent's programs replaced any predecessor's: every
-    // key recorded from here on is added by the dataplane, every earlier one is in the tables.
-    rebuild_filter(bg_, dp.conn_filter(), dp.maps());
+    const std::uint64_t now = monotonic_ns();
+    bg_.next_orphan_check_ns = after(now, kOrphanCheck);
+    // A filter over tables an earlier agent left is rebuilt by the first background job,
+    // at the next period: after the seeding and once this agent's programs replaced any
+    // predecessor's, so every key recorded from then on is added by the dataplane and every
+    // earlier one is in the tables. Not here: the rebuild waits out every program run
+    // (membarrier) and walks four tables, on the way to the first heartbeat (0.1-0.4 s on
+    // a loaded machine); until then packets and scans consult the tables, as without one.
+    // A filter over new tables is valid already (ConnFilter::validate_new).
+    bg_.next_filter_check_ns = now;
+    bg_.next_filter_rebuild_ns = now;
     shown_ = bg_.counts;
     log_warnings(log); // with those of the background work start() waited for
 }

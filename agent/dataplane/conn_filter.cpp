@@ -84,6 +84,10 @@ ConnFilter::ConnFilter(int fd, std::uint32_t entries) : entries_(entries) {
     }
 }
 
+void ConnFilter::validate_new() {
+    std::atomic_ref<__u32>(header()->valid).store(1, std::memory_order_release);
+}
+
 ConnFilter::~ConnFilter() {
     if (base_)
         munmap(base_, bytes_);

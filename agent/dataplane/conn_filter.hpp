@@ -1,8 +1,9 @@
 // The agent's side of the connection filter (include/nlb/conn_filter.h): the dataplane adds
 // every key it records to both halves; the agent sizes the filter, rebuilds the half the
 // dataplane does not read from the tables and switches to it, and reads how full it is.
-// Until the first rebuild the filter is invalid and the dataplane consults the tables for
-// every packet that needs them, as it did without a filter.
+// Over tables this agent's load created, it is valid from the start (empty, as they are);
+// over tables an earlier agent left, it is invalid until the first rebuild, and the
+// dataplane consults the tables for every packet that needs them, as without a filter.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,13 @@ class ConnFilter {
     ~ConnFilter();
     ConnFilter(const ConnFilter&) = delete;
     ConnFilter& operator=(const ConnFilter&) = delete;
+
+    // Makes the filter valid as it is, every half empty: only for tables created with it,
+    // before any program that records into them runs. From then on every key is added by
+    // the dataplane as it records it, so the empty halves plus its additions are complete.
+    // Spares an agent that starts on new tables a rebuild (a wait for every program run to
+    // end, and a walk of four empty tables) on its way to its first heartbeat.
+    void validate_new();
 
     // Map entries for tables of `opening` and `established` entries each (both families).
     static std::uint32_t entries_for(std::uint64_t opening, std::uint64_t established);

@@ -137,11 +137,14 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         const char* name;
         std::uint32_t entries;
     };
+    // No table pinned before: the load creates all four, empty (see validate_new below).
+    bool new_tables = true;
     for (const Table& t : {Table{dp->skel_->maps.nlb_conns4, "nlb_conns4", sizes.opening},
                            Table{dp->skel_->maps.nlb_conns6, "nlb_conns6", sizes.opening},
                            Table{dp->skel_->maps.nlb_est4, "nlb_est4", sizes.established},
                            Table{dp->skel_->maps.nlb_est6, "nlb_est6", sizes.established}}) {
         std::uint32_t pinned = pinned_entries(pin_dir + "/" + t.name);
+        new_tables = new_tables && access((pin_dir + "/" + t.name).c_str(), F_OK) != 0;
         if (int err = bpf_map__set_max_entries(t.map, pinned ? pinned : t.entries))
             fail(what, std::string("size ") + t.name + ": " + errstr(err));
     }
@@ -199,6 +202,9 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
     } catch (const std::exception& e) {
         fail(what, e.what());
     }
+    // No program of this load has run yet, and no earlier one writes tables it never had.
+    if (new_tables)
+        dp->filter_->validate_new();
     dp->sizes_ = {bpf_map__max_entries(dp->skel_->maps.nlb_conns4),
                   bpf_map__max_entries(dp->skel_->maps.nlb_est4)};
     // A new watchdog map holds no timer. Armed now for what was left of the old one's
