@@ -19,10 +19,9 @@
 #define NLB_FILTER_BLOCK_WORDS 8  /* 64 bytes: one cache line */
 #define NLB_FILTER_BLOCK_BITS 512
 /* Of table capacity. With four bits a key, about 0.5 % of answers are a false "present" when
- * every table is full (8 bits and three a key: 3.7 %). A false "present" costs two lookups that
- * miss in tables far larger than the caches (about 430 ns), the filter's read about 15 ns
- * whether its half is 512 KB or 1 MB: 3.7 % of 430 ns was most of what the filter still
- * cost. */
+ * every table is full (8 bits and three a key: 3.7 %). A false "present" costs two lookups
+ * that miss in tables far larger than the caches; measured, the change took about 5 ns off a
+ * packet in a moved bucket with the tables full (docs/dataplane.md, "Measured"). */
 #define NLB_FILTER_BITS_PER_ENTRY 16
 
 /* Entry 0 of the filter map. Blocks 1.. are the IPv4 halves, then the IPv6 halves, each
