@@ -218,6 +218,7 @@ json Agent::stats() const {
         {"maps_received", c.map_transfers},       {"fallbacks", c.map_fallbacks}};
     out["remote_control"] = remote_control_stats();
     out["probes"] = health_->stats();
+    out["log"] = {{"lines_dropped", log_.dropped()}};
     return out;
 }
 

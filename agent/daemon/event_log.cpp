@@ -1,9 +1,117 @@
 #include "event_log.hpp"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
-#include <cstdio>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace nlb {
+
+struct EventLog::Sink {
+    int fd;
+    std::size_t capacity;
+    std::mutex m;
+    std::condition_variable wake; // lines queued, or stop
+    std::condition_variable idle; // the writer ended
+    std::deque<std::string> lines;
+    std::size_t bytes = 0;
+    std::uint64_t dropped = 0;    // since the start
+    std::uint64_t unreported = 0; // dropped since the last notice
+    bool stop = false;
+    bool ended = false;
+    bool threaded = false;
+    std::function<std::string(std::uint64_t)> notice; // the line that reports drops
+
+    // Writes all of `out`, waiting while the sink is full; false if the sink refused it.
+    bool write_all(const std::string& out) const {
+        std::size_t done = 0;
+        while (done < out.size()) {
+            const ssize_t n = ::write(fd, out.data() + done, out.size() - done);
+            if (n > 0) {
+                done += static_cast<std::size_t>(n);
+            } else if (n < 0 && errno == EAGAIN) { // a descriptor someone set non-blocking
+                pollfd p{fd, POLLOUT, 0};
+                ::poll(&p, 1, 1000);
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    void run() {
+        std::unique_lock lk(m);
+        for (;;) {
+            wake.wait(lk, [&] { return stop || !lines.empty(); });
+            if (lines.empty())
+                break;
+            std::string out;
+            std::size_t n = 0;
+            for (; !lines.empty(); lines.pop_front(), ++n) {
+                out += lines.front();
+                out += '\n';
+            }
+            bytes = 0; // the batch in hand is bounded by the queue it came from
+            lk.unlock();
+            const bool written = write_all(out);
+            lk.lock();
+            if (!written) {
+                dropped += n;
+                unreported += n;
+            } else if (unreported && lines.empty()) { // after the lines queued before them
+                const std::string report = notice(unreported) + '\n';
+                lk.unlock();
+                const bool said = write_all(report);
+                lk.lock();
+                if (said)
+                    unreported = 0;
+            }
+        }
+        ended = true;
+        idle.notify_all();
+    }
+};
+
+EventLog::EventLog(LogFormat format, int fd, std::size_t queue_bytes)
+    : format_(format), sink_(std::make_shared<Sink>()) {
+    sink_->fd = fd;
+    sink_->capacity = queue_bytes;
+    sink_->notice = [format](std::uint64_t n) {
+        const nlohmann::json fields = {
+            {"count", n},
+            {"message", "the log's sink took nothing while its queue filled: " + std::to_string(n) +
+                            " lines dropped"}};
+        return EventLog::format(format, "warning", "log_lines_dropped", fields);
+    };
+    try {
+        std::thread([sink = sink_] { sink->run(); }).detach();
+        sink_->threaded = true;
+    } catch (const std::system_error&) {
+        // No thread: lines are written on the caller's, as they always were.
+    }
+}
+
+EventLog::~EventLog() {
+    std::unique_lock lk(sink_->m);
+    sink_->stop = true;
+    sink_->wake.notify_all();
+    if (sink_->threaded)
+        sink_->idle.wait_for(lk, std::chrono::seconds(2), [&] { return sink_->ended; });
+}
+
+std::uint64_t EventLog::dropped() const {
+    std::lock_guard lk(sink_->m);
+    return sink_->dropped;
+}
 
 void EventLog::event(const std::string& name, const nlohmann::json& fields) {
     line("info", name, fields);
@@ -17,24 +125,43 @@ void EventLog::error(const std::string& message) {
     line("error", "error", {{"message", message}});
 }
 
-void EventLog::line(const char* level, const std::string& name, const nlohmann::json& fields) {
-    std::string out;
-    if (format_ == LogFormat::json) {
+std::string EventLog::format(LogFormat format, const char* level, const std::string& name,
+                             const nlohmann::json& fields) {
+    if (format == LogFormat::json) {
         nlohmann::json j = fields.is_object() ? fields : nlohmann::json::object();
         auto now = std::chrono::system_clock::now().time_since_epoch();
         j["ts"] = std::chrono::duration<double>(now).count();
         j["level"] = level;
         j["event"] = name;
-        out = j.dump();
-    } else {
-        out = std::string(level) + " " + name;
-        if (fields.is_object())
-            for (auto it = fields.begin(); it != fields.end(); ++it)
-                out += " " + it.key() + "=" +
-                       (it->is_string() ? it->get<std::string>() : it->dump());
+        return j.dump();
     }
-    std::fprintf(stderr, "%s\n", out.c_str());
-    std::fflush(stderr);
+    std::string out = std::string(level) + " " + name;
+    if (fields.is_object())
+        for (auto it = fields.begin(); it != fields.end(); ++it)
+            out += " " + it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
+    return out;
+}
+
+void EventLog::line(const char* level, const std::string& name, const nlohmann::json& fields) {
+    std::string out = format(format_, level, name, fields);
+    Sink& s = *sink_;
+    std::unique_lock lk(s.m);
+    if (!s.threaded) {
+        lk.unlock();
+        if (!s.write_all(out + '\n')) {
+            lk.lock();
+            ++s.dropped;
+        }
+        return;
+    }
+    if (s.bytes + out.size() + 1 > s.capacity) {
+        ++s.dropped;
+        ++s.unreported;
+        return;
+    }
+    s.bytes += out.size() + 1;
+    s.lines.push_back(std::move(out));
+    s.wake.notify_one();
 }
 
 } // namespace nlb

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -143,6 +144,9 @@ int main(int argc, char** argv) {
     } catch (const std::system_error&) {
     }
 
+    // A closed log sink (a pipe's reader that exited) drops lines (EventLog), and must not
+    // kill the agent, whose dataplane would then serve on until its watchdog stops it.
+    std::signal(SIGPIPE, SIG_IGN);
     nlb::EventLog log(format);
     // Every libbpf failure reaches us as an error code and is reported with its context; its
     // own messages (some for conditions we expect, such as an existing clsact qdisc) would

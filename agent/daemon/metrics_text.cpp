@@ -262,6 +262,9 @@ std::string metrics_text(const json& stats) {
     page.single("nlb_contact_socket_dropped_total", "counter",
                 "Second-path datagrams the kernel dropped for want of room in the agent's socket.",
                 member(hb, "contact_socket_dropped"));
+    page.single("nlb_log_lines_dropped_total", "counter",
+                "Event lines dropped: the log's sink took nothing while its queue filled.",
+                member(member(stats, "log"), "lines_dropped"));
 
     page.family("nlb_map_transfer_total", "counter",
                 "The bucket map's transfer to joining hosts, by event (chunks sent, received, "

@@ -46,7 +46,8 @@ const json kStats = json::parse(R"({
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
                  "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611,
                  "socket_dropped": 612, "contact_socket_dropped": 613},
-  "remote_control": {"answered": 701, "dropped_bad_mac": 702, "dropped_replayed": 703}
+  "remote_control": {"answered": 701, "dropped_bad_mac": 702, "dropped_replayed": 703},
+  "log": {"lines_dropped": 801}
 })");
 
 struct Family {
@@ -167,6 +168,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {"nlb_heartbeat_send_errors_total", "611"},
         {"nlb_heartbeat_socket_dropped_total", "612"},
         {"nlb_contact_socket_dropped_total", "613"},
+        {"nlb_log_lines_dropped_total", "801"},
         {R"(nlb_remote_requests_total{result="answered"})", "701"},
         {R"(nlb_remote_requests_total{result="dropped_bad_mac"})", "702"},
         {R"(nlb_remote_requests_total{result="dropped_replayed"})", "703"},
