@@ -54,9 +54,9 @@ struct {
 
 /* Which keys the four tables may hold (include/nlb/conn_filter.h): entry 0 its header, then
  * two halves of 64-byte blocks per family, sized by the agent before load (the default fits
- * the default tables). Not pinned: each agent's program starts with an invalid filter, which is read as
- * "may hold anything", until the agent has rebuilt it from the tables. Mapped by the agent,
- * which writes it in place. */
+ * the default tables). Not pinned: each agent's program starts with its own, valid at once
+ * over tables the same load created, else invalid (read as "may hold anything") until the
+ * agent has rebuilt it from the tables. Mapped by the agent, which writes it in place. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 + 4 * 16384);

@@ -67,7 +67,7 @@ Agent::~Agent() = default;
 void Agent::start() {
     health_->start();
     control_ = std::make_unique<ControlServer>(io_, options_.socket_path,
-                                               [this](const json& r) { return handle(r); });
+                                               [this](const json& r) { return answer(r); });
     if (config_.metrics) {
         // Before attaching: a port already taken stops the agent with the host untouched.
         boost::asio::ip::tcp::endpoint at(
@@ -177,7 +177,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                                        config_.host.dedicated_ip.to_string()},
                 RemoteServer::Keys{engine_config.cluster.key, engine_config.cluster.rotation_key},
                 RemoteServer::replay_state_path(options_.socket_path),
-                [this](const json& request) { return handle(request); },
+                [this](const json& request) { return answer(request); },
                 [this] { return members_of(engine_ ? engine_->members() | engine_->view() : 0); },
                 log_);
         if (config_.cluster.igmp_querier) { // the config ensures igmp mode, an IPv4 dedicated IP

@@ -80,6 +80,9 @@ class Agent {
 
   private:
     nlohmann::json handle(const nlohmann::json& request);
+    // handle(), then the lines it logged written (briefly: the log's sink may be stuck) before
+    // the reply goes out: an operator whose command returned finds its lines in the log.
+    nlohmann::json answer(const nlohmann::json& request);
     // A configuration to run (a reload's, a push's): host-local values live, the shared
     // ones staged, or refused (`what`: "reload", "push") with nothing changed.
     ReloadResult apply_config(Config next, const std::string& what);

@@ -1,6 +1,7 @@
 // The control socket's requests (Agent::handle): operator commands, per-rule commands, and
 // the dispatch of every request to its handler.
 #include <algorithm>
+#include <chrono>
 
 #include "agent.hpp"
 #include "control_reply.hpp"
@@ -58,6 +59,12 @@ json Agent::rule_command(const json& request, CommandKind kind) {
             return command(kind, static_cast<int>(r));
     }
     return error(std::string(verb) + ": no port rule covers port " + std::to_string(p));
+}
+
+json Agent::answer(const json& request) {
+    json reply = handle(request);
+    log_.flush(std::chrono::milliseconds(50));
+    return reply;
 }
 
 json Agent::handle(const json& request) {

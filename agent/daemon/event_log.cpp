@@ -1,5 +1,6 @@
 #include "event_log.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -7,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -15,19 +15,25 @@
 namespace nlb {
 
 struct EventLog::Sink {
-    int fd;
-    std::size_t capacity;
+    int fd = -1;
+    bool own_fd = false; // a duplicate: the writer may outlive the caller's descriptor
+    std::size_t capacity = 0;
     std::mutex m;
     std::condition_variable wake; // lines queued, or stop
-    std::condition_variable idle; // the writer ended
+    std::condition_variable idle; // the writer wrote what it had, or ended
     std::deque<std::string> lines;
     std::size_t bytes = 0;
     std::uint64_t dropped = 0;    // since the start
     std::uint64_t unreported = 0; // dropped since the last notice
+    bool writing = false;         // the writer holds a batch it took from the queue
     bool stop = false;
     bool ended = false;
     bool threaded = false;
-    std::function<std::string(std::uint64_t)> notice; // the line that reports drops
+
+    ~Sink() {
+        if (own_fd)
+            ::close(fd);
+    }
 
     // Writes all of `out`, waiting while the sink is full; false if the sink refused it.
     bool write_all(const std::string& out) const {
@@ -61,20 +67,16 @@ struct EventLog::Sink {
                 out += '\n';
             }
             bytes = 0; // the batch in hand is bounded by the queue it came from
+            writing = true;
             lk.unlock();
             const bool written = write_all(out);
             lk.lock();
+            writing = false;
             if (!written) {
                 dropped += n;
                 unreported += n;
-            } else if (unreported && lines.empty()) { // after the lines queued before them
-                const std::string report = notice(unreported) + '\n';
-                lk.unlock();
-                const bool said = write_all(report);
-                lk.lock();
-                if (said)
-                    unreported = 0;
             }
+            idle.notify_all();
         }
         ended = true;
         idle.notify_all();
@@ -83,15 +85,11 @@ struct EventLog::Sink {
 
 EventLog::EventLog(LogFormat format, int fd, std::size_t queue_bytes)
     : format_(format), sink_(std::make_shared<Sink>()) {
-    sink_->fd = fd;
+    sink_->fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    sink_->own_fd = sink_->fd >= 0;
+    if (!sink_->own_fd)
+        sink_->fd = fd;
     sink_->capacity = queue_bytes;
-    sink_->notice = [format](std::uint64_t n) {
-        const nlohmann::json fields = {
-            {"count", n},
-            {"message", "the log's sink took nothing while its queue filled: " + std::to_string(n) +
-                            " lines dropped"}};
-        return EventLog::format(format, "warning", "log_lines_dropped", fields);
-    };
     try {
         std::thread([sink = sink_] { sink->run(); }).detach();
         sink_->threaded = true;
@@ -106,6 +104,14 @@ EventLog::~EventLog() {
     sink_->wake.notify_all();
     if (sink_->threaded)
         sink_->idle.wait_for(lk, std::chrono::seconds(2), [&] { return sink_->ended; });
+}
+
+bool EventLog::flush(std::chrono::milliseconds limit) {
+    std::unique_lock lk(sink_->m);
+    if (!sink_->threaded)
+        return true;
+    return sink_->idle.wait_for(
+        lk, limit, [&] { return sink_->ended || (sink_->lines.empty() && !sink_->writing); });
 }
 
 std::uint64_t EventLog::dropped() const {
@@ -154,12 +160,24 @@ void EventLog::line(const char* level, const std::string& name, const nlohmann::
         }
         return;
     }
-    if (s.bytes + out.size() + 1 > s.capacity) {
+    // Where lines were dropped, the first line that fits again says how many, in their place.
+    std::string notice;
+    if (s.unreported)
+        notice = format(format_, "warning", "log_lines_dropped",
+                        {{"count", s.unreported},
+                         {"message", "the log's sink took nothing while its queue filled: " +
+                                         std::to_string(s.unreported) + " lines dropped"}});
+    const std::size_t need = out.size() + 1 + (notice.empty() ? 0 : notice.size() + 1);
+    if (s.bytes + need > s.capacity) {
         ++s.dropped;
         ++s.unreported;
         return;
     }
-    s.bytes += out.size() + 1;
+    s.bytes += need;
+    if (!notice.empty()) {
+        s.lines.push_back(std::move(notice));
+        s.unreported = 0;
+    }
     s.lines.push_back(std::move(out));
     s.wake.notify_one();
 }

@@ -6,9 +6,11 @@
 // stopped, or when the file system throttles writers (ext4 under a build's I/O), and a loop
 // held up for (tolerance - 1) periods stalls, releases every bucket and makes the cluster
 // converge. Lines that find the queue full (kQueueBytes of them unwritten) are dropped and
-// counted; once the sink takes lines again, a `log_lines_dropped` warning says how many.
+// counted; the first line queued after them is preceded by a `log_lines_dropped` warning that
+// says how many.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -25,7 +27,7 @@ class EventLog {
     // About 5,000 lines: minutes of a busy cluster's events.
     static constexpr std::size_t kQueueBytes = 1 << 20;
 
-    // Writes to `fd` (not closed here), queuing at most `queue_bytes` of unwritten lines.
+    // Writes to a duplicate of `fd`, queuing at most `queue_bytes` of unwritten lines.
     explicit EventLog(LogFormat format = LogFormat::text, int fd = 2,
                       std::size_t queue_bytes = kQueueBytes);
     // Waits up to 2 s for the queued lines to be written (a sink that takes nothing must not
@@ -37,6 +39,10 @@ class EventLog {
     void event(const std::string& name, const nlohmann::json& fields = nlohmann::json::object());
     void warn(const std::string& message);
     void error(const std::string& message);
+
+    // Waits until every line logged so far is written, at most `limit`; false if they are
+    // not. For what must follow the lines (READY=1 to systemd, the reply to a command).
+    bool flush(std::chrono::milliseconds limit);
 
     // Lines dropped since the start, for want of room in the queue or because the sink
     // refused them (a closed pipe).

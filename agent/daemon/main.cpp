@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -170,6 +171,8 @@ int main(int argc, char** argv) {
                                static_cast<unsigned long long>(nlb::monotonic_now().count()) *
                                    1000ULL);
                     const bool applied = agent.reload().applied;
+                    // what the reload did, before READY; briefly: this is the loop
+                    log.flush(std::chrono::milliseconds(50));
                     sd_notifyf(0, "READY=1\nSTATUS=%s",
                                applied ? "running; configuration reloaded"
                                        : "running; reload refused, see log");
@@ -188,6 +191,7 @@ int main(int argc, char** argv) {
                               {"pin_dir", options.pin_dir}});
         // Ready: the configuration is loaded and, when host.interface is set, attached (start()
         // throws otherwise). A no-op outside systemd (NOTIFY_SOCKET unset).
+        log.flush(std::chrono::seconds(1)); // `attached` and `started`, before READY
         sd_notify(0, "READY=1\nSTATUS=running");
         io.run();
     } catch (const std::exception& e) {

@@ -204,6 +204,14 @@ TEST_CASE("start: a dataplane on new tables has a valid, empty filter and rebuil
     CHECK(dp->conn_filter().holds_nothing(NLB_FAMILY_V6));
     t.scan(*dp);
     CHECK(t.empty_scans() == 1); // walked nothing
+    // Nor does the first background job rebuild it.
+    CHECK(t.upkeep_due());
+    REQUIRE(t.start_background(*dp, {}, false, log));
+    bool done = false;
+    wait_finished(t, log, done);
+    REQUIRE(done);
+    CHECK(t.filter_rebuilds() == 0);
+    CHECK(dp->conn_filter().valid());
     // What the dataplane records from here on, it adds: a valid filter never hides a record.
     fill(*dp, 1000);
     CHECK_FALSE(dp->conn_filter().holds_nothing(NLB_FAMILY_V4));
