@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -103,13 +104,13 @@ int detach_egress(int ifindex) {
     return err == -ENOENT || err == -EINVAL ? 0 : err;
 }
 
-
-// The size of the map pinned at `path`, or 0 when there is none: an adopted table keeps the
-// size it was created with (resizing it would mean copying every connection).
-std::uint32_t pinned_entries(const std::string& path) {
+// The size of the map pinned at `path` (0 if it cannot be read), or nothing when there is no
+// pin: an adopted table keeps the size it was created with (resizing it would mean copying
+// every connection).
+std::optional<std::uint32_t> pinned_entries(const std::string& path) {
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0)
-        return 0;
+        return std::nullopt;
     bpf_map_info info{};
     __u32 len = sizeof(info);
     std::uint32_t n = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.max_entries : 0;
@@ -143,9 +144,9 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
                            Table{dp->skel_->maps.nlb_conns6, "nlb_conns6", sizes.opening},
                            Table{dp->skel_->maps.nlb_est4, "nlb_est4", sizes.established},
                            Table{dp->skel_->maps.nlb_est6, "nlb_est6", sizes.established}}) {
-        std::uint32_t pinned = pinned_entries(pin_dir + "/" + t.name);
-        new_tables = new_tables && access((pin_dir + "/" + t.name).c_str(), F_OK) != 0;
-        if (int err = bpf_map__set_max_entries(t.map, pinned ? pinned : t.entries))
+        const std::optional<std::uint32_t> pinned = pinned_entries(pin_dir + "/" + t.name);
+        new_tables = new_tables && !pinned;
+        if (int err = bpf_map__set_max_entries(t.map, pinned.value_or(0) ? *pinned : t.entries))
             fail(what, std::string("size ") + t.name + ": " + errstr(err));
     }
     const std::uint32_t filter_entries =

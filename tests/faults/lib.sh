@@ -203,6 +203,16 @@ stall_cause() {
   echo "host $1's stall: of the last ${over:-?} ms it ran ${ran:-?} ms and waited ${waited:-?} ms for a CPU" >&2
   echo "$f"
 }
+# fcheck_kept_serving I SINCE WHY: host I's dataplane never stopped at or after SINCE: no stall
+# (WHY says why none is expected), no watchdog expiry, no frame dropped by the watchdog.
+fcheck_kept_serving() {
+  local i=$1 since=$2 why=$3
+  fcheck "host $i: no stall ($why)" test "$(count_events "$i" stalled "$since")" = 0
+  fcheck "host $i: its watchdog never expired" \
+    test "$(count_events "$i" watchdog_expired "$since")" = 0
+  fcheck "host $i: no frame dropped by the watchdog" \
+    test "$(query_field "$i" 'sum(r["dropped_watchdog"] for r in d["rules"])' stats)" = 0
+}
 # count_events I NAME [SINCE]: host I's logged events NAME (json log) at or after time SINCE.
 # count_log I REGEX [SINCE]: host I's log lines matching REGEX, at or after SINCE.
 count_events() { count_log "$1" "\"event\":\"$2\"" "${3:-0}"; }
