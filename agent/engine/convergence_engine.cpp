@@ -456,6 +456,7 @@ void ConvergenceEngine::send(std::int64_t now) {
     hb.view_digest = view_digest_;
     hb.claim = claim();
     hb.claim_members = hb.claim ? epoch_members_ : 0;
+    hb.outside_owners = outside_owners();
     hb.map_digest = target_digest_;
     hb.connections = accepted_total_ - accepted_base_;
     hb.score = frozen_ ? frozen_score_ : group_score();

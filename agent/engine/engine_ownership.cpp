@@ -3,6 +3,7 @@
 #include "convergence_engine.hpp"
 
 #include <algorithm>
+#include <bit>
 
 #include "digest.hpp"
 #include "engine_util.hpp"
@@ -120,6 +121,22 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         else
             return;
     }
+    // A host outside the view may own buckets while it is silent: paused for less than the
+    // tolerance, its watchdog has not expired. Those of its peers that heard it say so
+    // (section 11). One this host has not heard within the tolerance (it started after that
+    // host's last frame, or does not hear it) blocks everything, as a foreign claim does,
+    // until nobody reports it: it spoke again (and its claim counts above), or it is dead.
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        for (auto others = peer.heartbeat.outside_owners & ~host_bit(me_); others;
+             others &= others - 1) {
+            const auto h = static_cast<std::uint8_t>(std::countr_zero(others) + 1);
+            if (!peers_.peer(h).alive)
+                return;
+        }
+    }
     // After a switch of configuration, a changed slot's packets may land elsewhere on a host
     // that still runs the earlier set: its buckets wait until every live host claims this
     // epoch (or nothing), whatever it owned before (docs/staged-config.md).
@@ -151,6 +168,16 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         send_soon(now);
     }
     pending_take_ = !to_take_.empty();
+}
+
+std::uint64_t ConvergenceEngine::outside_owners() const {
+    std::uint64_t out = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p != me_ && peer.alive && !(view_ & host_bit(p)) && peer.heartbeat.claim != 0)
+            out |= host_bit(p);
+    }
+    return out;
 }
 
 void ConvergenceEngine::release_slot(std::int64_t now, std::size_t s) {

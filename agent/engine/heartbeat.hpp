@@ -137,6 +137,10 @@ struct Heartbeat {
     // without it, such a peer sends every other heartbeat there, as before.
     bool has_want = false;
     std::uint64_t want = 0;
+    // Owners outside the view (section 11, docs/convergence.md "Hand-over"): live peers (bit
+    // p-1) that are not members of the sender's view but claim an epoch, so may still own
+    // buckets (a draining host, a group about to yield). Sent only when not empty.
+    std::uint64_t outside_owners = 0;
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

@@ -24,6 +24,7 @@ constexpr std::size_t kHeadBytes = 40;   // through the sequence number, both fr
 constexpr std::size_t kHealthSection = 8;  // probe_down, panic_percent, 3 reserved
 constexpr std::size_t kStagedSection = 16; // staged, switched_from
 constexpr std::size_t kWantSection = 8;    // want
+constexpr std::size_t kOwnersSection = 8;  // outside_owners
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
 std::uint64_t host_bit_of(std::uint8_t priority) {
@@ -132,6 +133,11 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
     if (hb.has_want) {
         w.section(kSectionWant, kWantSection);
         w.u64(hb.want);
+    }
+
+    if (hb.outside_owners) {
+        w.section(kSectionOwners, kOwnersSection);
+        w.u64(hb.outside_owners);
     }
 
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
@@ -282,6 +288,16 @@ DecodeError decode_want(std::span<const std::uint8_t> body, Heartbeat& hb) {
     // Nobody asks itself: that bit means nothing (a later version may give it a meaning).
     hb.want = r.u64() & ~host_bit_of(hb.priority);
     hb.has_want = true;
+    return DecodeError::none;
+}
+
+DecodeError decode_owners(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    // Longer is a later version's, as for the seed section.
+    if (body.size() < kOwnersSection)
+        return DecodeError::bad_length;
+    Reader r(body);
+    // The sender is in its own view, or owns nothing: its own bit means nothing.
+    hb.outside_owners = r.u64() & ~host_bit_of(hb.priority);
     return DecodeError::none;
 }
 
@@ -467,6 +483,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionWant:
             decode = decode_want;
+            break;
+        case kSectionOwners:
+            decode = decode_owners;
             break;
         }
         if (!decode)

@@ -44,6 +44,10 @@ inline constexpr std::uint8_t kSectionStaged = 9;
 // are late at the sender. Readers that predate it skip it, and get every other heartbeat by
 // the second path from a settled peer, as they always did.
 inline constexpr std::uint8_t kSectionWant = 10;
+// Owners outside the view (docs/convergence.md, "Hand-over"): what the sender knows of hosts
+// that may own buckets outside its view, for a peer that cannot know (it started after their
+// last frame). Readers that predate it skip it and take as they always did.
+inline constexpr std::uint8_t kSectionOwners = 11;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

@@ -401,3 +401,62 @@ TEST_CASE("a refused host with a taken priority on a lossy segment: no convergen
         CHECK(sim.all_owned_once());
     }
 }
+
+TEST_CASE("a draining host paused, a peer restarted meanwhile: the new boot waits for it") {
+    // Found by test_chaos.cpp. Host 1 drains while host 3 is dead but not yet counted so: the
+    // epoch without host 1 cannot be agreed, so host 1 keeps its buckets. It is paused (its
+    // watchdog runs out only after tolerance - 1 periods) and host 3 starts again: the new
+    // boot never heard host 1, but host 2 did and says so (section 11).
+    auto sim = cluster(1700, 3);
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.reset_double_stats();
+    sim.kill(2);
+    sim.run_until(sim.now() + kPeriod);
+    sim.command(0, {CommandKind::drainstop});
+    sim.run_until(sim.now() + kPeriod);
+    REQUIRE(sim.host(0).engine->state() == HostState::draining);
+    REQUIRE(sim.host(0).engine->buckets_owned(0) > 0);
+    sim.pause(0);
+    const auto paused = sim.now();
+    sim.run_until(sim.now() + kPeriod / 2);
+    auto c = default_config(3);
+    c.cluster.key = kKey;
+    const auto restarted = sim.add_host(c);
+    // Hosts 2 and 3 agree without host 1, but host 3 takes nothing while host 2 reports
+    // host 1 alive outside the view.
+    REQUIRE(sim.run_until([&] { return sim.host(restarted).engine->converged(); },
+                          paused + 4 * kPeriod));
+    sim.run_until(paused + kTolerance * kPeriod + 2 * kPeriod);
+    CHECK(sim.max_double_ms() == 0);
+    // Once host 1 is dead to host 2, every bucket is owned again.
+    REQUIRE(sim.run_until([&] { return sim.all_owned_once(); }, sim.now() + kRecover));
+    CHECK(sim.max_double_ms() == 0);
+}
+
+TEST_CASE("frames that queued up during a stall do not revive a peer that died meanwhile") {
+    // Found by test_chaos.cpp. Host 1 is paused past its watchdog; meanwhile host 2 crashes
+    // and starts again. On resume host 1 reads host 2's earlier boot's last frames as if they
+    // had just come; they echo host 1's nonce, so they would prove contact and host 1 would
+    // agree with a dead stream while host 2's new boot serves. The stall gives host 1 a new
+    // nonce: only frames made after its peers heard it again count.
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(1800 + seed, 2);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.reset_double_stats();
+        sim.pause(0);
+        sim.run_until(sim.now() + 2 * kPeriod);
+        sim.kill(1);
+        auto c = default_config(2);
+        c.cluster.key = kKey;
+        sim.run_until(sim.now() + 500 + static_cast<std::int64_t>(seed) * 300);
+        const auto restarted = sim.add_host(c);
+        sim.run_until(sim.now() + 6 * kPeriod);
+        sim.resume(0);
+        REQUIRE(sim.run_until([&] { return sim.settled() && sim.all_owned_once(); },
+                              sim.now() + 30 * kPeriod));
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.host(restarted).engine->converged());
+        CHECK(sim.host(0).engine->counters().stalls == 1);
+    }
+}

@@ -87,6 +87,21 @@ TEST_CASE("the want section round-trips; the sender's own bit is dropped, a shor
     CHECK_FALSE(decode_heartbeat(frame).heartbeat);
 }
 
+TEST_CASE("the owners section round-trips, only when not empty; the sender's own bit is dropped") {
+    auto hb = sample();
+    hb.outside_owners = 0x8000000000000005ull; // hosts 1, 3 and 64
+    const auto with = encode_heartbeat(hb);
+    auto r = decode_heartbeat(with);
+    REQUIRE(r.heartbeat);
+    CHECK(*r.heartbeat == hb);
+    hb.outside_owners = 0;
+    CHECK(encode_heartbeat(hb).size() + 12 == with.size()); // section header and 8 bytes
+    hb.outside_owners = (std::uint64_t{1} << 16) | 2;       // host 17 is the sender
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->outside_owners == 2);
+}
+
 TEST_CASE("64 hosts, 32 rules and every bucket dirty still fit one frame") {
     auto hb = sample();
     hb.flags = Heartbeat::kFlagAuthenticated;
