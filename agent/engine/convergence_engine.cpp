@@ -444,6 +444,8 @@ void ConvergenceEngine::send(std::int64_t now) {
         hb.flags |= Heartbeat::kFlagScoreFrozen;
     if (pending_take_)
         hb.flags |= Heartbeat::kFlagTaking;
+    if (young(now))
+        hb.flags |= Heartbeat::kFlagYoung;
     hb.cluster_ip = config_.cluster.ip;
     hb.priority = me_;
     hb.state = state_;

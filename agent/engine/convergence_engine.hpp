@@ -313,6 +313,9 @@ class ConvergenceEngine {
     // for a restart of it rather than a second host.
     std::int64_t quiet_ms() const { return period() + period() / 2; }
     std::uint64_t claim() const;
+    // Started less than a tolerance ago: a live peer that is silent (paused, its frames lost
+    // or still on their way) may not have been heard yet.
+    bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
     // Someone serves under the installed epoch: this host, or a live member claiming it.
@@ -329,7 +332,6 @@ class ConvergenceEngine {
     void note_unreadable(std::int64_t now, RefuseReason why);
     void observe(std::int64_t now); // every input: stall detection
     void on_stall(std::int64_t now, std::int64_t gap);
-    static std::uint64_t next_nonce(std::uint64_t nonce);
     // Contact (engine_membership.cpp).
     bool legacy(const Heartbeat& hb) const { return hb.version_minor < 2; }
     bool verified(const Heartbeat& hb) const;

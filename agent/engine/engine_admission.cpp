@@ -85,29 +85,12 @@ void ConvergenceEngine::observe(std::int64_t now) {
     last_input_ = std::max(last_input_, now);
 }
 
-std::uint64_t ConvergenceEngine::next_nonce(std::uint64_t nonce) {
-    // splitmix64's step: as unpredictable as the boot's own nonce, and never 0 ("none").
-    std::uint64_t z = nonce + 0x9e3779b97f4a7c15u;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    z ^= z >> 31;
-    return z != 0 ? z : 1;
-}
-
 void ConvergenceEngine::on_stall(std::int64_t now, std::int64_t gap) {
     ++counters_.stalls;
     event(now, EventKind::stalled, me_,
           "no input for " + std::to_string(gap) + " ms (watchdog " +
               std::to_string(period() * (config_.cluster.heartbeat_tolerance - 1)) +
               " ms): released every bucket, converging again");
-    // Frames that queued up during the stall reach the engine now, as if they had just come:
-    // a peer that died meanwhile (its agent crashed and started again) would look alive on
-    // its last frames and be agreed with. A new nonce makes this host a new boot as far as
-    // freshness goes: only frames made after its peers heard it again prove contact. The
-    // next one is derived, not drawn (the engine is pure); it was never sent before, so no
-    // frame recorded earlier echoes it.
-    nonce_ = next_nonce(nonce_);
-    echo_cache_ = {};
     // Peers not heard meanwhile are dead now, before any decision uses them.
     for (auto p : peers_.expire(now, tolerance_ms())) {
         event(now, EventKind::host_left, p, "host " + std::to_string(p) + " not heard during the stall");

@@ -33,15 +33,25 @@ bool ConvergenceEngine::agreement(std::int64_t now) const {
                     return false;
             }
     }
+    // Nor does a group of young hosts (agents restarted together, a cluster's cold start):
+    // none of them may have heard yet a live member that is silent for now (paused for less
+    // than its watchdog, so still serving) or whose next frame is still a period away. Like
+    // a host alone, they wait until one of them has run for a tolerance; a group with an
+    // older member has heard every live host, and knows its claim. Frames without the flag
+    // are an older version's: not young.
+    bool all_young = young(now);
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         if (p == me_ || !(view_ & host_bit(p)))
             continue;
         const auto& hb = peers_.peer(p).heartbeat;
         if (hb.view != view_ || hb.view_digest != view_digest_)
             return false;
+        all_young = all_young && (hb.flags & Heartbeat::kFlagYoung);
         if (chosen_ != 0 && hb.base_digest != chosen_)
             return false;
     }
+    if (all_young)
+        return false;
     return chosen_ == 0 || base_digest_ == chosen_;
 }
 

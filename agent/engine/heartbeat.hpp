@@ -51,6 +51,7 @@ struct Heartbeat {
     static constexpr std::uint16_t kFlagAuthenticated = 0x0001; // HMAC trailer present
     static constexpr std::uint16_t kFlagScoreFrozen = 0x0002;   // partition score is frozen
     static constexpr std::uint16_t kFlagTaking = 0x0004;        // has not taken its whole share yet
+    static constexpr std::uint16_t kFlagYoung = 0x0008;         // started less than a tolerance ago
 
     std::uint8_t version_major = 1;
     std::uint8_t version_minor = 2;

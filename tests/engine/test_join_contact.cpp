@@ -171,6 +171,9 @@ TEST_CASE("joins in quick succession: members compute the maps they agreed on, a
     // map. Before, over these 12 runs: 824 transfers to members, 441 of them of a map the
     // member had had already; now 68 and none (173 when the map was computed only at this
     // host's own first agreeing heartbeat: a member that installs first is often faster).
+    // The count moves with each run's history: 0-38 a run; since a cold start waits for a
+    // member to have run a tolerance (2026-12-04), 127 over these 12 runs, and 318 against
+    // 275 before over 48 (6.6 and 5.7 a run, against 69 when every change refetched).
     std::uint64_t transfers = 0;
     int again = 0;
     for (std::int64_t gap : {100, 150}) {
@@ -206,7 +209,7 @@ TEST_CASE("joins in quick succession: members compute the maps they agreed on, a
         }
     }
     CHECK(again == 0);
-    CHECK(transfers < 120);
+    CHECK(transfers < 160);
 }
 
 TEST_CASE(
