@@ -3,7 +3,6 @@
 #include "convergence_engine.hpp"
 
 #include <algorithm>
-#include <bit>
 
 #include "digest.hpp"
 #include "engine_util.hpp"
@@ -126,16 +125,11 @@ void ConvergenceEngine::try_take(std::int64_t now) {
     // (section 11). One this host has not heard within the tolerance (it started after that
     // host's last frame, or does not hear it) blocks everything, as a foreign claim does,
     // until nobody reports it: it spoke again (and its claim counts above), or it is dead.
+    const std::uint64_t unheard = ~(peers_.alive_mask() | host_bit(me_));
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || !peer.alive)
-            continue;
-        for (auto others = peer.heartbeat.outside_owners & ~host_bit(me_); others;
-             others &= others - 1) {
-            const auto h = static_cast<std::uint8_t>(std::countr_zero(others) + 1);
-            if (!peers_.peer(h).alive)
-                return;
-        }
+        if (p != me_ && peer.alive && (peer.heartbeat.outside_owners & unheard))
+            return;
     }
     // After a switch of configuration, a changed slot's packets may land elsewhere on a host
     // that still runs the earlier set: its buckets wait until every live host claims this

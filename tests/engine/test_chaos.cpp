@@ -16,6 +16,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -99,12 +100,7 @@ class Chaos {
     // started again, every host told to start.
     void end_faults() {
         spells_.clear();
-        for (auto& [priority, at] : resume_at_)
-            sim_->resume(index_[priority]);
-        resume_at_.clear();
-        for (auto& [priority, at] : restart_at_)
-            restart(priority);
-        restart_at_.clear();
+        finish_due(std::numeric_limits<std::int64_t>::max());
         for (auto& [priority, i] : index_) {
             const auto s = sim_->host(i).engine->state();
             if (s == HostState::stopped || s == HostState::draining)
@@ -181,32 +177,34 @@ class Chaos {
     void advance(std::int64_t t) {
         while (true) {
             std::optional<std::int64_t> due;
-            for (const auto& [priority, at] : resume_at_)
-                if (!due || at < *due)
-                    due = at;
-            for (const auto& [priority, at] : restart_at_)
-                if (!due || at < *due)
-                    due = at;
+            for (const auto& [priority, p] : pending_)
+                if (!due || p.at < *due)
+                    due = p.at;
             if (!due || *due > t)
                 break;
             run_to(*due);
-            for (auto it = resume_at_.begin(); it != resume_at_.end();)
-                if (it->second <= sim_->now()) {
-                    note() << "resume " << int(it->first);
-                    sim_->resume(index_[it->first]);
-                    it = resume_at_.erase(it);
-                } else {
-                    ++it;
-                }
-            for (auto it = restart_at_.begin(); it != restart_at_.end();)
-                if (it->second <= sim_->now()) {
-                    restart(it->first);
-                    it = restart_at_.erase(it);
-                } else {
-                    ++it;
-                }
+            finish_due(sim_->now());
         }
         run_to(t);
+    }
+
+    // Resumes the paused agents, then restarts the crashed ones, whose time came by `upto`.
+    void finish_due(std::int64_t upto) {
+        for (const bool restarts : {false, true})
+            for (auto it = pending_.begin(); it != pending_.end();) {
+                const auto [priority, p] = *it;
+                if (p.restart != restarts || p.at > upto) {
+                    ++it;
+                    continue;
+                }
+                it = pending_.erase(it);
+                if (restarts) {
+                    restart(priority);
+                } else {
+                    note() << "resume " << int(priority);
+                    sim_->resume(index_[priority]);
+                }
+            }
     }
 
     // Runs to `t`, noting in the log when some bucket gets two owners and when none has.
@@ -262,9 +260,7 @@ class Chaos {
         index_[priority] = sim_->add_host(config_for(priority));
     }
 
-    bool busy(std::uint8_t priority) const {
-        return resume_at_.count(priority) || restart_at_.count(priority);
-    }
+    bool busy(std::uint8_t priority) const { return pending_.count(priority) != 0; }
 
     void act() {
         const auto priority = static_cast<std::uint8_t>(1 + pick(n_));
@@ -298,17 +294,18 @@ class Chaos {
             if (busy(priority))
                 break;
             // From a scheduler hiccup to a VM paused for longer than the tolerance.
-            resume_at_[priority] =
-                now + (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod));
-            note() << "pause " << int(priority) << " until " << resume_at_[priority];
+            pending_[priority] = {
+                now + (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod)), false};
+            note() << "pause " << int(priority) << " until " << pending_[priority].at;
             sim_->pause(i);
             break;
         case 4:
             if (busy(priority))
                 break;
             // Crashed; restarted by systemd at once, or later, or much later.
-            restart_at_[priority] = now + (pick(2) ? len(10, kPeriod) : len(kPeriod, 12 * kPeriod));
-            note() << "crash " << int(priority) << ", restart at " << restart_at_[priority];
+            pending_[priority] = {now + (pick(2) ? len(10, kPeriod) : len(kPeriod, 12 * kPeriod)),
+                                  true};
+            note() << "crash " << int(priority) << ", restart at " << pending_[priority].at;
             sim_->kill(i);
             break;
         case 5:
@@ -339,7 +336,12 @@ class Chaos {
     NetworkParams net_;
     std::optional<Simulator> sim_;
     std::map<std::uint8_t, std::size_t> index_; // priority -> the simulator's host (its boot)
-    std::map<std::uint8_t, std::int64_t> resume_at_, restart_at_;
+    // A paused agent's resume or a crashed one's restart, at most one per host (busy).
+    struct Pending {
+        std::int64_t at;
+        bool restart;
+    };
+    std::map<std::uint8_t, Pending> pending_;
     std::vector<Spell> spells_;
     bool doubled_ = false;
     const std::vector<std::uint8_t>* last_traced_ = nullptr;
