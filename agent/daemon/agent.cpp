@@ -192,12 +192,17 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         }
         dp_ = std::move(dp);
         set_heartbeat_linger();
-        hb_->start([this](std::span<const std::uint8_t> f,
-                          const MacAddress& source) { heartbeat(f, Path::segment, &source); },
-                   [this] { heartbeats_read(); });
+        hb_->start(
+            [this](std::span<const std::uint8_t> f, const MacAddress& source,
+                   std::chrono::steady_clock::time_point arrival) {
+                heartbeat(f, Path::segment, arrival, &source);
+            },
+            [this] { heartbeats_read(); });
         if (contact_)
             contact_->start(
-                [this](std::span<const std::uint8_t> f) { heartbeat(f, Path::contact); },
+                [this](std::span<const std::uint8_t> f) {
+                    heartbeat(f, Path::contact, contact_->arrival());
+                },
                 [this] { heartbeats_read(); });
         if (querier_)
             querier_->start();

@@ -106,9 +106,11 @@ class Agent {
     void schedule(std::chrono::milliseconds at);
     void tick();
     void periodic(std::chrono::milliseconds now);
-    // `source`: the Ethernet source of a segment frame (null on the contact path). The frames
-    // a reader's turn brings are decided on together when it ends: heartbeats_read.
+    // `arrival`: when the frame came (the kernel's timestamp); `source`: the Ethernet source
+    // of a segment frame (null on the contact path). The frames a reader's turn brings are
+    // decided on together when it ends: heartbeats_read.
     void heartbeat(std::span<const std::uint8_t> frame, Path path,
+                   std::chrono::steady_clock::time_point arrival,
                    const MacAddress* source = nullptr);
     void heartbeats_read();
     // The segment socket's linger (BatchReader) for the period config_ has.

@@ -13,11 +13,14 @@ namespace nlb {
 
 using json = nlohmann::json;
 
-void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path, const MacAddress* source) {
+void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path,
+                      std::chrono::steady_clock::time_point arrival, const MacAddress* source) {
     if (!engine_)
         return;
     engine_->begin_frames(); // decided on once the reader's turn ends: heartbeats_read
-    engine_->on_heartbeat(frame, monotonic_now(), path);
+    engine_->on_heartbeat(
+        frame, monotonic_now(), path,
+        std::chrono::duration_cast<std::chrono::milliseconds>(arrival.time_since_epoch()));
     if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
         // A member's frames now pass the dataplane outside the budget that unknown (forged)
         // sources share (docs/dataplane.md).

@@ -201,6 +201,7 @@ json Agent::stats() const {
                          {"bad_mac", c.bad_mac},
                          {"replayed", c.replayed},
                          {"superseded", c.superseded},
+                         {"late", c.late},
                          {"duplicate_priority", c.duplicate_priority},
                          {"unverified", c.unverified},
                          {"contact_sent", c.contact_sent},

@@ -26,6 +26,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <span>
@@ -50,6 +52,7 @@ class BatchReader {
             msgs_[i].msg_hdr.msg_iov = &iov_[i];
             msgs_[i].msg_hdr.msg_iovlen = 1;
             msgs_[i].msg_hdr.msg_name = &sources_[i];
+            msgs_[i].msg_hdr.msg_control = controls_[i].bytes;
         }
     }
     ~BatchReader() { stop(); }
@@ -61,6 +64,7 @@ class BatchReader {
     template <class Socket> void start(Socket& socket, Handler handler) {
         handler_ = std::move(handler);
         fd_ = socket.native_handle();
+        stamp_arrivals();
         executor_ = socket.get_executor();
         wait_ = [&socket](std::function<void(const boost::system::error_code&)> then) {
             socket.async_wait(Socket::wait_read, std::move(then));
@@ -73,6 +77,7 @@ class BatchReader {
         unwatch(); // a descriptor watched before must not be closed by its watcher's end
         handler_ = std::move(handler);
         fd_ = fd;
+        stamp_arrivals();
         executor_ = executor;
         timer_ = std::make_unique<boost::asio::steady_timer>(executor_);
         watch_ = std::make_unique<boost::asio::posix::stream_descriptor>(executor_);
@@ -111,6 +116,12 @@ class BatchReader {
     std::uint64_t wakeups() const { return wakeups_; }
     // The sender of the datagram being handled (valid inside the handler).
     const sockaddr_storage& source() const { return sources_[current_]; }
+    // When the datagram being handled came (valid inside the handler), on the steady clock:
+    // the kernel's receive timestamp, so that what queued up while the process stalled is
+    // known for what it is (ConvergenceEngine::on_heartbeat). The kernel stamps with the wall
+    // clock; the age it gives is carried over to the steady clock when the batch is read. A
+    // datagram without a stamp came just now.
+    std::chrono::steady_clock::time_point arrival() const { return arrival_; }
 
   private:
     void wait() {
@@ -119,6 +130,34 @@ class BatchReader {
                 return;
             woken(false);
         });
+    }
+
+    // Each datagram read comes with its receive time (arrival()). Without the option the
+    // reader still works: every datagram then counts as just come.
+    void stamp_arrivals() {
+        const int one = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+    }
+
+    // The receive time `m` carries, as arrival() gives it.
+    std::chrono::steady_clock::time_point arrival_of(msghdr& m) const {
+        if (m.msg_flags & MSG_CTRUNC)
+            return read_steady_;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
+                c->cmsg_len < CMSG_LEN(sizeof(timespec)))
+                continue;
+            timespec ts{};
+            std::memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+            const auto age = read_wall_ - (std::chrono::seconds(ts.tv_sec) +
+                                           std::chrono::nanoseconds(ts.tv_nsec));
+            // A wall clock stepped back meanwhile would date it after the read.
+            if (age.count() <= 0)
+                return read_steady_;
+            return read_steady_ -
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(age);
+        }
+        return read_steady_;
     }
 
     // The descriptor leaves the io_context's epoll (it is not closed: the owner closes it).
@@ -162,10 +201,17 @@ class BatchReader {
         };
         while (handled < kBatch) {
             const std::size_t want = kBatch - handled;
-            for (std::size_t i = 0; i < want; ++i)
+            for (std::size_t i = 0; i < want; ++i) {
                 msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+                msgs_[i].msg_hdr.msg_controllen = sizeof(Control::bytes);
+            }
             const int n =
                 ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+            // Both clocks read once, after the datagrams were: arrival() measures their age.
+            timespec wall{};
+            ::clock_gettime(CLOCK_REALTIME, &wall);
+            read_wall_ = std::chrono::seconds(wall.tv_sec) + std::chrono::nanoseconds(wall.tv_nsec);
+            read_steady_ = std::chrono::steady_clock::now();
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -192,6 +238,7 @@ class BatchReader {
                 ++found_;
                 ++handled;
                 current_ = static_cast<std::size_t>(i);
+                arrival_ = arrival_of(msgs_[current_].msg_hdr);
                 handler_(std::span<const std::uint8_t>(buffers_.data() + current_ * kDatagram,
                                                        msgs_[current_].msg_len));
                 if (*closed)
@@ -216,6 +263,13 @@ class BatchReader {
     std::array<iovec, kBatch> iov_{};
     std::array<mmsghdr, kBatch> msgs_{};
     std::array<sockaddr_storage, kBatch> sources_{};
+    struct Control {
+        alignas(cmsghdr) unsigned char bytes[CMSG_SPACE(sizeof(timespec))];
+    };
+    std::array<Control, kBatch> controls_{};
+    std::chrono::nanoseconds read_wall_{0}; // CLOCK_REALTIME when the batch was read
+    std::chrono::steady_clock::time_point read_steady_{};
+    std::chrono::steady_clock::time_point arrival_{}; // of the datagram being handled
     std::size_t current_ = 0; // the datagram being handled
     std::uint64_t received_ = 0;
     std::uint64_t wakeups_ = 0;

@@ -37,6 +37,8 @@ class ContactSocket {
 
     std::uint64_t send_errors() const { return send_errors_; }
     std::uint64_t received() const { return reader_.received(); }
+    // When the datagram being handled came (BatchReader::arrival; valid inside the handler).
+    std::chrono::steady_clock::time_point arrival() const { return reader_.arrival(); }
     // Datagrams the kernel dropped at this socket since it opened: for want of room in its
     // buffer, or (rarely) a bad checksum.
     std::uint64_t socket_dropped();

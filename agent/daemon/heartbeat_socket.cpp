@@ -70,7 +70,7 @@ void HeartbeatSocket::start(Handler handler, std::function<void()> batch_end) {
                       MacAddress source{};
                       if (from.sll_halen == source.size())
                           std::memcpy(source.data(), from.sll_addr, source.size());
-                      handler(f, source);
+                      handler(f, source, reader_.arrival());
                   });
 }
 

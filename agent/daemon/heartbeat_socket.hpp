@@ -21,9 +21,11 @@ namespace nlb {
 
 class HeartbeatSocket {
   public:
-    // `source`: the frame's Ethernet source address.
+    // `source`: the frame's Ethernet source address; `arrival`: when it came
+    // (BatchReader::arrival).
     using Handler =
-        std::function<void(std::span<const std::uint8_t> payload, const MacAddress& source)>;
+        std::function<void(std::span<const std::uint8_t> payload, const MacAddress& source,
+                           std::chrono::steady_clock::time_point arrival)>;
 
     // Throws std::runtime_error "heartbeats on eth0: <reason>".
     HeartbeatSocket(boost::asio::io_context& io, int ifindex, const MacAddress& destination);

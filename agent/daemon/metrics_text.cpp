@@ -17,9 +17,9 @@ constexpr const char* kStates[] = {"stopped",  "converging", "converged",
                                    "draining", "suspended",  "refused"};
 
 // Heartbeats dropped, by the engine counter that says why.
-constexpr const char* kRejectReasons[] = {"malformed",          "bad_version", "other_cluster",
-                                          "unauthenticated",    "bad_mac",     "replayed",
-                                          "duplicate_priority", "unverified",  "superseded"};
+constexpr const char* kRejectReasons[] = {
+    "malformed", "bad_version",        "other_cluster", "unauthenticated", "bad_mac",
+    "replayed",  "duplicate_priority", "unverified",    "superseded",      "late"};
 
 // A rule's drop counters: the stats key and the reason label.
 constexpr std::pair<const char*, const char*> kDropReasons[] = {{"dropped_not_owner", "not_owner"},

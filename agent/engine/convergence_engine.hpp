@@ -138,6 +138,9 @@ struct EngineCounters {
     // Authentic, but a later frame of its stream came first by the other path: only when its
     // path was heard is kept (on_heartbeat).
     std::uint64_t superseded = 0;
+    // Read more than a tolerance after it came (queued up while this host stalled): it tells
+    // of a past in which its sender may have died since, so it is not taken in.
+    std::uint64_t late = 0;
     std::uint64_t duplicate_priority = 0;
     std::uint64_t own = 0; // this host's own frames looped back
     std::uint64_t sent = 0;
@@ -192,7 +195,12 @@ class ConvergenceEngine {
     // 64 random bits per process start. Throws std::invalid_argument on a bad config.
     ConvergenceEngine(EngineConfig config, std::uint64_t boot_nonce, Millis now);
 
-    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now, Path path = Path::segment);
+    // `arrived`: when the frame came (the kernel's receive time), if known; `now` is when it is
+    // read. A peer counts as heard when its frame came: frames that queued up while this host
+    // stalled must not make a peer that died meanwhile look alive (docs/convergence.md,
+    // "Stalls"). Stalls are judged by `now`, the time this host gets to run.
+    void on_heartbeat(std::span<const std::uint8_t> frame, Millis now, Path path = Path::segment,
+                      std::optional<Millis> arrived = std::nullopt);
     // Frames read together (one wakeup of the agent: BatchReader) are decided on once, as if
     // they had all come at end_frames' time: from begin_frames() on, on_heartbeat takes each
     // frame in (membership, echoes, counters) and leaves the evaluation to end_frames. A
@@ -318,6 +326,8 @@ class ConvergenceEngine {
     bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
+    // The epoch whose share bounds what a peer may own by now, as its last frame tells.
+    static std::uint64_t may_own(const Heartbeat& hb);
     // Someone serves under the installed epoch: this host, or a live member claiming it.
     bool epoch_served() const;
     std::uint64_t group_score() const;

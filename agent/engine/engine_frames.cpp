@@ -9,14 +9,23 @@
 
 namespace nlb {
 
-void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms,
-                                     Path path) {
+void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms, Path path,
+                                     std::optional<Millis> arrived) {
     const std::int64_t now = now_ms.count();
     observe(now);
     last_trusted_ = false;
     ++counters_.received;
     if (path == Path::contact)
         ++counters_.contact_received;
+    // The peer is heard when its frame came. After a stall the frames that queued up are read
+    // at once; taken as news, the last ones of a peer that died meanwhile would make it alive
+    // again (and, echoing this boot, agreed with) while its restarted boot serves. One that
+    // came more than a tolerance ago proves nothing alive now: it is dropped unread.
+    const std::int64_t heard = arrived ? std::min(arrived->count(), now) : now;
+    if (now - heard > tolerance_ms()) {
+        ++counters_.late;
+        return;
+    }
     // Authenticate before parsing: the fixed head, then the HMAC, then the sections.
     const auto head = decode_head(frame);
     if (!head.head) {
@@ -48,8 +57,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // (two-way contact and deafness turn on it), as below.
     if (h.priority != me_ && peers_.superseded(h.priority, h.nonce, h.sequence)) {
         const bool segment_back = path == Path::segment &&
-                                  now - peers_.peer(h.priority).heard_segment_ms > tolerance_ms();
-        peers_.heard_again(h.priority, now, path == Path::contact);
+                                  heard - peers_.peer(h.priority).heard_segment_ms > tolerance_ms();
+        peers_.heard_again(h.priority, heard, path == Path::contact);
         ++counters_.accepted;
         ++counters_.superseded;
         last_trusted_ = h.minor >= 2;
@@ -63,8 +72,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     if (h.priority != me_ && peers_.holds(h.priority, h.nonce, h.sequence)) {
         const auto& peer = peers_.peer(h.priority);
-        if (path == Path::contact || now - peer.heard_segment_ms <= tolerance_ms()) {
-            peers_.heard_again(h.priority, now, path == Path::contact);
+        if (path == Path::contact || heard - peer.heard_segment_ms <= tolerance_ms()) {
+            peers_.heard_again(h.priority, heard, path == Path::contact);
             ++counters_.accepted;
             last_trusted_ = h.minor >= 2;
             return;
@@ -81,7 +90,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         // Echoed so that a real second host can prove the clash; a recording of this host's
         // earlier boot never echoes this boot's nonce, and is ignored.
         dup_nonce_ = hb.nonce;
-        dup_heard_ = now;
+        dup_heard_ = heard;
         if (!verified(hb)) {
             ++counters_.unverified;
             return;
@@ -95,14 +104,14 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
-    const bool new_stream = peers_.hear(hb, now, path == Path::contact, quiet_ms());
+    const bool new_stream = peers_.hear(hb, heard, path == Path::contact, quiet_ms());
     if (!verified(hb)) {
         // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
         // this host yet. Its nonce is echoed (hear), nothing else changes. A stream heard for
         // the first time in a tolerance gets the echo at once (a partition heal decides on
         // it); others at the usual pace.
         ++counters_.unverified;
-        if (new_stream || now - heard_before > tolerance_ms())
+        if (new_stream || heard - heard_before > tolerance_ms())
             next_send_ = std::min(next_send_, now);
         else
             send_soon(now);
@@ -117,7 +126,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     const auto& before = peers_.peer(hb.priority).heartbeat;
     const bool newly_asked = hb.has_want && (hb.want & host_bit(me_)) &&
                              !(before.has_want && (before.want & host_bit(me_)));
-    const auto change = peers_.accept(hb, now, quiet_ms());
+    const auto change = peers_.accept(hb, heard, quiet_ms());
     if (newly_asked && change.result != Membership::Accept::pending && backup_only())
         send_soon(now);
     if (change.result == Membership::Accept::pending)

@@ -112,7 +112,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || !peer.alive)
             continue;
-        const auto c = peer.heartbeat.claim;
+        const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
             continue;
         if (prev_ && c == prev_epoch_)
@@ -168,10 +168,20 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
     std::uint64_t out = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p != me_ && peer.alive && !(view_ & host_bit(p)) && peer.heartbeat.claim != 0)
+        if (p != me_ && peer.alive && !(view_ & host_bit(p)) && may_own(peer.heartbeat) != 0)
             out |= host_bit(p);
     }
     return out;
+}
+
+std::uint64_t ConvergenceEngine::may_own(const Heartbeat& hb) {
+    // A host still taking its share claims nothing until it has taken a bucket, and the frame
+    // that says it has may never leave: paused just after the take, for less than its
+    // watchdog, it serves while its last frame still claims nothing. So it counts as owning
+    // its share of the epoch it reports until it claims one or is dead.
+    if (hb.claim == 0 && (hb.flags & Heartbeat::kFlagTaking))
+        return hb.view_digest;
+    return hb.claim;
 }
 
 void ConvergenceEngine::release_slot(std::int64_t now, std::size_t s) {

@@ -65,8 +65,10 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
     p.known = true;
     if (fresh)
         p.alive_since_ms = now_ms;
+    // Times are when frames came: the two paths' sockets are read in turn, so a frame read
+    // later may have come earlier than one taken in already.
+    p.last_heard_ms = fresh ? now_ms : std::max(p.last_heard_ms, now_ms);
     p.alive = true;
-    p.last_heard_ms = now_ms;
     p.heartbeat = hb;
     alive_ |= host_bit(hb.priority);
     return change;
@@ -87,7 +89,8 @@ bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
         p.heard_segment_ms = p.heard_contact_ms = kNever;
         fresh = true;
     }
-    (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
+    auto& heard = by_contact ? p.heard_contact_ms : p.heard_segment_ms;
+    heard = std::max(heard, now_ms);
     if (hb.has_contact)
         p.contact = hb.contact;
     return fresh;

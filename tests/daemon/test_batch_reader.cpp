@@ -289,3 +289,37 @@ TEST_CASE("datagrams read in one call keep their own sender and length") {
     CHECK(got_ports == want_ports);
     CHECK(filled);
 }
+
+TEST_CASE("each datagram comes with the time it came, not the time it is read") {
+    // What queued up while the process did not run (a stall) must be known for its age: the
+    // kernel's receive timestamp, carried over to the steady clock. The reader is started
+    // (which asks for the stamps) before anything is sent, but runs only after both came.
+    Pair p;
+    boost::asio::io_context io;
+    BatchReader reader;
+    std::vector<std::chrono::steady_clock::time_point> arrivals, reads;
+    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t>) {
+        arrivals.push_back(reader.arrival());
+        reads.push_back(std::chrono::steady_clock::now());
+    });
+    // The kernel turns stamping on shortly after the first socket asks (a deferred work):
+    // a datagram that comes before is stamped when it is read.
+    std::this_thread::sleep_for(50ms);
+    const std::uint32_t first = 1, second = 2;
+    const auto sent_first = std::chrono::steady_clock::now();
+    REQUIRE(::send(p.tx, &first, sizeof(first), 0) == sizeof(first));
+    std::this_thread::sleep_for(300ms);
+    const auto sent_second = std::chrono::steady_clock::now();
+    REQUIRE(::send(p.tx, &second, sizeof(second), 0) == sizeof(second));
+    std::this_thread::sleep_for(200ms);
+    io.run_for(50ms);
+    reader.stop();
+    REQUIRE(arrivals.size() == 2);
+    // Loopback delivers at once: each stamp lies between its send and the next step.
+    CHECK(arrivals[0] >= sent_first - 5ms);
+    CHECK(arrivals[0] <= sent_second);
+    CHECK(arrivals[1] >= sent_second - 5ms);
+    CHECK(arrivals[1] <= sent_second + 150ms);
+    CHECK(reads[0] - arrivals[0] >= 450ms);
+    CHECK(reads[1] - arrivals[1] >= 150ms);
+}

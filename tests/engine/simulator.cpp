@@ -85,8 +85,8 @@ void Simulator::resume(std::size_t i) {
     // Everything that queued up arrives at once, then the first tick.
     auto backlog = std::move(h.backlog);
     h.backlog.clear();
-    for (auto& [frame, path] : backlog) {
-        h.engine->on_heartbeat(*frame, Millis{local(i)}, path);
+    for (const auto& q : backlog) {
+        h.engine->on_heartbeat(*q.frame, Millis{local(i)}, q.path, Millis{q.arrived});
         collect(i);
     }
     h.engine->on_tick(Millis{local(i)});
@@ -283,7 +283,7 @@ void Simulator::step(const Item& item) {
     }
     if (h.paused) {
         if (item.kind == Kind::deliver)
-            h.backlog.emplace_back(item.frame, item.path);
+            h.backlog.push_back({item.frame, item.path, local(item.host)});
         else if (item.kind == Kind::scan)
             push(now_ + 1000, Kind::scan, item.host);
         return; // ticks are lost; resume() ticks

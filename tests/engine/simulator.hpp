@@ -53,7 +53,12 @@ struct SimHost {
     bool paused = false;
     std::int64_t paused_at = 0;
     bool watchdog_expired = false;
-    std::vector<std::pair<std::shared_ptr<const std::vector<std::uint8_t>>, Path>> backlog;
+    struct Queued {
+        std::shared_ptr<const std::vector<std::uint8_t>> frame;
+        Path path;
+        std::int64_t arrived; // the host's clock when the frame came (the kernel's timestamp)
+    };
+    std::vector<Queued> backlog;
     // The host's own clock (what its engine is told): local = local_anchor + (now −
     // global_anchor) × clock_rate. 1.05 runs 5 % fast.
     double clock_rate = 1.0;

@@ -146,13 +146,13 @@ class Chaos {
         const auto& hb = *d.heartbeat;
         std::fprintf(stderr,
                      "%ld boot %zu host %d %s seq %lu view %lx digest %lx claim %lx base %lx "
-                     "outside %lx\n",
+                     "outside %lx flags %x\n",
                      static_cast<long>(sim_->now()), from, hb.priority, to_string(hb.state),
                      static_cast<unsigned long>(hb.sequence), static_cast<unsigned long>(hb.view),
                      static_cast<unsigned long>(hb.view_digest),
                      static_cast<unsigned long>(hb.claim),
                      static_cast<unsigned long>(hb.base_digest),
-                     static_cast<unsigned long>(hb.outside_owners));
+                     static_cast<unsigned long>(hb.outside_owners), hb.flags);
     }
 
     bool dropped(std::size_t from, std::size_t to, bool contact) {
