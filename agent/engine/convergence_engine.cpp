@@ -364,6 +364,8 @@ void ConvergenceEngine::on_accepted_total(std::uint64_t accepted_total) {
 Decision ConvergenceEngine::take_decision() {
     if (holding_) // a batch its reader left open: decided at its last frame's time
         end_frames(Millis{std::max<std::int64_t>(last_input_, 0)});
+    if (announce_) // not a period's heartbeat: it counts for no stability
+        emit(std::max<std::int64_t>(last_input_, 0));
     if (views_dirty_)
         rebuild_views(last_send_ > 0 ? last_send_ : 0);
     Decision d = std::move(out_);
@@ -438,6 +440,10 @@ void ConvergenceEngine::send(std::int64_t now) {
         if (stable_ >= kStablePeriods)
             install(now);
     }
+    emit(now);
+}
+
+void ConvergenceEngine::emit(std::int64_t now) {
     Heartbeat hb;
     hb.flags = auth_.keyed() ? Heartbeat::kFlagAuthenticated : 0;
     if (frozen_)
@@ -456,7 +462,7 @@ void ConvergenceEngine::send(std::int64_t now) {
     hb.fingerprint = fingerprint_;
     hb.view = view_;
     hb.view_digest = view_digest_;
-    hb.claim = claim();
+    hb.claim = reported_claim();
     hb.claim_members = hb.claim ? epoch_members_ : 0;
     hb.outside_owners = outside_owners();
     hb.map_digest = target_digest_;
@@ -489,6 +495,8 @@ void ConvergenceEngine::send(std::int64_t now) {
     auth_.sign(frame);
     send_second_path(frame, hb.want, now);
     out_.frames.push_back(std::move(frame));
+    claim_sent_ = hb.claim;
+    announce_ = false;
     ++counters_.sent;
     send_chunks();
     last_send_ = now;

@@ -321,12 +321,21 @@ class ConvergenceEngine {
     // for a restart of it rather than a second host.
     std::int64_t quiet_ms() const { return period() + period() / 2; }
     std::uint64_t claim() const;
+    // What this host's heartbeats claim: its epoch also while it still has buckets to take
+    // and has taken none yet. The frame that would say it took one may never leave (paused
+    // just after the take, for less than its watchdog, it serves), so its peers must count
+    // it as owning its share from the install on.
+    std::uint64_t reported_claim() const {
+        return claim() != 0 || !pending_take_ ? claim() : epoch_;
+    }
     // Started less than a tolerance ago: a live peer that is silent (paused, its frames lost
     // or still on their way) may not have been heard yet.
     bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
-    // The epoch whose share bounds what a peer may own by now, as its last frame tells.
+    // The epoch whose share bounds what a peer may own by now, as its last frame tells
+    // (kUnknownEpoch: any bucket).
+    static constexpr std::uint64_t kUnknownEpoch = ~std::uint64_t{0};
     static std::uint64_t may_own(const Heartbeat& hb);
     // Someone serves under the installed epoch: this host, or a live member claiming it.
     bool epoch_served() const;
@@ -402,7 +411,10 @@ class ConvergenceEngine {
     void set_state(std::int64_t now, HostState next, const std::string& why);
     void begin_convergence(std::int64_t now, const std::string& why);
     void send_soon(std::int64_t now);
+    // A period's heartbeat: agreement's count of stable periods, then emit.
     void send(std::int64_t now);
+    // Builds this host's heartbeat (both paths) and map chunks into the decision.
+    void emit(std::int64_t now);
     // The frame just built by send() to the peers that get it by the second path.
     void send_second_path(const std::vector<std::uint8_t>& frame, std::uint64_t want,
                           std::int64_t now);
@@ -521,6 +533,8 @@ class ConvergenceEngine {
     std::array<BucketBits, NLB_RULE_SLOTS> adopt_{};
     std::int64_t adopt_until_ = 0;
     bool pending_take_ = false;
+    std::uint64_t claim_sent_ = 0; // what the last heartbeat claimed
+    bool announce_ = false;        // a take its heartbeats do not show yet: send with the maps
     std::vector<std::uint32_t> to_take_; // slot * NLB_BUCKETS + bucket, ours, not yet taken
 
     // Base map: what the next epoch's map is computed from.

@@ -110,7 +110,7 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
         for (std::uint8_t q = 1; q <= NLB_MAX_HOSTS; ++q) {
             if (!(bits & host_bit(q)))
                 continue;
-            if (q == me_ ? claim() != 0
+            if (q == me_ ? reported_claim() != 0
                          : peers_.peer(q).alive && peers_.peer(q).heartbeat.claim != 0)
                 return true;
         }

@@ -160,6 +160,10 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         views_dirty_ = true;
         update_held(now);
         send_soon(now);
+        // Peers must know this host owns under its epoch before it serves: a pause right after
+        // the take would otherwise leave them its last frame, which claimed something else.
+        // The frame goes with the maps (take_decision; the agent sends right after it installs).
+        announce_ = claim_sent_ != epoch_;
     }
     pending_take_ = !to_take_.empty();
 }
@@ -175,12 +179,11 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
 }
 
 std::uint64_t ConvergenceEngine::may_own(const Heartbeat& hb) {
-    // A host still taking its share claims nothing until it has taken a bucket, and the frame
-    // that says it has may never leave: paused just after the take, for less than its
-    // watchdog, it serves while its last frame still claims nothing. So it counts as owning
-    // its share of the epoch it reports until it claims one or is dead.
+    // A host still taking its share claims its epoch from the install on (reported_claim).
+    // One of an earlier release claims nothing until it has taken a bucket, and does not say
+    // which epoch it takes under (its view may have moved on): it may own anything.
     if (hb.claim == 0 && (hb.flags & Heartbeat::kFlagTaking))
-        return hb.view_digest;
+        return kUnknownEpoch;
     return hb.claim;
 }
 
