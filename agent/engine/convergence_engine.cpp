@@ -355,6 +355,10 @@ void ConvergenceEngine::frames_withheld(Millis now_ms) {
     const std::int64_t now = now_ms.count();
     observe(now);
     send_soon(now);
+    // The frame withheld may be the one that showed a take (the maps that make it are
+    // installed all the same): a fresh one goes with them.
+    if (claim_sent_ != 0)
+        announce_ = true;
 }
 
 void ConvergenceEngine::on_accepted_total(std::uint64_t accepted_total) {

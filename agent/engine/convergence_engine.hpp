@@ -215,7 +215,8 @@ class ConvergenceEngine {
     // True when it changed the buckets this host reports holding (its heartbeats' dirty list).
     bool on_connection_scan(const LiveBuckets& live, std::uint64_t accepted_total, Millis now);
     // The frames of the last decision were not sent: a scan made their dirty list stale (the
-    // agent's rescan before a release). Fresh ones follow soon, not a period later.
+    // agent's rescan before a release). Fresh ones follow soon, not a period later; at once
+    // (the next take_decision) when they claimed an epoch, which may show a take.
     void frames_withheld(Millis now);
     // Between scans (the agent: once a second): the running count of connections accepted (the
     // dataplane's counters), so that the score a partition heal compares stays current.
