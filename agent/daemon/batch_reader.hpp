@@ -151,11 +151,15 @@ class BatchReader {
             std::memcpy(&ts, CMSG_DATA(c), sizeof(ts));
             const auto age = read_wall_ - (std::chrono::seconds(ts.tv_sec) +
                                            std::chrono::nanoseconds(ts.tv_nsec));
-            // A wall clock stepped back meanwhile would date it after the read.
+            // A wall clock stepped back meanwhile would date it after the read; one stepped
+            // forward (NTP, a VM's clock sync after a pause), before it came. It came after
+            // the socket was last found empty: that bounds the error to the time since.
             if (age.count() <= 0)
                 return read_steady_;
-            return read_steady_ -
-                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(age);
+            return std::max(
+                empty_at_,
+                read_steady_ -
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(age));
         }
         return read_steady_;
     }
@@ -205,6 +209,7 @@ class BatchReader {
                 msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
                 msgs_[i].msg_hdr.msg_controllen = sizeof(Control::bytes);
             }
+            const auto called = std::chrono::steady_clock::now();
             const int n =
                 ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
             // Both clocks read once, after the datagrams were: arrival() measures their age.
@@ -222,6 +227,8 @@ class BatchReader {
                 // edge-triggered watch would wait for the next one). recvmmsg reports an error
                 // met after some datagrams at the next call, so a turn reads until one fails.
                 const bool drained = errno == EAGAIN || errno == EWOULDBLOCK;
+                if (drained)
+                    empty_at_ = called;
                 if (!end_batch())
                     return;
                 if (next_lingers_ && found_ > 0) {
@@ -270,6 +277,8 @@ class BatchReader {
     std::chrono::nanoseconds read_wall_{0}; // CLOCK_REALTIME when the batch was read
     std::chrono::steady_clock::time_point read_steady_{};
     std::chrono::steady_clock::time_point arrival_{}; // of the datagram being handled
+    // Just before the last read that found the socket empty: what is read later came after.
+    std::chrono::steady_clock::time_point empty_at_{};
     std::size_t current_ = 0; // the datagram being handled
     std::uint64_t received_ = 0;
     std::uint64_t wakeups_ = 0;

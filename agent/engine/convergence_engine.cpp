@@ -368,8 +368,13 @@ void ConvergenceEngine::on_accepted_total(std::uint64_t accepted_total) {
 Decision ConvergenceEngine::take_decision() {
     if (holding_) // a batch its reader left open: decided at its last frame's time
         end_frames(Millis{std::max<std::int64_t>(last_input_, 0)});
-    if (announce_) // not a period's heartbeat: it counts for no stability
-        emit(std::max<std::int64_t>(last_input_, 0));
+    if (announce_) { // not a period's heartbeat: it counts for no stability, nor delays one
+        const std::int64_t now = std::max<std::int64_t>(last_input_, 0);
+        const std::int64_t due = next_send_;
+        emit(now);
+        if (due > now)
+            next_send_ = std::min(next_send_, due);
+    }
     if (views_dirty_)
         rebuild_views(last_send_ > 0 ? last_send_ : 0);
     Decision d = std::move(out_);

@@ -293,7 +293,8 @@ void ConvergenceEngine::refuse(std::int64_t now, RefuseReason reason, std::uint8
 }
 
 void ConvergenceEngine::check_partition(std::int64_t now) {
-    if (claim() == 0) {
+    // As the peers see it: a host still taking claims its epoch, and may lead its group.
+    if (reported_claim() == 0) {
         frozen_ = false;
         return;
     }

@@ -297,14 +297,31 @@ TEST_CASE("each datagram comes with the time it came, not the time it is read") 
     Pair p;
     boost::asio::io_context io;
     BatchReader reader;
+    std::vector<std::uint32_t> got;
     std::vector<std::chrono::steady_clock::time_point> arrivals, reads;
-    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t>) {
+    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t> d) {
+        std::uint32_t v = 0;
+        if (d.size() == sizeof(v))
+            std::memcpy(&v, d.data(), sizeof(v));
+        got.push_back(v);
         arrivals.push_back(reader.arrival());
         reads.push_back(std::chrono::steady_clock::now());
     });
-    // The kernel turns stamping on shortly after the first socket asks (a deferred work):
-    // a datagram that comes before is stamped when it is read.
-    std::this_thread::sleep_for(50ms);
+    // The kernel turns stamping on shortly after the first socket asks (a deferred work): a
+    // datagram that comes before is stamped when it is read. Probes until one, read 20 ms
+    // after it was sent, shows its age (2 s at most).
+    const std::uint32_t probe = 0;
+    bool stamping = false;
+    for (int i = 0; i < 100 && !stamping; ++i) {
+        REQUIRE(::send(p.tx, &probe, sizeof(probe), 0) == sizeof(probe));
+        std::this_thread::sleep_for(20ms);
+        io.run_for(5ms);
+        stamping = !reads.empty() && reads.back() - arrivals.back() >= 15ms;
+    }
+    REQUIRE(stamping);
+    got.clear();
+    arrivals.clear();
+    reads.clear();
     const std::uint32_t first = 1, second = 2;
     const auto sent_first = std::chrono::steady_clock::now();
     REQUIRE(::send(p.tx, &first, sizeof(first), 0) == sizeof(first));
@@ -314,7 +331,7 @@ TEST_CASE("each datagram comes with the time it came, not the time it is read") 
     std::this_thread::sleep_for(200ms);
     io.run_for(50ms);
     reader.stop();
-    REQUIRE(arrivals.size() == 2);
+    REQUIRE(got == std::vector<std::uint32_t>{1, 2});
     // Loopback delivers at once: each stamp lies between its send and the next step.
     CHECK(arrivals[0] >= sent_first - 5ms);
     CHECK(arrivals[0] <= sent_second);
