@@ -17,15 +17,6 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     ++counters_.received;
     if (path == Path::contact)
         ++counters_.contact_received;
-    // The peer is heard when its frame came. After a stall the frames that queued up are read
-    // at once; taken as news, the last ones of a peer that died meanwhile would make it alive
-    // again (and, echoing this boot, agreed with) while its restarted boot serves. One that
-    // came more than a tolerance ago proves nothing alive now: it is dropped unread.
-    const std::int64_t heard = arrived ? std::min(arrived->count(), now) : now;
-    if (now - heard > tolerance_ms()) {
-        ++counters_.late;
-        return;
-    }
     // Authenticate before parsing: the fixed head, then the HMAC, then the sections.
     const auto head = decode_head(frame);
     if (!head.head) {
@@ -36,6 +27,21 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     if (!admit(frame, *head.head, path, now))
         return;
+    // The peer is alive from when its frame came. After a stall the frames that queued up are
+    // read at once; taken as news, the last ones of a peer that died meanwhile would make it
+    // alive again (and, echoing this boot, agreed with) while its restarted boot serves. One
+    // that came more than a tolerance ago proves nothing alive now: it is not taken in. It
+    // still shows that its path delivers: which paths do (deafness, two-way contact, the
+    // echo's paths) is judged by when frames are read, since a host that reads its sockets
+    // late (starved of CPU) has not heard what waits there, though its port delivered it.
+    const std::int64_t heard = arrived ? std::min(arrived->count(), now) : now;
+    if (now - heard > tolerance_ms()) {
+        ++counters_.late;
+        const auto& h = *head.head;
+        if (!h.chunk && h.priority != me_ && peers_.peer(h.priority).heard_nonce == h.nonce)
+            peers_.heard_again(h.priority, now, path == Path::contact);
+        return;
+    }
     if (head.head->chunk) {
         if (path == Path::segment)
             on_map_chunk(frame, now);
@@ -57,8 +63,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // (two-way contact and deafness turn on it), as below.
     if (h.priority != me_ && peers_.superseded(h.priority, h.nonce, h.sequence)) {
         const bool segment_back = path == Path::segment &&
-                                  heard - peers_.peer(h.priority).heard_segment_ms > tolerance_ms();
-        peers_.heard_again(h.priority, heard, path == Path::contact);
+                                  now - peers_.peer(h.priority).heard_segment_ms > tolerance_ms();
+        peers_.heard_again(h.priority, now, path == Path::contact);
         ++counters_.accepted;
         ++counters_.superseded;
         last_trusted_ = h.minor >= 2;
@@ -72,8 +78,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     if (h.priority != me_ && peers_.holds(h.priority, h.nonce, h.sequence)) {
         const auto& peer = peers_.peer(h.priority);
-        if (path == Path::contact || heard - peer.heard_segment_ms <= tolerance_ms()) {
-            peers_.heard_again(h.priority, heard, path == Path::contact);
+        if (path == Path::contact || now - peer.heard_segment_ms <= tolerance_ms()) {
+            peers_.heard_again(h.priority, now, path == Path::contact);
             ++counters_.accepted;
             last_trusted_ = h.minor >= 2;
             return;
@@ -90,7 +96,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         // Echoed so that a real second host can prove the clash; a recording of this host's
         // earlier boot never echoes this boot's nonce, and is ignored.
         dup_nonce_ = hb.nonce;
-        dup_heard_ = heard;
+        dup_heard_ = now;
         if (!verified(hb)) {
             ++counters_.unverified;
             return;
@@ -104,14 +110,14 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
-    const bool new_stream = peers_.hear(hb, heard, path == Path::contact, quiet_ms());
+    const bool new_stream = peers_.hear(hb, now, path == Path::contact, quiet_ms());
     if (!verified(hb)) {
         // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
         // this host yet. Its nonce is echoed (hear), nothing else changes. A stream heard for
         // the first time in a tolerance gets the echo at once (a partition heal decides on
         // it); others at the usual pace.
         ++counters_.unverified;
-        if (new_stream || heard - heard_before > tolerance_ms())
+        if (new_stream || now - heard_before > tolerance_ms())
             next_send_ = std::min(next_send_, now);
         else
             send_soon(now);
