@@ -89,8 +89,7 @@ bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
         p.heard_segment_ms = p.heard_contact_ms = kNever;
         fresh = true;
     }
-    auto& heard = by_contact ? p.heard_contact_ms : p.heard_segment_ms;
-    heard = std::max(heard, now_ms);
+    (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
     if (hb.has_contact)
         p.contact = hb.contact;
     return fresh;

@@ -3,7 +3,6 @@
 // while a live host holds a priority, frames from a second host claiming it are set aside.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -85,9 +84,8 @@ class Membership {
     }
     // That copy: only the time its path was last heard changes.
     void heard_again(std::uint8_t priority, std::int64_t now_ms, bool by_contact) {
-        auto& heard =
-            by_contact ? peers_[priority].heard_contact_ms : peers_[priority].heard_segment_ms;
-        heard = std::max(heard, now_ms);
+        auto& p = peers_[priority];
+        (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
     }
     // Marks dead every live peer not heard for more than `timeout_ms`; returns them.
     std::vector<std::uint8_t> expire(std::int64_t now_ms, std::int64_t timeout_ms);
