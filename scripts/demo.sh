@@ -23,7 +23,8 @@ for i in 1 2 3; do topo_add_host "$i"; done
 topo_add_client 100
 for i in 1 2 3; do
   topo_host_config "$i" "{
-  \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"heartbeat_ms\": $HEARTBEAT_MS, \"heartbeat_tolerance\": 5},
+  \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"heartbeat_ms\": $HEARTBEAT_MS, \"heartbeat_tolerance\": 5,
+                \"peers\": [\"10.10.0.11\", \"10.10.0.12\", \"10.10.0.13\"]},
   \"host\": {\"priority\": $i, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"},
   \"port_rules\": [{\"vip\": \"all\", \"ports\": [80, 80], \"protocol\": \"tcp\", \"mode\": \"multiple\",
                     \"affinity\": \"none\"},

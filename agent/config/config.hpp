@@ -72,6 +72,11 @@ struct ClusterConfig {
     // The VLAN the cluster lives on when the dataplane sits on a trunk (802.1Q id 1..4094);
     // 0: untagged. Frames of other VLANs pass the dataplane untouched.
     std::uint16_t vlan = 0;
+    // The hosts' dedicated IPs, where their agents answer on the second path: what a host
+    // that hears nobody (restarted behind a port deaf and mute at once) sends its heartbeats
+    // to. Not in the fingerprint and changed live by a reload: hosts may hold different lists
+    // while one joins. This host's own address may be listed.
+    std::vector<IpAddress> peers;
     bool operator==(const ClusterConfig&) const = default;
 };
 

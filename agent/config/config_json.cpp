@@ -122,6 +122,8 @@ nlohmann::json to_json(const Config& config) {
     // Only when set: an untagged cluster's effective config reads as before the key existed.
     if (c.vlan)
         cluster["vlan"] = c.vlan;
+    if (!c.peers.empty())
+        cluster["peers"] = to_strings(c.peers);
 
     const HostConfig& h = config.host;
     nlohmann::json host = {

@@ -1,4 +1,5 @@
 // parse_config / load_config: JSON → Config, every rule of docs/config.md checked here.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -117,6 +118,20 @@ ClusterConfig parse_cluster(const JsonField& field) {
     // 0 is the untagged cluster, as when the key is absent (a priority tag carries no VLAN).
     if (auto vlan = object.optional("vlan"))
         c.vlan = static_cast<std::uint16_t>(vlan->integer(0, kMaxVlan));
+    if (auto peers = object.optional("peers")) {
+        const std::size_t n = peers->array_size();
+        if (n > NLB_MAX_HOSTS)
+            peers->fail(std::to_string(n) + " addresses, at most " + std::to_string(NLB_MAX_HOSTS) +
+                        " (one per host)");
+        for (std::size_t i = 0; i < n; ++i) {
+            JsonField element = peers->element(i);
+            IpAddress peer = address(element, false);
+            for (const auto& other : c.peers)
+                if (other == peer)
+                    element.fail(peer.to_string() + " listed twice");
+            c.peers.push_back(peer);
+        }
+    }
     object.finish();
     return c;
 }
@@ -334,6 +349,20 @@ Config parse_config(std::string_view json_text, std::string_view source) {
                               "].load_feedback.metric: probe_latency needs a health probe "
                               "guarding this rule");
     }
+    // The second path runs between dedicated IPs of one family (one socket, bound to it).
+    for (std::size_t i = 0; i < config.cluster.peers.size(); ++i)
+        if (config.cluster.peers[i].family != dip.family)
+            throw ConfigError("cluster.peers[" + std::to_string(i) +
+                              "]: " + config.cluster.peers[i].to_string() + " is " +
+                              (dip.family == NLB_FAMILY_V4 ? "IPv6" : "IPv4") +
+                              " and host.dedicated_ip " + dip.to_string() + " is not (the " +
+                              "second path runs between dedicated IPs of one family)");
+    for (const auto& peer : config.cluster.peers)
+        if (peer == config.cluster.ip ||
+            std::find(config.cluster.vips.begin(), config.cluster.vips.end(), peer) !=
+                config.cluster.vips.end())
+            throw ConfigError("cluster.peers: " + peer.to_string() +
+                              " is a VIP; list the hosts' dedicated IPs");
     if (config.host.vlan_interface && !config.cluster.vlan)
         throw ConfigError("host.vlan_interface: only with cluster.vlan (an untagged cluster "
                           "meets the stack on host.interface)");

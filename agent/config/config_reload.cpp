@@ -38,6 +38,9 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     fixed(running.metrics == next.metrics, "metrics");
     // Probes own timers, sockets and children: a restart starts them over cleanly.
     fixed(running.health == next.health, "health");
+    // Where to reach peers that have not spoken yet: this host's own business.
+    if (a.peers != b.peers)
+        plan.live.push_back("cluster.peers");
     staged(a.vips == b.vips, "cluster.vips");
     staged(a.heartbeat_ms == b.heartbeat_ms, "cluster.heartbeat_ms");
     staged(a.heartbeat_tolerance == b.heartbeat_tolerance, "cluster.heartbeat_tolerance");

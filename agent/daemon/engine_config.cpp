@@ -20,6 +20,18 @@ std::vector<std::uint8_t> read_key_file(const std::string& path, std::string_vie
     }
 }
 
+std::vector<ContactAddress> contact_peers(const Config& config) {
+    std::vector<ContactAddress> out;
+    for (const auto& ip : config.cluster.peers) {
+        ContactAddress a;
+        a.family = ip.family;
+        std::memcpy(a.address.data(), ip.words.data(), 16);
+        a.port = NLB_CONTACT_PORT;
+        out.push_back(a);
+    }
+    return out;
+}
+
 EngineConfig engine_config_of(const Config& config) {
     EngineConfig e;
     e.cluster.ip = ntohl(config.cluster.ip.words[0]);
@@ -60,6 +72,7 @@ EngineConfig engine_config_of(const Config& config) {
     e.host.contact.family = config.host.dedicated_ip.family;
     std::memcpy(e.host.contact.address.data(), config.host.dedicated_ip.words.data(), 16);
     e.host.contact.port = NLB_CONTACT_PORT;
+    e.host.peers = contact_peers(config);
     for (const auto& r : config.port_rules) {
         PortRule rule;
         if (r.vip) {

@@ -18,6 +18,10 @@ EngineConfig engine_config_of(const Config& config);
 // engine's configuration a reload may change.
 std::vector<HostRuleParams> host_rule_params(const Config& config);
 
+// cluster.peers as the engine's second-path addresses (HostParams::peers): a reload may
+// change them.
+std::vector<ContactAddress> contact_peers(const Config& config);
+
 // The key in a key file (remote::read_key_file's format: 32..64 bytes as hex, whitespace
 // ignored, mode 0600 or narrower), or ConfigError naming `key` ("cluster.key_file: /etc/nlb/
 // cluster.key is readable by group or others: chmod 600 /etc/nlb/cluster.key").

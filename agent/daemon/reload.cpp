@@ -66,6 +66,9 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
     const ReloadPlan plan = plan_reload(config_, next);
     if (plan.fixed)
         return refuse(*plan.fixed + " changed: restart nlb-agent to apply it");
+    // Where this host reaches peers that have not spoken yet: its own business, in force at
+    // once whatever else waits for the cluster (once nothing refused the reload).
+    const bool new_peers = next.cluster.peers != config_.cluster.peers;
     if (engine_ && !plan.staged.empty()) {
         // What every host must share waits for the cluster; this host's own values of the
         // rules come with it (they are values of the new rules).
@@ -83,6 +86,8 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         } catch (const std::exception& e) {
             return refuse(e.what());
         }
+        if (new_peers)
+            engine_->set_contact_peers(contact_peers(next));
         staged_ = std::move(next);
         log_.event("staged", {{"by", what},
                               {"config", path},
@@ -105,6 +110,8 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         staged_.reset();
         log_.event("unstaged", {{"by", what}, {"config", path}});
     }
+    if (engine_ && new_peers)
+        engine_->set_contact_peers(contact_peers(next));
     const Config before = std::move(config_);
     config_ = std::move(next);
     if (load_)

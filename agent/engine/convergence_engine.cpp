@@ -297,6 +297,10 @@ bool ConvergenceEngine::set_host_rules(const std::vector<HostRuleParams>& rules,
     return true;
 }
 
+void ConvergenceEngine::set_contact_peers(std::vector<ContactAddress> peers) {
+    config_.host.peers = std::move(peers);
+}
+
 void ConvergenceEngine::set_loads(std::uint32_t rules,
                                   const std::array<std::uint32_t, NLB_MAX_RULES>& loads) {
     const std::uint32_t mask = config_.rules.size() >= 32

@@ -236,6 +236,8 @@ class ConvergenceEngine {
     // rule). A change reconverges the cluster like a joining host's would, with the same
     // hand-over of buckets; false (and nothing changed) when `rules` does not fit the rules.
     bool set_host_rules(const std::vector<HostRuleParams>& rules, Millis now);
+    // cluster.peers changed by a reload (HostParams::peers): used from the next send.
+    void set_contact_peers(std::vector<ContactAddress> peers);
     // Health probes (docs/health.md): the port rules (bit r = rule r) this host's probes hold
     // down. Where the operator's control is enabled such a rule is drained here (no new
     // connections, tracked ones finish) unless the cluster is in panic for it; published in

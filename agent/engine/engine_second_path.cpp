@@ -78,6 +78,23 @@ void ConvergenceEngine::send_second_path(const std::vector<std::uint8_t>& frame,
         out_.contact.push_back({p, peer.contact, frame});
         ++counters_.contact_sent;
     }
+    // The configured addresses that no peer heard lately answers at: a host that has heard
+    // nobody (restarted behind a port deaf and mute at once) still reaches its peers' agents,
+    // which then know where it answers and send it theirs. Priority 0: nobody known yet.
+    for (const auto& address : config_.host.peers) {
+        if (address.family == 0 || address == config_.host.contact)
+            continue;
+        bool known = false;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS && !known; ++p) {
+            const auto& peer = peers_.peer(p);
+            known = p != me_ && peer.contact == address &&
+                    now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) <= tolerance_ms();
+        }
+        if (known)
+            continue;
+        out_.contact.push_back({0, address, frame});
+        ++counters_.contact_sent;
+    }
 }
 
 } // namespace nlb

@@ -25,6 +25,9 @@ std::string validate(const EngineConfig& config) {
                " not in 10..60000";
     if (config.cluster.heartbeat_tolerance < 2 || config.cluster.heartbeat_tolerance > 100)
         return "cluster.heartbeat_tolerance: not in 2..100";
+    if (config.host.peers.size() > NLB_MAX_HOSTS)
+        return "cluster.peers: " + std::to_string(config.host.peers.size()) +
+               " addresses, at most 64";
     if (config.cluster.ip == 0)
         return "cluster.ip: missing";
     if (config.cluster.vlan > 4094)

@@ -74,6 +74,12 @@ struct HostParams {
     std::uint8_t priority = 1;         // 1..NLB_MAX_HOSTS, unique in the cluster
     std::vector<HostRuleParams> rules; // one per port rule (missing entries: defaults)
     ContactAddress contact;            // the second path's address (dedicated IP)
+    // cluster.peers: where the other hosts' agents answer on the second path, known before
+    // any of their frames came. A host learns these addresses from heartbeats; one that
+    // restarts behind a port that neither hears nor reaches the segment would learn none,
+    // and nobody would learn its own (docs/convergence.md, "Contact"). This host's own
+    // address may be listed (one list for every host) and is skipped.
+    std::vector<ContactAddress> peers;
     // health.panic_percent (docs/health.md): published in the heartbeat, the cluster uses the
     // largest any member publishes, so hosts need not agree on it to agree on the maps.
     std::uint8_t panic_percent = 0;

@@ -226,6 +226,14 @@ TEST_CASE("to_json gives the effective configuration and parses back to the same
     CHECK(named.host.vlan_interface == "vmbr0.100");
     CHECK(to_json(named)["host"]["vlan_interface"] == "vmbr0.100");
     CHECK(parse_config(to_json(named).dump()) == named);
+    CHECK_FALSE(j["cluster"].contains("peers"));
+    Config listed = parse_config(R"({"cluster": {"ip": "10.0.0.1",
+        "peers": ["10.0.0.11", "10.0.0.12", "10.0.0.13"]},
+        "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})");
+    CHECK(listed.cluster.peers.size() == 3);
+    CHECK(to_json(listed)["cluster"]["peers"] ==
+          nlohmann::json::array({"10.0.0.11", "10.0.0.12", "10.0.0.13"}));
+    CHECK(parse_config(to_json(listed).dump()) == listed);
     // 0 is the untagged cluster, as when the key is absent.
     CHECK(parse_config(R"({"cluster": {"ip": "10.0.0.1", "vlan": 0},
         "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}})") ==

@@ -165,6 +165,34 @@ TEST_CASE("cluster section") {
     });
 }
 
+TEST_CASE("cluster.peers") {
+    check_all({
+        {with(R"({"ip": "10.0.0.1", "peers": "10.0.0.12"})"),
+         "cluster.peers: expected an array, got a string"},
+        {with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.12", "host-3"]})"),
+         "cluster.peers[1]: \"host-3\" is not an IPv4 or IPv6 address"},
+        {with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.12", "10.0.0.012"]})"),
+         "cluster.peers[1]: \"10.0.0.012\" is not an IPv4 or IPv6 address"},
+        {with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.12", "10.0.0.13", "10.0.0.12"]})"),
+         "cluster.peers[2]: 10.0.0.12 listed twice"},
+        {with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.12", "2001:db8::12"]})"),
+         "cluster.peers[1]: 2001:db8::12 is IPv6 and host.dedicated_ip 10.0.0.11 is not (the "
+         "second path runs between dedicated IPs of one family)"},
+        {with(R"({"ip": "10.0.0.1", "vips": ["10.0.0.2"], "peers": ["10.0.0.12", "10.0.0.2"]})"),
+         "cluster.peers: 10.0.0.2 is a VIP; list the hosts' dedicated IPs"},
+        {with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.1"]})"),
+         "cluster.peers: 10.0.0.1 is a VIP; list the hosts' dedicated IPs"},
+    });
+    std::string peers;
+    for (int i = 0; i <= NLB_MAX_HOSTS; ++i)
+        peers += (i ? ", " : "") + ("\"10.0.2." + std::to_string(i + 1) + "\"");
+    CHECK(error_of(with(R"({"ip": "10.0.0.1", "peers": [)" + peers + "]}")) ==
+          "cluster.peers: 65 addresses, at most 64 (one per host)");
+    // Its own address in the list is fine: one list serves every host.
+    CHECK(error_of(with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.11", "10.0.0.12"]})")) ==
+          "(no error)");
+}
+
 TEST_CASE("too many VIPs") {
     std::string vips;
     for (int i = 0; i < NLB_MAX_VIPS; ++i)

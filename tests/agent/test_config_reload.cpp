@@ -39,6 +39,18 @@ TEST_CASE("weights, handling priorities and enabled change live") {
                                                 "port_rules[1].handling_priority"});
 }
 
+TEST_CASE("cluster.peers changes live, beside a staged change too") {
+    const Config running = config(R"(, "peers": ["10.0.0.11", "10.0.0.12"])", kRules);
+    ReloadPlan plan = plan_reload(
+        running, config(R"(, "peers": ["10.0.0.11", "10.0.0.12", "10.0.0.13"])", kRules));
+    CHECK_FALSE(plan.fixed);
+    CHECK(plan.staged.empty());
+    CHECK(plan.live == std::vector<std::string>{"cluster.peers"});
+    plan = plan_reload(running, config(R"(, "heartbeat_ms": 500)", kRules));
+    CHECK(plan.live == std::vector<std::string>{"cluster.peers"});
+    CHECK(plan.staged == std::vector<std::string>{"cluster.heartbeat_ms"});
+}
+
 TEST_CASE("anything else is refused, naming the first key that changed") {
     const Config running = config("", kRules);
     CHECK(plan_reload(running, config(R"(, "mode": "multicast")", kRules)).fixed == "cluster.mode");

@@ -27,8 +27,9 @@ std::string temp_file(const std::string& content) {
 TEST_CASE("rules, weights and the key reach the engine") {
     std::string key = temp_file(std::string(64, 'a') + "\n");
     Config c = parse_config(R"({
-      "cluster": {"ip": "192.0.2.100", "vips": ["2001:db8::1"], "key_file": ")" + key + R"(",
-                  "heartbeat_ms": 200},
+      "cluster": {"ip": "192.0.2.100", "vips": ["2001:db8::1"], "key_file": ")" +
+                            key + R"(",
+                  "heartbeat_ms": 200, "peers": ["192.0.2.12", "192.0.2.13"]},
       "host": {"priority": 3, "dedicated_ip": "192.0.2.13"},
       "port_rules": [
         {"vip": "all", "ports": [80, 80], "protocol": "tcp", "mode": "multiple",
@@ -48,6 +49,16 @@ TEST_CASE("rules, weights and the key reach the engine") {
     CHECK(e.rules[1].vip.family == 6);
     CHECK(e.rules[1].mode == RuleMode::single);
     CHECK(e.host.rules[1].handling_priority == 2);
+    // The second path's addresses: where this host answers, and where the listed peers do.
+    CHECK(e.host.contact.family == 4);
+    CHECK(e.host.contact.port == NLB_CONTACT_PORT);
+    REQUIRE(e.host.peers.size() == 2);
+    CHECK(e.host.peers[0].family == 4);
+    CHECK(e.host.peers[0].port == NLB_CONTACT_PORT);
+    CHECK(std::vector<std::uint8_t>(e.host.peers[0].address.begin(),
+                                    e.host.peers[0].address.begin() + 4) ==
+          std::vector<std::uint8_t>{192, 0, 2, 12});
+    CHECK(e.host.peers[1] == e.host.contact); // its own, skipped when sending
     CHECK(validate(e).empty());
     std::remove(key.c_str());
 }

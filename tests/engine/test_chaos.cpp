@@ -45,9 +45,13 @@ std::uint64_t first_seed() {
     return env ? std::strtoull(env, nullptr, 10) : 0;
 }
 
-EngineConfig config_for(std::uint8_t priority) {
+// Every host lists the cluster's second-path addresses (cluster.peers, as docs/config.md
+// recommends): a host restarted behind a port deaf and mute at once reaches its peers.
+EngineConfig config_for(std::uint8_t priority, std::size_t hosts) {
     auto c = default_config(priority);
     c.cluster.key = kKey;
+    for (std::size_t p = 1; p <= hosts; ++p)
+        c.host.peers.push_back(default_config(static_cast<std::uint8_t>(p)).host.contact);
     return c;
 }
 
@@ -70,7 +74,7 @@ class Chaos {
         net_.linger_ms = pick(2) ? static_cast<std::int64_t>(pick(60)) : 0;
         sim_.emplace(seed, net_);
         for (std::size_t i = 0; i < n_; ++i)
-            index_[static_cast<std::uint8_t>(i + 1)] = sim_->add_host(config_for(i + 1));
+            index_[static_cast<std::uint8_t>(i + 1)] = sim_->add_host(config_for(i + 1, n_));
         note() << "hosts=" << n_ << " loss=" << net_.loss << " delay<=" << net_.delay_max_ms
                << " linger=" << net_.linger_ms;
         sim_->drop = [this](std::size_t from, std::size_t to, const auto& frame) {
@@ -257,7 +261,7 @@ class Chaos {
 
     void restart(std::uint8_t priority) {
         note() << "restart " << int(priority);
-        index_[priority] = sim_->add_host(config_for(priority));
+        index_[priority] = sim_->add_host(config_for(priority, n_));
     }
 
     bool busy(std::uint8_t priority) const { return pending_.count(priority) != 0; }

@@ -593,3 +593,60 @@ TEST_CASE("agents restarted together agree among themselves only once they heard
         CHECK(sim.max_double_ms() == 0);
     }
 }
+
+TEST_CASE("a host restarted behind a port deaf and mute at once: with cluster.peers it serves "
+          "nothing beside the cluster") {
+    // Its segment port neither delivers nor carries heartbeats (a switch filtering the
+    // EtherType both ways; client frames still come). Restarted after its peers forgot where
+    // its agent answers, it hears nobody on either path unless it knows where theirs answer:
+    // without the list it serves every bucket beside the cluster after a tolerance, with it it
+    // reaches its peers by the second path, learns they live and own the buckets, and takes
+    // none.
+    for (const bool listed : {false, true}) {
+        for (std::uint64_t seed = 0; seed < 3; ++seed) {
+            INFO("peers listed=" << listed << " seed=" << seed);
+            const auto config = [&](std::uint8_t priority) {
+                auto c = default_config(priority);
+                c.cluster.key = kKey;
+                if (listed)
+                    for (std::uint8_t p = 1; p <= 3; ++p)
+                        c.host.peers.push_back(default_config(p).host.contact);
+                return c;
+            };
+            Simulator sim(seed + 1900, {});
+            for (std::uint8_t p = 1; p <= 3; ++p)
+                sim.add_host(config(p));
+            REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+            sim.kill(2);
+            std::size_t cut = sim.size(); // the restarted host's index
+            sim.drop = [&](std::size_t from, std::size_t to, const auto&) {
+                return from == cut || to == cut;
+            };
+            REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+            sim.run_until(sim.now() + 3 * kTolerance * kPeriod); // its address forgotten
+            sim.reset_double_stats();
+            cut = sim.add_host(config(3));
+            sim.run_until(sim.now() + 6 * kTolerance * kPeriod);
+            if (!listed) {
+                // What the list is for: the restarted host, alone, serves beside the cluster.
+                CHECK(sim.host(cut).engine->buckets_owned(0) > 0);
+                CHECK(sim.max_double_ms() > 0);
+                continue;
+            }
+            CHECK(sim.max_double_ms() == 0);
+            CHECK(sim.host(cut).engine->buckets_owned(0) == 0);
+            CHECK(sim.host(cut).engine->state() != HostState::converged);
+            CHECK(sim.all_owned_once());
+            CHECK(sim.host(cut).engine->counters().contact_received > 0);
+            // The fault ends: it joins and serves its share.
+            sim.drop = nullptr;
+            REQUIRE(sim.run_until(
+                [&] {
+                    return sim.settled() && sim.host(cut).engine->buckets_owned(0) > 0 &&
+                           sim.all_owned_once();
+                },
+                sim.now() + 30 * kPeriod));
+            CHECK(sim.max_double_ms() == 0);
+        }
+    }
+}

@@ -124,6 +124,12 @@ fault_config() {
   local i=$1 key=${2:-} hb=${3:-$HEARTBEAT_MS} rules=${4:-$FAULT_RULES} prio=${5:-$1}
   local k=""
   [ -z "$key" ] || k=", \"key_file\": \"$key\""
+  # FAULT_PEERS="1 2 3": cluster.peers lists those hosts' dedicated IPs.
+  if [ -n "${FAULT_PEERS:-}" ]; then
+    local p list=""
+    for p in $FAULT_PEERS; do list+="${list:+, }\"10.10.0.$((10 + p))\""; done
+    k+=", \"peers\": [$list]"
+  fi
   topo_host_config "$i" "{
   \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"mode\": \"unicast\", \"heartbeat_ms\": $hb,
                 \"heartbeat_tolerance\": $TOLERANCE, \"cleanup_delay_s\": 30$k},
