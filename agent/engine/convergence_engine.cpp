@@ -206,9 +206,11 @@ void ConvergenceEngine::on_tick(Millis now_ms) {
     }
     update_held(now);
     evaluate(now);
-    // Segment frames of a peer turned late: ask it for the second path's copies at once
-    // (otherwise every copy goes anyway).
-    if (backup_only() && (want_mask(now) & ~wanted_))
+    // Segment frames of a peer turned late: ask it for the second path's copies at once,
+    // whether or not this host thinks the cluster settled. The peer decides by its own view
+    // whether its copies are a backup: a peer that thinks so sends none unasked while this
+    // host, which does not, expects them.
+    if (want_mask(now) & ~wanted_)
         send_soon(now);
     if (now >= next_send_)
         send(now);

@@ -486,6 +486,19 @@ class ConvergenceEngine {
     std::uint64_t refused_logged_ = 0; // peers already reported as refused
     std::string reason_detail_;
 
+    // Hosts a peer named as owning outside its view (section 11), and who named them last:
+    // such a host may serve until a tolerance after that frame came (its watchdog, were it
+    // paused then). A namer that crashes or restarts names nobody any more, while the named
+    // host may still serve: try_take keeps to what it said (note_named).
+    struct Named {
+        std::uint8_t by = 0;
+        std::uint64_t nonce = 0; // the namer's boot
+        std::int64_t until = 0;
+    };
+    std::array<Named, NLB_MAX_HOSTS + 1> named_{};
+    void note_named(const Heartbeat& hb, std::int64_t arrived);
+    bool named_elsewhere(std::uint64_t unheard, std::int64_t now) const;
+
     // Contact and cohorts.
     std::int64_t last_input_ = -1;
     bool recovering_ = false;

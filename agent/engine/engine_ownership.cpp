@@ -131,6 +131,8 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         if (p != me_ && peer.alive && (peer.heartbeat.outside_owners & unheard))
             return;
     }
+    if (named_elsewhere(unheard, now))
+        return;
     // After a switch of configuration, a changed slot's packets may land elsewhere on a host
     // that still runs the earlier set: its buckets wait until every live host claims this
     // epoch (or nothing), whatever it owned before (docs/staged-config.md).
@@ -166,6 +168,28 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         announce_ = claim_sent_ != epoch_;
     }
     pending_take_ = !to_take_.empty();
+}
+
+void ConvergenceEngine::note_named(const Heartbeat& hb, std::int64_t arrived) {
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (p != me_ && (hb.outside_owners & host_bit(p)) &&
+            arrived + tolerance_ms() >= named_[p].until)
+            named_[p] = {hb.priority, hb.nonce, arrived + tolerance_ms()};
+}
+
+bool ConvergenceEngine::named_elsewhere(std::uint64_t unheard, std::int64_t now) const {
+    // A namer still alive on the same boot speaks for itself (its current frame, above): it
+    // stopped naming the host because that host died for it, or joined its view. One that
+    // crashed or restarted since said last that the host may serve, and nobody contradicts it.
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& n = named_[p];
+        if (!(unheard & host_bit(p)) || n.until < now || n.by == 0)
+            continue;
+        const auto& namer = peers_.peer(n.by);
+        if (!namer.alive || namer.heartbeat.nonce != n.nonce)
+            return true;
+    }
+    return false;
 }
 
 std::uint64_t ConvergenceEngine::outside_owners() const {

@@ -78,10 +78,11 @@ class Chaos {
         note() << "hosts=" << n_ << " loss=" << net_.loss << " delay<=" << net_.delay_max_ms
                << " linger=" << net_.linger_ms;
         sim_->drop = [this](std::size_t from, std::size_t to, const auto& frame) {
-            trace(from, frame);
+            trace(from, to, frame, false);
             return dropped(from, to, false);
         };
-        sim_->drop_contact = [this](std::size_t from, std::size_t to, const auto&) {
+        sim_->drop_contact = [this](std::size_t from, std::size_t to, const auto& frame) {
+            trace(from, to, frame, true);
             return dropped(from, to, true);
         };
     }
@@ -134,29 +135,39 @@ class Chaos {
         return 0; // an earlier boot of a restarted host: it sends nothing any more
     }
 
-    // NLB_CHAOS_TRACE=FROM,TO (ms): every heartbeat sent on the segment in that span, on
-    // stderr, for a schedule that failed.
-    void trace(std::size_t from, const std::vector<std::uint8_t>& frame) {
+    // NLB_CHAOS_TRACE=FROM,TO (ms): every heartbeat sent in that span, on stderr, for a
+    // schedule that failed: once per frame on the segment (whoever gets it), once per
+    // receiver on the second path, and whether the spells drop it there.
+    void trace(std::size_t from, std::size_t to, const std::vector<std::uint8_t>& frame,
+               bool contact) {
         static const char* env = std::getenv("NLB_CHAOS_TRACE");
-        if (!env || &frame == last_traced_)
-            return;
-        last_traced_ = &frame;
         std::int64_t lo = 0, hi = 0;
-        if (std::sscanf(env, "%ld,%ld", &lo, &hi) != 2 || sim_->now() < lo || sim_->now() > hi)
+        if (!env || std::sscanf(env, "%ld,%ld", &lo, &hi) != 2 || sim_->now() < lo ||
+            sim_->now() > hi)
             return;
         const auto d = decode_heartbeat(frame);
         if (!d.heartbeat)
             return;
         const auto& hb = *d.heartbeat;
-        std::fprintf(stderr,
-                     "%ld boot %zu host %d %s seq %lu view %lx digest %lx claim %lx base %lx "
-                     "outside %lx flags %x\n",
-                     static_cast<long>(sim_->now()), from, hb.priority, to_string(hb.state),
-                     static_cast<unsigned long>(hb.sequence), static_cast<unsigned long>(hb.view),
-                     static_cast<unsigned long>(hb.view_digest),
-                     static_cast<unsigned long>(hb.claim),
-                     static_cast<unsigned long>(hb.base_digest),
-                     static_cast<unsigned long>(hb.outside_owners), hb.flags);
+        const Traced key{from, hb.nonce, hb.sequence};
+        if (!contact && key == last_traced_)
+            return;
+        if (!contact)
+            last_traced_ = key;
+        std::fprintf(
+            stderr,
+            "%ld boot %zu host %d%s %s seq %lu view %lx digest %lx claim %lx base %lx "
+            "outside %lx flags %x want %lx\n",
+            static_cast<long>(sim_->now()), from, hb.priority,
+            contact ? (" to boot " + std::to_string(to) +
+                       (dropped(from, to, true) ? " (lost)" : "") + " by the second path")
+                          .c_str()
+                    : "",
+            to_string(hb.state), static_cast<unsigned long>(hb.sequence),
+            static_cast<unsigned long>(hb.view), static_cast<unsigned long>(hb.view_digest),
+            static_cast<unsigned long>(hb.claim), static_cast<unsigned long>(hb.base_digest),
+            static_cast<unsigned long>(hb.outside_owners), hb.flags,
+            static_cast<unsigned long>(hb.want));
     }
 
     bool dropped(std::size_t from, std::size_t to, bool contact) {
@@ -348,7 +359,12 @@ class Chaos {
     std::map<std::uint8_t, Pending> pending_;
     std::vector<Spell> spells_;
     bool doubled_ = false;
-    const std::vector<std::uint8_t>* last_traced_ = nullptr;
+    struct Traced {
+        std::size_t from = 0;
+        std::uint64_t nonce = 0, sequence = 0;
+        bool operator==(const Traced&) const = default;
+    };
+    Traced last_traced_;
     std::ostringstream log_;
 };
 
@@ -356,7 +372,15 @@ class Chaos {
 
 TEST_CASE("chaos: overlapping faults never give a bucket two owners, and the cluster heals") {
     const auto first = first_seed();
-    for (std::uint64_t seed = first; seed < first + seeds_to_run(); ++seed) {
+    std::vector<std::uint64_t> seeds;
+    for (std::uint64_t seed = first; seed < first + seeds_to_run(); ++seed)
+        seeds.push_back(seed);
+    // Schedules that once failed (docs/convergence.md, "Chaos"), run beside the first ones
+    // unless a span is asked for: 1816 and 5050 (a peer's late frames asked for only at the
+    // next regular heartbeat), 3226 (failed with them, passes since).
+    if (!std::getenv("NLB_CHAOS_FIRST_SEED"))
+        seeds.insert(seeds.end(), {1816, 3226, 5050});
+    for (const auto seed : seeds) {
         Chaos chaos(seed);
         auto& sim = chaos.sim();
         INFO("seed=" << seed);

@@ -446,6 +446,85 @@ TEST_CASE("a draining host paused, a peer restarted meanwhile: the new boot wait
     CHECK(sim.max_double_ms() == 0);
 }
 
+TEST_CASE("a host named as owner by a peer that restarts meanwhile still blocks the take") {
+    // Found by test_chaos.cpp (seed 5572). Host 1 keeps its buckets outside the view (it
+    // drains while host 2 is dead but not yet counted so) and is paused: its watchdog runs
+    // (tolerance - 1) periods. Host 2 starts again and hears host 1 only from host 3, which
+    // names it (section 11), so it takes nothing. Then host 3 crashes and starts again: its
+    // new boot never heard host 1, and nobody names host 1 any more. Host 2 must remember
+    // that host 1 may serve until a tolerance after it was last named.
+    for (std::uint64_t seed = 0; seed < 6; ++seed) {
+        INFO("seed=" << seed);
+        auto sim = cluster(1750 + seed, 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.reset_double_stats();
+        sim.kill(1);
+        sim.run_until(sim.now() + kPeriod);
+        sim.command(0, {CommandKind::drainstop});
+        sim.run_until(sim.now() + kPeriod);
+        REQUIRE(sim.host(0).engine->state() == HostState::draining);
+        REQUIRE(sim.host(0).engine->buckets_owned(0) > 0);
+        sim.pause(0);
+        const auto paused = sim.now();
+        sim.run_until(sim.now() + kPeriod / 2);
+        auto c2 = default_config(2);
+        c2.cluster.key = kKey;
+        const auto host2 = sim.add_host(c2);
+        REQUIRE(sim.run_until([&] { return sim.host(host2).engine->converged(); },
+                              paused + 3 * kPeriod));
+        sim.kill(2);
+        auto c3 = default_config(3);
+        c3.cluster.key = kKey;
+        sim.add_host(c3);
+        sim.run_until(paused + kTolerance * kPeriod + 2 * kPeriod);
+        CHECK(sim.max_double_ms() == 0);
+        REQUIRE(sim.run_until([&] { return sim.all_owned_once(); }, sim.now() + kRecover));
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
+TEST_CASE("a peer's late frames are asked for at once, whatever this host thinks of the cluster") {
+    // Found by test_chaos.cpp (seed 1816). Host 2 last heard host 1 while host 1 was still
+    // converging, so it did not think the cluster settled and expected every copy by the
+    // second path; host 1, converged, thought it settled and sent copies only when asked.
+    // Host 2 asked only at its next regular heartbeat, up to a period late. Host 1, paused
+    // meanwhile, still served until its watchdog ran out ((tolerance - 1) periods after the
+    // pause), while host 2 counted it dead a tolerance after the last frame it heard, more
+    // than a period before the pause: two owners. Now the request goes the moment host 1's
+    // frames turn late (a period and a half), at most a quarter period later.
+    for (std::uint64_t seed = 0; seed < 8; ++seed) {
+        INFO("seed=" << seed);
+        auto sim = cluster(1800 + seed, 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.kill(2);
+        // Host 2 hears host 1 converging, and from host 1's first converged frame on nothing,
+        // on either path; what host 2 sends is watched for its request.
+        bool converging = false, cut = false;
+        std::int64_t last_heard = -1, asked = -1;
+        const auto watch = [&](std::size_t from, std::size_t to, const auto& frame) {
+            const auto d = decode_heartbeat(frame);
+            if (from == 1 && to == 0 && cut && asked < 0 && d.heartbeat && d.heartbeat->has_want &&
+                (d.heartbeat->want & 1))
+                asked = sim.now();
+            if (from != 0 || to != 1)
+                return false;
+            if (!cut && d.heartbeat) {
+                converging = converging || d.heartbeat->state == HostState::converging;
+                cut = converging && d.heartbeat->state == HostState::converged;
+            }
+            if (!cut)
+                last_heard = std::max(last_heard, sim.now());
+            return cut;
+        };
+        sim.drop = watch;
+        sim.drop_contact = watch;
+        REQUIRE(sim.run_until([&] { return asked >= 0; }, sim.now() + 3 * kTolerance * kPeriod));
+        REQUIRE(cut);
+        INFO("last heard " << last_heard << ", asked " << asked);
+        CHECK(asked - last_heard <= 3 * kPeriod / 2 + kPeriod / 4 + 10);
+    }
+}
+
 TEST_CASE("frames that queued up during a stall do not revive a peer that died meanwhile") {
     // Found by test_chaos.cpp. Host 1 is paused past its watchdog; meanwhile host 2 crashes
     // and starts again. On resume host 1 reads host 2's earlier boot's last frames; they echo
