@@ -357,12 +357,14 @@ Config parse_config(std::string_view json_text, std::string_view source) {
                               (dip.family == NLB_FAMILY_V4 ? "IPv6" : "IPv4") +
                               " and host.dedicated_ip " + dip.to_string() + " is not (the " +
                               "second path runs between dedicated IPs of one family)");
-    for (const auto& peer : config.cluster.peers)
+    for (std::size_t i = 0; i < config.cluster.peers.size(); ++i) {
+        const IpAddress& peer = config.cluster.peers[i];
         if (peer == config.cluster.ip ||
             std::find(config.cluster.vips.begin(), config.cluster.vips.end(), peer) !=
                 config.cluster.vips.end())
-            throw ConfigError("cluster.peers: " + peer.to_string() +
+            throw ConfigError("cluster.peers[" + std::to_string(i) + "]: " + peer.to_string() +
                               " is a VIP; list the hosts' dedicated IPs");
+    }
     if (config.host.vlan_interface && !config.cluster.vlan)
         throw ConfigError("host.vlan_interface: only with cluster.vlan (an untagged cluster "
                           "meets the stack on host.interface)");

@@ -68,7 +68,8 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         return refuse(*plan.fixed + " changed: restart nlb-agent to apply it");
     // Where this host reaches peers that have not spoken yet: its own business, in force at
     // once whatever else waits for the cluster (once nothing refused the reload).
-    const bool new_peers = next.cluster.peers != config_.cluster.peers;
+    // Against the engine's list, not config_: a staged reload sets it without config_.
+    const bool new_peers = engine_ && engine_->config().host.peers != contact_peers(next);
     if (engine_ && !plan.staged.empty()) {
         // What every host must share waits for the cluster; this host's own values of the
         // rules come with it (they are values of the new rules).
@@ -110,7 +111,7 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         staged_.reset();
         log_.event("unstaged", {{"by", what}, {"config", path}});
     }
-    if (engine_ && new_peers)
+    if (new_peers)
         engine_->set_contact_peers(contact_peers(next));
     const Config before = std::move(config_);
     config_ = std::move(next);

@@ -209,8 +209,9 @@ void ConvergenceEngine::on_tick(Millis now_ms) {
     // Segment frames of a peer turned late: ask it for the second path's copies at once,
     // whether or not this host thinks the cluster settled. The peer decides by its own view
     // whether its copies are a backup: a peer that thinks so sends none unasked while this
-    // host, which does not, expects them.
-    if (want_mask(now) & ~wanted_)
+    // host, which does not, expects them. While agreeing, heartbeats go every half period
+    // anyway, and each counts toward the agreement's stability: no extra one then.
+    if ((want_mask(now) & ~wanted_) && !agreeing_)
         send_soon(now);
     if (now >= next_send_)
         send(now);
@@ -387,9 +388,9 @@ Decision ConvergenceEngine::take_decision() {
     out_ = Decision{};
     d.state = state_;
     // At least every half period, so that a gap between inputs means a stall (observe).
-    d.next_tick =
-        Millis{std::min({next_send_, peers_.next_expiry(tolerance_ms()),
-                         std::max<std::int64_t>(last_input_, 0) + period() / 2, next_late()})};
+    d.next_tick = Millis{std::min({next_send_, peers_.next_expiry(tolerance_ms()),
+                                   std::max<std::int64_t>(last_input_, 0) + period() / 2,
+                                   next_late(), grace_end()})};
     return d;
 }
 

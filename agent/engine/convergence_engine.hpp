@@ -336,6 +336,10 @@ class ConvergenceEngine {
     bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
+    // A peer dead for less than a period still counts as owning what it claimed (try_take),
+    // and when the first such grace ends while buckets wait (the next tick).
+    bool in_grace(const Peer& peer, std::int64_t now) const;
+    std::int64_t grace_end() const;
     // The epoch whose share bounds what a peer may own by now, as its last frame tells
     // (kUnknownEpoch: any bucket).
     static constexpr std::uint64_t kUnknownEpoch = ~std::uint64_t{0};
@@ -490,12 +494,14 @@ class ConvergenceEngine {
     // such a host may serve until a tolerance after that frame came (its watchdog, were it
     // paused then). A namer that crashes or restarts names nobody any more, while the named
     // host may still serve: try_take keeps to what it said (note_named).
+    // Per named host, per namer (each namer's own word counts: one that stopped naming a
+    // host does not speak for another that crashed meanwhile).
     struct Named {
-        std::uint8_t by = 0;
         std::uint64_t nonce = 0; // the namer's boot
-        std::int64_t until = 0;
+        std::int64_t until = -1;
     };
-    std::array<Named, NLB_MAX_HOSTS + 1> named_{};
+    std::array<std::array<Named, NLB_MAX_HOSTS + 1>, NLB_MAX_HOSTS + 1> named_{};
+    std::uint64_t named_any_ = 0; // hosts with an entry (some may have run out)
     void note_named(const Heartbeat& hb, std::int64_t arrived);
     bool named_elsewhere(std::uint64_t unheard, std::int64_t now) const;
 

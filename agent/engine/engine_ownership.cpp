@@ -3,6 +3,7 @@
 #include "convergence_engine.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "digest.hpp"
 #include "engine_util.hpp"
@@ -110,7 +111,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
     std::uint64_t blockers = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || !peer.alive)
+        if (p == me_ || !(peer.alive || in_grace(peer, now)))
             continue;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
@@ -171,23 +172,36 @@ void ConvergenceEngine::try_take(std::int64_t now) {
 }
 
 void ConvergenceEngine::note_named(const Heartbeat& hb, std::int64_t arrived) {
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
-        if (p != me_ && (hb.outside_owners & host_bit(p)) &&
-            arrived + tolerance_ms() >= named_[p].until)
-            named_[p] = {hb.priority, hb.nonce, arrived + tolerance_ms()};
+    if (hb.priority < 1 || hb.priority > NLB_MAX_HOSTS)
+        return;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (p == me_ || p == hb.priority || !(hb.outside_owners & host_bit(p)))
+            continue;
+        auto& n = named_[p][hb.priority];
+        if (arrived + tolerance_ms() >= n.until)
+            n = {hb.nonce, arrived + tolerance_ms()};
+        named_any_ |= host_bit(p);
+    }
 }
 
 bool ConvergenceEngine::named_elsewhere(std::uint64_t unheard, std::int64_t now) const {
     // A namer still alive on the same boot speaks for itself (its current frame, above): it
     // stopped naming the host because that host died for it, or joined its view. One that
     // crashed or restarted since said last that the host may serve, and nobody contradicts it.
+    const std::uint64_t candidates = unheard & named_any_;
+    if (!candidates)
+        return false;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        const auto& n = named_[p];
-        if (!(unheard & host_bit(p)) || n.until < now || n.by == 0)
+        if (!(candidates & host_bit(p)))
             continue;
-        const auto& namer = peers_.peer(n.by);
-        if (!namer.alive || namer.heartbeat.nonce != n.nonce)
-            return true;
+        for (std::uint8_t by = 1; by <= NLB_MAX_HOSTS; ++by) {
+            const auto& n = named_[p][by];
+            if (n.until < now)
+                continue;
+            const auto& namer = peers_.peer(by);
+            if (!namer.alive || namer.heartbeat.nonce != n.nonce)
+                return true;
+        }
     }
     return false;
 }
@@ -200,6 +214,28 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
             out |= host_bit(p);
     }
     return out;
+}
+
+bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
+    // Dead for less than a period: its last frame before a pause may have been lost on the
+    // way, and its watchdog runs out (tolerance - 1) periods after the pause, up to a period
+    // after the frame before that one came. A lost run longer than that brings a request
+    // for the second path's copies (late after a period and a half), answered at once.
+    return peer.known && !peer.alive && now <= peer.last_heard_ms + tolerance_ms() + period();
+}
+
+std::int64_t ConvergenceEngine::grace_end() const {
+    std::int64_t at = std::numeric_limits<std::int64_t>::max();
+    if (!pending_take_)
+        return at;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        const std::int64_t end = peer.last_heard_ms + tolerance_ms() + period() + 1;
+        if (p != me_ && peer.known && !peer.alive && end > last_input_ &&
+            may_own(peer.heartbeat) != 0)
+            at = std::min(at, end);
+    }
+    return at;
 }
 
 std::uint64_t ConvergenceEngine::may_own(const Heartbeat& hb) {

@@ -1,6 +1,6 @@
 // ConvergenceEngine, the second path: which peers get this host's heartbeat by UDP between
-// dedicated IPs beside the segment (docs/convergence.md, "Contact"), and when a settled host
-// asks for such copies.
+// dedicated IPs beside the segment (docs/convergence.md, "Contact"), and when a host asks
+// for such copies.
 #include "convergence_engine.hpp"
 
 #include <algorithm>
@@ -28,7 +28,7 @@ bool ConvergenceEngine::requests_in_time() const {
 
 std::int64_t ConvergenceEngine::next_late() const {
     std::int64_t at = std::numeric_limits<std::int64_t>::max();
-    if (!requests_in_time())
+    if (!requests_in_time() || agreeing_)
         return at;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);

@@ -27,7 +27,7 @@ std::string validate(const EngineConfig& config) {
         return "cluster.heartbeat_tolerance: not in 2..100";
     if (config.host.peers.size() > NLB_MAX_HOSTS)
         return "cluster.peers: " + std::to_string(config.host.peers.size()) +
-               " addresses, at most 64";
+               " addresses, at most " + std::to_string(NLB_MAX_HOSTS);
     if (config.cluster.ip == 0)
         return "cluster.ip: missing";
     if (config.cluster.vlan > 4094)

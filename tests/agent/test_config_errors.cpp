@@ -179,9 +179,9 @@ TEST_CASE("cluster.peers") {
          "cluster.peers[1]: 2001:db8::12 is IPv6 and host.dedicated_ip 10.0.0.11 is not (the "
          "second path runs between dedicated IPs of one family)"},
         {with(R"({"ip": "10.0.0.1", "vips": ["10.0.0.2"], "peers": ["10.0.0.12", "10.0.0.2"]})"),
-         "cluster.peers: 10.0.0.2 is a VIP; list the hosts' dedicated IPs"},
+         "cluster.peers[1]: 10.0.0.2 is a VIP; list the hosts' dedicated IPs"},
         {with(R"({"ip": "10.0.0.1", "peers": ["10.0.0.1"]})"),
-         "cluster.peers: 10.0.0.1 is a VIP; list the hosts' dedicated IPs"},
+         "cluster.peers[0]: 10.0.0.1 is a VIP; list the hosts' dedicated IPs"},
     });
     std::string peers;
     for (int i = 0; i <= NLB_MAX_HOSTS; ++i)

@@ -78,12 +78,14 @@ class Chaos {
         note() << "hosts=" << n_ << " loss=" << net_.loss << " delay<=" << net_.delay_max_ms
                << " linger=" << net_.linger_ms;
         sim_->drop = [this](std::size_t from, std::size_t to, const auto& frame) {
-            trace(from, to, frame, false);
-            return dropped(from, to, false);
+            const bool lost = dropped(from, to, false);
+            trace(from, to, frame, false, lost);
+            return lost;
         };
         sim_->drop_contact = [this](std::size_t from, std::size_t to, const auto& frame) {
-            trace(from, to, frame, true);
-            return dropped(from, to, true);
+            const bool lost = dropped(from, to, true);
+            trace(from, to, frame, true, lost);
+            return lost;
         };
     }
 
@@ -137,9 +139,10 @@ class Chaos {
 
     // NLB_CHAOS_TRACE=FROM,TO (ms): every heartbeat sent in that span, on stderr, for a
     // schedule that failed: once per frame on the segment (whoever gets it), once per
-    // receiver on the second path, and whether the spells drop it there.
+    // receiver on the second path, and whether it was lost there. It draws nothing from the
+    // schedule's generator: a traced run is the run that failed.
     void trace(std::size_t from, std::size_t to, const std::vector<std::uint8_t>& frame,
-               bool contact) {
+               bool contact, bool lost) {
         static const char* env = std::getenv("NLB_CHAOS_TRACE");
         std::int64_t lo = 0, hi = 0;
         if (!env || std::sscanf(env, "%ld,%ld", &lo, &hi) != 2 || sim_->now() < lo ||
@@ -159,8 +162,8 @@ class Chaos {
             "%ld boot %zu host %d%s %s seq %lu view %lx digest %lx claim %lx base %lx "
             "outside %lx flags %x want %lx\n",
             static_cast<long>(sim_->now()), from, hb.priority,
-            contact ? (" to boot " + std::to_string(to) +
-                       (dropped(from, to, true) ? " (lost)" : "") + " by the second path")
+            contact ? (" to boot " + std::to_string(to) + (lost ? " (lost)" : "") +
+                       " by the second path")
                           .c_str()
                     : "",
             to_string(hb.state), static_cast<unsigned long>(hb.sequence),

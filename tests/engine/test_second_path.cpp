@@ -196,3 +196,47 @@ TEST_CASE("with a tolerance under four periods a settled host sends every other 
     CHECK(d.between(0, 1) <= 11);
     CHECK(sim.settled());
 }
+
+TEST_CASE("cluster.peers: a host that heard nobody sends to every listed address but its own; "
+          "a settled cluster sends nothing more") {
+    auto listed = [](std::uint8_t priority, std::uint8_t hosts) {
+        auto c = default_config(priority);
+        c.cluster.key = kKey;
+        for (std::uint8_t p = 1; p <= hosts; ++p)
+            c.host.peers.push_back(default_config(p).host.contact);
+        return c;
+    };
+    ConvergenceEngine alone(listed(2, 3), 7, Millis{0});
+    alone.on_command({CommandKind::start}, Millis{0});
+    std::map<std::uint8_t, int> sent; // by the address's last byte (10.0.0.priority)
+    for (std::int64_t t = 0; t <= 3 * kPeriod; t += kPeriod / 10) {
+        alone.on_tick(Millis{t});
+        for (const auto& f : alone.take_decision().contact) {
+            CHECK(f.priority == 0); // nobody known
+            ++sent[f.to.address[3]];
+        }
+    }
+    CHECK(sent[1] >= 3);
+    CHECK(sent[3] >= 3);
+    CHECK(sent.count(2) == 0); // its own
+    CHECK(sent.size() == 2);
+
+    Simulator sim(720, {});
+    for (std::uint8_t p = 1; p <= 5; ++p)
+        sim.add_host(listed(p, 6)); // host 6 is listed but never runs
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+    sim.run_until(sim.now() + 3 * kPeriod);
+    Deliveries d;
+    count_contact(sim, d);
+    std::vector<std::uint64_t> before;
+    for (std::size_t i = 0; i < 5; ++i)
+        before.push_back(sim.host(i).contact_frames_sent);
+    sim.run_until(sim.now() + 30 * kPeriod);
+    CHECK(d.total() == 0); // between the live hosts: nothing, as without the list
+    for (std::size_t i = 0; i < 5; ++i) {
+        // Only to the listed host that never answers: one frame a heartbeat.
+        const auto extra = sim.host(i).contact_frames_sent - before[i];
+        CHECK(extra >= 28);
+        CHECK(extra <= 32);
+    }
+}
