@@ -209,9 +209,10 @@ void ConvergenceEngine::on_tick(Millis now_ms) {
     // Segment frames of a peer turned late: ask it for the second path's copies at once,
     // whether or not this host thinks the cluster settled. The peer decides by its own view
     // whether its copies are a backup: a peer that thinks so sends none unasked while this
-    // host, which does not, expects them. While agreeing, heartbeats go every half period
-    // anyway, and each counts toward the agreement's stability: no extra one then.
-    if ((want_mask(now) & ~wanted_) && !agreeing_)
+    // host, which does not, expects them. (While agreeing such a heartbeat also counts toward
+    // the agreement's stability, as one sent early for any other news does: agreement itself
+    // still needs every member to report the same.)
+    if (want_mask(now) & ~wanted_)
         send_soon(now);
     if (now >= next_send_)
         send(now);

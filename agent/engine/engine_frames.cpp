@@ -133,7 +133,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     const bool newly_asked = hb.has_want && (hb.want & host_bit(me_)) &&
                              !(before.has_want && (before.want & host_bit(me_)));
     const auto change = peers_.accept(hb, heard, quiet_ms());
-    if (newly_asked && change.result != Membership::Accept::pending && !agreeing_)
+    if (newly_asked && change.result != Membership::Accept::pending)
         send_soon(now);
     if (change.result == Membership::Accept::pending)
         return; // most likely this host's new boot, replacing the earlier once that is quiet

@@ -28,7 +28,7 @@ bool ConvergenceEngine::requests_in_time() const {
 
 std::int64_t ConvergenceEngine::next_late() const {
     std::int64_t at = std::numeric_limits<std::int64_t>::max();
-    if (!requests_in_time() || agreeing_)
+    if (!requests_in_time())
         return at;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
