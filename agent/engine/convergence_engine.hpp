@@ -490,12 +490,12 @@ class ConvergenceEngine {
     std::uint64_t refused_logged_ = 0; // peers already reported as refused
     std::string reason_detail_;
 
-    // Hosts a peer named as owning outside its view (section 11), and who named them last:
-    // such a host may serve until a tolerance after that frame came (its watchdog, were it
-    // paused then). A namer that crashes or restarts names nobody any more, while the named
-    // host may still serve: try_take keeps to what it said (note_named).
-    // Per named host, per namer (each namer's own word counts: one that stopped naming a
-    // host does not speak for another that crashed meanwhile).
+    // Hosts a peer named as owning outside its view (section 11), per named host and per
+    // namer: such a host may serve until a tolerance after that frame came (its watchdog,
+    // were it paused then). A namer that crashes or restarts names nobody any more, while the
+    // named host may still serve: try_take keeps to what it said (note_named). Each namer's
+    // word counts on its own: one that stopped naming a host does not speak for another that
+    // crashed meanwhile.
     struct Named {
         std::uint64_t nonce = 0; // the namer's boot
         std::int64_t until = -1;
