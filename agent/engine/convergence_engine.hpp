@@ -43,6 +43,7 @@
 #include "heartbeat_codec.hpp"
 #include "map_transfer.hpp"
 #include "membership.hpp"
+#include "named_owners.hpp"
 #include "rules.hpp"
 
 namespace nlb {
@@ -236,8 +237,7 @@ class ConvergenceEngine {
     // rule). A change reconverges the cluster like a joining host's would, with the same
     // hand-over of buckets; false (and nothing changed) when `rules` does not fit the rules.
     bool set_host_rules(const std::vector<HostRuleParams>& rules, Millis now);
-    // cluster.peers changed by a reload (HostParams::peers): used from the next send.
-    void set_contact_peers(std::vector<ContactAddress> peers);
+    void set_contact_peers(std::vector<ContactAddress> peers); // cluster.peers, by a reload
     // Health probes (docs/health.md): the port rules (bit r = rule r) this host's probes hold
     // down. Where the operator's control is enabled such a rule is drained here (no new
     // connections, tracked ones finish) unless the cluster is in panic for it; published in
@@ -336,9 +336,8 @@ class ConvergenceEngine {
     bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
-    // A peer dead for less than a period still counts as owning what it claimed (try_take),
-    // and when the first such grace ends while buckets wait (the next tick).
-    bool in_grace(const Peer& peer, std::int64_t now) const;
+    // A dead peer keeps what it claimed for a period more (try_take); the first such end.
+    std::int64_t claim_lapses(const Peer& peer) const;
     std::int64_t grace_end() const;
     // The epoch whose share bounds what a peer may own by now, as its last frame tells
     // (kUnknownEpoch: any bucket).
@@ -490,21 +489,7 @@ class ConvergenceEngine {
     std::uint64_t refused_logged_ = 0; // peers already reported as refused
     std::string reason_detail_;
 
-    // Hosts a peer named as owning outside its view (section 11), per named host and per
-    // namer: such a host may serve until a tolerance after that frame came (its watchdog,
-    // were it paused then). A namer that crashes or restarts names nobody any more, while the
-    // named host may still serve: try_take keeps to what it said (note_named). Each namer's
-    // word counts on its own: one that stopped naming a host does not speak for another that
-    // crashed meanwhile.
-    struct Named {
-        std::uint64_t nonce = 0; // the namer's boot
-        std::int64_t until = -1;
-    };
-    std::array<std::array<Named, NLB_MAX_HOSTS + 1>, NLB_MAX_HOSTS + 1> named_{};
-    std::uint64_t named_any_ = 0; // hosts with an entry (some may have run out)
-    void note_named(const Heartbeat& hb, std::int64_t arrived);
-    bool named_elsewhere(std::uint64_t unheard, std::int64_t now) const;
-
+    NamedOwners named_; // section 11's owners, past their namers (try_take)
     // Contact and cohorts.
     std::int64_t last_input_ = -1;
     bool recovering_ = false;

@@ -139,7 +139,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         return; // most likely this host's new boot, replacing the earlier once that is quiet
     if (change.result != Membership::Accept::duplicate) {
         maybe_inherit_fixed_seed(hb, now);
-        note_named(hb, heard);
+        named_.note(hb.priority, hb.nonce, hb.outside_owners & ~host_bit(me_),
+                    heard + tolerance_ms());
     }
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;

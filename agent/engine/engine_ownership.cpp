@@ -111,7 +111,12 @@ void ConvergenceEngine::try_take(std::int64_t now) {
     std::uint64_t blockers = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || !(peer.alive || in_grace(peer, now)))
+        // Dead for less than a period: its last frame before a pause may have been lost on
+        // the way, and its watchdog runs out (tolerance - 1) periods after the pause, up to a
+        // period after the frame before that one came. A lost run longer than that brings a
+        // request for the second path's copies (late after a period and a half).
+        const bool in_grace = peer.known && !peer.alive && now <= claim_lapses(peer);
+        if (p == me_ || !(peer.alive || in_grace))
             continue;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
@@ -132,7 +137,11 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         if (p != me_ && peer.alive && (peer.heartbeat.outside_owners & unheard))
             return;
     }
-    if (named_elsewhere(unheard, now))
+    // What a namer that crashed or restarted since said still stands (NamedOwners).
+    if (named_.named_by_gone(unheard, now, [&](std::uint8_t by, std::uint64_t nonce) {
+            const auto& namer = peers_.peer(by);
+            return !namer.alive || namer.heartbeat.nonce != nonce;
+        }))
         return;
     // After a switch of configuration, a changed slot's packets may land elsewhere on a host
     // that still runs the earlier set: its buckets wait until every live host claims this
@@ -171,41 +180,6 @@ void ConvergenceEngine::try_take(std::int64_t now) {
     pending_take_ = !to_take_.empty();
 }
 
-void ConvergenceEngine::note_named(const Heartbeat& hb, std::int64_t arrived) {
-    if (hb.priority < 1 || hb.priority > NLB_MAX_HOSTS)
-        return;
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        if (p == me_ || p == hb.priority || !(hb.outside_owners & host_bit(p)))
-            continue;
-        auto& n = named_[p][hb.priority];
-        if (arrived + tolerance_ms() >= n.until)
-            n = {hb.nonce, arrived + tolerance_ms()};
-        named_any_ |= host_bit(p);
-    }
-}
-
-bool ConvergenceEngine::named_elsewhere(std::uint64_t unheard, std::int64_t now) const {
-    // A namer still alive on the same boot speaks for itself (its current frame, above): it
-    // stopped naming the host because that host died for it, or joined its view. One that
-    // crashed or restarted since said last that the host may serve, and nobody contradicts it.
-    const std::uint64_t candidates = unheard & named_any_;
-    if (!candidates)
-        return false;
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        if (!(candidates & host_bit(p)))
-            continue;
-        for (std::uint8_t by = 1; by <= NLB_MAX_HOSTS; ++by) {
-            const auto& n = named_[p][by];
-            if (n.until < now)
-                continue;
-            const auto& namer = peers_.peer(by);
-            if (!namer.alive || namer.heartbeat.nonce != n.nonce)
-                return true;
-        }
-    }
-    return false;
-}
-
 std::uint64_t ConvergenceEngine::outside_owners() const {
     std::uint64_t out = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
@@ -216,12 +190,8 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
     return out;
 }
 
-bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
-    // Dead for less than a period: its last frame before a pause may have been lost on the
-    // way, and its watchdog runs out (tolerance - 1) periods after the pause, up to a period
-    // after the frame before that one came. A lost run longer than that brings a request
-    // for the second path's copies (late after a period and a half), answered at once.
-    return peer.known && !peer.alive && now <= peer.last_heard_ms + tolerance_ms() + period();
+std::int64_t ConvergenceEngine::claim_lapses(const Peer& peer) const {
+    return peer.last_heard_ms + tolerance_ms() + period();
 }
 
 std::int64_t ConvergenceEngine::grace_end() const {
@@ -230,7 +200,7 @@ std::int64_t ConvergenceEngine::grace_end() const {
         return at;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        const std::int64_t end = peer.last_heard_ms + tolerance_ms() + period() + 1;
+        const std::int64_t end = claim_lapses(peer) + 1;
         if (p != me_ && peer.known && !peer.alive && end > last_input_ &&
             may_own(peer.heartbeat) != 0)
             at = std::min(at, end);
