@@ -350,20 +350,18 @@ Config parse_config(std::string_view json_text, std::string_view source) {
                               "guarding this rule");
     }
     // The second path runs between dedicated IPs of one family (one socket, bound to it).
-    for (std::size_t i = 0; i < config.cluster.peers.size(); ++i)
-        if (config.cluster.peers[i].family != dip.family)
-            throw ConfigError("cluster.peers[" + std::to_string(i) +
-                              "]: " + config.cluster.peers[i].to_string() + " is " +
+    for (std::size_t i = 0; i < config.cluster.peers.size(); ++i) {
+        const IpAddress& peer = config.cluster.peers[i];
+        const std::string key = "cluster.peers[" + std::to_string(i) + "]: ";
+        if (peer.family != dip.family)
+            throw ConfigError(key + peer.to_string() + " is " +
                               (dip.family == NLB_FAMILY_V4 ? "IPv6" : "IPv4") +
                               " and host.dedicated_ip " + dip.to_string() + " is not (the " +
                               "second path runs between dedicated IPs of one family)");
-    for (std::size_t i = 0; i < config.cluster.peers.size(); ++i) {
-        const IpAddress& peer = config.cluster.peers[i];
         if (peer == config.cluster.ip ||
             std::find(config.cluster.vips.begin(), config.cluster.vips.end(), peer) !=
                 config.cluster.vips.end())
-            throw ConfigError("cluster.peers[" + std::to_string(i) + "]: " + peer.to_string() +
-                              " is a VIP; list the hosts' dedicated IPs");
+            throw ConfigError(key + peer.to_string() + " is a VIP; list the hosts' dedicated IPs");
     }
     if (config.host.vlan_interface && !config.cluster.vlan)
         throw ConfigError("host.vlan_interface: only with cluster.vlan (an untagged cluster "
