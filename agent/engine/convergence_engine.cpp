@@ -476,12 +476,14 @@ void ConvergenceEngine::emit(std::int64_t now) {
     hb.rule_count = static_cast<std::uint8_t>(config_.rules.size());
     hb.nonce = nonce_;
     hb.sequence = ++sequence_;
+    confirmed_.sent(sequence_, now);
     hb.fingerprint = fingerprint_;
     hb.view = view_;
     hb.view_digest = view_digest_;
     hb.claim = reported_claim();
     hb.claim_members = hb.claim ? epoch_members_ : 0;
     hb.outside_owners = outside_owners();
+    hb.grace_owners = grace_owners(now, hb.grace_left_ms);
     hb.map_digest = target_digest_;
     hb.connections = accepted_total_ - accepted_base_;
     hb.score = frozen_ ? frozen_score_ : group_score();

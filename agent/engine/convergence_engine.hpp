@@ -38,6 +38,7 @@
 #include <nlb/limits.h>
 
 #include "allocation.hpp"
+#include "confirmations.hpp"
 #include "heartbeat.hpp"
 #include "heartbeat_auth.hpp"
 #include "heartbeat_codec.hpp"
@@ -290,6 +291,14 @@ class ConvergenceEngine {
     // watchdog's deadline counts from; an input more than (tolerance − 1) periods later is a
     // stall.
     Millis last_input() const { return Millis(last_input_); }
+    // The watchdog's other bound, as of the last look: the soonest instant a peer may take
+    // this host's buckets, a tolerance and a period after the frame of this host it took in
+    // last (Confirmations), and that peer (`by` 0, `until` the largest Millis: no bound).
+    struct Confirmed {
+        Millis until;
+        std::uint8_t by = 0;
+    };
+    Confirmed confirmed_until() const;
     // The last on_heartbeat frame was a peer's 1.2 heartbeat, authenticated and proven fresh
     // (it echoes this boot's nonce): its sender may be told apart from forgeries.
     bool last_frame_trusted() const { return last_trusted_; }
@@ -336,6 +345,10 @@ class ConvergenceEngine {
     bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
+    // Peers in try_take's grace that may own any bucket (section 11's appendix), and in
+    // `left` how long until the last of those graces ends.
+    std::uint64_t grace_owners(std::int64_t now, std::uint32_t& left) const;
+    bool in_grace(const Peer& peer, std::int64_t now) const;
     // A dead peer keeps what it claimed for a period more (try_take); the first such end.
     std::int64_t claim_lapses(const Peer& peer) const;
     std::int64_t grace_end() const;
@@ -357,6 +370,10 @@ class ConvergenceEngine {
     void note_unreadable(std::int64_t now, RefuseReason why);
     void observe(std::int64_t now); // every input: stall detection
     void on_stall(std::int64_t now, std::int64_t gap);
+    // Lets go of every bucket and converges again, as after a stall: `what` for the event.
+    void recover(std::int64_t now, const std::string& what, const std::string& why);
+    void note_confirmation(const Heartbeat& hb);
+    Confirmed work_out_confirmed() const;
     // Contact (engine_membership.cpp).
     bool legacy(const Heartbeat& hb) const { return hb.version_minor < 2; }
     bool verified(const Heartbeat& hb) const;
@@ -490,6 +507,10 @@ class ConvergenceEngine {
     std::string reason_detail_;
 
     NamedOwners named_; // section 11's owners, past their namers (try_take)
+    Confirmations confirmed_; // section 12: what each peer took in of this host's frames
+    mutable Confirmed confirmed_cache_{};         // confirmed_until's, worked out at:
+    mutable std::int64_t confirmed_at_ = -1;      // this look
+    mutable std::uint64_t confirmed_changes_ = 0; // and this Confirmations::changes()
     // Contact and cohorts.
     std::int64_t last_input_ = -1;
     bool recovering_ = false;

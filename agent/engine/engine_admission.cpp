@@ -3,6 +3,9 @@
 #include "convergence_engine.hpp"
 
 #include <algorithm>
+#include <array>
+#include <bit>
+#include <limits>
 
 #include "digest.hpp"
 #include "engine_util.hpp"
@@ -80,17 +83,128 @@ void ConvergenceEngine::observe(std::int64_t now) {
     const std::int64_t gap = now - last_input_;
     const std::int64_t limit =
         period() * std::max<std::int64_t>(1, config_.cluster.heartbeat_tolerance - 1);
-    if (last_input_ >= 0 && gap > limit)
+    if (last_input_ >= 0 && gap > limit) {
         on_stall(now, gap);
+    } else if (last_input_ >= 0 && !recovering_ && participating()) {
+        // The dataplane stopped at the bound the agent armed it with after the last look;
+        // the peer may have taken this host's buckets since, whatever this host still holds.
+        const auto bound = confirmed_until();
+        if (now >= bound.until.count()) {
+            const auto sent = confirmed_.confirmed(bound.by, peers_.peer(bound.by).heartbeat.nonce);
+            recover(now,
+                    "host " + std::to_string(bound.by) +
+                        " confirmed no heartbeat of this host's sent since " +
+                        std::to_string(now - sent.value_or(now)) +
+                        " ms ago (it may take this host's buckets): released every bucket, "
+                        "converging again",
+                    "heartbeats unconfirmed by host " + std::to_string(bound.by));
+        }
+    }
     last_input_ = std::max(last_input_, now);
 }
 
+ConvergenceEngine::Confirmed ConvergenceEngine::confirmed_until() const {
+    // Worked out at most every 1/64 period (each input asks, twice: 64 peers' frames a
+    // period on both paths cost 0.1 % of a core at 100 ms otherwise). A stale bound is later
+    // than the true one only where a peer's later frame brought it nearer, by less than
+    // that: the 1/32 margin above covers it. A peer's new boot works it out at once.
+    if (confirmed_at_ >= 0 && last_input_ >= confirmed_at_ &&
+        last_input_ - confirmed_at_ < period() / 64 && confirmed_.changes() == confirmed_changes_)
+        return confirmed_cache_;
+    confirmed_at_ = last_input_;
+    confirmed_changes_ = confirmed_.changes();
+    confirmed_cache_ = work_out_confirmed();
+    return confirmed_cache_;
+}
+
+ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
+    constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::max();
+    Confirmed bound{Millis(kNone), 0};
+    if (last_input_ < 0)
+        return bound;
+    // Each peer's own bound (kNone: it bounds nothing), and whether it counts as confirming
+    // this host (false: what it would do is not known here).
+    std::array<std::int64_t, NLB_MAX_HOSTS + 1> own{};
+    std::uint64_t confirming = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        own[p] = kNone;
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !peer.alive)
+            continue;
+        const auto sent = confirmed_.confirmed(p, peer.heartbeat.nonce);
+        // Only a member can take buckets (a stopped or refused peer converges with this host
+        // first). One silent for longer than a stall (tolerance - 1 periods) is left out: if
+        // it was paused, it lets go of everything on resume and converges anew; if it
+        // crashed, it takes nothing, and left in it would stop this host's dataplane about
+        // a period before this host counts it dead. One silent for less may be paused and
+        // resume without a stall, counting this host dead from a frame long past.
+        // Its frames heard lately are of the stream confirmed: a new boot's replace it soon.
+        const std::int64_t heard = std::max(peer.heard_segment_ms, peer.heard_contact_ms);
+        if (!sent || *sent == kNever || !in_view_state(peer.heartbeat.state) ||
+            peer.heard_nonce != peer.heartbeat.nonce ||
+            last_input_ - heard >
+                period() * (config_.cluster.heartbeat_tolerance - 1) + period() / 4)
+            continue;
+        // The peer counts on its own clock: one that runs up to 3 % fast takes no sooner.
+        // A bound already past at the look was never armed (the host ran on, its frames
+        // lost to that peer: a partition, which the engine resolves when they meet).
+        const std::int64_t span = tolerance_ms() + period();
+        const std::int64_t until = *sent + span - span / 32;
+        if (until > last_input_) {
+            own[p] = until;
+            confirming |= host_bit(p);
+        }
+    }
+    // A peer takes this host's buckets only under an epoch without it, which every member
+    // of its view must agree on: while each of them confirms this host, the latest of their
+    // bounds holds (an asymmetric partition: the peer that lost this host cannot install
+    // without the others). A member this host does not hear confirm it may drop it any time.
+    // The latest bound of all usually belongs to a member of every view: found once, it
+    // spares the walk over each view (64 hosts, every input).
+    std::uint8_t latest = 0;
+    for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
+        const auto q = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
+        if (!latest || own[q] > own[latest])
+            latest = q;
+    }
+    for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
+        const auto m = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
+        std::int64_t until = own[m];
+        const std::uint64_t group = (peers_.peer(m).heartbeat.view | host_bit(m)) & ~host_bit(me_);
+        if ((group & confirming) == group) {
+            if (group & host_bit(latest))
+                until = own[latest];
+            else
+                for (std::uint64_t g = group; g; g &= g - 1)
+                    until = std::max(until, own[std::countr_zero(g) + 1]);
+        }
+        if (until < bound.until.count())
+            bound = {Millis(until), m};
+    }
+    return bound;
+}
+
+void ConvergenceEngine::note_confirmation(const Heartbeat& hb) {
+    // A frame without this host's ack keeps the last one: the peer counts this host dead
+    // (it acks live peers only), having taken in nothing since, and may take its buckets
+    // once the bound has run (a peer not heard for a while bounds nothing: its bound past).
+    const auto* ack = hb.has_acks && my_echo(hb.priority) ? hb.ack_of(me_) : nullptr;
+    if (!ack)
+        return;
+    confirmed_.confirm(hb.priority, hb.nonce, confirmed_.sent_at(ack->sequence).value_or(kNever));
+}
+
 void ConvergenceEngine::on_stall(std::int64_t now, std::int64_t gap) {
+    recover(now,
+            "no input for " + std::to_string(gap) + " ms (watchdog " +
+                std::to_string(period() * (config_.cluster.heartbeat_tolerance - 1)) +
+                " ms): released every bucket, converging again",
+            "stall of " + std::to_string(gap) + " ms");
+}
+
+void ConvergenceEngine::recover(std::int64_t now, const std::string& what, const std::string& why) {
     ++counters_.stalls;
-    event(now, EventKind::stalled, me_,
-          "no input for " + std::to_string(gap) + " ms (watchdog " +
-              std::to_string(period() * (config_.cluster.heartbeat_tolerance - 1)) +
-              " ms): released every bucket, converging again");
+    event(now, EventKind::stalled, me_, what);
     // Peers not heard meanwhile are dead now, before any decision uses them.
     for (auto p : peers_.expire(now, tolerance_ms())) {
         event(now, EventKind::host_left, p, "host " + std::to_string(p) + " not heard during the stall");
@@ -109,7 +223,7 @@ void ConvergenceEngine::on_stall(std::int64_t now, std::int64_t gap) {
     started_at_ = now;
     if (state_ == HostState::converged)
         set_state(now, HostState::converging, "stall");
-    begin_convergence(now, "stall of " + std::to_string(gap) + " ms");
+    begin_convergence(now, why);
 }
 
 } // namespace nlb

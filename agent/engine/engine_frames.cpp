@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <utility>
 
+#include "engine_util.hpp"
 #include "heartbeat_codec.hpp"
 
 namespace nlb {
+
+using detail::in_view_state;
 
 void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms, Path path,
                                      std::optional<Millis> arrived) {
@@ -117,6 +120,12 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         // the first time in a tolerance gets the echo at once (a partition heal decides on
         // it); others at the usual pace.
         ++counters_.unverified;
+        // It may serve all the same: a host that restarted just before this one heard it
+        // could not prove contact before it paused. Until a tolerance after its frame (its
+        // watchdog runs out sooner) this host takes nothing, as when a peer names it in
+        // grace. A replayed recording can only delay takes so.
+        if (may_own(hb) != 0 || in_view_state(hb.state))
+            named_.note_grace(hb.priority, host_bit(hb.priority), heard + tolerance_ms());
         if (new_stream || now - heard_before > tolerance_ms())
             next_send_ = std::min(next_send_, now);
         else
@@ -138,9 +147,13 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     if (change.result == Membership::Accept::pending)
         return; // most likely this host's new boot, replacing the earlier once that is quiet
     if (change.result != Membership::Accept::duplicate) {
+        note_confirmation(hb);
         maybe_inherit_fixed_seed(hb, now);
         named_.note(hb.priority, hb.nonce, hb.outside_owners & ~host_bit(me_),
                     heard + tolerance_ms());
+        named_.note_grace(hb.priority, hb.grace_owners & ~host_bit(me_),
+                          heard +
+                              std::min<std::int64_t>(hb.grace_left_ms, tolerance_ms() + period()));
     }
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;

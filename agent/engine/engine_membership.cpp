@@ -216,9 +216,14 @@ void ConvergenceEngine::fill_contact(Heartbeat& hb, std::int64_t now) const {
             paths |= Heartbeat::kPathSegment;
         if (now - peer.heard_contact_ms <= tolerance_ms())
             paths |= Heartbeat::kPathContact;
-        if (paths)
-            hb.echoes.push_back({p, paths, peer.heard_nonce});
+        if (!paths)
+            continue;
+        hb.echoes.push_back({p, paths, peer.heard_nonce});
+        // The stream echoed is the one taken in, alive here: its newest frame.
+        if (peer.alive && peer.heartbeat.nonce == peer.heard_nonce)
+            hb.acks.push_back({p, static_cast<std::uint16_t>(peer.heartbeat.sequence)});
     }
+    hb.has_acks = true;
     if (dup_nonce_ != 0 && now - dup_heard_ <= tolerance_ms())
         hb.echoes.push_back({me_, Heartbeat::kPathSegment, dup_nonce_});
     hb.has_want = true;

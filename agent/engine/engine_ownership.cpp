@@ -115,9 +115,20 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         // the way, and its watchdog runs out (tolerance - 1) periods after the pause, up to a
         // period after the frame before that one came. A lost run longer than that brings a
         // request for the second path's copies (late after a period and a half).
-        const bool in_grace = peer.known && !peer.alive && now <= claim_lapses(peer);
-        if (p == me_ || !(peer.alive || in_grace))
+        const bool grace = peer.known && !peer.alive && now <= claim_lapses(peer);
+        if (p == me_ || !(peer.alive || grace))
             continue;
+        // Its last frames may also have said that it installed an epoch this host reported
+        // but never installed (agreement completes on each member at its own frame), and
+        // took buckets that are no share of its last claim here: until the grace ends it may
+        // own any bucket, as its watchdog, bounded by what its peers confirmed, allows.
+        if (grace && in_view_state(peer.heartbeat.state))
+            return;
+        // So may a live one whose frames stopped coming a period and a half ago: what it
+        // installed since (its frames lost, it paused after) is not known here.
+        if (peer.alive && now - peer.last_heard_ms > period() + period() / 2 &&
+            (may_own(peer.heartbeat) != 0 || in_view_state(peer.heartbeat.state)))
+            return;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
             continue;
@@ -137,6 +148,10 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         if (p != me_ && peer.alive && (peer.heartbeat.outside_owners & unheard))
             return;
     }
+    // A peer in grace at a namer may own any bucket too; this host may never have heard it
+    // (restarted since), or heard it before the namer last did.
+    if (named_.grace_until(unheard, now) >= now)
+        return;
     // What a namer that crashed or restarted since said still stands (NamedOwners).
     if (named_.named_by_gone(unheard, now, [&](std::uint8_t by, std::uint64_t nonce) {
             const auto& namer = peers_.peer(by);
@@ -190,6 +205,32 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
     return out;
 }
 
+bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
+    return peer.known && !peer.alive && now <= claim_lapses(peer) &&
+           (may_own(peer.heartbeat) != 0 || in_view_state(peer.heartbeat.state));
+}
+
+std::uint64_t ConvergenceEngine::grace_owners(std::int64_t now, std::uint32_t& left) const {
+    std::uint64_t out = 0;
+    left = 0;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !in_grace(peer, now))
+            continue;
+        out |= host_bit(p);
+        left = std::max(left, static_cast<std::uint32_t>(claim_lapses(peer) - now));
+    }
+    // Peers heard here without proof that may serve (on_heartbeat): a host that never heard
+    // them learns of them so.
+    std::int64_t until = now;
+    const auto unproven = named_.self_named(now, until) & ~peers_.alive_mask() & ~host_bit(me_);
+    if (unproven) {
+        out |= unproven;
+        left = std::max(left, static_cast<std::uint32_t>(until - now));
+    }
+    return out;
+}
+
 std::int64_t ConvergenceEngine::claim_lapses(const Peer& peer) const {
     return peer.last_heard_ms + tolerance_ms() + period();
 }
@@ -200,11 +241,12 @@ std::int64_t ConvergenceEngine::grace_end() const {
         return at;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        const std::int64_t end = claim_lapses(peer) + 1;
-        if (p != me_ && peer.known && !peer.alive && end > last_input_ &&
-            may_own(peer.heartbeat) != 0)
-            at = std::min(at, end);
+        if (p != me_ && in_grace(peer, last_input_))
+            at = std::min(at, claim_lapses(peer) + 1);
     }
+    const auto named = named_.grace_until(~(peers_.alive_mask() | host_bit(me_)), last_input_);
+    if (named >= 0)
+        at = std::min(at, named + 1);
     return at;
 }
 

@@ -2,6 +2,7 @@
 // in heartbeat_codec.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -142,6 +143,24 @@ struct Heartbeat {
     // p-1) that are not members of the sender's view but claim an epoch, so may still own
     // buckets (a draining host, a group about to yield). Sent only when not empty.
     std::uint64_t outside_owners = 0;
+    // Appended to section 11: peers the sender counts dead for less than a period that were
+    // in its view or claimed an epoch (try_take's grace: they may own any bucket), and how
+    // long after the frame the last of those graces ends. A host that never heard them
+    // (restarted since) learns so that they may still serve. Readers that predate it skip it.
+    std::uint64_t grace_owners = 0;
+    std::uint32_t grace_left_ms = 0;
+    // What the sender heard (section 12, docs/convergence.md "Confirmed heartbeats"): for
+    // each live peer it echoes, the low 16 bits of the sequence number of the newest frame it
+    // took in from it. The peer knows when it sent that frame: the sender counts it dead no
+    // sooner than a tolerance after, so the peer's dataplane stops before then (the
+    // watchdog's other bound). Frames that lack it (older versions) bound nothing.
+    struct Ack {
+        std::uint8_t priority = 0;
+        std::uint16_t sequence = 0;
+        bool operator==(const Ack&) const = default;
+    };
+    bool has_acks = false;
+    std::vector<Ack> acks; // at most NLB_MAX_HOSTS, priorities strictly ascending
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {
@@ -149,6 +168,15 @@ struct Heartbeat {
             if (e.priority == priority && e.nonce == nonce)
                 return &e;
         return nullptr;
+    }
+
+    // The sender's ack of `priority`'s stream (nullptr: none). A binary search: every frame
+    // of a 64-host cluster carries 63.
+    const Ack* ack_of(std::uint8_t priority) const {
+        const auto it =
+            std::lower_bound(acks.begin(), acks.end(), priority,
+                             [](const Ack& a, std::uint8_t p) { return a.priority < p; });
+        return it != acks.end() && it->priority == priority ? &*it : nullptr;
     }
 
     bool operator==(const Heartbeat&) const = default;

@@ -25,6 +25,9 @@ constexpr std::size_t kHealthSection = 8;  // probe_down, panic_percent, 3 reser
 constexpr std::size_t kStagedSection = 16; // staged, switched_from
 constexpr std::size_t kWantSection = 8;    // want
 constexpr std::size_t kOwnersSection = 8;  // outside_owners
+constexpr std::size_t kGraceFields = 12;   // grace_owners, grace_left_ms (appended)
+constexpr std::size_t kAcksFixed = 2;      // count, reserved
+constexpr std::size_t kAckEntry = 4;       // priority, reserved, sequence (low 16 bits)
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
 std::uint64_t host_bit_of(std::uint8_t priority) {
@@ -135,9 +138,25 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         w.u64(hb.want);
     }
 
-    if (hb.outside_owners) {
-        w.section(kSectionOwners, kOwnersSection);
+    if (hb.outside_owners || hb.grace_owners) {
+        w.section(kSectionOwners, kOwnersSection + (hb.grace_owners ? kGraceFields : 0));
         w.u64(hb.outside_owners);
+        if (hb.grace_owners) {
+            w.u64(hb.grace_owners);
+            w.u32(hb.grace_left_ms);
+        }
+    }
+
+    if (hb.has_acks) {
+        const std::size_t n = std::min<std::size_t>(hb.acks.size(), NLB_MAX_HOSTS);
+        w.section(kSectionAcks, kAcksFixed + n * kAckEntry);
+        w.u8(static_cast<std::uint8_t>(n));
+        w.u8(0);
+        for (std::size_t i = 0; i < n; ++i) {
+            w.u8(hb.acks[i].priority);
+            w.u8(0);
+            w.u16(hb.acks[i].sequence);
+        }
     }
 
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
@@ -298,6 +317,37 @@ DecodeError decode_owners(std::span<const std::uint8_t> body, Heartbeat& hb) {
     Reader r(body);
     // The sender is in its own view, or owns nothing: its own bit means nothing.
     hb.outside_owners = r.u64() & ~host_bit_of(hb.priority);
+    if (body.size() >= kOwnersSection + kGraceFields) {
+        hb.grace_owners = r.u64() & ~host_bit_of(hb.priority);
+        hb.grace_left_ms = r.u32();
+    }
+    return DecodeError::none;
+}
+
+DecodeError decode_acks(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    if (body.size() < kAcksFixed)
+        return DecodeError::bad_length;
+    Reader r(body);
+    const auto count = r.u8();
+    r.u8();
+    // Longer is a later version's, as for the seed section; shorter than its count is broken.
+    if (count > NLB_MAX_HOSTS)
+        return DecodeError::bad_field;
+    if (body.size() < kAcksFixed + std::size_t{count} * kAckEntry)
+        return DecodeError::bad_length;
+    hb.acks.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        Heartbeat::Ack a;
+        a.priority = r.u8();
+        r.u8();
+        a.sequence = r.u16();
+        // Ascending, each priority once (Heartbeat::ack_of searches them).
+        if (a.priority < 1 || a.priority > NLB_MAX_HOSTS ||
+            (!hb.acks.empty() && a.priority <= hb.acks.back().priority))
+            return DecodeError::bad_field;
+        hb.acks.push_back(a);
+    }
+    hb.has_acks = true;
     return DecodeError::none;
 }
 
@@ -486,6 +536,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionOwners:
             decode = decode_owners;
+            break;
+        case kSectionAcks:
+            decode = decode_acks;
             break;
         }
         if (!decode)

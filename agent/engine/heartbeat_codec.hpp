@@ -48,6 +48,9 @@ inline constexpr std::uint8_t kSectionWant = 10;
 // that may own buckets outside its view, for a peer that cannot know (it started after their
 // last frame). Readers that predate it skip it and take as they always did.
 inline constexpr std::uint8_t kSectionOwners = 11;
+// What the sender heard of each peer (docs/convergence.md, "Confirmed heartbeats"): readers
+// that predate it skip it, and their peers' watchdogs count from their own refresh alone.
+inline constexpr std::uint8_t kSectionAcks = 12;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"

@@ -4,6 +4,8 @@
 // nobody any more while the named host may still serve, so its last word stands; a namer
 // still on the same boot speaks for itself through its current frame. Each namer's word
 // counts on its own: one that stopped naming a host does not speak for another that crashed.
+// Hosts named in grace (dead at the namer for less than a period) stay named until the end
+// the namer gave, whatever becomes of the namer.
 #pragma once
 
 #include <array>
@@ -47,7 +49,42 @@ class NamedOwners {
         return false;
     }
 
+    // `namer` named `owners` in grace, until `until`.
+    void note_grace(std::uint8_t namer, std::uint64_t owners, std::int64_t until) {
+        if (namer < 1 || namer > NLB_MAX_HOSTS)
+            return;
+        grace_[namer] = {owners, owners ? until : -1};
+    }
+    // The latest end of a grace some namer gave for one of `hosts` at `now` or later
+    // (-1: none runs).
+    std::int64_t grace_until(std::uint64_t hosts, std::int64_t now) const {
+        std::int64_t until = -1;
+        for (const auto& g : grace_)
+            if ((g.owners & hosts) && g.until >= now)
+                until = g.until > until ? g.until : until;
+        return until;
+    }
+
+    // Hosts this host heard itself without proof of contact (their own entries: `note_grace`
+    // with namer == the host) whose grace runs at `now`; `until` receives the latest end.
+    std::uint64_t self_named(std::int64_t now, std::int64_t& until) const {
+        std::uint64_t out = 0;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+            const auto& g = grace_[p];
+            if ((g.owners & host_bit(p)) && g.until >= now) {
+                out |= host_bit(p);
+                until = g.until > until ? g.until : until;
+            }
+        }
+        return out;
+    }
+
   private:
+    struct Grace {
+        std::uint64_t owners = 0;
+        std::int64_t until = -1;
+    };
+    std::array<Grace, NLB_MAX_HOSTS + 1> grace_{};
     struct Entry {
         std::uint64_t nonce = 0; // the namer's boot
         std::int64_t until = -1;

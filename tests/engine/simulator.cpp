@@ -72,9 +72,7 @@ void Simulator::kill(std::size_t i) {
 void Simulator::pause(std::size_t i) {
     auto& h = hosts_[i];
     h.paused = true;
-    h.paused_at = now_;
-    const auto& c = h.engine->config().cluster;
-    push(now_ + std::int64_t{c.heartbeat_ms} * (c.heartbeat_tolerance - 1), Kind::watchdog, i);
+    h.paused_at = now_; // the deadline armed after its last input stands (collect)
 }
 
 void Simulator::resume(std::size_t i) {
@@ -230,17 +228,52 @@ void Simulator::collect(std::size_t i) {
             deliver(j, frame, Path::contact);
         }
     }
-    // The watchdog is armed again once the engine has recovered from a stall.
-    if (h.watchdog_expired && !h.paused && !h.engine->recovering()) {
-        h.watchdog_expired = false;
-        if (h.alive && h.installed)
-            count_owner(i, *h.installed, +1);
-    }
+    arm_watchdog(i);
     const auto next = global_at(i, std::max(d.next_tick.count(), local(i)));
     if (h.tick_at < now_ || next < h.tick_at) {
         h.tick_at = next;
         push(next, Kind::tick, i);
     }
+}
+
+// As the agent does after each input: the sooner of its timeout, counted from the engine's
+// last look, and the peers' confirmations; armed again (reviving an expired dataplane) only
+// for a deadline still ahead and once the engine has recovered from a stall. A deadline
+// already past stops the dataplane at once.
+void Simulator::arm_watchdog(std::size_t i) {
+    auto& h = hosts_[i];
+    if (h.paused || !h.alive || h.engine->recovering())
+        return;
+    const auto look = h.engine->last_input().count();
+    if (look < 0)
+        return;
+    const auto& c = h.engine->config().cluster;
+    const std::int64_t until =
+        std::min(look + std::int64_t{c.heartbeat_ms} * (c.heartbeat_tolerance - 1),
+                 h.engine->confirmed_until().until.count());
+    if (until <= local(i)) {
+        expire_watchdog(i);
+        return;
+    }
+    const std::int64_t at = global_at(i, until);
+    if (at != h.armed_until) {
+        h.armed_until = at;
+        push(at, Kind::watchdog, i);
+    }
+    if (h.watchdog_expired) {
+        h.watchdog_expired = false;
+        if (h.installed)
+            count_owner(i, *h.installed, +1);
+    }
+}
+
+void Simulator::expire_watchdog(std::size_t i) {
+    auto& h = hosts_[i];
+    if (h.watchdog_expired)
+        return;
+    h.watchdog_expired = true;
+    if (h.installed)
+        count_owner(i, *h.installed, -1);
 }
 
 void Simulator::count_owner(std::size_t i, const SlotViews& views, int delta) {
@@ -274,11 +307,8 @@ void Simulator::step(const Item& item) {
     if (!h.alive)
         return;
     if (item.kind == Kind::watchdog) {
-        if (h.paused && !h.watchdog_expired) {
-            h.watchdog_expired = true;
-            if (h.installed)
-                count_owner(item.host, *h.installed, -1);
-        }
+        if (item.at == h.armed_until) // not armed again since
+            expire_watchdog(item.host);
         return;
     }
     if (h.paused) {

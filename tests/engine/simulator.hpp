@@ -47,12 +47,14 @@ struct SimHost {
     std::uint64_t frames_sent = 0, bytes_sent = 0;
     std::uint64_t chunk_frames_sent = 0, chunk_bytes_sent = 0; // map transfer (included above)
     std::uint64_t contact_frames_sent = 0;
-    // Paused (SIGSTOP, a VM pause): inputs wait in `backlog` until resume; its dataplane's
-    // watchdog expires (tolerance − 1) periods into the pause and is armed again only once
-    // the engine is not recovering from the stall.
+    // Paused (SIGSTOP, a VM pause): inputs wait in `backlog` until resume. Its dataplane's
+    // watchdog is armed as the agent arms it after every input (Simulator::arm_watchdog): it
+    // expires (tolerance − 1) periods after the engine's last look, or sooner at the bound the
+    // peers' confirmations set (confirmed_until), paused or not.
     bool paused = false;
     std::int64_t paused_at = 0;
     bool watchdog_expired = false;
+    std::int64_t armed_until = -1; // the deadline armed last (simulation time)
     struct Queued {
         std::shared_ptr<const std::vector<std::uint8_t>> frame;
         Path path;
@@ -155,6 +157,8 @@ class Simulator {
     bool scan(std::size_t i);
     void install(std::size_t i, std::shared_ptr<const SlotViews> views);
     void count_owner(std::size_t i, const SlotViews& views, int delta);
+    void arm_watchdog(std::size_t i);
+    void expire_watchdog(std::size_t i);
     std::int64_t delay();
     // Host i's clock now, and the simulation time at which it reads `local`.
     std::int64_t local(std::size_t i) const;

@@ -57,7 +57,9 @@ EngineConfig config_for(std::uint8_t priority, std::size_t hosts) {
 
 // A fault on the way frames travel, in force over [from, to).
 struct Spell {
-    enum Kind { deaf, mute, lossy_in, lossy_out, contact_lossy } kind;
+    // outage: the host's own frames lost on both paths (its NIC's queue stuck, a VM's last
+    // frames before a live migration's stop never leaving).
+    enum Kind { deaf, mute, lossy_in, lossy_out, contact_lossy, outage } kind;
     std::uint8_t priority;
     double share; // of the frames it drops
     std::int64_t from, to;
@@ -107,7 +109,7 @@ class Chaos {
     // started again, every host told to start.
     void end_faults() {
         spells_.clear();
-        finish_due(std::numeric_limits<std::int64_t>::max());
+        finish_due(std::numeric_limits<std::int64_t>::max(), true);
         for (auto& [priority, i] : index_) {
             const auto s = sim_->host(i).engine->state();
             if (s == HostState::stopped || s == HostState::draining)
@@ -180,11 +182,12 @@ class Chaos {
             if (now < s.from || now >= s.to)
                 continue;
             const bool hit =
-                contact
-                    ? s.kind == Spell::contact_lossy && (s.priority == pf || s.priority == pt)
-                    : ((s.kind == Spell::deaf || s.kind == Spell::lossy_in) && s.priority == pt) ||
-                          ((s.kind == Spell::mute || s.kind == Spell::lossy_out) &&
-                           s.priority == pf);
+                (s.kind == Spell::outage && s.priority == pf) ||
+                (contact
+                     ? s.kind == Spell::contact_lossy && (s.priority == pf || s.priority == pt)
+                     : ((s.kind == Spell::deaf || s.kind == Spell::lossy_in) && s.priority == pt) ||
+                           ((s.kind == Spell::mute || s.kind == Spell::lossy_out) &&
+                            s.priority == pf));
             if (hit && std::uniform_real_distribution<>(0, 1)(rng_) < s.share)
                 return true;
         }
@@ -206,21 +209,33 @@ class Chaos {
         run_to(t);
     }
 
-    // Resumes the paused agents, then restarts the crashed ones, whose time came by `upto`.
-    void finish_due(std::int64_t upto) {
-        for (const bool restarts : {false, true})
+    // Pauses the agents whose outage ended, resumes the paused ones, then restarts the
+    // crashed ones, whose time came by `upto`. At the faults' end (`ending`) an outage's
+    // pause is dropped: only what is under way finishes.
+    void finish_due(std::int64_t upto, bool ending = false) {
+        for (const auto what : {Pending::freeze, Pending::resume, Pending::restart})
             for (auto it = pending_.begin(); it != pending_.end();) {
                 const auto [priority, p] = *it;
-                if (p.restart != restarts || p.at > upto) {
+                if (p.what != what || p.at > upto) {
                     ++it;
                     continue;
                 }
                 it = pending_.erase(it);
-                if (restarts) {
+                if (what == Pending::restart) {
                     restart(priority);
-                } else {
+                } else if (what == Pending::resume) {
                     note() << "resume " << int(priority);
                     sim_->resume(index_[priority]);
+                } else if (!ending &&
+                           sim_->host(index_[priority]).engine->confirmed_until().by == 0) {
+                    // Nobody confirms its frames (it serves alone, or its peers do not hear
+                    // it): silent since its outage, paused it would be a partition.
+                    note() << "no pause for " << int(priority) << ": nobody confirms its frames";
+                } else if (!ending) {
+                    pending_[priority] = {p.at + p.length, Pending::resume, 0};
+                    note() << "pause " << int(priority) << " after its outage, until "
+                           << pending_[priority].at;
+                    sim_->pause(index_[priority]);
                 }
             }
     }
@@ -312,8 +327,9 @@ class Chaos {
             if (busy(priority))
                 break;
             // From a scheduler hiccup to a VM paused for longer than the tolerance.
-            pending_[priority] = {
-                now + (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod)), false};
+            pending_[priority] = {now +
+                                      (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod)),
+                                  Pending::resume, 0};
             note() << "pause " << int(priority) << " until " << pending_[priority].at;
             sim_->pause(i);
             break;
@@ -322,7 +338,7 @@ class Chaos {
                 break;
             // Crashed; restarted by systemd at once, or later, or much later.
             pending_[priority] = {now + (pick(2) ? len(10, kPeriod) : len(kPeriod, 12 * kPeriod)),
-                                  true};
+                                  Pending::restart, 0};
             note() << "crash " << int(priority) << ", restart at " << pending_[priority].at;
             sim_->kill(i);
             break;
@@ -344,6 +360,20 @@ class Chaos {
             sim_->command(i, {kind});
             break;
         }
+        case 8: {
+            if (busy(priority))
+                break;
+            // A VM frozen for a live migration, or an agent paused, just after its own
+            // frames stopped leaving for a while: its peers heard it last well before the
+            // pause, and must not take its buckets while its watchdog still lets it serve.
+            const auto end = now + len(kPeriod / 2, 4 * kPeriod);
+            spells_.push_back({Spell::outage, priority, 1.0, now, end});
+            pending_[priority] = {end, Pending::freeze,
+                                  pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod)};
+            note() << "outage on " << int(priority) << " until " << end << ", then a pause of "
+                   << pending_[priority].length;
+            break;
+        }
         default:
             break; // a quiet spell
         }
@@ -354,10 +384,12 @@ class Chaos {
     NetworkParams net_;
     std::optional<Simulator> sim_;
     std::map<std::uint8_t, std::size_t> index_; // priority -> the simulator's host (its boot)
-    // A paused agent's resume or a crashed one's restart, at most one per host (busy).
+    // A paused agent's resume, a crashed one's restart or the pause that ends an outage, at
+    // most one per host (busy).
     struct Pending {
         std::int64_t at;
-        bool restart;
+        enum What { freeze, resume, restart } what;
+        std::int64_t length; // freeze: how long the pause lasts
     };
     std::map<std::uint8_t, Pending> pending_;
     std::vector<Spell> spells_;
@@ -379,10 +411,14 @@ TEST_CASE("chaos: overlapping faults never give a bucket two owners, and the clu
     for (std::uint64_t seed = first; seed < first + seeds_to_run(); ++seed)
         seeds.push_back(seed);
     // Schedules that once failed (docs/convergence.md, "Chaos"), run beside the first ones
-    // unless a span is asked for: 1816 and 5050 (a peer's late frames asked for only at the
-    // next regular heartbeat), 3226 (failed with them, passes since).
+    // unless a span is asked for. Since outages were added (2026-12-05): 11 (a peer dead for
+    // less than a period took buckets beyond its last claim), 23 (a restarted host took from
+    // a peer in grace at others), 152 (a peer heard but not proven paused a restarted host's
+    // partner), 500 (a live peer's late frames hid what it installed), 1118 (a peer paused
+    // for less than a stall left out of the confirmations' bound), 1370 (peers heard without
+    // proof, not named to a restarted host).
     if (!std::getenv("NLB_CHAOS_FIRST_SEED"))
-        seeds.insert(seeds.end(), {1816, 3226, 5050});
+        seeds.insert(seeds.end(), {11, 23, 152, 500, 1118, 1370});
     for (const auto seed : seeds) {
         Chaos chaos(seed);
         auto& sim = chaos.sim();

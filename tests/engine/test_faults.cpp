@@ -763,3 +763,69 @@ TEST_CASE("a host restarted behind a port deaf and mute at once: with cluster.pe
         }
     }
 }
+
+TEST_CASE("a host whose frames stopped leaving just before it paused stops serving before its "
+          "peers take its buckets") {
+    // Found by test_chaos.cpp's outages: a VM's last frames before a live migration's stop
+    // never leave (or its NIC's queue is stuck), then it is frozen. Its peers last heard it
+    // well before the pause and take its buckets a tolerance and a period after that; its
+    // watchdog, counted from its own last look, ran a period or more longer (two owners for
+    // up to 1.5 s before). Its peers say which of its frames they took in last (section 12),
+    // and its dataplane stops a tolerance and a period after it sent that one.
+    for (std::uint64_t seed = 0; seed < 6; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(2200 + seed, 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.reset_double_stats();
+        bool outage = true;
+        auto lost = [&](std::size_t from, std::size_t, const auto&) { return outage && from == 0; };
+        sim.drop = lost;
+        sim.drop_contact = lost;
+        sim.run_until(sim.now() + 2 * kPeriod + static_cast<std::int64_t>(seed) * 250);
+        const auto confirmed = sim.host(0).engine->confirmed_until();
+        CHECK(confirmed.by != 0);
+        sim.pause(0);
+        outage = false;
+        const auto paused = sim.now();
+        // Its watchdog's timeout alone would run to (tolerance - 1) periods into the pause.
+        CHECK(confirmed.until.count() < paused + (kTolerance - 1) * kPeriod);
+        sim.run_until(paused + 8 * kPeriod);
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.all_owned_once());
+        sim.resume(0);
+        REQUIRE(sim.run_until([&] { return sim.settled() && sim.all_owned_once(); },
+                              sim.now() + 30 * kPeriod));
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
+TEST_CASE("a peer's confirmations bound the watchdog only while its frames come: a crash "
+          "stops no other host") {
+    // Left in the bound after it stopped sending, a crashed peer's last confirmation would
+    // stop every other host's dataplane a little before they count it dead.
+    for (const std::uint32_t tolerance : {2u, 5u}) {
+        for (std::uint64_t seed = 0; seed < 4; ++seed) {
+            INFO("tolerance " << tolerance << " seed " << seed);
+            Simulator sim(2300 + seed, {});
+            for (std::uint8_t p = 1; p <= 4; ++p) {
+                auto c = default_config(p);
+                c.cluster.key = kKey;
+                c.cluster.heartbeat_tolerance = tolerance;
+                sim.add_host(c);
+            }
+            REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+            sim.run_until(sim.now() + 3 * kPeriod + static_cast<std::int64_t>(seed) * 300);
+            for (std::size_t i = 0; i < 3; ++i)
+                CHECK(sim.host(i).engine->confirmed_until().by != 0);
+            sim.reset_double_stats();
+            sim.kill(3);
+            REQUIRE(sim.run_until([&] { return sim.settled() && sim.all_owned_once(); },
+                                  sim.now() + (tolerance + 4) * kPeriod));
+            for (std::size_t i = 0; i < 3; ++i) {
+                CHECK(sim.host(i).engine->counters().stalls == 0);
+                CHECK(sim.host(i).engine->confirmed_until().by != 4);
+            }
+            CHECK(sim.max_double_ms() == 0);
+        }
+    }
+}

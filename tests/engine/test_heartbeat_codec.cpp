@@ -3,6 +3,7 @@
 
 #include <random>
 
+#include "confirmations.hpp"
 #include "heartbeat_auth.hpp"
 #include "heartbeat_codec.hpp"
 #include "map_transfer.hpp"
@@ -102,9 +103,120 @@ TEST_CASE("the owners section round-trips, only when not empty; the sender's own
     CHECK(r.heartbeat->outside_owners == 2);
 }
 
+namespace {
+
+// The sections a frame carries in a 64-host cluster: 63 peers echoed and confirmed.
+void add_peers(Heartbeat& hb) {
+    hb.has_contact = true;
+    hb.has_acks = true;
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        if (p == hb.priority)
+            continue;
+        hb.echoes.push_back({p, Heartbeat::kPathSegment, 0x1000u + p});
+        hb.acks.push_back({p, static_cast<std::uint16_t>(60000 + p)});
+    }
+}
+
+} // namespace
+
+TEST_CASE("confirmations: a sequence's low 16 bits name the newest frame sent with them") {
+    Confirmations c;
+    CHECK_FALSE(c.sent_at(1)); // nothing sent yet
+    for (std::uint64_t seq = 1; seq <= 70000; ++seq)
+        c.sent(seq, static_cast<std::int64_t>(seq) * 10);
+    // 70000 = 0x11170: its low bits name it, not frame 0x01170 sent 65,536 frames before.
+    REQUIRE(c.sent_at(0x1170));
+    CHECK(*c.sent_at(0x1170) == 700000);
+    REQUIRE(c.sent_at(static_cast<std::uint16_t>(70000 - 1023)));
+    CHECK(*c.sent_at(static_cast<std::uint16_t>(70000 - 1023)) == (70000 - 1023) * 10);
+    // Further back than the ring holds: unknown, never a later frame's time.
+    CHECK_FALSE(c.sent_at(static_cast<std::uint16_t>(70000 - 1024)));
+    CHECK_FALSE(c.sent_at(static_cast<std::uint16_t>(70000 + 1))); // never sent: long ago
+    // Each peer's confirmation is of its boot.
+    c.confirm(5, 0xaa, 123);
+    REQUIRE(c.confirmed(5, 0xaa));
+    CHECK(*c.confirmed(5, 0xaa) == 123);
+    CHECK_FALSE(c.confirmed(5, 0xbb));
+    c.confirm(5, 0xbb, 456); // its next boot
+    CHECK_FALSE(c.confirmed(5, 0xaa));
+    CHECK(*c.confirmed(5, 0xbb) == 456);
+    c.confirm(0, 0xaa, 1); // no such priority: ignored
+    c.confirm(65, 0xaa, 1);
+    CHECK_FALSE(c.confirmed(65, 0xaa));
+}
+
+TEST_CASE("the acks section round-trips; bad priorities and short bodies are refused") {
+    auto hb = sample();
+    add_peers(hb);
+    auto r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(*r.heartbeat == hb);
+    REQUIRE(r.heartbeat->ack_of(64));
+    CHECK(r.heartbeat->ack_of(64)->sequence == 60064);
+    CHECK(r.heartbeat->ack_of(17) == nullptr); // the sender confirms nothing of its own
+    // Without it: a version that confirms nothing (its peers' watchdogs count as before).
+    hb.has_acks = false;
+    hb.acks.clear();
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK_FALSE(r.heartbeat->has_acks);
+    // Empty, it says the sender took in nobody's frames.
+    hb.has_acks = true;
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->has_acks);
+    CHECK(r.heartbeat->acks.empty());
+    // The section's body as encoded, for the cases below.
+    auto with_body = [&](std::vector<std::uint8_t> body) {
+        hb.has_acks = false;
+        auto frame = encode_heartbeat(hb);
+        frame.insert(frame.end(), {kSectionAcks, 0, 0, static_cast<std::uint8_t>(body.size())});
+        frame.insert(frame.end(), body.begin(), body.end());
+        frame[8] = static_cast<std::uint8_t>(frame.size() >> 8);
+        frame[9] = static_cast<std::uint8_t>(frame.size());
+        return decode_heartbeat(frame);
+    };
+    CHECK(with_body({1, 0, 5, 0, 0x12, 0x34}).heartbeat);             // host 5, sequence 0x1234
+    CHECK_FALSE(with_body({2, 0, 5, 0, 0x12, 0x34}).heartbeat);       // shorter than its count
+    CHECK_FALSE(with_body({1, 0, 0, 0, 0x12, 0x34}).heartbeat);       // priority 0
+    CHECK_FALSE(with_body({1, 0, 65, 0, 0x12, 0x34}).heartbeat);      // priority 65
+    CHECK_FALSE(with_body({2, 0, 5, 0, 0, 1, 5, 0, 0, 2}).heartbeat); // host 5 twice
+    CHECK_FALSE(with_body({2, 0, 6, 0, 0, 1, 5, 0, 0, 2}).heartbeat); // not ascending
+    CHECK(with_body({2, 0, 5, 0, 0, 1, 6, 0, 0, 2}).heartbeat);
+    CHECK_FALSE(with_body({65, 0}).heartbeat); // more than 64 hosts
+    CHECK_FALSE(with_body({1}).heartbeat);     // no count
+    // Longer than its entries: a later version's, the entries read.
+    const auto longer = with_body({1, 0, 5, 0, 0x12, 0x34, 9, 9});
+    REQUIRE(longer.heartbeat);
+    REQUIRE(longer.heartbeat->ack_of(5));
+    CHECK(longer.heartbeat->ack_of(5)->sequence == 0x1234);
+}
+
+TEST_CASE("section 11's grace appendix round-trips, sent only when someone is in grace") {
+    auto hb = sample();
+    hb.outside_owners = 4;
+    const auto plain = encode_heartbeat(hb);
+    hb.grace_owners = 0x8000000000000001ull | (std::uint64_t{1} << 16); // 1, 64, and 17 itself
+    hb.grace_left_ms = 1234;
+    const auto with = encode_heartbeat(hb);
+    CHECK(with.size() == plain.size() + 12);
+    auto r = decode_heartbeat(with);
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->outside_owners == 4);
+    CHECK(r.heartbeat->grace_owners == 0x8000000000000001ull); // the sender's own bit dropped
+    CHECK(r.heartbeat->grace_left_ms == 1234);
+    // Someone in grace and nobody outside the view: the section goes all the same.
+    hb.outside_owners = 0;
+    r = decode_heartbeat(encode_heartbeat(hb));
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->outside_owners == 0);
+    CHECK(r.heartbeat->grace_left_ms == 1234);
+}
+
 TEST_CASE("64 hosts, 32 rules and every bucket dirty still fit one frame") {
     auto hb = sample();
     hb.flags = Heartbeat::kFlagAuthenticated;
+    add_peers(hb);
     std::mt19937_64 rng(3);
     for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
         DirtySlot d{s, {}};
