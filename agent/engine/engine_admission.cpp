@@ -156,28 +156,28 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
         }
     }
     // A peer takes this host's buckets only under an epoch without it, which every member
-    // of its view must agree on: while each of them confirms this host, the latest of their
-    // bounds holds (an asymmetric partition: the peer that lost this host cannot install
-    // without the others). A member this host does not hear confirm it may drop it any time.
-    // The latest bound of all usually belongs to a member of every view: found once, it
-    // spares the walk over each view (64 hosts, every input).
-    std::uint8_t latest = 0;
+    // of its view must agree on. While it has installed none (its claim's members hold this
+    // host, or it claims nothing), each member of its view whose own view still holds this
+    // host must first count it dead (a tolerance after the frame it confirmed; the grace is
+    // the taker's own): the peer's bound is then the later of its own and the last of those
+    // deaths (an asymmetric partition: the peer that lost this host cannot install without
+    // the others). A peer that installed one without this host may own its buckets already:
+    // its own bound holds.
+    std::uint64_t holding = 0; // confirming members whose view holds this host
     for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
         const auto q = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
-        if (!latest || own[q] > own[latest])
-            latest = q;
+        if (peers_.peer(q).heartbeat.view & host_bit(me_))
+            holding |= host_bit(q);
     }
     for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
         const auto m = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
+        const auto& hb = peers_.peer(m).heartbeat;
         std::int64_t until = own[m];
-        const std::uint64_t group = (peers_.peer(m).heartbeat.view | host_bit(m)) & ~host_bit(me_);
-        if ((group & confirming) == group) {
-            if (group & host_bit(latest))
-                until = own[latest];
-            else
-                for (std::uint64_t g = group; g; g &= g - 1)
-                    until = std::max(until, own[std::countr_zero(g) + 1]);
-        }
+        const bool installed_without = hb.claim != 0 && !(hb.claim_members & host_bit(me_));
+        const std::uint64_t blockers = hb.view & holding & ~host_bit(m);
+        if (!installed_without && !(hb.flags & Heartbeat::kFlagTaking && hb.claim == 0))
+            for (std::uint64_t g = blockers; g; g &= g - 1)
+                until = std::max(until, own[std::countr_zero(g) + 1] - period());
         if (until < bound.until.count())
             bound = {Millis(until), m};
     }
