@@ -10,7 +10,10 @@
 // Partitions are left out on purpose: two halves that cannot hear each other both serve until
 // they meet, by design (test_convergence.cpp, "partition and heal"). So is loss on both paths
 // at once (a spell on the segment beside one on the second path), which is a partition
-// between the two hosts for as long as it lasts (docs/convergence.md, "Chaos").
+// between the two hosts for as long as it lasts (docs/convergence.md, "Chaos"), but for one
+// kind: an outage, a host's own frames lost on both paths for less than a tolerance and then
+// a pause (a VM's last frames before a live migration's stop), unless nobody confirms its
+// frames (it serves alone: then it is a partition too).
 // NLB_CHAOS_SEEDS=N runs N schedules (default 24; scripts/bench/chaos.sh runs thousands).
 #include <catch2/catch.hpp>
 
