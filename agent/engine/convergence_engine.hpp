@@ -356,6 +356,8 @@ class ConvergenceEngine {
     // (kUnknownEpoch: any bucket).
     static constexpr std::uint64_t kUnknownEpoch = ~std::uint64_t{0};
     static std::uint64_t may_own(const Heartbeat& hb);
+    // It claims an epoch or is a member: silent, it may serve buckets this host cannot name.
+    static bool may_serve(const Heartbeat& hb);
     // Someone serves under the installed epoch: this host, or a live member claiming it.
     bool epoch_served() const;
     std::uint64_t group_score() const;

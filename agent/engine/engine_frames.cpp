@@ -5,12 +5,9 @@
 #include <algorithm>
 #include <utility>
 
-#include "engine_util.hpp"
 #include "heartbeat_codec.hpp"
 
 namespace nlb {
-
-using detail::in_view_state;
 
 void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms, Path path,
                                      std::optional<Millis> arrived) {
@@ -124,7 +121,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         // could not prove contact before it paused. Until a tolerance after its frame (its
         // watchdog runs out sooner) this host takes nothing, as when a peer names it in
         // grace. A replayed recording can only delay takes so.
-        if (may_own(hb) != 0 || in_view_state(hb.state))
+        if (may_serve(hb))
             named_.note_grace(hb.priority, host_bit(hb.priority), heard + tolerance_ms());
         if (new_stream || now - heard_before > tolerance_ms())
             next_send_ = std::min(next_send_, now);

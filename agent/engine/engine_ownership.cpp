@@ -115,7 +115,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         // the way, and its watchdog runs out (tolerance - 1) periods after the pause, up to a
         // period after the frame before that one came. A lost run longer than that brings a
         // request for the second path's copies (late after a period and a half).
-        const bool grace = peer.known && !peer.alive && now <= claim_lapses(peer);
+        const bool grace = in_grace(peer, now);
         if (p == me_ || !(peer.alive || grace))
             continue;
         // Its last frames may also have said that it installed an epoch this host reported
@@ -127,7 +127,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         // So may a live one whose frames stopped coming a period and a half ago: what it
         // installed since (its frames lost, it paused after) is not known here.
         if (peer.alive && now - peer.last_heard_ms > period() + period() / 2 &&
-            (may_own(peer.heartbeat) != 0 || in_view_state(peer.heartbeat.state)))
+            may_serve(peer.heartbeat))
             return;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
@@ -206,8 +206,7 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
 }
 
 bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
-    return peer.known && !peer.alive && now <= claim_lapses(peer) &&
-           (may_own(peer.heartbeat) != 0 || in_view_state(peer.heartbeat.state));
+    return peer.known && !peer.alive && now <= claim_lapses(peer) && may_serve(peer.heartbeat);
 }
 
 std::uint64_t ConvergenceEngine::grace_owners(std::int64_t now, std::uint32_t& left) const {
@@ -248,6 +247,10 @@ std::int64_t ConvergenceEngine::grace_end() const {
     if (named >= 0)
         at = std::min(at, named + 1);
     return at;
+}
+
+bool ConvergenceEngine::may_serve(const Heartbeat& hb) {
+    return may_own(hb) != 0 || in_view_state(hb.state);
 }
 
 std::uint64_t ConvergenceEngine::may_own(const Heartbeat& hb) {
