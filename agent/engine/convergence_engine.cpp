@@ -436,8 +436,6 @@ void ConvergenceEngine::evaluate(std::int64_t now) {
         candidate_epoch_ != view_digest_ && agreement(now))
         candidate_map();
     try_take(now);
-    if (state_ == HostState::converged && recovering_)
-        recovering_ = false;
     if (state_ == HostState::draining && !agreeing_ && claim() == 0) {
         bool holding = false;
         for (const auto& h : held_)
@@ -452,6 +450,14 @@ void ConvergenceEngine::evaluate(std::int64_t now) {
 void ConvergenceEngine::send(std::int64_t now) {
     if (agreeing_ && participating()) {
         stable_ = agreement(now) ? stable_ + 1 : 0;
+        // A member's last frame may be older than this view: the same view as now, reported
+        // before this host's view went elsewhere and back (a peer died and came back). What
+        // that member installed since, with its frames lost, is not known here; it may even
+        // have taken buckets under the view between. Install only on frames of every member
+        // heard since the view became this one: a member that goes silent then blocks the
+        // install until it is dead, and a fresh frame shows what it claims.
+        if (stable_ >= kStablePeriods && !members_heard_since(view_since_))
+            stable_ = kStablePeriods - 1;
         if (stable_ == 1 && (view_digest_ != epoch_ || !target_))
             candidate_map(); // before the others install it and take it for a base
         if (stable_ >= kStablePeriods)

@@ -36,10 +36,8 @@ bool ConvergenceEngine::agreement(std::int64_t now) const {
     // A host back from a stall read what queued up meanwhile at once: a member's last frame
     // there may show a view that member has left since (it dropped this host, silent so
     // long). It agrees only on frames that came after it resumed.
-    if (recovering_)
-        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
-            if (p != me_ && (view_ & host_bit(p)) && peers_.peer(p).last_heard_ms < started_at_)
-                return false;
+    if (recovering_ && !members_heard_since(started_at_))
+        return false;
     // Nor does a group of young hosts (agents restarted together, a cluster's cold start):
     // none of them may have heard yet a live member that is silent for now (paused for less
     // than its watchdog, so still serving) or whose next frame is still a period away. Like
@@ -60,6 +58,13 @@ bool ConvergenceEngine::agreement(std::int64_t now) const {
     if (all_young)
         return false;
     return chosen_ == 0 || base_digest_ == chosen_;
+}
+
+bool ConvergenceEngine::members_heard_since(std::int64_t since) const {
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (p != me_ && (view_ & host_bit(p)) && peers_.peer(p).last_heard_ms < since)
+            return false;
+    return true;
 }
 
 void ConvergenceEngine::choose_base(std::uint64_t members) {

@@ -415,6 +415,7 @@ void ConvergenceEngine::recompute_view(std::int64_t now) {
     const auto before = view_;
     view_ = bits;
     view_digest_ = digest;
+    view_since_ = now;
     if (participating()) {
         std::string why = "membership " + host_list(before) + " -> " + host_list(bits);
         if (before == bits)

@@ -69,6 +69,13 @@ void ConvergenceEngine::install(std::int64_t now) {
               "members " + host_list(epoch_members_) + ", default host " +
                   std::to_string(default_host()));
     }
+    // Back from a stall once converged, at once: the agent arms the watchdog again after this
+    // very input (not while recovering), bounded by what the peers confirmed. Left to the
+    // next tick, a pause right after the install kept the dataplane stopped unarmed, and on
+    // resume, the bound past by then and no longer checked while recovering, the agent
+    // revived it for a whole timeout beside the peers that had taken its buckets (seed 5103).
+    if (state_ == HostState::converged)
+        recovering_ = false;
     update_held(now);
     try_take(now);
     send_soon(now);

@@ -420,9 +420,12 @@ TEST_CASE("chaos: overlapping faults never give a bucket two owners, and the clu
     // partner), 500 (a live peer's late frames hid what it installed), 1118 (a peer paused
     // for less than a stall left out of the confirmations' bound), 1370 (peers heard without
     // proof, not named to a restarted host), 3874 (a view's members' bounds taken with their
-    // grace, which only the taker applies).
+    // grace, which only the taker applies), 4641 (installed on a member's frame older than
+    // the view, which that member had left with its frames lost), 5103 (a host paused right
+    // after the install that ended its recovery from a stall, revived unbounded on resume),
+    // 6884 (a bound relaxed by a member that the peer, deaf on the segment, was dropping).
     if (!std::getenv("NLB_CHAOS_FIRST_SEED"))
-        seeds.insert(seeds.end(), {11, 23, 152, 500, 1118, 1370, 3874});
+        seeds.insert(seeds.end(), {11, 23, 152, 500, 1118, 1370, 3874, 4641, 5103, 6884});
     for (const auto seed : seeds) {
         Chaos chaos(seed);
         auto& sim = chaos.sim();
