@@ -131,10 +131,8 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         // own any bucket, as its watchdog, bounded by what its peers confirmed, allows.
         if (grace && in_view_state(peer.heartbeat.state))
             return;
-        // So may a live one whose frames stopped coming a period and a half ago: what it
-        // installed since (its frames lost, it paused after) is not known here.
-        if (peer.alive && now - peer.last_heard_ms > period() + period() / 2 &&
-            may_serve(peer.heartbeat))
+        // So may a live one whose frames stopped coming (late_server).
+        if (late_server(peer, now))
             return;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
@@ -216,12 +214,34 @@ bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
     return peer.known && !peer.alive && now <= claim_lapses(peer) && may_serve(peer.heartbeat);
 }
 
+bool ConvergenceEngine::late_server(const Peer& peer, std::int64_t now) const {
+    // Two of its intervals: a converging, draining or taking peer sends every half period
+    // (a period and a half let one that installed during an outage, converging, be taken
+    // from a tenth of a period before it counted: chaos seeds 4641, 7367); a settled one
+    // every period.
+    const auto& hb = peer.heartbeat;
+    const bool fast = hb.state == HostState::converging || hb.state == HostState::draining ||
+                      (hb.flags & (Heartbeat::kFlagTaking | Heartbeat::kFlagScoreFrozen));
+    const std::int64_t late = fast ? period() : period() + period() / 2;
+    return peer.alive && now - peer.last_heard_ms > late && may_serve(hb);
+}
+
 std::uint64_t ConvergenceEngine::grace_owners(std::int64_t now, std::uint32_t& left) const {
     std::uint64_t out = 0;
     left = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || !in_grace(peer, now))
+            continue;
+        out |= host_bit(p);
+        left = std::max(left, static_cast<std::uint32_t>(claim_lapses(peer) - now));
+    }
+    // Late ones too (late_server): a host that never heard one would take from it (seed
+    // 8795: a restarted host that never heard a peer whose frames were lost since it took).
+    // Named until they would lapse, dead, unless heard again before.
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+        const auto& peer = peers_.peer(p);
+        if (p == me_ || !late_server(peer, now))
             continue;
         out |= host_bit(p);
         left = std::max(left, static_cast<std::uint32_t>(claim_lapses(peer) - now));

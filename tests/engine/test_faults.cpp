@@ -891,3 +891,51 @@ TEST_CASE("a peer's bound is relaxed by a member it still hears on the segment, 
         }
     }
 }
+
+TEST_CASE("a live peer whose frames stopped coming is named to the others until it would lapse") {
+    // Found by test_chaos.cpp (seed 8795). A host that never heard a peer (restarted since
+    // that peer's frames stopped coming, after it took buckets) took from it while the host
+    // that had heard it, blocked by its late frames, named it nowhere: section 11's appendix
+    // named only peers in grace or heard without proof. Late peers are named too, until a
+    // tolerance and a period after their last frame (dead, then its grace).
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(2700 + seed, 3);
+        bool outage = false;
+        std::int64_t last_of_3 = -1, first_named = -1, last_named = -1, left_at_first = 0;
+        sim.drop = [&](std::size_t from, std::size_t, const std::vector<std::uint8_t>& f) {
+            if (from == 2 && !outage)
+                last_of_3 = sim.now();
+            if (from == 1) {
+                const auto d = decode_heartbeat(f);
+                if (d.heartbeat && (d.heartbeat->grace_owners & host_bit(3))) {
+                    if (first_named < 0) {
+                        first_named = sim.now();
+                        left_at_first = d.heartbeat->grace_left_ms;
+                    }
+                    last_named = sim.now();
+                }
+            }
+            return outage && from == 2;
+        };
+        sim.drop_contact = [&](std::size_t from, std::size_t, const auto&) {
+            return outage && from == 2;
+        };
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.run_until(sim.now() + static_cast<std::int64_t>(seed) * 250);
+        first_named = -1;
+        outage = true;
+        sim.run_until(sim.now() + (kTolerance + 3) * kPeriod);
+        // Settled, host 3 sent every period: late a period and a half after its last frame,
+        // named at host 2's next heartbeat; named through its death and grace.
+        REQUIRE(first_named >= 0);
+        CHECK(first_named > last_of_3 + kPeriod + kPeriod / 2);
+        CHECK(first_named <= last_of_3 + 2 * kPeriod + kPeriod / 2 + 50);
+        CHECK(first_named + left_at_first >= last_of_3 + (kTolerance + 1) * kPeriod - 50);
+        CHECK(last_named >= last_of_3 + kTolerance * kPeriod);
+        outage = false;
+        REQUIRE(sim.run_until([&] { return sim.settled() && sim.all_owned_once(); },
+                              sim.now() + 40 * kPeriod));
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
