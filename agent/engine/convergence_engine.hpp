@@ -208,8 +208,8 @@ class ConvergenceEngine {
     // `left` how long until the last of those graces ends.
     std::uint64_t grace_owners(std::int64_t now, std::uint32_t& left) const;
     bool in_grace(const Peer& peer, std::int64_t now) const;
-    // Alive, it may serve, and two of its heartbeats have not come: what it installed since
-    // (its frames lost, then paused) is not known here.
+    // Alive, it may serve, and its frames have not come for a period and a half: what it
+    // installed since (its frames lost, then paused) is not known here.
     bool late_server(const Peer& peer, std::int64_t now) const;
     // A dead peer keeps what it claimed for a period more (try_take); the first such end.
     std::int64_t claim_lapses(const Peer& peer) const;
