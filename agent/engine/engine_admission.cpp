@@ -171,26 +171,13 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
     }
     for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
         const auto m = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
-        const auto& peer = peers_.peer(m);
-        const auto& hb = peer.heartbeat;
+        const auto& hb = peers_.peer(m).heartbeat;
         std::int64_t until = own[m];
         const bool installed_without = hb.claim != 0 && !(hb.claim_members & host_bit(me_));
-        // But the peer may drop such a member too, and then install alone or with the rest:
-        // it drops one whose segment frames it has not heard for a tolerance. Its last frame
-        // here says which members' segment frames were late there (want, more than
-        // `quiet_ms` after the last); from any other it heard one within that before it sent,
-        // so it drops that member no sooner than a tolerance after. A member late there (a
-        // peer deaf on the segment), or a frame without the section, relaxes nothing (seed
-        // 6884).
-        const std::int64_t heard_m = std::max(peer.heard_segment_ms, peer.heard_contact_ms);
-        const std::int64_t drops_at =
-            heard_m - period() / 8 - quiet_ms() + tolerance_ms() - (tolerance_ms() + period()) / 32;
-        const std::uint64_t blockers =
-            hb.view & holding & ~host_bit(m) & (hb.has_want ? ~hb.want : 0);
+        const std::uint64_t blockers = hb.view & holding & ~host_bit(m);
         if (!installed_without && !(hb.flags & Heartbeat::kFlagTaking && hb.claim == 0))
             for (std::uint64_t g = blockers; g; g &= g - 1)
-                until =
-                    std::max(until, std::min(own[std::countr_zero(g) + 1] - period(), drops_at));
+                until = std::max(until, own[std::countr_zero(g) + 1] - period());
         if (until < bound.until.count())
             bound = {Millis(until), m};
     }

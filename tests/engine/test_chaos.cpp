@@ -423,10 +423,9 @@ TEST_CASE("chaos: overlapping faults never give a bucket two owners, and the clu
     // grace, which only the taker applies), 4641 (installed on a member's frame older than
     // the view, which that member had left with its frames lost), 5103 (a host paused right
     // after the install that ended its recovery from a stall, revived unbounded on resume),
-    // 6884 (a bound relaxed by a member that the peer, deaf on the segment, was dropping),
     // 8795 (a late peer named to nobody: a host that never heard it took from it).
     if (!std::getenv("NLB_CHAOS_FIRST_SEED"))
-        seeds.insert(seeds.end(), {11, 23, 152, 500, 1118, 1370, 3874, 4641, 5103, 6884, 8795});
+        seeds.insert(seeds.end(), {11, 23, 152, 500, 1118, 1370, 3874, 4641, 5103, 8795});
     for (const auto seed : seeds) {
         Chaos chaos(seed);
         auto& sim = chaos.sim();
