@@ -204,8 +204,8 @@ class ConvergenceEngine {
     bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
-    // Peers in try_take's grace that may own any bucket (section 11's appendix), and in
-    // `left` how long until the last of those graces ends.
+    // Peers that block try_take's takes unseen, so may own any bucket (section 11's appendix:
+    // in grace, late, or heard without proof), and in `left` how long until the last ends.
     std::uint64_t grace_owners(std::int64_t now, std::uint32_t& left) const;
     bool in_grace(const Peer& peer, std::int64_t now) const;
     // Alive, it may serve, and its frames have not come for a period and a half: what it

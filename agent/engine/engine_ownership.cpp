@@ -226,19 +226,13 @@ bool ConvergenceEngine::late_server(const Peer& peer, std::int64_t now) const {
 std::uint64_t ConvergenceEngine::grace_owners(std::int64_t now, std::uint32_t& left) const {
     std::uint64_t out = 0;
     left = 0;
+    // Peers in grace, and live ones whose frames are late (late_server): a host that never
+    // heard one would take from it (seed 8795: a restarted host took from a peer whose frames
+    // were lost since it took). Named until the claim lapses (a late one: dead, then its
+    // grace), unless heard again before.
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || !in_grace(peer, now))
-            continue;
-        out |= host_bit(p);
-        left = std::max(left, static_cast<std::uint32_t>(claim_lapses(peer) - now));
-    }
-    // Late ones too (late_server): a host that never heard one would take from it (seed
-    // 8795: a restarted host that never heard a peer whose frames were lost since it took).
-    // Named until they would lapse, dead, unless heard again before.
-    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
-        const auto& peer = peers_.peer(p);
-        if (p == me_ || !late_server(peer, now))
+        if (p == me_ || !(in_grace(peer, now) || late_server(peer, now)))
             continue;
         out |= host_bit(p);
         left = std::max(left, static_cast<std::uint32_t>(claim_lapses(peer) - now));
