@@ -171,6 +171,7 @@ class Agent {
     std::chrono::milliseconds next_arm_{0};      // watchdog, at least four times per timeout
     std::chrono::milliseconds armed_look_{-1};   // the engine's look the armed deadline counts from
     std::chrono::milliseconds armed_until_{-1};  // the deadline armed
+    std::chrono::milliseconds seen_confirmed_{-1}; // the engine's cached bound, last looked at
     std::shared_ptr<const SlotViews> installed_;
     bool announced_ = false;
     // `nlbadm prepare-restart`: a SIGTERM before this instant is a restart (shutdown()).

@@ -111,6 +111,30 @@ class BatchReader {
     // what the handler took in one at a time is decided on once (ConvergenceEngine's
     // begin_frames). It may stop or destroy the reader.
     void on_batch_end(std::function<void()> done) { batch_end_ = std::move(done); }
+    // Reads what is queued now, at most `max` datagrams, as one turn does (handler, then one
+    // batch end if it read any), outside the reader's own turns, whose wait it leaves as it
+    // is: a wakeup that then finds the socket empty waits again. For a caller about to decide
+    // on what the socket has brought: the agent's timer, before the engine's tick, which
+    // would otherwise count peers dead whose frames wait here (behind a full batch, or in a
+    // linger after the agent was held up). Not while the handler runs.
+    void drain(std::size_t max) {
+        if (fd_ < 0 || *closed_)
+            return;
+        const auto closed = closed_;
+        std::size_t handled = 0;
+        while (handled < max) {
+            const int n = receive(std::min(kBatch, max - handled));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            handled += static_cast<std::size_t>(n);
+            if (!handle(n))
+                return;
+        }
+        if (handled > 0 && batch_end_ && !*closed)
+            batch_end_();
+    }
     std::uint64_t received() const { return received_; }
     // Turns that read the socket after a wakeup (readable, or a linger's end).
     std::uint64_t wakeups() const { return wakeups_; }
@@ -204,19 +228,7 @@ class BatchReader {
             return !*closed;
         };
         while (handled < kBatch) {
-            const std::size_t want = kBatch - handled;
-            for (std::size_t i = 0; i < want; ++i) {
-                msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-                msgs_[i].msg_hdr.msg_controllen = sizeof(Control::bytes);
-            }
-            const auto called = std::chrono::steady_clock::now();
-            const int n =
-                ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
-            // Both clocks read once, after the datagrams were: arrival() measures their age.
-            timespec wall{};
-            ::clock_gettime(CLOCK_REALTIME, &wall);
-            read_wall_ = std::chrono::seconds(wall.tv_sec) + std::chrono::nanoseconds(wall.tv_nsec);
-            read_steady_ = std::chrono::steady_clock::now();
+            const int n = receive(kBatch - handled);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -227,8 +239,6 @@ class BatchReader {
                 // edge-triggered watch would wait for the next one). recvmmsg reports an error
                 // met after some datagrams at the next call, so a turn reads until one fails.
                 const bool drained = errno == EAGAIN || errno == EWOULDBLOCK;
-                if (drained)
-                    empty_at_ = called;
                 if (!end_batch())
                     return;
                 if (next_lingers_ && found_ > 0) {
@@ -240,17 +250,10 @@ class BatchReader {
                 }
                 return;
             }
-            for (int i = 0; i < n; ++i) {
-                ++received_;
-                ++found_;
-                ++handled;
-                current_ = static_cast<std::size_t>(i);
-                arrival_ = arrival_of(msgs_[current_].msg_hdr);
-                handler_(std::span<const std::uint8_t>(buffers_.data() + current_ * kDatagram,
-                                                       msgs_[current_].msg_len));
-                if (*closed)
-                    return;
-            }
+            found_ += static_cast<std::size_t>(n);
+            handled += static_cast<std::size_t>(n);
+            if (!handle(n))
+                return;
         }
         // A full batch: more may be queued. Go behind every ready handler, then read on.
         if (!end_batch())
@@ -259,6 +262,44 @@ class BatchReader {
             if (!*closed)
                 read_batch();
         });
+    }
+
+    // One non-blocking recvmmsg of at most `want` (<= kBatch) datagrams: their count, or -1
+    // with errno (EAGAIN: the socket is empty, and empty_at_ says since when).
+    int receive(std::size_t want) {
+        for (std::size_t i = 0; i < want; ++i) {
+            msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+            msgs_[i].msg_hdr.msg_controllen = sizeof(Control::bytes);
+        }
+        const auto called = std::chrono::steady_clock::now();
+        const int n =
+            ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+        const int saved = errno;
+        // Both clocks read once, after the datagrams were: arrival() measures their age.
+        timespec wall{};
+        ::clock_gettime(CLOCK_REALTIME, &wall);
+        read_wall_ = std::chrono::seconds(wall.tv_sec) + std::chrono::nanoseconds(wall.tv_nsec);
+        read_steady_ = std::chrono::steady_clock::now();
+        if (n < 0 && (saved == EAGAIN || saved == EWOULDBLOCK))
+            empty_at_ = called;
+        errno = saved;
+        return n;
+    }
+
+    // The handler for each of the `n` datagrams receive() read; false once the reader is
+    // stopped or gone (the handler may do either).
+    bool handle(int n) {
+        const auto closed = closed_;
+        for (int i = 0; i < n; ++i) {
+            ++received_;
+            current_ = static_cast<std::size_t>(i);
+            arrival_ = arrival_of(msgs_[current_].msg_hdr);
+            handler_(std::span<const std::uint8_t>(buffers_.data() + current_ * kDatagram,
+                                                   msgs_[current_].msg_len));
+            if (*closed)
+                return false;
+        }
+        return true;
     }
 
     Handler handler_;

@@ -42,6 +42,9 @@ class HeartbeatSocket {
     // (BatchReader::set_linger): the agent sets an eighth of its heartbeat period,
     // at most 50 ms.
     void set_linger(std::chrono::nanoseconds linger) { reader_.set_linger(linger); }
+    // Reads what is queued now, at most `max` frames, outside the reader's turns
+    // (BatchReader::drain).
+    void drain(std::size_t max) { reader_.drain(max); }
     // Sends one frame to the destination; errors are counted, not thrown (a lost heartbeat is
     // what the protocol tolerates).
     void send(std::span<const std::uint8_t> payload);

@@ -153,11 +153,15 @@ class ConvergenceEngine {
     // The watchdog's other bound, as of the last look: the soonest instant a peer may take
     // this host's buckets, a tolerance and a period after the frame of this host it took in
     // last (Confirmations), and that peer (`by` 0, `until` the largest Millis: no bound).
+    // `fresh`: from every confirmation taken in so far. Otherwise it may come from a look up
+    // to 1/64 period of input time earlier, and miss confirmations taken in since: earlier
+    // than the true bound, never later (a nearer confirmation works it out at once). Good
+    // enough to see it come nearer; what stops the dataplane is worked out fresh.
     struct Confirmed {
         Millis until;
         std::uint8_t by = 0;
     };
-    Confirmed confirmed_until() const;
+    Confirmed confirmed_until(bool fresh = false) const;
     // The last on_heartbeat frame was a peer's 1.2 heartbeat, authenticated and proven fresh
     // (it echoes this boot's nonce): its sender may be told apart from forgeries.
     bool last_frame_trusted() const { return last_trusted_; }

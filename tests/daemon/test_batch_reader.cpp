@@ -223,6 +223,79 @@ TEST_CASE("each turn's datagrams are followed by one batch end, a full batch's t
     reader.stop();
 }
 
+TEST_CASE("a drain reads what waits at once, as one batch, and leaves the reader's turns "
+          "as they were") {
+    // The agent drains its heartbeat sockets before the engine's tick, so that the tick does
+    // not count peers dead whose frames wait there (a lingering reader holds them up to a
+    // linger; a held-up agent, longer).
+    Pair p;
+    boost::asio::io_context io;
+    BatchReader reader;
+    std::vector<std::uint32_t> got;
+    std::vector<std::size_t> batches;
+    std::size_t in_batch = 0;
+    reader.on_batch_end([&] {
+        batches.push_back(in_batch);
+        in_batch = 0;
+    });
+    reader.set_linger(10s); // once it lingers, only a drain reads before the test ends
+    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t> d) {
+        std::uint32_t v = 0;
+        if (d.size() == sizeof(v))
+            std::memcpy(&v, d.data(), sizeof(v));
+        got.push_back(v);
+        ++in_batch;
+    });
+    reader.drain(8); // nothing queued: no batch
+    CHECK(batches.empty());
+    std::uint32_t v = 0;
+    REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
+    io.run_for(20ms);
+    v = 1;
+    REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
+    io.run_for(20ms); // within a linger of the first: the reader lingers from now on
+    REQUIRE(got == numbers(2));
+    for (v = 2; v < 12; ++v)
+        REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
+    io.run_for(30ms);
+    CHECK(got.size() == 2); // lingering
+    const auto turns = reader.wakeups();
+    reader.drain(4); // at most four
+    CHECK(got == numbers(6));
+    reader.drain(100); // the rest, one batch
+    CHECK(got == numbers(12));
+    CHECK(batches == std::vector<std::size_t>{1, 1, 4, 6});
+    CHECK(reader.wakeups() == turns); // the reader's own turns are untouched
+    CHECK(reader.received() == 12);
+    reader.stop();
+}
+
+TEST_CASE("a drain between the reader's turns loses and repeats nothing") {
+    Pair p;
+    boost::asio::io_context io;
+    BatchReader reader;
+    std::vector<std::uint32_t> got;
+    reader.set_linger(5ms);
+    reader.start(io.get_executor(), p.rx, [&](std::span<const std::uint8_t> d) {
+        std::uint32_t v = 0;
+        if (d.size() == sizeof(v))
+            std::memcpy(&v, d.data(), sizeof(v));
+        got.push_back(v);
+    });
+    // 200 datagrams 1 ms apart while the test drains every 3 ms or so between turns: every
+    // one read once, in order, whoever reads it.
+    std::thread sender = send_spaced(p.tx, 200, 1ms);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (got.size() < 200 && std::chrono::steady_clock::now() < deadline) {
+        io.run_for(3ms);
+        reader.drain(16);
+    }
+    sender.join();
+    io.run_for(20ms);
+    CHECK(got == numbers(200));
+    reader.stop();
+}
+
 TEST_CASE("a batch end may destroy its reader") {
     Pair p;
     boost::asio::io_context io;

@@ -250,7 +250,7 @@ void Simulator::arm_watchdog(std::size_t i) {
     const auto& c = h.engine->config().cluster;
     const std::int64_t until =
         std::min(look + std::int64_t{c.heartbeat_ms} * (c.heartbeat_tolerance - 1),
-                 h.engine->confirmed_until().until.count());
+                 h.engine->confirmed_until(true).until.count());
     if (until <= local(i)) {
         expire_watchdog(i);
         return;
