@@ -175,10 +175,24 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
     // the others). A peer that installed one without this host may own its buckets already:
     // its own bound holds.
     std::uint64_t holding = 0; // confirming members whose view holds this host
+    // The two latest bounds among them: the latest over a member's blockers at once where its
+    // view holds all of them (a settled cluster, every view the same), where a walk of each
+    // member's blockers made this quadratic in the cluster's size (64 hosts: 4,000 steps at
+    // every look: 5 % of the samples `perf` took of 64 agents at 100 ms).
+    std::int64_t latest = std::numeric_limits<std::int64_t>::min(), next = latest;
+    std::uint8_t latest_by = 0;
     for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
         const auto q = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
-        if (peers_.peer(q).heartbeat.view & host_bit(me_))
-            holding |= host_bit(q);
+        if (!(peers_.peer(q).heartbeat.view & host_bit(me_)))
+            continue;
+        holding |= host_bit(q);
+        if (own[q] > latest) {
+            next = latest;
+            latest = own[q];
+            latest_by = q;
+        } else if (own[q] > next) {
+            next = own[q];
+        }
     }
     for (std::uint64_t bits = confirming; bits; bits &= bits - 1) {
         const auto m = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
@@ -186,9 +200,15 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
         std::int64_t until = own[m];
         const bool installed_without = hb.claim != 0 && !(hb.claim_members & host_bit(me_));
         const std::uint64_t blockers = hb.view & holding & ~host_bit(m);
-        if (!installed_without && !(hb.flags & Heartbeat::kFlagTaking && hb.claim == 0))
-            for (std::uint64_t g = blockers; g; g &= g - 1)
-                until = std::max(until, own[std::countr_zero(g) + 1] - period());
+        const bool relaxed =
+            !installed_without && !(hb.flags & Heartbeat::kFlagTaking && hb.claim == 0);
+        if (relaxed && blockers != 0) {
+            if ((hb.view & holding) == holding)
+                until = std::max(until, (latest_by == m ? next : latest) - period());
+            else
+                for (std::uint64_t g = blockers; g; g &= g - 1)
+                    until = std::max(until, own[std::countr_zero(g) + 1] - period());
+        }
         if (until < bound.until.count())
             bound = {Millis(until), m};
     }
