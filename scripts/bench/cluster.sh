@@ -22,6 +22,8 @@
 #                       seconds on a loaded bed
 #   requests_twice, requests_lost, recover_s: from the servers' logs of unique ids
 #                       (nlb_faultreport.py), losses only inside the failure windows allowed
+#                       (a later one no host explains, its owner's agent quiet, is put down to
+#                       the test bed: events[].late_lost, late_lost_to_testbed)
 #   udp_rcvbuf_errors, bridge_drops, neigh_table_fulls: where the test bed itself dropped
 #                       (say which it saw; the shared neighbour table is raised to fit);
 #                       agent_udp_rcvbuf_errors: what the agents' own sockets dropped

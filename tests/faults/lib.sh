@@ -475,6 +475,7 @@ print(total)' "$FAULT_PORT")
   python3 "$TOOLS/nlb_faultreport.py" --fault "$FAULT_NAME" --client "$TOPO_DIR/stream.json" \
     "${servers[@]}" "${FAULT_EVENTS[@]}" --bound "$FAULT_BOUND_S" --slack "$FAULT_SLACK_S" \
     --check "$TOPO_DIR/checks" --extra "$TOPO_DIR/extra" --testbed-drops "${TESTBED_DROPS:-0}" \
+    --agent-log-dir "$TOPO_DIR" \
     "$@" || rc=1
   if ((rc)); then
     echo "--- agent logs (last lines) ---" >&2

@@ -21,6 +21,13 @@ reported, and its bound counts from END.
                   (reported as lost_to_testbed). Before the first event no request may be
                   lost.
 
+A late loss (sent after an event's window) fails the run unless no host explains it: its
+source served by the same host just before and just after, that host's agent (--agent-log-dir)
+logging nothing about itself within 1 s (no stall, watchdog, convergence), no server logging
+the request, and no more such losses than the frames the test bed dropped, at most one in a
+thousand requests: those are reported as late_lost_to_testbed. Every late loss is listed in
+late_lost (at most 10 per event) with what was seen.
+
 Diagnostics: per event lost_bursts ([from, to, count] in s after the event's start: where the
 losses were), lost_but_served (lost requests a server did log: the answer went missing, not
 the request), twice_hosts (which pairs answered the same id), served (per host).
@@ -30,9 +37,14 @@ FILE adds fields (lines "key<TAB>JSON value"). The line goes to stdout and, appe
 --out (default: the file named by $FAULTS_JSON, if set).
 """
 import argparse
+import bisect
 import json
 import os
 import sys
+
+
+# What an agent logs about itself that may lose requests in its buckets.
+OWN_EVENTS = {"stalled", "watchdog_expired", "state_changed", "convergence_started"}
 
 
 def parse_event(text, strict):
@@ -65,6 +77,8 @@ def main():
     p.add_argument("--must-not-lose", action="store_true", help="every event is strict")
     p.add_argument("--testbed-drops", type=int, default=0,
                    help="frames the test bed itself dropped (CPU backlogs, links)")
+    p.add_argument("--agent-log-dir",
+                   help="hN.log there: host N's agent log (JSON lines), for late_lost")
     p.add_argument("--bound", type=float, required=True, help="(tolerance + 2) x period, s")
     p.add_argument("--slack", type=float, required=True)
     p.add_argument("--check", help="lines ok|FAIL <TAB> description")
@@ -75,9 +89,17 @@ def main():
     with open(args.client) as f:
         c = json.load(f)
     sent = {rid: t for rid, _, t in c["requests"]}
+    source_of = {rid: src for rid, src, _ in c["requests"]}
     answered = {}
     for rid, prio, _ in c["answers"]:
         answered.setdefault(rid, []).append(prio)
+    # Per source, its answered requests in order of sending: which host served it around a loss.
+    by_source = {}
+    for rid, src, t in c["requests"]:
+        if rid in answered:
+            by_source.setdefault(src, []).append((t, answered[rid][0]))
+    for v in by_source.values():
+        v.sort()
 
     logged = {}
     served = {}
@@ -120,6 +142,39 @@ def main():
     if before:
         failures.append(f"{len(before)} requests lost before the first event "
                         f"(first at +{before[0] - start:.3f}s of the stream)")
+    own_events = {}  # host -> times of what its agent logged about itself
+
+    def owner_events_near(prio, t):
+        if not args.agent_log_dir:
+            return None
+        if prio not in own_events:
+            own_events[prio] = []
+            try:
+                with open(os.path.join(args.agent_log_dir, f"h{prio}.log")) as f:
+                    for line in f:
+                        try:
+                            ev = json.loads(line)
+                        except ValueError:
+                            continue
+                        if ev.get("event") in OWN_EVENTS:
+                            own_events[prio].append(ev.get("ts", 0))
+            except OSError:
+                own_events[prio] = None
+        times = own_events[prio]
+        return None if times is None else sum(1 for x in times if abs(x - t) <= 1.0)
+
+    def late_loss(rid, origin):
+        """A request lost after its event's window: who served its source just before and just
+        after, whether a server logged it, and what the owner's agent logged within 1 s."""
+        seen = by_source.get(source_of.get(rid), [])
+        i = bisect.bisect_left(seen, (sent[rid],))
+        before = seen[i - 1][1] if i > 0 else None
+        after = seen[i][1] if i < len(seen) else None
+        near = owner_events_near(before, sent[rid]) if before is not None else None
+        return {"at_s": round(sent[rid] - origin, 3), "served_before": before,
+                "served_after": after, "server_logged": rid in logged,
+                "owner_events_near": near}
+
     report_events = []
     for k, e in enumerate(events):
         nxt = events[k + 1]["at"] if k + 1 < len(events) else float("inf")
@@ -143,7 +198,23 @@ def main():
                    and len(mine) * 1000 <= len(sent))
         if testbed:
             report_events[-1]["lost_to_testbed"] = len(mine)
-        if testbed:
+        # Late losses that no host explains: each one's source served by the same host before
+        # and after, that host's agent quiet within a second of it (no stall, no watchdog, no
+        # convergence), no server logging it. With no more of them than the frames the test
+        # bed dropped, and at most one request in a thousand, they are put down to the bed.
+        late_rids = [rid for t, rid in lost if e["at"] <= t < nxt and t - e["until"] > window]
+        quiet = False
+        if late_rids:
+            details = [late_loss(rid, e["at"]) for rid in late_rids]
+            report_events[-1]["late_lost"] = details[:10]
+            quiet = all(d["served_before"] is not None and d["served_before"] == d["served_after"]
+                        and not d["server_logged"] and d["owner_events_near"] == 0
+                        for d in details)
+            quiet = quiet and len(details) <= args.testbed_drops and \
+                len(details) * 1000 <= len(sent) and not e["strict"]
+            if quiet:
+                report_events[-1]["late_lost_to_testbed"] = len(details)
+        if testbed or quiet:
             pass
         elif e["strict"] and mine:
             failures.append(f"{e['name']}: {len(mine)} requests lost, none may be")
