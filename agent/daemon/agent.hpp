@@ -6,8 +6,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
+#include <unordered_set>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -104,7 +104,7 @@ class Agent {
     void on_probe_verdict(std::size_t probe, bool up, const CheckResult& result);
 
     void schedule(std::chrono::milliseconds at);
-    void tick();
+    void tick(std::chrono::milliseconds due); // the timer set for `due`
     void periodic(std::chrono::milliseconds now);
     // `arrival`: when the frame came (the kernel's timestamp); `source`: the Ethernet source
     // of a segment frame (null on the contact path). The frames a reader's turn brings are
@@ -114,6 +114,7 @@ class Agent {
                    const MacAddress* source = nullptr);
     void heartbeats_read();
     // The segment socket's linger (BatchReader) for the period config_ has.
+    std::chrono::milliseconds heartbeat_linger() const;
     void set_heartbeat_linger();
     void arm_watchdog(std::chrono::milliseconds now);
     // After every input the loop hands the engine: refreshes the watchdog when its deadline
@@ -179,8 +180,9 @@ class Agent {
     bool armed_ = false; // the watchdog was armed by this agent since attach
     bool expired_logged_ = false;
     // Source MACs written to the dataplane's nlb_hb_trusted, so each is written once (bounded:
-    // cleared when it holds as many as the map).
-    std::set<MacAddress> trusted_sources_;
+    // cleared when it holds as many as the map), as 48-bit numbers: looked up for every frame,
+    // where a std::set of byte arrays cost 3 % of an agent's CPU in memcmp (64 hosts, 100 ms).
+    std::unordered_set<std::uint64_t> trusted_sources_;
 
     // For stats(): what a scrape must not recompute (a connection scan per scrape would let
     // anyone who reaches the metrics port make the agent walk its tables).

@@ -21,7 +21,10 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path,
     engine_->on_heartbeat(
         frame, monotonic_now(), path,
         std::chrono::duration_cast<std::chrono::milliseconds>(arrival.time_since_epoch()));
-    if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(*source)) {
+    std::uint64_t mac = 0;
+    if (source)
+        std::memcpy(&mac, source->data(), source->size());
+    if (source && dp_ && engine_->last_frame_trusted() && !trusted_sources_.contains(mac)) {
         // A member's frames now pass the dataplane outside the budget that unknown (forged)
         // sources share (docs/dataplane.md).
         try {
@@ -30,7 +33,7 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path,
                 trusted_sources_.clear();
             }
             dp_->maps().trust_heartbeat_source(*source);
-            trusted_sources_.insert(*source);
+            trusted_sources_.insert(mac);
         } catch (const std::exception& e) {
             log_.error(e.what());
         }
@@ -47,6 +50,11 @@ void Agent::heartbeats_read() {
         keep_watchdog(now);
 }
 
+std::chrono::milliseconds Agent::heartbeat_linger() const {
+    return std::min(std::chrono::milliseconds(config_.cluster.heartbeat_ms) / 8,
+                    std::chrono::milliseconds(50));
+}
+
 void Agent::set_heartbeat_linger() {
     // An eighth of a period, at most 50 ms: what a frame may wait is far inside the tolerance
     // (at least 3 periods) and the second path's quarter period (docs/convergence.md, §2a), a
@@ -54,8 +62,7 @@ void Agent::set_heartbeat_linger() {
     // flood queues meanwhile fits the socket's buffer (HeartbeatSocket). With 64 idle hosts
     // at 100 ms a sixteenth cost 2.3-2.5 % of a core where an eighth costs 1.7 %.
     if (hb_)
-        hb_->set_linger(std::min(std::chrono::milliseconds(config_.cluster.heartbeat_ms) / 8,
-                                 std::chrono::milliseconds(50)));
+        hb_->set_linger(heartbeat_linger());
 }
 
 void Agent::apply(Decision d) {
