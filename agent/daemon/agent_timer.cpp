@@ -139,11 +139,8 @@ void Agent::arm_watchdog(milliseconds now) {
     // The sooner of the timeout and the peers' confirmations (docs/convergence.md,
     // "Confirmed heartbeats"): a peer that last took in a frame of this host's long ago may
     // take its buckets before the timeout has run. Worked out fresh where it is the sooner: a
-    // cached one may miss the last frames' confirmations and stop the dataplane early (the
-    // fresh one is never earlier than the cached one).
-    const auto cached = engine_->confirmed_until();
-    const auto confirmed =
-        cached.until >= looked + timeout ? cached : engine_->confirmed_until(true);
+    // cached one may miss the last frames' confirmations and stop the dataplane early.
+    const auto confirmed = engine_->confirmed_until_after(looked + timeout);
     const milliseconds until = std::min(looked + timeout, confirmed.until);
     bool armed = false;
     try {

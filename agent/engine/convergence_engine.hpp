@@ -162,6 +162,13 @@ class ConvergenceEngine {
         std::uint8_t by = 0;
     };
     Confirmed confirmed_until(bool fresh = false) const;
+    // The bound for what happens at `at` (the dataplane's deadline, a look at the clock): the
+    // cached one while it lies after `at`, else worked out fresh. The cached one is never later
+    // than the fresh one, so only one at or before `at` can be wrong about it.
+    Confirmed confirmed_until_after(Millis at) const {
+        const Confirmed cached = confirmed_until();
+        return cached.until > at ? cached : confirmed_until(true);
+    }
     // The last on_heartbeat frame was a peer's 1.2 heartbeat, authenticated and proven fresh
     // (it echoes this boot's nonce): its sender may be told apart from forgeries.
     bool last_frame_trusted() const { return last_trusted_; }

@@ -91,9 +91,7 @@ void ConvergenceEngine::observe(std::int64_t now) {
         // A look held up just after frames brought newer confirmations would find the cached
         // bound (worked out before them) past while the true one is ahead: 24 of 44 stalls
         // of a 64-host run at 100 ms were that, each a release and a convergence.
-        auto bound = confirmed_until();
-        if (now >= bound.until.count())
-            bound = confirmed_until(true);
+        const auto bound = confirmed_until_after(Millis(now));
         if (now >= bound.until.count()) {
             const auto sent = confirmed_.confirmed(bound.by, peers_.peer(bound.by).heartbeat.nonce);
             recover(now,

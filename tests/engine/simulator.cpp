@@ -249,10 +249,8 @@ void Simulator::arm_watchdog(std::size_t i) {
         return;
     const auto& c = h.engine->config().cluster;
     const std::int64_t timeout = look + std::int64_t{c.heartbeat_ms} * (c.heartbeat_tolerance - 1);
-    const std::int64_t cached = h.engine->confirmed_until().until.count();
     const std::int64_t until =
-        cached >= timeout ? timeout
-                          : std::min(timeout, h.engine->confirmed_until(true).until.count());
+        std::min(timeout, h.engine->confirmed_until_after(Millis(timeout)).until.count());
     if (until <= local(i)) {
         expire_watchdog(i);
         return;
