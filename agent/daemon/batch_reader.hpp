@@ -114,9 +114,9 @@ class BatchReader {
     // Reads what is queued now, at most `max` datagrams, as one turn does (handler, then one
     // batch end if it read any), outside the reader's own turns, whose wait it leaves as it
     // is: a wakeup that then finds the socket empty waits again. For a caller about to decide
-    // on what the socket has brought: the agent's timer, before the engine's tick, which
-    // would otherwise count peers dead whose frames wait here (behind a full batch, or in a
-    // linger after the agent was held up). Not while the handler runs.
+    // on what the socket has brought: the agent's timer, before a late tick of the engine,
+    // which would otherwise count peers dead whose frames queued while the agent was held up.
+    // Not while the handler runs.
     void drain(std::size_t max) {
         if (fd_ < 0 || *closed_)
             return;

@@ -906,11 +906,11 @@ TEST_CASE("a live peer whose frames stopped coming is named to the others until 
 TEST_CASE("a host held up just after frames brought newer confirmations keeps its buckets") {
     // Found in the agents' logs of scripts/bench/cluster.sh 64 100: 24 of 44 stalls came from
     // the peers' confirmations, several naming one younger than the bound itself ("confirmed
-    // no heartbeat … since 350 ms ago", against a bound of 582 ms). The
-    // bound is cached per 1/64 period of input time: worked out at an input's start, it
-    // misses the confirmations that input's frames bring until the next one, and a look held
-    // up just after found the cached bound past while the true one was a period ahead. Each
-    // such stall cost a release of every bucket and a convergence.
+    // no heartbeat … since 350 ms ago", against a bound of 582 ms). The bound is cached per
+    // 1/64 period of input time: worked out at an input's start, it misses the confirmations
+    // that input's frames bring until the next one, and a look held up just after found the
+    // cached bound past while the true one was a period ahead. Each such stall cost a release
+    // of every bucket and a convergence.
     int found = 0;
     for (std::uint64_t seed = 0; seed < 12; ++seed) {
         INFO("seed " << seed);

@@ -178,9 +178,11 @@ def main():
     report_events = []
     for k, e in enumerate(events):
         nxt = events[k + 1]["at"] if k + 1 < len(events) else float("inf")
-        mine = [t for t, _ in lost if e["at"] <= t < nxt]
+        mine_lost = [(t, rid) for t, rid in lost if e["at"] <= t < nxt]
+        mine = [t for t, _ in mine_lost]
         rec = round(max(0.0, max(mine) - e["until"]), 3) if mine else 0.0
-        late = [t for t in mine if t - e["until"] > window]
+        late_lost = [(t, rid) for t, rid in mine_lost if t - e["until"] > window]
+        late = [t for t, _ in late_lost]
         checked_s = round(min(nxt, end) - (e["until"] + window), 3)  # time after the window
         report_events.append({"event": e["name"], "at_s": round(e["at"] - start, 3),
                               "lost": len(mine), "recover_s": rec, "strict": e["strict"],
@@ -193,7 +195,7 @@ def main():
         # flood drops frames from its CPUs' backlogs. Put down to it only a few (at most one
         # request in a thousand), none that a server logged (those reached a host), and no
         # more than the frames the test bed counted as dropped; anything else fails.
-        unserved = [rid for t, rid in lost if e["at"] <= t < nxt and rid not in logged]
+        unserved = [rid for _, rid in mine_lost if rid not in logged]
         testbed = (mine and len(unserved) == len(mine) and len(mine) <= args.testbed_drops
                    and len(mine) * 1000 <= len(sent))
         if testbed:
@@ -202,10 +204,9 @@ def main():
         # and after, that host's agent quiet within a second of it (no stall, no watchdog, no
         # convergence), no server logging it. With no more of them than the frames the test
         # bed dropped, and at most one request in a thousand, they are put down to the bed.
-        late_rids = [rid for t, rid in lost if e["at"] <= t < nxt and t - e["until"] > window]
         quiet = False
-        if late_rids:
-            details = [late_loss(rid, e["at"]) for rid in late_rids]
+        if late_lost:
+            details = [late_loss(rid, e["at"]) for _, rid in late_lost]
             report_events[-1]["late_lost"] = details[:10]
             quiet = all(d["served_before"] is not None and d["served_before"] == d["served_after"]
                         and not d["server_logged"] and d["owner_events_near"] == 0
