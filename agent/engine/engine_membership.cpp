@@ -266,13 +266,16 @@ void ConvergenceEngine::handle_priority_clash(const Heartbeat& hb, std::int64_t 
     if (!participating() || hb.state == HostState::refused || hb.state == HostState::stopped ||
         hb.state == HostState::suspended)
         return;
-    const bool they_serve = serving_state(hb.state);
-    const bool i_serve = serving_state(state_) && claim() != 0;
-    bool i_lose;
-    if (they_serve != i_serve)
-        i_lose = they_serve;
-    else
-        i_lose = nonce_ > hb.nonce; // both or neither serve: the same answer on both sides
+    // Whoever holds buckets stays: a member converging again still serves its share, and
+    // the one that releases loses its requests until the other takes them. Then a converged
+    // or draining host over one that is not; the nonces decide the rest. Both sides rank from what
+    // the heartbeat carries, so they reach the same answer.
+    const auto rank = [](std::uint64_t claim, HostState state) {
+        return claim != 0 ? 2 : serving_state(state) ? 1 : 0;
+    };
+    const int theirs = rank(hb.claim, hb.state);
+    const int mine = rank(reported_claim(), state_);
+    const bool i_lose = theirs != mine ? theirs > mine : nonce_ > hb.nonce;
     if (i_lose)
         refuse(now, RefuseReason::priority_taken, me_);
     else if (!(refused_logged_ & host_bit(me_))) {

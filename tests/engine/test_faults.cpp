@@ -329,6 +329,37 @@ TEST_CASE("a second live host with a member's priority: the others name the dupl
     CHECK(sim.max_double_ms() == 0);
 }
 
+TEST_CASE("a twin that appears while the cluster converges is refused, not the member") {
+    // The member still serves its buckets while it converges. Until 2026-12-05 a clash was
+    // decided by the boot nonces whenever neither side was converged (CI saw it: a third
+    // party took a lost frame of the member for a restart, everyone converged again, and
+    // the member heard the twin then): with the lower nonce the twin stayed, the member
+    // released every bucket and the requests it served were lost until the twin took them.
+    int member_refused = 0;
+    for (std::uint64_t seed = 0; seed < 24; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(1700 + seed, 3);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 60 * kPeriod));
+        // A new host joins: every member converges again, keeping its buckets meanwhile.
+        auto joiner = default_config(4);
+        joiner.cluster.key = kKey;
+        sim.add_host(joiner);
+        REQUIRE(sim.run_until([&] { return sim.host(1).engine->state() == HostState::converging; },
+                              sim.now() + 10 * kPeriod));
+        auto c = default_config(2);
+        c.cluster.key = kKey;
+        const auto twin = sim.add_host(c);
+        sim.run_until(sim.now() + 40 * kPeriod);
+        CHECK(sim.host(twin).engine->state() == HostState::refused);
+        CHECK(sim.host(twin).engine->refuse_reason() == RefuseReason::priority_taken);
+        CHECK(sim.host(1).engine->state() == HostState::converged);
+        member_refused += has_event(sim.host(1), EventKind::refused);
+        CHECK(sim.max_double_ms() == 0);
+        CHECK(sim.all_owned_once());
+    }
+    CHECK(member_refused == 0);
+}
+
 TEST_CASE("forged frames are rejected at the cost of their HMAC and stop no member") {
     auto sim = cluster(1300, 3);
     REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
