@@ -166,6 +166,8 @@ class Agent {
     // When timer_ fires, while a wait is pending: an input that brings no earlier deadline
     // leaves it be (a flood of frames must not cost a timer reset each).
     std::optional<std::chrono::milliseconds> timer_at_;
+    // When a late tick last left frames unread in a socket (logged at most once a minute).
+    std::optional<std::chrono::milliseconds> backlog_logged_;
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds last_scan_{0};
     std::chrono::milliseconds last_accepted_{0}; // accepted count read without a scan

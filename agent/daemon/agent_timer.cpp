@@ -36,17 +36,31 @@ void Agent::tick(milliseconds due) {
     // meanwhile: it decides who is dead, and would count peers dead whose frames wait in a
     // socket, then hear them again a moment later, each a change of view and a convergence (on
     // the loaded 64-host bed a joiner counted 23 peers dead and heard all 23 again 1 ms later,
-    // and took 4 s to converge). At most four batches a socket: a flood still leaves the tick
-    // its turn. A tick on time leaves them to the reader's linger, whose batches they join
-    // (drained at every tick, they split those batches, each part one more decision of the
-    // engine).
+    // and took 4 s to converge; an older build's host, starved, counted 45 peers dead, went
+    // on alone and took their buckets while they served). Up to what each socket can hold:
+    // its buffer (4-8 MB) fits a few thousand heartbeats, and four batches (the cap
+    // until 2026-12-05) were 0.4 s of that cluster's frames at 100 ms, less than the
+    // watchdog's timeout, so a tick held up shorter than a stall could still find frames
+    // waiting. Only a flood, which the dataplane's budget for unknown sources keeps off the
+    // segment socket, fills more; then the tick goes on (its turn must come) and says so.
+    // A tick on time leaves them to the reader's linger, whose batches they join (drained at
+    // every tick, they split those batches, each part one more decision of the engine); the
+    // loop runs the reader's turns between its ticks, so a reader falls behind only when the
+    // whole loop does, and its ticks are then late.
     if (monotonic_now() - due > heartbeat_linger()) {
-        if (hb_)
-            hb_->drain(4 * BatchReader::kBatch);
+        constexpr std::size_t kDrainCap = 64 * BatchReader::kBatch;
+        bool emptied = !hb_ || hb_->drain(kDrainCap);
         if (contact_ && engine_)
-            contact_->drain(4 * BatchReader::kBatch);
+            emptied = contact_->drain(kDrainCap) && emptied;
         if (!engine_)
             return;
+        const milliseconds at = monotonic_now();
+        if (!emptied && (!backlog_logged_ || at - *backlog_logged_ >= std::chrono::minutes(1))) {
+            backlog_logged_ = at;
+            log_.warn("heartbeats: a late tick read " + std::to_string(kDrainCap) +
+                      " queued frames of a socket and more wait (a flood?): peers whose "
+                      "frames wait may be counted dead");
+        }
     }
     milliseconds now = monotonic_now();
     // The engine first: after a stall it must release what it owned before the watchdog is

@@ -116,24 +116,28 @@ class BatchReader {
     // is: a wakeup that then finds the socket empty waits again. For a caller about to decide
     // on what the socket has brought: the agent's timer, before a late tick of the engine,
     // which would otherwise count peers dead whose frames queued while the agent was held up.
-    // Not while the handler runs.
-    void drain(std::size_t max) {
+    // Not while the handler runs. False when it stopped at `max`: more may wait.
+    bool drain(std::size_t max) {
         if (fd_ < 0 || *closed_)
-            return;
+            return true;
         const auto closed = closed_;
         std::size_t handled = 0;
+        bool emptied = false;
         while (handled < max) {
             const int n = receive(std::min(kBatch, max - handled));
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
+            if (n <= 0) {
+                emptied = true; // or an error, which the reader's next turn meets again
                 break;
+            }
             handled += static_cast<std::size_t>(n);
             if (!handle(n))
-                return;
+                return true;
         }
         if (handled > 0 && batch_end_ && !*closed)
             batch_end_();
+        return emptied;
     }
     std::uint64_t received() const { return received_; }
     // Turns that read the socket after a wakeup (readable, or a linger's end).

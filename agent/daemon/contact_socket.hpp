@@ -32,7 +32,7 @@ class ContactSocket {
     // `batch_end` follows the datagrams of each turn (BatchReader::on_batch_end).
     void start(Handler handler, std::function<void()> batch_end = {});
     // Reads what is queued now, at most `max` datagrams (BatchReader::drain).
-    void drain(std::size_t max) { reader_.drain(max); }
+    bool drain(std::size_t max) { return reader_.drain(max); }
     // Errors are counted, not thrown: a lost datagram is what the protocol tolerates.
     void send(const ContactAddress& to, std::span<const std::uint8_t> payload);
     void close();

@@ -44,7 +44,7 @@ class HeartbeatSocket {
     void set_linger(std::chrono::nanoseconds linger) { reader_.set_linger(linger); }
     // Reads what is queued now, at most `max` frames, outside the reader's turns
     // (BatchReader::drain).
-    void drain(std::size_t max) { reader_.drain(max); }
+    bool drain(std::size_t max) { return reader_.drain(max); }
     // Sends one frame to the destination; errors are counted, not thrown (a lost heartbeat is
     // what the protocol tolerates).
     void send(std::span<const std::uint8_t> payload);

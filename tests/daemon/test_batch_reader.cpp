@@ -246,7 +246,7 @@ TEST_CASE("a drain reads what waits at once, as one batch, and leaves the reader
         got.push_back(v);
         ++in_batch;
     });
-    reader.drain(8); // nothing queued: no batch
+    CHECK(reader.drain(8)); // nothing queued: no batch, and it found the socket empty
     CHECK(batches.empty());
     std::uint32_t v = 0;
     REQUIRE(::send(p.tx, &v, sizeof(v), 0) == sizeof(v));
@@ -260,9 +260,9 @@ TEST_CASE("a drain reads what waits at once, as one batch, and leaves the reader
     io.run_for(30ms);
     CHECK(got.size() == 2); // lingering
     const auto turns = reader.wakeups();
-    reader.drain(4); // at most four
+    CHECK_FALSE(reader.drain(4)); // at most four, and more may wait
     CHECK(got == numbers(6));
-    reader.drain(100); // the rest, one batch
+    CHECK(reader.drain(100)); // the rest, one batch, and then the socket is empty
     CHECK(got == numbers(12));
     CHECK(batches == std::vector<std::size_t>{1, 1, 4, 6});
     CHECK(reader.wakeups() == turns); // the reader's own turns are untouched
