@@ -7,17 +7,24 @@
 //                [--count 1000000] [--rate 200000]
 //
 // Bounded by --count; paced to --rate in batches so the receiving veths' backlogs are not
-// simply overrun. The TCP checksum is left as the template's, so the hosts' stacks drop the
-// frames (no SYN-ACKs to addresses nobody has) after the XDP dataplane saw and recorded them:
-// what a flood does to the connection tables is the dataplane's part, the stack's is not under
-// test. Prints one JSON line: frames handed to the interface, the time taken, and IF's
-// tx_packets / tx_dropped over the run.
+// simply overrun. Where the kernel refuses live frames to this process (EPERM: some sandboxed
+// kernels do, as they refuse map iterators), the same frames go out of an AF_PACKET socket
+// with sendmmsg, rewritten here (slower, and said so on stderr). The TCP checksum is left as the
+// template's, so the hosts' stacks drop the frames (no SYN-ACKs to addresses nobody has) after the
+// XDP dataplane saw and recorded them: what a flood does to the connection tables is the
+// dataplane's part, the stack's is not under test. Prints one JSON line: frames handed to the
+// interface, the time taken, and IF's tx_packets / tx_dropped over the run.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +32,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "packet_builder.hpp"
 #include "trafficgen.skel.h"
@@ -60,6 +68,68 @@ nlb::test::Mac mac_of(const std::string& ifname) {
     if (!(f >> text))
         die("interface " + ifname + ": no MAC address");
     return parse_mac(text);
+}
+
+// What the traffic generator does to frame number n of the template (bpf/trafficgen.bpf.c):
+// source address and port, and the IPv4 header checksum.
+void rewrite(nlb::test::Bytes& f, std::uint32_t src_base, std::uint32_t src_count,
+             std::uint64_t n) {
+    constexpr std::size_t kIp = 14, kL4 = kIp + 20;
+    const std::uint32_t saddr = htonl(src_base + static_cast<std::uint32_t>(n % src_count));
+    std::memcpy(&f[kIp + 12], &saddr, 4);
+    const std::uint16_t sport = htons(static_cast<std::uint16_t>(1024 + (n * 7919) % 60000));
+    std::memcpy(&f[kL4], &sport, 2);
+    f[kIp + 10] = f[kIp + 11] = 0;
+    std::uint32_t sum = 0;
+    for (std::size_t i = 0; i < 20; i += 2)
+        sum += static_cast<std::uint32_t>(f[kIp + i] << 8 | f[kIp + i + 1]);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    f[kIp + 10] = static_cast<std::uint8_t>(~sum >> 8);
+    f[kIp + 11] = static_cast<std::uint8_t>(~sum);
+}
+
+// The fallback: `count` frames from `sent` on, out of an AF_PACKET socket, paced as the live
+// frames are. Returns the frames handed to the interface.
+long send_packet_socket(unsigned ifindex, const nlb::test::Bytes& frame, std::uint32_t src_base,
+                        std::uint32_t src_count, long sent, long count, long rate,
+                        std::chrono::steady_clock::time_point start) {
+    const int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); // send only
+    if (fd < 0)
+        die(std::string("packet socket: ") + std::strerror(errno));
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = static_cast<int>(ifindex);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) != 0)
+        die(std::string("bind packet socket: ") + std::strerror(errno));
+    const int one = 1;
+    setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+    constexpr std::size_t kBatch = 256;
+    std::vector<nlb::test::Bytes> frames(kBatch, frame);
+    std::array<iovec, kBatch> iov{};
+    std::array<mmsghdr, kBatch> msgs{};
+    while (sent < count) {
+        const auto n = static_cast<unsigned>(
+            std::min<long>({static_cast<long>(kBatch), rate / 100, count - sent}));
+        for (unsigned k = 0; k < n; ++k) {
+            rewrite(frames[k], src_base, src_count, static_cast<std::uint64_t>(sent + k));
+            iov[k] = {frames[k].data(), frames[k].size()};
+            msgs[k] = {};
+            msgs[k].msg_hdr.msg_iov = &iov[k];
+            msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+        const int r = sendmmsg(fd, msgs.data(), n, 0);
+        if (r < 0) {
+            if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+                die(std::string("sendmmsg: ") + std::strerror(errno));
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+            continue;
+        }
+        sent += r;
+        std::this_thread::sleep_until(start + std::chrono::microseconds(sent * 1000000 / rate));
+    }
+    close(fd);
+    return sent;
 }
 
 } // namespace
@@ -133,8 +203,19 @@ int main(int argc, char** argv) {
         LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                     .data_size_in = static_cast<__u32>(frame.size()),
                     .repeat = static_cast<int>(n), .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-        if (int err = bpf_prog_test_run_opts(bpf_program__fd(gen->progs.xdp_trafficgen), &opts))
+        if (int err = bpf_prog_test_run_opts(bpf_program__fd(gen->progs.xdp_trafficgen), &opts)) {
+            if (sent == 0 && (err == -EPERM || err == -EOPNOTSUPP)) {
+                std::fprintf(stderr,
+                             "nlb-synflood: live frames refused (%s): sending from a packet "
+                             "socket\n",
+                             std::strerror(-err));
+                sent = send_packet_socket(ifindex, frame, ntohl(first.s_addr),
+                                          static_cast<std::uint32_t>(nsources), sent, count, rate,
+                                          start);
+                break;
+            }
             die(std::string("send live frames: ") + std::strerror(-err));
+        }
         sent += n;
         std::this_thread::sleep_until(start + std::chrono::microseconds(sent * 1000000 / rate));
     }
