@@ -150,6 +150,34 @@ class BatchReader {
     // clock; the age it gives is carried over to the steady clock when the batch is read. A
     // datagram without a stamp came just now.
     std::chrono::steady_clock::time_point arrival() const { return arrival_; }
+    // Both clocks, read one after the other.
+    struct Clocks {
+        std::chrono::nanoseconds wall{0}; // CLOCK_REALTIME
+        std::chrono::steady_clock::time_point steady{};
+    };
+    // A receive stamp (the wall clock) on the steady clock, for a datagram read at `read` from
+    // a socket last found empty at `empty_at` (the clocks then: `empty`). The engine judges
+    // queued frames by it (ConvergenceEngine::observe): one dated too early may vouch for
+    // this host where it should not, one dated too late costs only a needless release. So:
+    // - The two clocks move apart only when the wall clock is set (NTP slews both alike): a
+    //   step since the socket was last empty (a VM's clock sync after a pause, an operator)
+    //   would date the stamps by the wrong clock, and they count as read just now. Reading
+    //   the two clocks a moment apart (a preemption) looks like a step too, with that result.
+    // - It came after the socket was last found empty, and before it was read.
+    static std::chrono::steady_clock::time_point
+    steady_arrival(std::chrono::nanoseconds stamp, const Clocks& read, const Clocks& empty,
+                   std::chrono::steady_clock::time_point empty_at) {
+        using namespace std::chrono_literals;
+        const auto offset = read.wall - read.steady.time_since_epoch();
+        if (empty.steady != std::chrono::steady_clock::time_point{}) {
+            const auto moved = offset - (empty.wall - empty.steady.time_since_epoch());
+            if (moved > 1ms || moved < -1ms)
+                return read.steady;
+        }
+        const auto at = std::chrono::steady_clock::time_point(
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(stamp - offset));
+        return std::clamp(at, std::min(empty_at, read.steady), read.steady);
+    }
 
   private:
     void wait() {
@@ -170,26 +198,18 @@ class BatchReader {
     // The receive time `m` carries, as arrival() gives it.
     std::chrono::steady_clock::time_point arrival_of(msghdr& m) const {
         if (m.msg_flags & MSG_CTRUNC)
-            return read_steady_;
+            return read_.steady;
         for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
             if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
                 c->cmsg_len < CMSG_LEN(sizeof(timespec)))
                 continue;
             timespec ts{};
             std::memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-            const auto age = read_wall_ - (std::chrono::seconds(ts.tv_sec) +
-                                           std::chrono::nanoseconds(ts.tv_nsec));
-            // A wall clock stepped back meanwhile would date it after the read; one stepped
-            // forward (NTP, a VM's clock sync after a pause), before it came. It came after
-            // the socket was last found empty: that bounds the error to the time since.
-            if (age.count() <= 0)
-                return read_steady_;
-            return std::max(
-                empty_at_,
-                read_steady_ -
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(age));
+            return steady_arrival(std::chrono::seconds(ts.tv_sec) +
+                                      std::chrono::nanoseconds(ts.tv_nsec),
+                                  read_, empty_, empty_at_);
         }
-        return read_steady_;
+        return read_.steady;
     }
 
     // The descriptor leaves the io_context's epoll (it is not closed: the owner closes it).
@@ -282,10 +302,12 @@ class BatchReader {
         // Both clocks read once, after the datagrams were: arrival() measures their age.
         timespec wall{};
         ::clock_gettime(CLOCK_REALTIME, &wall);
-        read_wall_ = std::chrono::seconds(wall.tv_sec) + std::chrono::nanoseconds(wall.tv_nsec);
-        read_steady_ = std::chrono::steady_clock::now();
-        if (n < 0 && (saved == EAGAIN || saved == EWOULDBLOCK))
+        read_.wall = std::chrono::seconds(wall.tv_sec) + std::chrono::nanoseconds(wall.tv_nsec);
+        read_.steady = std::chrono::steady_clock::now();
+        if (n < 0 && (saved == EAGAIN || saved == EWOULDBLOCK)) {
             empty_at_ = called;
+            empty_ = read_;
+        }
         errno = saved;
         return n;
     }
@@ -319,8 +341,8 @@ class BatchReader {
         alignas(cmsghdr) unsigned char bytes[CMSG_SPACE(sizeof(timespec))];
     };
     std::array<Control, kBatch> controls_{};
-    std::chrono::nanoseconds read_wall_{0}; // CLOCK_REALTIME when the batch was read
-    std::chrono::steady_clock::time_point read_steady_{};
+    Clocks read_;  // when the batch was read
+    Clocks empty_; // at the last read that found the socket empty
     std::chrono::steady_clock::time_point arrival_{}; // of the datagram being handled
     // Just before the last read that found the socket empty: what is read later came after.
     std::chrono::steady_clock::time_point empty_at_{};

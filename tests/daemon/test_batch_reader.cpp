@@ -413,3 +413,27 @@ TEST_CASE("each datagram comes with the time it came, not the time it is read") 
     CHECK(reads[0] - arrivals[0] >= 450ms);
     CHECK(reads[1] - arrivals[1] >= 150ms);
 }
+
+TEST_CASE("a receive stamp is dated by the steady clock unless the wall clock was set since") {
+    using Clocks = BatchReader::Clocks;
+    using steady = std::chrono::steady_clock;
+    // The wall clock 1,000 s ahead of the steady one; the socket last empty at steady 50 s.
+    const auto at = [](std::chrono::milliseconds ms) { return steady::time_point(ms); };
+    const Clocks empty{1050s, at(50s)};
+    const Clocks read{1060s, at(60s)};
+    // Stamped at wall 1058 s: 2 s before the read.
+    CHECK(BatchReader::steady_arrival(1058s, read, empty, at(50s)) == at(58s));
+    // Not before the socket was last found empty, nor after the read.
+    CHECK(BatchReader::steady_arrival(1040s, read, empty, at(50s)) == at(50s));
+    CHECK(BatchReader::steady_arrival(1065s, read, empty, at(50s)) == at(60s));
+    // NTP's slewing moves both clocks alike; a drift under a millisecond is reading jitter.
+    CHECK(BatchReader::steady_arrival(1058s, Clocks{1060s + 900us, at(60s)}, empty, at(50s)) ==
+          at(58s) - 900us);
+    // The wall clock set forward 5 s (or back) since the socket was empty: a stamp taken
+    // before the step would be dated 5 s early, one after it right. Which it is cannot be
+    // told: it counts as read just now, as a datagram without a stamp does.
+    CHECK(BatchReader::steady_arrival(1063s, Clocks{1065s, at(60s)}, empty, at(50s)) == at(60s));
+    CHECK(BatchReader::steady_arrival(1053s, Clocks{1055s, at(60s)}, empty, at(50s)) == at(60s));
+    // Never found empty yet: only the read bounds it.
+    CHECK(BatchReader::steady_arrival(1058s, read, Clocks{}, steady::time_point{}) == at(58s));
+}
