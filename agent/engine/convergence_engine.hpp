@@ -243,7 +243,10 @@ class ConvergenceEngine {
     bool admit(std::span<const std::uint8_t> frame, const FrameHead& head, Path path,
                std::int64_t now);
     void note_unreadable(std::int64_t now, RefuseReason why);
-    void observe(std::int64_t now); // every input: stall detection
+    // Every input: stall detection, and the confirmations' bound judged at `at` (a frame's
+    // arrival, which queued frames read late carry; the read time otherwise).
+    void observe(std::int64_t now, std::int64_t at);
+    void observe(std::int64_t now) { observe(now, now); }
     void on_stall(std::int64_t now, std::int64_t gap);
     // Lets go of every bucket and converges again, as after a stall: `what` for the event.
     void recover(std::int64_t now, const std::string& what, const std::string& why);
@@ -390,6 +393,9 @@ class ConvergenceEngine {
     mutable std::uint64_t confirmed_changes_ = 0; // and this Confirmations::changes()
     // Contact and cohorts.
     std::int64_t last_input_ = -1;
+    // Up to when the confirmations' bound has been judged (observe's `at`): the look the
+    // bound is worked out at. Behind last_input_ while frames that queued up are read.
+    std::int64_t judged_ = -1;
     bool recovering_ = false;
     bool had_peer_ = false; // a peer proved two-way contact since this host started
     // A newly alive peer that outnumbers this host's cohort does not count it yet (within

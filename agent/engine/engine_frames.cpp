@@ -12,7 +12,10 @@ namespace nlb {
 void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis now_ms, Path path,
                                      std::optional<Millis> arrived) {
     const std::int64_t now = now_ms.count();
-    observe(now);
+    // When the frame came: what waited in the socket while the agent was held up is judged
+    // as of then (observe), and dated so (peers' liveness, below).
+    const std::int64_t heard = arrived ? std::min(arrived->count(), now) : now;
+    observe(now, heard);
     last_trusted_ = false;
     ++counters_.received;
     if (path == Path::contact)
@@ -34,7 +37,6 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // still shows that its path delivers: which paths do (deafness, two-way contact, the
     // echo's paths) is judged by when frames are read, since a host that reads its sockets
     // late (starved of CPU) has not heard what waits there, though its port delivered it.
-    const std::int64_t heard = arrived ? std::min(arrived->count(), now) : now;
     if (now - heard > tolerance_ms()) {
         ++counters_.late;
         const auto& h = *head.head;
@@ -177,12 +179,13 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
 }
 
 void ConvergenceEngine::end_frames(Millis now_ms) {
-    holding_ = false;
     const std::int64_t now = now_ms.count();
-    if (held_eval_) {
+    // Each frame was judged at its arrival: the time since, to the read, is judged here,
+    // before anything is decided or the dataplane's deadline is armed again.
+    if (std::exchange(holding_, false))
         observe(now);
+    if (held_eval_)
         settle_frames(now);
-    }
 }
 
 void ConvergenceEngine::settle_frames(std::int64_t now) {
