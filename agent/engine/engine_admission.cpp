@@ -165,6 +165,8 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
         // takes no sooner (less the stale cache's 1/64 period and a receive stamp's
         // millisecond). Wider is not free: with 1/16 a failover of two hosts took longer
         // than (tolerance + 2) periods (`hosts that read their frames every linger …`).
+        // A bound already past at the look was never armed (the host ran on, its frames
+        // lost to that peer: a partition, which the engine resolves when they meet).
         const std::int64_t span = tolerance_ms() + period();
         const std::int64_t until = *sent + span - span / 32;
         if (until > judged_) {
