@@ -30,6 +30,15 @@ Simulator cluster(std::uint64_t seed, std::size_t n, NetworkParams net = {}) {
     return sim;
 }
 
+// Short delays, and frames read in batches a linger apart (an eighth of a period), as the
+// agent reads them.
+NetworkParams lingering_segment() {
+    NetworkParams net;
+    net.delay_max_ms = 5;
+    net.linger_ms = kPeriod / 8;
+    return net;
+}
+
 bool has_event(const SimHost& h, EventKind kind) {
     return std::any_of(h.events.begin(), h.events.end(),
                        [&](const Event& e) { return e.kind == kind; });
@@ -945,10 +954,7 @@ TEST_CASE("a host held up just after frames brought newer confirmations keeps it
     int found = 0;
     for (std::uint64_t seed = 0; seed < 12; ++seed) {
         INFO("seed " << seed);
-        NetworkParams net;
-        net.delay_max_ms = 5;
-        net.linger_ms = kPeriod / 8;
-        auto sim = cluster(2900 + seed, 6, net);
+        auto sim = cluster(2900 + seed, 6, lingering_segment());
         REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
         // Host 2's frames to host 1 lost for three periods: its confirmation there grows old.
         bool lost = true;
@@ -1031,10 +1037,7 @@ TEST_CASE("a host held up while the frames that confirm it wait to be read keeps
     int found = 0;
     for (std::uint64_t seed = 0; seed < 12; ++seed) {
         INFO("seed " << seed);
-        NetworkParams net;
-        net.delay_max_ms = 5;
-        net.linger_ms = kPeriod / 8;
-        auto sim = cluster(3100 + seed, 6, net);
+        auto sim = cluster(3100 + seed, 6, lingering_segment());
         if (!hold_up_while_confirmations_wait(sim, seed, true))
             continue;
         ++found;
@@ -1053,10 +1056,7 @@ TEST_CASE("frames that came after the bound ran out do not extend it, read late 
     int found = 0;
     for (std::uint64_t seed = 0; seed < 12; ++seed) {
         INFO("seed " << seed);
-        NetworkParams net;
-        net.delay_max_ms = 5;
-        net.linger_ms = kPeriod / 8;
-        auto sim = cluster(3200 + seed, 6, net);
+        auto sim = cluster(3200 + seed, 6, lingering_segment());
         const auto& h = sim.host(0);
         if (!hold_up_while_confirmations_wait(sim, seed, false))
             continue;
