@@ -1019,7 +1019,10 @@ bool hold_up_while_confirmations_wait(Simulator& sim, std::uint64_t seed, bool i
         lost = false;
         sim.run_until(resume_at); // its clock is the simulation's (no drift here)
     }
-    lost = false;
+    // Nothing lost from here on. The hooks go, not only `lost`: the caller runs the
+    // simulation on after this frame, and its `lost`, are gone.
+    sim.drop = nullptr;
+    sim.drop_contact = nullptr;
     sim.resume(0);
     if (fits)
         sim.run_until(sim.now() + 3 * kPeriod);
