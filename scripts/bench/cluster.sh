@@ -66,20 +66,10 @@ heartbeat_Bps=$(calc "$bps / 10 / $hosts")
 
 stream_start
 sleep 2
-cpu_ticks() { # summed utime (FIELD 14) or stime (15) of every agent
-  local i pid t=0
-  for i in $all; do
-    pid=$(eval echo "\$AGENT_PID_$i")
-    t=$((t + $(awk -v f="$1" '{print $f}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
-}
 cpu_over() { # SECONDS: "USER SYSTEM", % of a core per agent over the next SECONDS
-  local u0 s0
-  u0=$(cpu_ticks 14) s0=$(cpu_ticks 15)
-  sleep "$1"
-  echo "$(calc "($(cpu_ticks 14) - $u0) * 100 / $(getconf CLK_TCK) / $1 / $hosts")" \
-    "$(calc "($(cpu_ticks 15) - $s0) * 100 / $(getconf CLK_TCK) / $1 / $hosts")"
+  local i v pids=()
+  for i in $all; do v=AGENT_PID_$i && pids+=("${!v}"); done
+  nlbq cpu "$1" "${pids[@]}"
 }
 read -r user_pct sys_pct < <(cpu_over 20)
 cpu_pct=$(calc "$user_pct + $sys_pct")

@@ -14,6 +14,10 @@ started python per query would be slower than the periods it watches). Host I's 
                                       then 2 s more), consecutive repeats collapsed: a,b,c
   convergences I..                    the hosts' "convergences" counters, space-separated
   summary I..                         {"I": "state [members]", ...} as one JSON object
+  cpu SECONDS PID..                   "USER SYSTEM": CPU time of each PID over the next
+                                      SECONDS, mean % of one core, over the time that really
+                                      passed between the two reads (on a loaded bed a read
+                                      of many processes by one shell tool each took seconds)
 """
 import json
 import os
@@ -71,6 +75,19 @@ def alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def cpu_ticks(pids):
+    """Summed utime and stime of PIDS, in clock ticks (a process gone counts nothing)."""
+    user = system = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user, system
 
 
 def main():
@@ -133,6 +150,13 @@ def main():
             d = nlbadm(i)
             out[i] = f'{d["host"]["state"]} {sorted(d["cluster"]["members"])}' if d else "none"
         print(json.dumps(out))
+    elif cmd == "cpu":
+        pids = [int(p) for p in args[1:]]
+        t0, (u0, s0) = time.monotonic(), cpu_ticks(pids)
+        time.sleep(float(args[0]))
+        t1, (u1, s1) = time.monotonic(), cpu_ticks(pids)
+        per = 100 / os.sysconf("SC_CLK_TCK") / (t1 - t0) / len(pids)
+        print(f"{(u1 - u0) * per:.4f} {(s1 - s0) * per:.4f}")
     else:
         sys.exit(f"unknown command {cmd}")
 
