@@ -2,10 +2,12 @@
 # A cluster of HOSTS hosts (default 64) in namespaces on this machine, on the fault harness
 # (tests/faults/lib.sh): real agents at HEARTBEAT_MS (default 1000), a logging UDP server per
 # host, a client streaming 1,000 requests/s with unique ids from FAULT_SOURCES addresses
-# (default 1,000; fault_cluster_16 uses 200).
+# (default 1,000; fault_cluster_16 uses 200), whose MAC every host knows beforehand, as hosts
+# behind a router know the router's (tests/faults/lib.sh, neigh_known).
 #   converge_s          all agents started at once -> every host says converged with all
 #   heartbeat_Bps_per_host  bytes each host sends while idle (heartbeats, both paths), mean
-#   agent_cpu_pct_mean  CPU per agent, % of one core, over 20 s of the request stream
+#   agent_cpu_pct_mean  CPU per agent, % of one core, over 20 s of the request stream (the
+#                       time between the two reads of every agent's /proc/PID/stat: nlbq cpu)
 #                       (agent_cpu_user_pct_mean, agent_cpu_sys_pct_mean: its two parts)
 #   agent_cpu_idle_pct_mean, agent_cpu_full_tables_pct_mean  at the end, the stream stopped:
 #                       CPU per agent over FULL_TABLES_S (default 150) s with the connection
@@ -46,6 +48,7 @@ all=$(seq 1 "$hosts")
 neigh_room $((hosts * (FAULT_SOURCES + 8) + 1024))
 fulls0=$(neigh_fulls)
 faults_setup $all
+neigh_known $all
 members=$(seq -s, 1 "$hosts")
 for i in $all; do fault_config "$i"; done
 
