@@ -17,10 +17,8 @@
 // tx_packets / tx_dropped counters over the run (what really left the interface).
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
-#include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -35,11 +33,12 @@
 #include <thread>
 #include <vector>
 
+#include "packet_socket.hpp"
+
 namespace {
 
 constexpr std::uint16_t kEtherType = 0x886F;
 constexpr std::size_t kPool = 4096; // distinct frames, cycled
-constexpr unsigned kBatch = 256;    // frames per sendmmsg at most
 
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "nlb-flood: %s\n", what.c_str());
@@ -206,18 +205,6 @@ int main(int argc, char** argv) {
         in >> text;
         own = parse_mac(text);
     }
-    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); // 0: send only, receive nothing
-    if (fd < 0)
-        die(std::string("packet socket: ") + std::strerror(errno));
-    sockaddr_ll sll{};
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = 0;
-    sll.sll_ifindex = static_cast<int>(ifindex);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) != 0)
-        die(std::string("bind: ") + std::strerror(errno));
-    int sndbuf = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-
     Rng rng{seed | 1};
     const Mac broadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     std::vector<std::vector<std::uint8_t>> pool;
@@ -233,43 +220,39 @@ int main(int argc, char** argv) {
                              src, cluster_ip));
     }
 
-    std::array<iovec, kBatch> iov{};
-    std::array<mmsghdr, kBatch> msgs{};
     const std::uint64_t tx0 = read_counter(ifname, "tx_packets");
     const std::uint64_t drop0 = read_counter(ifname, "tx_dropped");
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
-    std::uint64_t sent = 0, errors = 0, next = 0;
-    for (;;) {
-        double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-        if (elapsed >= duration || sent >= count)
-            break;
-        auto due = std::min<std::uint64_t>(count, static_cast<std::uint64_t>(rate * elapsed) + 1);
-        if (due <= sent) {
-            std::this_thread::sleep_for(std::chrono::microseconds(100));
-            continue;
+    std::uint64_t sent = 0, errors = 0;
+    try {
+        nlb::test::PacketSocket out(ifindex);
+        out.option(SOL_SOCKET, SO_SNDBUF, 4 << 20);
+        for (;;) {
+            double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+            if (elapsed >= duration || sent >= count)
+                break;
+            auto due =
+                std::min<std::uint64_t>(count, static_cast<std::uint64_t>(rate * elapsed) + 1);
+            if (due <= sent) {
+                std::this_thread::sleep_for(std::chrono::microseconds(100));
+                continue;
+            }
+            const auto n = static_cast<unsigned>(
+                std::min<std::uint64_t>(due - sent, nlb::test::PacketSocket::kBatch));
+            const unsigned r = out.send(
+                n, [&](unsigned k) -> const auto& { return pool[(sent + k) % kPool]; });
+            if (r == 0) {
+                ++errors;
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                continue;
+            }
+            sent += r;
         }
-        unsigned n = static_cast<unsigned>(std::min<std::uint64_t>(due - sent, kBatch));
-        for (unsigned k = 0; k < n; ++k) {
-            auto& f = pool[(next + k) % kPool];
-            iov[k] = {f.data(), f.size()};
-            msgs[k] = {};
-            msgs[k].msg_hdr.msg_iov = &iov[k];
-            msgs[k].msg_hdr.msg_iovlen = 1;
-        }
-        int r = sendmmsg(fd, msgs.data(), n, 0);
-        if (r < 0) {
-            if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
-                die(std::string("sendmmsg: ") + std::strerror(errno));
-            ++errors;
-            std::this_thread::sleep_for(std::chrono::microseconds(200));
-            continue;
-        }
-        sent += static_cast<unsigned>(r);
-        next += static_cast<unsigned>(r);
+    } catch (const std::exception& e) {
+        die(e.what());
     }
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    close(fd);
     std::uint64_t tx = read_counter(ifname, "tx_packets") - tx0;
     std::uint64_t dropped = read_counter(ifname, "tx_dropped") - drop0;
     std::printf("{\"sent\": %llu, \"seconds\": %.3f, \"rate\": %.0f, \"target_rate\": %.0f, "

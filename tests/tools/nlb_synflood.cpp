@@ -20,7 +20,6 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -35,7 +34,9 @@
 #include <vector>
 
 #include "packet_builder.hpp"
+#include "packet_socket.hpp"
 #include "trafficgen.skel.h"
+#include "trafficgen_frame.hpp"
 
 namespace {
 
@@ -70,65 +71,33 @@ nlb::test::Mac mac_of(const std::string& ifname) {
     return parse_mac(text);
 }
 
-// What the traffic generator does to frame number n of the template (bpf/trafficgen.bpf.c):
-// source address and port, and the IPv4 header checksum.
-void rewrite(nlb::test::Bytes& f, std::uint32_t src_base, std::uint32_t src_count,
-             std::uint64_t n) {
-    constexpr std::size_t kIp = 14, kL4 = kIp + 20;
-    const std::uint32_t saddr = htonl(src_base + static_cast<std::uint32_t>(n % src_count));
-    std::memcpy(&f[kIp + 12], &saddr, 4);
-    const std::uint16_t sport = htons(static_cast<std::uint16_t>(1024 + (n * 7919) % 60000));
-    std::memcpy(&f[kL4], &sport, 2);
-    f[kIp + 10] = f[kIp + 11] = 0;
-    std::uint32_t sum = 0;
-    for (std::size_t i = 0; i < 20; i += 2)
-        sum += static_cast<std::uint32_t>(f[kIp + i] << 8 | f[kIp + i + 1]);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    f[kIp + 10] = static_cast<std::uint8_t>(~sum >> 8);
-    f[kIp + 11] = static_cast<std::uint8_t>(~sum);
-}
-
-// The fallback: `count` frames from `sent` on, out of an AF_PACKET socket, paced as the live
+// The fallback: `count` frames from `sent` on, out of a packet socket, paced as the live
 // frames are. Returns the frames handed to the interface.
 long send_packet_socket(unsigned ifindex, const nlb::test::Bytes& frame, std::uint32_t src_base,
                         std::uint32_t src_count, long sent, long count, long rate,
                         std::chrono::steady_clock::time_point start) {
-    const int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); // send only
-    if (fd < 0)
-        die(std::string("packet socket: ") + std::strerror(errno));
-    sockaddr_ll sll{};
-    sll.sll_family = AF_PACKET;
-    sll.sll_ifindex = static_cast<int>(ifindex);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) != 0)
-        die(std::string("bind packet socket: ") + std::strerror(errno));
-    const int one = 1;
-    setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
-    constexpr std::size_t kBatch = 256;
-    std::vector<nlb::test::Bytes> frames(kBatch, frame);
-    std::array<iovec, kBatch> iov{};
-    std::array<mmsghdr, kBatch> msgs{};
-    while (sent < count) {
-        const auto n = static_cast<unsigned>(
-            std::min<long>({static_cast<long>(kBatch), rate / 100, count - sent}));
-        for (unsigned k = 0; k < n; ++k) {
-            rewrite(frames[k], src_base, src_count, static_cast<std::uint64_t>(sent + k));
-            iov[k] = {frames[k].data(), frames[k].size()};
-            msgs[k] = {};
-            msgs[k].msg_hdr.msg_iov = &iov[k];
-            msgs[k].msg_hdr.msg_iovlen = 1;
+    try {
+        nlb::test::PacketSocket out(ifindex);
+        out.option(SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+        std::vector<nlb::test::Bytes> frames(nlb::test::PacketSocket::kBatch, frame);
+        while (sent < count) {
+            const auto n = static_cast<unsigned>(
+                std::min<long>({static_cast<long>(frames.size()), rate / 100, count - sent}));
+            for (unsigned k = 0; k < n; ++k)
+                nlb::test::trafficgen_frame(frames[k], src_base, src_count,
+                                            static_cast<std::uint64_t>(sent + k));
+            const unsigned r = out.send(
+                n, [&](unsigned k) -> const auto& { return frames[k]; });
+            if (r == 0) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                continue;
+            }
+            sent += r;
+            std::this_thread::sleep_until(start + std::chrono::microseconds(sent * 1000000 / rate));
         }
-        const int r = sendmmsg(fd, msgs.data(), n, 0);
-        if (r < 0) {
-            if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
-                die(std::string("sendmmsg: ") + std::strerror(errno));
-            std::this_thread::sleep_for(std::chrono::microseconds(200));
-            continue;
-        }
-        sent += r;
-        std::this_thread::sleep_until(start + std::chrono::microseconds(sent * 1000000 / rate));
+    } catch (const std::exception& e) {
+        die(e.what());
     }
-    close(fd);
     return sent;
 }
 
