@@ -18,10 +18,10 @@
 #   failover_8_hosts_s  8 agents killed at once (SIGKILL; their pinned dataplanes stop at the
 #                       watchdog) -> the rest converged without them
 #   join_8_hosts_s      the 8 started again -> converged with all
-#   failover_8_hosts_logged_s, join_8_hosts_logged_s  the same by the agents' own logs: the
-#                       last of the hosts' first `converged` on those members (null if one never
-#                       logged it); the two above poll every host in turn, which lags by
-#                       seconds on a loaded bed
+#   converge_logged_s, failover_8_hosts_logged_s, join_8_hosts_logged_s  the same by the
+#                       agents' own logs: the last of the hosts' first `converged` on those
+#                       members (null if one never logged it); the three above poll every
+#                       host in turn, which lags by seconds on a loaded bed
 #   requests_twice, requests_lost, recover_s: from the servers' logs of unique ids
 #                       (nlb_faultreport.py), losses only inside the failure windows allowed
 #                       (a later one no host explains, its owner's agent quiet, is put down to
@@ -52,34 +52,6 @@ neigh_known $all
 members=$(seq -s, 1 "$hosts")
 for i in $all; do fault_config "$i"; done
 
-t0=$(now)
-for i in $all; do start_agent "$i"; done
-wait_converged_as "$members" $((60 + hosts)) $all || { echo "FAIL: no convergence" >&2; exit 1; }
-converge_s=$(calc "$(now) - $t0")
-echo "converged: $converge_s s" >&2
-
-# Idle: what leaves each host's eth0 is its heartbeats (and a few ARP frames).
-tx_bytes() { ip netns exec "$TOPO-h$1" cat /sys/class/net/eth0/statistics/tx_bytes; }
-declare -A tx0
-for i in $all; do tx0[$i]=$(tx_bytes "$i"); done
-sleep 10
-bps=0
-for i in $all; do bps=$((bps + $(tx_bytes "$i") - ${tx0[$i]})); done
-heartbeat_Bps=$(calc "$bps / 10 / $hosts")
-
-stream_start
-sleep 2
-cpu_over() { # SECONDS: "USER SYSTEM", % of a core per agent over the next SECONDS
-  local i v pids=()
-  for i in $all; do v=AGENT_PID_$i && pids+=("${!v}"); done
-  nlbq cpu "$1" "${pids[@]}"
-}
-read -r user_pct sys_pct < <(cpu_over 20)
-cpu_pct=$(calc "$user_pct + $sys_pct")
-# System time includes what the kernel does in the agent's context for the test bed: each
-# frame it sends is flooded by the bridge to every port and runs generic XDP on each there.
-echo "agent CPU: $cpu_pct % of a core each ($user_pct % user, $sys_pct % system)" >&2
-
 # SINCE MEMBERS HOSTS...: the last of HOSTS' first logged convergence on exactly MEMBERS at or
 # after SINCE, less SINCE ("" when one of them never logged it).
 logged_converged() {
@@ -105,6 +77,35 @@ for h in sys.argv[4:]:
 print(f"{last - since:.3f}")
 PY
 }
+
+t0=$(now)
+for i in $all; do start_agent "$i"; done
+wait_converged_as "$members" $((60 + hosts)) $all || { echo "FAIL: no convergence" >&2; exit 1; }
+converge_s=$(calc "$(now) - $t0")
+converge_logged_s=$(logged_converged "$t0" "$members" $all || true)
+echo "converged: $converge_s s (by the agents' logs: ${converge_logged_s:-never} s)" >&2
+
+# Idle: what leaves each host's eth0 is its heartbeats (and a few ARP frames).
+tx_bytes() { ip netns exec "$TOPO-h$1" cat /sys/class/net/eth0/statistics/tx_bytes; }
+declare -A tx0
+for i in $all; do tx0[$i]=$(tx_bytes "$i"); done
+sleep 10
+bps=0
+for i in $all; do bps=$((bps + $(tx_bytes "$i") - ${tx0[$i]})); done
+heartbeat_Bps=$(calc "$bps / 10 / $hosts")
+
+stream_start
+sleep 2
+cpu_over() { # SECONDS: "USER SYSTEM", % of a core per agent over the next SECONDS
+  local i v pids=()
+  for i in $all; do v=AGENT_PID_$i && pids+=("${!v}"); done
+  nlbq cpu "$1" "${pids[@]}"
+}
+read -r user_pct sys_pct < <(cpu_over 20)
+cpu_pct=$(calc "$user_pct + $sys_pct")
+# System time includes what the kernel does in the agent's context for the test bed: each
+# frame it sends is flooded by the bridge to every port and runs generic XDP on each there.
+echo "agent CPU: $cpu_pct % of a core each ($user_pct % user, $sys_pct % system)" >&2
 
 killed=$(seq $((hosts - 7)) "$hosts")
 # One kill for the 8, their PIDs looked up before: a loop of lookups took 0.4 s on a loaded bed,
@@ -142,6 +143,7 @@ fextra neigh_table_fulls "$(($(neigh_fulls) - fulls0))"
 fextra hosts "$hosts"
 fextra heartbeat_ms "$HEARTBEAT_MS"
 fextra converge_s "$converge_s"
+fextra converge_logged_s "${converge_logged_s:-null}"
 fextra failover_8_hosts_s "$failover_s"
 fextra join_8_hosts_s "$join_s"
 fextra failover_8_hosts_logged_s "${failover_logged_s:-null}"
