@@ -327,10 +327,13 @@ std::vector<HostRuleParams> Agent::host_rules() const {
     return params;
 }
 
-std::uint64_t Agent::accepted_total() const {
-    std::uint64_t total = 0;
-    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
-        total += dp_->maps().read_stats(slot).accepted;
+Agent::RuleTotals Agent::rule_totals() const {
+    RuleTotals total;
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+        const nlb_stats st = dp_->maps().read_stats(slot);
+        total.accepted += st.accepted;
+        total.established += st.established;
+    }
     return total;
 }
 

@@ -132,7 +132,14 @@ class Agent {
     // `next` with every bucket this host gives up still looked up in its connection tables.
     SlotViews with_released_tracked(const SlotViews& next) const;
     void add_stall_cause(nlohmann::json& fields) const;
-    std::uint64_t accepted_total() const;
+    // Of every rule's counters, in one read of each: packets accepted, and connections the
+    // host's stack established that the dataplane recorded.
+    struct RuleTotals {
+        std::uint64_t accepted = 0;
+        std::uint64_t established = 0;
+    };
+    RuleTotals rule_totals() const;
+    std::uint64_t accepted_total() const { return rule_totals().accepted; }
     nlohmann::json command(CommandKind kind, int rule = -1);
     nlohmann::json rule_command(const nlohmann::json& request, CommandKind kind);
 
@@ -171,6 +178,10 @@ class Agent {
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds last_scan_{0};
     std::chrono::milliseconds last_accepted_{0}; // accepted count read without a scan
+    // established_total() as read with the accepted count, and as of the last scan: what
+    // quiet_scan_due weighs against the tables' capacity.
+    std::uint64_t established_seen_ = 0;
+    std::uint64_t established_scanned_ = 0;
     std::chrono::milliseconds next_arm_{0};      // watchdog, at least four times per timeout
     std::chrono::milliseconds armed_look_{-1};   // the engine's look the armed deadline counts from
     std::chrono::milliseconds armed_until_{-1};  // the deadline armed

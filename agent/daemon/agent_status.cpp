@@ -134,12 +134,18 @@ json Agent::stats() const {
     out["config_switches"] = config_switches_;
     out["last_convergence_s"] = static_cast<double>(last_convergence_.count()) / 1000.0;
     out["tracked_connections"] = dp_ ? tracked_connections_ : 0;
+    // The counts below are the last scan's, and a settled host with full tables scans
+    // minutes apart (quiet_scan_interval): how old they are (0 before the first).
+    const std::uint64_t counted = tracking_.last_at_ns();
+    const double counts_age_s =
+        dp_ && counted ? static_cast<double>((monotonic_ns() - counted) / 1000000) / 1000.0 : 0.0;
     out["connection_tables"] = {{"socket_program", dp_ && dp_->socket_program()},
                                 {"scan", tracking_.in_kernel() ? "kernel" : "copy"},
                                 {"kernel_scans", tracking_.kernel_scans()},
                                 {"empty_scans", tracking_.empty_scans()},
                                 {"background_scans", tracking_.background_scans()},
                                 {"background_scans_dropped", tracking_.background_dropped()},
+                                {"counts_age_s", counts_age_s},
                                 {"opening", dp_ ? tracking_.last().opening : 0},
                                 {"opening_size", dp_ ? 2 * dp_->table_sizes().opening : 0},
                                 {"opening_expired", dp_ ? tracking_.last().opening_expired : 0},

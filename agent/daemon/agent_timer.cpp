@@ -93,20 +93,27 @@ void Agent::periodic(milliseconds now) {
     // only refreshes counts and deletes closed records (and feeds load feedback on
     // connections), on the background thread, whose result the next periods take: a short
     // period would make it most of the agent's work (measured: 35 % of it at 200 ms), a full
-    // table even more, so it waits as long as its cost says (quiet_scan_interval). The
-    // accepted count, which a partition heal compares, is read on its own once a second: 33
-    // lookups of per-CPU counters; read every period at 100 ms, 64 idle agents used 0.1-0.2 %
-    // of a core more each, side by side.
+    // table even more, so it waits as long as its cost says (quiet_scan_interval), or until
+    // the connections recorded since could crowd the tables (quiet_scan_due). The accepted
+    // count, which a partition heal compares, is read on its own once a second with the
+    // recorded one: 33 lookups of per-CPU counters; read every period at 100 ms, 64 idle
+    // agents used 0.1-0.2 % of a core more each, side by side.
     if (decides)
         scan_connections_now(now);
     const bool quiet = !decides && ((load_ && load_->counts_connections()) ||
-                                    now - last_scan_ >= tracking_.quiet_interval());
+                                    quiet_scan_due(now - last_scan_, tracking_.quiet_interval(),
+                                                   established_seen_ - established_scanned_,
+                                                   dp_->table_sizes().established));
     if ((quiet || tracking_.upkeep_due()) &&
-        tracking_.start_background(*dp_, tables_.vips(), quiet, log_) && quiet)
+        tracking_.start_background(*dp_, tables_.vips(), quiet, log_) && quiet) {
         last_scan_ = now;
+        established_scanned_ = established_seen_;
+    }
     if (now - last_accepted_ >= std::chrono::seconds(1)) {
         last_accepted_ = now;
-        engine_->on_accepted_total(accepted_total());
+        const RuleTotals totals = rule_totals();
+        engine_->on_accepted_total(totals.accepted);
+        established_seen_ = totals.established;
     }
     if (load_) {
         // Measured once a period (connections as of the last scan), published with the next
@@ -216,6 +223,7 @@ void Agent::keep_watchdog(milliseconds now) {
 
 bool Agent::scan_connections_now(milliseconds now) {
     last_scan_ = last_accepted_ = now;
+    established_scanned_ = established_seen_;
     const ConnScan scan = tracking_.scan(*dp_);
     tracked_connections_ = scan.live;
     return engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);

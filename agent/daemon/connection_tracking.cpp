@@ -46,6 +46,12 @@ std::chrono::milliseconds quiet_scan_interval(std::chrono::nanoseconds cpu, cons
                           ConnectionTracking::kQuietScanMax);
 }
 
+bool quiet_scan_due(std::chrono::milliseconds since, std::chrono::milliseconds interval,
+                    std::uint64_t recorded_since, std::uint64_t family_capacity) {
+    return since >= interval ||
+           (since >= ConnectionTracking::kQuietScanMin && 8 * recorded_since > family_capacity);
+}
+
 void ConnectionTracking::start(Dataplane& dp, const std::vector<IpAddress>& vips, EventLog& log) {
     // A scan under way saw the tables as they were (another seed's buckets): dropped.
     wait_background();
@@ -172,6 +178,7 @@ ConnScan ConnectionTracking::scan(Dataplane& dp) {
     } else {
         last_ = scan_by_copy(dp.maps(), monotonic_ns(), dp.socket_program(), families);
     }
+    last_at_ns_ = monotonic_ns();
     return last_;
 }
 
@@ -222,6 +229,7 @@ std::optional<ConnScan> ConnectionTracking::finished(EventLog& log) {
         return std::nullopt;
     }
     last_ = *scan;
+    last_at_ns_ = monotonic_ns();
     return scan;
 }
 

@@ -11,10 +11,13 @@
 #                       (agent_cpu_user_pct_mean, agent_cpu_sys_pct_mean: its two parts)
 #   agent_cpu_idle_pct_mean, agent_cpu_full_tables_pct_mean  at the end, the stream stopped:
 #                       CPU per agent over FULL_TABLES_S (default 150) s with the connection
-#                       tables as the run left them, then as long again with every host's
-#                       opening tables filled (nlb-fill-conns: up to 524,288 records that never
-#                       age; full_table_records says how many host 1 holds),
-#                       which a settled host scans every 60 s (docs/agent.md); 0 skips it
+#                       tables as the run left them, then over FULL_WINDOW_S (default 600) s
+#                       with every host's opening tables filled (nlb-fill-conns: up to 524,288
+#                       records that never age; full_table_records says how many host 1
+#                       holds), which a settled host scans every 1,000 times a scan's cost, at
+#                       most 600 s apart (docs/agent.md): the window holds every agent's next
+#                       scans, full_tables_scans_min says how many the fewest made in it;
+#                       FULL_TABLES_S=0 skips both
 #   failover_8_hosts_s  8 agents killed at once (SIGKILL; their pinned dataplanes stop at the
 #                       watchdog) -> the rest converged without them
 #   join_8_hosts_s      the 8 started again -> converged with all
@@ -188,11 +191,19 @@ if ((full_s > 0)); then
   done
   echo "opening tables filled: $(cat "$TOPO_DIR/fill1.json") on host 1" >&2
   sleep 10 # each agent's first scan of the full tables, which spaces the next ones
-  read -r u s < <(cpu_over "$full_s")
+  scans() { nlbq values 'd["connection_tables"]["background_scans"]' stats $all; }
+  scans0=$(scans)
+  full_window=${FULL_WINDOW_S:-600}
+  read -r u s < <(cpu_over "$full_window")
   full_pct=$(calc "$u + $s")
-  echo "agent CPU, full opening tables: $full_pct % of a core each" >&2
+  scans_min=$(python3 -c 'import sys
+a, b = sys.argv[1].split(), sys.argv[2].split()
+print(min((int(y) - int(x) for x, y in zip(a, b) if "none" not in (x, y)), default=-1))'     "$scans0" "$(scans)")
+  echo "agent CPU, full opening tables: $full_pct % of a core each (over $full_window s, the fewest scans an agent made in it: $scans_min)" >&2
   fextra agent_cpu_idle_pct_mean "$idle_pct"
   fextra agent_cpu_full_tables_pct_mean "$full_pct"
+  fextra full_tables_window_s "$full_window"
+  fextra full_tables_scans_min "$scans_min"
   fextra full_table_records "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["opening4"] + d["opening6"])' "$TOPO_DIR/fill1.json")"
 fi
 rc=0

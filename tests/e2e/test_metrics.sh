@@ -139,6 +139,9 @@ for i in 1 2; do
     test "$(json 'd["connection_tables"]["scan"]' <<<"$stats")" = "$ITER_SCAN"
   closing=$(json 'd["connection_tables"]["closing"]' <<<"$stats")
   check "h$i: its $served closed connections are still recorded ($closing)" test "$closing" -ge "$served"
+  age=$(json 'd["connection_tables"]["counts_age_s"]' <<<"$stats")
+  check "h$i: its counts are a scan of the last seconds old ($age s)" \
+    python3 -c 'import sys; assert 0 < float(sys.argv[1]) < 10' "$age"
   check "h$i: tracked connections agree with nlbadm stats ($tracked)" \
     test "$(json 'd["tracked_connections"]' <<<"$stats")" = "$tracked"
   hb0=$(sample "${before[$i]}" nlb_heartbeats_sent_total)

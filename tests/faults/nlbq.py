@@ -13,6 +13,8 @@ started python per query would be slower than the periods it watches). Host I's 
   states I DURATION [PID]             host I's states over DURATION s (or while PID lives,
                                       then 2 s more), consecutive repeats collapsed: a,b,c
   convergences I..                    the hosts' "convergences" counters, space-separated
+  values EXPR COMMAND I..             EXPR over each host's `nlbadm --json COMMAND`,
+                                      space-separated ("none" where an agent does not answer)
   summary I..                         {"I": "state [members]", ...} as one JSON object
   cpu SECONDS PID..                   "USER SYSTEM": CPU time of each PID over the next
                                       SECONDS, mean % of one core, over the time that really
@@ -143,6 +145,15 @@ def main():
         for i in args:
             d = nlbadm(i, "stats")
             out.append(str(d["convergences"]) if d else "-1")
+        print(" ".join(out))
+    elif cmd == "values":
+        out = []
+        for i in args[2:]:
+            d = nlbadm(i, args[1])
+            try:
+                out.append(str(eval(args[0], {"json": json}, {"d": d})) if d else "none")
+            except (KeyError, TypeError, IndexError):
+                out.append("none")
         print(" ".join(out))
     elif cmd == "summary":
         out = {}
