@@ -178,8 +178,9 @@ class Agent {
     std::chrono::milliseconds next_periodic_{0}; // connection scan, once a period
     std::chrono::milliseconds last_scan_{0};
     std::chrono::milliseconds last_accepted_{0}; // accepted count read without a scan
-    // established_total() as read with the accepted count, and as of the last scan: what
-    // quiet_scan_due weighs against the tables' capacity.
+    // rule_totals().established as read with the accepted count, and as of the last scan:
+    // their difference is what quiet_scan_due weighs against the tables' capacity (after an
+    // adoption or a new dataplane it reads wrong once, and brings one scan early).
     std::uint64_t established_seen_ = 0;
     std::uint64_t established_scanned_ = 0;
     std::chrono::milliseconds next_arm_{0};      // watchdog, at least four times per timeout
