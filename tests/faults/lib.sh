@@ -138,21 +138,27 @@ fault_config() {
 }"
 }
 
+# fault_sources: the client's FAULT_SOURCES addresses, one a line: 10.10.1.1 and the ones after
+# it, as the stream counts them (--sources 10.10.1.1+N).
+fault_sources() {
+  local k a
+  for ((k = 0; k < FAULT_SOURCES; k++)); do
+    a=$((257 + k)) # 10.10.1.1 is 10.10.0.0 + 257
+    echo "10.10.$((a / 256)).$((a % 256))"
+  done
+}
+
 # faults_setup HOSTS...: host namespaces, the client (FAULT_SOURCES), the bystander, and a
 # logging test server per host (the servers start before the agents: IP_FREEBIND).
 faults_setup() {
   local i
   for i in "$@"; do topo_add_host "$i"; done
-  # topology.sh's client namespace, its addresses added in one `ip -batch` (200 separate ip
-  # commands take seconds on a busy machine): 10.10.1.1 and the ones after it, as the stream
-  # counts them (--sources 10.10.1.1+N).
+  # topology.sh's client namespace, its addresses (fault_sources) added in one `ip -batch`
+  # (200 separate ip commands take seconds on a busy machine).
   ip netns add "$TOPO-client"
   topo_link "$TOPO-client" client
-  local k a
-  for ((k = 0; k < FAULT_SOURCES; k++)); do
-    a=$((257 + k)) # 10.10.1.1 is 10.10.0.0 + 257
-    echo "addr add 10.10.$((a / 256)).$((a % 256))/16 dev eth0"
-  done | ip -n "$TOPO-client" -batch -
+  local a
+  for a in $(fault_sources); do echo "addr add $a/16 dev eth0"; done | ip -n "$TOPO-client" -batch -
   topo_add_bystander
   for i in "$@"; do
     topo_start_server "$i" "$FAULT_PORT" --vip "$CLUSTER_IP" --log "$TOPO_DIR/served$i.log"
@@ -167,13 +173,12 @@ faults_setup() {
 # time within 0.7 s of the stream's start). Stale entries: used at once, confirmed by unicast.
 # For runs that raised the neighbour table (neigh_room): it holds HOSTS x FAULT_SOURCES more.
 neigh_known() {
-  local mac i k a
+  local mac i a sources
   mac=$(ip -n "$TOPO-client" -j link show eth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+  sources=$(fault_sources)
   for i in "$@"; do
-    for ((k = 0; k < FAULT_SOURCES; k++)); do
-      a=$((257 + k))
-      echo "neigh replace 10.10.$((a / 256)).$((a % 256)) lladdr $mac dev eth0 nud stale"
-    done | ip -n "$TOPO-h$i" -batch -
+    for a in $sources; do echo "neigh replace $a lladdr $mac dev eth0 nud stale"; done |
+      ip -n "$TOPO-h$i" -batch -
   done
 }
 
