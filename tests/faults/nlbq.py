@@ -40,6 +40,16 @@ def nlbadm(i, command="query"):
         return None
 
 
+def field(i, expr, command="query"):
+    """EXPR over host I's answer to COMMAND, as text; "none" if it does not answer or lacks
+    what EXPR reads."""
+    d = nlbadm(i, command)
+    try:
+        return str(eval(expr, {"json": json}, {"d": d})) if d is not None else "none"
+    except (KeyError, TypeError, IndexError):
+        return "none"
+
+
 def state(i):
     d = nlbadm(i)
     return d["host"]["state"] if d else "none"
@@ -95,11 +105,7 @@ def cpu_ticks(pids):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "q":
-        d = nlbadm(args[0], args[2] if len(args) > 2 else "query")
-        try:
-            print(eval(args[1], {"json": json}, {"d": d}) if d is not None else "none")
-        except (KeyError, TypeError, IndexError):
-            print("none")
+        print(field(args[0], args[1], *args[2:3]))
     elif cmd == "wait-converged":
         members = sorted(int(m) for m in args[0].split(","))
         sys.exit(0 if poll(float(args[1]), lambda: converged_as(members, args[2:])) else 1)
@@ -147,14 +153,7 @@ def main():
             out.append(str(d["convergences"]) if d else "-1")
         print(" ".join(out))
     elif cmd == "values":
-        out = []
-        for i in args[2:]:
-            d = nlbadm(i, args[1])
-            try:
-                out.append(str(eval(args[0], {"json": json}, {"d": d})) if d else "none")
-            except (KeyError, TypeError, IndexError):
-                out.append("none")
-        print(" ".join(out))
+        print(" ".join(field(i, args[0], args[1]) for i in args[2:]))
     elif cmd == "summary":
         out = {}
         for i in args:
