@@ -17,12 +17,9 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/if_packet.h>
 #include <net/if.h>
-#include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -31,7 +28,6 @@
 #include <fstream>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "packet_builder.hpp"
 #include "packet_socket.hpp"
@@ -77,17 +73,11 @@ long send_packet_socket(unsigned ifindex, const nlb::test::Bytes& frame, std::ui
                         std::uint32_t src_count, long sent, long count, long rate,
                         std::chrono::steady_clock::time_point start) {
     try {
-        nlb::test::PacketSocket out(ifindex);
-        out.option(SOL_PACKET, PACKET_QDISC_BYPASS, 1);
-        std::vector<nlb::test::Bytes> frames(nlb::test::PacketSocket::kBatch, frame);
+        nlb::test::TrafficgenSender out(ifindex, frame, src_base, src_count);
         while (sent < count) {
-            const auto n = static_cast<unsigned>(
-                std::min<long>({static_cast<long>(frames.size()), rate / 100, count - sent}));
-            for (unsigned k = 0; k < n; ++k)
-                nlb::test::trafficgen_frame(frames[k], src_base, src_count,
-                                            static_cast<std::uint64_t>(sent + k));
-            const unsigned r = out.send(
-                n, [&](unsigned k) -> const auto& { return frames[k]; });
+            const auto n = static_cast<unsigned>(std::min<long>(
+                {static_cast<long>(nlb::test::PacketSocket::kBatch), rate / 100, count - sent}));
+            const unsigned r = out.send(static_cast<std::uint64_t>(sent), n);
             if (r == 0) {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
                 continue;

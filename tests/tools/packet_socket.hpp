@@ -1,7 +1,7 @@
 // A send-only AF_PACKET socket on one interface, handing batches of whole frames to it with
-// sendmmsg: how the floods of the tests put forged frames on a segment (nlb-flood always,
-// nlb-synflood where the kernel refuses it live frames). Pacing and what to count stay each
-// tool's own.
+// sendmmsg: how the floods of the tests put forged frames on a segment (nlb-flood always;
+// nlb-synflood and nlb-bench-veth, through TrafficgenSender, where the kernel refuses them
+// live frames). Pacing and what to count stay each tool's own.
 #pragma once
 
 #include <linux/if_packet.h>

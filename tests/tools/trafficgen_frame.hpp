@@ -1,14 +1,18 @@
 // What the traffic generator (bpf/trafficgen.bpf.c) does to frame number n of its template,
-// done in user space for the tools that send from a packet socket where the kernel refuses
-// live frames: the same flows in the same order, whichever way the frames left.
+// and a sender of such frames, in user space for the tools that send from a packet socket
+// where the kernel refuses live frames: the same flows in the same order, whichever way the
+// frames left.
 #pragma once
 
 #include <arpa/inet.h>
+#include <linux/if_packet.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "packet_socket.hpp"
 
 namespace nlb::test {
 
@@ -32,5 +36,34 @@ inline void trafficgen_frame(std::vector<std::uint8_t>& f, std::uint32_t src_bas
     f[kIp + 10] = static_cast<std::uint8_t>(~sum >> 8);
     f[kIp + 11] = static_cast<std::uint8_t>(~sum);
 }
+
+// The generator's frames out of a packet socket on one interface (no qdisc), a batch at a
+// time, each frame rewritten from the template here. Pacing stays the caller's.
+class TrafficgenSender {
+  public:
+    // Throws std::runtime_error as PacketSocket does.
+    TrafficgenSender(unsigned ifindex, const std::vector<std::uint8_t>& frame,
+                     std::uint32_t src_base, std::uint32_t src_count)
+        : out_(ifindex), frames_(PacketSocket::kBatch, frame), src_base_(src_base),
+          src_count_(src_count) {
+        out_.option(SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+    }
+
+    // Frames first .. first + n - 1 (n at most PacketSocket::kBatch): how many went, or 0
+    // when the interface's queue is full for now; throws as PacketSocket::send does.
+    unsigned send(std::uint64_t first, unsigned n) {
+        n = n < PacketSocket::kBatch ? n : PacketSocket::kBatch;
+        for (unsigned k = 0; k < n; ++k)
+            trafficgen_frame(frames_[k], src_base_, src_count_, first + k);
+        return out_.send(
+            n, [&](unsigned k) -> const auto& { return frames_[k]; });
+    }
+
+  private:
+    PacketSocket out_;
+    std::vector<std::vector<std::uint8_t>> frames_;
+    std::uint32_t src_base_;
+    std::uint32_t src_count_;
+};
 
 } // namespace nlb::test

@@ -23,7 +23,6 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
-#include <linux/if_packet.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -40,7 +39,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "bare.skel.h"
 #include "conn_filter.hpp"
@@ -229,10 +227,10 @@ int main(int argc, char** argv) {
     // Whether this kernel lets the process send live frames, by one frame before the clock
     // starts (the receiver counts it too: `seen` is taken against what it had before), unless
     // NLB_BENCH_GENERATOR=packet_socket asks for the fallback (its test, where live frames work).
-    const char* generator = "live_frames";
+    bool live = true;
     const char* asked = std::getenv("NLB_BENCH_GENERATOR");
     if (asked && std::string(asked) == "packet_socket") {
-        generator = "packet_socket";
+        live = false;
     } else {
         LIBBPF_OPTS(bpf_test_run_opts, probe, .data_in = frame.data(),
                     .data_size_in = static_cast<__u32>(frame.size()), .repeat = 1,
@@ -243,18 +241,16 @@ int main(int argc, char** argv) {
                          "nlb-bench-veth: live frames refused (%s): sending from a "
                          "packet socket\n",
                          strerror(-err));
-            generator = "packet_socket";
+            live = false;
         } else if (err) {
             die(std::string("send live frames: ") + strerror(-err));
         }
     }
-    const bool live = generator[0] == 'l';
-    std::vector<test::Bytes> frames(live ? 0 : test::PacketSocket::kBatch, frame);
-    std::optional<test::PacketSocket> out;
+    const char* generator = live ? "live_frames" : "packet_socket";
+    std::optional<test::TrafficgenSender> out;
     if (!live) {
         try {
-            out.emplace(tx_idx);
-            out->option(SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+            out.emplace(tx_idx, frame, gen->rodata->src_base, gen->rodata->src_count);
         } catch (const std::exception& e) {
             die(e.what());
         }
@@ -268,14 +264,10 @@ int main(int argc, char** argv) {
             // As the generator would: each frame's source address and port rewritten here,
             // which the whole path's CPU then includes, in every variant alike.
             const auto n = static_cast<unsigned>(
-                std::min<long>(static_cast<long>(frames.size()), packets - sent));
-            for (unsigned k = 0; k < n; ++k)
-                test::trafficgen_frame(frames[k], gen->rodata->src_base, gen->rodata->src_count,
-                                       static_cast<std::uint64_t>(sent + k));
+                std::min<long>(static_cast<long>(test::PacketSocket::kBatch), packets - sent));
             unsigned r = 0;
             try {
-                r = out->send(
-                    n, [&](unsigned k) -> const auto& { return frames[k]; });
+                r = out->send(static_cast<std::uint64_t>(sent), n);
             } catch (const std::exception& e) {
                 die(e.what());
             }
