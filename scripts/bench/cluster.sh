@@ -198,7 +198,8 @@ if ((full_s > 0)); then
   full_pct=$(calc "$u + $s")
   scans_min=$(python3 -c 'import sys
 a, b = sys.argv[1].split(), sys.argv[2].split()
-print(min((int(y) - int(x) for x, y in zip(a, b) if "none" not in (x, y)), default=-1))'     "$scans0" "$(scans)")
+print(min((int(y) - int(x) for x, y in zip(a, b) if "none" not in (x, y)), default=-1))' \
+    "$scans0" "$(scans)")
   echo "agent CPU, full opening tables: $full_pct % of a core each (over $full_window s, the fewest scans an agent made in it: $scans_min)" >&2
   fextra agent_cpu_idle_pct_mean "$idle_pct"
   fextra agent_cpu_full_tables_pct_mean "$full_pct"
