@@ -77,8 +77,7 @@ run() { # variant receiver-mode -> ns per packet (the generator it used left in 
   local out
   out=$("$tool" "$tx" nlbvp-tx "$rx" nlbvp-rx "$2" "$packets")
   echo "$1 $out" >&2
-  python3 -c 'import json,sys; print(json.loads(sys.argv[1])["generator"])' "$out" >"$gen_file"
-  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["received"] >= 0.9*r["sent"], "receiver saw too few frames"; print(r["ns_per_packet"])' "$out"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["received"] >= 0.9*r["sent"], "receiver saw too few frames"; open(sys.argv[2], "w").write(r["generator"]); print(r["ns_per_packet"])' "$out" "$gen_file"
 }
 
 declare -A results
