@@ -9,34 +9,49 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "test.sh: run as root (BPF programs and network namespaces need it)" >&2
   exit 1
 fi
+# Each step's time on stderr, so a slow CI run says where its minutes went.
+step_start=$SECONDS
+step_done() {
+  echo "test.sh: $1 took $((SECONDS - step_start)) s (total $SECONDS s)" >&2
+  step_start=$SECONDS
+}
 scripts/install-deps.sh
+step_done "installing dependencies"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
+step_done "the g++ build"
 # The release before wire format 1.2, for the rolling-upgrade fault test (from git history).
 # A clone without that history (and no remote to fetch it from) skips that one test, loudly.
 tests/faults/build_old.sh >/dev/null || [ $? = 2 ]
+step_done "the old release's build"
 
 # The BPF objects under the verifiers of Debian's 5.10 and 6.1 kernels (qemu), not only this
 # one's: the dataplane must load back to 5.15 (5.10 may lack only what 5.11-5.15 brought).
 BUILD=build scripts/bench/verifier-kernels.sh | tail -n 1 | cut -c 1-400
+step_done "the verifiers of other kernels"
 
 CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNLB_FUZZ=ON >/dev/null
 ninja -C build-clang -j "$jobs"
+step_done "the clang build"
 
 # Tests that time things or build network namespaces must not share the machine.
 # open_issue: tests of what an open issue still lacks (tests/faults/CMakeLists.txt), by hand.
 ctest --test-dir build --output-on-failure -LE open_issue
+step_done "the tests"
 ctest --test-dir build-clang --output-on-failure -L fuzz
+step_done "the fuzzers"
 
 # Last: the Debian package, built, installed, removed and installed into a fresh Debian 12;
 # then that package's unit under a real systemd, in containers.
 root=$(mktemp -d /var/tmp/nlb-debian12.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 NLB_KEEP_ROOT=$root/root tests/package/test_package.sh
+step_done "the package test"
 version=$(sed -n 's/^project(nlb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 NLB_TESTBED_ROOT=$root/root tests/package/test_systemd.sh \
   "dist/nlb_${version}_$(dpkg --print-architecture).deb"
+step_done "the systemd test"
