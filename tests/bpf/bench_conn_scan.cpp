@@ -57,7 +57,7 @@ void fill(int fd, std::uint32_t n, std::uint32_t salt, std::uint64_t now) {
 
 int main(int argc, char** argv) {
     const int rounds = argc > 1 ? std::atoi(argv[1]) : 7;
-    DataplaneFixture dp;
+    DataplaneFixture dp(DataplaneFixture::kObjectSize, DataplaneFixture::kObjectSize);
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     const std::uint64_t now =

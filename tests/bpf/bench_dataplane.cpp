@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     IpAddress vip = ip("10.0.0.100");
     IpAddress vip6 = ip("2001:db8::100");
     DataplaneTables tables({vip, vip6}, {RuleMatch{}});
-    DataplaneFixture dp;
+    DataplaneFixture dp(DataplaneFixture::kObjectSize, DataplaneFixture::kObjectSize);
     const std::uint8_t me = 1;
     dp.configure(tables, me);
     // 1 of 4 hosts: this host owns every fourth bucket.

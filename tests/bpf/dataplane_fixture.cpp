@@ -40,13 +40,18 @@ double test_run_ns(int prog_fd, const Bytes& frame, std::uint32_t repeat) {
     return opts.duration;
 }
 
-DataplaneFixture::DataplaneFixture(std::uint32_t opening_entries) {
+DataplaneFixture::DataplaneFixture(std::uint32_t opening_entries,
+                                   std::uint32_t established_entries) {
     skel_ = nlb_bpf__open();
     if (!skel_)
         throw std::runtime_error("open nlb.bpf.o: " + std::string(strerror(errno)));
-    if (opening_entries) {
+    if (opening_entries != kObjectSize) {
         bpf_map__set_max_entries(skel_->maps.nlb_conns4, opening_entries);
         bpf_map__set_max_entries(skel_->maps.nlb_conns6, opening_entries);
+    }
+    if (established_entries != kObjectSize) {
+        bpf_map__set_max_entries(skel_->maps.nlb_est4, established_entries);
+        bpf_map__set_max_entries(skel_->maps.nlb_est6, established_entries);
     }
     const std::uint32_t filter_entries =
         ConnFilter::entries_for(bpf_map__max_entries(skel_->maps.nlb_conns4),
