@@ -79,12 +79,12 @@ PY
 }
 
 # connections_balanced SECONDS PORT HOSTS...: the mean of each host's established TCP
-# connections on PORT (ss in its namespace, 10 samples a second) over SECONDS; prints them
-# and succeeds when the largest is within 15 % of the smallest.
+# connections on PORT (ss in its namespace, a sample every 0.1 s plus what the samples take)
+# over SECONDS; prints them and succeeds when the largest is within 15 % of the smallest.
 connections_balanced() {
-  local seconds=$1 port=$2 k i
+  local end=$((SECONDS + $1)) port=$2 i
   shift 2
-  for ((k = 0; k < seconds * 10; k++)); do
+  while ((SECONDS < end)); do
     for i in "$@"; do
       printf '%s ' "$(ip netns exec "$TOPO-h$i" ss -Htn state established "( sport = :$port )" | wc -l)"
     done
