@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The veth-path benchmark, small: every receiver runs once on 2,000,000 frames, from live
+# The veth-path benchmark, small: every receiver runs once on 1,000,000 frames, from live
 # frames (or, where the kernel refuses them, a packet socket), then again from a packet socket
 # asked for, and each JSON line carries every key with a figure the receivers really measured
 # (the script itself fails a receiver that saw too few of the frames sent).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for asked in "" packet_socket; do
-  line=$(NLB_BENCH_GENERATOR=$asked scripts/bench/veth-path.sh 2000000 1 | tail -n 1)
+  line=$(NLB_BENCH_GENERATOR=$asked scripts/bench/veth-path.sh 1000000 1 | tail -n 1)
   echo "$line"
   python3 - "$line" "$asked" <<'PY'
 import json, sys
