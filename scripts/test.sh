@@ -20,7 +20,11 @@ step_done "installing dependencies"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Debug information as line tables only (-g1): backtraces keep their lines, and the build
+# takes three quarters of the time.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" >/dev/null
 ninja -C build -j "$jobs"
 step_done "the g++ build"
 # The release before wire format 1.2, for the rolling-upgrade fault test (from git history).
@@ -36,7 +40,7 @@ step_done "the verifiers of other kernels"
 # Debug: this tree proves clang compiles everything and builds the fuzzers (optimized on
 # their own); -O0 compiles in two thirds of the time.
 CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-  -DNLB_FUZZ=ON >/dev/null
+  -DCMAKE_C_FLAGS_DEBUG=-g1 -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DNLB_FUZZ=ON >/dev/null
 ninja -C build-clang -j "$jobs"
 step_done "the clang build"
 
