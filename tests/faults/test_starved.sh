@@ -111,7 +111,7 @@ fcheck "fed: 5 converged members again within 20 s" wait_converged_as 1,2,3,4,5 
 touch "$TOPO_DIR/alive.stop"
 wait "$WATCH_PID" || true
 # The first expiry after the limit, and host 4's first convergence after it: no 1 between.
-revived=$(python3 - "$TOPO_DIR/alive4" "$joined" "$(log_ts 4 stalled "$joined")" "$TOPO_DIR/h4.log" <<'PY'
+revived=$(python3 - "$TOPO_DIR/alive4" "$joined" "$stall_at" "$TOPO_DIR/h4.log" <<'PY'
 import json, sys
 samples = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 starved, stalled = float(sys.argv[2]), float(sys.argv[3] or 0)
