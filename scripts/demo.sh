@@ -12,7 +12,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "dependencies and build"
 scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# a tree scripts/test.sh configured (the package's flags) is kept as it is
+[ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build nlb-agent nlbadm nlb_bpf_objects | tail -n 1
 
 source tests/e2e/topology.sh
