@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """nlb_faultreport.py on made-up runs: a request lost after an event's window fails the run,
 unless no host explains it (same server before and after, that host's agent quiet within 1 s,
-no server logging it, the test bed having dropped at least as many frames); then it is put
-down to the bed, and said so."""
+no other server logging it, the test bed having dropped at least as many frames); then it is
+put down to the bed, and said so."""
 import json
 import os
 import subprocess
@@ -13,11 +13,12 @@ REPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nlb_faultrepo
 T0 = 1000.0
 
 
-def run(lost_at, before, after, owner_events=(), testbed_drops=5, server_logged=False):
+def run(lost_at, before, after, owner_events=(), testbed_drops=5, logged_by=None):
     """A stream of 2,000 requests 10 ms apart from two sources taking turns, source 0 served by
     `before` until `lost_at` and by `after` from then on, source 1 by host 3; the request of
     source 0 sent at `lost_at` (s after T0) lost, and source 1's first five after the one
-    event, at T0 + 1 s (so that the event's losses are not one in a thousand)."""
+    event, at T0 + 1 s (so that the event's losses are not one in a thousand). `logged_by`: the
+    host whose server logs the lost request (it got it; the answer went missing)."""
     with tempfile.TemporaryDirectory() as d:
         requests, answers, served = [], [], {1: [], 2: [], 3: []}
         lost_rid = None
@@ -29,8 +30,8 @@ def run(lost_at, before, after, owner_events=(), testbed_drops=5, server_logged=
                 continue  # the event's own losses, inside its window: more than one in 1,000
             if src == 0 and lost_rid is None and t >= T0 + lost_at - 1e-9:
                 lost_rid = rid
-                if server_logged:
-                    served[host].append(f"{rid} {host} {t}")
+                if logged_by is not None:
+                    served[logged_by].append(f"{rid} {logged_by} {t}")
                 continue
             answers.append([rid, host, t + 0.001])
             served[host].append(f"{rid} {host} {t}")
@@ -74,7 +75,13 @@ r = run(8.0, 1, 2)
 check("one whose source moved to another host fails", not r["pass"])
 r = run(8.0, 1, 1, testbed_drops=0)
 check("with no frame the test bed dropped, it fails", not r["pass"])
-r = run(8.0, 1, 1, server_logged=True)
-check("one a server logged fails (the answer went missing)", not r["pass"])
+r = run(8.0, 1, 1, logged_by=1)
+check("one its owner's server logged is the bed's (the answer went missing on its way back)",
+      r["pass"] and r["events"][0]["late_lost_to_testbed"] == 1 and
+      r["events"][0]["late_lost"][0]["logged_by"] == ["1"])
+r = run(8.0, 1, 1, logged_by=2)
+check("one another host's server logged fails", not r["pass"])
+r = run(8.0, 1, 1, owner_events=[("stalled", 7.5)], logged_by=1)
+check("one its owner logged fails if the owner stalled within a second", not r["pass"])
 r = run(1.5, 1, 2)
 check("losses inside the window stay allowed", r["pass"] and "late_lost" not in r["events"][0])
