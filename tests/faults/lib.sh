@@ -492,7 +492,9 @@ print(total)' "$FAULT_PORT")
   fextra udp_rcvbuf_errors "{$drops}"
   fextra agent_udp_rcvbuf_errors "$contact"
   fcheck "no UDP datagram dropped for want of socket buffer ($total) (harness)" test "$total" = 0
-  fextra testbed_drops "$(testbed_drops)"
+  # In this shell, not in a $(...): it sets TESTBED_DROPS, which the judge is given below.
+  testbed_drops >"$TOPO_DIR/testbed_drops.json"
+  fextra testbed_drops "$(cat "$TOPO_DIR/testbed_drops.json")"
   local rc=0
   FAULT_REPORTED=1
   python3 "$TOOLS/nlb_faultreport.py" --fault "$FAULT_NAME" --client "$TOPO_DIR/stream.json" \

@@ -259,6 +259,12 @@ def main():
                         out[key] = json.loads(value)
                     except ValueError:
                         out[key] = value
+    # The bed's drops the rules above were given must be the ones the harness counted (its
+    # extra line testbed_drops): a glue that passed 0 made every loss the bed explains fail.
+    counted = out.get("testbed_drops")
+    if isinstance(counted, dict) and counted.get("total") != args.testbed_drops:
+        failures.append(f"harness: given --testbed-drops {args.testbed_drops}, but the test bed "
+                        f"counted {counted.get('total')} (testbed_drops.total)")
     checks = []
     if args.check and os.path.exists(args.check):
         with open(args.check) as f:
