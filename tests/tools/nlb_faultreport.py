@@ -27,8 +27,8 @@ logging nothing about itself within 1 s (no stall, watchdog, convergence), no se
 host's logging the request (if it did, the dataplanes did their part and the answer went
 missing on its way back, which no XDP program is on), and no more such losses than the frames
 the test bed dropped, at most one in a thousand requests: those are reported as
-late_lost_to_testbed. Every late loss is listed in
-late_lost (at most 10 per event) with what was seen.
+late_lost_to_testbed. Every late loss is listed in late_lost (at most 10 per event) with what
+was seen.
 
 Diagnostics: per event lost_bursts ([from, to, count] in s after the event's start: where the
 losses were), lost_but_served (lost requests a server did log: the answer went missing, not
