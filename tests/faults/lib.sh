@@ -431,7 +431,7 @@ softnet_dropped() {
 # testbed_drops: JSON of what the test bed itself dropped since stream_start: the backlog
 # drops, and per link of the hosts, the client and the bridge (not the bystander, whose
 # drops are an attacker's own) the frames it could not hand to its peer (a veth's tx
-# dropped: the peer's backlog was full); and the sum in TESTBED_DROPS. Receive drops are
+# dropped: the peer's backlog was full); and their sum, the total the judge goes by. Receive drops are
 # left out: they count frames a stack discards by design (a flood's 0x886F frames at the
 # client), not frames it had no room for.
 testbed_drops() {
@@ -450,7 +450,6 @@ for l in json.load(sys.stdin):
     s = l.get("stats64", {})
     print(l["ifname"], s.get("tx", {}).get("dropped", 0))')
   done
-  TESTBED_DROPS=$total
   echo "{\"backlog\": $((now - before)), \"links\": {$links}, \"total\": $total}"
 }
 
@@ -492,14 +491,12 @@ print(total)' "$FAULT_PORT")
   fextra udp_rcvbuf_errors "{$drops}"
   fextra agent_udp_rcvbuf_errors "$contact"
   fcheck "no UDP datagram dropped for want of socket buffer ($total) (harness)" test "$total" = 0
-  # In this shell, not in a $(...): it sets TESTBED_DROPS, which the judge is given below.
-  testbed_drops >"$TOPO_DIR/testbed_drops.json"
-  fextra testbed_drops "$(cat "$TOPO_DIR/testbed_drops.json")"
+  fextra testbed_drops "$(testbed_drops)"
   local rc=0
   FAULT_REPORTED=1
   python3 "$TOOLS/nlb_faultreport.py" --fault "$FAULT_NAME" --client "$TOPO_DIR/stream.json" \
     "${servers[@]}" "${FAULT_EVENTS[@]}" --bound "$FAULT_BOUND_S" --slack "$FAULT_SLACK_S" \
-    --check "$TOPO_DIR/checks" --extra "$TOPO_DIR/extra" --testbed-drops "${TESTBED_DROPS:-0}" \
+    --check "$TOPO_DIR/checks" --extra "$TOPO_DIR/extra" \
     --agent-log-dir "$TOPO_DIR" \
     "$@" || rc=1
   if ((rc)); then

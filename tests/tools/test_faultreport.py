@@ -13,14 +13,13 @@ REPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nlb_faultrepo
 T0 = 1000.0
 
 
-def run(lost_at, before, after, owner_events=(), testbed_drops=5, logged_by=None,
-        bed_counted=None):
+def run(lost_at, before, after, owner_events=(), testbed_drops=5, logged_by=None):
     """A stream of 2,000 requests 10 ms apart from two sources taking turns, source 0 served by
     `before` until `lost_at` and by `after` from then on, source 1 by host 3; the request of
     source 0 sent at `lost_at` (s after T0) lost, and source 1's first five after the one
     event, at T0 + 1 s (so that the event's losses are not one in a thousand). `logged_by`: the
     host whose server logs the lost request (it got it; the answer went missing);
-    `bed_counted`: the drops the harness's extra line says the bed counted (default: as given)."""
+    `testbed_drops`: the frames the harness's extra line says the bed dropped (None: no line)."""
     with tempfile.TemporaryDirectory() as d:
         requests, answers, served = [], [], {1: [], 2: [], 3: []}
         lost_rid = None
@@ -42,11 +41,12 @@ def run(lost_at, before, after, owner_events=(), testbed_drops=5, logged_by=None
                        "answers": answers}, f)
         args = [sys.executable, REPORT, "--fault", "t", "--client", os.path.join(d, "stream.json"),
                 "--event", f"e={T0 + 1.0}", "--bound", "0.7", "--slack", "0.3",
-                "--testbed-drops", str(testbed_drops), "--agent-log-dir", d,
+                "--agent-log-dir", d,
                 "--out", os.path.join(d, "out"), "--extra", os.path.join(d, "extra")]
         with open(os.path.join(d, "extra"), "w") as f:
-            total = testbed_drops if bed_counted is None else bed_counted
-            f.write(f'testbed_drops\t{{"backlog": {total}, "links": {{}}, "total": {total}}}\n')
+            if testbed_drops is not None:
+                f.write(f'testbed_drops\t{{"backlog": {testbed_drops}, "links": {{}}, '
+                        f'"total": {testbed_drops}}}\n')
         for h, lines in served.items():
             path = os.path.join(d, f"served{h}.log")
             with open(path, "w") as f:
@@ -88,8 +88,11 @@ r = run(8.0, 1, 1, logged_by=2)
 check("one another host's server logged fails", not r["pass"])
 r = run(8.0, 1, 1, owner_events=[("stalled", 7.5)], logged_by=1)
 check("one its owner logged fails if the owner stalled within a second", not r["pass"])
-r = run(8.0, 1, 1, testbed_drops=0, bed_counted=7)
-check("drops the bed counted but the judge was not given fail the run (harness)",
-      not r["pass"] and any(f.startswith("harness: given --testbed-drops 0") for f in r["failures"]))
+r = run(8.0, 1, 1, testbed_drops=None)
+check("with no count of the bed's drops, it fails", not r["pass"])
+r = run(8.0, 1, 1, testbed_drops=1)
+check("the judge goes by the bed's count the harness reported (one drop, one loss)",
+      r["pass"] and r["events"][0]["late_lost_to_testbed"] == 1 and
+      r["testbed_drops"]["total"] == 1)
 r = run(1.5, 1, 2)
 check("losses inside the window stay allowed", r["pass"] and "late_lost" not in r["events"][0])
