@@ -189,7 +189,7 @@ def main():
         after = seen[i][1] if i < len(seen) else None
         near = owner_events_near(before, sent[rid]) if before is not None else None
         return {"at_s": round(sent[rid] - origin, 3), "served_before": before,
-                "served_after": after, "server_logged": rid in logged,
+                "served_after": after,
                 "logged_by": sorted({prio for prio, _ in logged.get(rid, [])}, key=int),
                 "owner_events_near": near}
 
