@@ -25,14 +25,6 @@ namespace nlb::cli {
 
 namespace {
 
-// The agent's error, on one line whatever it sent.
-std::string one_line(std::string text) {
-    for (char& c : text)
-        if (c == '\n' || c == '\r')
-            c = ' ';
-    return text;
-}
-
 void print(std::ostream& out, const Invocation& inv, const nlohmann::json& result,
            const std::string& human) {
     if (inv.json)

@@ -24,13 +24,6 @@ std::string indented(const std::string& text) {
     return out;
 }
 
-std::string one_line(std::string text) {
-    for (char& c : text)
-        if (c == '\n' || c == '\r')
-            c = ' ';
-    return text;
-}
-
 std::string host_list(const std::set<int>& hosts) {
     std::string out = hosts.size() == 1 ? "host " : "hosts ";
     bool first = true;

@@ -433,4 +433,11 @@ std::string render(const std::string& command, const json& result) {
     return render_generic(result);
 }
 
+std::string one_line(std::string text) {
+    for (char& c : text)
+        if (c == '\n' || c == '\r')
+            c = ' ';
+    return text;
+}
+
 } // namespace nlb::cli

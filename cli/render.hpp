@@ -22,6 +22,10 @@ std::string render_map(const nlohmann::json& result);
 // as tables, known keys first in a fixed order, the rest alphabetically.
 std::string render_generic(const nlohmann::json& result);
 
+// `text` (an error from the agent, a host or a library) with its line breaks as spaces: an
+// error is one line whatever its source sent.
+std::string one_line(std::string text);
+
 // Left-aligned columns, two spaces apart, each line prefixed by `indent` spaces.
 std::string render_table(const std::vector<std::string>& headers,
                          const std::vector<std::vector<std::string>>& rows, int indent = 0);
