@@ -20,7 +20,7 @@ std::string with_health(const std::string& health) {
            health + "}";
 }
 
-std::string error_of(const std::string& health) {
+std::string health_error(const std::string& health) {
     try {
         parse_config(with_health(health), "nlb.json");
     } catch (const ConfigError& e) {
@@ -114,7 +114,7 @@ TEST_CASE("health: every mistake is one line naming the key") {
     };
     for (const auto& [health, message] : cases) {
         INFO(health);
-        const std::string m = error_of(health);
+        const std::string m = health_error(health);
         CHECK(m == message);
         CHECK(m.find('\n') == std::string::npos);
     }

@@ -17,7 +17,7 @@ std::string with_feedback(const std::string& feedback, const std::string& mode =
            mode + R"(", "load_feedback": )" + feedback + "}]}";
 }
 
-std::string error_of(const std::string& feedback, const std::string& mode = "multiple") {
+std::string feedback_error(const std::string& feedback, const std::string& mode = "multiple") {
     try {
         parse_config(with_feedback(feedback, mode), "nlb.json");
     } catch (const ConfigError& e) {
@@ -54,32 +54,32 @@ TEST_CASE("load_feedback: the issue's example, defaults, exec, and back to the s
 }
 
 TEST_CASE("load_feedback: every mistake is one line naming its key") {
-    CHECK(error_of(R"({"metric": "ram"})") ==
+    CHECK(feedback_error(R"({"metric": "ram"})") ==
           "port_rules[0].load_feedback.metric: \"ram\" is not connections, cpu, "
           "probe_latency or exec");
-    CHECK(error_of(R"({})") == "port_rules[0].load_feedback.metric: required key missing");
-    CHECK(error_of(R"({"metric": "cpu", "sensitivity": 1.5})") ==
+    CHECK(feedback_error(R"({})") == "port_rules[0].load_feedback.metric: required key missing");
+    CHECK(feedback_error(R"({"metric": "cpu", "sensitivity": 1.5})") ==
           "port_rules[0].load_feedback.sensitivity: 1.5 above the maximum 1");
-    CHECK(error_of(R"({"metric": "cpu", "sensitivity": "low"})") ==
+    CHECK(feedback_error(R"({"metric": "cpu", "sensitivity": "low"})") ==
           "port_rules[0].load_feedback.sensitivity: expected a number, got a string");
-    CHECK(error_of(R"({"metric": "cpu", "interval_ms": 100})") ==
+    CHECK(feedback_error(R"({"metric": "cpu", "interval_ms": 100})") ==
           "port_rules[0].load_feedback.interval_ms: 100 below the minimum 500");
-    CHECK(error_of(R"({"metric": "cpu", "command": ["/bin/true"]})") ==
+    CHECK(feedback_error(R"({"metric": "cpu", "command": ["/bin/true"]})") ==
           "port_rules[0].load_feedback.command: only for metric exec, this one is cpu");
-    CHECK(error_of(R"({"metric": "exec"})") ==
+    CHECK(feedback_error(R"({"metric": "exec"})") ==
           "port_rules[0].load_feedback: metric exec needs \"command\" (an argv array, "
           "no shell)");
-    CHECK(error_of(R"({"metric": "exec", "command": ["load"]})") ==
+    CHECK(feedback_error(R"({"metric": "exec", "command": ["load"]})") ==
           "port_rules[0].load_feedback.command[0]: \"load\" is not an absolute path "
           "(no shell, no PATH search)");
-    CHECK(error_of(R"({"metric": "cpu", "colour": 1})") ==
+    CHECK(feedback_error(R"({"metric": "cpu", "colour": 1})") ==
           "port_rules[0].load_feedback.colour: unknown key");
-    CHECK(error_of(R"({"metric": "cpu"})", "single") ==
+    CHECK(feedback_error(R"({"metric": "cpu"})", "single") ==
           "port_rules[0].load_feedback: only for mode multiple, this rule is single");
 }
 
 TEST_CASE("load_feedback: probe_latency needs a probe guarding the rule") {
-    CHECK(error_of(R"({"metric": "probe_latency"})") ==
+    CHECK(feedback_error(R"({"metric": "probe_latency"})") ==
           "port_rules[0].load_feedback.metric: probe_latency needs a health probe guarding "
           "this rule");
     const std::string guarded =

@@ -17,13 +17,13 @@ Config config(const std::string& cluster_extra, const std::string& rules) {
                         rules + "}");
 }
 
-const std::string kRules = R"([{"ports": [80, 80], "load_weight": 50},
+const std::string kReloadRules = R"([{"ports": [80, 80], "load_weight": 50},
                                 {"ports": [443, 443], "mode": "single"}])";
 
 } // namespace
 
 TEST_CASE("an unchanged config plans nothing") {
-    ReloadPlan plan = plan_reload(config("", kRules), config("", kRules));
+    ReloadPlan plan = plan_reload(config("", kReloadRules), config("", kReloadRules));
     CHECK(plan.live.empty());
     CHECK(plan.staged.empty());
     CHECK_FALSE(plan.fixed);
@@ -32,7 +32,7 @@ TEST_CASE("an unchanged config plans nothing") {
 TEST_CASE("weights, handling priorities and enabled change live") {
     Config next = config("", R"([{"ports": [80, 80], "load_weight": 20, "enabled": false},
                                  {"ports": [443, 443], "mode": "single", "handling_priority": 9}])");
-    ReloadPlan plan = plan_reload(config("", kRules), next);
+    ReloadPlan plan = plan_reload(config("", kReloadRules), next);
     CHECK_FALSE(plan.fixed);
     CHECK(plan.live == std::vector<std::string>{"port_rules[0].load_weight",
                                                 "port_rules[0].enabled",
@@ -40,43 +40,47 @@ TEST_CASE("weights, handling priorities and enabled change live") {
 }
 
 TEST_CASE("cluster.peers changes live, beside a staged change too") {
-    const Config running = config(R"(, "peers": ["10.0.0.11", "10.0.0.12"])", kRules);
+    const Config running = config(R"(, "peers": ["10.0.0.11", "10.0.0.12"])", kReloadRules);
     ReloadPlan plan = plan_reload(
-        running, config(R"(, "peers": ["10.0.0.11", "10.0.0.12", "10.0.0.13"])", kRules));
+        running, config(R"(, "peers": ["10.0.0.11", "10.0.0.12", "10.0.0.13"])", kReloadRules));
     CHECK_FALSE(plan.fixed);
     CHECK(plan.staged.empty());
     CHECK(plan.live == std::vector<std::string>{"cluster.peers"});
-    plan = plan_reload(running, config(R"(, "heartbeat_ms": 500)", kRules));
+    plan = plan_reload(running, config(R"(, "heartbeat_ms": 500)", kReloadRules));
     CHECK(plan.live == std::vector<std::string>{"cluster.peers"});
     CHECK(plan.staged == std::vector<std::string>{"cluster.heartbeat_ms"});
 }
 
 TEST_CASE("anything else is refused, naming the first key that changed") {
-    const Config running = config("", kRules);
-    CHECK(plan_reload(running, config(R"(, "mode": "multicast")", kRules)).fixed == "cluster.mode");
-    CHECK(plan_reload(running, config(R"(, "remote_control": true, "key_file": "/k")", kRules))
-              .fixed == "cluster.key_file");
-    const Config igmp = config(R"(, "mode": "igmp")", kRules);
-    CHECK(plan_reload(igmp, config(R"(, "mode": "igmp", "igmp_querier": true)", kRules)).fixed ==
-          "cluster.igmp_querier");
-    CHECK(plan_reload(config(R"(, "mode": "igmp", "igmp_querier": true)", kRules),
+    const Config running = config("", kReloadRules);
+    CHECK(plan_reload(running, config(R"(, "mode": "multicast")", kReloadRules)).fixed ==
+          "cluster.mode");
+    CHECK(
+        plan_reload(running, config(R"(, "remote_control": true, "key_file": "/k")", kReloadRules))
+            .fixed == "cluster.key_file");
+    const Config igmp = config(R"(, "mode": "igmp")", kReloadRules);
+    CHECK(plan_reload(igmp, config(R"(, "mode": "igmp", "igmp_querier": true)", kReloadRules))
+              .fixed == "cluster.igmp_querier");
+    CHECK(plan_reload(config(R"(, "mode": "igmp", "igmp_querier": true)", kReloadRules),
                       config(R"(, "mode": "igmp", "igmp_querier": true,
                                  "igmp_query_interval_s": 60)",
-                             kRules))
+                             kReloadRules))
               .fixed == "cluster.igmp_query_interval_s");
     // The rotation key is read at attach, like the cluster key: a change needs a restart.
-    const Config keyed = config(R"(, "key_file": "/k/new")", kRules);
-    CHECK(plan_reload(keyed,
-                      config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules))
+    const Config keyed = config(R"(, "key_file": "/k/new")", kReloadRules);
+    CHECK(plan_reload(keyed, config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")",
+                                    kReloadRules))
               .fixed == "cluster.rotation_key_file");
     CHECK_FALSE(
-        plan_reload(config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules),
-                    config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kRules))
+        plan_reload(
+            config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kReloadRules),
+            config(R"(, "key_file": "/k/new", "rotation_key_file": "/k/old")", kReloadRules))
             .fixed);
     // The seed decides every packet's bucket: the whole cluster changes it, by restarts.
-    CHECK(plan_reload(running, config(R"(, "hash_seed": 5)", kRules)).fixed == "cluster.hash_seed");
+    CHECK(plan_reload(running, config(R"(, "hash_seed": 5)", kReloadRules)).fixed ==
+          "cluster.hash_seed");
     // Another VLAN is another network: attach again, on every host.
-    CHECK(plan_reload(running, config(R"(, "vlan": 100)", kRules)).fixed == "cluster.vlan");
+    CHECK(plan_reload(running, config(R"(, "vlan": 100)", kReloadRules)).fixed == "cluster.vlan");
     Config moved = running;
     moved.host.interface = "eth1";
     CHECK(plan_reload(running, moved).fixed == "host.interface");
@@ -100,10 +104,10 @@ TEST_CASE("anything else is refused, naming the first key that changed") {
 }
 
 TEST_CASE("the shared rules and the timing are staged, by name") {
-    const Config running = config("", kRules);
-    CHECK(plan_reload(running, config(R"(, "heartbeat_ms": 500, "cleanup_delay_s": 5)", kRules))
-              .staged ==
-          std::vector<std::string>{"cluster.heartbeat_ms", "cluster.cleanup_delay_s"});
+    const Config running = config("", kReloadRules);
+    CHECK(
+        plan_reload(running, config(R"(, "heartbeat_ms": 500, "cleanup_delay_s": 5)", kReloadRules))
+            .staged == std::vector<std::string>{"cluster.heartbeat_ms", "cluster.cleanup_delay_s"});
     ReloadPlan plan = plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 20},
                                                           {"ports": [443, 443], "affinity": "none"},
                                                           {"ports": [8080, 8080]}])"));
@@ -121,12 +125,12 @@ TEST_CASE("the shared rules and the timing are staged, by name") {
     const ReloadPlan vips =
         plan_reload(running, parse_config(R"({"cluster": {"ip": "10.0.0.1", "vips": ["10.0.0.3"]},
         "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}, "port_rules": )" +
-                                          kRules + "}"));
+                                          kReloadRules + "}"));
     CHECK_FALSE(vips.fixed);
     CHECK(vips.staged == std::vector<std::string>{"cluster.vips"});
     // The cluster IP is not: it names the cluster (its MAC, its seed, remote control).
     CHECK(plan_reload(running, parse_config(R"({"cluster": {"ip": "10.0.0.9", "vips": ["10.0.0.2"]},
         "host": {"priority": 2, "dedicated_ip": "10.0.0.12"}, "port_rules": )" +
-                                            kRules + "}"))
+                                            kReloadRules + "}"))
               .fixed == "cluster.ip");
 }

@@ -15,7 +15,7 @@ using namespace nlb;
 
 namespace {
 
-IpAddress addr(const char* text) {
+IpAddress parse_ip(const char* text) {
     auto a = IpAddress::parse(text);
     REQUIRE(a);
     return *a;
@@ -27,7 +27,7 @@ TEST_CASE("nlb_flow_bucket gives the golden buckets") {
     int fixed_seed = 0;
     for (const auto& v : golden::kFlowVectors) {
         CAPTURE(v.source, v.sport, int(v.affinity), v.seed);
-        const IpAddress a = addr(v.source);
+        const IpAddress a = parse_ip(v.source);
         REQUIRE(a.family == v.family);
         CHECK(nlb_flow_bucket(v.family, a.words.data(), htons(v.sport), v.affinity, v.seed) == v.bucket);
         fixed_seed += v.seed == NLB_FLOW_SEED;
@@ -41,14 +41,14 @@ TEST_CASE("the tables place packets in the golden buckets under their seed") {
     // place() is what the agent's tests believe the dataplane does: the same numbers.
     for (const auto& v : golden::kFlowVectors) {
         CAPTURE(v.source, v.sport, int(v.affinity), v.seed);
-        const IpAddress vip = addr(v.family == NLB_FAMILY_V4 ? "192.0.2.100" : "2001:db8::100");
+        const IpAddress vip = parse_ip(v.family == NLB_FAMILY_V4 ? "192.0.2.100" : "2001:db8::100");
         RuleMatch rule;
         rule.affinity = v.affinity;
         DataplaneTables t({vip}, {rule}, v.seed);
         Tuple tuple;
         tuple.family = v.family;
         tuple.proto = 17;
-        tuple.saddr = addr(v.source).words;
+        tuple.saddr = parse_ip(v.source).words;
         tuple.daddr = vip.words;
         tuple.sport = htons(v.sport);
         tuple.dport = htons(53);
@@ -62,7 +62,7 @@ TEST_CASE("the tables place packets in the golden buckets under their seed") {
 TEST_CASE("nlb_vip_slot gives the golden slots") {
     for (const auto& v : golden::kVipSlotVectors) {
         CAPTURE(v.address, v.seed);
-        const IpAddress a = addr(v.address);
+        const IpAddress a = parse_ip(v.address);
         REQUIRE(a.family == v.family);
         CHECK(nlb_vip_slot(v.family, a.words.data(), v.seed) == v.slot);
     }
@@ -85,5 +85,5 @@ TEST_CASE("a zero seed in the dataplane's config reads as the fixed seed") {
     CHECK(nlb_config_flow_seed(&cfg) == NLB_FLOW_SEED);
     cfg.flow_seed = 0xdeadbeefu;
     CHECK(nlb_config_flow_seed(&cfg) == 0xdeadbeefu);
-    CHECK_THROWS_AS(DataplaneTables({addr("192.0.2.100")}, {}, 0), std::invalid_argument);
+    CHECK_THROWS_AS(DataplaneTables({parse_ip("192.0.2.100")}, {}, 0), std::invalid_argument);
 }

@@ -25,7 +25,7 @@ Nonce nonce(std::uint32_t n) {
 }
 
 constexpr std::int64_t kWindow = 30000;
-constexpr std::int64_t kNow = 1'700'000'000'000;
+constexpr std::int64_t kT0 = 1'700'000'000'000;
 
 // A fresh state file path, removed (with its temporary) when the test ends.
 struct StateFile {
@@ -49,35 +49,35 @@ struct StateFile {
 
 TEST_CASE("a nonce passes once, a second copy is a replay") {
     ReplayGuard g(kWindow);
-    CHECK(g.check(nonce(1), kNow, kNow) == ReplayGuard::Verdict::fresh);
-    CHECK(g.check(nonce(1), kNow, kNow) == ReplayGuard::Verdict::replay);
-    CHECK(g.check(nonce(1), kNow, kNow + kWindow) == ReplayGuard::Verdict::replay);
-    CHECK(g.check(nonce(2), kNow, kNow) == ReplayGuard::Verdict::fresh);
+    CHECK(g.check(nonce(1), kT0, kT0) == ReplayGuard::Verdict::fresh);
+    CHECK(g.check(nonce(1), kT0, kT0) == ReplayGuard::Verdict::replay);
+    CHECK(g.check(nonce(1), kT0, kT0 + kWindow) == ReplayGuard::Verdict::replay);
+    CHECK(g.check(nonce(2), kT0, kT0) == ReplayGuard::Verdict::fresh);
     CHECK(g.size() == 2);
 }
 
 TEST_CASE("full of in-window nonces: new ones are refused, the table does not grow") {
     ReplayGuard g(kWindow, 8);
     for (std::uint32_t i = 0; i < 8; ++i)
-        REQUIRE(g.check(nonce(i), kNow, kNow) == ReplayGuard::Verdict::fresh);
+        REQUIRE(g.check(nonce(i), kT0, kT0) == ReplayGuard::Verdict::fresh);
     for (std::uint32_t i = 8; i < 100; ++i)
-        CHECK(g.check(nonce(i), kNow, kNow + kWindow) == ReplayGuard::Verdict::full);
+        CHECK(g.check(nonce(i), kT0, kT0 + kWindow) == ReplayGuard::Verdict::full);
     CHECK(g.size() == 8);
     // The remembered ones are still replays, full or not.
-    CHECK(g.check(nonce(3), kNow, kNow) == ReplayGuard::Verdict::replay);
+    CHECK(g.check(nonce(3), kT0, kT0) == ReplayGuard::Verdict::replay);
 }
 
 TEST_CASE("room comes back when entries leave the window, and only those") {
     ReplayGuard g(kWindow, 4);
-    // Timestamps 0, 1000, 2000, 3000 ms after kNow: they expire one by one.
+    // Timestamps 0, 1000, 2000, 3000 ms after kT0: they expire one by one.
     for (std::uint32_t i = 0; i < 4; ++i)
-        REQUIRE(g.check(nonce(i), kNow + 1000 * i, kNow + 1000 * i) == ReplayGuard::Verdict::fresh);
-    const std::int64_t first_gone = kNow + kWindow + 1; // nonce(0) can no longer pass
+        REQUIRE(g.check(nonce(i), kT0 + 1000 * i, kT0 + 1000 * i) == ReplayGuard::Verdict::fresh);
+    const std::int64_t first_gone = kT0 + kWindow + 1; // nonce(0) can no longer pass
     CHECK(g.check(nonce(10), first_gone, first_gone) == ReplayGuard::Verdict::fresh);
     CHECK(g.size() == 4);
     CHECK(g.check(nonce(11), first_gone, first_gone) == ReplayGuard::Verdict::full);
-    CHECK(g.check(nonce(1), kNow + 1000, first_gone) == ReplayGuard::Verdict::replay);
-    const std::int64_t later = kNow + 2000 + kWindow + 1; // nonce(1), nonce(2) gone
+    CHECK(g.check(nonce(1), kT0 + 1000, first_gone) == ReplayGuard::Verdict::replay);
+    const std::int64_t later = kT0 + 2000 + kWindow + 1; // nonce(1), nonce(2) gone
     CHECK(g.check(nonce(12), later, later) == ReplayGuard::Verdict::fresh);
     CHECK(g.check(nonce(13), later, later) == ReplayGuard::Verdict::fresh);
     CHECK(g.check(nonce(14), later, later) == ReplayGuard::Verdict::full);
@@ -86,59 +86,59 @@ TEST_CASE("room comes back when entries leave the window, and only those") {
 
 TEST_CASE("a request stamped in the future is remembered until its own window ends") {
     ReplayGuard g(kWindow, 1);
-    const std::int64_t ahead = kNow + kWindow; // the latest timestamp that passes now
-    REQUIRE(g.check(nonce(1), ahead, kNow) == ReplayGuard::Verdict::fresh);
-    // At kNow + 2 windows the copy still passes the timestamp check: still remembered.
-    CHECK(g.check(nonce(2), kNow, kNow + 2 * kWindow) == ReplayGuard::Verdict::full);
-    CHECK(g.check(nonce(1), ahead, kNow + 2 * kWindow) == ReplayGuard::Verdict::replay);
-    CHECK(g.check(nonce(2), kNow + 2 * kWindow + 1, kNow + 2 * kWindow + 1) ==
+    const std::int64_t ahead = kT0 + kWindow; // the latest timestamp that passes now
+    REQUIRE(g.check(nonce(1), ahead, kT0) == ReplayGuard::Verdict::fresh);
+    // At kT0 + 2 windows the copy still passes the timestamp check: still remembered.
+    CHECK(g.check(nonce(2), kT0, kT0 + 2 * kWindow) == ReplayGuard::Verdict::full);
+    CHECK(g.check(nonce(1), ahead, kT0 + 2 * kWindow) == ReplayGuard::Verdict::replay);
+    CHECK(g.check(nonce(2), kT0 + 2 * kWindow + 1, kT0 + 2 * kWindow + 1) ==
           ReplayGuard::Verdict::fresh);
 }
 
 TEST_CASE("a restart: the new guard refuses a copy of what the old one accepted") {
     StateFile state;
     // Sender's clock 20 s ahead of ours: the case the start alone would not cover.
-    const std::int64_t stamped = kNow + 20000;
+    const std::int64_t stamped = kT0 + 20000;
     {
-        ReplayGuard before(kWindow, state.path, kNow - 60000);
-        REQUIRE(before.check(nonce(1), stamped, kNow) == ReplayGuard::Verdict::fresh);
+        ReplayGuard before(kWindow, state.path, kT0 - 60000);
+        REQUIRE(before.check(nonce(1), stamped, kT0) == ReplayGuard::Verdict::fresh);
         CHECK(state.text() == std::to_string(stamped) + "\n");
     }
     // The agent restarts 2 s later; the copy is still inside the window (20 s ahead, 30 s).
-    ReplayGuard after(kWindow, state.path, kNow + 2000);
+    ReplayGuard after(kWindow, state.path, kT0 + 2000);
     CHECK(after.load_error().empty());
     CHECK(after.floor() == stamped);
-    CHECK(after.check(nonce(1), stamped, kNow + 2000) == ReplayGuard::Verdict::before_start);
+    CHECK(after.check(nonce(1), stamped, kT0 + 2000) == ReplayGuard::Verdict::before_start);
     // Another request stamped as early, never seen: refused too (the guard cannot tell).
-    CHECK(after.check(nonce(2), stamped - 1, kNow + 2000) == ReplayGuard::Verdict::before_start);
+    CHECK(after.check(nonce(2), stamped - 1, kT0 + 2000) == ReplayGuard::Verdict::before_start);
     // Anything newer passes, once.
-    CHECK(after.check(nonce(3), stamped + 1, kNow + 2000) == ReplayGuard::Verdict::fresh);
-    CHECK(after.check(nonce(3), stamped + 1, kNow + 2000) == ReplayGuard::Verdict::replay);
+    CHECK(after.check(nonce(3), stamped + 1, kT0 + 2000) == ReplayGuard::Verdict::fresh);
+    CHECK(after.check(nonce(3), stamped + 1, kT0 + 2000) == ReplayGuard::Verdict::replay);
     CHECK(state.text() == std::to_string(stamped + 1) + "\n");
 }
 
 TEST_CASE("the start is the floor when nothing later was saved, or the file is missing") {
     StateFile state;
-    ReplayGuard first(kWindow, state.path, kNow);
+    ReplayGuard first(kWindow, state.path, kT0);
     CHECK(first.load_error().empty()); // missing is not an error: a first start
-    CHECK(first.floor() == kNow);
-    CHECK(first.check(nonce(1), kNow, kNow) == ReplayGuard::Verdict::before_start);
-    CHECK(first.check(nonce(2), kNow - 5000, kNow) == ReplayGuard::Verdict::before_start);
-    CHECK(first.check(nonce(3), kNow + 1, kNow + 10) == ReplayGuard::Verdict::fresh);
+    CHECK(first.floor() == kT0);
+    CHECK(first.check(nonce(1), kT0, kT0) == ReplayGuard::Verdict::before_start);
+    CHECK(first.check(nonce(2), kT0 - 5000, kT0) == ReplayGuard::Verdict::before_start);
+    CHECK(first.check(nonce(3), kT0 + 1, kT0 + 10) == ReplayGuard::Verdict::fresh);
 
     // A saved timestamp older than the start: the start wins.
-    state.write(std::to_string(kNow - 100000) + "\n");
-    ReplayGuard later(kWindow, state.path, kNow);
-    CHECK(later.floor() == kNow);
+    state.write(std::to_string(kT0 - 100000) + "\n");
+    ReplayGuard later(kWindow, state.path, kT0);
+    CHECK(later.floor() == kT0);
 }
 
 TEST_CASE("only timestamps above the saved one are written; older fresh ones are not") {
     StateFile state;
-    ReplayGuard g(kWindow, state.path, kNow);
-    REQUIRE(g.check(nonce(1), kNow + 5000, kNow) == ReplayGuard::Verdict::fresh);
+    ReplayGuard g(kWindow, state.path, kT0);
+    REQUIRE(g.check(nonce(1), kT0 + 5000, kT0) == ReplayGuard::Verdict::fresh);
     // Another admin box, its clock 3 s behind: fresh, and the file keeps the newest.
-    REQUIRE(g.check(nonce(2), kNow + 2000, kNow) == ReplayGuard::Verdict::fresh);
-    CHECK(state.text() == std::to_string(kNow + 5000) + "\n");
+    REQUIRE(g.check(nonce(2), kT0 + 2000, kT0) == ReplayGuard::Verdict::fresh);
+    CHECK(state.text() == std::to_string(kT0 + 5000) + "\n");
 }
 
 TEST_CASE("a damaged or oversized state file: ignored, said why, the start is the floor") {
@@ -148,22 +148,22 @@ TEST_CASE("a damaged or oversized state file: ignored, said why, the start is th
           std::string(100, '7'), std::string("99999999999999999999999\n")}) {
         CAPTURE(text);
         state.write(text);
-        ReplayGuard g(kWindow, state.path, kNow);
+        ReplayGuard g(kWindow, state.path, kT0);
         CHECK(g.load_error() == state.path + ": not a timestamp");
-        CHECK(g.floor() == kNow);
+        CHECK(g.floor() == kT0);
         // The next request writes it anew.
-        REQUIRE(g.check(nonce(1), kNow + 1, kNow) == ReplayGuard::Verdict::fresh);
-        CHECK(state.text() == std::to_string(kNow + 1) + "\n");
+        REQUIRE(g.check(nonce(1), kT0 + 1, kT0) == ReplayGuard::Verdict::fresh);
+        CHECK(state.text() == std::to_string(kT0 + 1) + "\n");
         state.remove();
     }
 }
 
 TEST_CASE("the state file is replaced whole and private, its temporary never left behind") {
     StateFile state;
-    ReplayGuard g(kWindow, state.path, kNow);
+    ReplayGuard g(kWindow, state.path, kT0);
     for (std::uint32_t i = 1; i <= 20; ++i)
-        REQUIRE(g.check(nonce(i), kNow + i, kNow) == ReplayGuard::Verdict::fresh);
-    CHECK(state.text() == std::to_string(kNow + 20) + "\n");
+        REQUIRE(g.check(nonce(i), kT0 + i, kT0) == ReplayGuard::Verdict::fresh);
+    CHECK(state.text() == std::to_string(kT0 + 20) + "\n");
     struct stat st {};
     REQUIRE(::stat(state.path.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
@@ -171,12 +171,12 @@ TEST_CASE("the state file is replaced whole and private, its temporary never lef
 }
 
 TEST_CASE("a floor that cannot be saved: the request is not remembered and must not run") {
-    ReplayGuard g(kWindow, "/nonexistent/dir/nlb.sock.replay", kNow);
-    CHECK(g.check(nonce(1), kNow + 1, kNow) == ReplayGuard::Verdict::unsaved);
+    ReplayGuard g(kWindow, "/nonexistent/dir/nlb.sock.replay", kT0);
+    CHECK(g.check(nonce(1), kT0 + 1, kT0) == ReplayGuard::Verdict::unsaved);
     CHECK(g.size() == 0);
     CHECK(g.save_error() == "/nonexistent/dir/nlb.sock.replay.tmp: No such file or directory");
     // Still refused on a second try: nothing was saved.
-    CHECK(g.check(nonce(1), kNow + 1, kNow) == ReplayGuard::Verdict::unsaved);
+    CHECK(g.check(nonce(1), kT0 + 1, kT0) == ReplayGuard::Verdict::unsaved);
 }
 
 TEST_CASE("a RAM-only guard has no floor and writes nothing") {
