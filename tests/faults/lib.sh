@@ -431,9 +431,9 @@ softnet_dropped() {
 # testbed_drops: JSON of what the test bed itself dropped since stream_start: the backlog
 # drops, and per link of the hosts, the client and the bridge (not the bystander, whose
 # drops are an attacker's own) the frames it could not hand to its peer (a veth's tx
-# dropped: the peer's backlog was full); and their sum, the total the judge goes by. Receive drops are
-# left out: they count frames a stack discards by design (a flood's 0x886F frames at the
-# client), not frames it had no room for.
+# dropped: the peer's backlog was full); and their sum, the total the judge goes by.
+# Receive drops are left out: they count frames a stack discards by design (a flood's 0x886F
+# frames at the client), not frames it had no room for.
 testbed_drops() {
   local before now ns links="" n total
   before=$(cat "$TOPO_DIR/softnet0" 2>/dev/null || echo 0)

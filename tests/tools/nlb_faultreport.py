@@ -16,11 +16,10 @@ reported, and its bound counts from END.
                   that after the event was answered. Losses inside that window are reported,
                   not failed, unless the event is strict (--strict-event, --must-not-lose):
                   then any loss until the next event fails, unless the test bed dropped at
-                  least as many frames itself (the --extra line testbed_drops, its total:
-                  CPU backlogs, links), no
-                  server logged the lost requests, and they are at most one in a thousand
-                  (reported as lost_to_testbed). Before the first event no request may be
-                  lost.
+                  least as many frames itself (the total of the --extra line testbed_drops:
+                  CPU backlogs, links), no server logged the lost requests, and they are at
+                  most one in a thousand (reported as lost_to_testbed). Before the first
+                  event no request may be lost.
 
 A late loss (sent after an event's window) fails the run unless no host explains it: its
 source served by the same host just before and just after, that host's agent (--agent-log-dir)
