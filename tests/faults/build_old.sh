@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # build_old.sh [REV]: builds nlb-agent and nlbadm of revision REV of this repository (its
 # history: a clone has it) into $BUILD/old-REV and prints that directory; a second call
-# finds it built. Debug without debug information: the old agent only has to behave, and
-# -O0 with no -g builds in two fifths of the time.
+# finds it built. Debug without debug information, by clang: the old agent only has to
+# behave, -O0 with no -g builds in two fifths of the time, and clang takes two thirds of
+# g++'s time at -O0 (50 s against 77 here).
 # REV defaults to 249a391, the last commit before heartbeat wire format 1.2 (ed7903f): the
 # release the rolling-upgrade test upgrades from. scripts/test.sh builds it with the rest.
 set -euo pipefail
@@ -26,7 +27,7 @@ rm -rf "$dir"
 mkdir -p "$dir/src"
 git -C "$root" archive "$rev" | tar -x -C "$dir/src"
 {
-  cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  CC=clang CXX=clang++ cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_FLAGS_DEBUG= -DCMAKE_CXX_FLAGS_DEBUG=
   ninja -C "$dir/build" nlb-agent nlbadm
 } >"$dir/build.log" 2>&1 || {
