@@ -25,6 +25,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_agreement {
+
 namespace {
 
 std::uint16_t random_port(std::mt19937& rng) {
@@ -277,3 +279,5 @@ TEST_CASE("place() and the owner maps agree with the dataplane on 100,000 random
 TEST_CASE("place() and the dataplane agree under a cluster's own seed") {
     agree_on_random_packets(0x5eed1234u, 40'000);
 }
+
+} // namespace test_agreement

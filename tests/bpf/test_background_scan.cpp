@@ -26,6 +26,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_background_scan {
+
 namespace {
 
 constexpr std::uint32_t kRecords = 100000;
@@ -251,3 +253,5 @@ TEST_CASE("start: an adopted dataplane's filter is rebuilt by the first backgrou
     t.stop();
     dp->detach();
 }
+
+} // namespace test_background_scan

@@ -20,6 +20,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_conn_filter {
+
 namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
@@ -348,3 +350,5 @@ TEST_CASE("with a family's default tables full, under 1 % of absent keys read as
     CHECK(present < kAsked / 100);
     CHECK(present > 0);
 }
+
+} // namespace test_conn_filter

@@ -17,6 +17,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_conn_scan {
+
 namespace {
 
 constexpr std::uint64_t kSecond = 1'000'000'000ULL;
@@ -263,3 +265,5 @@ TEST_CASE("the in-kernel scan walks a table of more than a million records") {
     CHECK(s.live_by_rule[0] == kRecords);
     CHECK(s.live_buckets[0].all());
 }
+
+} // namespace test_conn_scan

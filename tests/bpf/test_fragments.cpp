@@ -12,6 +12,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_fragments {
+
 namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
@@ -372,3 +374,5 @@ TEST_CASE("the watchdog stops the followers of an accepted first fragment") {
     CHECK(verdict(hosts.h1, d.last) == Verdict::dropped);
     CHECK(stats(hosts.h1, 0).dropped_watchdog == 1);
 }
+
+} // namespace test_fragments

@@ -19,6 +19,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_heartbeat_rate {
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -268,3 +270,5 @@ TEST_CASE("heartbeat budget: a full table of trusted sources is emptied for a ne
     CHECK(h.run(heartbeat(member), NLB_HB_BURST / 2) == 0);
     CHECK(h.dp.maps().heartbeat_untrusted_dropped() == before);
 }
+
+} // namespace test_heartbeat_rate

@@ -24,6 +24,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_map_migration {
+
 namespace {
 
 // A BTF of the test's own, loaded into the kernel, to describe maps in made-up layouts.
@@ -365,3 +367,5 @@ TEST_CASE("adoption: pins in an earlier layout are converted, replaced and clean
         dp->detach();
     }
 }
+
+} // namespace test_map_migration

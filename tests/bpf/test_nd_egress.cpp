@@ -20,6 +20,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_nd_egress {
+
 namespace {
 
 const IpAddress kCluster = ip("10.0.0.100");
@@ -191,3 +193,5 @@ TEST_CASE("egress: attached only when the agent says the cluster has an IPv6 VIP
     CHECK_FALSE(Dataplane::nd_egress_attached(lo));
     CHECK(stat(ns.pin_dir.c_str(), &st) != 0);
 }
+
+} // namespace test_nd_egress

@@ -10,6 +10,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_neighbour {
+
 namespace {
 
 const IpAddress kCluster = ip("10.0.0.100");
@@ -326,3 +328,5 @@ TEST_CASE("ND about a VIP that the dataplane does not answer never reaches the k
     CHECK(h.dp.run(unicast).action == XDP_TX);
     CHECK(stats(h.dp, NLB_STATS_GLOBAL).nd_replied == 2);
 }
+
+} // namespace test_neighbour

@@ -16,6 +16,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_ownership {
+
 namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
@@ -564,3 +566,5 @@ TEST_CASE("other protocols to a VIP go to every host") {
     CHECK(stats(hosts.h1, NLB_STATS_GLOBAL).passed_other == 2);
     CHECK(stats(hosts.h2, NLB_STATS_GLOBAL).passed_other == 2);
 }
+
+} // namespace test_ownership

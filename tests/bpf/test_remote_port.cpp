@@ -10,6 +10,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_remote_port {
+
 namespace {
 
 const IpAddress kCluster = ip("10.0.0.100"); // VIP index 0
@@ -151,3 +153,5 @@ TEST_CASE("the rest of port 2504 is load-balanced as any port") {
         CHECK(g.remote_dropped == 0);
     }
 }
+
+} // namespace test_remote_port

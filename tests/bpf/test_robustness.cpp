@@ -11,6 +11,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_robustness {
+
 namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
@@ -391,3 +393,5 @@ TEST_CASE("random frames: no crash, no accept by a host that owns nothing") {
     CHECK(z.tx > 0);
     CHECK(z.runs == 8000);
 }
+
+} // namespace test_robustness

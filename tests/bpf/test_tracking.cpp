@@ -16,6 +16,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_tracking {
+
 namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
@@ -370,3 +372,5 @@ TEST_CASE("a connection opened at any instant of a release is served by exactly 
         CHECK(at1 == (instant == before_release));
     }
 }
+
+} // namespace test_tracking

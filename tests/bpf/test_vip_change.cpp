@@ -14,6 +14,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_vip_change {
+
 namespace {
 
 const IpAddress kA = ip("10.0.0.1");
@@ -163,3 +165,5 @@ TEST_CASE("packets to kept VIPs find them at every instant of repeated VIP chang
     CHECK(runs > 1000);
     CHECK(lost == 0);
 }
+
+} // namespace test_vip_change

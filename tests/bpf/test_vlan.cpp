@@ -13,6 +13,8 @@
 using namespace nlb;
 using namespace nlb::test;
 
+namespace test_vlan {
+
 namespace {
 
 const IpAddress kVip4 = ip("10.0.0.100");
@@ -200,3 +202,5 @@ TEST_CASE("VLAN cluster: ARP and neighbour solicitations for a VIP are answered 
     CHECK(Bytes(r.out.begin() + 18 + 40 + 26, r.out.begin() + 18 + 40 + 32) == cmac); // its MAC
     CHECK(stats(hosts.h1, NLB_STATS_GLOBAL).nd_replied == 1);
 }
+
+} // namespace test_vlan

@@ -449,4 +449,23 @@ bool Simulator::settled() const {
     return true;
 }
 
+bool has_event(const SimHost& h, EventKind kind, std::uint8_t host) {
+    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
+        return e.kind == kind && (host == 0 || e.host == host);
+    });
+}
+
+std::size_t count_events(const SimHost& h, EventKind kind) {
+    return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
+                                                  [&](const Event& e) { return e.kind == kind; }));
+}
+
+std::string refusals(const SimHost& h) {
+    std::string all;
+    for (const auto& e : h.events)
+        if (e.kind == EventKind::host_refused)
+            all += e.text + "\n";
+    return all;
+}
+
 } // namespace nlb::sim

@@ -10,6 +10,7 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "convergence_engine.hpp"
@@ -69,6 +70,12 @@ struct SimHost {
 
 // Default cluster config for host `priority` (one all-ports rule, equal weights).
 EngineConfig default_config(std::uint8_t priority, std::size_t rules = 1);
+
+// What host h's engine reported: whether it reported an event of `kind` (about `host`, when
+// not 0), how many, and the text of each refusal (host_refused), a line each.
+bool has_event(const SimHost& h, EventKind kind, std::uint8_t host = 0);
+std::size_t count_events(const SimHost& h, EventKind kind);
+std::string refusals(const SimHost& h);
 
 // An unauthenticated heartbeat frame without its sections of the given types, its total
 // length patched (what an older version would have sent; no HMAC to redo).

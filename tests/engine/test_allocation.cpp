@@ -11,6 +11,8 @@
 
 using namespace nlb;
 
+namespace test_allocation {
+
 namespace {
 
 std::vector<MemberParams> members(const std::vector<std::uint8_t>& prios,
@@ -331,3 +333,5 @@ TEST_CASE("movement sweep figures", "[.figures]") {
         std::printf("up to %zu hosts: mean %.3f worst %.3f\n", hosts, r.sum / r.count, r.worst);
     std::printf("mean %.3f over %zu events\n", sum / double(samples.size()), samples.size());
 }
+
+} // namespace test_allocation

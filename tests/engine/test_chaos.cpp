@@ -33,6 +33,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_chaos {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -454,3 +456,5 @@ TEST_CASE("chaos: overlapping faults never give a bucket two owners, and the clu
         CHECK(sim.max_double_ms() == 0);
     }
 }
+
+} // namespace test_chaos

@@ -11,6 +11,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_clock_and_network {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -188,3 +190,5 @@ TEST_CASE("a host of another major version stops nobody; a host that hears only 
     CHECK(lone.host(0).engine->refuse_reason() == RefuseReason::version);
     CHECK(lone.host(0).engine->buckets_owned(0) == 0);
 }
+
+} // namespace test_clock_and_network

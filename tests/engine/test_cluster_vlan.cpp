@@ -11,6 +11,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_cluster_vlan {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -19,14 +21,6 @@ EngineConfig on_vlan(std::uint8_t priority, std::uint16_t vlan) {
     auto c = default_config(priority);
     c.cluster.vlan = vlan;
     return c;
-}
-
-std::string refusals(const SimHost& h) {
-    std::string all;
-    for (const auto& e : h.events)
-        if (e.kind == EventKind::host_refused)
-            all += e.text + "\n";
-    return all;
 }
 
 } // namespace
@@ -62,3 +56,5 @@ TEST_CASE("a host on another VLAN is refused, naming cluster.vlan; the cluster s
     CHECK(sim.settled());
     CHECK(sim.max_double_ms() == 0);
 }
+
+} // namespace test_cluster_vlan

@@ -9,6 +9,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_commands {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -21,16 +23,6 @@ Simulator cluster(std::uint64_t seed, std::size_t n, std::vector<std::uint8_t> k
         sim.add_host(c);
     }
     return sim;
-}
-
-bool has_event(const SimHost& h, EventKind kind) {
-    return std::any_of(h.events.begin(), h.events.end(),
-                       [&](const Event& e) { return e.kind == kind; });
-}
-
-std::size_t count_events(const SimHost& h, EventKind kind) {
-    return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
-                                                  [&](const Event& e) { return e.kind == kind; }));
 }
 
 // Buckets of slot 0 host i owns in its installed map.
@@ -514,3 +506,5 @@ TEST_CASE("frames of other clusters and unknown versions are skipped") {
     CHECK(sim.host(0).engine->counters().bad_version == 1);
     CHECK(sim.host(0).engine->epoch() == epoch);
 }
+
+} // namespace test_commands

@@ -8,6 +8,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_convergence {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -22,12 +24,6 @@ Simulator cluster(std::uint64_t seed, std::size_t n, NetworkParams net = {}) {
 
 bool all_owned(const Simulator& sim) {
     return sim.unowned(0) == 0 && sim.unowned(NLB_RULE_DEFAULT) == 0;
-}
-
-bool has_event(const SimHost& h, EventKind kind, std::uint8_t host = 0) {
-    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
-        return e.kind == kind && (host == 0 || e.host == host);
-    });
 }
 
 // Sizes and seeds: every size from 1 to 64 appears; small ones with many seeds.
@@ -184,3 +180,5 @@ TEST_CASE("a host that converged alone yields to the cluster it meets") {
     REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
     CHECK(sim.host(0).engine->members() == 0x0f);
 }
+
+} // namespace test_convergence

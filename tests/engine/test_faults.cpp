@@ -13,6 +13,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_faults {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -37,11 +39,6 @@ NetworkParams lingering_segment() {
     net.delay_max_ms = 5;
     net.linger_ms = kPeriod / 8;
     return net;
-}
-
-bool has_event(const SimHost& h, EventKind kind) {
-    return std::any_of(h.events.begin(), h.events.end(),
-                       [&](const Event& e) { return e.kind == kind; });
 }
 
 bool has_event_with(const SimHost& h, EventKind kind, const std::string& text) {
@@ -1072,3 +1069,5 @@ TEST_CASE("frames that came after the bound ran out do not extend it, read late 
     }
     CHECK(found >= 3);
 }
+
+} // namespace test_faults

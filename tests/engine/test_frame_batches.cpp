@@ -10,6 +10,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_frame_batches {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -210,3 +212,5 @@ TEST_CASE("a 32-host cluster read every linger evaluates a few times a period, n
     CHECK(per_host_period_batched <= double(kPeriod / kLinger) + 1);
     CHECK(batched.settled());
 }
+
+} // namespace test_frame_batches

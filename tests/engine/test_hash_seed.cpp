@@ -14,6 +14,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_hash_seed {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -43,14 +45,6 @@ std::size_t convergences(const SimHost& h) {
 }
 
 // Every host_refused text host h logged, one per line.
-std::string refusals(const SimHost& h) {
-    std::string all;
-    for (const auto& e : h.events)
-        if (e.kind == EventKind::host_refused)
-            all += e.text + "\n";
-    return all;
-}
-
 // A frame as a version before per-cluster seeds sends it: no section 6 (signed again with
 // `key` for a keyed cluster).
 std::vector<std::uint8_t> without_seed(const std::vector<std::uint8_t>& f,
@@ -295,3 +289,5 @@ TEST_CASE("a key's seed: pinned, its own, never 0; the digest hides it per clust
     CHECK(flow_seed_digest(0xc0000264, 5) != flow_seed_digest(0xc0000264, 6));
     CHECK(flow_seed_digest(0xc0000264, 5) != flow_seed_digest(0xc0000265, 5));
 }
+
+} // namespace test_hash_seed

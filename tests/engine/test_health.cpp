@@ -13,6 +13,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_health {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -45,11 +47,6 @@ Simulator cluster(std::uint64_t seed, std::size_t n, std::uint8_t panic_percent 
 
 std::size_t owned(Simulator& sim, std::size_t i) {
     return sim.host(i).engine->buckets_owned(0);
-}
-
-std::size_t count_events(const SimHost& h, EventKind kind) {
-    return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
-                                                  [&](const Event& e) { return e.kind == kind; }));
 }
 
 } // namespace
@@ -371,3 +368,5 @@ TEST_CASE("load feedback: published loads reach every member and reconverge noth
     CHECK(count_events(sim.host(0), EventKind::convergence_started) == started);
     CHECK(sim.max_double_ms() == 0);
 }
+
+} // namespace test_health

@@ -10,6 +10,8 @@
 
 using namespace nlb;
 
+namespace test_heartbeat_codec {
+
 namespace {
 
 Heartbeat sample(std::size_t rules = 32) {
@@ -566,3 +568,5 @@ TEST_CASE("staged section: round-trip, absent when there is nothing staged, neve
     shorter[9] = static_cast<std::uint8_t>(shorter.size());
     CHECK(decode_heartbeat(shorter).error == DecodeError::bad_length);
 }
+
+} // namespace test_heartbeat_codec

@@ -14,6 +14,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_join_contact {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 100;
@@ -265,3 +267,5 @@ TEST_CASE(
     CHECK(lone >= 10);
     CHECK(based == 0);
 }
+
+} // namespace test_join_contact

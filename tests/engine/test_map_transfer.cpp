@@ -14,6 +14,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_map_transfer {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -67,11 +69,6 @@ std::uint32_t changed(const OwnerMap& a, const OwnerMap& b) {
     for (std::size_t i = 0; i < NLB_BUCKETS; ++i)
         n += a[i] != b[i];
     return n;
-}
-
-bool has_event(const SimHost& h, EventKind kind) {
-    return std::any_of(h.events.begin(), h.events.end(),
-                       [&](const Event& e) { return e.kind == kind; });
 }
 
 std::uint64_t total(Simulator& sim, std::uint64_t EngineCounters::*field) {
@@ -348,3 +345,5 @@ TEST_CASE("rolling upgrade: while a 1.0 member is in the cluster every map is al
     CHECK(*sim.host(0).engine->cluster_map() ==
           *reallocate(before.get(), modes, live_members(sim)));
 }
+
+} // namespace test_map_transfer

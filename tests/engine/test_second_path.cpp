@@ -15,6 +15,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_second_path {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -240,3 +242,5 @@ TEST_CASE("cluster.peers: a host that heard nobody sends to every listed address
         CHECK(extra <= 32);
     }
 }
+
+} // namespace test_second_path

@@ -11,6 +11,8 @@
 using namespace nlb;
 using namespace nlb::sim;
 
+namespace test_staging {
+
 namespace {
 
 constexpr std::int64_t kPeriod = 1000;
@@ -29,11 +31,6 @@ EngineConfig changed_rule(std::uint8_t priority) {
     auto c = default_config(priority, 2);
     c.rules[1].affinity = Affinity::none;
     return c;
-}
-
-std::size_t count_events(const SimHost& h, EventKind kind) {
-    return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
-                                                  [&](const Event& e) { return e.kind == kind; }));
 }
 
 // Hosts (live) that own buckets of `slot` in their installed maps, by the config they run.
@@ -274,3 +271,5 @@ TEST_CASE("a host deaf mid-change: no slot is served under two sets at once") {
         sim.now() + 40 * kPeriod));
     CHECK_FALSE(mixed);
 }
+
+} // namespace test_staging
