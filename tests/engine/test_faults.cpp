@@ -244,16 +244,12 @@ TEST_CASE("one host with other timing is refused, naming the key; the cluster st
     slow.cluster.heartbeat_ms = 2000;
     const auto j = sim.add_host(slow);
     sim.run_until(sim.now() + 5 * kPeriod);
-    const auto convergences =
-        std::count_if(sim.host(0).events.begin(), sim.host(0).events.end(),
-                      [](const Event& e) { return e.kind == EventKind::convergence_started; });
+    const auto convergences = count_events(sim.host(0), EventKind::convergence_started);
     sim.run_until(sim.now() + 30 * kPeriod);
     CHECK(sim.host(j).engine->state() == HostState::refused);
     CHECK(sim.host(j).engine->refuse_detail().find("cluster.heartbeat_ms is 2000 here, 200") !=
           std::string::npos);
-    CHECK(std::count_if(sim.host(0).events.begin(), sim.host(0).events.end(), [](const Event& e) {
-              return e.kind == EventKind::convergence_started;
-          }) == convergences);
+    CHECK(count_events(sim.host(0), EventKind::convergence_started) == convergences);
     CHECK(sim.settled());
     CHECK(sim.max_double_ms() == 0);
 }

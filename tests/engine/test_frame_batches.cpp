@@ -43,10 +43,7 @@ bool left_everywhere(Simulator& sim, std::size_t victim) {
     for (std::size_t i = 0; i < sim.size(); ++i) {
         if (i == victim || !sim.host(i).alive)
             continue;
-        const auto& ev = sim.host(i).events;
-        if (std::none_of(ev.begin(), ev.end(), [&](const Event& e) {
-                return e.kind == EventKind::host_left && e.host == victim + 1;
-            }))
+        if (!has_event(sim.host(i), EventKind::host_left, static_cast<std::uint8_t>(victim + 1)))
             return false;
     }
     return true;

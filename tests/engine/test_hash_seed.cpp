@@ -39,9 +39,7 @@ EngineConfig seeded(std::uint8_t priority, std::uint32_t seed) {
 }
 
 std::size_t convergences(const SimHost& h) {
-    return static_cast<std::size_t>(
-        std::count_if(h.events.begin(), h.events.end(),
-                      [](const Event& e) { return e.kind == EventKind::convergence_started; }));
+    return count_events(h, EventKind::convergence_started);
 }
 
 // Every host_refused text host h logged, one per line.

@@ -58,12 +58,6 @@ void count_contact(Simulator& sim, Deliveries& d) {
     };
 }
 
-bool left_event_for(const SimHost& h, std::uint8_t priority) {
-    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
-        return e.kind == EventKind::host_left && e.host == priority;
-    });
-}
-
 // The frame a version before the want section sent: the same without it (unkeyed clusters:
 // no HMAC to redo).
 std::vector<std::uint8_t> without_want(const std::vector<std::uint8_t>& frame) {
@@ -158,8 +152,8 @@ TEST_CASE("a host cut off the segment both ways stays alive by the second path a
         CHECK(sim.max_double_ms() == 0);
         CHECK(sim.host(cut).engine->buckets_owned(0) == 0);
         for (std::size_t i = 0; i < cut; ++i)
-            CHECK_FALSE(left_event_for(sim.host(i), static_cast<std::uint8_t>(cut + 1)));
-        CHECK_FALSE(left_event_for(sim.host(cut), 1));
+            CHECK_FALSE(has_event(sim.host(i), EventKind::host_left, static_cast<std::uint8_t>(cut + 1)));
+        CHECK_FALSE(has_event(sim.host(cut), EventKind::host_left, 1));
         sim.drop = nullptr;
         REQUIRE(sim.run_until(
             [&] { return sim.host(cut).engine->state() == HostState::converged && sim.settled(); },
