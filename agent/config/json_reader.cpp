@@ -15,8 +15,14 @@ std::string child_path(const std::string& parent, std::string_view key) {
 
 std::string describe(const nlohmann::json& value) {
     std::string text = value.dump();
-    if (text.size() > 40)
-        text = text.substr(0, 37) + "...";
+    if (text.size() > 40) {
+        // cut where a character starts: half a UTF-8 sequence would make the message, and
+        // any JSON answer or log line that carries it, invalid
+        std::size_t cut = 37;
+        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+            --cut;
+        text = text.substr(0, cut) + "...";
+    }
     return text;
 }
 
@@ -166,10 +172,48 @@ std::string syntax_reason(const std::string& what) {
     for (char& c : reason)
         if (c == '\n' || c == '\r')
             c = ' ';
-    return reason;
+    // nlohmann quotes the bytes it read last as they were: a file saved as Latin-1 puts bytes
+    // into the message that no JSON answer or log line may carry
+    return valid_utf8(reason);
 }
 
 } // namespace
+
+std::string valid_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+        const unsigned char lead = byte(i);
+        std::size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xBF; // the second byte's range (RFC 3629, section 4)
+        if (lead < 0x80)
+            len = 1;
+        else if (lead >= 0xC2 && lead <= 0xDF)
+            len = 2;
+        else if (lead >= 0xE0 && lead <= 0xEF) {
+            len = 3;
+            lo = lead == 0xE0 ? 0xA0 : 0x80;
+            hi = lead == 0xED ? 0x9F : 0xBF;
+        } else if (lead >= 0xF0 && lead <= 0xF4) {
+            len = 4;
+            lo = lead == 0xF0 ? 0x90 : 0x80;
+            hi = lead == 0xF4 ? 0x8F : 0xBF;
+        }
+        bool ok = len > 0 && i + len <= text.size();
+        for (std::size_t k = 1; ok && k < len; ++k)
+            ok = k == 1 ? byte(i + k) >= lo && byte(i + k) <= hi : (byte(i + k) & 0xC0) == 0x80;
+        if (!ok) {
+            out += '?';
+            ++i;
+            continue;
+        }
+        out.append(text.substr(i, len));
+        i += len;
+    }
+    return out;
+}
 
 nlohmann::json parse_json_strict(std::string_view text, std::string_view source) {
     using Event = nlohmann::json::parse_event_t;

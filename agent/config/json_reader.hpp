@@ -54,6 +54,10 @@ class ObjectReader {
     std::set<std::string, std::less<>> read_;
 };
 
+// `text` with every byte that does not belong to a well-formed UTF-8 sequence replaced by '?':
+// what may go into a JSON answer or a log line.
+std::string valid_utf8(std::string_view text);
+
 // "a JSON string", "an integer", ... for "expected X, got Y" messages.
 const char* json_type_name(const nlohmann::json& value);
 

@@ -45,7 +45,9 @@ class Session : public std::enable_shared_from_this<Session> {
         } catch (const std::exception& e) {
             response = {{"ok", false}, {"error", e.what()}};
         }
-        out_ = response.dump() + "\n";
+        // replace, not throw: an answer quoting bytes that are not UTF-8 (a file name, a
+        // message from outside) must still be sent, and must not end the agent
+        out_ = response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         boost::asio::async_write(socket_, boost::asio::buffer(out_),
                                  [self = shared_from_this()](const boost::system::error_code& ec,
                                                              std::size_t) {

@@ -139,12 +139,16 @@ std::string EventLog::format(LogFormat format, const char* level, const std::str
         j["ts"] = std::chrono::duration<double>(now).count();
         j["level"] = level;
         j["event"] = name;
-        return j.dump();
+        // a message quoting bytes that are not UTF-8 is logged with U+FFFD, never thrown
+        return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
     std::string out = std::string(level) + " " + name;
     if (fields.is_object())
         for (auto it = fields.begin(); it != fields.end(); ++it)
-            out += " " + it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
+            out += " " + it.key() + "=" +
+                   (it->is_string()
+                        ? it->get<std::string>()
+                        : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return out;
 }
 

@@ -3,7 +3,10 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "config.hpp"
+#include "json_reader.hpp"
 
 using namespace nlb;
 
@@ -54,6 +57,36 @@ TEST_CASE("JSON syntax errors name the file, line and column") {
     CHECK(m.find('\n') == std::string::npos);
     CHECK_THAT(error_of(""), Catch::StartsWith("nlb.json: line 1, column 1: "));
     CHECK_THAT(error_of("{} {}"), Catch::StartsWith("nlb.json: line 1, column 4: "));
+}
+
+// What a message carries goes into JSON answers and log lines, which must be UTF-8: nlbadm's
+// reload of a file saved as Latin-1 once ended the agent (the answer's dump threw).
+TEST_CASE("error messages are UTF-8 whatever the file holds") {
+    auto utf8 = [](const std::string& m) {
+        INFO(m);
+        CHECK_NOTHROW(nlohmann::json(m).dump());
+        return m;
+    };
+    // a Latin-1 "é" inside a string: a syntax error quoting the bytes read last
+    const std::string latin1 = utf8(error_of("{\"cluster\": {\"ip\": \"caf\xE9\"}}"));
+    CHECK_THAT(latin1, Catch::StartsWith("nlb.json: line 1, column "));
+    CHECK(latin1.find('?') != std::string::npos);
+    // a long value cut where a two-byte character starts, not inside it
+    const std::string cut =
+        utf8(error_of(R"({"cluster": ")" + std::string(35, 'a') + "\xC3\xA9\xC3\xA9\xC3\xA9\"}"));
+    CHECK(cut == "cluster: expected an object, got a string \"" + std::string(35, 'a') + "...");
+}
+
+TEST_CASE("valid_utf8 keeps well-formed sequences and replaces the rest byte by byte") {
+    CHECK(valid_utf8("plain") == "plain");
+    CHECK(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") ==
+          "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+    CHECK(valid_utf8("caf\xE9") == "caf?");          // Latin-1
+    CHECK(valid_utf8("\xC0\x80") == "??");           // overlong NUL
+    CHECK(valid_utf8("\xED\xA0\x80") == "???");      // a surrogate
+    CHECK(valid_utf8("\xF4\x90\x80\x80") == "????"); // past U+10FFFF
+    CHECK(valid_utf8("ab\xE2\x82") == "ab??");       // cut short at the end
+    CHECK(valid_utf8("\x80x") == "?x");              // a lone continuation byte
 }
 
 TEST_CASE("document shape: top level, required sections, unknown and duplicate keys") {

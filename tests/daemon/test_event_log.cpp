@@ -96,6 +96,24 @@ TEST_CASE("event log: lines reach the sink in order, one JSON object each") {
     CHECK(nlohmann::json::parse(lines[2])["level"] == "error");
 }
 
+TEST_CASE("event log: a message that is not UTF-8 is logged, not thrown") {
+    for (const auto format : {LogFormat::json, LogFormat::text}) {
+        Pipe p;
+        {
+            EventLog log(format, p.w);
+            REQUIRE_NOTHROW(log.error("reload: caf\xE9"));
+            REQUIRE_NOTHROW(log.event("list", {{"names", {"caf\xE9"}}}));
+        }
+        const auto lines =
+            lines_of(p.read_until([](const std::string& s) { return lines_of(s).size() >= 2; }));
+        REQUIRE(lines.size() == 2);
+        if (format == LogFormat::json) {
+            CHECK(nlohmann::json::parse(lines[0])["message"] == "reload: caf\xEF\xBF\xBD");
+            CHECK(nlohmann::json::parse(lines[1])["names"][0] == "caf\xEF\xBF\xBD");
+        }
+    }
+}
+
 TEST_CASE("event log: a sink that takes nothing holds nobody up; what overflows is counted") {
     Pipe p;
     p.fill();

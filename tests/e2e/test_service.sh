@@ -139,6 +139,14 @@ check "nothing of it applied: weight unchanged" test "$(nlbadm_h 1 --json params
 echo '{"cluster": ' >"$TOPO_DIR/h1.json"
 reload 1
 check "a file that does not parse is refused" grep -q 'reload: .*h1.json: .*(nothing changed)' "$TOPO_DIR/h1.log"
+# A file saved as Latin-1: the parser's message quotes the bytes, which the answer (JSON)
+# cannot carry as they are; the agent once died sending it.
+cp "$TOPO_DIR/good1.json" "$TOPO_DIR/h1.json"
+sed -i 's/"interface": "eth0"/"interface": "eth0", "name": "caf\xe9"/' "$TOPO_DIR/h1.json"
+out=$(nlbadm_h 1 reload 2>&1) && rc=0 || rc=$?
+check "a file in Latin-1: refused with exit 1 and the reason ($out)" \
+  eval 'test "$rc" = 1 && [[ "$out" == "nlbadm: reload: "*"h1.json: line "*"(nothing changed)" ]]'
+check "a file in Latin-1: the agent still answers" nlbadm_h 1 query
 check "the agent still serves" test "$(owned 1)" = "$share1"
 
 touch "$TOPO_DIR/stop"
