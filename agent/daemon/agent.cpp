@@ -235,7 +235,10 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     tracking_.start(*dp_, tables_.vips(), log_);
     // Attaching took time (loading, netlink): the engine's inputs carry the time they happen.
     now = monotonic_now();
-    // Before start: a rule whose probe has not passed `rise` times yet gets no share.
+    // Before start: a rule whose probe has not passed `rise` times yet gets no share. The
+    // probes guard the rules by their places in this configuration (a reload while detached
+    // may have moved them).
+    health_->set_rules(config_);
     engine_->set_probe_down(health_->down_rules(), now);
     disable_rules_off_here(now);
     switch (config_.host.initial_state) {
@@ -254,6 +257,13 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     next_periodic_ = now;
     next_arm_ = now;
     apply(engine_->take_decision());
+    // A set staged before a detach waits for the cluster again: the host comes back running
+    // what it ran, the new set staged beside it, as before (the others may be waiting for it).
+    if (staged_) {
+        Config next = std::move(*staged_);
+        staged_.reset();
+        apply_config(std::move(next), "attach");
+    }
 }
 
 void Agent::tear_down(bool keep_dataplane, bool leave) {

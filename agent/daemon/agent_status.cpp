@@ -77,7 +77,9 @@ json Agent::query() const {
     json rules = json::array();
     const json effective = to_json(config_);
     const std::uint32_t panic = engine_ && engine_->members() ? engine_->panic_rules() : 0;
-    for (std::size_t i = 0; i < tables_.rules().size(); ++i) {
+    // The rules in force (attached, the tables' own; detached, the file's as reloaded: the
+    // tables are built again at attach).
+    for (std::size_t i = 0; i < config_.port_rules.size(); ++i) {
         json rule = effective["port_rules"][i];
         rule["buckets_owned"] = engine_ ? engine_->buckets_owned(i) : 0;
         rule["buckets_total"] = NLB_BUCKETS;

@@ -115,6 +115,7 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         engine_->set_contact_peers(contact_peers(next));
     const Config before = std::move(config_);
     config_ = std::move(next);
+    health_->set_rules(config_); // detached, the rules may have moved (attach rebuilds the rest)
     if (load_)
         load_->reconfigure(config_); // the operator's weights, under the same factors
     if (engine_ && !plan.live.empty()) {

@@ -80,6 +80,18 @@ check "detached: no VIP" test -z "$(ip -n "$TOPO-h1" addr show eth0 | grep "$CLU
 check "detached: no TC filter" test -z "$(ip netns exec "$TOPO-h1" tc filter show dev eth0 egress)"
 check "detached: no pins" test ! -e "$TOPO_DIR/bpffs/h1"
 check "detached: query says so" test "$(nlbadm_h 1 --json query | json 'd["host"]["attached"]')" = False
+# Detached, a reload applies whole: query lists the file's rules, not the last attach's.
+cp "$TOPO_DIR/h1.json" "$TOPO_DIR/h1.attached.json"
+python3 - "$TOPO_DIR/h1.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["port_rules"] = []; json.dump(c, open(sys.argv[1], "w"))
+PY
+check "detached: a reload that drops the rule applies" nlbadm_h 1 reload
+check "detached: query lists the file's rules (none)" \
+  test "$(nlbadm_h 1 --json query | json 'len(d["rules"])')" = 0
+cp "$TOPO_DIR/h1.attached.json" "$TOPO_DIR/h1.json"
+check "detached: the rule back" nlbadm_h 1 reload
+check "detached: query lists it" test "$(nlbadm_h 1 --json query | json 'len(d["rules"])')" = 1
 wait_converged 2 20 2 3
 
 # Commands and states.

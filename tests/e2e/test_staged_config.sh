@@ -103,6 +103,15 @@ check "unchanged UDP rule: every request answered once" \
 host_config 1 "$rules_a"
 nlbadm_h 1 reload >/dev/null
 check "a file that stages something new is staged" test "$(q 1 'd["cluster"]["configuration"]["staged"]')" != None
+# A detach and an attach keep it staged: the host runs the active set, the others wait for it.
+staged=$(q 1 'd["cluster"]["configuration"]["staged"]')
+active=$(q 1 'd["cluster"]["configuration"]["active"]')
+check "detach host 1" nlbadm_h 1 detach eth0
+check "attach host 1" nlbadm_h 1 attach eth0
+wait_converged 3 20 1 2 3
+check "after the attach: the same set staged ($staged)" \
+  test "$(q 1 'd["cluster"]["configuration"]["staged"]')" = "$staged"
+check "after the attach: the same set active" test "$(q 1 'd["cluster"]["configuration"]["active"]')" = "$active"
 cp "$TOPO_DIR/h2.json" "$TOPO_DIR/h1.json"
 sed -i 's/"priority": 2/"priority": 1/; s/10\.10\.0\.12/10.10.0.11/' "$TOPO_DIR/h1.json"
 nlbadm_h 1 reload >/dev/null
