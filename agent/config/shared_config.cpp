@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 namespace nlb {
@@ -46,7 +47,12 @@ std::string rule_text(const Config& c, const PortRuleConfig& r) {
 std::uint32_t number(const nlohmann::json& part, const char* key) {
     if (!part.contains(key) || !part[key].is_number_unsigned())
         bad(std::string(key) + ": missing or not a number");
-    return part[key].get<std::uint32_t>();
+    // checked before the narrowing, which would wrap 2^32 + 1000 to a valid 1000; the
+    // configuration's own bounds follow (parse_config)
+    const auto value = part[key].get<std::uint64_t>();
+    if (value > std::numeric_limits<std::uint32_t>::max())
+        bad(std::string(key) + ": " + std::to_string(value) + " out of range");
+    return static_cast<std::uint32_t>(value);
 }
 
 std::uint16_t port(std::string_view text, const std::string& where) {

@@ -114,6 +114,8 @@ TEST_CASE("a shared part that does not fit is refused by one line") {
     CHECK(broken("rules", "*:80-90:t:m:s *:85-85:t:m:s").find("overlaps") != std::string::npos);
     CHECK(broken("heartbeat_ms", 5).find("heartbeat_ms") != std::string::npos);
     CHECK(broken("heartbeat_ms", "fast") == "push: heartbeat_ms: missing or not a number");
+    // past 32 bits: refused, not wrapped to 1,000 (2^32 + 1,000) and then found valid
+    CHECK(broken("heartbeat_ms", 4294968296ULL) == "push: heartbeat_ms: 4294968296 out of range");
     CHECK(broken("rules", 7) == "push: rules: missing or not a string");
 }
 
