@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -56,16 +57,23 @@ nlohmann::json call_agent(const std::string& socket_path, const nlohmann::json& 
     Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0)
         throw unreachable(errno);
-    // A Unix-socket connect does not block on a listening peer; a full backlog returns
-    // EAGAIN only on non-blocking sockets, so a plain connect is enough here.
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) < 0)
-        throw unreachable(errno);
-
     auto deadline = Clock::now() + timeout;
     auto timed_out = [&] {
         return AgentUnreachable(where + " did not answer within " +
                                 std::to_string(timeout.count()) + " ms");
     };
+    // A connect to a listener whose backlog is full (an agent whose loop is held up, and
+    // earlier callers' connections queued) waits until it accepts, without end unless the
+    // socket has a send timeout; then it fails with EAGAIN.
+    const auto ms = timeout.count() > 0 ? timeout.count() : 1;
+    const timeval limit{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)) < 0)
+        throw unreachable(errno);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) < 0) {
+        if (errno == EAGAIN || errno == EINPROGRESS)
+            throw timed_out();
+        throw unreachable(errno);
+    }
 
     std::string line = request.dump() + "\n";
     for (std::size_t sent = 0; sent < line.size();) {

@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "command_line.hpp"
@@ -206,6 +207,46 @@ TEST_CASE("call_agent: an agent that never answers times out as unreachable") {
     CHECK_THROWS_WITH(
         call_agent(agent.path(), {{"command", "query"}}, std::chrono::milliseconds(200)),
         "nlb-agent at " + agent.path() + " did not answer within 200 ms");
+}
+
+TEST_CASE("call_agent: an agent whose backlog is full times out too, not waiting forever") {
+    // A listener that never accepts, its queue already full: what an agent held up leaves
+    // once earlier callers' connections are queued.
+    const std::string path = "/tmp/nlb-test-cli-full-" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path.c_str());
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+    const auto* a = reinterpret_cast<const sockaddr*>(&address);
+    REQUIRE(::bind(listener, a, sizeof(address)) == 0);
+    REQUIRE(::listen(listener, 0) == 0);
+    std::vector<int> queued;
+    for (int i = 0; i < 4; ++i) { // until a non-blocking connect finds the queue full
+        const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        queued.push_back(c);
+        if (::connect(c, a, sizeof(address)) < 0) {
+            REQUIRE(errno == EAGAIN);
+            break;
+        }
+    }
+    // On a thread: without the limit the call would never come back; closing the listener
+    // below ends such a wait, so the test fails instead of hanging.
+    auto call = std::async(std::launch::async, [&] {
+        try {
+            call_agent(path, {{"command", "query"}}, std::chrono::milliseconds(200));
+        } catch (const AgentUnreachable& e) {
+            return std::string(e.what());
+        }
+        return std::string("answered");
+    });
+    const bool back = call.wait_for(std::chrono::seconds(3)) == std::future_status::ready;
+    ::close(listener);
+    CHECK(back);
+    CHECK(call.get() == "nlb-agent at " + path + " did not answer within 200 ms");
+    for (int c : queued)
+        ::close(c);
+    ::unlink(path.c_str());
 }
 
 TEST_CASE("run: local commands need no agent") {
