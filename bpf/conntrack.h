@@ -139,17 +139,21 @@ static __always_inline int nlb_filter_may_hold(__u8 family, const void *key)
 	return (blk->word[nlb_filter_word(hash)] & mask) == mask;
 }
 
-/* Records a connection this host accepts before its stack proved it (a SYN, or mid-stream in
- * a bucket it adopts). A dataplane the watchdog stopped drops the packet, so it must not
- * record it: the entry would make this host claim the connection once the bucket has moved. */
+/* Records a connection this host accepts before its stack proved it (a SYN, whose sequence
+ * number it keeps with flags NLB_CONN_SYN_SEQ, or mid-stream in a bucket it adopts, flags 0).
+ * A dataplane the watchdog stopped drops the packet, so it must not record it: the entry
+ * would make this host claim the connection once the bucket has moved. */
 static __always_inline void nlb_record_opening(__u8 family, void *conns, const void *key,
 					       const struct nlb_config *cfg, struct nlb_stats *st,
-					       __u32 rule_idx, __u32 bucket)
+					       __u32 rule_idx, __u32 bucket, __u8 flags,
+					       __u32 syn_seq)
 {
 	struct nlb_conn entry = {
-		.opened_ns = bpf_ktime_get_coarse_ns(),
-		.bucket = (__u16)bucket,
-		.rule = (__u8)rule_idx,
+	    .opened_ns = bpf_ktime_get_coarse_ns(),
+	    .bucket = (__u16)bucket,
+	    .rule = (__u8)rule_idx,
+	    .flags = flags,
+	    .syn_seq = syn_seq,
 	};
 	struct nlb_conn *c;
 
@@ -157,10 +161,13 @@ static __always_inline void nlb_record_opening(__u8 family, void *conns, const v
 		return;
 	/* A retransmitted SYN (or a flood repeating its tuples) finds its record: refreshed in
 	 * place, since an LRU update takes a new node and the table's lock even for a key it
-	 * holds. The lookup marks the entry used for the LRU, as an update would. */
+	 * holds. The lookup marks the entry used for the LRU, as an update would. A SYN with
+	 * another sequence number opens the tuple anew: its number is the one to continue. */
 	c = bpf_map_lookup_elem(conns, key);
 	if (c && c->bucket == entry.bucket && c->rule == entry.rule) {
 		c->opened_ns = entry.opened_ns;
+		c->syn_seq = syn_seq;
+		c->flags = flags;
 		return;
 	}
 	if (nlb_conn_insert(family, conns, key, &entry) == 0)
@@ -173,14 +180,15 @@ static __always_inline void nlb_record_opening(__u8 family, void *conns, const v
 static __always_inline int nlb_tcp_tracked(__u8 family, void *conns, void *est, const void *key,
 					   struct ethhdr *eth, const struct nlb_config *cfg,
 					   struct nlb_stats *st, __u32 rule_idx, __u32 bucket,
-					   __u16 b, __u8 tcp_flags, int mode)
+					   __u16 b, __u8 tcp_flags, __u32 seq, int mode)
 {
 	int syn = nlb_tcp_syn(tcp_flags);
 	struct nlb_conn *c;
 
 	if ((b & NLB_BKT_MINE) && syn && mode == NLB_TRACK_FULL) {
 		/* A new connection is the owner's, whoever served that tuple before. */
-		nlb_record_opening(family, conns, key, cfg, st, rule_idx, bucket);
+		nlb_record_opening(family, conns, key, cfg, st, rule_idx, bucket, NLB_CONN_SYN_SEQ,
+				   seq);
 		return nlb_accept(eth, cfg, st);
 	}
 	if (!nlb_filter_may_hold(family, key))
@@ -205,6 +213,16 @@ static __always_inline int nlb_tcp_tracked(__u8 family, void *conns, void *est, 
 			bpf_map_delete_elem(conns, key);
 			return nlb_drop(st);
 		}
+		/* Opened by a SYN: only what continues that SYN is this connection. A SYN forged
+		 * with the 4-tuple of another host's connection (its bucket moved here) makes this
+		 * stack answer with a SYN-ACK, the client answers that from its own sequence space,
+		 * and that ACK, taken here, would make this stack reset the client's connection
+		 * (an unacceptable ACK in SYN-RECEIVED draws a reset whose sequence number is the
+		 * client's own). It is the other host's packet: judged as if nothing were recorded.
+		 */
+		if (!syn && mode == NLB_TRACK_FULL && (c->flags & NLB_CONN_SYN_SEQ) &&
+		    seq - (c->syn_seq + 1) >= NLB_OPENING_SEQ_WINDOW)
+			goto untracked;
 		return nlb_accept(eth, cfg, st);
 	}
 untracked:
@@ -216,7 +234,7 @@ untracked:
 		return XDP_DROP;
 	}
 	if ((b & NLB_BKT_ADOPT) && !nlb_tcp_closing(tcp_flags) && mode == NLB_TRACK_FULL)
-		nlb_record_opening(family, conns, key, cfg, st, rule_idx, bucket);
+		nlb_record_opening(family, conns, key, cfg, st, rule_idx, bucket, 0, 0);
 	return nlb_accept(eth, cfg, st);
 }
 

@@ -78,14 +78,16 @@ static __always_inline int nlb_decide(struct ethhdr *eth, const struct nlb_confi
 			};
 
 			return nlb_tcp_tracked(NLB_FAMILY_V4, &nlb_conns4, &nlb_est4, &k4, eth, cfg,
-					       st, rule_idx, bucket, b, p->tcp_flags, mode);
+					       st, rule_idx, bucket, b, p->tcp_flags, p->tcp_seq,
+					       mode);
 		} else {
 			struct nlb_conn_key6 k6 = {.sport = p->sport, .dport = p->dport};
 
 			__builtin_memcpy(k6.saddr, p->saddr, 16);
 			__builtin_memcpy(k6.daddr, p->daddr, 16);
 			return nlb_tcp_tracked(NLB_FAMILY_V6, &nlb_conns6, &nlb_est6, &k6, eth, cfg,
-					       st, rule_idx, bucket, b, p->tcp_flags, mode);
+					       st, rule_idx, bucket, b, p->tcp_flags, p->tcp_seq,
+					       mode);
 		}
 	}
 	/* UDP and ICMP follow ownership alone: they move with their bucket at once. */
@@ -325,14 +327,16 @@ static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_conf
 		};
 
 		return nlb_tcp_tracked(NLB_FAMILY_V4, &nlb_conns4, &nlb_est4, &k4, eth, cfg, st,
-				       rule_idx, bucket, b, l4[13], NLB_TRACK_FULL);
+				       rule_idx, bucket, b, l4[13], bpf_ntohl(*(__be32 *)(l4 + 4)),
+				       NLB_TRACK_FULL);
 	} else {
 		struct nlb_conn_key6 k6 = {.sport = sport, .dport = dport};
 
 		__builtin_memcpy(k6.saddr, saddr, 16);
 		__builtin_memcpy(k6.daddr, daddr, 16);
 		return nlb_tcp_tracked(NLB_FAMILY_V6, &nlb_conns6, &nlb_est6, &k6, eth, cfg, st,
-				       rule_idx, bucket, b, l4[13], NLB_TRACK_FULL);
+				       rule_idx, bucket, b, l4[13], bpf_ntohl(*(__be32 *)(l4 + 4)),
+				       NLB_TRACK_FULL);
 	}
 }
 

@@ -52,6 +52,7 @@ struct nlb_packet {
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 fragment; /* any fragment of a fragmented datagram */
+	__u32 tcp_seq; /* TCP: the sequence number, host order */
 	__be32 frag_id; /* the datagram's IP ID (IPv4: 16 bits), when `fragment` */
 	void *l4;       /* first byte after the IP headers; NULL for non-first fragments */
 	void *ip_end;  /* end of the IP datagram (tot_len / payload_len), never past data_end */
@@ -95,6 +96,7 @@ static __always_inline int nlb_parse_l4(struct nlb_packet *p, void *data_end)
 		p->sport = *(__be16 *)tcp;
 		p->dport = *(__be16 *)(tcp + 2);
 		p->tcp_flags = tcp[13];
+		p->tcp_seq = bpf_ntohl(*(__be32 *)(tcp + 4));
 	} else if (p->proto == IPPROTO_UDP) {
 		__be16 *udp = l4;
 

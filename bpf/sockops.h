@@ -59,18 +59,20 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 			.saddr = t->saddr[0], .daddr = t->daddr[0], .sport = t->sport, .dport = t->dport};
 
 		err = nlb_conn_insert(NLB_FAMILY_V4, &nlb_est4, &k4, &entry);
-		bpf_map_delete_elem(&nlb_conns4, &k4);
+		if (!err)
+			bpf_map_delete_elem(&nlb_conns4, &k4);
 	} else {
 		struct nlb_conn_key6 k6 = {.sport = t->sport, .dport = t->dport};
 
 		__builtin_memcpy(k6.saddr, t->saddr, 16);
 		__builtin_memcpy(k6.daddr, t->daddr, 16);
 		err = nlb_conn_insert(NLB_FAMILY_V6, &nlb_est6, &k6, &entry);
-		bpf_map_delete_elem(&nlb_conns6, &k6);
+		if (!err)
+			bpf_map_delete_elem(&nlb_conns6, &k6);
 	}
 	if (err) {
-		/* The opening record (if the LRU still has it) was its only trace: keep
-		 * serving from it rather than from nothing. */
+		/* The opening record (if the LRU still has it) is its only trace, kept above:
+		 * serving from it beats serving from nothing. */
 		st->established_full++;
 		return -1;
 	}

@@ -43,6 +43,12 @@
  * about 63 s with the default tcp_synack_retries of 5). */
 #define NLB_OPENING_MAX_AGE_NS (75ULL * 1000 * 1000 * 1000)
 
+/* An opening record made by a SYN takes the client's packets whose sequence numbers lie this
+ * far past the SYN's, the client's first window and more (the SYN-ACK offers at most 64 KB
+ * unscaled): a client established with another host, answering this host's SYN-ACK to a
+ * forged SYN from its own sequence space, falls outside but once in 32,768 (bpf/conntrack.h). */
+#define NLB_OPENING_SEQ_WINDOW (1U << 17)
+
 /* Slots of the direct-mapped table of first-fragment verdicts (16 bytes each, both families):
  * a datagram's record is overwritten when a datagram that starts before its last fragment
  * hashes to its slot, a chance of one in this many per such datagram. */

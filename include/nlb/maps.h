@@ -142,12 +142,17 @@ struct nlb_conn_key6 {
 	__u16 dport;
 };
 
+/* nlb_conn.flags */
+#define NLB_CONN_SYN_SEQ 1 /* an opening record made by a SYN: syn_seq holds its sequence number   \
+			    */
+
 struct nlb_conn {
 	__u64 opened_ns; /* CLOCK_MONOTONIC (coarse) when recorded */
 	__u64 closed_ns; /* established: when its socket closed; 0 while open (opening: unused) */
 	__u16 bucket;
 	__u8 rule;
-	__u8 pad[5];
+	__u8 flags;    /* NLB_CONN_* */
+	__u32 syn_seq; /* NLB_CONN_SYN_SEQ: the SYN's sequence number (host order) */
 };
 
 /* The connection scan's global (bpf/conn_scan.bpf.c): the agent sets the inputs and zeroes

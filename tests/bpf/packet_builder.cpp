@@ -31,6 +31,11 @@ void put16(Bytes& b, std::uint16_t v) {
     b.push_back(static_cast<std::uint8_t>(v));
 }
 
+void put32(Bytes& b, std::uint32_t v) {
+    put16(b, static_cast<std::uint16_t>(v >> 16));
+    put16(b, static_cast<std::uint16_t>(v));
+}
+
 void put_words(Bytes& b, const std::array<std::uint32_t, 4>& w, int n) {
     const auto* p = reinterpret_cast<const std::uint8_t*>(w.data());
     b.insert(b.end(), p, p + 4 * n);
@@ -52,7 +57,9 @@ Bytes l4_header(const PacketSpec& s) {
     if (s.proto == kTcp) {
         put16(l4, s.sport);
         put16(l4, s.dport);
-        l4.insert(l4.end(), {0, 0, 0, 1, 0, 0, 0, 0}); // seq, ack
+        const bool syn = (s.tcp_flags & (kSyn | kAck)) == kSyn;
+        put32(l4, s.seq.value_or(syn ? 1000 : 1001));
+        put32(l4, 0); // ack
         l4.push_back(5 << 4);
         l4.push_back(s.tcp_flags);
         put16(l4, 65535); // window

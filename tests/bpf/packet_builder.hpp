@@ -34,6 +34,9 @@ struct PacketSpec {
     std::uint16_t sport = 40000; // host byte order
     std::uint16_t dport = 80;
     std::uint8_t tcp_flags = kAck;
+    // TCP sequence number; by default 1000 for a SYN and 1001 after it, so that a SYN and the
+    // packets that follow it in a test are one connection's (bpf/conntrack.h checks).
+    std::optional<std::uint32_t> seq;
     std::size_t payload = 0;
     std::size_t ipv4_options = 0;         // bytes, a multiple of 4 (NOPs)
     std::vector<std::uint8_t> ipv6_ext;   // extension header types before the fragment/L4

@@ -204,6 +204,69 @@ TEST_CASE("TCP connections survive a bucket move") {
     }
 }
 
+// A SYN forged with the 4-tuple of a connection another host serves, in a bucket that moved
+// here: the new owner takes it (a new connection is its own) and its stack answers with a
+// SYN-ACK, which the client answers from its own sequence space. That answer is the other
+// host's packet: taken here, it would make this stack reset the client's connection.
+TEST_CASE("a forged SYN on another host's connection: the new owner takes only what continues it") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    // IPv4 with options takes the general path, without them the fast one
+    auto options = family == NLB_FAMILY_V4 ? GENERATE(0u, 4u) : 0u;
+    CAPTURE(int(family), options);
+    Move m;
+    std::mt19937 rng(300 + family + options);
+    IpAddress client = random_address(rng, family);
+    m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    m.set(1 | NLB_BKT_MINE, 1);
+    auto packet = [&](std::uint16_t port, std::uint8_t flags, std::uint32_t seq) {
+        PacketSpec p = tcp(client, port, flags);
+        p.seq = seq;
+        p.ipv4_options = options;
+        return build(p);
+    };
+    // host 1's connection, established by its stack; then the bucket moves to host 2
+    REQUIRE(m.h1.seed(tuple_of(tcp(client, 1111, kAck))) == XDP_PASS);
+    m.moved_dirty();
+
+    const std::uint32_t forged = 0x5000'0000, client_next = 0x1234'5678;
+    CHECK(verdict(m.h2, packet(1111, kSyn, forged)) == Verdict::accepted);
+    CHECK(verdict(m.h1, packet(1111, kSyn, forged)) == Verdict::accepted); // its socket's
+    auto e = conn_of(m.h2, tcp(client, 1111, kSyn));
+    REQUIRE(e);
+    CHECK(e->flags == NLB_CONN_SYN_SEQ);
+    CHECK(e->syn_seq == forged);
+    // the client's answer to host 2's SYN-ACK: host 1's connection, not host 2's
+    const auto dirty = stats(m.h2, 0).dropped_dirty;
+    CHECK(verdict(m.h2, packet(1111, kAck, client_next)) == Verdict::dropped);
+    CHECK(verdict(m.h1, packet(1111, kAck, client_next)) == Verdict::accepted);
+    CHECK(stats(m.h2, 0).dropped_dirty == dirty + 1);
+    // what does continue the SYN (the sender's own handshake) is host 2's: its first window
+    CHECK(verdict(m.h2, packet(1111, kAck, forged + 1)) == Verdict::accepted);
+    CHECK(verdict(m.h2, packet(1111, kAck | 0x08, forged + 1 + 60'000)) == Verdict::accepted);
+    CHECK(verdict(m.h2, packet(1111, kAck, forged + 1 + NLB_OPENING_SEQ_WINDOW)) ==
+          Verdict::dropped);
+    CHECK(verdict(m.h2, packet(1111, kAck, forged)) == Verdict::dropped); // before the window
+
+    // a genuine new connection of the bucket, its sequence numbers wrapping past 2^32
+    CHECK(verdict(m.h2, packet(2222, kSyn, 0xFFFF'FFF0u)) == Verdict::accepted);
+    CHECK(verdict(m.h2, packet(2222, kAck, 0xFFFF'FFF1u)) == Verdict::accepted);
+    CHECK(verdict(m.h2, packet(2222, kAck | 0x08, 0x10)) == Verdict::accepted);
+    // a retransmitted or repeated SYN with another number opens the tuple anew
+    CHECK(verdict(m.h2, packet(2222, kSyn, 7)) == Verdict::accepted);
+    CHECK(conn_of(m.h2, tcp(client, 2222, kSyn))->syn_seq == 7);
+    CHECK(verdict(m.h2, packet(2222, kAck, 8)) == Verdict::accepted);
+    CHECK(verdict(m.h2, packet(2222, kAck, 0xFFFF'FFF1u)) == Verdict::dropped);
+
+    // a record made mid-stream (ADOPT) has no SYN to continue: any sequence number is its
+    m.set(1, 2 | NLB_BKT_MINE | NLB_BKT_ADOPT);
+    CHECK(verdict(m.h2, packet(3333, kAck, 0xABCD'0000)) == Verdict::accepted);
+    auto adopted = conn_of(m.h2, tcp(client, 3333, kAck));
+    REQUIRE(adopted);
+    CHECK(adopted->flags == 0);
+    m.set(1, 2 | NLB_BKT_MINE | NLB_BKT_DIRTY_OTHER);
+    CHECK(verdict(m.h2, packet(3333, kAck, 0x0BCD'0000)) == Verdict::accepted);
+}
+
 TEST_CASE("FIN and RST change no record: an off-path RST or a half-close keeps the connection") {
     auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
     CAPTURE(int(family));
@@ -265,6 +328,36 @@ TEST_CASE("a SYN flood evicts only unproven records: established connections kee
     CHECK(verdict(h1, build(with_flags(proven, kAck))) == Verdict::accepted);
     CHECK(verdict(h1, build(with_flags(unproven, kAck))) == Verdict::dropped);
     CHECK(stats(h1, 0).established == 1);
+}
+
+TEST_CASE("an established table that is full leaves a connection its opening record") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    constexpr std::uint32_t kEstablished = 64;
+    DataplaneTables tables{{kVip4, kVip6}, {RuleMatch{}}};
+    DataplaneFixture h1(DataplaneFixture::kTestTableEntries, kEstablished);
+    h1.configure(tables, 1);
+    h1.own_all(0, 1);
+    std::mt19937 rng(500 + family);
+    int full = 0;
+    for (std::uint32_t i = 0; i < 2 * kEstablished && !full; ++i)
+        full = h1.seed(tuple_of(tcp(random_address(rng, family), 9000, kAck))) == XDP_DROP;
+    REQUIRE(full);
+    // a new connection: its SYN recorded, then its stack establishes it, the table full
+    IpAddress client = random_address(rng, family);
+    const PacketSpec syn = tcp(client, 1000, kSyn);
+    REQUIRE(verdict(h1, build(syn)) == Verdict::accepted);
+    CHECK(h1.seed(tuple_of(syn)) == XDP_DROP);
+    CHECK(conn_of(h1, syn));
+    CHECK_FALSE(est_of(h1, syn));
+    CHECK(stats(h1, 0).established_full >= 2);
+    // so it stays with this host when its bucket moves
+    const std::uint16_t bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    h1.set_buckets(0, [&](std::uint16_t b) {
+        return b == bucket ? std::uint16_t(2 | NLB_BKT_TRACKED_HERE)
+                           : std::uint16_t(1 | NLB_BKT_MINE);
+    });
+    CHECK(verdict(h1, build(with_flags(syn, kAck))) == Verdict::accepted);
 }
 
 TEST_CASE("nlb_seed records connections of this cluster's rules only") {
