@@ -423,7 +423,15 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 		return nlb_ip(ctx, eth, cfg, &p, data_end);
 	}
 	if (proto == bpf_htons(ETH_P_IPV6)) {
-		if (nlb_parse_ipv6(&p, data + l3_off, data_end))
+		int parsed = nlb_parse_ipv6(&p, data + l3_off, data_end);
+
+		/* Too deep to read to its end: none of ours unless it is to a VIP or to a
+		 * multicast group (neighbour discovery for a VIP goes to one). */
+		if (parsed == NLB_PARSE_TOO_DEEP &&
+		    (p.daddr[0] & bpf_htonl(0xff000000)) != bpf_htonl(0xff000000) &&
+		    !nlb_find_vip(cfg, NLB_FAMILY_V6, p.daddr))
+			return XDP_PASS;
+		if (parsed)
 			return nlb_malformed();
 		/* A solicitation for a VIP goes to a solicited-node multicast address, not to the
 		 * VIP, so neighbour discovery is recognised by its target, before the VIP

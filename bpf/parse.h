@@ -15,8 +15,9 @@
 
 #include <nlb/maps.h>
 
-/* IPv6 extension headers walked before giving up on a packet (a VIP packet with more is
- * treated as malformed: no legitimate client needs them). */
+/* IPv6 extension headers walked before giving up on a packet (NLB_PARSE_TOO_DEEP: a VIP or
+ * multicast packet with more is treated as malformed, no legitimate client needs them; one to
+ * any other address passes untouched, as IPv4 to a non-VIP does whatever it carries). */
 #define NLB_MAX_EXT_HDRS 4
 
 #define NLB_TCP_FIN 0x01
@@ -61,6 +62,7 @@ struct nlb_packet {
 enum nlb_parse_result {
 	NLB_PARSE_OK = 0,
 	NLB_PARSE_MALFORMED = -1,
+	NLB_PARSE_TOO_DEEP = -2, /* IPv6: more extension headers than walked; addresses read */
 };
 
 /* Ports and TCP flags; l4 is bounded by ip_end, which is bounded by data_end. */
@@ -201,7 +203,7 @@ static __always_inline int nlb_parse_ipv6(struct nlb_packet *p, struct ipv6hdr *
 		}
 	}
 	if (nlb_is_ipv6_ext(nexthdr))
-		return NLB_PARSE_MALFORMED;
+		return NLB_PARSE_TOO_DEEP;
 	p->proto = nexthdr;
 	p->l4 = cur;
 	if (cur > p->ip_end)

@@ -265,6 +265,15 @@ TEST_CASE("headers cut short with lengths that agree are malformed") {
         CHECK(total_stats(g.dp).malformed == before + 1);
     }
     CHECK(total_stats(g.dp).accepted == 0);
+
+    // More extension headers than walked to an address that is neither a VIP nor a group:
+    // the dedicated IP's, say, whose traffic passes whatever it carries.
+    s.dst = ip("2001:db8::11");
+    const std::uint64_t before = total_stats(g.dp).malformed;
+    CHECK(verdict(g.dp, build(s)) == Verdict::passed);
+    s.dst = ip("ff02::1:ff00:100"); // a solicited-node group: malformed still
+    CHECK(verdict(g.dp, build(s)) == Verdict::dropped);
+    CHECK(total_stats(g.dp).malformed == before + 1);
 }
 
 namespace {
