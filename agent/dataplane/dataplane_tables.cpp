@@ -184,12 +184,17 @@ void DataplaneTables::assign_indices(const VipLayout* before) {
         return;
     }
     // Kept VIPs keep their port tables; new ones take the indices nobody had, then those of
-    // the VIPs that go (whose slots are emptied before their tables are rewritten).
+    // the VIPs that go (whose slots are emptied before their tables are rewritten). Index 0
+    // is the cluster IP's whatever held it (the dataplane passes remote control to index 0
+    // only): after a restart that changed cluster.ip and adopted the pinned dataplane, the
+    // old cluster IP, if it stays as a VIP, takes another.
     std::array<int, NLB_MAX_VIPS> use{}; // 0 free, 1 a leaving VIP's, 2 taken
     for (std::uint32_t k : before->index)
         if (k < NLB_MAX_VIPS)
             use[k] = 1;
-    for (std::size_t i = 0; i < vips_.size(); ++i) {
+    index_[0] = 0;
+    use[0] = 2;
+    for (std::size_t i = 1; i < vips_.size(); ++i) {
         const auto& old = before->vips;
         const auto j = std::find(old.begin(), old.end(), vips_[i]);
         const std::uint32_t k = j == old.end()

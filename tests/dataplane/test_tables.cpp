@@ -193,6 +193,27 @@ TEST_CASE("tables built to replace others keep every kept VIP's index and, if th
               .rule[80 & (NLB_PORT_CHUNK - 1)] == NLB_RULE_DEFAULT);
 }
 
+// A restart that changed cluster.ip and adopted the pinned dataplane: the dataplane passes
+// remote control (UDP 2504) to VIP index 0 only, so the new cluster IP must hold it, and the
+// old one, kept as a VIP, must not (its port 2504 would reach every host's stack).
+TEST_CASE("the cluster IP (the first VIP) takes index 0 whatever held it before") {
+    const DataplaneTables before({addr("10.0.0.1"), addr("10.0.0.2")}, {});
+    const VipLayout read = VipLayout::of_slots(before.vip_slots(), before.vip_seed());
+    const DataplaneTables after({addr("10.0.0.9"), addr("10.0.0.2"), addr("10.0.0.1")}, {},
+                                NLB_FLOW_SEED, &read);
+    CHECK(after.dataplane_index(0) == 0);
+    CHECK(after.dataplane_index(1) == 1); // kept
+    CHECK(after.dataplane_index(2) == 2); // the old cluster IP: an index nobody had
+    CHECK(after.vip_slots()[after.slot_of(0)].index == 0);
+    CHECK(after.vip_slots()[after.slot_of(2)].index == 2);
+    // and the next change, built on that layout, keeps it so
+    const VipLayout running = after.layout();
+    const DataplaneTables next({addr("10.0.0.9"), addr("10.0.0.2"), addr("10.0.0.5")}, {},
+                               NLB_FLOW_SEED, &running);
+    CHECK(next.dataplane_index(0) == 0);
+    CHECK(next.dataplane_index(2) != 0);
+}
+
 TEST_CASE("a VIP that clashes under the running seed moves every VIP to slots none had") {
     const std::vector<IpAddress> vips{addr("10.0.0.1"), addr("10.0.0.2")};
     const DataplaneTables before(vips, {});
@@ -246,10 +267,10 @@ TEST_CASE("the layout an adopted dataplane holds is read back from its slots, an
     const VipLayout read = VipLayout::of_slots(before.vip_slots(), before.vip_seed());
     REQUIRE(read.vips.size() == 3);
     CHECK(read.seed == before.vip_seed());
-    const DataplaneTables after({addr("2001:db8::3"), addr("10.0.0.1")}, {}, NLB_FLOW_SEED, &read);
+    const DataplaneTables after({addr("10.0.0.1"), addr("2001:db8::3")}, {}, NLB_FLOW_SEED, &read);
     CHECK(after.vip_seed() == before.vip_seed());
-    CHECK(after.dataplane_index(0) == 2);
-    CHECK(after.dataplane_index(1) == 0);
+    CHECK(after.dataplane_index(0) == 0);
+    CHECK(after.dataplane_index(1) == 2);
     // Slots an earlier agent wrote with an index twice are no layout to keep.
     auto slots = before.vip_slots();
     slots[before.slot_of(1)].index = 0;
