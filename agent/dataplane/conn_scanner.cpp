@@ -31,6 +31,15 @@ bool older(std::uint64_t stamp_ns, std::uint64_t now_ns, std::uint64_t age_ns) {
     return now_ns > stamp_ns && now_ns - stamp_ns > age_ns;
 }
 
+// When a record is over, as bpf/conn_scan.bpf.c judges it too.
+bool opening_over(const nlb_conn& c, std::uint64_t now_ns, bool age_opening) {
+    return age_opening && older(c.opened_ns, now_ns, NLB_OPENING_MAX_AGE_NS);
+}
+
+bool established_over(const nlb_conn& c, std::uint64_t now_ns) {
+    return c.closed_ns && older(c.closed_ns, now_ns, NLB_CONN_CLOSE_GRACE_NS);
+}
+
 // Opening before established: the socket program moves a record from the one to the other
 // while this runs. Read in this order, a record moved before the opening scan reached it is in
 // the established table before that scan begins, and one moved later was seen opening; in the
@@ -39,7 +48,7 @@ bool older(std::uint64_t stamp_ns, std::uint64_t now_ns, std::uint64_t age_ns) {
 template <typename Key>
 void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_opening, ConnScan& out) {
     scan_table<Key>(opening_fd, [&](const Key&, const nlb_conn& c) {
-        if (age_opening && older(c.opened_ns, now_ns, NLB_OPENING_MAX_AGE_NS)) {
+        if (opening_over(c, now_ns, age_opening)) {
             out.opening_expired++;
             return true;
         }
@@ -55,7 +64,7 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
             // Its socket is gone: nothing is left to serve, so it keeps no bucket dirty (a
             // drainstop ends when the last socket closes); the record only steers stray
             // packets through the grace period while the bucket is still tracked here.
-            if (!older(c.closed_ns, now_ns, NLB_CONN_CLOSE_GRACE_NS)) {
+            if (!established_over(c, now_ns)) {
                 out.closing++;
                 return false;
             }
@@ -100,17 +109,25 @@ std::uint64_t end_orphans_in(int fd, const std::unordered_set<std::string>& sock
     });
     std::uint64_t n = 0;
     for (auto& [k, c] : orphans) {
-        c.closed_ns = now_ns;
+        // Only the record judged: its tuple may belong to a new connection by now (the walk
+        // and the socket listing take a while), whose record must not be stamped closed.
+        nlb_conn now{};
+        if (bpf_map_lookup_elem(fd, &k, &now) != 0 || !same_record(c, now))
+            continue;
+        now.closed_ns = now_ns;
         // BPF_EXIST: a record the dataplane removed meanwhile stays removed
-        n += bpf_map_update_elem(fd, &k, &c, BPF_EXIST) == 0;
+        n += bpf_map_update_elem(fd, &k, &now, BPF_EXIST) == 0;
     }
     return n;
 }
 
 // One iterator walk over a table: the keys it hands out are records to delete, done once the
 // walk is over (a delete in a bucket the walk will come back to would shift its place there,
-// and a record behind it would be skipped). Bounded by the table's size. False on failure.
-bool walk(bpf_link* link, int table_fd, std::size_t key_size, std::string& error) {
+// and a record behind it would be skipped), each only if `over` still says so of what the key
+// holds then: the tuple may have been opened anew by another connection since the walk passed
+// it. Bounded by the table's size. False on failure.
+template <typename Over>
+bool walk(bpf_link* link, int table_fd, std::size_t key_size, Over over, std::string& error) {
     int fd = bpf_iter_create(bpf_link__fd(link));
     if (fd < 0) {
         error = "start a scan iterator: " + errstr(errno);
@@ -135,8 +152,11 @@ bool walk(bpf_link* link, int table_fd, std::size_t key_size, std::string& error
         return false;
     }
     close(fd);
-    for (std::size_t at = 0; at + key_size <= dead.size(); at += key_size)
-        bpf_map_delete_elem(table_fd, dead.data() + at);
+    for (std::size_t at = 0; at + key_size <= dead.size(); at += key_size) {
+        nlb_conn now{};
+        if (bpf_map_lookup_elem(table_fd, dead.data() + at, &now) == 0 && over(now))
+            bpf_map_delete_elem(table_fd, dead.data() + at);
+    }
     return true;
 }
 
@@ -235,14 +255,14 @@ ConnScan ConnScanner::scan(std::uint64_t now_ns, bool age_opening) {
         g.now_ns = now_ns;
         g.age_opening = age_opening;
         ConnScan out;
-        if (scan_in_kernel(out))
+        if (scan_in_kernel(out, now_ns, age_opening))
             return out;
         unload(); // error_ says why; from now on this scanner copies
     }
     return scan_by_copy(maps_, now_ns, age_opening);
 }
 
-bool ConnScanner::scan_in_kernel(ConnScan& out) {
+bool ConnScanner::scan_in_kernel(ConnScan& out, std::uint64_t now_ns, bool age_opening) {
     // Opening before established, as scan_pair reads them, and for the same reason.
     const DataplaneMapFds& fds = maps_.fds();
     const std::array<std::pair<int, std::size_t>, 4> tables{{
@@ -251,9 +271,14 @@ bool ConnScanner::scan_in_kernel(ConnScan& out) {
         {fds.conns6, sizeof(nlb_conn_key6)},
         {fds.est6, sizeof(nlb_conn_key6)},
     }};
-    for (std::size_t i = 0; i < tables.size(); ++i)
-        if (!walk(links_[i], tables[i].first, tables[i].second, error_))
+    for (std::size_t i = 0; i < tables.size(); ++i) {
+        const bool opening = i % 2 == 0;
+        auto over = [&](const nlb_conn& c) {
+            return opening ? opening_over(c, now_ns, age_opening) : established_over(c, now_ns);
+        };
+        if (!walk(links_[i], tables[i].first, tables[i].second, over, error_))
             return false;
+    }
     const nlb_conn_scan& g = skel_->bss->nlb_conn_scan;
     for (std::size_t rule = 0; rule < NLB_RULE_SLOTS; ++rule) {
         out.live_by_rule[rule] = g.live_by_rule[rule];

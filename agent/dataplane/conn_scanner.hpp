@@ -57,7 +57,8 @@ class ConnScanner {
     const std::string& error() const { return error_; } // why not in the kernel ("": it is)
 
   private:
-    bool scan_in_kernel(ConnScan& out); // false: an iterator failed (error_ says how)
+    // false: an iterator failed (error_ says how)
+    bool scan_in_kernel(ConnScan& out, std::uint64_t now_ns, bool age_opening);
     void unload();
 
     const DataplaneMaps& maps_;

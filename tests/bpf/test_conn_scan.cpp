@@ -13,6 +13,7 @@
 
 #include "conn_scanner.hpp"
 #include "dataplane_fixture.hpp"
+#include "table_scan.hpp"
 
 using namespace nlb;
 using namespace nlb::test;
@@ -193,6 +194,44 @@ bool expect_in_kernel(const ConnScanner& scanner) {
 }
 
 } // namespace
+
+// A walk of full tables takes a few hundred ms: a tuple judged over may be opened anew by
+// another connection (a client behind NAT reuses ports) before the deletes come.
+TEST_CASE("the copying scan deletes a record only if it is still the one it judged") {
+    LIBBPF_OPTS(bpf_map_create_opts, o);
+    const int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "nlb_test_scan", sizeof(nlb_conn_key4),
+                                  sizeof(nlb_conn), 16, &o);
+    REQUIRE(fd >= 0);
+    for (std::uint32_t i = 0; i < 3; ++i) {
+        nlb_conn c{};
+        c.opened_ns = kNow - 100 * kSecond;
+        c.closed_ns = kNow - 50 * kSecond; // long over
+        const auto k = key4(i);
+        REQUIRE(bpf_map_update_elem(fd, &k, &c, BPF_ANY) == 0);
+    }
+    std::size_t visited = 0;
+    const bool complete =
+        scan_table<nlb_conn_key4>(fd, [&](const nlb_conn_key4& k, const nlb_conn&) {
+            ++visited;
+            if (k.saddr == key4(1).saddr) { // reused meanwhile: a live connection's record
+                nlb_conn fresh{};
+                fresh.opened_ns = kNow;
+                REQUIRE(bpf_map_update_elem(fd, &k, &fresh, BPF_ANY) == 0);
+            }
+            return true; // judged over when read
+        });
+    CHECK(complete);
+    CHECK(visited == 3);
+    nlb_conn left{};
+    for (std::uint32_t i : {0u, 2u}) {
+        const auto k = key4(i);
+        CHECK(bpf_map_lookup_elem(fd, &k, &left) != 0);
+    }
+    const auto k1 = key4(1);
+    REQUIRE(bpf_map_lookup_elem(fd, &k1, &left) == 0);
+    CHECK(left.opened_ns == kNow);
+    close(fd);
+}
 
 TEST_CASE("the in-kernel scan counts, marks and ends what the records say") {
     const bool age_opening = GENERATE(true, false);
