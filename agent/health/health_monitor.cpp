@@ -96,11 +96,15 @@ void HealthMonitor::schedule(Probe& p, Steady::time_point at) {
 
 void HealthMonitor::check(Probe& p) {
     const auto started = Steady::now();
-    // The next check starts one interval after this one started (the timeout is at most the
-    // interval, so they never overlap).
+    // The next check starts one interval after this one started. The timeout is at most the
+    // interval, but equal to it the next check comes a moment before the deadline: a check
+    // still running has had its whole time, and counts as the timeout it is (dropped
+    // unrecorded, a hung backend never went down).
     schedule(p, started + std::chrono::milliseconds(p.config.interval_ms));
-    if (p.running)
-        p.running->cancel(); // cannot happen with timeout <= interval; never two at once
+    if (p.running) {
+        auto late = std::move(p.running);
+        late->expire(); // records it, through the callback below
+    }
     p.running = ProbeCheck::start(
         io_, p.target, [this, &p, alive = std::weak_ptr<bool>(alive_)](const CheckResult& r) {
             if (alive.expired())

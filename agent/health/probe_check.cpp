@@ -123,6 +123,11 @@ class CheckBase : public ProbeCheck, public std::enable_shared_from_this<CheckBa
         stop();
     }
 
+    void expire() override {
+        if (!finished_)
+            on_deadline();
+    }
+
     asio::io_context& io_;
     ProbeTarget target_;
     std::string output_;
@@ -247,6 +252,7 @@ class ExecCheck : public CheckBase {
         if (target_.capture_output && ::pipe2(out, O_CLOEXEC) != 0)
             return io_later(CheckResult::Outcome::failed,
                             std::string("pipe: ") + std::strerror(errno));
+        const pid_t agent = ::getpid();
         const pid_t pid = ::fork();
         if (pid < 0) {
             const int e = errno;
@@ -254,7 +260,7 @@ class ExecCheck : public CheckBase {
             return io_later(CheckResult::Outcome::failed, std::string("fork: ") + std::strerror(e));
         }
         if (pid == 0)
-            child(argv.data(), envp, change_user, uid, gid, out[1]);
+            child(argv.data(), envp, change_user, uid, gid, out[1], agent);
         if (out[1] >= 0)
             ::close(out[1]);
         out_fd_ = out[0];
@@ -281,11 +287,9 @@ class ExecCheck : public CheckBase {
                 ::close(fd);
     }
 
-    [[noreturn]] static void child(char** argv, char** envp, bool change_user, uid_t uid,
-                                   gid_t gid, int out) {
+    [[noreturn]] static void child(char** argv, char** envp, bool change_user, uid_t uid, gid_t gid,
+                                   int out, pid_t agent) {
         ::setpgid(0, 0);
-        // Dies with the agent rather than outlive it.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         sigset_t all;
         sigemptyset(&all);
         ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -304,6 +308,11 @@ class ExecCheck : public CheckBase {
             for (int fd = 3; fd < 65536; ++fd)
                 ::close(fd);
         if (change_user && (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0))
+            ::_exit(126);
+        // Dies with the agent rather than outlive it: asked for after the change of user,
+        // which clears it (prctl(2)), and the agent's death until now checked by hand.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != agent)
             ::_exit(126);
         ::execve(argv[0], argv, envp);
         ::_exit(127);

@@ -56,6 +56,9 @@ class ProbeCheck {
                                              Done done);
     // No callback after this; a command still running is killed and reaped.
     virtual void cancel() = 0;
+    // A check still running ends now as a timeout: its callback runs before this returns
+    // (nothing if it had finished). A command is killed and reaped later, off the loop.
+    virtual void expire() = 0;
 };
 
 } // namespace nlb

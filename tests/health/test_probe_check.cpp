@@ -3,10 +3,14 @@
 // them into a rule mask. Every wait is bounded by io_context::run_for.
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -188,6 +192,51 @@ TEST_CASE("exec: runs as the probe's user (root only)") {
     CHECK(resolve_probe(c, {}, "health.probes[0]").uid == 65534);
 }
 
+// The parent-death signal is cleared by a change of user (prctl(2)): asked for before it, a
+// probe running as `nobody` (the default user) outlived an agent that was killed.
+TEST_CASE("exec: a command running as another user dies with the agent (root only)") {
+    if (::geteuid() != 0)
+        return;
+    const std::string pidfile = "/tmp/nlb-test-probe-pid-" + std::to_string(::getpid());
+    std::remove(pidfile.c_str());
+    const pid_t agent = ::fork();
+    REQUIRE(agent >= 0);
+    if (agent == 0) { // the "agent": starts the check, then dies without a word
+        asio::io_context io;
+        auto t =
+            exec_target({"/bin/sh", "-c", "echo $$ > " + pidfile + "; exec sleep 41.25"}, 30000ms);
+        t.uid = 65534;
+        t.gid = 65534;
+        auto check = ProbeCheck::start(io, t, [](const CheckResult&) {});
+        io.run_for(500ms);
+        ::kill(::getpid(), SIGKILL);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(agent, &status, 0) == agent);
+    long pid = 0;
+    if (std::FILE* f = std::fopen(pidfile.c_str(), "r")) {
+        if (std::fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        std::fclose(f);
+    }
+    std::remove(pidfile.c_str());
+    REQUIRE(pid > 0);
+    // Gone, or a zombie waiting for whoever adopted it: not sleeping on.
+    auto running = [&] {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line))
+            return false;
+        const auto close = line.rfind(')');
+        return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+    };
+    for (int i = 0; i < 20 && running(); ++i)
+        std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(running());
+    if (running())
+        ::kill(static_cast<pid_t>(pid), SIGKILL);
+}
+
 TEST_CASE("the monitor: probes start down, rise makes them up, fall down; rules follow") {
     if (::geteuid() != 0)
         return; // the exec probe runs as root: only root may name that user
@@ -228,4 +277,37 @@ TEST_CASE("the monitor: probes start down, rise makes them up, fall down; rules 
     CHECK(stats[0]["checks"]["failed"].get<int>() >= 2);
     CHECK(stats[0]["latency"]["count"].get<int>() >=
           stats[0]["checks"]["passed"].get<int>() + stats[0]["checks"]["failed"].get<int>());
+}
+
+// timeout_ms equal to interval_ms (the default at intervals of 500 ms and less): the next
+// check comes a moment before a hung check's deadline. It used to cancel that check
+// unrecorded, so a backend that hangs never went down.
+TEST_CASE("the monitor: a check that hangs for a whole interval counts as a timeout") {
+    if (::geteuid() != 0)
+        return; // the exec probe runs as root: only root may name that user
+    asio::io_context io;
+    const std::string ok = "/tmp/nlb-test-probe-ok-" + std::to_string(::getpid());
+    std::FILE* f = std::fopen(ok.c_str(), "w");
+    REQUIRE(f);
+    std::fclose(f);
+    const std::string json = R"({"cluster": {"ip": "10.0.0.1"},
+        "host": {"priority": 1, "dedicated_ip": "127.0.0.1"},
+        "port_rules": [{"ports": [80, 80]}],
+        "health": {"probes": [
+          {"name": "hangs", "type": "exec", "user": "root",
+           "command": ["/bin/sh", "-c", "test -e )" +
+                             ok + R"( || exec sleep 10"],
+           "interval_ms": 100, "timeout_ms": 100, "rise": 1, "fall": 2, "ports": [80]}]}})";
+    const Config config = parse_config(json);
+    HealthMonitor monitor(io, config, [](std::size_t, bool, const CheckResult&) {});
+    monitor.start();
+    for (int i = 0; i < 40 && monitor.down_rules() != 0; ++i)
+        io.run_for(50ms);
+    REQUIRE(monitor.down_rules() == 0);
+    std::remove(ok.c_str()); // from now on every check hangs
+    for (int i = 0; i < 40 && monitor.down_rules() == 0; ++i)
+        io.run_for(50ms);
+    CHECK(monitor.down_rules() == 1);
+    CHECK(monitor.status()[0]["last_result"] == "timeout");
+    CHECK(monitor.stats()[0]["checks"]["timeout"].get<int>() >= 2);
 }
