@@ -1,6 +1,7 @@
 // The agent's clock: one timer for the engine's deadlines and the periodic duties (connection
 // scans, load feedback, the dataplane's watchdog).
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "agent.hpp"
@@ -224,8 +225,18 @@ void Agent::keep_watchdog(milliseconds now) {
 bool Agent::scan_connections_now(milliseconds now) {
     last_scan_ = last_accepted_ = now;
     established_scanned_ = established_seen_;
-    const ConnScan scan = tracking_.scan(*dp_);
+    ConnScan scan = tracking_.scan(*dp_);
     tracked_connections_ = scan.live;
+    if (!scan.complete) {
+        // A table read that failed midway (the kernel's error) saw part of the records: a
+        // bucket whose connections it missed would be released as clean, and a second host
+        // would take their packets. Every bucket counts as holding connections until a scan
+        // reads everything (the next comes within a period while buckets are handed over).
+        log_.warn(std::string("connection scan: reading the tables failed midway (") +
+                  std::strerror(scan.error) + "): every bucket held as busy until the next scan");
+        for (auto& rule : scan.live_buckets)
+            rule.set();
+    }
     return engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
 }
 

@@ -47,7 +47,11 @@ bool established_over(const nlb_conn& c, std::uint64_t now_ns) {
 // bucket released as clean (a second host would then take its packets).
 template <typename Key>
 void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_opening, ConnScan& out) {
-    scan_table<Key>(opening_fd, [&](const Key&, const nlb_conn& c) {
+    auto failed = [&] {
+        out.complete = false;
+        out.error = errno;
+    };
+    auto opening = [&](const Key&, const nlb_conn& c) {
         if (opening_over(c, now_ns, age_opening)) {
             out.opening_expired++;
             return true;
@@ -58,8 +62,8 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
             out.live_by_rule[c.rule]++;
         mark(out, c);
         return false;
-    });
-    scan_table<Key>(est_fd, [&](const Key&, const nlb_conn& c) {
+    };
+    auto established = [&](const Key&, const nlb_conn& c) {
         if (c.closed_ns) {
             // Its socket is gone: nothing is left to serve, so it keeps no bucket dirty (a
             // drainstop ends when the last socket closes); the record only steers stray
@@ -77,7 +81,12 @@ void scan_pair(int opening_fd, int est_fd, std::uint64_t now_ns, bool age_openin
             out.live_by_rule[c.rule]++;
         mark(out, c);
         return false;
-    });
+    };
+    // A read that fails midway leaves the scan a part of the records: said, not hidden.
+    if (!scan_table<Key>(opening_fd, opening))
+        failed();
+    if (!scan_table<Key>(est_fd, established))
+        failed();
 }
 
 // A tuple as a string of bytes, for the set of sockets.

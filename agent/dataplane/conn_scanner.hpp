@@ -30,6 +30,10 @@ struct ConnScan {
     std::uint64_t closing = 0;         // established ones whose socket closed, in their grace
     std::uint64_t expired = 0;         // established ones removed by this scan (socket closed)
     std::uint64_t opening_expired = 0; // opening ones removed: never established in time
+    // False when reading a table failed before its end (a batch read's error): the counts and
+    // live buckets are then a part of the truth, and a release must not judge by them.
+    bool complete = true;
+    int error = 0; // the errno of the read that failed
 };
 
 // Scans in the kernel: map iterator programs (bpf/conn_scan.bpf.c) attached to the four

@@ -233,6 +233,34 @@ TEST_CASE("the copying scan deletes a record only if it is still the one it judg
     close(fd);
 }
 
+// A read the kernel refuses midway leaves a scan a part of the records; a release judged by
+// it would give busy buckets up as clean, so the scan says so (ConnScan::complete), and the
+// agent then holds every bucket busy (Agent::scan_connections_now).
+TEST_CASE("a table the kernel will not read is said to be unread, not taken for empty") {
+    LIBBPF_OPTS(bpf_map_create_opts, o);
+    // a queue has no batch reads: the first read fails, as a later one may under pressure
+    const int fd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "nlb_test_queue", 0, sizeof(nlb_conn), 4, &o);
+    REQUIRE(fd >= 0);
+    std::size_t visited = 0;
+    errno = 0;
+    CHECK_FALSE(scan_table<nlb_conn_key4>(fd, [&](const nlb_conn_key4&, const nlb_conn&) {
+        ++visited;
+        return false;
+    }));
+    CHECK(errno != 0);
+    CHECK(visited == 0);
+    // A host's scan whose established table will not be read: incomplete, and says why.
+    DataplaneFixture h;
+    DataplaneMapFds fds = h.maps().fds();
+    fds.est4 = fd;
+    const DataplaneMaps broken(fds);
+    const ConnScan scan = scan_by_copy(broken, kNow, false, ScanFamilies{true, false});
+    CHECK_FALSE(scan.complete);
+    CHECK(scan.error != 0);
+    CHECK(scan_by_copy(h.maps(), kNow, false, ScanFamilies{true, false}).complete);
+    close(fd);
+}
+
 TEST_CASE("the in-kernel scan counts, marks and ends what the records say") {
     const bool age_opening = GENERATE(true, false);
     CAPTURE(age_opening);
