@@ -105,9 +105,11 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         apply(engine_->take_decision()); // alone, or the last host to stage: switches now
         return result;
     }
-    if (engine_ && staged_) {
-        // Back to the running shared set: nothing is staged any more.
-        engine_->stage(engine_->config(), 0, monotonic_now());
+    if (staged_) {
+        // Back to the running shared set, or (detached) a configuration applied whole: what
+        // was staged is no more, and an attach must not stage it again over this one.
+        if (engine_)
+            engine_->stage(engine_->config(), 0, monotonic_now());
         staged_.reset();
         log_.event("unstaged", {{"by", what}, {"config", path}});
     }
@@ -247,8 +249,13 @@ void Agent::switch_config(std::chrono::milliseconds now) {
     set_heartbeat_linger();
     health_->set_rules(config_);
     engine_->set_probe_down(health_->down_rules(), now);
-    if (load_)
+    if (load_) {
         load_->reconfigure(config_);
+        // The staged set carries the weights feedback had set when it was staged; feedback
+        // has moved on since, maybe, and would not say so again (it reports changes only).
+        if (!engine_->set_host_rules(host_rules(), now))
+            log_.error("config switch: the engine refused the weights load feedback set");
+    }
     // `enabled` as the file says: for a rule whose slot changed (or a new one) the engine
     // starts enabled; for one that stayed, only a change of the key counts (an `nlbadm
     // disable` since start stays as the operator left it), as on any reload.

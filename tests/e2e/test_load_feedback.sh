@@ -45,6 +45,15 @@ check "equal servers: every weight within the sensitivity of 50" \
   python3 -c 'import sys; sys.exit(0 if all(int(w) >= 45 for w in sys.argv[1:]) else 1)' $w
 check "equal servers: at most one move and its return in 15 s" test "$(changes)" -le 2
 
+# A staged change (docs/staged-config.md) begins on host 2 while its weights are 50; the
+# others stage it once feedback has moved them (below).
+stage() { # stage HOST: a cluster-wide key changed in its file, reloaded
+  sed -i 's/"cleanup_delay_s": 30/"cleanup_delay_s": 31/' "$TOPO_DIR/h$1.json"
+  nlbadm_h "$1" reload >/dev/null
+}
+active_before=$(nlbadm_h 1 --json query | json 'd["cluster"]["configuration"]["active"]')
+stage 2
+
 # Both rules' causes at once (rule 1 moves only on its own metric, rule 0's checks count only
 # its own moves): host 2's server becomes three times as slow, and on rule 1 host 2's command
 # says three times the others' load.
@@ -57,6 +66,16 @@ echo "exec metric: effective weights of rule 1: $w1 $w2 $w3"
 check "exec: host 2's weight fell to about a third (a level, compared as it is)" \
   bash -c "((w = $w2, w >= 12 && w <= 22))"
 check "exec: hosts 1 and 3 keep theirs" test "$w1 $w3" = "50 50"
+# The switch to the set staged on host 2 before its weight fell: the engine must run the
+# weight feedback set since (about a third: 4096 x 17/117 buckets), not the one the staged
+# set carried (50: a third of them, 1365).
+stage 1
+stage 3
+wait_switched "$active_before" 10 1 2 3
+check "the staged set switched on every host" switched "$active_before" 1 2 3
+owned=$(nlbadm_h 2 --json query | json 'd["rules"][1]["buckets_owned"]')
+check "after the switch host 2 keeps the weight feedback set ($owned buckets of rule 1)" \
+  test "$owned" -lt 1000
 echo 100 >"$metrics/load2"
 # Rule 0 (an interval of 1 s): coarse moves within a few seconds of its cause, the fine one
 # 20 intervals after the last of them; the steady count below starts 35 s after the cause.

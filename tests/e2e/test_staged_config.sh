@@ -112,6 +112,20 @@ wait_converged 3 20 1 2 3
 check "after the attach: the same set staged ($staged)" \
   test "$(q 1 'd["cluster"]["configuration"]["staged"]')" = "$staged"
 check "after the attach: the same set active" test "$(q 1 'd["cluster"]["configuration"]["active"]')" = "$active"
+# Detached, a reload applies the file whole: the set staged before is no more, and the
+# attach stages nothing over it.
+check "detach host 1 again" nlbadm_h 1 detach eth0
+cp "$TOPO_DIR/h2.json" "$TOPO_DIR/h1.json"
+sed -i 's/"priority": 2/"priority": 1/; s/10\.10\.0\.12/10.10.0.11/' "$TOPO_DIR/h1.json"
+check "detached: the running set reloaded" nlbadm_h 1 reload
+check "attach host 1 again" nlbadm_h 1 attach eth0
+wait_converged 3 20 1 2 3
+check "after the attach: nothing staged" test "$(q 1 'd["cluster"]["configuration"]["staged"]')" = None
+check "after the attach: the same set active as the others" \
+  test "$(q 1 'd["cluster"]["configuration"]["active"]')" = "$(q 2 'd["cluster"]["configuration"]["active"]')"
+host_config 1 "$rules_a"
+nlbadm_h 1 reload >/dev/null
+check "a file that stages something new is staged again" test "$(q 1 'd["cluster"]["configuration"]["staged"]')" != None
 cp "$TOPO_DIR/h2.json" "$TOPO_DIR/h1.json"
 sed -i 's/"priority": 2/"priority": 1/; s/10\.10\.0\.12/10.10.0.11/' "$TOPO_DIR/h1.json"
 nlbadm_h 1 reload >/dev/null
