@@ -127,6 +127,25 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                            {{"vips", to_strings(gone)}, {"why", "not in the configuration"}});
         }
         DataplaneMaps& maps = dp->maps();
+        if (dp->adopted()) {
+            // The earlier agent's ownership stays in force until this one's engine installs
+            // its maps, seconds from now. Where this configuration decides a rule's packets
+            // otherwise (a file edited before a restart), that ownership means other clients
+            // than the cluster gave this host: given up before the tables change, as a staged
+            // switch releases its changed slots first. Tracked connections keep their host.
+            const std::uint64_t changed = maps.slots_changed_by(tables_);
+            for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s)
+                if (changed >> s & 1)
+                    for (auto& e : maps.state().rules[s].bucket)
+                        if (e & NLB_BKT_MINE)
+                            e = static_cast<std::uint16_t>((e & ~NLB_BKT_MINE) |
+                                                           NLB_BKT_TRACKED_HERE);
+            if (changed)
+                log_.event("adopted_rules_changed",
+                           {{"slots", changed},
+                            {"detail", "buckets of rules this configuration "
+                                       "decides otherwise given up"}});
+        }
         nlb_config cfg{};
         MacAddress own = interface_mac(ifname);
         std::memcpy(cfg.own_mac, own.data(), 6);
@@ -285,15 +304,18 @@ void Agent::tear_down(bool keep_dataplane, bool leave) {
             if (next.maps)
                 d.maps = next.maps;
             d.frames = std::move(next.frames);
+            d.contact = std::move(next.contact);
             d.next_tick = next.next_tick;
         }
+        // The maps before the frames, as apply() has them: the frame tells the others they
+        // may take this host's buckets, which its dataplane must have given up by then.
+        if (d.maps && dp_)
+            install(*d.maps);
         for (const auto& f : d.frames)
             hb_->send(f);
         if (contact_)
             for (const auto& c : d.contact)
                 contact_->send(c.to, c.frame);
-        if (d.maps && dp_)
-            install(*d.maps);
     }
     if (querier_)
         querier_->close();

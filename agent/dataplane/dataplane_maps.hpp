@@ -48,6 +48,11 @@ class DataplaneMaps {
     // in `tables`, the hash seed, then the VIP slots. Built to replace the running tables
     // (DataplaneTables' `before`), a VIP both have is found by every packet throughout.
     void write_tables(const DataplaneTables& tables);
+    // The rule slots whose packets `tables` would decide otherwise than the tables the maps
+    // hold (an adopted dataplane's, an earlier agent's): a mode or affinity, the rule a port
+    // of a VIP both have maps to (both slots), or the hash seed (every slot). What
+    // changed_slots() says of two DataplaneTables, read from the maps.
+    std::uint64_t slots_changed_by(const DataplaneTables& tables) const;
     void write_rule(std::uint32_t slot, const nlb_rule& rule);
     // A source MAC whose 0x886F frame the engine authenticated and found fresh: its frames
     // pass on its own budget, outside the one unknown sources share (nlb_hb_trusted).

@@ -167,3 +167,39 @@ TEST_CASE("packets to kept VIPs find them at every instant of repeated VIP chang
 }
 
 } // namespace test_vip_change
+
+namespace test_vip_change {
+
+// A restart that adopts the pinned dataplane after its file was edited: the agent gives up
+// the buckets of every rule slot the new tables decide otherwise before writing them
+// (Agent::bring_up). What it reads from the maps must be what changed_slots() says of the
+// two tables.
+TEST_CASE("the slots new tables change are read from the maps an earlier agent wrote") {
+    const std::vector<IpAddress> vips{kA, kB};
+    const DataplaneTables before(vips, rules_for(1));
+    DataplaneFixture dp;
+    dp.configure(before, 1);
+    CHECK(dp.maps().slots_changed_by(before) == 0);
+    CHECK(changed_slots(before, before) == 0);
+
+    // rule 0's port moves (80 -> 81): rule 0 and the default slot
+    std::vector<RuleMatch> moved = rules_for(1);
+    moved[0].first_port = moved[0].last_port = 81;
+    const DataplaneTables ports(vips, moved);
+    const std::uint64_t want_ports = changed_slots(before, ports);
+    CHECK(want_ports == ((std::uint64_t{1} << 0) | (std::uint64_t{1} << NLB_RULE_DEFAULT)));
+    CHECK(dp.maps().slots_changed_by(ports) == want_ports);
+
+    // rule 1's affinity: rule 1 alone
+    std::vector<RuleMatch> affinity = rules_for(1);
+    affinity[1].affinity = NLB_AFFINITY_NONE;
+    const DataplaneTables aff(vips, affinity);
+    CHECK(dp.maps().slots_changed_by(aff) == changed_slots(before, aff));
+    CHECK(dp.maps().slots_changed_by(aff) == (std::uint64_t{1} << 1));
+
+    // another hash seed: every slot
+    const DataplaneTables seeded(vips, rules_for(1), NLB_FLOW_SEED + 1);
+    CHECK(dp.maps().slots_changed_by(seeded) == ~std::uint64_t{0});
+}
+
+} // namespace test_vip_change
