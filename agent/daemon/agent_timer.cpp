@@ -230,12 +230,17 @@ bool Agent::scan_connections_now(milliseconds now) {
     if (!scan.complete) {
         // A table read that failed midway (the kernel's error) saw part of the records: a
         // bucket whose connections it missed would be released as clean, and a second host
-        // would take their packets. Every bucket counts as holding connections until a scan
-        // reads everything (the next comes within a period while buckets are handed over).
+        // would take their packets. Every bucket this host serves or tracks counts as holding
+        // connections until a scan reads everything (the next comes within a period while
+        // buckets are handed over); those it never had it does not claim.
         log_.warn(std::string("connection scan: reading the tables failed midway (") +
-                  std::strerror(scan.error) + "): every bucket held as busy until the next scan");
-        for (auto& rule : scan.live_buckets)
-            rule.set();
+                  std::strerror(scan.error) +
+                  "): every bucket served here held as busy until the next scan");
+        const nlb_state& state = dp_->maps().state();
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+            for (std::size_t b = 0; b < NLB_BUCKETS; ++b)
+                if (state.rules[s].bucket[b] & (NLB_BKT_MINE | NLB_BKT_TRACKED_HERE))
+                    scan.live_buckets[s].set(b);
     }
     return engine_->on_connection_scan(LiveBuckets{scan.live_buckets}, accepted_total(), now);
 }
