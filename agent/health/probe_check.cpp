@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cerrno>
@@ -229,11 +230,7 @@ class ExecCheck : public CheckBase {
   public:
     using CheckBase::CheckBase;
 
-    ~ExecCheck() override {
-        kill_and_reap();
-        if (out_fd_ >= 0)
-            ::close(out_fd_);
-    }
+    ~ExecCheck() override { kill_and_reap(); }
 
     void begin() override {
         // Everything the child needs is built before fork: after it, only async-signal-safe
@@ -263,9 +260,11 @@ class ExecCheck : public CheckBase {
             child(argv.data(), envp, change_user, uid, gid, out[1], agent);
         if (out[1] >= 0)
             ::close(out[1]);
-        out_fd_ = out[0];
-        if (out_fd_ >= 0)
-            ::fcntl(out_fd_, F_SETFL, O_NONBLOCK);
+        if (out[0] >= 0) {
+            ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+            out_.assign(out[0]);
+            drain();
+        }
         ::setpgid(pid, pid); // also in the child: whichever runs first
         pid_ = pid;
         const int fd = pidfd_open(pid);
@@ -302,7 +301,7 @@ class ExecCheck : public CheckBase {
             ::dup2(null, 2);
         }
         if (out >= 0)
-            ::dup2(out, 1); // a metric's number; a pipe's buffer holds far more than we read
+            ::dup2(out, 1); // a metric's number: the agent keeps the start, drains the rest
         // The agent's sockets, BPF maps and pidfds stay with the agent.
         if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
             for (int fd = 3; fd < 65536; ++fd)
@@ -375,16 +374,40 @@ class ExecCheck : public CheckBase {
 
     void stop() override {}
 
-    // What the command printed, bounded: it has exited, so the pipe holds all it will get.
+    // The command's output is read as it comes, its first kOutputKept bytes kept and the rest
+    // dropped: left in the pipe, more than a pipe's buffer (64 KB) would block the command
+    // until its timeout (a status page fetched whole, say).
+    static constexpr std::size_t kOutputKept = 256;
+
+    void drain() {
+        out_.async_read_some(asio::buffer(chunk_),
+                             [self = shared()](const boost::system::error_code& ec, std::size_t n) {
+                                 if (ec) // the end (every writer gone), or closed below
+                                     return;
+                                 self->keep(n);
+                                 self->drain();
+                             });
+    }
+
+    void keep(std::size_t n) {
+        const std::size_t room = kOutputKept - std::min(kOutputKept, output_.size());
+        output_.append(chunk_.data(), std::min(n, room));
+    }
+
+    // What is left in the pipe once the command exited, bounded (a pipe's buffer, or what
+    // anything it left running writes meanwhile): read here, not by the loop, so that the
+    // result has it.
     void read_output() {
-        if (out_fd_ < 0)
+        if (!out_.is_open())
             return;
-        char buf[256];
-        const ssize_t n = ::read(out_fd_, buf, sizeof(buf));
-        if (n > 0)
-            output_.assign(buf, static_cast<std::size_t>(n));
-        ::close(out_fd_);
-        out_fd_ = -1;
+        for (int i = 0; i < 16; ++i) {
+            const ssize_t n = ::read(out_.native_handle(), chunk_.data(), chunk_.size());
+            if (n <= 0)
+                break;
+            keep(static_cast<std::size_t>(n));
+        }
+        boost::system::error_code ignored;
+        out_.close(ignored);
     }
 
     void cancel() override {
@@ -410,7 +433,8 @@ class ExecCheck : public CheckBase {
 
     asio::posix::stream_descriptor pidfd_{io_};
     pid_t pid_ = -1;
-    int out_fd_ = -1; // capture_output: the read end of the command's standard output
+    asio::posix::stream_descriptor out_{io_}; // capture_output: the command's standard output
+    std::array<char, 4096> chunk_{};
 };
 
 } // namespace

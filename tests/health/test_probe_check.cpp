@@ -173,6 +173,21 @@ TEST_CASE("exec: a hanging command is killed at its timeout, with what it starte
     CHECK(rc != 0);
 }
 
+// A load-feedback command prints its number first; left in the pipe, the rest of a long
+// output (more than a pipe's 64 KB) blocked the command until its timeout, every time.
+TEST_CASE("exec: a command printing more than a pipe holds finishes, its start kept") {
+    asio::io_context io;
+    auto t =
+        exec_target({"/bin/sh", "-c", "echo 42; head -c 300000 /dev/zero | tr '\\0' x"}, 5000ms);
+    t.capture_output = true;
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = check_once(io, t);
+    CHECK(r.outcome == CheckResult::Outcome::passed);
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    CHECK(r.output.size() == 256);
+    CHECK(r.output.rfind("42\nxxx", 0) == 0);
+}
+
 TEST_CASE("exec: runs as the probe's user (root only)") {
     if (::geteuid() != 0)
         return; // dropping to another user needs root
