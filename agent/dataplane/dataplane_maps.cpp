@@ -5,7 +5,6 @@
 
 #include <sys/mman.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -177,46 +176,25 @@ std::uint64_t DataplaneMaps::slots_changed_by(const DataplaneTables& tables) con
     const std::uint32_t pinned_seed = cfg.flow_seed ? cfg.flow_seed : NLB_FLOW_SEED;
     if (pinned_seed != tables.flow_seed())
         return ~std::uint64_t{0}; // every bucket of every rule means another set of clients
-    std::uint64_t changed = 0;
-    for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s) {
-        const std::uint8_t mode =
-            s < tables.rules().size() ? tables.rules()[s].mode : std::uint8_t{NLB_MODE_MULTIPLE};
-        if (state_->rules[s].mode != mode || state_->rules[s].affinity != tables.affinity_of(s))
-            changed |= std::uint64_t{1} << s;
-    }
     const VipLayout pinned = VipLayout::of_slots(state_->vips, cfg.vip_seed);
-    for (std::size_t i = 0; i < pinned.vips.size(); ++i) {
-        const auto& vips = tables.vips();
-        const auto j = std::find(vips.begin(), vips.end(), pinned.vips[i]);
-        if (j == vips.end())
-            continue; // a VIP that goes: its slot is emptied before anything else
-        const auto k = static_cast<std::size_t>(j - vips.begin());
-        const nlb_vip& slot = state_->vips[nlb_vip_slot(pinned.vips[i].family,
-                                                        pinned.vips[i].words.data(), cfg.vip_seed)];
-        for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
-            nlb_port_chunk chunk{};
-            for (std::uint32_t port = 0; port <= 65535; ++port) {
-                std::uint32_t was = slot.port_rule[proto];
-                if (was == NLB_PORT_RULE_VARIES) {
-                    if (port % NLB_PORT_CHUNK == 0) {
-                        const std::uint32_t key = nlb_port_chunk_key(
-                            pinned.index[i], proto, static_cast<std::uint16_t>(port));
-                        if (bpf_map_lookup_elem(fds_.ports, &key, &chunk) != 0)
-                            std::memset(chunk.rule, NLB_RULE_DEFAULT, sizeof(chunk.rule));
-                    }
-                    was = chunk.rule[port % NLB_PORT_CHUNK];
-                }
-                const std::uint32_t now =
-                    tables.rule_of(k, proto, static_cast<std::uint16_t>(port));
-                if (was == now)
-                    continue;
-                changed |= std::uint64_t{1} << now;
-                if (was < NLB_RULE_SLOTS)
-                    changed |= std::uint64_t{1} << was;
-            }
-        }
-    }
-    return changed;
+    std::vector<const nlb_vip*> slots;
+    for (const IpAddress& vip : pinned.vips)
+        slots.push_back(&state_->vips[nlb_vip_slot(vip.family, vip.words.data(), cfg.vip_seed)]);
+    // The port tables as the program reads them: the VIP slot's rule, or its chunk's.
+    nlb_port_chunk chunk{};
+    std::uint32_t chunk_key = ~0U;
+    auto rule_of = [&](std::size_t i, std::uint32_t proto, std::uint16_t port) -> std::uint32_t {
+        if (slots[i]->port_rule[proto] != NLB_PORT_RULE_VARIES)
+            return slots[i]->port_rule[proto];
+        const std::uint32_t key = nlb_port_chunk_key(pinned.index[i], proto, port);
+        if (key != chunk_key && bpf_map_lookup_elem(fds_.ports, &key, &chunk) != 0)
+            std::memset(chunk.rule, NLB_RULE_DEFAULT, sizeof(chunk.rule));
+        chunk_key = key;
+        return chunk.rule[port & (NLB_PORT_CHUNK - 1)];
+    };
+    return changed_slots([&](std::uint32_t s) { return state_->rules[s].mode; },
+                         [&](std::uint32_t s) { return state_->rules[s].affinity; }, pinned.vips,
+                         rule_of, tables);
 }
 
 void DataplaneMaps::write_rule(std::uint32_t slot, const nlb_rule& rule) {

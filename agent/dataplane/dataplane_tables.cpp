@@ -246,28 +246,16 @@ std::uint8_t DataplaneTables::affinity_of(std::uint32_t rule) const {
 }
 
 std::uint64_t changed_slots(const DataplaneTables& before, const DataplaneTables& after) {
-    std::uint64_t changed = 0;
-    auto mode = [](const DataplaneTables& t, std::uint32_t s) {
-        return s < t.rules().size() ? t.rules()[s].mode : std::uint8_t{NLB_MODE_MULTIPLE};
-    };
-    for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s)
-        if (mode(before, s) != mode(after, s) || before.affinity_of(s) != after.affinity_of(s))
-            changed |= std::uint64_t{1} << s;
-    for (std::size_t i = 0; i < before.vips().size(); ++i) {
-        const auto& vips = after.vips();
-        const auto j = std::find(vips.begin(), vips.end(), before.vips()[i]);
-        if (j == vips.end())
-            continue;
-        const auto k = static_cast<std::size_t>(j - vips.begin());
-        for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP})
-            for (std::uint32_t port = 0; port <= 65535; ++port) {
-                const auto a = before.rule_of(i, proto, static_cast<std::uint16_t>(port));
-                const auto b = after.rule_of(k, proto, static_cast<std::uint16_t>(port));
-                if (a != b)
-                    changed |= (std::uint64_t{1} << a) | (std::uint64_t{1} << b);
-            }
-    }
-    return changed;
+    return changed_slots(
+        [&](std::uint32_t s) {
+            return s < before.rules().size() ? before.rules()[s].mode
+                                             : std::uint8_t{NLB_MODE_MULTIPLE};
+        },
+        [&](std::uint32_t s) { return before.affinity_of(s); }, before.vips(),
+        [&](std::size_t i, std::uint32_t proto, std::uint16_t port) {
+            return before.rule_of(i, proto, port);
+        },
+        after);
 }
 
 std::optional<std::size_t>

@@ -4,6 +4,7 @@
 // what the XDP program must do with any packet.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -129,5 +130,37 @@ class DataplaneTables {
 // (affinity, mode). A VIP only one of them has is nobody's packet under the other, so it
 // changes no slot. Staged configuration (docs/staged-config.md) holds these back.
 std::uint64_t changed_slots(const DataplaneTables& before, const DataplaneTables& after);
+
+// The same, with the earlier tables given by what they decide: each slot's `mode(s)` and
+// `affinity(s)`, their VIPs, and `rule_of(i, proto, port)` for vips[i] (the maps an earlier
+// agent left: DataplaneMaps::slots_changed_by).
+template <typename Mode, typename Affinity, typename RuleOf>
+std::uint64_t changed_slots(Mode mode, Affinity affinity, const std::vector<IpAddress>& vips,
+                            RuleOf rule_of, const DataplaneTables& after) {
+    std::uint64_t changed = 0;
+    for (std::uint32_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        const std::uint8_t now =
+            s < after.rules().size() ? after.rules()[s].mode : std::uint8_t{NLB_MODE_MULTIPLE};
+        if (mode(s) != now || affinity(s) != after.affinity_of(s))
+            changed |= std::uint64_t{1} << s;
+    }
+    for (std::size_t i = 0; i < vips.size(); ++i) {
+        const auto j = std::find(after.vips().begin(), after.vips().end(), vips[i]);
+        if (j == after.vips().end())
+            continue;
+        const auto k = static_cast<std::size_t>(j - after.vips().begin());
+        for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP})
+            for (std::uint32_t port = 0; port <= 65535; ++port) {
+                const std::uint32_t was = rule_of(i, proto, static_cast<std::uint16_t>(port));
+                const std::uint32_t now = after.rule_of(k, proto, static_cast<std::uint16_t>(port));
+                if (was == now)
+                    continue;
+                changed |= std::uint64_t{1} << now;
+                if (was < NLB_RULE_SLOTS) // what maps hold is not trusted to be in range
+                    changed |= std::uint64_t{1} << was;
+            }
+    }
+    return changed;
+}
 
 } // namespace nlb
