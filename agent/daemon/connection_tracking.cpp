@@ -283,24 +283,26 @@ void ConnectionTracking::run_steps(Background& bg, const Job& job) {
             }
         }
         ++bg.counts.background_scans;
-        if (!found.complete) { // a part of the records: nothing to judge by, the next will do
+        if (!found.complete) {
+            // A part of the records: nothing to judge by, not even their number (the interval,
+            // the filter's rebuild); the next scan will do.
             bg.warnings.push_back(std::string("connection tracking: a quiet scan's table read "
                                               "failed midway (") +
                                   std::strerror(found.error) + "): its result dropped");
-            found = {};
-            found.complete = false;
-        }
-        bg.records = found.opening + found.established + found.closing;
-        bg.counts.quiet_interval =
-            quiet_scan_interval(thread_cpu() - cpu_before, found, 2ULL * job.sizes.established);
-        if (found.complete)
-            bg.scan = std::move(found);
-        now = monotonic_ns();
-        // Tables found empty under a filter that still has bits (of connections that ended):
-        // a rebuild clears them, and the scans after it walk nothing.
-        if ((families.v4 || families.v6) && bg.records == 0 && now >= bg.next_filter_rebuild_ns) {
-            rebuild_filter(bg, *job.filter, *job.maps);
             now = monotonic_ns();
+        } else {
+            bg.records = found.opening + found.established + found.closing;
+            bg.counts.quiet_interval =
+                quiet_scan_interval(thread_cpu() - cpu_before, found, 2ULL * job.sizes.established);
+            bg.scan = std::move(found);
+            now = monotonic_ns();
+            // Tables found empty under a filter that still has bits (of connections that
+            // ended): a rebuild clears them, and the scans after it walk nothing.
+            if ((families.v4 || families.v6) && bg.records == 0 &&
+                now >= bg.next_filter_rebuild_ns) {
+                rebuild_filter(bg, *job.filter, *job.maps);
+                now = monotonic_ns();
+            }
         }
     }
     if (now >= bg.next_filter_check_ns) {

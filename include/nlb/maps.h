@@ -142,9 +142,9 @@ struct nlb_conn_key6 {
 	__u16 dport;
 };
 
-/* nlb_conn.flags */
-#define NLB_CONN_SYN_SEQ 1 /* an opening record made by a SYN: syn_seq holds its sequence number   \
-			    */
+/* nlb_conn.flags. NLB_CONN_SYN_SEQ: an opening record made by a SYN; syn_seq holds the SYN's
+ * sequence number. */
+#define NLB_CONN_SYN_SEQ 1
 
 struct nlb_conn {
 	__u64 opened_ns; /* CLOCK_MONOTONIC (coarse) when recorded */
