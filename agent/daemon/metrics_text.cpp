@@ -279,14 +279,29 @@ std::string metrics_text(const json& stats) {
                 "Remote-control requests, by result (answered, or why dropped).");
     const json& remote = member(stats, "remote_control");
     bool any = false;
+    // Only the results, which add up to the requests: remote_control also holds their total
+    // (received) and the dataplane's counts of the same datagrams, which a sum over the
+    // family would count twice more.
+    const auto is_result = [](const std::string& key) {
+        return key == "answered" || key == "send_errors" || key.starts_with("dropped_") ||
+               key.starts_with("ignored_");
+    };
     if (remote.is_object())
         for (const auto& [result, count] : remote.items())
-            if (count.is_number()) {
+            if (count.is_number() && is_result(result)) {
                 page.sample("nlb_remote_requests_total", {{"result", result}}, number(count));
                 any = true;
             }
     if (!any)
         page.sample("nlb_remote_requests_total", {{"result", "answered"}}, "0");
+    page.family("nlb_dataplane_remote_total", "counter",
+                "Remote-control datagrams the dataplane passed to the stack (remote control on) "
+                "or dropped (off).");
+    for (const char* action : {"passed", "dropped"}) {
+        const json& count = member(remote, (std::string("dataplane_") + action).c_str());
+        if (count.is_number())
+            page.sample("nlb_dataplane_remote_total", {{"action", action}}, number(count));
+    }
 
     per_rule(page, rules, "nlb_rule_panic", "gauge",
              "1 while the cluster serves the port rule in panic mode (too few members healthy by "

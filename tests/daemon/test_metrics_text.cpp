@@ -46,7 +46,9 @@ const json kStats = json::parse(R"({
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
                  "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611,
                  "socket_dropped": 612, "contact_socket_dropped": 613},
-  "remote_control": {"answered": 701, "dropped_bad_mac": 702, "dropped_replayed": 703},
+  "remote_control": {"received": 2106, "answered": 701, "send_errors": 0,
+                     "dropped_queue_full": 0, "dropped_bad_mac": 702, "dropped_replay": 703,
+                     "enabled": true, "dataplane_passed": 2107, "dataplane_dropped": 704},
   "log": {"lines_dropped": 801}
 })");
 
@@ -171,7 +173,9 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {"nlb_log_lines_dropped_total", "801"},
         {R"(nlb_remote_requests_total{result="answered"})", "701"},
         {R"(nlb_remote_requests_total{result="dropped_bad_mac"})", "702"},
-        {R"(nlb_remote_requests_total{result="dropped_replayed"})", "703"},
+        {R"(nlb_remote_requests_total{result="dropped_replay"})", "703"},
+        {R"(nlb_dataplane_remote_total{action="passed"})", "2107"},
+        {R"(nlb_dataplane_remote_total{action="dropped"})", "704"},
         {"nlb_watchdog_alive", "1"},
         {"nlb_dataplane_malformed_total", "501"},
         {R"(nlb_neighbour_replies_total{proto="arp"})", "502"},
@@ -195,7 +199,10 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
 
 TEST_CASE("metrics: every counter of the stats appears on the page") {
     std::vector<std::string> values;
-    leaves(kStats, "", values);
+    json stats = kStats;
+    // The one exception: the requests' total, which the results' samples add up to.
+    stats["remote_control"].erase("received");
+    leaves(stats, "", values);
     REQUIRE(values.size() > 40);
     Parsed p = parse(metrics_text(kStats));
     std::multiset<std::string> shown;
@@ -211,13 +218,23 @@ TEST_CASE("metrics: every counter of the stats appears on the page") {
             CHECK(shown.count(v) == 1);
 }
 
+TEST_CASE("metrics: remote-control requests counted once, by their results") {
+    Parsed p = parse(metrics_text(kStats));
+    std::uint64_t sum = 0;
+    for (const auto& [sample, value] : p.samples)
+        if (sample.starts_with("nlb_remote_requests_total{"))
+            sum += std::stoull(value);
+    CHECK(sum == kStats["remote_control"]["received"].get<std::uint64_t>());
+    CHECK(p.samples.count(R"(nlb_remote_requests_total{result="received"})") == 0);
+}
+
 TEST_CASE("metrics: label values are escaped") {
     json stats = kStats;
     stats["version"] = "1.0 \"beta\"\\x\nnext";
-    stats["remote_control"] = {{"we\"ird\\key\n", 5}};
+    stats["remote_control"] = {{"dropped_we\"ird\\key\n", 5}};
     std::string page = metrics_text(stats);
     CHECK(page.find(R"(nlb_build_info{version="1.0 \"beta\"\\x\nnext"} 1)") != std::string::npos);
-    CHECK(page.find(R"(nlb_remote_requests_total{result="we\"ird\\key\n"} 5)") !=
+    CHECK(page.find(R"(nlb_remote_requests_total{result="dropped_we\"ird\\key\n"} 5)") !=
           std::string::npos);
     parse(page); // still one sample per line
     CHECK(escape_label_value("a\\b\"c\nd") == R"(a\\b\"c\nd)");
