@@ -145,10 +145,39 @@ std::string EventLog::format(LogFormat format, const char* level, const std::str
     std::string out = std::string(level) + " " + name;
     if (fields.is_object())
         for (auto it = fields.begin(); it != fields.end(); ++it)
-            out += " " + it.key() + "=" +
+            out += " " + escape_text(it.key()) + "=" +
                    (it->is_string()
-                        ? it->get<std::string>()
+                        ? escape_text(it->get<std::string>())
                         : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return out;
+}
+
+// A text line's values come from config files, interface names, remote control's commands:
+// a newline among them would start a line of the writer's choosing (a forged event in the
+// journal), so control characters are written as escapes, and backslashes doubled so that
+// an escape in the text is never mistaken for one.
+std::string EventLog::escape_text(const std::string& value) {
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (u < 0x20 || u == 0x7f) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 15];
+        } else {
+            out += c;
+        }
+    }
     return out;
 }
 

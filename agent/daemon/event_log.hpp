@@ -48,6 +48,10 @@ class EventLog {
     // refused them (a closed pipe).
     std::uint64_t dropped() const;
 
+    // A text line's value: control characters as escapes (\n, \t, \r, \xNN), backslashes
+    // doubled; one event is always one line.
+    static std::string escape_text(const std::string& value);
+
   private:
     struct Sink;
 

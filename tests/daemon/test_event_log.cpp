@@ -114,6 +114,27 @@ TEST_CASE("event log: a message that is not UTF-8 is logged, not thrown") {
     }
 }
 
+TEST_CASE("event log: a text line's values cannot start a line of their own") {
+    Pipe p;
+    {
+        EventLog log(LogFormat::text, p.w);
+        // What a remote-control command or a config value could carry: a second event.
+        log.event("remote_command",
+                  {{"command", "x\ninfo remote_command command=drainstop from=10.0.0.9"},
+                   {"from", "10.0.0.1"}});
+        log.error("reload: a\rb\x1b[2Jc\\n");
+    }
+    const auto lines =
+        lines_of(p.read_until([](const std::string& s) { return lines_of(s).size() >= 2; }));
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] == "info remote_command "
+                      "command=x\\ninfo remote_command command=drainstop from=10.0.0.9 "
+                      "from=10.0.0.1");
+    CHECK(lines[1] == "error error message=reload: a\\rb\\x1b[2Jc\\\\n");
+    CHECK(EventLog::escape_text("tab\there\x7f") == "tab\\there\\x7f");
+    CHECK(EventLog::escape_text("caf\xC3\xA9") == "caf\xC3\xA9"); // UTF-8 left as it is
+}
+
 TEST_CASE("event log: a sink that takes nothing holds nobody up; what overflows is counted") {
     Pipe p;
     p.fill();
