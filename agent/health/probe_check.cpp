@@ -417,14 +417,16 @@ class ExecCheck : public CheckBase {
         kill_and_reap();
     }
 
-    // Blocking, but only after SIGKILL: the child cannot delay it past its own teardown.
+    // Blocking, but only after SIGKILL: the child cannot delay it past its own teardown. A
+    // kill refused (an agent without CAP_KILL, the child already another user's) must not
+    // leave the loop waiting for the command to end by itself: then only a look.
     void kill_and_reap() {
         if (pid_ <= 0)
             return;
         ::kill(-pid_, SIGKILL);
-        ::kill(pid_, SIGKILL);
+        const bool killed = ::kill(pid_, SIGKILL) == 0 || errno == ESRCH;
         int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        while (::waitpid(pid_, &status, killed ? 0 : WNOHANG) < 0 && errno == EINTR) {
         }
         pid_ = -1;
         boost::system::error_code ignored;

@@ -10,11 +10,28 @@ topo_add_client 100
 HEARTBEAT_MS=100
 
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple",
-         "affinity": "none", "load_weight": 50}]'
+         "affinity": "none", "load_weight": 50},
+        {"vip": "all", "ports": [7999, 7999], "protocol": "tcp", "mode": "multiple",
+         "affinity": "none"}]'
 for i in 1 2; do
   host_config "$i" "$rules"
   topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
 done
+# Host 1, which runs with the unit's capabilities below, probes its service by commands run as
+# nobody (the agent changes user: CAP_SETUID, CAP_SETGID): "ok" guards the rule, so host 1
+# takes no share unless it passes; "hang" guards a rule of its own (port 7999, no service)
+# and never finishes, so each of its checks is killed at its timeout, in a group of another
+# user's (CAP_KILL).
+python3 - "$TOPO_DIR/h1.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["health"] = {"probes": [
+    {"name": "ok", "type": "exec", "command": ["/bin/true"], "user": "nobody",
+     "interval_ms": 200, "timeout_ms": 200, "rise": 1, "fall": 1, "ports": [7000]},
+    {"name": "hang", "type": "exec", "command": ["/bin/sleep", "37.25"], "user": "nobody",
+     "interval_ms": 200, "timeout_ms": 100, "rise": 1, "fall": 1, "ports": [7999]}]}
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
 notify=$TOPO_DIR/notify.sock
 # exec: $! is the listener itself, so the cleanup's kill reaches it (a subshell left behind
 # would keep the test's output open for the listener's whole --duration).
@@ -53,7 +70,8 @@ check "host 1 runs with the unit's bounding set only" python3 - "$AGENT_PID_1" <
 import sys
 # AGENT_PID_1 is `ip netns exec`, which execs setpriv, which execs the agent: one process.
 status = dict(l.split(":\t", 1) for l in open(f"/proc/{sys.argv[1]}/status").read().splitlines() if ":\t" in l)
-want = (1 << 39) | (1 << 38) | (1 << 12) | (1 << 13)  # bpf, perfmon, net_admin, net_raw
+# bpf, perfmon, net_admin, net_raw; setuid, setgid, kill (exec probes as another user)
+want = (1 << 39) | (1 << 38) | (1 << 12) | (1 << 13) | (1 << 7) | (1 << 6) | (1 << 5)
 sys.exit(0 if int(status["CapBnd"], 16) == want and int(status["CapEff"], 16) == want else 1)
 PY
 check "READY=1 after the interface was attached" \
@@ -61,6 +79,14 @@ check "READY=1 after the interface was attached" \
 check "the agent logged attached before READY" grep -q 'attached' "$TOPO_DIR/h1.log"
 wait_converged 2 20 1 2
 owned() { nlbadm_h "$1" --json query | json 'd["rules"][0]["buckets_owned"]'; }
+probe() { nlbadm_h 1 --json query | json "[(p['verdict'], p['last_result']) for p in d['health']['probes'] if p['name'] == '$1'][0]"; }
+check "the unit's capabilities run a probe as nobody: ok passes ($(probe ok))" \
+  test "$(probe ok)" = "('up', 'passed')"
+check "... and kill a hung one at its timeout: hang times out ($(probe hang))" \
+  test "$(probe hang)" = "('down', 'timeout')"
+hung() { pgrep -f -c '^/bin/sleep 37.25$' || true; }
+sleep 1 # five more of its checks started, each killed 100 ms later
+check "... and is gone: at most one hung check alive ($(hung))" test "$(hung)" -le 1
 check "equal weights: 2048 buckets each" test "$(owned 1)" = 2048
 
 # Long-lived connections across every live change below.

@@ -77,7 +77,10 @@ machine_config() { # I WEIGHT [RULE]: RULE, a second port rule's JSON
   "host": {"priority": $1, "dedicated_ip": "10.10.0.$((10 + $1))", "interface": "host0",
            "initial_state": "started"},
   "port_rules": [{"vip": "all", "ports": [7000, 7000], "protocol": "tcp", "mode": "multiple",
-                  "affinity": "none", "load_weight": $2}${3:+, $3}]
+                  "affinity": "none", "load_weight": $2}${3:+, $3}],
+  "health": {"probes": [{"name": "ok", "type": "exec", "command": ["/bin/true"], "user": "nobody",
+                         "interval_ms": 500, "timeout_ms": 500, "rise": 1, "fall": 1,
+                         "ports": [7000]}]}
 }
 EOF
 }
@@ -210,9 +213,13 @@ check "200 requests answered, once each, by both hosts" \
 pid=$(main_pid 1)
 status=$(in_c 1 cat "/proc/$pid/status")
 field() { sed -n "s/^$1:[[:space:]]*//p" <<<"$status"; }
-# CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_PERFMON 38, CAP_BPF 39.
-check "bounding set: CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_NET_RAW ($(field CapBnd))" \
-  test "$(field CapBnd)" = 000000c000003000
+# CAP_KILL 5, CAP_SETGID 6, CAP_SETUID 7, CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_PERFMON 38,
+# CAP_BPF 39.
+check "bounding set: CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_KILL ($(field CapBnd))" \
+  test "$(field CapBnd)" = 000000c0000030e0
+probe_ok() { query 1 | json "[(p['verdict'], p['last_result']) for p in d['health']['probes']][0]"; }
+check "the unit runs an exec probe as nobody: it passes ($(probe_ok))" \
+  test "$(probe_ok)" = "('up', 'passed')"
 check "no ambient capabilities" test "$(field CapAmb)" = 0000000000000000
 check "NoNewPrivileges" test "$(field NoNewPrivs)" = 1
 check "a seccomp filter (SystemCallArchitectures, RestrictAddressFamilies, ...)" test "$(field Seccomp)" = 2
