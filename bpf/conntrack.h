@@ -219,9 +219,13 @@ static __always_inline int nlb_tcp_tracked(__u8 family, void *conns, void *est, 
 		 * and that ACK, taken here, would make this stack reset the client's connection
 		 * (an unacceptable ACK in SYN-RECEIVED draws a reset whose sequence number is the
 		 * client's own). It is the other host's packet: judged as if nothing were recorded.
-		 */
+		 * The window starts at the SYN's own number (a keepalive before any data repeats
+		 * it) and holds only while the socket program runs (netns_cookie set), which moves
+		 * an established connection out of this table: without it, or when the established
+		 * table was full (the flag then cleared), this record is the connection's only one
+		 * for its whole life, and its first 128 KB are not all of it. */
 		if (!syn && mode == NLB_TRACK_FULL && (c->flags & NLB_CONN_SYN_SEQ) &&
-		    seq - (c->syn_seq + 1) >= NLB_OPENING_SEQ_WINDOW)
+		    cfg->netns_cookie && seq - c->syn_seq >= NLB_OPENING_SEQ_WINDOW)
 			goto untracked;
 		return nlb_accept(eth, cfg, st);
 	}

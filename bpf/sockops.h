@@ -27,6 +27,12 @@
 #include "neigh.h"
 #include "verdict.h"
 
+static __always_inline void nlb_conn_proven(struct nlb_conn *c)
+{
+	if (c)
+		c->flags &= (__u8)~NLB_CONN_SYN_SEQ;
+}
+
 /* Records `t` as established here. Returns 1 when recorded, 0 when the tuple is none of
  * this cluster's (nothing to record), -1 when the table is full. */
 static __always_inline int nlb_establish(const struct nlb_tuple *t)
@@ -54,6 +60,10 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 	entry.bucket = nlb_flow_bucket(t->family, t->saddr, t->sport, rule->affinity,
 				       nlb_config_flow_seed(cfg));
 	entry.rule = (__u8)rule_idx;
+	/* The opening record (if the LRU still has it) is, when the established table is
+	 * full, the connection's only trace: kept, and serving from it beats serving from
+	 * nothing. The stack proved the connection, so the record stops holding it to its
+	 * SYN's first window (nlb_tcp_tracked), which would cut it off past 128 KB. */
 	if (t->family == NLB_FAMILY_V4) {
 		struct nlb_conn_key4 k4 = {
 			.saddr = t->saddr[0], .daddr = t->daddr[0], .sport = t->sport, .dport = t->dport};
@@ -61,6 +71,8 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 		err = nlb_conn_insert(NLB_FAMILY_V4, &nlb_est4, &k4, &entry);
 		if (!err)
 			bpf_map_delete_elem(&nlb_conns4, &k4);
+		else
+			nlb_conn_proven(bpf_map_lookup_elem(&nlb_conns4, &k4));
 	} else {
 		struct nlb_conn_key6 k6 = {.sport = t->sport, .dport = t->dport};
 
@@ -69,10 +81,10 @@ static __always_inline int nlb_establish(const struct nlb_tuple *t)
 		err = nlb_conn_insert(NLB_FAMILY_V6, &nlb_est6, &k6, &entry);
 		if (!err)
 			bpf_map_delete_elem(&nlb_conns6, &k6);
+		else
+			nlb_conn_proven(bpf_map_lookup_elem(&nlb_conns6, &k6));
 	}
 	if (err) {
-		/* The opening record (if the LRU still has it) is its only trace, kept above:
-		 * serving from it beats serving from nothing. */
 		st->established_full++;
 		return -1;
 	}

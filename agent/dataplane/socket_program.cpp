@@ -98,8 +98,11 @@ void Dataplane::start_socket_program() {
     std::uint64_t cookie = netns_cookie(sockops_error_);
     if (!cookie)
         return;
-    // Before the program can run: it records nothing while the cookie is 0.
-    maps_->state().config.netns_cookie = cookie;
+    // Before the program can run: it records nothing while the cookie is 0. Set only while
+    // it runs: the XDP program then holds opening records to their SYN's first window,
+    // which only the socket program's move of established connections makes safe.
+    nlb_config& cfg = maps_->state().config;
+    cfg.netns_cookie = cookie;
     int prog_fd = bpf_program__fd(skel_->progs.nlb_sockops);
     std::string pin = pin_dir_ + "/" + kSockopsPin;
     int fd = bpf_obj_get(pin.c_str());
@@ -112,6 +115,7 @@ void Dataplane::start_socket_program() {
             bpf_link_detach(fd);
             close(fd);
             unlink(pin.c_str());
+            cfg.netns_cookie = 0;
             return;
         }
         sockops_fd_ = fd;
@@ -119,24 +123,30 @@ void Dataplane::start_socket_program() {
     }
     std::string root;
     int cg = open_cgroup2_root(root, sockops_error_);
-    if (cg < 0)
+    if (cg < 0) {
+        cfg.netns_cookie = 0;
         return;
+    }
     fd = bpf_link_create(prog_fd, cg, BPF_CGROUP_SOCK_OPS, nullptr);
     close(cg);
     if (fd < 0) {
         sockops_error_ = "attach the socket program to " + root + ": " + errstr(fd);
+        cfg.netns_cookie = 0;
         return;
     }
     if (int err = bpf_obj_pin(fd, pin.c_str())) {
         sockops_error_ = "pin the socket program's link at " + pin + ": " + errstr(err);
         bpf_link_detach(fd);
         close(fd);
+        cfg.netns_cookie = 0;
         return;
     }
     sockops_fd_ = fd;
 }
 
 void Dataplane::stop_socket_program() {
+    if (maps_)
+        maps_->state().config.netns_cookie = 0;
     std::string pin = pin_dir_ + "/" + kSockopsPin;
     unlink(pin.c_str());
     if (sockops_fd_ >= 0) {

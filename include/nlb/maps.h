@@ -30,7 +30,9 @@ struct nlb_config {
 	 * (nlb_config_flow_seed). */
 	__u32 flow_seed;
 	/* The host's network namespace (SO_NETNS_COOKIE): the socket program runs for every
-	 * socket of the machine and records only this namespace's. */
+	 * socket of the machine and records only this namespace's. Set exactly while the
+	 * socket program is attached (0 otherwise), which the XDP program reads as "established
+	 * connections leave the opening table" (nlb_tcp_tracked). */
 	__u64 netns_cookie;
 	/* The cluster's VLAN id (cluster.vlan), 0 for an untagged cluster: only frames of this
 	 * VLAN are the cluster's; every other frame passes untouched (docs/dataplane.md). */

@@ -52,6 +52,12 @@ struct Move {
     }
     void moved_dirty() { set(2 | NLB_BKT_TRACKED_HERE, 2 | NLB_BKT_MINE | NLB_BKT_DIRTY_OTHER); }
     void clean() { set(2, 2 | NLB_BKT_MINE); }
+    // The agent sets the namespace's cookie exactly while the socket program runs, which
+    // moves established connections out of the opening table.
+    void socket_program(bool on) {
+        for (auto* h : {&h1, &h2})
+            h->maps().state().config.netns_cookie = on ? 0x5eed : 0;
+    }
 };
 
 PacketSpec tcp(const IpAddress& client, std::uint16_t port, std::uint8_t flags) {
@@ -218,6 +224,7 @@ TEST_CASE("a forged SYN on another host's connection: the new owner takes only w
     IpAddress client = random_address(rng, family);
     m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
     m.set(1 | NLB_BKT_MINE, 1);
+    m.socket_program(true);
     auto packet = [&](std::uint16_t port, std::uint8_t flags, std::uint32_t seq) {
         PacketSpec p = tcp(client, port, flags);
         p.seq = seq;
@@ -245,7 +252,8 @@ TEST_CASE("a forged SYN on another host's connection: the new owner takes only w
     CHECK(verdict(m.h2, packet(1111, kAck | 0x08, forged + 1 + 60'000)) == Verdict::accepted);
     CHECK(verdict(m.h2, packet(1111, kAck, forged + 1 + NLB_OPENING_SEQ_WINDOW)) ==
           Verdict::dropped);
-    CHECK(verdict(m.h2, packet(1111, kAck, forged)) == Verdict::dropped); // before the window
+    CHECK(verdict(m.h2, packet(1111, kAck, forged)) == Verdict::accepted);    // a keepalive's
+    CHECK(verdict(m.h2, packet(1111, kAck, forged - 1)) == Verdict::dropped); // before it
 
     // a genuine new connection of the bucket, its sequence numbers wrapping past 2^32
     CHECK(verdict(m.h2, packet(2222, kSyn, 0xFFFF'FFF0u)) == Verdict::accepted);
@@ -255,7 +263,7 @@ TEST_CASE("a forged SYN on another host's connection: the new owner takes only w
     CHECK(verdict(m.h2, packet(2222, kSyn, 7)) == Verdict::accepted);
     CHECK(conn_of(m.h2, tcp(client, 2222, kSyn))->syn_seq == 7);
     CHECK(verdict(m.h2, packet(2222, kAck, 8)) == Verdict::accepted);
-    CHECK(verdict(m.h2, packet(2222, kAck, 0xFFFF'FFF1u)) == Verdict::dropped);
+    CHECK(verdict(m.h2, packet(2222, kAck, 0xFFFF'FFF0u)) == Verdict::dropped);
 
     // a record made mid-stream (ADOPT) has no SYN to continue: any sequence number is its
     m.set(1, 2 | NLB_BKT_MINE | NLB_BKT_ADOPT);
@@ -265,6 +273,67 @@ TEST_CASE("a forged SYN on another host's connection: the new owner takes only w
     CHECK(adopted->flags == 0);
     m.set(1, 2 | NLB_BKT_MINE | NLB_BKT_DIRTY_OTHER);
     CHECK(verdict(m.h2, packet(3333, kAck, 0x0BCD'0000)) == Verdict::accepted);
+}
+
+// The window above is safe only because the socket program moves an established connection
+// to nlb_est*. Where it does not run (no cgroup v2), or the established table was full, the
+// opening record is the connection's only one for its whole life, past its first 128 KB.
+TEST_CASE("a connection only its opening record tracks is served past its SYN's first window") {
+    auto family = GENERATE(as<std::uint8_t>{}, NLB_FAMILY_V4, NLB_FAMILY_V6);
+    CAPTURE(int(family));
+    Move m;
+    std::mt19937 rng(700 + family);
+    IpAddress client = random_address(rng, family);
+    m.bucket = bucket_of(client, 0, NLB_AFFINITY_SINGLE);
+    const std::uint32_t isn = 0x1000'0000, far = isn + 1 + 200'000;
+    auto packet = [&](std::uint16_t port, std::uint8_t flags, std::uint32_t seq) {
+        PacketSpec p = tcp(client, port, flags);
+        p.seq = seq;
+        return build(p);
+    };
+    auto accepted_by = [&](const Bytes& frame) {
+        return int(verdict(m.h1, frame) == Verdict::accepted) +
+               int(verdict(m.h2, frame) == Verdict::accepted);
+    };
+
+    SECTION("no socket program: opened in a dirty bucket, served past 128 KB, by one host") {
+        m.moved_dirty();
+        REQUIRE(verdict(m.h2, packet(2222, kSyn, isn)) == Verdict::accepted);
+        CHECK(accepted_by(packet(2222, kAck, isn + 1)) == 1);
+        CHECK(accepted_by(packet(2222, kAck, far)) == 1);
+        CHECK(verdict(m.h2, packet(2222, kAck, far)) == Verdict::accepted);
+        CHECK(accepted_by(packet(2222, kAck, isn)) == 1); // a keepalive
+        // a SYN forged on its tuple changes the number, and nothing it judges by
+        CHECK(verdict(m.h2, packet(2222, kSyn, 0x7000'0000)) == Verdict::accepted);
+        CHECK(accepted_by(packet(2222, kAck, far + 1000)) == 1);
+    }
+    SECTION("no socket program: opened while owned, then the bucket moves") {
+        m.set(1 | NLB_BKT_MINE, 1);
+        REQUIRE(verdict(m.h1, packet(3333, kSyn, isn)) == Verdict::accepted);
+        m.moved_dirty();
+        CHECK(verdict(m.h1, packet(3333, kAck, far)) == Verdict::accepted);
+        CHECK(verdict(m.h2, packet(3333, kAck, far)) == Verdict::dropped);
+    }
+    SECTION("socket program, established table full: the proven record holds no window") {
+        m.socket_program(true);
+        m.set(1 | NLB_BKT_MINE, 1);
+        REQUIRE(verdict(m.h1, packet(4444, kSyn, isn)) == Verdict::accepted);
+        REQUIRE(conn_of(m.h1, tcp(client, 4444, kSyn))->flags == NLB_CONN_SYN_SEQ);
+        // the table full: nlb_seed (the socket program's recording) keeps the opening record
+        DataplaneFixture& h1 = m.h1;
+        int full = 0;
+        for (std::uint32_t i = 0; i < 2 * DataplaneFixture::kTestTableEntries && !full; ++i)
+            full = h1.seed(tuple_of(tcp(random_address(rng, family), 9000, kAck))) == XDP_DROP;
+        REQUIRE(full);
+        CHECK(h1.seed(tuple_of(tcp(client, 4444, kSyn))) == XDP_DROP);
+        auto c = conn_of(h1, tcp(client, 4444, kSyn));
+        REQUIRE(c);
+        CHECK(c->flags == 0);
+        m.moved_dirty();
+        CHECK(verdict(m.h1, packet(4444, kAck, far)) == Verdict::accepted);
+        CHECK(verdict(m.h1, packet(4444, kAck, isn)) == Verdict::accepted);
+        CHECK(verdict(m.h2, packet(4444, kAck, far)) == Verdict::dropped);
+    }
 }
 
 TEST_CASE("FIN and RST change no record: an off-path RST or a half-close keeps the connection") {
