@@ -253,7 +253,8 @@ void ConnectionTracking::run_steps(Background& bg, const Job& job) {
             // older than the job: a VIP added since it was made is not in its list.
             const std::uint64_t listed_at = std::min(now, job.made_ns) - 50000000ULL;
             const auto sockets = vip_connections(job.vips);
-            bg.counts.orphans_ended += end_orphans(*job.maps, sockets, listed_at, monotonic_ns());
+            bg.counts.orphans_ended += end_orphans(*job.maps, sockets, listed_at, monotonic_ns(),
+                                                   [&] { return vip_connections(job.vips); });
         } catch (const std::exception& e) {
             bg.warnings.push_back(std::string("connection tracking: ") + e.what());
         }

@@ -107,17 +107,28 @@ nlb_conn_key6 key6(const nlb_tuple& t) {
     return k;
 }
 
+template <typename Key> using Orphans = std::vector<std::pair<Key, nlb_conn>>;
+
 template <typename Key>
-std::uint64_t end_orphans_in(int fd, const std::unordered_set<std::string>& sockets,
-                             std::uint64_t listed_at_ns, std::uint64_t now_ns) {
-    std::vector<std::pair<Key, nlb_conn>> orphans;
+Orphans<Key> find_orphans(int fd, const std::unordered_set<std::string>& sockets,
+                          std::uint64_t listed_at_ns) {
+    Orphans<Key> orphans;
     scan_table<Key>(fd, [&](const Key& k, const nlb_conn& c) {
         if (!c.closed_ns && c.opened_ns < listed_at_ns && !sockets.count(bytes(k)))
             orphans.emplace_back(k, c);
         return false;
     });
+    return orphans;
+}
+
+template <typename Key>
+std::uint64_t end_orphans_in(int fd, const Orphans<Key>& orphans,
+                             const std::unordered_set<std::string>& listed_again,
+                             std::uint64_t now_ns) {
     std::uint64_t n = 0;
     for (auto& [k, c] : orphans) {
+        if (listed_again.count(bytes(k)))
+            continue;
         // Only the record judged: its tuple may belong to a new connection by now (the walk
         // and the socket listing take a while), whose record must not be stamped closed.
         nlb_conn now{};
@@ -305,12 +316,26 @@ bool ConnScanner::scan_in_kernel(ConnScan& out, std::uint64_t now_ns, bool age_o
 }
 
 std::uint64_t end_orphans(const DataplaneMaps& maps, const std::vector<nlb_tuple>& sockets,
-                          std::uint64_t listed_at_ns, std::uint64_t now_ns) {
-    std::unordered_set<std::string> v4, v6;
-    for (const auto& t : sockets)
-        (t.family == NLB_FAMILY_V4 ? v4.insert(bytes(key4(t))) : v6.insert(bytes(key6(t))));
-    return end_orphans_in<nlb_conn_key4>(maps.fds().est4, v4, listed_at_ns, now_ns) +
-           end_orphans_in<nlb_conn_key6>(maps.fds().est6, v6, listed_at_ns, now_ns);
+                          std::uint64_t listed_at_ns, std::uint64_t now_ns,
+                          const std::function<std::vector<nlb_tuple>()>& list_again) {
+    const auto key_sets = [](const std::vector<nlb_tuple>& listed) {
+        std::pair<std::unordered_set<std::string>, std::unordered_set<std::string>> sets;
+        for (const auto& t : listed)
+            (t.family == NLB_FAMILY_V4 ? sets.first.insert(bytes(key4(t)))
+                                       : sets.second.insert(bytes(key6(t))));
+        return sets;
+    };
+    const auto [v4, v6] = key_sets(sockets);
+    const auto orphans4 = find_orphans<nlb_conn_key4>(maps.fds().est4, v4, listed_at_ns);
+    const auto orphans6 = find_orphans<nlb_conn_key6>(maps.fds().est6, v6, listed_at_ns);
+    if (orphans4.empty() && orphans6.empty())
+        return 0;
+    // The kernel's dump resumes a hash chain by position between two reads, so a socket
+    // that closed earlier in the chain meanwhile makes it skip a live one: a record is
+    // ended only if a second listing misses its socket too. Whatever it lists is spared.
+    const auto [again4, again6] = key_sets(list_again());
+    return end_orphans_in<nlb_conn_key4>(maps.fds().est4, orphans4, again4, now_ns) +
+           end_orphans_in<nlb_conn_key6>(maps.fds().est6, orphans6, again6, now_ns);
 }
 
 } // namespace nlb

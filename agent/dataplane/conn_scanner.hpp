@@ -7,6 +7,7 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -97,8 +98,11 @@ ConnScan scan_by_copy(const DataplaneMaps& maps, std::uint64_t now_ns, bool age_
 // Ends the established records (as if their socket had closed now) that no socket in
 // `sockets` carries and that were recorded before `listed_at_ns`, the time the socket table
 // was read: a socket closed while no socket program ran (the agent's predecessor's), or
-// whose close it missed. Returns how many.
+// whose close it missed. Such a record is ended only if `list_again` (a second reading of
+// the socket table, called once, only when there are any) misses its socket too. Returns
+// how many.
 std::uint64_t end_orphans(const DataplaneMaps& maps, const std::vector<nlb_tuple>& sockets,
-                          std::uint64_t listed_at_ns, std::uint64_t now_ns);
+                          std::uint64_t listed_at_ns, std::uint64_t now_ns,
+                          const std::function<std::vector<nlb_tuple>()>& list_again);
 
 } // namespace nlb

@@ -21,12 +21,15 @@ namespace {
     throw std::system_error(errno, std::generic_category(), std::string("socket table: ") + what);
 }
 
-// TCP states that carry a connection this host still answers for. SYN_RECV sockets live in
-// the listener's queue (not a full socket yet: the opening table covers them); TIME_WAIT has
-// no socket left to answer.
-constexpr std::uint32_t kStates = (1u << TCP_ESTABLISHED) | (1u << TCP_FIN_WAIT1) |
-                                  (1u << TCP_FIN_WAIT2) | (1u << TCP_CLOSE_WAIT) |
-                                  (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
+// TCP states that carry a connection this host still answers for. SYN_RECV is a full socket
+// only under TCP Fast Open: the child made at the SYN, which the socket program records then
+// (its "passive established" comes with the SYN's data), and which stays SYN_RECV until the
+// client's ACK; left out, an orphan check in that time ended a live connection's record.
+// A handshake in the listener's queue is a request socket (NEW_SYN_RECV: the opening table
+// covers it); TIME_WAIT has no socket left to answer.
+constexpr std::uint32_t kStates =
+    (1u << TCP_ESTABLISHED) | (1u << TCP_SYN_RECV) | (1u << TCP_FIN_WAIT1) | (1u << TCP_FIN_WAIT2) |
+    (1u << TCP_CLOSE_WAIT) | (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
 
 bool v4_mapped(const __u32* a) { return a[0] == 0 && a[1] == 0 && a[2] == htonl(0xffff); }
 
@@ -63,8 +66,9 @@ void dump(int fd, std::uint8_t af, const std::vector<IpAddress>& vips, std::vect
             if (h->nlmsg_type == NLMSG_DONE)
                 return;
             if (h->nlmsg_type == NLMSG_ERROR) {
-                auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
-                errno = -e->error;
+                const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+                errno =
+                    h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) && e->error ? -e->error : EPROTO;
                 fail("dump");
             }
             if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg)))
