@@ -64,8 +64,10 @@ std::vector<MapPin> map_pins(nlb_bpf* skel) {
             {skel->maps.nlb_hb_untrusted, "nlb_hb_untrusted"}};
 }
 
-void ensure_bpffs_dir(const std::string& dir, const std::string& what) {
-    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+// True when it made the directory.
+bool ensure_bpffs_dir(const std::string& dir, const std::string& what) {
+    const bool made = mkdir(dir.c_str(), 0700) == 0;
+    if (!made && errno != EEXIST)
         fail(what, "create pin directory " + dir + ": " + errstr(errno));
     struct statfs fs {};
     if (statfs(dir.c_str(), &fs) != 0)
@@ -73,6 +75,7 @@ void ensure_bpffs_dir(const std::string& dir, const std::string& what) {
     if (fs.f_type != BPF_FS_MAGIC)
         fail(what, "pin directory " + dir + " is not on a BPF filesystem (mount -t bpf bpf " +
                        dir + ")");
+    return made;
 }
 
 int link_ifindex(int link_fd) {
@@ -122,9 +125,30 @@ std::optional<std::uint32_t> pinned_entries(const std::string& path) {
 
 std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std::string& what,
                                            const TableSizes& sizes) {
-    ensure_bpffs_dir(pin_dir, what);
+    const bool made_dir = ensure_bpffs_dir(pin_dir, what);
     std::unique_ptr<Dataplane> dp(new Dataplane);
     dp->pin_dir_ = pin_dir;
+    dp->made_pin_dir_ = made_dir;
+    try {
+        load_into(*dp, what, sizes);
+    } catch (...) {
+        dp->drop_fresh_pins();
+        throw;
+    }
+    return dp;
+}
+
+void Dataplane::drop_fresh_pins() {
+    for (const std::string& path : fresh_pins_)
+        unlink(path.c_str());
+    fresh_pins_.clear();
+    if (made_pin_dir_)
+        rmdir(pin_dir_.c_str()); // only if nothing else is in it
+}
+
+void Dataplane::load_into(Dataplane& d, const std::string& what, const TableSizes& sizes) {
+    const std::string& pin_dir = d.pin_dir_;
+    Dataplane* dp = &d;
     dp->skel_ = nlb_bpf__open();
     if (!dp->skel_)
         fail(what, "open the XDP object: " + errstr(errno));
@@ -169,6 +193,13 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
         dp->pending_.push_back({p.map, p.name, path, fd, nullptr});
         if (int err = bpf_map__set_pin_path(p.map, nullptr))
             fail(what, std::string("unpin ") + p.name + ": " + errstr(err));
+    }
+    // What the load will pin where nothing is pinned. libbpf unpins them itself when the load
+    // fails; after it, drop_fresh_pins does.
+    for (const auto& p : map_pins(dp->skel_)) {
+        const char* path = bpf_map__pin_path(p.map);
+        if (path && access(path, F_OK) != 0)
+            dp->fresh_pins_.emplace_back(path);
     }
     if (int err = nlb_bpf__load(dp->skel_)) {
         if (err == -EPERM || err == -EACCES)
@@ -220,7 +251,6 @@ std::unique_ptr<Dataplane> Dataplane::load(const std::string& pin_dir, const std
             fail(what, std::string("keep the adopted watchdog's deadline: ") + e.what());
         }
     }
-    return dp;
 }
 
 std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const TableSizes& sizes) {
@@ -280,6 +310,24 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
     std::unique_ptr<Dataplane> dp = load(pin_dir, what, sizes);
     dp->ifname_ = ifname;
     dp->ifindex_ = ifindex;
+    try {
+        dp->attach_link(mode, what);
+    } catch (...) {
+        // Nothing of this attach stays: the link (closed with dp), its pin, the socket
+        // program, the maps it pinned.
+        unlink((pin_dir + "/" + kLinkPin).c_str());
+        dp->stop_socket_program();
+        dp->drop_fresh_pins();
+        throw;
+    }
+    return dp;
+}
+
+void Dataplane::attach_link(XdpMode mode, const std::string& what) {
+    Dataplane* dp = this;
+    const int ifindex = ifindex_;
+    const std::string& ifname = ifname_;
+    const std::string& pin_dir = pin_dir_;
     int prog_fd = bpf_program__fd(dp->skel_->progs.nlb_xdp);
     auto busy = [&](int fd) {
         if (fd == -EBUSY || fd == -EEXIST) {
@@ -316,7 +364,6 @@ std::unique_ptr<Dataplane> Dataplane::attach(const std::string& ifname,
         fail(what, "pin the link at " + link_path + ": " + errstr(err));
     dp->start_socket_program();
     dp->finish_migration(what);
-    return dp;
 }
 
 void Dataplane::finish_migration(const std::string& what) {

@@ -102,11 +102,18 @@ class Dataplane {
     Dataplane() = default;
     static std::unique_ptr<Dataplane> load(const std::string& pin_dir, const std::string& what,
                                            const TableSizes& sizes);
+    static void load_into(Dataplane& dp, const std::string& what, const TableSizes& sizes);
+    // A fresh attach's XDP link on ifname_, pinned, then the socket program. Throws.
+    void attach_link(XdpMode mode, const std::string& what);
     void start_socket_program(); // never throws: failure leaves socket_program() false
     // After the new program is attached: what the old one recorded meanwhile, then the new
     // maps pinned where the old ones were. Throws.
     void finish_migration(const std::string& what);
     void stop_socket_program();
+    // A load or attach that fails leaves the pin directory as it found it: the maps it
+    // pinned anew (their memory, and sizes a later attach would take for the configured
+    // ones) and the directory itself, if it made it.
+    void drop_fresh_pins();
 
     nlb_bpf* skel_ = nullptr;
     std::unique_ptr<DataplaneMaps> maps_;
@@ -124,6 +131,8 @@ class Dataplane {
     struct Pending; // a pinned map being converted: its old handle and the new map
     std::vector<Pending> pending_;
     std::vector<MigratedMap> migrated_;
+    std::vector<std::string> fresh_pins_; // pinned by this load where nothing was
+    bool made_pin_dir_ = false;
 };
 
 } // namespace nlb

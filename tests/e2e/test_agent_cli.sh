@@ -33,6 +33,23 @@ set -e
 check "no such interface: exit 1" test "$rc" = 1
 check "no such interface: says so ($out)" python3 -c 'import sys; sys.exit(0 if "attach eth9: no such interface" in sys.argv[1] else 1)' "$out"
 
+# Another XDP program on the interface: exit 1, says so, and leaves the pin directory as it
+# found it (no maps pinned, no directory: their memory, and their sizes, which a later attach
+# would have taken over the configured ones).
+sed -i 's/"interface": "eth9"/"interface": "eth0"/' "$TOPO_DIR/h1.json"
+ip -n "$TOPO-h1" link set eth0 xdpgeneric obj "$BUILD/bpf/bare.bpf.o" sec xdp
+set +e
+out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/x" --xdp-mode generic 2>&1 | grep -v '^info')
+rc=${PIPESTATUS[0]}
+set -e
+ip -n "$TOPO-h1" link set eth0 xdpgeneric off
+check "another XDP program: exit 1" test "$rc" = 1
+check "another XDP program: says so ($out)" python3 -c 'import sys; sys.exit(0 if "attach eth0: another XDP program" in sys.argv[1] else 1)' "$out"
+check "another XDP program: nothing pinned ($(ls "$TOPO_DIR/bpffs/x" 2>&1 | tr '\n' ' '))" \
+  test ! -e "$TOPO_DIR/bpffs/x"
+sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
+
 # Not root: exit 1, says why.
 set +e
 public=$(mktemp /tmp/nlb-public-config.XXXXXX)
