@@ -32,7 +32,11 @@ void Agent::heartbeat(std::span<const std::uint8_t> frame, Path path,
                 dp_->maps().clear_trusted_sources();
                 trusted_sources_.clear();
             }
-            dp_->maps().trust_heartbeat_source(*source);
+            // Emptied because an earlier agent's sources filled it: the members this agent
+            // had written are gone too, and are written again as they are heard. Kept as
+            // written, they would have shared the forged frames' budget for good.
+            if (dp_->maps().trust_heartbeat_source(*source))
+                trusted_sources_.clear();
             trusted_sources_.insert(mac);
         } catch (const std::exception& e) {
             log_.error(e.what());

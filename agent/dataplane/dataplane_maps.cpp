@@ -204,18 +204,20 @@ void DataplaneMaps::write_rule(std::uint32_t slot, const nlb_rule& rule) {
     std::memcpy(&state_->rules[slot], &rule, sizeof(rule));
 }
 
-void DataplaneMaps::trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac) {
+bool DataplaneMaps::trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac) {
     nlb_hb_rate_key key{};
     std::memcpy(key.mac, mac.data(), sizeof(key.mac));
     const std::uint64_t unused = 0;
     int err = bpf_map_update_elem(fds_.hb_trusted, &key, &unused, BPF_ANY);
-    if (err == -E2BIG) {
+    const bool emptied = err == -E2BIG;
+    if (emptied) {
         // Full (of sources an earlier agent wrote): start again from the members heard now.
         clear_trusted_sources();
         err = bpf_map_update_elem(fds_.hb_trusted, &key, &unused, BPF_ANY);
     }
     if (err)
         fail("update nlb_hb_trusted", err);
+    return emptied;
 }
 
 void DataplaneMaps::clear_trusted_sources() {

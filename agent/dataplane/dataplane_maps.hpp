@@ -55,8 +55,10 @@ class DataplaneMaps {
     std::uint64_t slots_changed_by(const DataplaneTables& tables) const;
     void write_rule(std::uint32_t slot, const nlb_rule& rule);
     // A source MAC whose 0x886F frame the engine authenticated and found fresh: its frames
-    // pass on its own budget, outside the one unknown sources share (nlb_hb_trusted).
-    void trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac);
+    // pass on its own budget, outside the one unknown sources share (nlb_hb_trusted). True
+    // when the table was full (of sources an earlier agent wrote: it is pinned) and emptied
+    // first: every source trusted before must then be written again.
+    [[nodiscard]] bool trust_heartbeat_source(const std::array<std::uint8_t, 6>& mac);
     void clear_trusted_sources();
     // 0x886F frames from sources not trusted, dropped over the budget they share.
     std::uint64_t heartbeat_untrusted_dropped() const;

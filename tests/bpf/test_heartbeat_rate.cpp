@@ -207,7 +207,7 @@ TEST_CASE("heartbeat budget: forged source MACs share one budget, members' frame
     // source the agent has not authenticated shares holds it back.
     Host h;
     const Mac member = kSourceB;
-    h.dp.maps().trust_heartbeat_source(member);
+    REQUIRE_FALSE(h.dp.maps().trust_heartbeat_source(member));
     auto untrusted_dropped = [&h] { return h.dp.maps().heartbeat_untrusted_dropped(); };
     const std::uint32_t n = 3 * NLB_HB_UNTRUSTED_BURST;
     auto t0 = Clock::now();
@@ -259,9 +259,10 @@ TEST_CASE("heartbeat budget: a full table of trusted sources is emptied for a ne
     // empties it first and is trusted; the others are written again as they are heard.
     Host h;
     for (std::uint32_t i = 0; i < NLB_HB_TRUSTED_ENTRIES; ++i)
-        h.dp.maps().trust_heartbeat_source(forged(i));
+        CHECK_FALSE(h.dp.maps().trust_heartbeat_source(forged(i)));
     const Mac member = kSourceB;
-    h.dp.maps().trust_heartbeat_source(member);
+    CHECK(h.dp.maps().trust_heartbeat_source(member)); // emptied: the caller must know
+    CHECK_FALSE(h.dp.maps().trust_heartbeat_source(forged(7)));
     // Exhaust the shared budget with unknown sources, then the member still passes.
     for (std::uint32_t i = 0; i < 3 * NLB_HB_UNTRUSTED_BURST; ++i)
         verdict(h.dp, heartbeat(forged(100000 + i)));
