@@ -199,6 +199,21 @@ static __always_inline int nlb_icmp6(struct ethhdr *eth, const struct nlb_config
 	q.proto = in->nexthdr;
 	__builtin_memcpy(q.saddr, &in->daddr, 16);
 	__builtin_memcpy(q.daddr, &in->saddr, 16);
+	if (q.proto == IPPROTO_FRAGMENT) {
+		/* A datagram its host fragmented (a UDP answer past the MTU: IPv6 routers do not
+		 * fragment, so a Packet Too Big about it quotes the first fragment). Its ports
+		 * follow the fragment header, as in the first fragment the client's host got: the
+		 * serving host's error, which lowers that client's path MTU there. A later
+		 * fragment has no ports: the default host's, as for IPv4. */
+		struct nlb_ipv6_frag_hdr *fh = (void *)(in + 1);
+
+		if ((void *)(fh + 1) > data_end || (void *)(fh + 1) > p->ip_end)
+			return nlb_malformed();
+		q.proto = fh->nexthdr;
+		if (fh->frag_off & bpf_htons(0xfff8))
+			return nlb_decide(eth, cfg, &q, NLB_RULE_DEFAULT, NLB_TRACK_QUOTED);
+		return nlb_decide_quoted(eth, cfg, &q, (__be16 *)(fh + 1), data_end, p->ip_end);
+	}
 	return nlb_decide_quoted(eth, cfg, &q, (__be16 *)(in + 1), data_end, p->ip_end);
 }
 
@@ -284,7 +299,7 @@ static __always_inline int nlb_l4_fast(struct ethhdr *eth, const struct nlb_conf
 	if (proto == IPPROTO_TCP) {
 		if ((l4[12] >> 4) < 5 || (__u32)(l4[12] >> 4) * 4 > l4_len)
 			return nlb_malformed();
-	} else if (bpf_ntohs(*(__be16 *)(l4 + 4)) < 8) {
+	} else if (bpf_ntohs(*(__be16 *)(l4 + 4)) < 8 || bpf_ntohs(*(__be16 *)(l4 + 4)) > l4_len) {
 		return nlb_malformed();
 	} else if (*(__be16 *)(l4 + 2) == bpf_htons(NLB_REMOTE_CONTROL_PORT) && vip->index == 0) {
 		return nlb_remote_control(eth, cfg); /* UDP to the cluster IP (VIP index 0) */

@@ -104,7 +104,11 @@ static __always_inline int nlb_parse_l4(struct nlb_packet *p, void *data_end)
 
 		if ((void *)(udp + 4) > data_end || (void *)(udp + 4) > p->ip_end)
 			return NLB_PARSE_MALFORMED;
-		if (bpf_ntohs(udp[2]) < 8)
+		/* A length past the datagram's end is one the stack discards as short: counted
+		 * here as malformed, not accepted by one host. A first fragment's covers the
+		 * fragments to come. */
+		if (bpf_ntohs(udp[2]) < 8 ||
+		    (!p->fragment && (void *)udp + bpf_ntohs(udp[2]) > p->ip_end))
 			return NLB_PARSE_MALFORMED;
 		p->sport = udp[0];
 		p->dport = udp[1];

@@ -152,7 +152,9 @@ Bytes build_icmp_error(const PacketSpec& outer, const Bytes& quoted, std::uint8_
     s.proto = v4 ? kIcmp : kIcmp6;
     s.icmp_type = type;
     std::size_t l3 = quoted[12] == 0x81 ? 18 : 14;
-    std::size_t quote_len = v4 ? ((quoted[l3] & 0x0f) * 4 + 8) : 48;
+    // IPv4: the header and 8 bytes (RFC 792); IPv6 quotes as much as fits 1280 bytes: here
+    // the header, a fragment header if there is one, and 8 bytes.
+    std::size_t quote_len = v4 ? ((quoted[l3] & 0x0f) * 4 + 8) : 56;
     s.icmp_body.assign(quoted.begin() + static_cast<long>(l3),
                        quoted.begin() + static_cast<long>(std::min(quoted.size(), l3 + quote_len)));
     return build(s);

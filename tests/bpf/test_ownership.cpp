@@ -465,6 +465,42 @@ TEST_CASE("ICMP errors go to the host that owns the quoted client; echo to the d
         CHECK(stats(hosts.h1, 0).tracked == 0); // an error never opens a connection
         CHECK(total_stats(hosts.h1).malformed == 0);
     }
+    SECTION("IPv6 errors quoting a fragmented datagram: the first fragment by its ports") {
+        // A UDP answer past the MTU, fragmented by the host that sent it (IPv6 routers do not
+        // fragment): a Packet Too Big quotes the first fragment, whose ports follow the
+        // fragment header; the serving host must get it to lower that client's path MTU.
+        int on_host1 = 0;
+        for (int i = 0; i < 24; ++i) {
+            IpAddress client = random_address(rng, NLB_FAMILY_V6);
+            auto cport = static_cast<std::uint16_t>(1024 + rng() % 60000);
+            std::uint8_t owner = half(bucket_of(client, cport, NLB_AFFINITY_NONE));
+            on_host1 += owner == 1;
+            for (bool first : {true, false}) {
+                PacketSpec q;
+                q.src = kVip6;
+                q.dst = client;
+                q.sport = 53;
+                q.dport = cport;
+                q.proto = kUdp;
+                q.payload = 1400;
+                q.fragment = true;
+                q.more_fragments = true;
+                q.frag_offset = first ? 0 : 100;
+                PacketSpec outer;
+                outer.src = router6;
+                outer.dst = kVip6;
+                Bytes err = build_icmp_error(outer, build(q), 2);
+                CAPTURE(client.to_string(), cport, first);
+                // a later fragment has no ports: the default host's (host 1 here)
+                const std::uint8_t expect = first ? owner : 1;
+                CHECK(verdict(hosts.h1, err) == owner_verdict(expect, 1));
+                CHECK(verdict(hosts.h2, err) == owner_verdict(expect, 2));
+            }
+        }
+        CHECK(on_host1 > 0);
+        CHECK(on_host1 < 24);
+        CHECK(total_stats(hosts.h1).malformed == 0);
+    }
     SECTION("echo requests: the default host only") {
         for (int i = 0; i < 16; ++i) {
             for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {

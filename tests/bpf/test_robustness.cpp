@@ -235,6 +235,23 @@ TEST_CASE("headers cut short with lengths that agree are malformed") {
     bad = udp6_plain;
     put16(bad, 14 + 40 + 4, 7);
     cuts.push_back(bad);
+    // UDP lengths past the datagram's end, which the stack discards as short: the fast and
+    // the general paths (IPv4 with options, IPv6 with extension headers)
+    s = tcp_spec(kClient4, kVip4);
+    s.proto = kUdp;
+    s.ipv4_options = 8;
+    const Bytes udp4_opts = build(s);
+    for (const auto& [frame, at] :
+         {std::pair{udp4, 14 + 20}, std::pair{udp4_opts, 14 + 28}, std::pair{udp6, 14 + 40 + 16},
+          std::pair{udp6_plain, 14 + 40}}) {
+        bad = frame;
+        put16(bad, static_cast<std::size_t>(at) + 4,
+              static_cast<std::uint16_t>(frame.size() - static_cast<std::size_t>(at) + 1));
+        cuts.push_back(bad);
+        bad = frame;
+        put16(bad, static_cast<std::size_t>(at) + 4, 1024);
+        cuts.push_back(bad);
+    }
     bad = tcp6_plain;
     bad[14 + 40 + 12] = 4 << 4;
     cuts.push_back(bad);
