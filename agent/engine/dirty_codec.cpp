@@ -1,6 +1,9 @@
 // The dirty-bucket section of a heartbeat (docs/convergence.md, "Dirty buckets"): per rule
 // slot, the buckets the sender still serves connections in after losing them, as a list of
-// bucket groups or a bitmap of them; groups widen until the section fits the frame.
+// bucket groups or a bitmap of them; groups widen until the section fits the frame, and when
+// one whole group per slot is still too much, slots go whole into one set of slots.
+#include <algorithm>
+#include <array>
 #include <bitset>
 
 #include "heartbeat_codec.hpp"
@@ -15,7 +18,15 @@ using wire::Writer;
 constexpr std::uint8_t kMaxShift = 12; // 2^12 = NLB_BUCKETS: one group, the whole slot
 constexpr std::uint8_t kFormatList = 0;
 constexpr std::uint8_t kFormatBitmap = 1;
+// Every bucket of each slot in a bitmap over the slots (2026-12-06). Readers that predate it
+// reject the frame, which is what they did with every frame that needs it: those were longer
+// than kHeartbeatMaxSize.
+constexpr std::uint8_t kFormatSlots = 2;
 constexpr std::size_t kDirtyEntryHeader = 6;
+constexpr std::size_t kSlotsBitmap = (NLB_RULE_SLOTS + 7) / 8;
+static_assert(kDirtyEntryHeader + kSlotsBitmap == kDirtyMinSection);
+// A one-byte bitmap (shifts 9 to 12): the least a slot's own entry costs.
+constexpr std::size_t kEntryFloor = kDirtyEntryHeader + 1;
 
 std::uint32_t groups_at(std::uint8_t shift) {
     return NLB_BUCKETS >> shift;
@@ -37,6 +48,7 @@ struct DirtyPlan {
     std::uint8_t shift = 0;
     BucketBits groups;
     std::size_t group_count = 0;
+    bool whole = false; // in the slots entry
 
     void set_shift(std::uint8_t s) {
         shift = s;
@@ -63,24 +75,45 @@ std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::si
     }
     auto total = [&] {
         std::size_t t = 0;
-        for (const auto& p : plan)
-            t += p.size();
-        return t;
+        bool slots_entry = false;
+        for (const auto& p : plan) {
+            slots_entry = slots_entry || p.whole;
+            t += p.whole ? 0 : p.size();
+        }
+        return t + (slots_entry ? kDirtyMinSection : 0);
     };
-    // Widen the largest entry one step at a time: bounded by kMaxShift steps per entry, and
-    // NLB_RULE_SLOTS entries at full width (7 bytes each) fit any budget we use.
+    // Widen the largest entry one step at a time while widening saves bytes: bounded by
+    // kMaxShift steps per entry. Frames this fits are the same as before the slots entry.
     while (total() > budget) {
         DirtyPlan* widest = nullptr;
         for (auto& p : plan)
-            if (p.shift < kMaxShift && (!widest || p.size() > widest->size()))
+            if (p.size() > kEntryFloor && (!widest || p.size() > widest->size()))
                 widest = &p;
         if (!widest)
             break;
         widest->set_shift(static_cast<std::uint8_t>(widest->shift + 1));
     }
+    // Every entry at its floor and still too much (64 hosts, 32 rules, every optional
+    // section: 33 entries take 231 bytes, about 60 are left). Slots go whole into the slots
+    // entry, first those with every group dirty (nothing is lost), until the rest fits: at
+    // worst all of them, kDirtyMinSection bytes. Never dropped: a bucket reported clean that is
+    // dirty is one whose connections the new owner resets.
+    for (const bool lossless : {true, false})
+        for (auto& p : plan) {
+            if (total() <= budget)
+                break;
+            if (!p.whole && (!lossless || p.group_count == groups_at(p.shift)))
+                p.whole = true;
+        }
     std::vector<std::uint8_t> out;
     Writer w(out);
+    std::array<std::uint8_t, kSlotsBitmap> whole{};
     for (const auto& p : plan) {
+        if (p.whole) {
+            whole[p.slot->slot / 8] =
+                static_cast<std::uint8_t>(whole[p.slot->slot / 8] | (0x80u >> (p.slot->slot % 8)));
+            continue;
+        }
         w.u8(p.slot->slot);
         w.u8(p.shift);
         if (p.use_list()) {
@@ -105,6 +138,15 @@ std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::si
             }
         }
     }
+    if (std::any_of(whole.begin(), whole.end(), [](std::uint8_t b) { return b != 0; })) {
+        // Slot 0 and shift 12 in its head: one group, the whole slot, as for each slot named.
+        w.u8(0);
+        w.u8(kMaxShift);
+        w.u8(kFormatSlots);
+        w.u8(0);
+        w.u16(static_cast<std::uint16_t>(kSlotsBitmap));
+        out.insert(out.end(), whole.begin(), whole.end());
+    }
     return out;
 }
 
@@ -119,6 +161,27 @@ DecodeError decode_dirty_section(std::span<const std::uint8_t> body, Heartbeat& 
         const auto count = r.u16();
         if (!r.ok())
             return DecodeError::truncated;
+        if (format == kFormatSlots) {
+            if (slot != 0 || shift != kMaxShift)
+                return DecodeError::bad_field;
+            if (count != kSlotsBitmap)
+                return DecodeError::bad_length;
+            const auto data = r.bytes(count);
+            if (!r.ok())
+                return DecodeError::truncated;
+            // Each slot once, whichever entry names it; no slot past the last.
+            for (std::uint32_t s = 0; s < 8 * kSlotsBitmap; ++s) {
+                if (!(data[s / 8] & (0x80u >> (s % 8))))
+                    continue;
+                if (s >= NLB_RULE_SLOTS || seen[s])
+                    return DecodeError::bad_field;
+                seen.set(s);
+                DirtySlot d{static_cast<std::uint8_t>(s), {}};
+                d.buckets.set();
+                hb.dirty.push_back(d);
+            }
+            continue;
+        }
         if (slot >= NLB_RULE_SLOTS || shift > kMaxShift || seen[slot])
             return DecodeError::bad_field;
         seen.set(slot);

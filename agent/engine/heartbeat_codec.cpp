@@ -30,6 +30,20 @@ constexpr std::size_t kAcksFixed = 2;      // count, reserved
 constexpr std::size_t kAckEntry = 4;       // priority, reserved, sequence (low 16 bits)
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
+// The largest frame without its dirty section: every section there is, every list at its
+// bound (64 echoes: 63 peers and a second host with the sender's priority), HMAC.
+constexpr std::size_t section(std::size_t body) {
+    return kSectionHeader + body;
+}
+constexpr std::size_t kLargestWithoutDirty =
+    kHeartbeatHeaderSize + section(NLB_MAX_RULES * kRuleEntry) + section(kBaseSection) +
+    section(kContactFixed + NLB_MAX_HOSTS * kEchoEntry) + section(kConfigSection) +
+    section(kSeedSection) + section(kHealthSection) + section(4 + 4 * NLB_MAX_RULES) +
+    section(kStagedSection) + section(kWantSection) + section(kOwnersSection + kGraceFields) +
+    section(kAcksFixed + NLB_MAX_HOSTS * kAckEntry) + kHeartbeatMacSize;
+// So the dirty section always fits, cut down to the slots entry at worst (encode_dirty).
+static_assert(kLargestWithoutDirty + kSectionHeader + kDirtyMinSection <= kHeartbeatMaxSize);
+
 std::uint64_t host_bit_of(std::uint8_t priority) {
     return std::uint64_t{1} << (priority - 1);
 }
@@ -159,8 +173,11 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         }
     }
 
+    // Below kHeartbeatMaxSize by the static_assert above; should a section outgrow it, no
+    // budget at all (the dirty section then whole slots) rather than a wrapped-round one.
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
-    const auto dirty = encode_dirty(hb.dirty, kHeartbeatMaxSize - used);
+    const auto dirty =
+        encode_dirty(hb.dirty, used < kHeartbeatMaxSize ? kHeartbeatMaxSize - used : 0);
     if (!dirty.empty()) {
         w.section(kSectionDirty, dirty.size());
         out.insert(out.end(), dirty.begin(), dirty.end());

@@ -101,7 +101,8 @@ struct DecodeResult {
 
 // Encodes `hb` (flags as given; when kFlagAuthenticated is set the last 32 bytes are left
 // zero for heartbeat_auth to fill). Dirty buckets are coarsened, never dropped, until the
-// frame fits kHeartbeatMaxSize.
+// frame fits kHeartbeatMaxSize, which every frame does, whatever the heartbeat holds (lists
+// past their bounds are cut to them).
 std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb);
 
 // Strict: every length is checked against the bytes present and against its own bound before
@@ -123,8 +124,12 @@ struct ChunkDecodeResult {
 ChunkDecodeResult decode_map_chunk(std::span<const std::uint8_t> frame);
 
 // Dirty-bucket encoding alone (exposed for the tests): per slot a list of bucket groups or a
-// bitmap of them, with groups of 2^shift buckets; shifts grow until the whole fits `budget`.
+// bitmap of them, with groups of 2^shift buckets; shifts grow until the whole fits `budget`,
+// then slots go whole into one entry that names them. Never longer than `budget` when that is
+// at least kDirtyMinSection; below, that entry all the same (a superset, never less).
 std::vector<std::uint8_t> encode_dirty(std::span<const DirtySlot> dirty, std::size_t budget);
+// The least a dirty section's body is cut to: every slot whole, in one entry.
+inline constexpr std::size_t kDirtyMinSection = 6 + (NLB_RULE_SLOTS + 7) / 8;
 // The dirty section's body, decoded into hb.dirty (decode_heartbeat's, dirty_codec.cpp).
 DecodeError decode_dirty_section(std::span<const std::uint8_t> body, Heartbeat& hb);
 

@@ -78,6 +78,46 @@ int main(int argc, char** argv) {
             .write(reinterpret_cast<const char*>(bytes.data()),
                    static_cast<std::streamsize>(bytes.size()));
     };
+    // The largest frame: 64 hosts, every section, every slot dirty; its dirty section has
+    // slots whole (format 2). Its own generator: the frames above stay as they were.
+    {
+        std::mt19937_64 big(2);
+        Heartbeat hb;
+        hb.flags = Heartbeat::kFlagAuthenticated;
+        hb.cluster_ip = 0xc0000264;
+        hb.priority = 9;
+        hb.state = HostState::converging;
+        hb.rule_count = NLB_MAX_RULES;
+        hb.nonce = big();
+        hb.sequence = 77;
+        hb.has_contact = hb.has_acks = hb.has_config = hb.has_health = hb.has_want = true;
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+            hb.echoes.push_back({p, Heartbeat::kPathSegment, big()}); // 9: a second host
+            if (p != hb.priority)
+                hb.acks.push_back({p, static_cast<std::uint16_t>(big())});
+        }
+        hb.has_seed = true;
+        hb.seed_digest = big() | 1;
+        hb.load_rules = 0xffffffff;
+        for (auto& l : hb.loads)
+            l = static_cast<std::uint32_t>(big() % 100000);
+        hb.staged = big();
+        hb.switched_from = big();
+        hb.outside_owners = 0x30;
+        hb.grace_owners = 0xc0;
+        hb.grace_left_ms = 2500;
+        for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+            DirtySlot d{s, {}};
+            for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+                if (big() % 50 == 0)
+                    d.buckets.set(b);
+            hb.dirty.push_back(d);
+        }
+        auto frame = encode_heartbeat(hb);
+        auth.sign(frame);
+        write("hb-largest", frame);
+        ++n;
+    }
     // Maps of every slot kind, and their chunks (signed and not).
     for (int i = 0; i < 4; ++i) {
         ClusterMap m;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "heartbeat_codec.hpp"
 #include "simulator.hpp"
 
 using namespace nlb;
@@ -105,6 +106,60 @@ TEST_CASE("a joining host gets its share and no bucket is ever owned twice") {
             CHECK(std::abs(double(sim.host(j).engine->buckets_owned(0)) - share) < 1.0);
         }
     }
+}
+
+// Every rule dirty on every host at once, with the sections a 64-host cluster sends: one
+// dirty entry of 7 bytes per rule and load feedback on 32 rules made frames of 1,500 bytes
+// and more, which every reader dropped, and the join did not settle before the dirty buckets
+// expired (cleanup_delay_s).
+TEST_CASE("every frame of a join that dirties all 32 rules of 63 hosts with load feedback is "
+          "read") {
+    Simulator sim(4600, {});
+    std::array<std::uint32_t, NLB_MAX_RULES> loads{};
+    loads.fill(500);
+    const auto config = [](std::size_t i) {
+        auto c = default_config(static_cast<std::uint8_t>(i + 1), NLB_MAX_RULES);
+        c.cluster.key.assign(32, 0x5a);
+        return c;
+    };
+    for (std::size_t i = 0; i < 63; ++i) {
+        sim.add_host(config(i));
+        sim.host(i).engine->set_loads(0xffffffff, loads);
+    }
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 60 * kPeriod));
+    // Connections in every bucket each host owns: whatever it gives up stays dirty.
+    for (std::size_t i = 0; i < 63; ++i) {
+        auto& h = sim.host(i);
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+            for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+                if ((*h.installed)[s].owners[b] == h.engine->priority())
+                    h.live.slots[s].set(b);
+    }
+    sim.run_until(sim.now() + 2 * kPeriod);
+    const auto malformed = [&] {
+        std::uint64_t n = 0;
+        for (std::size_t i = 0; i < sim.size(); ++i)
+            n += sim.host(i).engine->counters().malformed;
+        return n;
+    };
+    const std::uint64_t before = malformed();
+    std::size_t largest = 0;
+    sim.drop = [&](std::size_t, std::size_t, const std::vector<std::uint8_t>& frame) {
+        largest = std::max(largest, frame.size());
+        return false;
+    };
+    const auto j = sim.add_host(config(63));
+    sim.host(j).engine->set_loads(0xffffffff, loads);
+    const auto joined_at = sim.now();
+    const bool settled = sim.run_until([&] { return sim.settled(); }, joined_at + 30 * kPeriod);
+    CHECK(malformed() == before);
+    CHECK(largest <= kHeartbeatMaxSize);
+    CHECK(settled);
+    CHECK(sim.max_double_ms() == 0);
+    // What the frames carried: every rule has buckets dirty elsewhere at the joiner (the
+    // default slot stays with host 1).
+    for (std::size_t r = 0; r < NLB_MAX_RULES; ++r)
+        CHECK((*sim.host(j).installed)[r].dirty_elsewhere.any());
 }
 
 TEST_CASE("with 20% frame loss the cluster still converges") {

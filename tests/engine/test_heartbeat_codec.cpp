@@ -1,6 +1,7 @@
 // Heartbeat wire format and authentication.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <random>
 
 #include "confirmations.hpp"
@@ -236,6 +237,183 @@ TEST_CASE("64 hosts, 32 rules and every bucket dirty still fit one frame") {
         // Coarsened: a superset of what was dirty.
         CHECK((r.heartbeat->dirty[i].buckets & hb.dirty[i].buckets) == hb.dirty[i].buckets);
     }
+}
+
+namespace {
+
+// The formats of the dirty section's entries in an encoded frame, bit f for format f (format
+// 2, whole slots, is one 1.2 readers of before 2026-12-06 reject).
+unsigned dirty_formats(const std::vector<std::uint8_t>& frame) {
+    const std::size_t header = (std::size_t{frame[6]} << 8) | frame[7];
+    const std::size_t end = frame.size() - (frame[11] & Heartbeat::kFlagAuthenticated ? 32 : 0);
+    unsigned formats = 0;
+    for (std::size_t at = header; at + 4 <= end;) {
+        const std::size_t length = (std::size_t{frame[at + 2]} << 8) | frame[at + 3];
+        if (frame[at] == kSectionDirty)
+            for (std::size_t e = at + 4; e + 6 <= at + 4 + length;) {
+                formats |= 1u << frame[e + 2];
+                const std::size_t count = (std::size_t{frame[e + 4]} << 8) | frame[e + 5];
+                e += 6 + (frame[e + 2] == 0 ? 2 * count : count);
+            }
+        at += 4 + length;
+    }
+    return formats;
+}
+
+// Every bucket dirty in `sent` is dirty in what a reader decoded.
+void check_superset(const std::vector<DirtySlot>& sent, const std::vector<DirtySlot>& got) {
+    for (const auto& d : sent) {
+        INFO("slot " << int(d.slot));
+        const auto it = std::find_if(got.begin(), got.end(),
+                                     [&](const DirtySlot& g) { return g.slot == d.slot; });
+        REQUIRE(it != got.end());
+        CHECK((it->buckets & d.buckets) == d.buckets);
+    }
+    CHECK(got.size() == sent.size());
+}
+
+// The largest heartbeat there is: 64 hosts (63 peers and a second host with the sender's
+// priority echoed), 32 rules with loads, staged, owners outside the view and in grace, HMAC,
+// every slot dirty in scattered buckets.
+Heartbeat largest(std::uint64_t seed) {
+    auto hb = sample();
+    hb.flags = Heartbeat::kFlagAuthenticated;
+    add_peers(hb);
+    hb.echoes.push_back({hb.priority, Heartbeat::kPathSegment, 0x7777});
+    hb.has_config = true;
+    hb.has_seed = true;
+    hb.seed_digest = 0x5eed;
+    hb.has_health = true;
+    hb.has_want = true;
+    hb.want = 0x3;
+    hb.load_rules = 0xffffffff;
+    for (std::size_t r = 0; r < NLB_MAX_RULES; ++r)
+        hb.loads[r] = static_cast<std::uint32_t>(1000 + r);
+    hb.staged = 0x1122334455667788;
+    hb.switched_from = 0x99aabbccddeeff01;
+    hb.outside_owners = 0x6;
+    hb.grace_owners = 0x18;
+    hb.grace_left_ms = 900;
+    std::mt19937_64 rng(seed);
+    for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        DirtySlot d{s, {}};
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (rng() % 97 == 0)
+                d.buckets.set(b);
+        d.buckets.set(rng() % NLB_BUCKETS); // never empty
+        hb.dirty.push_back(d);
+    }
+    return hb;
+}
+
+} // namespace
+
+TEST_CASE("the largest heartbeat fits one frame, every dirty bucket reported, nothing else lost") {
+    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+        const auto hb = largest(seed);
+        const auto frame = encode_heartbeat(hb);
+        INFO("seed " << seed << ": " << frame.size() << " bytes");
+        CHECK(frame.size() <= kHeartbeatMaxSize);
+        const auto r = decode_heartbeat(frame);
+        REQUIRE(r.heartbeat);
+        check_superset(hb.dirty, r.heartbeat->dirty);
+        // Everything but the dirty buckets as sent: nothing omitted for room.
+        auto same = *r.heartbeat;
+        same.dirty = hb.dirty;
+        CHECK(same == hb);
+        // Whole slots: one group per slot (33 entries, 231 bytes) leaves no room here.
+        CHECK((dirty_formats(frame) & 4u) != 0);
+        // Fewer sections, fewer slots whole: with only the peers there, one entry per slot.
+        auto plain = hb;
+        plain.load_rules = 0;
+        plain.staged = plain.switched_from = 0;
+        plain.outside_owners = plain.grace_owners = 0;
+        plain.echoes.pop_back();
+        const auto fits = encode_heartbeat(plain);
+        CHECK(fits.size() <= kHeartbeatMaxSize);
+        CHECK(dirty_formats(fits) == 2u); // bitmaps only: what readers before 2026-12-06 read
+        const auto p = decode_heartbeat(fits);
+        REQUIRE(p.heartbeat);
+        check_superset(plain.dirty, p.heartbeat->dirty);
+    }
+}
+
+TEST_CASE("whole slots: only when one entry per slot does not fit, lossless ones first") {
+    std::vector<DirtySlot> dirty;
+    for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
+        DirtySlot d{s, {}};
+        d.buckets.set(s * 100u);
+        if (s % 2)
+            d.buckets.set(); // every bucket: one group of the whole slot costs nothing
+        dirty.push_back(d);
+    }
+    const auto decode = [](const std::vector<std::uint8_t>& body) {
+        Heartbeat hb;
+        REQUIRE(decode_dirty_section(body, hb) == DecodeError::none);
+        return hb.dirty;
+    };
+    // One entry per slot fits: no slots entry.
+    auto body = encode_dirty(dirty, 7 * NLB_RULE_SLOTS);
+    CHECK(body.size() == 7 * NLB_RULE_SLOTS);
+    check_superset(dirty, decode(body));
+    // 7 bytes short: the first slot whole already goes into the slots entry (11 bytes) with
+    // one more; every slot with a single bucket keeps its entry.
+    body = encode_dirty(dirty, 7 * NLB_RULE_SLOTS - 7);
+    CHECK(body.size() <= 7 * NLB_RULE_SLOTS - 7);
+    auto got = decode(body);
+    check_superset(dirty, got);
+    for (const auto& d : got)
+        if (d.slot % 2 == 0)
+            CHECK(d.buckets.count() < NLB_BUCKETS);
+    // The least there is: every slot whole, kDirtyMinSection bytes, at any budget below.
+    for (const std::size_t budget : {kDirtyMinSection, std::size_t{3}, std::size_t{0}}) {
+        body = encode_dirty(dirty, budget);
+        CHECK(body.size() == kDirtyMinSection);
+        check_superset(dirty, decode(body));
+    }
+    CHECK(encode_dirty({}, 0).empty());
+}
+
+TEST_CASE("the slots entry is strictly decoded") {
+    // Slots 0 and 32 whole.
+    const std::vector<std::uint8_t> slots{0, 12, 2, 0, 0, 5, 0x80, 0, 0, 0, 0x80};
+    Heartbeat hb;
+    REQUIRE(decode_dirty_section(slots, hb) == DecodeError::none);
+    REQUIRE(hb.dirty.size() == 2);
+    CHECK(hb.dirty[0].slot == 0);
+    CHECK(hb.dirty[0].buckets.all());
+    CHECK(hb.dirty[1].slot == 32);
+    CHECK(hb.dirty[1].buckets.all());
+    const auto error = [](std::vector<std::uint8_t> body) {
+        Heartbeat h;
+        return decode_dirty_section(body, h);
+    };
+    auto bad = slots;
+    bad[0] = 1; // a slot in its head
+    CHECK(error(bad) == DecodeError::bad_field);
+    bad = slots;
+    bad[1] = 11; // groups smaller than a slot
+    CHECK(error(bad) == DecodeError::bad_field);
+    bad = slots;
+    bad[5] = 4; // not the slots' bitmap
+    CHECK(error(bad) == DecodeError::bad_length);
+    bad = slots;
+    bad[10] = 0x40; // slot 33
+    CHECK(error(bad) == DecodeError::bad_field);
+    bad = slots;
+    bad.pop_back();
+    CHECK(error(bad) == DecodeError::truncated);
+    // Each slot once, whichever entry names it, in either order.
+    const std::vector<std::uint8_t> slot32{32, 12, 1, 0, 0, 1, 0x80};
+    bad = slots;
+    bad.insert(bad.end(), slot32.begin(), slot32.end());
+    CHECK(error(bad) == DecodeError::bad_field);
+    bad = slot32;
+    bad.insert(bad.end(), slots.begin(), slots.end());
+    CHECK(error(bad) == DecodeError::bad_field);
+    bad = slots;
+    bad.insert(bad.end(), slots.begin(), slots.end());
+    CHECK(error(bad) == DecodeError::bad_field);
 }
 
 TEST_CASE("a few dirty buckets are encoded exactly and compactly") {
