@@ -28,6 +28,15 @@ kernel_allows_iterators() {
   return "$rc"
 }
 
+# log_lines I: the lines in host I's log so far; since I LINE: those after line LINE.
+log_lines() { wc -l <"$TOPO_DIR/h$1.log"; }
+since() { tail -n +$(($2 + 1)) "$TOPO_DIR/h$1.log"; }
+# adopted_since I LINE: an agent of host I that logged after line LINE (text log) adopted the
+# pinned dataplane: its `attached` says adopted=true (one that attached afresh logs
+# adopted=false, and `connections_adopted` follows every attach). grep reads to the end: with
+# -q, under pipefail, tail cut off by SIGPIPE would turn a match into a failure.
+adopted_since() { since "$1" "$2" | grep -E '^info attached .*adopted=true' >/dev/null; }
+
 # json EXPR < document: evaluates a Python expression over the parsed JSON `d`.
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 

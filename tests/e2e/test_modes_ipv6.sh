@@ -85,10 +85,12 @@ run_mode() {
   local other='["fd00::100"]'
   [ -z "$v6" ] || other='[]'
   host_config 3 "$RULES" "$mode" "$other"
+  local killed
+  killed=$(log_lines 3)
   topo_start_agent 3
   local deadline=$((SECONDS + 15))
   until nlbadm_h 3 --json query >/dev/null 2>&1 || ((SECONDS >= deadline)); do sleep 0.2; done
-  check "$mode: the restarted agent adopted the dataplane" grep -q adopted "$TOPO_DIR/h3.log"
+  check "$mode: the restarted agent adopted the dataplane" adopted_since 3 "$killed"
   if [ -n "$v6" ]; then
     check "$mode: adopted without IPv6 VIPs, the ND egress filter is gone" test -z "$(egress_filter 3)"
   else

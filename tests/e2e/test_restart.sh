@@ -21,10 +21,10 @@ hold=$!
 sleep 1
 { kill -9 "$AGENT_PID_1" && wait "$AGENT_PID_1"; } 2>/dev/null || true
 sleep 0.3
+killed=$(log_lines 1)
 topo_start_agent 1
 wait_converged 3 20 1 2 3
-grep -q "adopt" "$TOPO_DIR/h1.log" && echo "ok: the new agent adopted the pinned dataplane" ||
-  fail "the new agent did not adopt the pinned dataplane"
+check "the new agent adopted the pinned dataplane" adopted_since 1 "$killed"
 sleep 2
 touch "$TOPO_DIR/stop"
 wait "$hold"
@@ -39,8 +39,6 @@ check "host 1 served some of them" test "$(json 'd["hosts"].get("1", 0) > 0' <"$
 ((E2E_FAILED == 0)) || cat "$TOPO_DIR/hold.json" >&2
 
 # --- prepare-restart, then SIGTERM: a restart, not a leave -------------------------------
-log_lines() { wc -l <"$TOPO_DIR/h$1.log"; }
-since() { tail -n +$(($2 + 1)) "$TOPO_DIR/h$1.log"; }
 declare -A mark
 for i in 1 2 3; do mark[$i]=$(log_lines "$i"); done
 rm -f "$TOPO_DIR/stop"

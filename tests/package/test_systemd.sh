@@ -300,6 +300,7 @@ check "port 7001 is now balanced over both hosts, each request once" test "$(ans
 # --- kill -9: systemd restarts the agent, which adopts the dataplane ----------------------
 hold_start kill9
 pid_before=$(main_pid 1)
+killed=$(journal 1 | wc -l)
 in_c 1 systemctl kill --kill-whom=main -s SIGKILL nlb-agent
 for _ in $(seq 100); do
   p=$(main_pid 1)
@@ -310,7 +311,9 @@ check "kill -9: systemd restarted the agent" test "$(main_pid 1)" != "$pid_befor
 check "kill -9: reconverged" wait_members 1,2 20 1 2
 sleep 2
 hold_stop kill9
-check "kill -9: the new agent adopted the pinned dataplane" journal_has 1 0 adopt
+# Its own line: every fresh attach logs `attached ... adopted=false` and `connections_adopted`.
+check "kill -9: the new agent adopted the pinned dataplane" \
+  journal_has 1 "$killed" '^info attached .*adopted=true'
 
 # --- upgrade under traffic ---------------------------------------------------------------
 cp "$newer" "$TOPO_DIR/c1/root/"
