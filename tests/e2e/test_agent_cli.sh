@@ -15,7 +15,7 @@ topo_host_config 1 '{"cluster": {"ip": "10.10.0.100", "heartbeat_ms": 5},
   "host": {"priority": 1, "dedicated_ip": "10.10.0.11", "interface": "eth0"}}'
 set +e
 out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" 2>&1)
+  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" 2>&1)
 rc=$?
 set -e
 check "bad config: exit 2" test "$rc" = 2
@@ -27,7 +27,7 @@ host_config 1 "" unicast "[]"
 sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
 set +e
 out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" 2>&1 | grep -v '^info')
+  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" 2>&1 | grep -v '^info')
 rc=${PIPESTATUS[0]}
 set -e
 check "no such interface: exit 1" test "$rc" = 1
@@ -54,7 +54,8 @@ sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
 set +e
 public=$(mktemp /tmp/nlb-public-config.XXXXXX)
 cp "$TOPO_DIR/h1.json" "$public" && chmod 0644 "$public"
-out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$NLB_AGENT" --config "$public" 2>&1)
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$NLB_AGENT" --config "$public" \
+  --state-dir "$TOPO_DIR/state" 2>&1)
 rc=$?
 set -e
 rm -f "$public"

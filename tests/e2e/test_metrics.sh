@@ -45,7 +45,8 @@ TOPO_PIDS+=("$squatter")
 for _ in $(seq 50); do grep -qs up "$TOPO_DIR/squatter.out" && break; sleep 0.1; done
 set +e
 out=$(ip netns exec "$TOPO-h2" "$NLB_AGENT" --config "$TOPO_DIR/h2.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --xdp-mode generic 2>&1 | grep -v '^info')
+  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" --xdp-mode generic 2>&1 |
+  grep -v '^info')
 rc=${PIPESTATUS[0]}
 set -e
 kill "$squatter"

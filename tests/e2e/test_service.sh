@@ -45,7 +45,8 @@ cp "$TOPO_DIR/h1.json" "$TOPO_DIR/good1.json"
 sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
 set +e
 NOTIFY_SOCKET=$notify ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" \
-  --socket "$TOPO_DIR/x.sock" --pin-dir "$TOPO_DIR/bpffs/x" --xdp-mode generic >/dev/null 2>&1
+  --socket "$TOPO_DIR/x.sock" --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state1" \
+  --xdp-mode generic >/dev/null 2>&1
 rc=$?
 set -e
 sleep 0.2
@@ -60,7 +61,8 @@ caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$NLB_ROOT/deploy/nlb-agent.service
 check "the unit names its capabilities ($caps)" test -n "$caps"
 NOTIFY_SOCKET=$notify ip netns exec "$TOPO-h1" setpriv --no-new-privs --bounding-set="-all,$caps" \
   -- "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/h1.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/h1" --xdp-mode generic >>"$TOPO_DIR/h1.log" 2>&1 &
+  --pin-dir "$TOPO_DIR/bpffs/h1" --state-dir "$TOPO_DIR/state1" --xdp-mode generic \
+  >>"$TOPO_DIR/h1.log" 2>&1 &
 TOPO_PIDS+=($!)
 AGENT_PID_1=$!
 topo_start_agent 2

@@ -9,7 +9,8 @@
 #   topo_add_client COUNT     namespace NAME-client, sources 10.10.1.1 .. (+ fd00::1:1 ..)
 #   topo_add_bystander        namespace NAME-bystander, 10.10.0.250/16
 #   topo_host_config I JSON   writes $TOPO_DIR/hI.json
-#   topo_start_agent I [ARGS] starts nlb-agent in NAME-hI (socket, pin dir in $TOPO_DIR)
+#   topo_start_agent I [ARGS] starts nlb-agent in NAME-hI (socket, pin dir, state dir in
+#                             $TOPO_DIR)
 #   nlbadm_h I ARGS           nlbadm against host I's agent
 # Everything is removed by topo_cleanup (registered on EXIT), even when a test fails; with
 # TOPO_KEEP=DIR the run's files (agents' logs and configs, servers' request logs) are copied
@@ -124,11 +125,21 @@ topo_host_config() {
 }
 
 topo_start_agent() {
-  local i=$1
+  local i=$1 state=()
   shift
+  # A state directory of its own: the machine's /var/lib/nlb/pushed.json (a push to an agent
+  # run here) would override the test's rules, VIPs and timing. An agent from before
+  # --state-dir (build_old.sh's) reads no pushed.json at all. Asked once per binary: a
+  # restart races the other hosts' tolerance, and a busy machine took 80 ms to answer --help.
+  if [ "${TOPO_STATE_AGENT:-}" != "$NLB_AGENT" ]; then
+    TOPO_STATE_AGENT=$NLB_AGENT
+    TOPO_STATE_DIR=0
+    [[ $("$NLB_AGENT" --help) != *--state-dir* ]] || TOPO_STATE_DIR=1
+  fi
+  ((!TOPO_STATE_DIR)) || state=(--state-dir "$TOPO_DIR/state$i")
   ip netns exec "$TOPO-h$i" "$NLB_AGENT" --config "$TOPO_DIR/h$i.json" \
-    --socket "$TOPO_DIR/h$i.sock" --pin-dir "$TOPO_DIR/bpffs/h$i" --xdp-mode generic "$@" \
-    >>"$TOPO_DIR/h$i.log" 2>&1 &
+    --socket "$TOPO_DIR/h$i.sock" --pin-dir "$TOPO_DIR/bpffs/h$i" --xdp-mode generic \
+    "${state[@]}" "$@" >>"$TOPO_DIR/h$i.log" 2>&1 &
   TOPO_PIDS+=($!)
   eval "AGENT_PID_$i=$!"
 }

@@ -26,7 +26,8 @@ cat "$TOPO_DIR/h4.fifo" >>"$TOPO_DIR/h4.log" &
 READER=$!
 TOPO_PIDS+=("$READER")
 ip netns exec "$TOPO-h4" "$NLB_AGENT" --config "$TOPO_DIR/h4.json" --socket "$TOPO_DIR/h4.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/h4" --xdp-mode generic --log-format json >"$TOPO_DIR/h4.fifo" 2>&1 &
+  --pin-dir "$TOPO_DIR/bpffs/h4" --state-dir "$TOPO_DIR/state4" --xdp-mode generic \
+  --log-format json >"$TOPO_DIR/h4.fifo" 2>&1 &
 AGENT_PID_4=$!
 TOPO_PIDS+=("$AGENT_PID_4")
 wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }

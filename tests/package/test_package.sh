@@ -72,7 +72,7 @@ check "bash completion loads" bash -c 'source /usr/share/bash-completion/complet
 links_before=$(ip -o link | sed 's/^[0-9]*: //' | sort)
 mkdir -p "$work/bpffs" && mount -t bpf bpf "$work/bpffs"
 /usr/sbin/nlb-agent --config /etc/nlb/nlb.json --socket "$work/nlb.sock" \
-  --pin-dir "$work/bpffs/nlb" >"$work/agent.log" 2>&1 &
+  --pin-dir "$work/bpffs/nlb" --state-dir "$work/state" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 50); do [ -S "$work/nlb.sock" ] && break; sleep 0.1; done
 check "the example config: agent up, not attached" \
@@ -84,14 +84,20 @@ wait "$agent_pid" || true
 agent_pid=""
 umount "$work/bpffs"
 
-# Removed: the binaries go, the operator's edited conffile stays; purged: it goes too.
+# Removed: the binaries go, the operator's edited conffile and the agent's state stay; purged:
+# they go too. The state as the unit leaves it: a pushed configuration in its StateDirectory
+# (which a later installation's agent would run instead of its nlb.json), the RuntimeDirectory.
 sed -i 's/"priority": 1/"priority": 7/' /etc/nlb/nlb.json
+mkdir -p /var/lib/nlb /run/nlb
+echo '{}' >/var/lib/nlb/pushed.json
 check "dpkg -r" dpkg -r nlb
 check "binaries removed" test ! -e /usr/sbin/nlb-agent -a ! -e /usr/sbin/nlbadm
 check "units removed" test ! -e /lib/systemd/system/nlb-agent.service -a ! -e /lib/systemd/system/nlb-bpffs.service
 check "edited conffile kept" grep -q '"priority": 7' /etc/nlb/nlb.json
+check "the pushed configuration kept" test -e /var/lib/nlb/pushed.json
 check "dpkg -P" dpkg -P nlb
 check "purge removes the conffile" test ! -e /etc/nlb/nlb.json
+check "purge removes /var/lib/nlb and /run/nlb" test ! -e /var/lib/nlb -a ! -e /run/nlb
 
 # A fresh Debian 12 with none of the build dependencies: apt resolves the runtime ones.
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
