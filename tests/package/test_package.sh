@@ -19,7 +19,11 @@ fi
 work=$(mktemp -d /tmp/nlb-package.XXXXXX)
 agent_pid=""
 cleanup() {
-  [ -z "$agent_pid" ] || kill -9 "$agent_pid" 2>/dev/null || true
+  if [ -n "$agent_pid" ]; then
+    kill -9 "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+  fi
+  umount "$work/bpffs" 2>/dev/null || true # before rm -rf, which would walk into it
   dpkg -P nlb >/dev/null 2>&1 || true
   rm -rf /etc/nlb # only what the purge left: the test's own edit
   if [ -d "$work/root" ]; then
@@ -79,7 +83,7 @@ check "the example config: agent up, not attached" \
   test "$(/usr/sbin/nlbadm --socket "$work/nlb.sock" --json query |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["host"]["attached"])')" = False
 check "the example config: no interface changed" test "$(ip -o link | sed 's/^[0-9]*: //' | sort)" = "$links_before"
-kill -TERM "$agent_pid"
+kill -TERM "$agent_pid" 2>/dev/null || true # it may have exited already (its log says why)
 wait "$agent_pid" || true
 agent_pid=""
 umount "$work/bpffs"
