@@ -43,12 +43,14 @@ cleanup() {
   ip netns del "$tx" 2>/dev/null || true
   ip netns del "$rx" 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 ip netns add "$tx"
 ip netns add "$rx"
-ip link add nlbvp-tx type veth peer name nlbvp-rx
-ip link set nlbvp-tx netns "$tx"
-ip link set nlbvp-rx netns "$rx"
+# Made inside the namespaces, which the cleanup deletes with them; in the root namespace, the
+# fixed names of a run killed between creation and move stayed there and failed every later
+# run, as they failed a run beside another.
+ip link add nlbvp-tx netns "$tx" type veth peer name nlbvp-rx netns "$rx"
 ip -n "$tx" addr add 10.99.0.1/24 dev nlbvp-tx
 ip -n "$rx" addr add 10.99.0.2/24 dev nlbvp-rx
 ip -n "$tx" link set nlbvp-tx up
