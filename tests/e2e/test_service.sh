@@ -55,14 +55,16 @@ check "attach fails: no READY=1" test -z "$(grep READY=1 "$TOPO_DIR/notify.log" 
 cp "$TOPO_DIR/good1.json" "$TOPO_DIR/h1.json"
 
 # Host 1 runs with exactly the capabilities deploy/nlb-agent.service leaves it, and no new
-# privileges: proof that the unit's CapabilityBoundingSet is enough.
+# privileges: proof that the unit's CapabilityBoundingSet is enough. It logs JSON, whose events
+# carry the time they happened (CLOCK_REALTIME), as the listener's lines carry the time each
+# message arrived: that orders READY=1 after `attached`.
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$NLB_ROOT/deploy/nlb-agent.service" | tr 'A-Z' 'a-z' |
   sed 's/cap_/+/g; s/ /,/g')
 check "the unit names its capabilities ($caps)" test -n "$caps"
 NOTIFY_SOCKET=$notify ip netns exec "$TOPO-h1" setpriv --no-new-privs --bounding-set="-all,$caps" \
   -- "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/h1.sock" \
   --pin-dir "$TOPO_DIR/bpffs/h1" --state-dir "$TOPO_DIR/state1" --xdp-mode generic \
-  >>"$TOPO_DIR/h1.log" 2>&1 &
+  --log-format json >>"$TOPO_DIR/h1.log" 2>&1 &
 TOPO_PIDS+=($!)
 AGENT_PID_1=$!
 topo_start_agent 2
@@ -76,9 +78,24 @@ status = dict(l.split(":\t", 1) for l in open(f"/proc/{sys.argv[1]}/status").rea
 want = (1 << 39) | (1 << 38) | (1 << 12) | (1 << 13) | (1 << 7) | (1 << 6) | (1 << 5)
 sys.exit(0 if int(status["CapBnd"], 16) == want and int(status["CapEff"], 16) == want else 1)
 PY
-check "READY=1 after the interface was attached" \
-  test "$(nlbadm_h 1 --json query | json 'd["host"]["attached"]')" = True
-check "the agent logged attached before READY" grep -q 'attached' "$TOPO_DIR/h1.log"
+check "READY=1 only after the interface was attached" \
+  python3 - "$TOPO_DIR/notify.log" "$TOPO_DIR/h1.log" <<'PY'
+import json, sys
+ready = [float(l.rsplit("\t", 1)[1]) for l in open(sys.argv[1]) if l.startswith("READY=1")]
+attached = []
+for line in open(sys.argv[2]):
+    try:
+        event = json.loads(line)
+    except ValueError:
+        continue
+    if event.get("event") == "attached":
+        attached.append(event["ts"])
+if not ready or not attached:
+    sys.exit(f"READY=1 at {ready}, attached at {attached}")
+print(f"attached at {attached[0]:.6f}, READY=1 arrived {ready[0] - attached[0]:.3f} s later")
+sys.exit(0 if attached[0] < ready[0] else 1)
+PY
+check "the agent answers attached" test "$(nlbadm_h 1 --json query | json 'd["host"]["attached"]')" = True
 wait_converged 2 20 1 2
 owned() { nlbadm_h "$1" --json query | json 'd["rules"][0]["buckets_owned"]'; }
 probe() { nlbadm_h 1 --json query | json "[(p['verdict'], p['last_result']) for p in d['health']['probes'] if p['name'] == '$1'][0]"; }

@@ -187,6 +187,21 @@ machine_start 1
 machine_start 2
 
 # --- start: ready means attached ---------------------------------------------------------
+# READY=1 came after the interface was attached. systemd stamps a Type=notify unit active as
+# READY=1 arrives (ActiveEnterTimestampMonotonic); the XDP link's pin, made the moment the link
+# is, is older (its ctime, from the kernel's coarse CLOCK_REALTIME, is never later than the pin).
+# A query after `systemctl start` cannot tell: the agent answers none until it has attached.
+ready_after_attach() { # I
+  in_c "$1" python3 - <<'PY'
+import os, subprocess, sys, time
+active = int(subprocess.check_output(
+    ["systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "nlb-agent"]))
+ready = active / 1e6 + time.time() - time.monotonic()  # on CLOCK_REALTIME
+pinned = os.stat("/sys/fs/bpf/nlb/link").st_ctime_ns / 1e9
+print(f"the link pinned at {pinned:.6f}, READY=1 {ready - pinned:.3f} s later")
+sys.exit(0 if active and pinned < ready else 1)
+PY
+}
 # Container 1 starts without a BPF file system at /sys/fs/bpf: nlb-bpffs.service mounts one, in
 # the container's namespace rather than the service's, so that it outlives the service.
 in_c 1 umount /sys/fs/bpf
@@ -197,6 +212,7 @@ for i in 1 2; do
   check "container $i: systemctl start nlb-agent" in_c "$i" systemctl start nlb-agent
   check "container $i: attached when start returns (Type=notify)" \
     test "$(query "$i" | json 'd["host"]["attached"]')" = True
+  check "container $i: READY=1 only after the interface was attached" ready_after_attach "$i"
 done
 check "container 1: nlb-bpffs.service mounted a BPF file system, outside the service" \
   test "$(in_c 1 stat -f -c %T /sys/fs/bpf)" = bpf_fs

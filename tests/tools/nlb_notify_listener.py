@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Stands in for systemd's notification socket: binds a Unix datagram socket at PATH and
-appends each message (newlines as '|') as one line to OUT, until --duration s have passed."""
+appends each message (newlines as '|') as one line to OUT, followed by a tab and the time it
+arrived (CLOCK_REALTIME, seconds: the clock of the agent's JSON log's "ts"), until --duration s
+have passed."""
 import argparse
 import os
 import socket
@@ -23,4 +25,6 @@ with open(a.out, "a", buffering=1) as out:
             msg = s.recv(4096)
         except socket.timeout:
             break
-        out.write(msg.decode(errors="replace").replace("\n", "|") + "\n")
+        at = time.time()
+        text = msg.decode(errors="replace").replace("\n", "|").replace("\t", " ")
+        out.write(f"{text}\t{at:.6f}\n")
