@@ -18,10 +18,23 @@ using boost::asio::local::stream_protocol;
 
 class Session : public std::enable_shared_from_this<Session> {
   public:
-    Session(stream_protocol::socket socket, const ControlServer::Handler& handler)
-        : socket_(std::move(socket)), handler_(handler), in_(kMaxControlLine) {}
+    Session(stream_protocol::socket socket, const ControlServer::Handler& handler,
+            std::shared_ptr<std::size_t> open)
+        : socket_(std::move(socket)), handler_(handler), in_(kMaxControlLine),
+          idle_(socket_.get_executor()), open_(std::move(open)) {
+        ++*open_;
+    }
+    ~Session() { --*open_; }
 
     void read() {
+        // A client that holds the connection and sends nothing costs a descriptor until then.
+        idle_.expires_after(kControlIdle);
+        idle_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+            if (auto self = weak.lock(); self && !ec) {
+                boost::system::error_code ignored;
+                self->socket_.close(ignored);
+            }
+        });
         boost::asio::async_read_until(
             socket_, in_, '\n',
             [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -60,6 +73,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const ControlServer::Handler& handler_;
     boost::asio::streambuf in_;
     std::string out_;
+    boost::asio::steady_timer idle_;
+    std::shared_ptr<std::size_t> open_;
 };
 
 bool someone_listens(boost::asio::io_context& io, const std::string& path) {
@@ -72,7 +87,7 @@ bool someone_listens(boost::asio::io_context& io, const std::string& path) {
 } // namespace
 
 ControlServer::ControlServer(boost::asio::io_context& io, std::string path, Handler handler)
-    : path_(std::move(path)), acceptor_(io), handler_(std::move(handler)) {
+    : path_(std::move(path)), acceptor_(io), backoff_(io), handler_(std::move(handler)) {
     std::string what = "control socket " + path_ + ": ";
     if (someone_listens(io, path_))
         throw std::runtime_error(what + "another nlb-agent is listening there");
@@ -94,6 +109,7 @@ ControlServer::ControlServer(boost::asio::io_context& io, std::string path, Hand
 ControlServer::~ControlServer() {
     boost::system::error_code ec;
     acceptor_.close(ec);
+    backoff_.cancel();
     ::unlink(path_.c_str());
 }
 
@@ -102,8 +118,22 @@ void ControlServer::accept() {
                                   stream_protocol::socket socket) {
         if (ec == boost::asio::error::operation_aborted)
             return;
-        if (!ec)
-            std::make_shared<Session>(std::move(socket), handler_)->read();
+        if (ec) {
+            // Out of descriptors, most likely: a connection left in the backlog makes every
+            // accept fail at once, and retrying at once would spin the agent's one thread.
+            backoff_.expires_after(std::chrono::milliseconds(100));
+            backoff_.async_wait([this](const boost::system::error_code& e) {
+                if (!e)
+                    accept();
+            });
+            return;
+        }
+        if (*open_ < kMaxControlSessions) {
+            std::make_shared<Session>(std::move(socket), handler_, open_)->read();
+        } else {
+            boost::system::error_code ignored;
+            socket.close(ignored); // over the limit: closed at once, unanswered
+        }
         accept();
     });
 }

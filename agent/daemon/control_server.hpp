@@ -2,11 +2,14 @@
 // request per line, one JSON response per line.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 namespace nlb {
@@ -31,10 +34,16 @@ class ControlServer {
 
     std::string path_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
+    boost::asio::steady_timer backoff_;
     Handler handler_;
+    std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0); // live sessions
 };
 
 // Longest request line accepted; a longer one closes the connection.
 constexpr std::size_t kMaxControlLine = 64 * 1024;
+// Connections served at once; one more is closed unanswered. nlbadm opens one per command.
+constexpr std::size_t kMaxControlSessions = 64;
+// A connection that sends no whole request for this long is closed.
+constexpr std::chrono::seconds kControlIdle{60};
 
 } // namespace nlb
