@@ -11,7 +11,7 @@ packages=(
   libclang-rt-14-dev scdoc
   # tests, benchmarks and the demo
   iproute2 iputils-ping arping tcpdump ethtool nftables iptables kmod python3 curl procps
-  util-linux socat man-db groff-base
+  util-linux socat man-db groff-base strace
   prometheus # for promtool (tests/e2e/test_metrics.sh); on a systemd host it starts a service
   # the package and its checks
   lintian debootstrap systemd-container # systemd-nspawn: tests/package/test_systemd.sh

@@ -1,6 +1,11 @@
 // Agent::reload (SIGHUP, `systemctl reload nlb-agent`, `nlbadm reload`) and `nlbadm push`
 // and `diff`, the per-rule `enabled` key they and attach apply, and the switch to a staged
 // configuration (docs/staged-config.md).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -22,12 +27,61 @@ void Agent::disable_rules_off_here(std::chrono::milliseconds now) {
             engine_->on_command({CommandKind::rule_drain, static_cast<int>(i)}, now);
 }
 
+namespace {
+
+// pushed.json is read at every start and a damaged one stops the agent (exit 2): its bytes
+// are on disk before the rename makes it the file, so a power cut leaves the old file or the
+// new one, never an empty one (ext4 does not flush a rename that replaces nothing; XFS none).
+void write_durably(const std::filesystem::path& path, const std::string& text) {
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+    std::size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            const int err = errno;
+            ::close(fd);
+            throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(err));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw std::runtime_error("cannot sync " + path.string() + ": " + std::strerror(err));
+    }
+    ::close(fd);
+}
+
+void sync_directory(const std::filesystem::path& dir, std::error_code& ec) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0)
+        ec = std::error_code(errno, std::generic_category());
+    if (fd >= 0)
+        ::close(fd);
+}
+
+} // namespace
+
 Config Agent::effective_config(const AgentOptions& options) {
     Config config = load_config(options.config_path);
     const std::string pushed = options.state_dir + "/pushed.json";
     std::ifstream in(pushed);
-    if (!in)
-        return config; // nothing pushed (or unreadable: as if nothing were)
+    if (!in) {
+        // Nothing pushed. One that is there but cannot be read would leave the host on the
+        // file's rules and timing where the cluster runs the pushed ones: said, not skipped.
+        std::error_code ec;
+        if (std::filesystem::symlink_status(pushed, ec).type() !=
+                std::filesystem::file_type::not_found &&
+            !ec)
+            throw ConfigError(pushed + ": cannot read it (" + std::strerror(errno) +
+                              "; remove it to run " + options.config_path + " as it is)");
+        return config;
+    }
     nlohmann::json part;
     try {
         part = nlohmann::json::parse(in);
@@ -174,11 +228,7 @@ json Agent::push(const json& request, bool apply_it) {
     const auto temp = dir / "pushed.json.new";
     try {
         std::filesystem::create_directories(dir);
-        std::ofstream out(temp, std::ios::trunc);
-        out << part.dump(2) << "\n";
-        out.close();
-        if (!out)
-            throw std::runtime_error("cannot write " + temp.string());
+        write_durably(temp, part.dump(2) + "\n");
     } catch (const std::exception& e) {
         return error("push: " + std::string(e.what()) + " (nothing changed)");
     }
@@ -189,6 +239,8 @@ json Agent::push(const json& request, bool apply_it) {
         return error(r.error);
     }
     std::filesystem::rename(temp, file, ec);
+    if (!ec)
+        sync_directory(dir, ec); // the rename itself outlives a power cut
     if (ec)
         log_.error("push: keep " + file.string() + ": " + ec.message() +
                    " (applied, but the next start runs the config file's rules)");

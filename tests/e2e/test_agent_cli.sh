@@ -22,6 +22,20 @@ check "bad config: exit 2" test "$rc" = 2
 check "bad config: one line naming the key ($out)" python3 -c 'import sys; s=sys.argv[1]; sys.exit(0 if s.count("\n") == 0 and "cluster.heartbeat_ms" in s else 1)' "$out"
 check "bad config: interface untouched" test -z "$(ip -n "$TOPO-h1" link show eth0 | grep xdp || true)"
 
+# A pushed configuration that is there but cannot be read: exit 2, says so (it ran the file's
+# rules and timing instead, where the cluster runs the pushed ones).
+host_config 1 "" unicast "[]"
+mkdir -p "$TOPO_DIR/state-unreadable"
+ln -s pushed.json "$TOPO_DIR/state-unreadable/pushed.json" # a loop: ELOOP
+set +e
+out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state-unreadable" 2>&1)
+rc=$?
+set -e
+check "unreadable pushed.json: exit 2" test "$rc" = 2
+check "unreadable pushed.json: says so ($out)" \
+  python3 -c 'import sys; sys.exit(0 if "pushed.json: cannot read it" in sys.argv[1] else 1)' "$out"
+
 # Missing interface: exit 1, says which.
 host_config 1 "" unicast "[]"
 sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"

@@ -65,8 +65,39 @@ check "diff: each host would stage the ports and the period" \
   "[['cluster.heartbeat_ms', 'port_rules[0].ports'], ['cluster.heartbeat_ms', 'port_rules[0].ports'], ['cluster.heartbeat_ms', 'port_rules[0].ports']]"
 check "diff changed nothing" test "$(q 1 'd["cluster"]["configuration"]["staged"]')" = None
 
+# Host 1's agent traced through the push: pushed.json is read at every start and a damaged
+# one stops the agent, so its bytes must be on disk before the rename makes it the file.
+strace -f -qq -e trace=openat,fsync,rename,renameat,renameat2 -p "$AGENT_PID_1" \
+  -o "$TOPO_DIR/push.strace" &
+tracer=$!
+sleep 0.5
 admin --json push "$TOPO_DIR/new.json"
+sleep 0.3
+kill "$tracer" 2>/dev/null || true
+wait "$tracer" 2>/dev/null || true
 echo "push: $out ($(cat "$TOPO_DIR/admin.err"))"
+check "push: pushed.json synced before its rename, then its directory" python3 - "$TOPO_DIR/push.strace" <<'PY'
+import re, sys
+fds, synced, order = {}, set(), []
+for line in open(sys.argv[1]):
+    m = re.search(r'openat\(.*"([^"]*)".*\) = (\d+)', line)
+    if m:
+        fds[m.group(2)] = m.group(1)
+    m = re.search(r'fsync\((\d+)\)\s*= 0', line)
+    if m:
+        order.append(("fsync", fds.get(m.group(1), "")))
+    m = re.search(r'rename(?:at2?)?\(.*"([^"]*pushed\.json\.new)".*"([^"]*pushed\.json)"', line)
+    if m:
+        order.append(("rename", m.group(2)))
+names = [(k, v.rsplit("/", 1)[-1] or v) for k, v in order]
+print(names)
+if ("rename", "pushed.json") not in names:
+    print(open(sys.argv[1]).read()[-3000:])
+i = names.index(("rename", "pushed.json"))
+ok = ("fsync", "pushed.json.new") in names[:i] and any(
+    k == "fsync" and not v.startswith("pushed") for k, v in names[i + 1:])
+sys.exit(0 if ok else 1)
+PY
 check "push: exit 1, host 3 refused" test "$rc" = 1
 check "push: host 3 is named with the reason" \
   test "$(json 'd["errors"]["3"]' <<<"$out")" = "push: cluster.remote_config is off on host 3 (nothing changed)"
