@@ -394,11 +394,15 @@ static __always_inline int nlb_ipv6_fast(struct ethhdr *eth, struct ipv6hdr *ip6
  * and neighbour solicitations, connections opening, closing or in moving buckets. A
  * subprogram of its own, so that the common case's code stays small and straight.
  *
- * One tag is read (TPID 802.1Q or 802.1ad); its VLAN id, or 0 for an untagged or
- * priority-tagged frame, must be the cluster's (nlb_config.vlan), or the frame is another
- * VLAN's: it passes untouched, answered by nobody and counted nowhere, whatever it carries
- * (heartbeats and ARP included). A second tag inside makes the frame no IP, ARP or heartbeat
- * frame, so it passes too. Answers (ARP, ND) are built in place and keep the request's tag. */
+ * Tags (TPID 802.1Q or 802.1ad) are read as the kernel reads them: a priority tag (VLAN id 0)
+ * is no VLAN, and the kernel strips any number of them, so they are skipped; the first tag
+ * with a VLAN id says the frame's VLAN, which must be the cluster's (nlb_config.vlan; 0: no
+ * VLAN id at all), or the frame is another VLAN's: it passes untouched, answered by nobody
+ * and counted nowhere, whatever it carries (heartbeats and ARP included); so does one with a
+ * second VLAN id inside (a VLAN in a VLAN). Until 2026-12-06 a second tag of any kind passed:
+ * under two priority tags, heartbeats escaped their budget and IP to a VIP every rule, while
+ * the kernel still took them. More than NLB_MAX_TAGS tags: malformed. Answers (ARP, ND) are
+ * built in place and keep the request's tags. */
 static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -414,15 +418,25 @@ static __attribute__((noinline)) int nlb_general(struct xdp_md *ctx)
 	if ((void *)(eth + 1) > data_end)
 		return nlb_malformed();
 	proto = eth->h_proto;
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		struct nlb_vlan_hdr *vh = (void *)(eth + 1);
+#pragma unroll
+	for (int i = 0; i < NLB_MAX_TAGS; i++) {
+		struct nlb_vlan_hdr *vh = data + l3_off;
+		__u16 id;
 
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
 		if ((void *)(vh + 1) > data_end)
 			return nlb_malformed();
-		vid = bpf_ntohs(vh->tci) & NLB_VLAN_VID_MASK;
+		id = bpf_ntohs(vh->tci) & NLB_VLAN_VID_MASK;
+		if (id && vid)
+			return XDP_PASS; /* a VLAN inside a VLAN: not the cluster's frame */
+		if (id)
+			vid = id;
 		proto = vh->encapsulated_proto;
 		l3_off += sizeof(*vh);
 	}
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return nlb_malformed();
 	if (vid != nlb_state.config.vlan)
 		return XDP_PASS;
 	if (proto == bpf_htons(NLB_ETH_P_HEARTBEAT))

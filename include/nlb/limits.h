@@ -62,4 +62,10 @@
 /* Heartbeat EtherType (the one NLB used). */
 #define NLB_ETH_P_HEARTBEAT 0x886F
 
+/* VLAN tags the dataplane reads before a frame's own type (priority tags, which the kernel
+ * strips however many there are, and the frame's VLAN); more is malformed. 14 + 4 x 4 bytes
+ * keeps the network header within the first 31 bytes, which the neighbour answers' offsets
+ * are masked to. */
+#define NLB_MAX_TAGS 4
+
 #endif

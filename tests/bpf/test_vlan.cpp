@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <nlb/limits.h>
+
 #include "bpf_test_util.hpp"
 
 using namespace nlb;
@@ -149,6 +151,40 @@ TEST_CASE("VLAN cluster: frames of other VLANs, untagged ones and double tags pa
             CHECK(r.out == f);
             CHECK(nothing_counted(*dp));
         }
+    }
+}
+
+// The kernel strips any number of priority tags (VLAN id 0) and takes what is inside as the
+// frame: under two of them, a heartbeat must still pay its budget, and IP to a VIP, or ARP
+// for one, must still be decided, not passed to every host's stack.
+TEST_CASE("stacked priority tags are read through, as the kernel reads them") {
+    for (std::uint16_t vlan : {std::uint16_t{0}, kVlan}) {
+        CAPTURE(vlan);
+        VlanHosts hosts(vlan);
+        std::mt19937 rng(15 + vlan);
+        IpAddress src = random_address(rng, NLB_FAMILY_V4);
+        const std::uint8_t owner = half(bucket_of(src, 5000, NLB_AFFINITY_NONE));
+        // the frame's own tag (or a priority tag), then one or two priority tags inside
+        Bytes once = build(to_vip(src, 5000, kUdp, vlan ? vlan : kPriorityTag));
+        for (const Bytes& f :
+             {with_inner_tag(once, 0), with_inner_tag(with_inner_tag(once, 0), 0)}) {
+            CHECK(verdict(hosts.host(owner), f) == Verdict::accepted);
+            CHECK(verdict(hosts.host(owner == 1 ? 2 : 1), f) == Verdict::dropped);
+        }
+        // ARP for the VIP: answered in its tags, never passed to the kernel
+        Bytes arp = with_inner_tag(
+            build_arp_request(kRequester, ip("10.0.0.7"), kVip4, vlan ? vlan : kPriorityTag), 0);
+        for (DataplaneFixture* dp : {&hosts.h1, &hosts.h2}) {
+            RunResult r = dp->run(arp);
+            CHECK_FALSE((r.action == XDP_PASS && r.out == arp));
+        }
+        // more tags than are read: malformed, not passed
+        Bytes deep = once;
+        for (int i = 0; i < NLB_MAX_TAGS; ++i)
+            deep = with_inner_tag(deep, 0);
+        const auto before = total_stats(hosts.h1).malformed;
+        CHECK(hosts.h1.run(deep).action == XDP_DROP);
+        CHECK(total_stats(hosts.h1).malformed == before + 1);
     }
 }
 
