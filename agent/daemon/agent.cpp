@@ -174,6 +174,9 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         plan.cluster_ip = config_.cluster.ip.words[0];
         plan.vips = tables_.vips();
         plan.host_priority = config_.host.priority;
+        // Beside the control socket (the unit's runtime directory, kept across restarts and
+        // gone at reboot, as a kept dataplane is).
+        plan.saved_settings = options_.socket_path + ".arp_announce";
         iface_ = std::make_unique<HostInterface>(plan);
 
         // Heartbeats go where client frames go (the cluster MAC, in every mode): a host that

@@ -130,6 +130,16 @@ void HostInterface::apply() {
 
     std::ifstream in(arp_announce_path(plan_.ifname));
     std::getline(in, saved_arp_announce_);
+    if (!plan_.saved_settings.empty()) {
+        // Kept by the agent that attached first: what it found is the operator's value, and
+        // what this one reads may be that agent's 2.
+        std::ifstream kept(plan_.saved_settings);
+        std::string before;
+        if (std::getline(kept, before) && !before.empty())
+            saved_arp_announce_ = before;
+        else
+            std::ofstream(plan_.saved_settings) << saved_arp_announce_ << "\n";
+    }
     std::ofstream(arp_announce_path(plan_.ifname)) << "2\n";
 
     int rc = 0;
@@ -246,6 +256,8 @@ void HostInterface::undo() {
         netlink::delete_group_address(ifindex_, igmp_group(plan_.cluster_ip));
     if (!saved_arp_announce_.empty())
         std::ofstream(arp_announce_path(plan_.ifname)) << saved_arp_announce_ << "\n";
+    if (!plan_.saved_settings.empty())
+        ::unlink(plan_.saved_settings.c_str());
 }
 
 } // namespace nlb

@@ -24,6 +24,10 @@ struct InterfacePlan {
     std::uint32_t cluster_ip = 0; // network byte order
     std::vector<IpAddress> vips;  // cluster IP included
     std::uint8_t host_priority = 1;
+    // Where the interface's arp_announce from before the first attach is kept while a
+    // dataplane is: a restart that keeps the dataplane finds 2 (this agent's) there, and the
+    // detach after it must put back the operator's. Empty: kept in memory only.
+    std::string saved_settings;
 };
 
 // The interface's own MAC (what accepted frames get as destination). Throws

@@ -9,6 +9,10 @@ for i in 1 2 3; do topo_add_host "$i"; done
 topo_add_client 100
 HEARTBEAT_MS=400 # tolerance 2 s: an adopting agent verifies its programs first (~0.5 s here, more under load)
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
+# Host 1's arp_announce before any agent (the agent sets 2 while attached): every restart
+# below keeps the dataplane, and the detach at the end must put this back, not the 2 an
+# adopting agent finds.
+ip netns exec "$TOPO-h1" sysctl -qw net.ipv4.conf.eth0.arp_announce=1
 for i in 1 2 3; do
   host_config "$i" "$rules"
   topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
@@ -80,4 +84,7 @@ sleep 0.5 # under two periods: a leave, not a timeout (tolerance 2 s)
 for i in 2 3; do
   check "SIGTERM: host $i heard host 1 stop" grep -q 'host 1 is stopped' <(since "$i" "${mark[$i]}")
 done
+announce=$(ip netns exec "$TOPO-h1" sysctl -n net.ipv4.conf.eth0.arp_announce)
+check "detached after two restarts: arp_announce as it was before the first attach ($announce)" \
+  test "$announce" = 1
 e2e_finish
