@@ -124,7 +124,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         // watchdog runs out sooner) this host takes nothing, as when a peer names it in
         // grace. A replayed recording can only delay takes so.
         if (may_serve(hb))
-            named_.note_grace(hb.priority, host_bit(hb.priority), heard + tolerance_ms());
+            named_.note_unproven(hb.priority, heard + tolerance_ms());
         if (new_stream || now - heard_before > tolerance_ms())
             next_send_ = std::min(next_send_, now);
         else
