@@ -146,6 +146,10 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     if (change.result == Membership::Accept::pending)
         return; // most likely this host's new boot, replacing the earlier once that is quiet
     if (change.result != Membership::Accept::duplicate) {
+        // The peer's own stream, proven: echoed from now on, whatever was heard last (a
+        // recording of its earlier boot, its stopped boot just before a restart).
+        if (peers_.hear_proven(hb, now, path == Path::contact))
+            send_soon(now);
         note_confirmation(hb);
         maybe_inherit_fixed_seed(hb, now);
         named_.note(hb.priority, hb.nonce, hb.outside_owners & ~host_bit(me_),

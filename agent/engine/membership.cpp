@@ -77,7 +77,6 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
 bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
                       std::int64_t quiet_ms) {
     auto& p = peers_[hb.priority];
-    bool fresh = false;
     if (p.heard_nonce != hb.nonce) {
         const bool back_from_second =
             p.alive && hb.nonce == p.heartbeat.nonce && p.heard_nonce == p.second_nonce;
@@ -85,9 +84,19 @@ bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
             (!back_from_second && p.heard_nonce != 0 &&
              now_ms - std::max(p.heard_segment_ms, p.heard_contact_ms) <= quiet_ms))
             return false;
+    }
+    return note_heard(p, hb, now_ms, by_contact);
+}
+
+bool Membership::hear_proven(const Heartbeat& hb, std::int64_t now_ms, bool by_contact) {
+    return note_heard(peers_[hb.priority], hb, now_ms, by_contact);
+}
+
+bool Membership::note_heard(Peer& p, const Heartbeat& hb, std::int64_t now_ms, bool by_contact) {
+    const bool fresh = p.heard_nonce != hb.nonce;
+    if (fresh) {
         p.heard_nonce = hb.nonce;
         p.heard_segment_ms = p.heard_contact_ms = kNever;
-        fresh = true;
     }
     (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
     if (hb.has_contact)

@@ -66,9 +66,17 @@ class Membership {
     // `quiet_ms`: how long the stream heard last must have been silent before another one
     // replaces it (a restart), so that replayed frames of an earlier boot do not turn the
     // echo away from a host that is talking; a stream set aside (accept) never takes the
-    // echo from a live peer, whose frames take it back from a proven duplicate. True when the
+    // echo from a live peer, whose proven frames take it back (hear_proven). True when the
     // stream is new here.
     bool hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact, std::int64_t quiet_ms);
+    // A frame of the stream taken in (accept: new_host or updated), which proved contact: the
+    // echo and the paths follow it at once, whatever stream was heard last. Otherwise an
+    // authentic recording of an earlier boot, fresh to a host restarted since, would keep
+    // them from the live stream as long as it is replayed every 1.5 periods, and a stopped
+    // boot's last frames would keep them for 1.5 periods from its restart, which replaces it
+    // at once; the peer lacks two-way contact meanwhile (a lone peer beside it is deaf). True
+    // when the stream was not heard last.
+    bool hear_proven(const Heartbeat& hb, std::int64_t now_ms, bool by_contact);
     // The heartbeat accepted last from `priority`, heard last too, is (nonce, sequence): a
     // frame with these is the other path's copy of one already taken in.
     bool holds(std::uint8_t priority, std::uint64_t nonce, std::uint64_t sequence) const {
@@ -96,6 +104,8 @@ class Membership {
     std::uint64_t alive_mask() const { return alive_; }
 
   private:
+    static bool note_heard(Peer& p, const Heartbeat& hb, std::int64_t now_ms, bool by_contact);
+
     std::array<Peer, NLB_MAX_HOSTS + 1> peers_{};
     std::uint64_t alive_ = 0; // bit p-1 = priority p
 };

@@ -278,6 +278,91 @@ TEST_CASE("frames recorded earlier change nothing in a restarted host") {
     CHECK(sim.max_double_ms() == 0);
 }
 
+TEST_CASE("frames of a peer's earlier boot replayed to a restarted host do not hold its echo") {
+    // A recorded frame of host 2's first boot, replayed to a host whose replay guard never
+    // saw that boot (host 3, restarted), is authentic and fresh there: it took the stream
+    // heard of host 2 before host 2's own frames came, and a replay every period kept it
+    // (the stream heard last keeps it for 1.5 periods). Host 3 echoed the recording, acked
+    // nothing of host 2, and host 2 never proved contact with it: no two views agreed, and
+    // the share host 3's crash left stayed unowned (for 40 periods, 4 of 4 seeds). Host 2's
+    // proven frames take the stream back at once.
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(3400 + seed, 3);
+        const auto config = [](std::uint8_t p) {
+            auto c = default_config(p);
+            c.cluster.key = kKey;
+            return c;
+        };
+        sim.capture = true;
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.run_until(sim.now() + 60 * kPeriod);
+        sim.capture = false;
+        std::vector<std::vector<std::uint8_t>> recorded;
+        for (const auto& f : sim.captured()) {
+            const auto d = decode_heartbeat(f);
+            if (d.heartbeat && d.heartbeat->priority == 2)
+                recorded.push_back(f);
+        }
+        REQUIRE(recorded.size() > 40);
+        // Host 2 restarts, then host 3 crashes and starts again: its new boot never saw host
+        // 2's first, and gets one recorded frame of it a period from its start on.
+        sim.kill(1);
+        sim.add_host(config(2));
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+        sim.kill(2);
+        const auto restarted = sim.add_host(config(3));
+        const auto t0 = sim.now();
+        std::size_t k = 0;
+        for (std::int64_t t = t0; t < t0 + 40 * kPeriod; t += kPeriod) {
+            sim.inject(restarted, recorded[k++], 0);
+            sim.run_until(t + kPeriod);
+            if (t >= t0 + 20 * kPeriod)
+                CHECK(sim.settled());
+        }
+        CHECK(sim.all_owned_once());
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
+TEST_CASE("a stopped host restarted just after a frame: its lone peer keeps serving") {
+    // The restart replaces the stopped boot at once (it steps aside), but that boot's last
+    // frame kept the stream heard of host 2 for 1.5 periods: host 1 echoed the stopped boot,
+    // lacked two-way contact with the new one, which heard it, and a period after that one
+    // proved contact refused itself as deaf, releasing every bucket (6 of 6 seeds).
+    for (std::uint64_t seed = 0; seed < 6; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(3500 + seed, 2);
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        sim.command(1, {CommandKind::stop});
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+        sim.run_until(sim.now() + 2 * kPeriod);
+        bool sent = false;
+        sim.drop = [&](std::size_t from, std::size_t, const auto&) {
+            sent = sent || from == 1;
+            return false;
+        };
+        REQUIRE(sim.run_until([&] { return sent; }, sim.now() + 2 * kPeriod));
+        // Within half a period of that frame: its stream is heard until after the new boot's
+        // first proven frame and a period more.
+        sim.run_until(sim.now() + kPeriod / 10);
+        sim.kill(1);
+        auto c = default_config(2);
+        c.cluster.key = kKey;
+        sim.add_host(c);
+        std::size_t least = NLB_BUCKETS;
+        REQUIRE(sim.run_until(
+            [&] {
+                least = std::min(least, sim.host(0).engine->buckets_owned(0));
+                return sim.settled() && sim.all_owned_once();
+            },
+            sim.now() + 30 * kPeriod));
+        CHECK(!has_event(sim.host(0), EventKind::refused));
+        CHECK(least > 0);
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 TEST_CASE("an agent restarted within the tolerance keeps its buckets: nobody takes them") {
     for (std::int64_t gap : {kPeriod / 10, kPeriod / 2, 2 * kPeriod}) {
         INFO("restart gap=" << gap << " ms");
