@@ -252,9 +252,9 @@ void ConnectionTracking::run_steps(Background& bg, const Job& job) {
             // surely older than the listing can be missing from it for lack of a socket. And
             // older than the job: a VIP added since it was made is not in its list.
             const std::uint64_t listed_at = std::min(now, job.made_ns) - 50000000ULL;
-            const auto sockets = vip_connections(job.vips);
+            const auto sockets = vip_connections(job.vips, true);
             bg.counts.orphans_ended += end_orphans(*job.maps, sockets, listed_at, monotonic_ns(),
-                                                   [&] { return vip_connections(job.vips); });
+                                                   [&] { return vip_connections(job.vips, true); });
         } catch (const std::exception& e) {
             bg.warnings.push_back(std::string("connection tracking: ") + e.what());
         }

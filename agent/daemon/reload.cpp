@@ -239,11 +239,16 @@ json Agent::push(const json& request, bool apply_it) {
         return error(r.error);
     }
     std::filesystem::rename(temp, file, ec);
-    if (!ec)
-        sync_directory(dir, ec); // the rename itself outlives a power cut
-    if (ec)
+    if (ec) {
         log_.error("push: keep " + file.string() + ": " + ec.message() +
                    " (applied, but the next start runs the config file's rules)");
+    } else {
+        std::error_code synced;
+        sync_directory(dir, synced); // the rename itself outlives a power cut
+        if (synced)
+            log_.error("push: sync " + dir.string() + ": " + synced.message() +
+                       " (applied and kept; a power cut now may leave the earlier one)");
+    }
     log_.event("pushed", {{"from", remote ? request["remote_from"] : json("control socket")},
                           {"staged", r.staged},
                           {"changed", r.changed},

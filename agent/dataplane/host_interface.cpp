@@ -131,14 +131,16 @@ void HostInterface::apply() {
     std::ifstream in(arp_announce_path(plan_.ifname));
     std::getline(in, saved_arp_announce_);
     if (!plan_.saved_settings.empty()) {
-        // Kept by the agent that attached first: what it found is the operator's value, and
-        // what this one reads may be that agent's 2.
+        // Kept by the agent that attached first, "IFNAME VALUE": what it found is the
+        // operator's value, and what this one reads may be that agent's 2. Another
+        // interface's is no business of this attach.
         std::ifstream kept(plan_.saved_settings);
-        std::string before;
-        if (std::getline(kept, before) && !before.empty())
+        std::string name, before;
+        if (kept >> name >> before && name == plan_.ifname)
             saved_arp_announce_ = before;
         else
-            std::ofstream(plan_.saved_settings) << saved_arp_announce_ << "\n";
+            std::ofstream(plan_.saved_settings)
+                << plan_.ifname << " " << saved_arp_announce_ << "\n";
     }
     std::ofstream(arp_announce_path(plan_.ifname)) << "2\n";
 

@@ -96,12 +96,23 @@ std::uint64_t netns_cookie(std::string& error) {
 void Dataplane::start_socket_program() {
     sockops_error_.clear();
     std::uint64_t cookie = netns_cookie(sockops_error_);
-    if (!cookie)
+    nlb_config& cfg = maps_->state().config;
+    if (!cookie) {
+        // No socket program of this agent's: neither a predecessor's, which would record
+        // into these tables with its own connection filter, nor its cookie, which tells the
+        // XDP program that established connections leave the opening table.
+        cfg.netns_cookie = 0;
+        const std::string pin = pin_dir_ + "/" + kSockopsPin;
+        if (int fd = bpf_obj_get(pin.c_str()); fd >= 0) {
+            bpf_link_detach(fd);
+            close(fd);
+            unlink(pin.c_str());
+        }
         return;
+    }
     // Before the program can run: it records nothing while the cookie is 0. Set only while
     // it runs: the XDP program then holds opening records to their SYN's first window,
     // which only the socket program's move of established connections makes safe.
-    nlb_config& cfg = maps_->state().config;
     cfg.netns_cookie = cookie;
     int prog_fd = bpf_program__fd(skel_->progs.nlb_sockops);
     std::string pin = pin_dir_ + "/" + kSockopsPin;

@@ -21,15 +21,11 @@ namespace {
     throw std::system_error(errno, std::generic_category(), std::string("socket table: ") + what);
 }
 
-// TCP states that carry a connection this host still answers for. SYN_RECV is a full socket
-// only under TCP Fast Open: the child made at the SYN, which the socket program records then
-// (its "passive established" comes with the SYN's data), and which stays SYN_RECV until the
-// client's ACK; left out, an orphan check in that time ended a live connection's record.
-// A handshake in the listener's queue is a request socket (NEW_SYN_RECV: the opening table
-// covers it); TIME_WAIT has no socket left to answer.
-constexpr std::uint32_t kStates =
-    (1u << TCP_ESTABLISHED) | (1u << TCP_SYN_RECV) | (1u << TCP_FIN_WAIT1) | (1u << TCP_FIN_WAIT2) |
-    (1u << TCP_CLOSE_WAIT) | (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
+// TCP states that carry a connection this host still answers for; TIME_WAIT has no socket
+// left to answer.
+constexpr std::uint32_t kStates = (1u << TCP_ESTABLISHED) | (1u << TCP_FIN_WAIT1) |
+                                  (1u << TCP_FIN_WAIT2) | (1u << TCP_CLOSE_WAIT) |
+                                  (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
 
 bool v4_mapped(const __u32* a) { return a[0] == 0 && a[1] == 0 && a[2] == htonl(0xffff); }
 
@@ -38,7 +34,8 @@ struct Fd {
     ~Fd() { close(fd); }
 };
 
-void dump(int fd, std::uint8_t af, const std::vector<IpAddress>& vips, std::vector<nlb_tuple>& out) {
+void dump(int fd, std::uint8_t af, const std::vector<IpAddress>& vips, std::uint32_t states,
+          std::vector<nlb_tuple>& out) {
     struct {
         nlmsghdr nlh;
         inet_diag_req_v2 req;
@@ -49,7 +46,7 @@ void dump(int fd, std::uint8_t af, const std::vector<IpAddress>& vips, std::vect
     msg.nlh.nlmsg_seq = af;
     msg.req.sdiag_family = af;
     msg.req.sdiag_protocol = IPPROTO_TCP;
-    msg.req.idiag_states = kStates;
+    msg.req.idiag_states = states;
     if (send(fd, &msg, sizeof(msg), 0) != static_cast<ssize_t>(sizeof(msg)))
         fail("send the dump request");
     const std::uint8_t family = af == AF_INET ? NLB_FAMILY_V4 : NLB_FAMILY_V6;
@@ -101,7 +98,13 @@ void dump(int fd, std::uint8_t af, const std::vector<IpAddress>& vips, std::vect
 
 } // namespace
 
-std::vector<nlb_tuple> vip_connections(const std::vector<IpAddress>& vips) {
+std::vector<nlb_tuple> vip_connections(const std::vector<IpAddress>& vips, bool handshakes) {
+    // SYN_RECV is a full socket under TCP Fast Open: the child made at the SYN, which the
+    // socket program records then and which stays SYN_RECV until the client's ACK (left out
+    // of an orphan check, its live record was ended). Asked for, the kernel also lists the
+    // handshakes in the listeners' queues (request sockets, as SYN_RECV): they only spare
+    // records in an orphan check, but must not be seeded as established connections.
+    const std::uint32_t states = kStates | (handshakes ? 1u << TCP_SYN_RECV : 0u);
     std::vector<nlb_tuple> out;
     Fd s{socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
     if (s.fd < 0)
@@ -110,9 +113,9 @@ std::vector<nlb_tuple> vip_connections(const std::vector<IpAddress>& vips) {
     for (const auto& v : vips)
         (v.family == NLB_FAMILY_V4 ? v4 : v6) = true;
     if (v4)
-        dump(s.fd, AF_INET, vips, out);
+        dump(s.fd, AF_INET, vips, states, out);
     if (v4 || v6) // IPv4 clients of dual-stack sockets are in the IPv6 table
-        dump(s.fd, AF_INET6, vips, out);
+        dump(s.fd, AF_INET6, vips, states, out);
     return out;
 }
 

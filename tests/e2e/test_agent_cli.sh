@@ -54,7 +54,8 @@ sed -i 's/"interface": "eth9"/"interface": "eth0"/' "$TOPO_DIR/h1.json"
 ip -n "$TOPO-h1" link set eth0 xdpgeneric obj "$BUILD/bpf/bare.bpf.o" sec xdp
 set +e
 out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --xdp-mode generic 2>&1 | grep -v '^info')
+  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" --xdp-mode generic 2>&1 |
+  grep -v '^info')
 rc=${PIPESTATUS[0]}
 set -e
 ip -n "$TOPO-h1" link set eth0 xdpgeneric off
