@@ -95,62 +95,45 @@ std::uint64_t netns_cookie(std::string& error) {
 
 void Dataplane::start_socket_program() {
     sockops_error_.clear();
+    const std::string pin = pin_dir_ + "/" + kSockopsPin;
+    int fd = bpf_obj_get(pin.c_str()); // a predecessor's link, or -1
+    // Whatever fails leaves no socket program: neither a predecessor's, which would record
+    // into these tables with its own connection filter (not the one this dataplane reads,
+    // which would then hide those connections: docs/dataplane.md), nor the cookie, which
+    // tells the XDP program that established connections leave the opening table.
+    const auto give_up = [&](int link_fd) {
+        sockops_fd_ = link_fd;
+        stop_socket_program();
+    };
     std::uint64_t cookie = netns_cookie(sockops_error_);
-    nlb_config& cfg = maps_->state().config;
-    if (!cookie) {
-        // No socket program of this agent's: neither a predecessor's, which would record
-        // into these tables with its own connection filter, nor its cookie, which tells the
-        // XDP program that established connections leave the opening table.
-        cfg.netns_cookie = 0;
-        const std::string pin = pin_dir_ + "/" + kSockopsPin;
-        if (int fd = bpf_obj_get(pin.c_str()); fd >= 0) {
-            bpf_link_detach(fd);
-            close(fd);
-            unlink(pin.c_str());
-        }
-        return;
-    }
+    if (!cookie)
+        return give_up(fd);
     // Before the program can run: it records nothing while the cookie is 0. Set only while
     // it runs: the XDP program then holds opening records to their SYN's first window,
     // which only the socket program's move of established connections makes safe.
-    cfg.netns_cookie = cookie;
+    maps_->state().config.netns_cookie = cookie;
     int prog_fd = bpf_program__fd(skel_->progs.nlb_sockops);
-    std::string pin = pin_dir_ + "/" + kSockopsPin;
-    int fd = bpf_obj_get(pin.c_str());
     if (fd >= 0) {
         if (int err = bpf_link_update(fd, prog_fd, nullptr)) {
             sockops_error_ = "replace the socket program: " + errstr(err);
-            // The predecessor's program must not go on recording into the tables: it adds
-            // its keys to its own connection filter, not to the one this dataplane reads,
-            // which would then hide those connections (docs/dataplane.md).
-            bpf_link_detach(fd);
-            close(fd);
-            unlink(pin.c_str());
-            cfg.netns_cookie = 0;
-            return;
+            return give_up(fd);
         }
         sockops_fd_ = fd;
         return;
     }
     std::string root;
     int cg = open_cgroup2_root(root, sockops_error_);
-    if (cg < 0) {
-        cfg.netns_cookie = 0;
-        return;
-    }
+    if (cg < 0)
+        return give_up(-1);
     fd = bpf_link_create(prog_fd, cg, BPF_CGROUP_SOCK_OPS, nullptr);
     close(cg);
     if (fd < 0) {
         sockops_error_ = "attach the socket program to " + root + ": " + errstr(fd);
-        cfg.netns_cookie = 0;
-        return;
+        return give_up(-1);
     }
     if (int err = bpf_obj_pin(fd, pin.c_str())) {
         sockops_error_ = "pin the socket program's link at " + pin + ": " + errstr(err);
-        bpf_link_detach(fd);
-        close(fd);
-        cfg.netns_cookie = 0;
-        return;
+        return give_up(fd);
     }
     sockops_fd_ = fd;
 }
