@@ -2,12 +2,12 @@
 // logged, bucket maps installed (a release rescans first), frames sent.
 #include <algorithm>
 #include <cstring>
-#include <thread>
 
 #include <nlb/maps.h>
 
 #include "agent.hpp"
 #include "bucket_entries.hpp"
+#include "program_barrier.hpp"
 
 namespace nlb {
 
@@ -78,11 +78,13 @@ void Agent::apply(Decision d) {
         if (gives_up(*installed_, *d.maps, config_.host.priority)) {
             // First stop recording new connections in the buckets given up: the new maps go
             // in with those buckets still looked up in the connection tables (tracked here),
-            // so no connection is lost meanwhile. Then, once a program run that read the old
-            // entry has surely finished, the scan sees every connection recorded there, and
-            // the release reports them all dirty: none is served by two hosts.
+            // so no connection is lost meanwhile. Then, once every program run that read the
+            // old entry has ended (waited for, not guessed: a virtual CPU descheduled in the
+            // middle of one holds it for milliseconds), the scan sees every connection
+            // recorded there, and the release reports them all dirty: none is served by two
+            // hosts.
             install(with_released_tracked(*d.maps));
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            wait_out_programs();
             // If the scan changed the dirty list, the frames built before it (on both paths)
             // carry a stale one: a peer that read their release would take the buckets as
             // clean. They are not sent, and fresh ones follow within a quarter period.

@@ -1,10 +1,8 @@
 #include "conn_filter.hpp"
 
 #include <bpf/bpf.h>
-#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,10 +12,10 @@
 #include <chrono>
 #include <stdexcept>
 #include <system_error>
-#include <thread>
 
 #include "dataplane_maps.hpp"
 #include "errstr.hpp"
+#include "program_barrier.hpp"
 #include "table_scan.hpp"
 
 namespace nlb {
@@ -29,17 +27,6 @@ namespace {
 }
 
 static_assert(sizeof(nlb_filter_header) == sizeof(nlb_filter_block));
-
-// Returns once every BPF program run that began before the call has ended: they run under
-// RCU, and MEMBARRIER_CMD_GLOBAL is synchronize_rcu() (on one CPU it returns at once: a
-// packet's program cannot be running while this process is). Where the kernel refuses it
-// (nohz_full), a pause many times longer than any run of the dataplane's loop-free programs.
-bool wait_out_programs() {
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
-        return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return false;
-}
 
 // The dataplane sets bits with atomic ORs while this side reads and sets them.
 void atomic_or(__u64& word, __u64 bits) {

@@ -6,13 +6,13 @@
 #include <sys/mman.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <string>
 #include <system_error>
-#include <thread>
 
 #include <nlb/flow.h>
+
+#include "program_barrier.hpp"
 
 namespace nlb {
 
@@ -164,10 +164,10 @@ void DataplaneMaps::write_tables(const DataplaneTables& tables) {
                 apart = false;
         }
     __atomic_store_n(&state_->config.vip_seed, tables.vip_seed(), __ATOMIC_RELEASE);
-    // A packet that read the old seed just before still looks in an old slot: it is processed
-    // within microseconds (XDP runs to completion), so a millisecond later nobody does.
+    // A packet that read the old seed just before still looks in an old slot until its
+    // program run ends.
     if (apart)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        wait_out_programs();
     place_all();
 }
 
