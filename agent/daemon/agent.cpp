@@ -76,7 +76,9 @@ void Agent::start() {
         metrics_ =
             std::make_unique<MetricsServer>(io_, at, [this] { return metrics_text(stats()); });
     }
-    if (auto dp = Dataplane::adopt(options_.pin_dir)) {
+    // The configured sizes: a table the pins lack (an earlier release had no such table) is
+    // created at them, not at the defaults; those pinned keep theirs.
+    if (auto dp = Dataplane::adopt(options_.pin_dir, table_sizes(config_))) {
         log_.event("adopted", {{"interface", dp->interface()}, {"pin_dir", options_.pin_dir}});
         bring_up(std::move(dp));
     } else if (config_.host.interface) {
