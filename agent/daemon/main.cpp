@@ -24,12 +24,14 @@
 #include "config.hpp"
 #include "event_log.hpp"
 #include "health_monitor.hpp"
+#include "release_dataplane.hpp"
 
 namespace {
 
 const char* const kUsage =
     R"(usage: nlb-agent [--config FILE] [--socket PATH] [--pin-dir DIR] [--state-dir DIR]
                  [--log-format text|json] [--xdp-mode auto|native|generic] [--keep-dataplane]
+       nlb-agent --release-dataplane [--socket PATH] [--pin-dir DIR]
        nlb-agent --version | --help
 
 Network Load Balancing agent: runs in the foreground, logs events to stderr. Under systemd
@@ -51,6 +53,10 @@ switches once every host holds them); other changes are refused with a log line 
   --keep-dataplane     on SIGTERM leave the cluster but keep the dataplane pinned, so that a
                        restarted agent adopts it with its tracked connections (the watchdog
                        stops it if no agent comes back)
+  --release-dataplane  take down a dataplane an agent left pinned (killed, or stopped with
+                       --keep-dataplane) without joining the cluster, as detach would:
+                       VIPs, cluster MAC filter, arp_announce, programs and pins; refused
+                       while an agent answers on the socket. The package's removal runs it
 
 Exit status: 0 after SIGTERM/SIGINT, 1 when the agent cannot run (privileges, interface,
 BPF), 2 for a bad command line or configuration.
@@ -61,12 +67,39 @@ int usage_error(const std::string& message) {
     return 2;
 }
 
+bool running_as_root() {
+    if (geteuid() == 0)
+        return true;
+    std::fprintf(stderr, "nlb-agent: must run as root (it loads XDP programs and changes "
+                         "interfaces)\n");
+    return false;
+}
+
+// No configuration: what to take down is read from the pins.
+int release_dataplane(const nlb::AgentOptions& options) {
+    if (!running_as_root())
+        return 1;
+    libbpf_set_print(nullptr);
+    try {
+        if (auto ifname = nlb::release_pinned_dataplane(options.pin_dir, options.socket_path))
+            std::printf("nlb-agent: released the dataplane pinned in %s (on %s)\n",
+                        options.pin_dir.c_str(), ifname->c_str());
+        else
+            std::printf("nlb-agent: no dataplane pinned in %s\n", options.pin_dir.c_str());
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlb-agent: %s\n", e.what());
+        return 1;
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     std::string config_path = "/etc/nlb/nlb.json";
     nlb::AgentOptions options;
     nlb::LogFormat format = nlb::LogFormat::text;
+    bool release = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -80,6 +113,10 @@ int main(int argc, char** argv) {
         }
         if (arg == "--keep-dataplane") {
             options.keep_dataplane = true;
+            continue;
+        }
+        if (arg == "--release-dataplane") {
+            release = true;
             continue;
         }
         const char* v = nullptr;
@@ -114,6 +151,9 @@ int main(int argc, char** argv) {
             return usage_error("--log-format: " + std::string(v) + " (text or json)");
     }
 
+    if (release)
+        return release_dataplane(options);
+
     options.config_path = config_path;
     nlb::Config config;
     try {
@@ -129,11 +169,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "nlb-agent: %s\n", e.what());
         return 2;
     }
-    if (geteuid() != 0) {
-        std::fprintf(stderr, "nlb-agent: must run as root (it loads XDP programs and changes "
-                             "interfaces)\n");
+    if (!running_as_root())
         return 1;
-    }
 
     // The allocation's shared table (13-15 ms of CPU, more on a busy machine) is built beside
     // the dataplane's load on the other core, not after it on the way to the first heartbeat:

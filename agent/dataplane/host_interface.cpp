@@ -247,19 +247,38 @@ void HostInterface::announce(const std::vector<IpAddress>& vips) const {
 }
 
 void HostInterface::undo() {
-    for (const auto& vip : plan_.vips)
-        netlink::delete_address(ifindex_, vip);
-    MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
-    if (plan_.mode == ClusterMode::unicast)
-        netlink::delete_unicast_filter(ifindex_, cmac);
-    else if (plan_.mode == ClusterMode::multicast)
-        multicast_filter(SIOCDELMULTI, plan_.ifname, cmac);
+    remove(plan_, ifindex_, saved_arp_announce_);
+}
+
+void HostInterface::take_down(const InterfacePlan& plan) {
+    const int ifindex = static_cast<int>(if_nametoindex(plan.ifname.c_str()));
+    if (!ifindex)
+        return; // gone, and what it held with it
+    std::string before;
+    if (!plan.saved_settings.empty()) {
+        std::ifstream kept(plan.saved_settings);
+        std::string name;
+        if (!(kept >> name >> before) || name != plan.ifname)
+            before.clear();
+    }
+    remove(plan, ifindex, before);
+}
+
+void HostInterface::remove(const InterfacePlan& plan, int ifindex,
+                           const std::string& arp_announce) {
+    for (const auto& vip : plan.vips)
+        netlink::delete_address(ifindex, vip);
+    MacAddress cmac = cluster_mac(plan.cluster_ip, plan.mode);
+    if (plan.mode == ClusterMode::unicast)
+        netlink::delete_unicast_filter(ifindex, cmac);
+    else if (plan.mode == ClusterMode::multicast)
+        multicast_filter(SIOCDELMULTI, plan.ifname, cmac);
     else
-        netlink::delete_group_address(ifindex_, igmp_group(plan_.cluster_ip));
-    if (!saved_arp_announce_.empty())
-        std::ofstream(arp_announce_path(plan_.ifname)) << saved_arp_announce_ << "\n";
-    if (!plan_.saved_settings.empty())
-        ::unlink(plan_.saved_settings.c_str());
+        netlink::delete_group_address(ifindex, igmp_group(plan.cluster_ip));
+    if (!arp_announce.empty())
+        std::ofstream(arp_announce_path(plan.ifname)) << arp_announce << "\n";
+    if (!plan.saved_settings.empty())
+        ::unlink(plan.saved_settings.c_str());
 }
 
 } // namespace nlb

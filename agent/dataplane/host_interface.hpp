@@ -60,11 +60,16 @@ class HostInterface {
                                               const std::vector<IpAddress>& keep);
     // Removes VIPs and the MAC filter entry or the group, restores arp_announce.
     void undo();
+    // What undo() removes, for a plan an agent that is gone had applied (a dataplane left
+    // pinned): arp_announce goes back to the value kept in plan.saved_settings, and stays
+    // as it is where nothing was kept for this interface.
+    static void take_down(const InterfacePlan& plan);
 
     const InterfacePlan& plan() const { return plan_; }
 
   private:
     void apply();
+    static void remove(const InterfacePlan& plan, int ifindex, const std::string& arp_announce);
     std::string group_name() const; // "239.255.c.d"
 
     InterfacePlan plan_;

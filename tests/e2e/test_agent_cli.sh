@@ -3,7 +3,8 @@
 # one clear line and a non-zero exit with the interface untouched; nlbadm attach / detach add
 # and remove everything (XDP, VIPs, pins) and attach twice changes nothing;
 # suspend / resume / stop / start show in `query --json`; SIGTERM makes the others converge
-# at once; nlbadm without an agent exits 3.
+# at once; nlbadm without an agent exits 3; nlb-agent --release-dataplane takes down what a
+# killed agent left pinned.
 source "$(dirname "$0")/common.sh"
 topo_init "nlbe10-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
@@ -167,4 +168,41 @@ PY
 )
 check "SIGTERM: host 2 converged alone ${took}s after host 3 left (tolerance: 1.0 s)" python3 -c "import sys; sys.exit(0 if $took < 0.6 else 1)"
 check "SIGTERM: host 3 detached" test -z "$(ip -n "$TOPO-h3" link show eth0 | grep -o 'prog/xdp' || true)"
+
+# A dataplane left pinned by an agent that will not come back (killed, then the package
+# removed): --release-dataplane takes it down, from what the pins say. Refused while an agent
+# answers on the socket.
+release_h2() {
+  ip netns exec "$TOPO-h2" "$NLB_AGENT" --release-dataplane --socket "$TOPO_DIR/h2.sock" \
+    --pin-dir "$TOPO_DIR/bpffs/h2" 2>&1
+}
+set +e
+out=$(release_h2)
+rc=$?
+set -e
+check "release beside a running agent: exit 1 ($out)" test "$rc" = 1
+check "release beside a running agent: says why" grep -q "an agent answers on" <<<"$out"
+check "release beside a running agent: XDP kept" test -n "$(ip -n "$TOPO-h2" link show eth0 | grep -o 'prog/xdp')"
+cmac=$(bridge -n "$TOPO-h2" fdb show dev eth0 self permanent | grep -io '^02:bf[0-9a-f:]*' || true)
+check "release: the cluster MAC was in eth0's filter ($cmac)" test -n "$cmac"
+kill -9 "$AGENT_PID_2"
+wait "$AGENT_PID_2" 2>/dev/null || true
+check "killed agent: arp_announce is still 2" \
+  test "$(ip netns exec "$TOPO-h2" cat /proc/sys/net/ipv4/conf/eth0/arp_announce)" = 2
+set +e
+out=$(release_h2)
+rc=$?
+set -e
+check "release after kill -9: exit 0 ($out)" test "$rc" = 0
+check "release after kill -9: says what it released" grep -q "released the dataplane pinned in .* (on eth0)" <<<"$out"
+check "released: no XDP" test -z "$(ip -n "$TOPO-h2" link show eth0 | grep -o 'prog/xdp' || true)"
+check "released: no VIP" test -z "$(ip -n "$TOPO-h2" addr show eth0 | grep "$CLUSTER_IP" || true)"
+check "released: no cluster MAC in the filter" \
+  test -z "$(bridge -n "$TOPO-h2" fdb show dev eth0 self permanent | grep -i "^$cmac" || true)"
+check "released: arp_announce back to the operator's 0" \
+  test "$(ip netns exec "$TOPO-h2" cat /proc/sys/net/ipv4/conf/eth0/arp_announce)" = 0
+check "released: no pins" test ! -e "$TOPO_DIR/bpffs/h2"
+check "released: the kept arp_announce is gone" test ! -e "$TOPO_DIR/h2.sock.arp_announce"
+out=$(release_h2)
+check "release with nothing pinned: exit 0, says so ($out)" grep -q "no dataplane pinned" <<<"$out"
 e2e_finish

@@ -14,6 +14,7 @@
 #   watchdog     a restart that never comes back: the dataplane stops on its own and the
 #                other host takes every request
 #   stop         the other host converges at once, not after the tolerance
+#   remove       apt-get remove of a host whose agent left its dataplane pinned takes it down
 # Usage: test_systemd.sh [DEB] (builds the package when DEB is not given). NLB_TESTBED_ROOT=DIR
 # reuses a debootstrapped root (with systemd, dbus, iproute2, python3) instead of making one.
 # Leaves the machine as it found it: containers, namespaces, mounts and files go on exit.
@@ -369,6 +370,17 @@ echo "stop: host 1 alone after $((($(date +%s%N) - start) / 1000000)) ms (tolera
 check "stop: host 1 heard host 2 stop" journal_has 1 "$mark" 'host 2 is stopped'
 check "stop: ... rather than miss it" not journal_has 1 "$mark" 'host 2 missed'
 check "stop: host 2 detached (no XDP on host0)" not grep -q xdp <<<"$(in_c 2 ip link show host0)"
+
+# --- removal of a host whose agent left its dataplane pinned ------------------------------
+in_c 1 nlbadm prepare-restart >/dev/null
+in_c 1 systemctl stop nlb-agent
+check "remove: the dataplane is left pinned" test -n "$(in_c 1 ls -A /sys/fs/bpf/nlb)"
+check "remove: ... with arp_announce 2" test "$(in_c 1 cat /proc/sys/net/ipv4/conf/host0/arp_announce)" = 2
+check "apt-get remove nlb" in_c 1 env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq nlb
+check "remove: no XDP on host0" not grep -q xdp <<<"$(in_c 1 ip link show host0)"
+check "remove: no VIP on host0" not grep -q "$CLUSTER_IP/" <<<"$(in_c 1 ip addr show host0)"
+check "remove: nothing pinned" in_c 1 test ! -e /sys/fs/bpf/nlb
+check "remove: arp_announce back to 0" test "$(in_c 1 cat /proc/sys/net/ipv4/conf/host0/arp_announce)" = 0
 
 if ((E2E_FAILED)); then
   for i in 1 2; do

@@ -1,0 +1,77 @@
+#include "release_dataplane.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "dataplane_loader.hpp"
+#include "host_interface.hpp"
+#include "link_info.hpp"
+
+namespace nlb {
+
+namespace {
+
+bool agent_answers(const std::string& socket_path) {
+    sockaddr_un addr{};
+    if (socket_path.size() >= sizeof(addr.sun_path))
+        return false;
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    const bool up = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    return up;
+}
+
+// The mode and cluster IP the pinned cluster MAC was made of (cluster_mac()); an IGMP MAC
+// keeps only the IP's last two octets, all its group is made of.
+InterfacePlan plan_of(const nlb_config& cfg) {
+    InterfacePlan plan;
+    const std::uint8_t* m = cfg.cluster_mac;
+    std::uint8_t ip[4] = {m[2], m[3], m[4], m[5]};
+    if (m[0] == 0x03 && m[1] == 0xbf) {
+        plan.mode = ClusterMode::multicast;
+    } else if (m[0] == 0x01 && m[1] == 0x00 && m[2] == 0x5e) {
+        plan.mode = ClusterMode::igmp;
+        ip[0] = ip[1] = 0;
+    } else {
+        plan.mode = ClusterMode::unicast;
+    }
+    std::memcpy(&plan.cluster_ip, ip, 4);
+    plan.host_priority = cfg.host_priority;
+    return plan;
+}
+
+} // namespace
+
+std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
+                                                    const std::string& socket_path) {
+    if (agent_answers(socket_path))
+        throw std::runtime_error("release " + pin_dir + ": an agent answers on " + socket_path +
+                                 " and owns the dataplane (nlbadm detach, or stop it)");
+    std::unique_ptr<Dataplane> dp = Dataplane::adopt(pin_dir);
+    if (!dp)
+        return std::nullopt;
+    const std::string ifname = dp->interface();
+    const nlb_config& cfg = dp->maps().state().config;
+    InterfacePlan plan = plan_of(cfg);
+    try {
+        plan.ifname = cluster_interface(ifname, cfg.vlan, std::nullopt);
+    } catch (const std::runtime_error&) {
+        plan.ifname = ifname; // the VLAN's interface is gone, or can no longer be told
+    }
+    plan.vips = VipLayout::of_slots(dp->maps().state().vips, cfg.vip_seed).vips;
+    plan.saved_settings = socket_path + ".arp_announce";
+    // As a detach: the stack stops taking the VIPs before the program stops filtering them.
+    HostInterface::take_down(plan);
+    dp->detach();
+    return ifname;
+}
+
+} // namespace nlb
