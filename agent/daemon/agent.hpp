@@ -144,6 +144,7 @@ class Agent {
     nlohmann::json rule_command(const nlohmann::json& request, CommandKind kind);
 
     nlohmann::json query() const;
+    bool is_member() const; // not stopped or suspended (query, stats)
     nlohmann::json map() const;
     nlohmann::json stats() const;
 

@@ -25,6 +25,14 @@ json Agent::remote_control_stats() const {
     return out;
 }
 
+// Whether this host takes part in the cluster: a stopped or suspended host keeps the epoch
+// it last served in, which says nothing of the cluster now (it listed itself as a member
+// long after `stop`, and the hosts that left since).
+bool Agent::is_member() const {
+    return engine_ && engine_->state() != HostState::stopped &&
+           engine_->state() != HostState::suspended;
+}
+
 json Agent::query() const {
     json host = {{"priority", config_.host.priority},
                  {"state", engine_ ? to_string(engine_->state()) : "stopped"},
@@ -51,6 +59,7 @@ json Agent::query() const {
     if (config_.cluster.igmp_querier)
         host["igmp_querier"] = querier_ ? querier_->status() : json(nullptr);
     std::uint32_t cip = config_.cluster.ip.words[0];
+    const bool member = is_member();
     json cluster = {{"ip", config_.cluster.ip.to_string()},
                     {"vips", to_strings(config_.cluster.vips)},
                     {"mode", to_string(config_.cluster.mode)},
@@ -58,10 +67,10 @@ json Agent::query() const {
                     // Every member claims this epoch and holds its share: each bucket has one
                     // owner, as far as this host knows (a converged state alone is not that).
                     {"converged", engine_ && engine_->settled()},
-                    {"members", members_of(engine_ ? engine_->members() : 0)},
+                    {"members", members_of(member ? engine_->members() : 0)},
                     {"view", members_of(engine_ ? engine_->view() : 0)},
                     {"cohort", members_of(engine_ ? engine_->cohort() : 0)},
-                    {"default_host", engine_ ? engine_->default_host() : 0}};
+                    {"default_host", member ? engine_->default_host() : 0}};
     // The shared configuration's fingerprints (docs/staged-config.md): what runs, what is
     // staged beside it, and which live hosts of this host's cohort do not hold that yet.
     if (engine_) {
@@ -130,7 +139,7 @@ json Agent::stats() const {
     json out = json::object();
     out["version"] = NLB_VERSION;
     out["state"] = engine_ ? to_string(engine_->state()) : "stopped";
-    out["members"] = engine_ ? std::popcount(engine_->members()) : 0;
+    out["members"] = is_member() ? std::popcount(engine_->members()) : 0;
     out["convergences"] = convergences_;
     out["config_staged"] = engine_ && engine_->staged_digest() ? 1 : 0;
     out["config_switches"] = config_switches_;

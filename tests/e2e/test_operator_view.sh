@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# What nlbadm tells an operator about a host that stepped aside. A stopped host is no member:
+# its query lists no members and no default host (it listed the epoch it had left, itself
+# included, for good), and its stats count none.
+source "$(dirname "$0")/common.sh"
+topo_init "nlbov-$$"
+for i in 1 2 3; do topo_add_host "$i"; done
+topo_add_client 1
+HEARTBEAT_MS=100
+
+KEY=$TOPO_DIR/cluster.key
+"$NLBADM" keygen >"$KEY"
+chmod 0600 "$KEY"
+# Hosts 1 and 2 answer remote control, host 3 does not.
+for i in 1 2 3; do
+  on=true
+  [ "$i" != 3 ] || on=false
+  CLUSTER_EXTRA=", \"key_file\": \"$KEY\", \"remote_control\": $on" host_config "$i"
+done
+for i in 1 2 3; do topo_start_agent "$i"; done
+wait_converged 3 20 1 2 3
+
+members() { nlbadm_h "$1" --json query | json 'sorted(d["cluster"]["members"])'; }
+
+# --- a stopped host is no member -------------------------------------------------------------
+nlbadm_h 3 stop >/dev/null
+deadline=$((SECONDS + 10))
+until [ "$(members 1)" = "[1, 2]" ] || ((SECONDS > deadline)); do sleep 0.2; done
+check "the cluster: members [1, 2]" test "$(members 1)" = "[1, 2]"
+q3=$(nlbadm_h 3 --json query)
+check "stopped host: state stopped" test "$(json 'd["host"]["state"]' <<<"$q3")" = stopped
+check "stopped host: no members ($(json 'd["cluster"]["members"]' <<<"$q3"))" \
+  test "$(json 'd["cluster"]["members"]' <<<"$q3")" = "[]"
+check "stopped host: no default host" test "$(json 'd["cluster"]["default_host"]' <<<"$q3")" = 0
+check "stopped host: stats count no member" \
+  test "$(nlbadm_h 3 --json stats | json 'd["members"]')" = 0
+
+e2e_finish
