@@ -90,6 +90,15 @@ json Agent::query() const {
     // tables are built again at attach).
     for (std::size_t i = 0; i < config_.port_rules.size(); ++i) {
         json rule = effective["port_rules"][i];
+        // What the operator's enable / disable / drain (or a reload's enabled) left in force
+        // here, not the file's `enabled` alone: after `nlbadm disable` the rule is off.
+        if (engine_) {
+            const RuleControl control = engine_->rule_control(i);
+            rule["enabled"] = control == RuleControl::enabled;
+            rule["control"] = control == RuleControl::enabled    ? "enabled"
+                              : control == RuleControl::disabled ? "disabled"
+                                                                 : "draining";
+        }
         rule["buckets_owned"] = engine_ ? engine_->buckets_owned(i) : 0;
         rule["buckets_total"] = NLB_BUCKETS;
         // null: no probe guards the rule here; "down": a probe holds it down (drained here

@@ -187,6 +187,9 @@ class ConvergenceEngine {
     const EngineCounters& counters() const { return counters_; }
     std::shared_ptr<const SlotViews> maps() const { return views_; }
     std::size_t buckets_owned(std::size_t slot) const { return owned_[slot].count(); }
+    // The operator's enable / disable / drain of port rule `rule` on this host (a reload's
+    // enabled false is a drain).
+    RuleControl rule_control(std::size_t rule) const { return control_[rule]; }
     const EngineConfig& config() const { return config_; }
 
     // Heartbeats must agree for this many consecutive (half-)periods to end a convergence.

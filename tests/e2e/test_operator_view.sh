@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What nlbadm tells an operator about a host that stepped aside. A stopped host is no member:
 # its query lists no members and no default host (it listed the epoch it had left, itself
-# included, for good), and its stats count none.
+# included, for good), and its stats count none. A port rule disabled or drained by nlbadm
+# says so in query (`enabled` false, `control`), where it said enabled with no bucket.
 source "$(dirname "$0")/common.sh"
 topo_init "nlbov-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
@@ -34,5 +35,21 @@ check "stopped host: no members ($(json 'd["cluster"]["members"]' <<<"$q3"))" \
 check "stopped host: no default host" test "$(json 'd["cluster"]["default_host"]' <<<"$q3")" = 0
 check "stopped host: stats count no member" \
   test "$(nlbadm_h 3 --json stats | json 'd["members"]')" = 0
+
+nlbadm_h 3 start >/dev/null
+wait_converged 3 20 1 2 3
+check "started again: host 3 a member" test "$(members 3)" = "[1, 2, 3]"
+
+# --- per-rule control shows in query ---------------------------------------------------------
+rule() { nlbadm_h 2 --json query | json '(d["rules"][0]["enabled"], d["rules"][0].get("control"))'; }
+check "rule enabled: (True, 'enabled')" test "$(rule)" = "(True, 'enabled')"
+nlbadm_h 2 disable all >/dev/null
+check "after disable: (False, 'disabled') ($(rule))" test "$(rule)" = "(False, 'disabled')"
+nlbadm_h 2 drain all >/dev/null
+check "after drain: (False, 'draining') ($(rule))" test "$(rule)" = "(False, 'draining')"
+check "text query: the rule's line says draining" grep -q '^  all .* draining ' <<<"$(nlbadm_h 2 query)"
+nlbadm_h 2 enable all >/dev/null
+check "after enable: (True, 'enabled') ($(rule))" test "$(rule)" = "(True, 'enabled')"
+wait_converged 3 20 1 2 3
 
 e2e_finish
