@@ -202,7 +202,13 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
                 RemoteServer::Keys{engine_config.cluster.key, engine_config.cluster.rotation_key},
                 RemoteServer::replay_state_path(options_.socket_path),
                 [this](const json& request) { return answer(request); },
-                [this] { return members_of(engine_ ? engine_->members() | engine_->view() : 0); },
+                // Every host expected to answer: the members, and the live peers that are
+                // none (a stopped host, for one, which a `start` to the cluster addresses).
+                [this] {
+                    return members_of(engine_ ? (is_member() ? engine_->members() : 0) |
+                                                    engine_->view() | engine_->alive_peers()
+                                              : 0);
+                },
                 log_);
         if (config_.cluster.igmp_querier) { // the config ensures igmp mode, an IPv4 dedicated IP
             try {

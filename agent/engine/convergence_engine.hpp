@@ -177,6 +177,9 @@ class ConvergenceEngine {
     std::uint64_t cohort() const { return cohort_; }
     std::uint64_t members() const { return epoch_ ? epoch_members_ : 0; } // bit p-1
     std::uint64_t view() const { return view_; }
+    // The live peers (a frame proving two-way contact within the tolerance), whatever their
+    // state: stopped, suspended and refused ones too.
+    std::uint64_t alive_peers() const { return peers_.alive_mask(); }
     std::uint8_t default_host() const;
     std::uint64_t epoch() const { return epoch_; }
     std::uint64_t map_digest() const { return target_digest_; }

@@ -2,7 +2,9 @@
 # What nlbadm tells an operator about a host that stepped aside. A stopped host is no member:
 # its query lists no members and no default host (it listed the epoch it had left, itself
 # included, for good), and its stats count none. A port rule disabled or drained by nlbadm
-# says so in query (`enabled` false, `control`), where it said enabled with no bucket.
+# says so in query (`enabled` false, `control`), where it said enabled with no bucket. A
+# stopped host is still a host of the cluster: a remote command it does not answer exits 3
+# and names it (it exited 0 without a word, so a `start` to the cluster could miss it).
 source "$(dirname "$0")/common.sh"
 topo_init "nlbov-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
@@ -35,6 +37,19 @@ check "stopped host: no members ($(json 'd["cluster"]["members"]' <<<"$q3"))" \
 check "stopped host: no default host" test "$(json 'd["cluster"]["default_host"]' <<<"$q3")" = 0
 check "stopped host: stats count no member" \
   test "$(nlbadm_h 3 --json stats | json 'd["members"]')" = 0
+
+# --- remote control: the stopped host is expected to answer ----------------------------------
+set +e
+ip netns exec "$TOPO-client" "$NLBADM" --json --cluster "$CLUSTER_IP" --key-file "$KEY" \
+  --timeout 500 query >"$TOPO_DIR/admin.out" 2>"$TOPO_DIR/admin.err"
+rc=$?
+set -e
+out=$(cat "$TOPO_DIR/admin.out")
+check "remote query: exit 3, a host did not answer (rc=$rc)" test "$rc" = 3
+check "remote query: hosts 1, 2 answer, host 3 missing" \
+  test "$(json '(sorted(d["hosts"]), d["missing"])' <<<"$out")" = "(['1', '2'], [3])"
+check "remote query: host 3 named on stderr" \
+  grep -q "no answer from host 3 within 500 ms" "$TOPO_DIR/admin.err"
 
 nlbadm_h 3 start >/dev/null
 wait_converged 3 20 1 2 3
