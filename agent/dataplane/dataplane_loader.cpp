@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/pkt_sched.h>
 #include <net/if.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -23,6 +24,7 @@
 #include "errstr.hpp"
 #include "link_info.hpp"
 #include "map_migration.hpp"
+#include "netlink.hpp"
 #include "nlb.skel.h"
 
 namespace nlb {
@@ -87,15 +89,21 @@ int link_ifindex(int link_fd) {
 }
 
 // The TC egress program (bpf/nd_egress.h); replaces the one an earlier agent attached.
-void attach_egress(nlb_bpf* skel, int ifindex, const std::string& what) {
+// True when it made the clsact qdisc.
+bool attach_egress(nlb_bpf* skel, int ifindex, const std::string& what) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
     int err = bpf_tc_hook_create(&hook);
     if (err && err != -EEXIST)
         fail(what, "create the clsact qdisc: " + errstr(err));
+    const bool made = err == 0;
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(skel->progs.nlb_nd_egress),
                 .flags = BPF_TC_F_REPLACE, .handle = kTcHandle, .priority = kTcPriority);
-    if ((err = bpf_tc_attach(&hook, &opts)))
+    if ((err = bpf_tc_attach(&hook, &opts))) {
+        if (made)
+            bpf_tc_hook_destroy(&hook);
         fail(what, "attach the TC egress program: " + errstr(err));
+    }
+    return made;
 }
 
 // Our filter only: the clsact qdisc may carry other programs. Absent (ENOENT), or no clsact
@@ -408,7 +416,8 @@ void Dataplane::finish_migration(const std::string& what) {
 
 void Dataplane::detach() {
     stop_socket_program();
-    detach_egress(ifindex_);
+    if (detach_egress(ifindex_) == 0)
+        drop_qdisc_if_ours();
     std::string link_path = pin_dir_ + "/" + kLinkPin;
     unlink(link_path.c_str());
     if (link_fd_ >= 0) {
@@ -423,12 +432,33 @@ void Dataplane::detach() {
 
 void Dataplane::set_nd_egress(bool on) {
     std::string what = "attach " + ifname_;
+    std::uint8_t& flags = maps_->state().config.flags;
     if (on) {
-        attach_egress(skel_, ifindex_, what);
+        if (attach_egress(skel_, ifindex_, what))
+            flags = static_cast<std::uint8_t>(flags | NLB_CFG_QDISC_OURS);
         return;
     }
     if (int err = detach_egress(ifindex_))
         fail(what, "detach the TC egress program: " + errstr(err));
+    drop_qdisc_if_ours();
+}
+
+void Dataplane::drop_qdisc_if_ours() {
+    std::uint8_t& flags = maps_->state().config.flags;
+    if (!(flags & NLB_CFG_QDISC_OURS))
+        return;
+    // Another program's filter on either hook (added since; the hook's destruction would take
+    // it along) keeps the qdisc, now theirs. One gone already (-EINVAL) is what was asked for.
+    const int egress = netlink::count_filters(ifindex_, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS));
+    const int ingress = netlink::count_filters(ifindex_, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
+    if (egress == 0 && ingress == 0) {
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_,
+                    .attach_point =
+                        static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+        bpf_tc_hook_destroy(&hook);
+    }
+    if (egress >= 0 && ingress >= 0) // else unknown: asked again at the next detach
+        flags = static_cast<std::uint8_t>(flags & ~NLB_CFG_QDISC_OURS);
 }
 
 bool Dataplane::nd_egress_attached(int ifindex) {

@@ -78,7 +78,9 @@ class Dataplane {
     // and it looks at every IPv6 packet the host sends, so the agent attaches it exactly then.
     // Neither attach nor adopt touches it: the agent says which, after every attach and
     // adoption (a restarted agent may run a config with other VIPs than its predecessor).
-    // Idempotent; on replaces an earlier agent's program, off removes it. Throws on failure.
+    // Idempotent; on replaces an earlier agent's program, off removes it, and the clsact
+    // qdisc with it where an nlb attach made it and no other filter hangs on it. Throws on
+    // failure.
     void set_nd_egress(bool on);
     // Whether nlb's egress filter is on `ifindex` (tests).
     static bool nd_egress_attached(int ifindex);
@@ -114,6 +116,9 @@ class Dataplane {
     // pinned anew (their memory, and sizes a later attach would take for the configured
     // ones) and the directory itself, if it made it.
     void drop_fresh_pins();
+    // The clsact qdisc, once nlb's filter is off it: removed if an nlb attach made it
+    // (NLB_CFG_QDISC_OURS) and nothing else hangs on it.
+    void drop_qdisc_if_ours();
 
     nlb_bpf* skel_ = nullptr;
     std::unique_ptr<DataplaneMaps> maps_;

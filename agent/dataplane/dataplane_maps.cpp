@@ -89,7 +89,9 @@ void DataplaneMaps::write_config(const nlb_config& cfg) {
     std::memcpy(live.cluster_mac, cfg.cluster_mac, sizeof(live.cluster_mac));
     std::memcpy(live.arp_src_mac, cfg.arp_src_mac, sizeof(live.arp_src_mac));
     live.host_priority = cfg.host_priority;
-    live.flags = cfg.flags;
+    // The qdisc note is the loader's, not the configuration's.
+    live.flags = static_cast<std::uint8_t>((cfg.flags & ~NLB_CFG_QDISC_OURS) |
+                                           (live.flags & NLB_CFG_QDISC_OURS));
     live.vlan = cfg.vlan;
 }
 

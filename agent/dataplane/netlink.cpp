@@ -3,6 +3,7 @@
 #include <linux/if_addr.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,16 +91,14 @@ IpAddress ipv4(std::uint32_t addr) {
     return a;
 }
 
-// The flags of the IPv4 /32 address `addr` on the interface: 0 and *flags set when present,
-// -ENOENT when not, another negative errno when the dump fails. The dump is read to its end
-// (NLMSG_DONE) within a bounded number of datagrams, every message checked against its length.
-int ipv4_address_flags(int ifindex, std::uint32_t addr, std::uint32_t* flags) {
+// Sends the dump request and hands each message of `type` (at least `min_len` bytes of body)
+// to `each`. 0 once the dump is read to its end (NLMSG_DONE) within a bounded number of
+// datagrams, every message checked against its length; a negative errno otherwise.
+template <typename Each>
+int dump(Request& req, std::uint16_t type, std::size_t min_len, Each each) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
         return -errno;
-    ifaddrmsg msg{};
-    msg.ifa_family = AF_INET;
-    Request req(RTM_GETADDR, 0, &msg, sizeof(msg));
     req.hdr()->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
@@ -110,9 +109,9 @@ int ipv4_address_flags(int ifindex, std::uint32_t addr, std::uint32_t* flags) {
         return err;
     }
     int result = -EPROTO; // until NLMSG_DONE: an answer cut short is no answer
-    bool found = false, done = false;
+    bool done = false;
     alignas(NLMSG_ALIGNTO) char reply[32768];
-    // Thousands of addresses fit in this many datagrams.
+    // Thousands of addresses or filters fit in this many datagrams.
     for (int datagrams = 0; datagrams < 4096 && !done; ++datagrams) {
         ssize_t n = recv(fd, reply, sizeof(reply), 0);
         if (n < 0) {
@@ -123,7 +122,7 @@ int ipv4_address_flags(int ifindex, std::uint32_t addr, std::uint32_t* flags) {
         for (auto* h = reinterpret_cast<nlmsghdr*>(reply); NLMSG_OK(h, len);
              h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type == NLMSG_DONE) {
-                result = found ? 0 : -ENOENT;
+                result = 0;
                 done = true;
                 break;
             }
@@ -134,29 +133,41 @@ int ipv4_address_flags(int ifindex, std::uint32_t addr, std::uint32_t* flags) {
                 done = true;
                 break;
             }
-            if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg)))
-                continue;
-            const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
-            if (ifa->ifa_family != AF_INET || ifa->ifa_index != static_cast<unsigned>(ifindex) ||
-                ifa->ifa_prefixlen != 32)
-                continue;
-            bool match = false;
-            std::uint32_t ifa_flags = ifa->ifa_flags;
-            auto attrs = static_cast<unsigned>(IFA_PAYLOAD(h));
-            for (auto* rta = IFA_RTA(ifa); RTA_OK(rta, attrs); rta = RTA_NEXT(rta, attrs)) {
-                if (rta->rta_type == IFA_LOCAL && RTA_PAYLOAD(rta) == 4)
-                    match = std::memcmp(RTA_DATA(rta), &addr, 4) == 0;
-                else if (rta->rta_type == IFA_FLAGS && RTA_PAYLOAD(rta) == 4)
-                    std::memcpy(&ifa_flags, RTA_DATA(rta), 4); // all of them, not the u8 copy
-            }
-            if (match) {
-                found = true;
-                *flags = ifa_flags;
-            }
+            if (h->nlmsg_type == type && h->nlmsg_len >= NLMSG_LENGTH(min_len))
+                each(h);
         }
     }
     close(fd);
     return result;
+}
+
+// The flags of the IPv4 /32 address `addr` on the interface: 0 and *flags set when present,
+// -ENOENT when not, another negative errno when the dump fails.
+int ipv4_address_flags(int ifindex, std::uint32_t addr, std::uint32_t* flags) {
+    ifaddrmsg msg{};
+    msg.ifa_family = AF_INET;
+    Request req(RTM_GETADDR, 0, &msg, sizeof(msg));
+    bool found = false;
+    const int err = dump(req, RTM_NEWADDR, sizeof(ifaddrmsg), [&](nlmsghdr* h) {
+        const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+        if (ifa->ifa_family != AF_INET || ifa->ifa_index != static_cast<unsigned>(ifindex) ||
+            ifa->ifa_prefixlen != 32)
+            return;
+        bool match = false;
+        std::uint32_t ifa_flags = ifa->ifa_flags;
+        auto attrs = static_cast<unsigned>(IFA_PAYLOAD(h));
+        for (auto* rta = IFA_RTA(ifa); RTA_OK(rta, attrs); rta = RTA_NEXT(rta, attrs)) {
+            if (rta->rta_type == IFA_LOCAL && RTA_PAYLOAD(rta) == 4)
+                match = std::memcmp(RTA_DATA(rta), &addr, 4) == 0;
+            else if (rta->rta_type == IFA_FLAGS && RTA_PAYLOAD(rta) == 4)
+                std::memcpy(&ifa_flags, RTA_DATA(rta), 4); // all of them, not the u8 copy
+        }
+        if (match) {
+            found = true;
+            *flags = ifa_flags;
+        }
+    });
+    return err ? err : found ? 0 : -ENOENT;
 }
 
 int unicast_filter(std::uint16_t type, std::uint16_t flags, int ifindex, const MacAddress& mac) {
@@ -209,6 +220,20 @@ int add_group_address(int ifindex, std::uint32_t group, const std::string& label
 
 int delete_group_address(int ifindex, std::uint32_t group) {
     return address(RTM_DELADDR, 0, ifindex, ipv4(group));
+}
+
+int count_filters(int ifindex, std::uint32_t parent) {
+    tcmsg msg{};
+    msg.tcm_family = AF_UNSPEC;
+    msg.tcm_ifindex = ifindex;
+    msg.tcm_parent = parent;
+    Request req(RTM_GETTFILTER, 0, &msg, sizeof(msg));
+    int n = 0;
+    const int err = dump(req, RTM_NEWTFILTER, sizeof(tcmsg), [&](nlmsghdr* h) {
+        const auto* t = static_cast<const tcmsg*>(NLMSG_DATA(h));
+        n += t->tcm_ifindex == ifindex && t->tcm_parent == parent;
+    });
+    return err ? err : n;
 }
 
 } // namespace nlb::netlink

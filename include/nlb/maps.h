@@ -49,6 +49,10 @@ struct nlb_config {
  * stack of every host, whatever the port rules say. Off: it is dropped here (counted), so
  * the host's stack never sees it. */
 #define NLB_CFG_REMOTE_CONTROL 0x02
+/* The agent's note, never read by the programs: the interface's clsact qdisc was made by an
+ * nlb attach for the ND egress filter, so the detach that removes the filter removes the
+ * qdisc too if nothing else hangs on it. Kept here so that it outlives a restarted agent. */
+#define NLB_CFG_QDISC_OURS 0x04
 
 /* nlbadm --cluster talks to every host's agent on this UDP port of the cluster IP. */
 #define NLB_REMOTE_CONTROL_PORT 2504

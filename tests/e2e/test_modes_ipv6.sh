@@ -5,7 +5,8 @@
 # dataplane) and serves TCP and UDP. Only the dataplane answers for a VIP: ARP and ND about a
 # VIP that it does not answer never reach a host's kernel (which would answer with its own
 # MAC). The ND egress filter is on a host exactly while its config has an IPv6 VIP, also after
-# a restarted agent adopts its predecessor's dataplane with other VIPs.
+# a restarted agent adopts its predecessor's dataplane with other VIPs; the clsact qdisc goes
+# with it where nlb made it, and stays where the operator did.
 source "$(dirname "$0")/common.sh"
 
 RULES='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
@@ -13,6 +14,11 @@ RULES='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multi
 # egress_filter I: nlb's TC egress filter on host I's eth0, if any.
 egress_filter() {
   tc -n "$TOPO-h$1" filter show dev eth0 egress 2>/dev/null | grep nlb_nd_egress || true
+}
+
+# clsact_qdisc I: the clsact qdisc on host I's eth0, if any.
+clsact_qdisc() {
+  tc -n "$TOPO-h$1" qdisc show dev eth0 2>/dev/null | grep clsact || true
 }
 
 probe() {
@@ -87,14 +93,26 @@ run_mode() {
   host_config 3 "$RULES" "$mode" "$other"
   local killed
   killed=$(log_lines 3)
+  # igmp: the operator's clsact qdisc, there before nlb's filter; the multicast run's is
+  # nlb's own.
+  [ "$mode" != igmp ] || tc -n "$TOPO-h3" qdisc add dev eth0 clsact
   topo_start_agent 3
   local deadline=$((SECONDS + 15))
   until nlbadm_h 3 --json query >/dev/null 2>&1 || ((SECONDS >= deadline)); do sleep 0.2; done
   check "$mode: the restarted agent adopted the dataplane" adopted_since 3 "$killed"
   if [ -n "$v6" ]; then
     check "$mode: adopted without IPv6 VIPs, the ND egress filter is gone" test -z "$(egress_filter 3)"
+    check "$mode: ... and the clsact qdisc an earlier agent made for it" test -z "$(clsact_qdisc 3)"
   else
     check "$mode: adopted with an IPv6 VIP, the ND egress filter is there" test -n "$(egress_filter 3)"
+    # SIGTERM detaches: the filter goes, and the qdisc if nlb made it.
+    { kill -TERM "$AGENT_PID_3" && wait "$AGENT_PID_3"; } 2>/dev/null || true
+    check "$mode: detached, the ND egress filter is gone" test -z "$(egress_filter 3)"
+    if [ "$mode" = igmp ]; then
+      check "$mode: detached, the operator's clsact qdisc stays" test -n "$(clsact_qdisc 3)"
+    else
+      check "$mode: detached, the clsact qdisc nlb made is gone" test -z "$(clsact_qdisc 3)"
+    fi
   fi
   topo_cleanup
   trap - EXIT
