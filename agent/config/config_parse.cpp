@@ -1,4 +1,6 @@
 // parse_config / load_config: JSON → Config, every rule of docs/config.md checked here.
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -37,10 +39,48 @@ IpAddress address(const JsonField& field, bool ipv4_only) {
     return *parsed;
 }
 
+// Why `vip` cannot be a VIP, or nullptr. A VIP goes on the interface and is answered for on
+// the segment: the kernel refuses an IPv6 multicast, unspecified or loopback address there
+// (which a reload would only find at the switch, after the dataplane's tables took the new
+// list), and the IPv4 ones of those kinds, though accepted, are never a destination that
+// clients reach (127/8 is martian on the wire).
+const char* not_a_vip(const IpAddress& vip) {
+    if (vip.family == NLB_FAMILY_V4) {
+        const std::uint32_t a = ntohl(vip.words[0]);
+        if (a >> 24 == 0)
+            return "an unspecified (0.0.0.0/8) address";
+        if (a >> 24 == 127)
+            return "a loopback address";
+        if (a >> 28 == 0xe)
+            return "a multicast address";
+        if (a == 0xffffffff)
+            return "the broadcast address";
+        return nullptr;
+    }
+    const auto* b = reinterpret_cast<const std::uint8_t*>(vip.words.data());
+    if (b[0] == 0xff)
+        return "a multicast address";
+    bool zero = true;
+    for (int i = 0; i < 15; ++i)
+        zero = zero && b[i] == 0;
+    if (zero && b[15] == 0)
+        return "the unspecified address";
+    if (zero && b[15] == 1)
+        return "the loopback address";
+    return nullptr;
+}
+
+IpAddress vip_address(const JsonField& field, bool ipv4_only) {
+    const IpAddress vip = address(field, ipv4_only);
+    if (const char* why = not_a_vip(vip))
+        field.fail(vip.to_string() + " is " + why + ", not one clients can reach");
+    return vip;
+}
+
 ClusterConfig parse_cluster(const JsonField& field) {
     ObjectReader object(field);
     ClusterConfig c;
-    c.ip = address(object.required("ip"), true);
+    c.ip = vip_address(object.required("ip"), true);
     if (auto vips = object.optional("vips")) {
         std::size_t n = vips->array_size();
         if (n > NLB_MAX_VIPS - 1)
@@ -48,7 +88,7 @@ ClusterConfig parse_cluster(const JsonField& field) {
                        " besides the cluster IP");
         for (std::size_t i = 0; i < n; ++i) {
             JsonField element = vips->element(i);
-            IpAddress vip = address(element, false);
+            IpAddress vip = vip_address(element, false);
             if (vip == c.ip)
                 element.fail(vip.to_string() + " is the cluster IP, a VIP already");
             for (const auto& other : c.vips)

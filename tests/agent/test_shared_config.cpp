@@ -106,6 +106,9 @@ TEST_CASE("a shared part that does not fit is refused by one line") {
     CHECK(broken("vips", "10.0.0.2,10.0.0") == "push: vips: \"10.0.0\" is not an address");
     CHECK(broken("vips", 3) == "push: vips: missing or not a string");
     CHECK(broken("vips", "10.0.0.2,10.0.0.2").find("listed twice") != std::string::npos);
+    // one the kernel would refuse at the switch, after the tables took it
+    CHECK(broken("vips", "ff02::1,10.0.0.2,fd00::2") ==
+          "push: cluster.vips[0]: ff02::1 is a multicast address, not one clients can reach");
     // A rule of a VIP the pushed list drops names it.
     CHECK(broken("vips", "10.0.0.2") == "push: rules[1]: no VIP 2");
     CHECK(broken("rules", "*:80-80:x:m:s") == "push: rules[0]: bad protocol \"x\"");
