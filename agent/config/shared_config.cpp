@@ -183,6 +183,9 @@ Config with_shared(const Config& host, const nlohmann::json& part) {
                 r.first_port <= h.last_port && !near)
                 near = &h;
         }
+        // The default handling priority is the host's priority, as in a file: also where
+        // the rule it comes from had another mode (a rule made single by the push).
+        r.handling_priority = host.host.priority;
         if (const PortRuleConfig* from = same ? same : near) {
             r.enabled = from->enabled;
             if (r.mode == RuleMode::multiple && from->mode == RuleMode::multiple) {
@@ -193,8 +196,6 @@ Config with_shared(const Config& host, const nlohmann::json& part) {
             if (r.mode == RuleMode::single && from->mode == RuleMode::single)
                 r.handling_priority = from->handling_priority;
         }
-        if (r.mode == RuleMode::single && !(same || near))
-            r.handling_priority = host.host.priority;
         next.port_rules.push_back(std::move(r));
     }
     // Every check of a file, on the result (overlaps, ranges, the timing's bounds).

@@ -71,6 +71,23 @@ TEST_CASE("a pushed set keeps each host's own values of the rules it already has
     CHECK_FALSE(next.port_rules[3].load_weight);         // new: "equal", whatever the pusher has
 }
 
+TEST_CASE("a rule a push makes single gets the host's priority, as a file's would") {
+    // Host 3 runs port 80 load-balanced; the push makes it single. No handling priority
+    // travels: host 3's must be its own priority (what its file would give), not 1, which
+    // would put it ahead of host 2 for the rule.
+    const Config three = host(3, R"([{"ports": [80, 80], "protocol": "tcp"},
+                                     {"ports": [81, 81], "protocol": "tcp"}])");
+    const Config pushed = host(1, R"([{"ports": [80, 80], "protocol": "tcp", "mode": "single"},
+                                      {"ports": [81, 90], "protocol": "tcp", "mode": "single"}])");
+    const Config next = with_shared(three, shared_part(pushed));
+    REQUIRE(next.port_rules.size() == 2);
+    CHECK(next.port_rules[0].handling_priority == 3); // the same rule, another mode
+    CHECK(next.port_rules[1].handling_priority == 3); // an overlapping one
+    const Config file = host(3, R"([{"ports": [80, 80], "protocol": "tcp", "mode": "single"},
+                                    {"ports": [81, 90], "protocol": "tcp", "mode": "single"}])");
+    CHECK(next.port_rules == file.port_rules);
+}
+
 TEST_CASE("a pushed VIP list replaces the host's; its rules name VIPs by the pushed list") {
     const Config two = host(2, kRules);
     Config pushed = host(1, kRules);
