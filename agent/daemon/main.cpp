@@ -22,6 +22,7 @@
 #include "agent.hpp"
 #include "allocation.hpp"
 #include "config.hpp"
+#include "engine_config.hpp"
 #include "event_log.hpp"
 #include "health_monitor.hpp"
 #include "release_dataplane.hpp"
@@ -171,6 +172,15 @@ int main(int argc, char** argv) {
     }
     if (!running_as_root())
         return 1;
+    try {
+        // The key files are configuration too (a missing one, one group or others may read):
+        // read now, before anything on the host changes, rather than by the attach, which
+        // found them only once the XDP program was on the interface (and exited 1).
+        (void)nlb::engine_config_of(config);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlb-agent: %s\n", e.what());
+        return 2;
+    }
 
     // The allocation's shared table (13-15 ms of CPU, more on a busy machine) is built beside
     // the dataplane's load on the other core, not after it on the way to the first heartbeat:

@@ -23,6 +23,20 @@ check "bad config: exit 2" test "$rc" = 2
 check "bad config: one line naming the key ($out)" python3 -c 'import sys; s=sys.argv[1]; sys.exit(0 if s.count("\n") == 0 and "cluster.heartbeat_ms" in s else 1)' "$out"
 check "bad config: interface untouched" test -z "$(ip -n "$TOPO-h1" link show eth0 | grep xdp || true)"
 
+# A key file that cannot be used is a bad config too: exit 2, named, before the attach (it
+# was found by the attach, with the XDP program on the interface already, and exited 1).
+topo_host_config 1 '{"cluster": {"ip": "10.10.0.100", "key_file": "'"$TOPO_DIR"'/missing.key"},
+  "host": {"priority": 1, "dedicated_ip": "10.10.0.11", "interface": "eth0"}}'
+set +e
+out=$(ip netns exec "$TOPO-h1" strace -f -e trace=bpf -o "$TOPO_DIR/badkey.strace" "$NLB_AGENT" \
+  --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" --pin-dir "$TOPO_DIR/bpffs/x" \
+  --state-dir "$TOPO_DIR/state" 2>&1)
+rc=$?
+set -e
+check "missing key file: exit 2" test "$rc" = 2
+check "missing key file: one line naming the key ($out)" python3 -c 'import sys; s=sys.argv[1]; sys.exit(0 if s.count("\n") == 0 and "cluster.key_file" in s else 1)' "$out"
+check "missing key file: nothing loaded, nothing attached" test "$(grep -c 'BPF_PROG_LOAD\|BPF_LINK_CREATE' "$TOPO_DIR/badkey.strace")" = 0
+
 # A pushed configuration that is there but cannot be read: exit 2, says so (it ran the file's
 # rules and timing instead, where the cluster runs the pushed ones).
 host_config 1 "" unicast "[]"
