@@ -9,12 +9,14 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "agent.hpp"
 #include "config_reload.hpp"
 #include "control_reply.hpp"
 #include "digest.hpp"
 #include "engine_config.hpp"
+#include "json_reader.hpp"
 #include "shared_config.hpp"
 
 namespace nlb {
@@ -82,17 +84,21 @@ Config Agent::effective_config(const AgentOptions& options) {
                               "; remove it to run " + options.config_path + " as it is)");
         return config;
     }
+    const std::string remove_it = " (remove it to run " + options.config_path + " as it is)";
+    std::ostringstream text;
+    text << in.rdbuf();
     nlohmann::json part;
     try {
-        part = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-        throw ConfigError(pushed + ": not JSON (" + std::string(e.what()) + ")");
+        // As strictly as nlb.json: a repeated key is an error, and the message is one line of
+        // valid UTF-8 whatever bytes a damaged file holds.
+        part = parse_json_strict(text.str(), pushed);
+    } catch (const ConfigError& e) {
+        throw ConfigError(std::string(e.what()) + remove_it);
     }
     try {
         return with_shared(config, part);
     } catch (const ConfigError& e) {
-        throw ConfigError(pushed + ": " + e.what() + " (remove it to run " +
-                          options.config_path + " as it is)");
+        throw ConfigError(pushed + ": " + e.what() + remove_it);
     }
 }
 

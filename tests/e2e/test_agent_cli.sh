@@ -51,6 +51,24 @@ check "unreadable pushed.json: exit 2" test "$rc" = 2
 check "unreadable pushed.json: says so ($out)" \
   python3 -c 'import sys; sys.exit(0 if "pushed.json: cannot read it" in sys.argv[1] else 1)' "$out"
 
+# One that is no JSON (a damaged disk, a hand edit): exit 2, one line of valid UTF-8 that
+# names both files, as for one that cannot be read.
+mkdir -p "$TOPO_DIR/state-damaged"
+printf '{"vips": "",\n "rules": \xe9 }' >"$TOPO_DIR/state-damaged/pushed.json"
+set +e
+out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state-damaged" 2>&1)
+rc=$?
+set -e
+check "damaged pushed.json: exit 2" test "$rc" = 2
+check "damaged pushed.json: one line naming both files, the place ($out)" python3 - "$out" "$TOPO_DIR" <<'PY'
+import sys
+s, d = sys.argv[1], sys.argv[2]
+s.encode("utf-8", "strict")  # surrogateescape'd bytes (the file's \xe9) would raise here
+sys.exit(0 if s.count("\n") == 0 and s.startswith(f"nlb-agent: {d}/state-damaged/pushed.json: line 2, column")
+         and f"{d}/h1.json" in s else 1)
+PY
+
 # Missing interface: exit 1, says which.
 host_config 1 "" unicast "[]"
 sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
