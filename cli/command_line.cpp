@@ -55,16 +55,16 @@ constexpr CommandSpec kCommands[] = {
      "active and staged fingerprints). Answers the keys that changed and those staged. A\n"
      "change that needs a restart, or a file that does not parse, is refused with the\n"
      "reason (exit 1) and changes nothing at all.\n"},
-    {"push", Takes::file, "FILE", "stage FILE's port rules and timing on every host",
+    {"push", Takes::file, "FILE", "stage FILE's VIPs, port rules and timing on every host",
      "Sends the part of the configuration FILE (an nlb.json) that every host shares: its\n"
-     "port rules and heartbeat timing. Each host keeps its own values of the rules it has\n"
-     "(load_weight, handling_priority, enabled, load_feedback: from its rule with the same\n"
-     "VIP, ports and protocol, else from one that overlaps; a new rule gets the defaults),\n"
-     "stages the result as a reload would, and keeps it in its state directory\n"
-     "(/var/lib/nlb/pushed.json), where it overrides nlb.json's rules and timing from then on.\n"
-     "The cluster switches once every host holds it. With --cluster it needs\n"
-     "cluster.remote_config on each host; a host that refuses or does not answer is named.\n"
-     "FILE's VIP list must be the hosts' (a VIP change is a restart).\n"},
+     "VIPs (beside the cluster IP), port rules and heartbeat timing. Each host keeps its own\n"
+     "values of the rules it has (load_weight, handling_priority, enabled, load_feedback:\n"
+     "from its rule with the same VIP, ports and protocol, else from one that overlaps; a\n"
+     "new rule gets the defaults), stages the result as a reload would, and keeps it in its\n"
+     "state directory (/var/lib/nlb/pushed.json), where it overrides nlb.json's VIPs, rules\n"
+     "and timing from then on. The cluster switches once every host holds it. With\n"
+     "--cluster it needs cluster.remote_config on each host; a host that refuses or does not\n"
+     "answer is named. FILE's cluster.ip is not sent: each host keeps its own.\n"},
     {"diff", Takes::file, "FILE", "what a push of FILE would change on each host",
      "Shows, without changing anything, what `push FILE` would change on the host: the keys\n"
      "that would change live, those that would be staged, and the first that would need a\n"
