@@ -257,6 +257,9 @@ class ConvergenceEngine {
     // Lets go of every bucket and converges again, as after a stall: `what` for the event.
     void recover(std::int64_t now, const std::string& what, const std::string& why);
     void note_confirmation(const Heartbeat& hb);
+    // A fresh frame of a peer that served an epoch with this host and now claims one without
+    // it, while this host owns buckets: it counted this host gone (on_heartbeat lets go).
+    bool dropped_by(const Heartbeat& hb) const;
     Confirmed work_out_confirmed() const;
     // Contact (engine_membership.cpp).
     bool legacy(const Heartbeat& hb) const { return hb.version_minor < 2; }

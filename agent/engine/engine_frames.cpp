@@ -112,6 +112,15 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
+    // Before anything of it is taken in, proven or not: a peer that served an epoch with this
+    // host and now claims one without it has counted this host gone, and it or its group may
+    // own this host's buckets already.
+    if (dropped_by(hb))
+        recover(now,
+                "host " + std::to_string(hb.priority) +
+                    " claims an epoch without this host (it counted this host gone): released "
+                    "every bucket, converging again",
+                "host " + std::to_string(hb.priority) + " left this host out");
     const bool new_stream = peers_.hear(hb, now, path == Path::contact, quiet_ms());
     if (!verified(hb)) {
         // Authentic but not proven fresh: it may be a recording, or a peer that has not heard
@@ -180,6 +189,32 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     held_heard_ |= host_bit(hb.priority);
     if (!holding_)
         settle_frames(now);
+}
+
+bool ConvergenceEngine::dropped_by(const Heartbeat& hb) const {
+    // Only what this host owns under its epoch, the peer's priority in it, can be taken from
+    // it. A draining host lets go at its own install of the epoch without it.
+    if (legacy(hb) || claim() == 0 || state_ == HostState::draining ||
+        !(epoch_members_ & host_bit(hb.priority)))
+        return false;
+    // Now the peer claims an epoch it agreed on without this host: it counted this host dead
+    // (a VM stopped with its clock, which saw no stall of its own; frames lost for a
+    // tolerance) or lacks two-way contact, or it restarted since and formed its group without
+    // this host. That group takes this host's buckets as soon as it counts it gone: whatever
+    // this host still owns may be owned twice. Not a joiner's peers, which claim the epoch
+    // before (this host's previous one, or an epoch it never served, which blocks its takes).
+    if (hb.claim == 0 || hb.claim == epoch_ || (prev_ && hb.claim == prev_epoch_) ||
+        !(hb.claim_members & host_bit(hb.priority)) || (hb.claim_members & host_bit(me_)))
+        return false;
+    // The stream that served this epoch with this host, later than its last frame that proved
+    // contact (sent after it: no recording), or a frame that proves contact itself (made after
+    // this host started: a new boot of the peer).
+    if (verified(hb))
+        return true;
+    const auto& peer = peers_.peer(hb.priority);
+    const auto& before = peer.heartbeat;
+    return peer.known && before.nonce == hb.nonce && hb.sequence > before.sequence &&
+           before.claim != 0 && (before.claim_members & host_bit(me_));
 }
 
 void ConvergenceEngine::end_frames(Millis now_ms) {

@@ -91,6 +91,41 @@ void Simulator::resume(std::size_t i) {
     collect(i);
 }
 
+void Simulator::pause_vm(std::size_t i) {
+    auto& h = hosts_[i];
+    if (h.installed && counts(h))
+        count_owner(i, *h.installed, -1);
+    h.vm_paused = true;
+    pause(i);
+}
+
+void Simulator::resume_frozen(std::size_t i) {
+    auto& h = hosts_[i];
+    if (!h.paused)
+        return;
+    if (h.vm_paused) {
+        h.vm_paused = false;
+        if (h.installed && counts(h))
+            count_owner(i, *h.installed, +1);
+    }
+    // The clock reads what it read at the pause, and runs on from there.
+    const auto at = h.paused_at;
+    const auto saved = now_;
+    now_ = at;
+    const auto stood = local(i);
+    now_ = saved;
+    h.local_anchor = stood;
+    h.global_anchor = now_;
+    for (auto& q : h.backlog)
+        q.arrived = stood;
+    // Its dataplane's deadline was armed in its own clock: it runs that much later.
+    if (h.armed_until >= 0 && !h.watchdog_expired) {
+        h.armed_until += now_ - at;
+        push(h.armed_until, Kind::watchdog, i);
+    }
+    resume(i);
+}
+
 void Simulator::command(std::size_t i, Command c) {
     hosts_[i].engine->on_command(c, Millis{local(i)});
     collect(i);
@@ -105,6 +140,12 @@ std::string Simulator::stage(std::size_t i, EngineConfig next, std::uint64_t cha
     auto error = hosts_[i].engine->stage(std::move(next), changed_slots, Millis{local(i)});
     collect(i);
     return error;
+}
+
+bool Simulator::set_host_rules(std::size_t i, const std::vector<HostRuleParams>& rules) {
+    const bool ok = hosts_[i].engine->set_host_rules(rules, Millis{local(i)});
+    collect(i);
+    return ok;
 }
 
 void Simulator::inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms) {
@@ -307,7 +348,7 @@ void Simulator::step(const Item& item) {
     if (!h.alive)
         return;
     if (item.kind == Kind::watchdog) {
-        if (item.at == h.armed_until) // not armed again since
+        if (item.at == h.armed_until && !h.vm_paused) // not armed again since
             expire_watchdog(item.host);
         return;
     }

@@ -53,6 +53,7 @@ struct SimHost {
     // expires (tolerance − 1) periods after the engine's last look, or sooner at the bound the
     // peers' confirmations set (confirmed_until), paused or not.
     bool paused = false;
+    bool vm_paused = false; // pause_vm: answers nothing, its clock stands still
     std::int64_t paused_at = 0;
     bool watchdog_expired = false;
     std::int64_t armed_until = -1; // the deadline armed last (simulation time)
@@ -97,10 +98,19 @@ class Simulator {
     // Host i stages `next` (ConvergenceEngine::stage); what it returned.
     std::string stage(std::size_t i, EngineConfig next, std::uint64_t changed_slots);
     void set_group(std::size_t i, int group) { hosts_[i].group = group; }
+    // Host i's per-rule weights and handling priorities change (a reload); what it returned.
+    bool set_host_rules(std::size_t i, const std::vector<HostRuleParams>& rules);
     // From now on host i's clock runs at `rate` times the simulation's (1.05: 5 % fast).
     void set_clock_rate(std::size_t i, double rate);
     void pause(std::size_t i);
     void resume(std::size_t i);
+    // Resumes host i whose clock stood still while it was paused (a VM stopped by its
+    // hypervisor, whose guest clock is restored to where it stood): its engine sees no gap, and
+    // what queued up meanwhile reaches it stamped with that time.
+    void resume_frozen(std::size_t i);
+    // Stops host i as a hypervisor stops a VM: its dataplane answers nothing meanwhile, and
+    // its clock stands still until resume_frozen.
+    void pause_vm(std::size_t i);
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
     void inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms = 1);
 
@@ -155,7 +165,7 @@ class Simulator {
     void push(std::int64_t at, Kind kind, std::size_t host,
               std::shared_ptr<const std::vector<std::uint8_t>> frame = {},
               Path path = Path::segment);
-    bool counts(const SimHost& h) const { return h.alive && !h.watchdog_expired; }
+    bool counts(const SimHost& h) const { return h.alive && !h.watchdog_expired && !h.vm_paused; }
     bool lingers(const Item& item) const {
         return item.kind == Kind::deliver && item.path == Path::segment && net_.linger_ms > 0;
     }

@@ -1,0 +1,416 @@
+// Random schedules of the faults test_chaos.cpp leaves aside or draws rarely, on small
+// clusters (2 hosts, whose ties decide everything, up to 8): weight changes with a loss burst
+// right at the hand-over they start, restarts whose earlier boot's frames are still on their
+// way, pauses of up to 20 periods, a host restarted with other rules (a misconfigured host)
+// beside a majority or a minority, a misconfigured stranger joining, and VMs stopped by their
+// hypervisor with their clock (which sees no gap on resume). Same properties as the chaos
+// test: no bucket ever has two serving owners, and once the faults end every host is back and
+// the cluster settled within a bound; but a schedule with a VM stopped with its clock may have
+// two owners for up to a period, as a partition heal (its epoch may hold none of the hosts it
+// meets, or only a restarted peer paused meanwhile, whose frames cannot prove anything to it).
+// Of seeds 0-799, 5 exceed that (125, 285, 508, 696, 700: 1.5-3.2 s); 125 and 700 are such
+// a peer: restarted after the VM stopped, then paused (SIGSTOP) when it wakes.
+// NLB_CHAOS_OPS_SEEDS=N runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED;
+// NLB_CHAOS_OPS_LOG=1 prints a failed schedule.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "simulator.hpp"
+
+using namespace nlb;
+using namespace nlb::sim;
+
+namespace test_chaos_ops {
+
+namespace {
+
+constexpr std::int64_t kPeriod = 1000;
+const std::vector<std::uint8_t> kKey(32, 0x3c);
+
+std::uint64_t env_or(const char* name, std::uint64_t fallback) {
+    const char* env = std::getenv(name);
+    return env ? std::strtoull(env, nullptr, 10) : fallback;
+}
+
+EngineConfig config_for(std::uint8_t priority, std::size_t hosts, bool misconfigured = false) {
+    auto c = default_config(priority);
+    c.cluster.key = kKey;
+    for (std::size_t p = 1; p <= hosts + 1; ++p)
+        c.host.peers.push_back(default_config(static_cast<std::uint8_t>(p)).host.contact);
+    if (misconfigured)
+        c.rules[0].last_port = 98;
+    return c;
+}
+
+struct Spell {
+    enum Kind { deaf, mute, lossy_in, lossy_out, contact_lossy, outage } kind;
+    std::uint8_t priority;
+    double share;
+    std::int64_t from, to;
+};
+
+class Ops {
+  public:
+    explicit Ops(std::uint64_t seed) : rng_(seed * 104729 + 7) {
+        const std::size_t sizes[] = {2, 2, 2, 3, 3, 4, 5, 8};
+        n_ = sizes[pick(8)];
+        net_.loss = pick(3) * 0.02;
+        net_.delay_min_ms = 1;
+        net_.delay_max_ms = 2 + static_cast<std::int64_t>(pick(40));
+        net_.linger_ms = pick(2) ? static_cast<std::int64_t>(pick(60)) : 0;
+        sim_.emplace(seed, net_);
+        for (std::size_t i = 0; i < n_; ++i)
+            index_[static_cast<std::uint8_t>(i + 1)] = sim_->add_host(config_for(i + 1, n_));
+        note() << "hosts=" << n_ << " loss=" << net_.loss << " delay<=" << net_.delay_max_ms
+               << " linger=" << net_.linger_ms;
+        sim_->drop = [this](std::size_t from, std::size_t to, const auto&) {
+            return dropped(from, to, false);
+        };
+        sim_->drop_contact = [this](std::size_t from, std::size_t to, const auto&) {
+            return dropped(from, to, true);
+        };
+    }
+
+    Simulator& sim() { return *sim_; }
+    bool froze() const { return froze_; }
+    std::string log() const { return log_.str(); }
+
+    void run_faults(std::int64_t periods) {
+        const auto end = sim_->now() + periods * kPeriod;
+        while (sim_->now() < end) {
+            const auto next = sim_->now() + 300 + static_cast<std::int64_t>(pick(2500));
+            advance(std::min(next, end));
+            if (sim_->now() < end)
+                act();
+        }
+    }
+
+    void end_faults() {
+        spells_.clear();
+        for (auto it = pending_.begin(); it != pending_.end();) {
+            const auto [priority, p] = *it;
+            it = pending_.erase(it);
+            if (p.what == Pending::restart)
+                restart(priority, false);
+            else if (p.misconfigured)
+                sim_->resume_frozen(index_[priority]);
+            else
+                sim_->resume(index_[priority]);
+        }
+        for (auto& [priority, mis] : misconfigured_)
+            if (mis) {
+                sim_->kill(index_[priority]);
+                restart(priority, false);
+            }
+        if (stranger_) {
+            sim_->kill(*stranger_);
+            stranger_.reset();
+        }
+        for (auto& [priority, i] : index_) {
+            // Weight 0 everywhere would leave the rule to nobody, by design.
+            sim_->set_host_rules(i, std::vector<HostRuleParams>(1));
+            const auto s = sim_->host(i).engine->state();
+            if (s == HostState::stopped || s == HostState::draining)
+                sim_->command(i, {CommandKind::start});
+        }
+        note() << "faults end";
+    }
+
+    bool all_in() {
+        for (auto& [priority, i] : index_)
+            if (sim_->host(i).engine->state() != HostState::converged)
+                return false;
+        return sim_->settled() && sim_->all_owned_once();
+    }
+
+  private:
+    std::size_t pick(std::size_t n) { return static_cast<std::size_t>(rng_() % n); }
+    std::ostream& note() { return log_ << "\nt=" << sim_->now() << " "; }
+
+    std::uint8_t priority_of(std::size_t index) const {
+        for (const auto& [priority, i] : index_)
+            if (i == index)
+                return priority;
+        return 0;
+    }
+
+    bool dropped(std::size_t from, std::size_t to, bool contact) {
+        const auto pf = priority_of(from), pt = priority_of(to);
+        const auto now = sim_->now();
+        for (const auto& s : spells_) {
+            if (now < s.from || now >= s.to)
+                continue;
+            const bool hit =
+                (s.kind == Spell::outage && s.priority == pf) ||
+                (contact
+                     ? s.kind == Spell::contact_lossy && (s.priority == pf || s.priority == pt)
+                     : ((s.kind == Spell::deaf || s.kind == Spell::lossy_in) && s.priority == pt) ||
+                           ((s.kind == Spell::mute || s.kind == Spell::lossy_out) &&
+                            s.priority == pf));
+            if (hit && std::uniform_real_distribution<>(0, 1)(rng_) < s.share)
+                return true;
+        }
+        return false;
+    }
+
+    void advance(std::int64_t t) {
+        while (true) {
+            std::optional<std::int64_t> due;
+            for (const auto& [priority, p] : pending_)
+                if (!due || p.at < *due)
+                    due = p.at;
+            if (!due || *due > t)
+                break;
+            run_to(*due);
+            for (auto it = pending_.begin(); it != pending_.end();) {
+                const auto [priority, p] = *it;
+                if (p.at > sim_->now()) {
+                    ++it;
+                    continue;
+                }
+                it = pending_.erase(it);
+                if (p.what == Pending::restart) {
+                    restart(priority, p.misconfigured);
+                } else if (p.misconfigured) {
+                    note() << "VM of " << int(priority) << " resumed, its clock where it stood";
+                    sim_->resume_frozen(index_[priority]);
+                } else {
+                    note() << "resume " << int(priority);
+                    sim_->resume(index_[priority]);
+                }
+            }
+        }
+        run_to(t);
+    }
+
+    void run_to(std::int64_t t) {
+        sim_->run_until(
+            [&] {
+                const bool doubled = sim_->double_since() >= 0;
+                if (doubled != doubled_) {
+                    doubled_ = doubled;
+                    if (doubled)
+                        note() << "two owners: " << owners_of_a_doubled_bucket();
+                    else
+                        note() << "one owner each again";
+                }
+                return false;
+            },
+            t);
+    }
+
+    std::string owners_of_a_doubled_bucket() {
+        std::ostringstream o;
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+            for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+                if (sim_->owners(s, b) < 2)
+                    continue;
+                o << "slot " << s << " bucket " << b << ":";
+                for (std::size_t i = 0; i < sim_->size(); ++i) {
+                    const auto& h = sim_->host(i);
+                    if (!h.alive || h.watchdog_expired || !h.installed ||
+                        (*h.installed)[s].owners[b] != h.engine->priority())
+                        continue;
+                    o << " host " << int(h.engine->priority()) << " (boot " << i << ", "
+                      << to_string(h.engine->state()) << ", epoch " << std::hex << h.engine->epoch()
+                      << std::dec << (h.paused ? ", paused" : "") << ")";
+                }
+                goto done;
+            }
+    done:
+        for (std::size_t i = 0; i < sim_->size(); ++i) {
+            const auto& h = sim_->host(i);
+            if (!h.alive)
+                continue;
+            o << "\n    boot " << i << " of host " << int(h.engine->priority()) << ":";
+            for (const auto& e : h.events)
+                if (e.at.count() > sim_->now() - 8 * kPeriod)
+                    o << "\n      " << e.at.count() << " " << to_string(e.kind) << " "
+                      << int(e.host) << " " << e.text;
+        }
+        return o.str();
+    }
+
+    void restart(std::uint8_t priority, bool misconfigured) {
+        note() << "restart " << int(priority) << (misconfigured ? " misconfigured" : "");
+        misconfigured_[priority] = misconfigured;
+        index_[priority] = sim_->add_host(config_for(priority, n_, misconfigured));
+    }
+
+    bool busy(std::uint8_t priority) const { return pending_.count(priority) != 0; }
+
+    void act() {
+        const auto priority = static_cast<std::uint8_t>(1 + pick(n_));
+        const auto i = index_[priority];
+        const auto now = sim_->now();
+        const auto len = [&](std::int64_t lo, std::int64_t hi) {
+            return lo + static_cast<std::int64_t>(pick(static_cast<std::size_t>(hi - lo)));
+        };
+        switch (pick(13)) {
+        case 0:
+        case 1: {
+            if (busy(priority))
+                break;
+            std::vector<HostRuleParams> params(1);
+            params[0].load_weight =
+                pick(4) == 0 ? HostRuleParams{}.load_weight : static_cast<std::uint8_t>(pick(101));
+            note() << "weight " << int(params[0].load_weight) << " on " << int(priority);
+            sim_->set_host_rules(i, params);
+            if (pick(2)) {
+                // A loss burst right at the hand-over the change starts, on the segment.
+                const auto victim = static_cast<std::uint8_t>(1 + pick(n_));
+                const auto kind = pick(2) ? Spell::lossy_out : Spell::lossy_in;
+                const auto to = now + len(kPeriod / 4, 2 * kPeriod);
+                spells_.push_back({kind, victim, 1.0, now, to});
+                note() << "burst " << (kind == Spell::lossy_out ? "out of " : "into ")
+                       << int(victim) << " until " << to;
+            }
+            break;
+        }
+        case 2:
+        case 3:
+            if (busy(priority))
+                break;
+            pending_[priority] = {now +
+                                      (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 20 * kPeriod)),
+                                  Pending::resume, false};
+            note() << "pause " << int(priority) << " until " << pending_[priority].at;
+            sim_->pause(i);
+            break;
+        case 4: {
+            if (busy(priority))
+                break;
+            // Restarted at once (its earlier boot's frames still on their way), or later;
+            // sometimes with other rules.
+            const bool mis = pick(4) == 0;
+            pending_[priority] = {now + (pick(2) ? len(0, 60) : len(kPeriod, 12 * kPeriod)),
+                                  Pending::restart, mis};
+            note() << "crash " << int(priority) << ", restart at " << pending_[priority].at;
+            sim_->kill(i);
+            break;
+        }
+        case 5:
+        case 6: {
+            const auto kind = static_cast<Spell::Kind>(pick(5));
+            const double share = kind == Spell::deaf || kind == Spell::mute
+                                     ? 1.0
+                                     : 0.2 + 0.1 * static_cast<double>(pick(8));
+            const auto to = now + len(kPeriod / 2, 15 * kPeriod);
+            const bool contact = kind == Spell::contact_lossy;
+            for (const auto& other : spells_)
+                if (other.to > now && (other.kind == Spell::contact_lossy) != contact)
+                    return;
+            spells_.push_back({kind, priority, share, now, to});
+            const char* names[] = {"deaf", "mute", "lossy in", "lossy out", "second path lossy"};
+            note() << names[kind] << " spell on " << int(priority) << " share " << share
+                   << " until " << to;
+            break;
+        }
+        case 7:
+            if (busy(priority))
+                break;
+            sim_->set_clock_rate(i, 0.99 + 0.005 * static_cast<double>(pick(5)));
+            note() << "clock of " << int(priority) << " changed";
+            break;
+        case 8:
+        case 9: {
+            if (busy(priority))
+                break;
+            const CommandKind kinds[] = {CommandKind::stop, CommandKind::drainstop,
+                                         CommandKind::start, CommandKind::start};
+            const auto kind = kinds[pick(4)];
+            const char* names[] = {"start", "stop", "drainstop"};
+            note() << names[static_cast<int>(kind)] << " to " << int(priority);
+            sim_->command(i, {kind});
+            break;
+        }
+        case 10:
+            // A misconfigured stranger joins, or leaves.
+            if (stranger_) {
+                note() << "stranger leaves";
+                sim_->kill(*stranger_);
+                stranger_.reset();
+            } else {
+                note() << "misconfigured stranger " << n_ + 1 << " joins";
+                stranger_ =
+                    sim_->add_host(config_for(static_cast<std::uint8_t>(n_ + 1), n_, pick(2) != 0));
+            }
+            break;
+        case 11:
+            if (busy(priority))
+                break;
+            // A VM stopped by its hypervisor, whose clock stands still meanwhile: its engine
+            // sees no gap, its dataplane's deadline none either.
+            pending_[priority] = {now + len(50, 20 * kPeriod), Pending::resume, true};
+            note() << "VM of " << int(priority) << " stopped until " << pending_[priority].at;
+            froze_ = true;
+            sim_->pause_vm(i);
+            break;
+        default:
+            break;
+        }
+    }
+
+    std::mt19937_64 rng_;
+    std::size_t n_ = 0;
+    NetworkParams net_;
+    std::optional<Simulator> sim_;
+    std::map<std::uint8_t, std::size_t> index_;
+    std::map<std::uint8_t, bool> misconfigured_;
+    std::optional<std::size_t> stranger_;
+    struct Pending {
+        std::int64_t at;
+        enum What { resume, restart } what;
+        bool misconfigured; // restart: with other rules; resume: a VM's, its clock stood
+    };
+    std::map<std::uint8_t, Pending> pending_;
+    std::vector<Spell> spells_;
+    bool doubled_ = false;
+    bool froze_ = false;
+    std::ostringstream log_;
+};
+
+} // namespace
+
+TEST_CASE("chaos of operations: weights, restarts, misconfigured hosts, 2-host ties") {
+    const auto first = env_or("NLB_CHAOS_OPS_FIRST_SEED", 0);
+    const auto count = env_or("NLB_CHAOS_OPS_SEEDS", 12);
+    int failed = 0;
+    for (auto seed = first; seed < first + count; ++seed) {
+        Ops ops(seed);
+        auto& sim = ops.sim();
+        INFO("seed=" << seed);
+        REQUIRE(sim.run_until([&] { return ops.all_in(); }, 60 * kPeriod));
+        sim.reset_double_stats();
+        ops.run_faults(80);
+        const auto double_during = sim.max_double_ms();
+        ops.end_faults();
+        const auto ended = sim.now();
+        const bool healed = sim.run_until([&] { return ops.all_in(); }, ended + 40 * kPeriod);
+        sim.run_until(sim.now() + 5 * kPeriod);
+        // A VM stopped with its clock is, when it wakes, a group that may have served apart
+        // from the rest (alone in its epoch, or with peers that left it out since): the two
+        // meet as after a partition, which one heartbeat period of two owners may take.
+        const std::int64_t allowed = ops.froze() ? kPeriod : 0;
+        const bool ok =
+            double_during <= allowed && sim.max_double_ms() <= allowed && healed && ops.all_in();
+        if (!ok) {
+            ++failed;
+            std::printf("FAIL seed %lu double %ld/%ld healed %d\n", (unsigned long)seed,
+                        (long)double_during, (long)sim.max_double_ms(), healed ? 1 : 0);
+            if (std::getenv("NLB_CHAOS_OPS_LOG"))
+                std::printf("%s\n", ops.log().c_str());
+        }
+    }
+    CHECK(failed == 0);
+}
+
+} // namespace test_chaos_ops
