@@ -27,6 +27,8 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -419,18 +421,44 @@ class ExecCheck : public CheckBase {
 
     // Blocking, but only after SIGKILL: the child cannot delay it past its own teardown. A
     // kill refused (an agent without CAP_KILL, the child already another user's) must not
-    // leave the loop waiting for the command to end by itself: then only a look.
+    // leave the loop waiting for the command to end by itself: a thread of its own waits for
+    // it then, since nothing else will (the loop's wait went with this check), and a child
+    // never waited for stays a zombie for the agent's life.
     void kill_and_reap() {
         if (pid_ <= 0)
             return;
-        ::kill(-pid_, SIGKILL);
-        const bool killed = ::kill(pid_, SIGKILL) == 0 || errno == ESRCH;
-        int status = 0;
-        while (::waitpid(pid_, &status, killed ? 0 : WNOHANG) < 0 && errno == EINTR) {
-        }
+        const pid_t pid = pid_;
         pid_ = -1;
         boost::system::error_code ignored;
         pidfd_.close(ignored);
+        ::kill(-pid, SIGKILL);
+        const bool killed = ::kill(pid, SIGKILL) == 0 || errno == ESRCH;
+        if (killed) {
+            reap_blocking(pid);
+            return;
+        }
+        if (reap_now(pid))
+            return;
+        try {
+            std::thread([pid] { reap_blocking(pid); }).detach();
+        } catch (const std::system_error&) {
+            // No thread to be had: the look above was all this child gets.
+        }
+    }
+
+    static void reap_blocking(pid_t pid) {
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+
+    // Whether it is reaped: it had exited, or it is not ours to wait for (ECHILD).
+    static bool reap_now(pid_t pid) {
+        int status = 0;
+        pid_t r = 0;
+        while ((r = ::waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+        }
+        return r != 0;
     }
 
     asio::posix::stream_descriptor pidfd_{io_};

@@ -3,6 +3,8 @@
 // them into a rule mask. Every wait is bounded by io_context::run_for.
 #include <catch2/catch.hpp>
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -250,6 +252,95 @@ TEST_CASE("exec: a command running as another user dies with the agent (root onl
     CHECK_FALSE(running());
     if (running())
         ::kill(static_cast<pid_t>(pid), SIGKILL);
+}
+
+namespace {
+
+// CAP_KILL in or out of the effective set (it stays permitted: it can come back).
+bool set_cap_kill(bool on) {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &header, data) != 0)
+        return false;
+    if (on)
+        data[0].effective |= 1U << CAP_KILL;
+    else
+        data[0].effective &= ~(1U << CAP_KILL);
+    return ::syscall(SYS_capset, &header, data) == 0;
+}
+
+long read_pid(const std::string& path) {
+    long pid = 0;
+    if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+        if (std::fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        std::fclose(f);
+    }
+    return pid;
+}
+
+// Whether /proc still lists the process: running, or a zombie nobody reaped.
+bool listed(long pid) {
+    return ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0;
+}
+
+} // namespace
+
+// An agent without CAP_KILL cannot kill a command running as another user: cancelled (the
+// monitor's end) or outlived by its check (the io_context gone), the command ran on, and
+// once it exited nobody reaped it: a zombie for the agent's life.
+TEST_CASE("exec: a command the agent may not kill is still reaped once it exits (root only)") {
+    if (::geteuid() != 0)
+        return;
+    const std::string pidfile = "/tmp/nlb-test-probe-unkillable-" + std::to_string(::getpid());
+    auto target = [&] {
+        auto t = exec_target({"/bin/sh", "-c",
+                              "echo $$ > " + pidfile + ".new; mv " + pidfile + ".new " + pidfile +
+                                  "; exec sleep 0.5"},
+                             200ms);
+        t.uid = 65534;
+        t.gid = 65534;
+        return t;
+    };
+    auto started = [&](asio::io_context& io) {
+        long pid = 0;
+        for (int i = 0; i < 40 && !(pid = read_pid(pidfile)); ++i) {
+            io.restart();
+            io.run_for(25ms);
+        }
+        std::remove(pidfile.c_str());
+        return pid;
+    };
+    auto gone = [&](long pid) {
+        for (int i = 0; i < 60 && listed(pid); ++i)
+            std::this_thread::sleep_for(50ms);
+        return !listed(pid);
+    };
+    std::remove(pidfile.c_str());
+    REQUIRE(set_cap_kill(false));
+    long cancelled = 0, outlived = 0;
+    {
+        asio::io_context io;
+        auto check = ProbeCheck::start(io, target(), [](const CheckResult&) {});
+        cancelled = started(io);
+        check->cancel(); // the kill is refused: the command sleeps on
+    }
+    {
+        asio::io_context io;
+        std::optional<CheckResult> got;
+        ProbeCheck::start(io, target(), [&](const CheckResult& r) { got = r; });
+        outlived = started(io);
+        for (int i = 0; i < 20 && !got; ++i) {
+            io.restart();
+            io.run_for(25ms);
+        }
+        CHECK((got && got->outcome == CheckResult::Outcome::timeout));
+    } // the io_context goes with the check's wait for the command
+    REQUIRE(set_cap_kill(true));
+    REQUIRE(cancelled > 0);
+    REQUIRE(outlived > 0);
+    CHECK(gone(cancelled));
+    CHECK(gone(outlived));
 }
 
 TEST_CASE("the monitor: probes start down, rise makes them up, fall down; rules follow") {
