@@ -205,11 +205,16 @@ class SocketCheck : public CheckBase {
     }
 
     void judge(std::string_view line) {
-        // "HTTP/1.1 200 OK"
-        const bool shaped = line.size() >= 12 && line.substr(0, 7) == "HTTP/1." && line[8] == ' ' &&
-                            std::isdigit(static_cast<unsigned char>(line[9])) &&
-                            std::isdigit(static_cast<unsigned char>(line[10])) &&
-                            std::isdigit(static_cast<unsigned char>(line[11]));
+        // "HTTP/1.1 200 OK": the code is three digits and ends there (RFC 9112 status-line),
+        // not the start of "2001" or "200OK".
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        auto digit = [&](std::size_t i) {
+            return std::isdigit(static_cast<unsigned char>(line[i])) != 0;
+        };
+        const bool shaped = line.size() >= 12 && line.substr(0, 7) == "HTTP/1." && digit(7) &&
+                            line[8] == ' ' && digit(9) && digit(10) && digit(11) &&
+                            (line.size() == 12 || line[12] == ' ');
         if (!shaped)
             return finish(CheckResult::Outcome::failed, "not an HTTP/1.x status line");
         const int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');

@@ -145,6 +145,25 @@ TEST_CASE("http: the expected status passes, another fails, silence times out") 
     CHECK(std::chrono::steady_clock::now() - start < 1s);
 }
 
+// The status code is three digits, then a space (or the line's end): a longer number, or
+// digits run into the reason, is not the status expected (2001 passed as 200).
+TEST_CASE("http: a status code of more than three digits is no status 200") {
+    asio::io_context io;
+    for (const char* reply : {"HTTP/1.1 2001 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n",
+                              "HTTP/1.1 2000\r\n\r\n", "HTTP/1.x 200 OK\r\n\r\n"}) {
+        HttpServer server(io, reply);
+        const auto r = check_once(io, socket_target(ProbeType::http, server.port()));
+        CAPTURE(reply, r.detail);
+        CHECK(r.outcome == CheckResult::Outcome::failed);
+    }
+    for (const char* reply : {"HTTP/1.1 200\r\n\r\n", "HTTP/1.0 200\n\n", "HTTP/1.1 200 \r\n"}) {
+        HttpServer server(io, reply);
+        const auto r = check_once(io, socket_target(ProbeType::http, server.port()));
+        CAPTURE(reply, r.detail);
+        CHECK(r.outcome == CheckResult::Outcome::passed);
+    }
+}
+
 TEST_CASE("exec: exit 0 passes, anything else fails, no shell") {
     asio::io_context io;
     CHECK(check_once(io, exec_target({"/bin/true"})).outcome == CheckResult::Outcome::passed);
