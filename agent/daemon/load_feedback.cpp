@@ -145,7 +145,8 @@ void LoadFeedback::publish(ConvergenceEngine& engine) const {
         const auto cost = r->controller.published_cost();
         if (!cost || r->index >= NLB_MAX_RULES)
             continue;
-        // Thousandths, saturated: a cost is a load per unit of weight, never negative.
+        // Thousandths (published_cost() saturates at what fits): a cost is a load per unit of
+        // weight, never negative.
         const double scaled = std::round(*cost * 1000.0);
         loads[r->index] = static_cast<std::uint32_t>(
             std::min(scaled, static_cast<double>(std::numeric_limits<std::uint32_t>::max())));

@@ -68,11 +68,13 @@ std::optional<double> LoadController::published_cost() const {
         last_sample_ms_ - first_sample_ms_ <
             kSmoothing * static_cast<std::int64_t>(config_.interval_ms))
         return std::nullopt;
-    if (!scales_with_share())
-        return load_; // a level the host's share does not make (CPU, latency, a command's)
+    // Saturated as the heartbeat carries it: the members' costs arrive so, and this host's
+    // own, compared with them (among them its own copy), must be the same number.
+    if (!scales_with_share()) // a level the host's share does not make (CPU, latency, a command's)
+        return std::min(load_, kMaxPublishedCost);
     if (mean_weight_ < 0.5)
         return std::nullopt;
-    return load_ / mean_weight_;
+    return std::min(load_ / mean_weight_, kMaxPublishedCost);
 }
 
 std::uint8_t LoadController::target(double factor) const {

@@ -13,6 +13,10 @@
 
 namespace nlb {
 
+// The largest cost a heartbeat carries (a u32 of thousandths, docs/load-feedback.md): the
+// members' costs arrive saturated there, and this host's own is compared as it publishes it.
+inline constexpr double kMaxPublishedCost = 4294967295.0 / 1000.0;
+
 class LoadController {
   public:
     // `configured`: the rule's load_weight here (0..100, "equal" as 50).

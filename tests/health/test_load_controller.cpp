@@ -358,3 +358,23 @@ TEST_CASE("load feedback: cpu share and command output") {
     CHECK_FALSE(parse_metric_output("-3"));
     CHECK_FALSE(parse_metric_output(""));
 }
+
+// A cost travels in thousandths in a u32 (LoadFeedback::publish saturates it at 4294967.295):
+// a command printing bytes or microseconds goes past that. The cheapest host compared its own
+// cost as measured with the members' saturated ones, found itself dearer than the "cheapest"
+// (its own copy among them) and fell to min_weight, as did every other: equal shares whatever
+// the configured weights and the loads.
+TEST_CASE("load feedback: a cost beyond what a heartbeat carries is compared as carried") {
+    const LoadFeedbackConfig f = level_feedback();
+    LoadController cheapest(f, 50);
+    steady(cheapest, 1e9, 5000);
+    REQUIRE(cheapest.published_cost().has_value());
+    CHECK(*cheapest.published_cost() <= kMaxPublishedCost);
+    // What the heartbeats carry: this host's 1e9 and another's 2e9, both saturated.
+    const std::vector<double> members{kMaxPublishedCost, kMaxPublishedCost};
+    for (std::int64_t t = 5000; t <= 10000; t += 1000) {
+        cheapest.sample(1e9, t);
+        cheapest.update(members, t);
+    }
+    CHECK(cheapest.weight() == 50); // no evidence it costs more than anyone
+}
