@@ -14,6 +14,7 @@ struct LoadFeedback::Rule {
     LoadController controller;
     ProbeTarget exec; // metric exec only
     std::shared_ptr<ProbeCheck> running;
+    std::weak_ptr<ProbeCheck> last; // the latest run, while anything keeps it
     std::chrono::milliseconds next_exec{0};
     std::string last_error; // the exec metric's last failure, for query
 };
@@ -51,6 +52,7 @@ LoadFeedback::LoadFeedback(boost::asio::io_context& io, const Config& config, Ev
                                         LoadController(*r.load_feedback, configured_weight(r)),
                                         {},
                                         nullptr,
+                                        {},
                                         {},
                                         {}});
         if (r.load_feedback->metric == LoadMetric::exec) {
@@ -111,6 +113,8 @@ void LoadFeedback::sample(const std::array<std::uint64_t, NLB_RULE_SLOTS>& live_
         case LoadMetric::exec:
             if (r->running || now < r->next_exec)
                 break;
+            if (const auto last = r->last.lock(); last && last->lingering())
+                break; // the last run timed out and runs on (its kill refused): not another
             r->next_exec = now + std::chrono::milliseconds(r->config.interval_ms);
             r->running = ProbeCheck::start(
                 io_, r->exec, [this, alive = alive_, rule = r.get()](const CheckResult& result) {
@@ -133,6 +137,7 @@ void LoadFeedback::sample(const std::array<std::uint64_t, NLB_RULE_SLOTS>& live_
                                   "].load_feedback: the command failed: " + why);
                     rule->last_error = why;
                 });
+            r->last = r->running;
             break;
         }
     }

@@ -105,6 +105,14 @@ void HealthMonitor::check(Probe& p) {
         auto late = std::move(p.running);
         late->expire(); // records it, through the callback below
     }
+    if (const auto latest = p.latest.lock(); latest && latest->lingering()) {
+        // The command of a check that timed out runs on (its kill refused): another beside
+        // it would hang as well, and they would pile up. This check is that one's timeout.
+        CheckResult r;
+        r.outcome = CheckResult::Outcome::timeout;
+        r.detail = "the last check's command still runs (its kill was refused)";
+        return record(p, r);
+    }
     p.running = ProbeCheck::start(
         io_, p.target, [this, &p, alive = std::weak_ptr<bool>(alive_)](const CheckResult& r) {
             if (alive.expired())
@@ -112,6 +120,7 @@ void HealthMonitor::check(Probe& p) {
             p.running.reset();
             record(p, r);
         });
+    p.latest = p.running;
 }
 
 void HealthMonitor::record(Probe& p, const CheckResult& r) {

@@ -70,6 +70,7 @@ class HealthMonitor {
         ProbeVerdict verdict;
         boost::asio::steady_timer timer;
         std::shared_ptr<ProbeCheck> running;
+        std::weak_ptr<ProbeCheck> latest; // the latest check, while anything keeps it
         std::chrono::steady_clock::time_point since;
         std::chrono::system_clock::time_point since_wall;
         std::optional<CheckResult> last;

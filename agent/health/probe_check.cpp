@@ -374,10 +374,12 @@ class ExecCheck : public CheckBase {
         // The verdict counts a timeout now; the child is reaped once the kill lands.
         if (pid_ > 0) {
             ::kill(-pid_, SIGKILL);
-            ::kill(pid_, SIGKILL);
+            kill_refused_ = ::kill(pid_, SIGKILL) != 0 && errno == EPERM;
         }
         CheckBase::on_deadline();
     }
+
+    bool lingering() const override { return kill_refused_ && pid_ > 0; }
 
     void stop() override {}
 
@@ -468,6 +470,7 @@ class ExecCheck : public CheckBase {
 
     asio::posix::stream_descriptor pidfd_{io_};
     pid_t pid_ = -1;
+    bool kill_refused_ = false;               // at the deadline: the command runs on until it ends
     asio::posix::stream_descriptor out_{io_}; // capture_output: the command's standard output
     std::array<char, 4096> chunk_{};
 };

@@ -59,6 +59,10 @@ class ProbeCheck {
     // A check still running ends now as a timeout: its callback runs before this returns
     // (nothing if it had finished). A command is killed and reaped later, off the loop.
     virtual void expire() = 0;
+    // Its verdict given, a command still runs: its kill at the deadline was refused (an agent
+    // without CAP_KILL, the command another user's). The next check must not start beside it:
+    // one more such command every interval, without end.
+    virtual bool lingering() const { return false; }
 };
 
 } // namespace nlb

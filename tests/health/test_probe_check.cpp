@@ -362,6 +362,41 @@ TEST_CASE("exec: a command the agent may not kill is still reaped once it exits 
     CHECK(gone(outlived));
 }
 
+// An agent without CAP_KILL cannot kill a hung command running as another user at its
+// deadline: the monitor started the next check beside it all the same, one more hung command
+// every interval without end (30 after 3 s at 100 ms).
+TEST_CASE("the monitor: a command whose kill is refused is not joined by another (root only)") {
+    if (::geteuid() != 0)
+        return;
+    auto ours = [] {
+        return std::system("test \"$(pgrep -u nobody -f '^/bin/sleep 39.125$' | wc -l)\" -le 1") ==
+               0;
+    };
+    asio::io_context io;
+    const Config config = parse_config(R"({"cluster": {"ip": "10.0.0.1"},
+        "host": {"priority": 1, "dedicated_ip": "127.0.0.1"},
+        "port_rules": [{"ports": [80, 80]}],
+        "health": {"probes": [{"name": "hangs", "type": "exec", "user": "nobody",
+           "command": ["/bin/sleep", "39.125"], "interval_ms": 100, "timeout_ms": 100}]}})");
+    REQUIRE(set_cap_kill(false));
+    bool few = true;
+    std::uint64_t timeouts = 0;
+    {
+        HealthMonitor monitor(io, config, [](std::size_t, bool, const CheckResult&) {});
+        monitor.start();
+        io.run_for(1500ms);
+        few = ours();
+        timeouts = monitor.stats()[0]["checks"]["timeout"].get<std::uint64_t>();
+    }
+    REQUIRE(set_cap_kill(true));
+    CHECK(std::system("for p in $(pgrep -u nobody -f '^/bin/sleep 39.125$'); do kill -9 $p; "
+                      "done") == 0);
+    io.restart();
+    io.run_for(200ms); // reaped
+    CHECK(few);
+    CHECK(timeouts >= 10); // every interval still counts a timeout
+}
+
 TEST_CASE("the monitor: probes start down, rise makes them up, fall down; rules follow") {
     if (::geteuid() != 0)
         return; // the exec probe runs as root: only root may name that user
