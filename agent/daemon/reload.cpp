@@ -216,7 +216,15 @@ json Agent::push(const json& request, bool apply_it) {
     part.erase("remote_from");
     Config next;
     try {
-        next = with_shared(config_, part); // this host's own values: the running ones
+        // This host's own values (weights, handling priorities, enabled) come from its file's
+        // rules, as at every later start and reload (effective_config): taken from the running
+        // rules, a push that reshapes rules a second time kept values that the next reload or
+        // restart silently changed.
+        Config own = config_;
+        const Config file = load_config(options_.config_path);
+        own.cluster.vips = file.cluster.vips; // the file's rules name VIPs by their place here
+        own.port_rules = file.port_rules;
+        next = with_shared(own, part);
     } catch (const std::exception& e) {
         return error(std::string(e.what()) + " (nothing changed)");
     }

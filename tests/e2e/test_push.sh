@@ -155,4 +155,17 @@ check "every host runs the pushed VIP list" test "$(q 3 'd["cluster"]["vips"]')"
 r=$(client burst --vip 10.10.0.101 --port 7001 --sources 10.10.1.1+60 --per-source 2 --timeout 2)
 check "the pushed VIP is served by every host" \
   test "$(json 'sorted(d["answers"]), len(d["failures"])' <<<"$r")" = "(['1', '2', '3'], 0)"
+
+# A host's own values come from its file's rules, at a push as at a reload: a push that
+# narrows the rule to 7001 gives host 2 the default weight (its file's 7000 rule does not
+# overlap), not the 80 its running 7000-7001 rule had, which the next reload would drop.
+sed 's/"ports": \[7000, 7001\]/"ports": [7001, 7001]/' "$TOPO_DIR/vips.json" >"$TOPO_DIR/narrow.json"
+before=$(q 1 'd["cluster"]["configuration"]["active"]')
+admin --json push "$TOPO_DIR/narrow.json"
+wait_switched "$before" 15 1 2 3
+check "narrowed: host 2's rule is 7001 alone" test "$(q 2 'd["rules"][0]["ports"]')" = "[7001, 7001]"
+check "narrowed: host 2's weight is its file's for 7001 (the default)" \
+  test "$(q 2 'd["rules"][0]["load_weight"]')" = equal
+nlbadm_h 2 reload >/dev/null
+check "an unchanged reload keeps host 2's weight" test "$(q 2 'd["rules"][0]["load_weight"]')" = equal
 e2e_finish
