@@ -29,7 +29,11 @@ namespace {
 
 using Iterator = boost::asio::buffers_iterator<boost::asio::streambuf::const_buffers_type>;
 
-// The blank line that ends a request head: CRLF CRLF, or bare LF LF from lax clients.
+// The blank line that ends a request head: CRLF CRLF, or bare LF LF from lax clients. Where
+// the bytes read so far end inside it (a client that sends the head line by line, a segment
+// split there), the next read's search starts again at its first line feed: resumed after
+// it, the rest of the blank line alone would never match and the request would wait for the
+// deadline, unanswered.
 std::pair<Iterator, bool> end_of_head(Iterator begin, Iterator end) {
     for (Iterator it = begin; it != end; ++it) {
         if (*it != '\n')
@@ -37,7 +41,9 @@ std::pair<Iterator, bool> end_of_head(Iterator begin, Iterator end) {
         Iterator next = it + 1;
         if (next != end && *next == '\r')
             ++next;
-        if (next != end && *next == '\n')
+        if (next == end)
+            return {it, false};
+        if (*next == '\n')
             return {next + 1, true};
     }
     return {end, false};

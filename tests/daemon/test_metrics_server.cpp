@@ -139,6 +139,27 @@ TEST_CASE("metrics server: GET /metrics answers the page, then closes") {
     CHECK(s.scrapes == 2);
 }
 
+TEST_CASE("metrics server: a head whose blank line comes in a later segment is answered") {
+    // A client that writes its head line by line (an operator's nc, a proxy flushing per
+    // header): the read that ends the head holds only the rest of the blank line.
+    Running s;
+    for (const auto& [first, rest] : std::vector<std::pair<std::string, std::string>>{
+             {"GET /metrics HTTP/1.1\r\nHost: x\r\n", "\r\n"},
+             {"GET /metrics HTTP/1.1\r\nHost: x\r\n\r", "\n"},
+             {"GET /metrics HTTP/1.0\n", "\n"}}) {
+        Client c(s.port);
+        REQUIRE(c.send(first));
+        std::this_thread::sleep_for(50ms); // the server reads the first part on its own
+        REQUIRE(c.send(rest));
+        bool closed = false;
+        const auto t0 = Clock::now();
+        CHECK(c.read_all(&closed).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+        CHECK(closed);
+        CHECK(Clock::now() - t0 < 300ms); // answered, not closed at the 400 ms deadline
+    }
+    CHECK(s.scrapes == 3);
+}
+
 TEST_CASE("metrics server: other paths 404, other methods 405, nonsense 400") {
     Running s;
     CHECK(request(s.port, "GET /other HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 ", 0) == 0);
