@@ -39,8 +39,10 @@ ContactSocket::ContactSocket(boost::asio::io_context& io, const ContactAddress& 
     const auto at = endpoint_of(local);
     boost::system::error_code ec;
     socket_.open(at.protocol(), ec);
-    if (!ec)
-        socket_.set_option(udp::socket::reuse_address(true), ec);
+    // Bound alone, without SO_REUSEADDR: with it, any local process (an unprivileged one too)
+    // that sets it as well binds the same address and port, and the kernel hands the peers'
+    // datagrams to that socket instead of this one. UDP has no TIME_WAIT for a restarted agent
+    // to wait out.
     if (!ec)
         socket_.bind(at, ec);
     if (ec)

@@ -95,3 +95,40 @@ TEST_CASE("the second path holds a convergence's burst and counts what it cannot
     CHECK(socket.socket_dropped() == dropped);
     socket.close();
 }
+
+TEST_CASE("no other socket can take the second path's address and port while the agent holds it") {
+    // With SO_REUSEADDR on the agent's socket, another process's socket (any user's) that set
+    // it too bound the same address and port and took the peers' datagrams: the agent heard
+    // nobody on the second path and, deaf on the segment, went on alone beside the cluster.
+    const std::uint16_t port = free_port();
+    ContactAddress local;
+    local.family = 4;
+    local.address = {127, 0, 0, 1};
+    local.port = port;
+    boost::asio::io_context io;
+    ContactSocket socket(io, local);
+    for (const in_addr_t address : {htonl(INADDR_LOOPBACK), htonl(INADDR_ANY)}) {
+        const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        const int one = 1;
+        REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = address;
+        a.sin_port = htons(port);
+        const int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+        const int err = errno;
+        ::close(fd);
+        CHECK(bound != 0);
+        CHECK(err == EADDRINUSE);
+    }
+    // The peers' datagrams all come to the agent's socket.
+    std::uint64_t read = 0;
+    socket.start([&](std::span<const std::uint8_t>) { ++read; });
+    REQUIRE(send_burst(port, 10, 100) == 10);
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (read < 10 && std::chrono::steady_clock::now() < deadline)
+        io.run_one_until(deadline);
+    CHECK(read == 10);
+    socket.close();
+}
