@@ -75,6 +75,10 @@ std::optional<Query> parse_query(std::span<const std::uint8_t> d) {
     q.source = htonl(source);
     q.group = htonl(group);
     q.version = message.size() >= 12 ? 3 : message[1] == 0 ? 1 : 2;
+    if (q.version == 3) {
+        q.robustness = message[8] & 0x07u;
+        q.interval_s = decode_code(message[9]);
+    }
     return q;
 }
 
@@ -116,13 +120,22 @@ std::array<std::uint8_t, 12> general_query(std::chrono::seconds interval) {
 
 QuerierElection::QuerierElection(std::uint32_t own_address, std::chrono::seconds interval, ms now)
     : own_(own_address), interval_(interval),
-      other_present_(igmp::kRobustness * interval_ + ms(igmp::max_response_ds(interval) * 100 / 2)),
-      next_send_(now) {}
+      own_other_present_(igmp::kRobustness * interval_ +
+                         ms(igmp::max_response_ds(interval) * 100 / 2)),
+      other_present_(own_other_present_), next_send_(now) {}
 
-bool QuerierElection::on_query(std::uint32_t source, ms now) {
+bool QuerierElection::on_query(std::uint32_t source, ms now, std::uint32_t robustness,
+                               std::uint32_t interval_s) {
     // Our own address (a looped-back query) or a higher one: this host stays the querier.
     if (source >= own_)
         return false;
+    // The querier's robustness and interval where its query says them (zero: the defaults,
+    // RFC 3376 §4.1.6, §4.1.7), the interval within what this host's configuration allows.
+    const std::uint32_t rv = robustness ? robustness : igmp::kRobustness;
+    const ms qi = interval_s ? ms(std::chrono::seconds(std::min<std::uint32_t>(interval_s, 3600)))
+                             : interval_;
+    other_present_ = std::max(own_other_present_,
+                              rv * qi + (own_other_present_ - igmp::kRobustness * interval_));
     other_ = source;
     other_until_ = now + other_present_;
     const bool was = querier_;
@@ -280,7 +293,7 @@ void IgmpQuerier::received(std::span<const std::uint8_t> datagram) {
         return; // our own, should the stack loop it back after all
     ++heard_;
     // The timer needs no re-arming: silenced, this host's next deadline only moves later.
-    if (election_.on_query(ntohl(query->source), now_ms()))
+    if (election_.on_query(ntohl(query->source), now_ms(), query->robustness, query->interval_s))
         log_.event("igmp_querier",
                    {{"interface", ifname_},
                     {"detail", "heard a query from " + dotted(query->source) +

@@ -33,6 +33,11 @@ struct Query {
     std::uint32_t source = 0; // network byte order
     std::uint32_t group = 0;  // network byte order; 0: a general query
     int version = 0;          // 1, 2 or 3, from its length and max response code (RFC 3376 §7.1)
+    // What an IGMPv3 query says of its querier's timing (RFC 3376 §4.1.6, §4.1.7): its
+    // Robustness Variable (QRV, 0..7) and Query Interval (QQIC, decoded: seconds); 0 where the
+    // query says nothing (IGMPv1/v2, or a field left zero).
+    std::uint32_t robustness = 0;
+    std::uint32_t interval_s = 0;
 };
 
 // A datagram as a raw IPv4 socket hands it, IP header first. A query only if every length and
@@ -64,7 +69,13 @@ class QuerierElection {
     QuerierElection(std::uint32_t own_address, std::chrono::seconds interval, ms now);
 
     // A query heard from `source`. True when it silences this host (it was the querier).
-    bool on_query(std::uint32_t source, ms now);
+    // `robustness` and `interval_s`: what the query says of its querier (igmp::Query; 0:
+    // nothing). This host stays silent for the Other Querier Present Interval worked out with
+    // them where they make it longer than this host's own (RFC 3376 §8.5: non-queriers adopt
+    // the querier's QRV and QQI): a querier that queries less often than this host would
+    // otherwise be taken for gone between two of its queries, and both would query.
+    bool on_query(std::uint32_t source, ms now, std::uint32_t robustness = 0,
+                  std::uint32_t interval_s = 0);
     struct Step {
         bool send = false;    // send a general query now
         bool resumed = false; // the other querier went quiet: this host queries again
@@ -75,13 +86,15 @@ class QuerierElection {
 
     bool querier() const { return querier_; }
     std::optional<std::uint32_t> other_querier() const;
-    // Robustness × interval + half the max response time (RFC 3376 §8.5).
+    // Robustness × interval + half the max response time (RFC 3376 §8.5): this host's own
+    // before a query is heard, then the one the last query heard set (on_query).
     ms other_querier_present_interval() const { return other_present_; }
 
   private:
     std::uint32_t own_;
     ms interval_;
-    ms other_present_;
+    ms own_other_present_; // from this host's own interval and robustness
+    ms other_present_;     // in force: the last query heard set it
     bool querier_ = true;
     // A querier starting up sends Robustness queries a quarter interval apart (RFC 3376 §8.6,
     // §8.7), so that the members' state is there before the first regular interval.

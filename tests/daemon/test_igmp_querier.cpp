@@ -112,9 +112,14 @@ TEST_CASE("queries of every version are read") {
     auto v1 = igmp::parse_query(datagram(v2_query(0)));
     REQUIRE(v1);
     CHECK(v1->version == 1);
+    CHECK(v2->robustness == 0);
+    CHECK(v2->interval_s == 0);
     auto v3 = igmp::parse_query(datagram(v3_query(), "10.0.0.1"));
     REQUIRE(v3);
     CHECK(v3->source == addr("10.0.0.1"));
+    // An IGMPv3 query says its querier's robustness and interval (QRV, QQIC).
+    CHECK(v3->robustness == 2);
+    CHECK(v3->interval_s == 125);
     // A group-specific query (to the group) counts too.
     auto m = v2_query();
     m[4] = 239, m[5] = 255, m[6] = 0, m[7] = 100;
@@ -234,4 +239,44 @@ TEST_CASE("election: a lower address silences, a higher one or our own does not"
     CHECK(e.querier());
     CHECK_FALSE(e.other_querier());
     CHECK(e.next_deadline() == ms(34500));
+}
+
+TEST_CASE("election: a querier that queries less often than this host is waited for as it says") {
+    // A router queries every 125 s (its queries say so); this host's interval is 10 s. Timed
+    // by its own interval alone (2 × 10 s + 2.5 s), this host took the router for gone 22.5 s
+    // after each of its queries and queried beside it until the next one: two queriers for
+    // four fifths of the time, and a pair of igmp_querier events every 125 s.
+    const std::uint32_t own = ntohl(addr("10.0.0.5"));
+    const std::uint32_t router = ntohl(addr("10.0.0.1"));
+    QuerierElection e(own, seconds(10), ms(0));
+    CHECK(e.on_tick(ms(0)).send);
+    CHECK(e.other_querier_present_interval() == ms(22500));
+    const auto heard = igmp::parse_query(datagram(v3_query(), "10.0.0.1"));
+    REQUIRE(heard);
+    for (ms at : {ms(1000), ms(126000), ms(251000)}) {
+        CHECK(e.on_query(router, at, heard->robustness, heard->interval_s) == (at == ms(1000)));
+        // 2 × 125 s + half of this host's max response time (5 s).
+        CHECK(e.other_querier_present_interval() == ms(252500));
+        CHECK(e.next_deadline() == at + ms(252500));
+        for (ms t = at; t < at + ms(125000); t += ms(500)) {
+            const auto step = e.on_tick(t);
+            CHECK_FALSE(step.send);
+            CHECK_FALSE(step.resumed);
+        }
+    }
+    // Gone for good: this host takes over once that interval passed.
+    const auto step = e.on_tick(ms(251000 + 252500));
+    CHECK(step.resumed);
+    CHECK(step.send);
+
+    // A querier that queries more often than this host, or says nothing (IGMPv2), does not
+    // shorten this host's own wait: its death is taken over no sooner than before.
+    QuerierElection f(own, seconds(10), ms(0));
+    CHECK(f.on_query(router, ms(0), 1, 2));
+    CHECK(f.other_querier_present_interval() == ms(22500));
+    CHECK_FALSE(f.on_query(router, ms(1000)));
+    CHECK(f.other_querier_present_interval() == ms(22500));
+    // The interval a query says is bounded by what a configuration may say (3600 s).
+    CHECK(f.on_query(router, ms(2000), 7, 31744) == false);
+    CHECK(f.other_querier_present_interval() == ms(7 * 3600000 + 2500));
 }
