@@ -62,8 +62,12 @@ json Agent::rule_command(const json& request, CommandKind kind) {
 }
 
 json Agent::answer(const json& request) {
+    // The reply follows the lines its command logged (briefly: this is the loop). A command
+    // that logged nothing (a query, every few seconds from a monitor) does not wait: behind a
+    // stalled sink each one held the loop up for the whole 50 ms.
+    const std::uint64_t mark = log_.lines();
     json reply = handle(request);
-    log_.flush(std::chrono::milliseconds(50));
+    log_.flush_since(mark, std::chrono::milliseconds(50));
     return reply;
 }
 

@@ -25,6 +25,7 @@ struct EventLog::Sink {
     std::size_t bytes = 0;
     std::uint64_t dropped = 0;    // since the start
     std::uint64_t unreported = 0; // dropped since the last notice
+    std::uint64_t logged = 0;     // lines offered since the start: written, queued or dropped
     bool writing = false;         // the writer holds a batch it took from the queue
     bool stop = false;
     bool ended = false;
@@ -114,6 +115,17 @@ bool EventLog::flush(std::chrono::milliseconds limit) {
         lk, limit, [&] { return sink_->ended || (sink_->lines.empty() && !sink_->writing); });
 }
 
+std::uint64_t EventLog::lines() const {
+    std::lock_guard lk(sink_->m);
+    return sink_->logged;
+}
+
+bool EventLog::flush_since(std::uint64_t mark, std::chrono::milliseconds limit) {
+    if (lines() == mark)
+        return true;
+    return flush(limit);
+}
+
 std::uint64_t EventLog::dropped() const {
     std::lock_guard lk(sink_->m);
     return sink_->dropped;
@@ -185,6 +197,7 @@ void EventLog::line(const char* level, const std::string& name, const nlohmann::
     std::string out = format(format_, level, name, fields);
     Sink& s = *sink_;
     std::unique_lock lk(s.m);
+    ++s.logged;
     if (!s.threaded) {
         lk.unlock();
         if (!s.write_all(out + '\n')) {

@@ -43,6 +43,12 @@ class EventLog {
     // Waits until every line logged so far is written, at most `limit`; false if they are
     // not. For what must follow the lines (READY=1 to systemd, the reply to a command).
     bool flush(std::chrono::milliseconds limit);
+    // Lines logged so far (written, queued or dropped): a mark for flush_since.
+    std::uint64_t lines() const;
+    // As flush, when a line was logged after `mark` (lines()); at once otherwise. For a reply
+    // that must follow only what its own command logged: a query logs nothing, and must not
+    // hold the loop up for a sink that is slow to take earlier lines.
+    bool flush_since(std::uint64_t mark, std::chrono::milliseconds limit);
 
     // Lines dropped since the start, for want of room in the queue or because the sink
     // refused them (a closed pipe).

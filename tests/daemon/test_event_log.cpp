@@ -196,6 +196,30 @@ TEST_CASE("event log: a sink that takes nothing holds nobody up; what overflows 
     CHECK(log.dropped() == dropped);
 }
 
+TEST_CASE("event log: a flush for what was logged since a mark waits for nothing older") {
+    // A command's reply waits for the lines the command logged, not for those a stalled sink
+    // holds from before: a query (it logs nothing) answered behind a stopped journald held
+    // the agent's loop up for the whole limit, every time.
+    using namespace std::chrono_literals;
+    Pipe p;
+    p.fill();
+    EventLog log(LogFormat::text, p.w);
+    log.event("before"); // the writer takes it and blocks in its write
+    const std::uint64_t mark = log.lines();
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(log.flush_since(mark, 300ms)); // nothing logged since the mark
+    CHECK(std::chrono::steady_clock::now() - t0 < 100ms);
+    CHECK_FALSE(log.flush(100ms)); // "before" is still not written
+
+    log.event("after");
+    CHECK(log.lines() == mark + 1);
+    t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(log.flush_since(mark, 200ms)); // "after" waits behind the stalled sink
+    CHECK(std::chrono::steady_clock::now() - t0 >= 150ms);
+    p.read_until([](const std::string& s) { return s.find("info after") != std::string::npos; });
+    CHECK(log.flush_since(mark, 5s));
+}
+
 TEST_CASE("event log: a closed sink drops lines and raises no signal") {
     // As the agent runs: SIGPIPE ignored (main), a write to a pipe without reader fails.
     const auto old = std::signal(SIGPIPE, SIG_IGN);
