@@ -180,6 +180,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         // gone at reboot, as a kept dataplane is).
         plan.saved_settings = options_.socket_path + ".arp_announce";
         iface_ = std::make_unique<HostInterface>(plan);
+        cluster_ifindex_ = cluster_ifindex;
 
         // Heartbeats go where client frames go (the cluster MAC, in every mode): a host that
         // cannot receive those cannot look alive to the others (docs/convergence.md).
@@ -407,6 +408,45 @@ json Agent::attach(const std::string& ifname) {
     return ok({{"interface", ifname}, {"changed", true},
                {"xdp_mode", dp_->generic() ? "generic" : "native"},
                {"xdp_mode_reason", dp_->mode_reason()}});
+}
+
+bool Agent::interface_replaced() const {
+    if (!dp_ || !iface_)
+        return false;
+    const auto index = [](const std::string& name) {
+        return static_cast<int>(if_nametoindex(name.c_str()));
+    };
+    // Gone and not back yet (0): nothing to attach to; the next check sees it back.
+    const int attached = index(dp_->interface());
+    const int cluster = index(iface_->plan().ifname);
+    return (attached && attached != dp_->ifindex()) || (cluster && cluster != cluster_ifindex_);
+}
+
+// ifupdown or networkd rebuilding a bond or a VLAN deletes the interface and creates it again:
+// the XDP program and the VIPs go with the old one, and the heartbeat socket stays bound to
+// its index, every send failing. The host was refused until someone detached and attached
+// it again. The dataplane's connection records go with the fresh attach: the connections
+// through the old interface are gone with its addresses anyway.
+void Agent::reattach() {
+    const std::string ifname = dp_->interface();
+    const HostState was = engine_ ? engine_->state() : HostState::stopped;
+    log_.warn("interface " + ifname + " (or its VLAN interface) was deleted and created " +
+              "again: its XDP program and VIPs went with it; attaching afresh");
+    tear_down(false);
+    try {
+        bring_up(
+            Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode, table_sizes(config_)));
+    } catch (const std::exception& e) {
+        log_.error(std::string(e.what()) + " (detached; nlbadm attach " + ifname + " to retry)");
+        return;
+    }
+    // The operator's stop or suspend outlives it.
+    if (was == HostState::stopped || was == HostState::suspended) {
+        engine_->on_command(
+            {was == HostState::stopped ? CommandKind::stop : CommandKind::suspend, -1},
+            monotonic_now());
+        apply(engine_->take_decision());
+    }
 }
 
 json Agent::detach() {

@@ -91,6 +91,10 @@ class Agent {
     nlohmann::json push(const nlohmann::json& request, bool apply);
     nlohmann::json attach(const std::string& ifname);
     nlohmann::json detach();
+    // The attached interface, or the cluster's VLAN interface on it, deleted and created
+    // again under its name since the attach (its index changed): attached afresh.
+    bool interface_replaced() const;
+    void reattach();
     nlohmann::json remote_control_stats() const;
     void bring_up(std::unique_ptr<Dataplane> dp);
     // `leave`: tell the cluster (a stop); false for a restart, which says nothing.
@@ -162,6 +166,7 @@ class Agent {
     std::unique_ptr<MetricsServer> metrics_; // config metrics set: serves metrics_text(stats())
     std::unique_ptr<Dataplane> dp_;
     std::unique_ptr<HostInterface> iface_;
+    int cluster_ifindex_ = 0; // of iface_'s interface, at the attach
     std::unique_ptr<HeartbeatSocket> hb_;
     std::unique_ptr<ContactSocket> contact_; // null: no second path (bind failed; logged)
     std::string contact_error_;

@@ -70,8 +70,13 @@ void Agent::tick(milliseconds due) {
     apply(engine_->take_decision());
     if (!engine_)
         return;
-    if (now >= next_periodic_)
+    if (now >= next_periodic_) {
+        if (interface_replaced()) {
+            reattach(); // a new engine and timer, or none
+            return;
+        }
         periodic(now);
+    }
     keep_watchdog(now);
 }
 

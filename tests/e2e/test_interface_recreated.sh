@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# An interface deleted and created again under its name (ifupdown or networkd rebuilding a bond
+# or a VLAN): its XDP program and VIPs go with the old one, and the agent attaches afresh
+# within a period, where it used to stay refused (its heartbeat socket bound to the old
+# index, every send failing) until a restart. A host the operator stopped stays stopped.
+source "$(dirname "$0")/common.sh"
+topo_init "nlbir-$$"
+for i in 1 2; do topo_add_host "$i"; done
+topo_add_client 40
+HEARTBEAT_MS=100
+rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
+for i in 1 2; do
+  host_config "$i" "$rules"
+  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
+  topo_start_agent "$i"
+done
+wait_converged 2 20 1 2
+
+# recreate I: host I's eth0 deleted (and its bridge port with it), then made again.
+recreate() {
+  ip -n "$TOPO-h$1" link del eth0
+  sleep 0.3
+  topo_link "$TOPO-h$1" "h$1"
+  ip -n "$TOPO-h$1" addr add "10.10.0.$((10 + $1))/16" dev eth0
+}
+
+mark=$(log_lines 1)
+recreate 1
+wait_converged 2 20 1 2 || fail "no convergence after host 1's eth0 was made again"
+check "host 1 says it attached afresh" grep -q "deleted and created again" <(since 1 "$mark")
+check "the new eth0 has the XDP program" test -n "$(ip -n "$TOPO-h1" link show eth0 | grep -o 'prog/xdp')"
+check "the new eth0 has the VIP" test -n "$(ip -n "$TOPO-h1" addr show eth0 | grep "$CLUSTER_IP/32")"
+r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+40 --per-source 3 --proto udp)
+check "both hosts serve, once each ($(json 'd["answers"], d["duplicates"]' <<<"$r"))" \
+  test "$(json 'sorted(d["answers"]), sum(d["answers"].values()), d["duplicates"]' <<<"$r")" = "(['1', '2'], 120, 0)"
+
+# Stopped by the operator: attached afresh, still stopped.
+nlbadm_h 1 stop >/dev/null
+wait_converged 1 20 2
+mark=$(log_lines 1)
+recreate 1
+deadline=$((SECONDS + 10))
+until grep -q "deleted and created again" <(since 1 "$mark") || ((SECONDS > deadline)); do sleep 0.2; done
+sleep 1
+check "stopped host: attached afresh" test -n "$(ip -n "$TOPO-h1" link show eth0 | grep -o 'prog/xdp')"
+check "stopped host: still stopped" test "$(nlbadm_h 1 --json query | json 'd["host"]["state"]')" = stopped
+e2e_finish
