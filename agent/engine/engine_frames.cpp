@@ -163,9 +163,11 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         maybe_inherit_fixed_seed(hb, now);
         named_.note(hb.priority, hb.nonce, hb.outside_owners & ~host_bit(me_),
                     heard + tolerance_ms());
-        named_.note_grace(hb.priority, hb.grace_owners & ~host_bit(me_),
-                          heard +
-                              std::min<std::int64_t>(hb.grace_left_ms, tolerance_ms() + period()));
+        named_.note_grace(
+            hb.priority, hb.grace_owners & ~host_bit(me_),
+            heard + std::min<std::int64_t>(hb.grace_left_ms,
+                                           std::max(tolerance_ms(), Membership::tolerance_in(hb)) +
+                                               std::max(period(), Membership::period_in(hb))));
     }
     if (change.result == Membership::Accept::duplicate) {
         ++counters_.duplicate_priority;

@@ -249,7 +249,10 @@ std::uint64_t ConvergenceEngine::grace_owners(std::int64_t now, std::uint32_t& l
 }
 
 std::int64_t ConvergenceEngine::claim_lapses(const Peer& peer) const {
-    return peer.last_heard_ms + tolerance_ms() + period();
+    // By the peer's timing where it is the longer (a staged switch to a shorter one, the peer
+    // paused or not switched yet): its watchdog runs by its own.
+    return peer.last_heard_ms + Membership::timeout_of(peer, tolerance_ms()) +
+           std::max(period(), Membership::period_in(peer.heartbeat));
 }
 
 std::int64_t ConvergenceEngine::grace_end() const {

@@ -108,7 +108,7 @@ std::vector<std::uint8_t> Membership::expire(std::int64_t now_ms, std::int64_t t
     std::vector<std::uint8_t> dead;
     for (std::uint8_t prio = 1; prio <= NLB_MAX_HOSTS; ++prio) {
         auto& p = peers_[prio];
-        if (p.alive && now_ms - p.last_heard_ms > timeout_ms) {
+        if (p.alive && now_ms - p.last_heard_ms > timeout_of(p, timeout_ms)) {
             p.alive = false;
             alive_ &= ~host_bit(prio);
             dead.push_back(prio);
@@ -119,9 +119,11 @@ std::vector<std::uint8_t> Membership::expire(std::int64_t now_ms, std::int64_t t
 
 std::int64_t Membership::next_expiry(std::int64_t timeout_ms) const {
     std::int64_t t = std::numeric_limits<std::int64_t>::max();
-    for (std::uint8_t prio = 1; prio <= NLB_MAX_HOSTS; ++prio)
-        if (peers_[prio].alive && peers_[prio].last_heard_ms + timeout_ms + 1 < t)
-            t = peers_[prio].last_heard_ms + timeout_ms + 1;
+    for (std::uint8_t prio = 1; prio <= NLB_MAX_HOSTS; ++prio) {
+        const auto& p = peers_[prio];
+        if (p.alive)
+            t = std::min(t, p.last_heard_ms + timeout_of(p, timeout_ms) + 1);
+    }
     return t;
 }
 

@@ -3,6 +3,7 @@
 // while a live host holds a priority, frames from a second host claiming it are set aside.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -95,10 +96,29 @@ class Membership {
         auto& p = peers_[priority];
         (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
     }
-    // Marks dead every live peer not heard for more than `timeout_ms`; returns them.
+    // Marks dead every live peer not heard for more than `timeout_ms`, or than its own
+    // tolerance when its heartbeat says it runs a longer one; returns them.
     std::vector<std::uint8_t> expire(std::int64_t now_ms, std::int64_t timeout_ms);
     // Earliest time a live peer can expire (INT64_MAX if none).
     std::int64_t next_expiry(std::int64_t timeout_ms) const;
+    // How long `p` may be silent before it is dead: `timeout_ms`, or the tolerance its last
+    // heartbeat gives (heartbeat_ms × heartbeat_tolerance, within what a configuration may
+    // say) when longer. Its dataplane's watchdog runs by its own timing: a host that has
+    // switched to a shorter one (a staged change, docs/staged-config.md) while the peer, paused
+    // or not yet switched, runs the longer one must not take the peer's buckets before the
+    // peer's own watchdog stops them.
+    static std::int64_t timeout_of(const Peer& p, std::int64_t timeout_ms) {
+        return std::max(timeout_ms, tolerance_in(p.heartbeat));
+    }
+    // The period and the tolerance (ms) a heartbeat says its sender runs, within what a
+    // configuration may say (rules.cpp: heartbeat_ms 10..60000, heartbeat_tolerance 2..100);
+    // 0 for a frame without them (1.1).
+    static std::int64_t period_in(const Heartbeat& hb) {
+        return hb.has_config ? std::min<std::int64_t>(hb.heartbeat_ms, 60000) : 0;
+    }
+    static std::int64_t tolerance_in(const Heartbeat& hb) {
+        return period_in(hb) * std::min<std::int64_t>(hb.heartbeat_tolerance, 100);
+    }
 
     const Peer& peer(std::uint8_t priority) const { return peers_[priority]; }
     std::uint64_t alive_mask() const { return alive_; }
