@@ -29,6 +29,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -491,6 +492,9 @@ class ConvergenceEngine {
     std::uint64_t switched_from_ = 0;
     std::int64_t switched_at_ = -1000000000;
     std::int64_t born_ = 0; // when this engine was made: a stage waits a tolerance for peers
+    // When this host last came back from a stall: its peers, expired then, are heard again
+    // only as its backlog is read, so a stage waits a tolerance from it too.
+    std::int64_t stalled_at_ = std::numeric_limits<std::int64_t>::min() / 2;
     // Rule slots whose buckets wait for every live host to claim the epoch installed after
     // the switch (or nothing), and whether this host installed one since.
     std::uint64_t changed_slots_ = 0;

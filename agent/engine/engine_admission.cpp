@@ -244,6 +244,7 @@ void ConvergenceEngine::on_stall(std::int64_t now, std::int64_t gap) {
 void ConvergenceEngine::recover(std::int64_t now, const std::string& what, const std::string& why) {
     ++counters_.stalls;
     event(now, EventKind::stalled, me_, what);
+    stalled_at_ = now;
     // Peers not heard meanwhile are dead now, before any decision uses them.
     for (auto p : peers_.expire(now, tolerance_ms())) {
         event(now, EventKind::host_left, p, "host " + std::to_string(p) + " not heard during the stall");

@@ -143,8 +143,11 @@ bool ConvergenceEngine::maybe_switch(std::int64_t now) {
             return true;
         }
     }
-    // A host that just started has not heard its peers yet: it would switch alone.
-    if (now - born_ < tolerance_ms())
+    // A host that just started has not heard its peers yet: it would switch alone. Nor has
+    // one back from a stall, which counted every peer not heard meanwhile dead before it read
+    // what queued up: switched alone, it had peers that hold the set too follow it (a),
+    // leaving those that do not on the old set, the cluster split and one side refused.
+    if (now - born_ < tolerance_ms() || now - stalled_at_ < tolerance_ms())
         return false;
     if (staged_waiting() != 0)
         return false;

@@ -122,4 +122,38 @@ TEST_CASE("heartbeat timing switched 1000 -> 100 ms while a host that staged it 
     }
 }
 
+TEST_CASE("a host back from a stall does not switch alone to what it stages") {
+    // Hosts 2 and 3 stage a set, host 1 does not (yet). Host 3 stalls past its watchdog. On
+    // resume it counted every peer dead before it read what queued up; switching then, alone,
+    // it had host 2 follow it (it holds the set), and host 1, now the smaller group, was
+    // refused: a change the operator had not finished, made by a stall.
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+        INFO("seed " << seed);
+        Simulator sim(2100 + seed, {0.0, 1, 5});
+        for (std::uint8_t p = 1; p <= 3; ++p)
+            sim.add_host(default_config(p, 2));
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30000));
+        auto next = [](std::uint8_t p) {
+            auto c = default_config(p, 2);
+            c.rules[1].affinity = Affinity::none;
+            return c;
+        };
+        REQUIRE(sim.stage(1, next(2), kSlot1).empty());
+        REQUIRE(sim.stage(2, next(3), kSlot1).empty());
+        sim.run_until(sim.now() + 2000);
+        sim.pause(2);
+        sim.run_until(sim.now() + 6000 + static_cast<std::int64_t>(seed) * 700);
+        sim.resume(2);
+        sim.reset_double_stats();
+        sim.run_until(sim.now() + 20000);
+        for (std::size_t i = 0; i < 3; ++i) {
+            INFO("host " << i + 1);
+            CHECK(count_events(sim.host(i), EventKind::config_switched) == 0);
+            CHECK(sim.host(i).engine->converged());
+        }
+        CHECK(sim.settled());
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 } // namespace test_staging_faults
