@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "chaos_schedule.hpp"
 #include "heartbeat_codec.hpp"
 #include "simulator.hpp"
 
@@ -61,14 +62,7 @@ EngineConfig config_for(std::uint8_t priority, std::size_t hosts) {
 }
 
 // A fault on the way frames travel, in force over [from, to).
-struct Spell {
-    // outage: the host's own frames lost on both paths (its NIC's queue stuck, a VM's last
-    // frames before a live migration's stop never leaving).
-    enum Kind { deaf, mute, lossy_in, lossy_out, contact_lossy, outage } kind;
-    std::uint8_t priority;
-    double share; // of the frames it drops
-    std::int64_t from, to;
-};
+using chaos::Spell;
 
 // One schedule: what happened, for the failure message.
 class Chaos {
@@ -137,12 +131,7 @@ class Chaos {
     // The schedule's log: each line starts with the time.
     std::ostream& note() { return log_ << "\nt=" << sim_->now() << " "; }
 
-    std::uint8_t priority_of(std::size_t index) const {
-        for (const auto& [priority, i] : index_)
-            if (i == index)
-                return priority;
-        return 0; // an earlier boot of a restarted host: it sends nothing any more
-    }
+    std::uint8_t priority_of(std::size_t boot) const { return chaos::priority_of(index_, boot); }
 
     // NLB_CHAOS_TRACE=FROM,TO (ms): every heartbeat sent in that span, on stderr, for a
     // schedule that failed: once per frame on the segment (whoever gets it), once per
@@ -181,22 +170,8 @@ class Chaos {
     }
 
     bool dropped(std::size_t from, std::size_t to, bool contact) {
-        const auto pf = priority_of(from), pt = priority_of(to);
-        const auto now = sim_->now();
-        for (const auto& s : spells_) {
-            if (now < s.from || now >= s.to)
-                continue;
-            const bool hit =
-                (s.kind == Spell::outage && s.priority == pf) ||
-                (contact
-                     ? s.kind == Spell::contact_lossy && (s.priority == pf || s.priority == pt)
-                     : ((s.kind == Spell::deaf || s.kind == Spell::lossy_in) && s.priority == pt) ||
-                           ((s.kind == Spell::mute || s.kind == Spell::lossy_out) &&
-                            s.priority == pf));
-            if (hit && std::uniform_real_distribution<>(0, 1)(rng_) < s.share)
-                return true;
-        }
-        return false;
+        return chaos::spell_drops(spells_, priority_of(from), priority_of(to), contact, sim_->now(),
+                                  rng_);
     }
 
     // Runs to `t`, resuming paused agents and restarting crashed ones when their time comes.
@@ -263,34 +238,7 @@ class Chaos {
     }
 
     std::string owners_of_a_doubled_bucket() {
-        std::ostringstream o;
-        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
-            if (sim_->owners(0, b) < 2)
-                continue;
-            o << "bucket " << b << ":";
-            for (std::size_t i = 0; i < sim_->size(); ++i) {
-                const auto& h = sim_->host(i);
-                if (!h.alive || h.watchdog_expired || !h.installed ||
-                    (*h.installed)[0].owners[b] != h.engine->priority())
-                    continue;
-                o << " host " << int(h.engine->priority()) << " (boot " << i << ", "
-                  << to_string(h.engine->state()) << ", epoch " << std::hex << h.engine->epoch()
-                  << std::dec << (h.paused ? ", paused" : "") << ")";
-            }
-            break;
-        }
-        // What every live boot went through lately.
-        for (std::size_t i = 0; i < sim_->size(); ++i) {
-            const auto& h = sim_->host(i);
-            if (!h.alive)
-                continue;
-            o << "\n    boot " << i << " of host " << int(h.engine->priority()) << ":";
-            for (const auto& e : h.events)
-                if (e.at.count() > sim_->now() - 8 * kPeriod)
-                    o << "\n      " << e.at.count() << " " << to_string(e.kind) << " "
-                      << int(e.host) << " " << e.text;
-        }
-        return o.str();
+        return chaos::owners_of_a_doubled_bucket(*sim_, 8 * kPeriod);
     }
 
     void restart(std::uint8_t priority) {

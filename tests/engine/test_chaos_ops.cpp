@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "chaos_schedule.hpp"
 #include "simulator.hpp"
 
 using namespace nlb;
@@ -50,12 +51,7 @@ EngineConfig config_for(std::uint8_t priority, std::size_t hosts, bool misconfig
     return c;
 }
 
-struct Spell {
-    enum Kind { deaf, mute, lossy_in, lossy_out, contact_lossy, outage } kind;
-    std::uint8_t priority;
-    double share;
-    std::int64_t from, to;
-};
+using chaos::Spell;
 
 class Ops {
   public:
@@ -135,30 +131,11 @@ class Ops {
     std::size_t pick(std::size_t n) { return static_cast<std::size_t>(rng_() % n); }
     std::ostream& note() { return log_ << "\nt=" << sim_->now() << " "; }
 
-    std::uint8_t priority_of(std::size_t index) const {
-        for (const auto& [priority, i] : index_)
-            if (i == index)
-                return priority;
-        return 0;
-    }
+    std::uint8_t priority_of(std::size_t boot) const { return chaos::priority_of(index_, boot); }
 
     bool dropped(std::size_t from, std::size_t to, bool contact) {
-        const auto pf = priority_of(from), pt = priority_of(to);
-        const auto now = sim_->now();
-        for (const auto& s : spells_) {
-            if (now < s.from || now >= s.to)
-                continue;
-            const bool hit =
-                (s.kind == Spell::outage && s.priority == pf) ||
-                (contact
-                     ? s.kind == Spell::contact_lossy && (s.priority == pf || s.priority == pt)
-                     : ((s.kind == Spell::deaf || s.kind == Spell::lossy_in) && s.priority == pt) ||
-                           ((s.kind == Spell::mute || s.kind == Spell::lossy_out) &&
-                            s.priority == pf));
-            if (hit && std::uniform_real_distribution<>(0, 1)(rng_) < s.share)
-                return true;
-        }
-        return false;
+        return chaos::spell_drops(spells_, priority_of(from), priority_of(to), contact, sim_->now(),
+                                  rng_);
     }
 
     void advance(std::int64_t t) {
@@ -208,35 +185,7 @@ class Ops {
     }
 
     std::string owners_of_a_doubled_bucket() {
-        std::ostringstream o;
-        for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
-            for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
-                if (sim_->owners(s, b) < 2)
-                    continue;
-                o << "slot " << s << " bucket " << b << ":";
-                for (std::size_t i = 0; i < sim_->size(); ++i) {
-                    const auto& h = sim_->host(i);
-                    if (!h.alive || h.watchdog_expired || !h.installed ||
-                        (*h.installed)[s].owners[b] != h.engine->priority())
-                        continue;
-                    o << " host " << int(h.engine->priority()) << " (boot " << i << ", "
-                      << to_string(h.engine->state()) << ", epoch " << std::hex << h.engine->epoch()
-                      << std::dec << (h.paused ? ", paused" : "") << ")";
-                }
-                goto done;
-            }
-    done:
-        for (std::size_t i = 0; i < sim_->size(); ++i) {
-            const auto& h = sim_->host(i);
-            if (!h.alive)
-                continue;
-            o << "\n    boot " << i << " of host " << int(h.engine->priority()) << ":";
-            for (const auto& e : h.events)
-                if (e.at.count() > sim_->now() - 8 * kPeriod)
-                    o << "\n      " << e.at.count() << " " << to_string(e.kind) << " "
-                      << int(e.host) << " " << e.text;
-        }
-        return o.str();
+        return chaos::owners_of_a_doubled_bucket(*sim_, 8 * kPeriod);
     }
 
     void restart(std::uint8_t priority, bool misconfigured) {

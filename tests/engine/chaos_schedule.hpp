@@ -1,0 +1,89 @@
+// What the random fault schedules (test_chaos.cpp, test_chaos_ops.cpp) share: spells of lost
+// frames, and the account of a bucket with two owners for the failure message.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "simulator.hpp"
+
+namespace nlb::sim::chaos {
+
+struct Spell {
+    // outage: the host's own frames lost on both paths (its NIC's queue stuck, a VM's last
+    // frames before a live migration's stop never leaving).
+    enum Kind { deaf, mute, lossy_in, lossy_out, contact_lossy, outage } kind;
+    std::uint8_t priority;
+    double share; // of the frames it drops
+    std::int64_t from, to;
+};
+
+// The priority the simulator's boot `boot` runs (index: priority -> boot), 0 for none.
+inline std::uint8_t priority_of(const std::map<std::uint8_t, std::size_t>& index,
+                                std::size_t boot) {
+    for (const auto& [priority, i] : index)
+        if (i == boot)
+            return priority;
+    return 0;
+}
+
+// Whether a spell in force at `now` drops a frame from priority `pf` to `pt` (on the second
+// path: `contact`). Draws from `rng` only for a spell that hits it.
+inline bool spell_drops(const std::vector<Spell>& spells, std::uint8_t pf, std::uint8_t pt,
+                        bool contact, std::int64_t now, std::mt19937_64& rng) {
+    for (const auto& s : spells) {
+        if (now < s.from || now >= s.to)
+            continue;
+        const bool hit =
+            (s.kind == Spell::outage && s.priority == pf) ||
+            (contact
+                 ? s.kind == Spell::contact_lossy && (s.priority == pf || s.priority == pt)
+                 : ((s.kind == Spell::deaf || s.kind == Spell::lossy_in) && s.priority == pt) ||
+                       ((s.kind == Spell::mute || s.kind == Spell::lossy_out) && s.priority == pf));
+        if (hit && std::uniform_real_distribution<>(0, 1)(rng) < s.share)
+            return true;
+    }
+    return false;
+}
+
+// The first bucket with two owners and who they are, then what every live boot went through
+// in the last `window_ms`.
+inline std::string owners_of_a_doubled_bucket(Simulator& sim, std::int64_t window_ms) {
+    std::ostringstream o;
+    auto first = [&] {
+        for (std::size_t s = 0; s < NLB_RULE_SLOTS; ++s)
+            for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b) {
+                if (sim.owners(s, b) < 2)
+                    continue;
+                o << "slot " << s << " bucket " << b << ":";
+                for (std::size_t i = 0; i < sim.size(); ++i) {
+                    const auto& h = sim.host(i);
+                    if (!h.alive || h.watchdog_expired || !h.installed ||
+                        (*h.installed)[s].owners[b] != h.engine->priority())
+                        continue;
+                    o << " host " << int(h.engine->priority()) << " (boot " << i << ", "
+                      << to_string(h.engine->state()) << ", epoch " << std::hex << h.engine->epoch()
+                      << std::dec << (h.paused ? ", paused" : "") << ")";
+                }
+                return;
+            }
+    };
+    first();
+    for (std::size_t i = 0; i < sim.size(); ++i) {
+        const auto& h = sim.host(i);
+        if (!h.alive)
+            continue;
+        o << "\n    boot " << i << " of host " << int(h.engine->priority()) << ":";
+        for (const auto& e : h.events)
+            if (e.at.count() > sim.now() - window_ms)
+                o << "\n      " << e.at.count() << " " << to_string(e.kind) << " " << int(e.host)
+                  << " " << e.text;
+    }
+    return o.str();
+}
+
+} // namespace nlb::sim::chaos
