@@ -56,7 +56,7 @@ Agent::Agent(boost::asio::io_context& io, Config config, AgentOptions options, E
                                        [this](std::size_t probe, bool up, const CheckResult& r) {
                                            on_probe_verdict(probe, up, r);
                                        })),
-      timer_(io) {
+      timer_(io), reattach_timer_(io) {
     auto load = std::make_unique<LoadFeedback>(io, config_, log);
     if (load->active())
         load_ = std::move(load);
@@ -90,7 +90,7 @@ void Agent::start() {
 }
 
 // Everything attach does once the XDP program is in place; undone by tear_down.
-void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
+void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
     milliseconds now = monotonic_now();
     const std::string ifname = dp->interface();
     try {
@@ -248,6 +248,11 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
         engine_.reset();
         if (dp && !dp->adopted())
             dp->detach();
+        // Failed once it was in place (a socket's start): no half-attached host, whose
+        // dataplane nothing refreshes and which an attach would take for attached.
+        if (dp_ && !dp_->adopted())
+            dp_->detach();
+        dp_.reset();
         throw;
     }
     for (const MigratedMap& m : dp_->migrated())
@@ -272,15 +277,19 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp) {
     health_->set_rules(config_);
     engine_->set_probe_down(health_->down_rules(), now);
     disable_rules_off_here(now);
-    switch (config_.host.initial_state) {
-    case InitialState::started:
-        engine_->on_command({CommandKind::start, -1}, now);
-        break;
-    case InitialState::suspended:
-        engine_->on_command({CommandKind::suspend, -1}, now);
-        break;
-    case InitialState::stopped:
-        break;
+    if (resume) {
+        resume_controls(*resume, now);
+    } else {
+        switch (config_.host.initial_state) {
+        case InitialState::started:
+            engine_->on_command({CommandKind::start, -1}, now);
+            break;
+        case InitialState::suspended:
+            engine_->on_command({CommandKind::suspend, -1}, now);
+            break;
+        case InitialState::stopped:
+            break;
+        }
     }
     // A restarted agent learns at once which connections the dataplane still serves (once
     // participating, so the engine keeps them), so that its first maps keep serving them.
@@ -398,6 +407,8 @@ void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& resu
 }
 
 json Agent::attach(const std::string& ifname) {
+    reattach_to_.reset();
+    reattach_timer_.cancel();
     if (dp_) {
         if (dp_->interface() == ifname)
             return ok({{"interface", ifname}, {"changed", false}});
@@ -416,10 +427,11 @@ bool Agent::interface_replaced() const {
     const auto index = [](const std::string& name) {
         return static_cast<int>(if_nametoindex(name.c_str()));
     };
-    // Gone and not back yet (0): nothing to attach to; the next check sees it back.
+    // Only once every name it needs is back (a VLAN comes back after its lower interface,
+    // seconds later behind a bond): gone and not back yet, it is left as it is.
     const int attached = index(dp_->interface());
     const int cluster = index(iface_->plan().ifname);
-    return (attached && attached != dp_->ifindex()) || (cluster && cluster != cluster_ifindex_);
+    return attached && cluster && (attached != dp_->ifindex() || cluster != cluster_ifindex_);
 }
 
 // ifupdown or networkd rebuilding a bond or a VLAN deletes the interface and creates it again:
@@ -429,27 +441,75 @@ bool Agent::interface_replaced() const {
 // through the old interface are gone with its addresses anyway.
 void Agent::reattach() {
     const std::string ifname = dp_->interface();
-    const HostState was = engine_ ? engine_->state() : HostState::stopped;
+    Resume resume;
+    resume.state = engine_ ? engine_->state() : HostState::stopped;
+    for (std::size_t r = 0; engine_ && r < config_.port_rules.size(); ++r)
+        resume.rules.push_back(engine_->rule_control(r));
     log_.warn("interface " + ifname + " (or its VLAN interface) was deleted and created " +
               "again: its XDP program and VIPs went with it; attaching afresh");
     tear_down(false);
+    reattach_to_ = ifname;
+    reattach_resume_ = std::move(resume);
+    reattach_error_.clear();
+    retry_reattach();
+}
+
+void Agent::retry_reattach() {
+    if (!reattach_to_ || dp_)
+        return;
+    const std::string ifname = *reattach_to_;
     try {
         bring_up(
-            Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode, table_sizes(config_)));
-    } catch (const std::exception& e) {
-        log_.error(std::string(e.what()) + " (detached; nlbadm attach " + ifname + " to retry)");
+            Dataplane::attach(ifname, options_.pin_dir, options_.xdp_mode, table_sizes(config_)),
+            &reattach_resume_);
+        reattach_to_.reset();
         return;
+    } catch (const std::exception& e) {
+        // A bond's VLAN, its address or its offloads may take seconds to come back.
+        if (reattach_error_ != e.what()) {
+            reattach_error_ = e.what();
+            log_.error(reattach_error_ + " (trying again every second; nlbadm detach stops it)");
+        }
     }
-    // The operator's stop or suspend outlives it.
-    if (was == HostState::stopped || was == HostState::suspended) {
-        engine_->on_command(
-            {was == HostState::stopped ? CommandKind::stop : CommandKind::suspend, -1},
-            monotonic_now());
-        apply(engine_->take_decision());
+    reattach_timer_.expires_after(std::chrono::seconds(1));
+    reattach_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec)
+            retry_reattach();
+    });
+}
+
+// The operator's stop, suspend, drainstop and rule commands outlive the interface.
+void Agent::resume_controls(const Resume& resume, milliseconds now) {
+    for (std::size_t r = 0; r < resume.rules.size() && r < config_.port_rules.size(); ++r)
+        if (resume.rules[r] != RuleControl::enabled)
+            engine_->on_command({resume.rules[r] == RuleControl::disabled
+                                     ? CommandKind::rule_disable
+                                     : CommandKind::rule_drain,
+                                 static_cast<int>(r)},
+                                now);
+    switch (resume.state) {
+    case HostState::stopped:
+        break;
+    case HostState::suspended:
+        engine_->on_command({CommandKind::suspend, -1}, now);
+        break;
+    case HostState::draining:
+        engine_->on_command({CommandKind::start, -1}, now);
+        engine_->on_command({CommandKind::drainstop, -1}, now);
+        break;
+    default:
+        engine_->on_command({CommandKind::start, -1}, now);
+        break;
     }
 }
 
 json Agent::detach() {
+    if (!dp_ && reattach_to_) {
+        const std::string ifname = *reattach_to_;
+        reattach_to_.reset();
+        reattach_timer_.cancel();
+        return ok({{"interface", ifname}});
+    }
     if (!dp_)
         return error("detach: not attached");
     std::string ifname = dp_->interface();

@@ -95,8 +95,17 @@ class Agent {
     // again under its name since the attach (its index changed): attached afresh.
     bool interface_replaced() const;
     void reattach();
+    // Until an attach succeeds again (every second), or an operator attaches or detaches.
+    void retry_reattach();
     nlohmann::json remote_control_stats() const;
-    void bring_up(std::unique_ptr<Dataplane> dp);
+    // What a host brought up again after its interface was made anew resumes: its state and
+    // its rules' enable / disable / drain, where a fresh attach takes the configuration's.
+    struct Resume {
+        HostState state = HostState::converged;
+        std::vector<RuleControl> rules;
+    };
+    void bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume = nullptr);
+    void resume_controls(const Resume& resume, std::chrono::milliseconds now);
     // `leave`: tell the cluster (a stop); false for a restart, which says nothing.
     void tear_down(bool keep_dataplane, bool leave = true);
     void disable_rules_off_here(std::chrono::milliseconds now);
@@ -176,6 +185,11 @@ class Agent {
     std::unique_ptr<HealthMonitor> health_;
     std::unique_ptr<LoadFeedback> load_; // port rules with load_feedback; null: none
     boost::asio::steady_timer timer_;
+    // An interface made anew that could not be attached to at once (retry_reattach).
+    boost::asio::steady_timer reattach_timer_;
+    std::optional<std::string> reattach_to_;
+    Resume reattach_resume_;
+    std::string reattach_error_; // the last failure, logged once
     // When timer_ fires, while a wait is pending: an input that brings no earlier deadline
     // leaves it be (a flood of frames must not cost a timer reset each).
     std::optional<std::chrono::milliseconds> timer_at_;
