@@ -1,5 +1,7 @@
 #include "release_dataplane.hpp"
 
+#include <bpf/bpf.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -48,6 +50,30 @@ InterfacePlan plan_of(const nlb_config& cfg) {
     return plan;
 }
 
+// The pinned XDP link's interface is gone (the kernel keeps the link, defunct, with index 0).
+bool link_defunct(const std::string& path) {
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0)
+        return false;
+    bpf_link_info info{};
+    __u32 len = sizeof(info);
+    const bool defunct = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                         info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex == 0;
+    close(fd);
+    return defunct;
+}
+
+// Every pin in the directory (nlb's own), then the directory.
+void remove_pins(const std::string& pin_dir) {
+    if (DIR* d = opendir(pin_dir.c_str())) {
+        while (const dirent* e = readdir(d))
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    rmdir(pin_dir.c_str());
+}
+
 } // namespace
 
 std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
@@ -55,17 +81,32 @@ std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
     if (agent_answers(socket_path))
         throw std::runtime_error("release " + pin_dir + ": an agent answers on " + socket_path +
                                  " and owns the dataplane (nlbadm detach, or stop it)");
-    std::unique_ptr<Dataplane> dp = Dataplane::adopt(pin_dir);
+    std::unique_ptr<Dataplane> dp;
+    try {
+        dp = Dataplane::adopt(pin_dir);
+    } catch (const std::exception& e) {
+        // Pins no program of this build can take over: the pins alone go, the link with them
+        // (a link lives while a pin or a descriptor holds it). Its interface deleted, that is
+        // all there was; else what the attach put on the interface stays, and is said.
+        const bool gone = link_defunct(pin_dir + "/link");
+        remove_pins(pin_dir);
+        if (gone)
+            return "a deleted interface";
+        throw std::runtime_error("release " + pin_dir + ": " + e.what() +
+                                 ": removed the pins (the XDP program went with them); the "
+                                 "VIPs and arp_announce on its interface stay");
+    }
     if (!dp)
         return std::nullopt;
     const std::string ifname = dp->interface();
     const nlb_config& cfg = dp->maps().state().config;
     InterfacePlan plan = plan_of(cfg);
-    try {
-        plan.ifname = cluster_interface(ifname, cfg.vlan, std::nullopt);
-    } catch (const std::runtime_error&) {
-        plan.ifname = ifname; // the VLAN's interface is gone, or can no longer be told
-    }
+    // A VLAN cluster's VIPs sit on the VLAN's interface, whatever its name; none left, they
+    // went with it.
+    plan.ifname = ifname;
+    if (cfg.vlan)
+        if (auto vlan = vlan_interface(ifname, cfg.vlan))
+            plan.ifname = *vlan;
     plan.vips = VipLayout::of_slots(dp->maps().state().vips, cfg.vip_seed).vips;
     plan.saved_settings = socket_path + ".arp_announce";
     // As a detach: the stack stops taking the VIPs before the program stops filtering them.

@@ -14,9 +14,11 @@ namespace nlb {
 // cluster MAC its filter, arp_announce goes back to what `socket_path`.arp_announce kept, the
 // programs are detached and the pins removed. Everything is read from the pins, not from a
 // configuration (which may have changed, or be gone, since). Returns the interface it was
-// attached to, or nothing when nothing is pinned. Throws std::runtime_error naming what
-// failed, or when an agent answers on `socket_path`: that one owns the dataplane (its
-// `nlbadm detach` is the way), and the cluster would see a member that serves nothing.
+// attached to ("a deleted interface": the pins alone went), or nothing when nothing is
+// pinned. Throws std::runtime_error naming what failed (pins this build cannot take over are
+// removed all the same, the program with them), or when an agent answers on `socket_path`:
+// that one owns the dataplane (its `nlbadm detach` is the way), and the cluster would see a
+// member that serves nothing.
 std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
                                                     const std::string& socket_path);
 

@@ -99,8 +99,12 @@ bool attach_egress(nlb_bpf* skel, int ifindex, const std::string& what) {
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(skel->progs.nlb_nd_egress),
                 .flags = BPF_TC_F_REPLACE, .handle = kTcHandle, .priority = kTcPriority);
     if ((err = bpf_tc_attach(&hook, &opts))) {
-        if (made)
-            bpf_tc_hook_destroy(&hook);
+        if (made) { // both hooks: only that deletes the qdisc (one alone flushes its filters)
+            LIBBPF_OPTS(bpf_tc_hook, qdisc, .ifindex = ifindex,
+                        .attach_point =
+                            static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+            bpf_tc_hook_destroy(&qdisc);
+        }
         fail(what, "attach the TC egress program: " + errstr(err));
     }
     return made;
@@ -448,7 +452,7 @@ void Dataplane::drop_qdisc_if_ours() {
     if (!(flags & NLB_CFG_QDISC_OURS))
         return;
     // Another program's filter on either hook (added since; the hook's destruction would take
-    // it along) keeps the qdisc, now theirs. One gone already (-EINVAL) is what was asked for.
+    // it along) keeps the qdisc, now theirs. A qdisc gone already dumps no filter.
     const int egress = netlink::count_filters(ifindex_, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS));
     const int ingress = netlink::count_filters(ifindex_, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
     if (egress == 0 && ingress == 0) {

@@ -255,13 +255,17 @@ void HostInterface::take_down(const InterfacePlan& plan) {
     if (!ifindex)
         return; // gone, and what it held with it
     std::string before;
+    InterfacePlan what = plan;
     if (!plan.saved_settings.empty()) {
         std::ifstream kept(plan.saved_settings);
         std::string name;
-        if (!(kept >> name >> before) || name != plan.ifname)
+        if (!(kept >> name >> before) || name != plan.ifname) {
+            // Another interface's, or none: not this take-down's to use up.
             before.clear();
+            what.saved_settings.clear();
+        }
     }
-    remove(plan, ifindex, before);
+    remove(what, ifindex, before);
 }
 
 void HostInterface::remove(const InterfacePlan& plan, int ifindex,

@@ -28,8 +28,8 @@ int delete_unicast_filter(int ifindex, const MacAddress& mac);
 int add_group_address(int ifindex, std::uint32_t group, const std::string& label);
 int delete_group_address(int ifindex, std::uint32_t group);
 // How many TC filters hang at `parent` of the interface (the clsact qdisc's ingress or egress
-// hook: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS / TC_H_MIN_EGRESS)), or a negative errno
-// (-EINVAL where no such qdisc is).
+// hook: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS / TC_H_MIN_EGRESS); none where no such
+// qdisc is), or a negative errno.
 int count_filters(int ifindex, std::uint32_t parent);
 
 } // namespace nlb::netlink

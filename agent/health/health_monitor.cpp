@@ -111,6 +111,8 @@ void HealthMonitor::check(Probe& p) {
         CheckResult r;
         r.outcome = CheckResult::Outcome::timeout;
         r.detail = "the last check's command still runs (its kill was refused)";
+        // As long as a timeout, not the fastest answer (probe_latency load feedback).
+        r.latency = std::chrono::milliseconds(p.config.timeout_ms);
         return record(p, r);
     }
     p.running = ProbeCheck::start(

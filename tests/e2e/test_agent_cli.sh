@@ -237,4 +237,21 @@ check "released: no pins" test ! -e "$TOPO_DIR/bpffs/h2"
 check "released: the kept arp_announce is gone" test ! -e "$TOPO_DIR/h2.sock.arp_announce"
 out=$(release_h2)
 check "release with nothing pinned: exit 0, says so ($out)" grep -q "no dataplane pinned" <<<"$out"
+# Its interface deleted too (a NIC unplugged): the link the pins hold is defunct, no program
+# can take it over, and the pins go all the same.
+topo_start_agent 3
+deadline=$((SECONDS + 10))
+until [ -e "$TOPO_DIR/bpffs/h3/link" ] || ((SECONDS > deadline)); do sleep 0.2; done
+sleep 0.5
+kill -9 "$AGENT_PID_3"
+wait "$AGENT_PID_3" 2>/dev/null || true
+ip -n "$TOPO-h3" link del eth0
+set +e
+out=$(ip netns exec "$TOPO-h3" "$NLB_AGENT" --release-dataplane --socket "$TOPO_DIR/h3.sock" \
+  --pin-dir "$TOPO_DIR/bpffs/h3" 2>&1)
+rc=$?
+set -e
+check "release, its interface deleted: exit 0 ($out)" test "$rc" = 0
+check "release, its interface deleted: says so" grep -q "(on a deleted interface)" <<<"$out"
+check "release, its interface deleted: no pins" test ! -e "$TOPO_DIR/bpffs/h3"
 e2e_finish
