@@ -9,11 +9,15 @@ rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multi
 other='[{"vip": "all", "ports": [7000, 7001], "protocol": "both", "mode": "multiple", "affinity": "single"}]'
 for i in 1 2 3; do host_config "$i" "$rules"; done
 host_config 4 "$other"
-# Host 5's namespace, configured with priority 2 (taken by host 2).
-topo_host_config 5 "{
-  \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"heartbeat_ms\": 100},
-  \"host\": {\"priority\": 2, \"dedicated_ip\": \"10.10.0.15\", \"interface\": \"eth0\"},
-  \"port_rules\": $rules }"
+# Host 5's namespace, configured as the cluster but with priority 2 (taken by host 2). Only
+# the priority: with other timing too (the defaults' cleanup_delay_s, until 2026-12-06) it was
+# refused for the configuration or for the priority by which peer's frame came first.
+host_config 5 "$rules"
+python3 - "$TOPO_DIR/h5.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["host"]["priority"] = 2
+json.dump(c, open(sys.argv[1], "w"))
+PY
 for i in 1 2 3 4 5; do topo_start_server "$i" 7000 --vip "$CLUSTER_IP"; done
 for i in 1 2 3; do topo_start_agent "$i"; done
 wait_converged 3 20 1 2 3
