@@ -208,12 +208,20 @@ bool ConvergenceEngine::dropped_by(const Heartbeat& hb) const {
     if (hb.claim == 0 || hb.claim == epoch_ || (prev_ && hb.claim == prev_epoch_) ||
         !(hb.claim_members & host_bit(hb.priority)) || (hb.claim_members & host_bit(me_)))
         return false;
+    // A second host with the member's priority (a cloned VM's configuration): a stream set
+    // aside as one, or a rival the member's own stream spoke after (Membership::accept), says
+    // nothing of what the member counted. (A rival the member has not spoken after may be the
+    // member restarted, whose new boot formed its group without this host: that one counts.)
+    const auto& peer = peers_.peer(hb.priority);
+    if (peer.alive && hb.nonce != peer.heartbeat.nonce &&
+        (hb.nonce == peer.second_nonce ||
+         (hb.nonce == peer.rival_nonce && peer.last_heard_ms > peer.rival_since_ms)))
+        return false;
     // The stream that served this epoch with this host, later than its last frame that proved
     // contact (sent after it: no recording), or a frame that proves contact itself (made after
     // this host started: a new boot of the peer).
     if (verified(hb))
         return true;
-    const auto& peer = peers_.peer(hb.priority);
     const auto& before = peer.heartbeat;
     return peer.known && before.nonce == hb.nonce && hb.sequence > before.sequence &&
            before.claim != 0 && (before.claim_members & host_bit(me_));

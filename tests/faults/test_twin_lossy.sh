@@ -9,9 +9,10 @@
 # after 100 periods). A stream proven a second host, or one that does not serve while the
 # live one does, now never replaces the live one before that one is dead.
 #   strict (no request lost); the twin refused, saying the priority is taken; hosts 1-3
-#   converge at most once more (the twin starts converging, and until it is refused or proven
-#   a second host a lost frame of host 2 may let it in, as a restart would be) and are
-#   converged [1, 2, 3] at the end.
+#   converge at most twice more (the twin starts converging, and until it is refused or proven
+#   a second host a lost frame of host 2 may let it in, as a restart would be, and its frame
+#   may make a host let go as a member that left it out would) and are converged [1, 2, 3]
+#   at the end.
 source "$(dirname "$0")/lib.sh"
 faults_init twin_lossy
 LOSSY_S=8
@@ -38,7 +39,10 @@ fcheck "the twin says its priority is taken" \
   "$(query_field 4 'd["host"].get("reason", "")')"
 after=$(convergences 1 2 3)
 echo "convergences of 1-3: $before -> $after"
-fcheck "1-3 converged at most once more" deltas_within "$(deltas "$before" "$after")" 1
+# Twice: once for the twin let in as a restart would be (above), once for a release: until
+# the twin is told from host 2 restarted, its frame claiming an epoch without a host is, to
+# that host, host 2 having counted it gone (docs/convergence.md, "Stalls"), and it lets go.
+fcheck "1-3 converged at most twice more" deltas_within "$(deltas "$before" "$after")" 2
 for i in 1 2 3; do
   fcheck "host $i converged [1, 2, 3]" test "$(state_of "$i") $(members_of "$i")" = "converged [1, 2, 3]"
 done
