@@ -77,19 +77,20 @@ class Session : public std::enable_shared_from_this<Session> {
     std::shared_ptr<std::size_t> open_;
 };
 
-bool someone_listens(boost::asio::io_context& io, const std::string& path) {
+} // namespace
+
+bool ControlServer::someone_listens(const std::string& path) {
+    boost::asio::io_context io;
     stream_protocol::socket probe(io);
     boost::system::error_code ec;
     probe.connect(stream_protocol::endpoint(path), ec);
     return !ec;
 }
 
-} // namespace
-
 ControlServer::ControlServer(boost::asio::io_context& io, std::string path, Handler handler)
     : path_(std::move(path)), acceptor_(io), backoff_(io), handler_(std::move(handler)) {
     std::string what = "control socket " + path_ + ": ";
-    if (someone_listens(io, path_))
+    if (someone_listens(path_))
         throw std::runtime_error(what + "another nlb-agent is listening there");
     ::unlink(path_.c_str());
     boost::system::error_code ec;

@@ -28,6 +28,8 @@ class ControlServer {
     ControlServer& operator=(const ControlServer&) = delete;
 
     const std::string& path() const { return path_; }
+    // Whether an agent accepts connections on `path` now (a stale socket file: no).
+    static bool someone_listens(const std::string& path);
 
   private:
     void accept();

@@ -2,13 +2,12 @@
 
 #include <bpf/bpf.h>
 #include <dirent.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
 
+#include "control_server.hpp"
 #include "dataplane_loader.hpp"
 #include "host_interface.hpp"
 #include "link_info.hpp"
@@ -16,20 +15,6 @@
 namespace nlb {
 
 namespace {
-
-bool agent_answers(const std::string& socket_path) {
-    sockaddr_un addr{};
-    if (socket_path.size() >= sizeof(addr.sun_path))
-        return false;
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    const bool up = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    return up;
-}
 
 // The mode and cluster IP the pinned cluster MAC was made of (cluster_mac()); an IGMP MAC
 // keeps only the IP's last two octets, all its group is made of.
@@ -78,7 +63,7 @@ void remove_pins(const std::string& pin_dir) {
 
 std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
                                                     const std::string& socket_path) {
-    if (agent_answers(socket_path))
+    if (ControlServer::someone_listens(socket_path))
         throw std::runtime_error("release " + pin_dir + ": an agent answers on " + socket_path +
                                  " and owns the dataplane (nlbadm detach, or stop it)");
     std::unique_ptr<Dataplane> dp;
