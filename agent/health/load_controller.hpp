@@ -3,11 +3,11 @@
 // own, no I/O: the agent feeds it, the tests feed it a simulated clock.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 
 #include "config.hpp"
 
@@ -37,8 +37,10 @@ class LoadController {
     // its configured weight. Returns the new effective weight when the wanted one differs
     // from the one last returned by more than 2 × `sensitivity` × the configured weight at three
     // updates running (a coarse move, to the wanted weight), or when the mean of the wanted
-    // weights over the last kFineWindow updates since the last move differs from it by more
-    // than `sensitivity` × the current weight (a fine move, to that mean).
+    // weights over a window of kFineWindow updates differs from it by more than
+    // `sensitivity` × the current weight (a fine move, to that mean). The first window starts
+    // 8 updates (two time constants) after a move, windows do not overlap, after each fine move in
+    // a row the next is twice as long (up to 4×).
     std::optional<std::uint8_t> update(std::span<const double> members, std::int64_t now_ms);
 
     // The operator changed load_weight: the factor stays, applied to the new weight.
@@ -72,9 +74,10 @@ class LoadController {
     double factor_wanted_ = 1.0; // at the last update
     int streak_ = 0;             // updates in a row wanting a move in last_direction_
     int last_direction_ = 0;
-    std::array<double, kFineWindow> recent_{}; // wanted factors of the updates since a move
-    std::size_t recent_next_ = 0;              // where the next one goes
-    std::size_t recent_count_ = 0;             // how many since the last move, up to kFineWindow
+    double recent_sum_ = 0;        // of the wanted factors in this fine window
+    std::size_t recent_count_ = 0; // updates in this fine window
+    int fine_run_ = 0;             // fine moves since the last coarse one
+    int settling_ = 0;             // updates until the fine window opens after a move
     double cheapest_ = 0;
     std::uint8_t weight_;
 };
