@@ -50,6 +50,15 @@ inline bool spell_drops(const std::vector<Spell>& spells, std::uint8_t pf, std::
     return false;
 }
 
+// Every host of `index` (priority -> boot) converged (none stopped, refused or converging),
+// on one map.
+inline bool all_converged(Simulator& sim, const std::map<std::uint8_t, std::size_t>& index) {
+    for (const auto& [priority, i] : index)
+        if (sim.host(i).engine->state() != HostState::converged)
+            return false;
+    return sim.settled() && sim.all_owned_once();
+}
+
 // The first bucket with two owners and who they are, then what every live boot went through
 // in the last `window_ms`.
 inline std::string owners_of_a_doubled_bucket(Simulator& sim, std::int64_t window_ms) {

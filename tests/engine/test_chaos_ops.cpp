@@ -120,12 +120,7 @@ class Ops {
         note() << "faults end";
     }
 
-    bool all_in() {
-        for (auto& [priority, i] : index_)
-            if (sim_->host(i).engine->state() != HostState::converged)
-                return false;
-        return sim_->settled() && sim_->all_owned_once();
-    }
+    bool all_in() { return chaos::all_converged(*sim_, index_); }
 
   private:
     std::size_t pick(std::size_t n) { return static_cast<std::size_t>(rng_() % n); }
