@@ -1,9 +1,5 @@
 #include "release_dataplane.hpp"
 
-#include <bpf/bpf.h>
-#include <dirent.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <stdexcept>
 
@@ -35,30 +31,6 @@ InterfacePlan plan_of(const nlb_config& cfg) {
     return plan;
 }
 
-// The pinned XDP link's interface is gone (the kernel keeps the link, defunct, with index 0).
-bool link_defunct(const std::string& path) {
-    const int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
-        return false;
-    bpf_link_info info{};
-    __u32 len = sizeof(info);
-    const bool defunct = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                         info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex == 0;
-    close(fd);
-    return defunct;
-}
-
-// Every pin in the directory (nlb's own), then the directory.
-void remove_pins(const std::string& pin_dir) {
-    if (DIR* d = opendir(pin_dir.c_str())) {
-        while (const dirent* e = readdir(d))
-            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-                unlinkat(dirfd(d), e->d_name, 0);
-        closedir(d);
-    }
-    rmdir(pin_dir.c_str());
-}
-
 } // namespace
 
 std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
@@ -73,8 +45,8 @@ std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
         // Pins no program of this build can take over: the pins alone go, the link with them
         // (a link lives while a pin or a descriptor holds it). Its interface deleted, that is
         // all there was; else what the attach put on the interface stays, and is said.
-        const bool gone = link_defunct(pin_dir + "/link");
-        remove_pins(pin_dir);
+        const bool gone = Dataplane::pinned_link_defunct(pin_dir);
+        Dataplane::remove_pins(pin_dir);
         if (gone)
             return "a deleted interface";
         throw std::runtime_error("release " + pin_dir + ": " + e.what() +

@@ -80,12 +80,26 @@ bool ensure_bpffs_dir(const std::string& dir, const std::string& what) {
     return made;
 }
 
-int link_ifindex(int link_fd) {
+// The interface of an XDP link; 0 when it is none, or defunct (its interface deleted).
+std::optional<int> link_ifindex(int link_fd) {
     bpf_link_info info{};
     __u32 len = sizeof(info);
     if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0 || info.type != BPF_LINK_TYPE_XDP)
-        return 0;
+        return std::nullopt;
     return static_cast<int>(info.xdp.ifindex);
+}
+
+// Every pin in `dir` that `keep` does not name.
+void remove_pins_except(const std::string& dir, const std::vector<std::string>& keep) {
+    if (DIR* d = opendir(dir.c_str())) {
+        while (const dirent* e = readdir(d)) {
+            const std::string name = e->d_name;
+            if (name != "." && name != ".." &&
+                std::find(keep.begin(), keep.end(), name) == keep.end())
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
 }
 
 // The TC egress program (bpf/nd_egress.h); replaces the one an earlier agent attached.
@@ -270,7 +284,7 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     int link_fd = bpf_obj_get(link_path.c_str());
     if (link_fd < 0)
         return nullptr;
-    int ifindex = link_ifindex(link_fd);
+    const int ifindex = link_ifindex(link_fd).value_or(0);
     char name[IF_NAMESIZE] = {};
     if (!ifindex || !if_indextoname(static_cast<unsigned>(ifindex), name)) {
         close(link_fd);
@@ -407,15 +421,21 @@ void Dataplane::finish_migration(const std::string& what) {
     std::vector<std::string> known{kLinkPin, kSockopsPin};
     for (const auto& p : map_pins(skel_))
         known.emplace_back(p.name);
-    if (DIR* d = opendir(pin_dir_.c_str())) {
-        while (dirent* e = readdir(d)) {
-            const std::string name = e->d_name;
-            if (name != "." && name != ".." &&
-                std::find(known.begin(), known.end(), name) == known.end())
-                unlinkat(dirfd(d), e->d_name, 0);
-        }
-        closedir(d);
-    }
+    remove_pins_except(pin_dir_, known);
+}
+
+bool Dataplane::pinned_link_defunct(const std::string& pin_dir) {
+    const int fd = bpf_obj_get((pin_dir + "/" + kLinkPin).c_str());
+    if (fd < 0)
+        return false;
+    const bool defunct = link_ifindex(fd) == 0;
+    close(fd);
+    return defunct;
+}
+
+void Dataplane::remove_pins(const std::string& pin_dir) {
+    remove_pins_except(pin_dir, {});
+    rmdir(pin_dir.c_str());
 }
 
 void Dataplane::detach() {

@@ -53,6 +53,12 @@ class Dataplane {
     static std::unique_ptr<Dataplane> adopt(const std::string& pin_dir,
                                             const TableSizes& sizes = {});
 
+    // For pins no build here can adopt (nlb-agent --release-dataplane): whether the pinned
+    // XDP link's interface is gone (the kernel keeps the link, defunct, with index 0), and
+    // every pin in `pin_dir` removed with the directory (the link goes with its pin).
+    static bool pinned_link_defunct(const std::string& pin_dir);
+    static void remove_pins(const std::string& pin_dir);
+
     ~Dataplane(); // closes this process's handles; the pinned dataplane stays
     Dataplane(const Dataplane&) = delete;
     Dataplane& operator=(const Dataplane&) = delete;
