@@ -391,7 +391,7 @@ Decision ConvergenceEngine::take_decision() {
     // At least every half period, so that a gap between inputs means a stall (observe).
     d.next_tick = Millis{std::min({next_send_, peers_.next_expiry(tolerance_ms()),
                                    std::max<std::int64_t>(last_input_, 0) + period() / 2,
-                                   next_late(), grace_end()})};
+                                   next_late(), grace_end(), partition_deadline()})};
     return d;
 }
 

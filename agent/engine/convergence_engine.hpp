@@ -232,6 +232,11 @@ class ConvergenceEngine {
     // A dead peer keeps what it claimed for a period more (try_take); the first such end.
     std::int64_t claim_lapses(const Peer& peer) const;
     std::int64_t grace_end() const;
+    // When a partition heal waiting for a group's score gives up on it (check_partition).
+    static constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
+    std::int64_t partition_deadline() const {
+        return partition_deadline_ > last_input_ ? partition_deadline_ : kNoDeadline;
+    }
     // The epoch whose share bounds what a peer may own by now, as its last frame tells
     // (kUnknownEpoch: any bucket).
     static constexpr std::uint64_t kUnknownEpoch = ~std::uint64_t{0};
@@ -258,8 +263,9 @@ class ConvergenceEngine {
     // Lets go of every bucket and converges again, as after a stall: `what` for the event.
     void recover(std::int64_t now, const std::string& what, const std::string& why);
     void note_confirmation(const Heartbeat& hb);
-    // A fresh frame of a peer that served an epoch with this host and now claims one without
-    // it, while this host owns buckets: it counted this host gone (on_heartbeat lets go).
+    // A fresh frame that claims an epoch without this host, while this host owns buckets: of
+    // a peer that served an epoch with this host (it counted this host gone), or of another
+    // host whose epoch holds members of this host's (they left it). on_heartbeat lets go.
     bool dropped_by(const Heartbeat& hb) const;
     Confirmed work_out_confirmed() const;
     // Contact (engine_membership.cpp).
@@ -503,6 +509,8 @@ class ConvergenceEngine {
     // Partition heuristic.
     std::uint64_t accepted_total_ = 0, accepted_base_ = 0;
     bool frozen_ = false;
+    std::int64_t met_at_ = -1; // when this host met the other group(s) of a partition heal
+    std::int64_t partition_deadline_ = kNoDeadline; // the first silent leader's, if any
     std::uint64_t frozen_score_ = 0;
 
     // Sending.

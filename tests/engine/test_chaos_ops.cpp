@@ -8,10 +8,13 @@
 // the cluster settled within a bound; but a schedule with a VM stopped with its clock may have
 // two owners for up to a period, as a partition heal (its epoch may hold none of the hosts it
 // meets, or only a restarted peer paused meanwhile, whose frames cannot prove anything to it).
-// Of seeds 0-799, 5 exceed that (125, 285, 508, 696, 700: 1.5-3.2 s); 125 and 700 are such
-// a peer: restarted after the VM stopped, then paused (SIGSTOP) when it wakes.
-// NLB_CHAOS_OPS_SEEDS=N runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED;
-// NLB_CHAOS_OPS_LOG=1 prints a failed schedule.
+// Of seeds 0-1599, 4 exceed that: 1211 by 4 ms (the wait for a silent leader's score is a
+// period, docs/convergence.md "Partition heal"); 285 (1.8 s), a VM that wakes deaf, then mute,
+// beside its peer's new boot, and proves nothing either way until its frames go out; 1207 (5.5 s),
+// a VM stopped while draining, whose peers formed an epoch without it meanwhile (a draining host
+// lets go only at its own install of the epoch without it); and 1325 (1.8 s). NLB_CHAOS_OPS_SEEDS=N
+// runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED; NLB_CHAOS_OPS_LOG=1 prints a failed
+// schedule.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -322,39 +325,53 @@ class Ops {
     std::ostringstream log_;
 };
 
+// One schedule: whether it kept its properties (a failure is printed).
+bool schedule_holds(std::uint64_t seed) {
+    Ops ops(seed);
+    auto& sim = ops.sim();
+    INFO("seed=" << seed);
+    REQUIRE(sim.run_until([&] { return ops.all_in(); }, 60 * kPeriod));
+    sim.reset_double_stats();
+    ops.run_faults(80);
+    const auto double_during = sim.max_double_ms();
+    ops.end_faults();
+    const auto ended = sim.now();
+    const bool healed = sim.run_until([&] { return ops.all_in(); }, ended + 40 * kPeriod);
+    sim.run_until(sim.now() + 5 * kPeriod);
+    // A VM stopped with its clock is, when it wakes, a group that may have served apart
+    // from the rest (alone in its epoch, or with peers that left it out since): the two
+    // meet as after a partition, which one heartbeat period of two owners may take.
+    const std::int64_t allowed = ops.froze() ? kPeriod : 0;
+    const bool ok =
+        double_during <= allowed && sim.max_double_ms() <= allowed && healed && ops.all_in();
+    if (!ok) {
+        std::printf("FAIL seed %lu double %ld/%ld healed %d\n", (unsigned long)seed,
+                    (long)double_during, (long)sim.max_double_ms(), healed ? 1 : 0);
+        if (std::getenv("NLB_CHAOS_OPS_LOG"))
+            std::printf("%s\n", ops.log().c_str());
+    }
+    return ok;
+}
+
 } // namespace
 
 TEST_CASE("chaos of operations: weights, restarts, misconfigured hosts, 2-host ties") {
     const auto first = env_or("NLB_CHAOS_OPS_FIRST_SEED", 0);
     const auto count = env_or("NLB_CHAOS_OPS_SEEDS", 12);
     int failed = 0;
-    for (auto seed = first; seed < first + count; ++seed) {
-        Ops ops(seed);
-        auto& sim = ops.sim();
-        INFO("seed=" << seed);
-        REQUIRE(sim.run_until([&] { return ops.all_in(); }, 60 * kPeriod));
-        sim.reset_double_stats();
-        ops.run_faults(80);
-        const auto double_during = sim.max_double_ms();
-        ops.end_faults();
-        const auto ended = sim.now();
-        const bool healed = sim.run_until([&] { return ops.all_in(); }, ended + 40 * kPeriod);
-        sim.run_until(sim.now() + 5 * kPeriod);
-        // A VM stopped with its clock is, when it wakes, a group that may have served apart
-        // from the rest (alone in its epoch, or with peers that left it out since): the two
-        // meet as after a partition, which one heartbeat period of two owners may take.
-        const std::int64_t allowed = ops.froze() ? kPeriod : 0;
-        const bool ok =
-            double_during <= allowed && sim.max_double_ms() <= allowed && healed && ops.all_in();
-        if (!ok) {
-            ++failed;
-            std::printf("FAIL seed %lu double %ld/%ld healed %d\n", (unsigned long)seed,
-                        (long)double_during, (long)sim.max_double_ms(), healed ? 1 : 0);
-            if (std::getenv("NLB_CHAOS_OPS_LOG"))
-                std::printf("%s\n", ops.log().c_str());
-        }
-    }
+    for (auto seed = first; seed < first + count; ++seed)
+        failed += schedule_holds(seed) ? 0 : 1;
     CHECK(failed == 0);
+}
+
+// Schedules beyond the default range that found a defect, each 1.0-5.5 s of two owners
+// before its fix (docs/convergence.md, "A stall the host's own clock cannot see"): a VM
+// stopped with its clock whose epoch's member restarted meanwhile and is paused, its new
+// group's frames read first from a host outside the VM's epoch (125, 508); a VM that meets a
+// group whose leader is paused, and waited for its score (696, 700); 932 alike.
+TEST_CASE("chaos of operations: the schedules that found VM-stop defects") {
+    for (std::uint64_t seed : {125, 508, 696, 700, 932})
+        CHECK(schedule_holds(seed));
 }
 
 } // namespace test_chaos_ops
