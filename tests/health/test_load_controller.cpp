@@ -33,6 +33,15 @@ LoadFeedbackConfig level_feedback() {
     return f;
 }
 
+// What every host's heartbeat carries: the costs of those that publish one.
+std::vector<double> published_costs(const std::vector<LoadController>& hosts) {
+    std::vector<double> published;
+    for (const auto& h : hosts)
+        if (auto c = h.published_cost())
+            published.push_back(*c);
+    return published;
+}
+
 // Hosts sharing 1,000 new connections a second by effective weight; host i's live
 // `lifetime[i]` seconds: its active connections are what its metric reads.
 struct Model {
@@ -65,10 +74,7 @@ struct Model {
             sample[i] = measured(i);
         for (std::size_t i = 0; i < hosts.size(); ++i)
             hosts[i].sample(sample[i], now);
-        std::vector<double> published;
-        for (const auto& h : hosts)
-            if (auto c = h.published_cost())
-                published.push_back(*c);
+        const std::vector<double> published = published_costs(hosts);
         for (auto& h : hosts)
             if (h.update(published, now))
                 ++changes;
@@ -446,10 +452,7 @@ struct PoissonModel {
             std::erase_if(live[i], [&](double end) { return end <= t; });
             hosts[i].sample(static_cast<double>(live[i].size()), now);
         }
-        std::vector<double> published;
-        for (const auto& h : hosts)
-            if (auto c = h.published_cost())
-                published.push_back(*c);
+        const std::vector<double> published = published_costs(hosts);
         for (auto& h : hosts)
             if (h.update(published, now))
                 moves.push_back(now);
