@@ -80,7 +80,8 @@ bool ensure_bpffs_dir(const std::string& dir, const std::string& what) {
     return made;
 }
 
-// The interface of an XDP link; 0 when it is none, or defunct (its interface deleted).
+// The interface of an XDP link: 0 once defunct (its interface deleted); none for a link of
+// another kind, or one the kernel does not describe.
 std::optional<int> link_ifindex(int link_fd) {
     bpf_link_info info{};
     __u32 len = sizeof(info);

@@ -3,7 +3,6 @@
 // times how long its connections live; the filter, the deadband and the rate limit.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <deque>
 #include <random>
 #include <vector>
