@@ -97,6 +97,7 @@ bool Membership::note_heard(Peer& p, const Heartbeat& hb, std::int64_t now_ms, b
     if (fresh) {
         p.heard_nonce = hb.nonce;
         p.heard_segment_ms = p.heard_contact_ms = kNever;
+        p.heard_first_ms = now_ms;
     }
     (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
     if (hb.has_contact)

@@ -27,6 +27,7 @@ struct Peer {
     std::uint64_t heard_nonce = 0;
     std::int64_t heard_segment_ms = kNever;
     std::int64_t heard_contact_ms = kNever;
+    std::int64_t heard_first_ms = kNever; // the stream heard last, first heard (either path)
     ContactAddress contact;
     // Another proven-fresh stream under this priority while the live one was not yet quiet,
     // and when it was first accepted: a duplicate only if the live one speaks after it.

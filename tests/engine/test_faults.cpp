@@ -540,6 +540,45 @@ TEST_CASE("lossy segment: 30 % of heartbeats lost, the second path intact: no co
     CHECK(sim.all_owned_once());
 }
 
+TEST_CASE("a host with a taken priority started beside a misconfigured one: refused for the "
+          "priority") {
+    // CI saw it (e2e_refusal, 2026-12-06). The misconfigured host started just before the
+    // twin and heard the twin's first frame before any of the member's: it echoed the twin
+    // and answered at once. The twin read that answer's second-path copy first (the
+    // segment's waits in the reader's linger); the members' frames were no peer yet (they
+    // ignore the twin, so never prove contact). Its one peer heard it on the segment and it
+    // had heard that peer nowhere there: it took itself for deaf, the lone misconfigured host
+    // outranked it, and it said its configuration differed from the cluster's, which it
+    // matches. Here the member's frames are lost for those moments (it was slow to answer),
+    // so that both hear the twin first whatever the phases.
+    for (std::uint64_t seed = 0; seed < 8; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(1900 + seed, 3, lingering_segment());
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 60 * kPeriod));
+        auto odd = default_config(4);
+        odd.cluster.key = kKey;
+        odd.rules[0].last_port = 80;
+        const auto misconfigured = sim.add_host(odd);
+        sim.run_until(sim.now() + static_cast<std::int64_t>(seed) * 20);
+        auto c = default_config(2);
+        c.cluster.key = kKey;
+        c.host.contact.address = {10, 0, 0, 200}; // its own dedicated IP
+        const auto twin = sim.add_host(c);
+        const auto started = sim.now();
+        sim.drop = [&](std::size_t from, std::size_t, const auto&) {
+            return from == 1 && sim.now() < started + kPeriod / 2;
+        };
+        sim.drop_contact = sim.drop;
+        sim.run_until(sim.now() + 20 * kPeriod);
+        CHECK(sim.host(twin).engine->state() == HostState::refused);
+        CHECK(sim.host(twin).engine->refuse_reason() == RefuseReason::priority_taken);
+        CHECK(!has_event_with(sim.host(twin), EventKind::refused, "differs"));
+        CHECK(sim.host(misconfigured).engine->state() == HostState::refused);
+        CHECK(sim.host(1).engine->state() == HostState::converged);
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 TEST_CASE("a refused host with a taken priority on a lossy segment: no convergence") {
     // Every third party hears two streams under priority 2. Once one of the member's frames
     // is lost, the other stream must not replace it there (a restart looks like that, but a
