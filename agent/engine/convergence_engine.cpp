@@ -195,8 +195,17 @@ void ConvergenceEngine::on_tick(Millis now_ms) {
         reason_ = RefuseReason::none;
         reason_detail_.clear();
         started_at_ = now;
-        set_state(now, HostState::converging, "no conflicting host left");
-        begin_convergence(now, "rejoining after refusal");
+        if (std::exchange(refused_draining_, false)) {
+            // Told to leave, it had drained or let go of every connection when it was
+            // refused: it does not rejoin on its own (a VM stopped while draining rejoined,
+            // serving, after its peers had counted it dead).
+            event(now, EventKind::drain_complete, me_,
+                  "drainstop: every connection let go when refused; stopped");
+            set_state(now, HostState::stopped, "drained");
+        } else {
+            set_state(now, HostState::converging, "no conflicting host left");
+            begin_convergence(now, "rejoining after refusal");
+        }
     }
     if (adopt_until_ && now >= adopt_until_) {
         for (auto& a : adopt_)
@@ -233,6 +242,7 @@ bool ConvergenceEngine::on_command(const Command& command, Millis now_ms) {
     case CommandKind::start:
         if (state_ == HostState::converging || state_ == HostState::converged)
             return true;
+        refused_draining_ = false;
         reason_ = RefuseReason::none;
         started_at_ = now;
         set_state(now, HostState::converging, "start");

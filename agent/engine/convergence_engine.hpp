@@ -400,6 +400,7 @@ class ConvergenceEngine {
     std::int64_t last_conflict_ = 0;
     bool warned_unauthenticated_ = false;
     std::uint64_t refused_logged_ = 0; // peers already reported as refused
+    bool refused_draining_ = false;    // refused while draining: stopped, not back, at its end
     std::string reason_detail_;
 
     NamedOwners named_; // section 11's owners, past their namers (try_take)
@@ -439,6 +440,8 @@ class ConvergenceEngine {
         int index = -1;
     };
     mutable std::array<EchoCache, NLB_MAX_HOSTS + 1> echo_cache_{};
+    // Per priority, the stream last proven claiming an epoch with this host (dropped_by).
+    std::array<std::uint64_t, NLB_MAX_HOSTS + 1> served_with_{};
 
     // Agreement.
     bool agreeing_ = false;

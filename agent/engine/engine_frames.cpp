@@ -161,6 +161,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         if (peers_.hear_proven(hb, now, path == Path::contact))
             send_soon(now);
         note_confirmation(hb);
+        if (hb.claim != 0 && (hb.claim_members & host_bit(me_)))
+            served_with_[hb.priority] = hb.nonce;
         maybe_inherit_fixed_seed(hb, now);
         named_.note(hb.priority, hb.nonce, hb.outside_owners & ~host_bit(me_),
                     heard + tolerance_ms());
@@ -195,12 +197,8 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
 }
 
 bool ConvergenceEngine::dropped_by(const Heartbeat& hb) const {
-    // Only what this host owns under its epoch can be taken from it. A draining host lets go
-    // at its own install of the epoch without it. (Also when a peer claims another epoch
-    // without it? Its view moves with every change of the others, so a second drainstop or a
-    // weight change at a peer's install made it release, and a draining host never converges
-    // to clear the recovery: its watchdog ran out with the connections it drained.)
-    if (legacy(hb) || claim() == 0 || state_ == HostState::draining)
+    // Only what this host owns under its epoch can be taken from it.
+    if (legacy(hb) || claim() == 0)
         return false;
     // Now the peer claims an epoch agreed on without this host: it counted this host dead
     // (a VM stopped with its clock, which saw no stall of its own; frames lost for a
@@ -226,8 +224,20 @@ bool ConvergenceEngine::dropped_by(const Heartbeat& hb) const {
     const auto& before = peer.heartbeat;
     // A later frame of the stream this host last took in as proven (sent after it: no
     // recording), or one that proves contact itself.
-    const bool fresh =
-        verified(hb) || (peer.known && before.nonce == hb.nonce && hb.sequence > before.sequence);
+    const bool later = peer.known && before.nonce == hb.nonce && hb.sequence > before.sequence;
+    const bool fresh = verified(hb) || later;
+    if (state_ == HostState::draining) {
+        // Its peers agree on the epoch without a draining host as a matter of course, and it
+        // lets go at its own install of it; until then they name it among the owners outside
+        // their view (section 11) and take nothing it claims. A member that served with it
+        // and no longer names it counted it dead (a VM stopped with its clock): that group
+        // takes its buckets. Only the member's stream from then (a new boot has not heard it
+        // yet, and would name it once it has); any claim without the names would also make
+        // it let go at every second drainstop or weight change, and a draining host never
+        // converges to end the recovery: its watchdog ran out with the connections it drained.
+        return member && later && hb.nonce == served_with_[hb.priority] &&
+               !((hb.outside_owners | hb.grace_owners) & host_bit(me_));
+    }
     if (!member) {
         // A host outside the epoch says that members of it serve, with it, an epoch without
         // this host: they left it. A VM stopped with its clock meets such a group when the

@@ -293,6 +293,9 @@ void ConvergenceEngine::handle_priority_clash(const Heartbeat& hb, std::int64_t 
 
 void ConvergenceEngine::refuse(std::int64_t now, RefuseReason reason, std::uint8_t because_of,
                                const std::string& detail) {
+    // What it drained is let go of here; the operator's drainstop still stands (on_tick).
+    refused_draining_ =
+        state_ == HostState::draining || (state_ == HostState::refused && refused_draining_);
     release_all(now, false);
     forget_maps(now);
     agreeing_ = false;

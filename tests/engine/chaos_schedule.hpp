@@ -59,6 +59,14 @@ inline bool all_converged(Simulator& sim, const std::map<std::uint8_t, std::size
     return sim.settled() && sim.all_owned_once();
 }
 
+// What the operator does once the faults end: a host stopped or draining is started again,
+// and so is one refused after its last command was a drainstop (it would stop, not rejoin,
+// once the refusal ends: the drainstop still stands).
+inline bool started_at_end(HostState state, bool told_to_drain) {
+    return state == HostState::stopped || state == HostState::draining ||
+           (state == HostState::refused && told_to_drain);
+}
+
 // The first bucket with two owners and who they are, then what every live boot went through
 // in the last `window_ms`.
 inline std::string owners_of_a_doubled_bucket(Simulator& sim, std::int64_t window_ms) {

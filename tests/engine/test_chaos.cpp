@@ -23,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -110,8 +111,7 @@ class Chaos {
         spells_.clear();
         finish_due(std::numeric_limits<std::int64_t>::max(), true);
         for (auto& [priority, i] : index_) {
-            const auto s = sim_->host(i).engine->state();
-            if (s == HostState::stopped || s == HostState::draining)
+            if (chaos::started_at_end(sim_->host(i).engine->state(), drained_.count(priority)))
                 sim_->command(i, {CommandKind::start});
         }
         note() << "faults end";
@@ -237,6 +237,7 @@ class Chaos {
 
     void restart(std::uint8_t priority) {
         note() << "restart " << int(priority);
+        drained_.erase(priority);
         index_[priority] = sim_->add_host(config_for(priority, n_));
     }
 
@@ -310,6 +311,10 @@ class Chaos {
             const char* names[] = {"start", "stop", "drainstop"};
             note() << names[static_cast<int>(kind)] << " to " << int(priority);
             sim_->command(i, {kind});
+            if (kind == CommandKind::drainstop)
+                drained_.insert(priority);
+            else
+                drained_.erase(priority);
             break;
         }
         case 8: {
@@ -336,6 +341,7 @@ class Chaos {
     NetworkParams net_;
     std::optional<Simulator> sim_;
     std::map<std::uint8_t, std::size_t> index_; // priority -> the simulator's host (its boot)
+    std::set<std::uint8_t> drained_;            // last told to drainstop
     // A paused agent's resume, a crashed one's restart or the pause that ends an outage, at
     // most one per host (busy).
     struct Pending {

@@ -18,6 +18,7 @@
 
 #include <nlb/flow.h>
 
+#include "chaos_schedule.hpp"
 #include "simulator.hpp"
 
 using namespace nlb;
@@ -237,8 +238,10 @@ class StageOps {
                 resume_at_[p] = -1;
                 sim_->resume(index_[p]);
             }
-            if (!sim_->host(index_[p]).alive)
+            if (!sim_->host(index_[p]).alive) {
+                drained_[p] = false;
                 index_[p] = sim_->add_host(set_for(static_cast<std::uint8_t>(p + 1), n_, target_));
+            }
         }
         for (std::size_t p = 0; p < n_; ++p) {
             auto& e = *sim_->host(index_[p]).engine;
@@ -248,8 +251,7 @@ class StageOps {
             REQUIRE(sim_->stage(index_[p], set_for(static_cast<std::uint8_t>(p + 1), n_, target_),
                                 changed_between(running(p), target_))
                         .empty());
-            const auto s = e.state();
-            if (s == HostState::stopped || s == HostState::draining)
+            if (chaos::started_at_end(e.state(), drained_[p]))
                 sim_->command(index_[p], {CommandKind::start});
         }
         note() << "faults end, every host stages set " << target_;
@@ -374,6 +376,7 @@ class StageOps {
                 note() << "restart " << p + 1 << " with set " << set;
                 index_[p] = sim_->add_host(set_for(static_cast<std::uint8_t>(p + 1), n_, set));
                 runs_file_[p] = set;
+                drained_[p] = false;
             } else {
                 note() << "resume " << who + 1;
                 resume_at_[who] = -1;
@@ -466,6 +469,9 @@ class StageOps {
             const int rule = static_cast<int>(pick(3)) - 1;
             note() << "command " << k << " rule " << rule << " on " << p + 1;
             sim_->command(i, {kinds[k], rule});
+            if (kinds[k] == CommandKind::drainstop || kinds[k] == CommandKind::start ||
+                kinds[k] == CommandKind::stop)
+                drained_[p] = kinds[k] == CommandKind::drainstop;
             break;
         }
         case 9:
@@ -491,6 +497,7 @@ class StageOps {
     std::vector<std::size_t> index_;
     std::vector<unsigned> runs_file_;
     std::vector<bool> staged_here_ = std::vector<bool>(8, false);
+    std::vector<bool> drained_ = std::vector<bool>(8, false); // last told to drainstop
     std::int64_t resume_at_[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     std::multimap<std::int64_t, std::size_t> restarts_;
     std::vector<Burst> bursts_;
