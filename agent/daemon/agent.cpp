@@ -18,6 +18,7 @@
 #include "engine_config.hpp"
 #include "link_info.hpp"
 #include "metrics_text.hpp"
+#include "probe_cgroup.hpp"
 
 namespace nlb {
 
@@ -65,6 +66,22 @@ Agent::Agent(boost::asio::io_context& io, Config config, AgentOptions options, E
 Agent::~Agent() = default;
 
 void Agent::start() {
+    bool runs_commands = false;
+    if (config_.health)
+        for (const auto& probe : config_.health->probes)
+            runs_commands = runs_commands || probe.type == ProbeType::exec;
+    for (const auto& rule : config_.port_rules)
+        runs_commands =
+            runs_commands || (rule.load_feedback && rule.load_feedback->metric == LoadMetric::exec);
+    if (runs_commands) {
+        // Where each command runs decides what its kill reaches (docs/health.md).
+        const std::string isolation = ProbeCgroup::prepare();
+        if (isolation.rfind("cgroup2 ", 0) == 0)
+            log_.event("exec_isolation", {{"detail", isolation}});
+        else
+            log_.warn("exec commands: what one starts outside its process group outlives it (" +
+                      isolation + ")");
+    }
     health_->start();
     control_ = std::make_unique<ControlServer>(io_, options_.socket_path,
                                                [this](const json& r) { return answer(r); });

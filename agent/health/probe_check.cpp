@@ -34,6 +34,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "probe_cgroup.hpp"
+
 namespace nlb {
 
 namespace asio = boost::asio;
@@ -257,14 +259,17 @@ class ExecCheck : public CheckBase {
             return io_later(CheckResult::Outcome::failed,
                             std::string("pipe: ") + std::strerror(errno));
         const pid_t agent = ::getpid();
+        cgroup_ = ProbeCgroup::create(); // none: the process group is all that is killed
+        const int cgroup_procs = cgroup_ ? cgroup_->procs_fd() : -1;
         const pid_t pid = ::fork();
         if (pid < 0) {
             const int e = errno;
             close_pipe(out);
+            cgroup_.reset();
             return io_later(CheckResult::Outcome::failed, std::string("fork: ") + std::strerror(e));
         }
         if (pid == 0)
-            child(argv.data(), envp, change_user, uid, gid, out[1], agent);
+            child(argv.data(), envp, change_user, uid, gid, out[1], agent, cgroup_procs);
         if (out[1] >= 0)
             ::close(out[1]);
         if (out[0] >= 0) {
@@ -273,6 +278,8 @@ class ExecCheck : public CheckBase {
             drain();
         }
         ::setpgid(pid, pid); // also in the child: whichever runs first
+        if (cgroup_)
+            cgroup_->adopt(pid); // likewise
         pid_ = pid;
         const int fd = pidfd_open(pid);
         if (fd < 0) {
@@ -294,8 +301,13 @@ class ExecCheck : public CheckBase {
     }
 
     [[noreturn]] static void child(char** argv, char** envp, bool change_user, uid_t uid, gid_t gid,
-                                   int out, pid_t agent) {
+                                   int out, pid_t agent, int cgroup_procs) {
         ::setpgid(0, 0);
+        // Into its cgroup before anything it starts can escape it; as root, before the
+        // change of user (the file is root's).
+        if (cgroup_procs >= 0) {
+            [[maybe_unused]] const auto n = ::write(cgroup_procs, "0", 1);
+        }
         sigset_t all;
         sigemptyset(&all);
         ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -349,13 +361,14 @@ class ExecCheck : public CheckBase {
         if (pid_ <= 0)
             return;
         // Exited (a zombie): its PID and group are still ours. Whatever it left running in
-        // its group goes with it.
+        // its group, or anywhere in its cgroup, goes with it.
         ::kill(-pid_, SIGKILL);
         int status = 0;
         const pid_t r = ::waitpid(pid_, &status, WNOHANG);
         if (r == 0)
             return wait_exit(); // not yet (spurious readiness)
         pid_ = -1;
+        cgroup_.reset();
         boost::system::error_code ignored;
         pidfd_.close(ignored);
         read_output();
@@ -374,7 +387,9 @@ class ExecCheck : public CheckBase {
         // The verdict counts a timeout now; the child is reaped once the kill lands.
         if (pid_ > 0) {
             ::kill(-pid_, SIGKILL);
-            kill_refused_ = ::kill(pid_, SIGKILL) != 0 && errno == EPERM;
+            kill_refused_ = ::kill(pid_, SIGKILL) != 0 && errno == EPERM && !cgroup_;
+            if (cgroup_)
+                cgroup_->kill(); // needs no permission over the processes themselves
         }
         CheckBase::on_deadline();
     }
@@ -439,7 +454,9 @@ class ExecCheck : public CheckBase {
         boost::system::error_code ignored;
         pidfd_.close(ignored);
         ::kill(-pid, SIGKILL);
-        const bool killed = ::kill(pid, SIGKILL) == 0 || errno == ESRCH;
+        if (cgroup_)
+            cgroup_->kill();
+        const bool killed = ::kill(pid, SIGKILL) == 0 || errno == ESRCH || cgroup_;
         if (killed) {
             reap_blocking(pid);
             return;
@@ -470,6 +487,7 @@ class ExecCheck : public CheckBase {
 
     asio::posix::stream_descriptor pidfd_{io_};
     pid_t pid_ = -1;
+    std::unique_ptr<ProbeCgroup> cgroup_;     // none: only the process group is killed
     bool kill_refused_ = false;               // at the deadline: the command runs on until it ends
     asio::posix::stream_descriptor out_{io_}; // capture_output: the command's standard output
     std::array<char, 4096> chunk_{};

@@ -44,6 +44,15 @@ topo_cleanup() {
   local pid ns
   for pid in "${TOPO_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   for pid in "${TOPO_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # The cgroups the killed agents' exec commands ran in (agent/health/probe_cgroup.cpp).
+  local cg
+  for pid in "${TOPO_PIDS[@]}"; do
+    for cg in /sys/fs/cgroup/nlb-probe-"$pid"-* /sys/fs/cgroup/unified/nlb-probe-"$pid"-*; do
+      [ -d "$cg" ] || continue
+      echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
+      rmdir "$cg" 2>/dev/null || { sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
+    done
+  done
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TOPO-" || true); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true

@@ -25,6 +25,7 @@
 
 #include "config.hpp"
 #include "health_monitor.hpp"
+#include "probe_cgroup.hpp"
 #include "probe_check.hpp"
 
 using namespace nlb;
@@ -194,6 +195,37 @@ TEST_CASE("exec: a hanging command is killed at its timeout, with what it starte
     CHECK(rc != 0);
 }
 
+// Whether a process runs (not a zombie) with exactly this command line.
+bool sleeping(const std::string& pattern) {
+    return std::system(("pgrep -f '^" + pattern + "$' >/dev/null").c_str()) == 0;
+}
+
+// What leaves the process group (setsid, a daemon) is still in the command's cgroup:
+// killed with the rest, when the command ends and at its timeout. Before, such a process
+// outlived every check, one more per interval for the agent's life.
+TEST_CASE("exec: what a command starts outside its process group ends with it (cgroup2)") {
+    asio::io_context io;
+    auto r = check_once(io, exec_target({"/bin/sh", "-c", "setsid sleep 43.5 & exit 0"}));
+    const auto isolation = ProbeCgroup::isolation();
+    if (isolation.rfind("cgroup2 ", 0) != 0) {
+        WARN("no writable cgroup2 here (" << isolation << "): not tested");
+        [[maybe_unused]] const int killed = std::system("pkill -f '^sleep 43.5$'");
+        return;
+    }
+    CHECK(r.outcome == CheckResult::Outcome::passed);
+    for (int i = 0; i < 40 && sleeping("sleep 43.5"); ++i)
+        std::this_thread::sleep_for(25ms);
+    CHECK_FALSE(sleeping("sleep 43.5"));
+    r = check_once(io, exec_target({"/bin/sh", "-c", "setsid sleep 43.75 & sleep 43.75"}, 200ms));
+    CHECK(r.outcome == CheckResult::Outcome::timeout);
+    io.restart();
+    io.run_for(300ms); // the reap after the kill
+    for (int i = 0; i < 40 && sleeping("sleep 43.75"); ++i)
+        std::this_thread::sleep_for(25ms);
+    CHECK_FALSE(sleeping("sleep 43.75"));
+    [[maybe_unused]] const int killed = std::system("pkill -f '^sleep 43.5(0|75)?$'");
+}
+
 // A load-feedback command prints its number first; left in the pipe, the rest of a long
 // output (more than a pipe's 64 KB) blocked the command until its timeout, every time.
 TEST_CASE("exec: a command printing more than a pipe holds finishes, its start kept") {
@@ -249,6 +281,20 @@ TEST_CASE("exec: a command running as another user dies with the agent (root onl
     }
     int status = 0;
     REQUIRE(::waitpid(agent, &status, 0) == agent);
+    // The dead agent's cgroup for the command goes at the next agent's start.
+    ProbeCgroup::sweep_stale();
+    const auto isolation = ProbeCgroup::isolation();
+    if (isolation.rfind("cgroup2 ", 0) == 0) {
+        const std::string left = isolation.substr(8) + "/nlb-probe-" + std::to_string(agent) + "-";
+        auto any_left = [&] {
+            return std::system(("ls -d " + left + "* >/dev/null 2>&1").c_str()) == 0;
+        };
+        for (int i = 0; i < 20 && any_left(); ++i) {
+            ProbeCgroup::sweep_stale();
+            std::this_thread::sleep_for(50ms);
+        }
+        CHECK_FALSE(any_left());
+    }
     long pid = 0;
     if (std::FILE* f = std::fopen(pidfile.c_str(), "r")) {
         if (std::fscanf(f, "%ld", &pid) != 1)

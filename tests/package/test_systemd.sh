@@ -81,7 +81,10 @@ machine_config() { # I WEIGHT [RULE]: RULE, a second port rule's JSON
                   "affinity": "none", "load_weight": $2}${3:+, $3}],
   "health": {"probes": [{"name": "ok", "type": "exec", "command": ["/bin/true"], "user": "nobody",
                          "interval_ms": 500, "timeout_ms": 500, "rise": 1, "fall": 1,
-                         "ports": [7000]}]}
+                         "ports": [7000]},
+                        {"name": "daemonizes", "type": "exec", "user": "nobody",
+                         "command": ["/bin/sh", "-c", "setsid sleep 300.5 & exit 0"],
+                         "interval_ms": 500, "timeout_ms": 500, "rise": 1, "fall": 1}]}
 }
 EOF
 }
@@ -237,6 +240,17 @@ check "bounding set: CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CA
 probe_ok() { query 1 | json "[(p['verdict'], p['last_result']) for p in d['health']['probes']][0]"; }
 check "the unit runs an exec probe as nobody: it passes ($(probe_ok))" \
   test "$(probe_ok)" = "('up', 'passed')"
+# Each run of a command has a cgroup of its own (Delegate=yes and its cgroup writable): what
+# it started outside its process group goes with it. Without, one more sleep every 0.5 s.
+check "exec commands run in cgroups of their own" journal_has 1 0 'exec_isolation.*cgroup2'
+most_sleeping=0
+for _ in $(seq 10); do
+  n=$(in_c 1 pgrep -c -f '^sleep 300.5$' || true)
+  ((n > most_sleeping)) && most_sleeping=$n
+  sleep 0.3
+done
+check "what a command started with setsid ends with it (at most 1 at a time, saw $most_sleeping)" \
+  test "$most_sleeping" -le 1
 check "no ambient capabilities" test "$(field CapAmb)" = 0000000000000000
 check "NoNewPrivileges" test "$(field NoNewPrivs)" = 1
 check "a seccomp filter (SystemCallArchitectures, RestrictAddressFamilies, ...)" test "$(field Seccomp)" = 2
@@ -248,6 +262,8 @@ check "PrivateTmp: the agent has a /tmp of its own" not in_agent test -e /tmp/te
 check "ProtectHome: /root is empty to the agent" \
   test -z "$(in_agent ls -A /root 2>/dev/null || true)"
 check "the agent may write its pin directory" in_agent test -w /sys/fs/bpf/nlb
+check "ProtectControlGroups: the cgroups outside its own are read-only to the agent" \
+  not in_agent mkdir /sys/fs/cgroup/nlb-probe-outside
 # Where this machine's kernel lets root load the scan's map iterators, the hardened unit must
 # too; where it refuses them to everyone (a kernel policy: EPERM before the verifier runs),
 # the agent copies the tables and its log says why.

@@ -1,0 +1,206 @@
+// Where the agent's cgroup is: the "0::" line of /proc/self/cgroup names it within the
+// cgroup2 hierarchy, /proc/self/mountinfo where that hierarchy is mounted (/sys/fs/cgroup on
+// a unified host, /sys/fs/cgroup/unified on a hybrid one). Each run gets a directory named
+// after the agent's PID and a sequence number, so that agents sharing a cgroup (tests, a
+// container without systemd) never touch each other's, and one that died is recognised.
+#include "probe_cgroup.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+namespace nlb {
+
+namespace {
+
+constexpr const char* kPrefix = "nlb-probe-";
+// Directories whose processes were still dying at removal, tried again at each create().
+// Bounded: a kernel that never lets one go must not grow the agent.
+constexpr std::size_t kPendingMax = 64;
+
+struct State {
+    std::mutex mutex;
+    bool tried = false;
+    std::optional<std::string> base; // the agent's own cgroup directory, when usable
+    std::string reason;              // why not
+    unsigned long sequence = 0;
+    std::deque<std::string> pending;
+};
+
+State& state() {
+    static State s;
+    return s;
+}
+
+std::optional<std::string> own_cgroup(std::string& why) {
+    std::ifstream cg("/proc/self/cgroup");
+    std::string line, rel;
+    bool found = false;
+    while (std::getline(cg, line))
+        if (line.rfind("0::", 0) == 0) {
+            rel = line.substr(3);
+            found = true;
+        }
+    if (!found) {
+        why = "no cgroup2 hierarchy in /proc/self/cgroup";
+        return std::nullopt;
+    }
+    std::ifstream mi("/proc/self/mountinfo");
+    while (std::getline(mi, line)) {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        const auto dash = line.find(" - ");
+        if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0)
+            continue;
+        std::istringstream in(line.substr(0, dash));
+        std::string id, parent, dev, root, point;
+        in >> id >> parent >> dev >> root >> point;
+        // A mount of a subtree (a container's): the path is relative to the namespace's root,
+        // which is what that mount shows.
+        std::string path = rel;
+        if (root != "/" && path.rfind(root, 0) == 0)
+            path = path.substr(root.size());
+        while (path.size() > 1 && path.back() == '/')
+            path.pop_back();
+        return point + (path == "/" ? "" : path);
+    }
+    why = "cgroup2 is not mounted";
+    return std::nullopt;
+}
+
+// Kills what is left and removes the directory; false while its processes are still dying.
+bool remove_dir(const std::string& dir) {
+    const int fd = ::open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        [[maybe_unused]] const auto n = ::write(fd, "1", 1);
+        ::close(fd);
+    }
+    return ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
+}
+
+void retry_pending(State& s) {
+    for (std::size_t i = s.pending.size(); i-- > 0;)
+        if (remove_dir(s.pending[i]))
+            s.pending.erase(s.pending.begin() + static_cast<std::ptrdiff_t>(i));
+}
+
+void defer(State& s, std::string dir) {
+    if (s.pending.size() >= kPendingMax)
+        s.pending.pop_front();
+    s.pending.push_back(std::move(dir));
+}
+
+void locate(State& s) {
+    if (s.tried)
+        return;
+    s.tried = true;
+    s.base = own_cgroup(s.reason);
+}
+
+} // namespace
+
+std::unique_ptr<ProbeCgroup> ProbeCgroup::create() {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    locate(s);
+    if (!s.base)
+        return nullptr;
+    retry_pending(s);
+    const std::string dir =
+        *s.base + "/" + kPrefix + std::to_string(::getpid()) + "-" + std::to_string(++s.sequence);
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+        const int e = errno;
+        if (e != EEXIST && e != EINTR && e != ENOMEM && e != ENOSPC) {
+            // Read-only, not ours, or not a cgroup: it stays so for this agent's life.
+            s.reason = "mkdir " + dir + ": " + std::strerror(e);
+            s.base.reset();
+        }
+        return nullptr;
+    }
+    const int procs = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    const int killer = ::open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
+    if (procs < 0 || killer < 0) {
+        const int e = errno;
+        if (procs >= 0)
+            ::close(procs);
+        if (killer >= 0)
+            ::close(killer);
+        ::rmdir(dir.c_str());
+        s.reason = dir + (killer < 0 && e == ENOENT ? ": no cgroup.kill (Linux 5.14)"
+                                                    : ": " + std::string(std::strerror(e)));
+        s.base.reset();
+        return nullptr;
+    }
+    return std::unique_ptr<ProbeCgroup>(new ProbeCgroup(dir, procs, killer));
+}
+
+std::string ProbeCgroup::isolation() {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    if (!s.tried)
+        return "not tried yet";
+    return s.base ? "cgroup2 " + *s.base : "process group only: " + s.reason;
+}
+
+void ProbeCgroup::sweep_stale() {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    locate(s);
+    if (!s.base)
+        return;
+    DIR* d = ::opendir(s.base->c_str());
+    if (!d)
+        return;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.rfind(kPrefix, 0) != 0)
+            continue;
+        char* end = nullptr;
+        const long pid = std::strtol(name.c_str() + std::strlen(kPrefix), &end, 10);
+        if (pid <= 0 || *end != '-' || pid == ::getpid())
+            continue;
+        if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)
+            continue; // its agent runs (or is another user's: not ours to judge)
+        const std::string dir = *s.base + "/" + name;
+        if (!remove_dir(dir))
+            defer(s, dir);
+    }
+    ::closedir(d);
+}
+
+std::string ProbeCgroup::prepare() {
+    sweep_stale();
+    create();
+    return isolation();
+}
+
+ProbeCgroup::~ProbeCgroup() {
+    kill();
+    ::close(procs_fd_);
+    ::close(kill_fd_);
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    if (!remove_dir(dir_))
+        defer(s, dir_);
+}
+
+void ProbeCgroup::adopt(pid_t pid) const {
+    const std::string text = std::to_string(pid);
+    [[maybe_unused]] const auto n = ::write(procs_fd_, text.data(), text.size());
+}
+
+void ProbeCgroup::kill() const {
+    [[maybe_unused]] const auto n = ::write(kill_fd_, "1", 1);
+}
+
+} // namespace nlb
