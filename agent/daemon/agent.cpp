@@ -459,7 +459,8 @@ bool Agent::interface_replaced() const {
 void Agent::reattach() {
     const std::string ifname = dp_->interface();
     Resume resume;
-    resume.state = engine_ ? engine_->state() : HostState::stopped;
+    // A host refused after a drainstop has let go of what it drained: the drainstop stands.
+    resume.state = !engine_ || engine_->refused_draining() ? HostState::stopped : engine_->state();
     for (std::size_t r = 0; engine_ && r < config_.port_rules.size(); ++r)
         resume.rules.push_back(engine_->rule_control(r));
     log_.warn("interface " + ifname + " (or its VLAN interface) was deleted and created " +

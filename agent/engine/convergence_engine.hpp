@@ -195,6 +195,8 @@ class ConvergenceEngine {
     // enabled false is a drain).
     RuleControl rule_control(std::size_t rule) const { return control_[rule]; }
     const EngineConfig& config() const { return config_; }
+    // Refused after a drainstop: it stops, not rejoins, once the refusal ends.
+    bool refused_draining() const { return state_ == HostState::refused && refused_draining_; }
 
     // Heartbeats must agree for this many consecutive (half-)periods to end a convergence.
     static constexpr int kStablePeriods = 2;

@@ -235,7 +235,10 @@ bool ConvergenceEngine::dropped_by(const Heartbeat& hb) const {
         // yet, and would name it once it has); any claim without the names would also make
         // it let go at every second drainstop or weight change, and a draining host never
         // converges to end the recovery: its watchdog ran out with the connections it drained.
-        return member && later && hb.nonce == served_with_[hb.priority] &&
+        // Section 11 goes only when it names someone, so its absence says nothing of a build
+        // that predates it (a rolling upgrade, when drains are common): only a sender of
+        // section 12, which every later build sends, is taken at its word.
+        return member && later && hb.has_acks && hb.nonce == served_with_[hb.priority] &&
                !((hb.outside_owners | hb.grace_owners) & host_bit(me_));
     }
     if (!member) {

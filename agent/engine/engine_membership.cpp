@@ -67,11 +67,11 @@ bool ConvergenceEngine::deaf(std::int64_t now) const {
         if (peer.heard_nonce == peer.heartbeat.nonce &&
             now - peer.heard_segment_ms <= tolerance_ms())
             return false;
-        // A stream heard for less than a tolerance proves nothing missing yet: its first
-        // proven frame may come by the second path, read at once, while the segment's copy
-        // waits in the reader's linger or the stream's next period. Counted, it made a host
-        // that had just met one peer refuse itself as deaf (CI, e2e_refusal).
-        if (now - peer.heard_first_ms <= tolerance_ms())
+        // A stream heard, or alive again, for less than a tolerance proves nothing missing
+        // yet: its first proving frame may come by the second path, read at once, while the
+        // segment's copy waits in the reader's linger or the stream's next period. Counted,
+        // it made a host that had just met one peer refuse itself as deaf (CI, e2e_refusal).
+        if (now - std::max(peer.heard_first_ms, peer.alive_since_ms) <= tolerance_ms())
             continue;
         const auto* echo = my_echo(p);
         heard_by_one = heard_by_one || (echo && (echo->paths & Heartbeat::kPathSegment));

@@ -33,6 +33,7 @@ struct State {
     std::mutex mutex;
     bool tried = false;
     std::optional<std::string> base; // the agent's own cgroup directory, when usable
+    std::string rel;                 // its path in the hierarchy (/proc/self/cgroup)
     std::string reason;              // why not
     unsigned long sequence = 0;
     std::deque<std::string> pending;
@@ -43,20 +44,25 @@ State& state() {
     return s;
 }
 
-std::optional<std::string> own_cgroup(std::string& why) {
-    std::ifstream cg("/proc/self/cgroup");
-    std::string line, rel;
-    bool found = false;
+// The "0::" line of /proc/PID/cgroup: the process's cgroup2 path; nullopt without one.
+std::optional<std::string> cgroup2_path(const std::string& proc) {
+    std::ifstream cg(proc + "/cgroup");
+    std::string line;
     while (std::getline(cg, line))
-        if (line.rfind("0::", 0) == 0) {
-            rel = line.substr(3);
-            found = true;
-        }
-    if (!found) {
+        if (line.rfind("0::", 0) == 0)
+            return line.substr(3);
+    return std::nullopt;
+}
+
+std::optional<std::string> own_cgroup(std::string& rel, std::string& why) {
+    const auto path = cgroup2_path("/proc/self");
+    if (!path) {
         why = "no cgroup2 hierarchy in /proc/self/cgroup";
         return std::nullopt;
     }
+    rel = *path;
     std::ifstream mi("/proc/self/mountinfo");
+    std::string line;
     while (std::getline(mi, line)) {
         // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
         const auto dash = line.find(" - ");
@@ -67,12 +73,12 @@ std::optional<std::string> own_cgroup(std::string& why) {
         in >> id >> parent >> dev >> root >> point;
         // A mount of a subtree (a container's): the path is relative to the namespace's root,
         // which is what that mount shows.
-        std::string path = rel;
-        if (root != "/" && path.rfind(root, 0) == 0)
-            path = path.substr(root.size());
-        while (path.size() > 1 && path.back() == '/')
-            path.pop_back();
-        return point + (path == "/" ? "" : path);
+        std::string sub = rel;
+        if (root != "/" && sub.rfind(root, 0) == 0)
+            sub = sub.substr(root.size());
+        while (sub.size() > 1 && sub.back() == '/')
+            sub.pop_back();
+        return point + (sub == "/" ? "" : sub);
     }
     why = "cgroup2 is not mounted";
     return std::nullopt;
@@ -100,11 +106,27 @@ void defer(State& s, std::string dir) {
     s.pending.push_back(std::move(dir));
 }
 
+// Out of descriptors or memory for a moment, or a name left over: not a reason to give up
+// cgroups for the agent's life.
+bool transient(int e) {
+    return e == EEXIST || e == EINTR || e == ENOMEM || e == ENOSPC || e == EMFILE || e == ENFILE ||
+           e == EAGAIN;
+}
+
+// The agent that made directories under `pid` is gone: no such process, or one in another
+// cgroup (the PID used again by something else).
+bool gone(pid_t pid, const std::string& rel) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH)
+        return true;
+    const auto path = cgroup2_path("/proc/" + std::to_string(pid));
+    return path && *path != rel;
+}
+
 void locate(State& s) {
     if (s.tried)
         return;
     s.tried = true;
-    s.base = own_cgroup(s.reason);
+    s.base = own_cgroup(s.rel, s.reason);
 }
 
 } // namespace
@@ -120,7 +142,7 @@ std::unique_ptr<ProbeCgroup> ProbeCgroup::create() {
         *s.base + "/" + kPrefix + std::to_string(::getpid()) + "-" + std::to_string(++s.sequence);
     if (::mkdir(dir.c_str(), 0755) != 0) {
         const int e = errno;
-        if (e != EEXIST && e != EINTR && e != ENOMEM && e != ENOSPC) {
+        if (!transient(e)) {
             // Read-only, not ours, or not a cgroup: it stays so for this agent's life.
             s.reason = "mkdir " + dir + ": " + std::strerror(e);
             s.base.reset();
@@ -136,6 +158,8 @@ std::unique_ptr<ProbeCgroup> ProbeCgroup::create() {
         if (killer >= 0)
             ::close(killer);
         ::rmdir(dir.c_str());
+        if (transient(e))
+            return nullptr; // this run goes without; the next one tries again
         s.reason = dir + (killer < 0 && e == ENOENT ? ": no cgroup.kill (Linux 5.14)"
                                                     : ": " + std::string(std::strerror(e)));
         s.base.reset();
@@ -153,6 +177,10 @@ std::string ProbeCgroup::isolation() {
 }
 
 void ProbeCgroup::sweep_stale() {
+    sweep(false);
+}
+
+void ProbeCgroup::sweep(bool own_too) {
     auto& s = state();
     std::lock_guard lock(s.mutex);
     locate(s);
@@ -167,10 +195,12 @@ void ProbeCgroup::sweep_stale() {
             continue;
         char* end = nullptr;
         const long pid = std::strtol(name.c_str() + std::strlen(kPrefix), &end, 10);
-        if (pid <= 0 || *end != '-' || pid == ::getpid())
+        if (pid <= 0 || *end != '-')
             continue;
-        if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)
-            continue; // its agent runs (or is another user's: not ours to judge)
+        // Ours from before this agent made any (a container's agent is PID 1 at every
+        // start), or an agent's that is gone.
+        if (pid == ::getpid() ? !own_too : !gone(static_cast<pid_t>(pid), s.rel))
+            continue;
         const std::string dir = *s.base + "/" + name;
         if (!remove_dir(dir))
             defer(s, dir);
@@ -179,7 +209,7 @@ void ProbeCgroup::sweep_stale() {
 }
 
 std::string ProbeCgroup::prepare() {
-    sweep_stale();
+    sweep(true);
     create();
     return isolation();
 }
@@ -194,9 +224,9 @@ ProbeCgroup::~ProbeCgroup() {
         defer(s, dir_);
 }
 
-void ProbeCgroup::adopt(pid_t pid) const {
+bool ProbeCgroup::adopt(pid_t pid) const {
     const std::string text = std::to_string(pid);
-    [[maybe_unused]] const auto n = ::write(procs_fd_, text.data(), text.size());
+    return ::write(procs_fd_, text.data(), text.size()) > 0 || errno == ESRCH;
 }
 
 void ProbeCgroup::kill() const {

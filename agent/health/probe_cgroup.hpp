@@ -34,11 +34,15 @@ class ProbeCgroup {
     // Open for writing before fork: the child writes "0" to move itself in before it
     // execs (async-signal-safe), the parent the child's PID, whichever comes first.
     int procs_fd() const { return procs_fd_; }
-    void adopt(pid_t pid) const;
+    // True when `pid` is in it now (moved here, or by itself first) or has exited already:
+    // only then does kill() reach it.
+    bool adopt(pid_t pid) const;
     // Every process in it, SIGKILL, whoever's it is (no per-process permission needed).
     void kill() const;
 
   private:
+    // sweep_stale; `own_too`: also those named after this agent's PID (at its start).
+    static void sweep(bool own_too);
     ProbeCgroup(std::string dir, int procs_fd, int kill_fd)
         : dir_(std::move(dir)), procs_fd_(procs_fd), kill_fd_(kill_fd) {}
     std::string dir_;

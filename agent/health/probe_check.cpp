@@ -278,8 +278,7 @@ class ExecCheck : public CheckBase {
             drain();
         }
         ::setpgid(pid, pid); // also in the child: whichever runs first
-        if (cgroup_)
-            cgroup_->adopt(pid); // likewise
+        contained_ = cgroup_ && cgroup_->adopt(pid); // likewise
         pid_ = pid;
         const int fd = pidfd_open(pid);
         if (fd < 0) {
@@ -387,7 +386,7 @@ class ExecCheck : public CheckBase {
         // The verdict counts a timeout now; the child is reaped once the kill lands.
         if (pid_ > 0) {
             ::kill(-pid_, SIGKILL);
-            kill_refused_ = ::kill(pid_, SIGKILL) != 0 && errno == EPERM && !cgroup_;
+            kill_refused_ = ::kill(pid_, SIGKILL) != 0 && errno == EPERM && !contained_;
             if (cgroup_)
                 cgroup_->kill(); // needs no permission over the processes themselves
         }
@@ -456,7 +455,7 @@ class ExecCheck : public CheckBase {
         ::kill(-pid, SIGKILL);
         if (cgroup_)
             cgroup_->kill();
-        const bool killed = ::kill(pid, SIGKILL) == 0 || errno == ESRCH || cgroup_;
+        const bool killed = ::kill(pid, SIGKILL) == 0 || errno == ESRCH || contained_;
         if (killed) {
             reap_blocking(pid);
             return;
@@ -488,6 +487,7 @@ class ExecCheck : public CheckBase {
     asio::posix::stream_descriptor pidfd_{io_};
     pid_t pid_ = -1;
     std::unique_ptr<ProbeCgroup> cgroup_;     // none: only the process group is killed
+    bool contained_ = false;                  // the command is in cgroup_: its kill reaches it
     bool kill_refused_ = false;               // at the deadline: the command runs on until it ends
     asio::posix::stream_descriptor out_{io_}; // capture_output: the command's standard output
     std::array<char, 4096> chunk_{};

@@ -44,10 +44,13 @@ topo_cleanup() {
   local pid ns
   for pid in "${TOPO_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   for pid in "${TOPO_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  # The cgroups the killed agents' exec commands ran in (agent/health/probe_cgroup.cpp).
-  local cg
+  # The cgroups the killed agents' exec commands ran in (agent/health/probe_cgroup.cpp): under
+  # the agents' cgroup, which is this shell's, where the cgroup2 tree is mounted.
+  local cg own
+  own=$(sed -n 's/^0:://p' /proc/$$/cgroup)
+  own=${own%/}
   for pid in "${TOPO_PIDS[@]}"; do
-    for cg in /sys/fs/cgroup/nlb-probe-"$pid"-* /sys/fs/cgroup/unified/nlb-probe-"$pid"-*; do
+    for cg in /sys/fs/cgroup"$own"/nlb-probe-"$pid"-* /sys/fs/cgroup/unified"$own"/nlb-probe-"$pid"-*; do
       [ -d "$cg" ] || continue
       echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
       rmdir "$cg" 2>/dev/null || { sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
