@@ -52,11 +52,12 @@ std::uint64_t boot_nonce() {
 
 Agent::Agent(boost::asio::io_context& io, Config config, AgentOptions options, EventLog& log)
     : io_(io), config_(std::move(config)), options_(std::move(options)), log_(log),
-      tables_(tables_of(config_)), health_(std::make_unique<HealthMonitor>(
-                                       io, config_,
-                                       [this](std::size_t probe, bool up, const CheckResult& r) {
-                                           on_probe_verdict(probe, up, r);
-                                       })),
+      tables_(tables_of(config_)), start_wait_(options_.socket_path + ".start_wait"),
+      health_(
+          std::make_unique<HealthMonitor>(io, config_,
+                                          [this](std::size_t probe, bool up, const CheckResult& r) {
+                                              on_probe_verdict(probe, up, r);
+                                          })),
       timer_(io), reattach_timer_(io) {
     auto load = std::make_unique<LoadFeedback>(io, config_, log);
     if (load->active())
@@ -114,6 +115,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         // First: the key files decide the seed the tables hash with.
         EngineConfig engine_config = engine_config_of(config_);
         engine_config.host.rules = host_rules(); // load feedback's weights survive a re-attach
+        // The tolerance of the cluster an earlier run was in, when longer than this one's.
+        engine_config.host.start_wait_ms = start_wait_.read();
         const std::uint32_t pinned_seed = dp->maps().state().config.flow_seed;
         if (dp->adopted() && engine_config.cluster.flow_seed_source == SeedSource::key &&
             (pinned_seed == 0 || pinned_seed == NLB_FLOW_SEED)) {

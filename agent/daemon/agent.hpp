@@ -28,6 +28,7 @@
 #include "load_feedback.hpp"
 #include "metrics_server.hpp"
 #include "remote_server.hpp"
+#include "start_wait_file.hpp"
 #include "thread_schedstat.hpp"
 
 namespace nlb {
@@ -181,6 +182,7 @@ class Agent {
     std::string contact_error_;
     std::unique_ptr<IgmpQuerier> querier_; // cluster.igmp_querier; null: off, or failed (logged)
     std::unique_ptr<ConvergenceEngine> engine_;
+    StartWaitFile start_wait_; // the cluster's longest tolerance, for the next start
     // Runs from start() whether attached or not, so that an attach finds verdicts ready.
     std::unique_ptr<HealthMonitor> health_;
     std::unique_ptr<LoadFeedback> load_; // port rules with load_feedback; null: none

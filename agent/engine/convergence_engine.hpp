@@ -191,6 +191,9 @@ class ConvergenceEngine {
     const EngineCounters& counters() const { return counters_; }
     std::shared_ptr<const SlotViews> maps() const { return views_; }
     std::size_t buckets_owned(std::size_t slot) const { return owned_[slot].count(); }
+    // The longest tolerance (ms) of this host and its live peers that may serve, each by its
+    // own timing: what the agent keeps for its next start (HostParams::start_wait_ms).
+    std::int64_t cluster_tolerance_ms() const;
     // The operator's enable / disable / drain of port rule `rule` on this host (a reload's
     // enabled false is a drain).
     RuleControl rule_control(std::size_t rule) const { return control_[rule]; }
@@ -221,7 +224,12 @@ class ConvergenceEngine {
     }
     // Started less than a tolerance ago: a live peer that is silent (paused, its frames lost
     // or still on their way) may not have been heard yet.
-    bool young(std::int64_t now) const { return now - born_ < tolerance_ms(); }
+    bool young(std::int64_t now) const { return now - born_ < start_wait(); }
+    // A tolerance, or the longer one of the cluster this host ran in before it restarted.
+    std::int64_t start_wait() const {
+        return std::max(tolerance_ms(), std::min(config_.host.start_wait_ms, kMaxStartWaitMs));
+    }
+    static constexpr std::int64_t kMaxStartWaitMs = 600000;
     // Live peers outside the view that claim an epoch: they may own buckets (section 11).
     std::uint64_t outside_owners() const;
     // Peers that block try_take's takes unseen, so may own any bucket (section 11's appendix:

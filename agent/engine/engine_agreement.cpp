@@ -19,7 +19,7 @@ bool ConvergenceEngine::agreement(std::int64_t now) const {
     if (awaiting_contact_)
         return false;
     if (view_ == host_bit(me_)) {
-        if (now - started_at_ < tolerance_ms())
+        if (now - started_at_ < start_wait())
             return false; // alone: first give everyone a chance to be heard
         // A host that never had a peer prove contact does not serve alone while it hears a
         // peer talking that has not proven it yet (a restart beside a running cluster, the

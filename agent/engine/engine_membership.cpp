@@ -189,6 +189,16 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
     }
 }
 
+std::int64_t ConvergenceEngine::cluster_tolerance_ms() const {
+    // Peers that may serve: a refused or stopped one (a misconfigured host of any timing)
+    // owns nothing a restarted host could take twice.
+    std::int64_t longest = tolerance_ms();
+    for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
+        if (const auto& peer = peers_.peer(p); p != me_ && peer.alive && may_serve(peer.heartbeat))
+            longest = std::max(longest, Membership::tolerance_in(peer.heartbeat));
+    return longest;
+}
+
 std::int64_t ConvergenceEngine::contact_grace() const {
     // Both paths deliver within moments of each other, but on a loaded machine a host reads
     // and answers a new peer's frames hundreds of ms late (64 agents on 2 cores at 100 ms:

@@ -83,6 +83,13 @@ struct HostParams {
     // health.panic_percent (docs/health.md): published in the heartbeat, the cluster uses the
     // largest any member publishes, so hosts need not agree on it to agree on the maps.
     std::uint8_t panic_percent = 0;
+    // How long after its start this host waits, at least, before it serves alone or in a
+    // group of hosts as young as itself: the longest tolerance of the cluster its previous
+    // run was in (ConvergenceEngine::cluster_tolerance_ms, kept by the agent across a
+    // restart). A peer paused just before the restart still serves until its watchdog, by
+    // its own timing, which a restart with a shorter one (a staged change's new file) would
+    // not wait out. Its own tolerance when less.
+    std::int64_t start_wait_ms = 0;
 };
 
 struct ClusterParams {

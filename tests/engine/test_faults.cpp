@@ -292,6 +292,39 @@ TEST_CASE("a draining host keeps what it drains through a second drainstop or a 
     }
 }
 
+// A host restarted with a shorter timing than its cluster's (a staged change's new file, the
+// others still on the old one) hears nobody when its peer is paused, and serves alone after
+// its own tolerance, while the paused peer's dataplane serves on until its watchdog, by its
+// longer timing (staged chaos seeds 528, 1377, 1544: 75-233 ms of two owners). Its agent
+// keeps the cluster's longest tolerance for the next start: it waits that long.
+TEST_CASE("a host restarted with a shorter timing waits out a paused peer's watchdog") {
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+        for (const bool kept : {true, false}) {
+            INFO("seed=" << seed << " start_wait kept=" << kept);
+            auto sim = cluster(seed + 5600, 2);
+            REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+            sim.run_until(sim.now() + static_cast<std::int64_t>(seed) * 211);
+            sim.reset_double_stats();
+            sim.pause(0);
+            sim.run_until(sim.now() + kPeriod / 2);
+            const std::int64_t wait = sim.host(1).engine->cluster_tolerance_ms();
+            CHECK(wait == kTolerance * kPeriod);
+            sim.kill(1);
+            auto c = default_config(2);
+            c.cluster.key = kKey;
+            c.cluster.heartbeat_ms = kPeriod / 5;
+            c.host.start_wait_ms = kept ? wait : 0;
+            const auto restarted = sim.add_host(c);
+            sim.run_until(sim.now() + 3 * kTolerance * kPeriod);
+            if (kept)
+                CHECK(sim.max_double_ms() == 0);
+            else
+                CHECK(sim.max_double_ms() > 0); // what the kept wait is for
+            CHECK(sim.host(restarted).engine->buckets_owned(0) == NLB_BUCKETS);
+        }
+    }
+}
+
 TEST_CASE("a misconfigured host first: the larger group serves, whatever the start order") {
     for (std::uint64_t seed = 0; seed < 3; ++seed) {
         INFO("seed=" << seed);

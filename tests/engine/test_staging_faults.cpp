@@ -240,7 +240,7 @@ class StageOps {
             }
             if (!sim_->host(index_[p]).alive) {
                 drained_[p] = false;
-                index_[p] = sim_->add_host(set_for(static_cast<std::uint8_t>(p + 1), n_, target_));
+                index_[p] = sim_->add_host(restarted(p, target_));
             }
         }
         for (std::size_t p = 0; p < n_; ++p) {
@@ -374,7 +374,7 @@ class StageOps {
                 // The new file when the operator has staged the target here already.
                 const unsigned set = runs_file_[p]; // the file: the set staged here last
                 note() << "restart " << p + 1 << " with set " << set;
-                index_[p] = sim_->add_host(set_for(static_cast<std::uint8_t>(p + 1), n_, set));
+                index_[p] = sim_->add_host(restarted(p, set));
                 runs_file_[p] = set;
                 drained_[p] = false;
             } else {
@@ -439,6 +439,8 @@ class StageOps {
         case 5:
             if (busy(p))
                 break;
+            // What its agent kept for the next start (HostParams::start_wait_ms).
+            kept_wait_[p] = sim_->host(i).engine->cluster_tolerance_ms();
             sim_->kill(i);
             restarts_.emplace(now + (pick(2) ? static_cast<std::int64_t>(pick(60))
                                              : 1000 + static_cast<std::int64_t>(pick(8000))),
@@ -498,6 +500,14 @@ class StageOps {
     std::vector<unsigned> runs_file_;
     std::vector<bool> staged_here_ = std::vector<bool>(8, false);
     std::vector<bool> drained_ = std::vector<bool>(8, false); // last told to drainstop
+    std::int64_t kept_wait_[8] = {};                          // at its last crash
+
+    // Host p's next boot on `set`, with what its agent kept of the cluster it ran in.
+    EngineConfig restarted(std::size_t p, unsigned set) const {
+        auto c = set_for(static_cast<std::uint8_t>(p + 1), n_, set);
+        c.host.start_wait_ms = kept_wait_[p];
+        return c;
+    }
     std::int64_t resume_at_[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     std::multimap<std::int64_t, std::size_t> restarts_;
     std::vector<Burst> bursts_;
