@@ -73,7 +73,8 @@ void Agent::apply(Decision d) {
     if (!engine_)
         return;
     // Rarely changes (a peer of other timing heard or gone): then written, for the next start.
-    if (const auto error = start_wait_.keep(engine_->cluster_tolerance_ms()); !error.empty())
+    if (const auto error = start_wait_.keep(engine_->cluster_tolerance_ms(monotonic_now()));
+        !error.empty())
         log_.warn("keep the cluster's tolerance for the next start: " + error);
     if (d.maps && installed_) {
         // Buckets this host gives up: look at the connection table again right now, so that

@@ -1,5 +1,5 @@
 // The cluster's longest tolerance, kept beside the control socket for the agent's next start
-// (HostParams::start_wait_ms, docs/convergence.md "Restarts"): a restart with a shorter timing
+// (HostParams::start_wait_ms, docs/convergence.md "Agreement"): a restart with a shorter timing
 // than its cluster's, a paused peer serving on until its own watchdog, must wait that out.
 // In the unit's runtime directory, kept across restarts and gone at reboot, as a kept
 // dataplane is.

@@ -192,8 +192,10 @@ class ConvergenceEngine {
     std::shared_ptr<const SlotViews> maps() const { return views_; }
     std::size_t buckets_owned(std::size_t slot) const { return owned_[slot].count(); }
     // The longest tolerance (ms) of this host and its live peers that may serve, each by its
-    // own timing: what the agent keeps for its next start (HostParams::start_wait_ms).
-    std::int64_t cluster_tolerance_ms() const;
+    // own timing, and this run's start wait until it has passed (a crash right after a
+    // restart must not shorten the next one's): what the agent keeps for its next start
+    // (HostParams::start_wait_ms).
+    std::int64_t cluster_tolerance_ms(Millis now) const;
     // The operator's enable / disable / drain of port rule `rule` on this host (a reload's
     // enabled false is a drain).
     RuleControl rule_control(std::size_t rule) const { return control_[rule]; }

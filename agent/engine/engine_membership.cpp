@@ -189,10 +189,10 @@ void ConvergenceEngine::check_groups(std::int64_t now) {
     }
 }
 
-std::int64_t ConvergenceEngine::cluster_tolerance_ms() const {
+std::int64_t ConvergenceEngine::cluster_tolerance_ms(Millis now) const {
     // Peers that may serve: a refused or stopped one (a misconfigured host of any timing)
     // owns nothing a restarted host could take twice.
-    std::int64_t longest = tolerance_ms();
+    std::int64_t longest = young(now.count()) ? start_wait() : tolerance_ms();
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p)
         if (const auto& peer = peers_.peer(p); p != me_ && peer.alive && may_serve(peer.heartbeat))
             longest = std::max(longest, Membership::tolerance_in(peer.heartbeat));

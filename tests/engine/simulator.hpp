@@ -88,6 +88,8 @@ class Simulator {
     Simulator(std::uint64_t seed, NetworkParams net);
 
     std::int64_t now() const { return now_; }
+    // What host i's clock reads now (its engine's time).
+    std::int64_t clock_of(std::size_t i) const { return local(i); }
     std::size_t add_host(EngineConfig config, bool start = true);
     SimHost& host(std::size_t i) { return hosts_[i]; }
     std::size_t size() const { return hosts_.size(); }

@@ -307,7 +307,8 @@ TEST_CASE("a host restarted with a shorter timing waits out a paused peer's watc
             sim.reset_double_stats();
             sim.pause(0);
             sim.run_until(sim.now() + kPeriod / 2);
-            const std::int64_t wait = sim.host(1).engine->cluster_tolerance_ms();
+            const std::int64_t wait =
+                sim.host(1).engine->cluster_tolerance_ms(Millis{sim.clock_of(1)});
             CHECK(wait == kTolerance * kPeriod);
             sim.kill(1);
             auto c = default_config(2);
@@ -315,6 +316,9 @@ TEST_CASE("a host restarted with a shorter timing waits out a paused peer's watc
             c.cluster.heartbeat_ms = kPeriod / 5;
             c.host.start_wait_ms = kept ? wait : 0;
             const auto restarted = sim.add_host(c);
+            // Kept on while it waits: a crash meanwhile must not shorten the next start's.
+            CHECK(sim.host(restarted).engine->cluster_tolerance_ms(
+                      Millis{sim.clock_of(restarted)}) == (kept ? wait : kTolerance * kPeriod / 5));
             sim.run_until(sim.now() + 3 * kTolerance * kPeriod);
             if (kept)
                 CHECK(sim.max_double_ms() == 0);

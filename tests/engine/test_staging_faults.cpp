@@ -440,7 +440,7 @@ class StageOps {
             if (busy(p))
                 break;
             // What its agent kept for the next start (HostParams::start_wait_ms).
-            kept_wait_[p] = sim_->host(i).engine->cluster_tolerance_ms();
+            kept_wait_[p] = sim_->host(i).engine->cluster_tolerance_ms(Millis{sim_->clock_of(i)});
             sim_->kill(i);
             restarts_.emplace(now + (pick(2) ? static_cast<std::int64_t>(pick(60))
                                              : 1000 + static_cast<std::int64_t>(pick(8000))),
