@@ -193,11 +193,12 @@ std::uint64_t changed_between(unsigned a, unsigned b) {
 // changes, drainstop, per-rule enable / disable / drain. No partitions (both sides of one
 // serve by design): loss bursts hit the segment only, the second path stays: at every instant no
 // bucket has two serving owners and no changed slot is served under two sets; once the faults end
-// and every host has the last set staged, the cluster switches and settles within 40 periods. Of
-// seeds 0-1599, 528, 1377 and 1544 fail (two owners for 75-233 ms), all one case left open: a host
-// restarted with a new file of shorter heartbeats hears nobody (its peers are held up) and serves
-// alone after its own, shorter, tolerance, while a held-up peer's watchdog still runs by the longer
-// timing it has never heard of (docs/staged-config.md).
+// and every host has the last set staged, the cluster switches and settles within 40 periods.
+// Seeds 0-1599 all pass; 528, 1377 and 1544 failed (two owners for 75-233 ms) until a host
+// restarted with a new file of shorter heartbeats waited out the tolerance its agent kept
+// (restarted(), HostParams::start_wait_ms): hearing nobody (its peers held up), it served alone
+// after its own, shorter, tolerance, while a held-up peer's watchdog still ran by the longer
+// timing (docs/staged-config.md).
 class StageOps {
   public:
     explicit StageOps(std::uint64_t seed) : rng_(seed * 7919 + 3) {
