@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -59,13 +60,27 @@ inline bool all_converged(Simulator& sim, const std::map<std::uint8_t, std::size
     return sim.settled() && sim.all_owned_once();
 }
 
-// What the operator does once the faults end: a host stopped or draining is started again,
-// and so is one refused after its last command was a drainstop (it would stop, not rejoin,
-// once the refusal ends: the drainstop still stands).
-inline bool started_at_end(HostState state, bool told_to_drain) {
-    return state == HostState::stopped || state == HostState::draining ||
-           (state == HostState::refused && told_to_drain);
-}
+// The hosts (by whatever key the schedule uses) whose last start, stop or drainstop was a
+// drainstop, and what the operator does once the faults end: a host stopped or draining is
+// started again, and so is one refused after a drainstop (it would stop, not rejoin, once the
+// refusal ends: the drainstop still stands).
+class DrainStops {
+  public:
+    void command(std::size_t host, CommandKind kind) {
+        if (kind == CommandKind::drainstop)
+            told_.insert(host);
+        else if (kind == CommandKind::start || kind == CommandKind::stop)
+            told_.erase(host);
+    }
+    void restarted(std::size_t host) { told_.erase(host); }
+    bool started_at_end(std::size_t host, HostState state) const {
+        return state == HostState::stopped || state == HostState::draining ||
+               (state == HostState::refused && told_.count(host));
+    }
+
+  private:
+    std::set<std::size_t> told_;
+};
 
 // The first bucket with two owners and who they are, then what every live boot went through
 // in the last `window_ms`.

@@ -23,7 +23,6 @@
 #include <map>
 #include <optional>
 #include <random>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -111,7 +110,7 @@ class Chaos {
         spells_.clear();
         finish_due(std::numeric_limits<std::int64_t>::max(), true);
         for (auto& [priority, i] : index_) {
-            if (chaos::started_at_end(sim_->host(i).engine->state(), drained_.count(priority)))
+            if (drained_.started_at_end(priority, sim_->host(i).engine->state()))
                 sim_->command(i, {CommandKind::start});
         }
         note() << "faults end";
@@ -237,7 +236,7 @@ class Chaos {
 
     void restart(std::uint8_t priority) {
         note() << "restart " << int(priority);
-        drained_.erase(priority);
+        drained_.restarted(priority);
         index_[priority] = sim_->add_host(config_for(priority, n_));
     }
 
@@ -311,10 +310,7 @@ class Chaos {
             const char* names[] = {"start", "stop", "drainstop"};
             note() << names[static_cast<int>(kind)] << " to " << int(priority);
             sim_->command(i, {kind});
-            if (kind == CommandKind::drainstop)
-                drained_.insert(priority);
-            else
-                drained_.erase(priority);
+            drained_.command(priority, kind);
             break;
         }
         case 8: {
@@ -341,7 +337,7 @@ class Chaos {
     NetworkParams net_;
     std::optional<Simulator> sim_;
     std::map<std::uint8_t, std::size_t> index_; // priority -> the simulator's host (its boot)
-    std::set<std::uint8_t> drained_;            // last told to drainstop
+    chaos::DrainStops drained_;
     // A paused agent's resume, a crashed one's restart or the pause that ends an outage, at
     // most one per host (busy).
     struct Pending {

@@ -22,7 +22,6 @@
 #include <map>
 #include <optional>
 #include <random>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -117,7 +116,7 @@ class Ops {
         for (auto& [priority, i] : index_) {
             // Weight 0 everywhere would leave the rule to nobody, by design.
             sim_->set_host_rules(i, std::vector<HostRuleParams>(1));
-            if (chaos::started_at_end(sim_->host(i).engine->state(), drained_.count(priority)))
+            if (drained_.started_at_end(priority, sim_->host(i).engine->state()))
                 sim_->command(i, {CommandKind::start});
         }
         note() << "faults end";
@@ -189,7 +188,7 @@ class Ops {
     void restart(std::uint8_t priority, bool misconfigured) {
         note() << "restart " << int(priority) << (misconfigured ? " misconfigured" : "");
         misconfigured_[priority] = misconfigured;
-        drained_.erase(priority);
+        drained_.restarted(priority);
         index_[priority] = sim_->add_host(config_for(priority, n_, misconfigured));
     }
 
@@ -278,10 +277,7 @@ class Ops {
             const char* names[] = {"start", "stop", "drainstop"};
             note() << names[static_cast<int>(kind)] << " to " << int(priority);
             sim_->command(i, {kind});
-            if (kind == CommandKind::drainstop)
-                drained_.insert(priority);
-            else
-                drained_.erase(priority);
+            drained_.command(priority, kind);
             break;
         }
         case 10:
@@ -316,7 +312,7 @@ class Ops {
     NetworkParams net_;
     std::optional<Simulator> sim_;
     std::map<std::uint8_t, std::size_t> index_;
-    std::set<std::uint8_t> drained_; // last told to drainstop
+    chaos::DrainStops drained_;
     std::map<std::uint8_t, bool> misconfigured_;
     std::optional<std::size_t> stranger_;
     struct Pending {

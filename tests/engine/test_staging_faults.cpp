@@ -240,7 +240,7 @@ class StageOps {
                 sim_->resume(index_[p]);
             }
             if (!sim_->host(index_[p]).alive) {
-                drained_[p] = false;
+                drained_.restarted(p);
                 index_[p] = sim_->add_host(restarted(p, target_));
             }
         }
@@ -252,7 +252,7 @@ class StageOps {
             REQUIRE(sim_->stage(index_[p], set_for(static_cast<std::uint8_t>(p + 1), n_, target_),
                                 changed_between(running(p), target_))
                         .empty());
-            if (chaos::started_at_end(e.state(), drained_[p]))
+            if (drained_.started_at_end(p, e.state()))
                 sim_->command(index_[p], {CommandKind::start});
         }
         note() << "faults end, every host stages set " << target_;
@@ -377,7 +377,7 @@ class StageOps {
                 note() << "restart " << p + 1 << " with set " << set;
                 index_[p] = sim_->add_host(restarted(p, set));
                 runs_file_[p] = set;
-                drained_[p] = false;
+                drained_.restarted(p);
             } else {
                 note() << "resume " << who + 1;
                 resume_at_[who] = -1;
@@ -472,9 +472,7 @@ class StageOps {
             const int rule = static_cast<int>(pick(3)) - 1;
             note() << "command " << k << " rule " << rule << " on " << p + 1;
             sim_->command(i, {kinds[k], rule});
-            if (kinds[k] == CommandKind::drainstop || kinds[k] == CommandKind::start ||
-                kinds[k] == CommandKind::stop)
-                drained_[p] = kinds[k] == CommandKind::drainstop;
+            drained_.command(p, kinds[k]);
             break;
         }
         case 9:
@@ -500,8 +498,8 @@ class StageOps {
     std::vector<std::size_t> index_;
     std::vector<unsigned> runs_file_;
     std::vector<bool> staged_here_ = std::vector<bool>(8, false);
-    std::vector<bool> drained_ = std::vector<bool>(8, false); // last told to drainstop
-    std::int64_t kept_wait_[8] = {};                          // at its last crash
+    chaos::DrainStops drained_;
+    std::int64_t kept_wait_[8] = {}; // at its last crash
 
     // Host p's next boot on `set`, with what its agent kept of the cluster it ran in.
     EngineConfig restarted(std::size_t p, unsigned set) const {
