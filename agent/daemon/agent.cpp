@@ -77,7 +77,7 @@ void Agent::start() {
     if (runs_commands) {
         // Where each command runs decides what its kill reaches (docs/health.md).
         const std::string isolation = ProbeCgroup::prepare();
-        if (isolation.rfind("cgroup2 ", 0) == 0)
+        if (ProbeCgroup::directory())
             log_.event("exec_isolation", {{"detail", isolation}});
         else
             log_.warn("exec commands: what one starts outside its process group outlives it (" +

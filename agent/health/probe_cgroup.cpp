@@ -176,6 +176,12 @@ std::string ProbeCgroup::isolation() {
     return s.base ? "cgroup2 " + *s.base : "process group only: " + s.reason;
 }
 
+std::optional<std::string> ProbeCgroup::directory() {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    return s.base;
+}
+
 void ProbeCgroup::sweep_stale() {
     sweep(false);
 }

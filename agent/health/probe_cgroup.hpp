@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace nlb {
@@ -19,6 +20,8 @@ class ProbeCgroup {
     static std::unique_ptr<ProbeCgroup> create();
     // "cgroup2 DIR" or "process group only: REASON", once the first create() has tried.
     static std::string isolation();
+    // DIR, the agent's own cgroup under which each run gets one, while cgroups are in use.
+    static std::optional<std::string> directory();
     // Cgroups left by an agent that died (their commands still running): killed and removed.
     // What cannot be removed yet is tried again later.
     static void sweep_stale();
