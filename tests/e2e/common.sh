@@ -54,6 +54,27 @@ host_config() {
 }"
 }
 
+# start_hosts RULES HOST...: each HOST configured with RULES, its test server on port 7000 for
+# the cluster IP, and its agent started.
+start_hosts() {
+  local rules=$1 i
+  shift
+  for i in "$@"; do
+    host_config "$i" "$rules"
+    topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
+    topo_start_agent "$i"
+  done
+}
+
+# host_state HOST: the state its agent reports (nothing while it does not answer).
+# wait_host_state HOST STATE SECONDS: until it reports STATE; false if it never did.
+host_state() { nlbadm_h "$1" --json query 2>/dev/null | json 'd["host"]["state"]' 2>/dev/null; }
+wait_host_state() {
+  local deadline=$((SECONDS + $3))
+  until [ "$(host_state "$1")" = "$2" ] || ((SECONDS > deadline)); do sleep 0.1; done
+  [ "$(host_state "$1")" = "$2" ]
+}
+
 # switched BEFORE HOST...: every HOST settled on one and the same configuration, not BEFORE,
 # and stages nothing (docs/staged-config.md). wait_switched BEFORE SECONDS HOST...: until then.
 switched() {

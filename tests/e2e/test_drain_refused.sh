@@ -9,18 +9,8 @@ topo_init "nlbdr-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
 topo_add_client 160
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multiple", "affinity": "none"}]'
-for i in 1 2 3; do
-  host_config "$i" "$rules"
-  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
-  topo_start_agent "$i"
-done
+start_hosts "$rules" 1 2 3
 wait_converged 3 20 1 2 3
-state() { nlbadm_h "$1" --json query 2>/dev/null | json 'd["host"]["state"]' 2>/dev/null; }
-wait_state() { # I STATE SECONDS
-  local deadline=$((SECONDS + $3))
-  until [ "$(state "$1")" = "$2" ] || ((SECONDS > deadline)); do sleep 0.2; done
-  [ "$(state "$1")" = "$2" ]
-}
 
 # Connections that keep host 3 draining (its share of 60), held past the end of the test.
 client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+60 --count 60 --duration 60 \
@@ -28,7 +18,7 @@ client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+60 --count 60 --
 hold=$!
 sleep 1
 check "drainstop accepted" nlbadm_h 3 drainstop
-check "host 3 drains" wait_state 3 draining 5
+check "host 3 drains" wait_host_state 3 draining 5
 
 ip netns exec "$TOPO-br" nft -f - <<EOF
 table bridge nlbdr {
@@ -36,13 +26,13 @@ table bridge nlbdr {
 }
 EOF
 ip netns exec "$TOPO-br" nft add rule bridge nlbdr forwarding oifname '"h3"' ether type 0x886f drop
-check "deaf, host 3 is refused" wait_state 3 refused 10
+check "deaf, host 3 is refused" wait_host_state 3 refused 10
 ip netns exec "$TOPO-br" nft delete table bridge nlbdr
 
 # The refusal ends a tolerance after the last conflict; a rejoin would follow within moments.
-check "healed, host 3 stops" wait_state 3 stopped 15
+check "healed, host 3 stops" wait_host_state 3 stopped 15
 sleep 2
-check "... and stays stopped" test "$(state 3)" = stopped
+check "... and stays stopped" test "$(host_state 3)" = stopped
 check "the others serve as [1, 2]" wait_converged 2 10 1 2
 r=$(client burst --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.61+100 --per-source 2 --proto udp)
 echo "burst: $(json '(d["answers"], len(d["failures"]), d["duplicates"])' <<<"$r")"

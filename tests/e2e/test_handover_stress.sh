@@ -18,13 +18,6 @@ for i in 1 2 3 4 5; do
 done
 wait_converged 5 20 1 2 3 4 5
 
-state() { nlbadm_h "$1" --json query | json 'd["host"]["state"]'; }
-wait_state() { # host, state, timeout s
-  local deadline=$((SECONDS + $3))
-  until [ "$(state "$1")" = "$2" ] || ((SECONDS > deadline)); do sleep 0.1; done
-  [ "$(state "$1")" = "$2" ]
-}
-
 client churn --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --rate 500 --duration 120 \
   --lifetime 0.6 --interval 0.1 --timeout 3 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/churn.json" &
 churn=$!
@@ -37,7 +30,7 @@ for ((round = 1; round <= ${ROUNDS:-5}; round++)); do
   for h in 4 5; do # leave: drainstop, the host stops once its connections are done
     mark "drainstop $h"
     nlbadm_h "$h" drainstop >/dev/null
-    wait_state "$h" stopped 20 || { failed_moves=$((failed_moves + 1)) && mark "NOT stopped $h"; }
+    wait_host_state "$h" stopped 20 || { failed_moves=$((failed_moves + 1)) && mark "NOT stopped $h"; }
     mark "stopped $h"
     events=$((events + 1))
     sleep 0.5

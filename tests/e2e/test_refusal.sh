@@ -24,9 +24,10 @@ wait_converged 3 20 1 2 3
 topo_start_agent 4
 topo_start_agent 5
 # Until both say refused (loading the BPF programs alone took seconds on a loaded machine).
-state() { nlbadm_h "$1" --json query 2>/dev/null | json 'd["host"]["state"]' 2>/dev/null; }
 deadline=$((SECONDS + 20))
-until [ "$(state 4) $(state 5)" = "refused refused" ] || ((SECONDS > deadline)); do sleep 0.2; done
+until [ "$(host_state 4) $(host_state 5)" = "refused refused" ] || ((SECONDS > deadline)); do
+  sleep 0.2
+done
 
 q4=$(nlbadm_h 4 --json query)
 q5=$(nlbadm_h 5 --json query)

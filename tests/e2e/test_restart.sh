@@ -13,11 +13,7 @@ rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "both", "mode": "multi
 # below keeps the dataplane, and the detach at the end must put this back, not the 2 an
 # adopting agent finds.
 ip netns exec "$TOPO-h1" sysctl -qw net.ipv4.conf.eth0.arp_announce=1
-for i in 1 2 3; do
-  host_config "$i" "$rules"
-  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
-  topo_start_agent "$i"
-done
+start_hosts "$rules" 1 2 3
 wait_converged 3 20 1 2 3
 client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 60 --duration 60 \
   --interval 0.1 --timeout 2 --stop-file "$TOPO_DIR/stop" >"$TOPO_DIR/hold.json" &

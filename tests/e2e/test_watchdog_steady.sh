@@ -13,11 +13,7 @@ TOLERANCE=2
 DURATION=${DURATION:-60}
 
 rules='[{"vip": "all", "ports": [7000, 7000], "protocol": "tcp", "mode": "multiple", "affinity": "none"}]'
-for i in 1 2 3; do
-  host_config "$i" "$rules"
-  topo_start_server "$i" 7000 --vip "$CLUSTER_IP"
-  topo_start_agent "$i"
-done
+start_hosts "$rules" 1 2 3
 wait_converged 3 20 1 2 3
 convergences() { nlbadm_h "$1" --json stats | json 'd["convergences"]'; }
 declare -A before
