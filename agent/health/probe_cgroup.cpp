@@ -84,13 +84,38 @@ std::optional<std::string> own_cgroup(std::string& rel, std::string& why) {
     return std::nullopt;
 }
 
+// Removes the cgroups a command made below its own (one running as root may), deepest
+// first: a cgroup with a child cannot be removed. Bounded: the depth a kernel allows is too.
+void remove_children(const std::string& dir, int depth) {
+    if (depth > 16)
+        return;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d)
+        return;
+    std::deque<std::string> children;
+    while (const dirent* e = ::readdir(d))
+        if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+            std::strcmp(e->d_name, "..") != 0)
+            children.push_back(dir + "/" + e->d_name);
+    ::closedir(d);
+    for (const auto& child : children) {
+        remove_children(child, depth + 1);
+        ::rmdir(child.c_str());
+    }
+}
+
 // Kills what is left and removes the directory; false while its processes are still dying.
 bool remove_dir(const std::string& dir) {
     const int fd = ::open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
-        [[maybe_unused]] const auto n = ::write(fd, "1", 1);
+        [[maybe_unused]] const auto n = ::write(fd, "1", 1); // the whole subtree
         ::close(fd);
     }
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT)
+        return true;
+    if (errno != EBUSY && errno != ENOTEMPTY)
+        return false;
+    remove_children(dir, 0);
     return ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
 }
 
