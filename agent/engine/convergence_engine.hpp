@@ -454,6 +454,10 @@ class ConvergenceEngine {
     mutable std::array<EchoCache, NLB_MAX_HOSTS + 1> echo_cache_{};
     // Per priority, the stream last proven claiming an epoch with this host (dropped_by).
     std::array<std::uint64_t, NLB_MAX_HOSTS + 1> served_with_{};
+    // Per priority, a stream whose first frame heard here already claimed an epoch without
+    // this host: it formed that epoch unaware of this host (a new boot while this host's VM
+    // stood still), and may own this host's buckets whatever it names (dropped_by).
+    std::array<std::uint64_t, NLB_MAX_HOSTS + 1> formed_without_{};
 
     // Agreement.
     bool agreeing_ = false;

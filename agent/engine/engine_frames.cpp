@@ -110,6 +110,9 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
             settle_frames(now);
         return;
     }
+    if (peers_.peer(hb.priority).heard_nonce != hb.nonce && hb.nonce != served_with_[hb.priority] &&
+        hb.claim != 0 && !(hb.claim_members & host_bit(me_)))
+        formed_without_[hb.priority] = hb.nonce;
     const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
                                        peers_.peer(hb.priority).heard_contact_ms);
     // Before anything of it is taken in, proven or not: a peer that served an epoch with this
@@ -238,8 +241,30 @@ bool ConvergenceEngine::dropped_by(const Heartbeat& hb) const {
         // Section 11 goes only when it names someone, so its absence says nothing of a build
         // that predates it (a rolling upgrade, when drains are common): only a sender of
         // section 12, which every later build sends, is taken at its word.
-        return member && later && hb.has_acks && hb.nonce == served_with_[hb.priority] &&
-               !((hb.outside_owners | hb.grace_owners) & host_bit(me_));
+        if (member && later && hb.has_acks && hb.nonce == served_with_[hb.priority] &&
+            !((hb.outside_owners | hb.grace_owners) & host_bit(me_)))
+            return true;
+        // A member's new boot that proves it heard this host, and claimed an epoch without it
+        // before this host heard it at all: it served unaware of this host (every peer that
+        // served with it restarted while its VM stood still), so its names say nothing of what
+        // it took. Not one that has served an epoch with this host since (this host joined
+        // it: its first frames here claimed the epoch it served alone), nor while another
+        // member that served with this host still names it.
+        if (!(member && verified(hb) && hb.nonce == formed_without_[hb.priority] &&
+              hb.nonce != served_with_[hb.priority]))
+            return false;
+        for (std::uint8_t q = 1; q <= NLB_MAX_HOSTS; ++q) {
+            const auto& other = peers_.peer(q);
+            // (One whose new boot is pending here, the earlier silent since: restarted too.)
+            const bool restarted = other.rival_nonce != 0 &&
+                                   other.rival_nonce != other.heartbeat.nonce &&
+                                   other.last_heard_ms <= other.rival_since_ms;
+            if (q != me_ && q != hb.priority && other.alive && !restarted &&
+                other.heartbeat.nonce == served_with_[q] &&
+                ((other.heartbeat.outside_owners | other.heartbeat.grace_owners) & host_bit(me_)))
+                return false;
+        }
+        return true;
     }
     if (!member) {
         // A host outside the epoch says that members of it serve, with it, an epoch without

@@ -160,6 +160,10 @@ void ConvergenceEngine::switch_config(std::int64_t now, const std::string& why) 
     const std::uint64_t from = active_digest();
     const std::uint64_t changed = staged_changed_;
     EngineConfig next = std::move(*staged_);
+    // The start wait is what the agent kept from the run before, not part of a file: a switch
+    // while this host still waits it out must not end it (a paused peer of the earlier timing
+    // serves on until its own watchdog).
+    next.host.start_wait_ms = config_.host.start_wait_ms;
     staged_.reset();
     staged_digest_ = 0;
     staged_changed_ = 0;
