@@ -131,11 +131,14 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     // the host's share, and a host recovering from a slow server first moves part of the way
     // (its filter still holds some of the slow spell) and would then wait for the fine move's
     // 20 updates for the rest (37 of 50 25 s after the cause went, in the e2e test).
-    // With no evidence against its share at all (the cheapest, idle or alone), any gap to the
-    // configured weight is a move up: a gap within the sensitivity (45 of 50) would otherwise
-    // wait for a fine move, whose mean beside equal servers is rarely a tenth above 45 (97 s
-    // in a model of the e2e test, against its 50 s).
-    const bool unopposed = wanted == 1.0 && next > weight_;
+    // On the way back up (the last move was a coarse one up), with no evidence against its
+    // share at all (the cheapest, idle or alone), any gap to the configured weight is a move
+    // up: a gap within the sensitivity (45 of 50) would otherwise wait for a fine move, whose
+    // mean beside equal servers is rarely a tenth above 45 (97 s in a model of the e2e test,
+    // against its 50 s). Only then: a host a tenth dearer than the cheapest, settled a few
+    // points below its weight, is within the sensitivity now and then by chance, and went
+    // back to its weight at every third such update in a row (2-3 times the moves).
+    const bool unopposed = rising_ && wanted == 1.0 && next > weight_;
     const double moved = (static_cast<double>(next) - weight_) / static_cast<double>(configured_);
     const double deadband = (moved > 0 ? 1 : 2) * config_.sensitivity;
     const int direction = unopposed ? 1 : std::abs(moved) <= deadband ? 0 : (moved > 0 ? 1 : -1);
@@ -143,6 +146,7 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     last_direction_ = direction;
     if (streak_ >= kConfirmations) {
         fine_run_ = 0;
+        rising_ = direction > 0;
         return move_to(wanted);
     }
     // Fine: a coarse deadband alone leaves a small weight up to sensitivity x configured off
@@ -173,6 +177,7 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     if (fine == weight_ || off <= config_.sensitivity * std::max<double>(weight_, 1))
         return std::nullopt;
     ++fine_run_;
+    rising_ = false;
     return move_to(mean);
 }
 

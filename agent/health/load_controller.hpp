@@ -37,8 +37,8 @@ class LoadController {
     // its configured weight. Returns the new effective weight when the wanted one differs
     // from the one last returned by more than 2 × `sensitivity` × the configured weight at three
     // updates running (a coarse move, to the wanted weight; up, the sensitivity will do, and
-    // any gap when the wanted weight is the configured one), or when the mean of the wanted
-    // weights over a window of kFineWindow updates differs from it by more than
+    // after a coarse move up any gap when the wanted weight is the configured one), or when the
+    // mean of the wanted weights over a window of kFineWindow updates differs from it by more than
     // `sensitivity` × the current weight (a fine move, to that mean). The first window starts
     // 8 updates (two time constants) after a move, windows do not overlap, after each fine move in
     // a row the next is twice as long (up to 4×).
@@ -79,6 +79,7 @@ class LoadController {
     std::size_t recent_count_ = 0; // updates in this fine window
     int fine_run_ = 0;             // fine moves since the last coarse one
     int settling_ = 0;             // updates until the fine window opens after a move
+    bool rising_ = false;          // the last move was a coarse one up
     double cheapest_ = 0;
     std::uint8_t weight_;
 };
