@@ -54,7 +54,7 @@ count_http 300
 step "kill -9 host 3's agent and take its link down; measuring until every client is served"
 mark="$TOPO_DIR/mark"
 client probe --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --duration 8 \
-  --interval 0.02 --timeout 0.2 --mark-file "$mark" >"$TOPO_DIR/probe.json" &
+  --interval 0.01 --timeout 0.03 --mark-file "$mark" >"$TOPO_DIR/probe.json" &
 probe=$!
 sleep 1
 date +%s.%N >"$mark.new" && mv "$mark.new" "$mark"
