@@ -676,6 +676,59 @@ TEST_CASE("a host with a taken priority started beside a misconfigured one: refu
     }
 }
 
+// The "came alive again" half of the rule above (review, 2026-12-06). A host serving alone
+// beside a misconfigured one, which it outranks, counted that one dead after a silence (a
+// pause, or its frames lost) and met it again: its first frame after the silence came by the
+// second path, read at once, while the segment's copy waited in the reader's linger. That
+// stream was first heard long before, so only its coming alive again says the frame is new.
+// Without that, the serving host took itself for deaf for that moment (its one peer heard it
+// on the segment and it had heard that peer nowhere there for a tolerance), the lone
+// misconfigured host outranked it, and it refused itself as if it were the misconfigured one
+// ("the larger group [4] serves"): every bucket unowned for about 11 s, at every offset and
+// either way the peer fell silent.
+TEST_CASE("a misconfigured host heard again after a silence: the lone serving host keeps "
+          "serving") {
+    for (std::uint64_t seed = 0; seed < 16; ++seed) {
+        INFO("seed " << seed);
+        auto sim = cluster(4100 + seed, 1, lingering_segment());
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 60 * kPeriod));
+        auto odd = default_config(4);
+        odd.cluster.key = kKey;
+        odd.rules[0].last_port = 80;
+        const auto misconfigured = sim.add_host(odd);
+        sim.run_until(sim.now() + 20 * kPeriod);
+        REQUIRE(sim.host(misconfigured).engine->state() == HostState::refused);
+        REQUIRE(sim.settled());
+        sim.reset_double_stats();
+        // Longer than a tolerance, ending at another point of the period each time.
+        const auto silence = (kTolerance + 1) * kPeriod + static_cast<std::int64_t>(seed) * 61;
+        if (seed % 2 == 0) {
+            sim.pause(misconfigured);
+            sim.run_until(sim.now() + silence);
+            sim.resume(misconfigured);
+        } else {
+            const auto from = sim.now();
+            sim.drop = [&](std::size_t sender, std::size_t, const auto&) {
+                return sender == misconfigured && sim.now() < from + silence;
+            };
+            sim.drop_contact = sim.drop;
+        }
+        bool unowned = false;
+        sim.run_until(
+            [&] {
+                unowned = unowned || sim.unowned(0) > 0;
+                return false;
+            },
+            sim.now() + silence + 20 * kPeriod);
+        CHECK(!has_event(sim.host(0), EventKind::refused));
+        CHECK(!unowned);
+        CHECK(sim.host(0).engine->state() == HostState::converged);
+        CHECK(sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS);
+        CHECK(sim.host(misconfigured).engine->state() == HostState::refused);
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 TEST_CASE("a refused host with a taken priority on a lossy segment: no convergence") {
     // Every third party hears two streams under priority 2. Once one of the member's frames
     // is lost, the other stream must not replace it there (a restart looks like that, but a
