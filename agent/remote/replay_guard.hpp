@@ -85,8 +85,4 @@ class ReplayGuard {
     std::string save_error_;
 };
 
-// The timestamp a state file holds: decimal ms, one line. None when the file is missing;
-// throws std::runtime_error "PATH: not a timestamp" (or the system's error) otherwise.
-std::optional<std::int64_t> read_replay_floor(const std::string& path);
-
 } // namespace nlb::remote

@@ -47,7 +47,7 @@ TEST_CASE("start wait file: a symlink at the temporary name is not followed") {
     const auto dir = tempdir();
     const std::string victim = dir + "/victim";
     put(victim, "precious\n");
-    REQUIRE(::symlink(victim.c_str(), (dir + "/nlb.sock.start_wait.new").c_str()) == 0);
+    REQUIRE(::symlink(victim.c_str(), (dir + "/nlb.sock.start_wait.tmp").c_str()) == 0);
     StartWaitFile f(dir + "/nlb.sock.start_wait");
     f.keep(2500);
     CHECK(slurp(victim) == "precious\n");

@@ -149,7 +149,7 @@ TEST_CASE("a damaged or oversized state file: ignored, said why, the start is th
         CAPTURE(text);
         state.write(text);
         ReplayGuard g(kWindow, state.path, kT0);
-        CHECK(g.load_error() == state.path + ": not a timestamp");
+        CHECK(g.load_error() == state.path + ": not a number");
         CHECK(g.floor() == kT0);
         // The next request writes it anew.
         REQUIRE(g.check(nonce(1), kT0 + 1, kT0) == ReplayGuard::Verdict::fresh);
