@@ -19,6 +19,7 @@
 #include "link_info.hpp"
 #include "metrics_text.hpp"
 #include "probe_cgroup.hpp"
+#include "release_dataplane.hpp"
 
 namespace nlb {
 
@@ -96,6 +97,23 @@ void Agent::start() {
     }
     // The configured sizes: a table the pins lack (an earlier release had no such table) is
     // created at them, not at the defaults; those pinned keep theirs.
+    const Dataplane::PinnedLink pinned = Dataplane::pinned_link(options_.pin_dir);
+    if (pinned.kind == Dataplane::PinnedLink::defunct) {
+        // Its interface was deleted while no agent ran (ifupdown or networkd made it again):
+        // the program and the VIPs went with it, and no program can take the link over. The
+        // pins alone are left: removed, as a running agent's re-attach removes them.
+        Dataplane::remove_pins(options_.pin_dir);
+        log_.warn("the dataplane pinned in " + options_.pin_dir +
+                  " was attached to an interface deleted since: its pins removed");
+    } else if (pinned.kind == Dataplane::PinnedLink::here && config_.host.interface &&
+               pinned.interface != *config_.host.interface) {
+        // host.interface changed across a kept dataplane: "restart to apply it" must attach
+        // where the configuration says, not adopt the old interface.
+        take_down_pinned_dataplane(options_.pin_dir, options_.socket_path);
+        log_.warn("the dataplane pinned in " + options_.pin_dir + " is on " + pinned.interface +
+                  ", host.interface is " + *config_.host.interface + ": " + pinned.interface +
+                  " released");
+    }
     if (auto dp = Dataplane::adopt(options_.pin_dir, table_sizes(config_))) {
         log_.event("adopted", {{"interface", dp->interface()}, {"pin_dir", options_.pin_dir}});
         bring_up(std::move(dp));
@@ -141,12 +159,29 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         if (!cluster_ifindex)
             throw std::runtime_error("attach " + ifname + ": " + cluster_if + " is gone");
         if (dp->adopted()) {
-            // An earlier agent's VIPs this configuration lacks: off the interface before the
-            // tables forget them (the stack must not keep a VIP the dataplane stops filtering).
-            const auto gone = HostInterface::remove_vips(cluster_if, pinned.vips, tables_.vips());
-            if (!gone.empty())
-                log_.event("vips_removed",
-                           {{"vips", to_strings(gone)}, {"why", "not in the configuration"}});
+            // What the earlier agent put on the host, as its pins say (its cluster MAC, its
+            // VLAN's interface), where this configuration has another: a restart is how a
+            // cluster IP, mode or VLAN change is applied, and the detach only knows this one's.
+            const InterfacePlan before = pinned_interface_plan(
+                ifname, dp->maps().state().config, dp->maps().state().vips, options_.socket_path);
+            if (before.ifname != cluster_if) {
+                HostInterface::take_down(before);
+                log_.event("vips_removed", {{"vips", to_strings(before.vips)},
+                                            {"interface", before.ifname},
+                                            {"why", "not the configuration's cluster interface"}});
+            } else {
+                // An earlier agent's VIPs this configuration lacks: off the interface before
+                // the tables forget them (the stack must not keep a VIP the dataplane stops
+                // filtering).
+                const auto gone =
+                    HostInterface::remove_vips(cluster_if, pinned.vips, tables_.vips());
+                if (!gone.empty())
+                    log_.event("vips_removed",
+                               {{"vips", to_strings(gone)}, {"why", "not in the configuration"}});
+                if (cluster_mac(before.cluster_ip, before.mode) !=
+                    cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode))
+                    HostInterface::remove_cluster_mac(before);
+            }
         }
         DataplaneMaps& maps = dp->maps();
         if (dp->adopted()) {
@@ -451,7 +486,10 @@ bool Agent::interface_replaced() const {
     // seconds later behind a bond): gone and not back yet, it is left as it is.
     const int attached = index(dp_->interface());
     const int cluster = index(iface_->plan().ifname);
-    return attached && cluster && (attached != dp_->ifindex() || cluster != cluster_ifindex_);
+    // The link too: an interface made again under its old index (one given explicitly, one
+    // moved in from another namespace) has the same index and none of what the attach put on.
+    return attached && cluster &&
+           (attached != dp_->ifindex() || cluster != cluster_ifindex_ || dp_->link_defunct());
 }
 
 // ifupdown or networkd rebuilding a bond or a VLAN deletes the interface and creates it again:

@@ -33,11 +33,41 @@ InterfacePlan plan_of(const nlb_config& cfg) {
 
 } // namespace
 
+InterfacePlan pinned_interface_plan(const std::string& ifname, const nlb_config& cfg,
+                                    std::span<const nlb_vip> vips, const std::string& socket_path) {
+    InterfacePlan plan = plan_of(cfg);
+    // A VLAN cluster's VIPs sit on the VLAN's interface, whatever its name; none left, they
+    // went with it.
+    plan.ifname = ifname;
+    if (cfg.vlan)
+        if (auto vlan = vlan_interface(ifname, cfg.vlan))
+            plan.ifname = *vlan;
+    plan.vips = VipLayout::of_slots(vips, cfg.vip_seed).vips;
+    plan.saved_settings = socket_path + ".arp_announce";
+    return plan;
+}
+
 std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
                                                     const std::string& socket_path) {
     if (ControlServer::someone_listens(socket_path))
         throw std::runtime_error("release " + pin_dir + ": an agent answers on " + socket_path +
                                  " and owns the dataplane (nlbadm detach, or stop it)");
+    return take_down_pinned_dataplane(pin_dir, socket_path);
+}
+
+std::optional<std::string> take_down_pinned_dataplane(const std::string& pin_dir,
+                                                      const std::string& socket_path) {
+    // Read in another network namespace, the link's index names another interface (each
+    // namespace numbers its own): that one's VIPs and MAC filter are not this dataplane's,
+    // and the pins are not this namespace's to remove.
+    const Dataplane::PinnedLink link = Dataplane::pinned_link(pin_dir);
+    if (link.kind == Dataplane::PinnedLink::elsewhere)
+        throw std::runtime_error(
+            "release " + pin_dir + ": its XDP link's interface (index " +
+            std::to_string(link.ifindex) + ") is not in this network namespace" +
+            (link.interface.empty() ? std::string()
+                                    : " (" + link.interface + " here runs another program)") +
+            ": nothing removed (run it in the namespace the agent ran in)");
     std::unique_ptr<Dataplane> dp;
     try {
         dp = Dataplane::adopt(pin_dir);
@@ -56,16 +86,8 @@ std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
     if (!dp)
         return std::nullopt;
     const std::string ifname = dp->interface();
-    const nlb_config& cfg = dp->maps().state().config;
-    InterfacePlan plan = plan_of(cfg);
-    // A VLAN cluster's VIPs sit on the VLAN's interface, whatever its name; none left, they
-    // went with it.
-    plan.ifname = ifname;
-    if (cfg.vlan)
-        if (auto vlan = vlan_interface(ifname, cfg.vlan))
-            plan.ifname = *vlan;
-    plan.vips = VipLayout::of_slots(dp->maps().state().vips, cfg.vip_seed).vips;
-    plan.saved_settings = socket_path + ".arp_announce";
+    const InterfacePlan plan = pinned_interface_plan(ifname, dp->maps().state().config,
+                                                     dp->maps().state().vips, socket_path);
     // As a detach: the stack stops taking the VIPs before the program stops filtering them.
     HostInterface::take_down(plan);
     dp->detach();

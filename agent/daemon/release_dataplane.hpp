@@ -6,7 +6,12 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
+
+#include <nlb/maps.h>
+
+#include "host_interface.hpp"
 
 namespace nlb {
 
@@ -21,5 +26,15 @@ namespace nlb {
 // member that serves nothing.
 std::optional<std::string> release_pinned_dataplane(const std::string& pin_dir,
                                                     const std::string& socket_path);
+// The same without asking the socket: for an agent that owns `socket_path` itself and finds
+// pins it must not adopt (another interface's than its configuration names).
+std::optional<std::string> take_down_pinned_dataplane(const std::string& pin_dir,
+                                                      const std::string& socket_path);
+
+// What an agent's attach put on the host for the dataplane whose pinned state is `cfg` and
+// `vips`, attached to `ifname` (read from the pins: cluster MAC, VLAN, VIP slots), with the
+// arp_announce kept beside `socket_path`.
+InterfacePlan pinned_interface_plan(const std::string& ifname, const nlb_config& cfg,
+                                    std::span<const nlb_vip> vips, const std::string& socket_path);
 
 } // namespace nlb

@@ -81,13 +81,42 @@ bool ensure_bpffs_dir(const std::string& dir, const std::string& what) {
 }
 
 // The interface of an XDP link: 0 once defunct (its interface deleted); none for a link of
-// another kind, or one the kernel does not describe.
-std::optional<int> link_ifindex(int link_fd) {
+// another kind, or one the kernel does not describe. `prog_id`: the program it runs.
+std::optional<int> link_ifindex(int link_fd, __u32* prog_id = nullptr) {
     bpf_link_info info{};
     __u32 len = sizeof(info);
     if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0 || info.type != BPF_LINK_TYPE_XDP)
         return std::nullopt;
+    if (prog_id)
+        *prog_id = info.prog_id;
     return static_cast<int>(info.xdp.ifindex);
+}
+
+// Whether the interface at `ifindex` in this network namespace runs program `prog_id` in
+// XDP: an index is a namespace's, and the link may be another namespace's interface.
+bool runs_xdp_program(int ifindex, __u32 prog_id) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q) != 0)
+        return false;
+    return prog_id && (q.prog_id == prog_id || q.drv_prog_id == prog_id ||
+                       q.skb_prog_id == prog_id || q.hw_prog_id == prog_id);
+}
+
+Dataplane::PinnedLink describe_link(int link_fd) {
+    Dataplane::PinnedLink link;
+    __u32 prog_id = 0;
+    const std::optional<int> ifindex = link_ifindex(link_fd, &prog_id);
+    link.ifindex = ifindex.value_or(0);
+    char name[IF_NAMESIZE] = {};
+    if (link.ifindex && if_indextoname(static_cast<unsigned>(link.ifindex), name))
+        link.interface = name;
+    if (!ifindex || !link.ifindex)
+        link.kind = Dataplane::PinnedLink::defunct;
+    else if (link.interface.empty() || !runs_xdp_program(link.ifindex, prog_id))
+        link.kind = Dataplane::PinnedLink::elsewhere;
+    else
+        link.kind = Dataplane::PinnedLink::here;
+    return link;
 }
 
 // Every pin in `dir` that `keep` does not name.
@@ -285,13 +314,23 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     int link_fd = bpf_obj_get(link_path.c_str());
     if (link_fd < 0)
         return nullptr;
-    const int ifindex = link_ifindex(link_fd).value_or(0);
-    char name[IF_NAMESIZE] = {};
-    if (!ifindex || !if_indextoname(static_cast<unsigned>(ifindex), name)) {
+    const PinnedLink link = describe_link(link_fd);
+    if (link.kind == PinnedLink::defunct) {
         close(link_fd);
         fail("adopt " + link_path, "not an XDP link on an existing interface");
     }
-    std::string what = std::string("adopt ") + name;
+    if (link.kind == PinnedLink::elsewhere) {
+        close(link_fd);
+        fail("adopt " + link_path,
+             "its interface (index " + std::to_string(link.ifindex) +
+                 ") is not in this network namespace" +
+                 (link.interface.empty() ? std::string()
+                                         : " (" + link.interface + " here runs another program)") +
+                 ": run the agent in the namespace it was attached in");
+    }
+    const int ifindex = link.ifindex;
+    const std::string name = link.interface;
+    std::string what = "adopt " + name;
     std::unique_ptr<Dataplane> dp;
     try {
         dp = load(pin_dir, what, sizes);
@@ -425,6 +464,15 @@ void Dataplane::finish_migration(const std::string& what) {
     remove_pins_except(pin_dir_, known);
 }
 
+Dataplane::PinnedLink Dataplane::pinned_link(const std::string& pin_dir) {
+    const int fd = bpf_obj_get((pin_dir + "/" + kLinkPin).c_str());
+    if (fd < 0)
+        return {};
+    PinnedLink link = describe_link(fd);
+    close(fd);
+    return link;
+}
+
 bool Dataplane::pinned_link_defunct(const std::string& pin_dir) {
     const int fd = bpf_obj_get((pin_dir + "/" + kLinkPin).c_str());
     if (fd < 0)
@@ -432,6 +480,10 @@ bool Dataplane::pinned_link_defunct(const std::string& pin_dir) {
     const bool defunct = link_ifindex(fd) == 0;
     close(fd);
     return defunct;
+}
+
+bool Dataplane::link_defunct() const {
+    return link_fd_ >= 0 && link_ifindex(link_fd_) == 0;
 }
 
 void Dataplane::remove_pins(const std::string& pin_dir) {

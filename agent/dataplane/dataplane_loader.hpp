@@ -53,11 +53,25 @@ class Dataplane {
     static std::unique_ptr<Dataplane> adopt(const std::string& pin_dir,
                                             const TableSizes& sizes = {});
 
-    // For pins no build here can adopt (nlb-agent --release-dataplane): whether the pinned
-    // XDP link's interface is gone (the kernel keeps the link, defunct, with index 0), and
+    // The XDP link pinned in `pin_dir`, before anything is adopted: none; defunct (its
+    // interface deleted: the kernel keeps the link with index 0, and no program can take it
+    // over); another network namespace's (its index names an interface here that does not
+    // run the link's program: a bpffs is shared by every namespace, an index is not, and the
+    // name that index has here is another interface's); or on `interface` here.
+    struct PinnedLink {
+        enum Kind { none, defunct, elsewhere, here } kind = none;
+        std::string interface; // here: its name; elsewhere: what the index names here, if any
+        int ifindex = 0;
+    };
+    static PinnedLink pinned_link(const std::string& pin_dir);
+    // For pins no build here can adopt (nlb-agent --release-dataplane, an agent that finds
+    // pins whose interface is gone): whether the pinned XDP link's interface is gone, and
     // every pin in `pin_dir` removed with the directory (the link goes with its pin).
     static bool pinned_link_defunct(const std::string& pin_dir);
     static void remove_pins(const std::string& pin_dir);
+    // The interface this dataplane is attached to was deleted (the link is defunct), whatever
+    // a new interface under its name and index looks like.
+    bool link_defunct() const;
 
     ~Dataplane(); // closes this process's handles; the pinned dataplane stays
     Dataplane(const Dataplane&) = delete;

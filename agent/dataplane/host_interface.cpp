@@ -268,10 +268,12 @@ void HostInterface::take_down(const InterfacePlan& plan) {
     remove(what, ifindex, before);
 }
 
-void HostInterface::remove(const InterfacePlan& plan, int ifindex,
-                           const std::string& arp_announce) {
-    for (const auto& vip : plan.vips)
-        netlink::delete_address(ifindex, vip);
+void HostInterface::remove_cluster_mac(const InterfacePlan& plan) {
+    if (const int ifindex = static_cast<int>(if_nametoindex(plan.ifname.c_str())))
+        remove_cluster_mac(plan, ifindex);
+}
+
+void HostInterface::remove_cluster_mac(const InterfacePlan& plan, int ifindex) {
     MacAddress cmac = cluster_mac(plan.cluster_ip, plan.mode);
     if (plan.mode == ClusterMode::unicast)
         netlink::delete_unicast_filter(ifindex, cmac);
@@ -279,6 +281,13 @@ void HostInterface::remove(const InterfacePlan& plan, int ifindex,
         multicast_filter(SIOCDELMULTI, plan.ifname, cmac);
     else
         netlink::delete_group_address(ifindex, igmp_group(plan.cluster_ip));
+}
+
+void HostInterface::remove(const InterfacePlan& plan, int ifindex,
+                           const std::string& arp_announce) {
+    for (const auto& vip : plan.vips)
+        netlink::delete_address(ifindex, vip);
+    remove_cluster_mac(plan, ifindex);
     if (!arp_announce.empty())
         std::ofstream(arp_announce_path(plan.ifname)) << arp_announce << "\n";
     if (!plan.saved_settings.empty())

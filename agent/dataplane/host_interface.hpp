@@ -64,12 +64,17 @@ class HostInterface {
     // pinned): arp_announce goes back to the value kept in plan.saved_settings, and stays
     // as it is where nothing was kept for this interface.
     static void take_down(const InterfacePlan& plan);
+    // The cluster MAC of plan.mode and plan.cluster_ip out of plan.ifname's filter (the
+    // group left, in igmp mode): an adopted dataplane's, which an earlier agent added for a
+    // cluster IP or mode the configuration has changed since.
+    static void remove_cluster_mac(const InterfacePlan& plan);
 
     const InterfacePlan& plan() const { return plan_; }
 
   private:
     void apply();
     static void remove(const InterfacePlan& plan, int ifindex, const std::string& arp_announce);
+    static void remove_cluster_mac(const InterfacePlan& plan, int ifindex);
     std::string group_name() const; // "239.255.c.d"
 
     InterfacePlan plan_;
