@@ -126,21 +126,21 @@ std::optional<std::uint8_t> LoadController::update(std::span<const double> membe
     // the smoothed wanted weight carries about ±8 % of counting noise, and successive
     // values are correlated, so at once the sensitivity one excursion could pass for three
     // (a move to 43 of 50 between equal servers, once in four e2e runs); what lies between
-    // the two is the fine move's, on a mean of 20. Up, toward the configured weight, the
-    // sensitivity alone will do: the configured weight is the state without evidence against
-    // the host's share, and a host recovering from a slow server first moves part of the way
-    // (its filter still holds some of the slow spell) and would then wait for the fine move's
-    // 20 updates for the rest (37 of 50 25 s after the cause went, in the e2e test).
-    // On the way back up (the last move was a coarse one up), with no evidence against its
-    // share at all (the cheapest, idle or alone), any gap to the configured weight is a move
-    // up: a gap within the sensitivity (45 of 50) would otherwise wait for a fine move, whose
-    // mean beside equal servers is rarely a tenth above 45 (97 s in a model of the e2e test,
-    // against its 50 s). Only then: a host a tenth dearer than the cheapest, settled a few
-    // points below its weight, is within the sensitivity now and then by chance, and went
-    // back to its weight at every third such update in a row (2-3 times the moves).
+    // the two is the fine move's, on a mean of 20. On a way back up that a coarse move up
+    // began, the sensitivity alone will do: a host recovering from a slow server first moves
+    // part of the way (its filter still holds some of the slow spell) and would then wait
+    // for the fine move's 20 updates for the rest (37 of 50 25 s after the cause went, in
+    // the e2e test). Not otherwise: a host a tenth dearer than the cheapest, settled by a
+    // fine move a few points below its weight, is within the sensitivity now and then by
+    // chance, and three such updates in a row took it back up, the fine move down again
+    // (280 moves in 480 minutes of a Poisson model; 47 now).
+    // On such a way back up, with no evidence against its share at all (the cheapest, idle
+    // or alone), any gap to the configured weight is a move up: a gap within the
+    // sensitivity (45 of 50) would otherwise wait for a fine move, whose mean beside equal
+    // servers is rarely a tenth above 45 (97 s in a model of the e2e test, against its 50 s).
     const bool unopposed = rising_ && wanted == 1.0 && next > weight_;
     const double moved = (static_cast<double>(next) - weight_) / static_cast<double>(configured_);
-    const double deadband = (moved > 0 ? 1 : 2) * config_.sensitivity;
+    const double deadband = (moved > 0 && rising_ ? 1 : 2) * config_.sensitivity;
     const int direction = unopposed ? 1 : std::abs(moved) <= deadband ? 0 : (moved > 0 ? 1 : -1);
     streak_ = direction != 0 && direction == last_direction_ ? streak_ + 1 : (direction ? 1 : 0);
     last_direction_ = direction;

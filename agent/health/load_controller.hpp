@@ -36,8 +36,8 @@ class LoadController {
     // every member the same load per unit of configured weight; the cheapest member keeps
     // its configured weight. Returns the new effective weight when the wanted one differs
     // from the one last returned by more than 2 × `sensitivity` × the configured weight at three
-    // updates running (a coarse move, to the wanted weight; up, the sensitivity will do, and
-    // after a coarse move up any gap when the wanted weight is the configured one), or when the
+    // updates running (a coarse move, to the wanted weight; after a coarse move up, up again
+    // takes the sensitivity, and any gap when the wanted weight is the configured one), or when the
     // mean of the wanted weights over a window of kFineWindow updates differs from it by more than
     // `sensitivity` × the current weight (a fine move, to that mean). The first window starts
     // 8 updates (two time constants) after a move, windows do not overlap, after each fine move in

@@ -243,7 +243,7 @@ TEST_CASE("load feedback: fine moves in a row wait twice as long each, a coarse 
     CHECK(updates_to_move(120) == 8 + 20); // the fine window is back to 20
 }
 
-TEST_CASE("load feedback: back to the configured weight takes the sensitivity, away twice it") {
+TEST_CASE("load feedback: within twice the sensitivity, down and back up are the fine move's") {
     // A level metric 1.15x the cheapest wants 43 of 50: 14 % of the configured weight, beyond
     // the sensitivity but within twice it, so no coarse move (the fine one needs 20 updates).
     const LoadFeedbackConfig f = level_feedback();
@@ -254,14 +254,17 @@ TEST_CASE("load feedback: back to the configured weight takes the sensitivity, a
         CHECK_FALSE(c.update(std::vector<double>{115, 100}, t));
     REQUIRE(c.update(std::vector<double>{115, 100}, t)); // the fine move, at the 20th
     REQUIRE(c.weight() == 43);
-    // The cause goes: the host is the cheapest. 7 of 50 back is beyond the sensitivity, and
-    // three updates in a row take the host back, not twenty.
+    // The cause goes: the host is the cheapest. 7 of 50 back is within twice the sensitivity
+    // too, and came down by a fine move: the way back is the fine move's as well, two time
+    // constants after the last move and a window twice as long (a second fine move in a
+    // row). A coarse move up there, on three cheap updates in a row, swung a host 6-14 %
+    // dearer than the others between its weight and the fine move's every two minutes.
     for (std::int64_t u = t; u <= t + 20000; u += 100)
         c.sample(100, u);
     t += 20000;
-    CHECK_FALSE(c.update(std::vector<double>{100, 100}, t));
-    CHECK_FALSE(c.update(std::vector<double>{100, 100}, t + 1000));
-    CHECK(c.update(std::vector<double>{100, 100}, t + 2000));
+    for (int i = 1; i < 8 + 40; ++i, t += 1000)
+        CHECK_FALSE(c.update(std::vector<double>{100, 100}, t));
+    CHECK(c.update(std::vector<double>{100, 100}, t));
     CHECK(c.weight() == 50);
 }
 
@@ -544,11 +547,12 @@ TEST_CASE("load feedback: settled below its weight by a fine move, within the se
     CHECK(c.weight() == 45);
 }
 
-// The Poisson model with host 2's connections living 6-20 % longer than the others': swings
-// between its weight and a few points below it (a review's measure: at 1.10, 89 moves in 160
-// minutes before the way back up within the sensitivity, 239 with it for every host, 94 with
-// it for a way back up a coarse move began).
-TEST_CASE("load feedback: a host a little dearer than the others swings no more than it did") {
+// The Poisson model with host 2's connections living 6-14 % longer than the others': it
+// settles a few points below its weight. Moves up within twice the sensitivity were coarse
+// ones on three cheap updates in a row, and swung it back to its weight and down again (280
+// moves in these 480 minutes; 606 when the way back up within the sensitivity applied to
+// every host): now only on a way back up a coarse move began (47 moves).
+TEST_CASE("load feedback: a host a little dearer than the others does not swing") {
     int total = 0;
     for (double ratio : {1.06, 1.10, 1.14}) {
         int moves = 0;
@@ -565,6 +569,6 @@ TEST_CASE("load feedback: a host a little dearer than the others swings no more 
         INFO("ratio " << ratio << ": " << moves << " steady moves in 160 minutes");
         total += moves;
     }
-    INFO(total << " moves in all (280 before the way back up, 606 with it for every host)");
-    CHECK(total <= 350);
+    INFO(total << " moves in all");
+    CHECK(total <= 100);
 }
