@@ -62,12 +62,8 @@ std::optional<std::string> take_down_pinned_dataplane(const std::string& pin_dir
     // and the pins are not this namespace's to remove.
     const Dataplane::PinnedLink link = Dataplane::pinned_link(pin_dir);
     if (link.kind == Dataplane::PinnedLink::elsewhere)
-        throw std::runtime_error(
-            "release " + pin_dir + ": its XDP link's interface (index " +
-            std::to_string(link.ifindex) + ") is not in this network namespace" +
-            (link.interface.empty() ? std::string()
-                                    : " (" + link.interface + " here runs another program)") +
-            ": nothing removed (run it in the namespace the agent ran in)");
+        throw std::runtime_error("release " + pin_dir + ": " + link.why_elsewhere() +
+                                 ": nothing removed (run it in the namespace the agent ran in)");
     std::unique_ptr<Dataplane> dp;
     try {
         dp = Dataplane::adopt(pin_dir);

@@ -322,11 +322,7 @@ std::unique_ptr<Dataplane> Dataplane::adopt(const std::string& pin_dir, const Ta
     if (link.kind == PinnedLink::elsewhere) {
         close(link_fd);
         fail("adopt " + link_path,
-             "its interface (index " + std::to_string(link.ifindex) +
-                 ") is not in this network namespace" +
-                 (link.interface.empty() ? std::string()
-                                         : " (" + link.interface + " here runs another program)") +
-                 ": run the agent in the namespace it was attached in");
+             link.why_elsewhere() + ": run the agent in the namespace it was attached in");
     }
     const int ifindex = link.ifindex;
     const std::string name = link.interface;
@@ -462,6 +458,12 @@ void Dataplane::finish_migration(const std::string& what) {
     for (const auto& p : map_pins(skel_))
         known.emplace_back(p.name);
     remove_pins_except(pin_dir_, known);
+}
+
+std::string Dataplane::PinnedLink::why_elsewhere() const {
+    return "its XDP link's interface (index " + std::to_string(ifindex) +
+           ") is not in this network namespace" +
+           (interface.empty() ? std::string() : " (" + interface + " here runs another program)");
 }
 
 Dataplane::PinnedLink Dataplane::pinned_link(const std::string& pin_dir) {

@@ -62,6 +62,8 @@ class Dataplane {
         enum Kind { none, defunct, elsewhere, here } kind = none;
         std::string interface; // here: its name; elsewhere: what the index names here, if any
         int ifindex = 0;
+        // Why an `elsewhere` link is not this namespace's, for the error that refuses it.
+        std::string why_elsewhere() const;
     };
     static PinnedLink pinned_link(const std::string& pin_dir);
     // For pins no build here can adopt (nlb-agent --release-dataplane, an agent that finds
