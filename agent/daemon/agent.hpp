@@ -25,6 +25,7 @@
 #include "heartbeat_socket.hpp"
 #include "host_interface.hpp"
 #include "igmp_querier.hpp"
+#include "link_info.hpp"
 #include "load_feedback.hpp"
 #include "metrics_server.hpp"
 #include "remote_server.hpp"
@@ -134,6 +135,7 @@ class Agent {
     // After every input the loop hands the engine: refreshes the watchdog when its deadline
     // trails the engine's latest look by a step or more, or the timer's refresh is due.
     void keep_watchdog(std::chrono::milliseconds now);
+    void watch_link(std::chrono::milliseconds now);
     std::chrono::milliseconds watchdog_timeout() const; // (tolerance - 1) periods
     void apply(Decision decision);
     void install(const SlotViews& views);
@@ -177,6 +179,7 @@ class Agent {
     std::unique_ptr<Dataplane> dp_;
     std::unique_ptr<HostInterface> iface_;
     int cluster_ifindex_ = 0; // of iface_'s interface, at the attach
+    CarrierProbe carrier_;
     std::unique_ptr<HeartbeatSocket> hb_;
     std::unique_ptr<ContactSocket> contact_; // null: no second path (bind failed; logged)
     std::string contact_error_;

@@ -64,6 +64,9 @@ void Agent::tick(milliseconds due) {
         }
     }
     milliseconds now = monotonic_now();
+    watch_link(now);
+    if (!engine_)
+        return;
     // The engine first: after a stall it must release what it owned before the watchdog is
     // refreshed, or the dataplane would serve buckets the cluster has taken meanwhile.
     engine_->on_tick(now);
@@ -78,6 +81,25 @@ void Agent::tick(milliseconds due) {
         periodic(now);
     }
     keep_watchdog(now);
+}
+
+// The host's link: the interface the dataplane is on and, for a VLAN cluster, the one its
+// heartbeats leave by. Down (its carrier lost, or set down) the host is cut off, and knows it:
+// the engine then neither serves alone nor, once the link is back, beside the peers that took
+// over meanwhile (docs/convergence.md, "Link down"). An interface that cannot be asked (gone)
+// is interface_replaced's affair.
+void Agent::watch_link(milliseconds now) {
+    if (!dp_ || !iface_)
+        return;
+    const std::string& attached = dp_->interface();
+    const std::string& cluster = iface_->plan().ifname;
+    const std::optional<bool> a = carrier_.up(attached);
+    const std::optional<bool> c = cluster == attached ? a : carrier_.up(cluster);
+    const bool up = a.value_or(true) && c.value_or(true);
+    if (up == engine_->link_up())
+        return;
+    engine_->on_link(up, now);
+    apply(engine_->take_decision());
 }
 
 // Once per heartbeat period: report connections.
@@ -191,7 +213,10 @@ void Agent::arm_watchdog(milliseconds now) {
         return;
     }
     // Logged at every refusal: the engine recovers from it before the next refresh.
-    if (until < looked + timeout)
+    if (until < looked + timeout && !engine_->link_up())
+        log_expired("the link is down: host " + std::to_string(confirmed.by) +
+                    " may take this host's buckets from now on");
+    else if (until < looked + timeout)
         log_expired("host " + std::to_string(confirmed.by) +
                     " has taken in no heartbeat of this host's for too long: it may take this "
                     "host's buckets (" +

@@ -71,6 +71,21 @@ std::optional<VlanLink> vlan_link(const std::string& ifname) {
     return link;
 }
 
+CarrierProbe::CarrierProbe() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {}
+
+CarrierProbe::~CarrierProbe() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+std::optional<bool> CarrierProbe::up(const std::string& ifname) const {
+    ifreq req{};
+    std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    if (fd_ < 0 || ::ioctl(fd_, SIOCGIFFLAGS, &req) != 0)
+        return std::nullopt;
+    return (req.ifr_flags & IFF_UP) && (req.ifr_flags & IFF_RUNNING);
+}
+
 std::optional<std::string> vlan_interface(const std::string& lower, std::uint16_t id) {
     struct if_nameindex* all = if_nameindex();
     if (!all)

@@ -1,6 +1,7 @@
 // What the agent asks the kernel about a network interface before attaching to it: its driver
 // (which XDP hook works there) and its VLAN relations (which interface carries a VLAN, and
-// whether the NIC strips tags before XDP could see them). Read-only ioctls, no netlink.
+// whether the NIC strips tags before XDP could see them); and while it runs, whether the link
+// is up. Read-only ioctls, no netlink.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,22 @@ struct VlanLink {
     std::uint16_t id = 0;
 };
 std::optional<VlanLink> vlan_link(const std::string& ifname);
+
+// Whether an interface is up and has its carrier (IFF_UP and IFF_RUNNING: its operational
+// state up, or unknown for a driver that reports none), through a socket kept open: the agent
+// asks twice a period.
+class CarrierProbe {
+  public:
+    CarrierProbe();
+    ~CarrierProbe();
+    CarrierProbe(const CarrierProbe&) = delete;
+    CarrierProbe& operator=(const CarrierProbe&) = delete;
+    // nullopt when it cannot be asked (no such interface).
+    std::optional<bool> up(const std::string& ifname) const;
+
+  private:
+    int fd_;
+};
 
 // The VLAN interface for VLAN `id` on `lower` ("eth0.100" for 100 on eth0, whatever its name).
 std::optional<std::string> vlan_interface(const std::string& lower, std::uint16_t id);

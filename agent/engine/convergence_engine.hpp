@@ -4,6 +4,7 @@
 //
 //   on_heartbeat(frame, now)    a received 0x886F payload
 //   on_tick(now)                at or after Decision::next_tick (earlier is harmless)
+//   on_link(up, now)            the host's own link went down or came back
 //   on_command(cmd, now)        nlbadm start / stop / drainstop / suspend / resume / per rule
 //   on_connection_scan(...)     (rule slot, bucket) pairs with live connections and the
 //                               running count of connections accepted: each period while
@@ -72,6 +73,14 @@ class ConvergenceEngine {
     void begin_frames() { holding_ = true; }
     void end_frames(Millis now);
     void on_tick(Millis now);
+    // The host's own link (carrier, administrative state) on the interface its frames and its
+    // clients' packets use, as the agent reads it. Down, the host is the one cut off: it
+    // forms no epoch (nothing it would serve reaches it, and once the link is back it would
+    // serve beside the peers that took over), keeps its buckets until its peers may take
+    // them (the confirmations' bound as the link went down) and then lets them go, and joins
+    // again once the link is back (docs/convergence.md, "Link down").
+    void on_link(bool up, Millis now);
+    bool link_up() const { return !link_down_; }
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
     // True when it changed the buckets this host reports holding (its heartbeats' dirty list).
@@ -426,6 +435,11 @@ class ConvergenceEngine {
     // bound is worked out at. Behind last_input_ while frames that queued up are read.
     std::int64_t judged_ = -1;
     bool recovering_ = false;
+    // on_link: down since the agent said so; the confirmations' bound worked out then (while
+    // down no peer's frame comes to move it, and peers silent for a while bound nothing).
+    bool link_down_ = false;
+    std::int64_t link_down_at_ = 0;
+    Confirmed link_bound_{};
     bool had_peer_ = false; // a peer proved two-way contact since this host started
     // A newly alive peer that outnumbers this host's cohort does not count it yet (within
     // contact_grace): no install until it does, or the grace ends in a refusal.

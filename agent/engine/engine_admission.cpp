@@ -92,6 +92,13 @@ void ConvergenceEngine::observe(std::int64_t now, std::int64_t at) {
     at = std::max(judged_, std::min(at, now));
     if (last_input_ >= 0 && gap > limit) {
         on_stall(now, gap);
+    } else if (last_input_ >= 0 && !recovering_ && participating() && link_down_ &&
+               at >= link_bound_.until.count()) {
+        recover(now,
+                "the link has been down for " + std::to_string(at - link_down_at_) +
+                    " ms: peers may take this host's buckets from now on: released every "
+                    "bucket; it joins again once the link is back",
+                "link down");
     } else if (last_input_ >= 0 && !recovering_ && participating()) {
         // The dataplane stopped at the bound the agent armed it with after the last look;
         // the peer may have taken this host's buckets since, whatever this host still holds.
@@ -220,7 +227,50 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
         if (until < bound.until.count())
             bound = {Millis(until), m};
     }
+    if (link_down_ && link_bound_.until < bound.until)
+        bound = link_bound_;
     return bound;
+}
+
+void ConvergenceEngine::on_link(bool up, Millis now_ms) {
+    const std::int64_t now = now_ms.count();
+    observe(now);
+    if (up != link_down_)
+        return;
+    if (!up) {
+        // Worked out while every peer's last frame is still recent: once down, no frame comes
+        // to move the bound, and a peer silent for most of a tolerance bounds nothing
+        // (work_out_confirmed), though here it is alive and counts this host dead.
+        link_bound_ = confirmed_until(true);
+        // Peers that confirm nothing (a 1.1 peer) still take a host they no longer hear: a
+        // tolerance after its last frame, which left up to a period and a half ago.
+        const std::uint64_t others = view_ & ~host_bit(me_);
+        if (link_bound_.by == 0 && others != 0)
+            link_bound_ = {Millis(now + period() / 2 +
+                                  period() * std::max<std::int64_t>(
+                                                 0, config_.cluster.heartbeat_tolerance - 2)),
+                           lowest(others)};
+        link_down_ = true;
+        link_down_at_ = now;
+        event(now, EventKind::link_down, me_,
+              "link down: this host hears no peer and no peer hears it; it forms no epoch "
+              "meanwhile and keeps its buckets for " +
+                  (link_bound_.by ? std::to_string(std::max<std::int64_t>(
+                                        0, link_bound_.until.count() - now)) +
+                                        " ms at most"
+                                  : std::string("as long as it is alone")));
+    } else {
+        link_down_ = false;
+        // Frames from before the link went down prove nothing about now: a host that let go
+        // of its buckets agrees only on frames heard from here on, and one alone first gives
+        // everyone a chance to be heard, as a host that just started does.
+        started_at_ = std::max(started_at_, now);
+        event(now, EventKind::link_up, me_,
+              "link up after " + std::to_string(now - link_down_at_) + " ms" +
+                  (recovering_ ? ": joining again" : ""));
+    }
+    confirmed_at_ = -1; // the cached bound knows nothing of the link
+    on_tick(now_ms);
 }
 
 void ConvergenceEngine::note_confirmation(const Heartbeat& hb) {

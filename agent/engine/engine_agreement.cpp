@@ -18,6 +18,9 @@ using detail::serving_state;
 bool ConvergenceEngine::agreement(std::int64_t now) const {
     if (awaiting_contact_)
         return false;
+    // Link down (on_link): what this host hears is nothing, and no epoch is formed on it.
+    if (link_down_)
+        return false;
     if (view_ == host_bit(me_)) {
         if (now - started_at_ < start_wait())
             return false; // alone: first give everyone a chance to be heard

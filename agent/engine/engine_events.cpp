@@ -49,6 +49,10 @@ const char* to_string(EventKind kind) {
         return "seed_inherited";
     case EventKind::config_switched:
         return "config_switched";
+    case EventKind::link_down:
+        return "link_down";
+    case EventKind::link_up:
+        return "link_up";
     }
     return "unknown";
 }

@@ -67,6 +67,9 @@ enum class EventKind {
     seed_inherited,
     // Staged configuration (docs/staged-config.md): the staged set became the running one.
     config_switched,
+    // The agent saw this host's link go down or come back (ConvergenceEngine::on_link).
+    link_down,
+    link_up,
 };
 
 // How a frame reached this host: the segment (0x886F to the cluster MAC) or the agents'

@@ -260,6 +260,8 @@ std::string ConvergenceEngine::problem(Millis now_ms) const {
     const std::int64_t now = now_ms.count();
     if (state_ == HostState::refused && !reason_detail_.empty())
         return reason_detail_;
+    if (link_down_)
+        return "the link is down: this host hears no peer and no peer hears it";
     if (deaf(now))
         return "not receiving cluster-MAC frames: peers hear this host, it hears none of them "
                "on the segment (check the vSwitch's promiscuous / MAC-spoofing setting)";

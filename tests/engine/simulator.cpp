@@ -64,9 +64,7 @@ void Simulator::kill(std::size_t i) {
     auto& h = hosts_[i];
     if (!h.alive)
         return;
-    if (h.installed && counts(h))
-        count_owner(i, *h.installed, -1);
-    h.alive = false;
+    recount(i, [&] { h.alive = false; });
 }
 
 void Simulator::pause(std::size_t i) {
@@ -87,15 +85,17 @@ void Simulator::resume(std::size_t i) {
         h.engine->on_heartbeat(*q.frame, Millis{local(i)}, q.path, Millis{q.arrived});
         collect(i);
     }
+    if (h.engine->link_up() == h.link_down) { // changed while paused: its agent looks now
+        h.engine->on_link(!h.link_down, Millis{local(i)});
+        collect(i);
+    }
     h.engine->on_tick(Millis{local(i)});
     collect(i);
 }
 
 void Simulator::pause_vm(std::size_t i) {
     auto& h = hosts_[i];
-    if (h.installed && counts(h))
-        count_owner(i, *h.installed, -1);
-    h.vm_paused = true;
+    recount(i, [&] { h.vm_paused = true; });
     pause(i);
 }
 
@@ -103,11 +103,8 @@ void Simulator::resume_frozen(std::size_t i) {
     auto& h = hosts_[i];
     if (!h.paused)
         return;
-    if (h.vm_paused) {
-        h.vm_paused = false;
-        if (h.installed && counts(h))
-            count_owner(i, *h.installed, +1);
-    }
+    if (h.vm_paused)
+        recount(i, [&] { h.vm_paused = false; });
     // The clock reads what it read at the pause, and runs on from there.
     const auto at = h.paused_at;
     const auto saved = now_;
@@ -124,6 +121,14 @@ void Simulator::resume_frozen(std::size_t i) {
         push(h.armed_until, Kind::watchdog, i);
     }
     resume(i);
+}
+
+void Simulator::set_link(std::size_t i, bool up, std::int64_t notice_ms) {
+    auto& h = hosts_[i];
+    if (h.link_down == !up)
+        return;
+    recount(i, [&] { h.link_down = !up; });
+    push(now_ + notice_ms, Kind::link, i);
 }
 
 void Simulator::command(std::size_t i, Command c) {
@@ -244,7 +249,8 @@ void Simulator::collect(std::size_t i) {
         if (capture)
             captured_.push_back(*frame);
         for (std::size_t j = 0; j < hosts_.size(); ++j) {
-            if (j == i || !hosts_[j].alive || hosts_[j].group != h.group)
+            if (j == i || !hosts_[j].alive || hosts_[j].group != h.group || h.link_down ||
+                hosts_[j].link_down)
                 continue;
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
             if (u < net_.loss || (drop && drop(i, j, *frame)))
@@ -260,8 +266,8 @@ void Simulator::collect(std::size_t i) {
         ++h.contact_frames_sent;
         auto frame = std::make_shared<const std::vector<std::uint8_t>>(std::move(c.frame));
         for (std::size_t j = 0; j < hosts_.size(); ++j) {
-            if (j == i || !hosts_[j].alive || hosts_[j].group != h.group ||
-                hosts_[j].engine->config().host.contact != c.to)
+            if (j == i || !hosts_[j].alive || hosts_[j].group != h.group || h.link_down ||
+                hosts_[j].link_down || hosts_[j].engine->config().host.contact != c.to)
                 continue;
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
             if (u < net_.loss || (drop_contact && drop_contact(i, j, *frame)))
@@ -301,20 +307,22 @@ void Simulator::arm_watchdog(std::size_t i) {
         h.armed_until = at;
         push(at, Kind::watchdog, i);
     }
-    if (h.watchdog_expired) {
-        h.watchdog_expired = false;
-        if (h.installed)
-            count_owner(i, *h.installed, +1);
-    }
+    if (h.watchdog_expired)
+        recount(i, [&] { h.watchdog_expired = false; });
 }
 
 void Simulator::expire_watchdog(std::size_t i) {
     auto& h = hosts_[i];
-    if (h.watchdog_expired)
-        return;
-    h.watchdog_expired = true;
-    if (h.installed)
-        count_owner(i, *h.installed, -1);
+    if (!h.watchdog_expired)
+        recount(i, [&] { h.watchdog_expired = true; });
+}
+
+void Simulator::recount(std::size_t i, const std::function<void()>& change) {
+    auto& h = hosts_[i];
+    const bool counted = counts(h);
+    change();
+    if (h.installed && counted != counts(h))
+        count_owner(i, *h.installed, counted ? -1 : +1);
 }
 
 void Simulator::count_owner(std::size_t i, const SlotViews& views, int delta) {
@@ -352,7 +360,11 @@ void Simulator::step(const Item& item) {
             expire_watchdog(item.host);
         return;
     }
+    if (item.kind == Kind::deliver && h.link_down)
+        return; // on the wire when the link went down
     if (h.paused) {
+        if (item.kind == Kind::link)
+            return; // noticed after the resume, by its first tick's look (below)
         if (item.kind == Kind::deliver)
             h.backlog.push_back({item.frame, item.path, local(item.host)});
         else if (item.kind == Kind::scan)
@@ -398,6 +410,9 @@ void Simulator::step(const Item& item) {
         break;
     }
     case Kind::watchdog:
+        break;
+    case Kind::link:
+        h.engine->on_link(!h.link_down, Millis{local(item.host)});
         break;
     }
     collect(item.host);

@@ -56,6 +56,9 @@ struct SimHost {
     bool vm_paused = false; // pause_vm: answers nothing, its clock stands still
     std::int64_t paused_at = 0;
     bool watchdog_expired = false;
+    // set_link: its link is down: no frame goes out or comes in, no client's packet reaches
+    // its dataplane; its engine is told after the agent's delay in noticing.
+    bool link_down = false;
     std::int64_t armed_until = -1; // the deadline armed last (simulation time)
     struct Queued {
         std::shared_ptr<const std::vector<std::uint8_t>> frame;
@@ -113,6 +116,9 @@ class Simulator {
     // Stops host i as a hypervisor stops a VM: its dataplane answers nothing meanwhile, and
     // its clock stands still until resume_frozen.
     void pause_vm(std::size_t i);
+    // Host i's link goes down (up: comes back) now; its agent notices `notice_ms` later and
+    // tells its engine (ConvergenceEngine::on_link).
+    void set_link(std::size_t i, bool up, std::int64_t notice_ms = 0);
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
     void inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms = 1);
 
@@ -153,7 +159,7 @@ class Simulator {
         rewrite;
 
   private:
-    enum class Kind { deliver, tick, scan, watchdog };
+    enum class Kind { deliver, tick, scan, watchdog, link };
     struct Item {
         std::int64_t at;
         std::uint64_t order;
@@ -167,7 +173,9 @@ class Simulator {
     void push(std::int64_t at, Kind kind, std::size_t host,
               std::shared_ptr<const std::vector<std::uint8_t>> frame = {},
               Path path = Path::segment);
-    bool counts(const SimHost& h) const { return h.alive && !h.watchdog_expired && !h.vm_paused; }
+    bool counts(const SimHost& h) const {
+        return h.alive && !h.watchdog_expired && !h.vm_paused && !h.link_down;
+    }
     bool lingers(const Item& item) const {
         return item.kind == Kind::deliver && item.path == Path::segment && net_.linger_ms > 0;
     }
@@ -178,6 +186,9 @@ class Simulator {
     void count_owner(std::size_t i, const SlotViews& views, int delta);
     void arm_watchdog(std::size_t i);
     void expire_watchdog(std::size_t i);
+    // Runs `change` on host i's flags and keeps the owner counts right if it changed whether
+    // the host counts.
+    void recount(std::size_t i, const std::function<void()>& change);
     std::int64_t delay();
     // Host i's clock now, and the simulation time at which it reads `local`.
     std::int64_t local(std::size_t i) const;
