@@ -124,8 +124,13 @@ Agent::ReloadResult Agent::apply_config(Config next, const std::string& what) {
         return result;
     };
     const ReloadPlan plan = plan_reload(config_, next);
+    // A refused push is not kept: a restart runs this host's file as before, so only an edit
+    // of that file (then a restart) changes such a key, never the push.
     if (plan.fixed)
-        return refuse(*plan.fixed + " changed: restart nlb-agent to apply it");
+        return refuse(*plan.fixed + " changed: " +
+                      (what == "push" ? "a push cannot change it (only this host's " + path +
+                                            " can, with a restart of nlb-agent)"
+                                      : std::string("restart nlb-agent to apply it")));
     // Where this host reaches peers that have not spoken yet: its own business, in force at
     // once whatever else waits for the cluster (once nothing refused the reload).
     // Against the engine's list, not config_: a staged reload sets it without config_.
