@@ -2,6 +2,7 @@
 // and `diff`, the per-rule `enabled` key they and attach apply, and the switch to a staged
 // configuration (docs/staged-config.md).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,11 +35,20 @@ namespace {
 // pushed.json is read at every start and a damaged one stops the agent (exit 2): its bytes
 // are on disk before the rename makes it the file, so a power cut leaves the old file or the
 // new one, never an empty one (ext4 does not flush a rename that replaces nothing; XFS none).
+// Only into a regular file: O_NONBLOCK, so that a FIFO found at the name (no reader: ENXIO)
+// never blocks the agent's loop, and nothing is written into one or into a device.
 void write_durably(const std::filesystem::path& path, const std::string& text) {
     const int fd =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        ::open(path.c_str(),
+               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
     if (fd < 0)
-        throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+        throw std::runtime_error("cannot write " + path.string() + ": " +
+                                 (errno == ENXIO ? "not a regular file" : std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw std::runtime_error("cannot write " + path.string() + ": not a regular file");
+    }
     std::size_t done = 0;
     while (done < text.size()) {
         const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -72,6 +82,13 @@ void sync_directory(const std::filesystem::path& dir, std::error_code& ec) {
 Config Agent::effective_config(const AgentOptions& options) {
     Config config = load_config(options.config_path);
     const std::string pushed = options.state_dir + "/pushed.json";
+    // A FIFO (or a device) there would block the start, or a reload and the agent's loop.
+    std::error_code type_ec;
+    const auto type = std::filesystem::status(pushed, type_ec).type();
+    if (!type_ec && type != std::filesystem::file_type::regular &&
+        type != std::filesystem::file_type::not_found)
+        throw ConfigError(pushed + ": not a regular file (remove it to run " + options.config_path +
+                          " as it is)");
     std::ifstream in(pushed);
     if (!in) {
         // Nothing pushed. One that is there but cannot be read would leave the host on the

@@ -1,5 +1,6 @@
 // A detached agent (no interface: no dataplane, no engine) on its own io thread, asked over its
-// control socket to push: what it answers when it refuses.
+// control socket to push: what it answers when it refuses, and that no FIFO at the pushed
+// configuration's names ever holds up its loop or its start.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -7,7 +8,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -122,4 +125,69 @@ TEST_CASE("agent: a push refused for a key that needs a restart does not say a r
     CHECK(error.find("restart nlb-agent to apply it") == std::string::npos);
     CHECK(error.find("(nothing changed)") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(a.dir / "state" / "pushed.json"));
+}
+
+TEST_CASE("agent: a FIFO at pushed.json.new does not hold up the agent's loop") {
+    // Without load feedback on the rule that moves: a push the agent would take.
+    DetachedAgent a(R"({"cluster": {"ip": "10.99.0.1", "vips": ["10.99.0.2"]},
+      "host": {"priority": 1, "dedicated_ip": "10.99.0.11"},
+      "port_rules": [{"ports": [80, 80], "protocol": "tcp"},
+                     {"ports": [443, 443], "protocol": "tcp"}]})");
+    const auto temp = a.dir / "state" / "pushed.json.new";
+    REQUIRE(::mkfifo(temp.c_str(), 0600) == 0);
+    // A reader that goes before the agent's write must not end the test binary.
+    std::signal(SIGPIPE, SIG_IGN);
+    const nlohmann::json answer = a.ask(push_request(), std::chrono::seconds(3));
+    if (answer.is_null()) {
+        // Blocked in open(): a reader lets it go on, so that the io thread can be joined.
+        const int reader = ::open(temp.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        ::close(reader);
+        FAIL("the push held up the agent's loop (blocked on the FIFO)");
+    }
+    CHECK(answer["ok"] == false);
+    const std::string error = answer["error"].get<std::string>();
+    INFO(error);
+    CHECK(error.find("pushed.json.new") != std::string::npos);
+    CHECK(error.find("(nothing changed)") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(a.dir / "state" / "pushed.json"));
+    // The loop still answers.
+    CHECK(a.ask({{"command", "query"}}, std::chrono::seconds(2))["ok"] == true);
+}
+
+TEST_CASE("agent: a FIFO at pushed.json stops the start with one line, never blocks it") {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("nlb-test-agent-pushed-fifo-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "state");
+    std::ofstream(dir / "nlb.json") << kFile;
+    REQUIRE(::mkfifo((dir / "state" / "pushed.json").c_str(), 0600) == 0);
+    AgentOptions options;
+    options.config_path = (dir / "nlb.json").string();
+    options.state_dir = (dir / "state").string();
+    std::string error;
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        try {
+            Agent::effective_config(options);
+        } catch (const ConfigError& e) {
+            error = e.what();
+        }
+        done = true;
+    });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!done && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const bool blocked = !done;
+    // Unblock a reader stuck in open() (a writer lets it go on), to end the test either way.
+    const int writer = ::open((dir / "state" / "pushed.json").c_str(), O_WRONLY | O_NONBLOCK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (writer >= 0)
+        ::close(writer); // the reader then sees the end of the file
+    reader.join();
+    INFO(error);
+    CHECK_FALSE(blocked);
+    CHECK(error.find("pushed.json") != std::string::npos);
+    CHECK(error.find("remove it") != std::string::npos);
+    std::filesystem::remove_all(dir);
 }
