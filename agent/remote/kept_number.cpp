@@ -51,9 +51,18 @@ KeptNumber read_kept_number(const std::string& path) {
 
 std::string write_kept_number(const std::string& path, std::int64_t value) {
     const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return error_of(tmp, errno); // not ours to remove: what the open found there
+    // O_NONBLOCK: a FIFO found there (no reader: ENXIO) must not block the agent's loop; and
+    // only a regular file is written and renamed over the path, never a FIFO or a device.
+    const int fd =
+        ::open(tmp.c_str(),
+               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
+    if (fd < 0) // not ours to remove: what the open found there
+        return errno == ENXIO ? tmp + ": not a regular file" : error_of(tmp, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return tmp + ": not a regular file";
+    }
     char text[kMaxSize];
     const int len = std::snprintf(text, sizeof(text), "%lld\n", static_cast<long long>(value));
     const ssize_t n = ::write(fd, text, static_cast<std::size_t>(len));

@@ -2,8 +2,9 @@
 // floor, the cluster's longest tolerance for the next start). The agent runs as root: neither
 // the file nor its temporary name is followed if it is a symlink, only a regular file of a few
 // bytes holding a number and nothing else is read, and the file is written whole under a
-// temporary name (mode 0600) and renamed over, so a crash midway leaves the earlier number or
-// the new one. Not synced: these files have to outlive the agent, not the machine.
+// temporary name (mode 0600; only a regular file, opened without blocking: a FIFO there is an
+// error, never a wait) and renamed over, so a crash midway leaves the earlier number or the
+// new one. Not synced: these files have to outlive the agent, not the machine.
 #pragma once
 
 #include <cstdint>

@@ -3,10 +3,13 @@
 // guard accepted is refused by the next one (a restarted agent).
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 
@@ -183,4 +186,27 @@ TEST_CASE("a RAM-only guard has no floor and writes nothing") {
     ReplayGuard g(kWindow);
     CHECK(g.check(nonce(1), 0, 0) == ReplayGuard::Verdict::fresh);
     CHECK(g.check(nonce(2), -kWindow, 0) == ReplayGuard::Verdict::fresh);
+}
+
+TEST_CASE("a FIFO at the state file's temporary name: refused at once, never blocks") {
+    StateFile state;
+    const std::string tmp = state.path + ".tmp";
+    REQUIRE(::mkfifo(tmp.c_str(), 0600) == 0);
+    ReplayGuard g(kWindow, state.path, kT0);
+    auto verdict = std::async(std::launch::async, [&] { return g.check(nonce(1), kT0 + 1, kT0); });
+    if (verdict.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+        // Blocked in open(): a reader lets it go on (the write then fills the pipe's buffer).
+        const int reader = ::open(tmp.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        verdict.wait();
+        ::close(reader);
+        FAIL("saving the floor blocked on a FIFO at " + tmp);
+    }
+    CHECK(verdict.get() == ReplayGuard::Verdict::unsaved);
+    CHECK(g.save_error() == tmp + ": not a regular file");
+    CHECK(g.size() == 0);
+    // Not ours to remove, and still a FIFO: nothing was written through it or renamed over.
+    struct stat st {};
+    REQUIRE(::lstat(tmp.c_str(), &st) == 0);
+    CHECK(S_ISFIFO(st.st_mode));
+    CHECK(::access(state.path.c_str(), F_OK) != 0);
 }
