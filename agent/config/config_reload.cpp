@@ -72,4 +72,13 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     return plan;
 }
 
+nlohmann::json diff_answer(const ReloadPlan& plan, bool holds_staged) {
+    const bool unstages = holds_staged && plan.staged.empty() && !plan.fixed;
+    return {{"live", plan.live},
+            {"staged", plan.staged},
+            {"restart", plan.fixed ? nlohmann::json(*plan.fixed) : nlohmann::json(nullptr)},
+            {"unstages", unstages},
+            {"same", plan.live.empty() && plan.staged.empty() && !plan.fixed && !unstages}};
+}
+
 } // namespace nlb

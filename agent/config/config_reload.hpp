@@ -24,4 +24,10 @@ struct ReloadPlan {
 
 ReloadPlan plan_reload(const Config& running, const Config& next);
 
+// `nlbadm diff`'s answer for `plan` (the running configuration against what a push would
+// apply) on a host that holds a staged set beside the running one, or not (`holds_staged`):
+// {"live", "staged", "restart", "unstages", "same"}. A push that stages nothing removes what
+// is staged, as a reload does (the others may be waiting for it): that is no "same".
+nlohmann::json diff_answer(const ReloadPlan& plan, bool holds_staged);
+
 } // namespace nlb

@@ -250,13 +250,8 @@ json Agent::push(const json& request, bool apply_it) {
     } catch (const std::exception& e) {
         return error(std::string(e.what()) + " (nothing changed)");
     }
-    if (!apply_it) {
-        const ReloadPlan plan = plan_reload(config_, next);
-        return ok({{"live", plan.live},
-                   {"staged", plan.staged},
-                   {"restart", plan.fixed ? json(*plan.fixed) : json(nullptr)},
-                   {"same", plan.live.empty() && plan.staged.empty() && !plan.fixed}});
-    }
+    if (!apply_it) // against what the push would do: apply_config, staged_ included
+        return ok(diff_answer(plan_reload(config_, next), staged_.has_value()));
     // Kept before it is applied, so that a push that cannot be kept changes nothing; put
     // back as it was when the agent refuses it.
     const std::filesystem::path dir(options_.state_dir);

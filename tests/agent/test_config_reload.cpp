@@ -134,3 +134,23 @@ TEST_CASE("the shared rules and the timing are staged, by name") {
                                             kReloadRules + "}"))
               .fixed == "cluster.ip");
 }
+
+TEST_CASE("diff: the running set again is the same, unless a staged set would go with it") {
+    const Config running = config("", kReloadRules);
+    const ReloadPlan nothing = plan_reload(running, running);
+    CHECK(diff_answer(nothing, false)["same"] == true);
+    CHECK(diff_answer(nothing, false)["unstages"] == false);
+    // A host that holds another set staged: a push of the running one removes it (as a reload
+    // of it does), which the others of the cluster may be waiting for.
+    CHECK(diff_answer(nothing, true)["same"] == false);
+    CHECK(diff_answer(nothing, true)["unstages"] == true);
+    // A push that stages a set replaces the staged one: said by its keys.
+    const ReloadPlan grown =
+        plan_reload(running, config("", R"([{"ports": [80, 81], "load_weight": 50},
+                                           {"ports": [443, 443], "mode": "single"}])"));
+    const auto answer = diff_answer(grown, true);
+    CHECK(answer["staged"] == nlohmann::json{"port_rules[0].ports"});
+    CHECK(answer["unstages"] == false);
+    CHECK(answer["same"] == false);
+    CHECK(answer["restart"] == nullptr);
+}
