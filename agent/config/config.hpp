@@ -22,9 +22,34 @@ namespace nlb {
 
 // One line, naming the key path ("cluster.heartbeat_ms: 50 below the minimum 100") or, for a
 // file that is no JSON, the place ("nlb.json: line 3, column 5: syntax error ...").
+// Control characters that a JSON escape put into a quoted key or value come out as escapes
+// (\n, \r, \t, \xNN), so the message stays one line (a backslash is left as it is, so that a
+// message wrapped in another is not escaped twice).
 class ConfigError : public std::runtime_error {
   public:
-    using std::runtime_error::runtime_error;
+    explicit ConfigError(const std::string& what) : std::runtime_error(one_line(what)) {}
+    explicit ConfigError(const char* what) : ConfigError(std::string(what)) {}
+
+  private:
+    static std::string one_line(const std::string& text) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        std::string out;
+        out.reserve(text.size());
+        for (char c : text) {
+            const auto byte = static_cast<unsigned char>(c);
+            if (c == '\n')
+                out += "\\n";
+            else if (c == '\r')
+                out += "\\r";
+            else if (c == '\t')
+                out += "\\t";
+            else if (byte < 0x20 || byte == 0x7f)
+                out += std::string("\\x") + kHex[byte >> 4] + kHex[byte & 0xf];
+            else
+                out += c;
+        }
+        return out;
+    }
 };
 
 // Bounds (docs/config.md). A period under 100 ms floods the segment with heartbeats for no

@@ -1,6 +1,7 @@
 // Every kind of bad config gives one ConfigError line naming the key path and the problem.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -392,4 +393,26 @@ TEST_CASE("metrics") {
          "metrics.listen: \"1.2.3.4:99999\" is not ADDRESS:PORT (\"127.0.0.1:9650\", "
          "\"[::1]:9650\")"},
     });
+}
+
+TEST_CASE("a key or value with a line break still gives one line") {
+    // JSON escapes put line breaks and other control characters into keys and strings; the
+    // message quotes them, and must stay one line (the agent prints it as one at start).
+    const std::vector<std::string> texts = {
+        with(R"({"ip": "10.0.0.1", "a\nb": 1})"),
+        with(R"({"ip": "10.0.0.1", "mode": "uni\ncast"})"),
+        with("", R"({"priority": 1, "dedicated_ip": "10.0.0.11", "interface": "eth\n0"})"),
+        with(R"({"ip": "10.0.0.1\r\nx"})"),
+        with(R"({"ip": "10.0.0.1", "ip\u001b": 1})"),
+    };
+    for (const auto& text : texts) {
+        INFO(text);
+        const std::string message = error_of(text);
+        CHECK(message != "(no error)");
+        CHECK(std::none_of(message.begin(), message.end(), [](char c) {
+            return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+        }));
+    }
+    CHECK(error_of(with(R"({"ip": "10.0.0.1", "mode": "uni\ncast"})")) ==
+          "cluster.mode: \"uni\\ncast\" is not unicast, multicast or igmp");
 }
