@@ -79,7 +79,8 @@ constexpr CommandSpec kCommands[] = {
      "heartbeat tolerance, or the watchdog stops the dataplane and the others take over.\n"},
     {"enable", Takes::port, "PORT|all [--vip VIP]", "handle the port rule covering PORT",
      "Handles again, on this host, the port rule that covers PORT (every rule: all).\n"
-     "--vip VIP picks the rule of that VIP rather than the rule for all VIPs.\n"},
+     "--vip VIP picks the rule of that VIP rather than the rule for all VIPs (with all:\n"
+     "every rule of that VIP, none of those for all VIPs).\n"},
     {"disable", Takes::port, "PORT|all [--vip VIP]", "stop handling that rule at once",
      "Stops handling, on this host, the port rule that covers PORT (every rule: all) at\n"
      "once; its connections on this host are dropped. --vip VIP as for enable.\n"},

@@ -2,9 +2,11 @@
 // the dispatch of every request to its handler.
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 #include "agent.hpp"
 #include "control_reply.hpp"
+#include "rule_targets.hpp"
 
 namespace nlb {
 
@@ -28,37 +30,68 @@ json Agent::command(CommandKind kind, int rule) {
 }
 
 // enable / disable / drain PORT|all [--vip VIP]: the rule that covers the port on that VIP
-// (or on the cluster IP), or every rule.
+// (or on the cluster IP), or every rule (of that VIP).
+
+std::vector<int> rule_targets(const DataplaneTables& tables, const json& request,
+                              const std::string& verb) {
+    auto fail = [&](const std::string& why) -> std::vector<int> {
+        throw std::invalid_argument(verb + ": " + why);
+    };
+    if (!request.contains("port"))
+        return fail("port missing");
+    const json& port = request["port"];
+    const bool all = port.is_string() && port.get<std::string>() == "all";
+    if (!all && (!port.is_number_integer() || port.get<long>() < 0 || port.get<long>() > 65535))
+        return fail("bad port " + port.dump() + " (0-65535 or all)");
+    std::optional<std::size_t> vip;
+    if (request.contains("vip")) {
+        auto addr = request["vip"].is_string() ? IpAddress::parse(request["vip"].get<std::string>())
+                                               : std::nullopt;
+        const auto& vips = tables.vips();
+        auto it = addr ? std::find(vips.begin(), vips.end(), *addr) : vips.end();
+        if (it == vips.end())
+            return fail(request["vip"].dump() + " is not a VIP of this cluster");
+        vip = static_cast<std::size_t>(it - vips.begin());
+    }
+    if (all) {
+        if (!vip)
+            return {-1};
+        // The rules of that VIP only: those for all VIPs serve the others too.
+        std::vector<int> rules;
+        for (std::size_t r = 0; r < tables.rules().size(); ++r)
+            if (tables.rules()[r].vip == vip)
+                rules.push_back(static_cast<int>(r));
+        if (rules.empty())
+            return fail("no port rule names VIP " + request["vip"].get<std::string>() +
+                        " (the rules for all VIPs cover it)");
+        return rules;
+    }
+    auto p = static_cast<std::uint16_t>(port.get<long>());
+    for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
+        std::uint32_t r = tables.rule_of(vip.value_or(0), proto, p);
+        if (r < tables.rules().size())
+            return {static_cast<int>(r)};
+    }
+    return fail("no port rule covers port " + std::to_string(p));
+}
 
 json Agent::rule_command(const json& request, CommandKind kind) {
     const char* verb = kind == CommandKind::rule_enable    ? "enable"
                        : kind == CommandKind::rule_disable ? "disable"
                                                            : "drain";
-    if (!request.contains("port"))
-        return error(std::string(verb) + ": port missing");
-    const json& port = request["port"];
-    if (port.is_string() && port.get<std::string>() == "all")
-        return command(kind, -1);
-    if (!port.is_number_integer() || port.get<long>() < 0 || port.get<long>() > 65535)
-        return error(std::string(verb) + ": bad port " + port.dump() + " (0-65535 or all)");
-    std::size_t vip = 0;
-    if (request.contains("vip")) {
-        auto addr = request["vip"].is_string() ? IpAddress::parse(request["vip"].get<std::string>())
-                                               : std::nullopt;
-        const auto& vips = tables_.vips();
-        auto it = addr ? std::find(vips.begin(), vips.end(), *addr) : vips.end();
-        if (it == vips.end())
-            return error(std::string(verb) + ": " + request["vip"].dump() +
-                         " is not a VIP of this cluster");
-        vip = static_cast<std::size_t>(it - vips.begin());
+    std::vector<int> rules;
+    try {
+        rules = rule_targets(tables_, request, verb);
+    } catch (const std::invalid_argument& e) {
+        return error(e.what());
     }
-    auto p = static_cast<std::uint16_t>(port.get<long>());
-    for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
-        std::uint32_t r = tables_.rule_of(vip, proto, p);
-        if (r < tables_.rules().size())
-            return command(kind, static_cast<int>(r));
+    json reply;
+    for (int rule : rules) {
+        reply = command(kind, rule);
+        if (!reply["ok"].get<bool>())
+            break;
     }
-    return error(std::string(verb) + ": no port rule covers port " + std::to_string(p));
+    return reply;
 }
 
 json Agent::answer(const json& request) {
