@@ -29,8 +29,8 @@ json Agent::command(CommandKind kind, int rule) {
     return ok({{"state", to_string(engine_->state())}});
 }
 
-// enable / disable / drain PORT|all [--vip VIP]: the rule that covers the port on that VIP
-// (or on the cluster IP), or every rule (of that VIP).
+// enable / disable / drain PORT|all [--vip VIP]: the rules that cover the port on that VIP
+// (or on the cluster IP), for tcp and udp, or every rule (of that VIP).
 
 std::vector<int> rule_targets(const DataplaneTables& tables, const json& request,
                               const std::string& verb) {
@@ -66,13 +66,18 @@ std::vector<int> rule_targets(const DataplaneTables& tables, const json& request
                         " (the rules for all VIPs cover it)");
         return rules;
     }
+    // The port's rule for each protocol: one rule for both, or a tcp and a udp one.
     auto p = static_cast<std::uint16_t>(port.get<long>());
+    std::vector<int> rules;
     for (std::uint32_t proto : {NLB_PROTO_TCP, NLB_PROTO_UDP}) {
-        std::uint32_t r = tables.rule_of(vip.value_or(0), proto, p);
-        if (r < tables.rules().size())
-            return {static_cast<int>(r)};
+        const auto r = static_cast<int>(tables.rule_of(vip.value_or(0), proto, p));
+        if (static_cast<std::size_t>(r) < tables.rules().size() &&
+            std::find(rules.begin(), rules.end(), r) == rules.end())
+            rules.push_back(r);
     }
-    return fail("no port rule covers port " + std::to_string(p));
+    if (rules.empty())
+        return fail("no port rule covers port " + std::to_string(p));
+    return rules;
 }
 
 json Agent::rule_command(const json& request, CommandKind kind) {

@@ -73,3 +73,14 @@ TEST_CASE("rule targets: all is every rule, or with a VIP every rule of that VIP
     CHECK(error_of({{"port", "all"}, {"vip", "10.0.0.3"}}) ==
           "disable: no port rule names VIP 10.0.0.3 (the rules for all VIPs cover it)");
 }
+
+TEST_CASE("rule targets: a port that a tcp and a udp rule cover names both") {
+    // 53 as two rules, one per protocol: `disable 53` left the udp one served, and no request
+    // could name it but `all`.
+    const DataplaneTables t({ip("10.0.0.1")}, {rule(0, 53, 53, Protocol::tcp),
+                                               rule(std::nullopt, 53, 53, Protocol::udp),
+                                               rule(0, 80, 90, Protocol::both)});
+    CHECK(rule_targets(t, {{"port", 53}}, "disable") == std::vector<int>{0, 1});
+    // One rule for both protocols is named once.
+    CHECK(rule_targets(t, {{"port", 85}}, "disable") == std::vector<int>{2});
+}
