@@ -42,7 +42,11 @@ void parse_url(const JsonField& field, ProbeConfig& p) {
     const auto slash = url.find('/', scheme.size());
     const std::string authority = url.substr(scheme.size(), slash - scheme.size());
     p.http_path = slash == std::string::npos ? "/" : url.substr(slash);
-    if (p.http_path.find_first_of(" \r\n\t#") != std::string::npos)
+    // It goes into the request line as it is: no byte there may end or split that line.
+    if (std::any_of(p.http_path.begin(), p.http_path.end(), [](char c) {
+            const auto byte = static_cast<unsigned char>(c);
+            return byte <= 0x20 || byte == 0x7f || c == '#';
+        }))
         bad("has a space, a control character or a fragment in its path");
     if (authority.empty())
         bad("has no host");

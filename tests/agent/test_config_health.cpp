@@ -128,3 +128,16 @@ TEST_CASE("health: a reload refuses a change of the probes") {
     CHECK(plan_reload(a, b).fixed == std::optional<std::string>("health"));
     CHECK_FALSE(plan_reload(a, a).fixed);
 }
+
+TEST_CASE("health: a URL path with any control character is refused") {
+    // It goes into the probe's request line as it is: a NUL, a vertical tab or a DEL made a
+    // request no server reads as one, and the rule went down for a URL the config accepted.
+    for (const char* escape : {"\\u0000", "\\u000b", "\\u001b", "\\u007f", "\\u000c"}) {
+        const std::string health = std::string(R"({"probes": [{"name": "a", "type": "http", )") +
+                                   R"("url": "http://127.0.0.1/a)" + escape + R"(b"}]})";
+        INFO(health);
+        CHECK_THAT(health_error(health),
+                   Catch::StartsWith("health.probes[0].url: ") &&
+                       Catch::Contains("has a space, a control character or a fragment"));
+    }
+}
