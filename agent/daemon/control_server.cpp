@@ -92,6 +92,11 @@ ControlServer::ControlServer(boost::asio::io_context& io, std::string path, Hand
     std::string what = "control socket " + path_ + ": ";
     if (someone_listens(path_))
         throw std::runtime_error(what + "another nlb-agent is listening there");
+    // Only a socket is replaced: a --socket that names another file by mistake must not
+    // cost that file (the agent runs as root).
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+        throw std::runtime_error(what + "exists and is not a socket (nothing removed)");
     ::unlink(path_.c_str());
     boost::system::error_code ec;
     acceptor_.open(stream_protocol(), ec);

@@ -21,7 +21,8 @@ class ControlServer {
     using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
 
     // Throws std::runtime_error "control socket PATH: <reason>" (another agent listening
-    // there is one). A stale socket file left by a dead agent is replaced.
+    // there is one, a file there that is no socket another). A stale socket file left by a
+    // dead agent is replaced.
     ControlServer(boost::asio::io_context& io, std::string path, Handler handler);
     ~ControlServer(); // removes the socket file
     ControlServer(const ControlServer&) = delete;

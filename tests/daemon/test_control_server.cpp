@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -154,4 +155,27 @@ TEST_CASE("control socket: connections past the cap are closed unanswered") {
     close(extra);
     for (int fd : held)
         close(fd);
+}
+
+TEST_CASE("control socket: a file at the path that is no socket is left alone, and named") {
+    // A --socket that names a file by mistake (a config, a log): the agent runs as root, and
+    // replaced whatever was there with its socket.
+    const std::string path = "/tmp/nlb-test-control-file-" + std::to_string(getpid());
+    {
+        std::ofstream file(path);
+        file << "precious\n";
+    }
+    boost::asio::io_context io;
+    std::string error;
+    try {
+        ControlServer server(io, path, [](const nlohmann::json&) { return nlohmann::json{}; });
+    } catch (const std::runtime_error& e) {
+        error = e.what();
+    }
+    CHECK(error == "control socket " + path + ": exists and is not a socket (nothing removed)");
+    std::ifstream file(path);
+    std::string line;
+    std::getline(file, line);
+    CHECK(line == "precious");
+    std::filesystem::remove(path);
 }
