@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -129,6 +130,32 @@ void RemoteServer::read_batch() {
     });
 }
 
+// A signed request refused for its time leaves its sender with nothing but a timeout: the
+// clocks disagree (stale), or the sender's clock is behind the newest request this host ran,
+// or this host's clock was set back past it (before_start). Said at most once a minute: a
+// copy of a request seen on the wire, replayed, is refused the same way.
+void RemoteServer::log_refused_time(const remote::Received& r,
+                                    const boost::asio::ip::udp::endpoint& from, std::int64_t now) {
+    const auto at = std::chrono::steady_clock::now();
+    if (clock_logged_ && at - *clock_logged_ < std::chrono::minutes(1))
+        return;
+    clock_logged_ = at;
+    const std::int64_t stamp = r.header.timestamp_ms;
+    const std::string who = "remote control: a signed request from " + from.address().to_string() +
+                            " was refused: stamped ";
+    if (r.drop == remote::Drop::stale)
+        log_.warn(who + std::to_string(std::abs(stamp - now) / 1000) + " s " +
+                  (stamp > now ? "ahead of" : "behind") +
+                  " this host's clock, past the 30 s allowed (are both clocks synchronised? "
+                  "or a copy of an old request); dropped_stale counts them");
+    else
+        log_.warn(who + std::to_string(guard_.floor() - stamp) +
+                  " ms before the newest request this host ran or its start (" +
+                  guard_.state_file() +
+                  "): the sender's clock is behind, or this host's was set back (or a copy of "
+                  "a request run before); dropped_before_start counts them");
+}
+
 void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endpoint& from) {
     const std::int64_t now = realtime_ms();
     const remote::Endpoint source{htonl(from.address().to_v4().to_uint()), from.port()};
@@ -140,6 +167,8 @@ void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endp
                    ": requests refused until it can be written");
         unsaved_logged_ = true;
     }
+    if (r.drop == remote::Drop::stale || r.drop == remote::Drop::before_start)
+        log_refused_time(r, from, now);
     if (r.drop != remote::Drop::none) {
         counters_.dropped[static_cast<std::size_t>(r.drop)]++;
         return;

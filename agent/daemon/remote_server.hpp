@@ -11,9 +11,11 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -71,6 +73,8 @@ class RemoteServer {
     void wait();
     void read_batch();
     void serve(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
+    void log_refused_time(const remote::Received& r, const boost::asio::ip::udp::endpoint& from,
+                          std::int64_t now);
 
     boost::asio::io_context& io_;
     Identity identity_;
@@ -82,6 +86,8 @@ class RemoteServer {
     boost::asio::ip::udp::socket socket_;
     std::vector<std::uint8_t> buffer_;
     bool unsaved_logged_ = false; // the replay state's write error is in the log
+    // When a signed request refused for its time (stale, before_start) was last logged.
+    std::optional<std::chrono::steady_clock::time_point> clock_logged_;
     // Set by the destructor: a batch already queued on the io_context does nothing.
     std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
 

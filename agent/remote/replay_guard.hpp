@@ -56,6 +56,7 @@ class ReplayGuard {
     std::size_t capacity() const { return capacity_; }
     // Requests stamped at or before this are refused (before_start).
     std::int64_t floor() const { return floor_; }
+    const std::string& state_file() const { return state_file_; }
     const std::string& load_error() const { return load_error_; }
     // The last save's error ("" once a save succeeds).
     const std::string& save_error() const { return save_error_; }

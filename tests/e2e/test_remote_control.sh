@@ -127,6 +127,11 @@ check "stale (31 s old): no answer" test "$(json 'len(d["answers"])' <<<"$r")" =
 r=$(tool request --cluster "$CLUSTER_IP" --key-file "$KEY" --age-ms -31000 --wait 0.5)
 check "stale (31 s ahead): no answer" test "$(json 'len(d["answers"])' <<<"$r")" = 0
 check "stale: dropped_stale +2 on every host" rose_by "$before" "$(counters dropped_stale)" 2
+# Its sender sees only a timeout: each host says why, once (at most a line a minute).
+for i in 1 2 3; do
+  check "stale: host $i logged the refusal once, naming the clocks" \
+    test "$(grep -c 'was refused: stamped 3[01] s .* this host.s clock' "$TOPO_DIR/h$i.log")" = 1
+done
 before=$(counters dropped_oversize)
 r=$(tool request --cluster "$CLUSTER_IP" --key-file "$KEY" --pad 1100 --wait 0.5)
 check "oversize ($(json 'd["size"]' <<<"$r") bytes): no answer" test "$(json 'len(d["answers"])' <<<"$r")" = 0
