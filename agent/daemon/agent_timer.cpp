@@ -100,6 +100,39 @@ void Agent::watch_link(milliseconds now) {
         return;
     engine_->on_link(up, now);
     apply(engine_->take_decision());
+    if (up && iface_) // ifup put the host's own addresses back; ours are ours to put back
+        restore_interface(now);
+}
+
+// Once a second, and as the link comes back: what the host's network configuration took off
+// the interface goes back on (HostInterface::restore), and the VIPs are announced again.
+// Until then the dataplane accepted this host's buckets and the stack dropped every packet
+// for a VIP it no longer had: a silent black hole of the host's share (ifdown and ifup, a
+// network manager's reconfiguration, the IPv6 VIPs of an interface set down and up).
+void Agent::restore_interface(milliseconds now) {
+    last_restore_ = now;
+    std::vector<std::string> restored;
+    try {
+        restored = iface_->restore();
+        restore_error_.clear();
+    } catch (const std::exception& e) {
+        if (restore_error_ != e.what())
+            log_.error(e.what());
+        restore_error_ = e.what();
+        return;
+    }
+    if (restored.empty())
+        return;
+    std::string what;
+    for (const std::string& r : restored)
+        what += (what.empty() ? "" : ", ") + r;
+    log_.warn(iface_->plan().ifname + ": " + what +
+              " had gone from the interface (ifdown? a network manager?): put back");
+    try {
+        iface_->announce();
+    } catch (const std::exception& e) {
+        log_.error(e.what());
+    }
 }
 
 // Once per heartbeat period: report connections.
@@ -137,6 +170,8 @@ void Agent::periodic(milliseconds now) {
         last_scan_ = now;
         established_scanned_ = established_seen_;
     }
+    if (iface_ && now - last_restore_ >= std::chrono::seconds(1))
+        restore_interface(now);
     if (now - last_accepted_ >= std::chrono::seconds(1)) {
         last_accepted_ = now;
         const RuleTotals totals = rule_totals();

@@ -174,6 +174,39 @@ void HostInterface::apply() {
     }
 }
 
+std::vector<std::string> HostInterface::restore() {
+    const std::string what = "restore " + plan_.ifname + ": ";
+    std::vector<std::string> restored;
+    const MacAddress cmac = cluster_mac(plan_.cluster_ip, plan_.mode);
+    int rc = 0;
+    bool created = false;
+    switch (plan_.mode) {
+    case ClusterMode::unicast:
+        rc = netlink::add_unicast_filter(ifindex_, cmac);
+        created = rc == 0;
+        break;
+    case ClusterMode::multicast:
+        break; // SIOCADDMULTI counts references: no asking twice (and down/up keeps the list)
+    case ClusterMode::igmp:
+        rc = netlink::add_group_address(ifindex_, igmp_group(plan_.cluster_ip),
+                                        plan_.ifname.substr(0, 11) + ":nlb", &created);
+        break;
+    }
+    if (rc && rc != -EEXIST)
+        throw std::runtime_error(what + "cluster MAC " + to_string(cmac) + ": " + errstr(rc));
+    if (created)
+        restored.push_back(plan_.mode == ClusterMode::igmp ? "group " + group_name()
+                                                           : "cluster MAC " + to_string(cmac));
+    for (const auto& vip : plan_.vips) {
+        rc = netlink::add_address(ifindex_, vip);
+        if (rc && rc != -EEXIST)
+            throw std::runtime_error(what + "VIP " + vip.to_string() + ": " + errstr(rc));
+        if (rc == 0)
+            restored.push_back("VIP " + vip.to_string());
+    }
+    return restored;
+}
+
 std::string HostInterface::group_name() const {
     IpAddress group{};
     group.family = NLB_FAMILY_V4;

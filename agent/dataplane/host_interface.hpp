@@ -58,6 +58,13 @@ class HostInterface {
     static std::vector<IpAddress> remove_vips(const std::string& ifname,
                                               const std::vector<IpAddress>& from,
                                               const std::vector<IpAddress>& keep);
+    // What someone took off the interface while the dataplane serves on it, put back: the
+    // VIPs (ifdown flushes every address, a network manager reconfiguring drops those it does
+    // not know, and an interface set down loses its IPv6 ones), and the cluster MAC's unicast
+    // filter entry or, in igmp mode, the group's address. Without them the dataplane accepts
+    // this host's buckets and the stack drops every packet. Returns what it put back ("VIP
+    // 10.0.0.100"); throws std::runtime_error naming what it could not.
+    std::vector<std::string> restore();
     // Removes VIPs and the MAC filter entry or the group, restores arp_announce.
     void undo();
     // What undo() removes, for a plan an agent that is gone had applied (a dataplane left

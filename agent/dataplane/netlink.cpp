@@ -199,10 +199,12 @@ int delete_unicast_filter(int ifindex, const MacAddress& mac) {
     return unicast_filter(RTM_DELNEIGH, 0, ifindex, mac);
 }
 
-int add_group_address(int ifindex, std::uint32_t group, const std::string& label) {
+int add_group_address(int ifindex, std::uint32_t group, const std::string& label, bool* created) {
     const std::uint8_t scope = RT_SCOPE_HOST;
     int rc = address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, ipv4(group), scope,
                      IFA_F_MCAUTOJOIN, label);
+    if (created)
+        *created = rc == 0;
     if (rc != -EEXIST)
         return rc;
     // A restarted agent adopts the membership its predecessor left (a replace would not

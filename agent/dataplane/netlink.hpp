@@ -25,7 +25,9 @@ int delete_unicast_filter(int ifindex, const MacAddress& mac);
 // The label (at most 15 bytes) matters because host scope puts the address first on the
 // interface: under the interface's own name, SIOCGIFADDR (ifconfig, older tools) would take
 // it for the interface's address.
-int add_group_address(int ifindex, std::uint32_t group, const std::string& label);
+// `created` (optional): whether the address was missing and is now added.
+int add_group_address(int ifindex, std::uint32_t group, const std::string& label,
+                      bool* created = nullptr);
 int delete_group_address(int ifindex, std::uint32_t group);
 // How many TC filters hang at `parent` of the interface (the clsact qdisc's ingress or egress
 // hook: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS / TC_H_MIN_EGRESS); none where no such

@@ -70,6 +70,20 @@ run_mode() {
     q=$(nlbadm_h 1 --json stats)
     check "IPv6: the dataplane answered neighbour solicitations" test "$(json 'sum(1 for _ in [0]) if d["dataplane"]["nd_replied"] > 0 else 0' <<<"$q")" = 1
 
+    # An interface set down and up loses its IPv6 addresses (keep_addr_on_down 0), the VIP
+    # too; the network configuration puts the host's own back, and the agent puts it back as the link comes up, and the host serves its share again
+    # (before, the VIP stayed gone and the stack dropped the host's share for good).
+    ip -n "$TOPO-h2" link set eth0 down
+    ip -n "$TOPO-h2" link set eth0 up
+    ip -n "$TOPO-h2" addr add fd00::12/64 dev eth0 nodad # the host's own, as its network config does
+    local deadline=$((SECONDS + 5))
+    until ip -n "$TOPO-h2" -6 addr show dev eth0 | grep -q 'fd00::100/128' || ((SECONDS >= deadline)); do sleep 0.1; done
+    check "IPv6: host 2's VIP back on its interface after a link down and up" \
+      sh -c "ip -n '$TOPO-h2' -6 addr show dev eth0 | grep -q 'fd00::100/128'"
+    check "IPv6: host 2 said it put the VIP back" grep -q 'VIP fd00::100 had gone from the interface' "$TOPO_DIR/h2.log"
+    r=$(client burst --vip fd00::100 --port 7000 --sources "$(printf 'fd00::1:%d,' $(seq 1 16) | sed 's/,$//')" --per-source 10 --proto udp)
+    check "IPv6: 160 UDP requests answered once each after it" test "$(json 'sum(d["answers"].values()), d["duplicates"]' <<<"$r")" = "(160, 0)"
+
     # Requests the dataplane does not answer: no host's kernel answers them either.
     r=$(probe arp --ifname eth0 --sender 10.10.1.1 --target "$CLUSTER_IP")
     check "ARP: every host answered with the cluster MAC" test "$(json 'sorted({a["lladdr"] for a in d["answers"]}), len(d["answers"])' <<<"$r")" = "(['$want'], 3)"
