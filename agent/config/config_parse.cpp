@@ -67,6 +67,13 @@ const char* not_a_vip(const IpAddress& vip) {
         return "the unspecified address";
     if (zero && b[15] == 1)
         return "the loopback address";
+    // ::ffff:a.b.c.d stands for an IPv4 peer inside one host's socket API; no packet on the
+    // wire carries it, so the stack would hold it and no client ever reach it.
+    bool mapped = b[10] == 0xff && b[11] == 0xff;
+    for (int i = 0; i < 10; ++i)
+        mapped = mapped && b[i] == 0;
+    if (mapped)
+        return "an IPv4-mapped address (the IPv4 address itself is the VIP)";
     return nullptr;
 }
 

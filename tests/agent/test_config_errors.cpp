@@ -118,6 +118,9 @@ TEST_CASE("a VIP no client can reach is refused by name") {
          "cluster.vips[0]: ff02::1 is a multicast address, not one clients can reach"},
         {with(R"({"ip": "10.0.0.1", "vips": ["10.0.0.2", "::"]})"),
          "cluster.vips[1]: :: is the unspecified address, not one clients can reach"},
+        {with(R"({"ip": "10.0.0.1", "vips": ["::ffff:10.0.0.2"]})"),
+         "cluster.vips[0]: ::ffff:10.0.0.2 is an IPv4-mapped address (the IPv4 address itself "
+         "is the VIP), not one clients can reach"},
         {with(R"({"ip": "10.0.0.1", "vips": ["::1"]})"),
          "cluster.vips[0]: ::1 is the loopback address, not one clients can reach"},
         {with(R"({"ip": "10.0.0.1", "vips": ["239.1.2.3"]})"),
