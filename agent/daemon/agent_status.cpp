@@ -42,6 +42,8 @@ json Agent::query() const {
     if (dp_) {
         host["xdp_mode"] = dp_->generic() ? "generic" : "native";
         host["xdp_mode_reason"] = dp_->mode_reason();
+        // As the engine last heard of it (watch_link: every tick).
+        host["link"] = !engine_ || engine_->link_up() ? "up" : "down";
     }
     if (config_.cluster.vlan && iface_) // the VLAN's interface on the attached trunk
         host["vlan_interface"] = iface_->plan().ifname;

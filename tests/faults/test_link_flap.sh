@@ -33,12 +33,14 @@ t=$(now)
 fault_do long -- ip -n "$TOPO-h4" link set eth0 down
 sleep "$(calc "$FAULT_BOUND_S + $FAULT_SLACK_S + 2.5")"
 fextra long_states "$(nlbq summary 1 2 3 4)"
+fcheck "long: host 4's query says its link is down" test "$(query_field 4 'd["host"]["link"]')" = down
 fcheck "long: 3 converged members without host 4" converged_as 1,2,3 1 2 3
 fcheck "long: host 4 let go of its buckets, its link down" \
   test "$(count_log 4 '(?=.*"event":"stalled")(?=.*link has been down)' "$t")" = 1
 fcheck "long: host 4 formed no epoch alone" test "$(count_events 4 converged "$t")" = 0
 fault_do up -- ip -n "$TOPO-h4" link set eth0 up
 fcheck "up: 4 converged members again within 10 s" wait_converged_as 1,2,3,4 10 1 2 3 4
+fcheck "up: host 4's query says its link is up" test "$(query_field 4 'd["host"]["link"]')" = up
 sleep 1
 stream_stop
 faults_report
