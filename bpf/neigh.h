@@ -77,6 +77,25 @@ static __always_inline void nlb_count_global_arp(void)
 		st->arp_replied++;
 }
 
+/* `mac` claims the VIP `addr` as its own; not the cluster MAC, so another machine does
+ * (struct nlb_claim). */
+static __always_inline void nlb_note_claim(const struct nlb_config *cfg, const __u8 *mac,
+					   __u8 family, const __u32 *addr)
+{
+	struct nlb_stats *st;
+
+	if (mac[0] == cfg->cluster_mac[0] && mac[1] == cfg->cluster_mac[1] &&
+	    mac[2] == cfg->cluster_mac[2] && mac[3] == cfg->cluster_mac[3] &&
+	    mac[4] == cfg->cluster_mac[4] && mac[5] == cfg->cluster_mac[5])
+		return;
+	st = nlb_stats_slot(NLB_STATS_GLOBAL);
+	if (st)
+		st->vip_claims++;
+	__builtin_memcpy(nlb_state.claim.addr, addr, 16);
+	__builtin_memcpy(nlb_state.claim.mac, mac, ETH_ALEN);
+	nlb_state.claim.family = family;
+}
+
 /* Returned by nlb_neigh6 for what is not neighbour discovery about a VIP. */
 #define NLB_NOT_NEIGH (-2)
 
@@ -103,11 +122,19 @@ static __always_inline int nlb_arp(const struct nlb_config *cfg, struct ethhdr *
 {
 	__u8 req_sha[ETH_ALEN];
 	__u32 tpa[4] = {};
+	__u32 sender[4] = {};
 	__u32 spa;
 
 	if ((void *)(arp + 1) > data_end)
 		return nlb_malformed();
 	__builtin_memcpy(&tpa[0], arp->tpa, 4);
+	__builtin_memcpy(&sender[0], arp->spa, 4);
+	/* A VIP as the sender's address: another machine answering for it, announcing it or
+	 * asking with it (this cluster's own ARP carries the cluster MAC; arp_announce keeps the
+	 * hosts' kernels from asking with a VIP). */
+	if (arp->htype == bpf_htons(1) && arp->ptype == bpf_htons(ETH_P_IP) &&
+	    nlb_find_vip(cfg, NLB_FAMILY_V4, sender))
+		nlb_note_claim(cfg, arp->sha, NLB_FAMILY_V4, sender);
 	if (!nlb_find_vip(cfg, NLB_FAMILY_V4, tpa))
 		return XDP_PASS;
 	if (!(cfg->flags & NLB_CFG_ANSWER_NEIGH) || arp->op != bpf_htons(NLB_ARP_REQUEST) ||
@@ -256,6 +283,12 @@ static __always_inline int nlb_neigh6(struct xdp_md *ctx, const struct nlb_confi
 	    icmp == data + (l3_off & 31) + sizeof(struct ipv6hdr) && ip6->hop_limit == 255 &&
 	    icmp[1] == 0)
 		return nlb_answer_ns(ctx, cfg, l3_off, target);
+	/* An advertisement whose first option is the target's link-layer address, as every
+	 * advertisement of a VIP carries it (this cluster's with the cluster MAC). */
+	if (icmp[0] == NLB_ICMP6_NA && (void *)(icmp + 32) <= data_end &&
+	    (void *)(icmp + 32) <= p->ip_end && icmp[24] == NLB_ND_OPT_TARGET_LLADDR &&
+	    icmp[25] == 1)
+		nlb_note_claim(cfg, icmp + 26, NLB_FAMILY_V6, target);
 	return nlb_neigh_dropped();
 }
 

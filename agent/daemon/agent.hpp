@@ -137,6 +137,7 @@ class Agent {
     void keep_watchdog(std::chrono::milliseconds now);
     void watch_link(std::chrono::milliseconds now);
     void restore_interface(std::chrono::milliseconds now);
+    void watch_claims(std::chrono::milliseconds now);
     std::chrono::milliseconds watchdog_timeout() const; // (tolerance - 1) periods
     void apply(Decision decision);
     void install(const SlotViews& views);
@@ -206,6 +207,8 @@ class Agent {
     std::chrono::milliseconds last_accepted_{0}; // accepted count read without a scan
     std::chrono::milliseconds last_restore_{0};  // restore_interface
     std::string restore_error_;                  // its last error, logged once
+    std::optional<std::uint64_t> claims_seen_;   // watch_claims: the counter as last read
+    std::optional<std::chrono::milliseconds> claim_logged_;
     // rule_totals().established as read with the accepted count, and as of the last scan:
     // their difference is what quiet_scan_due weighs against the tables' capacity (after an
     // adoption or a new dataplane it reads wrong once, and brings one scan early).

@@ -212,6 +212,7 @@ json Agent::stats() const {
         {"arp_replied", g.arp_replied},
         {"nd_replied", g.nd_replied},
         {"neigh_dropped", g.neigh_dropped},
+        {"vip_claims", g.vip_claims},
         {"passed_other", g.passed_other},
         {"heartbeat_rate_dropped", g.heartbeat_rate_dropped},
         {"heartbeat_untrusted_dropped", dp_ ? dp_->maps().heartbeat_untrusted_dropped() : 0},

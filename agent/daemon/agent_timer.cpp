@@ -135,6 +135,38 @@ void Agent::restore_interface(milliseconds now) {
     }
 }
 
+// Once a second: another machine on the segment claiming a VIP (an ARP with it as sender, a
+// neighbour advertisement of it, with a link-layer address that is not the cluster MAC; the
+// dataplane counts them and notes the last, nlb_claim). The clients that believe it send that
+// machine the VIP's traffic, an outage nothing else shows: announced again at once, each
+// second while claims come, so that the clients turn back, and said at most once a minute.
+void Agent::watch_claims(milliseconds now) {
+    const std::uint64_t claims = dp_->maps().read_stats(NLB_STATS_GLOBAL).vip_claims;
+    const bool rose = claims_seen_ && claims > *claims_seen_;
+    claims_seen_ = claims; // the first read is the baseline: what a kept dataplane counted
+    if (!rose)
+        return;
+    try {
+        iface_->announce();
+    } catch (const std::exception& e) {
+        log_.error(e.what());
+    }
+    if (claim_logged_ && now - *claim_logged_ < std::chrono::minutes(1))
+        return;
+    claim_logged_ = now;
+    const nlb_claim c = dp_->maps().state().claim;
+    IpAddress vip{};
+    vip.family = c.family;
+    std::copy(std::begin(c.addr), std::end(c.addr), vip.words.begin());
+    MacAddress mac{};
+    std::copy(std::begin(c.mac), std::end(c.mac), mac.begin());
+    log_.warn("VIP " + vip.to_string() + " is claimed on the segment by " + to_string(mac) + " (" +
+              (c.family == NLB_FAMILY_V6 ? "neighbour advertisement" : "ARP") +
+              "), not the cluster MAC: a machine with this address configured takes the "
+              "clients that believe it; the VIPs are announced again (remove the address "
+              "there). vip_claims counts them");
+}
+
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
@@ -170,8 +202,10 @@ void Agent::periodic(milliseconds now) {
         last_scan_ = now;
         established_scanned_ = established_seen_;
     }
-    if (iface_ && now - last_restore_ >= std::chrono::seconds(1))
+    if (iface_ && now - last_restore_ >= std::chrono::seconds(1)) {
         restore_interface(now);
+        watch_claims(now);
+    }
     if (now - last_accepted_ >= std::chrono::seconds(1)) {
         last_accepted_ = now;
         const RuleTotals totals = rule_totals();

@@ -327,6 +327,11 @@ std::string metrics_text(const json& stats) {
                 "(other hosts' announcements, replies, requests it cannot answer), dropped so "
                 "that the kernel never answers for a VIP with the host's own MAC.",
                 member(dp, "neigh_dropped"));
+    page.single("nlb_dataplane_vip_claims_total", "counter",
+                "ARP and IPv6 neighbour advertisements by which another machine claims a VIP "
+                "(a link-layer address that is not the cluster MAC): a machine configured with "
+                "the VIP by mistake, turning the clients that believe it away from the cluster.",
+                member(dp, "vip_claims"));
     page.single("nlb_dataplane_passed_total", "counter",
                 "Packets of other protocols to a VIP, passed to the stack on every host.",
                 member(dp, "passed_other"));

@@ -51,6 +51,7 @@ void add_stats(nlb_stats& into, const nlb_stats& from) {
     into.arp_replied += from.arp_replied;
     into.nd_replied += from.nd_replied;
     into.neigh_dropped += from.neigh_dropped;
+    into.vip_claims += from.vip_claims;
     into.tracked += from.tracked;
     into.established += from.established;
     into.established_full += from.established_full;

@@ -193,10 +193,23 @@ struct nlb_tuple {
  * (its .bss map): the verifier turns a global's address into a constant, so reading a VIP slot
  * or a bucket costs an address computation, not a map lookup with its key on the stack. The
  * agent maps it (mmap) and writes the fields in place. */
+/* nlb_state.claim: the last machine seen on the segment claiming a VIP as its own (an ARP with
+ * a VIP as sender address, a neighbour advertisement for a VIP) with a link-layer address that
+ * is not the cluster MAC: a host configured with the VIP by mistake, whose answers turn the
+ * clients that hear them away from the cluster. Written by the program (the only field it
+ * writes), read by the agent when the vip_claims counter rises; racy across CPUs, a hint. */
+struct nlb_claim {
+	__u32 addr[4];
+	__u8 family; /* enum nlb_family; 0: none yet */
+	__u8 mac[6];
+	__u8 pad;
+};
+
 struct nlb_state {
 	struct nlb_config config;
 	struct nlb_vip vips[NLB_VIP_SLOTS]; /* slot = nlb_vip_slot(address, config.vip_seed) */
 	struct nlb_rule rules[NLB_RULE_SLOTS];
+	struct nlb_claim claim;
 };
 
 /* nlb_stats (per CPU)[rule slot, or NLB_STATS_GLOBAL for what belongs to no rule]. */
@@ -225,6 +238,7 @@ struct nlb_stats {
 	__u64 neigh_dropped;
 	__u64 established; /* connections the host's stack established, recorded for good */
 	__u64 established_full; /* ... that found the established table full (not recorded) */
+	__u64 vip_claims;	/* another machine claiming a VIP (nlb_state.claim) */
 };
 
 /* nlb_frags[slot]: the verdict of a fragmented datagram's first fragment (the only one that

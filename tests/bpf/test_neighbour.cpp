@@ -330,3 +330,51 @@ TEST_CASE("ND about a VIP that the dataplane does not answer never reaches the k
 }
 
 } // namespace test_neighbour
+
+namespace test_neighbour {
+
+TEST_CASE("another machine claiming a VIP is counted and noted for the agent") {
+    Host h(2);
+    const Mac intruder = kRequester;
+    const Mac ours = cluster_mac(kCluster.words[0], ClusterMode::unicast);
+    auto claims = [&] { return stats(h.dp, NLB_STATS_GLOBAL).vip_claims; };
+    auto noted = [&](const IpAddress& vip) {
+        const nlb_claim& c = h.dp.maps().state().claim;
+        CHECK(c.family == vip.family);
+        CHECK(std::memcmp(c.addr, vip.words.data(), 16) == 0);
+        CHECK(Bytes(c.mac, c.mac + 6) == bytes_of(intruder));
+    };
+
+    // Neither a client's request nor this cluster's own announcement is a claim.
+    CHECK(h.dp.run(build_arp_request(intruder, ip("10.0.0.7"), kCluster)).action == XDP_TX);
+    CHECK(h.dp.run(build_arp_request(ours, kCluster, kCluster)).action == XDP_TX);
+    CHECK(claims() == 0);
+    CHECK(h.dp.maps().state().claim.family == 0);
+
+    // A gratuitous ARP of the VIP from another machine: still answered (a request), claimed.
+    CHECK(h.dp.run(build_arp_request(intruder, kCluster, kCluster)).action == XDP_TX);
+    CHECK(claims() == 1);
+    noted(kCluster);
+    // Asking for something else with a VIP as its own address: passed on, claimed.
+    Bytes asking = build_arp_request(intruder, kVip4b, ip("10.0.0.1"));
+    RunResult r = h.dp.run(asking);
+    CHECK(r.action == XDP_PASS);
+    CHECK(r.out == asking);
+    CHECK(claims() == 2);
+    noted(kVip4b);
+
+    // A neighbour advertisement of the IPv6 VIP with another machine's link-layer address.
+    Bytes na = build_neighbor_solicitation(intruder, ip("2001:db8::7"), kVip6, true);
+    na[14 + 40] = 136; // advertisement
+    na[14 + 40 + 4] = 0x20;
+    na[14 + 40 + 24] = 2; // target link-layer address (the intruder's, from the solicitation)
+    CHECK(h.dp.run(na).action == XDP_DROP);
+    CHECK(claims() == 3);
+    noted(kVip6);
+    // ... and with the cluster MAC, as every host of the cluster advertises it: no claim.
+    std::memcpy(&na[14 + 40 + 26], ours.data(), 6);
+    CHECK(h.dp.run(na).action == XDP_DROP);
+    CHECK(claims() == 3);
+}
+
+} // namespace test_neighbour

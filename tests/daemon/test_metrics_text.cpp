@@ -40,7 +40,7 @@ const json kStats = json::parse(R"({
   "dataplane": {"malformed": 501, "arp_replied": 502, "nd_replied": 503, "passed_other": 504,
                 "heartbeat_rate_dropped": 505, "fragments_recorded": 506,
                 "fragments_unmatched": 507, "neigh_dropped": 508,
-                "heartbeat_untrusted_dropped": 509,
+                "heartbeat_untrusted_dropped": 509, "vip_claims": 510,
                 "watchdog_alive": true},
   "heartbeats": {"sent": 601, "received": 602, "accepted": 603, "malformed": 604,
                  "bad_version": 605, "other_cluster": 606, "unauthenticated": 607,
@@ -186,6 +186,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {R"(nlb_dataplane_fragments_total{kind="unmatched"})", "507"},
         {"nlb_dataplane_neigh_dropped_total", "508"},
         {"nlb_dataplane_heartbeat_untrusted_dropped_total", "509"},
+        {"nlb_dataplane_vip_claims_total", "510"},
     };
     for (const auto& [sample, value] : expected) {
         INFO(sample);

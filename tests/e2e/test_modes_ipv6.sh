@@ -84,6 +84,17 @@ run_mode() {
     r=$(client burst --vip fd00::100 --port 7000 --sources "$(printf 'fd00::1:%d,' $(seq 1 16) | sed 's/,$//')" --per-source 10 --proto udp)
     check "IPv6: 160 UDP requests answered once each after it" test "$(json 'sum(d["answers"].values()), d["duplicates"]' <<<"$r")" = "(160, 0)"
 
+    # Another machine claiming the cluster IP (a gratuitous ARP from the client's MAC): every
+    # host counts it, names the claimant in its log and announces the VIPs again.
+    local intruder
+    intruder=$(ip -n "$TOPO-client" -br link show eth0 | awk '{print $3}')
+    probe arp --ifname eth0 --sender "$CLUSTER_IP" --target "$CLUSTER_IP" >/dev/null
+    sleep 1.5
+    for i in 1 2 3; do
+      check "claim: host $i counted it" test "$(nlbadm_h "$i" --json stats | json 'd["dataplane"]["vip_claims"] >= 1')" = True
+      check "claim: host $i named $intruder" grep -q "VIP $CLUSTER_IP is claimed on the segment by $intruder (ARP)" "$TOPO_DIR/h$i.log"
+    done
+
     # Requests the dataplane does not answer: no host's kernel answers them either.
     r=$(probe arp --ifname eth0 --sender 10.10.1.1 --target "$CLUSTER_IP")
     check "ARP: every host answered with the cluster MAC" test "$(json 'sorted({a["lladdr"] for a in d["answers"]}), len(d["answers"])' <<<"$r")" = "(['$want'], 3)"
