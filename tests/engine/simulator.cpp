@@ -85,7 +85,7 @@ void Simulator::resume(std::size_t i) {
         h.engine->on_heartbeat(*q.frame, Millis{local(i)}, q.path, Millis{q.arrived});
         collect(i);
     }
-    if (h.engine->link_up() == h.link_down) { // changed while paused: its agent looks now
+    if (link_notice && h.engine->link_up() == h.link_down) { // changed while paused: its agent looks now
         h.engine->on_link(!h.link_down, Millis{local(i)});
         collect(i);
     }
@@ -412,7 +412,8 @@ void Simulator::step(const Item& item) {
     case Kind::watchdog:
         break;
     case Kind::link:
-        h.engine->on_link(!h.link_down, Millis{local(item.host)});
+        if (link_notice)
+            h.engine->on_link(!h.link_down, Millis{local(item.host)});
         break;
     }
     collect(item.host);

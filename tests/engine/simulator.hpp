@@ -119,6 +119,9 @@ class Simulator {
     // Host i's link goes down (up: comes back) now; its agent notices `notice_ms` later and
     // tells its engine (ConvergenceEngine::on_link).
     void set_link(std::size_t i, bool up, std::int64_t notice_ms = 0);
+    // False: set_link cuts the host off but its engine is never told (on_link), as with the
+    // build before the link-down change: for comparing a schedule with and without it.
+    bool link_notice = true;
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
     void inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms = 1);
 
