@@ -242,23 +242,44 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms) {
         // to move the bound, and a peer silent for most of a tolerance bounds nothing
         // (work_out_confirmed), though here it is alive and counts this host dead.
         link_bound_ = confirmed_until(true);
+        // The agent notices up to half a period late, and the link may have cut the host off
+        // before that while frames were being lost anyway: a peer already counted dead
+        // here (or left out of the bound for its silence) was most likely cut off by the
+        // link too, alive, and counts this host dead as well. Each peer heard lately that
+        // confirmed a heartbeat of this host's may take its buckets a tolerance and a period
+        // after that heartbeat (its own bound, without the wait for its view's members: the
+        // host serves nobody while down, so an early release costs nothing but a rejoin).
+        const std::int64_t span = tolerance_ms() + period();
+        for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
+            const auto& peer = peers_.peer(p);
+            const std::int64_t heard = std::max(peer.heard_segment_ms, peer.heard_contact_ms);
+            if (p == me_ || !peer.known || now - heard > span)
+                continue;
+            const auto sent = confirmed_.confirmed(p, peer.heartbeat.nonce);
+            if (!sent || *sent == kNever)
+                continue;
+            const std::int64_t until = *sent + span - span / 32;
+            if (until < link_bound_.until.count())
+                link_bound_ = {Millis(until), p};
+        }
         // Peers that confirm nothing (a 1.1 peer) still take a host they no longer hear: a
-        // tolerance after its last frame, which left up to a period and a half ago.
+        // tolerance after its last frame, which left up to a period and a half ago. So does,
+        // after its start wait (a tolerance at least), a peer that starts, or restarts,
+        // while the link is down: a host alone lets go then too.
         const std::uint64_t others = view_ & ~host_bit(me_);
-        if (link_bound_.by == 0 && others != 0)
+        if (link_bound_.by == 0)
             link_bound_ = {Millis(now + period() / 2 +
                                   period() * std::max<std::int64_t>(
                                                  0, config_.cluster.heartbeat_tolerance - 2)),
-                           lowest(others)};
+                           others ? lowest(others) : std::uint8_t{0}};
         link_down_ = true;
         link_down_at_ = now;
         event(now, EventKind::link_down, me_,
               "link down: this host hears no peer and no peer hears it; it forms no epoch "
               "meanwhile and keeps its buckets for " +
-                  (link_bound_.by ? std::to_string(std::max<std::int64_t>(
-                                        0, link_bound_.until.count() - now)) +
-                                        " ms at most"
-                                  : std::string("as long as it is alone")));
+                  std::to_string(std::max<std::int64_t>(0, link_bound_.until.count() - now)) +
+                  " ms at most" +
+                  (link_bound_.by ? std::string() : std::string(" (a peer may start meanwhile)")));
     } else {
         link_down_ = false;
         // Frames from before the link went down prove nothing about now: a host that let go
