@@ -402,7 +402,8 @@ Decision ConvergenceEngine::take_decision() {
     d.next_tick = Millis{std::min({next_send_, peers_.next_expiry(tolerance_ms()),
                                    std::max<std::int64_t>(last_input_, 0) + period() / 2,
                                    next_late(), grace_end(), partition_deadline(),
-                                   link_down_ && !recovering_ && participating()
+                                   (link_down_ || link_held_) && !recovering_ &&
+                                           participating()
                                        ? link_bound_.until.count()
                                        : std::numeric_limits<std::int64_t>::max()})};
     return d;

@@ -440,6 +440,12 @@ class ConvergenceEngine {
     bool link_down_ = false;
     std::int64_t link_down_at_ = 0;
     Confirmed link_bound_{};
+    // Back up, the bound holds until every peer it was worked out from (link_peers_) has
+    // confirmed a heartbeat sent since (link_up_at_): a peer that counted this host dead
+    // while the link was down is dead here too, and bounds nothing otherwise.
+    bool link_held_ = false;
+    std::uint64_t link_peers_ = 0;
+    std::int64_t link_up_at_ = 0;
     bool had_peer_ = false; // a peer proved two-way contact since this host started
     // A newly alive peer that outnumbers this host's cohort does not count it yet (within
     // contact_grace): no install until it does, or the grace ends in a refusal.

@@ -90,9 +90,21 @@ void ConvergenceEngine::observe(std::int64_t now, std::int64_t at) {
     // while such frames queued (waiting for a CPU) thus stops only where a host reading each
     // frame as it came would have. The batch's end, and every tick, judge the read time.
     at = std::max(judged_, std::min(at, now));
+    if (link_held_ && !link_down_) {
+        bool fresh = true;
+        for (std::uint64_t bits = link_peers_; bits && fresh; bits &= bits - 1) {
+            const auto p = static_cast<std::uint8_t>(std::countr_zero(bits) + 1);
+            const auto sent = confirmed_.confirmed(p, peers_.peer(p).heartbeat.nonce);
+            fresh = sent && *sent >= link_up_at_;
+        }
+        if (fresh) {
+            link_held_ = false;
+            confirmed_at_ = -1;
+        }
+    }
     if (last_input_ >= 0 && gap > limit) {
         on_stall(now, gap);
-    } else if (last_input_ >= 0 && !recovering_ && participating() && link_down_ &&
+    } else if (last_input_ >= 0 && !recovering_ && participating() && (link_down_ || link_held_) &&
                at >= link_bound_.until.count()) {
         recover(now,
                 "the link has been down for " + std::to_string(at - link_down_at_) +
@@ -227,7 +239,7 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
         if (until < bound.until.count())
             bound = {Millis(until), m};
     }
-    if (link_down_ && link_bound_.until < bound.until)
+    if ((link_down_ || link_held_) && link_bound_.until < bound.until)
         bound = link_bound_;
     return bound;
 }
@@ -250,6 +262,8 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms) {
         // after that heartbeat (its own bound, without the wait for its view's members: the
         // host serves nobody while down, so an early release costs nothing but a rejoin).
         const std::int64_t span = tolerance_ms() + period();
+        if (!link_held_)
+            link_peers_ = 0;
         for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
             const auto& peer = peers_.peer(p);
             const std::int64_t heard = std::max(peer.heard_segment_ms, peer.heard_contact_ms);
@@ -259,6 +273,7 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms) {
             if (!sent || *sent == kNever)
                 continue;
             const std::int64_t until = *sent + span - span / 32;
+            link_peers_ |= host_bit(p);
             if (until < link_bound_.until.count())
                 link_bound_ = {Millis(until), p};
         }
@@ -282,6 +297,11 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms) {
                   (link_bound_.by ? std::string() : std::string(" (a peer may start meanwhile)")));
     } else {
         link_down_ = false;
+        // Until the peers confirm a heartbeat sent from now on, the bound stands: a flap
+        // that ends just before it (or that the agent notices late) leaves peers that took
+        // this host for dead, which no confirmation here bounds any more.
+        link_held_ = !recovering_;
+        link_up_at_ = now;
         // Frames from before the link went down prove nothing about now: a host that let go
         // of its buckets agrees only on frames heard from here on, and one whose peers
         // expired meanwhile first gives everyone a chance to be heard, as a host that just
@@ -325,6 +345,7 @@ void ConvergenceEngine::recover(std::int64_t now, const std::string& what, const
         ++params_generation_;
     }
     update_others_dirty();
+    link_held_ = false;
     if (!participating())
         return;
     // Whatever this host owned may have been taken meanwhile: let go of it before anything
