@@ -358,6 +358,9 @@ bool schedule_holds(std::uint64_t seed) {
 
 } // namespace
 
+// Beyond the default range, after the fixes: 721, 2479, 4669 (two hosts back from their own
+// link down, or restarted, form an epoch within a period without the host cut off by its link:
+// a limitation, partition-like), 2373 (not settled in 40 periods, not analysed).
 TEST_CASE("link chaos: link flaps among the usual faults never give a bucket two owners, and "
           "the cluster settles") {
     const auto first = env_or("NLB_LINK_CHAOS_FIRST_SEED", 0);
