@@ -327,10 +327,13 @@ Result run_schedule(std::uint64_t seed, bool notice) {
     chaos.run_faults(80);
     r.double_during = sim.max_double_ms();
     chaos.end_faults();
-    const auto ended = sim.now();
-    r.healed = sim.run_until([&] { return chaos.all_in(); }, ended + 40 * kPeriod);
-    chaos.run_to(sim.now() + 5 * kPeriod);
-    r.healed = r.healed && chaos.all_in();
+    // Settled within 40 periods, and still 5 periods later: a host whose deafness lasted to
+    // the end may be refused just after the cluster first looked settled, and rejoin later.
+    const auto deadline = sim.now() + 40 * kPeriod;
+    while (!r.healed && sim.run_until([&] { return chaos.all_in(); }, deadline)) {
+        chaos.run_to(sim.now() + 5 * kPeriod);
+        r.healed = chaos.all_in();
+    }
     r.double_after = sim.max_double_ms();
     r.log = chaos.log();
     return r;
@@ -360,7 +363,9 @@ bool schedule_holds(std::uint64_t seed) {
 
 // Beyond the default range, after the fixes: 721, 2479, 4669 (two hosts back from their own
 // link down, or restarted, form an epoch within a period without the host cut off by its link:
-// a limitation, partition-like), 2373 (not settled in 40 periods, not analysed).
+// a limitation, partition-like). 2373 failed the settling check: a host deaf until the
+// faults ended was refused for it a moment after the cluster first looked settled, and rejoined
+// later (the check now waits for a settled cluster that stays so for 5 periods).
 TEST_CASE("link chaos: link flaps among the usual faults never give a bucket two owners, and "
           "the cluster settles") {
     const auto first = env_or("NLB_LINK_CHAOS_FIRST_SEED", 0);
