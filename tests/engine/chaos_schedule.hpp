@@ -1,5 +1,6 @@
-// What the random fault schedules (test_chaos.cpp, test_chaos_ops.cpp) share: spells of lost
-// frames, and the account of a bucket with two owners for the failure message.
+// What the random fault schedules (test_chaos.cpp, test_chaos_ops.cpp, test_link_chaos.cpp)
+// share: spells of lost frames (drawn alike), and the account of a bucket with two owners for the
+// failure message.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,26 @@ inline std::uint8_t priority_of(const std::map<std::uint8_t, std::size_t>& index
         if (i == boot)
             return priority;
     return 0;
+}
+
+// Draws a spell on host `priority` from `now`: its kind (not an outage), its share and its end,
+// in that order (every schedule's history depends on the draws), and adds it unless a spell
+// on the other path is in force: loss on the second path while the segment also fails
+// between two hosts is a partition between them. Says what it added on `note()`.
+template <class Pick, class Len, class Note>
+void draw_spell(std::vector<Spell>& spells, std::uint8_t priority, std::int64_t now,
+                std::int64_t period, Pick&& pick, Len&& len, Note&& note) {
+    const auto kind = static_cast<Spell::Kind>(pick(5));
+    const double share =
+        kind == Spell::deaf || kind == Spell::mute ? 1.0 : 0.2 + 0.1 * static_cast<double>(pick(8));
+    const auto to = now + len(period / 2, 15 * period);
+    const bool contact = kind == Spell::contact_lossy;
+    for (const auto& other : spells)
+        if (other.to > now && (other.kind == Spell::contact_lossy) != contact)
+            return;
+    spells.push_back({kind, priority, share, now, to});
+    const char* names[] = {"deaf", "mute", "lossy in", "lossy out", "second path lossy"};
+    note() << names[kind] << " spell on " << int(priority) << " share " << share << " until " << to;
 }
 
 // Whether a spell in force at `now` drops a frame from priority `pf` to `pt` (on the second

@@ -222,19 +222,9 @@ class LinkChaos {
             break;
         }
         case 3: {
-            const auto kind = static_cast<Spell::Kind>(pick(5));
-            const double share = kind == Spell::deaf || kind == Spell::mute
-                                     ? 1.0
-                                     : 0.2 + 0.1 * static_cast<double>(pick(8));
-            const auto to = now + len(kPeriod / 2, 15 * kPeriod);
-            const bool contact = kind == Spell::contact_lossy;
-            for (const auto& other : spells_)
-                if (other.to > now && (other.kind == Spell::contact_lossy) != contact)
-                    return;
-            spells_.push_back({kind, priority, share, now, to});
-            const char* names[] = {"deaf", "mute", "lossy in", "lossy out", "second path lossy"};
-            note() << names[kind] << " spell on " << int(priority) << " share " << share
-                   << " until " << to;
+            chaos::draw_spell(
+                spells_, priority, now, kPeriod, [this](std::size_t n) { return pick(n); }, len,
+                [this]() -> std::ostream& { return note(); });
             break;
         }
         case 4:
