@@ -283,7 +283,9 @@ void Agent::arm_watchdog(milliseconds now) {
     }
     // Logged at every refusal: the engine recovers from it before the next refresh.
     if (until < looked + timeout && !engine_->link_up())
-        log_expired("the link is down: host " + std::to_string(confirmed.by) +
+        log_expired("the link is down: " +
+                    (confirmed.by ? "host " + std::to_string(confirmed.by)
+                                  : std::string("a peer starting meanwhile")) +
                     " may take this host's buckets from now on");
     else if (until < looked + timeout)
         log_expired("host " + std::to_string(confirmed.by) +
