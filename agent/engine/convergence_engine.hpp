@@ -234,8 +234,12 @@ class ConvergenceEngine {
         return claim() != 0 || !pending_take_ ? claim() : epoch_;
     }
     // Started less than a tolerance ago: a live peer that is silent (paused, its frames lost
-    // or still on their way) may not have been heard yet.
-    bool young(std::int64_t now) const { return now - born_ < start_wait(); }
+    // or still on their way) may not have been heard yet. So is a host back from its own link
+    // down after it let go (on_link): a peer cut off by its own link meanwhile may still hold
+    // its buckets, and two such hosts alone would agree without it.
+    bool young(std::int64_t now) const {
+        return now - std::max(born_, rejoined_at_) < start_wait();
+    }
     // A tolerance, or the longer one of the cluster this host ran in before it restarted.
     std::int64_t start_wait() const {
         return std::max(tolerance_ms(), std::min(config_.host.start_wait_ms, kMaxStartWaitMs));
@@ -537,6 +541,7 @@ class ConvergenceEngine {
     std::uint64_t switched_from_ = 0;
     std::int64_t switched_at_ = -1000000000;
     std::int64_t born_ = 0; // when this engine was made: a stage waits a tolerance for peers
+    std::int64_t rejoined_at_ = std::numeric_limits<std::int64_t>::min() / 2; // young()
     // When this host last came back from a stall: its peers, expired then, are heard again
     // only as its backlog is read, so a stage waits a tolerance from it too.
     std::int64_t stalled_at_ = std::numeric_limits<std::int64_t>::min() / 2;

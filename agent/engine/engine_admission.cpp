@@ -304,11 +304,14 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms) {
         link_up_at_ = now;
         // Frames from before the link went down prove nothing about now: a host that let go
         // of its buckets agrees only on frames heard from here on, and one whose peers
-        // expired meanwhile first gives everyone a chance to be heard, as a host that just
-        // started does. A shorter flap leaves the start as it was: a peer's death soon after
-        // it is taken over without the start's wait.
-        if (recovering_ || now - link_down_at_ >= tolerance_ms())
+        // expired meanwhile, or that has none in its view (one that started with its link
+        // down never listened), first gives everyone a chance to be heard, as a host that
+        // just started does. A shorter flap leaves the start as it was: a peer's death soon
+        // after it is taken over without the start's wait.
+        if (recovering_ || now - link_down_at_ >= tolerance_ms() || view_ == host_bit(me_))
             started_at_ = std::max(started_at_, now);
+        if (recovering_)
+            rejoined_at_ = now;
         event(now, EventKind::link_up, me_,
               "link up after " + std::to_string(now - link_down_at_) + " ms" +
                   (recovering_ ? ": joining again" : ""));
