@@ -249,12 +249,13 @@ class Chaos {
         const auto len = [&](std::int64_t lo, std::int64_t hi) {
             return lo + static_cast<std::int64_t>(pick(static_cast<std::size_t>(hi - lo)));
         };
+        // For the schedule pieces the chaos tests share (chaos_schedule.hpp).
+        const auto draw = [this](std::size_t n) { return pick(n); };
+        const auto say = [this]() -> std::ostream& { return note(); };
         switch (pick(10)) {
         case 0:
         case 1: {
-            chaos::draw_spell(
-                spells_, priority, now, kPeriod, [this](std::size_t n) { return pick(n); }, len,
-                [this]() -> std::ostream& { return note(); });
+            chaos::draw_spell(spells_, priority, now, kPeriod, draw, len, say);
             break;
         }
         case 2:
@@ -280,25 +281,13 @@ class Chaos {
         case 5:
             if (busy(priority))
                 break;
-            // Up to 2 % apart: the confirmations' bound leaves a peer's clock 3 % (less its
-            // cache's and the receive stamps' share; docs/convergence.md, "Confirmed
-            // heartbeats"). Until 2026-12-05 they were drawn up to 4.1 % apart: no seed met
-            // it while the bound was judged at the read; judged at each frame's arrival, seed
-            // 8464 did (a bucket with two owners for 35 ms, clocks at 0.98 and 1.02).
-            sim_->set_clock_rate(i, 0.99 + 0.005 * static_cast<double>(pick(5)));
-            note() << "clock of " << int(priority) << " changed";
+            chaos::draw_clock(*sim_, i, priority, draw, say);
             break;
         case 6:
         case 7: {
             if (busy(priority))
                 break;
-            const CommandKind kinds[] = {CommandKind::stop, CommandKind::drainstop,
-                                         CommandKind::start, CommandKind::start};
-            const auto kind = kinds[pick(4)];
-            const char* names[] = {"start", "stop", "drainstop"};
-            note() << names[static_cast<int>(kind)] << " to " << int(priority);
-            sim_->command(i, {kind});
-            drained_.command(priority, kind);
+            chaos::draw_command(*sim_, i, priority, draw, say, drained_);
             break;
         }
         case 8: {

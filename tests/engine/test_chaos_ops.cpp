@@ -201,6 +201,9 @@ class Ops {
         const auto len = [&](std::int64_t lo, std::int64_t hi) {
             return lo + static_cast<std::int64_t>(pick(static_cast<std::size_t>(hi - lo)));
         };
+        // For the schedule pieces the chaos tests share (chaos_schedule.hpp).
+        const auto draw = [this](std::size_t n) { return pick(n); };
+        const auto say = [this]() -> std::ostream& { return note(); };
         switch (pick(13)) {
         case 0:
         case 1: {
@@ -246,28 +249,19 @@ class Ops {
         }
         case 5:
         case 6: {
-            chaos::draw_spell(
-                spells_, priority, now, kPeriod, [this](std::size_t n) { return pick(n); }, len,
-                [this]() -> std::ostream& { return note(); });
+            chaos::draw_spell(spells_, priority, now, kPeriod, draw, len, say);
             break;
         }
         case 7:
             if (busy(priority))
                 break;
-            sim_->set_clock_rate(i, 0.99 + 0.005 * static_cast<double>(pick(5)));
-            note() << "clock of " << int(priority) << " changed";
+            chaos::draw_clock(*sim_, i, priority, draw, say);
             break;
         case 8:
         case 9: {
             if (busy(priority))
                 break;
-            const CommandKind kinds[] = {CommandKind::stop, CommandKind::drainstop,
-                                         CommandKind::start, CommandKind::start};
-            const auto kind = kinds[pick(4)];
-            const char* names[] = {"start", "stop", "drainstop"};
-            note() << names[static_cast<int>(kind)] << " to " << int(priority);
-            sim_->command(i, {kind});
-            drained_.command(priority, kind);
+            chaos::draw_command(*sim_, i, priority, draw, say, drained_);
             break;
         }
         case 10:

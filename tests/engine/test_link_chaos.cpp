@@ -52,8 +52,7 @@ using chaos::Spell;
 
 class LinkChaos {
   public:
-    LinkChaos(std::uint64_t seed, bool notice)
-        : rng_(seed * 6007 + 29), drops_(seed * 31 + 5) {
+    LinkChaos(std::uint64_t seed, bool notice) : rng_(seed * 6007 + 29), drops_(seed * 31 + 5) {
         n_ = 2 + pick(5); // 2..6 hosts
         net_.loss = pick(3) * 0.02;
         net_.delay_min_ms = 1;
@@ -118,7 +117,8 @@ class LinkChaos {
                 if (doubled != doubled_) {
                     doubled_ = doubled;
                     if (doubled)
-                        note() << "two owners: " << chaos::owners_of_a_doubled_bucket(*sim_, 30 * kPeriod);
+                        note() << "two owners: "
+                               << chaos::owners_of_a_doubled_bucket(*sim_, 30 * kPeriod);
                     else
                         note() << "one owner each again";
                 }
@@ -134,8 +134,8 @@ class LinkChaos {
 
     bool dropped(std::size_t from, std::size_t to, bool contact) {
         // Its own generator: what the engines send must not change the schedule's draws.
-        return chaos::spell_drops(spells_, priority_of(from), priority_of(to), contact,
-                                  sim_->now(), drops_);
+        return chaos::spell_drops(spells_, priority_of(from), priority_of(to), contact, sim_->now(),
+                                  drops_);
     }
 
     void advance(std::int64_t t) {
@@ -206,13 +206,17 @@ class LinkChaos {
         const auto len = [&](std::int64_t lo, std::int64_t hi) {
             return lo + static_cast<std::int64_t>(pick(static_cast<std::size_t>(hi - lo)));
         };
+        // For the schedule pieces the chaos tests share (chaos_schedule.hpp).
+        const auto draw = [this](std::size_t n) { return pick(n); };
+        const auto say = [this]() -> std::ostream& { return note(); };
         switch (pick(12)) {
         case 0:
         case 1:
         case 2: {
             if (down_.count(priority))
                 break;
-            const auto length = pick(3) ? len(kPeriod / 5, 6 * kPeriod) : len(kPeriod / 5, 20 * kPeriod);
+            const auto length =
+                pick(3) ? len(kPeriod / 5, 6 * kPeriod) : len(kPeriod / 5, 20 * kPeriod);
             const auto notice = static_cast<std::int64_t>(pick(501));
             down_.insert(priority);
             link_up_at_[priority] = {now + length};
@@ -222,15 +226,14 @@ class LinkChaos {
             break;
         }
         case 3: {
-            chaos::draw_spell(
-                spells_, priority, now, kPeriod, [this](std::size_t n) { return pick(n); }, len,
-                [this]() -> std::ostream& { return note(); });
+            chaos::draw_spell(spells_, priority, now, kPeriod, draw, len, say);
             break;
         }
         case 4:
             if (busy(priority))
                 break;
-            pending_[priority] = {now + (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod)),
+            pending_[priority] = {now +
+                                      (pick(2) ? len(50, 2 * kPeriod) : len(kPeriod, 9 * kPeriod)),
                                   Pending::resume};
             note() << "pause " << int(priority) << " until " << pending_[priority].at;
             sim_->pause(i);
@@ -246,20 +249,13 @@ class LinkChaos {
         case 6:
             if (busy(priority))
                 break;
-            sim_->set_clock_rate(i, 0.99 + 0.005 * static_cast<double>(pick(5)));
-            note() << "clock of " << int(priority) << " changed";
+            chaos::draw_clock(*sim_, i, priority, draw, say);
             break;
         case 7:
         case 8: {
             if (busy(priority))
                 break;
-            const CommandKind kinds[] = {CommandKind::stop, CommandKind::drainstop,
-                                         CommandKind::start, CommandKind::start};
-            const auto kind = kinds[pick(4)];
-            const char* names[] = {"start", "stop", "drainstop"};
-            note() << names[static_cast<int>(kind)] << " to " << int(priority);
-            sim_->command(i, {kind});
-            drained_.command(priority, kind);
+            chaos::draw_command(*sim_, i, priority, draw, say, drained_);
             break;
         }
         case 9: {
