@@ -2,7 +2,6 @@
 // and `diff`, the per-rule `enabled` key they and attach apply, and the switch to a staged
 // configuration (docs/staged-config.md).
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +17,7 @@
 #include "digest.hpp"
 #include "engine_config.hpp"
 #include "json_reader.hpp"
+#include "kept_number.hpp"
 #include "shared_config.hpp"
 
 namespace nlb {
@@ -35,20 +35,12 @@ namespace {
 // pushed.json is read at every start and a damaged one stops the agent (exit 2): its bytes
 // are on disk before the rename makes it the file, so a power cut leaves the old file or the
 // new one, never an empty one (ext4 does not flush a rename that replaces nothing; XFS none).
-// Only into a regular file: O_NONBLOCK, so that a FIFO found at the name (no reader: ENXIO)
-// never blocks the agent's loop, and nothing is written into one or into a device.
+// Only into a regular file, and never waiting on a FIFO found at the name (open_to_write).
 void write_durably(const std::filesystem::path& path, const std::string& text) {
-    const int fd =
-        ::open(path.c_str(),
-               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
+    std::string error;
+    const int fd = open_to_write(path.string(), error);
     if (fd < 0)
-        throw std::runtime_error("cannot write " + path.string() + ": " +
-                                 (errno == ENXIO ? "not a regular file" : std::strerror(errno)));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw std::runtime_error("cannot write " + path.string() + ": not a regular file");
-    }
+        throw std::runtime_error("cannot write " + error);
     std::size_t done = 0;
     while (done < text.size()) {
         const ssize_t n = ::write(fd, text.data() + done, text.size() - done);

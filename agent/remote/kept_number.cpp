@@ -49,26 +49,34 @@ KeptNumber read_kept_number(const std::string& path) {
     return {value, ""};
 }
 
-std::string write_kept_number(const std::string& path, std::int64_t value) {
-    const std::string tmp = path + ".tmp";
-    // O_NONBLOCK: a FIFO found there (no reader: ENXIO) must not block the agent's loop; and
-    // only a regular file is written and renamed over the path, never a FIFO or a device.
+int open_to_write(const std::string& path, std::string& error) {
     const int fd =
-        ::open(tmp.c_str(),
+        ::open(path.c_str(),
                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
-    if (fd < 0) // not ours to remove: what the open found there
-        return errno == ENXIO ? tmp + ": not a regular file" : error_of(tmp, errno);
+    if (fd < 0) {
+        error = errno == ENXIO ? path + ": not a regular file" : error_of(path, errno);
+        return -1;
+    }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
-        return tmp + ": not a regular file";
+        error = path + ": not a regular file";
+        return -1;
     }
+    return fd;
+}
+
+std::string write_kept_number(const std::string& path, std::int64_t value) {
+    const std::string tmp = path + ".tmp";
+    std::string error;
+    const int fd = open_to_write(tmp, error);
+    if (fd < 0)
+        return error;
     char text[kMaxSize];
     const int len = std::snprintf(text, sizeof(text), "%lld\n", static_cast<long long>(value));
     const ssize_t n = ::write(fd, text, static_cast<std::size_t>(len));
     const int write_errno = n < 0 ? errno : ENOSPC; // a short write: the disk is full
     ::close(fd);
-    std::string error;
     if (n != len)
         error = error_of(tmp, write_errno);
     else if (::rename(tmp.c_str(), path.c_str()) != 0)

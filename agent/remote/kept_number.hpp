@@ -2,9 +2,8 @@
 // floor, the cluster's longest tolerance for the next start). The agent runs as root: neither
 // the file nor its temporary name is followed if it is a symlink, only a regular file of a few
 // bytes holding a number and nothing else is read, and the file is written whole under a
-// temporary name (mode 0600; only a regular file, opened without blocking: a FIFO there is an
-// error, never a wait) and renamed over, so a crash midway leaves the earlier number or the
-// new one. Not synced: these files have to outlive the agent, not the machine.
+// temporary name (open_to_write) and renamed over, so a crash midway leaves the earlier number or
+// the new one. Not synced: these files have to outlive the agent, not the machine.
 #pragma once
 
 #include <cstdint>
@@ -24,5 +23,12 @@ KeptNumber read_kept_number(const std::string& path);
 // Writes `value` through PATH.tmp; "" on success, else "PATH: <strerror>" (a short write
 // reads as ENOSPC).
 std::string write_kept_number(const std::string& path, std::int64_t value);
+
+// Opens `path` to be written whole by the agent (created with mode 0600, truncated): never
+// through a symlink, and only a regular file (O_NONBLOCK: a FIFO found there, no reader,
+// is an error, never a wait; nothing is written into one or into a device). The descriptor,
+// or -1 with `error` set to "PATH: <strerror>" or "PATH: not a regular file". What it found
+// there is not its to remove. The kept numbers' temporary names and pushed.json's use it.
+int open_to_write(const std::string& path, std::string& error);
 
 } // namespace nlb
