@@ -95,16 +95,13 @@ Outcome run_case(const Setup& s, const std::function<void(Simulator&)>& schedule
     }
     sim.run_until(sim.now() + 1000 + static_cast<std::int64_t>(s.seed % 7) * 131);
     sim.reset_double_stats();
-    std::string first_double;
     schedule(sim);
-    const auto doubled_during = sim.max_double_ms();
-    if (doubled_during > 0 && first_double.empty())
-        first_double = "doubled during the schedule\n";
+    const std::string during = sim.max_double_ms() > 0 ? "doubled during the schedule\n" : "";
     o.settled = sim.run_until([&] { return done(sim); }, sim.now() + 40 * kPeriod);
     sim.run_until(sim.now() + 5 * kPeriod);
     o.double_ms = sim.max_double_ms();
     if (o.double_ms > 0 || !o.settled)
-        o.events = first_double + events_of(sim, 90 * kPeriod);
+        o.events = during + events_of(sim, 90 * kPeriod);
     return o;
 }
 
