@@ -167,11 +167,19 @@ void HostInterface::apply() {
         throw std::runtime_error(what + "add cluster MAC " + to_string(cmac) + " (" +
                                  to_string(plan_.mode) + "): " + errstr(rc));
 
+    add_missing_vips(what);
+}
+
+std::vector<IpAddress> HostInterface::add_missing_vips(const std::string& what) {
+    std::vector<IpAddress> added;
     for (const auto& vip : plan_.vips) {
-        rc = netlink::add_address(ifindex_, vip);
+        const int rc = netlink::add_address(ifindex_, vip);
         if (rc && rc != -EEXIST)
             throw std::runtime_error(what + "add VIP " + vip.to_string() + ": " + errstr(rc));
+        if (rc == 0)
+            added.push_back(vip);
     }
+    return added;
 }
 
 std::vector<std::string> HostInterface::restore() {
@@ -197,13 +205,8 @@ std::vector<std::string> HostInterface::restore() {
     if (created)
         restored.push_back(plan_.mode == ClusterMode::igmp ? "group " + group_name()
                                                            : "cluster MAC " + to_string(cmac));
-    for (const auto& vip : plan_.vips) {
-        rc = netlink::add_address(ifindex_, vip);
-        if (rc && rc != -EEXIST)
-            throw std::runtime_error(what + "VIP " + vip.to_string() + ": " + errstr(rc));
-        if (rc == 0)
-            restored.push_back("VIP " + vip.to_string());
-    }
+    for (const auto& vip : add_missing_vips(what))
+        restored.push_back("VIP " + vip.to_string());
     return restored;
 }
 

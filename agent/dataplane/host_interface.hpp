@@ -80,6 +80,8 @@ class HostInterface {
 
   private:
     void apply();
+    // The plan's VIPs onto the interface; those that were missing. Throws after `what`.
+    std::vector<IpAddress> add_missing_vips(const std::string& what);
     static void remove(const InterfacePlan& plan, int ifindex, const std::string& arp_announce);
     static void remove_cluster_mac(const InterfacePlan& plan, int ifindex);
     std::string group_name() const; // "239.255.c.d"
