@@ -13,6 +13,7 @@
 // tables, spaced 1,000 times its cost apart: at most 0.1 % of a core).
 //
 //   nlb-fill-conns PIN_DIR            (the agent's --pin-dir)
+//   nlb-fill-conns --every-rule PIN_DIR   spread over the owned buckets of every rule slot
 //   nlb-fill-conns --clear PIN_DIR    deletes those records again (their filter bits stay
 //                                     until the agent's next rebuild)
 //
@@ -45,12 +46,13 @@ namespace {
 }
 
 struct Owned {
-    std::uint8_t rule = 0;
+    std::vector<std::uint8_t> rules; // beside each bucket: its rule slot
     std::vector<std::uint16_t> buckets;
 };
 
-// The buckets this host owns, read from the pinned program state.
-Owned owned(const std::string& dir) {
+// The buckets this host owns, read from the pinned program state: of the first rule slot where
+// it owns any, or (every_rule) of every slot.
+Owned owned(const std::string& dir, bool every_rule) {
     const std::string path = dir + "/nlb_state";
     const int fd = bpf_obj_get(path.c_str());
     if (fd < 0)
@@ -59,15 +61,19 @@ Owned owned(const std::string& dir) {
     const __u32 key = 0;
     if (bpf_map_lookup_elem(fd, &key, state.get()))
         die("read " + path + ": " + std::strerror(errno));
+    Owned o;
     for (std::uint8_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-        Owned o{slot, {}};
         for (std::uint16_t b = 0; b < NLB_BUCKETS; ++b)
-            if (state->rules[slot].bucket[b] & NLB_BKT_MINE)
+            if (state->rules[slot].bucket[b] & NLB_BKT_MINE) {
+                o.rules.push_back(slot);
                 o.buckets.push_back(b);
-        if (!o.buckets.empty())
-            return o;
+            }
+        if (!o.buckets.empty() && !every_rule)
+            break;
     }
-    die(dir + ": this host owns no bucket");
+    if (o.buckets.empty())
+        die(dir + ": this host owns no bucket");
+    return o;
 }
 
 // The running agent's connection filter, a map of the program its pinned link runs.
@@ -153,7 +159,7 @@ std::uint64_t fill(const Table& t, const Owned& mine, std::uint64_t stamp, std::
     for (std::uint32_t i = 0; i < t.info.max_entries; ++i) {
         keys[i] = make_key(i);
         values[i].opened_ns = stamp;
-        values[i].rule = mine.rule;
+        values[i].rule = mine.rules[i % mine.rules.size()];
         values[i].bucket = mine.buckets[i % mine.buckets.size()];
     }
     std::uint32_t count = t.info.max_entries;
@@ -195,8 +201,9 @@ nlb_conn_key6 key6(std::uint32_t i) {
 
 int main(int argc, char** argv) {
     const bool clearing = argc == 3 && std::strcmp(argv[1], "--clear") == 0;
-    if (argc != 2 && !clearing) {
-        std::fprintf(stderr, "usage: nlb-fill-conns [--clear] PIN_DIR\n");
+    const bool every_rule = argc == 3 && std::strcmp(argv[1], "--every-rule") == 0;
+    if (argc != 2 && !clearing && !every_rule) {
+        std::fprintf(stderr, "usage: nlb-fill-conns [--clear | --every-rule] PIN_DIR\n");
         return 2;
     }
     const std::string dir = argv[argc - 1];
@@ -214,7 +221,7 @@ int main(int argc, char** argv) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     const std::uint64_t day_ahead =
         (std::uint64_t(ts.tv_sec) + 86400) * 1'000'000'000ULL + std::uint64_t(ts.tv_nsec);
-    const Owned mine = owned(dir);
+    const Owned mine = owned(dir, every_rule);
     const auto filter = agent_filter(dir);
     std::vector<nlb_conn_key4> keys4;
     std::vector<nlb_conn_key6> keys6;
