@@ -158,6 +158,12 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         const int cluster_ifindex = static_cast<int>(if_nametoindex(cluster_if.c_str()));
         if (!cluster_ifindex)
             throw std::runtime_error("attach " + ifname + ": " + cluster_if + " is gone");
+        // A map transfer's frames (kMinMtu) would not pass: joining hosts could never take
+        // the cluster's map, only give up waiting for it.
+        if (const auto mtu = link_probe_.mtu(cluster_if); mtu && *mtu < kMinMtu)
+            throw std::runtime_error("attach " + ifname + ": " + cluster_if + "'s MTU is " +
+                                     std::to_string(*mtu) + ", below the " +
+                                     std::to_string(kMinMtu) + " nlb's frames need");
         if (dp->adopted()) {
             // What the earlier agent put on the host, as its pins say (its cluster MAC, its
             // VLAN's interface), where this configuration has another: a restart is how a
@@ -242,6 +248,8 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         hb_ = std::make_unique<HeartbeatSocket>(
             io_, cluster_ifindex, cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
+        mtu_seen_ = 0;
+        watch_mtu(); // before its first heartbeat
         contact_error_.clear();
         try {
             contact_ = std::make_unique<ContactSocket>(io_, engine_config.host.contact);

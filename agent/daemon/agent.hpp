@@ -138,6 +138,7 @@ class Agent {
     void watch_link(std::chrono::milliseconds now);
     void restore_interface(std::chrono::milliseconds now);
     void watch_claims(std::chrono::milliseconds now);
+    void watch_mtu();
     std::chrono::milliseconds watchdog_timeout() const; // (tolerance - 1) periods
     void apply(Decision decision);
     void install(const SlotViews& views);
@@ -181,7 +182,7 @@ class Agent {
     std::unique_ptr<Dataplane> dp_;
     std::unique_ptr<HostInterface> iface_;
     int cluster_ifindex_ = 0; // of iface_'s interface, at the attach
-    CarrierProbe carrier_;
+    LinkProbe link_probe_;
     std::unique_ptr<HeartbeatSocket> hb_;
     std::unique_ptr<ContactSocket> contact_; // null: no second path (bind failed; logged)
     std::string contact_error_;
@@ -209,6 +210,7 @@ class Agent {
     std::string restore_error_;                  // its last error, logged once
     std::optional<std::uint64_t> claims_seen_;   // watch_claims: the counter as last read
     std::optional<std::chrono::milliseconds> claim_logged_;
+    std::size_t mtu_seen_ = 0; // watch_mtu: the cluster interface's MTU as last told the engine
     // rule_totals().established as read with the accepted count, and as of the last scan:
     // their difference is what quiet_scan_due weighs against the tables' capacity (after an
     // adoption or a new dataplane it reads wrong once, and brings one scan early).

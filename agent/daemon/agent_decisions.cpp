@@ -114,7 +114,11 @@ void Agent::apply(Decision d) {
             fields["detail"] = e.text;
         if (e.kind == EventKind::stalled)
             add_stall_cause(fields);
-        if (e.kind == EventKind::command_rejected || e.kind == EventKind::refused)
+        // Something to fix: a command or this host refused, frames that may not arrive, and
+        // a peer whose smaller MTU cuts this host's frames (one segment, mixed MTUs).
+        if (e.kind == EventKind::command_rejected || e.kind == EventKind::refused ||
+            e.kind == EventKind::frame_oversized ||
+            (e.kind == EventKind::frame_budget && e.host != config_.host.priority))
             log_.warn(std::string(to_string(e.kind)) + ": " + e.text);
         else
             log_.event(to_string(e.kind), fields);

@@ -45,6 +45,12 @@ json Agent::query() const {
         // As the engine last heard of it (watch_link: every tick).
         host["link"] = !engine_ || engine_->link_up() ? "up" : "down";
     }
+    // The cluster interface's MTU as last read (watch_mtu), and what the heartbeats are sized
+    // to: it, or a peer's smaller one (docs/convergence.md, "Frame size").
+    if (engine_ && mtu_seen_) {
+        host["mtu"] = mtu_seen_;
+        host["frame_budget"] = engine_->frame_budget(monotonic_now()).bytes;
+    }
     if (config_.cluster.vlan && iface_) // the VLAN's interface on the attached trunk
         host["vlan_interface"] = iface_->plan().ifname;
     if (engine_ && engine_->state() == HostState::refused) {
@@ -221,6 +227,7 @@ json Agent::stats() const {
         {"watchdog_alive", dp_ && dp_->maps().state().config.alive != 0}};
     const EngineCounters c = engine_ ? engine_->counters() : EngineCounters{};
     out["heartbeats"] = {{"sent", c.sent},
+                         {"oversized", c.oversized},
                          {"received", c.received},
                          {"accepted", c.accepted},
                          {"malformed", c.malformed},

@@ -93,8 +93,8 @@ void Agent::watch_link(milliseconds now) {
         return;
     const std::string& attached = dp_->interface();
     const std::string& cluster = iface_->plan().ifname;
-    const std::optional<bool> a = carrier_.up(attached);
-    const std::optional<bool> c = cluster == attached ? a : carrier_.up(cluster);
+    const std::optional<bool> a = link_probe_.up(attached);
+    const std::optional<bool> c = cluster == attached ? a : link_probe_.up(cluster);
     const bool up = a.value_or(true) && c.value_or(true);
     if (up == engine_->link_up())
         return;
@@ -167,6 +167,30 @@ void Agent::watch_claims(milliseconds now) {
               "there). vip_claims counts them");
 }
 
+// Once a second, and at attach: the MTU of the interface heartbeats leave by, which the
+// engine sizes them to (docs/convergence.md, "Frame size"). An operator may change it at any
+// time (ip link set mtu); a frame longer than it is not sent at all.
+void Agent::watch_mtu() {
+    const std::optional<std::size_t> mtu = link_probe_.mtu(iface_->plan().ifname);
+    if (!mtu || *mtu == mtu_seen_)
+        return;
+    const bool first = mtu_seen_ == 0;
+    engine_->set_mtu(*mtu);
+    const std::string was = first ? "" : " (was " + std::to_string(mtu_seen_) + ")";
+    mtu_seen_ = *mtu;
+    if (*mtu < kMinMtu)
+        log_.error(iface_->plan().ifname + ": MTU " + std::to_string(*mtu) + was + " is below " +
+                   std::to_string(kMinMtu) +
+                   ", the least nlb's frames need (a map transfer's are " +
+                   std::to_string(kMinMtu) +
+                   " bytes): "
+                   "joining hosts cannot receive the cluster's map");
+    else if (!first) // the first: the engine's frame_budget event says it where it matters
+        log_.event("mtu", {{"interface", iface_->plan().ifname},
+                           {"mtu", *mtu},
+                           {"detail", "heartbeats sized to fit it" + was}});
+}
+
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
@@ -205,6 +229,7 @@ void Agent::periodic(milliseconds now) {
     if (iface_ && now - last_restore_ >= std::chrono::seconds(1)) {
         restore_interface(now);
         watch_claims(now);
+        watch_mtu();
     }
     if (now - last_accepted_ >= std::chrono::seconds(1)) {
         last_accepted_ = now;

@@ -254,6 +254,10 @@ std::string metrics_text(const json& stats) {
     for (const char* reason : kRejectReasons)
         page.sample("nlb_heartbeats_rejected_total", {{"reason", reason}},
                     number(member(hb, reason)));
+    page.single("nlb_heartbeats_oversized_total", "counter",
+                "Heartbeats longer than the MTU of this host or a peer allows (sent all the "
+                "same: they may not arrive).",
+                member(hb, "oversized"));
     page.single("nlb_heartbeat_send_errors_total", "counter",
                 "Heartbeats the socket failed to send.", member(hb, "send_errors"));
     page.single("nlb_heartbeat_socket_dropped_total", "counter",

@@ -71,19 +71,27 @@ std::optional<VlanLink> vlan_link(const std::string& ifname) {
     return link;
 }
 
-CarrierProbe::CarrierProbe() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {}
+LinkProbe::LinkProbe() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {}
 
-CarrierProbe::~CarrierProbe() {
+LinkProbe::~LinkProbe() {
     if (fd_ >= 0)
         ::close(fd_);
 }
 
-std::optional<bool> CarrierProbe::up(const std::string& ifname) const {
+std::optional<bool> LinkProbe::up(const std::string& ifname) const {
     ifreq req{};
     std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
     if (fd_ < 0 || ::ioctl(fd_, SIOCGIFFLAGS, &req) != 0)
         return std::nullopt;
     return (req.ifr_flags & IFF_UP) && (req.ifr_flags & IFF_RUNNING);
+}
+
+std::optional<std::size_t> LinkProbe::mtu(const std::string& ifname) const {
+    ifreq req{};
+    std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    if (fd_ < 0 || ::ioctl(fd_, SIOCGIFMTU, &req) != 0 || req.ifr_mtu <= 0)
+        return std::nullopt;
+    return static_cast<std::size_t>(req.ifr_mtu);
 }
 
 std::optional<std::string> vlan_interface(const std::string& lower, std::uint16_t id) {

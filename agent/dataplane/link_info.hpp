@@ -1,9 +1,10 @@
 // What the agent asks the kernel about a network interface before attaching to it: its driver
 // (which XDP hook works there) and its VLAN relations (which interface carries a VLAN, and
 // whether the NIC strips tags before XDP could see them); and while it runs, whether the link
-// is up. Read-only ioctls, no netlink.
+// is up and its MTU. Read-only ioctls, no netlink.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,17 +26,18 @@ struct VlanLink {
 };
 std::optional<VlanLink> vlan_link(const std::string& ifname);
 
-// Whether an interface is up and has its carrier (IFF_UP and IFF_RUNNING: its operational
-// state up, or unknown for a driver that reports none), through a socket kept open: the agent
-// asks twice a period.
-class CarrierProbe {
+// What the agent asks of an interface while it runs, through a socket kept open (it asks
+// every tick): whether it is up and has its carrier (IFF_UP and IFF_RUNNING: its operational
+// state up, or unknown for a driver that reports none), and its MTU. nullopt when it cannot
+// be asked (no such interface).
+class LinkProbe {
   public:
-    CarrierProbe();
-    ~CarrierProbe();
-    CarrierProbe(const CarrierProbe&) = delete;
-    CarrierProbe& operator=(const CarrierProbe&) = delete;
-    // nullopt when it cannot be asked (no such interface).
+    LinkProbe();
+    ~LinkProbe();
+    LinkProbe(const LinkProbe&) = delete;
+    LinkProbe& operator=(const LinkProbe&) = delete;
     std::optional<bool> up(const std::string& ifname) const;
+    std::optional<std::size_t> mtu(const std::string& ifname) const;
 
   private:
     int fd_;

@@ -530,7 +530,10 @@ void ConvergenceEngine::emit(std::int64_t now) {
     hb.base_flags = give_up_ ? Heartbeat::kBaseGiveUp : 0;
     fill_contact(hb, now);
     wanted_ = hb.want;
-    auto frame = encode_heartbeat(hb);
+    hb.mtu = mtu_ < kHeartbeatMaxSize ? static_cast<std::uint16_t>(mtu_) : 0;
+    const FrameBudget budget = frame_budget(Millis(now));
+    auto frame = encode_heartbeat(hb, budget.bytes);
+    note_frame_budget(now, budget, frame.size());
     auth_.sign(frame);
     send_second_path(frame, hb.want, now);
     out_.frames.push_back(std::move(frame));

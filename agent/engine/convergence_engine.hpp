@@ -81,6 +81,23 @@ class ConvergenceEngine {
     // again once the link is back (docs/convergence.md, "Link down").
     void on_link(bool up, Millis now);
     bool link_up() const { return !link_down_; }
+    // The MTU of the interface this host's frames leave by, as the agent reads it (at attach
+    // and once a second); 1,500 until told. Heartbeats are sized to fit it and every peer's
+    // (frame_budget), and carry it when below 1,500 so that the peers size theirs to fit it
+    // too (docs/convergence.md, "Frame size").
+    void set_mtu(std::size_t mtu) { mtu_ = mtu; }
+    std::size_t mtu() const { return mtu_; }
+    // The most bytes a heartbeat of this host takes now: this host's MTU, and for each peer
+    // heard within a tolerance that said its own, that MTU; less the second path's IP and
+    // UDP headers where it is below this host's (this host sends that peer copies whole, not
+    // in fragments it could take). At most 1,500; at least kFrameBudgetMin unless this host's
+    // own MTU is less. `by`: the host whose MTU sets it (0: none below 1,500).
+    struct FrameBudget {
+        std::size_t bytes = kHeartbeatMaxSize;
+        std::uint8_t by = 0;
+        std::size_t mtu = kHeartbeatMaxSize; // that host's MTU
+    };
+    FrameBudget frame_budget(Millis now) const;
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
     // True when it changed the buckets this host reports holding (its heartbeats' dirty list).
@@ -350,6 +367,11 @@ class ConvergenceEngine {
     void check_map_agreement(std::int64_t now);
     void fill_contact(Heartbeat& hb, std::int64_t now) const;
     void event(std::int64_t now, EventKind kind, std::uint8_t host, std::string text);
+    // Says when the frame budget changed (frame_budget event) and when a heartbeat of `bytes`
+    // does not fit it (frame_oversized, once per budget; counted each time).
+    void note_frame_budget(std::int64_t now, const FrameBudget& budget, std::size_t bytes);
+    // The mixed MTUs or oversized heartbeats an operator should fix ("" if none).
+    std::string frame_problem(std::int64_t now) const;
     void set_state(std::int64_t now, HostState next, const std::string& why);
     void begin_convergence(std::int64_t now, const std::string& why);
     void send_soon(std::int64_t now);
@@ -439,6 +461,13 @@ class ConvergenceEngine {
     // bound is worked out at. Behind last_input_ while frames that queued up are read.
     std::int64_t judged_ = -1;
     bool recovering_ = false;
+    // set_mtu, and what this host said last of the frame budget (note_frame_budget): the
+    // budget, and when a heartbeat last came out longer than it (oversized).
+    std::size_t mtu_ = kHeartbeatMaxSize;
+    std::size_t budget_said_ = kHeartbeatMaxSize;
+    bool oversize_said_ = false;
+    std::int64_t oversized_at_ = kNever;
+    std::size_t oversized_bytes_ = 0;
     // on_link: down since the agent said so; the confirmations' bound worked out then (while
     // down no peer's frame comes to move it, and peers silent for a while bound nothing).
     bool link_down_ = false;

@@ -53,6 +53,10 @@ const char* to_string(EventKind kind) {
         return "link_down";
     case EventKind::link_up:
         return "link_up";
+    case EventKind::frame_budget:
+        return "frame_budget";
+    case EventKind::frame_oversized:
+        return "frame_oversized";
     }
     return "unknown";
 }

@@ -70,6 +70,10 @@ enum class EventKind {
     // The agent saw this host's link go down or come back (ConvergenceEngine::on_link).
     link_down,
     link_up,
+    // Heartbeats are sized to another budget: this host's MTU or a peer's changed (host: whose
+    // MTU sets it), and a heartbeat longer than the budget (docs/convergence.md, "Frame size").
+    frame_budget,
+    frame_oversized,
 };
 
 // How a frame reached this host: the segment (0x886F to the cluster MAC) or the agents'
@@ -119,6 +123,9 @@ struct EngineCounters {
     std::uint64_t duplicate_priority = 0;
     std::uint64_t own = 0; // this host's own frames looped back
     std::uint64_t sent = 0;
+    // Sent longer than the frame budget (an MTU of this host or a peer below what this
+    // configuration's frames need): they may not arrive.
+    std::uint64_t oversized = 0;
     // Map transfer (frames counted in `received` and the rejection reasons above too).
     std::uint64_t map_chunks_sent = 0;
     std::uint64_t map_chunks_received = 0; // authenticated, fresh, from a live member

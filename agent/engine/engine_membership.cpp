@@ -272,6 +272,8 @@ std::string ConvergenceEngine::problem(Millis now_ms) const {
     if (one_way)
         return "no two-way contact on the segment with hosts " + host_list(one_way) +
                " (reached by the second path only)";
+    if (std::string frames = frame_problem(now); !frames.empty())
+        return frames;
     if (!had_peer_ && now - last_unreadable_ <= tolerance_ms())
         return "frames of this cluster that this host cannot " +
                std::string(unreadable_reason_ == RefuseReason::version ? "read (version)"

@@ -161,6 +161,9 @@ struct Heartbeat {
     };
     bool has_acks = false;
     std::vector<Ack> acks; // at most NLB_MAX_HOSTS, priorities strictly ascending
+    // The MTU of the interface the sender's frames leave by, when below 1,500 (section 13,
+    // docs/convergence.md "Frame size"); 0: not said (1,500 or more, or an older version).
+    std::uint16_t mtu = 0;
 
     // This host's entry in the echo list (nullptr: not heard by the sender).
     const Echo* echo_of(std::uint8_t priority, std::uint64_t nonce) const {

@@ -28,6 +28,7 @@ constexpr std::size_t kOwnersSection = 8;  // outside_owners
 constexpr std::size_t kGraceFields = 12;   // grace_owners, grace_left_ms (appended)
 constexpr std::size_t kAcksFixed = 2;      // count, reserved
 constexpr std::size_t kAckEntry = 4;       // priority, reserved, sequence (low 16 bits)
+constexpr std::size_t kMtuSection = 4;     // mtu, reserved
 constexpr std::uint8_t kMaxPanicPercent = 100;
 
 // The largest frame without its dirty section: every section there is, every list at its
@@ -40,7 +41,7 @@ constexpr std::size_t kLargestWithoutDirty =
     section(kContactFixed + NLB_MAX_HOSTS * kEchoEntry) + section(kConfigSection) +
     section(kSeedSection) + section(kHealthSection) + section(4 + 4 * NLB_MAX_RULES) +
     section(kStagedSection) + section(kWantSection) + section(kOwnersSection + kGraceFields) +
-    section(kAcksFixed + NLB_MAX_HOSTS * kAckEntry) + kHeartbeatMacSize;
+    section(kAcksFixed + NLB_MAX_HOSTS * kAckEntry) + section(kMtuSection) + kHeartbeatMacSize;
 // So the dirty section always fits, cut down to the slots entry at worst (encode_dirty).
 static_assert(kLargestWithoutDirty + kSectionHeader + kDirtyMinSection <= kHeartbeatMaxSize);
 
@@ -50,7 +51,8 @@ std::uint64_t host_bit_of(std::uint8_t priority) {
 
 } // namespace
 
-std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
+std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb, std::size_t budget) {
+    budget = std::min(budget, kHeartbeatMaxSize);
     std::vector<std::uint8_t> out;
     out.reserve(512);
     Writer w(out);
@@ -173,11 +175,17 @@ std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb) {
         }
     }
 
-    // Below kHeartbeatMaxSize by the static_assert above; should a section outgrow it, no
-    // budget at all (the dirty section then whole slots) rather than a wrapped-round one.
+    if (hb.mtu) {
+        w.section(kSectionMtu, kMtuSection);
+        w.u16(hb.mtu);
+        w.u16(0);
+    }
+
+    // Below kHeartbeatMaxSize by the static_assert above; should a section outgrow the
+    // budget, no budget at all (the dirty section then whole slots) rather than a wrapped-round
+    // one.
     const std::size_t used = out.size() + kSectionHeader + kHeartbeatMacSize;
-    const auto dirty =
-        encode_dirty(hb.dirty, used < kHeartbeatMaxSize ? kHeartbeatMaxSize - used : 0);
+    const auto dirty = encode_dirty(hb.dirty, used < budget ? budget - used : 0);
     if (!dirty.empty()) {
         w.section(kSectionDirty, dirty.size());
         out.insert(out.end(), dirty.begin(), dirty.end());
@@ -365,6 +373,16 @@ DecodeError decode_acks(std::span<const std::uint8_t> body, Heartbeat& hb) {
         hb.acks.push_back(a);
     }
     hb.has_acks = true;
+    return DecodeError::none;
+}
+
+DecodeError decode_mtu(std::span<const std::uint8_t> body, Heartbeat& hb) {
+    // Longer is a later version's, as for the seed section. Any value is taken: the engine
+    // bounds what it makes of it (frame_budget).
+    if (body.size() < 2)
+        return DecodeError::bad_length;
+    Reader r(body);
+    hb.mtu = r.u16();
     return DecodeError::none;
 }
 
@@ -556,6 +574,9 @@ DecodeResult decode_heartbeat(std::span<const std::uint8_t> frame) {
             break;
         case kSectionAcks:
             decode = decode_acks;
+            break;
+        case kSectionMtu:
+            decode = decode_mtu;
             break;
         }
         if (!decode)

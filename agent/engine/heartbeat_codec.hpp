@@ -21,7 +21,9 @@ inline constexpr std::uint8_t kHeartbeatMajor = 1;
 inline constexpr std::uint8_t kHeartbeatMinor = 2; // 1: base map, map chunks; 2: contact, config
 inline constexpr std::size_t kHeartbeatHeaderSize = 104;
 inline constexpr std::size_t kHeartbeatMacSize = 32;
-// Ethernet payload budget: one standard frame, whatever the rules and dirty buckets.
+// Ethernet payload budget: one standard frame, whatever the rules and dirty buckets. Also
+// the most any reader takes. A host sizes its own frames to the least MTU it knows of on the
+// segment (ConvergenceEngine::frame_budget), never below kFrameBudgetMin (below).
 inline constexpr std::size_t kHeartbeatMaxSize = 1500;
 
 inline constexpr std::uint8_t kSectionRules = 1;
@@ -51,11 +53,20 @@ inline constexpr std::uint8_t kSectionOwners = 11;
 // What the sender heard of each peer (docs/convergence.md, "Confirmed heartbeats"): readers
 // that predate it skip it, and their peers' watchdogs count from their own refresh alone.
 inline constexpr std::uint8_t kSectionAcks = 12;
+// The sender's interface MTU when below 1,500 (docs/convergence.md, "Frame size"): readers
+// that predate it skip it and send it frames of up to 1,500 bytes, as they always did.
+inline constexpr std::uint8_t kSectionMtu = 13;
 
 // Map-chunk frames: another magic, so a 1.0 agent counts them as "not a heartbeat".
 inline constexpr std::uint32_t kMapChunkMagic = 0x4e4c424d; // "NLBM"
 inline constexpr std::size_t kMapChunkHeaderSize = 56;
 inline constexpr std::size_t kMapChunkData = 1200; // every chunk but the last carries this
+// The least interface MTU the agent attaches to: a map chunk must fit it whole (1,288 bytes
+// with its HMAC; the chunks' size is fixed by the wire format, so that every reader checks it).
+inline constexpr std::size_t kMinMtu = kMapChunkHeaderSize + kMapChunkData + kHeartbeatMacSize;
+// The IP and UDP headers around a heartbeat sent by the second path (IPv6: 40 + 8).
+inline constexpr std::size_t kSecondPathOverhead = 48;
+inline constexpr std::size_t kFrameBudgetMin = kMinMtu - kSecondPathOverhead;
 // An encoded map: per slot one kind byte and at most one byte per bucket.
 inline constexpr std::size_t kMapMaxEncoded = std::size_t{NLB_RULE_SLOTS} * (1 + NLB_BUCKETS);
 inline constexpr std::size_t kMapMaxChunks = (kMapMaxEncoded + kMapChunkData - 1) / kMapChunkData;
@@ -101,9 +112,11 @@ struct DecodeResult {
 
 // Encodes `hb` (flags as given; when kFlagAuthenticated is set the last 32 bytes are left
 // zero for heartbeat_auth to fill). Dirty buckets are coarsened, never dropped, until the
-// frame fits kHeartbeatMaxSize, which every frame does, whatever the heartbeat holds (lists
-// past their bounds are cut to them).
-std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb);
+// frame fits `budget` (at most kHeartbeatMaxSize), which at kHeartbeatMaxSize every frame
+// does, whatever the heartbeat holds (lists past their bounds are cut to them). Below, a
+// frame whose other sections take more comes out longer than `budget`: the caller checks.
+std::vector<std::uint8_t> encode_heartbeat(const Heartbeat& hb,
+                                           std::size_t budget = kHeartbeatMaxSize);
 
 // Strict: every length is checked against the bytes present and against its own bound before
 // it is used; nothing is allocated from a length field beyond those bounds.

@@ -102,6 +102,9 @@ bool Membership::note_heard(Peer& p, const Heartbeat& hb, std::int64_t now_ms, b
     (by_contact ? p.heard_contact_ms : p.heard_segment_ms) = now_ms;
     if (hb.has_contact)
         p.contact = hb.contact;
+    // From any authentic frame, proven or not: a peer that cannot take this host's longer
+    // frames cannot echo them either, and would never be proven if its MTU waited for that.
+    p.heard_mtu = hb.mtu;
     return fresh;
 }
 

@@ -29,6 +29,7 @@ struct Peer {
     std::int64_t heard_contact_ms = kNever;
     std::int64_t heard_first_ms = kNever; // the stream heard last, first heard (either path)
     ContactAddress contact;
+    std::uint16_t heard_mtu = 0; // the heard stream's last word on its MTU (0: 1,500 or more)
     // Another proven-fresh stream under this priority while the live one was not yet quiet,
     // and when it was first accepted: a duplicate only if the live one speaks after it.
     std::uint64_t rival_nonce = 0;

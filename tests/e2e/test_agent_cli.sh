@@ -11,14 +11,20 @@ for i in 1 2 3; do topo_add_host "$i"; done
 topo_add_client 20
 HEARTBEAT_MS=200
 
+# agent_once ARGS...: host 1's agent on h1.json, with a socket and pin directory of its own,
+# run until it exits: what it printed in $out, its exit status in $rc.
+agent_once() {
+  set +e
+  out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
+    --pin-dir "$TOPO_DIR/bpffs/x" "$@" 2>&1)
+  rc=$?
+  set -e
+}
+
 # Bad config: exit 2, one line naming the key, nothing changed on the interface.
 topo_host_config 1 '{"cluster": {"ip": "10.10.0.100", "heartbeat_ms": 5},
   "host": {"priority": 1, "dedicated_ip": "10.10.0.11", "interface": "eth0"}}'
-set +e
-out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" 2>&1)
-rc=$?
-set -e
+agent_once --state-dir "$TOPO_DIR/state"
 check "bad config: exit 2" test "$rc" = 2
 check "bad config: one line naming the key ($out)" python3 -c 'import sys; s=sys.argv[1]; sys.exit(0 if s.count("\n") == 0 and "cluster.heartbeat_ms" in s else 1)' "$out"
 check "bad config: interface untouched" test -z "$(ip -n "$TOPO-h1" link show eth0 | grep xdp || true)"
@@ -42,11 +48,7 @@ check "missing key file: nothing loaded, nothing attached" test "$(grep -c 'BPF_
 host_config 1 "" unicast "[]"
 mkdir -p "$TOPO_DIR/state-unreadable"
 ln -s pushed.json "$TOPO_DIR/state-unreadable/pushed.json" # a loop: ELOOP
-set +e
-out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state-unreadable" 2>&1)
-rc=$?
-set -e
+agent_once --state-dir "$TOPO_DIR/state-unreadable"
 check "unreadable pushed.json: exit 2" test "$rc" = 2
 check "unreadable pushed.json: says so ($out)" \
   python3 -c 'import sys; sys.exit(0 if "pushed.json: cannot read it" in sys.argv[1] else 1)' "$out"
@@ -55,11 +57,7 @@ check "unreadable pushed.json: says so ($out)" \
 # names both files, as for one that cannot be read.
 mkdir -p "$TOPO_DIR/state-damaged"
 printf '{"vips": "",\n "rules": \xe9 }' >"$TOPO_DIR/state-damaged/pushed.json"
-set +e
-out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state-damaged" 2>&1)
-rc=$?
-set -e
+agent_once --state-dir "$TOPO_DIR/state-damaged"
 check "damaged pushed.json: exit 2" test "$rc" = 2
 check "damaged pushed.json: one line naming both files, the place ($out)" python3 - "$out" "$TOPO_DIR" <<'PY'
 import sys
@@ -72,11 +70,8 @@ PY
 # Missing interface: exit 1, says which.
 host_config 1 "" unicast "[]"
 sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
-set +e
-out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" 2>&1 | grep -v '^info')
-rc=${PIPESTATUS[0]}
-set -e
+agent_once --state-dir "$TOPO_DIR/state"
+out=$(grep -v '^info' <<<"$out" || true)
 check "no such interface: exit 1" test "$rc" = 1
 check "no such interface: says so ($out)" python3 -c 'import sys; sys.exit(0 if "attach eth9: no such interface" in sys.argv[1] else 1)' "$out"
 
@@ -85,16 +80,25 @@ check "no such interface: says so ($out)" python3 -c 'import sys; sys.exit(0 if 
 # would have taken over the configured ones).
 sed -i 's/"interface": "eth9"/"interface": "eth0"/' "$TOPO_DIR/h1.json"
 ip -n "$TOPO-h1" link set eth0 xdpgeneric obj "$BUILD/bpf/bare.bpf.o" sec xdp
-set +e
-out=$(ip netns exec "$TOPO-h1" "$NLB_AGENT" --config "$TOPO_DIR/h1.json" --socket "$TOPO_DIR/x.sock" \
-  --pin-dir "$TOPO_DIR/bpffs/x" --state-dir "$TOPO_DIR/state" --xdp-mode generic 2>&1 |
-  grep -v '^info')
-rc=${PIPESTATUS[0]}
-set -e
+agent_once --state-dir "$TOPO_DIR/state" --xdp-mode generic
+out=$(grep -v '^info' <<<"$out" || true)
 ip -n "$TOPO-h1" link set eth0 xdpgeneric off
 check "another XDP program: exit 1" test "$rc" = 1
 check "another XDP program: says so ($out)" python3 -c 'import sys; sys.exit(0 if "attach eth0: another XDP program" in sys.argv[1] else 1)' "$out"
 check "another XDP program: nothing pinned ($(ls "$TOPO_DIR/bpffs/x" 2>&1 | tr '\n' ' '))" \
+  test ! -e "$TOPO_DIR/bpffs/x"
+
+# An MTU below what a map transfer's frames need (1,288 bytes): exit 1, says so, and leaves
+# the interface as it found it (no program, nothing pinned).
+ip -n "$TOPO-h1" link set eth0 mtu 1200
+agent_once --state-dir "$TOPO_DIR/state" --xdp-mode generic
+out=$(grep -v '^info' <<<"$out" || true)
+xdp_left=$(ip -n "$TOPO-h1" link show eth0 | grep -c xdp || true)
+ip -n "$TOPO-h1" link set eth0 mtu 1500
+check "MTU 1200: exit 1" test "$rc" = 1
+check "MTU 1200: says so ($out)" python3 -c 'import sys; sys.exit(0 if "attach eth0: eth0'"'"'s MTU is 1200, below the 1288 nlb'"'"'s frames need" in sys.argv[1] else 1)' "$out"
+check "MTU 1200: no program left on eth0" test "$xdp_left" = 0
+check "MTU 1200: nothing pinned ($(ls "$TOPO_DIR/bpffs/x" 2>&1 | tr '\n' ' '))" \
   test ! -e "$TOPO_DIR/bpffs/x"
 sed -i 's/"interface": "eth0"/"interface": "eth9"/' "$TOPO_DIR/h1.json"
 

@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
         hb.outside_owners = 0x30;
         hb.grace_owners = 0xc0;
         hb.grace_left_ms = 2500;
+        hb.mtu = 1450;
         for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
             DirtySlot d{s, {}};
             for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)

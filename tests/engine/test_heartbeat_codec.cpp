@@ -294,6 +294,7 @@ Heartbeat largest(std::uint64_t seed) {
     hb.outside_owners = 0x6;
     hb.grace_owners = 0x18;
     hb.grace_left_ms = 900;
+    hb.mtu = 1400;
     std::mt19937_64 rng(seed);
     for (std::uint8_t s = 0; s < NLB_RULE_SLOTS; ++s) {
         DirtySlot d{s, {}};
@@ -745,6 +746,65 @@ TEST_CASE("staged section: round-trip, absent when there is nothing staged, neve
     shorter[8] = static_cast<std::uint8_t>(shorter.size() >> 8);
     shorter[9] = static_cast<std::uint8_t>(shorter.size());
     CHECK(decode_heartbeat(shorter).error == DecodeError::bad_length);
+}
+
+TEST_CASE("the MTU section: round-trip, absent at 1500 or more, never short") {
+    auto hb = sample(4);
+    hb.mtu = 1300;
+    const auto frame = encode_heartbeat(hb);
+    auto r = decode_heartbeat(frame);
+    REQUIRE(r.heartbeat);
+    CHECK(r.heartbeat->mtu == 1300);
+    CHECK(*r.heartbeat == hb);
+    // Not said: frames are as before the section existed.
+    CHECK(encode_heartbeat(sample(4)).size() + 4 + 4 == frame.size());
+    CHECK(decode_heartbeat(encode_heartbeat(sample(4))).heartbeat->mtu == 0);
+    // A body shorter than the MTU is broken.
+    auto shorter = frame;
+    std::size_t at = 0;
+    for (std::size_t i = 40; i + 6 <= shorter.size(); ++i)
+        if (shorter[i] == kSectionMtu && shorter[i + 1] == 0 && shorter[i + 2] == 0 &&
+            shorter[i + 3] == 4 && shorter[i + 4] == 0x05 && shorter[i + 5] == 0x14)
+            at = i;
+    REQUIRE(at != 0);
+    shorter[at + 3] = 1;
+    shorter.erase(shorter.begin() + static_cast<std::ptrdiff_t>(at) + 5,
+                  shorter.begin() + static_cast<std::ptrdiff_t>(at) + 8);
+    shorter[8] = static_cast<std::uint8_t>(shorter.size() >> 8);
+    shorter[9] = static_cast<std::uint8_t>(shorter.size());
+    CHECK(decode_heartbeat(shorter).error == DecodeError::bad_length);
+}
+
+TEST_CASE("frames fit a budget below 1500, every dirty bucket still reported") {
+    // 4 peers, 4 rules, every slot dirty in scattered buckets: exact, some 2,300 bytes.
+    auto hb = sample(4);
+    hb.flags = Heartbeat::kFlagAuthenticated;
+    std::mt19937_64 rng(5);
+    for (std::uint8_t s = 0; s < 4; ++s) {
+        DirtySlot d{s, {}};
+        for (std::uint32_t b = 0; b < NLB_BUCKETS; ++b)
+            if (rng() % 3 == 0)
+                d.buckets.set(b);
+        hb.dirty.push_back(d);
+    }
+    CHECK(encode_heartbeat(hb, 100000).size() == encode_heartbeat(hb).size()); // at most 1500
+    for (std::size_t budget = kFrameBudgetMin; budget <= kHeartbeatMaxSize; budget += 7) {
+        INFO("budget " << budget);
+        const auto frame = encode_heartbeat(hb, budget);
+        CHECK(frame.size() <= budget);
+        const auto r = decode_heartbeat(frame);
+        REQUIRE(r.heartbeat);
+        check_superset(hb.dirty, r.heartbeat->dirty);
+    }
+    // The largest heartbeat there is needs more than the least budget: it comes out longer than
+    // that (the engine counts it, frame_oversized), never longer than 1500, and whole.
+    const auto big = largest(1);
+    const auto frame = encode_heartbeat(big, kFrameBudgetMin);
+    CHECK(frame.size() > kFrameBudgetMin);
+    CHECK(frame.size() <= kHeartbeatMaxSize);
+    const auto r = decode_heartbeat(frame);
+    REQUIRE(r.heartbeat);
+    check_superset(big.dirty, r.heartbeat->dirty);
 }
 
 } // namespace test_heartbeat_codec
