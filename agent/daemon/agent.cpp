@@ -249,6 +249,9 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
             io_, cluster_ifindex, cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
         mtu_seen_ = 0;
+        heard_seen_ = 0;
+        heard_moved_ = now;
+        clients_seen_.reset();
         watch_mtu(); // before its first heartbeat
         contact_error_.clear();
         try {
@@ -451,6 +454,18 @@ Agent::RuleTotals Agent::rule_totals() const {
         total.established += st.established;
     }
     return total;
+}
+
+std::uint64_t Agent::client_frames() const {
+    std::uint64_t total = 0;
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+        const nlb_stats st = dp_->maps().read_stats(slot);
+        total += st.accepted + st.dropped_not_owner + st.dropped_dirty + st.dropped_disabled +
+                 st.dropped_watchdog;
+    }
+    const nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
+    return total + g.arp_replied + g.nd_replied + g.neigh_dropped + g.passed_other +
+           g.fragments_unmatched;
 }
 
 void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& result) {

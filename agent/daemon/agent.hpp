@@ -139,6 +139,8 @@ class Agent {
     void restore_interface(std::chrono::milliseconds now);
     void watch_claims(std::chrono::milliseconds now);
     void watch_mtu();
+    bool receiving(std::chrono::milliseconds now);
+    std::uint64_t client_frames() const; // every frame to a VIP the dataplane counted
     std::chrono::milliseconds watchdog_timeout() const; // (tolerance - 1) periods
     void apply(Decision decision);
     void install(const SlotViews& views);
@@ -211,6 +213,14 @@ class Agent {
     std::optional<std::uint64_t> claims_seen_;   // watch_claims: the counter as last read
     std::optional<std::chrono::milliseconds> claim_logged_;
     std::size_t mtu_seen_ = 0; // watch_mtu: the cluster interface's MTU as last told the engine
+    // receiving(): the peers' frames the engine took in, as last read, when that count last
+    // moved and how many peers were in the engine's view then; the clients' frames the
+    // dataplane counted once every peer had been silent for a period, and when.
+    std::uint64_t heard_seen_ = 0;
+    std::chrono::milliseconds heard_moved_{0};
+    int heard_peers_ = 0;
+    std::optional<std::uint64_t> clients_seen_;
+    std::chrono::milliseconds clients_at_{0};
     // rule_totals().established as read with the accepted count, and as of the last scan:
     // their difference is what quiet_scan_due weighs against the tables' capacity (after an
     // adoption or a new dataplane it reads wrong once, and brings one scan early).

@@ -1,6 +1,7 @@
 // The agent's clock: one timer for the engine's deadlines and the periodic duties (connection
 // scans, load feedback, the dataplane's watchdog).
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <optional>
 
@@ -95,13 +96,56 @@ void Agent::watch_link(milliseconds now) {
     const std::string& cluster = iface_->plan().ifname;
     const std::optional<bool> a = link_probe_.up(attached);
     const std::optional<bool> c = cluster == attached ? a : link_probe_.up(cluster);
-    const bool up = a.value_or(true) && c.value_or(true);
+    const bool carrier = a.value_or(true) && c.value_or(true);
+    if (!carrier) { // the silence that follows proves nothing of the receive path
+        heard_moved_ = now;
+        clients_seen_.reset();
+    }
+    const bool up = carrier && receiving(now);
     if (up == engine_->link_up())
         return;
-    engine_->on_link(up, now);
+    engine_->on_link(up, now,
+                     carrier
+                         ? "no peer's frame for " + std::to_string((now - heard_moved_).count()) +
+                               " ms and no client's frame: nothing received"
+                         : "");
     apply(engine_->take_decision());
     if (up && iface_) // ifup put the host's own addresses back; ours are ours to put back
         restore_interface(now);
+}
+
+// Whether the host still receives. One that had two peers or more in its view and then takes
+// in no peer's frame, by either path, for two periods, and no client's frame for a period of
+// that (the dataplane's counts of frames to a VIP, read only then), is cut off one way: a
+// switch port or a NIC's receive path that failed, a fibre broken one way. Its own frames
+// still leave. It counted its peers dead, served every bucket alone, and its peers, counted
+// out of its epoch or meeting a group whose leader never answered, let go of theirs for it:
+// every request lost until the fault ended (fault test rx_dead, the build before: all of
+// them). Told, the engine does as for a link down: no epoch alone, nothing sent, its buckets
+// let go once its peers may take them, and a join once it hears again. Frames the switch
+// itself sends (spanning tree, LLDP, its own address's) prove nothing and are not counted.
+// Peers that all crash at once on a quiet segment look the same, until the first client's
+// frame; one peer's death must not: with one peer the rule never applies.
+bool Agent::receiving(milliseconds now) {
+    const std::uint64_t heard = engine_->counters().accepted;
+    const milliseconds period(config_.cluster.heartbeat_ms);
+    if (heard != heard_seen_) {
+        heard_seen_ = heard;
+        heard_moved_ = now;
+        heard_peers_ =
+            std::popcount(engine_->view() & ~(std::uint64_t{1} << (config_.host.priority - 1)));
+        clients_seen_.reset();
+        return true;
+    }
+    if (heard_peers_ < 2 || now - heard_moved_ < period)
+        return true;
+    const std::uint64_t clients = client_frames();
+    if (clients != clients_seen_) { // the first look, or clients' frames still come
+        clients_seen_ = clients;
+        clients_at_ = now;
+        return true;
+    }
+    return now - heard_moved_ < 2 * period || now - clients_at_ < period;
 }
 
 // Once a second, and as the link comes back: what the host's network configuration took off

@@ -481,6 +481,16 @@ void ConvergenceEngine::send(std::int64_t now) {
 }
 
 void ConvergenceEngine::emit(std::int64_t now) {
+    // Down (on_link), nothing goes out: with the carrier lost nothing could, and on a link
+    // that fails one way (it hears nobody, no client reaches it) its frames would keep it in
+    // its peers' views, or, once it formed no epoch, keep them from taking its buckets (a
+    // host that may serve, proven or not, blocks every take until a tolerance after its
+    // frame). Silent, it is to them what a host whose link is down is.
+    if (link_down_) {
+        last_send_ = now;
+        next_send_ = now + period();
+        return;
+    }
     Heartbeat hb;
     hb.flags = auth_.keyed() ? Heartbeat::kFlagAuthenticated : 0;
     if (frozen_)

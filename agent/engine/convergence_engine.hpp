@@ -79,7 +79,10 @@ class ConvergenceEngine {
     // serve beside the peers that took over), keeps its buckets until its peers may take
     // them (the confirmations' bound as the link went down) and then lets them go, and joins
     // again once the link is back (docs/convergence.md, "Link down").
-    void on_link(bool up, Millis now);
+    // `why`, when down: what the agent saw, when it is not the carrier (the kernel's word):
+    // no peer's frame and no client's for two periods, a link that fails one way while this
+    // host's frames still leave. Down, it sends nothing (ConvergenceEngine::emit).
+    void on_link(bool up, Millis now, std::string why = {});
     bool link_up() const { return !link_down_; }
     // The MTU of the interface this host's frames leave by, as the agent reads it (at attach
     // and once a second); 1,500 until told. Heartbeats are sized to fit it and every peer's
@@ -472,6 +475,7 @@ class ConvergenceEngine {
     // down no peer's frame comes to move it, and peers silent for a while bound nothing).
     bool link_down_ = false;
     std::int64_t link_down_at_ = 0;
+    std::string link_why_; // on_link's why (empty: the carrier)
     Confirmed link_bound_{};
     // Back up, the bound holds until every peer it was worked out from (link_peers_) has
     // confirmed a heartbeat sent since (link_up_at_): a peer that counted this host dead

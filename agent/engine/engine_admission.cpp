@@ -244,7 +244,7 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
     return bound;
 }
 
-void ConvergenceEngine::on_link(bool up, Millis now_ms) {
+void ConvergenceEngine::on_link(bool up, Millis now_ms, std::string why) {
     const std::int64_t now = now_ms.count();
     observe(now);
     if (up != link_down_)
@@ -289,9 +289,11 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms) {
                            others ? lowest(others) : std::uint8_t{0}};
         link_down_ = true;
         link_down_at_ = now;
+        link_why_ = std::move(why);
         event(now, EventKind::link_down, me_,
-              "link down: this host hears no peer and no peer hears it; it forms no epoch "
-              "meanwhile and keeps its buckets for " +
+              (link_why_.empty() ? "link down: this host hears no peer and no peer hears it"
+                                 : "link down (" + link_why_ + "): this host hears no peer") +
+                  "; it forms no epoch meanwhile and keeps its buckets for " +
                   std::to_string(std::max<std::int64_t>(0, link_bound_.until.count() - now)) +
                   " ms at most" +
                   (link_bound_.by ? std::string() : std::string(" (a peer may start meanwhile)")));

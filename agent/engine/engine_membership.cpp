@@ -261,7 +261,10 @@ std::string ConvergenceEngine::problem(Millis now_ms) const {
     if (state_ == HostState::refused && !reason_detail_.empty())
         return reason_detail_;
     if (link_down_)
-        return "the link is down: this host hears no peer and no peer hears it";
+        return link_why_.empty() ? "the link is down: this host hears no peer and no peer hears it"
+                                 : "the link is up but " + link_why_ +
+                                       " (a switch port, a NIC's receive path or a fibre "
+                                       "failed one way?): this host hears no peer";
     if (deaf(now))
         return "not receiving cluster-MAC frames: peers hear this host, it hears none of them "
                "on the segment (check the vSwitch's promiscuous / MAC-spoofing setting)";

@@ -85,8 +85,8 @@ void Simulator::resume(std::size_t i) {
         h.engine->on_heartbeat(*q.frame, Millis{local(i)}, q.path, Millis{q.arrived});
         collect(i);
     }
-    if (link_notice && h.engine->link_up() == h.link_down) { // changed while paused: its agent looks now
-        h.engine->on_link(!h.link_down, Millis{local(i)});
+    if (link_notice && h.engine->link_up() != h.link_usable()) { // changed while paused
+        tell_link(i);
         collect(i);
     }
     h.engine->on_tick(Millis{local(i)});
@@ -129,6 +129,20 @@ void Simulator::set_link(std::size_t i, bool up, std::int64_t notice_ms) {
         return;
     recount(i, [&] { h.link_down = !up; });
     push(now_ + notice_ms, Kind::link, i);
+}
+
+void Simulator::set_receiving(std::size_t i, bool receiving, std::int64_t notice_ms) {
+    auto& h = hosts_[i];
+    if (h.rx_dead == !receiving)
+        return;
+    recount(i, [&] { h.rx_dead = !receiving; });
+    push(now_ + notice_ms, Kind::link, i);
+}
+
+void Simulator::tell_link(std::size_t i) {
+    auto& h = hosts_[i];
+    h.engine->on_link(h.link_usable(), Millis{local(i)},
+                      !h.link_down && h.rx_dead ? "nothing received" : "");
 }
 
 void Simulator::command(std::size_t i, Command c) {
@@ -250,7 +264,7 @@ void Simulator::collect(std::size_t i) {
             captured_.push_back(*frame);
         for (std::size_t j = 0; j < hosts_.size(); ++j) {
             if (j == i || !hosts_[j].alive || hosts_[j].group != h.group || h.link_down ||
-                hosts_[j].link_down)
+                !hosts_[j].link_usable())
                 continue;
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
             if (u < net_.loss || (drop && drop(i, j, *frame)))
@@ -267,7 +281,7 @@ void Simulator::collect(std::size_t i) {
         auto frame = std::make_shared<const std::vector<std::uint8_t>>(std::move(c.frame));
         for (std::size_t j = 0; j < hosts_.size(); ++j) {
             if (j == i || !hosts_[j].alive || hosts_[j].group != h.group || h.link_down ||
-                hosts_[j].link_down || hosts_[j].engine->config().host.contact != c.to)
+                !hosts_[j].link_usable() || hosts_[j].engine->config().host.contact != c.to)
                 continue;
             const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
             if (u < net_.loss || (drop_contact && drop_contact(i, j, *frame)))
@@ -360,7 +374,7 @@ void Simulator::step(const Item& item) {
             expire_watchdog(item.host);
         return;
     }
-    if (item.kind == Kind::deliver && h.link_down)
+    if (item.kind == Kind::deliver && !h.link_usable())
         return; // on the wire when the link went down
     if (h.paused) {
         if (item.kind == Kind::link)
@@ -399,7 +413,8 @@ void Simulator::step(const Item& item) {
         if (h.installed)
             for (auto o : (*h.installed)[0].owners)
                 mine += o == h.engine->priority();
-        h.accepted += mine * h.accept_rate;
+        if (!h.rx_dead) // no client's packet reaches it
+            h.accepted += mine * h.accept_rate;
         // As the agent's periodic duty does: the tables while the engine needs them or once
         // a quiet interval, the accepted count alone otherwise.
         if (h.engine->needs_scans() || h.last_scan < 0 || now_ - h.last_scan >= quiet_scan_ms)
@@ -413,7 +428,7 @@ void Simulator::step(const Item& item) {
         break;
     case Kind::link:
         if (link_notice)
-            h.engine->on_link(!h.link_down, Millis{local(item.host)});
+            tell_link(item.host);
         break;
     }
     collect(item.host);

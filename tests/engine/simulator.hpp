@@ -59,6 +59,11 @@ struct SimHost {
     // set_link: its link is down: no frame goes out or comes in, no client's packet reaches
     // its dataplane; its engine is told after the agent's delay in noticing.
     bool link_down = false;
+    // set_receiving: nothing reaches it, neither frames nor clients' packets, while its own
+    // frames still leave (a switch port, a NIC's receive path or a fibre failed one way); its
+    // engine is told as for a link down, with the agent's why.
+    bool rx_dead = false;
+    bool link_usable() const { return !link_down && !rx_dead; }
     std::int64_t armed_until = -1; // the deadline armed last (simulation time)
     struct Queued {
         std::shared_ptr<const std::vector<std::uint8_t>> frame;
@@ -119,6 +124,9 @@ class Simulator {
     // Host i's link goes down (up: comes back) now; its agent notices `notice_ms` later and
     // tells its engine (ConvergenceEngine::on_link).
     void set_link(std::size_t i, bool up, std::int64_t notice_ms = 0);
+    // Host i stops receiving anything (receiving false) or receives again, now; its agent
+    // notices `notice_ms` later (the receive counter standing still) and tells its engine.
+    void set_receiving(std::size_t i, bool receiving, std::int64_t notice_ms = 0);
     // False: set_link cuts the host off but its engine is never told (on_link), as with the
     // build before the link-down change: for comparing a schedule with and without it.
     bool link_notice = true;
@@ -177,7 +185,7 @@ class Simulator {
               std::shared_ptr<const std::vector<std::uint8_t>> frame = {},
               Path path = Path::segment);
     bool counts(const SimHost& h) const {
-        return h.alive && !h.watchdog_expired && !h.vm_paused && !h.link_down;
+        return h.alive && !h.watchdog_expired && !h.vm_paused && h.link_usable();
     }
     bool lingers(const Item& item) const {
         return item.kind == Kind::deliver && item.path == Path::segment && net_.linger_ms > 0;
@@ -197,6 +205,7 @@ class Simulator {
     std::int64_t local(std::size_t i) const;
     std::int64_t global_at(std::size_t i, std::int64_t local) const;
     void deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame, Path path);
+    void tell_link(std::size_t i); // its engine: on_link as its agent sees the link now
 
     std::mt19937_64 rng_;
     NetworkParams net_;
