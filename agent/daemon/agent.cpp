@@ -249,9 +249,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
             io_, cluster_ifindex, cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
         mtu_seen_ = 0;
-        heard_seen_ = 0;
-        heard_moved_ = now;
-        clients_seen_.reset();
+        receive_watch_.restart(now.count());
         watch_mtu(); // before its first heartbeat
         contact_error_.clear();
         try {

@@ -28,6 +28,7 @@
 #include "link_info.hpp"
 #include "load_feedback.hpp"
 #include "metrics_server.hpp"
+#include "receive_watch.hpp"
 #include "remote_server.hpp"
 #include "start_wait_file.hpp"
 #include "thread_schedstat.hpp"
@@ -213,14 +214,7 @@ class Agent {
     std::optional<std::uint64_t> claims_seen_;   // watch_claims: the counter as last read
     std::optional<std::chrono::milliseconds> claim_logged_;
     std::size_t mtu_seen_ = 0; // watch_mtu: the cluster interface's MTU as last told the engine
-    // receiving(): the peers' frames the engine took in, as last read, when that count last
-    // moved and how many peers were in the engine's view then; the clients' frames the
-    // dataplane counted once every peer had been silent for a period, and when.
-    std::uint64_t heard_seen_ = 0;
-    std::chrono::milliseconds heard_moved_{0};
-    int heard_peers_ = 0;
-    std::optional<std::uint64_t> clients_seen_;
-    std::chrono::milliseconds clients_at_{0};
+    ReceiveWatch receive_watch_; // receiving()
     // rule_totals().established as read with the accepted count, and as of the last scan:
     // their difference is what quiet_scan_due weighs against the tables' capacity (after an
     // adoption or a new dataplane it reads wrong once, and brings one scan early).

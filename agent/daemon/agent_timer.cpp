@@ -97,18 +97,16 @@ void Agent::watch_link(milliseconds now) {
     const std::optional<bool> a = link_probe_.up(attached);
     const std::optional<bool> c = cluster == attached ? a : link_probe_.up(cluster);
     const bool carrier = a.value_or(true) && c.value_or(true);
-    if (!carrier) { // the silence that follows proves nothing of the receive path
-        heard_moved_ = now;
-        clients_seen_.reset();
-    }
+    if (!carrier) // the silence that follows proves nothing of the receive path
+        receive_watch_.lost_carrier(now.count());
     const bool up = carrier && receiving(now);
     if (up == engine_->link_up())
         return;
     engine_->on_link(up, now,
-                     carrier
-                         ? "no peer's frame for " + std::to_string((now - heard_moved_).count()) +
-                               " ms and no client's frame: nothing received"
-                         : "");
+                     carrier ? "no peer's frame for " +
+                                   std::to_string(receive_watch_.silent_for(now.count())) +
+                                   " ms and no client's frame: nothing received"
+                             : "");
     apply(engine_->take_decision());
     if (up && iface_) // ifup put the host's own addresses back; ours are ours to put back
         restore_interface(now);
@@ -127,25 +125,11 @@ void Agent::watch_link(milliseconds now) {
 // Peers that all crash at once on a quiet segment look the same, until the first client's
 // frame; one peer's death must not: with one peer the rule never applies.
 bool Agent::receiving(milliseconds now) {
-    const std::uint64_t heard = engine_->counters().accepted;
-    const milliseconds period(config_.cluster.heartbeat_ms);
-    if (heard != heard_seen_) {
-        heard_seen_ = heard;
-        heard_moved_ = now;
-        heard_peers_ =
-            std::popcount(engine_->view() & ~(std::uint64_t{1} << (config_.host.priority - 1)));
-        clients_seen_.reset();
-        return true;
-    }
-    if (heard_peers_ < 2 || now - heard_moved_ < period)
-        return true;
-    const std::uint64_t clients = client_frames();
-    if (clients != clients_seen_) { // the first look, or clients' frames still come
-        clients_seen_ = clients;
-        clients_at_ = now;
-        return true;
-    }
-    return now - heard_moved_ < 2 * period || now - clients_at_ < period;
+    const int peers =
+        std::popcount(engine_->view() & ~(std::uint64_t{1} << (config_.host.priority - 1)));
+    return receive_watch_.receiving(now.count(), config_.cluster.heartbeat_ms,
+                                    engine_->counters().accepted, peers,
+                                    [this] { return client_frames(); });
 }
 
 // Once a second, and as the link comes back: what the host's network configuration took off

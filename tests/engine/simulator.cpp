@@ -1,6 +1,7 @@
 #include "simulator.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "heartbeat_codec.hpp"
@@ -52,6 +53,7 @@ std::size_t Simulator::add_host(EngineConfig config, bool start) {
     hosts_.emplace_back();
     hosts_[i].global_anchor = hosts_[i].local_anchor = now_;
     hosts_[i].engine = std::make_unique<ConvergenceEngine>(std::move(config), rng_(), Millis{now_});
+    hosts_[i].watch.restart(now_);
     if (start)
         hosts_[i].engine->on_command({CommandKind::start}, Millis{now_});
     collect(i);
@@ -143,6 +145,28 @@ void Simulator::tell_link(std::size_t i) {
     auto& h = hosts_[i];
     h.engine->on_link(h.link_usable(), Millis{local(i)},
                       !h.link_down && h.rx_dead ? "nothing received" : "");
+}
+
+void Simulator::client_frame() {
+    for (auto& h : hosts_)
+        if (h.alive && h.link_usable())
+            ++h.client_frames;
+}
+
+void Simulator::watch_receiving(std::size_t i) {
+    auto& h = hosts_[i];
+    if (!receive_watch)
+        return;
+    if (h.link_down) {
+        h.watch.lost_carrier(local(i));
+        return;
+    }
+    const std::uint64_t me = std::uint64_t{1} << (h.engine->priority() - 1);
+    const bool up = h.watch.receiving(
+        local(i), h.engine->config().cluster.heartbeat_ms, h.engine->counters().accepted,
+        std::popcount(h.engine->view() & ~me), [&] { return h.client_frames; });
+    if (up != h.engine->link_up())
+        h.engine->on_link(up, Millis{local(i)}, up ? "" : "nothing received");
 }
 
 void Simulator::command(std::size_t i, Command c) {
@@ -406,6 +430,7 @@ void Simulator::step(const Item& item) {
         if (item.at != h.tick_at)
             return; // superseded
         h.tick_at = -1;
+        watch_receiving(item.host);
         h.engine->on_tick(Millis{local(item.host)});
         break;
     case Kind::scan: {

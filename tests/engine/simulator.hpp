@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "convergence_engine.hpp"
+#include "receive_watch.hpp"
 
 namespace nlb::sim {
 
@@ -64,6 +65,10 @@ struct SimHost {
     // engine is told as for a link down, with the agent's why.
     bool rx_dead = false;
     bool link_usable() const { return !link_down && !rx_dead; }
+    // receive_watch: the agent's rule for a link that fails one way, run at every tick on the
+    // engine's accepted count and `client_frames` (frames of clients that reached its dataplane).
+    ReceiveWatch watch;
+    std::uint64_t client_frames = 0;
     std::int64_t armed_until = -1; // the deadline armed last (simulation time)
     struct Queued {
         std::shared_ptr<const std::vector<std::uint8_t>> frame;
@@ -130,6 +135,11 @@ class Simulator {
     // False: set_link cuts the host off but its engine is never told (on_link), as with the
     // build before the link-down change: for comparing a schedule with and without it.
     bool link_notice = true;
+    // True: every host's agent runs its watch for a link that fails one way (ReceiveWatch) at
+    // every tick and tells its engine what it finds, as Agent::watch_link does.
+    bool receive_watch = false;
+    // A client's frame to the cluster MAC: every host whose link delivers counts it.
+    void client_frame();
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.
     void inject(std::size_t i, std::vector<std::uint8_t> frame, std::int64_t delay_ms = 1);
 
@@ -206,6 +216,7 @@ class Simulator {
     std::int64_t global_at(std::size_t i, std::int64_t local) const;
     void deliver(std::size_t to, std::shared_ptr<const std::vector<std::uint8_t>> frame, Path path);
     void tell_link(std::size_t i); // its engine: on_link as its agent sees the link now
+    void watch_receiving(std::size_t i);
 
     std::mt19937_64 rng_;
     NetworkParams net_;
