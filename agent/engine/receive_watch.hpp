@@ -37,6 +37,12 @@ class ReceiveWatch {
             return true;
         const std::uint64_t seen = clients();
         if (seen != clients_seen_) { // the first look, or clients' frames still come
+            // A client's frame came while every peer was silent: the receive path works and
+            // the peers are gone (crashed together). Watched again only once a peer is heard:
+            // a survivor on a quiet segment otherwise went down again a period after each
+            // client's frame, and with clients seconds apart (a SYN retried) never served.
+            if (clients_seen_)
+                heard_peers_ = 0;
             clients_seen_ = seen;
             clients_at_ = now;
             return true;

@@ -101,3 +101,48 @@ TEST_CASE("a host that receives nothing, its agent not noticing: its peers let g
 }
 
 } // namespace test_one_way_link
+
+namespace test_one_way_link {
+
+namespace {
+
+// Hosts 1-3 settled, each agent running the watch (Simulator::receive_watch).
+void settled_three(Simulator& sim) {
+    sim.receive_watch = true;
+    for (std::size_t i = 0; i < 3; ++i)
+        sim.add_host(keyed(i + 1));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 40 * kPeriod));
+    sim.run_until(sim.now() + 2 * kPeriod);
+}
+
+std::size_t link_downs(SimHost& h) {
+    return count_events(h, EventKind::link_down);
+}
+
+} // namespace
+
+TEST_CASE("the watch: a survivor whose two peers crashed together serves once a client's frame "
+          "came, however seldom they come") {
+    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+        INFO("seed " << seed);
+        Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+        settled_three(sim);
+        sim.kill(1);
+        sim.kill(2);
+        // A quiet segment: the watch cannot tell this from its own receive path failing, and
+        // waits for a client's frame (docs/convergence.md, "A link that fails one way").
+        sim.run_until(sim.now() + 4 * kPeriod);
+        CHECK_FALSE(sim.host(0).engine->link_up());
+        // Then a client now and again (a TCP SYN retried after 1 s, 2 s, 4 s, ...).
+        for (int k = 0; k < 10; ++k) {
+            sim.client_frame();
+            sim.run_until(sim.now() + 3 * kPeriod);
+        }
+        CHECK(sim.host(0).engine->link_up());
+        CHECK(sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS);
+        // One link_down: the first client's frame ended it.
+        CHECK(link_downs(sim.host(0)) == 1);
+    }
+}
+
+} // namespace test_one_way_link
