@@ -145,4 +145,37 @@ TEST_CASE("the watch: a survivor whose two peers crashed together serves once a 
     }
 }
 
+// Fails (hidden until fixed): every host's watch fires in the blackout, each then sends nothing,
+// so none hears a peer again and each waits for a client's frame, however long that takes.
+// Before the watch, a blackout shorter than a tolerance changed nothing. Ending it needs
+// something a host that is down may send and its peers count as heard without taking it into
+// their views (a frame of its own kind, as map chunks are): not done here.
+TEST_CASE("the watch: a segment dark for three periods on a quiet segment, every host's watch "
+          "fires, and the cluster comes back without a client's frame",
+          "[.][known-failing]") {
+    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+        INFO("seed " << seed);
+        Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+        settled_three(sim);
+        const std::int64_t from = sim.now(), to = from + 3 * kPeriod;
+        sim.drop = [&](std::size_t, std::size_t, const std::vector<std::uint8_t>&) {
+            return sim.now() >= from && sim.now() < to;
+        };
+        sim.drop_contact = sim.drop;
+        sim.run_until(to);
+        std::size_t down = 0;
+        for (std::size_t i = 0; i < 3; ++i)
+            down += !sim.host(i).engine->link_up();
+        CHECK(down == 3); // the watch cannot tell this from its receive path failing
+        sim.run_until(to + 30 * kPeriod);
+        CHECK(sim.settled());
+        for (std::size_t i = 0; i < 3; ++i)
+            CHECK(sim.host(i).engine->link_up());
+        std::size_t owned = 0;
+        for (std::size_t i = 0; i < 3; ++i)
+            owned += sim.host(i).engine->buckets_owned(0);
+        CHECK(owned == NLB_BUCKETS);
+    }
+}
+
 } // namespace test_one_way_link
