@@ -15,6 +15,10 @@ ConvergenceEngine::FrameBudget ConvergenceEngine::frame_budget(Millis now_ms) co
     FrameBudget b;
     if (mtu_ < kHeartbeatMaxSize)
         b = {mtu_, me_, mtu_};
+    else if (mtu_ > kHeartbeatMaxSize)
+        // Jumbo frames here: a peer that says nothing may be at 1,500, and this host's copies
+        // to it leave whole (below, a said MTU below this host's).
+        b = {kHeartbeatMaxSize - kSecondPathOverhead, 0, kHeartbeatMaxSize};
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const Peer& peer = peers_.peer(p);
         if (p == me_ || peer.heard_nonce == 0 || peer.heard_mtu == 0 ||
