@@ -44,8 +44,12 @@ void ConvergenceEngine::note_frame_budget(std::int64_t now, const FrameBudget& b
         oversize_said_ = false;
         const std::string size =
             "heartbeats sized to at most " + std::to_string(budget.bytes) + " bytes";
-        if (budget.by == 0)
+        if (budget.by == 0 && budget.bytes == kHeartbeatMaxSize)
             event(now, EventKind::frame_budget, me_, size + " again (every MTU 1500 or more)");
+        else if (budget.by == 0)
+            event(now, EventKind::frame_budget, me_,
+                  size + ": this host's interface MTU is " + std::to_string(mtu_) +
+                      " (jumbo frames), and a peer that says nothing of its MTU may be at 1500");
         else if (budget.by == me_)
             event(now, EventKind::frame_budget, me_,
                   size + ": this host's interface MTU is " + std::to_string(budget.mtu));

@@ -294,6 +294,14 @@ TEST_CASE("a jumbo host's second-path copies reach its peers at 1500 through a h
         CHECK(segment.too_long == 0);
         CHECK(sim.host(0).engine->frame_budget(Millis{sim.clock_of(0)}).bytes ==
               kHeartbeatMaxSize - kSecondPathOverhead);
+        // Said once, as what it is (not "again").
+        std::size_t said = 0;
+        for (const Event& e : sim.host(0).events)
+            if (e.kind == EventKind::frame_budget) {
+                ++said;
+                CHECK(e.text.find("MTU is 9000 (jumbo frames)") != std::string::npos);
+            }
+        CHECK(said == 1);
     }
 }
 
