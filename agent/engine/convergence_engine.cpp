@@ -481,18 +481,17 @@ void ConvergenceEngine::send(std::int64_t now) {
 }
 
 void ConvergenceEngine::emit(std::int64_t now) {
-    // Down (on_link), nothing goes out: with the carrier lost nothing could, and on a link
-    // that fails one way (it hears nobody, no client reaches it) its frames would keep it in
-    // its peers' views, or, once it formed no epoch, keep them from taking its buckets (a
-    // host that may serve, proven or not, blocks every take until a tolerance after its
-    // frame). Silent, it is to them what a host whose link is down is.
-    if (link_down_) {
-        last_send_ = now;
-        next_send_ = now + period();
-        return;
-    }
     Heartbeat hb;
     hb.flags = auth_.keyed() ? Heartbeat::kFlagAuthenticated : 0;
+    // Down (on_link): with the carrier lost nothing leaves; on a link that fails one way (it
+    // hears nobody, no client reaches it) its frames would keep it in its peers' views, or,
+    // once it formed no epoch, keep them from taking its buckets (a host that may serve,
+    // proven or not, blocks every take until a tolerance after its frame). Flagged, they
+    // count only as heard: to its peers it is what a host whose link is down is, and after a
+    // moment when no host heard any other (the whole segment dark), each hears the others'
+    // again and comes back up (silent, every host stayed down until a client's frame).
+    if (link_down_)
+        hb.flags |= Heartbeat::kFlagLinkDown;
     if (frozen_)
         hb.flags |= Heartbeat::kFlagScoreFrozen;
     if (pending_take_)

@@ -94,6 +94,11 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     }
     const Heartbeat& hb = *decoded.heartbeat;
     ++counters_.accepted;
+    // A host cut off one way (Heartbeat::kFlagLinkDown): heard, which is all its frame says.
+    // Its echoes are of frames it heard before, its claim ends by its own bound, which this
+    // host's takes come after (a tolerance after its last frame without the flag).
+    if (hb.flags & Heartbeat::kFlagLinkDown)
+        return;
     if (hb.priority == me_) {
         // Echoed so that a real second host can prove the clash; a recording of this host's
         // earlier boot never echoes this boot's nonce, and is ignored.

@@ -53,6 +53,10 @@ struct Heartbeat {
     static constexpr std::uint16_t kFlagScoreFrozen = 0x0002;   // partition score is frozen
     static constexpr std::uint16_t kFlagTaking = 0x0004;        // has not taken its whole share yet
     static constexpr std::uint16_t kFlagYoung = 0x0008;         // started less than a tolerance ago
+    // Its link is down as its agent sees it (on_link with a why: it receives nothing, its
+    // frames still leave). Taken in by nothing but the count of frames heard: a peer whose
+    // receive path works learns so, and one cut off one way stays out of every view.
+    static constexpr std::uint16_t kFlagLinkDown = 0x0010;
 
     std::uint8_t version_major = 1;
     std::uint8_t version_minor = 2;
