@@ -165,6 +165,22 @@ faults_setup() {
   done
 }
 
+# require_converged HOSTS...: the cluster converged as exactly those hosts within 20 s, on each
+# of them, or the test stops at once (there is no fault to inject into a cluster that never
+# formed).
+require_converged() {
+  local members
+  members=$(IFS=,; echo "$*")
+  wait_converged_as "$members" 20 "$@" || { echo "FAIL: no $#-host cluster to start from" >&2; exit 1; }
+}
+
+# start_cluster HOSTS...: each host's agent started on its fault_config, then require_converged.
+start_cluster() {
+  local i
+  for i in "$@"; do fault_config "$i"; start_agent "$i"; done
+  require_converged "$@"
+}
+
 # neigh_known HOSTS...: the hosts know the MAC of every client address beforehand, as hosts
 # behind a router know the router's. Without it the stream's first second has each request's
 # owner ask for a new address: on 64 hosts 1,000 ARP broadcasts, each flooded to every bridge

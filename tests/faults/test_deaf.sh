@@ -8,8 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 faults_init deaf
 faults_setup 1 2 3 4
-for i in 1 2 3 4; do fault_config "$i"; start_agent "$i"; done
-wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+start_cluster 1 2 3 4
 stream_start
 sleep 1.5
 

@@ -15,8 +15,7 @@ faults_init filtered_restart
 faults_setup 1 2 3
 # FAULT_PEERS= (empty) runs it without the list: the fault as it was.
 FAULT_PEERS=${FAULT_PEERS-1 2 3}
-for i in 1 2 3; do fault_config "$i"; start_agent "$i"; done
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+start_cluster 1 2 3
 stream_start
 sleep 1.5
 

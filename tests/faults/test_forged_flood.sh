@@ -14,7 +14,7 @@ faults_init forged_flood
 faults_setup 1 2 3 4
 key=$(fault_key cluster)
 for i in 1 2 3 4; do fault_config "$i" "$key"; start_agent "$i"; done
-wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3 4
 [ -x "$NLB_FLOOD" ] || { echo "FAIL: $NLB_FLOOD not built" >&2; exit 1; }
 stream_start
 sleep 1.5

@@ -20,7 +20,7 @@ faults_setup 1 2 3 4
 ip -n "$TOPO-h4" link set eth0 mtu 1300
 for i in 1 2 3 4; do fault_config "$i"; done
 for i in 1 2 3; do start_agent "$i"; done
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3
 for i in 1 2 3; do
   echo "host $i's tables: $("$BUILD/tests/tools/nlb-fill-conns" --every-rule "$TOPO_DIR/bpffs/h$i")"
 done

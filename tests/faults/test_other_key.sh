@@ -11,7 +11,7 @@ key=$(fault_key cluster)
 other=$(fault_key other)
 for i in 1 2 3; do fault_config "$i" "$key"; start_agent "$i"; done
 fault_config 4 "$other"
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3
 stream_start
 sleep 1.5
 

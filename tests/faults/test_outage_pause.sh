@@ -14,8 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 faults_init outage_pause
 faults_setup 1 2 3
-for i in 1 2 3; do fault_config "$i"; start_agent "$i"; done
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+start_cluster 1 2 3
 stream_start
 sleep 1.5
 

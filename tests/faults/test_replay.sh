@@ -12,7 +12,7 @@ faults_init replay
 faults_setup 1 2 3 4
 key=$(fault_key cluster)
 for i in 1 2 3 4; do fault_config "$i" "$key"; start_agent "$i"; done
-wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3 4
 stream_start
 ip netns exec "$TOPO-bystander" python3 "$TOOLS/nlb_frames.py" record --ifname eth0 \
   --out "$TOPO_DIR/recorded.pcap" --duration 3 --count 5000 >"$TOPO_DIR/record.json"

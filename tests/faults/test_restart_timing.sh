@@ -12,8 +12,7 @@ HEARTBEAT_MS=500
 source "$(dirname "$0")/lib.sh"
 faults_init restart_timing
 faults_setup 1 2
-for i in 1 2; do fault_config "$i"; start_agent "$i"; done
-wait_converged_as 1,2 20 1 2 || { echo "FAIL: no 2-host cluster to start from" >&2; exit 1; }
+start_cluster 1 2
 stream_start
 sleep 1.5
 

@@ -30,7 +30,7 @@ ip netns exec "$TOPO-h4" "$NLB_AGENT" --config "$TOPO_DIR/h4.json" --socket "$TO
   --log-format json >"$TOPO_DIR/h4.fifo" 2>&1 &
 AGENT_PID_4=$!
 TOPO_PIDS+=("$AGENT_PID_4")
-wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3 4
 stream_start
 sleep 1.5
 

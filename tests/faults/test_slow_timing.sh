@@ -10,7 +10,7 @@ faults_init slow_timing
 faults_setup 1 2 3 4
 for i in 1 2 3; do fault_config "$i"; start_agent "$i"; done
 fault_config 4 "" 2000
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3
 stream_start
 sleep 1.5
 

@@ -31,7 +31,7 @@ trap 'st=$?; set +e; [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null; cg_cl
 faults_setup 1 2 3 4 5
 for i in 1 2 3 4 5; do fault_config "$i"; done
 for i in 1 2 3 4; do start_agent "$i"; done
-wait_converged_as 1,2,3,4 20 1 2 3 4 || { echo "FAIL: no 4-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3 4
 stream_start
 sleep 1.5
 

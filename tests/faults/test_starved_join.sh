@@ -18,7 +18,7 @@ trap 'st=$?; set +e; cg_cleanup; (exit $st); fault_cleanup; topo_cleanup' EXIT
 faults_setup 1 2 3 4
 for i in 1 2 3 4; do fault_config "$i"; done
 for i in 1 2 3; do start_agent "$i"; done
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3
 stream_start
 sleep 1.5
 

@@ -21,7 +21,7 @@ faults_setup 1 2 3 4
 for i in 1 2 3; do fault_config "$i"; start_agent "$i"; done
 # Host 4's namespace, configured as host 2 (its own dedicated IP).
 fault_config 4 "" "$HEARTBEAT_MS" "$FAULT_RULES" 2
-wait_converged_as 1,2,3 20 1 2 3 || { echo "FAIL: no 3-host cluster to start from" >&2; exit 1; }
+require_converged 1 2 3
 stream_start
 sleep 1.5
 
