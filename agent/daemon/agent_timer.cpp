@@ -119,8 +119,9 @@ void Agent::watch_link(milliseconds now) {
 // still leave. It counted its peers dead, served every bucket alone, and its peers, counted
 // out of its epoch or meeting a group whose leader never answered, let go of theirs for it:
 // every request lost until the fault ended (fault test rx_dead, the build before: all of
-// them). Told, the engine does as for a link down: no epoch alone, nothing sent, its buckets
-// let go once its peers may take them, and a join once it hears again. Frames the switch
+// them). Told, the engine does as for a link down: no epoch alone, frames that count only as
+// heard (kFlagLinkDown), its buckets let go once its peers may take them, and a join once it
+// hears again. Frames the switch
 // itself sends (spanning tree, LLDP, its own address's) prove nothing and are not counted.
 // Peers that all crash at once on a quiet segment look the same, until the first client's
 // frame; one peer's death must not: with one peer the rule never applies.

@@ -81,7 +81,8 @@ class ConvergenceEngine {
     // again once the link is back (docs/convergence.md, "Link down").
     // `why`, when down: what the agent saw, when it is not the carrier (the kernel's word):
     // no peer's frame and no client's for two periods, a link that fails one way while this
-    // host's frames still leave. Down, it sends nothing (ConvergenceEngine::emit).
+    // host's frames still leave. Down, its frames carry kFlagLinkDown: they count only as
+    // heard (ConvergenceEngine::emit).
     void on_link(bool up, Millis now, std::string why = {});
     bool link_up() const { return !link_down_; }
     // The MTU of the interface this host's frames leave by, as the agent reads it (at attach
