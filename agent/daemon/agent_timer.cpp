@@ -112,19 +112,13 @@ void Agent::watch_link(milliseconds now) {
         restore_interface(now);
 }
 
-// Whether the host still receives. One that had two peers or more in its view and then takes
-// in no peer's frame, by either path, for two periods, and no client's frame for a period of
-// that (the dataplane's counts of frames to a VIP, read only then), is cut off one way: a
-// switch port or a NIC's receive path that failed, a fibre broken one way. Its own frames
-// still leave. It counted its peers dead, served every bucket alone, and its peers, counted
-// out of its epoch or meeting a group whose leader never answered, let go of theirs for it:
-// every request lost until the fault ended (fault test rx_dead, the build before: all of
-// them). Told, the engine does as for a link down: no epoch alone, frames that count only as
-// heard (kFlagLinkDown), its buckets let go once its peers may take them, and a join once it
-// hears again. Frames the switch
-// itself sends (spanning tree, LLDP, its own address's) prove nothing and are not counted.
-// Peers that all crash at once on a quiet segment look the same, until the first client's
-// frame; one peer's death must not: with one peer the rule never applies.
+// Whether the host still receives (ReceiveWatch says when not): a link that fails one way, a
+// switch port or a NIC's receive path that failed, a fibre broken one way, while its own frames
+// still leave. It counted its peers dead, served every bucket alone, and its peers, counted out
+// of its epoch or meeting a group whose leader never answered, let go of theirs for it: every
+// request lost until the fault ended (fault test rx_dead, the build before). Told, the engine
+// does as for a link down: no epoch alone, frames that count only as heard (kFlagLinkDown),
+// its buckets let go once its peers may take them, and a join once it hears again.
 bool Agent::receiving(milliseconds now) {
     const int peers =
         std::popcount(engine_->view() & ~(std::uint64_t{1} << (config_.host.priority - 1)));
@@ -210,10 +204,8 @@ void Agent::watch_mtu() {
     if (*mtu < kMinMtu)
         log_.error(iface_->plan().ifname + ": MTU " + std::to_string(*mtu) + was + " is below " +
                    std::to_string(kMinMtu) +
-                   ", the least nlb's frames need (a map transfer's are " +
-                   std::to_string(kMinMtu) +
-                   " bytes): "
-                   "joining hosts cannot receive the cluster's map");
+                   ", the size of a map transfer's frames: joining "
+                   "hosts cannot receive the cluster's map");
     else if (!first) // the first: the engine's frame_budget event says it where it matters
         log_.event("mtu", {{"interface", iface_->plan().ifname},
                            {"mtu", *mtu},

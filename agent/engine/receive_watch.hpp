@@ -22,7 +22,12 @@ class ReceiveWatch {
     // Whether the host still receives. One that had two peers or more in its view and then
     // takes in no peer's frame (`heard`: the engine's accepted count) for two periods, and no
     // client's frame (`clients()`: the dataplane's counts, read only then) for a period of that,
-    // is cut off one way. `peers`: the peers in the engine's view now.
+    // is cut off one way. `peers`: the peers in the engine's view now. Frames the switch itself
+    // sends (spanning tree, LLDP, its own address's) are neither and prove nothing: counting
+    // every received frame, a host came back up on one and served alone. With one peer the
+    // rule never applies: that peer's death on a quiet segment looks the same, and its
+    // survivor must take over; peers that all crash at once look the same until a client's
+    // frame comes.
     template <class Clients>
     bool receiving(std::int64_t now, std::int64_t period, std::uint64_t heard, int peers,
                    Clients&& clients) {
