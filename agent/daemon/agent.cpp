@@ -449,20 +449,16 @@ Agent::RuleTotals Agent::rule_totals() const {
     for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
         const nlb_stats st = dp_->maps().read_stats(slot);
         total.accepted += st.accepted;
+        total.seen += st.accepted + st.dropped_not_owner + st.dropped_dirty + st.dropped_disabled +
+                      st.dropped_watchdog;
         total.established += st.established;
     }
     return total;
 }
 
 std::uint64_t Agent::client_frames() const {
-    std::uint64_t total = 0;
-    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-        const nlb_stats st = dp_->maps().read_stats(slot);
-        total += st.accepted + st.dropped_not_owner + st.dropped_dirty + st.dropped_disabled +
-                 st.dropped_watchdog;
-    }
     const nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
-    return total + g.arp_replied + g.nd_replied + g.neigh_dropped + g.passed_other +
+    return rule_totals().seen + g.arp_replied + g.nd_replied + g.neigh_dropped + g.passed_other +
            g.fragments_unmatched;
 }
 

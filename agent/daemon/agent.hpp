@@ -154,10 +154,12 @@ class Agent {
     // `next` with every bucket this host gives up still looked up in its connection tables.
     SlotViews with_released_tracked(const SlotViews& next) const;
     void add_stall_cause(nlohmann::json& fields) const;
-    // Of every rule's counters, in one read of each: packets accepted, and connections the
-    // host's stack established that the dataplane recorded.
+    // Of every rule's counters, in one read of each: packets accepted, packets of any verdict
+    // (accepted or dropped, for whatever reason), and connections the host's stack
+    // established that the dataplane recorded.
     struct RuleTotals {
         std::uint64_t accepted = 0;
+        std::uint64_t seen = 0;
         std::uint64_t established = 0;
     };
     RuleTotals rule_totals() const;
