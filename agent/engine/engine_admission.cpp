@@ -175,7 +175,7 @@ ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
         // a period before this host counts it dead. One silent for less may be paused and
         // resume without a stall, counting this host dead from a frame long past.
         // Its frames heard lately are of the stream confirmed: a new boot's replace it soon.
-        const std::int64_t heard = std::max(peer.heard_segment_ms, peer.heard_contact_ms);
+        const std::int64_t heard = peer.heard_ms();
         if (!sent || *sent == kNever || !in_view_state(peer.heartbeat.state) ||
             peer.heard_nonce != peer.heartbeat.nonce ||
             judged_ - heard > period() * (config_.cluster.heartbeat_tolerance - 1) + period() / 4)
@@ -266,7 +266,7 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms, std::string why) {
             link_peers_ = 0;
         for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
             const auto& peer = peers_.peer(p);
-            const std::int64_t heard = std::max(peer.heard_segment_ms, peer.heard_contact_ms);
+            const std::int64_t heard = peer.heard_ms();
             if (p == me_ || !peer.known || now - heard > span)
                 continue;
             const auto sent = confirmed_.confirmed(p, peer.heartbeat.nonce);

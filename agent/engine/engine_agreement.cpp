@@ -32,7 +32,7 @@ bool ConvergenceEngine::agreement(std::int64_t now) const {
             for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
                 const auto& peer = peers_.peer(p);
                 if (p != me_ && !peer.alive && peer.heard_nonce != 0 &&
-                    now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) <= period())
+                    now - peer.heard_ms() <= period())
                     return false;
             }
     }

@@ -22,7 +22,7 @@ ConvergenceEngine::FrameBudget ConvergenceEngine::frame_budget(Millis now_ms) co
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const Peer& peer = peers_.peer(p);
         if (p == me_ || peer.heard_nonce == 0 || peer.heard_mtu == 0 ||
-            now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
+            now - peer.heard_ms() > tolerance_ms())
             continue;
         // Bounded, whatever the frame says: no peer sizes this host's frames below what a
         // map chunk needs anyway (the agent attaches to no smaller MTU).

@@ -118,8 +118,7 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     if (peers_.peer(hb.priority).heard_nonce != hb.nonce && hb.nonce != served_with_[hb.priority] &&
         hb.claim != 0 && !(hb.claim_members & host_bit(me_)))
         formed_without_[hb.priority] = hb.nonce;
-    const auto heard_before = std::max(peers_.peer(hb.priority).heard_segment_ms,
-                                       peers_.peer(hb.priority).heard_contact_ms);
+    const auto heard_before = peers_.peer(hb.priority).heard_ms();
     // Before anything of it is taken in, proven or not: a peer that served an epoch with this
     // host and now claims one without it has counted this host gone (or another host says
     // members of this host's epoch left it), and that group may own this host's buckets.

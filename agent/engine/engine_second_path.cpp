@@ -12,8 +12,7 @@ std::uint64_t ConvergenceEngine::want_mask(std::int64_t now) const {
     std::uint64_t bits = 0;
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || peer.heard_nonce == 0 ||
-            now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
+        if (p == me_ || peer.heard_nonce == 0 || now - peer.heard_ms() > tolerance_ms())
             continue;
         if (now - peer.heard_segment_ms > quiet_ms())
             bits |= host_bit(p);
@@ -61,8 +60,7 @@ void ConvergenceEngine::send_second_path(const std::vector<std::uint8_t>& frame,
     const bool by_request = requests_in_time();
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || peer.contact.family == 0 ||
-            now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) > tolerance_ms())
+        if (p == me_ || peer.contact.family == 0 || now - peer.heard_ms() > tolerance_ms())
             continue;
         // (A peer heard under a new boot is not skipped: its requests are not read until its
         // frames prove contact, and that takes this host's copies if it is deaf.)
@@ -87,8 +85,7 @@ void ConvergenceEngine::send_second_path(const std::vector<std::uint8_t>& frame,
         bool known = false;
         for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS && !known; ++p) {
             const auto& peer = peers_.peer(p);
-            known = p != me_ && peer.contact == address &&
-                    now - std::max(peer.heard_segment_ms, peer.heard_contact_ms) <= tolerance_ms();
+            known = p != me_ && peer.contact == address && now - peer.heard_ms() <= tolerance_ms();
         }
         if (known)
             continue;

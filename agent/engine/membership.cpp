@@ -81,8 +81,7 @@ bool Membership::hear(const Heartbeat& hb, std::int64_t now_ms, bool by_contact,
         const bool back_from_second =
             p.alive && hb.nonce == p.heartbeat.nonce && p.heard_nonce == p.second_nonce;
         if ((p.alive && hb.nonce != p.heartbeat.nonce && set_aside(p, hb)) ||
-            (!back_from_second && p.heard_nonce != 0 &&
-             now_ms - std::max(p.heard_segment_ms, p.heard_contact_ms) <= quiet_ms))
+            (!back_from_second && p.heard_nonce != 0 && now_ms - p.heard_ms() <= quiet_ms))
             return false;
     }
     return note_heard(p, hb, now_ms, by_contact);

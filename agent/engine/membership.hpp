@@ -28,6 +28,8 @@ struct Peer {
     std::int64_t heard_segment_ms = kNever;
     std::int64_t heard_contact_ms = kNever;
     std::int64_t heard_first_ms = kNever; // the stream heard last, first heard (either path)
+    // The stream heard last, last heard on either path.
+    std::int64_t heard_ms() const { return std::max(heard_segment_ms, heard_contact_ms); }
     ContactAddress contact;
     std::uint16_t heard_mtu = 0; // the heard stream's last word on its MTU (0: 1,500 or more)
     // Another proven-fresh stream under this priority while the live one was not yet quiet,
