@@ -247,6 +247,13 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         // cannot receive those cannot look alive to the others (docs/convergence.md).
         hb_ = std::make_unique<HeartbeatSocket>(
             io_, cluster_ifindex, cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
+        // What the watch for a link that fails one way asks of the segment (ReceiveWatch):
+        // from the stack's own MAC and dedicated IPv4 address, the gateways through it.
+        const IpAddress& own_ip = config_.host.dedicated_ip;
+        receive_probe_ =
+            std::make_unique<ReceiveProbe>(cluster_if, cluster_ifindex, interface_mac(cluster_if),
+                                           own_ip.family == NLB_FAMILY_V4 ? own_ip.words[0] : 0);
+        receive_probe_->refresh_gateways();
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
         mtu_seen_ = 0;
         receive_watch_.restart(now.count());
@@ -306,6 +313,7 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         querier_.reset();
         contact_.reset();
         hb_.reset();
+        receive_probe_.reset();
         if (iface_)
             iface_->undo();
         iface_.reset();
@@ -411,6 +419,7 @@ void Agent::tear_down(bool keep_dataplane, bool leave) {
     if (hb_)
         hb_->close();
     hb_.reset();
+    receive_probe_.reset();
     engine_.reset();
     installed_.reset();
     armed_ = false;

@@ -28,6 +28,7 @@
 #include "link_info.hpp"
 #include "load_feedback.hpp"
 #include "metrics_server.hpp"
+#include "receive_probe.hpp"
 #include "receive_watch.hpp"
 #include "remote_server.hpp"
 #include "start_wait_file.hpp"
@@ -217,6 +218,7 @@ class Agent {
     std::optional<std::chrono::milliseconds> claim_logged_;
     std::size_t mtu_seen_ = 0; // watch_mtu: the cluster interface's MTU as last told the engine
     ReceiveWatch receive_watch_; // receiving()
+    std::unique_ptr<ReceiveProbe> receive_probe_; // what the watch asks; null: detached
     // rule_totals().established as read with the accepted count, and as of the last scan:
     // their difference is what quiet_scan_due weighs against the tables' capacity (after an
     // adoption or a new dataplane it reads wrong once, and brings one scan early).

@@ -64,6 +64,16 @@ json Agent::query() const {
     if (dp_)
         host["second_path"] =
             contact_ ? json(to_string(engine_->config().host.contact)) : json(nullptr);
+    // The gateways the watch for a link that fails one way asks when every peer falls silent
+    // (ReceiveProbe): none, and in a cluster of two that fault goes unnoticed.
+    if (receive_probe_) {
+        json gateways = json::array();
+        for (std::uint32_t g : receive_probe_->gateways())
+            gateways.push_back(IpAddress{NLB_FAMILY_V4, {g}}.to_string());
+        host["receive_probe"] = {{"gateways", gateways},
+                                 {"sent", receive_probe_->sent()},
+                                 {"send_errors", receive_probe_->send_errors()}};
+    }
     if (config_.cluster.igmp_querier)
         host["igmp_querier"] = querier_ ? querier_->status() : json(nullptr);
     std::uint32_t cip = config_.cluster.ip.words[0];

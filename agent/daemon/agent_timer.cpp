@@ -100,13 +100,20 @@ void Agent::watch_link(milliseconds now) {
     if (!carrier) // the silence that follows proves nothing of the receive path
         receive_watch_.lost_carrier(now.count());
     const bool up = carrier && receiving(now);
+    if (receive_probe_ && !receive_watch_.probing())
+        receive_probe_->close();
     if (up == engine_->link_up())
         return;
-    engine_->on_link(up, now,
-                     carrier ? "no peer's frame for " +
-                                   std::to_string(receive_watch_.silent_for(now.count())) +
-                                   " ms and no client's frame: nothing received"
-                             : "");
+    std::string why;
+    if (carrier) {
+        why = "no peer's frame for " + std::to_string(receive_watch_.silent_for(now.count())) +
+              " ms and no client's frame";
+        if (receive_probe_ && receive_probe_->can_probe())
+            why += ", no answer from the gateway " +
+                   IpAddress{NLB_FAMILY_V4, {receive_probe_->gateways()[0]}}.to_string();
+        why += ": nothing received";
+    }
+    engine_->on_link(up, now, why);
     apply(engine_->take_decision());
     if (up && iface_) // ifup put the host's own addresses back; ours are ours to put back
         restore_interface(now);
@@ -122,9 +129,12 @@ void Agent::watch_link(milliseconds now) {
 bool Agent::receiving(milliseconds now) {
     const int peers =
         std::popcount(engine_->view() & ~(std::uint64_t{1} << (config_.host.priority - 1)));
-    return receive_watch_.receiving(now.count(), config_.cluster.heartbeat_ms,
-                                    engine_->counters().accepted, peers,
-                                    [this] { return client_frames(); });
+    ReceiveProbe* probe = receive_probe_.get();
+    return receive_watch_.receiving(
+        now.count(), config_.cluster.heartbeat_ms, engine_->counters().accepted, peers,
+        probe && probe->can_probe(),
+        [this, probe] { return client_frames() + (probe ? probe->heard() : 0); },
+        [probe] { probe->send(); });
 }
 
 // Once a second, and as the link comes back: what the host's network configuration took off
@@ -251,6 +261,8 @@ void Agent::periodic(milliseconds now) {
         restore_interface(now);
         watch_claims(now);
         watch_mtu();
+        if (receive_probe_)
+            receive_probe_->refresh_gateways();
     }
     if (now - last_accepted_ >= std::chrono::seconds(1)) {
         last_accepted_ = now;

@@ -2,6 +2,7 @@
 // way"): pure, so that the simulator runs the same rule as the agent (Agent::receiving).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -18,42 +19,60 @@ class ReceiveWatch {
     void lost_carrier(std::int64_t now) {
         heard_moved_ = now;
         clients_seen_.reset();
+        probes_ = 0;
     }
-    // Whether the host still receives. One that had two peers or more in its view and then
-    // takes in no peer's frame (`heard`: the engine's accepted count) for two periods, and no
-    // client's frame (`clients()`: the dataplane's counts, read only then) for a period of that,
-    // is cut off one way. `peers`: the peers in the engine's view now. Frames the switch itself
-    // sends (spanning tree, LLDP, its own address's) are neither and prove nothing: counting
-    // every received frame, a host came back up on one and served alone. With one peer the
-    // rule never applies: that peer's death on a quiet segment looks the same, and its
-    // survivor must take over; peers that all crash at once look the same until a client's
-    // frame comes.
-    template <class Clients>
+    // Whether the host still receives. One that had peers in its view and then takes in no
+    // peer's frame (`heard`: the engine's accepted count) for two periods, and no client's
+    // frame (`clients()`: the dataplane's counts and the probe's, read only then) for a period
+    // of that, is cut off one way. `peers`: the peers in the engine's view now. Frames the
+    // switch itself sends (spanning tree, LLDP, its own address's) are neither and prove
+    // nothing: counting every received frame, a host came back up on one and served alone.
+    // Peers that crashed on a quiet segment look the same, and their survivor must take over:
+    // with `can_probe` (a gateway to ask) the watch asks the segment (`probe()`: an ARP request
+    // to it, whose answer counts among clients()) from the first look on, a quarter period
+    // apart, then once a period while it finds nothing; without, the rule applies only to a
+    // host that had two peers or more (one peer's death on a quiet segment would take its
+    // survivor down), and peers that all crash at once look the same until a client's frame
+    // comes.
+    template <class Clients, class Probe>
     bool receiving(std::int64_t now, std::int64_t period, std::uint64_t heard, int peers,
-                   Clients&& clients) {
+                   bool can_probe, Clients&& clients, Probe&& probe) {
         if (heard != heard_seen_) {
             heard_seen_ = heard;
             heard_moved_ = now;
             heard_peers_ = peers;
             clients_seen_.reset();
+            probes_ = 0;
             return true;
         }
-        if (heard_peers_ < 2 || now - heard_moved_ < period)
+        if (heard_peers_ < (can_probe ? 1 : 2) || now - heard_moved_ < period)
             return true;
         const std::uint64_t seen = clients();
-        if (seen != clients_seen_) { // the first look, or clients' frames still come
-            // A client's frame came while every peer was silent: the receive path works and
-            // the peers are gone (crashed together). Watched again only once a peer is heard:
-            // a survivor on a quiet segment otherwise went down again a period after each
-            // client's frame, and with clients seconds apart (a SYN retried) never served.
-            if (clients_seen_)
-                heard_peers_ = 0;
+        if (clients_seen_ && seen != *clients_seen_) {
+            // A client's frame (or the gateway's answer) came while every peer was silent: the
+            // receive path works and the peers are gone (crashed together). Watched again only
+            // once a peer is heard: a survivor on a quiet segment otherwise went down again a
+            // period after each client's frame, and with clients seconds apart (a SYN retried)
+            // never served.
+            heard_peers_ = 0;
+            probes_ = 0;
+            clients_seen_ = seen;
+            return true;
+        }
+        if (!clients_seen_) { // the first look
             clients_seen_ = seen;
             clients_at_ = now;
-            return true;
+        }
+        if (can_probe &&
+            (probes_ == 0 || now - probed_at_ >= (probes_ < 3 ? period / 4 : period))) {
+            probe();
+            probes_ = std::min(probes_ + 1, 3);
+            probed_at_ = now;
         }
         return now - heard_moved_ < 2 * period || now - clients_at_ < period;
     }
+    // Whether the watch is asking the segment (the probe's socket is wanted).
+    bool probing() const { return probes_ > 0; }
     // How long no peer's frame came (for the engine's why).
     std::int64_t silent_for(std::int64_t now) const { return now - heard_moved_; }
 
@@ -63,6 +82,8 @@ class ReceiveWatch {
     int heard_peers_ = 0;
     std::optional<std::uint64_t> clients_seen_;
     std::int64_t clients_at_ = 0;
+    int probes_ = 0; // asked since the peers fell silent
+    std::int64_t probed_at_ = 0;
 };
 
 } // namespace nlb

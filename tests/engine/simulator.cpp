@@ -164,7 +164,11 @@ void Simulator::watch_receiving(std::size_t i) {
     const std::uint64_t me = std::uint64_t{1} << (h.engine->priority() - 1);
     const bool up = h.watch.receiving(
         local(i), h.engine->config().cluster.heartbeat_ms, h.engine->counters().accepted,
-        std::popcount(h.engine->view() & ~me), [&] { return h.client_frames; });
+        std::popcount(h.engine->view() & ~me), gateway, [&] { return h.client_frames; },
+        [&] {
+            if (!gateway_silent && h.link_usable()) // its answer, in before the next look
+                ++h.client_frames;
+        });
     if (up != h.engine->link_up())
         h.engine->on_link(up, Millis{local(i)}, up ? "" : "nothing received");
 }

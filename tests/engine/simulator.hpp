@@ -138,6 +138,10 @@ class Simulator {
     // True: every host's agent runs its watch for a link that fails one way (ReceiveWatch) at
     // every tick and tells its engine what it finds, as Agent::watch_link does.
     bool receive_watch = false;
+    // True: a gateway on the segment, which the watch asks (ReceiveProbe) and which answers
+    // every host whose link delivers, unless gateway_silent (down, or it ignores ARP).
+    bool gateway = false;
+    bool gateway_silent = false;
     // A client's frame to the cluster MAC: every host whose link delivers counts it.
     void client_frame();
     // Delivers raw bytes to host i (an attacker on the segment) after `delay_ms`.

@@ -177,3 +177,123 @@ TEST_CASE("the watch: a segment dark for three periods on a quiet segment, every
 }
 
 } // namespace test_one_way_link
+
+namespace test_one_way_link {
+
+namespace {
+
+// `hosts` hosts whose agents run the watch, told nothing else (no link notice), with or
+// without a gateway on the segment for the watch to ask (ReceiveProbe).
+void settled_watched(Simulator& sim, std::size_t hosts, bool gateway) {
+    sim.receive_watch = true;
+    sim.gateway = gateway;
+    sim.link_notice = false;
+    for (std::size_t i = 0; i < hosts; ++i)
+        sim.add_host(keyed(i + 1));
+    REQUIRE(sim.run_until([&] { return sim.settled(); }, 40 * kPeriod));
+    sim.run_until(sim.now() + 2 * kPeriod);
+}
+
+bool owns_all(Simulator& sim, std::size_t i) {
+    return sim.host(i).engine->buckets_owned(0) == NLB_BUCKETS;
+}
+
+} // namespace
+
+// A cluster of two, the most common: its peer's death on a quiet segment looks the same as its
+// own receive path failing, and without a question to the segment the watch cannot apply.
+// The build before (and without a gateway now): the host cut off formed an epoch alone, the
+// other let go of every bucket for it, and nobody served until the fault ended.
+TEST_CASE("two hosts: one receives nothing while its frames still leave; its watch asks the "
+          "gateway, hears no answer, and the other host takes every bucket") {
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+        for (bool gateway : {true, false}) {
+            INFO("seed " << seed << (gateway ? ", a gateway" : ", no gateway"));
+            Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+            settled_watched(sim, 2, gateway);
+            sim.run_until(sim.now() + static_cast<std::int64_t>(seed) * 137);
+            sim.reset_double_stats();
+            const std::size_t deaf = seed % 2, other = 1 - deaf;
+            const std::int64_t at = sim.now();
+            sim.set_receiving(deaf, false);
+            const bool taken =
+                sim.run_until([&] { return owns_all(sim, other); }, at + 20 * kPeriod);
+            sim.run_until(at + 25 * kPeriod);
+            if (gateway) {
+                // Noticed after two periods, then as in the larger clusters above.
+                CHECK(taken);
+                CHECK(sim.now() - at <= 25 * kPeriod);
+                CHECK(owns_all(sim, other));
+                CHECK_FALSE(sim.host(deaf).engine->link_up());
+                CHECK_FALSE(has_event(sim.host(other), EventKind::partition_yield));
+            } else {
+                CHECK(sim.host(other).engine->buckets_owned(0) == 0);
+            }
+            sim.set_receiving(deaf, true);
+            CHECK(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+            CHECK(sim.host(deaf).engine->link_up());
+            CHECK(sim.max_double_ms() == 0);
+        }
+    }
+}
+
+TEST_CASE("two hosts, the peer crashed on a quiet segment: the gateway answers the survivor's "
+          "watch, which never goes down, and the survivor takes every bucket") {
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        INFO("seed " << seed);
+        Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+        settled_watched(sim, 2, true);
+        const std::size_t dead = seed % 2, survivor = 1 - dead;
+        const std::int64_t at = sim.now();
+        sim.kill(dead);
+        // No client's frame all along: only the gateway's answers prove the receive path.
+        CHECK(sim.run_until([&] { return owns_all(sim, survivor); }, at + 20 * kPeriod));
+        // Its watchdog out and counted dead, a tolerance after its last frame; its buckets a
+        // period later (section 3, "Hand-over"), then agreement alone.
+        CHECK(sim.now() - at <= 8 * kPeriod);
+        sim.run_until(sim.now() + 10 * kPeriod);
+        CHECK(sim.host(survivor).engine->link_up());
+        CHECK(count_events(sim.host(survivor), EventKind::link_down) == 0);
+    }
+}
+
+// The price of asking: a gateway that does not answer (down, or it ignores ARP) on a quiet
+// segment, the peer crashed, is taken for the receive path failing. The survivor goes down,
+// and serves once a client's frame came (a SYN retried), after its start wait.
+TEST_CASE("two hosts, the peer crashed on a quiet segment and the gateway silent: the survivor "
+          "goes down and serves a start wait after a client's frame") {
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        INFO("seed " << seed);
+        Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+        settled_watched(sim, 2, true);
+        sim.gateway_silent = true;
+        const std::size_t dead = seed % 2, survivor = 1 - dead;
+        sim.kill(dead);
+        sim.run_until(sim.now() + 8 * kPeriod);
+        CHECK_FALSE(sim.host(survivor).engine->link_up());
+        CHECK(sim.host(survivor).engine->buckets_owned(0) == 0);
+        const std::int64_t client_at = sim.now();
+        sim.client_frame();
+        CHECK(sim.run_until([&] { return owns_all(sim, survivor); }, client_at + 20 * kPeriod));
+        // Back up at its next tick, alone: it listens a tolerance before it serves alone.
+        CHECK(sim.now() - client_at <= 5 * kPeriod + 2 * kPeriod);
+        CHECK(count_events(sim.host(survivor), EventKind::link_down) == 1);
+    }
+}
+
+TEST_CASE("three hosts, two crash together on a quiet segment: with a gateway to ask, the "
+          "survivor serves without waiting for a client's frame") {
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        INFO("seed " << seed);
+        Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+        settled_watched(sim, 3, true);
+        const std::int64_t at = sim.now();
+        sim.kill(1);
+        sim.kill(2);
+        CHECK(sim.run_until([&] { return owns_all(sim, 0); }, at + 20 * kPeriod));
+        CHECK(sim.now() - at <= 8 * kPeriod);
+        CHECK(count_events(sim.host(0), EventKind::link_down) == 0);
+    }
+}
+
+} // namespace test_one_way_link

@@ -1,0 +1,70 @@
+// Proof that the host still receives, asked of the segment when nothing else gives it: an ARP
+// request to the gateways of the IPv4 routes through the cluster interface, whose answers (and
+// any other station's ARP frame) count as received. The watch for a link that fails one way
+// (ReceiveWatch) asks for it once every peer has been silent for a period and no client's
+// frame came: a gateway that answers tells a receive path that works (the peers crashed, the
+// segment is quiet) from one that failed, which nothing a host hears without asking can, in a
+// cluster of two (docs/convergence.md, "A link that fails one way"). The socket is open only
+// while the watch asks; what it reads is bounded per call and counted, never kept.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <vector>
+
+#include "cluster_mac.hpp"
+
+namespace nlb {
+
+// The gateways (network byte order) of the IPv4 routes through `ifname` in /proc/net/route's
+// text, the default route's first; at most kMaxGateways, each once.
+inline constexpr std::size_t kMaxGateways = 4;
+std::vector<std::uint32_t> route_gateways(std::istream& proc_net_route, const std::string& ifname);
+
+// The ARP request "who has `target`, tell `sender`" from `mac` (RFC 826), as an AF_PACKET
+// SOCK_DGRAM socket sends it (the kernel adds the Ethernet header).
+std::vector<std::uint8_t> arp_request(const MacAddress& mac, std::uint32_t sender,
+                                      std::uint32_t target);
+
+class ReceiveProbe {
+  public:
+    // `sender` (network byte order): the host's dedicated IPv4 address, which the requests
+    // come from; 0: no probe (an IPv6 dedicated IP).
+    ReceiveProbe(std::string ifname, int ifindex, const MacAddress& mac, std::uint32_t sender);
+    ~ReceiveProbe() { close(); }
+    ReceiveProbe(const ReceiveProbe&) = delete;
+    ReceiveProbe& operator=(const ReceiveProbe&) = delete;
+
+    // Reads the routing table again (the agent does so once a second): whether there is a
+    // gateway to ask. `table`: where (a test's own file).
+    void refresh_gateways(const char* table = "/proc/net/route");
+    bool can_probe() const { return sender_ != 0 && !gateways_.empty(); }
+    const std::vector<std::uint32_t>& gateways() const { return gateways_; }
+    // One request to each gateway, the socket opened first if it is not; failures counted.
+    void send();
+    // ARP frames other stations sent that reached this host while the socket was open, in
+    // all (the socket drained first, at most kDrain frames a call).
+    std::uint64_t heard();
+    // The watch no longer asks: the socket goes, and what it would read with it.
+    void close();
+
+    std::uint64_t sent() const { return sent_; }
+    std::uint64_t send_errors() const { return send_errors_; }
+
+  private:
+    static constexpr int kDrain = 64;
+    bool open();
+
+    std::string ifname_;
+    int ifindex_;
+    MacAddress mac_;
+    std::uint32_t sender_;
+    std::vector<std::uint32_t> gateways_;
+    int fd_ = -1;
+    std::uint64_t heard_ = 0;
+    std::uint64_t sent_ = 0;
+    std::uint64_t send_errors_ = 0;
+};
+
+} // namespace nlb
