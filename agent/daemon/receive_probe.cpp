@@ -132,8 +132,12 @@ std::uint64_t ReceiveProbe::heard() {
                                      reinterpret_cast<sockaddr*>(&from), &len);
         if (n < 0)
             break;
-        // This host's own requests (and its kernel's) pass the socket on their way out.
-        if (from.sll_pkttype != PACKET_OUTGOING)
+        // This host's own requests (and its kernel's) pass the socket on their way out, and a
+        // port that reflects what it gets (a hairpin, a VEPA switch) would bring them back in:
+        // neither proves that the port delivers others' frames.
+        const bool own = from.sll_halen == 6 && std::memcmp(from.sll_addr, mac_.data(), 6) == 0;
+        if (from.sll_pkttype != PACKET_OUTGOING && !own && n >= 14 &&
+            std::memcmp(buffer + 8, mac_.data(), 6) != 0)
             ++heard_;
     }
     return heard_;

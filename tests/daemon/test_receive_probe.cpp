@@ -2,9 +2,13 @@
 // the request it sends, and its socket counting what comes back (on loopback, where a frame
 // sent comes back in as received).
 #include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -82,9 +86,41 @@ TEST_CASE("receive probe: no sender address or no gateway, nothing asked") {
     CHECK_FALSE(no_gateway.can_probe());
 }
 
-// Loopback delivers what it sends back in as received: the socket counts that copy, not the
-// one it sees leave (PACKET_OUTGOING). Open only from the first request on, closed on demand.
-TEST_CASE("receive probe: its socket counts the ARP frames that come in, not its own going out") {
+namespace {
+
+// Another station's ARP frame, sent on `ifindex` from `mac` (loopback hands it back in).
+void send_arp_from(int ifindex, const MacAddress& mac) {
+    const int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    REQUIRE(fd >= 0);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    std::memset(to.sll_addr, 0xff, 6);
+    auto frame = arp_request(mac, ip("127.0.0.2"), ip("127.0.0.1"));
+    frame[7] = 2; // a reply
+    CHECK(::sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                   sizeof(to)) == static_cast<ssize_t>(frame.size()));
+    ::close(fd);
+}
+
+std::uint64_t heard_after(ReceiveProbe& probe, std::uint64_t want) {
+    std::uint64_t heard = 0;
+    for (int i = 0; i < 100 && heard < want; ++i) {
+        heard = probe.heard();
+        if (heard < want)
+            ::usleep(1000);
+    }
+    return heard;
+}
+
+} // namespace
+
+// Loopback hands back in what is sent on it, as a port that reflects does: the probe's own
+// requests come back and count for nothing (they prove no delivery of others' frames); another
+// station's ARP frame counts, while the socket is open (from the first request on).
+TEST_CASE("receive probe: its socket counts other stations' ARP frames, not its own") {
     const int lo = static_cast<int>(::if_nametoindex("lo"));
     REQUIRE(lo > 0);
     char path[] = "/tmp/nlb-route-XXXXXX";
@@ -93,27 +129,23 @@ TEST_CASE("receive probe: its socket counts the ARP frames that come in, not its
     ::close(fd);
     std::ofstream(path) << "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
                         << "lo\t00000000\t0200007F\t0003\t0\t0\t0\t00000000\n";
-    ReceiveProbe probe("lo", lo, MacAddress{}, ip("127.0.0.1"));
+    const MacAddress own = {0x02, 0, 0, 0, 0, 0x01}, other = {0x02, 0, 0, 0, 0, 0x02};
+    ReceiveProbe probe("lo", lo, own, ip("127.0.0.1"));
     probe.refresh_gateways(path);
     ::unlink(path);
     REQUIRE(probe.can_probe());
-    CHECK(probe.heard() == 0); // closed: nothing read
+    send_arp_from(lo, other); // the socket is not open yet: not seen
+    CHECK(probe.heard() == 0);
     probe.send();
     CHECK(probe.sent() == 1);
     CHECK(probe.send_errors() == 0);
-    // Loopback hands the frame back at once (a softirq later at most): poll a little.
-    std::uint64_t heard = 0;
-    for (int i = 0; i < 100 && heard == 0; ++i) {
-        heard = probe.heard();
-        if (!heard)
-            ::usleep(1000);
-    }
-    CHECK(heard == 1);
-    probe.close();
-    probe.send();
-    probe.send();
     ::usleep(20000);
-    CHECK(probe.heard() == 3);
+    CHECK(probe.heard() == 0); // its own request, back in
+    send_arp_from(lo, other);
+    CHECK(heard_after(probe, 1) == 1);
     probe.close();
-    CHECK(probe.heard() == 3);
+    send_arp_from(lo, other); // closed again
+    probe.send();
+    send_arp_from(lo, other);
+    CHECK(heard_after(probe, 2) == 2);
 }
