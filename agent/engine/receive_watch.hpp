@@ -11,9 +11,11 @@ namespace nlb {
 class ReceiveWatch {
   public:
     // A new engine (its counts start at 0), or the carrier lost: silence from here on proves
-    // nothing of the receive path yet.
+    // nothing of the receive path yet. A new engine has had no peers in its view either: the
+    // previous one's (a re-attach) would arm the watch before this one heard anybody.
     void restart(std::int64_t now) {
         heard_seen_ = 0;
+        heard_peers_ = 0;
         lost_carrier(now);
     }
     void lost_carrier(std::int64_t now) {

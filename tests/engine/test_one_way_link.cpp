@@ -296,4 +296,21 @@ TEST_CASE("three hosts, two crash together on a quiet segment: with a gateway to
     }
 }
 
+// The watch by itself (the agent's restart at a re-attach): a new engine has heard nobody, and
+// the previous engine's peers say nothing of what it should hear.
+TEST_CASE("the watch: after a restart it waits for a peer of the new engine before it watches") {
+    ReceiveWatch w;
+    const auto none = [] { return std::uint64_t{0}; };
+    const auto ask = [] {};
+    CHECK(w.receiving(0, kPeriod, 10, 3, false, none, ask)); // heard 10 frames, 3 peers
+    CHECK(w.receiving(kPeriod + kPeriod / 2, kPeriod, 10, 3, false, none, ask)); // a first look
+    CHECK_FALSE(w.receiving(3 * kPeriod, kPeriod, 10, 3, false, none, ask));     // then silence
+    w.restart(4 * kPeriod); // re-attached: a new engine, its count from 0
+    for (std::int64_t t = 4 * kPeriod; t <= 10 * kPeriod; t += kPeriod / 2)
+        CHECK(w.receiving(t, kPeriod, 0, 0, false, none, ask));
+    CHECK(w.receiving(11 * kPeriod, kPeriod, 5, 2, false, none, ask)); // its peers heard
+    CHECK(w.receiving(12 * kPeriod + kPeriod / 2, kPeriod, 5, 2, false, none, ask));
+    CHECK_FALSE(w.receiving(14 * kPeriod, kPeriod, 5, 2, false, none, ask));
+}
+
 } // namespace test_one_way_link
