@@ -217,14 +217,32 @@ static __always_inline int nlb_icmp6(struct ethhdr *eth, const struct nlb_config
 	return nlb_decide_quoted(eth, cfg, &q, (__be16 *)(in + 1), data_end, p->ip_end);
 }
 
+/* Whether a frame to a VIP is this cluster's to judge: sent to the cluster MAC, or to this
+ * host's own. A segment that delivers every frame to every port (a bridge of veths, a
+ * promiscuous vSwitch) also shows the dataplane frames for the same address sent to another
+ * MAC: another cluster's that shares a VIP (a mistyped cluster IP: it answers ARP for the
+ * VIP with its own cluster MAC), another host's. Judged by the bucket, they were accepted
+ * here too, and a host alone under another cluster IP answered every request its cluster
+ * answered (fault test other_cluster_ip). Passed untouched, the stack drops them as another
+ * host's. Three 16-bit words each: both addresses are 2-byte aligned. */
+static __always_inline int nlb_to_cluster(const struct ethhdr *eth, const struct nlb_config *cfg)
+{
+	const __u16 *d = (const __u16 *)eth->h_dest;
+	const __u16 *c = (const __u16 *)cfg->cluster_mac;
+	const __u16 *o = (const __u16 *)cfg->own_mac;
+
+	return !((d[0] ^ c[0]) | (d[1] ^ c[1]) | (d[2] ^ c[2])) ||
+	       !((d[0] ^ o[0]) | (d[1] ^ o[1]) | (d[2] ^ o[2]));
+}
+
 static __always_inline int nlb_ip(struct xdp_md *ctx, struct ethhdr *eth,
 				  const struct nlb_config *cfg, struct nlb_packet *p,
 				  void *data_end)
 {
 	const struct nlb_vip *vip = nlb_find_vip(cfg, p->family, p->daddr);
 
-	if (!vip)
-		return XDP_PASS; /* dedicated IP or not cluster traffic */
+	if (!vip || !nlb_to_cluster(eth, cfg))
+		return XDP_PASS; /* dedicated IP, not cluster traffic, or another MAC's */
 	if (nlb_parse_l4(p, data_end))
 		return nlb_malformed();
 
@@ -363,7 +381,7 @@ static __always_inline int nlb_ipv4_fast(struct ethhdr *eth, struct iphdr *ip,
 	__u32 tot_len = nlb_ntohs_len(ip->tot_len);
 	const struct nlb_vip *vip = nlb_find_vip(cfg, NLB_FAMILY_V4, &ip->daddr);
 
-	if (!vip)
+	if (!vip || !nlb_to_cluster(eth, cfg))
 		return XDP_PASS;
 	if ((void *)ip + tot_len > data_end || tot_len < sizeof(*ip))
 		return nlb_malformed();
@@ -383,7 +401,7 @@ static __always_inline int nlb_ipv6_fast(struct ethhdr *eth, struct ipv6hdr *ip6
 	if ((void *)(ip6 + 1) + payload_len > data_end)
 		return NLB_SLOW_PATH;
 	vip = nlb_find_vip(cfg, NLB_FAMILY_V6, ip6->daddr.in6_u.u6_addr32);
-	if (!vip)
+	if (!vip || !nlb_to_cluster(eth, cfg))
 		return XDP_PASS;
 	return nlb_l4_fast(eth, cfg, vip, NLB_FAMILY_V6, ip6->saddr.in6_u.u6_addr32,
 			   ip6->daddr.in6_u.u6_addr32, ip6->nexthdr, (__u8 *)(ip6 + 1), payload_len,

@@ -193,11 +193,23 @@ void Agent::watch_claims(milliseconds now) {
     std::copy(std::begin(c.addr), std::end(c.addr), vip.words.begin());
     MacAddress mac{};
     std::copy(std::begin(c.mac), std::end(c.mac), mac.begin());
-    log_.warn("VIP " + vip.to_string() + " is claimed on the segment by " + to_string(mac) + " (" +
-              (c.family == NLB_FAMILY_V6 ? "neighbour advertisement" : "ARP") +
-              "), not the cluster MAC: a machine with this address configured takes the "
-              "clients that believe it; the VIPs are announced again (remove the address "
-              "there). vip_claims counts them");
+    const std::string by = "VIP " + vip.to_string() + " is claimed on the segment by " +
+                           to_string(mac) + " (" +
+                           (c.family == NLB_FAMILY_V6 ? "neighbour advertisement" : "ARP") + ")";
+    // 02-BF-a-b-c-d (unicast) or 03-BF-a-b-c-d (multicast): another nlb cluster's MAC, whose
+    // cluster IP is a.b.c.d. Each cluster's dataplanes judge only frames to their own, so no
+    // request is answered twice; but the two take turns at the clients.
+    if ((mac[0] == 0x02 || mac[0] == 0x03) && mac[1] == 0xbf)
+        log_.warn(by + ", the cluster MAC of another nlb cluster (cluster IP " +
+                  std::to_string(mac[2]) + "." + std::to_string(mac[3]) + "." +
+                  std::to_string(mac[4]) + "." + std::to_string(mac[5]) +
+                  "): both serve this VIP, each to the clients that believe its MAC (check "
+                  "cluster.ip and cluster.vips on both); the VIPs are announced again. "
+                  "vip_claims counts them");
+    else
+        log_.warn(by + ", not the cluster MAC: a machine with this address configured takes "
+                       "the clients that believe it; the VIPs are announced again (remove the "
+                       "address there). vip_claims counts them");
 }
 
 // Once a second, and at attach: the MTU of the interface heartbeats leave by, which the

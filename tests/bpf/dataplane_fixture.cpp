@@ -85,6 +85,10 @@ int DataplaneFixture::opening4_fd() const {
     return bpf_map__fd(skel_->maps.nlb_conns4);
 }
 
+Mac DataplaneFixture::cluster_mac_of(const IpAddress& vip) {
+    return cluster_mac(vip.words[0], ClusterMode::unicast);
+}
+
 void DataplaneFixture::configure(const DataplaneTables& tables, std::uint8_t priority) {
     priority_ = priority;
     tables_ = &tables;

@@ -48,6 +48,8 @@ class DataplaneFixture {
     int opening4_fd() const;
 
     static Mac own_mac(std::uint8_t priority) { return {0x02, 0, 0, 0, 0, priority}; }
+    // The unicast cluster MAC of `vip` as the cluster IP: where clients send their frames.
+    static Mac cluster_mac_of(const IpAddress& vip);
 
     // Config (own MAC 02:00:00:00:00:<priority>, unicast cluster MAC of the first VIP,
     // watchdog alive), VIP and port tables, and every rule slot with no owner.

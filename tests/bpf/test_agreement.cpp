@@ -220,6 +220,7 @@ TEST_CASE("the dataplane puts each golden vector's packet in its bucket, under i
         PacketSpec s;
         s.src = ip(v.source);
         s.dst = v.family == NLB_FAMILY_V4 ? kGoldenVip4 : kGoldenVip6;
+        s.dst_mac = DataplaneFixture::cluster_mac_of(kGoldenVip4);
         s.proto = kUdp;
         s.sport = v.sport;
         s.dport = 53;
@@ -253,6 +254,7 @@ TEST_CASE("the dataplane finds each golden VIP in its slot, under its seed") {
         PacketSpec s;
         s.src = ip(v.family == NLB_FAMILY_V4 ? "198.51.100.1" : "2001:db8:ffff::1");
         s.dst = vip;
+        s.dst_mac = DataplaneFixture::cluster_mac_of(kGoldenVip4);
         s.proto = kUdp;
         s.dport = 53;
         const Bytes frame = build(s);

@@ -284,6 +284,55 @@ TEST_CASE("accepted frames get this host's MAC as destination and nothing else c
     CHECK(total_stats(h).accepted == frames.size());
 }
 
+// A segment that delivers every frame to every port (a bridge of veths, a promiscuous
+// vSwitch) shows the dataplane frames for a VIP sent to other MACs: another cluster's that
+// shares the address (a mistyped cluster IP: fault test other_cluster_ip), another host's.
+// Judged by the bucket, the owner accepted them too, and a host alone under another cluster
+// IP answered every request twice beside its cluster.
+TEST_CASE("only frames to the cluster MAC or this host's own are judged; a VIP's frames to "
+          "other MACs pass untouched, owned bucket or not") {
+    DataplaneTables tables({kVip4, kVip6}, {rule_all()});
+    DataplaneFixture h;
+    h.configure(tables, 3);
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot)
+        h.own_all(slot, 3);
+    const Mac cluster = DataplaneFixture::cluster_mac_of(kVip4);
+    const Mac own = DataplaneFixture::own_mac(3);
+    const Mac other_cluster = DataplaneFixture::cluster_mac_of(ip("10.0.0.99"));
+    const Mac other_host = DataplaneFixture::own_mac(4);
+    const Mac one_off = {cluster[0], cluster[1], cluster[2],
+                         cluster[3], cluster[4], static_cast<std::uint8_t>(cluster[5] ^ 1)};
+    const IpAddress c4 = ip("198.51.100.7"), c6 = ip("2001:db8:1::7");
+    int judged = 0;
+    for (const auto& [src, dst] : {std::pair{c4, kVip4}, std::pair{c6, kVip6}})
+        for (std::uint8_t proto : {kTcp, kUdp})
+            for (Shape shape : {Shape::plain, Shape::ip_options, Shape::ipv6_ext, Shape::vlan})
+                for (bool fragment : {false, true}) {
+                    PacketSpec s = spec_for(src, 4321, dst, proto, shape);
+                    s.payload = 100;
+                    s.fragment = fragment;
+                    s.more_fragments = fragment;
+                    CAPTURE(src.to_string(), int(proto), int(shape), fragment);
+                    s.dst_mac = cluster;
+                    CHECK(verdict(h, build(s)) == Verdict::accepted);
+                    // Already addressed here: accepted leaves it as it came.
+                    s.dst_mac = own;
+                    const std::uint64_t before = total_stats(h).accepted;
+                    CHECK(h.run(build(s)).action == XDP_PASS);
+                    CHECK(total_stats(h).accepted == before + 1);
+                    judged += 2;
+                    for (const Mac& mac : {other_cluster, other_host, one_off}) {
+                        s.dst_mac = mac;
+                        CHECK(verdict(h, build(s)) == Verdict::passed);
+                    }
+                }
+    // Not accepted, not dropped, counted nowhere: the stack drops them as another host's.
+    const nlb_stats st = total_stats(h);
+    CHECK(st.accepted == static_cast<std::uint64_t>(judged));
+    CHECK(st.dropped_not_owner == 0);
+    CHECK(st.malformed == 0);
+}
+
 TEST_CASE("watchdog: a dead dataplane accepts nothing; arming revives it until the timer fires") {
     DataplaneTables tables({kVip4, kVip6}, {rule_all()});
     DataplaneFixture h;

@@ -27,6 +27,7 @@ Bytes to(const IpAddress& vip, std::uint8_t proto, std::uint16_t port) {
     PacketSpec s;
     s.src = kClient;
     s.dst = vip;
+    s.dst_mac = DataplaneFixture::cluster_mac_of(kA); // every table here has kA first
     s.proto = proto;
     s.dport = port;
     s.payload = 8;

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 export BUILD=${BUILD:-$here/../../build}
 faults=("$@")
 ((${#faults[@]})) || faults=(deaf blind other_key pause pause_restart restart_timing filtered_restart outage_pause short_pauses starved starved_join twin_lossy slow_log
-  misconfigured_first replay slow_timing forged_flood forged_flood_random_sources rolling_upgrade link_flap vip_removed mtu rx_dead rx_dead_pair)
+  misconfigured_first replay slow_timing forged_flood forged_flood_random_sources rolling_upgrade link_flap vip_removed mtu rx_dead rx_dead_pair other_cluster_ip)
 out=${FAULTS_JSON:-$(mktemp /tmp/nlb-faults.XXXXXX.jsonl)}
 export FAULTS_JSON=$out
 start=$SECONDS
