@@ -281,6 +281,21 @@ std::string ConvergenceEngine::problem(Millis now_ms) const {
         return "frames of this cluster that this host cannot " +
                std::string(unreadable_reason_ == RefuseReason::version ? "read (version)"
                                                                        : "authenticate (key)");
+    // Alone while cluster.peers names other hosts: they are silent on both paths. Their agents
+    // stopped, or what should carry heartbeats does not: a switch that drops EtherType 0x886F
+    // (some cloud vSwitches pass IP only) and a firewall that drops UDP 2505 leave every host
+    // serving alone beside the others, each answering every request it receives.
+    if (participating() && peers_.alive_mask() == 0 && now - started_at_ > tolerance_ms()) {
+        const auto others = std::count_if(
+            config_.host.peers.begin(), config_.host.peers.end(),
+            [&](const ContactAddress& a) { return a.family != 0 && !(a == config_.host.contact); });
+        if (others > 0)
+            return "alone: no peer heard on either path, though cluster.peers lists " +
+                   std::to_string(others) + " other host" + (others > 1 ? "s" : "") +
+                   ": are their agents running, and do the switches pass EtherType 0x886F and "
+                   "the hosts' firewalls UDP 2505? A host that serves alone answers every "
+                   "request it receives";
+    }
     return "";
 }
 

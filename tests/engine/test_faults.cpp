@@ -1547,3 +1547,40 @@ TEST_CASE("a host that joined a serving peer, then drainstopped, keeps what it d
 }
 
 } // namespace test_faults
+
+namespace test_faults {
+
+// Every host alone from its start, cluster.peers naming the others: nothing carries their
+// heartbeats (a switch that drops EtherType 0x886F, a firewall that drops UDP 2505), so each
+// serves alone beside the others. Nothing a host hears can tell that from its peers' agents
+// being stopped; what it can do is say so.
+TEST_CASE("hosts that hear no peer while cluster.peers names others say so; alone without "
+          "cluster.peers, or with peers heard, they do not") {
+    for (bool listed : {true, false}) {
+        INFO((listed ? "cluster.peers set" : "no cluster.peers"));
+        Simulator sim(3, {});
+        for (std::uint8_t p = 1; p <= 2; ++p) {
+            auto c = default_config(p);
+            if (listed)
+                for (std::uint8_t q = 1; q <= 2; ++q)
+                    c.host.peers.push_back(default_config(q).host.contact);
+            sim.add_host(c);
+        }
+        sim.drop = [](std::size_t, std::size_t, const std::vector<std::uint8_t>&) { return true; };
+        sim.drop_contact = sim.drop;
+        sim.run_until(sim.now() + 10 * kPeriod);
+        for (std::size_t i = 0; i < 2; ++i) {
+            const auto problem = sim.host(i).engine->problem(Millis{sim.clock_of(i)});
+            CHECK(sim.host(i).engine->buckets_owned(0) == NLB_BUCKETS); // both serve alone
+            CHECK((problem.find("alone: no peer heard on either path, though cluster.peers "
+                                "lists 1 other host") != std::string::npos) == listed);
+        }
+        sim.drop = nullptr;
+        sim.drop_contact = nullptr;
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+        for (std::size_t i = 0; i < 2; ++i)
+            CHECK(sim.host(i).engine->problem(Millis{sim.clock_of(i)}).empty());
+    }
+}
+
+} // namespace test_faults
