@@ -16,6 +16,7 @@ class ReceiveWatch {
     void restart(std::int64_t now) {
         heard_seen_ = 0;
         heard_peers_ = 0;
+        up_ = true;
         lost_carrier(now);
     }
     void lost_carrier(std::int64_t now) {
@@ -45,21 +46,28 @@ class ReceiveWatch {
             heard_peers_ = peers;
             clients_seen_.reset();
             probes_ = 0;
-            return true;
+            return up_ = true;
         }
         if (heard_peers_ < (can_probe ? 1 : 2) || now - heard_moved_ < period)
-            return true;
+            return up_ = true;
         const std::uint64_t seen = clients();
         if (clients_seen_ && seen != *clients_seen_) {
             // A client's frame (or the gateway's answer) came while every peer was silent: the
-            // receive path works and the peers are gone (crashed together). Watched again only
-            // once a peer is heard: a survivor on a quiet segment otherwise went down again a
-            // period after each client's frame, and with clients seconds apart (a SYN retried)
-            // never served.
-            heard_peers_ = 0;
-            probes_ = 0;
+            // receive path works. The peers are gone (crashed together) once the engine counted
+            // them out, or once the host went down for their silence: watched again only once a
+            // peer is heard, or a survivor on a quiet segment went down again a period after each
+            // client's frame, and with clients seconds apart (a SYN retried) never served. Before
+            // that it is a peer's frame late (a heartbeat lost, jitter), which is routine: ended
+            // there, the watch missed a port that stopped delivering in that moment for good, and
+            // in a cluster of two its host formed an epoch alone while its peer let go of every
+            // bucket for it. It proves the receive path for a period more, no longer.
             clients_seen_ = seen;
-            return true;
+            probes_ = 0;
+            if (peers == 0 || !up_)
+                heard_peers_ = 0;
+            else
+                clients_at_ = now;
+            return up_ = true;
         }
         if (!clients_seen_) { // the first look
             clients_seen_ = seen;
@@ -71,7 +79,7 @@ class ReceiveWatch {
             probes_ = std::min(probes_ + 1, 3);
             probed_at_ = now;
         }
-        return now - heard_moved_ < 2 * period || now - clients_at_ < period;
+        return up_ = now - heard_moved_ < 2 * period || now - clients_at_ < period;
     }
     // Whether the watch is asking the segment (the probe's socket is wanted).
     bool probing() const { return probes_ > 0; }
@@ -82,6 +90,7 @@ class ReceiveWatch {
     std::uint64_t heard_seen_ = 0;
     std::int64_t heard_moved_ = 0;
     int heard_peers_ = 0;
+    bool up_ = true; // what the watch said last
     std::optional<std::uint64_t> clients_seen_;
     std::int64_t clients_at_ = 0;
     int probes_ = 0; // asked since the peers fell silent

@@ -314,3 +314,40 @@ TEST_CASE("the watch: after a restart it waits for a peer of the new engine befo
 }
 
 } // namespace test_one_way_link
+
+namespace test_one_way_link {
+
+// A heartbeat lost (or late) is routine: the watch's first look, a period after the peer's last
+// frame, asks the gateway, which answers. Taken for the peer's death, that answer ended the watch
+// until the peer was heard again, and a port that stopped delivering in that moment went
+// unnoticed: the host formed an epoch alone and its peer let go of every bucket for it (seed 4
+// of the test above with the fault two periods after settling did so).
+TEST_CASE("two hosts: the port stops delivering just after a heartbeat of the peer was lost; the "
+          "watch still notices and the other host takes every bucket") {
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        for (std::int64_t after : {1100, 1300, 1500, 1700}) {
+            INFO("seed " << seed << ", the port dead " << after << " ms after the loss began");
+            Simulator sim(seed, {.loss = 0.0, .delay_min_ms = 1, .delay_max_ms = 10});
+            settled_watched(sim, 2, true);
+            const std::size_t deaf = seed % 2, other = 1 - deaf;
+            // Everything the peer sends it lost from now on; its port dies a moment later.
+            const std::int64_t from = sim.now();
+            sim.drop = [&](std::size_t, std::size_t to, const std::vector<std::uint8_t>&) {
+                return to == deaf && sim.now() >= from;
+            };
+            sim.drop_contact = sim.drop;
+            sim.run_until(from + after);
+            sim.reset_double_stats();
+            sim.set_receiving(deaf, false);
+            CHECK(sim.run_until([&] { return owns_all(sim, other); }, from + 20 * kPeriod));
+            CHECK_FALSE(sim.host(deaf).engine->link_up());
+            sim.drop = nullptr;
+            sim.drop_contact = nullptr;
+            sim.set_receiving(deaf, true);
+            CHECK(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+            CHECK(sim.max_double_ms() == 0);
+        }
+    }
+}
+
+} // namespace test_one_way_link

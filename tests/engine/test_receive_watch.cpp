@@ -1,0 +1,117 @@
+// The watch for a link that fails one way (ReceiveWatch) on its own, looked at every half period
+// as the agent's ticks do when nothing comes: the cases the simulator reaches only by chance.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+
+#include "receive_watch.hpp"
+
+using namespace nlb;
+
+namespace test_receive_watch {
+
+namespace {
+
+constexpr std::int64_t kPeriod = 1000;
+
+// One host's watch, its peers' frames counted in `heard`, clients' frames and the gateway's
+// answers in `clients`; the gateway answers every request while `answers`, in before the next
+// look (as Simulator::watch_receiving has it).
+struct Watch {
+    ReceiveWatch watch;
+    std::uint64_t heard = 0, clients = 0;
+    bool answers = true;
+    int asked = 0;
+    std::int64_t period = kPeriod;
+
+    bool look(std::int64_t now, int peers, bool can_probe) {
+        return watch.receiving(
+            now, period, heard, peers, can_probe, [&] { return clients; },
+            [&] {
+                ++asked;
+                clients += answers ? 1 : 0;
+            });
+    }
+};
+
+// Looks every half period from `from` to `to`; whether every look said it receives.
+bool up_throughout(Watch& w, std::int64_t from, std::int64_t to, int peers, bool can_probe) {
+    bool up = true;
+    for (std::int64_t t = from; t <= to; t += kPeriod / 2)
+        up = w.look(t, peers, can_probe) && up;
+    return up;
+}
+
+} // namespace
+
+// A peer's frame a period late (a lost heartbeat, jitter) is routine: the watch's first look
+// then asks the gateway, which answers. Taken as the peer's death, that answer ended the watch
+// until a peer was heard again; a port that stopped delivering in that moment went unnoticed
+// for good, and in a cluster of two its host formed an epoch alone while its peer let go of
+// every bucket for it (test_one_way_link.cpp, "two hosts: the port stops delivering just after
+// …").
+TEST_CASE("receive watch: an answer while the peer is a period late does not end the watch") {
+    Watch w;
+    w.watch.restart(0);
+    w.heard = 1;
+    CHECK(w.look(0, 1, true));
+    // The peer's next frame is late: the first look asks, the answer comes.
+    CHECK(up_throughout(w, kPeriod / 2, 3 * kPeriod / 2, 1, true));
+    CHECK(w.asked >= 1);
+    // Then the port stops delivering, before the peer is heard again.
+    w.answers = false;
+    bool down = false;
+    for (std::int64_t t = 2 * kPeriod; t <= 6 * kPeriod && !down; t += kPeriod / 2)
+        down = !w.look(t, 1, true);
+    CHECK(down);
+}
+
+// The same with clients' frames and no gateway (two peers): one that came while the peers were
+// a period late ended the watch as well.
+TEST_CASE("receive watch: a client's frame while the peers are a period late does not end the "
+          "watch") {
+    Watch w;
+    w.watch.restart(0);
+    w.heard = 1;
+    CHECK(w.look(0, 2, false));
+    CHECK(w.look(kPeriod, 2, false)); // the first look
+    ++w.clients;
+    CHECK(w.look(3 * kPeriod / 2, 2, false));
+    bool down = false;
+    for (std::int64_t t = 2 * kPeriod; t <= 6 * kPeriod && !down; t += kPeriod / 2)
+        down = !w.look(t, 2, false);
+    CHECK(down);
+}
+
+// The peer crashed on a quiet segment: the gateway answers every question, the host never goes
+// down, and once its engine counted the peer out (the view empty) the watch ends.
+TEST_CASE("receive watch: a survivor answered by the gateway never goes down, and stops asking "
+          "once its peer is counted out") {
+    Watch w;
+    w.watch.restart(0);
+    w.heard = 1;
+    CHECK(w.look(0, 1, true));
+    CHECK(up_throughout(w, kPeriod / 2, 6 * kPeriod, 1, true));
+    CHECK(up_throughout(w, 6 * kPeriod + kPeriod / 2, 8 * kPeriod, 0, true));
+    const int asked = w.asked;
+    CHECK(up_throughout(w, 8 * kPeriod + kPeriod / 2, 30 * kPeriod, 0, true));
+    CHECK(w.asked == asked);
+    CHECK_FALSE(w.watch.probing());
+}
+
+// Without a gateway: two peers crashed together, a client's frame seconds later ends the watch
+// once the host went down (docs/convergence.md: "however seldom they come").
+TEST_CASE("receive watch: no gateway, peers crashed together: down, then up for good at the "
+          "first client's frame") {
+    Watch w;
+    w.watch.restart(0);
+    w.heard = 1;
+    CHECK(w.look(0, 2, false));
+    CHECK_FALSE(up_throughout(w, kPeriod / 2, 4 * kPeriod, 2, false));
+    CHECK_FALSE(w.look(4 * kPeriod, 2, false));
+    ++w.clients;
+    CHECK(w.look(4 * kPeriod + kPeriod / 2, 2, false));
+    CHECK(up_throughout(w, 5 * kPeriod, 30 * kPeriod, 2, false));
+}
+
+} // namespace test_receive_watch
