@@ -11,11 +11,15 @@ namespace nlb {
 class ReceiveWatch {
   public:
     // A new engine (its counts start at 0), or the carrier lost: silence from here on proves
-    // nothing of the receive path yet. A new engine has had no peers in its view either: the
-    // previous one's (a re-attach) would arm the watch before this one heard anybody.
+    // nothing of the receive path yet. Where there is a gateway to ask, a new engine is watched
+    // from its start: restarted behind a port that delivers nothing, it hears no peer, and
+    // unwatched it formed an epoch alone beside the cluster, two owners of every bucket it took
+    // once the port delivered again. Without, a new engine is watched only once it heard peers
+    // of its own: the previous one's (a re-attach) would arm the watch before it heard anybody.
     void restart(std::int64_t now) {
         heard_seen_ = 0;
         heard_peers_ = 0;
+        proven_ = false;
         up_ = true;
         lost_carrier(now);
     }
@@ -33,10 +37,10 @@ class ReceiveWatch {
     // Peers that crashed on a quiet segment look the same, and their survivor must take over:
     // with `can_probe` (a gateway to ask) the watch asks the segment (`probe()`: an ARP request
     // to it, whose answer counts among clients()) from the first look on, a quarter period
-    // apart, then once a period while it finds nothing; without, the rule applies only to a
-    // host that had two peers or more (one peer's death on a quiet segment would take its
-    // survivor down), and peers that all crash at once look the same until a client's frame
-    // comes.
+    // apart, then once a period while it finds nothing, and the rule applies to any host (one
+    // that heard nobody since its start too); without, only to a host that had two peers or
+    // more (one peer's death on a quiet segment would take its survivor down), and peers that
+    // all crash at once look the same until a client's frame comes.
     template <class Clients, class Probe>
     bool receiving(std::int64_t now, std::int64_t period, std::uint64_t heard, int peers,
                    bool can_probe, Clients&& clients, Probe&& probe) {
@@ -44,11 +48,12 @@ class ReceiveWatch {
             heard_seen_ = heard;
             heard_moved_ = now;
             heard_peers_ = peers;
+            proven_ = false;
             clients_seen_.reset();
             probes_ = 0;
             return up_ = true;
         }
-        if (heard_peers_ < (can_probe ? 1 : 2) || now - heard_moved_ < period)
+        if ((can_probe ? proven_ : heard_peers_ < 2) || now - heard_moved_ < period)
             return up_ = true;
         const std::uint64_t seen = clients();
         if (clients_seen_ && seen != *clients_seen_) {
@@ -63,10 +68,12 @@ class ReceiveWatch {
             // bucket for it. It proves the receive path for a period more, no longer.
             clients_seen_ = seen;
             probes_ = 0;
-            if (peers == 0 || !up_)
+            if (peers == 0 || !up_) {
                 heard_peers_ = 0;
-            else
+                proven_ = true;
+            } else {
                 clients_at_ = now;
+            }
             return up_ = true;
         }
         if (!clients_seen_) { // the first look
@@ -91,6 +98,9 @@ class ReceiveWatch {
     std::int64_t heard_moved_ = 0;
     int heard_peers_ = 0;
     bool up_ = true; // what the watch said last
+    // With a gateway: the receive path proven while every peer was gone, unwatched until a
+    // peer is heard.
+    bool proven_ = false;
     std::optional<std::uint64_t> clients_seen_;
     std::int64_t clients_at_ = 0;
     int probes_ = 0; // asked since the peers fell silent

@@ -350,4 +350,32 @@ TEST_CASE("two hosts: the port stops delivering just after a heartbeat of the pe
     }
 }
 
+// A host restarted behind the port that stopped delivering (its agent restarted, the machine
+// rebooted to mend it) hears no peer: the watch applied only to a host that had, so it formed an
+// epoch alone beside its peer, and the two owned buckets together once the port delivered again
+// (about 0.5 s here). With a gateway to ask, a new boot is watched from its start.
+TEST_CASE("two hosts: the host whose port stopped delivering restarts behind it; with a gateway "
+          "its watch notices, and nothing has two owners when the port delivers again") {
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+        INFO("seed " << seed);
+        Simulator sim(seed, {.loss = 0.01, .delay_min_ms = 1, .delay_max_ms = 10});
+        settled_watched(sim, 2, true);
+        const std::size_t deaf = seed % 2, other = 1 - deaf;
+        sim.set_receiving(deaf, false);
+        CHECK(sim.run_until([&] { return owns_all(sim, other); }, sim.now() + 20 * kPeriod));
+        sim.kill(deaf);
+        sim.run_until(sim.now() + static_cast<std::int64_t>(seed) * 300);
+        const auto again = sim.add_host(keyed(deaf + 1), false);
+        sim.set_receiving(again, false);
+        sim.command(again, {CommandKind::start});
+        sim.reset_double_stats();
+        sim.run_until(sim.now() + 30 * kPeriod);
+        CHECK(owns_all(sim, other));
+        CHECK_FALSE(sim.host(again).engine->link_up());
+        sim.set_receiving(again, true);
+        CHECK(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+        CHECK(sim.max_double_ms() == 0);
+    }
+}
+
 } // namespace test_one_way_link

@@ -114,4 +114,37 @@ TEST_CASE("receive watch: no gateway, peers crashed together: down, then up for 
     CHECK(up_throughout(w, 5 * kPeriod, 30 * kPeriod, 2, false));
 }
 
+// A host restarted behind a port that delivers nothing heard no peer, and the watch applied
+// only to a host that had: it formed an epoch alone beside the cluster, and two hosts owned
+// buckets once the port delivered again. With a gateway to ask, it need not have heard anyone.
+TEST_CASE("receive watch: with a gateway, a host that heard nobody since its start is watched") {
+    Watch w;
+    w.watch.restart(0);
+    w.answers = false;
+    bool down = false;
+    for (std::int64_t t = 0; t <= 3 * kPeriod && !down; t += kPeriod / 2)
+        down = !w.look(t, 0, true);
+    CHECK(down);
+    CHECK(w.asked >= 2);
+    // Its port delivers again: the gateway's answer brings it back, and ends the watch (it is
+    // alone: no peer to hear).
+    w.answers = true;
+    CHECK_FALSE(w.look(4 * kPeriod, 0, true)); // asks
+    CHECK(w.look(4 * kPeriod + kPeriod / 2, 0, true));
+    const int asked = w.asked;
+    CHECK(up_throughout(w, 7 * kPeriod, 30 * kPeriod, 0, true));
+    CHECK(w.asked == asked);
+    CHECK_FALSE(w.watch.probing());
+}
+
+TEST_CASE("receive watch: a host alone from its start, the gateway answering, never goes down "
+          "and stops asking") {
+    Watch w;
+    w.watch.restart(0);
+    CHECK(up_throughout(w, 0, 30 * kPeriod, 0, true));
+    CHECK(w.asked >= 1);
+    CHECK(w.asked <= 3);
+    CHECK_FALSE(w.watch.probing());
+}
+
 } // namespace test_receive_watch
