@@ -53,8 +53,13 @@ class ReceiveWatch {
             probes_ = 0;
             return up_ = true;
         }
-        if ((can_probe ? proven_ : heard_peers_ < 2) || now - heard_moved_ < period)
+        if ((can_probe ? proven_ : heard_peers_ < 2) || now - heard_moved_ < period) {
+            // Unwatched meanwhile (the gateway's route gone, say): what came before proves
+            // nothing of what comes after, and the probe's socket, no longer read, must go.
+            clients_seen_.reset();
+            probes_ = 0;
             return up_ = true;
+        }
         const std::uint64_t seen = clients();
         if (clients_seen_ && seen != *clients_seen_) {
             // A client's frame (or the gateway's answer) came while every peer was silent: the

@@ -147,4 +147,27 @@ TEST_CASE("receive watch: a host alone from its start, the gateway answering, ne
     CHECK_FALSE(w.watch.probing());
 }
 
+// The route to the gateway goes (a network manager reapplying its configuration) while the
+// watch asks: the watch no longer applies to a host with one peer, and its socket must go
+// (unread, it would hold what came meanwhile and count it as an answer later).
+TEST_CASE("receive watch: a gateway gone while asking: no longer asking") {
+    Watch w;
+    w.watch.restart(0);
+    w.heard = 1;
+    CHECK(w.look(0, 1, true));
+    w.answers = false;
+    CHECK(w.look(kPeriod, 1, true));
+    CHECK(w.watch.probing());
+    CHECK(w.look(3 * kPeriod / 2, 1, false));
+    CHECK_FALSE(w.watch.probing());
+    // Clients' frames meanwhile (the port delivered then) prove nothing of later: with the
+    // route back, the watch starts over and, nothing coming, fires.
+    ++w.clients;
+    CHECK(w.look(2 * kPeriod, 1, false));
+    bool down = false;
+    for (std::int64_t t = 5 * kPeriod / 2; t <= 6 * kPeriod && !down; t += kPeriod / 2)
+        down = !w.look(t, 1, true);
+    CHECK(down);
+}
+
 } // namespace test_receive_watch
