@@ -37,10 +37,10 @@ class ReceiveWatch {
     // Peers that crashed on a quiet segment look the same, and their survivor must take over:
     // with `can_probe` (a gateway to ask) the watch asks the segment (`probe()`: an ARP request
     // to it, whose answer counts among clients()) from the first look on, a quarter period
-    // apart, then once a period while it finds nothing, and the rule applies to any host (one
-    // that heard nobody since its start too); without, only to a host that had two peers or
-    // more (one peer's death on a quiet segment would take its survivor down), and peers that
-    // all crash at once look the same until a client's frame comes.
+    // apart, then once a period (a second at least) while it finds nothing, and the rule
+    // applies to any host (one that heard nobody since its start too); without, only to a host
+    // that had two peers or more (one peer's death on a quiet segment would take its survivor
+    // down), and peers that all crash at once look the same until a client's frame comes.
     template <class Clients, class Probe>
     bool receiving(std::int64_t now, std::int64_t period, std::uint64_t heard, int peers,
                    bool can_probe, Clients&& clients, Probe&& probe) {
@@ -85,8 +85,13 @@ class ReceiveWatch {
             clients_seen_ = seen;
             clients_at_ = now;
         }
-        if (can_probe &&
-            (probes_ == 0 || now - probed_at_ >= (probes_ < 3 ? period / 4 : period))) {
+        // Three requests before the verdict, then once a period but at most once a second: down,
+        // it goes on asking for as long as the port stays dead, and the shortest period with
+        // four gateways made 40 ARP requests a second, past what a switch's ARP inspection lets
+        // an untrusted port send (15 a second by default on some) before it shuts the port.
+        const std::int64_t gap =
+            probes_ < 3 ? period / 4 : std::max<std::int64_t>(period, kSteadyProbeMs);
+        if (can_probe && (probes_ == 0 || now - probed_at_ >= gap)) {
             probe();
             probes_ = std::min(probes_ + 1, 3);
             probed_at_ = now;
@@ -99,6 +104,7 @@ class ReceiveWatch {
     std::int64_t silent_for(std::int64_t now) const { return now - heard_moved_; }
 
   private:
+    static constexpr std::int64_t kSteadyProbeMs = 1000;
     std::uint64_t heard_seen_ = 0;
     std::int64_t heard_moved_ = 0;
     int heard_peers_ = 0;

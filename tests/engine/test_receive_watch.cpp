@@ -170,4 +170,31 @@ TEST_CASE("receive watch: a gateway gone while asking: no longer asking") {
     CHECK(down);
 }
 
+// Down, the watch goes on asking, so that the host comes back once its port delivers and the
+// gateway answers. Once a period at the shortest period (100 ms) and four gateways made 40 ARP
+// requests a second for as long as the port stayed dead: past what a switch's ARP inspection
+// lets an untrusted port send (15 a second by default on some), which then shuts the port.
+TEST_CASE("receive watch: down, it asks at most once a second after its first three requests") {
+    Watch w;
+    w.period = 100;
+    w.watch.restart(0);
+    w.heard = 1;
+    w.answers = false;
+    CHECK(w.look(0, 1, true));
+    bool down = false;
+    for (std::int64_t t = 50; t <= 400; t += 50)
+        down = !w.look(t, 1, true) || down;
+    CHECK(down);
+    CHECK(w.asked == 3);
+    for (std::int64_t t = 450; t <= 10400; t += 50)
+        CHECK_FALSE(w.look(t, 1, true));
+    CHECK(w.asked <= 3 + 10);
+    // The port delivers again: answered within a second and a look.
+    w.answers = true;
+    bool up = false;
+    for (std::int64_t t = 10450; t <= 11500 && !up; t += 50)
+        up = w.look(t, 1, true);
+    CHECK(up);
+}
+
 } // namespace test_receive_watch
