@@ -41,18 +41,24 @@ const char* kTable =
     "eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
     "eth0\t00000000\t0100000A\t0003\t0\t0\t50\t00000000\t0\t0\t0\n"
     "eth0\t0000AC10\t0200000A\t0002\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
-    "eth0\tnonsense\n";
+    "eth0.100\t00000000\t0164A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+    "eth\t00000000\t0165A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+    "eth0\tnonsense\n"
+    "eth0\n";
 
 } // namespace
 
 TEST_CASE("receive probe: the gateways of the routes through the interface, the default's first") {
     const auto eth0 = gateways(kTable, "eth0");
     // 10.0.0.1 (default, twice: once), 10.0.0.254; not the route without a gateway, nor the
-    // one that is down (flags 0x2 without 0x1), nor eth1's.
+    // one that is down (flags 0x2 without 0x1), nor eth1's, nor those of interfaces whose
+    // names begin or end where eth0's does (eth0.100, eth).
     REQUIRE(eth0.size() == 2);
     CHECK(eth0[0] == ip("10.0.0.1"));
     CHECK(eth0[1] == ip("10.0.0.254"));
     CHECK(gateways(kTable, "eth1") == std::vector<std::uint32_t>{ip("192.168.1.1")});
+    CHECK(gateways(kTable, "eth0.100") == std::vector<std::uint32_t>{ip("192.168.100.1")});
+    CHECK(gateways(kTable, "eth") == std::vector<std::uint32_t>{ip("192.168.101.1")});
     CHECK(gateways(kTable, "eth2").empty());
     CHECK(gateways("", "eth0").empty());
 }
