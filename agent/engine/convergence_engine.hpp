@@ -257,7 +257,8 @@ class ConvergenceEngine {
     // Started less than a tolerance ago: a live peer that is silent (paused, its frames lost
     // or still on their way) may not have been heard yet. So is a host back from its own link
     // down after it let go (on_link): a peer cut off by its own link meanwhile may still hold
-    // its buckets, and two such hosts alone would agree without it.
+    // its buckets, and two such hosts alone would agree without it; and one back from it
+    // alone (one that started with its link down never listened), which has heard nobody.
     bool young(std::int64_t now) const {
         return now - std::max(born_, rejoined_at_) < start_wait();
     }

@@ -312,7 +312,10 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms, std::string why) {
         // after it is taken over without the start's wait.
         if (recovering_ || now - link_down_at_ >= tolerance_ms() || view_ == host_bit(me_))
             started_at_ = std::max(started_at_, now);
-        if (recovering_)
+        // Alone, it is young again too: beside a host that had just started, one whose start
+        // was long past though it listened only from here counted as old, and the two agreed
+        // within a period without a peer paused meanwhile, which still served.
+        if (recovering_ || view_ == host_bit(me_))
             rejoined_at_ = now;
         event(now, EventKind::link_up, me_,
               "link up after " + std::to_string(now - link_down_at_) + " ms" +
