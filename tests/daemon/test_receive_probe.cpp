@@ -18,6 +18,10 @@
 
 using namespace nlb;
 
+// Named: the clang tree builds the daemon's tests eight files to a unit, where another file's
+// helpers share the anonymous namespace.
+namespace test_receive_probe {
+
 namespace {
 
 std::uint32_t ip(const char* text) {
@@ -155,3 +159,5 @@ TEST_CASE("receive probe: its socket counts other stations' ARP frames, not its 
     send_arp_from(lo, other);
     CHECK(heard_after(probe, 2) == 2);
 }
+
+} // namespace test_receive_probe
