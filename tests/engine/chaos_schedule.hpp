@@ -1,9 +1,11 @@
-// What the random fault schedules (test_chaos.cpp, test_chaos_ops.cpp, test_link_chaos.cpp)
-// share: spells of lost frames (drawn alike), and the account of a bucket with two owners for the
-// failure message.
+// What the random fault schedules (test_chaos.cpp, test_chaos_ops.cpp, test_link_chaos.cpp,
+// test_one_way_chaos.cpp) share: their seed range from the environment, their hosts'
+// configuration, spells of lost frames (drawn alike), and the account of a bucket with two
+// owners for the failure message.
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
@@ -14,6 +16,25 @@
 #include "simulator.hpp"
 
 namespace nlb::sim::chaos {
+
+// NAME's value in the environment (where a seed range starts, how many), or `fallback`.
+inline std::uint64_t env_or(const char* name, std::uint64_t fallback) {
+    const char* env = std::getenv(name);
+    return env ? std::strtoull(env, nullptr, 10) : fallback;
+}
+
+// Host `priority` of a keyed cluster of `hosts` that lists their second-path addresses
+// (cluster.peers, as docs/config.md recommends): a host restarted behind a port deaf and mute
+// at once reaches its peers. Each test keeps its own key: the frames' bytes, and so the
+// schedules its seeds are known by, depend on it.
+inline EngineConfig keyed_with_peers(std::uint8_t priority, std::size_t hosts,
+                                     const std::vector<std::uint8_t>& key) {
+    auto c = default_config(priority);
+    c.cluster.key = key;
+    for (std::size_t p = 1; p <= hosts; ++p)
+        c.host.peers.push_back(default_config(static_cast<std::uint8_t>(p)).host.contact);
+    return c;
+}
 
 struct Spell {
     // outage: the host's own frames lost on both paths (its NIC's queue stuck, a VM's last

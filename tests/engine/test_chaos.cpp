@@ -41,24 +41,8 @@ namespace {
 constexpr std::int64_t kPeriod = 1000;
 const std::vector<std::uint8_t> kKey(32, 0x3c);
 
-std::uint64_t seeds_to_run() {
-    const char* env = std::getenv("NLB_CHAOS_SEEDS");
-    return env ? std::strtoull(env, nullptr, 10) : 24;
-}
-
-std::uint64_t first_seed() {
-    const char* env = std::getenv("NLB_CHAOS_FIRST_SEED");
-    return env ? std::strtoull(env, nullptr, 10) : 0;
-}
-
-// Every host lists the cluster's second-path addresses (cluster.peers, as docs/config.md
-// recommends): a host restarted behind a port deaf and mute at once reaches its peers.
 EngineConfig config_for(std::uint8_t priority, std::size_t hosts) {
-    auto c = default_config(priority);
-    c.cluster.key = kKey;
-    for (std::size_t p = 1; p <= hosts; ++p)
-        c.host.peers.push_back(default_config(static_cast<std::uint8_t>(p)).host.contact);
-    return c;
+    return chaos::keyed_with_peers(priority, hosts, kKey);
 }
 
 // A fault on the way frames travel, in force over [from, to).
@@ -337,9 +321,9 @@ class Chaos {
 } // namespace
 
 TEST_CASE("chaos: overlapping faults never give a bucket two owners, and the cluster heals") {
-    const auto first = first_seed();
+    const auto first = chaos::env_or("NLB_CHAOS_FIRST_SEED", 0);
     std::vector<std::uint64_t> seeds;
-    for (std::uint64_t seed = first; seed < first + seeds_to_run(); ++seed)
+    for (std::uint64_t seed = first; seed < first + chaos::env_or("NLB_CHAOS_SEEDS", 24); ++seed)
         seeds.push_back(seed);
     // Schedules that once failed (docs/convergence.md, "Chaos"), run beside the first ones
     // unless a span is asked for. Since outages were added (2026-12-05): 11 (a peer dead for

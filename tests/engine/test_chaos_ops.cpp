@@ -39,11 +39,6 @@ namespace {
 constexpr std::int64_t kPeriod = 1000;
 const std::vector<std::uint8_t> kKey(32, 0x3c);
 
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-    const char* env = std::getenv(name);
-    return env ? std::strtoull(env, nullptr, 10) : fallback;
-}
-
 EngineConfig config_for(std::uint8_t priority, std::size_t hosts, bool misconfigured = false) {
     auto c = default_config(priority);
     c.cluster.key = kKey;
@@ -342,8 +337,8 @@ bool schedule_holds(std::uint64_t seed) {
 } // namespace
 
 TEST_CASE("chaos of operations: weights, restarts, misconfigured hosts, 2-host ties") {
-    const auto first = env_or("NLB_CHAOS_OPS_FIRST_SEED", 0);
-    const auto count = env_or("NLB_CHAOS_OPS_SEEDS", 12);
+    const auto first = chaos::env_or("NLB_CHAOS_OPS_FIRST_SEED", 0);
+    const auto count = chaos::env_or("NLB_CHAOS_OPS_SEEDS", 12);
     int failed = 0;
     for (auto seed = first; seed < first + count; ++seed)
         failed += schedule_holds(seed) ? 0 : 1;

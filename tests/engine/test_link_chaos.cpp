@@ -35,17 +35,8 @@ namespace {
 constexpr std::int64_t kPeriod = 1000;
 const std::vector<std::uint8_t> kKey(32, 0x4e);
 
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-    const char* env = std::getenv(name);
-    return env ? std::strtoull(env, nullptr, 10) : fallback;
-}
-
 EngineConfig config_for(std::uint8_t priority, std::size_t hosts) {
-    auto c = default_config(priority);
-    c.cluster.key = kKey;
-    for (std::size_t p = 1; p <= hosts; ++p)
-        c.host.peers.push_back(default_config(static_cast<std::uint8_t>(p)).host.contact);
-    return c;
+    return chaos::keyed_with_peers(priority, hosts, kKey);
 }
 
 using chaos::Spell;
@@ -352,8 +343,8 @@ bool schedule_holds(std::uint64_t seed) {
 // later (the check now waits for a settled cluster that stays so for 5 periods).
 TEST_CASE("link chaos: link flaps among the usual faults never give a bucket two owners, and "
           "the cluster settles") {
-    const auto first = env_or("NLB_LINK_CHAOS_FIRST_SEED", 0);
-    const auto count = env_or("NLB_LINK_CHAOS_SEEDS", 12);
+    const auto first = chaos::env_or("NLB_LINK_CHAOS_FIRST_SEED", 0);
+    const auto count = chaos::env_or("NLB_LINK_CHAOS_SEEDS", 12);
     int failed = 0;
     for (auto seed = first; seed < first + count; ++seed)
         failed += schedule_holds(seed) ? 0 : 1;
