@@ -453,24 +453,6 @@ std::vector<HostRuleParams> Agent::host_rules() const {
     return params;
 }
 
-Agent::RuleTotals Agent::rule_totals() const {
-    RuleTotals total;
-    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
-        const nlb_stats st = dp_->maps().read_stats(slot);
-        total.accepted += st.accepted;
-        total.seen += st.accepted + st.dropped_not_owner + st.dropped_dirty + st.dropped_disabled +
-                      st.dropped_watchdog;
-        total.established += st.established;
-    }
-    return total;
-}
-
-std::uint64_t Agent::client_frames() const {
-    const nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
-    return rule_totals().seen + g.arp_replied + g.nd_replied + g.neigh_dropped + g.passed_other +
-           g.fragments_unmatched;
-}
-
 void Agent::on_probe_verdict(std::size_t probe, bool up, const CheckResult& result) {
     json rules = json::array();
     const std::uint32_t guarded = guarded_rules(config_.health->probes[probe], config_.port_rules);

@@ -234,6 +234,26 @@ void Agent::watch_mtu() {
                            {"detail", "heartbeats sized to fit it" + was}});
 }
 
+// The dataplane's counters the periodic duties and the watch for a link that fails one way
+// read: the rules' (33 slots of per-CPU counters) and the frames of clients they saw.
+Agent::RuleTotals Agent::rule_totals() const {
+    RuleTotals total;
+    for (std::uint32_t slot = 0; slot < NLB_RULE_SLOTS; ++slot) {
+        const nlb_stats st = dp_->maps().read_stats(slot);
+        total.accepted += st.accepted;
+        total.seen += st.accepted + st.dropped_not_owner + st.dropped_dirty + st.dropped_disabled +
+                      st.dropped_watchdog;
+        total.established += st.established;
+    }
+    return total;
+}
+
+std::uint64_t Agent::client_frames() const {
+    const nlb_stats g = dp_->maps().read_stats(NLB_STATS_GLOBAL);
+    return rule_totals().seen + g.arp_replied + g.nd_replied + g.neigh_dropped + g.passed_other +
+           g.fragments_unmatched;
+}
+
 // Once per heartbeat period: report connections.
 void Agent::periodic(milliseconds now) {
     next_periodic_ = now + milliseconds(config_.cluster.heartbeat_ms);
