@@ -74,6 +74,16 @@ std::vector<std::uint8_t> arp_request(const MacAddress& mac, std::uint32_t sende
     return f;
 }
 
+sockaddr_ll arp_broadcast(int ifindex) {
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    std::memset(to.sll_addr, 0xff, 6);
+    return to;
+}
+
 ReceiveProbe::ReceiveProbe(std::string ifname, int ifindex, const MacAddress& mac,
                            std::uint32_t sender)
     : ifname_(std::move(ifname)), ifindex_(ifindex), mac_(mac), sender_(sender) {}
@@ -111,12 +121,7 @@ void ReceiveProbe::send() {
         send_errors_ += gateways_.size();
         return;
     }
-    sockaddr_ll to{};
-    to.sll_family = AF_PACKET;
-    to.sll_protocol = htons(ETH_P_ARP);
-    to.sll_ifindex = ifindex_;
-    to.sll_halen = 6;
-    std::memset(to.sll_addr, 0xff, 6);
+    const sockaddr_ll to = arp_broadcast(ifindex_);
     for (std::uint32_t gateway : gateways_) {
         const auto request = arp_request(mac_, sender_, gateway);
         if (::sendto(fd_, request.data(), request.size(), 0, reinterpret_cast<const sockaddr*>(&to),

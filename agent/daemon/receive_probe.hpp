@@ -8,6 +8,8 @@
 // while the watch asks; what it reads is bounded per call and counted, never kept.
 #pragma once
 
+#include <linux/if_packet.h>
+
 #include <cstdint>
 #include <istream>
 #include <string>
@@ -26,6 +28,9 @@ std::vector<std::uint32_t> route_gateways(std::istream& proc_net_route, const st
 // SOCK_DGRAM socket sends it (the kernel adds the Ethernet header).
 std::vector<std::uint8_t> arp_request(const MacAddress& mac, std::uint32_t sender,
                                       std::uint32_t target);
+
+// Where an AF_PACKET SOCK_DGRAM socket sends an ARP frame on `ifindex`: to every station.
+sockaddr_ll arp_broadcast(int ifindex);
 
 class ReceiveProbe {
   public:

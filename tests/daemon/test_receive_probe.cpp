@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -102,12 +101,7 @@ namespace {
 void send_arp_from(int ifindex, const MacAddress& mac) {
     const int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
     REQUIRE(fd >= 0);
-    sockaddr_ll to{};
-    to.sll_family = AF_PACKET;
-    to.sll_protocol = htons(ETH_P_ARP);
-    to.sll_ifindex = ifindex;
-    to.sll_halen = 6;
-    std::memset(to.sll_addr, 0xff, 6);
+    const sockaddr_ll to = arp_broadcast(ifindex);
     auto frame = arp_request(mac, ip("127.0.0.2"), ip("127.0.0.1"));
     frame[7] = 2; // a reply
     CHECK(::sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr*>(&to),
