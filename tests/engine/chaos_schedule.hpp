@@ -23,6 +23,19 @@ inline std::uint64_t env_or(const char* name, std::uint64_t fallback) {
     return env ? std::strtoull(env, nullptr, 10) : fallback;
 }
 
+// How many schedules fail `holds`: the seeds from FIRST_ENV's value (0 unset) on, COUNT_ENV's
+// value of them (`count` unset).
+template <class Holds>
+int failed_schedules(const char* first_env, const char* count_env, std::uint64_t count,
+                     Holds&& holds) {
+    const std::uint64_t first = env_or(first_env, 0);
+    const std::uint64_t n = env_or(count_env, count);
+    int failed = 0;
+    for (std::uint64_t seed = first; seed < first + n; ++seed)
+        failed += holds(seed) ? 0 : 1;
+    return failed;
+}
+
 // Host `priority` of a keyed cluster of `hosts` that lists their second-path addresses
 // (cluster.peers, as docs/config.md recommends): a host restarted behind a port deaf and mute
 // at once reaches its peers. Each test keeps its own key: the frames' bytes, and so the
