@@ -248,11 +248,9 @@ void Agent::bring_up(std::unique_ptr<Dataplane> dp, const Resume* resume) {
         hb_ = std::make_unique<HeartbeatSocket>(
             io_, cluster_ifindex, cluster_mac(config_.cluster.ip.words[0], config_.cluster.mode));
         // What the watch for a link that fails one way asks of the segment (ReceiveWatch):
-        // from the stack's own MAC and dedicated IPv4 address, the gateways through it.
-        const IpAddress& own_ip = config_.host.dedicated_ip;
-        receive_probe_ =
-            std::make_unique<ReceiveProbe>(cluster_if, cluster_ifindex, interface_mac(cluster_if),
-                                           own_ip.family == NLB_FAMILY_V4 ? own_ip.words[0] : 0);
+        // from the stack's own MAC and dedicated IP, the gateways through it.
+        receive_probe_ = std::make_unique<ReceiveProbe>(
+            cluster_if, cluster_ifindex, interface_mac(cluster_if), config_.host.dedicated_ip);
         receive_probe_->refresh_gateways();
         engine_ = std::make_unique<ConvergenceEngine>(engine_config, boot_nonce(), now);
         mtu_seen_ = 0;

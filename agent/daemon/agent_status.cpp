@@ -67,10 +67,7 @@ json Agent::query() const {
     // The gateways the watch for a link that fails one way asks when every peer falls silent
     // (ReceiveProbe): none, and in a cluster of two that fault goes unnoticed.
     if (receive_probe_) {
-        json gateways = json::array();
-        for (std::uint32_t g : receive_probe_->gateways())
-            gateways.push_back(IpAddress{NLB_FAMILY_V4, {g}}.to_string());
-        host["receive_probe"] = {{"gateways", gateways},
+        host["receive_probe"] = {{"gateways", to_strings(receive_probe_->gateways())},
                                  {"sent", receive_probe_->sent()},
                                  {"send_errors", receive_probe_->send_errors()}};
     }

@@ -109,8 +109,7 @@ void Agent::watch_link(milliseconds now) {
         why = "no peer's frame for " + std::to_string(receive_watch_.silent_for(now.count())) +
               " ms and no client's frame";
         if (receive_probe_ && receive_probe_->can_probe())
-            why += ", no answer from the gateway " +
-                   IpAddress{NLB_FAMILY_V4, {receive_probe_->gateways()[0]}}.to_string();
+            why += ", no answer from the gateway " + receive_probe_->gateways()[0].to_string();
         why += ": nothing received";
     }
     engine_->on_link(up, now, why);

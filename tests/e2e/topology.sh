@@ -74,6 +74,10 @@ topo_link() {
   local ns=$1 port=$2
   ip link add eth0 netns "$ns" type veth peer name "$port" netns "$TOPO-br"
   ip -n "$TOPO-br" link set "$port" master br0
+  # A switch port sends nothing of its own: without this the port's IPv6 stack sends its
+  # router solicitations and MLD reports straight to the host, past the bridge and any fault
+  # a test sets on it (a port that stopped delivering would seem to deliver those).
+  ip netns exec "$TOPO-br" sysctl -qw "net.ipv6.conf.$port.disable_ipv6=1"
   ip -n "$TOPO-br" link set "$port" xdpdrv obj "$BUILD/bpf/bare.bpf.o" sec xdp
   ip -n "$TOPO-br" link set "$port" up
   ip -n "$ns" link set lo up

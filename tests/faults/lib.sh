@@ -130,10 +130,13 @@ fault_config() {
     for p in $FAULT_PEERS; do list+="${list:+, }\"10.10.0.$((10 + p))\""; done
     k+=", \"peers\": [$list]"
   fi
+  # FAULT_DEDICATED_V6=1: the dedicated IP is fd00::(10+I) (the test adds it to the host).
+  local dip="10.10.0.$((10 + i))"
+  [ -z "${FAULT_DEDICATED_V6:-}" ] || dip="fd00::$((10 + i))"
   topo_host_config "$i" "{
   \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"mode\": \"unicast\", \"heartbeat_ms\": $hb,
                 \"heartbeat_tolerance\": $TOLERANCE, \"cleanup_delay_s\": 30$k},
-  \"host\": {\"priority\": $prio, \"dedicated_ip\": \"10.10.0.$((10 + i))\", \"interface\": \"eth0\"},
+  \"host\": {\"priority\": $prio, \"dedicated_ip\": \"$dip\", \"interface\": \"eth0\"},
   \"port_rules\": $rules
 }"
 }
@@ -421,19 +424,27 @@ cg_cleanup() {
 # flooded frames too).
 nft_fault() {
   if ((!FAULT_NFT)); then
+    # forwarding: what the bridge passes between ports; own: what the bridge device itself
+    # sends out of them (its IPv6 link-local traffic: MLD reports, solicitations), which a port
+    # that stopped delivering does not deliver either.
     ip netns exec "$TOPO-br" nft -f - <<EOF
 table bridge nlbfault {
   chain forwarding { type filter hook forward priority 0; policy accept; }
+  chain own { type filter hook output priority 0; policy accept; }
 }
 EOF
     FAULT_NFT=1
   fi
   ip netns exec "$TOPO-br" nft add rule bridge nlbfault forwarding "$@" counter drop
+  ip netns exec "$TOPO-br" nft add rule bridge nlbfault own "$@" counter drop
 }
-nft_clear() { ip netns exec "$TOPO-br" nft flush chain bridge nlbfault forwarding; }
+nft_clear() {
+  ip netns exec "$TOPO-br" nft flush chain bridge nlbfault forwarding
+  ip netns exec "$TOPO-br" nft flush chain bridge nlbfault own
+}
 # nft_dropped: packets the fault rules dropped so far (rules carry a counter).
 nft_dropped() {
-  ip netns exec "$TOPO-br" nft list chain bridge nlbfault forwarding |
+  ip netns exec "$TOPO-br" nft list table bridge nlbfault |
     awk '{ for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'
 }
 

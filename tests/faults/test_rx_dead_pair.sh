@@ -12,10 +12,23 @@
 #   zero answered twice; host 1 owns every bucket and yields none; host 2 says it receives
 #   nothing and the gateway did not answer; both converged after the heal; at host 1's crash
 #   host 2 never goes down and owns every bucket within a tolerance and three periods.
+#   RX_DEAD_FAMILY=6 (fault_rx_dead_pair_v6): the hosts' dedicated IPs are IPv6 and so is the
+#   default route, through fd00::1:1: the watch asks with a neighbour solicitation. The build
+#   before asked only IPv4 gateways, and such a host lost every request as above.
 source "$(dirname "$0")/lib.sh"
-faults_init rx_dead_pair
+if [ "${RX_DEAD_FAMILY:-4}" = 6 ]; then
+  faults_init rx_dead_pair_v6
+  gateway=fd00::1:1
+  export FAULT_DEDICATED_V6=1
+else
+  faults_init rx_dead_pair
+  gateway=10.10.1.1
+fi
 faults_setup 1 2
-gateway=10.10.1.1
+if [ -n "${FAULT_DEDICATED_V6:-}" ]; then
+  ip -n "$TOPO-client" addr add "$gateway/64" dev eth0 nodad
+  for i in 1 2; do ip -n "$TOPO-h$i" addr add "fd00::$((10 + i))/64" dev eth0 nodad; done
+fi
 [ -n "${RX_DEAD_NO_ROUTE:-}" ] || for i in 1 2; do
   ip -n "$TOPO-h$i" route add default via "$gateway" dev eth0
 done
