@@ -320,6 +320,9 @@ void ConvergenceEngine::on_link(bool up, Millis now_ms, std::string why) {
         event(now, EventKind::link_up, me_,
               "link up after " + std::to_string(now - link_down_at_) + " ms" +
                   (recovering_ ? ": joining again" : ""));
+        // Heard at once: the bound stands until the peers confirm a heartbeat sent from now
+        // on, and a flap that ended late in a period left a period less for that.
+        send_soon(now);
     }
     confirmed_at_ = -1; // the cached bound knows nothing of the link
     on_tick(now_ms);

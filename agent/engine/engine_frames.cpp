@@ -165,7 +165,10 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     if (change.result != Membership::Accept::duplicate) {
         // The peer's own stream, proven: echoed from now on, whatever was heard last (a
         // recording of its earlier boot, its stopped boot just before a restart).
-        if (peers_.hear_proven(hb, now, path == Path::contact))
+        // Echoed soon too after a gap of two periods or more (its link flapped, it paused):
+        // its dataplane keeps serving only while its peers' confirmations keep up, and the
+        // bound of those it had runs out a tolerance after its last frame before the gap.
+        if (peers_.hear_proven(hb, now, path == Path::contact) || now - heard_before > 2 * period())
             send_soon(now);
         note_confirmation(hb);
         if (hb.claim != 0 && (hb.claim_members & host_bit(me_)))

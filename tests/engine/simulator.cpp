@@ -355,8 +355,10 @@ void Simulator::arm_watchdog(std::size_t i) {
 
 void Simulator::expire_watchdog(std::size_t i) {
     auto& h = hosts_[i];
-    if (!h.watchdog_expired)
+    if (!h.watchdog_expired) {
+        ++h.watchdog_expiries;
         recount(i, [&] { h.watchdog_expired = true; });
+    }
 }
 
 void Simulator::recount(std::size_t i, const std::function<void()>& change) {

@@ -57,6 +57,7 @@ struct SimHost {
     bool vm_paused = false; // pause_vm: answers nothing, its clock stands still
     std::int64_t paused_at = 0;
     bool watchdog_expired = false;
+    std::uint64_t watchdog_expiries = 0;
     // set_link: its link is down: no frame goes out or comes in, no client's packet reaches
     // its dataplane; its engine is told after the agent's delay in noticing.
     bool link_down = false;
