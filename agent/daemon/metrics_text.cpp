@@ -287,8 +287,8 @@ std::string metrics_text(const json& stats) {
     // (received) and the dataplane's counts of the same datagrams, which a sum over the
     // family would count twice more.
     const auto is_result = [](const std::string& key) {
-        return key == "answered" || key == "send_errors" || key.starts_with("dropped_") ||
-               key.starts_with("ignored_");
+        return key == "answered" || key == "answered_again" || key == "send_errors" ||
+               key.starts_with("dropped_") || key.starts_with("ignored_");
     };
     if (remote.is_object())
         for (const auto& [result, count] : remote.items())

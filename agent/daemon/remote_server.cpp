@@ -169,6 +169,8 @@ void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endp
     }
     if (r.drop == remote::Drop::stale || r.drop == remote::Drop::before_start)
         log_refused_time(r, from, now);
+    if (r.drop == remote::Drop::replay && answer_again(r.header))
+        return;
     if (r.drop != remote::Drop::none) {
         counters_.dropped[static_cast<std::size_t>(r.drop)]++;
         return;
@@ -205,21 +207,46 @@ void RemoteServer::serve(std::span<const std::uint8_t> datagram, const udp::endp
     const std::string payload = remote::answer_payload(
         command, std::move(response),
         remote::Responder{identity_.priority, identity_.address, members_()});
-    const auto answer = remote::encode(h, payload, keys_[r.signed_with]);
+    KeptAnswer& kept = kept_[next_kept_];
+    next_kept_ = (next_kept_ + 1) % kept_.size();
+    kept = {h.nonce, h.reply, remote::encode(h, payload, keys_[r.signed_with]), 0};
+    if (send_answer(kept.answer, h.reply))
+        counters_.answered++;
+}
+
+bool RemoteServer::send_answer(const std::vector<std::uint8_t>& answer,
+                               const remote::Endpoint& reply) {
     // To the address the request's MAC covers (equal to its source, checked): an answer, up
     // to 60 times a request's size, never goes where the key holder did not ask for it.
-    const udp::endpoint to(boost::asio::ip::address_v4(ntohl(h.reply.ip)), h.reply.port);
+    const udp::endpoint to(boost::asio::ip::address_v4(ntohl(reply.ip)), reply.port);
     boost::system::error_code ec;
     socket_.send_to(boost::asio::buffer(answer), to, 0, ec);
     if (ec)
         counters_.send_errors++;
-    else
-        counters_.answered++;
+    return !ec;
+}
+
+// A copy of a request this host answered, authentic and from the address it names (checked
+// before the replay memory): its answer goes again, as it was, to that address, at most
+// kAnswerAgain times. Bounded so that copies replayed by someone on the path (who can forge
+// that source) make at most that many more answers, to where the key holder asked for them.
+bool RemoteServer::answer_again(const remote::Header& request) {
+    for (KeptAnswer& kept : kept_)
+        if (!kept.answer.empty() && kept.nonce == request.nonce && kept.reply == request.reply) {
+            if (kept.sent_again >= kAnswerAgain)
+                return false;
+            ++kept.sent_again;
+            if (send_answer(kept.answer, kept.reply))
+                counters_.answered_again++;
+            return true;
+        }
+    return false;
 }
 
 nlohmann::json RemoteServer::counters() const {
     nlohmann::json out = {{"received", counters_.received},
                           {"answered", counters_.answered},
+                          {"answered_again", counters_.answered_again},
                           {"send_errors", counters_.send_errors},
                           {"dropped_queue_full", counters_.dropped_queue_full}};
     for (std::size_t d = 1; d < remote::kDropReasons; ++d) {

@@ -49,6 +49,10 @@ class RemoteServer {
 
     static constexpr std::size_t kBatch = 32;
     static constexpr int kReceiveBuffer = 256 * 1024;
+    // The answers kept for copies of their requests, and how often each is sent again: nlbadm
+    // resends a request twice while a host's answer is missing.
+    static constexpr std::size_t kKeptAnswers = 16;
+    static constexpr int kAnswerAgain = 2;
 
     // Throws std::runtime_error "remote control: bind 10.0.0.1:2504: Address already in use".
     // Commands that change something are logged to `log` with the sender's address.
@@ -75,6 +79,8 @@ class RemoteServer {
     void serve(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
     void log_refused_time(const remote::Received& r, const boost::asio::ip::udp::endpoint& from,
                           std::int64_t now);
+    bool send_answer(const std::vector<std::uint8_t>& answer, const remote::Endpoint& to);
+    bool answer_again(const remote::Header& request);
 
     boost::asio::io_context& io_;
     Identity identity_;
@@ -91,9 +97,22 @@ class RemoteServer {
     // Set by the destructor: a batch already queued on the io_context does nothing.
     std::shared_ptr<bool> closed_ = std::make_shared<bool>(false);
 
+    // The last answers sent, oldest overwritten first. A request whose answer was lost comes
+    // again as a copy, which the replay memory refuses and nothing runs again: the copy gets
+    // the answer already sent instead (docs/remote.md, "A lost answer").
+    struct KeptAnswer {
+        remote::Nonce nonce{};
+        remote::Endpoint reply;
+        std::vector<std::uint8_t> answer;
+        int sent_again = 0;
+    };
+    std::array<KeptAnswer, kKeptAnswers> kept_{};
+    std::size_t next_kept_ = 0;
+
     struct Counters {
         std::uint64_t received = 0;
         std::uint64_t answered = 0;
+        std::uint64_t answered_again = 0; // a copy of a request answered, its answer resent
         std::array<std::uint64_t, remote::kDropReasons> dropped{}; // by remote::Drop
         std::uint64_t dropped_queue_full = 0; // by the kernel: the receive buffer was full
         std::uint64_t send_errors = 0;

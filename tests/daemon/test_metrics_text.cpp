@@ -47,7 +47,7 @@ const json kStats = json::parse(R"({
                  "bad_mac": 608, "replayed": 609, "duplicate_priority": 610, "send_errors": 611,
                  "oversized": 614,
                  "socket_dropped": 612, "contact_socket_dropped": 613},
-  "remote_control": {"received": 2106, "answered": 701, "send_errors": 0,
+  "remote_control": {"received": 2811, "answered": 701, "answered_again": 705, "send_errors": 0,
                      "dropped_queue_full": 0, "dropped_bad_mac": 702, "dropped_replay": 703,
                      "enabled": true, "dataplane_passed": 2107, "dataplane_dropped": 704},
   "log": {"lines_dropped": 801}
@@ -174,6 +174,7 @@ TEST_CASE("metrics: the names and labels of docs/metrics.md") {
         {"nlb_contact_socket_dropped_total", "613"},
         {"nlb_log_lines_dropped_total", "801"},
         {R"(nlb_remote_requests_total{result="answered"})", "701"},
+        {R"(nlb_remote_requests_total{result="answered_again"})", "705"},
         {R"(nlb_remote_requests_total{result="dropped_bad_mac"})", "702"},
         {R"(nlb_remote_requests_total{result="dropped_replay"})", "703"},
         {R"(nlb_dataplane_remote_total{action="passed"})", "2107"},

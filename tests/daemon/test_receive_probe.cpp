@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "private_netns.hpp"
 #include "receive_probe.hpp"
 
 using namespace nlb;
@@ -253,6 +254,7 @@ void ask_once(ReceiveProbe& probe) {
 // requests come back and count for nothing (they prove no delivery of others' frames); another
 // station's ARP frame counts, while the socket is open (from the first request on).
 TEST_CASE("receive probe: its socket counts other stations' ARP frames, not its own") {
+    const test::PrivateNetns netns;
     const auto probe_lo =
         probe_on_lo("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
                     "lo\t00000000\t0200007F\t0003\t0\t0\t0\t00000000\n",
@@ -299,6 +301,7 @@ void send_udp6_to_self() {
 // solicitations come back and count for nothing (their source is its address), another
 // station's frame counts.
 TEST_CASE("receive probe: an IPv6 host's socket counts other stations' IPv6 frames, not its own") {
+    const test::PrivateNetns netns;
     const auto probe_lo =
         probe_on_lo("00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
                     "fd000000000000000000000000000001 00000400 00000001 00000000 00000003 lo\n",

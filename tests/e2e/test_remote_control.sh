@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Remote control (docs/remote.md): from the client namespace (the admin box), nlbadm --cluster
-# queries a 3-host cluster (3 answers) and drainstops one host; attach/detach are refused
-# remotely; a wrong key, a replayed, a stale and an oversized request are dropped and counted,
-# never answered; a flood of junk datagrams delays neither heartbeats (no host lost, no
+# queries a 3-host cluster (3 answers), also when a host's first answer is lost, and drainstops
+# one host; attach/detach are refused remotely; a wrong key, a replayed (past the two copies a
+# lost answer's resends get their answer again), a stale and an oversized request are dropped
+# and counted, never answered; a flood of junk datagrams delays neither heartbeats (no host lost, no
 # convergence) nor local commands; a host with remote_control false never answers and its
 # stack never sees the datagrams.
 source "$(dirname "$0")/common.sh"
@@ -80,6 +81,26 @@ check "status (text): a heading per host" test \
   "$(grep -c '^host [123] (10\.10\.0\.1[123])$' <<<"$out")" = 3
 check "remote queries are counted as answered" test "$(counters answered)" = "2 2 2"
 
+# --- a lost answer: the bridge drops host 2's answers for 0.6 s --------------------------------
+# nlbadm resends the request at a quarter of its timeout; host 2, which ran it, sends its answer
+# again (before 2026-12-07: the copy was a replay and nothing more, host 2 missing, exit 3).
+ip netns exec "$TOPO-br" nft -f - <<'EOF'
+table bridge nlbrc_lost {
+  chain forwarding { type filter hook forward priority 0; policy accept;
+    iifname "h2" udp sport 2504 counter drop; }
+}
+EOF
+again=$(counters answered_again)
+( sleep 0.6; ip netns exec "$TOPO-br" nft delete table bridge nlbrc_lost ) &
+heal=$!
+admin --json --cluster "$CLUSTER_IP" --key-file "$KEY" --timeout 4000 query
+wait "$heal"
+check "lost answer: exit 0 ($(cat "$TOPO_DIR/admin.err"))" test "$rc" = 0
+check "lost answer: three answers" test "$(json 'sorted(d["hosts"])' <<<"$out")" = "['1', '2', '3']"
+check "lost answer: host 2 answered the copy ($again -> $(counters answered_again))" \
+  test "$(counter 2 answered_again)" -gt "$(cut -d' ' -f2 <<<"$again")"
+check "lost answer: ran once on each host" test "$(counters answered)" = "3 3 3"
+
 # --- drainstop of one host through the cluster path -------------------------------------------
 admin --json --cluster "$CLUSTER_IP" --key-file "$KEY" --host 2 drainstop
 check "--host 2 drainstop: exit 0 ($(cat "$TOPO_DIR/admin.err"))" test "$rc" = 0
@@ -116,10 +137,16 @@ check "wrong key: dropped_bad_mac +3 on every host ($before -> $(counters droppe
 check "wrong key: nothing answered" test "$(counters answered)" = "$answered"
 
 # --- replay, stale, oversize (datagrams built by an independent Python implementation) ------
+# A copy of a request answered gets its answer again, twice at most (a lost answer's resends);
+# the fourth copy is a replay and gets nothing.
 before=$(counters dropped_replay)
-r=$(tool request --cluster "$CLUSTER_IP" --key-file "$KEY" --copies 2)
-check "replay: one answer per host for two copies" test "$(json 'sorted(d["answers"].items())' <<<"$r")" = \
-  "[('1', 1), ('2', 1), ('3', 1)]"
+again=$(counters answered_again)
+answered=$(counters answered)
+r=$(tool request --cluster "$CLUSTER_IP" --key-file "$KEY" --copies 4)
+check "replay: three answers per host for four copies" test "$(json 'sorted(d["answers"].items())' <<<"$r")" = \
+  "[('1', 3), ('2', 3), ('3', 3)]"
+check "replay: answered_again +2 on every host" rose_by "$again" "$(counters answered_again)" 2
+check "replay: answered +1 on every host (run once)" rose_by "$answered" "$(counters answered)" 1
 check "replay: dropped_replay +1 on every host" rose_by "$before" "$(counters dropped_replay)" 1
 before=$(counters dropped_stale)
 r=$(tool request --cluster "$CLUSTER_IP" --key-file "$KEY" --age-ms 31000 --wait 0.5)
