@@ -230,8 +230,11 @@ bool ReceiveProbe::from_self(const std::uint8_t* frame, std::size_t length) cons
 bool ReceiveProbe::open() {
     if (fd_ >= 0)
         return true;
+    // Made for no protocol, it takes nothing until bound: made for one, it took every
+    // interface's frames of it until the bind, and a busy loopback or a second NIC proved in
+    // that moment a receive path that delivers nothing.
     const std::uint16_t protocol = htons(v6() ? ETH_P_IPV6 : ETH_P_ARP);
-    fd_ = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+    fd_ = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd_ < 0)
         return false;
     sockaddr_ll at{};
@@ -280,12 +283,13 @@ std::uint64_t ReceiveProbe::heard() {
         if (n < 0)
             break;
         // Received from the wire, not on their way out nor looped back by the host's own stack
-        // (the IPv6 multicast it sends, looped back before it has an Ethernet header).
+        // (the IPv6 multicast it sends, looped back before it has an Ethernet header), and on
+        // this interface (the bind sees to that; checked all the same).
         const bool in = from.sll_pkttype == PACKET_HOST || from.sll_pkttype == PACKET_BROADCAST ||
                         from.sll_pkttype == PACKET_MULTICAST ||
                         from.sll_pkttype == PACKET_OTHERHOST;
         const bool own = from.sll_halen == 6 && std::memcmp(from.sll_addr, mac_.data(), 6) == 0;
-        if (in && !own &&
+        if (in && !own && from.sll_ifindex == ifindex_ &&
             !from_self(buffer, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof(buffer))))
             ++heard_;
     }

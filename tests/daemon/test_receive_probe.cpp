@@ -2,17 +2,25 @@
 // the request it sends, and its socket counting what comes back (on loopback, where a frame
 // sent comes back in as received).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -313,6 +321,122 @@ TEST_CASE("receive probe: an IPv6 host's socket counts other stations' IPv6 fram
     ask_once(probe); // its own solicitation comes back: its source is the host's address
     send_udp6_to_self();
     CHECK(heard_after(probe, 1) == 1);
+}
+
+namespace {
+
+bool set_up(const char* ifname) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    const bool ok = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
+                    (ifr.ifr_flags |= IFF_UP, ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+    if (fd >= 0)
+        ::close(fd);
+    return ok;
+}
+
+// In a network namespace of its own (a child process): a TAP device, up, on which nothing
+// arrives, and loopback busy with IPv6 datagrams. A probe on the TAP device opens its socket
+// `opens` times: what it counts came in on loopback. 77: no namespace, TAP device, IPv6
+// loopback or second CPU here.
+int count_other_interfaces_frames(int opens) {
+    if (::unshare(CLONE_NEWNET) != 0 || !set_up("lo"))
+        return 77;
+    const int tun = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    std::strncpy(ifr.ifr_name, "nlbq0", IFNAMSIZ - 1);
+    if (tun < 0 || ::ioctl(tun, TUNSETIFF, &ifr) != 0 || !set_up("nlbq0"))
+        return 77;
+    const int tap = static_cast<int>(::if_nametoindex("nlbq0"));
+    const std::string path = temp_table(
+        "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+        "fd000000000000000000000000000001 00000400 00000001 00000000 00000003    nlbq0\n");
+    ReceiveProbe probe("nlbq0", tap, kOwn, address("fd00::7"));
+    probe.refresh_gateways(path.c_str());
+    ::unlink(path.c_str());
+    if (!probe.can_probe())
+        return 2;
+    // Loopback's frames reach the sockets in the sender's own call: the busy thread sends on
+    // another CPU than the probe's, or the two never overlap.
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) < 2)
+        return 77;
+    int cpus[2] = {-1, -1};
+    for (int c = 0, n = 0; c < CPU_SETSIZE && n < 2; ++c)
+        if (CPU_ISSET(c, &allowed))
+            cpus[n++] = c;
+    const auto pin = [](int cpu) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        ::sched_setaffinity(0, sizeof(one), &one);
+    };
+    pin(cpus[0]);
+    std::atomic<bool> stop{false}, busy_yet{false};
+    std::thread busy([&] {
+        pin(cpus[1]);
+        const int in = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        const int out = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 at{};
+        at.sin6_family = AF_INET6;
+        at.sin6_addr = in6addr_loopback;
+        socklen_t len = sizeof(at);
+        ::bind(in, reinterpret_cast<const sockaddr*>(&at), sizeof(at));
+        ::getsockname(in, reinterpret_cast<sockaddr*>(&at), &len);
+        char byte = 0;
+        while (!stop) {
+            if (::sendto(out, &byte, 1, 0, reinterpret_cast<const sockaddr*>(&at), sizeof(at)) == 1)
+                busy_yet = true;
+            while (::recv(in, &byte, 1, 0) > 0) {
+            }
+        }
+        ::close(out);
+        ::close(in);
+    });
+    for (int i = 0; i < 1000 && !busy_yet; ++i)
+        ::usleep(1000);
+    for (int i = 0; i < opens && busy_yet; ++i) {
+        probe.send();
+        probe.heard();
+        probe.close();
+    }
+    stop = true;
+    busy.join();
+    ::close(tun);
+    if (!busy_yet)
+        return 77;
+    std::fprintf(stderr, "%llu frames counted in %d opens\n",
+                 static_cast<unsigned long long>(probe.heard()), opens);
+    return probe.heard() == 0 ? 0 : 1;
+}
+
+} // namespace
+
+// What counts came in on the cluster interface: the socket, were it made for the protocol
+// before it is bound to the interface, takes every interface's frames in between, and a busy
+// loopback (or a second NIC) then proved a receive path that delivers nothing.
+TEST_CASE("receive probe: frames that came in on another interface count for nothing") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int rc = 3;
+        try {
+            rc = count_other_interfaces_frames(1000);
+        } catch (...) {
+        }
+        ::_exit(rc);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        WARN("no network namespace, TAP device or second CPU here: not checked");
+        return;
+    }
+    CHECK(WEXITSTATUS(status) == 0);
 }
 
 } // namespace test_receive_probe
