@@ -96,11 +96,6 @@ class ConvergenceEngine {
     // UDP headers where it is below this host's (this host sends that peer copies whole, not
     // in fragments it could take). At most 1,500; at least kFrameBudgetMin unless this host's
     // own MTU is less. `by`: the host whose MTU sets it (0: none below 1,500).
-    struct FrameBudget {
-        std::size_t bytes = kHeartbeatMaxSize;
-        std::uint8_t by = 0;
-        std::size_t mtu = kHeartbeatMaxSize; // that host's MTU
-    };
     FrameBudget frame_budget(Millis now) const;
     // False (and an event saying why) when the command does not apply in this state.
     bool on_command(const Command& command, Millis now);
@@ -188,16 +183,12 @@ class ConvergenceEngine {
     // to 1/64 period of input time earlier, and miss confirmations taken in since: earlier
     // than the true bound, never later (a nearer confirmation works it out at once). Good
     // enough to see it come nearer; what stops the dataplane is worked out fresh.
-    struct Confirmed {
-        Millis until;
-        std::uint8_t by = 0;
-    };
-    Confirmed confirmed_until(bool fresh = false) const;
+    ConfirmedBound confirmed_until(bool fresh = false) const;
     // The bound for what happens at `at` (the dataplane's deadline, a look at the clock): the
     // cached one while it lies after `at`, else worked out fresh. The cached one is never later
     // than the fresh one, so only one at or before `at` can be wrong about it.
-    Confirmed confirmed_until_after(Millis at) const {
-        const Confirmed cached = confirmed_until();
+    ConfirmedBound confirmed_until_after(Millis at) const {
+        const ConfirmedBound cached = confirmed_until();
         return cached.until > at ? cached : confirmed_until(true);
     }
     // The last on_heartbeat frame was a peer's 1.2 heartbeat, authenticated and proven fresh
@@ -314,7 +305,7 @@ class ConvergenceEngine {
     // a peer that served an epoch with this host (it counted this host gone), or of another
     // host whose epoch holds members of this host's (they left it). on_heartbeat lets go.
     bool dropped_by(const Heartbeat& hb) const;
-    Confirmed work_out_confirmed() const;
+    ConfirmedBound work_out_confirmed() const;
     // Contact (engine_membership.cpp).
     bool legacy(const Heartbeat& hb) const { return hb.version_minor < 2; }
     bool verified(const Heartbeat& hb) const;
@@ -457,7 +448,7 @@ class ConvergenceEngine {
 
     NamedOwners named_; // section 11's owners, past their namers (try_take)
     Confirmations confirmed_; // section 12: what each peer took in of this host's frames
-    mutable Confirmed confirmed_cache_{};         // confirmed_until's, worked out at:
+    mutable ConfirmedBound confirmed_cache_{};    // confirmed_until's, worked out at:
     mutable std::int64_t confirmed_at_ = -1;      // this look
     mutable std::uint64_t confirmed_changes_ = 0; // and this Confirmations::changes()
     // Contact and cohorts.
@@ -478,7 +469,7 @@ class ConvergenceEngine {
     bool link_down_ = false;
     std::int64_t link_down_at_ = 0;
     std::string link_why_; // on_link's why (empty: the carrier)
-    Confirmed link_bound_{};
+    ConfirmedBound link_bound_{};
     // Back up, the bound holds until every peer it was worked out from (link_peers_) has
     // confirmed a heartbeat sent since (link_up_at_): a peer that counted this host dead
     // while the link was down is dead here too, and bounds nothing otherwise.

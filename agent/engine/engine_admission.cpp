@@ -133,7 +133,7 @@ void ConvergenceEngine::observe(std::int64_t now, std::int64_t at) {
     judged_ = std::max(judged_, at);
 }
 
-ConvergenceEngine::Confirmed ConvergenceEngine::confirmed_until(bool fresh) const {
+ConfirmedBound ConvergenceEngine::confirmed_until(bool fresh) const {
     // Worked out at most every 1/64 period (each input asks, twice: 64 peers' frames a
     // period on both paths cost 0.1 % of a core at 100 ms otherwise). A stale bound is later
     // than the true one only where a peer's later frame brought it nearer, by less than
@@ -153,9 +153,9 @@ ConvergenceEngine::Confirmed ConvergenceEngine::confirmed_until(bool fresh) cons
     return confirmed_cache_;
 }
 
-ConvergenceEngine::Confirmed ConvergenceEngine::work_out_confirmed() const {
+ConfirmedBound ConvergenceEngine::work_out_confirmed() const {
     constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::max();
-    Confirmed bound{Millis(kNone), 0};
+    ConfirmedBound bound{Millis(kNone), 0};
     if (judged_ < 0)
         return bound;
     // Each peer's own bound (kNone: it bounds nothing), and whether it counts as confirming

@@ -10,7 +10,7 @@
 
 namespace nlb {
 
-ConvergenceEngine::FrameBudget ConvergenceEngine::frame_budget(Millis now_ms) const {
+FrameBudget ConvergenceEngine::frame_budget(Millis now_ms) const {
     const std::int64_t now = now_ms.count();
     FrameBudget b;
     if (mtu_ < kHeartbeatMaxSize)

@@ -1,10 +1,11 @@
 // What goes into the convergence engine and what comes out of it (convergence_engine.hpp):
 // operators' commands, the events it logs, the slot views the dataplane installs, its
-// counters, and the Decision the agent takes out after each input.
+// counters, the Decision the agent takes out after each input, and the bounds it asks for.
 #pragma once
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include "allocation.hpp"
 #include "heartbeat.hpp"
+#include "heartbeat_codec.hpp"
 #include "rules.hpp"
 
 namespace nlb {
@@ -160,6 +162,20 @@ struct Decision {
     bool switched = false;
     HostState state = HostState::stopped;
     Millis next_tick{0};
+};
+
+// The agent's two questions between decisions. ConvergenceEngine::frame_budget: the most
+// bytes a heartbeat of this host takes now, and the host whose MTU sets it.
+struct FrameBudget {
+    std::size_t bytes = kHeartbeatMaxSize;
+    std::uint8_t by = 0;
+    std::size_t mtu = kHeartbeatMaxSize; // that host's MTU
+};
+// ConvergenceEngine::confirmed_until, the watchdog's other bound: the soonest instant a peer
+// may take this host's buckets, and that peer.
+struct ConfirmedBound {
+    Millis until;
+    std::uint8_t by = 0;
 };
 
 // Whether `next` takes from host `me` a bucket it owns in `installed`: the agent then scans
