@@ -131,12 +131,14 @@ fault_config() {
     k+=", \"peers\": [$list]"
   fi
   # FAULT_DEDICATED_V6=1: the dedicated IP is fd00::(10+I) (the test adds it to the host).
-  local dip="10.10.0.$((10 + i))"
+  local dip="10.10.0.$((10 + i))" hx=""
   [ -z "${FAULT_DEDICATED_V6:-}" ] || dip="fd00::$((10 + i))"
+  # FAULT_OPENING=N: host.opening_connections (tables a test fills cost the agents' scans).
+  [ -z "${FAULT_OPENING:-}" ] || hx=", \"opening_connections\": $FAULT_OPENING"
   topo_host_config "$i" "{
   \"cluster\": {\"ip\": \"$CLUSTER_IP\", \"mode\": \"unicast\", \"heartbeat_ms\": $hb,
                 \"heartbeat_tolerance\": $TOLERANCE, \"cleanup_delay_s\": 30$k},
-  \"host\": {\"priority\": $prio, \"dedicated_ip\": \"$dip\", \"interface\": \"eth0\"},
+  \"host\": {\"priority\": $prio, \"dedicated_ip\": \"$dip\", \"interface\": \"eth0\"$hx},
   \"port_rules\": $rules
 }"
 }

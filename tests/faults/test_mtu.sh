@@ -15,6 +15,12 @@ for port in 7001 7002 7003; do
   FAULT_RULES+=", {\"vip\": \"all\", \"ports\": [$port, $port], \"protocol\": \"tcp\", \"mode\": \"multiple\", \"affinity\": \"single\"}"
 done
 FAULT_RULES+="]"
+# Tables of 32,768 a family, not 262,144: every owned bucket of the four rules still holds
+# connections (about six each), so the dirty lists are as long; the agents' scans of eight
+# times fewer records no longer starve a 2-core machine's agents past their watchdogs (with
+# the full default tables, CI lost requests in one run of this test in 2026-12-07's, and
+# beside a busy core 7 runs in 8 did, the build before as this one).
+FAULT_OPENING=32768
 faults_init mtu
 faults_setup 1 2 3 4
 ip -n "$TOPO-h4" link set eth0 mtu 1300
