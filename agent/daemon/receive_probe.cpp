@@ -77,6 +77,17 @@ std::uint32_t ones_sum(const std::uint8_t* data, std::size_t length, std::uint32
     return sum;
 }
 
+// Where an AF_PACKET SOCK_DGRAM socket sends a frame of `ethertype` on `ifindex`: to `mac`.
+sockaddr_ll link_destination(int ifindex, std::uint16_t ethertype, const std::uint8_t (&mac)[6]) {
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ethertype);
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    std::memcpy(to.sll_addr, mac, 6);
+    return to;
+}
+
 Ipv6Bytes bytes_of(const IpAddress& a) {
     Ipv6Bytes b{};
     std::memcpy(b.data(), a.words.data(), b.size());
@@ -145,13 +156,8 @@ std::vector<std::uint8_t> arp_request(const MacAddress& mac, std::uint32_t sende
 }
 
 sockaddr_ll arp_broadcast(int ifindex) {
-    sockaddr_ll to{};
-    to.sll_family = AF_PACKET;
-    to.sll_protocol = htons(ETH_P_ARP);
-    to.sll_ifindex = ifindex;
-    to.sll_halen = 6;
-    std::memset(to.sll_addr, 0xff, 6);
-    return to;
+    const std::uint8_t every[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    return link_destination(ifindex, ETH_P_ARP, every);
 }
 
 std::vector<std::uint8_t> neighbour_solicitation(const MacAddress& mac, const Ipv6Bytes& sender,
@@ -180,14 +186,8 @@ std::vector<std::uint8_t> neighbour_solicitation(const MacAddress& mac, const Ip
 }
 
 sockaddr_ll solicited_node(int ifindex, const Ipv6Bytes& target) {
-    sockaddr_ll to{};
-    to.sll_family = AF_PACKET;
-    to.sll_protocol = htons(ETH_P_IPV6);
-    to.sll_ifindex = ifindex;
-    to.sll_halen = 6;
-    const std::uint8_t mac[6] = {0x33, 0x33, 0xff, target[13], target[14], target[15]};
-    std::memcpy(to.sll_addr, mac, 6);
-    return to;
+    const std::uint8_t group[6] = {0x33, 0x33, 0xff, target[13], target[14], target[15]};
+    return link_destination(ifindex, ETH_P_IPV6, group);
 }
 
 ReceiveProbe::ReceiveProbe(std::string ifname, int ifindex, const MacAddress& mac,

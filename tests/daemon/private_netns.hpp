@@ -17,19 +17,25 @@
 
 namespace nlb::test {
 
+// Sets `ifname` of this thread's namespace up; false if it cannot.
+inline bool set_up(const char* ifname) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    const bool ok = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
+                    (ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP),
+                     ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+    if (fd >= 0)
+        ::close(fd);
+    return ok;
+}
+
 class PrivateNetns {
   public:
     PrivateNetns() : home_(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) {
         REQUIRE(home_ >= 0);
         REQUIRE(::unshare(CLONE_NEWNET) == 0);
-        const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd >= 0);
-        ifreq ifr{};
-        std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-        REQUIRE(::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0);
-        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-        REQUIRE(::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
-        ::close(fd);
+        REQUIRE(set_up("lo"));
     }
     ~PrivateNetns() {
         ::setns(home_, CLONE_NEWNET);

@@ -325,16 +325,7 @@ TEST_CASE("receive probe: an IPv6 host's socket counts other stations' IPv6 fram
 
 namespace {
 
-bool set_up(const char* ifname) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    const bool ok = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
-                    (ifr.ifr_flags |= IFF_UP, ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
-    if (fd >= 0)
-        ::close(fd);
-    return ok;
-}
+using test::set_up;
 
 // In a network namespace of its own (a child process): a TAP device, up, on which nothing
 // arrives, and loopback busy with IPv6 datagrams. A probe on the TAP device opens its socket
