@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     Bytes tracked = build(spec);
 
     // A fragmented UDP datagram from an owned source: the first fragment records the verdict,
-    // the timed frame is a later fragment looking it up (the general path).
+    // the timed frame is a later fragment looking it up (IPv4 without options: its short path).
     PacketSpec frag;
     frag.dst = vip;
     frag.src = source_where([&](std::uint16_t b) { return owner(b) == me; });

@@ -80,7 +80,11 @@ TEST_CASE("every fragment follows its first fragment's host, whatever the affini
     TwoHosts hosts({kVip4, kVip6}, {rule(0, 65535, NLB_MODE_MULTIPLE, affinity)});
     std::mt19937 rng(300 + affinity);
     int datagrams = 0;
-    for (std::uint8_t family : {NLB_FAMILY_V4, NLB_FAMILY_V6}) {
+    // IPv4 without options: later fragments on the fast path; with them, the general path.
+    for (auto [family, options] : {std::pair<std::uint8_t, std::size_t>{NLB_FAMILY_V4, 0},
+                                   {NLB_FAMILY_V4, 8},
+                                   {NLB_FAMILY_V6, 0}}) {
+        CAPTURE(int(family), options);
         int on_host1 = 0;
         for (int i = 0; i < 40; ++i) {
             IpAddress src = random_address(rng, family);
@@ -91,6 +95,7 @@ TEST_CASE("every fragment follows its first fragment's host, whatever the affini
             for (std::uint8_t proto : {kTcp, kUdp}) {
                 PacketSpec s = spec(src, sport, 80, proto);
                 s.frag_id = static_cast<std::uint32_t>(rng());
+                s.ipv4_options = options;
                 Datagram d = fragments_of(s);
                 CAPTURE(src.to_string(), sport, int(proto));
                 for (std::uint8_t me : {1, 2}) {
@@ -151,6 +156,32 @@ TEST_CASE("a later fragment before its first goes to every host's stack and is c
                 CHECK(verdict(h, fragments_of(other).middle) == Verdict::accepted);
                 CHECK(unmatched(h) == 3);
             }
+        }
+    }
+}
+
+TEST_CASE("a later IPv4 fragment past its frame is malformed, one to no VIP passes untouched, "
+          "on the fast path and the general path alike") {
+    TwoHosts hosts({kVip4}, {rule(0, 65535, NLB_MODE_MULTIPLE)});
+    DataplaneFixture& h = hosts.h1;
+    for (std::size_t options : {0, 8}) { // the fast path; the general path
+        CAPTURE(options);
+        PacketSpec s = spec(ip("198.51.100.9"), 4000, 80, kUdp);
+        s.ipv4_options = options;
+        for (std::uint8_t proto : {kTcp, kUdp}) {
+            s.proto = proto;
+            PacketSpec elsewhere = s;
+            elsewhere.dst = ip("10.0.0.7");
+            CHECK(verdict(h, fragments_of(elsewhere).middle) == Verdict::passed);
+            const std::uint64_t before = total_stats(h).malformed;
+            Bytes later = fragments_of(s).middle;
+            later.resize(later.size() - 8); // its total length now runs past the frame
+            CHECK(verdict(h, later) == Verdict::dropped);
+            elsewhere.dst_mac = {0x02, 0, 0, 0, 0, 0x77}; // whatever the address and the MAC
+            later = fragments_of(elsewhere).middle;
+            later.resize(later.size() - 8);
+            CHECK(verdict(h, later) == Verdict::dropped);
+            CHECK(total_stats(h).malformed == before + 2);
         }
     }
 }

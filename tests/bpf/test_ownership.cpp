@@ -290,7 +290,7 @@ TEST_CASE("accepted frames get this host's MAC as destination and nothing else c
 // Judged by the bucket, the owner accepted them too, and a host alone under another cluster
 // IP answered every request twice beside its cluster.
 TEST_CASE("only frames to the cluster MAC or this host's own are judged; a VIP's frames to "
-          "other MACs pass untouched, owned bucket or not") {
+          "other MACs pass untouched, owned bucket or not, fragments too") {
     DataplaneTables tables({kVip4, kVip6}, {rule_all()});
     DataplaneFixture h;
     h.configure(tables, 3);
@@ -307,11 +307,13 @@ TEST_CASE("only frames to the cluster MAC or this host's own are judged; a VIP's
     for (const auto& [src, dst] : {std::pair{c4, kVip4}, std::pair{c6, kVip6}})
         for (std::uint8_t proto : {kTcp, kUdp})
             for (Shape shape : {Shape::plain, Shape::ip_options, Shape::ipv6_ext, Shape::vlan})
-                for (bool fragment : {false, true}) {
+                // whole, a first fragment, and a later one (which the first's record decides)
+                for (int fragment : {0, 1, 2}) {
                     PacketSpec s = spec_for(src, 4321, dst, proto, shape);
                     s.payload = 100;
-                    s.fragment = fragment;
-                    s.more_fragments = fragment;
+                    s.fragment = fragment > 0;
+                    s.more_fragments = fragment > 0;
+                    s.frag_offset = fragment == 2 ? 5 : 0;
                     CAPTURE(src.to_string(), int(proto), int(shape), fragment);
                     s.dst_mac = cluster;
                     CHECK(verdict(h, build(s)) == Verdict::accepted);
