@@ -2,7 +2,8 @@
 """Test client for end-to-end tests and the demo. Every mode prints one JSON object.
 
 burst  N requests per source address (TCP: connect, send a line, read the answer; UDP: one
-       datagram, then a short wait to catch a second answer), sources in parallel batches.
+       datagram of --size bytes, then a short wait to catch a second answer), sources in
+       parallel batches.
        {"answers": {prio: n}, "per_source": {src: [prio, ...]}, "failures": [...],
         "duplicates": n}
 hold   one long-lived TCP connection per source (repeats allowed), each sending a line every
@@ -66,14 +67,15 @@ async def tcp_request(src, vip, port, timeout, sport=0):
         sock.close()
 
 
-async def udp_request(src, vip, port, timeout, dup_wait, sport=0):
+async def udp_request(src, vip, port, timeout, dup_wait, sport=0, size=6):
     sock = socket.socket(family(vip), socket.SOCK_DGRAM)
     sock.setblocking(False)
     sock.bind((src, sport))
     sock.connect((vip, port))
     loop = asyncio.get_running_loop()
     try:
-        await loop.sock_sendall(sock, b"hello\n")
+        # Past the path MTU the kernel fragments it (UDP leaves DF clear by default).
+        await loop.sock_sendall(sock, b"hello\n".ljust(size, b"x"))
         data = await asyncio.wait_for(loop.sock_recv(sock, 64), timeout)
         extra = 0
         if dup_wait:
@@ -102,7 +104,7 @@ async def burst(args):
                                                   sport), 0
                 else:
                     prio, dup = await udp_request(src, args.vip, args.port, args.timeout,
-                                                  args.dup_wait, sport)
+                                                  args.dup_wait, sport, args.size)
             except (OSError, asyncio.TimeoutError, ValueError) as e:
                 out["failures"].append({"source": src, "error": type(e).__name__ + ": " + str(e)})
                 return
@@ -341,6 +343,7 @@ def main():
     p.add_argument("--port", type=int, default=7000)
     p.add_argument("--sources", required=True, help="a.b.c.d+COUNT or a comma list")
     p.add_argument("--proto", choices=["tcp", "udp"], default="tcp")
+    p.add_argument("--size", type=int, default=6, help="burst, UDP: each datagram's bytes")
     p.add_argument("--per-source", type=int, default=1)
     p.add_argument("--first-port", type=int, default=0)
     p.add_argument("--parallel", type=int, default=64)
