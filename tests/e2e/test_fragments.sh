@@ -5,11 +5,12 @@
 # first fragment (its ports) selects takes all three and answers once; the others drop all
 # three; each later fragment finds its first fragment's record. Rules as in the issue's
 # cases: a disabled 0-1023 beside the ports served, affinity none (the source port counts)
-# and a single-host rule. The BPF tests (tests/bpf/test_fragments.cpp) cover the orders a
+# and a single-host rule; and IPv6 (its fragment header an extension header: the general
+# path). The BPF tests (tests/bpf/test_fragments.cpp) cover the orders a
 # segment rarely makes (a later fragment first, an expired record, a reused ID).
 source "$(dirname "$0")/common.sh"
 topo_init "nlbfr-$$"
-for i in 1 2 3; do topo_add_host "$i"; done
+for i in 1 2 3; do topo_add_host "$i" v6; done
 topo_add_client 100
 for i in 1 2 3; do
   hp=$((4 - i)) # host 3 has the best handling priority
@@ -19,8 +20,8 @@ for i in 1 2 3; do
     {\"vip\": \"all\", \"ports\": [7000, 7000], \"protocol\": \"udp\", \"mode\": \"multiple\", \"affinity\": \"none\"},
     {\"vip\": \"all\", \"ports\": [7001, 7001], \"protocol\": \"udp\", \"mode\": \"single\", \"handling_priority\": $hp},
     {\"vip\": \"all\", \"ports\": [7002, 65535], \"protocol\": \"both\", \"mode\": \"multiple\", \"affinity\": \"single\"}
-  ]"
-  topo_start_server "$i" 7000 7001 7002 --vip "$CLUSTER_IP"
+  ]" unicast '["fd00::100"]'
+  topo_start_server "$i" 7000 7001 7002 --vip "$CLUSTER_IP" --vip fd00::100
   topo_start_agent "$i"
 done
 wait_converged 3 20 1 2 3
@@ -85,6 +86,23 @@ check "single-host rule: host 3 answers every fragmented datagram" \
   test "$(json 'd["answers"]' <<<"$large")" = "{'3': 50}"
 check "single-host rule: 3 fragments accepted, 6 dropped a datagram (${d[0]}, ${d[1]})" \
   test "${d[0]} ${d[1]}" = "150 300"
+
+# IPv6: 16 client addresses, 4 datagrams each (affinity single: one host per address).
+sources6=$(seq -f 'fd00::1:%g' -s, 1 16)
+small=$(client burst --proto udp --vip fd00::100 --port 7002 --sources "$sources6" --per-source 4)
+before=$(snapshot)
+large=$(client burst --proto udp --size 4000 --vip fd00::100 --port 7002 --sources "$sources6" \
+  --per-source 4)
+d=($(delta "$before" "$(snapshot)"))
+echo "IPv6, 64 datagrams of 4,000 bytes: $(json 'd["answers"]' <<<"$large"), accepted ${d[0]}, dropped ${d[1]}, recorded ${d[3]}, unmatched ${d[4]}"
+check "IPv6: every fragmented datagram answered, none twice" \
+  test "$(answered "$large") $(json 'd["duplicates"]' <<<"$large")" = "64 0"
+check "IPv6: each client's host the same as for its whole datagrams" \
+  test "$(json 'sorted(d["per_source"].items())' <<<"$large")" = "$(json 'sorted(d["per_source"].items())' <<<"$small")"
+check "IPv6: 3 fragments accepted and 6 dropped a datagram (${d[0]}, ${d[1]})" \
+  test "${d[0]} ${d[1]}" = "192 384"
+check "IPv6: every first fragment recorded, later ones found their records (${d[3]}, ${d[4]})" \
+  bash -c "((${d[3]} == 192 && ${d[4]} <= 4 && ${d[5]} == 0))"
 
 # The disabled rule (0-1023) drops its own ports' fragments, on every host, and nothing more.
 before=$(snapshot)
