@@ -7,7 +7,8 @@
 # the new owner, that ACK made its stack send a reset whose sequence number is exactly the one
 # the client accepts: every moved connection died. The new owner now takes only the packets
 # that continue the SYN it recorded (docs/dataplane.md, "Connection tracking"): no reset, no
-# connection answered by a second host.
+# connection answered by a second host. Before the join, a blind reset and a blind FIN for
+# each connection change nothing either.
 source "$(dirname "$0")/common.sh"
 topo_init "nlbfs-$$"
 for i in 1 2 3; do topo_add_host "$i"; done
@@ -29,6 +30,23 @@ client hold --vip "$CLUSTER_IP" --port 7000 --sources 10.10.1.1+100 --count 100 
 hold=$!
 sleep 2 # every connection established (and recorded by its host's socket program)
 
+# The tuples as the client's stack has them.
+mapfile -t tuples < <(ip netns exec "$TOPO-client" ss -Htn state established "( dport = :7000 )" |
+  awk '{print $3}')
+check "the client holds 100 connections (${#tuples[@]})" test "${#tuples[@]}" = 100
+spoof() { # FLAGS SEED: one segment forged with FLAGS for each tuple
+  ip netns exec "$TOPO-client" python3 "$NLB_ROOT/tests/tools/nlb_spoof_syn.py" \
+    --dst "$CLUSTER_IP" --port 7000 --seed "$2" --flags "$1" "${tuples[@]}"
+}
+# First, before the join, a blind reset and a blind FIN for each (issue 11, item 3): the
+# stacks that hold the connections discard them, and so must the tracking, or the join below
+# hands the connections to host 3.
+for f in rst fin; do
+  sent=$(spoof "$f" 5)
+  check "a $f forged for each ($sent)" test "$(json 'd["sent"]' <<<"$sent")" = 100
+done
+sleep 1
+
 topo_start_agent 3 # the join moves a third of the buckets to host 3, dirty with the connections
 wait_converged 3 20 1 2 3
 sleep 1
@@ -37,13 +55,9 @@ tracked_before=$(stat3 tracked)
 check "host 3's moved buckets are dirty with the others' connections" \
   test "$(stat3 dirty_elsewhere)" -gt 0
 
-# The tuples as the client's stack has them, then one forged SYN each.
-mapfile -t tuples < <(ip netns exec "$TOPO-client" ss -Htn state established "( dport = :7000 )" |
-  awk '{print $3}')
-check "the client holds 100 connections (${#tuples[@]})" test "${#tuples[@]}" = 100
-spoof=$(ip netns exec "$TOPO-client" python3 "$NLB_ROOT/tests/tools/nlb_spoof_syn.py" \
-  --dst "$CLUSTER_IP" --port 7000 --seed 7 "${tuples[@]}")
-check "a SYN forged for each ($spoof)" test "$(json 'd["sent"]' <<<"$spoof")" = 100
+# Then one forged SYN each.
+sent=$(spoof syn 7)
+check "a SYN forged for each ($sent)" test "$(json 'd["sent"]' <<<"$sent")" = 100
 sleep 3 # the SYN-ACKs, the challenge ACKs they draw, and the answers to those
 
 tracked=$(($(stat3 tracked) - tracked_before))

@@ -2,10 +2,13 @@
 """Forges one TCP SYN per given 4-tuple, as an off-path sender who knows a connection's
 addresses and ports (not its sequence numbers) would: a well-formed SYN with a random sequence
 number and a valid checksum, so that a host's stack that receives it answers with a SYN-ACK.
+With --flags rst or fin, a reset or a FIN (with ACK) instead, as blind: the stack that holds
+the connection discards it (its sequence number is outside the window), and only a dataplane
+that ended its tracking on the flag alone would forget the connection.
 Run it in a namespace that routes to DST (the client's own namespace will do: the source
 addresses are the client's, the frames leave by a raw socket and its stack never sees them).
 
-  nlb_spoof_syn.py --dst A.B.C.D --port P [--seed N] SRC:SPORT...
+  nlb_spoof_syn.py --dst A.B.C.D --port P [--seed N] [--flags syn|rst|fin] SRC:SPORT...
 
 Prints {"sent": n, "errors": n}. Needs CAP_NET_RAW.
 """
@@ -19,9 +22,13 @@ import sys
 from nlb_neigh_probe import checksum  # the Internet checksum, beside it in tests/tools
 
 
-def syn(src, sport, dst, dport, seq):
-    """IPv4 header and a 20-byte TCP SYN (window 64240, no options)."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
+FLAGS = {"syn": 0x02, "rst": 0x04, "fin": 0x11}  # FIN with ACK, as stacks send it
+
+
+def syn(src, sport, dst, dport, seq, flags=FLAGS["syn"]):
+    """IPv4 header and a 20-byte TCP segment (SYN by default; window 64240, no options)."""
+    ack = random.getrandbits(32) if flags & 0x10 else 0
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
     # total length and header checksum are the kernel's (IP_HDRINCL fills them in)
@@ -35,6 +42,7 @@ def main():
     p.add_argument("--dst", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--flags", choices=sorted(FLAGS), default="syn")
     p.add_argument("tuples", nargs="*", metavar="SRC:SPORT")
     args = p.parse_args()
     if args.seed is not None:
@@ -44,8 +52,8 @@ def main():
     for t in args.tuples:
         src, _, sport = t.rpartition(":")
         try:
-            sock.sendto(syn(src, int(sport), args.dst, args.port, random.getrandbits(32)),
-                        (args.dst, 0))
+            sock.sendto(syn(src, int(sport), args.dst, args.port, random.getrandbits(32),
+                            FLAGS[args.flags]), (args.dst, 0))
             sent += 1
         except (OSError, ValueError) as e:
             errors += 1
