@@ -6,13 +6,14 @@
 // hypervisor with their clock (which sees no gap on resume). Same properties as the chaos
 // test: no bucket ever has two serving owners, and once the faults end every host is back and
 // the cluster settled within a bound; but a schedule with a VM stopped with its clock may have
-// two owners for up to a period, as a partition heal (its epoch may hold none of the hosts it
-// meets, or only a restarted peer paused meanwhile, whose frames cannot prove anything to it).
-// Of seeds 0-1599, 3 exceed that: 1211 by 4 ms (the wait for a silent leader's score is a
-// period, docs/convergence.md "Partition heal"); 285 (1.8 s), a VM that wakes deaf, then mute,
-// beside its peer's new boot, and proves nothing either way until its frames go out; and 1068
-// (2.7 s), a VM that wakes beside its peer's new boot, which never heard it and is paused:
-// nothing of that boot is proven fresh until it speaks again. NLB_CHAOS_OPS_SEEDS=N
+// two owners for up to a period and a linger, as a partition heal (its epoch may hold none of
+// the hosts it meets, or only a restarted peer paused meanwhile, whose frames cannot prove
+// anything to it). Of seeds 0-2399, three exceed that: 285 (1.8 s), a VM that wakes deaf, then
+// mute, beside its peer's new boot; 1068 (2.7 s), a VM that wakes beside its peer's new boot,
+// which never heard it and is paused: nothing of that boot is proven fresh until it speaks
+// again; 2100 (1.8 s), a VM that slept 14.7 s (docs/convergence.md, "A stall the host's own
+// clock cannot see").
+// NLB_CHAOS_OPS_SEEDS=N
 // runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED; NLB_CHAOS_OPS_LOG=1 prints a failed
 // schedule.
 #include <catch2/catch.hpp>
@@ -75,6 +76,7 @@ class Ops {
 
     Simulator& sim() { return *sim_; }
     bool froze() const { return froze_; }
+    std::int64_t linger_ms() const { return net_.linger_ms; }
     std::string log() const { return log_.str(); }
 
     void run_faults(std::int64_t periods) {
@@ -321,8 +323,9 @@ bool schedule_holds(std::uint64_t seed) {
     sim.run_until(sim.now() + 5 * kPeriod);
     // A VM stopped with its clock is, when it wakes, a group that may have served apart
     // from the rest (alone in its epoch, or with peers that left it out since): the two
-    // meet as after a partition, which one heartbeat period of two owners may take.
-    const std::int64_t allowed = ops.froze() ? kPeriod : 0;
+    // meet as after a partition, which a heartbeat period and a linger (a frame waits that
+    // long to be read) of two owners may take (docs/convergence.md, section 1).
+    const std::int64_t allowed = ops.froze() ? kPeriod + ops.linger_ms() : 0;
     const bool ok =
         double_during <= allowed && sim.max_double_ms() <= allowed && healed && ops.all_in();
     if (!ok) {
@@ -348,7 +351,9 @@ TEST_CASE("chaos of operations: weights, restarts, misconfigured hosts, 2-host t
 // group whose leader is paused, and waited for its score (696, 700); 932 alike.
 TEST_CASE("chaos of operations: the schedules that found VM-stop defects") {
     // 1207: a VM stopped while draining (its peers counted it dead and stopped naming it).
-    for (std::uint64_t seed : {125, 508, 696, 700, 932, 1207})
+    // 779, 965, 1358, 1669, 1963: a VM woken past the tolerance, echoed at once by its peers
+    // (engine_frames.cpp: the echo soon of a host heard again is for shorter gaps only).
+    for (std::uint64_t seed : {125, 508, 696, 700, 932, 1207, 779, 965, 1358, 1669, 1963})
         CHECK(schedule_holds(seed));
 }
 
