@@ -181,7 +181,11 @@ TEST_CASE("a later IPv4 fragment past its frame is malformed, one to no VIP pass
             later = fragments_of(elsewhere).middle;
             later.resize(later.size() - 8);
             CHECK(verdict(h, later) == Verdict::dropped);
-            CHECK(total_stats(h).malformed == before + 2);
+            later = fragments_of(s).middle; // a total length shorter than its header
+            later[16] = 0;
+            later[17] = 19;
+            CHECK(verdict(h, later) == Verdict::dropped);
+            CHECK(total_stats(h).malformed == before + 3);
         }
     }
 }

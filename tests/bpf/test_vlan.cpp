@@ -127,6 +127,10 @@ TEST_CASE("VLAN cluster: frames of other VLANs, untagged ones and double tags pa
             frames.push_back(
                 {"VLAN 200, service tag", as_service_tag(build(to_vip(src, 4000, proto, 200)))});
             frames.push_back({"untagged", build(to_vip(src, 4000, proto, std::nullopt))});
+            PacketSpec later = to_vip(src, 4000, proto, std::nullopt); // IPv4: its short path
+            later.fragment = later.more_fragments = true;
+            later.frag_offset = 5;
+            frames.push_back({"untagged later fragment", build(later)});
             frames.push_back(
                 {"priority tag (no VLAN)", build(to_vip(src, 4000, proto, kPriorityTag))});
             frames.push_back(
