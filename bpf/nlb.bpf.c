@@ -531,12 +531,17 @@ int nlb_xdp(struct xdp_md *ctx)
 	if (nlb_state.config.vlan)
 		return nlb_general(ctx);
 	if ((void *)(ip + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP) &&
-	    *(__u8 *)ip == 0x45 && !(ip->frag_off & bpf_htons(NLB_IP_MF | NLB_IP_OFFSET)) &&
-	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)) {
-		int verdict = nlb_ipv4_fast(eth, ip, &nlb_state.config, data_end);
+	    *(__u8 *)ip == 0x45 && (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP)) {
+		/* A first fragment (MF, offset 0) carries the ports: the general path records
+		 * it for the later ones. */
+		if (!(ip->frag_off & bpf_htons(NLB_IP_MF | NLB_IP_OFFSET))) {
+			int verdict = nlb_ipv4_fast(eth, ip, &nlb_state.config, data_end);
 
-		if (verdict != NLB_SLOW_PATH)
-			return verdict;
+			if (verdict != NLB_SLOW_PATH)
+				return verdict;
+		} else if (ip->frag_off & bpf_htons(NLB_IP_OFFSET)) {
+			return nlb_ipv4_later_fragment(eth, ip, &nlb_state.config, data_end);
+		}
 	}
 	if ((void *)(ip6 + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IPV6) &&
 	    (*(__u8 *)ip6 >> 4) == 6 &&
@@ -546,10 +551,6 @@ int nlb_xdp(struct xdp_md *ctx)
 		if (verdict != NLB_SLOW_PATH)
 			return verdict;
 	}
-	if ((void *)(ip + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP) &&
-	    *(__u8 *)ip == 0x45 && (ip->frag_off & bpf_htons(NLB_IP_OFFSET)) &&
-	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP))
-		return nlb_ipv4_later_fragment(eth, ip, &nlb_state.config, data_end);
 	/* Untagged ARP is answered here too: routers ask for VIPs all the time. */
 	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP))
 		return nlb_arp(&nlb_state.config, eth, (void *)(eth + 1), data_end);
