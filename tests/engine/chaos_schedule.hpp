@@ -189,8 +189,9 @@ inline std::string owners_of_a_doubled_bucket(Simulator& sim, std::int64_t windo
         if (!h.alive)
             continue;
         o << "\n    boot " << i << " of host " << int(h.engine->priority()) << ":";
+        // Events carry the host's own clock, which a VM stopped with it left behind.
         for (const auto& e : h.events)
-            if (e.at.count() > sim.now() - window_ms)
+            if (e.at.count() > sim.clock_of(i) - window_ms)
                 o << "\n      " << e.at.count() << " " << to_string(e.kind) << " " << int(e.host)
                   << " " << e.text;
     }
