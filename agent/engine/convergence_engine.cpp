@@ -496,6 +496,8 @@ void ConvergenceEngine::emit(std::int64_t now) {
         hb.flags |= Heartbeat::kFlagScoreFrozen;
     if (pending_take_)
         hb.flags |= Heartbeat::kFlagTaking;
+    if (yielded_epoch_ != 0 && yielded_epoch_ == epoch_ && reported_claim() == 0)
+        hb.flags |= Heartbeat::kFlagYielded;
     if (young(now))
         hb.flags |= Heartbeat::kFlagYoung;
     hb.cluster_ip = config_.cluster.ip;

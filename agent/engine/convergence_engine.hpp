@@ -382,6 +382,8 @@ class ConvergenceEngine {
     // The evaluation frames asked for (now, or at end_frames when holding).
     void settle_frames(std::int64_t now);
     void check_partition(std::int64_t now);
+    // This host's group loses a partition heal: every bucket let go, converging again.
+    void yield_partition(std::int64_t now, const std::string& why);
     void recompute_view(std::int64_t now);
     bool agreement(std::int64_t now) const;
     // Whether every other member of the view was heard at or after `since`.
@@ -582,6 +584,7 @@ class ConvergenceEngine {
     std::int64_t met_at_ = -1; // when this host met the other group(s) of a partition heal
     std::int64_t partition_deadline_ = kNoDeadline; // the first silent leader's, if any
     std::uint64_t frozen_score_ = 0;
+    std::uint64_t yielded_epoch_ = 0; // the epoch this host let go of at its last yield
 
     // Sending.
     std::int64_t next_send_ = 0, last_send_ = -1000000000;

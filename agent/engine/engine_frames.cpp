@@ -155,6 +155,16 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // A peer that newly asks for the second path's copies (its segment frames from this
     // host are late there) gets the next heartbeat soon, not a period later.
     const auto& before = peers_.peer(hb.priority).heartbeat;
+    // A member of this host's epoch let go of it at a partition heal: its group lost, and
+    // this host follows. It may not hear the other group at all, or not as fresh: a VM woken
+    // with its clock holds this host's new boot as a rival of the one it served with, and
+    // echoes only that one (two owners for 1.8 s, until the VM took the new boot in, in
+    // chaos-ops seed 2827). Only at the frame that first says so: once this host converged
+    // again, the member's flag until its own install says nothing new.
+    const bool member_yielded = (hb.flags & Heartbeat::kFlagYielded) &&
+                                !(before.flags & Heartbeat::kFlagYielded) &&
+                                before.nonce == hb.nonce && before.claim == epoch_ &&
+                                (epoch_members_ & host_bit(hb.priority)) && reported_claim() != 0;
     const bool newly_asked = hb.has_want && (hb.want & host_bit(me_)) &&
                              !(before.has_want && (before.want & host_bit(me_)));
     const auto change = peers_.accept(hb, heard, quiet_ms());
@@ -209,6 +219,9 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
         ++params_generation_;
     if (change.dirty_changed)
         update_others_dirty();
+    if (member_yielded)
+        yield_partition(now, "host " + std::to_string(hb.priority) +
+                                 " of our epoch let go of it at a partition heal");
     held_eval_ = true;
     held_heard_ |= host_bit(hb.priority);
     if (!holding_)

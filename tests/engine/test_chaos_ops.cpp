@@ -8,12 +8,13 @@
 // the cluster settled within a bound; but a schedule with a VM stopped with its clock may
 // have two owners for up to a period, a delay and a linger, as a partition heal (its epoch may
 // hold none of the hosts it meets, or only a restarted peer paused meanwhile, whose frames
-// cannot prove anything to it). Of seeds 0-3999, nine exceed that, each a VM woken with its
-// clock where it stood: 285 (1.8 s), a VM that wakes deaf, then mute, beside its peer's new
-// boot; 1068 (2.7 s), a VM that wakes beside its peer's new boot, which never heard it and is
-// paused: nothing of that boot is proven fresh until it speaks again; 2100, 2465, 2827, 2869,
-// 3024, 3210 and 3723 (1.5-4.3 s) (docs/convergence.md, "A stall the host's own clock cannot
-// see"). NLB_CHAOS_OPS_SEEDS=N runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED;
+// cannot prove anything to it). Of seeds 0-3999, four exceed that, each a VM woken with its
+// clock where it stood: 285 (1.8 s), a VM that wakes deaf, then mute, the winner of a
+// partition heal its peer's new boot cannot hear; 1068 (2.7 s), a VM that wakes beside its
+// peer's new boot, which never heard it and is paused: nothing of that boot is proven fresh
+// until it speaks again; 2869 (1.5 s, after the faults end) and 3024 (4.3 s, a VM woken deaf
+// among 8 hosts) (docs/convergence.md, "A stall the host's own clock cannot see").
+// NLB_CHAOS_OPS_SEEDS=N runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED;
 // NLB_CHAOS_OPS_LOG=1 prints a failed schedule.
 #include <catch2/catch.hpp>
 
@@ -354,7 +355,12 @@ TEST_CASE("chaos of operations: the schedules that found VM-stop defects") {
     // 1207: a VM stopped while draining (its peers counted it dead and stopped naming it).
     // 779, 965, 1358, 1669, 1963: a VM woken past the tolerance, echoed at once by its peers
     // (engine_frames.cpp: the echo soon of a host heard again is for shorter gaps only).
-    for (std::uint64_t seed : {125, 508, 696, 700, 932, 1207, 779, 965, 1358, 1669, 1963})
+    // 2100, 2465, 3210: a VM woken beside a group whose own leader was silent (2100: it had
+    // just crashed), so its members waited for that leader's score; 2827, 3723: members of
+    // the losing group that yielded did not take the others along (2827: one that could not
+    // take the VM's frames in served on). Fixed by the two rules of test_partition_heal.cpp.
+    for (std::uint64_t seed :
+         {125, 508, 696, 700, 932, 1207, 779, 965, 1358, 1669, 1963, 2100, 2465, 3210, 2827, 3723})
         CHECK(schedule_holds(seed));
 }
 
