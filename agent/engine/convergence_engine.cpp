@@ -496,7 +496,7 @@ void ConvergenceEngine::emit(std::int64_t now) {
         hb.flags |= Heartbeat::kFlagScoreFrozen;
     if (pending_take_)
         hb.flags |= Heartbeat::kFlagTaking;
-    if (yielded_epoch_ != 0 && yielded_epoch_ == epoch_ && reported_claim() == 0)
+    if (yielded_epoch_ != 0 && reported_claim() == 0)
         hb.flags |= Heartbeat::kFlagYielded;
     if (young(now))
         hb.flags |= Heartbeat::kFlagYoung;

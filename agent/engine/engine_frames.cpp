@@ -160,8 +160,11 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     // with its clock holds this host's new boot as a rival of the one it served with, and
     // echoes only that one (two owners for 1.8 s, until the VM took the new boot in, in
     // chaos-ops seed 2827). Only at the frame that first says so: once this host converged
-    // again, the member's flag until its own install says nothing new.
-    const bool member_yielded = (hb.flags & Heartbeat::kFlagYielded) &&
+    // again, the member's flag until its own install says nothing new. Not while this host
+    // meets the other group itself: it judges by the scores, and may have found its group
+    // the winner, which a member that yielded on missing the leader's frame (check_partition)
+    // must not overturn.
+    const bool member_yielded = met_at_ < 0 && (hb.flags & Heartbeat::kFlagYielded) &&
                                 !(before.flags & Heartbeat::kFlagYielded) &&
                                 before.nonce == hb.nonce && before.claim == epoch_ &&
                                 (epoch_members_ & host_bit(hb.priority)) && reported_claim() != 0;

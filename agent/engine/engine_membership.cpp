@@ -420,20 +420,23 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
     const std::uint8_t my_leader = leader_of(epoch_);
     const auto mine = leader_score(my_leader, mine_known);
     if (!mine_known) {
-        // This group's own leader is silent: dead, not yet counted out, or paused. The other
-        // group waits for its score too, and judges it silent only once it has heard it (a
+        // This group's own leader has not said its score within a period: dead, not yet
+        // counted out, or paused, or it does not hear the other group. The other group waits
+        // for that score too, and judges the leader silent only once it has heard it (a
         // crashed leader it never hears, never): neither side would yield. This one does,
         // the safe side: at worst both groups let go, and converge. (A VM woken with its
-        // clock beside a group whose leader had just crashed: two owners for 1.8 s, until
-        // the leader's new boot spoke, in chaos-ops seed 2100.)
+        // clock beside a group whose leader had just crashed: two owners for 1.8 s, until the
+        // leader's new boot spoke, in chaos-ops seed 2100.) The members that follow this
+        // host's yield are only those that do not hear the other group (on_heartbeat): a
+        // frame of the leader's lost here does not take along a leader that found its group
+        // the winner.
         const std::int64_t due = silent_due(my_leader);
-        if (now < due) {
-            partition_deadline_ = due;
+        if (now >= due) {
+            yield("our group's leader (host " + std::to_string(my_leader) +
+                  ") has not said its score within a period");
             return;
         }
-        yield("our group's leader (host " + std::to_string(my_leader) +
-              ") has not said its score within a period");
-        return;
+        partition_deadline_ = due;
     }
     for (auto other : foreign) {
         const std::uint8_t leader = leader_of(other);
@@ -457,6 +460,8 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
                   ") has not said its score within a period");
             return;
         }
+        if (!mine_known)
+            continue; // their score against nothing yet
         if (theirs > mine || (theirs == mine && other > epoch_)) {
             yield("our group accepted " + std::to_string(mine) + " connections, the other " +
                   std::to_string(theirs));

@@ -18,6 +18,7 @@ using detail::serving_state;
 
 void ConvergenceEngine::install(std::int64_t now) {
     agreeing_ = false;
+    yielded_epoch_ = 0;              // in an epoch again: what it let go of is past (kFlagYielded)
     switch_install_pending_ = false; // agreement is on a view of the switched configuration
     stable_ = 0;
     // Even when the map stays (an epoch with this digest is installed already), what is in

@@ -57,9 +57,9 @@ struct Heartbeat {
     // frames still leave). Taken in by nothing but the count of frames heard: a peer whose
     // receive path works learns so, and one cut off one way stays out of every view.
     static constexpr std::uint16_t kFlagLinkDown = 0x0010;
-    // It let go of the epoch it claimed last at a partition heal, and claims none since: the
-    // other members of that epoch, which may not hear the other group (its frames not proven
-    // fresh to them), let go too.
+    // It let go of the epoch it claimed last at a partition heal, and has installed none
+    // since: the other members of that epoch that do not hear the other group (its frames
+    // not proven fresh to them) let go too.
     static constexpr std::uint16_t kFlagYielded = 0x0020;
 
     std::uint8_t version_major = 1;
