@@ -12,7 +12,8 @@
 // clock where it stood: 285 (1.8 s), a VM that wakes deaf, then mute, the winner of a
 // partition heal its peer's new boot cannot hear; 1068 (2.7 s), a VM that wakes beside its
 // peer's new boot, which never heard it and is paused: nothing of that boot is proven fresh
-// until it speaks again; 2869 (1.5 s, after the faults end) and 3024 (4.3 s, a VM woken deaf
+// until it speaks again; 2869 (1.5 s, after the faults end: the VM holds its peer's new boot
+// as a rival, and meets its group only once it takes it in) and 3024 (4.3 s, a VM woken deaf
 // among 8 hosts); of seeds 4000-6999, six, all VM wakes too (docs/convergence.md, "A stall
 // the host's own clock cannot see").
 // NLB_CHAOS_OPS_SEEDS=N runs N schedules (default 12), from NLB_CHAOS_OPS_FIRST_SEED;
