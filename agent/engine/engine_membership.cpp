@@ -390,7 +390,6 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
                   " group(s); our score " + std::to_string(frozen_score_));
         next_send_ = now; // the other group decides on this frame: no rate limit
     }
-    const auto yield = [&](const std::string& why) { yield_partition(now, why); };
     // Each group's score is the frozen one its lowest live host reports, so every host of
     // both groups compares the same two numbers and exactly one group yields.
     auto leader_of = [&](std::uint64_t epoch) {
@@ -432,8 +431,8 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
         // the winner.
         const std::int64_t due = silent_due(my_leader);
         if (now >= due) {
-            yield("our group's leader (host " + std::to_string(my_leader) +
-                  ") has not said its score within a period");
+            yield_partition(now, "our group's leader (host " + std::to_string(my_leader) +
+                                     ") has not said its score within a period");
             return;
         }
         partition_deadline_ = due;
@@ -456,15 +455,15 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
                 partition_deadline_ = std::min(partition_deadline_, due);
                 continue;
             }
-            yield("the other group's leader (host " + std::to_string(leader) +
-                  ") has not said its score within a period");
+            yield_partition(now, "the other group's leader (host " + std::to_string(leader) +
+                                     ") has not said its score within a period");
             return;
         }
         if (!mine_known)
             continue; // their score against nothing yet
         if (theirs > mine || (theirs == mine && other > epoch_)) {
-            yield("our group accepted " + std::to_string(mine) + " connections, the other " +
-                  std::to_string(theirs));
+            yield_partition(now, "our group accepted " + std::to_string(mine) +
+                                     " connections, the other " + std::to_string(theirs));
             return;
         }
     }

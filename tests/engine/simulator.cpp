@@ -558,6 +558,12 @@ bool has_event(const SimHost& h, EventKind kind, std::uint8_t host) {
     });
 }
 
+bool has_event_with(const SimHost& h, EventKind kind, const std::string& text) {
+    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
+        return e.kind == kind && e.text.find(text) != std::string::npos;
+    });
+}
+
 std::size_t count_events(const SimHost& h, EventKind kind) {
     return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
                                                   [&](const Event& e) { return e.kind == kind; }));

@@ -87,8 +87,10 @@ struct SimHost {
 EngineConfig default_config(std::uint8_t priority, std::size_t rules = 1);
 
 // What host h's engine reported: whether it reported an event of `kind` (about `host`, when
-// not 0), how many, and the text of each refusal (host_refused), a line each.
+// not 0; whose text contains `text`), how many, and the text of each refusal (host_refused), a
+// line each.
 bool has_event(const SimHost& h, EventKind kind, std::uint8_t host = 0);
+bool has_event_with(const SimHost& h, EventKind kind, const std::string& text);
 std::size_t count_events(const SimHost& h, EventKind kind);
 std::string refusals(const SimHost& h);
 

@@ -41,12 +41,6 @@ NetworkParams lingering_segment() {
     return net;
 }
 
-bool has_event_with(const SimHost& h, EventKind kind, const std::string& text) {
-    return std::any_of(h.events.begin(), h.events.end(), [&](const Event& e) {
-        return e.kind == kind && e.text.find(text) != std::string::npos;
-    });
-}
-
 // A settled cluster; host index `dead` crashes and, before it is counted dead, host 1
 // drains: the epoch without host 1 cannot be agreed, so host 1 keeps its buckets outside the
 // view. Then host 1 is paused (its watchdog runs (tolerance - 1) periods); when, returned.

@@ -36,13 +36,6 @@ Simulator split(std::uint64_t seed) {
     return sim;
 }
 
-bool yielded_because(const SimHost& h, const std::string& why) {
-    for (const auto& e : h.events)
-        if (e.kind == EventKind::partition_yield && e.text.find(why) != std::string::npos)
-            return true;
-    return false;
-}
-
 } // namespace
 
 TEST_CASE("partition heal: a group whose leader died at the heal yields within a period") {
@@ -59,7 +52,8 @@ TEST_CASE("partition heal: a group whose leader died at the heal yields within a
         // Host 2 meets host 3 at its next frame, and gives the leader a period to speak.
         REQUIRE(
             sim.run_until([&] { return sim.double_since() < 0; }, healed_at + 2 * kPeriod + 50));
-        CHECK(yielded_because(sim.host(1), "our group's leader (host 1)"));
+        CHECK(
+            has_event_with(sim.host(1), EventKind::partition_yield, "our group's leader (host 1)"));
         CHECK(!has_event(sim.host(2), EventKind::partition_yield));
         sim.reset_double_stats();
         REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
@@ -83,7 +77,8 @@ TEST_CASE("partition heal: a member that cannot hear the winners lets go with it
         const auto healed_at = sim.now();
         sim.reset_double_stats();
         REQUIRE(sim.run_until([&] { return sim.double_since() < 0; }, healed_at + kPeriod + 50));
-        CHECK(yielded_because(sim.host(1), "host 1 of our epoch let go of it"));
+        CHECK(has_event_with(sim.host(1), EventKind::partition_yield,
+                             "host 1 of our epoch let go of it"));
         CHECK(!has_event(sim.host(2), EventKind::partition_yield));
     }
 }
