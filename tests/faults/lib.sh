@@ -423,8 +423,10 @@ cg_cleanup() {
 
 # The fault table on the bridge ("the switch"): `nft_fault MATCH...` adds a rule MATCH counter
 # drop to a chain on the bridge family's forward hook (per output port, so oifname works for
-# flooded frames too).
-nft_fault() {
+# flooded frames too). `nft_faults MATCH...` replaces the forward hook's rules with one such
+# rule per MATCH in one transaction: a rule removed before its successor is in would let a
+# frame through.
+nft_table() {
   if ((!FAULT_NFT)); then
     # forwarding: what the bridge passes between ports; own: what the bridge device itself
     # sends out of them (its IPv6 link-local traffic: MLD reports, solicitations), which a port
@@ -437,8 +439,17 @@ table bridge nlbfault {
 EOF
     FAULT_NFT=1
   fi
+}
+nft_fault() {
+  nft_table
   ip netns exec "$TOPO-br" nft add rule bridge nlbfault forwarding "$@" counter drop
   ip netns exec "$TOPO-br" nft add rule bridge nlbfault own "$@" counter drop
+}
+nft_faults() {
+  local rule script="flush chain bridge nlbfault forwarding"$'\n'
+  nft_table
+  for rule in "$@"; do script+="add rule bridge nlbfault forwarding $rule counter drop"$'\n'; done
+  ip netns exec "$TOPO-br" nft -f - <<<"$script"
 }
 nft_clear() {
   ip netns exec "$TOPO-br" nft flush chain bridge nlbfault forwarding

@@ -18,14 +18,8 @@ start_cluster 1 2 3
 stream_start
 sleep 1.5
 
-# The bridge's fault rules replaced at once (one nft transaction): a rule removed before its
-# successor is in would let a frame through, and a client's request reaching hosts 1-2 while
-# their group still serves is answered twice.
-cuts() {
-  local rule script="flush chain bridge nlbfault forwarding"$'\n'
-  for rule in "$@"; do script+="add rule bridge nlbfault forwarding $rule counter drop"$'\n'; done
-  ip netns exec "$TOPO-br" nft -f - <<<"$script"
-}
+# The cuts change in one nft transaction each (nft_faults): a client's request reaching
+# hosts 1-2 between two rules while their group still serves is answered twice.
 clients_to_1_2='iifname "client" oifname { "h1", "h2" }'
 
 # wait_yielded I SINCE: until host I logged a partition_yield at or after SINCE (bounded: 3 s).
@@ -38,22 +32,21 @@ wait_yielded() {
   return 1
 }
 
-nft_fault ether type 0x88b5 # the fault table, and a rule for an EtherType nobody sends
-fault_do partition -- cuts 'iifname "h3" oifname { "h1", "h2" }' \
+fault_do partition -- nft_faults 'iifname "h3" oifname { "h1", "h2" }' \
   'iifname { "h1", "h2" } oifname "h3"' "$clients_to_1_2"
 fcheck "partition: host 3 converged alone within 5 s" wait_converged_as 3 5 3
 fcheck "partition: hosts 1 and 2 converged as [1, 2] within 5 s" wait_converged_as 1,2 5 1 2
 sleep 2 # host 3's side accepts every connection meanwhile
 
 t=$(now)
-fault_do heal -- cuts 'iifname "h3" oifname "h2"' "$clients_to_1_2"
+fault_do heal -- nft_faults 'iifname "h3" oifname "h2"' "$clients_to_1_2"
 for i in 1 2; do fcheck "heal: host $i yields within 3 s" wait_yielded "$i" "$t"; done
 fcheck "heal: host 2 yields because host 1 did" \
   test "$(count_log 2 'of our epoch let go of it at a partition heal' "$t")" -ge 1
 fcheck "heal: host 3 does not yield" test "$(count_events 3 partition_yield "$t")" = 0
 fextra owned_after_heal "$(nlbq summary 1 2 3)"
 
-fault_do clients_back -- cuts 'iifname "h3" oifname "h2"'
+fault_do clients_back -- nft_faults 'iifname "h3" oifname "h2"'
 sleep 2
 fault_do heal_all -- nft_clear
 fcheck "healed: 3 converged members within 10 s" wait_converged_as 1,2,3 10 1 2 3
