@@ -11,6 +11,11 @@ rev=${1:-249a391}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build}
 dir=$build/old-$rev
+# One build at a time: scripts/test.sh builds it beside the tests, and a test that needs it
+# first waits here for that build rather than starting a second one in the same directory.
+mkdir -p "$build"
+exec 9>"$dir.lock"
+flock 9
 if [ -x "$dir/build/agent/daemon/nlb-agent" ] && [ -x "$dir/build/cli/nlbadm" ]; then
   echo "$dir/build"
   exit 0

@@ -18,11 +18,13 @@ if dpkg-query -W -f='${Status}' nlb 2>/dev/null | grep -q installed; then
 fi
 work=$(mktemp -d /tmp/nlb-package.XXXXXX)
 agent_pid=""
+netns=nlbpkg-$$
 cleanup() {
   if [ -n "$agent_pid" ]; then
     kill -9 "$agent_pid" 2>/dev/null || true
     wait "$agent_pid" 2>/dev/null || true
   fi
+  ip netns del "$netns" 2>/dev/null || true
   umount "$work/bpffs" 2>/dev/null || true # before rm -rf, which would walk into it
   dpkg -P nlb >/dev/null 2>&1 || true
   rm -rf /etc/nlb # only what the purge left: the test's own edit
@@ -72,17 +74,22 @@ for page in nlb-agent nlbadm nlb.json; do
 done
 check "bash completion loads" bash -c 'source /usr/share/bash-completion/completions/nlbadm && complete -p nlbadm'
 # The example config sets no interface: an agent started with it waits for `nlbadm attach`
-# and changes nothing on the host.
-links_before=$(ip -o link | sed 's/^[0-9]*: //' | sort)
+# and changes nothing on the host. In a network namespace of its own, with a link to leave
+# alone: scripts/test.sh runs this test beside the others, which make and remove links.
+ip netns add "$netns"
+ip -n "$netns" link add nlbpkg0 type veth peer name nlbpkg1
+ip -n "$netns" link set nlbpkg0 up && ip -n "$netns" link set nlbpkg1 up
+links() { ip -n "$netns" -o link | sed 's/^[0-9]*: //' | sort; }
+links_before=$(links)
 mkdir -p "$work/bpffs" && mount -t bpf bpf "$work/bpffs"
-/usr/sbin/nlb-agent --config /etc/nlb/nlb.json --socket "$work/nlb.sock" \
+ip netns exec "$netns" /usr/sbin/nlb-agent --config /etc/nlb/nlb.json --socket "$work/nlb.sock" \
   --pin-dir "$work/bpffs/nlb" --state-dir "$work/state" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 50); do [ -S "$work/nlb.sock" ] && break; sleep 0.1; done
 check "the example config: agent up, not attached" \
   test "$(/usr/sbin/nlbadm --socket "$work/nlb.sock" --json query |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["host"]["attached"])')" = False
-check "the example config: no interface changed" test "$(ip -o link | sed 's/^[0-9]*: //' | sort)" = "$links_before"
+check "the example config: no interface changed" test "$(links)" = "$links_before"
 kill -TERM "$agent_pid" 2>/dev/null || true # it may have exited already (its log says why)
 wait "$agent_pid" || true
 agent_pid=""
