@@ -267,6 +267,15 @@ class ConvergenceEngine {
     // Alive, it may serve, and its frames have not come for a period and a half: what it
     // installed since (its frames lost, then paused) is not known here.
     bool late_server(const Peer& peer, std::int64_t now) const;
+    // The epoch a peer's other stream claims while that stream waits to replace the one taken
+    // in (Membership::accept: pending), which has not spoken since it appeared, heard within
+    // the tolerance; 0 otherwise. Such a stream proved contact (pending frames are verified):
+    // most likely the peer restarted, unknown to a VM woken with its clock, by which the
+    // earlier boot spoke just before. Its frames are not taken in until that one has been
+    // quiet for 1.5 periods, and until then the two never meet as groups: a new boot that
+    // serves a group of its own serves beside this host's (1.5 s of two owners in chaos-ops
+    // seed 2869). check_partition yields to it, try_take takes nothing beside it.
+    std::uint64_t rival_claim(const Peer& peer, std::int64_t now) const;
     // A dead peer keeps what it claimed for a period more (try_take); the first such end.
     std::int64_t claim_lapses(const Peer& peer) const;
     std::int64_t grace_end() const;

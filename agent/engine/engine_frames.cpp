@@ -173,8 +173,16 @@ void ConvergenceEngine::on_heartbeat(std::span<const std::uint8_t> frame, Millis
     const auto change = peers_.accept(hb, heard, quiet_ms());
     if (newly_asked && change.result != Membership::Accept::pending)
         send_soon(now);
-    if (change.result == Membership::Accept::pending)
-        return; // most likely this host's new boot, replacing the earlier once that is quiet
+    if (change.result == Membership::Accept::pending) {
+        // Most likely the peer's new boot, replacing the earlier once that is quiet. One that
+        // serves a group of its own is met at once (check_partition).
+        if (rival_claim(peers_.peer(hb.priority), now) != 0) {
+            held_eval_ = true;
+            if (!holding_)
+                settle_frames(now);
+        }
+        return;
+    }
     if (change.result != Membership::Accept::duplicate) {
         // The peer's own stream, proven: echoed from now on, whatever was heard last (a
         // recording of its earlier boot, its stopped boot just before a restart).

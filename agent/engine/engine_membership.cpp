@@ -364,16 +364,17 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
     }
     // Conflicting groups: live hosts owning buckets under an epoch neither side took part in.
     std::vector<std::uint64_t> foreign;
+    const auto note_foreign = [&](std::uint64_t claim, std::uint64_t members) {
+        if (claim != 0 && claim != epoch_ && !(members & host_bit(me_)) &&
+            std::find(foreign.begin(), foreign.end(), claim) == foreign.end())
+            foreign.push_back(claim);
+    };
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
-        if (p == me_ || !peer.alive)
+        if (p == me_ || !peer.alive || (epoch_members_ & host_bit(p)))
             continue;
-        const auto& hb = peer.heartbeat;
-        if (hb.claim == 0 || hb.claim == epoch_ || (epoch_members_ & host_bit(p)) ||
-            (hb.claim_members & host_bit(me_)))
-            continue;
-        if (std::find(foreign.begin(), foreign.end(), hb.claim) == foreign.end())
-            foreign.push_back(hb.claim);
+        note_foreign(peer.heartbeat.claim, peer.heartbeat.claim_members);
+        note_foreign(rival_claim(peer, now), peer.rival_claim_members);
     }
     partition_deadline_ = kNoDeadline;
     if (foreign.empty()) {
@@ -439,6 +440,18 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
     }
     for (auto other : foreign) {
         const std::uint8_t leader = leader_of(other);
+        if (leader == 0) {
+            // Only a peer's other stream, pending here, claims it (rival_claim): its score
+            // can be read only once that stream is taken in, 1.5 periods after the earlier one
+            // went quiet, and its group never hears this one meanwhile (this host echoes the
+            // earlier stream), so never yields. This group does, and takes nothing until then.
+            std::uint8_t rival = 1;
+            while (rival < NLB_MAX_HOSTS && rival_claim(peers_.peer(rival), now) != other)
+                ++rival;
+            yield_partition(now, "host " + std::to_string(rival) +
+                                     "'s new boot, not taken in yet, serves an epoch of its own");
+            return;
+        }
         bool known = false;
         const auto theirs = leader_score(leader, known);
         if (!known) {

@@ -135,6 +135,9 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         // So may a live one whose frames stopped coming (late_server).
         if (late_server(peer, now))
             return;
+        // So may its new boot, not taken in yet, that serves a group of its own.
+        if (const auto r = rival_claim(peer, now); r != 0 && r != epoch_)
+            return;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
             continue;
@@ -213,6 +216,15 @@ std::uint64_t ConvergenceEngine::outside_owners() const {
 
 bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
     return peer.known && !peer.alive && now <= claim_lapses(peer) && may_serve(peer.heartbeat);
+}
+
+std::uint64_t ConvergenceEngine::rival_claim(const Peer& peer, std::int64_t now) const {
+    // Not once the stream taken in spoke after it (a second host: Membership's duplicate).
+    if (!peer.alive || peer.rival_nonce == 0 || peer.rival_nonce == peer.heartbeat.nonce ||
+        peer.rival_nonce == peer.second_nonce || peer.last_heard_ms > peer.rival_since_ms ||
+        now - peer.rival_heard_ms > tolerance_ms())
+        return 0;
+    return peer.rival_claim;
 }
 
 bool ConvergenceEngine::late_server(const Peer& peer, std::int64_t now) const {

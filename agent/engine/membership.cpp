@@ -38,6 +38,9 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
                 p.rival_since_ms = now_ms;
                 p.rival_sequence = p.heartbeat.sequence;
             }
+            p.rival_claim = hb.claim;
+            p.rival_claim_members = hb.claim_members;
+            p.rival_heard_ms = now_ms;
             const bool spoke_after = p.last_heard_ms > p.rival_since_ms;
             // Set aside for good only once the live stream sent two frames since: one frame of
             // a restarted host's earlier boot, late on the other path, is not a second host.

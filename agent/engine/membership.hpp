@@ -37,6 +37,11 @@ struct Peer {
     std::uint64_t rival_nonce = 0;
     std::int64_t rival_since_ms = 0;
     std::uint64_t rival_sequence = 0; // the live stream's sequence then
+    // What the rival's last frame claimed, and when it came: a new boot that formed a group
+    // of its own serves meanwhile (ConvergenceEngine::rival_claim).
+    std::uint64_t rival_claim = 0;
+    std::uint64_t rival_claim_members = 0;
+    std::int64_t rival_heard_ms = kNever;
     // The rival proven a second host (the live stream sent two frames after it appeared; a
     // restarted host's earlier stream never speaks again): set aside until that one is dead.
     std::uint64_t second_nonce = 0;

@@ -1,6 +1,7 @@
-// Partition heals that go wrong: the losing group's leader silent, or a member of the losing
-// group that cannot hear the winners. Each left two owners for seconds (chaos-ops seeds 2100
-// and 2827, a VM woken with its clock beside such a group) until its fix.
+// Partition heals that go wrong: the losing group's leader silent, a member of the losing
+// group that cannot hear the winners, or a group that speaks only through a peer's new boot
+// not taken in yet. Each left two owners for seconds (chaos-ops seeds 2100, 2827 and 2869, a
+// VM woken with its clock beside such a group) until its fix.
 #include <catch2/catch.hpp>
 
 #include "simulator.hpp"
@@ -80,6 +81,51 @@ TEST_CASE("partition heal: a member that cannot hear the winners lets go with it
         CHECK(has_event_with(sim.host(1), EventKind::partition_yield,
                              "host 1 of our epoch let go of it"));
         CHECK(!has_event(sim.host(2), EventKind::partition_yield));
+    }
+}
+
+TEST_CASE("partition heal: a VM woken beside its peer's new boot lets go before taking it in") {
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+        INFO("seed=" << seed);
+        Simulator sim(seed + 7300, {});
+        sim.add_host(default_config(1));
+        sim.add_host(default_config(2));
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, 30 * kPeriod));
+        // Host 2 pauses: host 1 counts it out and serves every bucket alone.
+        sim.pause(1);
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(0).engine->members() == 0x1 && sim.host(0).engine->converged() &&
+                       sim.host(0).engine->buckets_owned(0) == NLB_BUCKETS;
+            },
+            sim.now() + 30 * kPeriod));
+        // Host 1's VM stops with its clock. Host 2 comes back for a moment, and its frames,
+        // which echo host 1 (read late from before the pause), queue up there; then it
+        // restarts, and its new boot, hearing nobody, serves every bucket alone.
+        sim.pause_vm(0);
+        sim.resume(1);
+        sim.run_until(sim.now() + kPeriod / 2);
+        sim.kill(1);
+        const auto fresh = sim.add_host(default_config(2));
+        REQUIRE(sim.run_until(
+            [&] {
+                return sim.host(fresh).engine->converged() &&
+                       sim.host(fresh).engine->buckets_owned(0) == NLB_BUCKETS;
+            },
+            sim.now() + 30 * kPeriod));
+        // The VM wakes: by its clock host 2's earlier boot spoke just now, so the new boot's
+        // frames wait 1.5 periods to replace it, and the two groups met only then (1.5 s of
+        // two owners). Now host 1 lets go at the new boot's first frame that proves contact.
+        const auto woke = sim.now();
+        sim.reset_double_stats();
+        sim.resume_frozen(0);
+        REQUIRE(sim.run_until([&] { return sim.double_since() < 0; }, woke + kPeriod / 2));
+        CHECK(has_event_with(sim.host(0), EventKind::partition_yield,
+                             "host 2's new boot, not taken in yet"));
+        CHECK(!has_event(sim.host(fresh), EventKind::partition_yield));
+        REQUIRE(sim.run_until([&] { return sim.settled(); }, sim.now() + 30 * kPeriod));
+        CHECK(sim.max_double_ms() < kPeriod / 2);
+        CHECK(sim.host(fresh).engine->members() == 0x3);
     }
 }
 
