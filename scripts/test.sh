@@ -63,9 +63,10 @@ package_test() {
 # then the package test beside the clang build, then its fuzzers (each runs for a fixed wall
 # time; sharing the cores costs it executions, not its verdict) beside the engine's tests (a
 # simulated clock). All of it under SCHED_IDLE, which runs only on a core that nothing else
-# wants, so no test's agent or client ever waits for it. Alone, before the tests, these took
-# 6 minutes of the run. The engine's binary runs directly: ctest's 300 s limit is for an idle
-# machine, and two ctest runs would share one build directory.
+# wants, so no test's agent or client waits for it to get a core; the tests it overlaps still
+# run slower (tests/README.md). Alone, before the tests, these took 6 minutes of the run.
+# The engine's binary runs directly: ctest's 300 s limit is for an idle machine, and two
+# ctest runs would share one build directory.
 background() {
   chrt --idle -p 0 "$BASHPID" >/dev/null
   local start=$SECONDS fuzz_pid package_pid st=0
