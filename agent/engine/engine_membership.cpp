@@ -363,18 +363,27 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
         return;
     }
     // Conflicting groups: live hosts owning buckets under an epoch neither side took part in.
+    // With each, the priority whose rival alone claims it, if one does (rival_claim).
     std::vector<std::uint64_t> foreign;
-    const auto note_foreign = [&](std::uint64_t claim, std::uint64_t members) {
-        if (claim != 0 && claim != epoch_ && !(members & host_bit(me_)) &&
-            std::find(foreign.begin(), foreign.end(), claim) == foreign.end())
+    std::vector<std::uint8_t> rival_of;
+    const auto note_foreign = [&](std::uint64_t claim, std::uint64_t members, std::uint8_t via) {
+        if (claim == 0 || claim == epoch_ || (members & host_bit(me_)))
+            return;
+        const auto at = std::find(foreign.begin(), foreign.end(), claim);
+        if (at == foreign.end()) {
             foreign.push_back(claim);
+            rival_of.push_back(via);
+        } else if (!via) {
+            rival_of[at - foreign.begin()] = 0;
+        }
     };
     for (std::uint8_t p = 1; p <= NLB_MAX_HOSTS; ++p) {
         const auto& peer = peers_.peer(p);
         if (p == me_ || !peer.alive || (epoch_members_ & host_bit(p)))
             continue;
-        note_foreign(peer.heartbeat.claim, peer.heartbeat.claim_members);
-        note_foreign(rival_claim(peer, now), peer.rival_claim_members);
+        note_foreign(peer.heartbeat.claim, peer.heartbeat.claim_members, 0);
+        if (rival_yield_[p] != peer.heartbeat.nonce)
+            note_foreign(rival_claim(peer, now), peer.rival_claim_members, p);
     }
     partition_deadline_ = kNoDeadline;
     if (foreign.empty()) {
@@ -438,16 +447,15 @@ void ConvergenceEngine::check_partition(std::int64_t now) {
         }
         partition_deadline_ = due;
     }
-    for (auto other : foreign) {
+    for (std::size_t i = 0; i < foreign.size(); ++i) {
+        const std::uint64_t other = foreign[i];
         const std::uint8_t leader = leader_of(other);
-        if (leader == 0) {
+        if (const std::uint8_t rival = rival_of[i]; rival != 0 && leader == 0) {
             // Only a peer's other stream, pending here, claims it (rival_claim): its score
             // can be read only once that stream is taken in, 1.5 periods after the earlier one
             // went quiet, and its group never hears this one meanwhile (this host echoes the
             // earlier stream), so never yields. This group does, and takes nothing until then.
-            std::uint8_t rival = 1;
-            while (rival < NLB_MAX_HOSTS && rival_claim(peers_.peer(rival), now) != other)
-                ++rival;
+            rival_yield_[rival] = peers_.peer(rival).heartbeat.nonce;
             yield_partition(now, "host " + std::to_string(rival) +
                                      "'s new boot, not taken in yet, serves an epoch of its own");
             return;

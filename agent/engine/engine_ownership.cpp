@@ -136,7 +136,7 @@ void ConvergenceEngine::try_take(std::int64_t now) {
         if (late_server(peer, now))
             return;
         // So may its new boot, not taken in yet, that serves a group of its own.
-        if (const auto r = rival_claim(peer, now); r != 0 && r != epoch_)
+        if (rival_claim(peer, now) != 0)
             return;
         const auto c = may_own(peer.heartbeat);
         if (c == 0 || c == epoch_)
@@ -222,7 +222,8 @@ std::uint64_t ConvergenceEngine::rival_claim(const Peer& peer, std::int64_t now)
     // Not once the stream taken in spoke after it (a second host: Membership's duplicate).
     if (!peer.alive || peer.rival_nonce == 0 || peer.rival_nonce == peer.heartbeat.nonce ||
         peer.rival_nonce == peer.second_nonce || peer.last_heard_ms > peer.rival_since_ms ||
-        now - peer.rival_heard_ms > tolerance_ms())
+        now - peer.rival_heard_ms > tolerance_ms() || (peer.rival_claim_members & host_bit(me_)) ||
+        peer.rival_claim == epoch_)
         return 0;
     return peer.rival_claim;
 }

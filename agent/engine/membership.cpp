@@ -38,8 +38,11 @@ Membership::Change Membership::accept(const Heartbeat& hb, std::int64_t now_ms,
                 p.rival_since_ms = now_ms;
                 p.rival_sequence = p.heartbeat.sequence;
             }
-            p.rival_claim = hb.claim;
-            p.rival_claim_members = hb.claim_members;
+            // A 1.1 frame echoes nobody, so may be a recording of any earlier boot: its claim
+            // counts for nothing (ConvergenceEngine::rival_claim).
+            const bool proven = hb.version_minor >= 2;
+            p.rival_claim = proven ? hb.claim : 0;
+            p.rival_claim_members = proven ? hb.claim_members : 0;
             p.rival_heard_ms = now_ms;
             const bool spoke_after = p.last_heard_ms > p.rival_since_ms;
             // Set aside for good only once the live stream sent two frames since: one frame of

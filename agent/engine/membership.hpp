@@ -37,8 +37,9 @@ struct Peer {
     std::uint64_t rival_nonce = 0;
     std::int64_t rival_since_ms = 0;
     std::uint64_t rival_sequence = 0; // the live stream's sequence then
-    // What the rival's last frame claimed, and when it came: a new boot that formed a group
-    // of its own serves meanwhile (ConvergenceEngine::rival_claim).
+    // What the rival's last frame claimed (1.2 frames only), and when it came: most likely a
+    // new boot, which may serve a group of its own meanwhile (ConvergenceEngine::rival_claim);
+    // possibly a late or replayed frame of an earlier boot.
     std::uint64_t rival_claim = 0;
     std::uint64_t rival_claim_members = 0;
     std::int64_t rival_heard_ms = kNever;
