@@ -267,15 +267,8 @@ class ConvergenceEngine {
     // Alive, it may serve, and its frames have not come for a period and a half: what it
     // installed since (its frames lost, then paused) is not known here.
     bool late_server(const Peer& peer, std::int64_t now) const;
-    // The epoch a peer's other stream claims without this host while that stream waits to
-    // replace the one taken in (Membership::accept: pending), which has not spoken since it
-    // appeared, heard within the tolerance; 0 otherwise. Such a stream proved contact (a 1.2
-    // frame that echoes this boot): most likely the peer restarted, unknown to a VM woken with
-    // its clock, by which the earlier boot spoke just before. Its frames are not taken in
-    // until that one has been quiet for 1.5 periods, and until then the two never meet as
-    // groups: a new boot that serves a group of its own serves beside this host's (1.5 s of
-    // two owners in chaos-ops seed 2869). check_partition yields to it (once per stream
-    // taken in: rival_yield_), try_take takes nothing beside it.
+    // The epoch a peer's pending other stream claims without this host, while it counts
+    // (engine_ownership.cpp says when, and why); 0 otherwise.
     std::uint64_t rival_claim(const Peer& peer, std::int64_t now) const;
     // A dead peer keeps what it claimed for a period more (try_take); the first such end.
     std::int64_t claim_lapses(const Peer& peer) const;
@@ -595,9 +588,7 @@ class ConvergenceEngine {
     std::int64_t partition_deadline_ = kNoDeadline; // the first silent leader's, if any
     std::uint64_t frozen_score_ = 0;
     std::uint64_t yielded_epoch_ = 0; // the epoch this host let go of at its last yield
-    // Per priority, the stream taken in when this host last yielded to that priority's rival
-    // (check_partition): recorded frames of the peer's earlier boots, replayed one boot after
-    // another between the peer's own frames, would otherwise make it yield at every install.
+    // Per priority, the stream taken in when this host last yielded to its rival (once each).
     std::array<std::uint64_t, NLB_MAX_HOSTS + 1> rival_yield_{};
 
     // Sending.

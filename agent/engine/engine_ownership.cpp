@@ -218,8 +218,17 @@ bool ConvergenceEngine::in_grace(const Peer& peer, std::int64_t now) const {
     return peer.known && !peer.alive && now <= claim_lapses(peer) && may_serve(peer.heartbeat);
 }
 
+// A peer's other stream that waits to replace the one taken in (Membership::accept: pending)
+// proved contact (a 1.2 frame that echoes this boot): most likely the peer restarted, unknown
+// to a VM woken with its clock, by which the earlier boot spoke just before. Its frames are
+// not taken in until that one has been quiet for 1.5 periods, and until then the two never
+// meet as groups: a new boot that serves a group of its own serves beside this host's (1.5 s
+// of two owners in chaos-ops seed 2869). check_partition yields to it, once per stream taken
+// in (rival_yield_: recorded frames of the peer's earlier boots, replayed one boot after
+// another between the peer's own frames, would otherwise make it yield at every install);
+// try_take takes nothing beside it. It counts while heard within the tolerance, and not once
+// the stream taken in spoke after it (a second host: Membership's duplicate).
 std::uint64_t ConvergenceEngine::rival_claim(const Peer& peer, std::int64_t now) const {
-    // Not once the stream taken in spoke after it (a second host: Membership's duplicate).
     if (!peer.alive || peer.rival_nonce == 0 || peer.rival_nonce == peer.heartbeat.nonce ||
         peer.rival_nonce == peer.second_nonce || peer.last_heard_ms > peer.rival_since_ms ||
         now - peer.rival_heard_ms > tolerance_ms() || (peer.rival_claim_members & host_bit(me_)) ||
